@@ -1,0 +1,279 @@
+"""Re-id encoders: person crops (+ part boxes) -> L2-normalised ``float32 [N, D]`` embeddings.
+
+Two backends behind :class:`ReIDEncoder`:
+    * :class:`JointLossEncoder` - our joint-loss network (``models.jointloss``) from a reid-app checkpoint, or from
+      its trunk's ImageNet weights when no re-id checkpoint is configured; GPU with autocast when present.
+    * :class:`OnnxEncoder` - any ONNX re-id model ``[N, 3, H, W] -> [N, D]`` (RGB, ImageNet mean/std, the
+      torchreid/BoxMOT export convention) through onnxruntime.
+Use :func:`load_encoder` to pick the backend from the weights file.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from reid_app.errors import DeviceError, WeightsError
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def preprocess(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], size: tuple[int, int]
+               ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Resize, convert and normalise crops for a re-id network.
+
+    Args:
+        crops: ``N`` arrays ``uint8 [h_i, w_i, 3]``, BGR.
+        part_boxes: ``float32 [N, P, 4]`` in each crop's pixels, or None.
+        size: network input ``(height, width)`` in pixels.
+
+    Returns:
+        ``(images, boxes)``: ``float32 [N, 3, H, W]`` normalised RGB; part boxes rescaled to input pixels
+        (``float32 [N, P, 4]``) or None.
+    """
+    height, width = size
+    images = np.empty((len(crops), 3, height, width), dtype=np.float32)
+    boxes = None if part_boxes is None else np.array(part_boxes, dtype=np.float32, copy=True)
+    for i, crop in enumerate(crops):
+        h, w = crop.shape[:2]
+        resized = cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
+        rgb = resized[:, :, ::-1].astype(np.float32) / 255.0
+        images[i] = ((rgb - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+        if boxes is not None:
+            boxes[i, :, [0, 2]] *= width / max(w, 1)
+            boxes[i, :, [1, 3]] *= height / max(h, 1)
+    return images, boxes
+
+
+def _l2_normalise(x: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norm, 1e-12)).astype(np.float32)
+
+
+class ReIDEncoder(ABC):
+    """Common interface of the re-id backends.
+
+    Attributes:
+        name: model name stored with every embedding (e.g. ``jointloss-resnet50``, ``osnet_x0_25_msmt17``).
+        checkpoint_hash: SHA-256 of the weights (``imagenet-<backbone>`` for an untrained joint-loss network).
+        source: where the weights came from (path), for the database's ``models.source``.
+        dims: embedding length ``D``.
+        input_size: ``(height, width)`` in pixels.
+        device: where it runs (``cpu``, ``cuda:0``).
+    """
+
+    name: str
+    checkpoint_hash: str
+    source: str
+    dims: int
+    input_size: tuple[int, int]
+    device: str
+
+    def __init__(self, batch_size: int = 64):
+        self.batch_size = max(1, int(batch_size))
+
+    def encode(self, crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray] = None) -> np.ndarray:
+        """Embed person crops.
+
+        Args:
+            crops: ``N`` BGR ``uint8 [h, w, 3]`` crops (any size).
+            part_boxes: ``float32 [N, P, 4]`` part boxes in crop pixels; None uses fixed stripes.
+
+        Returns:
+            ``float32 [N, D]``, each row of unit L2 norm (``[0, D]`` for no crops).
+        """
+        if len(crops) == 0:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        out = []
+        for start in range(0, len(crops), self.batch_size):
+            stop = start + self.batch_size
+            boxes = None if part_boxes is None else part_boxes[start:stop]
+            images, boxes = preprocess(crops[start:stop], boxes, self.input_size)
+            out.append(self._forward(images, boxes))
+        return _l2_normalise(np.concatenate(out, axis=0))
+
+    @abstractmethod
+    def _forward(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
+        """``float32 [n, 3, H, W]`` (+ ``[n, P, 4]``) -> ``float32 [n, D]`` (not necessarily normalised)."""
+
+
+def resolve_device(spec: str) -> str:
+    """Validate a ``--device`` value and turn ``auto`` into ``cuda:0`` or ``cpu``.
+
+    Raises:
+        DeviceError: malformed value, or CUDA asked for but not available.
+    """
+    import torch
+
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if spec == "cpu":
+        return "cpu"
+    if spec == "cuda" or spec.startswith("cuda:"):
+        index = 0
+        if ":" in spec:
+            try:
+                index = int(spec.split(":", 1)[1])
+            except ValueError:
+                raise DeviceError(f"device '{spec}' is not valid; use auto, cpu, cuda or cuda:N") from None
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device '{spec}' requested but CUDA is not available on this machine; use --device cpu")
+        if index >= torch.cuda.device_count():
+            raise DeviceError(f"device '{spec}' does not exist: this machine has {torch.cuda.device_count()} "
+                              f"CUDA device(s)")
+        return f"cuda:{index}"
+    raise DeviceError(f"device '{spec}' is not valid; use auto, cpu, cuda or cuda:N")
+
+
+class JointLossEncoder(ReIDEncoder):
+    """Our joint-loss network (``models.jointloss.JointLossNet``) at inference.
+
+    Args:
+        net: the network (moved to ``device`` and set to eval mode here).
+        name, checkpoint_hash, source: identity of the weights (see :class:`ReIDEncoder`).
+        device: ``cpu`` or ``cuda:N``; on CUDA the forward pass runs under bf16 autocast, channels_last.
+        batch_size: crops per forward pass.
+    """
+
+    def __init__(self, net, name: str, checkpoint_hash: str, source: str, device: str = "cpu",
+                 batch_size: int = 64):
+        import torch
+
+        super().__init__(batch_size)
+        self.net = net.to(device).eval()
+        self.device = device
+        if device.startswith("cuda"):
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.name, self.checkpoint_hash, self.source = name, checkpoint_hash, source
+        self.dims = net.config.dims
+        self.input_size = tuple(net.config.input_size)
+        self.num_parts = net.config.num_parts
+        self._stripes = net.config.part_mode == "stripes"
+
+    def _forward(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
+        import torch
+
+        from models.parts import FALLBACK_STRIPES, stripe_boxes
+
+        n = images.shape[0]
+        if part_boxes is None or self._stripes:
+            stripes = FALLBACK_STRIPES if self.num_parts == len(FALLBACK_STRIPES) else np.stack(
+                [np.arange(self.num_parts), np.arange(1, self.num_parts + 1)], 1).astype(np.float32) / self.num_parts
+            part_boxes = np.broadcast_to(stripe_boxes(*self.input_size, stripes), (n, self.num_parts, 4))
+        x = torch.from_numpy(images).to(self.device)
+        boxes = torch.from_numpy(np.ascontiguousarray(part_boxes, dtype=np.float32)).to(self.device)
+        with torch.inference_mode():
+            if self.device.startswith("cuda"):
+                x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    out = self.net(x, boxes)["descriptor"]
+            else:
+                out = self.net(x, boxes)["descriptor"]
+        return out.float().cpu().numpy()
+
+
+class OnnxEncoder(ReIDEncoder):
+    """Any ONNX re-id model with input ``[N, 3, H, W]`` (RGB, ImageNet mean/std) and output ``[N, D]``.
+
+    Args:
+        path: the ``.onnx`` file.
+        device: ``cpu`` or ``cuda:N`` (CUDA needs onnxruntime-gpu; otherwise the CPU provider is used).
+        batch_size: crops per run (a model with a fixed batch dimension runs one crop at a time).
+
+    Raises:
+        WeightsError: the file is not a loadable ONNX model, or its input is not ``[N, 3, H, W]``.
+    """
+
+    def __init__(self, path: str | Path, device: str = "cpu", batch_size: int = 64):
+        import onnxruntime as ort
+
+        from models.checkpoint import file_sha256
+
+        super().__init__(batch_size)
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            index = int(device.split(":")[1]) if ":" in device else 0
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
+        try:
+            self.session = ort.InferenceSession(str(path), providers=providers)
+        except Exception as exc:
+            raise WeightsError(f"ONNX re-id model {path} could not be loaded ({type(exc).__name__}); the file is "
+                               f"corrupt or not an ONNX model") from exc
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        shape = inputs[0].shape
+        if len(inputs) != 1 or len(shape) != 4 or shape[1] != 3:
+            raise WeightsError(f"ONNX model {path} must take one input [N, 3, H, W]; it takes "
+                               f"{[(i.name, i.shape) for i in inputs]}")
+        height = shape[2] if isinstance(shape[2], int) else 256
+        width = shape[3] if isinstance(shape[3], int) else 128
+        self.input_size = (height, width)
+        self.input_name = inputs[0].name
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+        out_shape = outputs[0].shape
+        if isinstance(out_shape[-1], int):
+            self.dims = int(out_shape[-1])
+        else:
+            self.dims = int(self.session.run(None, {self.input_name: np.zeros((1, 3, height, width), np.float32)}
+                                             )[0].shape[-1])
+        self.name = Path(path).stem
+        self.checkpoint_hash = file_sha256(path)
+        self.source = str(Path(path).resolve())
+        self.device = "cuda" if self.session.get_providers()[0].startswith("CUDA") else "cpu"
+
+    def _forward(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
+        if self.fixed_batch is not None and self.fixed_batch != images.shape[0]:
+            return np.concatenate([self.session.run(None, {self.input_name: images[i:i + 1]})[0]
+                                   for i in range(images.shape[0])], axis=0)
+        return self.session.run(None, {self.input_name: images})[0].reshape(images.shape[0], -1)
+
+
+def build_jointloss_encoder(checkpoint: Optional[str | Path], device: str = "cpu", batch_size: int = 64,
+                            backbone: str = "resnet50") -> JointLossEncoder:
+    """A joint-loss encoder from a reid-app checkpoint, or from ImageNet trunk weights when ``checkpoint`` is None.
+
+    Raises:
+        WeightsError: unreadable checkpoint, mismatching weights, or ImageNet weights unavailable offline.
+    """
+    from models.checkpoint import file_sha256, load_checkpoint
+    from models.jointloss import JointLossConfig, JointLossNet
+
+    if checkpoint is None:
+        log.warning("the joint-loss re-id network is not re-id-trained (ImageNet trunk only): matches will be "
+                    "poor; pass --reid PATH to a trained checkpoint or an ONNX re-id model")
+        config = JointLossConfig(backbone=backbone)
+        net = JointLossNet(config, pretrained_trunk=True)
+        return JointLossEncoder(net, f"jointloss-{backbone}", f"imagenet-{backbone}", "torchvision-imagenet",
+                                device, batch_size)
+    state_dict, metadata = load_checkpoint(checkpoint)
+    try:
+        config = JointLossConfig.from_dict(metadata.get("config", {}))
+        net = JointLossNet(config, pretrained_trunk=False)
+        net.load_state_dict(state_dict, strict=False)
+        missing = [k for k in net.state_dict() if k not in state_dict and "classifier" not in k]
+        if missing:
+            raise ValueError(f"missing {len(missing)} tensors such as {missing[0]}")
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise WeightsError(f"re-id checkpoint {checkpoint} does not match the joint-loss network: {exc}") from exc
+    name = metadata.get("name") or f"jointloss-{config.backbone}"
+    return JointLossEncoder(net, name, file_sha256(checkpoint), str(Path(checkpoint).resolve()), device, batch_size)
+
+
+def load_encoder(weights: Optional[str | Path], device: str = "cpu", batch_size: int = 64) -> ReIDEncoder:
+    """Pick the backend from the weights: ``.onnx`` -> :class:`OnnxEncoder`, otherwise a reid-app checkpoint;
+    None -> the joint-loss network with ImageNet trunk weights (with a warning).
+
+    Raises:
+        WeightsError: see the backends.
+    """
+    if weights is not None and Path(weights).suffix.lower() == ".onnx":
+        return OnnxEncoder(weights, device, batch_size)
+    return build_jointloss_encoder(weights, device, batch_size)

@@ -1,0 +1,200 @@
+"""The joint-loss re-id network: a shared ResNet trunk, a global branch and pose-guided body-part branches.
+
+Architecture (see ../shared/DESIGN.md):
+    * Shared trunk: torchvision ResNet stem + ``layer1``-``layer3`` (shared low-level features, JLML Sec. 3.1).
+    * Global branch: ``layer4`` (stride 1 with ``last_stride=1``, Luo et al. 2019 "Bag of Tricks") -> global
+      average pooling -> linear embedding -> BNNeck (BatchNorm whose output is used at inference) -> identity
+      classifier.
+    * Local branch: one stream per body part. Part boxes (from COCO-17 keypoints, ``models.parts``) are cut out of
+      the stride-16 ``layer3`` map with ``torchvision.ops.roi_align`` (Liu et al., RoI pooling of pose-guided part
+      regions from a mid-level feature map); each part has its own 1x1 conv head, embedding, BNNeck and identity
+      classifier (JLML's one softmax loss per branch/stream).
+    * Descriptor: concatenation of the BNNeck outputs of the global embedding and every part embedding,
+      L2-normalised. Default dims: 512 (global) + 4 x 128 (parts) = 1024.
+
+Training (losses, samplers, schedules) is not in this module; it only defines the network and its inference path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import roi_align
+
+from reid_app.errors import WeightsError
+
+BACKBONES = ("resnet18", "resnet34", "resnet50")
+_LAYER3_STRIDE = 16
+
+
+@dataclass
+class JointLossConfig:
+    """Architecture of a :class:`JointLossNet`; stored in checkpoints as a plain dict.
+
+    Attributes:
+        backbone: ``resnet50`` (default), ``resnet34`` or ``resnet18`` (lighter, for CPU-only users).
+        last_stride: stride of ``layer4`` (1 keeps a 16x8 map at 256x128 input; 2 is torchvision's default).
+        global_dim: global embedding size.
+        part_dim: embedding size of each part stream.
+        num_parts: number of part streams (4: head+shoulder, upper body, upper leg, lower leg).
+        use_global / use_parts: enable each branch (at least one).
+        part_mode: ``pose`` (part boxes from keypoints, fallback stripes) or ``stripes`` (always fixed stripes).
+        roi_size: ``[h, w]`` of each part's RoI-aligned feature map.
+        num_classes: identities of the training set (0: no classifiers, inference only).
+        input_size: ``[height, width]`` of the network input in pixels.
+    """
+
+    backbone: str = "resnet50"
+    last_stride: int = 1
+    global_dim: int = 512
+    part_dim: int = 128
+    num_parts: int = 4
+    use_global: bool = True
+    use_parts: bool = True
+    part_mode: str = "pose"
+    roi_size: list = field(default_factory=lambda: [4, 4])
+    num_classes: int = 0
+    input_size: list = field(default_factory=lambda: [256, 128])
+
+    @property
+    def dims(self) -> int:
+        """Length of the descriptor."""
+        return (self.global_dim if self.use_global else 0) + (self.num_parts * self.part_dim if self.use_parts else 0)
+
+    def to_dict(self) -> dict:
+        """Plain dict for checkpoint metadata."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "JointLossConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are ignored.
+
+        Raises:
+            ValueError: an invalid backbone or no branch enabled.
+        """
+        config = cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for an impossible configuration."""
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
+        if not (self.use_global or self.use_parts):
+            raise ValueError("at least one of use_global and use_parts must be enabled")
+        if self.last_stride not in (1, 2):
+            raise ValueError("last_stride must be 1 or 2")
+
+
+class _EmbeddingHead(nn.Module):
+    """Linear embedding -> BNNeck -> (optional) identity classifier."""
+
+    def __init__(self, in_dim: int, dim: int, num_classes: int):
+        super().__init__()
+        self.embed = nn.Linear(in_dim, dim)
+        self.bnneck = nn.BatchNorm1d(dim)
+        self.bnneck.bias.requires_grad_(False)
+        self.classifier = nn.Linear(dim, num_classes, bias=False) if num_classes > 0 else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        feat = self.embed(x)
+        bn = self.bnneck(feat)
+        logits = self.classifier(bn) if self.classifier is not None and self.training else None
+        return feat, bn, logits
+
+
+def _resnet(name: str, pretrained: bool) -> nn.Module:
+    import torchvision.models as tvm
+
+    weights = {"resnet18": tvm.ResNet18_Weights, "resnet34": tvm.ResNet34_Weights,
+               "resnet50": tvm.ResNet50_Weights}[name].IMAGENET1K_V1 if pretrained else None
+    try:
+        return getattr(tvm, name)(weights=weights)
+    except Exception as exc:  # URLError, HTTPError, socket errors, corrupt cache
+        raise WeightsError(
+            f"no re-id weights are configured and the ImageNet weights of {name} could not be fetched "
+            f"({type(exc).__name__}); offline, pass --reid PATH to a re-id checkpoint or ONNX model "
+            f"(e.g. osnet_x0_25_msmt17.onnx), or place {weights.url.rsplit('/', 1)[-1]} in "
+            f"$TORCH_HOME/hub/checkpoints") from exc
+
+
+class JointLossNet(nn.Module):
+    """Global + pose-guided part re-id network (module docstring gives the architecture and sources).
+
+    Args:
+        config: architecture.
+        pretrained_trunk: initialise the ResNet from torchvision's ImageNet weights (downloaded when online).
+
+    Raises:
+        ValueError: invalid config.
+        WeightsError: ImageNet weights requested but unavailable.
+    """
+
+    def __init__(self, config: JointLossConfig, pretrained_trunk: bool = False):
+        super().__init__()
+        config.validate()
+        self.config = config
+        resnet = _resnet(config.backbone, pretrained_trunk)
+        if config.last_stride == 1:
+            block = resnet.layer4[0]
+            strided = block.conv2 if hasattr(block, "conv3") else block.conv1  # Bottleneck vs BasicBlock
+            strided.stride = (1, 1)
+            block.downsample[0].stride = (1, 1)
+        self.trunk = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool,
+                                   resnet.layer1, resnet.layer2, resnet.layer3)
+        mid_channels = resnet.layer4[0].conv1.in_channels
+        top_channels = resnet.fc.in_features
+        self.layer4 = resnet.layer4 if config.use_global else None
+        self.global_head = _EmbeddingHead(top_channels, config.global_dim, config.num_classes) \
+            if config.use_global else None
+        if config.use_parts:
+            self.part_convs = nn.ModuleList(
+                nn.Sequential(nn.Conv2d(mid_channels, 256, 1, bias=False), nn.BatchNorm2d(256), nn.ReLU(inplace=True))
+                for _ in range(config.num_parts))
+            self.part_heads = nn.ModuleList(_EmbeddingHead(256, config.part_dim, config.num_classes)
+                                            for _ in range(config.num_parts))
+        else:
+            self.part_convs = None
+            self.part_heads = None
+
+    def forward(self, images: torch.Tensor, part_boxes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encode a batch.
+
+        Args:
+            images: ``float32 [N, 3, H, W]`` normalised RGB (ImageNet mean/std), ``H, W`` = ``config.input_size``.
+            part_boxes: ``float32 [N, P, 4]`` part boxes ``(x1, y1, x2, y2)`` in input pixels.
+
+        Returns:
+            ``descriptor``: ``[N, D]`` L2-normalised concatenation of BNNeck features. In training mode also
+            ``features`` (list of pre-BNNeck embeddings, global first, for the triplet loss) and ``logits`` (list of
+            identity logits, one per branch/stream, when ``num_classes > 0``).
+        """
+        mid = self.trunk(images)
+        feats, bns, logits = [], [], []
+        if self.global_head is not None:
+            top = self.layer4(mid)
+            feat, bn, logit = self.global_head(F.adaptive_avg_pool2d(top, 1).flatten(1))
+            feats.append(feat), bns.append(bn), logits.append(logit)
+        if self.part_heads is not None:
+            n, p = part_boxes.shape[:2]
+            if p != self.config.num_parts:
+                raise ValueError(f"expected {self.config.num_parts} part boxes per image, got {p}")
+            index = torch.arange(n, device=images.device, dtype=part_boxes.dtype).repeat_interleave(p)
+            rois = torch.cat([index[:, None], part_boxes.reshape(n * p, 4).to(mid.dtype)], dim=1)
+            regions = roi_align(mid, rois.to(mid.dtype), output_size=tuple(self.config.roi_size),
+                                spatial_scale=1.0 / _LAYER3_STRIDE, sampling_ratio=2, aligned=True)
+            regions = regions.reshape(n, p, *regions.shape[1:])
+            for k in range(p):
+                pooled = F.adaptive_avg_pool2d(self.part_convs[k](regions[:, k]), 1).flatten(1)
+                feat, bn, logit = self.part_heads[k](pooled)
+                feats.append(feat), bns.append(bn), logits.append(logit)
+        out = {"descriptor": F.normalize(torch.cat(bns, dim=1).float(), dim=1)}
+        if self.training:
+            out["features"] = feats
+            if self.config.num_classes > 0:
+                out["logits"] = logits
+        return out

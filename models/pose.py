@@ -1,0 +1,136 @@
+"""COCO-17 pose estimation for tracked people, behind one interface with interchangeable backends.
+
+Backends:
+    * :class:`DetectorKeypoints` - the detector is a YOLO pose model; its keypoints are used as they are (free).
+    * :class:`YoloTopDownPose` - a YOLO pose model run top-down on each detection's padded crop.
+    * :class:`MMPoseEstimator` - mmpose's top-down models (optional; needs a working mmcv, imported lazily).
+    * :class:`NoPose` - no keypoints; part boxes fall back to fixed body-ratio stripes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from reid_app.errors import WeightsError
+from reid_app.types import Detection
+
+
+class PoseEstimator(ABC):
+    """Fills ``Detection.keypoints`` (``float32 [17, 3]``, frame pixels, COCO-17 order) for one frame's people."""
+
+    name = "pose"
+
+    @abstractmethod
+    def estimate(self, image: np.ndarray, detections: Sequence[Detection]) -> None:
+        """Set ``keypoints`` on each detection in place.
+
+        Args:
+            image: ``uint8 [H, W, 3]`` BGR frame.
+            detections: the frame's tracked people.
+        """
+
+
+class DetectorKeypoints(PoseEstimator):
+    """Keypoints come with the detections (the detector is a pose model); nothing to do."""
+
+    name = "detector"
+
+    def estimate(self, image: np.ndarray, detections: Sequence[Detection]) -> None:
+        return None
+
+
+class NoPose(PoseEstimator):
+    """No pose estimate: keypoints stay ``None`` and part boxes use the fixed-ratio fallback."""
+
+    name = "none"
+
+    def estimate(self, image: np.ndarray, detections: Sequence[Detection]) -> None:
+        return None
+
+
+def _padded_crop(image: np.ndarray, box: np.ndarray, pad: float = 0.1) -> tuple[np.ndarray, float, float]:
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box
+    dx, dy = pad * (x2 - x1), pad * (y2 - y1)
+    cx1, cy1 = int(max(0, x1 - dx)), int(max(0, y1 - dy))
+    cx2, cy2 = int(min(w, x2 + dx)), int(min(h, y2 + dy))
+    return image[cy1:cy2, cx1:cx2], float(cx1), float(cy1)
+
+
+class YoloTopDownPose(PoseEstimator):
+    """A YOLO pose model run on each person's padded crop; the highest-scoring pose in the crop is kept.
+
+    Args:
+        weights: YOLO pose weights (path or Ultralytics name).
+        device: ``cpu`` / ``cuda[:N]``.
+        image_size: inference size in pixels for the crops.
+
+    Raises:
+        WeightsError: the weights cannot be loaded or are not a pose model.
+    """
+
+    name = "yolo-topdown"
+
+    def __init__(self, weights: str | Path, device: str = "cpu", image_size: int = 256):
+        from models.detection import load_yolo
+
+        self.model = load_yolo(weights, what="pose")
+        if self.model.task != "pose":
+            raise WeightsError(f"pose weights {weights} are a '{self.model.task}' model, not a pose model")
+        self.device = device
+        self.image_size = image_size
+
+    def estimate(self, image: np.ndarray, detections: Sequence[Detection]) -> None:
+        for det in detections:
+            crop, ox, oy = _padded_crop(image, det.box)
+            if crop.size == 0:
+                continue
+            result = self.model.predict(crop, imgsz=self.image_size, device=self.device, verbose=False)[0]
+            if result.keypoints is None or result.boxes is None or len(result.boxes) == 0:
+                continue
+            best = int(result.boxes.conf.argmax())
+            kp = result.keypoints.data[best].cpu().numpy().astype(np.float32).copy()
+            kp[:, 0] += ox
+            kp[:, 1] += oy
+            det.keypoints = kp
+
+
+class MMPoseEstimator(PoseEstimator):
+    """mmpose top-down pose (e.g. RTMPose, HRNet) on the detection boxes.
+
+    Args:
+        config: mmpose model config file.
+        checkpoint: its checkpoint file.
+        device: ``cpu`` / ``cuda[:N]``.
+
+    Raises:
+        WeightsError: mmpose (or its compiled mmcv) is not importable, or the model cannot be built.
+    """
+
+    name = "mmpose"
+
+    def __init__(self, config: str, checkpoint: str, device: str = "cpu"):
+        try:
+            from mmpose.apis import inference_topdown, init_model
+        except Exception as exc:  # ImportError, or mmcv's compiled ops failing to load
+            raise WeightsError(f"the mmpose pose backend needs mmpose with a compiled mmcv "
+                               f"({type(exc).__name__}: {exc}); install them (see README) or use --pose auto") from exc
+        try:
+            self.model = init_model(config, checkpoint, device=device)
+        except Exception as exc:
+            raise WeightsError(f"mmpose model {config} / {checkpoint} could not be built: {exc}") from exc
+        self._infer = inference_topdown
+
+    def estimate(self, image: np.ndarray, detections: Sequence[Detection]) -> None:
+        if not detections:
+            return
+        boxes = np.stack([d.box for d in detections]).astype(np.float32)
+        results = self._infer(self.model, image, boxes, bbox_format="xyxy")
+        for det, res in zip(detections, results):
+            inst = res.pred_instances
+            det.keypoints = np.concatenate([np.asarray(inst.keypoints[0], np.float32),
+                                            np.asarray(inst.keypoint_scores[0], np.float32)[:, None]], axis=1)

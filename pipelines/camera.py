@@ -1,0 +1,128 @@
+"""The per-camera pipeline: decode -> detect + track -> pose -> quality gate -> crop + part boxes -> sampling.
+
+It runs in its own thread per camera and hands finished observations (whole sampling windows) to a callback; the
+multi-camera ingest (``pipelines.ingest``) encodes them in batches across cameras and stores them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from models.detection import PersonTracker
+from models.parts import part_boxes_from_keypoints
+from models.pose import PoseEstimator
+from pipelines.quality import QualityConfig, crop_quality
+from pipelines.sampling import SamplingConfig, TrackSampler
+from pipelines.video import VideoSource
+from reid_app.types import Frame, Observation, StageTimes
+
+THUMBNAIL_HEIGHT = 128  # pixels
+THUMBNAIL_JPEG_QUALITY = 85
+
+#: Receives finished observations and the number of frames analysed so far.
+Emit = Callable[[list[Observation], int], None]
+
+
+def make_crop(frame: Frame, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a person out of a frame and place its body-part boxes.
+
+    Returns:
+        ``(crop, part_boxes)``: ``uint8 [h, w, 3]`` BGR copy of the box region (clipped to the frame) and
+        ``float32 [4, 4]`` part boxes in crop pixels (keypoint-guided where possible, see ``models.parts``).
+    """
+    h, w = frame.image.shape[:2]
+    x1, y1, x2, y2 = obs.detection.box
+    ix1, iy1 = int(max(0, np.floor(x1))), int(max(0, np.floor(y1)))
+    ix2, iy2 = int(min(w, np.ceil(x2))), int(min(h, np.ceil(y2)))
+    crop = frame.image[iy1:iy2, ix1:ix2].copy()
+    keypoints = None
+    if obs.detection.keypoints is not None:
+        keypoints = obs.detection.keypoints.copy()
+        keypoints[:, 0] -= ix1
+        keypoints[:, 1] -= iy1
+    boxes, _ = part_boxes_from_keypoints(keypoints, crop.shape[0], crop.shape[1])
+    return crop, boxes
+
+
+def encode_thumbnail(crop: np.ndarray) -> bytes:
+    """Small JPEG of a crop (``THUMBNAIL_HEIGHT`` pixels high, aspect kept)."""
+    h, w = crop.shape[:2]
+    scale = THUMBNAIL_HEIGHT / max(h, 1)
+    small = cv2.resize(crop, (max(1, int(round(w * scale))), THUMBNAIL_HEIGHT), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_JPEG_QUALITY])
+    return buf.tobytes() if ok else b""
+
+
+class CameraPipeline:
+    """Analyses one camera's video.
+
+    Args:
+        camera: camera name.
+        source: the decoded video at its analysis rate.
+        tracker: this camera's own detector + tracker.
+        pose: pose backend (``DetectorKeypoints`` when the detector is a pose model).
+        quality: quality gate thresholds.
+        sampling: per-track sampling bounds.
+    """
+
+    def __init__(self, camera: str, source: VideoSource, tracker: PersonTracker, pose: PoseEstimator,
+                 quality: QualityConfig = QualityConfig(), sampling: SamplingConfig = SamplingConfig()):
+        self.camera = camera
+        self.source = source
+        self.tracker = tracker
+        self.pose = pose
+        self.quality = quality
+        self.sampler = TrackSampler(sampling)
+        self.times = StageTimes()
+        self.frames_analysed = 0
+
+    def run(self, emit: Emit, should_stop: Callable[[], bool] = lambda: False) -> StageTimes:
+        """Process the whole video (or until ``should_stop()``), calling ``emit`` after every analysed frame.
+
+        Returns:
+            Seconds per stage (decode, detect_track, pose, crop; encode/store happen downstream).
+        """
+        frames = self.source.frames()
+        width, height = self.source.probe.width, self.source.probe.height
+        while not should_stop():
+            t0 = time.perf_counter()
+            frame = next(frames, None)
+            t1 = time.perf_counter()
+            self.times.decode += t1 - t0
+            if frame is None:
+                break
+            detections = self.tracker.update(frame.image)
+            t2 = time.perf_counter()
+            self.times.detect_track += t2 - t1
+            if detections:
+                self.pose.estimate(frame.image, detections)
+            t3 = time.perf_counter()
+            self.times.pose += t3 - t2
+            released: list[Observation] = []
+            for det in detections:
+                obs = Observation(camera=self.camera, frame_index=frame.index, time_s=frame.time_s, detection=det,
+                                  quality=crop_quality(det, width, height, self.quality))
+                released += self.sampler.add(obs, lambda o, f=frame: make_crop(f, o))
+            released += self.sampler.release_stale(frame.time_s)
+            self._thumbnails(released)
+            self.frames_analysed += 1
+            self.times.crop += time.perf_counter() - t3
+            emit(released, self.frames_analysed)
+        if not should_stop():
+            t0 = time.perf_counter()
+            released = self.sampler.release_all()
+            self._thumbnails(released)
+            self.times.crop += time.perf_counter() - t0
+            emit(released, self.frames_analysed)
+        frames.close()
+        return self.times
+
+    @staticmethod
+    def _thumbnails(observations: list[Observation]) -> None:
+        for obs in observations:
+            if obs.crop is not None and obs.thumbnail is None:
+                obs.thumbnail = encode_thumbnail(obs.crop)

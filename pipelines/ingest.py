@@ -1,0 +1,296 @@
+"""Multi-camera ingest: one pipeline thread per camera, batched re-id encoding across cameras, batched storage.
+
+Flow (``../shared/DESIGN.md``): each camera's :class:`pipelines.camera.CameraPipeline` runs in its own thread and
+puts finished observations on a bounded queue; the calling thread collects them, encodes the selected crops of all
+cameras together (``batch_size`` crops per forward pass), and writes each camera's batch in one transaction.
+A camera that fails is reported and cleaned up while the others go on. Memory is bounded by the queue and batch
+sizes, never by video length.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from models.detection import PersonTracker
+from models.encoders import ReIDEncoder
+from models.pose import PoseEstimator
+from pipelines.camera import CameraPipeline
+from pipelines.quality import QualityConfig
+from pipelines.sampling import SamplingConfig
+from pipelines.video import VideoSource, fingerprint
+from reid_app.errors import ReidAppError
+from reid_app.types import CameraSummary, Observation
+from storage.database import Database
+from storage.repository import VideoInfo, VideoWriter, begin_video, delete_video, find_video, get_or_create_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestJob:
+    """One video to ingest.
+
+    Attributes:
+        path: the video file.
+        camera: camera name (default: the file stem).
+        start_time: wall-clock start of the video, seconds since the epoch; None: the container's creation time,
+            else 0.
+    """
+
+    path: Path
+    camera: str = ""
+    start_time: Optional[float] = None
+
+    def __post_init__(self):
+        self.path = Path(self.path)
+        self.camera = self.camera or self.path.stem
+
+
+@dataclass
+class IngestOptions:
+    """Attributes:
+        analysis_fps: frames analysed per second of video (capped at the video's rate), > 0.
+        batch_size: crops per re-id forward pass (across cameras).
+        force: re-ingest videos already in the database, replacing their rows.
+        max_duration_s: analyse at most this many seconds of each video (None: all).
+        quality: quality gate thresholds.
+        sampling: per-track sampling bounds.
+        flush_observations: write a camera's pending observations once this many are waiting.
+    """
+
+    analysis_fps: float = 5.0
+    batch_size: int = 32
+    force: bool = False
+    max_duration_s: Optional[float] = None
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    flush_observations: int = 256
+
+
+class IngestProgress:
+    """Receives progress events; the CLI draws progress bars, the desktop app forwards them as Qt signals.
+
+    Methods are called from the ingesting thread; the default implementations do nothing.
+    """
+
+    def on_start(self, summary: CameraSummary, total_frames: int) -> None:
+        """A camera starts; ``total_frames`` analysed frames are expected (an estimate)."""
+
+    def on_advance(self, camera: str, frames_analysed: int) -> None:
+        """A camera has analysed ``frames_analysed`` frames so far."""
+
+    def on_finish(self, summary: CameraSummary) -> None:
+        """A camera ended (``summary.status``: done, skipped, failed or interrupted)."""
+
+    def on_message(self, text: str) -> None:
+        """A one-line notice for the user."""
+
+
+TrackerFactory = Callable[[], PersonTracker]
+PoseFactory = Callable[[PersonTracker], PoseEstimator]
+
+
+@dataclass
+class _Camera:
+    job: IngestJob
+    summary: CameraSummary
+    source: Optional[VideoSource] = None
+    writer: Optional[VideoWriter] = None
+    pending: list[Observation] = field(default_factory=list)
+    frames_analysed: int = 0
+    started: float = 0.0
+    thread: Optional[threading.Thread] = None
+    done: bool = False
+
+
+def _prepare(job: IngestJob, options: IngestOptions, db: Database, progress: IngestProgress) -> _Camera:
+    cam = _Camera(job=job, summary=CameraSummary(camera=job.camera, video=str(job.path)))
+    try:
+        cam.source = VideoSource(job.path, options.analysis_fps, options.max_duration_s)
+    except ReidAppError as exc:
+        cam.summary.status, cam.summary.message = "failed", str(exc)
+        return cam
+    existing = find_video(db, fingerprint(cam.source.path))
+    if existing is not None and existing.status == "complete" and not options.force:
+        cam.summary.status = "skipped"
+        cam.summary.message = (f"{job.path} is already ingested (camera {existing.camera_id}, video {existing.id}); "
+                               f"use --force to replace it")
+    elif existing is not None and existing.status != "complete":
+        progress.on_message(f"{job.path}: the previous ingest was interrupted; ingesting it again")
+    return cam
+
+
+def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_tracker: TrackerFactory,
+           make_pose: PoseFactory, options: IngestOptions = IngestOptions(),
+           progress: IngestProgress = IngestProgress(), stop: Optional[threading.Event] = None
+           ) -> list[CameraSummary]:
+    """Ingest videos into the database.
+
+    Args:
+        db: open database.
+        jobs: the videos, one camera each (camera names should be distinct).
+        encoder: the re-id encoder (shared by all cameras).
+        make_tracker: returns a new detector + tracker (one per camera; called in that camera's thread).
+        make_pose: returns the pose backend for a camera's tracker.
+        options: rates, batch sizes, thresholds.
+        progress: progress receiver.
+        stop: set it (e.g. from a Cancel button or on Ctrl-C) to stop early; unfinished videos stay ``ingesting``
+            and are redone by the next run.
+
+    Returns:
+        One :class:`CameraSummary` per job, in job order. Bad videos are ``failed`` with a message; the others are
+        ingested regardless.
+
+    Raises:
+        KeyboardInterrupt: re-raised after the camera threads stopped and the database was left consistent.
+    """
+    if not options.analysis_fps > 0:
+        raise ValueError(f"analysis rate must be > 0 frames/s, got {options.analysis_fps}")
+    stop = stop or threading.Event()
+    cameras = [_prepare(job, options, db, progress) for job in jobs]
+    for cam in cameras:
+        if cam.summary.status in ("failed", "skipped"):
+            progress.on_finish(cam.summary)
+    runnable = [c for c in cameras if c.summary.status == "pending"]
+    if not runnable:
+        return [c.summary for c in cameras]
+    model_id = get_or_create_model(db, encoder.name, encoder.checkpoint_hash, encoder.dims, encoder.source)
+    events: "queue.Queue[tuple]" = queue.Queue(maxsize=64)
+    for index, cam in enumerate(runnable):
+        probe = cam.source.probe
+        start = cam.job.start_time if cam.job.start_time is not None else (probe.creation_time or 0.0)
+        info = VideoInfo(camera=cam.job.camera, path=str(probe.path), fingerprint=fingerprint(probe.path),
+                         fps=probe.fps, frame_count=probe.frame_count, width=probe.width, height=probe.height,
+                         duration_s=probe.duration_s, start_time=start, analysis_fps=cam.source.analysis_fps)
+        video_id = begin_video(db, info, model_id)
+        cam.writer = VideoWriter(db, video_id, model_id, start)
+        cam.summary.status = "running"
+        cam.started = time.perf_counter()
+        progress.on_start(cam.summary, cam.source.expected_frames)
+        cam.thread = threading.Thread(target=_camera_thread, args=(index, cam, make_tracker, make_pose, options,
+                                                                   events, stop),
+                                      name=f"camera-{cam.job.camera}", daemon=True)
+        cam.thread.start()
+    try:
+        _consume(runnable, events, encoder, options, progress, stop)
+    except KeyboardInterrupt:
+        stop.set()
+        _interrupt(runnable, events, progress)
+        raise
+    if stop.is_set():
+        _interrupt(runnable, events, progress)
+    return [c.summary for c in cameras]
+
+
+def _camera_thread(index: int, cam: _Camera, make_tracker: TrackerFactory, make_pose: PoseFactory,
+                   options: IngestOptions, events: queue.Queue, stop: threading.Event) -> None:
+    def put(item: tuple) -> None:
+        while not stop.is_set():
+            try:
+                events.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    try:
+        tracker = make_tracker()
+        pipeline = CameraPipeline(cam.job.camera, cam.source, tracker, make_pose(tracker), options.quality,
+                                  options.sampling)
+        times = pipeline.run(lambda obs, n: put(("obs", index, obs, n)), stop.is_set)
+        put(("done", index, times, cam.source.warning))
+    except ReidAppError as exc:
+        put(("error", index, str(exc)))
+    except Exception as exc:  # a failing camera must not stop the others
+        log.exception("camera %s failed", cam.job.camera)
+        put(("error", index, f"{cam.job.path}: processing failed ({type(exc).__name__}: {exc})"))
+
+
+def _consume(cameras: list[_Camera], events: queue.Queue, encoder: ReIDEncoder, options: IngestOptions,
+             progress: IngestProgress, stop: threading.Event) -> None:
+    active = len(cameras)
+    while active and not stop.is_set():
+        try:
+            item = events.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        kind, index = item[0], item[1]
+        cam = cameras[index]
+        if kind == "obs":
+            cam.pending += item[2]
+            cam.frames_analysed = item[3]
+            progress.on_advance(cam.job.camera, cam.frames_analysed)
+            selected = sum(o.selected for c in cameras for o in c.pending)
+            if selected >= options.batch_size or len(cam.pending) >= options.flush_observations:
+                _flush(cameras, encoder)
+        elif kind == "done":
+            _flush(cameras, encoder)
+            cam.summary.times.add(item[2])
+            t0 = time.perf_counter()
+            cam.writer.finish(cam.frames_analysed)
+            cam.summary.times.store += time.perf_counter() - t0
+            cam.summary.status = "done"
+            cam.summary.message = item[3] or ""
+            _finish(cam, progress)
+            active -= 1
+        elif kind == "error":
+            cam.pending.clear()
+            delete_video(cam.writer.db, cam.writer.video_id)
+            cam.summary.status, cam.summary.message = "failed", item[2]
+            _finish(cam, progress)
+            active -= 1
+
+
+def _flush(cameras: list[_Camera], encoder: ReIDEncoder) -> None:
+    """Encode every camera's pending selected crops in one call, then write each camera's batch."""
+    selected = [(c, o) for c in cameras if not c.done for o in c.pending if o.selected]
+    embeddings = np.zeros((0, encoder.dims), np.float32)
+    if selected:
+        t0 = time.perf_counter()
+        boxes = [o.part_boxes for _, o in selected]
+        embeddings = encoder.encode([o.crop for _, o in selected], np.stack(boxes))
+        seconds = time.perf_counter() - t0
+        for cam, _ in selected:
+            cam.summary.times.encode += seconds / len(selected)
+    offset = 0
+    for cam in cameras:
+        if cam.done or not cam.pending:
+            continue
+        count = sum(o.selected for o in cam.pending)
+        t0 = time.perf_counter()
+        cam.writer.write(cam.pending, embeddings[offset:offset + count] if count else None, cam.frames_analysed)
+        cam.summary.times.store += time.perf_counter() - t0
+        offset += count
+        cam.pending = []
+
+
+def _finish(cam: _Camera, progress: IngestProgress) -> None:
+    cam.done = True
+    s = cam.summary
+    s.frames_analysed = cam.frames_analysed
+    s.seconds = time.perf_counter() - cam.started
+    if cam.writer is not None and s.status == "done":
+        s.tracks, s.sightings, s.embeddings = cam.writer.tracks, cam.writer.sightings, cam.writer.embeddings
+    progress.on_finish(s)
+
+
+def _interrupt(cameras: list[_Camera], events: queue.Queue, progress: IngestProgress) -> None:
+    for cam in cameras:
+        if cam.thread is not None:
+            while cam.thread.is_alive():  # drain so no producer blocks on a full queue
+                try:
+                    events.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+    for cam in cameras:
+        if not cam.done:
+            cam.summary.status = "interrupted"
+            cam.summary.message = "interrupted; run the same command again to complete this video"
+            _finish(cam, progress)

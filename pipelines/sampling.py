@@ -1,0 +1,94 @@
+"""Per-track sampling: bound the re-id cost to at most ``k`` crops per track per time window, best quality first.
+
+Every observation of a track is buffered for the current window (``window_s`` seconds of video time). While the
+window is open, only the ``k`` best-quality accepted observations keep their crop (copied out of the frame); when
+the window closes (the track is seen past its end, the track is lost, or the video ends) the whole window is
+emitted: every observation for storage, the ``k`` best with crops for encoding. Memory is bounded by the number of
+live tracks x (frames per window + ``k`` crops), independent of video length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from reid_app.types import Observation
+
+
+@dataclass
+class SamplingConfig:
+    """Attributes:
+        crops_per_window: ``k``, the most crops encoded per track per window.
+        window_s: window length in seconds of video time.
+    """
+
+    crops_per_window: int = 1
+    window_s: float = 1.0
+
+
+@dataclass
+class _Window:
+    start: float
+    observations: list[Observation] = field(default_factory=list)
+
+
+#: Makes the crop and part boxes of an accepted observation: ``obs -> (uint8 [h, w, 3], float32 [P, 4])``.
+CropMaker = Callable[[Observation], "tuple[np.ndarray, np.ndarray]"]
+
+
+class TrackSampler:
+    """Buffers one camera's observations per track and releases them window by window (module docstring)."""
+
+    def __init__(self, config: SamplingConfig = SamplingConfig()):
+        self.config = config
+        self._windows: dict[int, _Window] = {}
+
+    def add(self, obs: Observation, make_crop: CropMaker) -> list[Observation]:
+        """Add one observation; returns the observations of any window this closes (may be empty)."""
+        track = obs.detection.track_id
+        released: list[Observation] = []
+        window = self._windows.get(track)
+        if window is not None and obs.time_s >= window.start + self.config.window_s:
+            released = self._close(track)
+            window = None
+        if window is None:
+            window = self._windows[track] = _Window(start=obs.time_s)
+        window.observations.append(obs)
+        if obs.quality > 0:
+            self._keep_best(window, obs, make_crop)
+        return released
+
+    def _keep_best(self, window: _Window, obs: Observation, make_crop: CropMaker) -> None:
+        holders = [o for o in window.observations if o.crop is not None]
+        if len(holders) < self.config.crops_per_window:
+            obs.crop, obs.part_boxes = make_crop(obs)
+            return
+        worst = min(holders, key=lambda o: o.quality)
+        if obs.quality > worst.quality:
+            worst.crop, worst.part_boxes = None, None
+            obs.crop, obs.part_boxes = make_crop(obs)
+
+    def _close(self, track: int) -> list[Observation]:
+        return self._windows.pop(track).observations
+
+    def release_stale(self, now_s: float) -> list[Observation]:
+        """Close the windows of tracks not seen for a whole window before ``now_s`` (lost tracks)."""
+        released: list[Observation] = []
+        for track in [t for t, w in self._windows.items()
+                      if w.observations[-1].time_s < now_s - self.config.window_s]:
+            released += self._close(track)
+        return released
+
+    def release_all(self) -> list[Observation]:
+        """Close every window (end of video)."""
+        released: list[Observation] = []
+        for track in list(self._windows):
+            released += self._close(track)
+        return released
+
+    @property
+    def buffered(self) -> int:
+        """Observations currently held."""
+        return sum(len(w.observations) for w in self._windows.values())

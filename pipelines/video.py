@@ -1,0 +1,195 @@
+"""Video sources: probing a file and decoding frames at an analysis rate with their real timestamps (PyAV)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator, Optional
+
+import av
+import numpy as np
+
+from reid_app.errors import InputVideoError
+from reid_app.types import Frame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VideoProbe:
+    """Facts about a video file.
+
+    Attributes:
+        path: absolute path.
+        fps: the stream's average frame rate (frames/s).
+        frame_count: frames in the stream (container value, else duration x fps; may be an estimate).
+        width, height: frame size in pixels.
+        duration_s: duration in seconds.
+        creation_time: wall-clock start from the container's ``creation_time`` tag (seconds since the epoch), or
+            None when the container has none.
+    """
+
+    path: Path
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+    duration_s: float
+    creation_time: Optional[float]
+
+
+def fingerprint(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Content fingerprint of a file: SHA-256 over its size and three 1 MiB samples (head, middle, tail).
+
+    Cheap for multi-GB recordings and stable across renames/copies, so re-ingesting the same footage from another
+    path is recognised.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as fh:
+        for offset in sorted({0, max(0, size // 2 - chunk // 2), max(0, size - chunk)}):
+            fh.seek(offset)
+            digest.update(fh.read(chunk))
+    return digest.hexdigest()
+
+
+def _parse_creation_time(tags: dict) -> Optional[float]:
+    text = tags.get("creation_time")
+    if not text:
+        return None
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if stamp.year < 1990:  # muxers write 1970/1904 when the clock was unknown
+        return None
+    return stamp.timestamp()
+
+
+def _open(path: Path):
+    if not path.exists():
+        raise InputVideoError(f"video {path} does not exist")
+    if path.is_dir():
+        raise InputVideoError(f"{path} is a directory, not a video file; give the video files inside it")
+    if not os.access(path, os.R_OK):
+        raise InputVideoError(f"video {path} is not readable (permission denied)")
+    if path.stat().st_size == 0:
+        raise InputVideoError(f"video {path} is empty (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise InputVideoError(f"{path} is not a readable video (truncated, corrupted or not a video file: "
+                              f"{getattr(exc, 'strerror', None) or exc})") from exc
+    if not container.streams.video:
+        container.close()
+        raise InputVideoError(f"{path} has no video stream")
+    return container
+
+
+def probe_video(path: str | Path) -> VideoProbe:
+    """Open a video and read its properties; also decodes its first frame to prove it is readable.
+
+    Raises:
+        InputVideoError: missing, a directory, unreadable, empty, not a video, or no decodable frame.
+    """
+    path = Path(path).expanduser().absolute()
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = 0.0
+        frame_count = int(stream.frames) if stream.frames else int(round(duration * fps))
+        try:
+            first = next(container.decode(stream), None)
+        except av.error.FFmpegError as exc:
+            raise InputVideoError(f"{path} could not be decoded (corrupted video: {exc})") from exc
+        if first is None or frame_count == 0:
+            raise InputVideoError(f"video {path} has no frames")
+        tags = dict(container.metadata)
+        tags.update({k: v for k, v in stream.metadata.items() if k not in tags})
+        return VideoProbe(path=path, fps=fps, frame_count=frame_count, width=int(first.width),
+                          height=int(first.height), duration_s=duration or frame_count / fps,
+                          creation_time=_parse_creation_time(tags))
+    finally:
+        container.close()
+
+
+class VideoSource:
+    """Decodes a video file and yields frames at an analysis rate.
+
+    Args:
+        path: the video file.
+        analysis_fps: frames per second to analyse (capped at the video's own rate; must be > 0).
+        max_duration_s: stop after this many seconds of video (None: the whole video).
+
+    Raises:
+        InputVideoError: see :func:`probe_video`.
+        ValueError: ``analysis_fps`` <= 0.
+    """
+
+    def __init__(self, path: str | Path, analysis_fps: float, max_duration_s: Optional[float] = None):
+        if not analysis_fps > 0:
+            raise ValueError(f"analysis rate must be > 0 frames/s, got {analysis_fps}")
+        self.probe = probe_video(path)
+        self.path = self.probe.path
+        self.analysis_fps = min(float(analysis_fps), self.probe.fps)
+        self.max_duration_s = max_duration_s
+        #: Set when decoding stopped early on a damaged stream: a description of the problem.
+        self.warning: Optional[str] = None
+        self.frames_decoded = 0
+
+    @property
+    def expected_frames(self) -> int:
+        """Analysed frames this source should yield (an estimate when the container's count is)."""
+        duration = self.probe.duration_s
+        if self.max_duration_s is not None:
+            duration = min(duration, self.max_duration_s)
+        return max(1, int(np.ceil(duration * self.analysis_fps - 1e-6)))
+
+    def frames(self) -> Iterator[Frame]:
+        """Yield analysed frames in order: one every ``1 / analysis_fps`` seconds of presentation time.
+
+        Frames in between are decoded (codecs need them) but not converted. A stream damaged midway ends the
+        iteration and sets :attr:`warning`.
+        """
+        container = _open(self.path)
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            period = 1.0 / self.analysis_fps
+            next_time = 0.0
+            index = -1
+            start_pts_time = None
+            try:
+                for frame in container.decode(stream):
+                    index += 1
+                    self.frames_decoded = index + 1
+                    t = float(frame.time) if frame.time is not None else index / self.probe.fps
+                    if start_pts_time is None:
+                        start_pts_time = t
+                    t -= start_pts_time
+                    if self.max_duration_s is not None and t >= self.max_duration_s:
+                        break
+                    if t + 1e-6 < next_time:
+                        continue
+                    next_time += period * max(1, int((t + 1e-6 - next_time) // period) + 1)
+                    yield Frame(image=frame.to_ndarray(format="bgr24"), index=index, time_s=t)
+            except av.error.FFmpegError as exc:
+                self.warning = f"decoding stopped at frame {index + 1} ({exc}); the file may be truncated"
+                log.warning("%s: %s", self.path, self.warning)
+            if self.warning is None and self.max_duration_s is None and \
+                    self.frames_decoded < 0.9 * self.probe.frame_count:
+                self.warning = (f"only {self.frames_decoded} of {self.probe.frame_count} frames could be decoded; "
+                                f"the file may be truncated")
+        finally:
+            container.close()

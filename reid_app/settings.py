@@ -1,0 +1,114 @@
+"""Application settings: defaults, an optional TOML settings file and environment variables.
+
+Precedence (highest first): command-line options, environment variables, the settings file, built-in defaults.
+
+Environment variables:
+    ``REID_APP_DB``: default database path.
+    ``REID_APP_WEIGHTS``: one or more folders (separated by ``os.pathsep``) searched for weight files.
+    ``REID_APP_SETTINGS``: path of the settings file (default ``<user config dir>/settings.toml``).
+
+Settings file keys (all optional): ``db``, ``weights_dir`` (string or list of strings), ``detector``, ``reid``,
+``device``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import platformdirs
+
+from reid_app.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+APP_NAME = "reid-app"
+DEFAULT_DETECTOR = "yolov8n-pose"
+DEFAULT_REID = "jointloss"
+DEFAULT_DB_NAME = "reid.db"
+
+
+def user_data_dir() -> Path:
+    """Folder for the user's databases (platform convention, e.g. ``~/.local/share/reid-app``)."""
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def user_cache_weights_dir() -> Path:
+    """Folder searched last for weight files (e.g. ``~/.cache/reid-app/weights``)."""
+    return Path(platformdirs.user_cache_dir(APP_NAME)) / "weights"
+
+
+def settings_file_path() -> Path:
+    """Path of the TOML settings file: ``$REID_APP_SETTINGS`` or ``<user config dir>/settings.toml``."""
+    env = os.environ.get("REID_APP_SETTINGS")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "settings.toml"
+
+
+@dataclass
+class Settings:
+    """Resolved settings (before command-line overrides).
+
+    Attributes:
+        db: default database path.
+        weights_dirs: folders searched for weight files, in order (environment, settings file, user cache).
+        detector: default detector weights name or path.
+        reid: default re-id weights name or path.
+        device: default device string (``auto``, ``cpu``, ``cuda``, ``cuda:N``).
+        source: description of where non-default values came from, for messages.
+    """
+
+    db: Path
+    weights_dirs: list[Path] = field(default_factory=list)
+    detector: str = DEFAULT_DETECTOR
+    reid: str = DEFAULT_REID
+    device: str = "auto"
+    source: list[str] = field(default_factory=list)
+
+
+def _read_settings_file(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"settings file {path} could not be read: {exc}") from exc
+    return data
+
+
+def load_settings() -> Settings:
+    """Build :class:`Settings` from the settings file and environment variables.
+
+    Raises:
+        UsageError: the settings file exists but is not valid TOML.
+    """
+    path = settings_file_path()
+    data = _read_settings_file(path)
+    settings = Settings(db=user_data_dir() / DEFAULT_DB_NAME)
+    env_weights = os.environ.get("REID_APP_WEIGHTS")
+    if env_weights:
+        settings.weights_dirs += [Path(p).expanduser() for p in env_weights.split(os.pathsep) if p]
+        settings.source.append("REID_APP_WEIGHTS")
+    file_weights = data.get("weights_dir")
+    if file_weights:
+        if isinstance(file_weights, str):
+            file_weights = [file_weights]
+        settings.weights_dirs += [Path(p).expanduser() for p in file_weights]
+        settings.source.append(str(path))
+    settings.weights_dirs.append(user_cache_weights_dir())
+    for key in ("detector", "reid", "device"):
+        if key in data:
+            setattr(settings, key, str(data[key]))
+    if "db" in data:
+        settings.db = Path(data["db"]).expanduser()
+    if os.environ.get("REID_APP_DB"):
+        settings.db = Path(os.environ["REID_APP_DB"]).expanduser()
+    return settings

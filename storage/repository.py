@@ -1,0 +1,298 @@
+"""Repository functions: everything the pipelines read from and write to a reid-app database.
+
+Writes happen in batches, one transaction per batch, so an interrupted ingest leaves the database consistent: a
+video whose ``status`` is still ``ingesting`` holds only whole batches and is re-ingested by the next run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from reid_app.types import Observation
+from storage.database import Database
+from storage.schema import Camera, Embedding, ReidModel, Sighting, Track, Video
+
+
+def vector_to_bytes(vector: np.ndarray) -> bytes:
+    """Serialise a ``float32 [D]`` vector as little-endian bytes."""
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def bytes_to_vector(blob: bytes) -> np.ndarray:
+    """Inverse of :func:`vector_to_bytes`: ``float32 [D]``."""
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+def get_or_create_model(db: Database, name: str, checkpoint_hash: str, dims: int, source: str = "") -> int:
+    """Id of the ``models`` row for (name, checkpoint_hash), created when new."""
+    with db.sessions.begin() as session:
+        row = session.scalar(select(ReidModel).where(ReidModel.name == name,
+                                                     ReidModel.checkpoint_hash == checkpoint_hash))
+        if row is None:
+            row = ReidModel(name=name, checkpoint_hash=checkpoint_hash, dims=dims, source=source)
+            session.add(row)
+            session.flush()
+        elif source and row.source != source:
+            row.source = source
+        return row.id
+
+
+def find_video(db: Database, fingerprint: str) -> Optional[Video]:
+    """The video with this content fingerprint, the ``complete`` one first, or None."""
+    with db.session() as session:
+        return session.scalar(select(Video).where(Video.fingerprint == fingerprint)
+                              .order_by((Video.status == "complete").desc(), Video.id))
+
+
+def delete_video(db: Database, video_id: int) -> None:
+    """Delete a video with its tracks, sightings and embeddings in one transaction."""
+    with db.sessions.begin() as session:
+        session.execute(delete(Video).where(Video.id == video_id))
+
+
+@dataclass
+class VideoInfo:
+    """What a new ``videos`` row records (see :class:`storage.schema.Video` for units)."""
+
+    camera: str
+    path: str
+    fingerprint: str
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+    duration_s: float
+    start_time: float
+    analysis_fps: float
+
+
+def begin_video(db: Database, info: VideoInfo, model_id: int) -> int:
+    """Create the ``videos`` row (status ``ingesting``) and its camera if new; return the video id.
+
+    Rows of the same fingerprint left ``ingesting`` by an interrupted run are deleted in the same transaction; a
+    ``complete`` row stays until :meth:`VideoWriter.finish` replaces it, so a failed forced re-ingest loses nothing.
+    """
+    with db.sessions.begin() as session:
+        session.execute(delete(Video).where(Video.fingerprint == info.fingerprint, Video.status != "complete"))
+        camera = session.scalar(select(Camera).where(Camera.name == info.camera))
+        if camera is None:
+            camera = Camera(name=info.camera)
+            session.add(camera)
+            session.flush()
+        video = Video(camera_id=camera.id, path=info.path, fingerprint=info.fingerprint, fps=info.fps,
+                      frame_count=info.frame_count, width=info.width, height=info.height,
+                      duration_s=info.duration_s, start_time=info.start_time, analysis_fps=info.analysis_fps,
+                      status="ingesting", model_id=model_id)
+        session.add(video)
+        session.flush()
+        return video.id
+
+
+class VideoWriter:
+    """Writes one video's observations in batches, keeping track rows and descriptors up to date.
+
+    A track's descriptor is the quality-weighted mean of its sighting embeddings, L2-normalised; the running sums
+    live here so each batch updates only the tracks it touches.
+    """
+
+    def __init__(self, db: Database, video_id: int, model_id: int, start_time: float):
+        self.db = db
+        self.video_id = video_id
+        self.model_id = model_id
+        self.start_time = start_time
+        with db.session() as session:
+            self.camera_id = session.scalar(select(Video.camera_id).where(Video.id == video_id))
+        self._track_ids: dict[int, int] = {}
+        self._sums: dict[int, np.ndarray] = {}
+        self.sightings = 0
+        self.embeddings = 0
+
+    @property
+    def tracks(self) -> int:
+        """Number of tracks written so far."""
+        return len(self._track_ids)
+
+    def write(self, observations: Sequence[Observation], embeddings: Optional[np.ndarray],
+              frames_analysed: int) -> None:
+        """Write one batch in one transaction.
+
+        Args:
+            observations: the batch, any order.
+            embeddings: ``float32 [S, D]`` for the ``S`` selected observations, in the order they appear in
+                ``observations``; None when none is selected.
+            frames_analysed: the video's analysed-frame count after this batch (progress record).
+        """
+        selected_rows = [i for i, o in enumerate(observations) if o.selected]
+        emb_of = {i: embeddings[k] for k, i in enumerate(selected_rows)} if selected_rows else {}
+        with self.db.sessions.begin() as session:
+            touched: set[int] = set()
+            sightings: list[tuple[int, Sighting]] = []
+            for i, obs in enumerate(observations):
+                track = self._track(session, obs)
+                touched.add(track.id)
+                det = obs.detection
+                x1, y1, x2, y2 = (float(v) for v in det.box)
+                row = Sighting(track_id=track.id, video_id=self.video_id, frame_index=obs.frame_index,
+                               time_s=obs.time_s, timestamp=self.start_time + obs.time_s, x1=x1, y1=y1, x2=x2,
+                               y2=y2, score=float(det.score), quality=float(obs.quality),
+                               keypoints=None if det.keypoints is None else vector_to_bytes(det.keypoints),
+                               thumbnail=obs.thumbnail if obs.selected else None)
+                sightings.append((i, row))
+                track.first_time_s = min(track.first_time_s, obs.time_s)
+                track.last_time_s = max(track.last_time_s, obs.time_s)
+                track.first_frame = min(track.first_frame, obs.frame_index)
+                track.last_frame = max(track.last_frame, obs.frame_index)
+                track.num_sightings += 1
+            session.add_all([row for _, row in sightings])
+            session.flush()
+            for i, row in sightings:
+                if i not in emb_of:
+                    continue
+                vec = np.asarray(emb_of[i], dtype=np.float32)
+                session.add(Embedding(sighting_id=row.id, model_id=self.model_id, dims=int(vec.shape[0]),
+                                      vector=vector_to_bytes(vec)))
+                track = session.get(Track, row.track_id)
+                weight = max(float(observations[i].quality), 1e-3)
+                self._sums[track.id] = self._sums.get(track.id, 0.0) + weight * vec
+                track.num_embeddings += 1
+                track.quality_sum += weight
+                self.embeddings += 1
+            for track_id in touched:
+                if track_id in self._sums:
+                    total = self._sums[track_id]
+                    norm = float(np.linalg.norm(total))
+                    track = session.get(Track, track_id)
+                    track.descriptor = vector_to_bytes(total / norm if norm > 0 else total)
+                    track.descriptor_model_id = self.model_id
+            session.execute(update(Video).where(Video.id == self.video_id).values(frames_analysed=frames_analysed))
+            self.sightings += len(observations)
+
+    def _track(self, session: Session, obs: Observation) -> Track:
+        local = int(obs.detection.track_id)
+        if local in self._track_ids:
+            return session.get(Track, self._track_ids[local])
+        track = Track(video_id=self.video_id, camera_id=self.camera_id, local_track_id=local,
+                      first_time_s=obs.time_s, last_time_s=obs.time_s, first_frame=obs.frame_index,
+                      last_frame=obs.frame_index, num_sightings=0, num_embeddings=0, quality_sum=0.0)
+        session.add(track)
+        session.flush()
+        self._track_ids[local] = track.id
+        return track
+
+    def finish(self, frames_analysed: int) -> None:
+        """Mark the video ``complete`` and, in the same transaction, delete any older complete copy of it."""
+        with self.db.sessions.begin() as session:
+            fingerprint = session.scalar(select(Video.fingerprint).where(Video.id == self.video_id))
+            session.execute(delete(Video).where(Video.fingerprint == fingerprint, Video.id != self.video_id))
+            session.execute(update(Video).where(Video.id == self.video_id)
+                            .values(status="complete", frames_analysed=frames_analysed))
+
+
+@dataclass
+class TrackDescriptors:
+    """Descriptors of all tracks made by one model.
+
+    Attributes:
+        track_ids: ``int64 [T]``.
+        camera_ids: ``int64 [T]``.
+        matrix: ``float32 [T, D]``, rows L2-normalised.
+    """
+
+    track_ids: np.ndarray
+    camera_ids: np.ndarray
+    matrix: np.ndarray
+
+
+def load_track_descriptors(db: Database, model_id: int) -> TrackDescriptors:
+    """Descriptors of every track with one, for the given model, from completely ingested videos."""
+    with db.session() as session:
+        rows = session.execute(select(Track.id, Track.camera_id, Track.descriptor)
+                               .join(Video, Track.video_id == Video.id)
+                               .where(Track.descriptor_model_id == model_id, Track.descriptor.is_not(None),
+                                      Video.status == "complete")
+                               .order_by(Track.id)).all()
+    if not rows:
+        return TrackDescriptors(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
+    return TrackDescriptors(np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64),
+                            np.stack([bytes_to_vector(r[2]) for r in rows]))
+
+
+@dataclass
+class TrackInfo:
+    """A track with its camera name and time range (seconds since the epoch), for result tables."""
+
+    id: int
+    camera_id: int
+    camera: str
+    local_track_id: int
+    first_timestamp: float
+    last_timestamp: float
+    num_sightings: int
+    descriptor_model_id: Optional[int]
+    descriptor: Optional[np.ndarray]
+
+
+def get_tracks(db: Database, track_ids: Sequence[int]) -> dict[int, TrackInfo]:
+    """Track id -> :class:`TrackInfo` for the given ids (missing ids are absent from the result)."""
+    if not len(track_ids):
+        return {}
+    with db.session() as session:
+        rows = session.execute(
+            select(Track, Camera.name, Video.start_time).join(Video, Track.video_id == Video.id)
+            .join(Camera, Track.camera_id == Camera.id).where(Track.id.in_([int(t) for t in track_ids]))).all()
+    return {t.id: TrackInfo(t.id, t.camera_id, cam, t.local_track_id, start + t.first_time_s,
+                            start + t.last_time_s, t.num_sightings, t.descriptor_model_id,
+                            None if t.descriptor is None else bytes_to_vector(t.descriptor))
+            for t, cam, start in rows}
+
+
+@dataclass
+class SightingEmbedding:
+    """A sighting's embedding with where it comes from."""
+
+    sighting_id: int
+    track_id: int
+    camera_id: int
+    model_id: int
+    vector: np.ndarray
+
+
+def get_sighting_embedding(db: Database, sighting_id: int) -> Optional[SightingEmbedding]:
+    """The first embedding of a sighting, or None when the sighting has none (it was not sampled for encoding).
+
+    Raises:
+        LookupError: no sighting has this id.
+    """
+    with db.session() as session:
+        sighting = session.get(Sighting, sighting_id)
+        if sighting is None:
+            raise LookupError(sighting_id)
+        row = session.execute(select(Embedding, Track.camera_id).join(Sighting, Embedding.sighting_id == Sighting.id)
+                              .join(Track, Sighting.track_id == Track.id)
+                              .where(Embedding.sighting_id == sighting_id)).first()
+    if row is None:
+        return None
+    emb, camera_id = row
+    return SightingEmbedding(sighting_id, sighting.track_id, camera_id, emb.model_id, bytes_to_vector(emb.vector))
+
+
+def list_models(db: Database) -> list[ReidModel]:
+    """Every re-id model that has embeddings in this database, most embeddings first."""
+    with db.session() as session:
+        counts = session.execute(select(Embedding.model_id, func.count()).group_by(Embedding.model_id)).all()
+        order = {mid: n for mid, n in counts}
+        models = [m for m in session.scalars(select(ReidModel)) if m.id in order]
+    return sorted(models, key=lambda m: -order[m.id])
+
+
+def count_rows(db: Database) -> dict[str, int]:
+    """Row counts of the main tables (for summaries and tests)."""
+    with db.session() as session:
+        return {name: session.scalar(select(func.count()).select_from(table)) for name, table in
+                (("cameras", Camera), ("videos", Video), ("tracks", Track), ("sightings", Sighting),
+                 ("embeddings", Embedding))}

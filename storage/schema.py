@@ -1,0 +1,153 @@
+"""SQLAlchemy ORM schema of a reid-app database.
+
+Tables: ``reid_meta`` (key/value, holds the schema version), ``models``, ``cameras``, ``videos``, ``tracks``,
+``sightings``, ``embeddings``. Deleting a video cascades to its tracks, sightings and embeddings.
+
+Units: times in seconds (``*_time_s`` relative to the video start, ``timestamp``/``start_time`` wall-clock seconds
+since the Unix epoch, UTC); boxes and keypoints in frame pixels. Vectors are ``float32`` bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+from sqlalchemy import (
+    Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Bumped whenever the schema changes incompatibly; a database with a larger number is refused.
+SCHEMA_VERSION = 1
+APP_ID = "reid-app"
+
+
+def utcnow() -> datetime:
+    """Current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every reid-app table."""
+
+
+class Meta(Base):
+    """Key/value facts about the database: ``app`` = ``reid-app``, ``schema_version``."""
+
+    __tablename__ = "reid_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ReidModel(Base):
+    """A re-id model that produced embeddings: name, checksum of its weights, output dimension."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("name", "checkpoint_hash"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    checkpoint_hash: Mapped[str] = mapped_column(String(64))
+    dims: Mapped[int] = mapped_column(Integer)
+    source: Mapped[Optional[str]] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Camera(Base):
+    """A camera, named by the user (default: the video file's stem)."""
+
+    __tablename__ = "cameras"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    videos: Mapped[list["Video"]] = relationship(back_populates="camera", cascade="all, delete-orphan")
+
+
+class Video(Base):
+    """One ingested video file of a camera.
+
+    ``status`` is ``ingesting`` until the whole video was analysed and committed, then ``complete``; a video left
+    ``ingesting`` (Ctrl-C, crash) is re-ingested from scratch by the next run. At most one ``complete`` row exists
+    per fingerprint: a forced re-ingest replaces the old row in the same transaction that completes the new one.
+    """
+
+    __tablename__ = "videos"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    fps: Mapped[float] = mapped_column(Float)
+    frame_count: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    duration_s: Mapped[float] = mapped_column(Float)
+    start_time: Mapped[float] = mapped_column(Float, default=0.0)
+    analysis_fps: Mapped[float] = mapped_column(Float)
+    frames_analysed: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="ingesting")
+    model_id: Mapped[Optional[int]] = mapped_column(ForeignKey("models.id"), default=None)
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    camera: Mapped[Camera] = relationship(back_populates="videos")
+    tracks: Mapped[list["Track"]] = relationship(back_populates="video", cascade="all, delete-orphan",
+                                                 passive_deletes=True)
+
+
+class Track(Base):
+    """A tracklet: one person followed by the tracker within one camera's video.
+
+    ``descriptor`` is the quality-weighted mean of the track's sighting embeddings, L2-normalised (``float32 [D]``
+    bytes, made by ``descriptor_model_id``), or NULL when none of its sightings was encoded.
+    """
+
+    __tablename__ = "tracks"
+    __table_args__ = (UniqueConstraint("video_id", "local_track_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"), index=True)
+    local_track_id: Mapped[int] = mapped_column(Integer)
+    first_time_s: Mapped[float] = mapped_column(Float)
+    last_time_s: Mapped[float] = mapped_column(Float)
+    first_frame: Mapped[int] = mapped_column(Integer)
+    last_frame: Mapped[int] = mapped_column(Integer)
+    num_sightings: Mapped[int] = mapped_column(Integer, default=0)
+    num_embeddings: Mapped[int] = mapped_column(Integer, default=0)
+    quality_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    descriptor: Mapped[Optional[bytes]] = mapped_column(LargeBinary, default=None)
+    descriptor_model_id: Mapped[Optional[int]] = mapped_column(ForeignKey("models.id"), default=None)
+    video: Mapped[Video] = relationship(back_populates="tracks")
+
+
+class Sighting(Base):
+    """One tracked person in one analysed frame: box, score, keypoints, time, and a thumbnail when encoded.
+
+    ``keypoints`` is ``float32 [17, 3]`` COCO-17 ``(x, y, confidence)`` bytes or NULL; ``thumbnail`` a small
+    JPEG or NULL (only sightings selected for re-id encoding keep one).
+    """
+
+    __tablename__ = "sightings"
+    __table_args__ = (Index("ix_sightings_video_frame", "video_id", "frame_index"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    frame_index: Mapped[int] = mapped_column(Integer)
+    time_s: Mapped[float] = mapped_column(Float)
+    timestamp: Mapped[float] = mapped_column(Float)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    quality: Mapped[float] = mapped_column(Float, default=0.0)
+    keypoints: Mapped[Optional[bytes]] = mapped_column(LargeBinary, default=None)
+    thumbnail: Mapped[Optional[bytes]] = mapped_column(LargeBinary, default=None)
+
+
+class Embedding(Base):
+    """A re-id embedding of one sighting by one model: ``float32 [dims]`` bytes, L2-normalised."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (UniqueConstraint("sighting_id", "model_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sighting_id: Mapped[int] = mapped_column(ForeignKey("sightings.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    dims: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
