@@ -154,6 +154,15 @@ class _RichProgress:
         self.progress.console.print(f"reid-app: {text}", markup=False, highlight=False)
 
 
+def _stdout_console():
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
+        console = Console(width=140)
+    return console
+
+
 def _summary_table(summaries):
     from rich.table import Table
 
@@ -252,7 +261,8 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     pose_factory = _build_pose_factory(pose, device_name, settings.weights_dirs)
     db = open_database(Path(db_path) if db_path else settings.db)
     console = Console(stderr=True)
-    console.print(f"reid-app: database {db.location}", markup=False, highlight=False)
+    stdout = _stdout_console()
+    stdout.print(f"database: {db.location}", markup=False, highlight=False)
 
     jobs = [IngestJob(Path(v), cameras[i] if cameras else "", start_times[i]) for i, v in enumerate(videos)]
     names = [j.camera for j in jobs]
@@ -264,8 +274,7 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
                                                     window_s=window))
     summaries = _run_ingest(db, jobs, options, console, detector_weights, reid_path, pose_factory, tracker,
                             device_name, batch_size)
-    click.echo()
-    Console().print(_summary_table(summaries))
+    stdout.print(_summary_table(summaries))
     db.close()
     if any(s.status == "interrupted" for s in summaries):
         sys.exit(EXIT_INTERRUPTED)
@@ -281,7 +290,13 @@ def _run_ingest(db, jobs, options, console, detector_weights, reid_path, pose_fa
 
     encoder = load_encoder(reid_path, device, batch_size)
     weights = detector_weights.path or detector_weights.fetch_name
-    first_model = [load_yolo(weights)]  # loaded here so bad weights fail once, before any camera starts
+    try:  # loaded here so bad weights fail once, before any camera starts
+        first_model = [load_yolo(weights)]
+    except WeightsError:
+        if detector_weights.path is not None:
+            raise
+        raise WeightsError(detector_weights.missing_message(
+            "detector", "--detector", extra=" and Ultralytics could not download it (offline?)")) from None
     lock = threading.Lock()
     yolo_device = "cpu" if detector_weights.path is not None and detector_weights.path.is_dir() else device
 
@@ -315,7 +330,6 @@ def search(db_path: Optional[str], track_id: Optional[int], sighting_id: Optiona
     Scores are cosine similarities of re-id descriptors (higher is more alike; a track's descriptor is the
     quality-weighted mean of its sighting embeddings).
     """
-    from rich.console import Console
     from rich.table import Table
 
     from pipelines.search import search_by_image, search_by_sighting, search_by_track
@@ -344,7 +358,7 @@ def search(db_path: Optional[str], track_id: Optional[int], sighting_id: Optiona
     for rank, r in enumerate(results, 1):
         table.add_row(str(rank), r.camera, str(r.track_id), str(r.local_track_id), format_time(r.first_timestamp),
                       format_time(r.last_timestamp), str(r.num_sightings), f"{r.score:.3f}")
-    Console().print(table)
+    _stdout_console().print(table)
     if not results:
         click.echo("no matching tracks in other cameras", err=True)
     db.close()
