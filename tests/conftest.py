@@ -1,0 +1,82 @@
+"""Shared fixtures: paths to the real footage and weights in ../shared, a CLI runner, and one real ingest."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+VIDEOS = SHARED / "data" / "videos"
+WEIGHTS = SHARED / "weights"
+LAB = VIDEOS / "lab_4cam"
+POSE_DETECTOR = WEIGHTS / "yolov8n-pose_int8_openvino_model"
+PLAIN_DETECTOR = WEIGHTS / "yolov8n_int8_openvino_model"
+OSNET = WEIGHTS / "osnet_x0_25_msmt17.onnx"
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent: real footage and weights come from ../shared beside the repository")
+    return path
+
+
+@pytest.fixture
+def lab_cam0() -> Path:
+    return _require(LAB / "cam0.mp4")
+
+
+@pytest.fixture
+def lab_cam1() -> Path:
+    return _require(LAB / "cam1.mp4")
+
+
+@pytest.fixture
+def pose_detector() -> Path:
+    return _require(POSE_DETECTOR)
+
+
+@pytest.fixture
+def osnet() -> Path:
+    return _require(OSNET)
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if "error" in line.lower()]
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> CliResult:
+    """Run ``reid-app ARGS`` as a user would, in a separate process."""
+    full_env = dict(os.environ, YOLO_VERBOSE="False", COLUMNS="200")
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, "-m", "reid_app.cli", *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=ROOT)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def real_weights_args() -> list[str]:
+    return ["--detector", str(_require(POSE_DETECTOR)), "--reid", str(_require(OSNET))]
+
+
+@pytest.fixture(scope="session")
+def lab_db(tmp_path_factory) -> Path:
+    """A database made by a real CLI ingest of the first 4 s of lab cam0 and cam1 with the real weights."""
+    for p in (LAB / "cam0.mp4", LAB / "cam1.mp4", POSE_DETECTOR, OSNET):
+        _require(p)
+    db = tmp_path_factory.mktemp("lab") / "lab.db"
+    result = run_cli("ingest", LAB / "cam0.mp4", LAB / "cam1.mp4", "--db", db, "--duration", "4",
+                     *real_weights_args())
+    assert result.code == 0, result.stderr
+    return db

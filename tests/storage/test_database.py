@@ -1,0 +1,75 @@
+import hashlib
+import sqlite3
+
+import pytest
+
+from reid_app.errors import DatabaseError
+from storage.database import open_database
+from storage.schema import SCHEMA_VERSION
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_new_database_uses_wal_foreign_keys_and_records_schema(tmp_path):
+    db = open_database(tmp_path / "sub" / "new.db")
+    with db.engine.connect() as con:
+        assert con.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert con.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        meta = dict(con.exec_driver_sql("SELECT key, value FROM reid_meta").all())
+    assert meta == {"app": "reid-app", "schema_version": str(SCHEMA_VERSION)}
+    db.close()
+    open_database(tmp_path / "sub" / "new.db").close()  # reopening our own database works
+
+
+def test_database_of_another_program_is_refused_and_left_intact(tmp_path):
+    path = tmp_path / "other.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount REAL)")
+    con.execute("INSERT INTO invoices VALUES (1, 9.5)")
+    con.commit()
+    con.close()
+    before = _digest(path)
+    with pytest.raises(DatabaseError, match="another program.*invoices"):
+        open_database(path)
+    assert _digest(path) == before
+    assert not (tmp_path / "other.db-wal").exists()
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "future.db"
+    open_database(path).close()
+    con = sqlite3.connect(path)
+    con.execute("UPDATE reid_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    con.commit()
+    con.close()
+    before = _digest(path)
+    with pytest.raises(DatabaseError, match="newer"):
+        open_database(path)
+    assert _digest(path) == before
+
+
+def test_non_sqlite_file_is_refused(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("these are my notes, not a database\n")
+    with pytest.raises(DatabaseError, match="not a SQLite file"):
+        open_database(path)
+    assert path.read_text() == "these are my notes, not a database\n"
+
+
+def test_directory_and_unwritable_locations_are_refused(tmp_path):
+    with pytest.raises(DatabaseError, match="is a directory"):
+        open_database(tmp_path)
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("x")
+    with pytest.raises(DatabaseError, match="cannot create"):
+        open_database(blocker / "reid.db")
+    with pytest.raises(DatabaseError, match="cannot create"):
+        open_database("/proc/reid-app-test.db")
+
+
+def test_missing_database_is_an_error_when_not_creating(tmp_path):
+    with pytest.raises(DatabaseError, match="does not exist"):
+        open_database(tmp_path / "absent.db", create=False)
+    assert not (tmp_path / "absent.db").exists()

@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from reid_app.types import Detection, Observation
+from storage.database import open_database
+from storage.repository import (
+    VideoInfo, VideoWriter, begin_video, bytes_to_vector, count_rows, find_video, get_or_create_model,
+    get_sighting_embedding, get_tracks, load_track_descriptors,
+)
+from storage.schema import Sighting, Video
+
+
+def _info(fingerprint="f" * 64, camera="cam0"):
+    return VideoInfo(camera=camera, path=f"/videos/{camera}.mp4", fingerprint=fingerprint, fps=10.0,
+                     frame_count=100, width=640, height=480, duration_s=10.0, start_time=1_700_000_000.0,
+                     analysis_fps=5.0)
+
+
+def _obs(track, frame, quality, vector=None):
+    kp = np.random.default_rng(frame).random((17, 3)).astype(np.float32)
+    obs = Observation(camera="cam0", frame_index=frame, time_s=frame / 10.0,
+                      detection=Detection(track, np.array([10, 20, 60, 140], np.float32), 0.9, kp), quality=quality)
+    if vector is not None:
+        obs.crop = np.zeros((120, 50, 3), np.uint8)
+        obs.part_boxes = np.zeros((4, 4), np.float32)
+        obs.thumbnail = b"\xff\xd8jpeg"
+    return obs
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = open_database(tmp_path / "t.db")
+    yield database
+    database.close()
+
+
+def test_round_trip_of_sightings_embeddings_and_descriptor(db):
+    model = get_or_create_model(db, "osnet", "h" * 64, 3)
+    assert get_or_create_model(db, "osnet", "h" * 64, 3) == model
+    video_id = begin_video(db, _info(), model)
+    writer = VideoWriter(db, video_id, model, start_time=1_700_000_000.0)
+    e1, e2 = np.array([1, 0, 0], np.float32), np.array([0, 1, 0], np.float32)
+    batch = [_obs(7, 0, 0.9, e1), _obs(7, 2, 0.0), _obs(8, 2, 0.5, e2)]
+    writer.write(batch, np.stack([e1, e2]), frames_analysed=2)
+    writer.write([_obs(7, 4, 0.3, e2)], e2[None], frames_analysed=3)
+    assert count_rows(db)["sightings"] == 4 and count_rows(db)["embeddings"] == 3
+    # not searchable before the video is complete
+    assert load_track_descriptors(db, model).matrix.shape[0] == 0
+    writer.finish(3)
+    gallery = load_track_descriptors(db, model)
+    tracks = get_tracks(db, gallery.track_ids.tolist())
+    by_local = {tracks[int(t)].local_track_id: gallery.matrix[i] for i, t in enumerate(gallery.track_ids)}
+    expected = 0.9 * e1 + 0.3 * e2
+    np.testing.assert_allclose(by_local[7], expected / np.linalg.norm(expected), rtol=1e-6)
+    np.testing.assert_allclose(by_local[8], e2)
+    track7 = next(t for t in tracks.values() if t.local_track_id == 7)
+    assert track7.first_timestamp == pytest.approx(1_700_000_000.0)
+    assert track7.last_timestamp == pytest.approx(1_700_000_000.4)
+    assert track7.num_sightings == 3 and track7.camera == "cam0"
+    with db.session() as s:
+        rows = s.scalars(select(Sighting).order_by(Sighting.id)).all()
+        assert rows[0].thumbnail == b"\xff\xd8jpeg" and rows[1].thumbnail is None
+        np.testing.assert_allclose(bytes_to_vector(rows[0].keypoints).reshape(17, 3), batch[0].detection.keypoints)
+        assert s.scalar(select(Video.status)) == "complete"
+    emb = get_sighting_embedding(db, rows[0].id)
+    np.testing.assert_allclose(emb.vector, e1)
+    assert get_sighting_embedding(db, rows[1].id) is None
+    with pytest.raises(LookupError):
+        get_sighting_embedding(db, 10_000)
+
+
+def test_forced_replacement_keeps_old_rows_until_the_new_ingest_completes(db):
+    model = get_or_create_model(db, "m", "h", 3)
+    first = begin_video(db, _info(), model)
+    w = VideoWriter(db, first, model, 0.0)
+    w.write([_obs(1, 0, 0.5, np.ones(3, np.float32))], np.ones((1, 3), np.float32), 1)
+    w.finish(1)
+    second = begin_video(db, _info(), model)
+    assert find_video(db, "f" * 64).id == first  # the complete copy is found first
+    assert count_rows(db)["videos"] == 2 and count_rows(db)["sightings"] == 1
+    w2 = VideoWriter(db, second, model, 0.0)
+    w2.write([_obs(1, 0, 0.5, np.ones(3, np.float32)), _obs(2, 0, 0.5, np.ones(3, np.float32))],
+             np.ones((2, 3), np.float32), 1)
+    w2.finish(1)
+    assert find_video(db, "f" * 64).id == second
+    assert count_rows(db) == {"cameras": 1, "videos": 1, "tracks": 2, "sightings": 2, "embeddings": 2}
+
+
+def test_interrupted_video_rows_are_replaced_by_the_next_attempt(db):
+    model = get_or_create_model(db, "m", "h", 3)
+    first = begin_video(db, _info(), model)
+    VideoWriter(db, first, model, 0.0).write([_obs(1, 0, 0.5, np.ones(3, np.float32))], np.ones((1, 3), np.float32), 1)
+    assert find_video(db, "f" * 64).status == "ingesting"
+    begin_video(db, _info(), model)  # the next run starts over: the partial rows go
+    assert count_rows(db)["videos"] == 1 and count_rows(db)["sightings"] == 0
