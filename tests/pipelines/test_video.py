@@ -1,0 +1,85 @@
+import av
+import numpy as np
+import pytest
+
+from pipelines.video import VideoSource, fingerprint, probe_video
+from reid_app.errors import InputVideoError
+
+
+def test_probe_reads_the_real_lab_clip(lab_cam0):
+    probe = probe_video(lab_cam0)
+    assert (probe.width, probe.height) == (1288, 728)
+    assert probe.fps == pytest.approx(10.0)
+    assert probe.frame_count == 268
+    assert probe.duration_s == pytest.approx(26.8, abs=0.2)
+
+
+def test_frames_come_at_the_analysis_rate_with_real_timestamps(lab_cam0):
+    source = VideoSource(lab_cam0, analysis_fps=4, max_duration_s=3)
+    frames = list(source.frames())
+    times = np.array([f.time_s for f in frames])
+    assert frames[0].image.shape == (728, 1288, 3) and frames[0].image.dtype == np.uint8
+    assert times[0] == 0.0 and times[-1] < 3.0
+    assert np.all(np.diff(times) >= 0.199) and np.all(np.diff(times) <= 0.31)  # 4/s from a 10/s video
+    assert [f.index for f in frames][:3] == [0, 3, 5]
+    assert source.expected_frames == len(frames) == 12
+    assert source.warning is None
+
+
+def test_analysis_rate_is_capped_at_the_video_rate(lab_cam0):
+    source = VideoSource(lab_cam0, analysis_fps=50, max_duration_s=1)
+    assert source.analysis_fps == pytest.approx(10.0)
+    assert len(list(source.frames())) == 10
+    with pytest.raises(ValueError):
+        VideoSource(lab_cam0, analysis_fps=0)
+
+
+def test_fingerprint_depends_on_content_not_path(lab_cam0, tmp_path):
+    copy = tmp_path / "renamed.mp4"
+    copy.write_bytes(lab_cam0.read_bytes())
+    assert fingerprint(copy) == fingerprint(lab_cam0)
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    assert fingerprint(copy) != fingerprint(lab_cam0)
+
+
+def test_missing_directory_empty_and_non_video_inputs(tmp_path):
+    with pytest.raises(InputVideoError, match="does not exist"):
+        probe_video(tmp_path / "nope.mp4")
+    with pytest.raises(InputVideoError, match="is a directory"):
+        probe_video(tmp_path)
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    with pytest.raises(InputVideoError, match="empty"):
+        probe_video(empty)
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 100)
+    with pytest.raises(InputVideoError, match="not a readable video"):
+        probe_video(text)
+
+
+def make_zero_frame_video(path):
+    """An MP4 container with a video stream but no frames."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+    return path
+
+
+def test_zero_frame_video(tmp_path):
+    with pytest.raises(InputVideoError, match=r"zero\.mp4"):
+        probe_video(make_zero_frame_video(tmp_path / "zero.mp4"))
+
+
+def test_truncated_real_clip_is_refused_or_decoded_with_a_warning(lab_cam0, tmp_path):
+    half = tmp_path / "half.mp4"
+    data = lab_cam0.read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+    try:
+        source = VideoSource(half, analysis_fps=5)
+    except InputVideoError as exc:
+        assert "half.mp4" in str(exc) and "truncated" in str(exc)
+        return
+    frames = list(source.frames())
+    assert len(frames) < 134 and source.warning and "truncated" in source.warning
