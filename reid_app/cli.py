@@ -146,12 +146,12 @@ class _RichProgress:
         if task is not None and summary.status == "done":
             self.progress.update(task, total=summary.frames_analysed, completed=summary.frames_analysed)
         if summary.status == "failed":
-            self.progress.console.print(f"reid-app: error: {summary.message}", markup=False, highlight=False)
+            self.progress.console.print(f"reid-app: error: {summary.message}", markup=False, highlight=False, soft_wrap=True)
         elif summary.status == "skipped":
-            self.progress.console.print(f"reid-app: {summary.message}", markup=False, highlight=False)
+            self.progress.console.print(f"reid-app: {summary.message}", markup=False, highlight=False, soft_wrap=True)
 
     def on_message(self, text):
-        self.progress.console.print(f"reid-app: {text}", markup=False, highlight=False)
+        self.progress.console.print(f"reid-app: {text}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _stdout_console():
@@ -262,7 +262,7 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     db = open_database(Path(db_path) if db_path else settings.db)
     console = Console(stderr=True)
     stdout = _stdout_console()
-    stdout.print(f"database: {db.location}", markup=False, highlight=False)
+    stdout.print(f"database: {db.location}", markup=False, highlight=False, soft_wrap=True)
 
     jobs = [IngestJob(Path(v), cameras[i] if cameras else "", start_times[i]) for i, v in enumerate(videos)]
     names = [j.camera for j in jobs]
@@ -311,7 +311,7 @@ def _run_ingest(db, jobs, options, console, detector_weights, reid_path, pose_fa
             return run_ingest(db, jobs, encoder, make_tracker, pose_factory, options, progress, stop)
         except KeyboardInterrupt:
             console.print("reid-app: interrupted; the database is consistent - run the same command again to "
-                          "complete the unfinished videos", markup=False, highlight=False)
+                          "complete the unfinished videos", markup=False, highlight=False, soft_wrap=True)
             sys.exit(EXIT_INTERRUPTED)
 
 

@@ -83,3 +83,26 @@ def test_truncated_real_clip_is_refused_or_decoded_with_a_warning(lab_cam0, tmp_
         return
     frames = list(source.frames())
     assert len(frames) < 134 and source.warning and "truncated" in source.warning
+
+
+def make_truncated_streamable_copy(src, path):
+    """First half of ``src`` remuxed with its index at the front, as a recorder cut off mid-write leaves it."""
+    full = path.with_name("full_" + path.name)
+    with av.open(str(src)) as inp, av.open(str(full), "w", options={"movflags": "faststart"}) as out:
+        s_in = inp.streams.video[0]
+        s_out = out.add_stream_from_template(s_in)
+        for packet in inp.demux(s_in):
+            if packet.dts is None:
+                continue
+            packet.stream = s_out
+            out.mux(packet)
+    data = full.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def test_truncated_streamable_clip_yields_its_decodable_half_with_a_warning(lab_cam0, tmp_path):
+    source = VideoSource(make_truncated_streamable_copy(lab_cam0, tmp_path / "cut.mp4"), analysis_fps=5)
+    frames = list(source.frames())
+    assert 30 < len(frames) < 100
+    assert "truncated" in source.warning and "268" in source.warning
