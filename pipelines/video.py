@@ -18,6 +18,8 @@ from reid_app.types import Frame
 
 log = logging.getLogger(__name__)
 
+_TIMESTAMP_CHECK_FRAMES = 30
+
 
 @dataclass
 class VideoProbe:
@@ -31,6 +33,8 @@ class VideoProbe:
         duration_s: duration in seconds.
         creation_time: wall-clock start from the container's ``creation_time`` tag (seconds since the epoch), or
             None when the container has none.
+        timestamps_reliable: the decoded frames' presentation times increase strictly (checked on the first
+            frames). Some containers (H.264 in AVI) hand out packet order times; then ``index / fps`` is used.
     """
 
     path: Path
@@ -40,6 +44,7 @@ class VideoProbe:
     height: int
     duration_s: float
     creation_time: Optional[float]
+    timestamps_reliable: bool = True
 
 
 def fingerprint(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -109,17 +114,25 @@ def probe_video(path: str | Path) -> VideoProbe:
         else:
             duration = 0.0
         frame_count = int(stream.frames) if stream.frames else int(round(duration * fps))
+        times: list[float] = []
+        first = None
         try:
-            first = next(container.decode(stream), None)
+            for frame in container.decode(stream):
+                first = first or frame
+                times.append(frame.time if frame.time is not None else float("nan"))
+                if len(times) >= _TIMESTAMP_CHECK_FRAMES:
+                    break
         except av.error.FFmpegError as exc:
-            raise InputVideoError(f"{path} could not be decoded (corrupted video: {exc})") from exc
+            if first is None:
+                raise InputVideoError(f"{path} could not be decoded (corrupted video: {exc})") from exc
         if first is None or frame_count == 0:
             raise InputVideoError(f"video {path} has no frames")
         tags = dict(container.metadata)
         tags.update({k: v for k, v in stream.metadata.items() if k not in tags})
         return VideoProbe(path=path, fps=fps, frame_count=frame_count, width=int(first.width),
                           height=int(first.height), duration_s=duration or frame_count / fps,
-                          creation_time=_parse_creation_time(tags))
+                          creation_time=_parse_creation_time(tags),
+                          timestamps_reliable=bool(np.all(np.diff(np.array(times)) > 0)))
     finally:
         container.close()
 
@@ -174,7 +187,8 @@ class VideoSource:
                 for frame in container.decode(stream):
                     index += 1
                     self.frames_decoded = index + 1
-                    t = float(frame.time) if frame.time is not None else index / self.probe.fps
+                    t = float(frame.time) if frame.time is not None and self.probe.timestamps_reliable \
+                        else index / self.probe.fps
                     if start_pts_time is None:
                         start_pts_time = t
                     t -= start_pts_time

@@ -106,3 +106,15 @@ def test_truncated_streamable_clip_yields_its_decodable_half_with_a_warning(lab_
     frames = list(source.frames())
     assert 30 < len(frames) < 100
     assert "truncated" in source.warning and "268" in source.warning
+
+
+def test_avi_with_packet_order_times_gets_monotonic_timestamps():
+    from tests.conftest import VIDEOS, _require
+
+    pets = _require(VIDEOS / "pets2009_s2l1_view001.avi")
+    source = VideoSource(pets, analysis_fps=5, max_duration_s=10)
+    assert not source.probe.timestamps_reliable
+    frames = list(source.frames())
+    assert len(frames) == 50
+    np.testing.assert_allclose([f.time_s for f in frames], [f.index / 10.0 for f in frames])
+    assert [f.index for f in frames[:4]] == [0, 2, 4, 6]
