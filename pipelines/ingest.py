@@ -103,6 +103,7 @@ class _Camera:
     job: IngestJob
     summary: CameraSummary
     source: Optional[VideoSource] = None
+    fingerprint: str = ""
     writer: Optional[VideoWriter] = None
     pending: list[Observation] = field(default_factory=list)
     frames_analysed: int = 0
@@ -118,7 +119,8 @@ def _prepare(job: IngestJob, options: IngestOptions, db: Database, progress: Ing
     except ReidAppError as exc:
         cam.summary.status, cam.summary.message = "failed", str(exc)
         return cam
-    existing = find_video(db, fingerprint(cam.source.path))
+    cam.fingerprint = fingerprint(cam.source.path)
+    existing = find_video(db, cam.fingerprint)
     if existing is not None and existing.status == "complete" and not options.force:
         cam.summary.status = "skipped"
         cam.summary.message = (f"{job.path} is already ingested (camera {existing.camera_id}, video {existing.id}); "
@@ -167,7 +169,7 @@ def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_track
     for index, cam in enumerate(runnable):
         probe = cam.source.probe
         start = cam.job.start_time if cam.job.start_time is not None else (probe.creation_time or 0.0)
-        info = VideoInfo(camera=cam.job.camera, path=str(probe.path), fingerprint=fingerprint(probe.path),
+        info = VideoInfo(camera=cam.job.camera, path=str(probe.path), fingerprint=cam.fingerprint,
                          fps=probe.fps, frame_count=probe.frame_count, width=probe.width, height=probe.height,
                          duration_s=probe.duration_s, start_time=start, analysis_fps=cam.source.analysis_fps)
         video_id = begin_video(db, info, model_id)
