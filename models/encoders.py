@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
+from models.parts import FALLBACK_STRIPES, stripe_boxes
 from reid_app.errors import DeviceError, WeightsError
 
 log = logging.getLogger(__name__)
@@ -158,17 +159,16 @@ class JointLossEncoder(ReIDEncoder):
         self.input_size = tuple(net.config.input_size)
         self.num_parts = net.config.num_parts
         self._stripes = net.config.part_mode == "stripes"
+        fractions = FALLBACK_STRIPES if self.num_parts == len(FALLBACK_STRIPES) else np.stack(
+            [np.arange(self.num_parts), np.arange(1, self.num_parts + 1)], 1).astype(np.float32) / self.num_parts
+        self._default_boxes = stripe_boxes(*self.input_size, fractions)  # [P, 4] in input pixels
 
     def _forward(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
         import torch
 
-        from models.parts import FALLBACK_STRIPES, stripe_boxes
-
         n = images.shape[0]
         if part_boxes is None or self._stripes:
-            stripes = FALLBACK_STRIPES if self.num_parts == len(FALLBACK_STRIPES) else np.stack(
-                [np.arange(self.num_parts), np.arange(1, self.num_parts + 1)], 1).astype(np.float32) / self.num_parts
-            part_boxes = np.broadcast_to(stripe_boxes(*self.input_size, stripes), (n, self.num_parts, 4))
+            part_boxes = np.broadcast_to(self._default_boxes, (n, self.num_parts, 4))
         x = torch.from_numpy(images).to(self.device)
         boxes = torch.from_numpy(np.ascontiguousarray(part_boxes, dtype=np.float32)).to(self.device)
         with torch.inference_mode():

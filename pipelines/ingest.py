@@ -218,6 +218,7 @@ def _camera_thread(index: int, cam: _Camera, make_tracker: TrackerFactory, make_
 def _consume(cameras: list[_Camera], events: queue.Queue, encoder: ReIDEncoder, options: IngestOptions,
              progress: IngestProgress, stop: threading.Event) -> None:
     active = len(cameras)
+    selected = 0  # selected crops waiting in all cameras' pending lists
     while active and not stop.is_set():
         try:
             item = events.get(timeout=0.2)
@@ -227,13 +228,15 @@ def _consume(cameras: list[_Camera], events: queue.Queue, encoder: ReIDEncoder, 
         cam = cameras[index]
         if kind == "obs":
             cam.pending += item[2]
+            selected += sum(o.selected for o in item[2])
             cam.frames_analysed = item[3]
             progress.on_advance(cam.job.camera, cam.frames_analysed)
-            selected = sum(o.selected for c in cameras for o in c.pending)
             if selected >= options.batch_size or len(cam.pending) >= options.flush_observations:
                 _flush(cameras, encoder)
+                selected = 0
         elif kind == "done":
             _flush(cameras, encoder)
+            selected = 0
             cam.summary.times.add(item[2])
             t0 = time.perf_counter()
             cam.writer.finish(cam.frames_analysed)
@@ -243,6 +246,7 @@ def _consume(cameras: list[_Camera], events: queue.Queue, encoder: ReIDEncoder, 
             _finish(cam, progress)
             active -= 1
         elif kind == "error":
+            selected -= sum(o.selected for o in cam.pending)
             cam.pending.clear()
             delete_video(cam.writer.db, cam.writer.video_id)
             cam.summary.status, cam.summary.message = "failed", item[2]

@@ -85,6 +85,20 @@ def _resolve_reid(spec: str, dirs, explicit: bool) -> Optional[Path]:
     raise WeightsError(resolved.missing_message("re-id", "--reid"))
 
 
+def _first_then_new(first, build):
+    """A thread-safe factory that hands out ``first`` (built up front to validate the weights) once, then
+    ``build()`` for every later caller: one model per camera, none loaded twice."""
+    spare = [first]
+    lock = threading.Lock()
+
+    def factory(*_args):
+        with lock:
+            if spare:
+                return spare.pop()
+        return build()
+    return factory
+
+
 def _build_pose_factory(spec: str, device: str, dirs):
     from models.pose import DetectorKeypoints, MMPoseEstimator, NoPose, YoloTopDownPose
     from reid_app.weights import resolve_weights
@@ -96,8 +110,9 @@ def _build_pose_factory(spec: str, device: str, dirs):
         parts = spec.split(":")
         if len(parts) != 3:
             raise UsageError(f"--pose '{spec}' must be mmpose:CONFIG:CHECKPOINT")
-        MMPoseEstimator(parts[1], parts[2], device)  # fail early with a clear message
-        return lambda tracker: MMPoseEstimator(parts[1], parts[2], device)
+        def build():
+            return MMPoseEstimator(parts[1], parts[2], device)
+        return _first_then_new(build(), build)  # built now so bad weights fail before any camera starts
     if spec == "auto":
         def auto(tracker):
             if tracker.gives_keypoints:
@@ -110,8 +125,8 @@ def _build_pose_factory(spec: str, device: str, dirs):
     if resolved.path is None and resolved.fetch_name is None:
         raise WeightsError(resolved.missing_message("pose", "--pose"))
     weights = resolved.path or resolved.fetch_name
-    YoloTopDownPose(weights, device)
-    return lambda tracker: DetectorKeypoints() if tracker.gives_keypoints else YoloTopDownPose(weights, device)
+    top_down = _first_then_new(YoloTopDownPose(weights, device), lambda: YoloTopDownPose(weights, device))
+    return lambda tracker: DetectorKeypoints() if tracker.gives_keypoints else top_down()
 
 
 class _RichProgress:
@@ -244,8 +259,6 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
         raise UsageError(f"--duration must be greater than 0 seconds, got {duration}")
     if cameras and len(cameras) != len(videos):
         raise UsageError(f"--camera was given {len(cameras)} times for {len(videos)} videos; give one per video")
-    if len(set(cameras)) != len(cameras):
-        raise UsageError("--camera names must be distinct")
     if starts and len(starts) != len(videos):
         raise UsageError(f"--start was given {len(starts)} times for {len(videos)} videos; give one per video")
     start_times = [parse_start_time(s) for s in starts] or [None] * len(videos)
@@ -291,19 +304,18 @@ def _run_ingest(db, jobs, options, console, detector_weights, reid_path, pose_fa
     encoder = load_encoder(reid_path, device, batch_size)
     weights = detector_weights.path or detector_weights.fetch_name
     try:  # loaded here so bad weights fail once, before any camera starts
-        first_model = [load_yolo(weights)]
+        first_model = load_yolo(weights)
     except WeightsError:
         if detector_weights.path is not None:
             raise
         raise WeightsError(detector_weights.missing_message(
             "detector", "--detector", extra=" and Ultralytics could not download it (offline?)")) from None
-    lock = threading.Lock()
     yolo_device = "cpu" if detector_weights.path is not None and detector_weights.path.is_dir() else device
 
-    def make_tracker():
-        with lock:
-            model = first_model.pop() if first_model else None
+    def tracker_for(model=None):
         return PersonTracker(weights, device=yolo_device, tracker=tracker_name, model=model)
+
+    make_tracker = _first_then_new(tracker_for(first_model), tracker_for)
 
     stop = threading.Event()
     with _RichProgress(console) as progress:

@@ -57,6 +57,19 @@ class CliResult:
         return [line for line in self.stderr.splitlines() if "error" in line.lower()]
 
 
+def sqlite_execute(path: Path, *statements: str) -> None:
+    """Run SQL statements on a SQLite file directly, as another program would, and commit."""
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    try:
+        for statement in statements:
+            con.execute(statement)
+        con.commit()
+    finally:
+        con.close()
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> CliResult:
     """Run ``reid-app ARGS`` as a user would, in a separate process."""
     full_env = dict(os.environ, YOLO_VERBOSE="False", COLUMNS="200")

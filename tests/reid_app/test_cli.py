@@ -1,13 +1,12 @@
 """The command line as a user meets it: real processes, real footage, every bad input of the ingest issue."""
 
 import hashlib
-import sqlite3
 
 import pytest
 
 from storage.database import open_database
 from storage.repository import count_rows
-from tests.conftest import LAB, real_weights_args, run_cli
+from tests.conftest import real_weights_args, run_cli, sqlite_execute
 
 
 def _digest(path):
@@ -109,20 +108,14 @@ def test_bad_database_locations_and_files_are_refused_intact(tmp_path, lab_cam0)
     _assert_one_clear_error(run_cli("ingest", lab_cam0, "--db", blocker / "x.db", *real_weights_args()),
                             "cannot create")
     other = tmp_path / "other.db"
-    con = sqlite3.connect(other)
-    con.execute("CREATE TABLE contacts (name TEXT)")
-    con.commit()
-    con.close()
+    sqlite_execute(other, "CREATE TABLE contacts (name TEXT)")
     before = _digest(other)
     _assert_one_clear_error(run_cli("ingest", lab_cam0, "--db", other, *real_weights_args()), "other.db",
                             "another program")
     assert _digest(other) == before
     newer = tmp_path / "newer.db"
     open_database(newer).close()
-    con = sqlite3.connect(newer)
-    con.execute("UPDATE reid_meta SET value = '99' WHERE key = 'schema_version'")
-    con.commit()
-    con.close()
+    sqlite_execute(newer, "UPDATE reid_meta SET value = '99' WHERE key = 'schema_version'")
     before = _digest(newer)
     _assert_one_clear_error(run_cli("ingest", lab_cam0, "--db", newer, *real_weights_args()), "newer")
     assert _digest(newer) == before

@@ -1,11 +1,10 @@
 import hashlib
-import sqlite3
-
 import pytest
 
 from reid_app.errors import DatabaseError
 from storage.database import open_database
 from storage.schema import SCHEMA_VERSION
+from tests.conftest import sqlite_execute
 
 
 def _digest(path):
@@ -25,11 +24,8 @@ def test_new_database_uses_wal_foreign_keys_and_records_schema(tmp_path):
 
 def test_database_of_another_program_is_refused_and_left_intact(tmp_path):
     path = tmp_path / "other.db"
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount REAL)")
-    con.execute("INSERT INTO invoices VALUES (1, 9.5)")
-    con.commit()
-    con.close()
+    sqlite_execute(path, "CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount REAL)",
+                   "INSERT INTO invoices VALUES (1, 9.5)")
     before = _digest(path)
     with pytest.raises(DatabaseError, match="another program.*invoices"):
         open_database(path)
@@ -40,10 +36,7 @@ def test_database_of_another_program_is_refused_and_left_intact(tmp_path):
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "future.db"
     open_database(path).close()
-    con = sqlite3.connect(path)
-    con.execute("UPDATE reid_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
-    con.commit()
-    con.close()
+    sqlite_execute(path, f"UPDATE reid_meta SET value = '{SCHEMA_VERSION + 1}' WHERE key = 'schema_version'")
     before = _digest(path)
     with pytest.raises(DatabaseError, match="newer"):
         open_database(path)
