@@ -36,7 +36,8 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(path: str | Path, state_dict: dict, metadata: dict[str, Any]) -> None:
+def save_checkpoint(path: str | Path, state_dict: dict, metadata: dict[str, Any],
+                    training_state: dict | None = None) -> None:
     """Write a checkpoint atomically (temporary file, then rename).
 
     Args:
@@ -44,18 +45,24 @@ def save_checkpoint(path: str | Path, state_dict: dict, metadata: dict[str, Any]
         state_dict: the model's ``state_dict()``.
         metadata: plain values only (str, int, float, bool, list, dict); must include ``architecture`` and
             ``config``.
+        training_state: what ``--resume`` needs beyond the weights (the optimizer's ``state_dict()``: tensors and
+            plain values); left out of final checkpoints.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "version": VERSION, "state_dict": state_dict, "metadata": metadata}, tmp)
+    data = {"format": FORMAT, "version": VERSION, "state_dict": state_dict, "metadata": metadata}
+    if training_state is not None:
+        data["training_state"] = training_state
+    torch.save(data, tmp)
     tmp.replace(path)
 
 
-def load_checkpoint(path: str | Path) -> tuple[dict, dict[str, Any]]:
+def load_checkpoint(path: str | Path, with_training_state: bool = False) -> tuple:
     """Read a checkpoint written by :func:`save_checkpoint`.
 
     Returns:
-        ``(state_dict, metadata)``.
+        ``(state_dict, metadata)``, or ``(state_dict, metadata, training_state or None)`` with
+        ``with_training_state``.
 
     Raises:
         WeightsError: unreadable or corrupt file, or not a reid-app checkpoint.
@@ -71,4 +78,6 @@ def load_checkpoint(path: str | Path) -> tuple[dict, dict[str, Any]]:
     if data.get("version", 0) > VERSION:
         raise WeightsError(f"re-id checkpoint {path} has format version {data['version']}, newer than this "
                            f"reid-app supports ({VERSION}); upgrade reid-app")
+    if with_training_state:
+        return data["state_dict"], data.get("metadata", {}), data.get("training_state")
     return data["state_dict"], data.get("metadata", {})

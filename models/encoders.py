@@ -4,7 +4,8 @@ Two backends behind :class:`ReIDEncoder`:
     * :class:`JointLossEncoder` - our joint-loss network (``models.jointloss``) from a reid-app checkpoint, or from
       its trunk's ImageNet weights when no re-id checkpoint is configured; GPU with autocast when present.
     * :class:`OnnxEncoder` - any ONNX re-id model ``[N, 3, H, W] -> [N, D]`` (RGB, ImageNet mean/std, the
-      torchreid/BoxMOT export convention) through onnxruntime.
+      torchreid/BoxMOT export convention) through onnxruntime, including our own exports
+      (``reid-app export``), which take a second input ``part_boxes [N, P, 4]``.
 Use :func:`load_encoder` to pick the backend from the weights file.
 """
 
@@ -18,13 +19,11 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from models.parts import FALLBACK_STRIPES, stripe_boxes
+from models.parts import fallback_stripes, stripe_boxes
+from models.transforms import IMAGENET_MEAN, IMAGENET_STD
 from reid_app.errors import DeviceError, WeightsError
 
 log = logging.getLogger(__name__)
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 def preprocess(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], size: tuple[int, int]
@@ -69,6 +68,7 @@ class ReIDEncoder(ABC):
         dims: embedding length ``D``.
         input_size: ``(height, width)`` in pixels.
         device: where it runs (``cpu``, ``cuda:0``).
+        num_parts: body-part boxes per crop the model takes (``P`` of ``part_boxes``; 4 when it ignores them).
     """
 
     name: str
@@ -77,6 +77,7 @@ class ReIDEncoder(ABC):
     dims: int
     input_size: tuple[int, int]
     device: str
+    num_parts: int = 4
 
     def __init__(self, batch_size: int = 64):
         self.batch_size = max(1, int(batch_size))
@@ -141,48 +142,56 @@ class JointLossEncoder(ReIDEncoder):
     Args:
         net: the network (moved to ``device`` and set to eval mode here).
         name, checkpoint_hash, source: identity of the weights (see :class:`ReIDEncoder`).
-        device: ``cpu`` or ``cuda:N``; on CUDA the forward pass runs under bf16 autocast, channels_last.
+        device: ``cpu`` or ``cuda:N``.
         batch_size: crops per forward pass.
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast); default bf16 on CUDA, fp32 on CPU.
+        channels_last: NHWC memory format (faster convolutions on tensor cores); default on CUDA only.
+
+    Raises:
+        ValueError: unknown precision.
     """
 
+    PRECISIONS = ("fp32", "bf16", "fp16")
+
     def __init__(self, net, name: str, checkpoint_hash: str, source: str, device: str = "cpu",
-                 batch_size: int = 64):
+                 batch_size: int = 64, precision: Optional[str] = None, channels_last: Optional[bool] = None):
         import torch
 
         super().__init__(batch_size)
+        on_cuda = device.startswith("cuda")
+        self.precision = precision or ("bf16" if on_cuda else "fp32")
+        if self.precision not in self.PRECISIONS:
+            raise ValueError(f"precision must be one of {self.PRECISIONS}, not {self.precision!r}")
+        self.channels_last = on_cuda if channels_last is None else channels_last
         self.net = net.to(device).eval()
         self.device = device
-        if device.startswith("cuda"):
+        if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.name, self.checkpoint_hash, self.source = name, checkpoint_hash, source
         self.dims = net.config.dims
         self.input_size = tuple(net.config.input_size)
         self.num_parts = net.config.num_parts
-        self._stripes = net.config.part_mode == "stripes"
-        fractions = FALLBACK_STRIPES if self.num_parts == len(FALLBACK_STRIPES) else np.stack(
-            [np.arange(self.num_parts), np.arange(1, self.num_parts + 1)], 1).astype(np.float32) / self.num_parts
-        self._default_boxes = stripe_boxes(*self.input_size, fractions)  # [P, 4] in input pixels
 
     def _forward(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
         import torch
 
-        n = images.shape[0]
-        if part_boxes is None or self._stripes:
-            part_boxes = np.broadcast_to(self._default_boxes, (n, self.num_parts, 4))
         x = torch.from_numpy(images).to(self.device)
-        boxes = torch.from_numpy(np.ascontiguousarray(part_boxes, dtype=np.float32)).to(self.device)
-        with torch.inference_mode():
-            if self.device.startswith("cuda"):
-                x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cuda", dtype=torch.bfloat16):
-                    out = self.net(x, boxes)["descriptor"]
-            else:
-                out = self.net(x, boxes)["descriptor"]
+        boxes = None if part_boxes is None else torch.from_numpy(
+            np.ascontiguousarray(part_boxes, dtype=np.float32)).to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        with torch.inference_mode(), torch.autocast(self.device.split(":")[0], dtype=dtype or torch.float32,
+                                                    enabled=dtype is not None):
+            out = self.net(x, boxes)["descriptor"]
         return out.float().cpu().numpy()
 
 
 class OnnxEncoder(ReIDEncoder):
     """Any ONNX re-id model with input ``[N, 3, H, W]`` (RGB, ImageNet mean/std) and output ``[N, D]``.
+
+    A model exported by ``reid-app export`` has a second input ``part_boxes`` (``float32 [N, P, 4]``, input
+    pixels); it gets the crops' part boxes (fixed stripes when none are given).
 
     Args:
         path: the ``.onnx`` file.
@@ -210,30 +219,43 @@ class OnnxEncoder(ReIDEncoder):
                                f"corrupt or not an ONNX model") from exc
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = inputs[0].shape
-        if len(inputs) != 1 or len(shape) != 4 or shape[1] != 3:
-            raise WeightsError(f"ONNX model {path} must take one input [N, 3, H, W]; it takes "
-                               f"{[(i.name, i.shape) for i in inputs]}")
+        box_shape = inputs[1].shape if len(inputs) == 2 else None
+        if len(shape) != 4 or shape[1] != 3 or len(inputs) > 2 or (
+                box_shape is not None and (len(box_shape) != 3 or not isinstance(box_shape[1], int))):
+            raise WeightsError(f"ONNX model {path} must take one input [N, 3, H, W] (or that and part boxes "
+                               f"[N, P, 4]); it takes {[(i.name, i.shape) for i in inputs]}")
         height = shape[2] if isinstance(shape[2], int) else 256
         width = shape[3] if isinstance(shape[3], int) else 128
         self.input_size = (height, width)
         self.input_name = inputs[0].name
+        self.boxes_name = inputs[1].name if box_shape is not None else None
+        if box_shape is not None:
+            self.num_parts = int(box_shape[1])
+        self._default_boxes = stripe_boxes(height, width, fallback_stripes(self.num_parts))
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         out_shape = outputs[0].shape
         if isinstance(out_shape[-1], int):
             self.dims = int(out_shape[-1])
         else:
-            self.dims = int(self.session.run(None, {self.input_name: np.zeros((1, 3, height, width), np.float32)}
-                                             )[0].shape[-1])
+            self.dims = int(self._run(np.zeros((1, 3, height, width), np.float32), None).shape[-1])
         self.name = Path(path).stem
         self.checkpoint_hash = file_sha256(path)
         self.source = str(Path(path).resolve())
         self.device = "cuda" if self.session.get_providers()[0].startswith("CUDA") else "cpu"
 
+    def _run(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
+        feeds = {self.input_name: images}
+        if self.boxes_name is not None:
+            if part_boxes is None:
+                part_boxes = np.broadcast_to(self._default_boxes, (images.shape[0], self.num_parts, 4))
+            feeds[self.boxes_name] = np.ascontiguousarray(part_boxes, dtype=np.float32)
+        return self.session.run(None, feeds)[0].reshape(images.shape[0], -1)
+
     def _forward(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
         if self.fixed_batch is not None and self.fixed_batch != images.shape[0]:
-            return np.concatenate([self.session.run(None, {self.input_name: images[i:i + 1]})[0]
+            return np.concatenate([self._run(images[i:i + 1], None if part_boxes is None else part_boxes[i:i + 1])
                                    for i in range(images.shape[0])], axis=0)
-        return self.session.run(None, {self.input_name: images})[0].reshape(images.shape[0], -1)
+        return self._run(images, part_boxes)
 
 
 def build_jointloss_encoder(checkpoint: Optional[str | Path], device: str = "cpu", batch_size: int = 64,

@@ -12,7 +12,11 @@ Architecture (see ../shared/DESIGN.md):
     * Descriptor: concatenation of the BNNeck outputs of the global embedding and every part embedding,
       L2-normalised. Default dims: 512 (global) + 4 x 128 (parts) = 1024.
 
-Training (losses, samplers, schedules) is not in this module; it only defines the network and its inference path.
+Ablation switches (``JointLossConfig``) reproduce the papers' comparisons: global only / local only
+(``use_global``, ``use_parts``), one identity loss per branch (JLML's multi-loss, ``loss_mode="per_branch"``) versus
+one classifier over the concatenated descriptor (``loss_mode="concat"``), 2/4/6 parts (``num_parts``) and pose-guided
+parts versus fixed horizontal stripes (``part_mode``). Losses live in ``models.losses``, training in
+``models.training``.
 """
 
 from __future__ import annotations
@@ -25,9 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_align
 
+from models.parts import PART_COUNTS, fallback_stripes, stripe_boxes
 from reid_app.errors import WeightsError
 
 BACKBONES = ("resnet18", "resnet34", "resnet50")
+LOSS_MODES = ("per_branch", "concat")
+PART_MODES = ("pose", "stripes")
 _LAYER3_STRIDE = 16
 
 
@@ -40,9 +47,12 @@ class JointLossConfig:
         last_stride: stride of ``layer4`` (1 keeps a 16x8 map at 256x128 input; 2 is torchvision's default).
         global_dim: global embedding size.
         part_dim: embedding size of each part stream.
-        num_parts: number of part streams (4: head+shoulder, upper body, upper leg, lower leg).
+        num_parts: number of part streams (4: head+shoulder, upper body, upper leg, lower leg; 2 or 6 with
+            ``part_mode="pose"``, any count with ``stripes``).
         use_global / use_parts: enable each branch (at least one).
         part_mode: ``pose`` (part boxes from keypoints, fallback stripes) or ``stripes`` (always fixed stripes).
+        loss_mode: ``per_branch`` (one identity classifier per branch/stream, JLML) or ``concat`` (one classifier
+            over the concatenated BNNeck features; JLML's "one loss" ablation).
         roi_size: ``[h, w]`` of each part's RoI-aligned feature map.
         num_classes: identities of the training set (0: no classifiers, inference only).
         input_size: ``[height, width]`` of the network input in pixels.
@@ -56,6 +66,7 @@ class JointLossConfig:
     use_global: bool = True
     use_parts: bool = True
     part_mode: str = "pose"
+    loss_mode: str = "per_branch"
     roi_size: list = field(default_factory=lambda: [4, 4])
     num_classes: int = 0
     input_size: list = field(default_factory=lambda: [256, 128])
@@ -88,6 +99,15 @@ class JointLossConfig:
             raise ValueError("at least one of use_global and use_parts must be enabled")
         if self.last_stride not in (1, 2):
             raise ValueError("last_stride must be 1 or 2")
+        if self.part_mode not in PART_MODES:
+            raise ValueError(f"unknown part_mode {self.part_mode!r}; choose one of {PART_MODES}")
+        if self.loss_mode not in LOSS_MODES:
+            raise ValueError(f"unknown loss_mode {self.loss_mode!r}; choose one of {LOSS_MODES}")
+        if self.use_parts and self.part_mode == "pose" and self.num_parts not in PART_COUNTS:
+            raise ValueError(f"pose-guided parts are defined for {PART_COUNTS} parts, not {self.num_parts}; "
+                             f"use part_mode='stripes' for other counts")
+        if self.use_parts and self.num_parts < 1:
+            raise ValueError("num_parts must be at least 1")
 
 
 class _EmbeddingHead(nn.Module):
@@ -149,29 +169,46 @@ class JointLossNet(nn.Module):
         mid_channels = resnet.layer4[0].conv1.in_channels
         top_channels = resnet.fc.in_features
         self.layer4 = resnet.layer4 if config.use_global else None
-        self.global_head = _EmbeddingHead(top_channels, config.global_dim, config.num_classes) \
+        branch_classes = config.num_classes if config.loss_mode == "per_branch" else 0
+        self.global_head = _EmbeddingHead(top_channels, config.global_dim, branch_classes) \
             if config.use_global else None
         if config.use_parts:
             self.part_convs = nn.ModuleList(
                 nn.Sequential(nn.Conv2d(mid_channels, 256, 1, bias=False), nn.BatchNorm2d(256), nn.ReLU(inplace=True))
                 for _ in range(config.num_parts))
-            self.part_heads = nn.ModuleList(_EmbeddingHead(256, config.part_dim, config.num_classes)
+            self.part_heads = nn.ModuleList(_EmbeddingHead(256, config.part_dim, branch_classes)
                                             for _ in range(config.num_parts))
         else:
             self.part_convs = None
             self.part_heads = None
+        fixed = stripe_boxes(*config.input_size, fallback_stripes(config.num_parts))
+        self.register_buffer("fixed_boxes", torch.from_numpy(fixed), persistent=False)  # [P, 4], input pixels
+        self.joint_classifier = nn.Linear(config.dims, config.num_classes, bias=False) \
+            if config.loss_mode == "concat" and config.num_classes > 0 else None
 
-    def forward(self, images: torch.Tensor, part_boxes: torch.Tensor) -> dict[str, torch.Tensor]:
+    def embedding_weights(self) -> list[torch.Tensor]:
+        """The embedding layers' weights ``[out_dim, in_dim]`` (global first, then each part), on which the
+        group-sparsity (L2,1) regulariser of ``models.losses.group_sparsity`` acts."""
+        heads = ([self.global_head] if self.global_head is not None else []) + list(self.part_heads or [])
+        return [h.embed.weight for h in heads]
+
+    def forward(self, images: torch.Tensor, part_boxes: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
         """Encode a batch.
 
         Args:
             images: ``float32 [N, 3, H, W]`` normalised RGB (ImageNet mean/std), ``H, W`` = ``config.input_size``.
-            part_boxes: ``float32 [N, P, 4]`` part boxes ``(x1, y1, x2, y2)`` in input pixels.
+            part_boxes: ``float32 [N, P, 4]`` part boxes ``(x1, y1, x2, y2)`` in input pixels; ignored with
+                ``part_mode="stripes"``; None uses the fixed-ratio boxes (``models.parts.fallback_stripes``).
 
         Returns:
             ``descriptor``: ``[N, D]`` L2-normalised concatenation of BNNeck features. In training mode also
-            ``features`` (list of pre-BNNeck embeddings, global first, for the triplet loss) and ``logits`` (list of
-            identity logits, one per branch/stream, when ``num_classes > 0``).
+            ``features`` (list of pre-BNNeck embeddings ``[N, d_b]``, global first, for the triplet loss) and
+            ``logits`` (list of identity logits ``[N, num_classes]``: one per branch/stream with
+            ``loss_mode="per_branch"``, a single one over the concatenation with ``"concat"``; only when
+            ``num_classes > 0``).
+
+        Raises:
+            ValueError: ``part_boxes`` does not hold ``num_parts`` boxes per image.
         """
         mid = self.trunk(images)
         feats, bns, logits = [], [], []
@@ -180,6 +217,8 @@ class JointLossNet(nn.Module):
             feat, bn, logit = self.global_head(F.adaptive_avg_pool2d(top, 1).flatten(1))
             feats.append(feat), bns.append(bn), logits.append(logit)
         if self.part_heads is not None:
+            if part_boxes is None or self.config.part_mode == "stripes":
+                part_boxes = self.fixed_boxes.expand(images.shape[0], -1, -1)
             n, p = part_boxes.shape[:2]
             if p != self.config.num_parts:
                 raise ValueError(f"expected {self.config.num_parts} part boxes per image, got {p}")
@@ -192,9 +231,12 @@ class JointLossNet(nn.Module):
                 pooled = F.adaptive_avg_pool2d(self.part_convs[k](regions[:, k]), 1).flatten(1)
                 feat, bn, logit = self.part_heads[k](pooled)
                 feats.append(feat), bns.append(bn), logits.append(logit)
-        out = {"descriptor": F.normalize(torch.cat(bns, dim=1).float(), dim=1)}
+        joint = torch.cat(bns, dim=1)
+        out = {"descriptor": F.normalize(joint.float(), dim=1)}
         if self.training:
             out["features"] = feats
-            if self.config.num_classes > 0:
+            if self.joint_classifier is not None:
+                out["logits"] = [self.joint_classifier(joint)]
+            elif self.config.num_classes > 0:
                 out["logits"] = logits
         return out

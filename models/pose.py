@@ -84,6 +84,27 @@ class YoloTopDownPose(PoseEstimator):
         self.device = device
         self.image_size = image_size
 
+    def estimate_crops(self, crops: Sequence[np.ndarray]) -> list[np.ndarray | None]:
+        """Keypoints of the main person in each person image (e.g. a re-id dataset's crops).
+
+        Args:
+            crops: ``uint8 [h, w, 3]`` BGR images, one person each.
+
+        Returns:
+            Per crop ``float32 [17, 3]`` ``(x, y, confidence)`` in that crop's pixels, or None when no person is
+            found.
+        """
+        out: list[np.ndarray | None] = []
+        if not crops:
+            return out
+        for result in self.model.predict(list(crops), imgsz=self.image_size, device=self.device, verbose=False):
+            if result.keypoints is None or result.boxes is None or len(result.boxes) == 0:
+                out.append(None)
+                continue
+            best = int(result.boxes.conf.argmax())
+            out.append(result.keypoints.data[best].cpu().numpy().astype(np.float32).copy())
+        return out
+
     def estimate(self, image: np.ndarray, detections: Sequence[Detection]) -> None:
         for det in detections:
             crop, ox, oy = _padded_crop(image, det.box)

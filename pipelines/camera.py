@@ -27,12 +27,15 @@ THUMBNAIL_JPEG_QUALITY = 85
 Emit = Callable[[list[Observation], int], None]
 
 
-def make_crop(frame: Frame, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+def make_crop(frame: Frame, obs: Observation, num_parts: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Cut a person out of a frame and place its body-part boxes.
+
+    Args:
+        num_parts: the re-id network's part count (2, 4 or 6; ``ReIDEncoder.num_parts``).
 
     Returns:
         ``(crop, part_boxes)``: ``uint8 [h, w, 3]`` BGR copy of the box region (clipped to the frame) and
-        ``float32 [4, 4]`` part boxes in crop pixels (keypoint-guided where possible, see ``models.parts``).
+        ``float32 [num_parts, 4]`` part boxes in crop pixels (keypoint-guided where possible, see ``models.parts``).
     """
     h, w = frame.image.shape[:2]
     x1, y1, x2, y2 = obs.detection.box
@@ -44,7 +47,7 @@ def make_crop(frame: Frame, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
         keypoints = obs.detection.keypoints.copy()
         keypoints[:, 0] -= ix1
         keypoints[:, 1] -= iy1
-    boxes, _ = part_boxes_from_keypoints(keypoints, crop.shape[0], crop.shape[1])
+    boxes, _ = part_boxes_from_keypoints(keypoints, crop.shape[0], crop.shape[1], num_parts=num_parts)
     return crop, boxes
 
 
@@ -67,10 +70,12 @@ class CameraPipeline:
         pose: pose backend (``DetectorKeypoints`` when the detector is a pose model).
         quality: quality gate thresholds.
         sampling: per-track sampling bounds.
+        num_parts: body-part boxes per crop, as the re-id network expects (2, 4 or 6).
     """
 
     def __init__(self, camera: str, source: VideoSource, tracker: PersonTracker, pose: PoseEstimator,
-                 quality: QualityConfig = QualityConfig(), sampling: SamplingConfig = SamplingConfig()):
+                 quality: QualityConfig = QualityConfig(), sampling: SamplingConfig = SamplingConfig(),
+                 num_parts: int = 4):
         self.camera = camera
         self.source = source
         self.tracker = tracker
@@ -79,6 +84,7 @@ class CameraPipeline:
         self.sampler = TrackSampler(sampling)
         self.times = StageTimes()
         self.frames_analysed = 0
+        self.num_parts = num_parts
 
     def run(self, emit: Emit, should_stop: Callable[[], bool] = lambda: False) -> StageTimes:
         """Process the whole video (or until ``should_stop()``), calling ``emit`` after every analysed frame.
@@ -106,7 +112,7 @@ class CameraPipeline:
             for det in detections:
                 obs = Observation(camera=self.camera, frame_index=frame.index, time_s=frame.time_s, detection=det,
                                   quality=crop_quality(det, width, height, self.quality))
-                released += self.sampler.add(obs, lambda o, f=frame: make_crop(f, o))
+                released += self.sampler.add(obs, lambda o, f=frame: make_crop(f, o, self.num_parts))
             released += self.sampler.release_stale(frame.time_s)
             self._thumbnails(released)
             self.frames_analysed += 1

@@ -177,8 +177,9 @@ def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_track
         cam.summary.status = "running"
         cam.started = time.perf_counter()
         progress.on_start(cam.summary, cam.source.expected_frames)
-        cam.thread = threading.Thread(target=_camera_thread, args=(index, cam, make_tracker, make_pose, options,
-                                                                   events, stop),
+        cam.thread = threading.Thread(target=_camera_thread,
+                                      args=(index, cam, make_tracker, make_pose, options, encoder.num_parts,
+                                            events, stop),
                                       name=f"camera-{cam.job.camera}", daemon=True)
         cam.thread.start()
     try:
@@ -193,7 +194,7 @@ def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_track
 
 
 def _camera_thread(index: int, cam: _Camera, make_tracker: TrackerFactory, make_pose: PoseFactory,
-                   options: IngestOptions, events: queue.Queue, stop: threading.Event) -> None:
+                   options: IngestOptions, num_parts: int, events: queue.Queue, stop: threading.Event) -> None:
     def put(item: tuple) -> None:
         while not stop.is_set():
             try:
@@ -205,7 +206,7 @@ def _camera_thread(index: int, cam: _Camera, make_tracker: TrackerFactory, make_
     try:
         tracker = make_tracker()
         pipeline = CameraPipeline(cam.job.camera, cam.source, tracker, make_pose(tracker), options.quality,
-                                  options.sampling)
+                                  options.sampling, num_parts)
         times = pipeline.run(lambda obs, n: put(("obs", index, obs, n)), stop.is_set)
         put(("done", index, times, cam.source.warning))
     except ReidAppError as exc:

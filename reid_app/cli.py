@@ -20,6 +20,7 @@ import click
 from reid_app import __version__
 from reid_app.errors import ReidAppError, UsageError, WeightsError
 from reid_app.settings import load_settings
+from reid_app.training_cli import COMMANDS as TRAINING_COMMANDS
 
 EXIT_FAILED_VIDEOS = 1
 EXIT_ERROR = 2
@@ -200,6 +201,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     """reid-app: find the same person across many cameras.
 
     Ingest footage with 'reid-app ingest cam1.mp4 cam2.mp4', then search it with 'reid-app search'.
+    Train and measure the re-id network with 'reid-app train', 'reid-app evaluate' and 'reid-app export'.
     """
     _setup_logging(verbose)
     if ctx.invoked_subcommand is None:
@@ -374,6 +376,10 @@ def search(db_path: Optional[str], track_id: Optional[int], sighting_id: Optiona
     if not results:
         click.echo("no matching tracks in other cameras", err=True)
     db.close()
+
+
+for _command in TRAINING_COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -28,3 +28,7 @@ class DeviceError(ReidAppError):
 
 class UsageError(ReidAppError):
     """An option has an invalid value."""
+
+
+class DatasetError(ReidAppError):
+    """A re-id dataset root is missing or not in the expected layout."""

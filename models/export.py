@@ -1,0 +1,110 @@
+"""ONNX export of a joint-loss checkpoint, checked against PyTorch.
+
+The exported graph takes ``images`` (``float32 [N, 3, H, W]``, RGB, ImageNet mean/std) and, for pose-guided part
+branches, ``part_boxes`` (``float32 [N, P, 4]`` in input pixels); it returns ``descriptor`` (``float32 [N, D]``,
+L2-normalised). The batch dimension is dynamic. ``models.encoders.OnnxEncoder`` runs it (``reid-app ingest --reid
+model.onnx``, ``reid-app evaluate --weights model.onnx``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.jointloss import JointLossNet
+from reid_app.errors import WeightsError
+
+
+class _Descriptor(nn.Module):
+    def __init__(self, net: JointLossNet, with_boxes: bool):
+        super().__init__()
+        self.net, self.with_boxes = net, with_boxes
+
+    def forward(self, images: torch.Tensor, part_boxes: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(images, part_boxes if self.with_boxes else None)["descriptor"]
+
+
+@dataclass
+class ExportReport:
+    """Outcome of :func:`export_onnx`.
+
+    Attributes:
+        path: the written ``.onnx`` file.
+        inputs: input names.
+        dims: descriptor length.
+        max_abs_difference: largest ``|onnx - pytorch|`` over the check batch.
+        check_batch: batch size of the check (differs from the traced batch, proving the dynamic dimension).
+    """
+
+    path: Path
+    inputs: list[str]
+    dims: int
+    max_abs_difference: float
+    check_batch: int
+
+
+def export_onnx(net: JointLossNet, out: str | Path, opset: int = 17, tolerance: float = 1e-4,
+                check_batch: int = 3, seed: int = 0) -> ExportReport:
+    """Export ``net`` to ONNX with a dynamic batch and check onnxruntime against PyTorch on random inputs.
+
+    Args:
+        net: the network (any mode; exported in eval mode).
+        out: destination ``.onnx`` file; written atomically, only when the check passes.
+        opset: ONNX opset (RoiAlign with pixel-aligned sampling needs >= 16).
+        tolerance: largest allowed absolute difference of the L2-normalised descriptors.
+        check_batch: batch size of the parity check.
+        seed: seed of the random check inputs.
+
+    Returns:
+        An :class:`ExportReport`.
+
+    Raises:
+        WeightsError: the export fails or its output disagrees with PyTorch beyond ``tolerance``.
+    """
+    import onnxruntime as ort
+
+    out = Path(out)
+    net = net.cpu().eval()
+    with_boxes = net.config.use_parts and net.config.part_mode == "pose"
+    wrapper = _Descriptor(net, with_boxes).eval()
+    height, width = net.config.input_size
+    generator = torch.Generator().manual_seed(seed)
+
+    def inputs(n: int) -> tuple[torch.Tensor, ...]:
+        images = torch.randn(n, 3, height, width, generator=generator)
+        if not with_boxes:
+            return (images,)
+        boxes = net.fixed_boxes.expand(n, -1, -1).clone()
+        jitter = torch.rand(n, boxes.shape[1], 1, generator=generator) * 0.1 * height
+        boxes[..., 1:2] += jitter
+        boxes[..., 3:4] = torch.minimum(boxes[..., 3:4] + jitter, torch.tensor(float(height)))
+        return images, boxes
+
+    names = ["images", "part_boxes"] if with_boxes else ["images"]
+    axes = {name: {0: "batch"} for name in names + ["descriptor"]}
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapper, inputs(2), str(tmp), input_names=names, output_names=["descriptor"],
+                              dynamic_axes=axes, opset_version=opset, dynamo=False)
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        check = inputs(check_batch)
+        got = session.run(None, {n: t.numpy() for n, t in zip(names, check)})[0]
+        with torch.inference_mode():
+            want = wrapper(*check).numpy()
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise WeightsError(f"ONNX export to {out} failed ({type(exc).__name__}: {exc})") from exc
+    difference = float(np.abs(got - want).max())
+    if got.shape != want.shape or not difference <= tolerance:
+        tmp.unlink(missing_ok=True)
+        raise WeightsError(f"the ONNX export disagrees with PyTorch (max |difference| {difference:.2e} > "
+                           f"{tolerance:.0e}); nothing was written to {out}")
+    tmp.replace(out)
+    return ExportReport(out, names, int(want.shape[1]), difference, check_batch)

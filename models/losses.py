@@ -1,0 +1,173 @@
+"""Training losses of the joint-loss network.
+
+    * Identity loss per branch: cross-entropy with label smoothing (Szegedy et al. 2016; Luo et al. 2019 "Bag of
+      Tricks"), one per branch/stream as in JLML's multi-loss (Li et al. IJCAI 2017).
+    * Batch-hard triplet loss on the descriptor (Hermans, Beyer, Leibe 2017, "In Defense of the Triplet Loss":
+      the "batch hard" loss and its soft-margin variant), used with the identity loss as in Liu et al.'s joint loss.
+    * Group-sparsity regulariser: the L2,1 norm of each branch's embedding weights (JLML's structured
+      sparsity for discriminative feature selection).
+    * :class:`JointLoss` combines them: ``L = w_id * mean_b CE_b + w_tri * L_tri + w_sp * sum_b ||W_b||_{2,1}``;
+      Liu et al. found softmax:triplet = 0.5:1 best, the default here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def cross_entropy_label_smoothing(logits: torch.Tensor, targets: torch.Tensor, epsilon: float = 0.1) -> torch.Tensor:
+    """Identity loss with label smoothing (as in Bag of Tricks).
+
+    ``q_i = 1 - eps + eps/C`` for the true class, ``eps/C`` otherwise; ``L = -sum_i q_i log p_i``, averaged over the
+    batch.
+
+    Args:
+        logits: ``float [N, C]``.
+        targets: ``int64 [N]`` class indices in ``[0, C)``.
+        epsilon: smoothing (0 gives plain cross-entropy).
+
+    Returns:
+        Scalar tensor.
+    """
+    log_probs = F.log_softmax(logits.float(), dim=1)
+    num_classes = logits.shape[1]
+    smooth = torch.full_like(log_probs, epsilon / num_classes)
+    smooth.scatter_(1, targets[:, None], 1.0 - epsilon + epsilon / num_classes)
+    return -(smooth * log_probs).sum(dim=1).mean()
+
+
+def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
+    """``float [N, N]`` Euclidean distances between the rows of ``x`` (``float [N, D]``), numerically safe at 0."""
+    x = x.float()
+    sq = (x * x).sum(dim=1)
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * x @ x.t()).clamp_min(0.0)
+    return torch.sqrt(d2 + 1e-12) * (d2 > 0)
+
+
+def batch_hard_triplet(features: torch.Tensor, targets: torch.Tensor, margin: float | None = 0.3
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch-hard triplet loss (Hermans et al. 2017; ``margin=None`` gives their soft-margin variant).
+
+    For each anchor ``a``: ``d_ap = max over positives p != a of D(a, p)``, ``d_an = min over negatives of D(a, n)``;
+    ``l_a = max(0, margin + d_ap - d_an)`` (or ``log(1 + exp(d_ap - d_an))``), averaged over anchors that have both a
+    positive and a negative in the batch (a PK batch guarantees it).
+
+    Args:
+        features: ``float [N, D]`` (the pre-BNNeck descriptor, where Bag of Tricks applies the triplet loss).
+        targets: ``int64 [N]`` identity labels.
+        margin: the margin in feature units, or None for soft-margin.
+
+    Returns:
+        ``(loss, fraction)``: scalar loss, and the fraction of anchors whose hardest negative is farther than the
+        hardest positive (a training-progress signal).
+    """
+    dist = pairwise_euclidean(features)
+    same = targets[:, None] == targets[None, :]
+    eye = torch.eye(len(targets), dtype=torch.bool, device=targets.device)
+    positives, negatives = same & ~eye, ~same
+    valid = positives.any(dim=1) & negatives.any(dim=1)
+    if not valid.any():
+        zero = features.sum() * 0.0
+        return zero, zero.detach()
+    d_ap = torch.where(positives, dist, torch.full_like(dist, -1.0)).max(dim=1).values[valid]
+    d_an = torch.where(negatives, dist, torch.full_like(dist, float("inf"))).min(dim=1).values[valid]
+    if margin is None:
+        loss = F.softplus(d_ap - d_an).mean()
+    else:
+        loss = F.relu(margin + d_ap - d_an).mean()
+    return loss, (d_an > d_ap).float().mean().detach()
+
+
+def group_sparsity(weights: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Group-sparsity (L2,1) regulariser (JLML's structured sparsity): ``sum_b sum_j ||W_b[:, j]||_2``.
+
+    Each group is one input feature ``j`` of branch ``b``'s embedding layer ``W_b`` (``[out_dim, in_dim]``);
+    driving whole columns to zero discards that input feature, i.e. selects features per branch.
+
+    Returns:
+        Scalar tensor (0 for no weights).
+    """
+    total = None
+    for w in weights:
+        term = w.float().norm(p=2, dim=0).sum()
+        total = term if total is None else total + term
+    return total if total is not None else torch.zeros(())
+
+
+@dataclass
+class LossConfig:
+    """Weights and switches of :class:`JointLoss`; stored in checkpoints as a plain dict.
+
+    Attributes:
+        id_weight: weight of the identity losses (mean over branches).
+        triplet_weight: weight of the batch-hard triplet loss (0 disables it: "without triplet" ablation).
+        triplet_margin: margin of the triplet loss; None for soft-margin.
+        label_smoothing: epsilon of the identity loss.
+        sparsity_weight: weight of the L2,1 group-sparsity term (0 disables it).
+    """
+
+    id_weight: float = 0.5
+    triplet_weight: float = 1.0
+    triplet_margin: float | None = 0.3
+    label_smoothing: float = 0.1
+    sparsity_weight: float = 0.0
+
+    def to_dict(self) -> dict:
+        """Plain dict for checkpoint metadata."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LossConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+class JointLoss:
+    """Identity + triplet + group-sparsity loss over a :class:`models.jointloss.JointLossNet`'s training output.
+
+    Args:
+        config: weights and switches.
+    """
+
+    def __init__(self, config: LossConfig = LossConfig()):
+        self.config = config
+
+    def __call__(self, outputs: dict, targets: torch.Tensor, embedding_weights: Sequence[torch.Tensor] = ()
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Compute the total loss.
+
+        Args:
+            outputs: the network's training-mode output (``features`` list, ``logits`` list).
+            targets: ``int64 [N]`` identity labels in ``[0, num_classes)``.
+            embedding_weights: ``JointLossNet.embedding_weights()`` (used when ``sparsity_weight > 0``).
+
+        Returns:
+            ``(loss, stats)``: scalar tensor to back-propagate; plain floats ``loss``, ``id``, ``triplet``,
+            ``sparsity``, ``accuracy`` (identity accuracy of the first classifier) and ``triplet_ok``.
+        """
+        c = self.config
+        total = torch.zeros((), device=targets.device)
+        stats: dict[str, float] = {}
+        logits = outputs.get("logits") or []
+        if logits and c.id_weight > 0:
+            id_loss = torch.stack([cross_entropy_label_smoothing(lg, targets, c.label_smoothing)
+                                   for lg in logits]).mean()
+            total = total + c.id_weight * id_loss
+            stats["id"] = float(id_loss.detach())
+        if logits:
+            stats["accuracy"] = float((logits[0].argmax(dim=1) == targets).float().mean())
+        if c.triplet_weight > 0:
+            descriptor = torch.cat(outputs["features"], dim=1)
+            tri, ok = batch_hard_triplet(descriptor, targets, c.triplet_margin)
+            total = total + c.triplet_weight * tri
+            stats["triplet"], stats["triplet_ok"] = float(tri.detach()), float(ok)
+        if c.sparsity_weight > 0 and embedding_weights:
+            sparsity = group_sparsity(embedding_weights)
+            total = total + c.sparsity_weight * sparsity
+            stats["sparsity"] = float(sparsity.detach())
+        stats["loss"] = float(total.detach())
+        return total, stats

@@ -1,0 +1,391 @@
+"""``reid-app train``, ``reid-app evaluate`` and ``reid-app export``: the re-id network's command line.
+
+Registered on the main group by ``reid_app.cli``. Errors are ``ReidAppError``s, printed by ``reid_app.cli.main`` as
+one line without a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from reid_app.errors import UsageError, WeightsError
+from reid_app.settings import load_settings
+
+log = logging.getLogger("reid_app")
+
+DATASET_CHOICES = ("market1501", "dukemtmc", "cuhk03", "cuhk03-labeled", "cuhk03-detected", "msmt17", "generic")
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _stdout():
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=140)
+
+
+def _parse_size(text: str) -> list[int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--input-size '{text}' must be HEIGHTxWIDTH in pixels, e.g. 256x128") from None
+    if height < 32 or width < 16 or height % 16 or width % 16:
+        raise UsageError(f"--input-size '{text}': height and width must be multiples of 16, at least 32x16")
+    return [height, width]
+
+
+def _load_dataset(name: str, root: str):
+    from models.datasets import load_dataset
+
+    return load_dataset(name, root)
+
+
+def _crop_pose(spec: str, device: str):
+    """``(tag, estimate_crops)`` for the keypoint cache, or ``(None, None)`` for fixed part boxes."""
+    from models.pose import YoloTopDownPose
+    from reid_app.settings import DEFAULT_DETECTOR
+    from reid_app.weights import resolve_weights
+
+    if spec == "none":
+        return None, None
+    settings = load_settings()
+    name = DEFAULT_DETECTOR if spec == "auto" else spec
+    resolved = resolve_weights(name, settings.weights_dirs, allow_fetch_name=spec != "auto")
+    if resolved.path is None and resolved.fetch_name is None:
+        if spec == "auto":
+            log.warning("no pose model found (%s); part boxes use fixed body ratios. Pass --pose PATH to a YOLO "
+                        "pose model, or set REID_APP_WEIGHTS, for pose-guided parts", DEFAULT_DETECTOR)
+            return None, None
+        raise WeightsError(resolved.missing_message("pose", "--pose"))
+    weights = resolved.path or resolved.fetch_name
+    estimator = YoloTopDownPose(weights, "cpu" if resolved.path is not None and resolved.path.is_dir() else device)
+    return Path(str(weights)).name, estimator.estimate_crops
+
+
+def _keypoints(samples, root: Path, tag, estimate, console, what: str):
+    """Cached keypoints for ``samples`` (None without a pose model), with a progress bar while estimating."""
+    if estimate is None:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from models.keypoint_cache import dataset_keypoints
+    from reid_app.settings import user_cache_weights_dir
+
+    with Progress(TextColumn(f"keypoints ({what})"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task(what, total=None)
+        return dataset_keypoints([s.path for s in samples], root, tag, estimate,
+                                 fallback_dir=user_cache_weights_dir().parent / "keypoints",
+                                 on_progress=lambda d, t: progress.update(task, completed=d, total=t))
+
+
+def _metrics_table(title: str, rows: list[tuple[str, dict]]):
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("")
+    for name in ("rank-1", "rank-5", "rank-10", "rank-20", "mAP"):
+        table.add_column(name, justify="right")
+    for label, m in rows:
+        table.add_row(label, *(f"{m.get(k, float('nan')):.2f}" for k in ("rank1", "rank5", "rank10", "rank20",
+                                                                          "mAP")))
+    return table
+
+
+class _RichTrainProgress:
+    """``models.training.TrainProgress`` drawing one progress bar per epoch with loss and accuracy."""
+
+    def __init__(self, console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = console
+        self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}  "
+                                            "lr {task.fields[lr]:.1e}"),
+                                 TimeElapsedColumn(), console=console)
+        self.task = None
+        self.sums = {"loss": 0.0, "accuracy": 0.0}
+        self.count = 0
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def on_epoch_start(self, epoch, epochs, iterations):
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.sums, self.count = {"loss": 0.0, "accuracy": 0.0}, 0
+        self.task = self.progress.add_task("train", total=iterations, epoch=f"{epoch}/{epochs}", loss=0.0, acc=0.0,
+                                           lr=0.0)
+
+    def on_iteration(self, stats):
+        self.count += 1
+        for key in self.sums:
+            self.sums[key] += stats.get(key, 0.0)
+        self.progress.update(self.task, advance=1, loss=self.sums["loss"] / self.count,
+                             acc=self.sums["accuracy"] / self.count, lr=stats.get("lr", 0.0))
+
+    def on_epoch_end(self, epoch, stats, metrics):
+        line = f"epoch {epoch}: loss {stats.get('loss', 0):.4f}, id accuracy {stats.get('accuracy', 0):.1%}"
+        if "triplet" in stats:
+            line += f", triplet {stats['triplet']:.4f}"
+        if metrics:
+            line += f"; rank-1 {metrics['rank1']:.2f}, mAP {metrics['mAP']:.2f}"
+        self.progress.console.print(line, markup=False, highlight=False)
+
+    def on_message(self, text):
+        self.progress.console.print(f"reid-app: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
+@click.command()
+@click.option("--dataset", required=True, type=click.Choice(DATASET_CHOICES, case_sensitive=False),
+              help="Dataset layout (see README: Datasets).")
+@click.option("--root", required=True, metavar="DIR", help="Dataset folder.")
+@click.option("--out", required=True, metavar="CKPT", help="Checkpoint file, written after every epoch.")
+@click.option("--arch", default="resnet50", show_default=True, type=click.Choice(["resnet50", "resnet34", "resnet18"]),
+              help="Trunk backbone (resnet18/34 for CPU-only users).")
+@click.option("--epochs", type=int, default=120, show_default=True, help="Training epochs.")
+@click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="Where to train [default: auto].")
+@click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision on CUDA (bf16, else fp16).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from --out (same settings).")
+@click.option("--batch-p", type=int, default=16, show_default=True, help="Identities per batch (PK sampler P).")
+@click.option("--batch-k", type=int, default=4, show_default=True, help="Images per identity (PK sampler K).")
+@click.option("--lr", type=float, default=3.5e-4, show_default=True, help="Base learning rate (Adam).")
+@click.option("--weight-decay", type=float, default=5e-4, show_default=True, help="Weight decay.")
+@click.option("--schedule", type=click.Choice(["step", "cosine"]), default="step", show_default=True,
+              help="After warm-up: x0.1 at --milestones (step) or cosine decay.")
+@click.option("--warmup-epochs", type=int, default=10, show_default=True, help="Linear warm-up from 10% of --lr.")
+@click.option("--milestones", default="40,70", show_default=True, metavar="E1,E2,...", help="Step-decay epochs.")
+@click.option("--eval-every", type=int, default=10, show_default=True,
+              help="Evaluate on query/gallery every N epochs (0: only at the end).")
+@click.option("--pose", default="auto", show_default=True, metavar="auto|none|WEIGHTS",
+              help="Pose model for the training images' keypoints (computed once, cached beside the dataset); "
+              "none uses fixed part boxes.")
+@click.option("--pretrained/--no-pretrained", default=True, show_default=True,
+              help="Start the trunk from torchvision's ImageNet weights (downloaded once when online).")
+@click.option("--input-size", default="256x128", show_default=True, metavar="HxW", help="Network input in pixels.")
+@click.option("--last-stride", type=click.Choice(["1", "2"]), default="1", show_default=True,
+              help="Stride of the trunk's last stage.")
+@click.option("--global-dim", type=int, default=512, show_default=True, help="Global embedding size.")
+@click.option("--part-dim", type=int, default=128, show_default=True, help="Embedding size per part.")
+@click.option("--parts", "num_parts", type=int, default=4, show_default=True,
+              help="Body parts (2, 4 or 6 pose-guided; any count with --part-mode stripes).")
+@click.option("--part-mode", type=click.Choice(["pose", "stripes"]), default="pose", show_default=True,
+              help="Pose-guided part boxes or fixed horizontal stripes.")
+@click.option("--no-global", is_flag=True, help="Ablation: local (part) branch only.")
+@click.option("--no-parts", is_flag=True, help="Ablation: global branch only.")
+@click.option("--loss-mode", type=click.Choice(["per-branch", "concat"]), default="per-branch", show_default=True,
+              help="One identity loss per branch (JLML) or one over the concatenated descriptor.")
+@click.option("--id-weight", type=float, default=0.5, show_default=True, help="Weight of the identity losses.")
+@click.option("--triplet-weight", type=float, default=1.0, show_default=True,
+              help="Weight of the batch-hard triplet loss (0: no triplet).")
+@click.option("--margin", type=float, default=0.3, show_default=True, help="Triplet margin.")
+@click.option("--soft-margin", is_flag=True, help="Soft-margin triplet loss instead of --margin.")
+@click.option("--label-smoothing", type=float, default=0.1, show_default=True, help="Identity-loss smoothing.")
+@click.option("--sparsity-weight", type=float, default=0.0, show_default=True,
+              help="Weight of the L2,1 group-sparsity regulariser (JLML); 0 disables it.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Data-loading processes.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--iterations-per-epoch", type=int, default=None, help="Cap batches per epoch (quick trials).")
+@click.option("--name", default=None, help="Model name stored in the checkpoint and with every embedding "
+              "[default: jointloss-ARCH-DATASET].")
+def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Optional[str], amp: bool, resume: bool,
+          batch_p: int, batch_k: int, lr: float, weight_decay: float, schedule: str, warmup_epochs: int,
+          milestones: str, eval_every: int, pose: str, pretrained: bool, input_size: str, last_stride: str,
+          global_dim: int, part_dim: int, num_parts: int, part_mode: str, no_global: bool, no_parts: bool,
+          loss_mode: str, id_weight: float, triplet_weight: float, margin: float, soft_margin: bool,
+          label_smoothing: float, sparsity_weight: float, workers: int, seed: int,
+          iterations_per_epoch: Optional[int], name: Optional[str]) -> None:
+    """Train the joint-loss re-id network on a dataset and write a checkpoint for 'reid-app ingest --reid'.
+
+    Identity loss per branch with label smoothing plus batch-hard triplet loss (softmax:triplet = 0.5:1), PK
+    batches, warm-up then step or cosine schedule. Evaluates rank-1/5/10/20 and mAP on the query/gallery split every
+    --eval-every epochs and at the end. Ctrl-C keeps the last finished epoch; --resume continues from it.
+    """
+    import torch
+
+    from models.encoders import JointLossEncoder, resolve_device
+    from models.evaluation import evaluate_encoder
+    from models.jointloss import JointLossConfig, JointLossNet
+    from models.losses import JointLoss, LossConfig
+    from models.training import TrainConfig
+    from models.training import train as run_training
+
+    if epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {epochs}")
+    if batch_p < 2 or batch_k < 2:
+        raise UsageError(f"--batch-p and --batch-k must be at least 2 (got {batch_p}, {batch_k}): the triplet loss "
+                         f"needs positives and negatives in every batch")
+    if no_global and no_parts:
+        raise UsageError("--no-global and --no-parts together leave no branch to train")
+    try:
+        milestone_list = [int(m) for m in milestones.split(",") if m.strip()]
+    except ValueError:
+        raise UsageError(f"--milestones '{milestones}' must be comma-separated epoch numbers") from None
+    out_path = Path(out)
+    if out_path.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a checkpoint file name such as {out_path / 'model.pt'}")
+    if not out_path.parent.exists():
+        raise UsageError(f"--out {out}: folder {out_path.parent} does not exist")
+    if resume and not out_path.exists():
+        raise UsageError(f"--resume: {out} does not exist yet; start without --resume")
+    if out_path.exists() and not resume:
+        raise UsageError(f"{out} already exists; pass --resume to continue that run or choose another --out")
+    device_name = resolve_device(device or load_settings().device)
+    data = _load_dataset(dataset, root)
+    console = _stderr()
+    table_rows = ", ".join(f"{split}: {ids} ids / {images} images / {cams} cameras"
+                           for split, ids, images, cams in data.summary())
+    console.print(f"{data.name} at {data.root}: {table_rows}", markup=False, highlight=False, soft_wrap=True)
+    pids = sorted({s.pid for s in data.train})
+    label_of = {pid: i for i, pid in enumerate(pids)}
+    try:
+        config = JointLossConfig(backbone=arch, last_stride=int(last_stride), global_dim=global_dim,
+                                 part_dim=part_dim, num_parts=num_parts, use_global=not no_global,
+                                 use_parts=not no_parts, part_mode=part_mode, loss_mode=loss_mode.replace("-", "_"),
+                                 num_classes=len(pids), input_size=_parse_size(input_size))
+        config.validate()
+        train_config = TrainConfig(epochs=epochs, p=batch_p, k=batch_k, lr=lr, weight_decay=weight_decay,
+                                   warmup_epochs=warmup_epochs, schedule=schedule, milestones=milestone_list,
+                                   amp=amp, eval_every=eval_every, workers=workers, seed=seed,
+                                   max_iterations=iterations_per_epoch)
+        train_config.validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if len(pids) < batch_p:
+        raise UsageError(f"--batch-p {batch_p} is more than the {len(pids)} training identities of {data.root}")
+    loss = JointLoss(LossConfig(id_weight=id_weight, triplet_weight=triplet_weight,
+                                triplet_margin=None if soft_margin else margin, label_smoothing=label_smoothing,
+                                sparsity_weight=sparsity_weight))
+    tag, estimate = _crop_pose(pose, device_name) if config.use_parts and part_mode == "pose" else (None, None)
+    train_kp = _keypoints(data.train, data.root, tag, estimate, console, "train")
+    query_kp = _keypoints(data.query, data.root, tag, estimate, console, "query")
+    gallery_kp = _keypoints(data.gallery, data.root, tag, estimate, console, "gallery")
+    torch.manual_seed(seed)
+    net = JointLossNet(config, pretrained_trunk=pretrained and not resume)
+    model_name = name or f"jointloss-{arch}-{data.name}"
+
+    def evaluate(model):
+        encoder = JointLossEncoder(model, model_name, "training", str(out_path), device_name, batch_size=128)
+        report = evaluate_encoder(encoder, data, query_kp, gallery_kp)
+        return report.result.as_dict()
+
+    metadata = {"name": model_name, "dataset": data.name, "training_data": f"{data.name} ({data.root})",
+                "pose": tag or "none"}
+    try:
+        with _RichTrainProgress(console) as progress:
+            result = run_training(net, data.train, [label_of[s.pid] for s in data.train], train_kp, train_config,
+                                  loss, out_path, metadata, device_name, resume, evaluate, progress)
+    except KeyboardInterrupt:
+        console.print(f"reid-app: interrupted; {out} holds the last finished epoch - run the same command with "
+                      f"--resume to continue", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(130)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    stdout = _stdout()
+    last = result.history[-1] if result.history else {}
+    stdout.print(f"trained {result.epochs_run} epoch(s) in {result.seconds:.0f} s on {device_name}; "
+                 f"final loss {last.get('loss', float('nan')):.4f}, id accuracy "
+                 f"{last.get('accuracy', float('nan')):.1%}; checkpoint: {out_path}", markup=False, highlight=False,
+                 soft_wrap=True)
+    if result.metrics:
+        stdout.print(_metrics_table(f"{model_name} on {data.name} (epoch {last.get('epoch')})",
+                                    [("query/gallery", result.metrics)]))
+
+
+@click.command()
+@click.option("--dataset", required=True, type=click.Choice(DATASET_CHOICES, case_sensitive=False),
+              help="Dataset layout (see README: Datasets).")
+@click.option("--root", required=True, metavar="DIR", help="Dataset folder.")
+@click.option("--weights", required=True, metavar="CKPT|ONNX", help="A reid-app checkpoint or any ONNX re-id model.")
+@click.option("--rerank", is_flag=True, help="Also report k-reciprocal re-ranking (Zhong et al. 2017).")
+@click.option("--flip", is_flag=True, help="Average each image's embedding with its mirror image's.")
+@click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="Where to run [default: auto].")
+@click.option("--batch-size", type=int, default=128, show_default=True, help="Images per forward pass.")
+@click.option("--pose", default="auto", show_default=True, metavar="auto|none|WEIGHTS",
+              help="Pose model for the part boxes of query/gallery images (cached beside the dataset).")
+def evaluate(dataset: str, root: str, weights: str, rerank: bool, flip: bool, device: Optional[str],
+             batch_size: int, pose: str) -> None:
+    """Evaluate a re-id model on a dataset's query/gallery split: CMC rank-1/5/10/20 and mAP.
+
+    Standard protocol: gallery images with the query's identity and camera are excluded, Market-1501 junk images
+    are ignored and distractors count as non-matches.
+    """
+    from models.encoders import load_encoder, resolve_device
+    from models.evaluation import evaluate_encoder
+    from reid_app.weights import resolve_weights
+
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    settings = load_settings()
+    resolved = resolve_weights(weights, settings.weights_dirs)
+    if resolved.path is None:
+        raise WeightsError(resolved.missing_message("re-id", "--weights"))
+    device_name = resolve_device(device or settings.device)
+    data = _load_dataset(dataset, root)
+    encoder = load_encoder(resolved.path, device_name, batch_size)
+    console = _stderr()
+    tag, estimate = _crop_pose(pose, device_name) if encoder.num_parts in (2, 4, 6) else (None, None)
+    query_kp = _keypoints(data.query, data.root, tag, estimate, console, "query")
+    gallery_kp = _keypoints(data.gallery, data.root, tag, estimate, console, "gallery")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("embed", total=len(data.query) + len(data.gallery))
+        report = evaluate_encoder(encoder, data, query_kp, gallery_kp, flip=flip, rerank=rerank,
+                                  on_progress=lambda d, t: progress.update(task, completed=d, total=t))
+    rows = [("plain" + (" + flip" if flip else ""), report.result.as_dict())]
+    if report.reranked is not None:
+        rows.append(("k-reciprocal re-ranked", report.reranked.as_dict()))
+    stdout = _stdout()
+    stdout.print(_metrics_table(f"{encoder.name} on {data.name}: {report.num_query} queries "
+                                f"({report.result.num_queries} with a match), {report.num_gallery} gallery images",
+                                rows))
+    stdout.print(f"embedding took {report.seconds:.1f} s on {encoder.device} "
+                 f"({(report.num_query + report.num_gallery) / max(report.seconds, 1e-9):.0f} images/s)",
+                 markup=False, highlight=False)
+
+
+@click.command("export")
+@click.option("--weights", required=True, metavar="CKPT", help="A reid-app checkpoint ('reid-app train' output).")
+@click.option("--onnx", "onnx_path", required=True, metavar="OUT.onnx", help="ONNX file to write.")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (at least 16).")
+def export_command(weights: str, onnx_path: str, opset: int) -> None:
+    """Export a checkpoint to ONNX (dynamic batch), checked to agree with PyTorch.
+
+    The model takes 'images' [N,3,H,W] and, with pose-guided parts, 'part_boxes' [N,P,4]; it gives 'descriptor'
+    [N,D]. Use it with 'reid-app ingest --reid OUT.onnx' or 'reid-app evaluate --weights OUT.onnx'.
+    """
+    from models.encoders import build_jointloss_encoder
+    from models.export import export_onnx
+
+    if opset < 16:
+        raise UsageError(f"--opset must be at least 16 (pixel-aligned RoiAlign), got {opset}")
+    out = Path(onnx_path)
+    if not out.parent.exists():
+        raise UsageError(f"--onnx {onnx_path}: folder {out.parent} does not exist")
+    if Path(weights).suffix.lower() == ".onnx":
+        raise UsageError(f"--weights {weights} is already an ONNX model")
+    if not Path(weights).is_file():
+        raise WeightsError(f"re-id checkpoint {weights} does not exist")
+    encoder = build_jointloss_encoder(weights)
+    report = export_onnx(encoder.net, out, opset=opset)
+    click.echo(f"wrote {report.path}: inputs {', '.join(report.inputs)} -> descriptor [N, {report.dims}]; "
+               f"onnxruntime agrees with PyTorch to {report.max_abs_difference:.1e} (batch {report.check_batch})")
+
+
+COMMANDS = (train, evaluate, export_command)
