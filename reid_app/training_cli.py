@@ -352,9 +352,9 @@ def evaluate(dataset: str, root: str, weights: str, rerank: bool, flip: bool, de
     if report.reranked is not None:
         rows.append(("k-reciprocal re-ranked", report.reranked.as_dict()))
     stdout = _stdout()
-    stdout.print(_metrics_table(f"{encoder.name} on {data.name}: {report.num_query} queries "
-                                f"({report.result.num_queries} with a match), {report.num_gallery} gallery images",
-                                rows))
+    stdout.print(f"{report.num_query} queries ({report.result.num_queries} with a match), {report.num_gallery} "
+                 f"gallery images", markup=False, highlight=False)
+    stdout.print(_metrics_table(f"{encoder.name} on {data.name}", rows))
     stdout.print(f"embedding took {report.seconds:.1f} s on {encoder.device} "
                  f"({(report.num_query + report.num_gallery) / max(report.seconds, 1e-9):.0f} images/s)",
                  markup=False, highlight=False)

@@ -5,7 +5,7 @@ import torch
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.encoders import JointLossEncoder, build_jointloss_encoder, load_encoder
 from models.jointloss import JointLossConfig, JointLossNet
-from models.parts import stripe_boxes
+from models.parts import fallback_stripes, stripe_boxes
 from reid_app.errors import WeightsError
 
 
@@ -51,6 +51,57 @@ def test_training_mode_returns_per_branch_features_and_logits():
     out = net(torch.randn(2, 3, 256, 128), torch.from_numpy(np.stack([stripe_boxes(256, 128)] * 2)))
     assert len(out["features"]) == 5 and len(out["logits"]) == 5
     assert out["logits"][0].shape == (2, 7) and out["features"][1].shape == (2, 128)
+
+
+# (switches, descriptor dims, pre-BNNeck feature dims, number of classifiers)
+ABLATIONS = [
+    (dict(), 512 + 4 * 128, [512] + [128] * 4, 5),
+    (dict(use_parts=False), 512, [512], 1),                                  # global only
+    (dict(use_global=False), 4 * 128, [128] * 4, 4),                         # local only
+    (dict(loss_mode="concat"), 512 + 4 * 128, [512] + [128] * 4, 1),         # one loss over the concatenation
+    (dict(num_parts=2), 512 + 2 * 128, [512] + [128] * 2, 3),
+    (dict(num_parts=6, part_dim=64), 512 + 6 * 64, [512] + [64] * 6, 7),
+    (dict(part_mode="stripes", num_parts=3), 512 + 3 * 128, [512] + [128] * 3, 4),  # horizontal stripes
+    (dict(last_stride=2, global_dim=256), 256 + 4 * 128, [256] + [128] * 4, 5),
+]
+
+
+@pytest.mark.parametrize("switches,dims,feature_dims,classifiers", ABLATIONS)
+def test_every_ablation_switch_gives_the_documented_output_shapes(switches, dims, feature_dims, classifiers):
+    torch.manual_seed(0)
+    config = JointLossConfig(backbone="resnet18", num_classes=5, input_size=[128, 64], **switches)
+    net = JointLossNet(config).train()
+    boxes = torch.from_numpy(np.stack([stripe_boxes(128, 64, fallback_stripes(config.num_parts))] * 3))
+    out = net(torch.randn(3, 3, 128, 64), boxes)
+    assert config.dims == dims and out["descriptor"].shape == (3, dims)
+    assert [f.shape[1] for f in out["features"]] == feature_dims
+    assert len(out["logits"]) == classifiers and all(lg.shape == (3, 5) for lg in out["logits"])
+    net.eval()
+    with torch.no_grad():
+        descriptor = net(torch.randn(2, 3, 128, 64))["descriptor"]  # no boxes: the fixed part boxes
+    assert set(net(torch.randn(2, 3, 128, 64)).keys()) == {"descriptor"}
+    torch.testing.assert_close(descriptor.norm(dim=1), torch.ones(2))
+
+
+def test_stripes_mode_ignores_the_given_part_boxes():
+    torch.manual_seed(0)
+    net = JointLossNet(JointLossConfig(backbone="resnet18", use_global=False, part_mode="stripes")).eval()
+    images = torch.randn(1, 3, 256, 128)
+    top = torch.tensor([[[0, 0, 128, 64]] * 4], dtype=torch.float32)
+    with torch.no_grad():
+        torch.testing.assert_close(net(images, top)["descriptor"], net(images)["descriptor"])
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(use_global=False, use_parts=False), "at least one"),
+    (dict(num_parts=5), "pose-guided parts"),
+    (dict(loss_mode="sum"), "loss_mode"),
+    (dict(part_mode="grid"), "part_mode"),
+    (dict(backbone="vgg16"), "backbone"),
+])
+def test_impossible_configurations_are_refused(bad, match):
+    with pytest.raises(ValueError, match=match):
+        JointLossNet(JointLossConfig(**bad))
 
 
 def test_checkpoint_round_trip_gives_identical_embeddings(tmp_path):

@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
-from models.parts import FALLBACK_STRIPES, part_boxes_from_keypoints, stripe_boxes
+from models.parts import (FALLBACK_STRIPES, fallback_stripes, flip_boxes, flip_keypoints, part_boxes_from_keypoints,
+                          stripe_boxes)
 
 
 def _standing_person(h=256.0, w=100.0):
@@ -40,3 +42,34 @@ def test_weak_leg_keypoints_use_the_fallback_only_for_the_legs():
     boxes, from_pose = part_boxes_from_keypoints(kp, 256, 100)
     assert from_pose.tolist() == [True, True, False, False]
     np.testing.assert_allclose(boxes[2:], stripe_boxes(256, 100)[2:])
+
+
+@pytest.mark.parametrize("num_parts", [2, 4, 6])
+def test_flipping_keypoints_flips_the_part_boxes(num_parts):
+    kp = _standing_person()
+    kp[[7, 9], 0] = 5.0  # raise the left arm sideways: the boxes are no longer symmetric
+    boxes, from_pose = part_boxes_from_keypoints(kp, 256, 100, num_parts=num_parts)
+    flipped_kp = flip_keypoints(kp, 100)
+    assert flipped_kp[5, 0] == 100 - kp[6, 0]  # left shoulder takes the mirrored right shoulder's place
+    flipped, flipped_from_pose = part_boxes_from_keypoints(flipped_kp, 256, 100, num_parts=num_parts)
+    np.testing.assert_allclose(flipped, flip_boxes(boxes, 100), atol=1e-4)
+    assert (flipped_from_pose == from_pose).all() and from_pose.all()
+    assert not np.allclose(flipped, boxes)  # the test case is not trivially symmetric
+
+
+@pytest.mark.parametrize("num_parts", [2, 6])
+def test_two_and_six_parts_cover_the_body_top_to_bottom(num_parts):
+    boxes, from_pose = part_boxes_from_keypoints(_standing_person(), 256, 100, num_parts=num_parts)
+    assert boxes.shape == (num_parts, 4) and from_pose.all()
+    assert boxes[0, 1] == 0 and boxes[-1, 3] >= 240
+    assert np.all(np.diff(boxes[:, 1]) > 0)
+    none_boxes, none_from_pose = part_boxes_from_keypoints(None, 256, 100, num_parts=num_parts)
+    np.testing.assert_allclose(none_boxes, stripe_boxes(256, 100, fallback_stripes(num_parts)))
+    assert not none_from_pose.any()
+
+
+def test_missing_keypoints_stay_missing_under_a_flip_and_other_counts_are_refused():
+    assert flip_keypoints(None, 100) is None
+    with pytest.raises(ValueError, match="parts"):
+        part_boxes_from_keypoints(_standing_person(), 256, 100, num_parts=3)
+    np.testing.assert_allclose(fallback_stripes(3), [[0, 1 / 3], [1 / 3, 2 / 3], [2 / 3, 1]], rtol=1e-6)
