@@ -275,7 +275,12 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
     query_kp = _keypoints(data.query, data.root, tag, estimate, console, "query")
     gallery_kp = _keypoints(data.gallery, data.root, tag, estimate, console, "gallery")
     torch.manual_seed(seed)
-    net = JointLossNet(config, pretrained_trunk=pretrained and not resume)
+    try:
+        net = JointLossNet(config, pretrained_trunk=pretrained and not resume)
+    except WeightsError:
+        raise WeightsError(f"the ImageNet weights of {arch} could not be fetched (offline?); place them in "
+                           f"$TORCH_HOME/hub/checkpoints, or pass --no-pretrained to train from scratch (expect "
+                           f"far lower accuracy)") from None
     model_name = name or f"jointloss-{arch}-{data.name}"
 
     def evaluate(model):
