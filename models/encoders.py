@@ -26,6 +26,30 @@ from reid_app.errors import DeviceError, WeightsError
 log = logging.getLogger(__name__)
 
 
+def resize_crops(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], size: tuple[int, int]
+                 ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Resize crops to the network input and rescale their part boxes.
+
+    Args:
+        crops: ``N`` arrays ``uint8 [h_i, w_i, 3]``, BGR.
+        part_boxes: ``float32 [N, P, 4]`` in each crop's pixels, or None.
+        size: network input ``(height, width)`` in pixels.
+
+    Returns:
+        ``(images, boxes)``: ``uint8 [N, H, W, 3]`` BGR; part boxes in input pixels (``float32 [N, P, 4]``) or None.
+    """
+    height, width = size
+    images = np.empty((len(crops), height, width, 3), dtype=np.uint8)
+    boxes = None if part_boxes is None else np.array(part_boxes, dtype=np.float32, copy=True)
+    for i, crop in enumerate(crops):
+        h, w = crop.shape[:2]
+        images[i] = cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
+        if boxes is not None:
+            boxes[i, :, [0, 2]] *= width / max(w, 1)
+            boxes[i, :, [1, 3]] *= height / max(h, 1)
+    return images, boxes
+
+
 def preprocess(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], size: tuple[int, int]
                ) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Resize, convert and normalise crops for a re-id network.
@@ -39,18 +63,9 @@ def preprocess(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], si
         ``(images, boxes)``: ``float32 [N, 3, H, W]`` normalised RGB; part boxes rescaled to input pixels
         (``float32 [N, P, 4]``) or None.
     """
-    height, width = size
-    images = np.empty((len(crops), 3, height, width), dtype=np.float32)
-    boxes = None if part_boxes is None else np.array(part_boxes, dtype=np.float32, copy=True)
-    for i, crop in enumerate(crops):
-        h, w = crop.shape[:2]
-        resized = cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
-        rgb = resized[:, :, ::-1].astype(np.float32) / 255.0
-        images[i] = ((rgb - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
-        if boxes is not None:
-            boxes[i, :, [0, 2]] *= width / max(w, 1)
-            boxes[i, :, [1, 3]] *= height / max(h, 1)
-    return images, boxes
+    resized, boxes = resize_crops(crops, part_boxes, size)
+    rgb = resized[..., ::-1].astype(np.float32) / 255.0
+    return np.ascontiguousarray(((rgb - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2)), boxes
 
 
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -97,10 +112,13 @@ class ReIDEncoder(ABC):
         out = []
         for start in range(0, len(crops), self.batch_size):
             stop = start + self.batch_size
-            boxes = None if part_boxes is None else part_boxes[start:stop]
-            images, boxes = preprocess(crops[start:stop], boxes, self.input_size)
-            out.append(self._forward(images, boxes))
+            out.append(self._encode_batch(crops[start:stop], None if part_boxes is None else part_boxes[start:stop]))
         return _l2_normalise(np.concatenate(out, axis=0))
+
+    def _encode_batch(self, crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray]) -> np.ndarray:
+        """One batch of crops -> ``float32 [n, D]``; the default normalises on the CPU, then :meth:`_forward`."""
+        images, boxes = preprocess(crops, part_boxes, self.input_size)
+        return self._forward(images, boxes)
 
     @abstractmethod
     def _forward(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
@@ -171,11 +189,27 @@ class JointLossEncoder(ReIDEncoder):
         self.dims = net.config.dims
         self.input_size = tuple(net.config.input_size)
         self.num_parts = net.config.num_parts
+        self._mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+
+    def _encode_batch(self, crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray]) -> np.ndarray:
+        """Resize on the CPU, then move ``uint8`` pixels (4x less than float) and normalise on the device."""
+        import torch
+
+        resized, boxes = resize_crops(crops, part_boxes, self.input_size)
+        pixels = torch.from_numpy(resized).to(self.device, non_blocking=True)
+        x = pixels.flip(-1).permute(0, 3, 1, 2).float().div_(255.0)  # BGR HWC -> RGB CHW in [0, 1]
+        x = (x - self._mean) / self._std
+        return self._run(x, boxes)
 
     def _forward(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
         import torch
 
-        x = torch.from_numpy(images).to(self.device)
+        return self._run(torch.from_numpy(images).to(self.device), part_boxes)
+
+    def _run(self, x, part_boxes: Optional[np.ndarray]) -> np.ndarray:
+        import torch
+
         boxes = None if part_boxes is None else torch.from_numpy(
             np.ascontiguousarray(part_boxes, dtype=np.float32)).to(self.device)
         if self.channels_last:

@@ -7,6 +7,7 @@ one line without a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -197,7 +198,7 @@ class _RichTrainProgress:
 @click.option("--label-smoothing", type=float, default=0.1, show_default=True, help="Identity-loss smoothing.")
 @click.option("--sparsity-weight", type=float, default=0.0, show_default=True,
               help="Weight of the L2,1 group-sparsity regulariser (JLML); 0 disables it.")
-@click.option("--workers", type=int, default=2, show_default=True, help="Data-loading processes.")
+@click.option("--workers", type=int, default=None, help="Data-loading processes [default: CPU cores, at most 8].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--iterations-per-epoch", type=int, default=None, help="Cap batches per epoch (quick trials).")
 @click.option("--name", default=None, help="Model name stored in the checkpoint and with every embedding "
@@ -207,7 +208,7 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
           milestones: str, eval_every: int, pose: str, pretrained: bool, input_size: str, last_stride: str,
           global_dim: int, part_dim: int, num_parts: int, part_mode: str, no_global: bool, no_parts: bool,
           loss_mode: str, id_weight: float, triplet_weight: float, margin: float, soft_margin: bool,
-          label_smoothing: float, sparsity_weight: float, workers: int, seed: int,
+          label_smoothing: float, sparsity_weight: float, workers: Optional[int], seed: int,
           iterations_per_epoch: Optional[int], name: Optional[str]) -> None:
     """Train the joint-loss re-id network on a dataset and write a checkpoint for 'reid-app ingest --reid'.
 
@@ -229,6 +230,10 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
     if batch_p < 2 or batch_k < 2:
         raise UsageError(f"--batch-p and --batch-k must be at least 2 (got {batch_p}, {batch_k}): the triplet loss "
                          f"needs positives and negatives in every batch")
+    if workers is None:
+        workers = min(8, os.cpu_count() or 1)
+    if workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {workers}")
     if no_global and no_parts:
         raise UsageError("--no-global and --no-parts together leave no branch to train")
     try:

@@ -68,7 +68,8 @@ class Observation:
         detection: the tracked detection.
         quality: quality score in ``[0, 1]`` (see ``pipelines.quality``); 0 when the quality gate rejected it.
         crop: ``uint8 [h, w, 3]`` BGR person crop when the observation is selected for encoding, else ``None``.
-        part_boxes: ``float32 [P, 4]`` part boxes in crop pixels (``P = len(BODY_PARTS)``) when selected.
+        part_boxes: ``float32 [P, 4]`` part boxes in crop pixels when selected (``P`` = the re-id network's part
+            count; 4 by default, :data:`BODY_PARTS`).
         thumbnail: small JPEG of the crop, set for selected observations when their window closes.
     """
 

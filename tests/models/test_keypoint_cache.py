@@ -1,5 +1,5 @@
-import os
 import sqlite3
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -47,17 +47,17 @@ def test_keypoints_are_estimated_once_and_reused(tmp_path):
     assert pose.seen == 8  # another pose model gets its own cache
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
-def test_read_only_dataset_caches_in_the_fallback_folder(tmp_path):
+def test_read_only_dataset_caches_in_the_fallback_folder(tmp_path, monkeypatch):
     root = tmp_path / "dataset"
     paths = _images(root, 2)
-    root.chmod(0o555)
-    try:
-        dataset_keypoints(paths, root, "pose", _CountingPose(), fallback_dir=tmp_path / "cache")
-        assert list((tmp_path / "cache").glob("keypoints-*-pose.npz"))
-        assert not (root / ".reid-app").exists()
-    finally:
-        root.chmod(0o755)
+    # a read-only dataset folder (simulated: tests may run as root, which ignores permissions)
+    monkeypatch.setattr("models.keypoint_cache.os.access", lambda path, mode: Path(path) != root)
+    pose = _CountingPose()
+    dataset_keypoints(paths, root, "pose", pose, fallback_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("keypoints-*-pose.npz"))) == 1
+    assert not (root / ".reid-app").exists()
+    dataset_keypoints(paths, root, "pose", pose, fallback_dir=tmp_path / "cache")
+    assert pose.seen == 2  # found again in the fallback folder
 
 
 def test_corrupt_cache_is_recomputed_and_unreadable_images_are_named(tmp_path):
