@@ -110,7 +110,7 @@ def main() -> None:
             layout = "channels_last" if channels_last else "contiguous"
             print(f"{precision:<10}{layout:<15}{batch:>6}{network:>18,.0f}{encode:>16,.0f}", flush=True)
     print(f"best network throughput: {best:,.0f} crops/s"
-          + (f" (target on an H200: 10,000 crops/s for the default network)" if on_cuda else ""))
+          + (" (target on an H200: 10,000 crops/s for the default network)" if on_cuda else ""))
 
 
 if __name__ == "__main__":
