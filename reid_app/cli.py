@@ -19,6 +19,7 @@ import click
 
 from reid_app import __version__
 from reid_app.errors import ReidAppError, UsageError, WeightsError
+from reid_app.console import stderr_console, stdout_console
 from reid_app.settings import load_settings
 from reid_app.training_cli import COMMANDS as TRAINING_COMMANDS
 
@@ -170,15 +171,6 @@ class _RichProgress:
         self.progress.console.print(f"reid-app: {text}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _stdout_console():
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal:  # piped or captured: do not squeeze tables into 80 columns
-        console = Console(width=140)
-    return console
-
-
 def _summary_table(summaries):
     from rich.table import Table
 
@@ -244,8 +236,6 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     Each video is one camera. Videos already in the database are skipped (see --force); an interrupted run is
     completed by running the same command again.
     """
-    from rich.console import Console
-
     settings = load_settings()
     try:
         rate = float(fps)
@@ -275,8 +265,8 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     reid_path = _resolve_reid(reid or settings.reid, settings.weights_dirs, explicit=reid is not None)
     pose_factory = _build_pose_factory(pose, device_name, settings.weights_dirs)
     db = open_database(Path(db_path) if db_path else settings.db)
-    console = Console(stderr=True)
-    stdout = _stdout_console()
+    console = stderr_console()
+    stdout = stdout_console()
     stdout.print(f"database: {db.location}", markup=False, highlight=False, soft_wrap=True)
 
     jobs = [IngestJob(Path(v), cameras[i] if cameras else "", start_times[i]) for i, v in enumerate(videos)]
@@ -372,7 +362,7 @@ def search(db_path: Optional[str], track_id: Optional[int], sighting_id: Optiona
     for rank, r in enumerate(results, 1):
         table.add_row(str(rank), r.camera, str(r.track_id), str(r.local_track_id), format_time(r.first_timestamp),
                       format_time(r.last_timestamp), str(r.num_sightings), f"{r.score:.3f}")
-    _stdout_console().print(table)
+    stdout_console().print(table)
     if not results:
         click.echo("no matching tracks in other cameras", err=True)
     db.close()

@@ -14,25 +14,13 @@ from typing import Optional
 
 import click
 
+from reid_app.console import stderr_console, stdout_console
 from reid_app.errors import UsageError, WeightsError
 from reid_app.settings import load_settings
 
 log = logging.getLogger("reid_app")
 
 DATASET_CHOICES = ("market1501", "dukemtmc", "cuhk03", "cuhk03-labeled", "cuhk03-detected", "msmt17", "generic")
-
-
-def _stderr():
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def _stdout():
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=140)
 
 
 def _parse_size(text: str) -> list[int]:
@@ -251,7 +239,7 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
         raise UsageError(f"{out} already exists; pass --resume to continue that run or choose another --out")
     device_name = resolve_device(device or load_settings().device)
     data = _load_dataset(dataset, root)
-    console = _stderr()
+    console = stderr_console()
     table_rows = ", ".join(f"{split}: {ids} ids / {images} images / {cams} cameras"
                            for split, ids, images, cams in data.summary())
     console.print(f"{data.name} at {data.root}: {table_rows}", markup=False, highlight=False, soft_wrap=True)
@@ -305,7 +293,7 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
         sys.exit(130)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    stdout = _stdout()
+    stdout = stdout_console()
     last = result.history[-1] if result.history else {}
     stdout.print(f"trained {result.epochs_run} epoch(s) in {result.seconds:.0f} s on {device_name}; "
                  f"final loss {last.get('loss', float('nan')):.4f}, id accuracy "
@@ -347,7 +335,7 @@ def evaluate(dataset: str, root: str, weights: str, rerank: bool, flip: bool, de
     device_name = resolve_device(device or settings.device)
     data = _load_dataset(dataset, root)
     encoder = load_encoder(resolved.path, device_name, batch_size)
-    console = _stderr()
+    console = stderr_console()
     tag, estimate = _crop_pose(pose, device_name) if encoder.num_parts in (2, 4, 6) else (None, None)
     query_kp = _keypoints(data.query, data.root, tag, estimate, console, "query")
     gallery_kp = _keypoints(data.gallery, data.root, tag, estimate, console, "gallery")
@@ -361,7 +349,7 @@ def evaluate(dataset: str, root: str, weights: str, rerank: bool, flip: bool, de
     rows = [("plain" + (" + flip" if flip else ""), report.result.as_dict())]
     if report.reranked is not None:
         rows.append(("k-reciprocal re-ranked", report.reranked.as_dict()))
-    stdout = _stdout()
+    stdout = stdout_console()
     stdout.print(f"{report.num_query} queries ({report.result.num_queries} with a match), {report.num_gallery} "
                  f"gallery images", markup=False, highlight=False)
     stdout.print(_metrics_table(f"{encoder.name} on {data.name}", rows))
