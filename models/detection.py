@@ -27,6 +27,11 @@ def _task_from_metadata(path: Path) -> Optional[str]:
     return None
 
 
+def inference_device(weights: str | Path, device: str) -> str:
+    """Where Ultralytics should run ``weights``: export folders (OpenVINO...) run on the CPU, others on ``device``."""
+    return "cpu" if Path(weights).is_dir() else device
+
+
 def load_yolo(weights: str | Path, what: str = "detector"):
     """Load an Ultralytics YOLO model from a ``.pt`` file, an export folder (OpenVINO...) or a hub name.
 
@@ -83,7 +88,7 @@ class PersonTracker:
         if names and names.get(0) != "person":
             raise WeightsError(f"detector {weights} has no 'person' class 0 (classes: {list(names.values())[:5]}); "
                                f"use a COCO-trained YOLO detector or pose model")
-        self.device = device
+        self.device = inference_device(weights, device)
         self.tracker = TRACKERS[tracker]
         self.confidence = confidence
         self.image_size = image_size

@@ -52,16 +52,10 @@ def resize_crops(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], 
 
 def preprocess(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], size: tuple[int, int]
                ) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Resize, convert and normalise crops for a re-id network.
-
-    Args:
-        crops: ``N`` arrays ``uint8 [h_i, w_i, 3]``, BGR.
-        part_boxes: ``float32 [N, P, 4]`` in each crop's pixels, or None.
-        size: network input ``(height, width)`` in pixels.
+    """:func:`resize_crops` (same arguments), then BGR -> RGB and ImageNet normalisation on the CPU.
 
     Returns:
-        ``(images, boxes)``: ``float32 [N, 3, H, W]`` normalised RGB; part boxes rescaled to input pixels
-        (``float32 [N, P, 4]``) or None.
+        ``(images, boxes)``: ``float32 [N, 3, H, W]`` normalised RGB; part boxes in input pixels or None.
     """
     resized, boxes = resize_crops(crops, part_boxes, size)
     rgb = resized[..., ::-1].astype(np.float32) / 255.0

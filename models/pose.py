@@ -61,12 +61,20 @@ def _padded_crop(image: np.ndarray, box: np.ndarray, pad: float = 0.1) -> tuple[
     return image[cy1:cy2, cx1:cx2], float(cx1), float(cy1)
 
 
+def _best_keypoints(result) -> np.ndarray | None:
+    """``float32 [17, 3]`` keypoints of the highest-scoring person in one Ultralytics result, or None."""
+    if result.keypoints is None or result.boxes is None or len(result.boxes) == 0:
+        return None
+    best = int(result.boxes.conf.argmax())
+    return result.keypoints.data[best].cpu().numpy().astype(np.float32).copy()
+
+
 class YoloTopDownPose(PoseEstimator):
     """A YOLO pose model run on each person's padded crop; the highest-scoring pose in the crop is kept.
 
     Args:
         weights: YOLO pose weights (path or Ultralytics name).
-        device: ``cpu`` / ``cuda[:N]``.
+        device: ``cpu`` / ``cuda[:N]`` (export formats such as OpenVINO always run on the CPU).
         image_size: inference size in pixels for the crops.
 
     Raises:
@@ -76,12 +84,12 @@ class YoloTopDownPose(PoseEstimator):
     name = "yolo-topdown"
 
     def __init__(self, weights: str | Path, device: str = "cpu", image_size: int = 256):
-        from models.detection import load_yolo
+        from models.detection import inference_device, load_yolo
 
         self.model = load_yolo(weights, what="pose")
         if self.model.task != "pose":
             raise WeightsError(f"pose weights {weights} are a '{self.model.task}' model, not a pose model")
-        self.device = device
+        self.device = inference_device(weights, device)
         self.image_size = image_size
 
     def estimate_crops(self, crops: Sequence[np.ndarray], margin: float = 0.25) -> list[np.ndarray | None]:
@@ -110,13 +118,10 @@ class YoloTopDownPose(PoseEstimator):
             return out
         for result, (dx, dy) in zip(self.model.predict(framed, imgsz=self.image_size, device=self.device,
                                                        verbose=False), offsets):
-            if result.keypoints is None or result.boxes is None or len(result.boxes) == 0:
-                out.append(None)
-                continue
-            best = int(result.boxes.conf.argmax())
-            kp = result.keypoints.data[best].cpu().numpy().astype(np.float32).copy()
-            kp[:, 0] -= dx
-            kp[:, 1] -= dy
+            kp = _best_keypoints(result)
+            if kp is not None:
+                kp[:, 0] -= dx
+                kp[:, 1] -= dy
             out.append(kp)
         return out
 
@@ -125,11 +130,10 @@ class YoloTopDownPose(PoseEstimator):
             crop, ox, oy = _padded_crop(image, det.box)
             if crop.size == 0:
                 continue
-            result = self.model.predict(crop, imgsz=self.image_size, device=self.device, verbose=False)[0]
-            if result.keypoints is None or result.boxes is None or len(result.boxes) == 0:
+            kp = _best_keypoints(self.model.predict(crop, imgsz=self.image_size, device=self.device,
+                                                    verbose=False)[0])
+            if kp is None:
                 continue
-            best = int(result.boxes.conf.argmax())
-            kp = result.keypoints.data[best].cpu().numpy().astype(np.float32).copy()
             kp[:, 0] += ox
             kp[:, 1] += oy
             det.keypoints = kp

@@ -302,10 +302,8 @@ def _run_ingest(db, jobs, options, console, detector_weights, reid_path, pose_fa
             raise
         raise WeightsError(detector_weights.missing_message(
             "detector", "--detector", extra=" and Ultralytics could not download it (offline?)")) from None
-    yolo_device = "cpu" if detector_weights.path is not None and detector_weights.path.is_dir() else device
-
     def tracker_for(model=None):
-        return PersonTracker(weights, device=yolo_device, tracker=tracker_name, model=model)
+        return PersonTracker(weights, device=device, tracker=tracker_name, model=model)
 
     make_tracker = _first_then_new(tracker_for(first_model), tracker_for)
 

@@ -57,7 +57,7 @@ def _crop_pose(spec: str, device: str):
             return None, None
         raise WeightsError(resolved.missing_message("pose", "--pose"))
     weights = resolved.path or resolved.fetch_name
-    estimator = YoloTopDownPose(weights, "cpu" if resolved.path is not None and resolved.path.is_dir() else device)
+    estimator = YoloTopDownPose(weights, device)
     return Path(str(weights)).name, estimator.estimate_crops
 
 
