@@ -1,135 +1,392 @@
-"""Cross-camera search over stored track descriptors by cosine similarity.
+"""Cross-camera search: rank the stored tracks (or sightings) by similarity to a track, a sighting or an image.
 
-A track's descriptor is the quality-weighted mean of its sighting embeddings, L2-normalised (see
-``storage.repository.VideoWriter``), so the cosine similarity of two tracks is the dot product of their
-descriptors. Only tracks made by the query's model are compared (embeddings of different models live in different
-vector spaces), and only tracks of other cameras are returned.
+Similarity is the cosine of L2-normalised re-id embeddings, scored exactly over the whole gallery by
+``pipelines.similarity``. How a track is compared (``track_similarity``):
+
+- ``mean``: each track is its descriptor, the quality-weighted mean of its sighting embeddings (a query track
+  too; a sighting or image query is its own vector);
+- ``max``: the best similarity over all pairs of query samples and gallery sightings.
+
+By default one result per track, shown by its best sighting and listing its next best sightings; the query's own
+track is never returned; results can be limited to cameras and a time window and optionally re-ranked with
+k-reciprocal encoding (Zhong et al., CVPR 2017) among the best candidates. A pair of tracks a user rejected is
+never returned; a confirmed one is always returned first. Every search is written to the audit log.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
 
 from models.encoders import ReIDEncoder
-from models.parts import stripe_boxes
+from models.parts import fallback_stripes, stripe_boxes
+from models.reranking import k_reciprocal_rerank
+from pipelines.similarity import Scorer, TorchScorer
 from reid_app.errors import UsageError
+from storage.audit import record
 from storage.database import Database
-from storage.repository import get_sighting_embedding, get_tracks, list_models, load_track_descriptors
+from storage.feedback import DIFFERENT, camera_ids_by_name, load_verdicts
+from storage.identities import identities_of_tracks
+from storage.repository import SightingInfo, get_sighting_embedding, get_sightings, get_tracks, list_models
+from storage.vector_index import EmbeddingIndex
+
+TRACK_SIMILARITIES = ("mean", "max")
+#: Chosen on the four lab cameras against ground truth from their calibration (see README, "Search").
+DEFAULT_TRACK_SIMILARITY = "mean"
+#: Query samples used by ``max`` for a track query (evenly spaced over the track).
+MAX_QUERY_SAMPLES = 32
+#: Candidate tracks re-ranked by k-reciprocal encoding.
+RERANK_CANDIDATES = 100
+
+
+@dataclass
+class SearchFilters:
+    """Which gallery sightings may match.
+
+    Attributes:
+        cameras: camera names to search (None: every camera).
+        exclude_cameras: camera names never returned.
+        after, before: wall-clock window, seconds since the epoch (inclusive; None: open).
+        other_cameras_only: never return the query's own camera (sighting and track queries).
+    """
+
+    cameras: Optional[Sequence[str]] = None
+    exclude_cameras: Sequence[str] = ()
+    other_cameras_only: bool = False
+    after: Optional[float] = None
+    before: Optional[float] = None
+
+
+@dataclass
+class SearchOptions:
+    """How to search.
+
+    Attributes:
+        top_k: results wanted (>= 1).
+        per_track: one result per track (default) instead of one per sighting.
+        samples_per_track: sightings listed under each track result, best first (>= 1; the first is the best).
+        track_similarity: ``mean`` or ``max`` (module docstring).
+        rerank: re-rank the best :data:`RERANK_CANDIDATES` tracks with k-reciprocal encoding.
+        audit: write the search to the audit log.
+    """
+
+    top_k: int = 10
+    per_track: bool = True
+    samples_per_track: int = 3
+    track_similarity: str = DEFAULT_TRACK_SIMILARITY
+    rerank: bool = False
+    audit: bool = True
+
+
+@dataclass
+class SightingMatch:
+    """A matching sighting: where and when, its cosine ``score`` and thumbnail (see ``SightingInfo``)."""
+
+    score: float
+    sighting: SightingInfo
 
 
 @dataclass
 class SearchResult:
-    """One ranked match.
+    """One ranked result: a track (or, with ``per_track=False``, one sighting of it).
 
     Attributes:
-        track_id: database id of the matching track.
-        camera: its camera name.
-        local_track_id: the tracker's id within that camera's video.
+        track_id, camera_id, camera, local_track_id: the matching track.
         first_timestamp, last_timestamp: when the track is visible, seconds since the epoch.
         num_sightings: sightings in the track.
-        score: cosine similarity in ``[-1, 1]`` (higher is more alike).
+        score: cosine similarity in ``[-1, 1]`` (higher is more alike) under the search's track similarity.
+        sightings: the best matching sightings of the track, best first (at least one).
+        identity_id: the global identity the track belongs to, if any.
+        confirmed: a user confirmed this track as the query's person.
+        rerank_distance: the k-reciprocal distance that ordered the results, when re-ranked.
     """
 
     track_id: int
+    camera_id: int
     camera: str
     local_track_id: int
     first_timestamp: float
     last_timestamp: float
     num_sightings: int
     score: float
+    sightings: list[SightingMatch] = field(default_factory=list)
+    identity_id: Optional[int] = None
+    confirmed: bool = False
+    rerank_distance: Optional[float] = None
+
+    @property
+    def best(self) -> SightingMatch:
+        """The track's best matching sighting."""
+        return self.sightings[0]
 
 
-def search_by_vector(db: Database, vector: np.ndarray, model_id: int, top_k: int = 10,
-                     exclude_camera_id: Optional[int] = None, exclude_track_id: Optional[int] = None
-                     ) -> list[SearchResult]:
-    """Rank stored tracks by cosine similarity to a query vector.
+@dataclass
+class _Query:
+    vectors: np.ndarray  # float32 [Q, D]
+    model_id: int
+    track_id: Optional[int]
+    camera_id: Optional[int]
+    text: str
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    v = np.asarray(vectors, np.float32).reshape(-1, vectors.shape[-1])
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+class Searcher:
+    """Searches a database; keeps one :class:`EmbeddingIndex` per model, refreshed before every search so videos
+    ingested meanwhile are found (only new videos are read).
 
     Args:
-        vector: ``float32 [D]`` query embedding (normalised here).
-        model_id: the model whose track descriptors are compared.
-        top_k: number of results (>= 1).
-        exclude_camera_id: drop tracks of this camera (the query's own).
-        exclude_track_id: drop this track (the query itself).
-
-    Returns:
-        Up to ``top_k`` results, best first.
+        db: the open database.
+        scorer: the :class:`pipelines.similarity.Scorer` (default: exact torch scoring on the CPU).
     """
-    gallery = load_track_descriptors(db, model_id)
-    if gallery.matrix.shape[0] == 0:
-        return []
-    q = np.asarray(vector, np.float32)
-    q = q / max(float(np.linalg.norm(q)), 1e-12)
-    if q.shape[0] != gallery.matrix.shape[1]:
-        raise UsageError(f"query has {q.shape[0]} dimensions but the stored descriptors have "
-                         f"{gallery.matrix.shape[1]}")
-    scores = gallery.matrix @ q
-    keep = np.ones(len(scores), bool)
-    if exclude_camera_id is not None:
-        keep &= gallery.camera_ids != exclude_camera_id
-    if exclude_track_id is not None:
-        keep &= gallery.track_ids != exclude_track_id
-    idx = np.flatnonzero(keep)
-    order = idx[np.argsort(-scores[idx], kind="stable")[:top_k]]
-    info = get_tracks(db, gallery.track_ids[order].tolist())
-    results = []
-    for i in order:
-        t = info[int(gallery.track_ids[i])]
-        results.append(SearchResult(t.id, t.camera, t.local_track_id, t.first_timestamp, t.last_timestamp,
-                                    t.num_sightings, float(scores[i])))
-    return results
 
+    def __init__(self, db: Database, scorer: Optional[Scorer] = None):
+        self.db = db
+        self.scorer = scorer or TorchScorer("cpu")
+        self._indexes: dict[int, EmbeddingIndex] = {}
 
-def search_by_track(db: Database, track_id: int, top_k: int = 10) -> list[SearchResult]:
-    """Tracks of other cameras most like track ``track_id``.
+    def index(self, model_id: int) -> EmbeddingIndex:
+        """The up-to-date index of a model (loaded on first use)."""
+        index = self._indexes.get(model_id)
+        if index is None:
+            dims = next((m.dims for m in list_models(self.db) if m.id == model_id), None)
+            if dims is None:
+                raise UsageError(f"{self.db.location} holds no embeddings of model {model_id}")
+            index = self._indexes[model_id] = EmbeddingIndex.load(self.db, model_id, dims)
+        else:
+            index.refresh(self.db)
+        return index
 
-    Raises:
-        UsageError: no such track, or the track has no descriptor (none of its sightings passed the quality gate).
-    """
-    info = get_tracks(db, [track_id]).get(track_id)
-    if info is None:
-        raise UsageError(f"track {track_id} does not exist in {db.location}")
-    if info.descriptor is None:
-        raise UsageError(f"track {track_id} has no embedding (none of its crops passed the quality gate); "
-                         f"choose another track")
-    return search_by_vector(db, info.descriptor, info.descriptor_model_id, top_k,
-                            exclude_camera_id=info.camera_id, exclude_track_id=track_id)
+    # -- queries ---------------------------------------------------------------------------------------------
 
+    def by_track(self, track_id: int, options: SearchOptions = SearchOptions(),
+                 filters: SearchFilters = SearchFilters()) -> list[SearchResult]:
+        """Tracks most like track ``track_id``.
 
-def search_by_sighting(db: Database, sighting_id: int, top_k: int = 10) -> list[SearchResult]:
-    """Tracks of other cameras most like sighting ``sighting_id``'s embedding.
+        Raises:
+            UsageError: no such track, or it has no embedding (none of its crops passed the quality gate).
+        """
+        info = get_tracks(self.db, [track_id]).get(track_id)
+        if info is None:
+            raise UsageError(f"track {track_id} does not exist in {self.db.location}")
+        if info.descriptor is None:
+            raise UsageError(f"track {track_id} has no embedding (none of its crops passed the quality gate); "
+                             f"choose another track")
+        vectors = info.descriptor[None]
+        if options.track_similarity == "max":
+            index = self.index(info.descriptor_model_id)
+            samples = index.matrix[index.rows_of(track_id)]
+            if len(samples):
+                pick = np.unique(np.linspace(0, len(samples) - 1, min(len(samples), MAX_QUERY_SAMPLES)).round())
+                vectors = samples[pick.astype(int)].astype(np.float32)
+        query = _Query(vectors, info.descriptor_model_id, track_id, info.camera_id, f"track {track_id}")
+        return self._search(query, options, filters)
 
-    Raises:
-        UsageError: no such sighting, or it has no embedding (it was not sampled for encoding).
-    """
-    try:
-        emb = get_sighting_embedding(db, sighting_id)
-    except LookupError:
-        raise UsageError(f"sighting {sighting_id} does not exist in {db.location}") from None
-    if emb is None:
-        raise UsageError(f"sighting {sighting_id} has no embedding (it was not sampled for re-id); search by its "
-                         f"track instead")
-    return search_by_vector(db, emb.vector, emb.model_id, top_k, exclude_camera_id=emb.camera_id)
+    def by_sighting(self, sighting_id: int, options: SearchOptions = SearchOptions(),
+                    filters: SearchFilters = SearchFilters()) -> list[SearchResult]:
+        """Tracks most like sighting ``sighting_id``'s embedding (its own track excluded).
 
+        Raises:
+            UsageError: no such sighting, or it has no embedding (it was not sampled for encoding).
+        """
+        try:
+            emb = get_sighting_embedding(self.db, sighting_id)
+        except LookupError:
+            raise UsageError(f"sighting {sighting_id} does not exist in {self.db.location}") from None
+        if emb is None:
+            raise UsageError(f"sighting {sighting_id} has no embedding (it was not sampled for re-id); search by "
+                             f"its track instead")
+        query = _Query(emb.vector[None], emb.model_id, emb.track_id, emb.camera_id, f"sighting {sighting_id}")
+        return self._search(query, options, filters)
 
-def search_by_image(db: Database, image_path: str | Path, encoder: ReIDEncoder, top_k: int = 10
-                    ) -> list[SearchResult]:
-    """Tracks of every camera most like a person image (a crop of one person, any size).
+    def by_image(self, image_path: str | Path, encoder: ReIDEncoder, options: SearchOptions = SearchOptions(),
+                 filters: SearchFilters = SearchFilters()) -> list[SearchResult]:
+        """Tracks most like a person image (a crop of one person, any size), encoded by ``encoder``.
 
-    Raises:
-        UsageError: unreadable image, or the database holds no embeddings of ``encoder``'s model.
-    """
-    image = cv2.imread(str(image_path))
-    if image is None:
-        raise UsageError(f"image {image_path} could not be read (missing or not an image file)")
-    models = [m for m in list_models(db) if m.name == encoder.name and m.checkpoint_hash == encoder.checkpoint_hash]
-    if not models:
-        raise UsageError(f"{db.location} holds no embeddings made by re-id model {encoder.name}; pass the --reid "
-                         f"weights that were used for ingest")
-    boxes = stripe_boxes(image.shape[0], image.shape[1])[None]
-    vector = encoder.encode([image], boxes)[0]
-    return search_by_vector(db, vector, models[0].id, top_k)
+        Raises:
+            UsageError: unreadable image, or the database holds no embeddings of ``encoder``'s model.
+        """
+        image = cv2.imread(str(image_path))
+        if image is None:
+            raise UsageError(f"image {image_path} could not be read (missing or not an image file)")
+        models = [m for m in list_models(self.db)
+                  if m.name == encoder.name and m.checkpoint_hash == encoder.checkpoint_hash]
+        if not models:
+            raise UsageError(f"{self.db.location} holds no embeddings made by re-id model {encoder.name}; pass the "
+                             f"--reid weights that were used for ingest")
+        boxes = stripe_boxes(image.shape[0], image.shape[1], fallback_stripes(encoder.num_parts))[None]
+        vector = encoder.encode([image], boxes)[0]
+        return self.by_vector(vector, models[0].id, options, filters, text=f"image {image_path}")
+
+    def by_vector(self, vector: np.ndarray, model_id: int, options: SearchOptions = SearchOptions(),
+                  filters: SearchFilters = SearchFilters(), text: str = "vector") -> list[SearchResult]:
+        """Tracks most like a ``float32 [D]`` query embedding of model ``model_id``.
+
+        Raises:
+            UsageError: the vector's dimension is not the model's.
+        """
+        return self._search(_Query(np.asarray(vector, np.float32)[None], model_id, None, None, text), options,
+                            filters)
+
+    # -- ranking ---------------------------------------------------------------------------------------------
+
+    def _search(self, query: _Query, options: SearchOptions, filters: SearchFilters) -> list[SearchResult]:
+        if options.top_k < 1:
+            raise UsageError(f"top_k must be at least 1, got {options.top_k}")
+        if options.track_similarity not in TRACK_SIMILARITIES:
+            raise UsageError(f"track similarity must be one of {', '.join(TRACK_SIMILARITIES)}, "
+                             f"got {options.track_similarity!r}")
+        started = time.perf_counter()
+        index = self.index(query.model_id)
+        if query.vectors.shape[1] != index.dims:
+            raise UsageError(f"query has {query.vectors.shape[1]} dimensions but the stored embeddings have "
+                             f"{index.dims}")
+        vectors = _normalise(query.vectors)
+        rejected, confirmed = self._verdicts(query.track_id)
+        valid = self._valid_rows(index, filters, [query.track_id, *rejected] if query.track_id is not None else rejected)
+        if filters.other_cameras_only and query.camera_id is not None:
+            valid &= index.camera_ids != query.camera_id
+        if not options.per_track:
+            rows, scores = self.scorer.top(index, vectors, valid, options.top_k)
+            ranked = [(int(index.track_ids[r]), float(s), [(int(r), float(s))]) for r, s in zip(rows, scores)]
+            distances = None
+        else:
+            wanted = max(options.top_k, RERANK_CANDIDATES if options.rerank else 0)
+            if options.track_similarity == "mean":
+                tracks, scores = self._rank_by_descriptor(index, vectors, valid, wanted)
+            else:
+                tracks, scores = self._rank_by_rows(index, vectors, valid, wanted)
+            tracks, scores, distances = self._rerank(index, vectors, tracks, scores, options)
+            tracks, scores, distances = self._confirmed_first(index, vectors, valid, tracks, scores,
+                                                                             distances, confirmed, options)
+            ranked = [(t, s, self._best_rows(index, vectors, valid, t, options.samples_per_track))
+                      for t, s in zip(tracks[:options.top_k], scores[:options.top_k])]
+        results = self._results(index, ranked, distances, confirmed)
+        if options.audit:
+            record(self.db, "search", query=query.text, model_id=query.model_id,
+                   options={k: v for k, v in asdict(options).items() if k != "audit"}, filters=asdict(filters),
+                   results=[r.track_id for r in results], elapsed_ms=round((time.perf_counter() - started) * 1e3, 2))
+        return results
+
+    def _verdicts(self, track_id: Optional[int]) -> tuple[list[int], set[int]]:
+        if track_id is None:
+            return [], set()
+        rejected, confirmed = [], set()
+        for v in load_verdicts(self.db, [track_id]):
+            other = v.track_b if v.track_a == track_id else v.track_a
+            (rejected.append(other) if v.verdict == DIFFERENT else confirmed.add(other))
+        return rejected, confirmed
+
+    def _valid_rows(self, index: EmbeddingIndex, filters: SearchFilters, excluded_tracks: Sequence[int]
+                    ) -> Optional[np.ndarray]:
+        names = camera_ids_by_name(self.db)
+
+        def ids_of(cameras):
+            unknown = [c for c in cameras if c not in names]
+            if unknown:
+                raise UsageError(f"no camera named {', '.join(unknown)} in {self.db.location}; cameras: "
+                                 f"{', '.join(sorted(names)) or 'none'}")
+            return [names[c] for c in cameras]
+
+        valid = np.ones(index.size, bool)
+        if filters.cameras is not None:
+            valid &= np.isin(index.camera_ids, ids_of(filters.cameras))
+        if filters.exclude_cameras:
+            valid &= ~np.isin(index.camera_ids, ids_of(filters.exclude_cameras))
+        if filters.after is not None:
+            valid &= index.timestamps >= filters.after
+        if filters.before is not None:
+            valid &= index.timestamps <= filters.before
+        for t in excluded_tracks:
+            valid[index.rows_of(t)] = False
+        return valid
+
+    def _rank_by_rows(self, index, vectors, valid, wanted):
+        m = max(64, 8 * wanted)
+        while True:
+            rows, scores = self.scorer.top(index, vectors, valid, m)
+            tracks, first = np.unique(index.track_ids[rows], return_index=True)
+            order = np.sort(first)
+            if len(order) >= wanted or len(rows) < m:
+                order = order[:wanted]
+                return index.track_ids[rows[order]], scores[order]
+            m *= 4
+
+    def _rank_by_descriptor(self, index, vectors, valid, wanted):
+        query = _normalise(vectors.mean(axis=0, keepdims=True))[0]
+        t = index.tracks
+        if len(index.segment_starts) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        counts = np.add.reduceat(valid.astype(np.int64), index.segment_starts)
+        allowed = index.segment_tracks[counts > 0]
+        positions = np.array([t.position[int(a)] for a in allowed if int(a) in t.position], np.int64)
+        if len(positions) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        scores = t.descriptors[positions] @ query
+        order = np.argsort(-scores, kind="stable")[:wanted]
+        return t.track_ids[positions[order]], scores[order].astype(np.float32)
+
+    def _rerank(self, index, vectors, tracks, scores, options):
+        if not options.rerank or len(tracks) < 3:
+            return tracks, scores, None
+        gallery = np.stack([index.descriptor_of(t) for t in tracks])
+        query_gallery = (2 - 2 * scores)[None].astype(np.float64)
+        gallery_gallery = np.maximum(2 - 2 * (gallery @ gallery.T), 0).astype(np.float64)
+        k1 = min(20, len(tracks) - 1)
+        distances = k_reciprocal_rerank(query_gallery, np.zeros((1, 1)), gallery_gallery, k1=k1,
+                                        k2=min(6, k1), lambda_value=0.3)[0]
+        order = np.argsort(distances, kind="stable")
+        return tracks[order], scores[order], distances[order]
+
+    def _confirmed_first(self, index, vectors, valid, tracks, scores, distances, confirmed, options):
+        present = [t for t in confirmed if valid[index.rows_of(t)].any()]
+        if not present:
+            return tracks, scores, distances
+        first_scores = []
+        for t in present:
+            if options.track_similarity == "mean":
+                first_scores.append(float(index.descriptor_of(t) @ _normalise(vectors.mean(0, keepdims=True))[0]))
+            else:
+                first_scores.append(float(self.scorer.scores(index, vectors, index.rows_of(t)).max()))
+        order = np.argsort(-np.array(first_scores), kind="stable")
+        present = [present[i] for i in order]
+        keep = ~np.isin(tracks, present)
+        tracks = np.concatenate([np.array(present, np.int64), tracks[keep]])
+        scores = np.concatenate([np.array(first_scores, np.float32)[order], scores[keep]])
+        if distances is not None:
+            distances = np.concatenate([np.full(len(present), np.nan), distances[keep]])
+        return tracks, scores, distances
+
+    def _best_rows(self, index, vectors, valid, track_id, count):
+        rows = index.rows_of(track_id)
+        sims = self.scorer.scores(index, vectors, rows)
+        sims = np.where(valid[rows], sims, -np.inf)
+        order = np.argsort(-sims, kind="stable")[:count]
+        return [(rows.start + int(i), float(sims[i])) for i in order if np.isfinite(sims[i])]
+
+    def _results(self, index, ranked, distances, confirmed) -> list[SearchResult]:
+        if not ranked:
+            return []
+        track_ids = [int(t) for t, _, _ in ranked]
+        info = get_tracks(self.db, track_ids)
+        identities = identities_of_tracks(self.db, track_ids)
+        sighting_of = {r: int(index.sighting_ids[r]) for _, _, rows in ranked for r, _ in rows}
+        sightings = get_sightings(self.db, list(sighting_of.values()))
+        results = []
+        for i, (t, score, rows) in enumerate(ranked):
+            t = int(t)
+            track = info[t]
+            matches = [SightingMatch(s, sightings[sighting_of[r]]) for r, s in rows if sighting_of[r] in sightings]
+            results.append(SearchResult(
+                t, track.camera_id, track.camera, track.local_track_id, track.first_timestamp, track.last_timestamp,
+                track.num_sightings, float(score), matches, identities.get(t), t in confirmed,
+                None if distances is None or np.isnan(distances[i]) else float(distances[i])))
+        return results

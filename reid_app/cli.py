@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 import threading
-from datetime import datetime
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -21,6 +20,8 @@ from reid_app import __version__
 from reid_app.errors import ReidAppError, UsageError, WeightsError
 from reid_app.console import stderr_console, stdout_console
 from reid_app.settings import load_settings
+from reid_app.cli_helpers import cluster_after_ingest, parse_start_time, resolve_reid
+from reid_app.matching_cli import COMMANDS as MATCHING_COMMANDS
 from reid_app.training_cli import COMMANDS as TRAINING_COMMANDS
 
 EXIT_FAILED_VIDEOS = 1
@@ -40,31 +41,6 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("ultralytics").setLevel(logging.WARNING if not verbose else logging.INFO)
 
 
-def parse_start_time(text: str) -> float:
-    """Parse a ``--start`` value: seconds since the epoch, or ISO 8601 (naive times are local time).
-
-    Raises:
-        UsageError: neither form.
-    """
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise UsageError(f"--start '{text}' is not a time; use ISO 8601 such as 2026-11-21T09:30:00 or "
-                         f"seconds since the epoch") from None
-
-
-def format_time(timestamp: float) -> str:
-    """Wall-clock time for tables; times before 1990 are video-relative (unknown start) and shown as h:mm:ss.s."""
-    if timestamp < 631152000:
-        minutes, seconds = divmod(timestamp, 60)
-        return f"{int(minutes // 60)}:{int(minutes % 60):02d}:{seconds:04.1f}"
-    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S.%f")[:-5]
-
-
 def _resolve_detector(spec: str, dirs):
     from reid_app.weights import resolve_weights
 
@@ -72,19 +48,6 @@ def _resolve_detector(spec: str, dirs):
     if resolved.path is None and resolved.fetch_name is None:
         raise WeightsError(resolved.missing_message("detector", "--detector"))
     return resolved
-
-
-def _resolve_reid(spec: str, dirs, explicit: bool) -> Optional[Path]:
-    """The re-id weights file, or None for the ImageNet-initialised joint-loss network."""
-    from reid_app.settings import DEFAULT_REID
-    from reid_app.weights import resolve_weights
-
-    resolved = resolve_weights(spec, dirs)
-    if resolved.path is not None:
-        return resolved.path
-    if spec == DEFAULT_REID and not explicit:
-        return None
-    raise WeightsError(resolved.missing_message("re-id", "--reid"))
 
 
 def _first_then_new(first, build):
@@ -262,7 +225,7 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
 
     device_name = resolve_device(device or settings.device)
     detector_weights = _resolve_detector(detector or settings.detector, settings.weights_dirs)
-    reid_path = _resolve_reid(reid or settings.reid, settings.weights_dirs, explicit=reid is not None)
+    reid_path = resolve_reid(reid or settings.reid, settings.weights_dirs, explicit=reid is not None)
     pose_factory = _build_pose_factory(pose, device_name, settings.weights_dirs)
     db = open_database(Path(db_path) if db_path else settings.db)
     console = stderr_console()
@@ -280,6 +243,8 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     summaries = _run_ingest(db, jobs, options, console, detector_weights, reid_path, pose_factory, tracker,
                             device_name, batch_size)
     stdout.print(_summary_table(summaries))
+    if any(s.status == "done" for s in summaries):
+        cluster_after_ingest(db, stdout)
     db.close()
     if any(s.status == "interrupted" for s in summaries):
         sys.exit(EXIT_INTERRUPTED)
@@ -317,56 +282,7 @@ def _run_ingest(db, jobs, options, console, detector_weights, reid_path, pose_fa
             sys.exit(EXIT_INTERRUPTED)
 
 
-@cli.command()
-@click.option("--db", "db_path", metavar="PATH", help="Database file [default: as for ingest].")
-@click.option("--track", "track_id", type=int, default=None, help="Query by a track's id.")
-@click.option("--sighting", "sighting_id", type=int, default=None, help="Query by a sighting's id.")
-@click.option("--image", "image_path", default=None, metavar="FILE", help="Query by a person image (a crop).")
-@click.option("--top-k", type=int, default=10, show_default=True, help="Number of results.")
-@click.option("--reid", default=None, metavar="WEIGHTS", help="For --image: the re-id model used at ingest.")
-@click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="For --image: where to encode it.")
-def search(db_path: Optional[str], track_id: Optional[int], sighting_id: Optional[int], image_path: Optional[str],
-           top_k: int, reid: Optional[str], device: Optional[str]) -> None:
-    """Rank the tracks of other cameras by similarity to a track, a sighting or an image.
-
-    Scores are cosine similarities of re-id descriptors (higher is more alike; a track's descriptor is the
-    quality-weighted mean of its sighting embeddings).
-    """
-    from rich.table import Table
-
-    from pipelines.search import search_by_image, search_by_sighting, search_by_track
-    from storage.database import open_database
-
-    if sum(x is not None for x in (track_id, sighting_id, image_path)) != 1:
-        raise UsageError("give exactly one of --track ID, --sighting ID or --image FILE")
-    if top_k < 1:
-        raise UsageError(f"--top-k must be at least 1, got {top_k}")
-    settings = load_settings()
-    db = open_database(Path(db_path) if db_path else settings.db, create=False)
-    if track_id is not None:
-        results, query = search_by_track(db, track_id, top_k), f"track {track_id}"
-    elif sighting_id is not None:
-        results, query = search_by_sighting(db, sighting_id, top_k), f"sighting {sighting_id}"
-    else:
-        from models.encoders import load_encoder, resolve_device
-
-        reid_path = _resolve_reid(reid or settings.reid, settings.weights_dirs, explicit=reid is not None)
-        encoder = load_encoder(reid_path, resolve_device(device or settings.device))
-        results, query = search_by_image(db, image_path, encoder, top_k), f"image {image_path}"
-    table = Table(title=f"Matches for {query}")
-    for name in ("rank", "camera", "track", "local id", "from", "to", "sightings", "score"):
-        table.add_column(name, justify="right" if name in ("rank", "track", "local id", "sightings", "score")
-                         else "left")
-    for rank, r in enumerate(results, 1):
-        table.add_row(str(rank), r.camera, str(r.track_id), str(r.local_track_id), format_time(r.first_timestamp),
-                      format_time(r.last_timestamp), str(r.num_sightings), f"{r.score:.3f}")
-    stdout_console().print(table)
-    if not results:
-        click.echo("no matching tracks in other cameras", err=True)
-    db.close()
-
-
-for _command in TRAINING_COMMANDS:
+for _command in (*MATCHING_COMMANDS, *TRAINING_COMMANDS):
     cli.add_command(_command)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reid_app.errors import DatabaseError
-from storage.schema import APP_ID, SCHEMA_VERSION, Base, Meta
+from storage.schema import APP_ID, SCHEMA_VERSION, UPGRADABLE_VERSIONS, Base, Meta
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -80,7 +80,7 @@ def _inspect_existing_sqlite(path: Path) -> None:
     if version > SCHEMA_VERSION:
         raise DatabaseError(f"database {path} has schema version {version}, newer than this reid-app understands "
                             f"({SCHEMA_VERSION}); upgrade reid-app to open it")
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION and version not in UPGRADABLE_VERSIONS:
         raise DatabaseError(f"database {path} has schema version {meta.get('schema_version')!r}, which this "
                             f"reid-app cannot read (expected {SCHEMA_VERSION})")
 
@@ -121,6 +121,7 @@ def open_database(location: Union[str, Path], create: bool = True) -> Database:
     Args:
         location: a SQLite file path, or any SQLAlchemy URL (contains ``://``).
         create: create the tables when the database is new; when False a missing SQLite file is an error.
+            A database of an older schema listed in ``UPGRADABLE_VERSIONS`` is upgraded in place.
 
     Returns:
         An open :class:`Database`.
@@ -150,6 +151,9 @@ def open_database(location: Union[str, Path], create: bool = True) -> Database:
             if not meta:
                 session.add_all([Meta(key="app", value=APP_ID),
                                  Meta(key="schema_version", value=str(SCHEMA_VERSION))])
+            elif meta.get("app") == APP_ID and meta.get("schema_version") in map(str, UPGRADABLE_VERSIONS):
+                # the tables added since were just created by create_all; only the version number is left
+                session.merge(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
             elif meta.get("app") != APP_ID or meta.get("schema_version") != str(SCHEMA_VERSION):
                 raise DatabaseError(f"database {text} is not a reid-app database of schema {SCHEMA_VERSION}")
     except SQLAlchemyError as exc:

@@ -296,3 +296,49 @@ def count_rows(db: Database) -> dict[str, int]:
         return {name: session.scalar(select(func.count()).select_from(table)) for name, table in
                 (("cameras", Camera), ("videos", Video), ("tracks", Track), ("sightings", Sighting),
                  ("embeddings", Embedding))}
+
+
+@dataclass
+class SightingInfo:
+    """A sighting with where and when it was seen, for results, players and evidence.
+
+    Attributes:
+        id, track_id, video_id, camera_id: database ids.
+        camera: camera name. video_path: the ingested file. fps: the video's frame rate (frames/s).
+        frame_index: frame in the video. time_s: seconds from the video start. timestamp: seconds since the epoch.
+        box: ``float32 [4]`` ``(x1, y1, x2, y2)`` in frame pixels.
+        thumbnail: JPEG bytes, or None when the sighting was not encoded.
+    """
+
+    id: int
+    track_id: int
+    video_id: int
+    camera_id: int
+    camera: str
+    video_path: str
+    fps: float
+    frame_index: int
+    time_s: float
+    timestamp: float
+    box: np.ndarray
+    thumbnail: Optional[bytes]
+
+
+def get_sightings(db: Database, sighting_ids: Sequence[int]) -> dict[int, SightingInfo]:
+    """Sighting id -> :class:`SightingInfo` (missing ids are absent)."""
+    if not len(sighting_ids):
+        return {}
+    with db.session() as session:
+        rows = session.execute(
+            select(Sighting, Video.camera_id, Camera.name, Video.path, Video.fps)
+            .join(Video, Sighting.video_id == Video.id).join(Camera, Video.camera_id == Camera.id)
+            .where(Sighting.id.in_([int(s) for s in sighting_ids]))).all()
+    return {s.id: SightingInfo(s.id, s.track_id, s.video_id, cam_id, cam, path, fps, s.frame_index, s.time_s,
+                               s.timestamp, np.array([s.x1, s.y1, s.x2, s.y2], np.float32), s.thumbnail)
+            for s, cam_id, cam, path, fps in rows}
+
+
+def get_model(db: Database, model_id: int) -> Optional[ReidModel]:
+    """The ``models`` row, or None."""
+    with db.session() as session:
+        return session.get(ReidModel, model_id)

@@ -1,7 +1,9 @@
 """SQLAlchemy ORM schema of a reid-app database.
 
 Tables: ``reid_meta`` (key/value, holds the schema version), ``models``, ``cameras``, ``videos``, ``tracks``,
-``sightings``, ``embeddings``. Deleting a video cascades to its tracks, sightings and embeddings.
+``sightings``, ``embeddings``; cross-camera matching adds ``camera_overlaps``, ``identities``, ``identity_tracks``,
+``pair_feedback`` and ``audit_log`` (schema 2). Deleting a video cascades to its tracks, sightings and embeddings,
+and from the tracks to their identity memberships and feedback.
 
 Units: times in seconds (``*_time_s`` relative to the video start, ``timestamp``/``start_time`` wall-clock seconds
 since the Unix epoch, UTC); boxes and keypoints in frame pixels. Vectors are ``float32`` bytes.
@@ -17,8 +19,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-#: Bumped whenever the schema changes incompatibly; a database with a larger number is refused.
-SCHEMA_VERSION = 1
+#: Bumped whenever the schema changes; a database with a larger number is refused, an older one is upgraded
+#: in place when :data:`UPGRADABLE_VERSIONS` lists it (schema 2 only added tables).
+SCHEMA_VERSION = 2
+UPGRADABLE_VERSIONS = (1,)
 APP_ID = "reid-app"
 
 
@@ -151,3 +155,62 @@ class Embedding(Base):
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
     dims: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CameraOverlap(Base):
+    """Two cameras marked by the user as seeing a common area, so one person may be in both at the same instant.
+
+    Stored once per pair with ``camera_a_id < camera_b_id``.
+    """
+
+    __tablename__ = "camera_overlaps"
+    camera_a_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True)
+    camera_b_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Identity(Base):
+    """A global identity: tracks of one or more cameras believed to show the same person.
+
+    ``confidence`` in ``[0, 1]`` is how alike its member tracks are (see ``pipelines.identities``);
+    ``threshold`` the clustering threshold in force when it was made.
+    """
+
+    __tablename__ = "identities"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    confidence: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdentityTrack(Base):
+    """Membership of a track in an identity; a track belongs to at most one identity."""
+
+    __tablename__ = "identity_tracks"
+    identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"), index=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
+
+
+class PairFeedback(Base):
+    """A user's verdict on a pair of tracks: ``same`` (confirmed match) or ``different`` (rejected match).
+
+    Stored once per pair with ``track_a_id < track_b_id``; a newer verdict on the same pair replaces the older.
+    """
+
+    __tablename__ = "pair_feedback"
+    __table_args__ = (UniqueConstraint("track_a_id", "track_b_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    track_a_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
+    track_b_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
+    verdict: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """One audited action: a search or a feedback action, when it happened and its details as JSON text."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    details: Mapped[str] = mapped_column(Text)

@@ -93,3 +93,30 @@ def lab_db(tmp_path_factory) -> Path:
                      *real_weights_args())
     assert result.code == 0, result.stderr
     return db
+
+
+@pytest.fixture(scope="session")
+def lab4_db(tmp_path_factory) -> Path:
+    """A database made by a real CLI ingest of the first 15 s of all four lab cameras (read it, or copy it with
+    ``copy_db`` before writing)."""
+    videos = [_require(LAB / f"cam{i}.mp4") for i in range(4)]
+    db = tmp_path_factory.mktemp("lab4") / "lab4.db"
+    result = run_cli("ingest", *videos, "--db", db, "--duration", "15", *real_weights_args(), timeout=600)
+    assert result.code == 0, result.stderr
+    assert "identities:" in result.stdout
+    return db
+
+
+def copy_db(source: Path, target_dir: Path) -> Path:
+    """A private copy of a SQLite database (WAL checkpointed first), for tests that write."""
+    import sqlite3
+
+    target = target_dir / source.name
+    src = sqlite3.connect(source)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    return target

@@ -33,7 +33,7 @@ def test_ingest_then_search_lists_tracks_of_the_other_camera(lab_db):
         cam0_track = session.scalar(select(Track.id).join(Camera).where(Camera.name == "cam0",
                                                                         Track.descriptor.is_not(None)).limit(1))
     db.close()
-    result = run_cli("search", "--db", lab_db, "--track", cam0_track, "--top-k", "3")
+    result = run_cli("search", "--db", lab_db, "--track", cam0_track, "--top-k", "3", "--other-cameras")
     assert result.code == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if "│" in line and "cam" in line]
     assert 1 <= len(rows) <= 3

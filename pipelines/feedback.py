@@ -1,0 +1,159 @@
+"""User feedback on matches: confirm or reject a pair of tracks, merge or split identities, forget a verdict.
+
+Every action is stored as pair verdicts (``storage.feedback``), written to the audit log, and followed by
+re-clustering the model's identities, so the next search and the identities honour it at once: a rejected pair
+is never returned by a search of either track nor put in one identity; a confirmed pair is always in one identity
+and returned first. A verdict that contradicts earlier ones (confirming two tracks that are, through other
+confirmations, linked to a rejected pair) is refused with a message naming the pair to forget first.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from pipelines.identities import ClusteringReport, cluster_identities
+from reid_app.errors import UsageError
+from storage.audit import record
+from storage.database import Database
+from storage.feedback import DIFFERENT, SAME, forget_verdict, load_verdicts, set_verdicts
+from storage.identities import load_identities
+from storage.repository import get_tracks
+
+
+def _check_tracks(db: Database, track_ids: Iterable[int]) -> int:
+    """The common descriptor model of the tracks. Raises UsageError for missing or unencoded tracks."""
+    ids = [int(t) for t in track_ids]
+    info = get_tracks(db, ids)
+    missing = [t for t in ids if t not in info]
+    if missing:
+        raise UsageError(f"track {', '.join(map(str, missing))} does not exist in {db.location}")
+    unencoded = [t for t in ids if info[t].descriptor_model_id is None]
+    if unencoded:
+        raise UsageError(f"track {', '.join(map(str, unencoded))} has no embedding, so it cannot be matched")
+    models = {info[t].descriptor_model_id for t in ids}
+    if len(models) > 1:
+        raise UsageError(f"tracks {', '.join(map(str, ids))} were encoded by different re-id models")
+    return models.pop()
+
+
+def _components(same_pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in same_pairs:
+        parent[find(a)] = find(b)
+    return {x: find(x) for x in list(parent)}
+
+
+def _check_consistent(db: Database, same: Sequence[tuple[int, int]], different: Sequence[tuple[int, int]],
+                      forget: Sequence[tuple[int, int]] = ()) -> None:
+    """Refuse verdicts that would confirm and reject the same people at once."""
+    gone = {tuple(sorted(p)) for p in [*forget, *same, *different]}
+    verdicts = [v for v in load_verdicts(db) if (v.track_a, v.track_b) not in gone]
+    same_pairs = [(v.track_a, v.track_b) for v in verdicts if v.verdict == SAME] + list(same)
+    different_pairs = [(v.track_a, v.track_b) for v in verdicts if v.verdict == DIFFERENT] + list(different)
+    component = _components(same_pairs)
+    for a, b in different_pairs:
+        if a in component and b in component and component[a] == component[b]:
+            raise UsageError(f"tracks {a} and {b} would be both confirmed as one person (through other "
+                             f"confirmations) and rejected; run 'reid-app feedback forget {a} {b}' or forget the "
+                             f"confirmation that links them first")
+
+
+def confirm(db: Database, track_a: int, track_b: int) -> ClusteringReport:
+    """Record that two tracks show the same person; re-cluster.
+
+    Raises:
+        UsageError: unknown or unencoded tracks, the same track twice, or a contradiction with a rejection.
+    """
+    return _pair(db, track_a, track_b, SAME, "confirm")
+
+
+def reject(db: Database, track_a: int, track_b: int) -> ClusteringReport:
+    """Record that two tracks show different people; re-cluster.
+
+    Raises:
+        UsageError: unknown or unencoded tracks, the same track twice, or the pair is linked by confirmations.
+    """
+    return _pair(db, track_a, track_b, DIFFERENT, "reject")
+
+
+def _pair(db: Database, a: int, b: int, verdict: str, action: str) -> ClusteringReport:
+    if a == b:
+        raise UsageError(f"track {a} was given twice; {action} needs two different tracks")
+    model_id = _check_tracks(db, [a, b])
+    pair = [(min(a, b), max(a, b))]
+    _check_consistent(db, pair if verdict == SAME else [], pair if verdict == DIFFERENT else [])
+    set_verdicts(db, same=pair if verdict == SAME else (), different=pair if verdict == DIFFERENT else ())
+    record(db, action, track_a=a, track_b=b)
+    return cluster_identities(db, model_id, reason="feedback")
+
+
+def forget(db: Database, track_a: int, track_b: int) -> ClusteringReport:
+    """Delete the verdict on a pair; re-cluster.
+
+    Raises:
+        UsageError: there is no verdict on that pair.
+    """
+    model_id = _check_tracks(db, [track_a, track_b])
+    if not forget_verdict(db, track_a, track_b):
+        raise UsageError(f"there is no confirmation or rejection of tracks {track_a} and {track_b} to forget")
+    record(db, "forget", track_a=track_a, track_b=track_b)
+    return cluster_identities(db, model_id, reason="feedback")
+
+
+def _identity(db: Database, identity_id: int):
+    found = load_identities(db, identity_ids=[identity_id])
+    if not found:
+        raise UsageError(f"identity {identity_id} does not exist in {db.location}; list them with "
+                         f"'reid-app identities'")
+    return found[0]
+
+
+def merge(db: Database, identity_a: int, identity_b: int) -> ClusteringReport:
+    """Merge two identities: every member track is confirmed as one person; re-cluster.
+
+    Raises:
+        UsageError: unknown identities, the same identity twice, or a member pair was rejected.
+    """
+    if identity_a == identity_b:
+        raise UsageError(f"identity {identity_a} was given twice; merge needs two different identities")
+    a, b = _identity(db, identity_a), _identity(db, identity_b)
+    tracks = a.track_ids + b.track_ids
+    anchor = tracks[0]
+    same = [(min(anchor, t), max(anchor, t)) for t in tracks[1:]]
+    _check_consistent(db, same, [])
+    set_verdicts(db, same=same)
+    record(db, "merge", identities=[identity_a, identity_b], tracks=tracks)
+    return cluster_identities(db, a.model_id, reason="feedback")
+
+
+def split(db: Database, identity_id: int, track_ids: Sequence[int]) -> ClusteringReport:
+    """Split the tracks ``track_ids`` off identity ``identity_id`` into an identity of their own: each group is
+    confirmed as one person, every pair across the groups rejected (earlier confirmations across are dropped).
+
+    Raises:
+        UsageError: unknown identity, tracks not in it, or no track left on one side.
+    """
+    identity = _identity(db, identity_id)
+    moved = sorted({int(t) for t in track_ids})
+    outside = [t for t in moved if t not in identity.track_ids]
+    if outside:
+        raise UsageError(f"track {', '.join(map(str, outside))} is not in identity {identity_id} (its tracks: "
+                         f"{', '.join(map(str, identity.track_ids))})")
+    kept = [t for t in identity.track_ids if t not in moved]
+    if not moved or not kept:
+        raise UsageError(f"split needs some but not all tracks of identity {identity_id} "
+                         f"({', '.join(map(str, identity.track_ids))})")
+    across = [(min(x, y), max(x, y)) for x in moved for y in kept]
+    same = [(min(g[0], t), max(g[0], t)) for g in (moved, kept) for t in g[1:]]
+    _check_consistent(db, same, across, forget=across)
+    set_verdicts(db, same=same, different=across)
+    record(db, "split", identity=identity_id, moved=moved, kept=kept)
+    return cluster_identities(db, identity.model_id, reason="feedback")

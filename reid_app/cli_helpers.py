@@ -1,0 +1,62 @@
+"""Helpers shared by the CLI's command modules: times, re-id weights, clustering after ingest."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+from reid_app.errors import UsageError, WeightsError
+
+
+def parse_start_time(text: str, option: str = "--start") -> float:
+    """Parse a time option's value: seconds since the epoch, or ISO 8601 (naive times are local time).
+
+    Raises:
+        UsageError: neither form.
+    """
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise UsageError(f"{option} '{text}' is not a time; use ISO 8601 such as 2026-11-21T09:30:00 or "
+                         f"seconds since the epoch") from None
+
+
+def format_time(timestamp: float) -> str:
+    """Wall-clock time for tables; times before 1990 are video-relative (unknown start) and shown as h:mm:ss.s."""
+    if timestamp < 631152000:
+        minutes, seconds = divmod(timestamp, 60)
+        return f"{int(minutes // 60)}:{int(minutes % 60):02d}:{seconds:04.1f}"
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S.%f")[:-5]
+
+
+def resolve_reid(spec: str, dirs, explicit: bool) -> Optional[Path]:
+    """The re-id weights file, or None for the ImageNet-initialised joint-loss network."""
+    from reid_app.settings import DEFAULT_REID
+    from reid_app.weights import resolve_weights
+
+    resolved = resolve_weights(spec, dirs)
+    if resolved.path is not None:
+        return resolved.path
+    if spec == DEFAULT_REID and not explicit:
+        return None
+    raise WeightsError(resolved.missing_message("re-id", "--reid"))
+
+
+
+
+def cluster_after_ingest(db, console) -> None:
+    """Re-cluster the global identities after an ingest added tracks, and print one line about them."""
+    from pipelines.identities import cluster_identities
+    from storage.repository import list_models
+
+    if not list_models(db):
+        return
+    report = cluster_identities(db, reason="after ingest")
+    console.print(f"identities: {report.identities} from {report.tracks} tracks, {report.multi_camera} seen by "
+                  f"several cameras (threshold {report.threshold:.2f}; list them with 'reid-app identities')",
+                  markup=False, highlight=False, soft_wrap=True)

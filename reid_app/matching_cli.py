@@ -1,0 +1,360 @@
+"""CLI commands of cross-camera matching: search, identities, feedback, cameras, export-identity, audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import click
+
+from reid_app.cli_helpers import format_time, parse_start_time, resolve_reid
+from reid_app.console import stderr_console, stdout_console
+from reid_app.errors import UsageError
+from reid_app.settings import load_settings
+
+_DB_HELP = "Database file [default: reid.db in your user data folder, or $REID_APP_DB]."
+
+
+def _open(db_path: Optional[str]):
+    from storage.database import open_database
+
+    return open_database(Path(db_path) if db_path else load_settings().db, create=False)
+
+
+def _print(text: str) -> None:
+    stdout_console().print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@click.command()
+@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
+@click.option("--track", "track_id", type=int, default=None, help="Query by a track's id.")
+@click.option("--sighting", "sighting_id", type=int, default=None, help="Query by a sighting's id.")
+@click.option("--image", "image_path", default=None, metavar="FILE", help="Query by a person image (a crop).")
+@click.option("--top-k", type=int, default=10, show_default=True, help="Number of results.")
+@click.option("--camera", "cameras", multiple=True, metavar="NAME", help="Search only this camera (repeatable).")
+@click.option("--exclude-camera", "exclude_cameras", multiple=True, metavar="NAME",
+              help="Never return this camera (repeatable).")
+@click.option("--other-cameras", is_flag=True, help="Never return the query's own camera.")
+@click.option("--after", default=None, metavar="TIME", help="Only sightings at or after TIME (ISO 8601 or epoch "
+              "seconds).")
+@click.option("--before", default=None, metavar="TIME", help="Only sightings at or before TIME.")
+@click.option("--track-similarity", type=click.Choice(["mean", "max"]), default="mean", show_default=True,
+              help="mean: compare tracks by their mean descriptors; max: by their most similar pair of sightings.")
+@click.option("--rerank", is_flag=True, help="Re-rank the best 100 tracks with k-reciprocal encoding.")
+@click.option("--sightings", "per_sighting", is_flag=True, help="One result per sighting instead of per track.")
+@click.option("--expand", type=int, default=1, show_default=True, metavar="N",
+              help="List the N best sightings of each track.")
+@click.option("--index", "index_kind", type=click.Choice(["exact", "faiss"]), default="exact", show_default=True,
+              help="exact: brute-force cosine on the CPU/GPU; faiss: approximate IVF index (needs faiss-cpu).")
+@click.option("--reid", default=None, metavar="WEIGHTS", help="For --image: the re-id model used at ingest.")
+@click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="Where to score (and encode --image) "
+              "[default: auto].")
+def search(db_path, track_id, sighting_id, image_path, top_k, cameras, exclude_cameras, other_cameras, after, before,
+           track_similarity, rerank, per_sighting, expand, index_kind, reid, device) -> None:
+    """Find where else a person appears: rank stored tracks by similarity to a track, a sighting or an image.
+
+    Scores are cosine similarities of re-id embeddings (higher is more alike). The query's own track is never
+    listed; tracks a user rejected for it neither; confirmed ones come first. Each search is recorded in the
+    audit log ('reid-app audit').
+    """
+    from rich.table import Table
+
+    from models.encoders import resolve_device
+    from pipelines.search import SearchFilters, SearchOptions, Searcher
+    from pipelines.similarity import make_scorer
+
+    if sum(x is not None for x in (track_id, sighting_id, image_path)) != 1:
+        raise UsageError("give exactly one of --track ID, --sighting ID or --image FILE")
+    if top_k < 1:
+        raise UsageError(f"--top-k must be at least 1, got {top_k}")
+    if expand < 1:
+        raise UsageError(f"--expand must be at least 1, got {expand}")
+    window = [parse_start_time(t, opt) if t is not None else None for t, opt in ((after, "--after"),
+                                                                                 (before, "--before"))]
+    if window[0] is not None and window[1] is not None and window[0] > window[1]:
+        raise UsageError(f"--after {after} is later than --before {before}")
+    settings = load_settings()
+    db = _open(db_path)
+    device_name = resolve_device(device or settings.device)
+    searcher = Searcher(db, make_scorer(index_kind, device_name))
+    options = SearchOptions(top_k=top_k, per_track=not per_sighting, samples_per_track=expand,
+                            track_similarity=track_similarity, rerank=rerank)
+    filters = SearchFilters(cameras=list(cameras) or None, exclude_cameras=list(exclude_cameras),
+                            after=window[0], before=window[1], other_cameras_only=other_cameras)
+    if track_id is not None:
+        results, query = searcher.by_track(track_id, options, filters), f"track {track_id}"
+    elif sighting_id is not None:
+        results, query = searcher.by_sighting(sighting_id, options, filters), f"sighting {sighting_id}"
+    else:
+        from models.encoders import load_encoder
+
+        reid_path = resolve_reid(reid or settings.reid, settings.weights_dirs, explicit=reid is not None)
+        encoder = load_encoder(reid_path, device_name)
+        results, query = searcher.by_image(image_path, encoder, options, filters), f"image {image_path}"
+    table = Table(title=f"Matches for {query}")
+    for name in ("rank", "camera", "track", "local id", "identity", "seen at", "sighting", "from", "to",
+                 "sightings", "score", "note"):
+        table.add_column(name, justify="right" if name in ("rank", "track", "local id", "identity", "sighting",
+                                                            "sightings", "score") else "left")
+    for rank, r in enumerate(results, 1):
+        note = "confirmed" if r.confirmed else ("" if r.rerank_distance is None else f"re-ranked "
+                                                                                    f"{r.rerank_distance:.3f}")
+        for i, match in enumerate(r.sightings if expand > 1 else r.sightings[:1]):
+            first = i == 0
+            table.add_row(str(rank) if first else "", r.camera if first else "", str(r.track_id) if first else "",
+                          str(r.local_track_id) if first else "",
+                          str(r.identity_id or "") if first else "", format_time(match.sighting.timestamp),
+                          str(match.sighting.id), format_time(r.first_timestamp) if first else "",
+                          format_time(r.last_timestamp) if first else "", str(r.num_sightings) if first else "",
+                          f"{(r.score if first else match.score):.3f}", note if first else "")
+    stdout_console().print(table)
+    if not results:
+        stderr_console().print("no matching tracks (check the filters)", markup=False, highlight=False)
+    db.close()
+
+
+def _ranges_text(ranges) -> str:
+    return ", ".join(f"{format_time(s)}-{format_time(e)}" for s, e, _ in ranges)
+
+
+@click.command()
+@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
+@click.option("--recluster", is_flag=True, help="Cluster the tracks into identities again before listing.")
+@click.option("--threshold", type=float, default=None, help="With --recluster: the average-linkage cosine "
+              "threshold [default: the stored one, else 0.75].")
+@click.option("--min-cameras", type=int, default=1, show_default=True, help="List only identities seen by at "
+              "least this many cameras.")
+@click.option("--identity", "identity_id", type=int, default=None, help="Show one identity's tracks.")
+def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
+    """List the global identities: tracks of all cameras grouped into people, with cameras and time ranges.
+
+    Identities are made after every ingest and feedback by constrained agglomerative clustering (tracks of one
+    camera that overlap in time are different people; so are tracks of two cameras at the same instant unless the
+    cameras are marked overlapping with 'reid-app cameras --overlap').
+    """
+    from rich.table import Table
+
+    from pipelines.identities import cluster_identities, summarise_identities
+
+    if threshold is not None and not recluster:
+        raise UsageError("--threshold applies to --recluster; add --recluster")
+    db = _open(db_path)
+    if recluster or not summarise_identities(db):
+        report = cluster_identities(db, threshold=threshold)
+        _print(f"clustered {report.tracks} tracks into {report.identities} identities ({report.multi_camera} seen "
+               f"by several cameras) at threshold {report.threshold:.2f} in {report.seconds:.2f} s")
+    summaries = summarise_identities(db)
+    if identity_id is not None:
+        chosen = [s for s in summaries if s.id == identity_id]
+        if not chosen:
+            raise UsageError(f"identity {identity_id} does not exist in {db.location}")
+        _identity_detail(db, chosen[0])
+        db.close()
+        return
+    table = Table(title=f"Identities in {db.location}")
+    for name in ("identity", "cameras", "tracks", "first seen", "last seen", "where (time ranges)", "confidence"):
+        table.add_column(name, justify="right" if name in ("identity", "cameras", "tracks", "confidence")
+                         else "left")
+    shown = [s for s in summaries if len(s.cameras) >= min_cameras]
+    for s in shown:
+        where = "; ".join(f"{cam}: {_ranges_text(r)}" for cam, r in s.cameras.items())
+        table.add_row(str(s.id), str(len(s.cameras)), str(len(s.track_ids)), format_time(s.first_timestamp),
+                      format_time(s.last_timestamp), where, f"{s.confidence:.2f}")
+    stdout_console().print(table)
+    _print(f"{len(shown)} of {len(summaries)} identities shown; details: reid-app identities --identity ID; "
+           f"evidence: reid-app export-identity --identity ID --out DIR")
+    db.close()
+
+
+def _identity_detail(db, summary) -> None:
+    from rich.table import Table
+
+    from storage.repository import get_tracks
+
+    tracks = get_tracks(db, summary.track_ids)
+    table = Table(title=f"Identity {summary.id} (confidence {summary.confidence:.2f})")
+    for name in ("camera", "track", "local id", "from", "to", "sightings"):
+        table.add_column(name, justify="right" if name in ("track", "local id", "sightings") else "left")
+    for t in sorted(tracks.values(), key=lambda t: (t.camera, t.first_timestamp)):
+        table.add_row(t.camera, str(t.id), str(t.local_track_id), format_time(t.first_timestamp),
+                      format_time(t.last_timestamp), str(t.num_sightings))
+    stdout_console().print(table)
+
+
+@click.group()
+def feedback() -> None:
+    """Correct the matching: confirm or reject a pair of tracks, merge or split identities.
+
+    Verdicts are stored, recorded in the audit log and honoured at once: identities are re-clustered, a rejected
+    pair is never matched again, a confirmed pair always is.
+    """
+
+
+def _after_feedback(report, db, tracks: Sequence[int] = ()) -> None:
+    from storage.identities import identities_of_tracks
+
+    where = identities_of_tracks(db, tracks)
+    placed = ", ".join(f"track {t} -> identity {where[t]}" for t in tracks if t in where)
+    _print(f"saved; {report.identities} identities now" + (f" ({placed})" if placed else ""))
+    db.close()
+
+
+@feedback.command()
+@click.argument("track_a", type=int)
+@click.argument("track_b", type=int)
+@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
+def confirm(track_a, track_b, db_path) -> None:
+    """Record that tracks TRACK_A and TRACK_B show the same person."""
+    from pipelines.feedback import confirm as run
+
+    db = _open(db_path)
+    _after_feedback(run(db, track_a, track_b), db, [track_a, track_b])
+
+
+@feedback.command()
+@click.argument("track_a", type=int)
+@click.argument("track_b", type=int)
+@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
+def reject(track_a, track_b, db_path) -> None:
+    """Record that tracks TRACK_A and TRACK_B show different people."""
+    from pipelines.feedback import reject as run
+
+    db = _open(db_path)
+    _after_feedback(run(db, track_a, track_b), db, [track_a, track_b])
+
+
+@feedback.command()
+@click.argument("track_a", type=int)
+@click.argument("track_b", type=int)
+@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
+def forget(track_a, track_b, db_path) -> None:
+    """Delete the confirmation or rejection of tracks TRACK_A and TRACK_B."""
+    from pipelines.feedback import forget as run
+
+    db = _open(db_path)
+    _after_feedback(run(db, track_a, track_b), db, [track_a, track_b])
+
+
+@feedback.command()
+@click.argument("identity_a", type=int)
+@click.argument("identity_b", type=int)
+@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
+def merge(identity_a, identity_b, db_path) -> None:
+    """Merge identities IDENTITY_A and IDENTITY_B into one person."""
+    from pipelines.feedback import merge as run
+    from storage.identities import load_identities
+
+    db = _open(db_path)
+    members = [t for i in load_identities(db, identity_ids=[identity_a, identity_b]) for t in i.track_ids]
+    _after_feedback(run(db, identity_a, identity_b), db, members[:1])
+
+
+@feedback.command()
+@click.argument("identity_id", type=int)
+@click.argument("tracks", type=int, nargs=-1, required=True)
+@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
+def split(identity_id, tracks, db_path) -> None:
+    """Split TRACKS off identity IDENTITY_ID into a new identity."""
+    from pipelines.feedback import split as run
+
+    db = _open(db_path)
+    _after_feedback(run(db, identity_id, tracks), db, list(tracks[:1]))
+
+
+@click.command()
+@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
+@click.option("--overlap", "overlap", default=None, metavar="CAM,CAM[,...]",
+              help="Mark these cameras as seeing a common area (one person may be in them at the same instant).")
+@click.option("--no-overlap", "no_overlap", default=None, metavar="CAM,CAM[,...]",
+              help="Unmark these cameras as overlapping.")
+def cameras(db_path, overlap, no_overlap) -> None:
+    """List the cameras with their videos, and mark which cameras overlap (see 'reid-app identities')."""
+    from rich.table import Table
+    from sqlalchemy import func, select
+
+    from pipelines.identities import cluster_identities
+    from storage.audit import record
+    from storage.feedback import camera_ids_by_name, load_overlaps, set_overlap
+    from storage.repository import list_models
+    from storage.schema import Camera, Track, Video
+
+    db = _open(db_path)
+    names = camera_ids_by_name(db)
+    for spec, value in ((overlap, True), (no_overlap, False)):
+        if spec is None:
+            continue
+        chosen = [c.strip() for c in spec.split(",") if c.strip()]
+        unknown = [c for c in chosen if c not in names]
+        if unknown or len(set(chosen)) < 2:
+            raise UsageError(f"give two or more camera names of {', '.join(sorted(names))} separated by commas"
+                             + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+        set_overlap(db, [names[c] for c in chosen], value)
+        record(db, "overlap", cameras=chosen, overlapping=value)
+        if list_models(db):
+            cluster_identities(db, reason="camera overlap changed")
+    overlaps = load_overlaps(db)
+    by_id = {v: k for k, v in names.items()}
+    table = Table(title=f"Cameras in {db.location}")
+    for name in ("camera", "videos", "complete", "duration s", "tracks", "overlaps with"):
+        table.add_column(name, justify="left" if name in ("camera", "overlaps with") else "right")
+    with db.session() as session:
+        for cam in session.scalars(select(Camera).order_by(Camera.name)):
+            videos = list(session.scalars(select(Video).where(Video.camera_id == cam.id)))
+            tracks = session.scalar(select(func.count()).select_from(Track).where(Track.camera_id == cam.id))
+            partners = sorted(by_id[b if a == cam.id else a] for a, b in overlaps if cam.id in (a, b))
+            table.add_row(cam.name, str(len(videos)), str(sum(v.status == "complete" for v in videos)),
+                          f"{sum(v.duration_s for v in videos):.1f}", str(tracks), ", ".join(partners))
+    stdout_console().print(table)
+    db.close()
+
+
+@click.command("export-identity")
+@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
+@click.option("--identity", "identity_id", type=int, required=True, help="The identity to export.")
+@click.option("--out", "out_dir", required=True, metavar="DIR", help="Output folder (created when missing).")
+@click.option("--clips", is_flag=True, help="Also cut an MP4 clip of each track from the source videos.")
+@click.option("--clip-margin", type=float, default=1.0, show_default=True, metavar="SECONDS",
+              help="Seconds added before and after each track in its clip.")
+def export_identity(db_path, identity_id, out_dir, clips, clip_margin) -> None:
+    """Write the evidence of one identity: per camera time ranges, thumbnails, a JSON and a CSV summary, and
+    optionally MP4 clips."""
+    from pipelines.evidence import export_identity as run
+
+    if clip_margin < 0:
+        raise UsageError(f"--clip-margin must be 0 or more seconds, got {clip_margin}")
+    db = _open(db_path)
+    err = stderr_console()
+    report = run(db, identity_id, Path(out_dir), clips=clips, clip_margin_s=clip_margin,
+                 on_progress=lambda text: err.print(f"reid-app: {text}", markup=False, highlight=False))
+    for note in report.notes:
+        err.print(f"reid-app: {note}", markup=False, highlight=False, soft_wrap=True)
+    _print(f"identity {identity_id}: {report.json_path}, {report.csv_path}, {report.thumbnails} thumbnails"
+           + (f", {len(report.clips)} clips" if clips else ""))
+    db.close()
+
+
+@click.command()
+@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
+@click.option("--action", default=None, help="Only this action (search, confirm, reject, forget, merge, split, "
+              "cluster, overlap).")
+@click.option("--limit", type=int, default=50, show_default=True, help="Rows shown, newest first.")
+def audit(db_path, action, limit) -> None:
+    """Show the audit log: every search and feedback action with its time (UTC)."""
+    import json
+
+    from rich.table import Table
+
+    from storage.audit import read_log
+
+    db = _open(db_path)
+    table = Table(title=f"Audit log of {db.location}")
+    for name in ("id", "time (UTC)", "action", "details"):
+        table.add_column(name, overflow="fold")
+    for entry in read_log(db, action, limit):
+        table.add_row(str(entry.id), entry.created_at.strftime("%Y-%m-%d %H:%M:%S"), entry.action,
+                      json.dumps(entry.details, sort_keys=True))
+    stdout_console().print(table)
+    db.close()
+
+
+COMMANDS = [search, identities, feedback, cameras, export_identity, audit]

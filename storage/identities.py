@@ -1,0 +1,92 @@
+"""Global identities as stored: each a set of member tracks with a confidence, per re-id model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+
+from sqlalchemy import delete, select
+
+from storage.database import Database
+from storage.schema import Identity, IdentityTrack
+
+
+@dataclass
+class StoredIdentity:
+    """An identity row with its member track ids (ascending)."""
+
+    id: int
+    model_id: int
+    confidence: float
+    threshold: float
+    track_ids: list[int]
+
+
+def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Sequence[int], float]],
+                       threshold: float) -> list[int]:
+    """Replace the model's identities by ``clusters`` (member track ids, confidence) in one transaction.
+
+    A new identity keeps the id of the old identity it shares most tracks with (each old id used once), so the
+    ids users wrote down stay valid while clustering refines the membership.
+
+    Returns:
+        The identity id of each cluster, in order.
+    """
+    with db.sessions.begin() as session:
+        old = {}
+        for identity_id, track_id in session.execute(
+                select(IdentityTrack.identity_id, IdentityTrack.track_id).join(Identity)
+                .where(Identity.model_id == model_id)):
+            old[int(track_id)] = int(identity_id)
+        overlaps = []
+        for i, (members, _) in enumerate(clusters):
+            counts: dict[int, int] = {}
+            for t in members:
+                if int(t) in old:
+                    counts[old[int(t)]] = counts.get(old[int(t)], 0) + 1
+            overlaps += [(-n, i, ident) for ident, n in counts.items()]
+        reuse: dict[int, int] = {}
+        taken: set[int] = set()
+        for _, i, ident in sorted(overlaps):
+            if i not in reuse and ident not in taken:
+                reuse[i] = ident
+                taken.add(ident)
+        session.execute(delete(Identity).where(Identity.model_id == model_id))
+        session.flush()
+        ids: list[int] = [0] * len(clusters)
+        # reused ids first, so an autoincremented new id cannot take one of them
+        for i in sorted(range(len(clusters)), key=lambda i: i not in reuse):
+            members, confidence = clusters[i]
+            row = Identity(id=reuse.get(i), model_id=model_id, confidence=float(confidence),
+                           threshold=float(threshold))
+            session.add(row)
+            session.flush()
+            session.add_all([IdentityTrack(identity_id=row.id, track_id=int(t)) for t in members])
+            ids[i] = row.id
+        return ids
+
+
+def load_identities(db: Database, model_id: Optional[int] = None,
+                    identity_ids: Optional[Iterable[int]] = None) -> list[StoredIdentity]:
+    """Stored identities (of one model, or the given ids), by id."""
+    query = select(Identity).order_by(Identity.id)
+    if model_id is not None:
+        query = query.where(Identity.model_id == model_id)
+    if identity_ids is not None:
+        query = query.where(Identity.id.in_([int(i) for i in identity_ids]))
+    with db.session() as session:
+        rows = list(session.scalars(query))
+        members: dict[int, list[int]] = {r.id: [] for r in rows}
+        for identity_id, track_id in session.execute(
+                select(IdentityTrack.identity_id, IdentityTrack.track_id)
+                .where(IdentityTrack.identity_id.in_(list(members))).order_by(IdentityTrack.track_id)):
+            members[identity_id].append(track_id)
+    return [StoredIdentity(r.id, r.model_id, r.confidence, r.threshold, members[r.id]) for r in rows]
+
+
+def identities_of_tracks(db: Database, track_ids: Iterable[int]) -> dict[int, int]:
+    """Track id -> identity id, for the tracks that belong to one."""
+    ids = [int(t) for t in track_ids]
+    with db.session() as session:
+        return {t: i for t, i in session.execute(select(IdentityTrack.track_id, IdentityTrack.identity_id)
+                                                 .where(IdentityTrack.track_id.in_(ids)))}
