@@ -6,6 +6,8 @@ share or reset each other's ids.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +27,18 @@ def _task_from_metadata(path: Path) -> Optional[str]:
         if line.startswith("task:"):
             return line.split(":", 1)[1].strip()
     return None
+
+
+#: Export-format (OpenVINO) models are called by one thread at a time. With four camera threads the OpenVINO CPU
+#: plugin was seen to deadlock (two threads in ``InferRequest.infer``, two in ``create_infer_request``, none
+#: progressing); it uses every core for one inference anyway, so serialising costs little throughput.
+EXPORT_INFERENCE_LOCK = threading.Lock()
+
+
+def inference_lock(weights: str | Path):
+    """The lock to hold while calling a model made from ``weights``: :data:`EXPORT_INFERENCE_LOCK` for export
+    folders, else a no-op context."""
+    return EXPORT_INFERENCE_LOCK if Path(weights).is_dir() else contextlib.nullcontext()
 
 
 def inference_device(weights: str | Path, device: str) -> str:
@@ -89,6 +103,7 @@ class PersonTracker:
             raise WeightsError(f"detector {weights} has no 'person' class 0 (classes: {list(names.values())[:5]}); "
                                f"use a COCO-trained YOLO detector or pose model")
         self.device = inference_device(weights, device)
+        self._lock = inference_lock(weights)
         self.tracker = TRACKERS[tracker]
         self.confidence = confidence
         self.image_size = image_size
@@ -108,8 +123,10 @@ class PersonTracker:
             Tracked detections (untracked boxes, which the tracker has not confirmed yet, are dropped), with
             ``float32 [17, 3]`` keypoints in frame pixels when :attr:`gives_keypoints`.
         """
-        result = self.model.track(image, persist=True, tracker=self.tracker, classes=[0], conf=self.confidence,
-                                  imgsz=self.image_size, device=self.device, verbose=False)[0]
+        with self._lock:
+            result = self.model.track(image, persist=True, tracker=self.tracker, classes=[0],
+                                      conf=self.confidence, imgsz=self.image_size, device=self.device,
+                                      verbose=False)[0]
         boxes = result.boxes
         if boxes is None or boxes.id is None or len(boxes) == 0:
             return []

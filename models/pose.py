@@ -84,12 +84,13 @@ class YoloTopDownPose(PoseEstimator):
     name = "yolo-topdown"
 
     def __init__(self, weights: str | Path, device: str = "cpu", image_size: int = 256):
-        from models.detection import inference_device, load_yolo
+        from models.detection import inference_device, inference_lock, load_yolo
 
         self.model = load_yolo(weights, what="pose")
         if self.model.task != "pose":
             raise WeightsError(f"pose weights {weights} are a '{self.model.task}' model, not a pose model")
         self.device = inference_device(weights, device)
+        self._lock = inference_lock(weights)
         self.image_size = image_size
 
     def estimate_crops(self, crops: Sequence[np.ndarray], margin: float = 0.25) -> list[np.ndarray | None]:
@@ -116,8 +117,9 @@ class YoloTopDownPose(PoseEstimator):
         out: list[np.ndarray | None] = []
         if not framed:
             return out
-        for result, (dx, dy) in zip(self.model.predict(framed, imgsz=self.image_size, device=self.device,
-                                                       verbose=False), offsets):
+        with self._lock:
+            results = self.model.predict(framed, imgsz=self.image_size, device=self.device, verbose=False)
+        for result, (dx, dy) in zip(results, offsets):
             kp = _best_keypoints(result)
             if kp is not None:
                 kp[:, 0] -= dx
@@ -130,8 +132,9 @@ class YoloTopDownPose(PoseEstimator):
             crop, ox, oy = _padded_crop(image, det.box)
             if crop.size == 0:
                 continue
-            kp = _best_keypoints(self.model.predict(crop, imgsz=self.image_size, device=self.device,
-                                                    verbose=False)[0])
+            with self._lock:
+                result = self.model.predict(crop, imgsz=self.image_size, device=self.device, verbose=False)[0]
+            kp = _best_keypoints(result)
             if kp is None:
                 continue
             kp[:, 0] += ox
