@@ -108,9 +108,11 @@ def lab4_db(tmp_path_factory) -> Path:
 
 
 def copy_db(source: Path, target_dir: Path) -> Path:
-    """A private copy of a SQLite database (WAL checkpointed first), for tests that write."""
+    """A private copy of a SQLite database (through SQLite's backup API, so the WAL is included), for tests
+    that write."""
     import sqlite3
 
+    target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / source.name
     src = sqlite3.connect(source)
     dst = sqlite3.connect(target)

@@ -66,3 +66,18 @@ def test_missing_database_is_an_error_when_not_creating(tmp_path):
     with pytest.raises(DatabaseError, match="does not exist"):
         open_database(tmp_path / "absent.db", create=False)
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_schema_1_database_is_upgraded_in_place_keeping_its_rows(tmp_path):
+    path = tmp_path / "old.db"
+    open_database(path).close()
+    sqlite_execute(path, "INSERT INTO cameras (id, name, created_at) VALUES (1, 'door', '2026-01-01')",
+                   *[f"DROP TABLE {t}" for t in ("identity_tracks", "identities", "pair_feedback", "audit_log",
+                                                "camera_overlaps")],
+                   "UPDATE reid_meta SET value = '1' WHERE key = 'schema_version'")
+    db = open_database(path, create=False)
+    with db.engine.connect() as con:
+        assert con.exec_driver_sql("SELECT value FROM reid_meta WHERE key = 'schema_version'").scalar() == "2"
+        assert con.exec_driver_sql("SELECT name FROM cameras").scalar() == "door"
+        assert con.exec_driver_sql("SELECT count(*) FROM identities").scalar() == 0
+    db.close()

@@ -1,0 +1,103 @@
+"""Feedback on the real lab identities changes later clustering and searches, and is audited."""
+
+import pytest
+
+from pipelines.feedback import confirm, forget, merge, reject, split
+from pipelines.search import SearchOptions, Searcher
+from reid_app.errors import UsageError
+from storage.audit import read_log
+from storage.database import open_database
+from storage.feedback import camera_ids_by_name, load_verdicts, set_overlap
+from storage.identities import identities_of_tracks, load_identities
+from pipelines.identities import cluster_identities
+from tests.conftest import copy_db
+
+
+@pytest.fixture
+def db(lab4_db, tmp_path):
+    database = open_database(copy_db(lab4_db, tmp_path))
+    set_overlap(database, camera_ids_by_name(database).values())
+    cluster_identities(database)
+    yield database
+    database.close()
+
+
+def _largest(db):
+    return max(load_identities(db), key=lambda i: len(i.track_ids))
+
+
+def _same_identity(db, a, b):
+    where = identities_of_tracks(db, [a, b])
+    return a in where and where.get(a) == where.get(b)
+
+
+def test_rejecting_a_clustered_pair_separates_it_and_hides_it_from_search(db):
+    identity = _largest(db)
+    a, b = identity.track_ids[:2]
+    assert _same_identity(db, a, b)
+    assert b in [r.track_id for r in Searcher(db).by_track(a, SearchOptions(top_k=50, audit=False))]
+    reject(db, a, b)
+    assert not _same_identity(db, a, b)
+    assert b not in [r.track_id for r in Searcher(db).by_track(a, SearchOptions(top_k=50, audit=False))]
+    assert a not in [r.track_id for r in Searcher(db).by_track(b, SearchOptions(top_k=50, audit=False))]
+    cluster_identities(db)  # and it stays separated in any later clustering
+    assert not _same_identity(db, a, b)
+    forget(db, a, b)
+    assert _same_identity(db, a, b)
+
+
+def test_confirming_an_unclustered_pair_joins_it_and_lifts_it_in_search(db):
+    results = Searcher(db).by_track(_largest(db).track_ids[0], SearchOptions(top_k=50, audit=False))
+    query = _largest(db).track_ids[0]
+    outsider = next(r.track_id for r in reversed(results) if not _same_identity(db, query, r.track_id)
+                    and r.camera_id != results[0].camera_id)
+    confirm(db, query, outsider)
+    assert _same_identity(db, query, outsider)
+    after = Searcher(db).by_track(query, SearchOptions(top_k=50, audit=False))
+    assert after[0].track_id == outsider and after[0].confirmed
+    third = next(r.track_id for r in after if r.track_id not in (query, outsider))
+    confirm(db, outsider, third)
+    with pytest.raises(UsageError, match=f"tracks {min(query, third)} and {max(query, third)} would be both "
+                                         f"confirmed"):
+        reject(db, query, third)  # query and third are one person through outsider
+    assert all(v.verdict == "same" for v in load_verdicts(db))
+
+
+def _identity_tracks(db, track):
+    where = identities_of_tracks(db, [track])
+    return next(i.track_ids for i in load_identities(db) if i.id == where[track])
+
+
+def test_merge_and_split_identities(db):
+    ids = sorted(load_identities(db), key=lambda i: -len(i.track_ids))
+    first, second = ids[0], ids[1]
+    merge(db, first.id, second.id)
+    merged = _identity_tracks(db, first.track_ids[0])
+    assert set(first.track_ids) | set(second.track_ids) <= set(merged)
+    survivor = identities_of_tracks(db, [first.track_ids[0]])[first.track_ids[0]]
+    split(db, survivor, second.track_ids)
+    assert set(_identity_tracks(db, first.track_ids[0])) >= set(first.track_ids)
+    assert not set(_identity_tracks(db, first.track_ids[0])) & set(second.track_ids)
+    assert set(_identity_tracks(db, second.track_ids[0])) >= set(second.track_ids)
+    verdicts = {(v.track_a, v.track_b): v.verdict for v in load_verdicts(db)}
+    a, b = sorted((first.track_ids[0], second.track_ids[0]))
+    assert verdicts[(a, b)] == "different"
+    actions = [e.action for e in read_log(db)]
+    assert actions[:4] == ["cluster", "split", "cluster", "merge"]
+
+
+def test_bad_feedback_is_refused_with_a_reason(db):
+    identity = _largest(db)
+    with pytest.raises(UsageError, match="given twice"):
+        confirm(db, identity.track_ids[0], identity.track_ids[0])
+    with pytest.raises(UsageError, match="does not exist"):
+        reject(db, identity.track_ids[0], 10 ** 8)
+    with pytest.raises(UsageError, match="does not exist"):
+        merge(db, identity.id, 10 ** 8)
+    with pytest.raises(UsageError, match="not in identity"):
+        split(db, identity.id, [10 ** 8])
+    with pytest.raises(UsageError, match="some but not all"):
+        split(db, identity.id, identity.track_ids)
+    with pytest.raises(UsageError, match="nothing|no confirmation"):
+        forget(db, identity.track_ids[0], identity.track_ids[1])
+    assert load_verdicts(db) == []

@@ -1,0 +1,73 @@
+"""The matching commands as a user runs them: cameras, identities, search, feedback, export-identity, audit."""
+
+import json
+
+import pytest
+
+from tests.conftest import copy_db, run_cli
+from tests.reid_app.test_cli import _assert_one_clear_error
+
+
+@pytest.fixture
+def db(lab4_db, tmp_path):
+    return copy_db(lab4_db, tmp_path)
+
+
+def _table_rows(text):
+    return [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines() if line.startswith("│")]
+
+
+def test_overlapping_cameras_give_identities_across_cameras_and_their_evidence(db, tmp_path):
+    result = run_cli("cameras", "--db", db, "--overlap", "cam0,cam1,cam2,cam3")
+    assert result.code == 0, result.stderr
+    rows = _table_rows(result.stdout)
+    assert [r[0] for r in rows] == ["cam0", "cam1", "cam2", "cam3"]
+    assert rows[0][-1] == "cam1, cam2, cam3"
+    listed = run_cli("identities", "--db", db, "--min-cameras", "3")
+    assert listed.code == 0, listed.stderr
+    rows = [r for r in _table_rows(listed.stdout) if r[0]]
+    assert len(rows) >= 2 and all(int(r[1]) >= 3 for r in rows)
+    identity = rows[0][0]
+    detail = run_cli("identities", "--db", db, "--identity", identity)
+    assert detail.code == 0 and len({r[0] for r in _table_rows(detail.stdout)}) >= 3
+    out = tmp_path / "evidence"
+    exported = run_cli("export-identity", "--db", db, "--identity", identity, "--out", out)
+    assert exported.code == 0, exported.stderr
+    summary = json.loads((out / f"identity-{identity}.json").read_text())
+    assert len(summary["cameras"]) >= 3 and (out / f"identity-{identity}.csv").exists()
+
+
+def test_search_options_feedback_and_audit(db):
+    first = run_cli("search", "--db", db, "--track", "1", "--top-k", "3", "--expand", "2", "--camera", "cam1",
+                    "--camera", "cam2")
+    assert first.code == 0, first.stderr
+    rows = _table_rows(first.stdout)
+    ranked = [r for r in rows if r[0]]
+    assert 1 <= len(ranked) <= 3 and {r[1] for r in ranked} <= {"cam1", "cam2"}
+    assert len(rows) > len(ranked)  # the second sighting of each track is listed below it
+    top = ranked[0][2]
+    rejected = run_cli("feedback", "reject", "1", top, "--db", db)
+    assert rejected.code == 0 and "saved" in rejected.stdout, rejected.stderr
+    again = run_cli("search", "--db", db, "--track", "1", "--camera", "cam1", "--camera", "cam2")
+    assert top not in [r[2] for r in _table_rows(again.stdout) if r[0]]
+    log = run_cli("audit", "--db", db, "--limit", "5")
+    actions = [r[2] for r in _table_rows(log.stdout) if r[2]]
+    assert actions[:4] == ["search", "cluster", "reject", "search"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["search", "--track", "1", "--after", "noon"], ["--after", "noon"]),
+    (["search", "--track", "1", "--camera", "lobby"], ["lobby", "cam0"]),
+    (["search", "--track", "1", "--expand", "0"], ["--expand"]),
+    (["search", "--track", "1", "--after", "100", "--before", "50"], ["--after", "later"]),
+    (["identities", "--identity", "9999"], ["identity 9999"]),
+    (["identities", "--threshold", "0.5"], ["--recluster"]),
+    (["identities", "--recluster", "--threshold", "7"], ["threshold"]),
+    (["feedback", "confirm", "1", "1"], ["twice"]),
+    (["feedback", "merge", "1", "9999"], ["identity 9999"]),
+    (["cameras", "--overlap", "cam0"], ["two or more"]),
+    (["cameras", "--overlap", "cam0,lobby"], ["lobby"]),
+    (["export-identity", "--identity", "9999", "--out", "x"], ["identity 9999"]),
+])
+def test_mistakes_get_one_clear_line(db, args, words):
+    _assert_one_clear_error(run_cli(*args, "--db", db), *words)

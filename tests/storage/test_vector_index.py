@@ -1,0 +1,54 @@
+"""The in-memory index follows the database: complete videos only, appends new ones, drops deleted ones."""
+
+import numpy as np
+import pytest
+
+from storage.database import open_database
+from storage.repository import VideoWriter, begin_video, delete_video, get_or_create_model
+from storage.vector_index import EmbeddingIndex
+from tests.storage.test_repository import _info, _obs
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = open_database(tmp_path / "i.db")
+    yield database
+    database.close()
+
+
+def _ingest(db, model, fingerprint, camera, tracks, finish=True):
+    video = begin_video(db, _info(fingerprint * 64, camera), model)
+    writer = VideoWriter(db, video, model, start_time=1_700_000_000.0)
+    rng = np.random.default_rng(len(fingerprint) + ord(fingerprint[0]))
+    for frame in range(3):
+        obs = [_obs(t, frame, 0.5, np.ones(3)) for t in tracks]
+        vectors = rng.standard_normal((len(tracks), 3)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        writer.write(obs, vectors, frame + 1)
+    if finish:
+        writer.finish(3)
+    return video
+
+
+def test_refresh_loads_complete_videos_then_only_what_changed(db):
+    model = get_or_create_model(db, "m", "h", 3)
+    first = _ingest(db, model, "a", "cam0", [1, 2])
+    _ingest(db, model, "b", "cam1", [7], finish=False)
+    index = EmbeddingIndex.load(db, model, 3)
+    assert index.size == 6 and len(index.tracks) == 2 and index.videos == {first}
+    for track, rows in index.track_rows.items():
+        assert rows.stop - rows.start == 3 and set(index.track_ids[rows]) == {track}
+    np.testing.assert_allclose(np.linalg.norm(index.matrix.astype(np.float32), axis=1), 1.0, atol=1e-3)
+    assert index.matrix.dtype == np.float16 and np.all(index.timestamps >= 1_700_000_000.0)
+
+    second = _ingest(db, model, "c", "cam1", [3])
+    report = index.refresh(db)
+    assert report.added_videos == [second] and report.removed_videos == [] and index.size == 9
+    generation = index.generation
+    delete_video(db, first)
+    report = index.refresh(db)
+    assert report.removed_videos == [first] and index.size == 3 and index.generation > generation
+    assert set(index.track_rows) == set(index.tracks.track_ids.tolist()) and len(index.tracks) == 1
+    assert index.refresh(db).added_videos == []
+    tracks_only = EmbeddingIndex.load(db, model, 3, with_sightings=False)
+    assert tracks_only.size == 0 and len(tracks_only.tracks) == 1
