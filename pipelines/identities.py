@@ -201,23 +201,16 @@ def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: 
     tracks = EmbeddingIndex.load(db, model_id, dims, with_sightings=False).tracks
     forbidden = cannot_link(tracks, load_overlaps(db))
     position = {int(t): i for i, t in enumerate(tracks.track_ids)}
-    must = []
-    for v in load_verdicts(db):
-        a, b = position.get(v.track_a), position.get(v.track_b)
-        if a is None or b is None:
-            continue
-        if v.verdict == SAME:
-            must.append((a, b))
-        elif v.verdict == DIFFERENT:
-            forbidden[a, b] = forbidden[b, a] = True
+    pairs = [(position.get(v.track_a), position.get(v.track_b), v.verdict) for v in load_verdicts(db)]
+    pairs = [(a, b, verdict) for a, b, verdict in pairs if a is not None and b is not None]
+    must = [(a, b) for a, b, verdict in pairs if verdict == SAME]
     union = _UnionFind(len(tracks))
     for a, b in must:
         union.union(a, b)
     component = np.array([union.find(i) for i in range(len(tracks))], np.int64)
     forbidden &= component[:, None] != component[None, :]  # a confirmation overrides the automatic constraints
-    for v in load_verdicts(db):  # ...but never a rejection (feedback refuses such conflicts when it is given)
-        a, b = position.get(v.track_a), position.get(v.track_b)
-        if v.verdict == DIFFERENT and a is not None and b is not None:
+    for a, b, verdict in pairs:  # ...but never a rejection (feedback refuses such conflicts when it is given)
+        if verdict == DIFFERENT:
             forbidden[a, b] = forbidden[b, a] = True
     clusters = cluster_tracks(tracks.descriptors @ tracks.descriptors.T, forbidden, must, threshold)
     stored = [([int(tracks.track_ids[i]) for i in members], confidence) for members, confidence in clusters]

@@ -251,7 +251,8 @@ class Searcher:
                              f"{index.dims}")
         vectors = _normalise(query.vectors)
         rejected, confirmed = self._verdicts(query.track_id)
-        valid = self._valid_rows(index, filters, [query.track_id, *rejected] if query.track_id is not None else rejected)
+        excluded = rejected if query.track_id is None else [query.track_id, *rejected]
+        valid = self._valid_rows(index, filters, excluded)
         if filters.other_cameras_only and query.camera_id is not None:
             valid &= index.camera_ids != query.camera_id
         if not options.per_track:
@@ -263,10 +264,10 @@ class Searcher:
             if options.track_similarity == "mean":
                 tracks, scores = self._rank_by_descriptor(index, vectors, valid, wanted)
             else:
-                tracks, scores = self._rank_by_rows(index, vectors, valid, wanted)
+                tracks, scores = self.scorer.top_tracks(index, vectors, valid, wanted)
             tracks, scores, distances = self._rerank(index, vectors, tracks, scores, options)
-            tracks, scores, distances = self._confirmed_first(index, vectors, valid, tracks, scores,
-                                                                             distances, confirmed, options)
+            tracks, scores, distances = self._confirmed_first(index, vectors, valid, tracks, scores, distances,
+                                                              confirmed, options)
             ranked = [(t, s, self._best_rows(index, vectors, valid, t, options.samples_per_track))
                       for t, s in zip(tracks[:options.top_k], scores[:options.top_k])]
         results = self._results(index, ranked, distances, confirmed)
@@ -282,11 +283,14 @@ class Searcher:
         rejected, confirmed = [], set()
         for v in load_verdicts(self.db, [track_id]):
             other = v.track_b if v.track_a == track_id else v.track_a
-            (rejected.append(other) if v.verdict == DIFFERENT else confirmed.add(other))
+            if v.verdict == DIFFERENT:
+                rejected.append(other)
+            else:
+                confirmed.add(other)
         return rejected, confirmed
 
     def _valid_rows(self, index: EmbeddingIndex, filters: SearchFilters, excluded_tracks: Sequence[int]
-                    ) -> Optional[np.ndarray]:
+                    ) -> np.ndarray:
         names = camera_ids_by_name(self.db)
 
         def ids_of(cameras):
@@ -309,25 +313,14 @@ class Searcher:
             valid[index.rows_of(t)] = False
         return valid
 
-    def _rank_by_rows(self, index, vectors, valid, wanted):
-        m = max(64, 8 * wanted)
-        while True:
-            rows, scores = self.scorer.top(index, vectors, valid, m)
-            tracks, first = np.unique(index.track_ids[rows], return_index=True)
-            order = np.sort(first)
-            if len(order) >= wanted or len(rows) < m:
-                order = order[:wanted]
-                return index.track_ids[rows[order]], scores[order]
-            m *= 4
-
     def _rank_by_descriptor(self, index, vectors, valid, wanted):
         query = _normalise(vectors.mean(axis=0, keepdims=True))[0]
         t = index.tracks
         if len(index.segment_starts) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         counts = np.add.reduceat(valid.astype(np.int64), index.segment_starts)
-        allowed = index.segment_tracks[counts > 0]
-        positions = np.array([t.position[int(a)] for a in allowed if int(a) in t.position], np.int64)
+        positions = index.segment_positions[counts > 0]
+        positions = positions[positions >= 0]
         if len(positions) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         scores = t.descriptors[positions] @ query

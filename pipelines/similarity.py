@@ -37,6 +37,29 @@ class Scorer(Protocol):
     def scores(self, index: EmbeddingIndex, queries: np.ndarray, rows: slice) -> np.ndarray:
         """``float32 [R]`` max-over-queries similarity of the rows in ``rows`` (a track's rows)."""
 
+    def top_tracks(self, index: EmbeddingIndex, queries: np.ndarray, valid: np.ndarray, m: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``m`` tracks whose best valid row scores highest (max over queries and rows).
+
+        Returns:
+            ``(track ids int64 [m'], scores float32 [m'])``, best first.
+        """
+
+
+def top_tracks_by_rows(scorer, index: EmbeddingIndex, queries: np.ndarray, valid: np.ndarray, m: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`Scorer.top_tracks` for any scorer with :meth:`Scorer.top`: asks for more rows until ``m`` distinct
+    tracks are among them (exact: a track's best row comes before all its other rows)."""
+    rows_wanted = max(64, 8 * m)
+    while True:
+        rows, scores = scorer.top(index, queries, valid, rows_wanted)
+        _, first = np.unique(index.track_ids[rows], return_index=True)
+        order = np.sort(first)
+        if len(order) >= m or len(rows) < rows_wanted:
+            order = order[:m]
+            return index.track_ids[rows[order]], scores[order]
+        rows_wanted *= 4
+
 
 class TorchScorer:
     """Exact scoring with torch on ``device`` (``cpu``, ``cuda``, ``cuda:N``)."""
@@ -60,6 +83,14 @@ class TorchScorer:
         self._uploaded[index.model_id] = (index.generation, index.size, tensor)
         return tensor
 
+    def _segments(self, index: EmbeddingIndex) -> torch.Tensor:
+        key = -1 - index.model_id  # cached beside the matrices, invalidated the same way
+        generation, size, tensor = self._uploaded.get(key, (-1, 0, None))
+        if tensor is None or generation != index.generation or size != index.size:
+            tensor = torch.from_numpy(index.row_segments).to(self.device)
+            self._uploaded[key] = (index.generation, index.size, tensor)
+        return tensor
+
     def _similarity(self, matrix: torch.Tensor, queries: np.ndarray) -> torch.Tensor:
         q = torch.from_numpy(np.ascontiguousarray(queries, np.float32)).to(self.device, matrix.dtype)
         if q.shape[0] == 1:
@@ -81,6 +112,20 @@ class TorchScorer:
     def scores(self, index, queries, rows):
         with torch.inference_mode():
             return self._similarity(self._matrix(index)[rows], queries).cpu().numpy()
+
+    def top_tracks(self, index, queries, valid, m):
+        """One matrix product, then the per-track maximum on the device (``scatter_reduce`` over the rows)."""
+        if index.size == 0 or len(index.segment_starts) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        with torch.inference_mode():
+            sims = self._similarity(self._matrix(index), queries)
+            sims.masked_fill_(~torch.from_numpy(valid).to(self.device), float("-inf"))
+            best = torch.full((len(index.segment_starts),), float("-inf"), device=self.device)
+            best.scatter_reduce_(0, self._segments(index), sims, reduce="amax")
+            values, segments = torch.topk(best, min(m, len(best)))
+            keep = torch.isfinite(values)
+            values, segments = values[keep].cpu().numpy(), segments[keep].cpu().numpy()
+        return index.segment_tracks[segments], values.astype(np.float32)
 
 
 class FaissScorer:
@@ -146,6 +191,9 @@ class FaissScorer:
 
     def scores(self, index, queries, rows):
         return self._exact.scores(index, queries, rows)
+
+    def top_tracks(self, index, queries, valid, m):
+        return top_tracks_by_rows(self, index, queries, valid, m)
 
 
 def make_scorer(kind: str = "auto", device: str = "cpu") -> Scorer:

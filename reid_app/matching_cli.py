@@ -199,40 +199,24 @@ def _after_feedback(report, db, tracks: Sequence[int] = ()) -> None:
     db.close()
 
 
-@feedback.command()
-@click.argument("track_a", type=int)
-@click.argument("track_b", type=int)
-@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
-def confirm(track_a, track_b, db_path) -> None:
-    """Record that tracks TRACK_A and TRACK_B show the same person."""
-    from pipelines.feedback import confirm as run
+def _pair_command(name: str, summary: str):
+    """A ``feedback NAME TRACK_A TRACK_B`` command running ``pipelines.feedback.NAME``."""
 
-    db = _open(db_path)
-    _after_feedback(run(db, track_a, track_b), db, [track_a, track_b])
+    @feedback.command(name, help=summary)
+    @click.argument("track_a", type=int)
+    @click.argument("track_b", type=int)
+    @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
+    def command(track_a, track_b, db_path) -> None:
+        from pipelines import feedback as actions
 
-
-@feedback.command()
-@click.argument("track_a", type=int)
-@click.argument("track_b", type=int)
-@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
-def reject(track_a, track_b, db_path) -> None:
-    """Record that tracks TRACK_A and TRACK_B show different people."""
-    from pipelines.feedback import reject as run
-
-    db = _open(db_path)
-    _after_feedback(run(db, track_a, track_b), db, [track_a, track_b])
+        db = _open(db_path)
+        _after_feedback(getattr(actions, name)(db, track_a, track_b), db, [track_a, track_b])
+    return command
 
 
-@feedback.command()
-@click.argument("track_a", type=int)
-@click.argument("track_b", type=int)
-@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
-def forget(track_a, track_b, db_path) -> None:
-    """Delete the confirmation or rejection of tracks TRACK_A and TRACK_B."""
-    from pipelines.feedback import forget as run
-
-    db = _open(db_path)
-    _after_feedback(run(db, track_a, track_b), db, [track_a, track_b])
+_pair_command("confirm", "Record that tracks TRACK_A and TRACK_B show the same person.")
+_pair_command("reject", "Record that tracks TRACK_A and TRACK_B show different people.")
+_pair_command("forget", "Delete the confirmation or rejection of tracks TRACK_A and TRACK_B.")
 
 
 @feedback.command()

@@ -7,7 +7,8 @@ The index holds, for every completely ingested video whose sightings were encode
   camera, video and wall-clock time;
 - the track descriptors as a ``float32 [T, D]`` matrix with each track's camera and time range.
 
-Rows of one track are contiguous (videos are loaded whole, ordered by track), so ``track_rows[t]`` is a slice.
+Rows of one track are contiguous (videos are loaded one at a time and sorted by track), so ``track_rows[t]`` is a
+slice.
 :meth:`EmbeddingIndex.refresh` compares the database's complete videos with those loaded: it appends the new ones
 (ingest adds videos) and drops the deleted ones (a forced re-ingest replaces a video); nothing is read twice.
 Scoring (the matrix product) lives in ``pipelines.similarity``; this module only stores.
@@ -27,8 +28,8 @@ from storage.database import Database
 _SIGHTING_ROWS = text(
     "SELECT s.id, s.track_id, t.camera_id, s.video_id, s.timestamp, e.vector "
     "FROM sightings s JOIN embeddings e ON e.sighting_id = s.id JOIN tracks t ON t.id = s.track_id "
-    "WHERE s.video_id IN :videos AND e.model_id = :model ORDER BY s.video_id, s.track_id, s.id"
-).bindparams(bindparam("videos", expanding=True))
+    "WHERE s.video_id = :video AND +e.model_id = :model"
+)  # the unary + keeps SQLite from driving the join by the model index (every embedding of the model, per video)
 
 _TRACK_ROWS = text(
     "SELECT t.id, t.camera_id, t.video_id, v.start_time + t.first_time_s, v.start_time + t.last_time_s, "
@@ -87,8 +88,9 @@ class EmbeddingIndex:
         sighting_ids, track_ids, camera_ids, video_ids: ``int64 [N]``.
         timestamps: ``float64 [N]``, seconds since the epoch.
         track_rows: track id -> ``slice`` of its rows.
-        segment_starts, segment_tracks: ``int64 [S]`` first row of each track's run of rows and its track id
-            (for ``np.add.reduceat`` over rows).
+        segment_starts, segment_tracks, segment_positions: ``int64 [S]`` first row of each track's run of rows,
+            its track id and its row in :attr:`tracks` (-1 when it has no descriptor), for ``np.add.reduceat``.
+        row_segments: ``int64 [N]`` the segment of each row (for per-track maxima).
         tracks: the :class:`TrackTable`.
         generation: incremented whenever rows are removed or reordered, so a copy on a GPU knows to re-upload;
             appends only grow :attr:`size`.
@@ -107,6 +109,8 @@ class EmbeddingIndex:
         self.track_rows: dict[int, slice] = {}
         self.segment_starts = np.zeros(0, np.int64)
         self.segment_tracks = np.zeros(0, np.int64)
+        self.segment_positions = np.zeros(0, np.int64)
+        self.row_segments = np.zeros(0, np.int64)
         self.tracks = _empty_tracks(dims)
         self.videos: set[int] = set()
 
@@ -169,22 +173,33 @@ class EmbeddingIndex:
         self.videos.update(video_ids)
 
     def _append_sightings(self, con, video_ids: list[int]) -> None:
-        result = con.execute(_SIGHTING_ROWS, {"videos": video_ids, "model": self.model_id})
-        while True:
-            chunk = result.fetchmany(65536)
-            if not chunk:
-                break
-            n = len(chunk)
-            self._reserve(self.size + n)
-            block = np.frombuffer(b"".join(r[5] for r in chunk), dtype="<f4")
-            if block.size != n * self.dims:
-                raise DatabaseError(f"database {con.engine.url.database}: embeddings of model {self.model_id} "
-                                    f"are not all {self.dims}-dimensional; the database is damaged")
-            rows = slice(self.size, self.size + n)
-            self._matrix[rows] = block.reshape(n, self.dims)
-            self._meta[rows] = np.array([(r[0], r[1], r[2], r[3]) for r in chunk], np.int64)
-            self._times[rows] = np.fromiter((r[4] for r in chunk), np.float64, n)
-            self.size += n
+        for video_id in video_ids:
+            start = self.size
+            result = con.execute(_SIGHTING_ROWS, {"video": video_id, "model": self.model_id})
+            while True:
+                chunk = result.fetchmany(65536)
+                if not chunk:
+                    break
+                n = len(chunk)
+                self._reserve(self.size + n)
+                sighting, track, camera, video, times, blobs = zip(*chunk)
+                block = np.frombuffer(b"".join(blobs), dtype="<f4")
+                if block.size != n * self.dims:
+                    raise DatabaseError(f"database {con.engine.url.database}: embeddings of model "
+                                        f"{self.model_id} are not all {self.dims}-dimensional; the database is "
+                                        f"damaged")
+                rows = slice(self.size, self.size + n)
+                self._matrix[rows] = block.reshape(n, self.dims)
+                self._meta[rows] = np.array([sighting, track, camera, video], np.int64).T
+                self._times[rows] = times
+                self.size += n
+            # SQLite would sort whole rows, blobs included, for ORDER BY; sorting here permutes only this video
+            segment = slice(start, self.size)
+            order = np.lexsort((self._meta[segment, 0], self._meta[segment, 1]))
+            if np.any(order[1:] < order[:-1]):
+                self._matrix[segment] = self._matrix[segment][order]
+                self._meta[segment] = self._meta[segment][order]
+                self._times[segment] = self._times[segment][order]
 
     def _append_tracks(self, con, video_ids: list[int]) -> None:
         tracks = con.execute(_TRACK_ROWS, {"videos": video_ids, "model": self.model_id}).all()
@@ -233,10 +248,14 @@ class EmbeddingIndex:
             stops = np.r_[starts[1:], len(ids)]
             self.track_rows = {int(ids[a]): slice(int(a), int(b)) for a, b in zip(starts, stops)}
             self.segment_starts, self.segment_tracks = starts.astype(np.int64), ids[starts].copy()
+            self.row_segments = np.repeat(np.arange(len(starts), dtype=np.int64), stops - starts)
         else:
+            self.row_segments = np.zeros(0, np.int64)
             self.track_rows = {}
             self.segment_starts, self.segment_tracks = np.zeros(0, np.int64), np.zeros(0, np.int64)
         self.tracks.position = {int(t): i for i, t in enumerate(self.tracks.track_ids)}
+        self.segment_positions = np.array([self.tracks.position.get(int(t), -1) for t in self.segment_tracks],
+                                          np.int64)
 
     def rows_of(self, track_id: int) -> slice:
         """The rows of a track (an empty slice when the index does not hold it)."""

@@ -4,7 +4,7 @@ neighbours on clustered data."""
 import numpy as np
 import pytest
 
-from pipelines.similarity import FaissScorer, TorchScorer, make_scorer
+from pipelines.similarity import FaissScorer, TorchScorer, make_scorer, top_tracks_by_rows
 from reid_app.errors import UsageError
 from storage.vector_index import EmbeddingIndex
 
@@ -17,7 +17,9 @@ def _index(n=3000, dim=64, seed=0, dtype=np.float16):
     index = EmbeddingIndex(1, dim, dtype)
     index._reserve(n)
     index._matrix[:n] = vectors
+    index._meta[:n, 1] = np.arange(n) // 10  # tracks of 10 rows
     index.size = n
+    index._index_tracks()
     return index, vectors.astype(np.float32)
 
 
@@ -56,3 +58,17 @@ def test_faiss_ivf_finds_the_exact_neighbours_on_clustered_embeddings():
 def test_unknown_index_kind_is_a_usage_error():
     with pytest.raises(UsageError, match="unknown index"):
         make_scorer("annoy")
+
+
+def test_per_track_maximum_on_the_device_equals_the_row_by_row_answer():
+    index, vectors = _index()
+    valid = np.ones(index.size, bool)
+    valid[index.rows_of(0)] = False
+    scorer = TorchScorer("cpu")
+    tracks, scores = scorer.top_tracks(index, vectors[[3, 1234]], valid, 12)
+    expected_tracks, expected_scores = top_tracks_by_rows(scorer, index, vectors[[3, 1234]], valid, 12)
+    assert len(set(tracks.tolist()) & set(expected_tracks.tolist())) >= 11  # float16 ties may swap at the end
+    assert 0 not in tracks.tolist()
+    np.testing.assert_allclose(scores, expected_scores, atol=1e-6)
+    reference = (vectors @ vectors[[3, 1234]].T).max(axis=1).reshape(-1, 10).max(axis=1)
+    np.testing.assert_allclose(scores, reference[tracks], atol=2e-3)
