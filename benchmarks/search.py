@@ -131,7 +131,7 @@ def _latency(fn, queries: int) -> tuple[float, float]:
 
 def measure(path: Path, device: str, queries: int, use_faiss: bool) -> dict:
     from pipelines.search import SearchFilters, SearchOptions, Searcher
-    from pipelines.similarity import FaissScorer, TorchScorer
+    from pipelines.similarity import FaissScorer, TorchScorer, copy_rows
     from storage.database import open_database
     from storage.vector_index import EmbeddingIndex
 
@@ -139,7 +139,7 @@ def measure(path: Path, device: str, queries: int, use_faiss: bool) -> dict:
     gc.collect()
     rss = _rss()
     started = time.perf_counter()
-    index = EmbeddingIndex.load(db, 1, db_dims(path))
+    index = EmbeddingIndex.load(db, 1, db_dims(path), copy_rows=copy_rows)
     load_s = time.perf_counter() - started
     out = {"rows": index.size, "tracks": len(index.tracks), "load_s": load_s, "index_mb": index.nbytes() / 2 ** 20,
            "rss_mb": (_rss() - rss) / 2 ** 20}

@@ -26,7 +26,7 @@ import numpy as np
 from models.encoders import ReIDEncoder
 from models.parts import fallback_stripes, stripe_boxes
 from models.reranking import k_reciprocal_rerank
-from pipelines.similarity import Scorer, TorchScorer
+from pipelines.similarity import Scorer, TorchScorer, copy_rows
 from reid_app.errors import UsageError
 from storage.audit import record
 from storage.database import Database
@@ -160,7 +160,7 @@ class Searcher:
             dims = next((m.dims for m in list_models(self.db) if m.id == model_id), None)
             if dims is None:
                 raise UsageError(f"{self.db.location} holds no embeddings of model {model_id}")
-            index = self._indexes[model_id] = EmbeddingIndex.load(self.db, model_id, dims)
+            index = self._indexes[model_id] = EmbeddingIndex.load(self.db, model_id, dims, copy_rows=copy_rows)
         else:
             index.refresh(self.db)
         return index

@@ -17,7 +17,7 @@ Scoring (the matrix product) lives in ``pipelines.similarity``; this module only
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from sqlalchemy import bindparam, text
@@ -35,6 +35,11 @@ _TRACK_ROWS = text(
     "SELECT t.id, t.camera_id, t.video_id, v.start_time + t.first_time_s, v.start_time + t.last_time_s, "
     "t.descriptor FROM tracks t JOIN videos v ON v.id = t.video_id "
     "WHERE t.video_id IN :videos AND t.descriptor_model_id = :model AND t.descriptor IS NOT NULL ORDER BY t.id"
+).bindparams(bindparam("videos", expanding=True))
+
+_SIGHTING_COUNT = text(
+    "SELECT count(*) FROM sightings s JOIN embeddings e ON e.sighting_id = s.id "
+    "WHERE s.video_id IN :videos AND +e.model_id = :model"
 ).bindparams(bindparam("videos", expanding=True))
 
 _COMPLETE_VIDEOS = text("SELECT DISTINCT v.id FROM videos v JOIN tracks t ON t.video_id = v.id "
@@ -96,8 +101,10 @@ class EmbeddingIndex:
             appends only grow :attr:`size`.
     """
 
-    def __init__(self, model_id: int, dims: int, dtype: np.dtype = np.float16, with_sightings: bool = True):
+    def __init__(self, model_id: int, dims: int, dtype: np.dtype = np.float16, with_sightings: bool = True,
+                 copy_rows: Callable[[np.ndarray, np.ndarray], None] = np.copyto):
         self.model_id = model_id
+        self.copy_rows = copy_rows
         self.with_sightings = with_sightings
         self.dims = dims
         self.dtype = np.dtype(dtype)
@@ -116,10 +123,13 @@ class EmbeddingIndex:
 
     @classmethod
     def load(cls, db: Database, model_id: int, dims: int, dtype: np.dtype = np.float16,
-             with_sightings: bool = True) -> "EmbeddingIndex":
+             with_sightings: bool = True, copy_rows: Callable[[np.ndarray, np.ndarray], None] = np.copyto
+             ) -> "EmbeddingIndex":
         """A new index holding every complete video's embeddings of ``model_id`` (``dims`` wide); with
-        ``with_sightings=False`` only the track table (enough for clustering, far smaller)."""
-        index = cls(model_id, dims, dtype, with_sightings)
+        ``with_sightings=False`` only the track table (enough for clustering, far smaller). ``copy_rows(dst, src)``
+        copies ``float32`` rows into the ``dtype`` matrix (numpy's conversion to float16 is slow; the search
+        pipeline passes torch's)."""
+        index = cls(model_id, dims, dtype, with_sightings, copy_rows)
         index.refresh(db)
         return index
 
@@ -160,8 +170,12 @@ class EmbeddingIndex:
             removed = sorted(self.videos - current)
             if removed:
                 self._remove(removed)
-            for start in range(0, len(added), _VIDEOS_PER_QUERY):
-                self._append(con, added[start:start + _VIDEOS_PER_QUERY])
+            batches = [added[i:i + _VIDEOS_PER_QUERY] for i in range(0, len(added), _VIDEOS_PER_QUERY)]
+            if self.with_sightings and added:  # sized once: regrowing a multi-GB matrix costs more than counting
+                self._reserve(self.size + sum(con.execute(_SIGHTING_COUNT, {"videos": b, "model": self.model_id})
+                                              .scalar_one() for b in batches))
+            for batch in batches:
+                self._append(con, batch)
         if added or removed:
             self._index_tracks()
         return RefreshReport(added, removed, self.size)
@@ -189,7 +203,7 @@ class EmbeddingIndex:
                                         f"{self.model_id} are not all {self.dims}-dimensional; the database is "
                                         f"damaged")
                 rows = slice(self.size, self.size + n)
-                self._matrix[rows] = block.reshape(n, self.dims)
+                self.copy_rows(self._matrix[rows], block.reshape(n, self.dims))
                 self._meta[rows] = np.array([sighting, track, camera, video], np.int64).T
                 self._times[rows] = times
                 self.size += n
