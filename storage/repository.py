@@ -194,35 +194,6 @@ class VideoWriter:
 
 
 @dataclass
-class TrackDescriptors:
-    """Descriptors of all tracks made by one model.
-
-    Attributes:
-        track_ids: ``int64 [T]``.
-        camera_ids: ``int64 [T]``.
-        matrix: ``float32 [T, D]``, rows L2-normalised.
-    """
-
-    track_ids: np.ndarray
-    camera_ids: np.ndarray
-    matrix: np.ndarray
-
-
-def load_track_descriptors(db: Database, model_id: int) -> TrackDescriptors:
-    """Descriptors of every track with one, for the given model, from completely ingested videos."""
-    with db.session() as session:
-        rows = session.execute(select(Track.id, Track.camera_id, Track.descriptor)
-                               .join(Video, Track.video_id == Video.id)
-                               .where(Track.descriptor_model_id == model_id, Track.descriptor.is_not(None),
-                                      Video.status == "complete")
-                               .order_by(Track.id)).all()
-    if not rows:
-        return TrackDescriptors(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
-    return TrackDescriptors(np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64),
-                            np.stack([bytes_to_vector(r[2]) for r in rows]))
-
-
-@dataclass
 class TrackInfo:
     """A track with its camera name and time range (seconds since the epoch), for result tables."""
 

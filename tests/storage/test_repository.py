@@ -6,9 +6,10 @@ from reid_app.types import Detection, Observation
 from storage.database import open_database
 from storage.repository import (
     VideoInfo, VideoWriter, begin_video, bytes_to_vector, count_rows, find_video, get_or_create_model,
-    get_sighting_embedding, get_tracks, load_track_descriptors,
+    get_sighting_embedding, get_tracks,
 )
 from storage.schema import Sighting, Video
+from storage.vector_index import EmbeddingIndex
 
 
 def _info(fingerprint="f" * 64, camera="cam0"):
@@ -46,11 +47,11 @@ def test_round_trip_of_sightings_embeddings_and_descriptor(db):
     writer.write([_obs(7, 4, 0.3, e2)], e2[None], frames_analysed=3)
     assert count_rows(db)["sightings"] == 4 and count_rows(db)["embeddings"] == 3
     # not searchable before the video is complete
-    assert load_track_descriptors(db, model).matrix.shape[0] == 0
+    assert len(EmbeddingIndex.load(db, model, 3).tracks) == 0
     writer.finish(3)
-    gallery = load_track_descriptors(db, model)
+    gallery = EmbeddingIndex.load(db, model, 3).tracks
     tracks = get_tracks(db, gallery.track_ids.tolist())
-    by_local = {tracks[int(t)].local_track_id: gallery.matrix[i] for i, t in enumerate(gallery.track_ids)}
+    by_local = {tracks[int(t)].local_track_id: gallery.descriptors[i] for i, t in enumerate(gallery.track_ids)}
     expected = 0.9 * e1 + 0.3 * e2
     np.testing.assert_allclose(by_local[7], expected / np.linalg.norm(expected), rtol=1e-6)
     np.testing.assert_allclose(by_local[8], e2)
