@@ -37,7 +37,7 @@ from reid_app.errors import UsageError
 from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, SAME, load_overlaps, load_verdicts
-from storage.identities import load_identities, replace_identities
+from storage.identities import load_identities, replace_identities, stored_threshold
 from storage.repository import get_tracks, list_models
 from storage.vector_index import EmbeddingIndex, TrackTable
 
@@ -160,22 +160,10 @@ def cluster_tracks(similarity: np.ndarray, forbidden: np.ndarray, must_link: Seq
     return sorted(out, key=lambda c: (-len(c[0]), c[0][0]))
 
 
-def default_model_id(db: Database) -> int:
-    """The re-id model with the most embeddings (the one identities and searches use by default).
-
-    Raises:
-        UsageError: the database holds no embeddings.
-    """
-    models = list_models(db)
-    if not models:
-        raise UsageError(f"{db.location} holds no embeddings yet; run 'reid-app ingest' first")
-    return models[0].id
-
-
 def current_threshold(db: Database, model_id: int) -> float:
     """The threshold of the model's stored identities, or :data:`DEFAULT_THRESHOLD` when it has none."""
-    stored = load_identities(db, model_id)
-    return stored[0].threshold if stored else DEFAULT_THRESHOLD
+    stored = stored_threshold(db, model_id)
+    return DEFAULT_THRESHOLD if stored is None else stored
 
 
 def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: Optional[float] = None,
@@ -183,7 +171,7 @@ def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: 
     """Cluster all tracks of a model into identities and store them (replacing the model's old identities).
 
     Args:
-        model_id: the re-id model (default: :func:`default_model_id`).
+        model_id: the re-id model (default: the one with the most embeddings).
         threshold: cosine average-linkage threshold (default: the stored one, else :data:`DEFAULT_THRESHOLD`).
         reason: why, for the audit log (``after ingest``, ``feedback``, ``on demand``).
 
@@ -191,11 +179,14 @@ def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: 
         UsageError: no embeddings, or a threshold outside ``[-1, 1]``.
     """
     started = time.perf_counter()
-    model_id = default_model_id(db) if model_id is None else model_id
+    models = list_models(db)
+    if not models:
+        raise UsageError(f"{db.location} holds no embeddings yet; run 'reid-app ingest' first")
+    model_id = models[0].id if model_id is None else model_id
     threshold = current_threshold(db, model_id) if threshold is None else float(threshold)
     if not -1.0 <= threshold <= 1.0:
         raise UsageError(f"threshold must be a cosine similarity between -1 and 1, got {threshold}")
-    dims = next((m.dims for m in list_models(db) if m.id == model_id), None)
+    dims = next((m.dims for m in models if m.id == model_id), None)
     if dims is None:
         raise UsageError(f"{db.location} holds no embeddings of model {model_id}")
     tracks = EmbeddingIndex.load(db, model_id, dims, with_sightings=False).tracks

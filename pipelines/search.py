@@ -30,9 +30,11 @@ from pipelines.similarity import Scorer, TorchScorer, copy_rows
 from reid_app.errors import UsageError
 from storage.audit import record
 from storage.database import Database
-from storage.feedback import DIFFERENT, camera_ids_by_name, load_verdicts
+from storage.feedback import DIFFERENT, load_verdicts
 from storage.identities import identities_of_tracks
-from storage.repository import SightingInfo, get_sighting_embedding, get_sightings, get_tracks, list_models
+from storage.repository import (
+    SightingInfo, camera_ids_by_name, get_sighting_embedding, get_sightings, get_tracks, list_models,
+)
 from storage.vector_index import EmbeddingIndex
 
 TRACK_SIMILARITIES = ("mean", "max")
@@ -291,7 +293,7 @@ class Searcher:
 
     def _valid_rows(self, index: EmbeddingIndex, filters: SearchFilters, excluded_tracks: Sequence[int]
                     ) -> np.ndarray:
-        names = camera_ids_by_name(self.db)
+        names = camera_ids_by_name(self.db) if filters.cameras is not None or filters.exclude_cameras else {}
 
         def ids_of(cameras):
             unknown = [c for c in cameras if c not in names]

@@ -139,11 +139,12 @@ def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
     if threshold is not None and not recluster:
         raise UsageError("--threshold applies to --recluster; add --recluster")
     db = _open(db_path)
-    if recluster or not summarise_identities(db):
+    summaries = [] if recluster else summarise_identities(db)
+    if not summaries:
         report = cluster_identities(db, threshold=threshold)
         _print(f"clustered {report.tracks} tracks into {report.identities} identities ({report.multi_camera} seen "
                f"by several cameras) at threshold {report.threshold:.2f} in {report.seconds:.2f} s")
-    summaries = summarise_identities(db)
+        summaries = summarise_identities(db)
     if identity_id is not None:
         chosen = [s for s in summaries if s.id == identity_id]
         if not chosen:
@@ -258,8 +259,8 @@ def cameras(db_path, overlap, no_overlap) -> None:
 
     from pipelines.identities import cluster_identities
     from storage.audit import record
-    from storage.feedback import camera_ids_by_name, load_overlaps, set_overlap
-    from storage.repository import list_models
+    from storage.feedback import load_overlaps, set_overlap
+    from storage.repository import camera_ids_by_name, list_models
     from storage.schema import Camera, Track, Video
 
     db = _open(db_path)

@@ -9,7 +9,7 @@ from typing import Iterable, Optional
 from sqlalchemy import delete, select, tuple_
 
 from storage.database import Database
-from storage.schema import Camera, CameraOverlap, PairFeedback
+from storage.schema import CameraOverlap, PairFeedback
 
 SAME = "same"
 DIFFERENT = "different"
@@ -60,12 +60,6 @@ def load_verdicts(db: Database, track_ids: Optional[Iterable[int]] = None) -> li
         query = query.where(PairFeedback.track_a_id.in_(ids) | PairFeedback.track_b_id.in_(ids))
     with db.session() as session:
         return [PairVerdict(f.track_a_id, f.track_b_id, f.verdict, f.created_at) for f in session.scalars(query)]
-
-
-def camera_ids_by_name(db: Database) -> dict[str, int]:
-    """Camera name -> id."""
-    with db.session() as session:
-        return {name: cid for cid, name in session.execute(select(Camera.id, Camera.name))}
 
 
 def set_overlap(db: Database, camera_ids: Iterable[int], overlapping: bool = True) -> None:

@@ -66,6 +66,12 @@ def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Seq
         return ids
 
 
+def stored_threshold(db: Database, model_id: int) -> Optional[float]:
+    """The clustering threshold the model's identities were made with, or None when it has none."""
+    with db.session() as session:
+        return session.scalar(select(Identity.threshold).where(Identity.model_id == model_id).limit(1))
+
+
 def load_identities(db: Database, model_id: Optional[int] = None,
                     identity_ids: Optional[Iterable[int]] = None) -> list[StoredIdentity]:
     """Stored identities (of one model, or the given ids), by id."""

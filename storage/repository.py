@@ -313,3 +313,9 @@ def get_model(db: Database, model_id: int) -> Optional[ReidModel]:
     """The ``models`` row, or None."""
     with db.session() as session:
         return session.get(ReidModel, model_id)
+
+
+def camera_ids_by_name(db: Database) -> dict[str, int]:
+    """Camera name -> id."""
+    with db.session() as session:
+        return {name: cid for cid, name in session.execute(select(Camera.id, Camera.name))}

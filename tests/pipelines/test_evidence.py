@@ -10,7 +10,8 @@ from pipelines.evidence import export_identity
 from pipelines.identities import cluster_identities
 from reid_app.errors import UsageError
 from storage.database import open_database
-from storage.feedback import camera_ids_by_name, set_overlap
+from storage.feedback import set_overlap
+from storage.repository import camera_ids_by_name
 from storage.identities import load_identities
 from storage.repository import get_tracks
 from tests.conftest import copy_db

@@ -7,7 +7,8 @@ from pipelines.search import SearchOptions, Searcher
 from reid_app.errors import UsageError
 from storage.audit import read_log
 from storage.database import open_database
-from storage.feedback import camera_ids_by_name, load_verdicts, set_overlap
+from storage.feedback import load_verdicts, set_overlap
+from storage.repository import camera_ids_by_name
 from storage.identities import identities_of_tracks, load_identities
 from pipelines.identities import cluster_identities
 from tests.conftest import copy_db

@@ -5,7 +5,8 @@ import pytest
 
 from pipelines.identities import DEFAULT_THRESHOLD, cannot_link, cluster_identities, cluster_tracks, join_ranges
 from storage.database import open_database
-from storage.feedback import camera_ids_by_name, set_overlap
+from storage.feedback import set_overlap
+from storage.repository import camera_ids_by_name
 from storage.identities import load_identities
 from storage.repository import get_tracks
 from storage.vector_index import TrackTable
