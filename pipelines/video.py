@@ -1,4 +1,5 @@
-"""Video sources: probing a file and decoding frames at an analysis rate with their real timestamps (PyAV)."""
+"""Video sources: probing a file and decoding frames at an analysis rate with their real timestamps (PyAV), and
+random access to single frames for players (:class:`FrameReader`, OpenCV)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import av
+import cv2
 import numpy as np
 
 from reid_app.errors import InputVideoError
@@ -207,3 +209,47 @@ class VideoSource:
                                 f"the file may be truncated")
         finally:
             container.close()
+
+
+class FrameReader:
+    """Random access to the frames of one video file, cheap when frames are read in order (playback).
+
+    Reading the next frame decodes one frame; a jump of up to :attr:`max_skip` frames forward decodes through;
+    anything else seeks. Not thread-safe: use one reader per thread.
+
+    Args:
+        path: the video file.
+
+    Raises:
+        InputVideoError: the file is missing or OpenCV cannot open it.
+    """
+
+    #: Forward jumps up to this many frames are decoded through instead of seeking.
+    max_skip = 48
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputVideoError(f"video {self.path} does not exist (moved or deleted since it was ingested?)")
+        self._capture = cv2.VideoCapture(str(self.path))
+        if not self._capture.isOpened():
+            raise InputVideoError(f"video {self.path} cannot be opened for playback")
+        self._next = 0
+
+    def read(self, frame_index: int) -> Optional[np.ndarray]:
+        """Frame ``frame_index`` as ``uint8 [H, W, 3]`` BGR, or None past the end of the video."""
+        frame_index = max(0, int(frame_index))
+        skip = frame_index - self._next
+        if skip < 0 or skip > self.max_skip:
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, frame_index)
+        else:
+            for _ in range(skip):
+                if not self._capture.grab():
+                    return None
+        ok, image = self._capture.read()
+        self._next = frame_index + 1 if ok else -1
+        return image if ok else None
+
+    def close(self) -> None:
+        """Release the decoder."""
+        self._capture.release()

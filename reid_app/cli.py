@@ -17,10 +17,11 @@ from typing import Optional, Sequence
 import click
 
 from reid_app import __version__
-from reid_app.errors import ReidAppError, UsageError, WeightsError
+from reid_app.errors import ReidAppError, UsageError
 from reid_app.console import stderr_console, stdout_console
 from reid_app.settings import load_settings
-from reid_app.cli_helpers import cluster_after_ingest, parse_start_time, resolve_reid
+from reid_app.cli_helpers import cluster_after_ingest, parse_start_time
+from reid_app.ingest_runner import IngestChoices, prepare_ingest
 from reid_app.matching_cli import COMMANDS as MATCHING_COMMANDS
 from reid_app.training_cli import COMMANDS as TRAINING_COMMANDS
 
@@ -39,59 +40,6 @@ def _setup_logging(verbose: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     logging.getLogger("ultralytics").setLevel(logging.WARNING if not verbose else logging.INFO)
-
-
-def _resolve_detector(spec: str, dirs):
-    from reid_app.weights import resolve_weights
-
-    resolved = resolve_weights(spec, dirs, allow_fetch_name=True)
-    if resolved.path is None and resolved.fetch_name is None:
-        raise WeightsError(resolved.missing_message("detector", "--detector"))
-    return resolved
-
-
-def _first_then_new(first, build):
-    """A thread-safe factory that hands out ``first`` (built up front to validate the weights) once, then
-    ``build()`` for every later caller: one model per camera, none loaded twice."""
-    spare = [first]
-    lock = threading.Lock()
-
-    def factory(*_args):
-        with lock:
-            if spare:
-                return spare.pop()
-        return build()
-    return factory
-
-
-def _build_pose_factory(spec: str, device: str, dirs):
-    from models.pose import DetectorKeypoints, MMPoseEstimator, NoPose, YoloTopDownPose
-    from reid_app.weights import resolve_weights
-
-    spec = spec.strip()
-    if spec == "none":
-        return lambda tracker: NoPose()
-    if spec.startswith("mmpose:"):
-        parts = spec.split(":")
-        if len(parts) != 3:
-            raise UsageError(f"--pose '{spec}' must be mmpose:CONFIG:CHECKPOINT")
-        def build():
-            return MMPoseEstimator(parts[1], parts[2], device)
-        return _first_then_new(build(), build)  # built now so bad weights fail before any camera starts
-    if spec == "auto":
-        def auto(tracker):
-            if tracker.gives_keypoints:
-                return DetectorKeypoints()
-            log.warning("the detector is not a pose model: part boxes use fixed body ratios; pass --pose PATH to "
-                        "a YOLO pose model for pose-guided parts")
-            return NoPose()
-        return auto
-    resolved = resolve_weights(spec, dirs, allow_fetch_name=True)
-    if resolved.path is None and resolved.fetch_name is None:
-        raise WeightsError(resolved.missing_message("pose", "--pose"))
-    weights = resolved.path or resolved.fetch_name
-    top_down = _first_then_new(YoloTopDownPose(weights, device), lambda: YoloTopDownPose(weights, device))
-    return lambda tracker: DetectorKeypoints() if tracker.gives_keypoints else top_down()
 
 
 class _RichProgress:
@@ -155,12 +103,13 @@ def _summary_table(summaries):
 def cli(ctx: click.Context, verbose: bool) -> None:
     """reid-app: find the same person across many cameras.
 
-    Ingest footage with 'reid-app ingest cam1.mp4 cam2.mp4', then search it with 'reid-app search'.
+    With no command, opens the desktop app ('reid-app gui'). Ingest footage with
+    'reid-app ingest cam1.mp4 cam2.mp4', then search it with 'reid-app search' or in the desktop app.
     Train and measure the re-id network with 'reid-app train', 'reid-app evaluate' and 'reid-app export'.
     """
     _setup_logging(verbose)
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        _open_gui(None, None)
 
 
 @cli.command()
@@ -204,44 +153,36 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
         rate = float(fps)
     except ValueError:
         raise UsageError(f"--fps '{fps}' is not a number") from None
-    if not rate > 0:
-        raise UsageError(f"--fps must be greater than 0 frames/s, got {fps}")
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    if crops_per_second <= 0:
-        raise UsageError(f"--crops-per-second must be greater than 0, got {crops_per_second}")
-    if duration is not None and duration <= 0:
-        raise UsageError(f"--duration must be greater than 0 seconds, got {duration}")
     if cameras and len(cameras) != len(videos):
         raise UsageError(f"--camera was given {len(cameras)} times for {len(videos)} videos; give one per video")
     if starts and len(starts) != len(videos):
         raise UsageError(f"--start was given {len(starts)} times for {len(videos)} videos; give one per video")
     start_times = [parse_start_time(s) for s in starts] or [None] * len(videos)
+    choices = IngestChoices(detector=detector, pose=pose, reid=reid, device=device, tracker=tracker,
+                            analysis_fps=rate, batch_size=batch_size, crops_per_second=crops_per_second,
+                            duration_s=duration, force=force)
+    choices.check()
 
-    from models.encoders import resolve_device
-    from pipelines.ingest import IngestJob, IngestOptions
-    from pipelines.sampling import SamplingConfig
+    from pipelines.ingest import IngestJob
     from storage.database import open_database
-
-    device_name = resolve_device(device or settings.device)
-    detector_weights = _resolve_detector(detector or settings.detector, settings.weights_dirs)
-    reid_path = resolve_reid(reid or settings.reid, settings.weights_dirs, explicit=reid is not None)
-    pose_factory = _build_pose_factory(pose, device_name, settings.weights_dirs)
-    db = open_database(Path(db_path) if db_path else settings.db)
-    console = stderr_console()
-    stdout = stdout_console()
-    stdout.print(f"database: {db.location}", markup=False, highlight=False, soft_wrap=True)
 
     jobs = [IngestJob(Path(v), cameras[i] if cameras else "", start_times[i]) for i, v in enumerate(videos)]
     names = [j.camera for j in jobs]
     if len(set(names)) != len(names):
         raise UsageError(f"two videos would get the same camera name ({', '.join(names)}); name them with --camera")
-    window = max(1.0, 1.0 / crops_per_second)
-    options = IngestOptions(analysis_fps=rate, batch_size=batch_size, force=force, max_duration_s=duration,
-                            sampling=SamplingConfig(crops_per_window=max(1, round(crops_per_second * window)),
-                                                    window_s=window))
-    summaries = _run_ingest(db, jobs, options, console, detector_weights, reid_path, pose_factory, tracker,
-                            device_name, batch_size)
+    prepared = prepare_ingest(choices, settings)
+    db = open_database(Path(db_path) if db_path else settings.db)
+    console = stderr_console()
+    stdout = stdout_console()
+    stdout.print(f"database: {db.location}", markup=False, highlight=False, soft_wrap=True)
+    stop = threading.Event()
+    with _RichProgress(console) as progress:
+        try:
+            summaries = prepared.run(db, jobs, progress, stop)
+        except KeyboardInterrupt:
+            console.print("reid-app: interrupted; the database is consistent - run the same command again to "
+                          "complete the unfinished videos", markup=False, highlight=False, soft_wrap=True)
+            sys.exit(EXIT_INTERRUPTED)
     stdout.print(_summary_table(summaries))
     if any(s.status == "done" for s in summaries):
         cluster_after_ingest(db, stdout)
@@ -252,34 +193,28 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
         sys.exit(EXIT_FAILED_VIDEOS)
 
 
-def _run_ingest(db, jobs, options, console, detector_weights, reid_path, pose_factory, tracker_name, device,
-                batch_size):
-    from models.detection import PersonTracker, load_yolo
-    from models.encoders import load_encoder
-    from pipelines.ingest import ingest as run_ingest
+@cli.command()
+@click.option("--db", "db_path", metavar="PATH", help="Database to open (default: reid.db in your user data "
+              "folder, or $REID_APP_DB; created when missing). File > Open/New switches databases later.")
+@click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="Where searches and new ingests run "
+              "[default: auto = the first GPU when present, else cpu].")
+def gui(db_path: Optional[str], device: Optional[str]) -> None:
+    """Open the desktop app: watch the cameras, click a person, see everywhere they appear.
 
-    encoder = load_encoder(reid_path, device, batch_size)
-    weights = detector_weights.path or detector_weights.fetch_name
-    try:  # loaded here so bad weights fail once, before any camera starts
-        first_model = load_yolo(weights)
-    except WeightsError:
-        if detector_weights.path is not None:
-            raise
-        raise WeightsError(detector_weights.missing_message(
-            "detector", "--detector", extra=" and Ultralytics could not download it (offline?)")) from None
-    def tracker_for(model=None):
-        return PersonTracker(weights, device=device, tracker=tracker_name, model=model)
+    'reid-app' with no command does the same on the default database.
+    """
+    _open_gui(db_path, device)
 
-    make_tracker = _first_then_new(tracker_for(first_model), tracker_for)
 
-    stop = threading.Event()
-    with _RichProgress(console) as progress:
-        try:
-            return run_ingest(db, jobs, encoder, make_tracker, pose_factory, options, progress, stop)
-        except KeyboardInterrupt:
-            console.print("reid-app: interrupted; the database is consistent - run the same command again to "
-                          "complete the unfinished videos", markup=False, highlight=False, soft_wrap=True)
-            sys.exit(EXIT_INTERRUPTED)
+def _open_gui(db_path: Optional[str], device: Optional[str]) -> None:
+    from models.encoders import resolve_device
+    from ui.app import AppServices, run_app
+
+    settings = load_settings()
+    services = AppServices(prepare_ingest=lambda choices: prepare_ingest(choices, settings),
+                           device=resolve_device(device or settings.device),
+                           default_choices=IngestChoices(detector=settings.detector, reid=None))
+    sys.exit(run_app(Path(db_path).expanduser() if db_path else settings.db, services))
 
 
 for _command in (*MATCHING_COMMANDS, *TRAINING_COMMANDS):

@@ -1,0 +1,183 @@
+"""Composing an ingest from the user's choices: validate options, resolve and load the detector, pose backend and
+re-id model, then run ``pipelines.ingest``. Shared by the CLI and the desktop app (which gets it injected by the
+CLI, the composition root), so both ingest exactly the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from reid_app.errors import UsageError, WeightsError
+from reid_app.settings import Settings
+
+log = logging.getLogger("reid_app")
+
+
+@dataclass
+class IngestChoices:
+    """What the user chose for an ingest (None: the settings' default).
+
+    Attributes:
+        detector: YOLO weights (file, export folder or Ultralytics name).
+        pose: ``auto``, ``none``, YOLO pose weights, or ``mmpose:CONFIG:CHECKPOINT``.
+        reid: re-id weights (reid-app checkpoint or ONNX), None: the settings' model.
+        device: ``auto``, ``cpu``, ``cuda[:N]``.
+        tracker: ``bytetrack`` or ``botsort``.
+        analysis_fps: frames analysed per second of video, > 0.
+        batch_size: crops per re-id forward pass, >= 1.
+        crops_per_second: most crops encoded per track per second, > 0.
+        duration_s: analyse only the first seconds of each video (None: all), > 0.
+        force: re-ingest videos already in the database.
+    """
+
+    detector: Optional[str] = None
+    pose: str = "auto"
+    reid: Optional[str] = None
+    device: Optional[str] = None
+    tracker: str = "bytetrack"
+    analysis_fps: float = 5.0
+    batch_size: int = 32
+    crops_per_second: float = 1.0
+    duration_s: Optional[float] = None
+    force: bool = False
+
+    def check(self) -> None:
+        """Raises:
+            UsageError: a value out of range, named as the CLI option that sets it.
+        """
+        if not self.analysis_fps > 0:
+            raise UsageError(f"--fps must be greater than 0 frames/s, got {self.analysis_fps:g}")
+        if self.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not self.crops_per_second > 0:
+            raise UsageError(f"--crops-per-second must be greater than 0, got {self.crops_per_second:g}")
+        if self.duration_s is not None and not self.duration_s > 0:
+            raise UsageError(f"--duration must be greater than 0 seconds, got {self.duration_s:g}")
+        if self.tracker not in ("bytetrack", "botsort"):
+            raise UsageError(f"tracker '{self.tracker}' is not bytetrack or botsort")
+
+
+def _resolve_detector(spec: str, dirs):
+    from reid_app.weights import resolve_weights
+
+    resolved = resolve_weights(spec, dirs, allow_fetch_name=True)
+    if resolved.path is None and resolved.fetch_name is None:
+        raise WeightsError(resolved.missing_message("detector", "--detector"))
+    return resolved
+
+
+def _first_then_new(first, build):
+    """A thread-safe factory that hands out ``first`` (built up front to validate the weights) once, then
+    ``build()`` for every later caller: one model per camera, none loaded twice."""
+    spare = [first]
+    lock = threading.Lock()
+
+    def factory(*_args):
+        with lock:
+            if spare:
+                return spare.pop()
+        return build()
+    return factory
+
+
+def _build_pose_factory(spec: str, device: str, dirs):
+    from models.pose import DetectorKeypoints, MMPoseEstimator, NoPose, YoloTopDownPose
+    from reid_app.weights import resolve_weights
+
+    spec = spec.strip()
+    if spec == "none":
+        return lambda tracker: NoPose()
+    if spec.startswith("mmpose:"):
+        parts = spec.split(":")
+        if len(parts) != 3:
+            raise UsageError(f"--pose '{spec}' must be mmpose:CONFIG:CHECKPOINT")
+        def build():
+            return MMPoseEstimator(parts[1], parts[2], device)
+        return _first_then_new(build(), build)  # built now so bad weights fail before any camera starts
+    if spec == "auto":
+        def auto(tracker):
+            if tracker.gives_keypoints:
+                return DetectorKeypoints()
+            log.warning("the detector is not a pose model: part boxes use fixed body ratios; pass --pose PATH to "
+                        "a YOLO pose model for pose-guided parts")
+            return NoPose()
+        return auto
+    resolved = resolve_weights(spec, dirs, allow_fetch_name=True)
+    if resolved.path is None and resolved.fetch_name is None:
+        raise WeightsError(resolved.missing_message("pose", "--pose"))
+    weights = resolved.path or resolved.fetch_name
+    top_down = _first_then_new(YoloTopDownPose(weights, device), lambda: YoloTopDownPose(weights, device))
+    return lambda tracker: DetectorKeypoints() if tracker.gives_keypoints else top_down()
+
+
+class PreparedIngest:
+    """Models loaded and checked for one ingest run; :meth:`run` ingests videos with them.
+
+    Built by :func:`prepare_ingest`; loading happens there so bad weights fail before any camera starts.
+    """
+
+    def __init__(self, choices: IngestChoices, device: str, encoder, make_tracker, make_pose):
+        from pipelines.ingest import IngestOptions
+        from pipelines.sampling import SamplingConfig
+
+        self.choices = choices
+        self.device = device
+        self.encoder = encoder
+        self.make_tracker = make_tracker
+        self.make_pose = make_pose
+        window = max(1.0, 1.0 / choices.crops_per_second)
+        self.options = IngestOptions(
+            analysis_fps=choices.analysis_fps, batch_size=choices.batch_size, force=choices.force,
+            max_duration_s=choices.duration_s,
+            sampling=SamplingConfig(crops_per_window=max(1, round(choices.crops_per_second * window)),
+                                    window_s=window))
+
+    def run(self, db, jobs: Sequence, progress, stop: threading.Event) -> list:
+        """Ingest ``jobs`` (``pipelines.ingest.IngestJob``) into ``db``; returns one ``CameraSummary`` per job.
+
+        Raises:
+            UsageError: two jobs would get the same camera name.
+        """
+        from pipelines.ingest import ingest
+
+        names = [j.camera for j in jobs]
+        if len(set(names)) != len(names):
+            raise UsageError(f"two videos would get the same camera name ({', '.join(names)}); name them with "
+                             f"--camera")
+        return ingest(db, list(jobs), self.encoder, self.make_tracker, self.make_pose, self.options, progress, stop)
+
+
+def prepare_ingest(choices: IngestChoices, settings: Settings) -> PreparedIngest:
+    """Resolve and load the models of an ingest (slow: seconds).
+
+    Raises:
+        UsageError: a choice is out of range.
+        WeightsError: weights missing, unreadable or not downloadable.
+    """
+    from models.detection import PersonTracker, load_yolo
+    from models.encoders import load_encoder, resolve_device
+    from reid_app.cli_helpers import resolve_reid
+
+    choices.check()
+    device = resolve_device(choices.device or settings.device)
+    detector = _resolve_detector(choices.detector or settings.detector, settings.weights_dirs)
+    reid_path = resolve_reid(choices.reid or settings.reid, settings.weights_dirs, explicit=choices.reid is not None)
+    make_pose = _build_pose_factory(choices.pose, device, settings.weights_dirs)
+    encoder = load_encoder(reid_path, device, choices.batch_size)
+    weights = detector.path or detector.fetch_name
+    try:
+        first_model = load_yolo(weights)
+    except WeightsError:
+        if detector.path is not None:
+            raise
+        raise WeightsError(detector.missing_message(
+            "detector", "--detector", extra=" and Ultralytics could not download it (offline?)")) from None
+
+    def tracker_for(model=None):
+        return PersonTracker(weights, device=device, tracker=choices.tracker, model=model)
+
+    return PreparedIngest(choices, device, encoder, _first_then_new(tracker_for(first_model), tracker_for),
+                          make_pose)

@@ -1,0 +1,44 @@
+"""Fixtures for the desktop app: offscreen Qt, a main window on a copy of a real lab ingest."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt makes the QApplication
+
+import pytest  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
+
+from reid_app.ingest_runner import IngestChoices, prepare_ingest  # noqa: E402
+from reid_app.settings import Settings  # noqa: E402
+from tests.conftest import OSNET, POSE_DETECTOR, copy_db  # noqa: E402
+from ui.main_window import AppServices, MainWindow  # noqa: E402
+
+
+def real_choices(**overrides) -> IngestChoices:
+    """Ingest choices with the real weights from ../shared."""
+    return IngestChoices(detector=str(POSE_DETECTOR), reid=str(OSNET), **overrides)
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path):
+    """``make_window(db_path)``: a shown main window whose database is loaded, with settings in ``tmp_path``."""
+    settings_path = tmp_path / "settings.ini"
+
+    def make(db_path, wait: bool = True) -> MainWindow:
+        services = AppServices(prepare_ingest=lambda c: prepare_ingest(c, Settings(db=db_path)),
+                               default_choices=real_choices())
+        window = MainWindow(services, QSettings(str(settings_path), QSettings.Format.IniFormat))
+        qtbot.addWidget(window)
+        window.show()
+        if wait:
+            with qtbot.waitSignal(window.overviewLoaded, timeout=30000):
+                window.open_database(db_path)
+        return window
+    return make
+
+
+@pytest.fixture
+def lab_window(make_window, lab_db, tmp_path):
+    """The main window on a private copy of the real two-camera lab ingest (``lab_db``)."""
+    return make_window(copy_db(lab_db, tmp_path / "db"))

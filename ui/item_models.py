@@ -1,0 +1,263 @@
+"""Qt item models over plain data: cameras, search results (with a camera/time filter), identities, thumbnails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QSize, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QImage, QPixmap
+
+from reid_app.cli_helpers import format_time
+
+#: Role of the plain-data object behind a row.
+ItemRole = Qt.ItemDataRole.UserRole + 1
+THUMBNAIL_SIZE = QSize(64, 128)
+
+
+def thumbnail_pixmap(jpeg: Optional[bytes], size: QSize = THUMBNAIL_SIZE) -> QPixmap:
+    """A JPEG thumbnail as a pixmap scaled into ``size`` (a grey placeholder when absent or unreadable)."""
+    image = QImage.fromData(jpeg) if jpeg else QImage()
+    if image.isNull():
+        pixmap = QPixmap(size)
+        pixmap.fill(Qt.GlobalColor.darkGray)
+        return pixmap
+    return QPixmap.fromImage(image).scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
+                                           Qt.TransformationMode.SmoothTransformation)
+
+
+@dataclass
+class ResultItem:
+    """One search result as the gallery shows it: a track, by its best matching sighting.
+
+    Attributes:
+        track_id, camera_id, camera, sighting_id: what matched.
+        timestamp: when the best sighting was seen, seconds since the epoch.
+        first_timestamp, last_timestamp: the track's time range, seconds since the epoch.
+        score: cosine similarity. thumbnail: JPEG bytes or None.
+        identity_id: the track's identity, if any. confirmed: a user confirmed it for this query.
+    """
+
+    track_id: int
+    camera_id: int
+    camera: str
+    sighting_id: int
+    timestamp: float
+    first_timestamp: float
+    last_timestamp: float
+    score: float
+    thumbnail: Optional[bytes]
+    identity_id: Optional[int] = None
+    confirmed: bool = False
+
+    @classmethod
+    def from_result(cls, result) -> "ResultItem":
+        """Build from a ``pipelines.search.SearchResult``."""
+        best = result.best.sighting
+        return cls(result.track_id, result.camera_id, result.camera, best.id, best.timestamp,
+                   result.first_timestamp, result.last_timestamp, result.score, best.thumbnail,
+                   result.identity_id, result.confirmed)
+
+
+class _PlainListModel(QAbstractListModel):
+    """A list model over a Python list; subclasses say how an item is shown."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._items: list = []
+        self._pixmaps: dict[int, QPixmap] = {}
+
+    def set_items(self, items: Sequence) -> None:
+        """Replace all rows."""
+        self.beginResetModel()
+        self._items = list(items)
+        self._pixmaps.clear()
+        self.endResetModel()
+
+    def items(self) -> list:
+        """The items, in row order."""
+        return list(self._items)
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._items)
+
+    def _pixmap(self, row: int, jpeg: Optional[bytes]) -> QPixmap:
+        if row not in self._pixmaps:
+            self._pixmaps[row] = thumbnail_pixmap(jpeg)
+        return self._pixmaps[row]
+
+
+class ResultsModel(_PlainListModel):
+    """Search results (:class:`ResultItem`), best first: thumbnail, camera, time and score."""
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        item: ResultItem = self._items[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            mark = " ✔" if item.confirmed else ""
+            return f"{item.camera}{mark}\n{format_time(item.timestamp)}\nscore {item.score:.2f}"
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._pixmap(index.row(), item.thumbnail)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            identity = f", identity {item.identity_id}" if item.identity_id is not None else ""
+            return (f"track {item.track_id} on {item.camera}{identity}\nvisible {format_time(item.first_timestamp)}"
+                    f" – {format_time(item.last_timestamp)}\nscore {item.score:.3f}"
+                    + ("\nconfirmed as the same person" if item.confirmed else "")
+                    + "\ndouble-click: show in the player")
+        if role == ItemRole:
+            return item
+        return None
+
+
+class ResultsFilterModel(QSortFilterProxyModel):
+    """Keeps the results of chosen cameras whose track is visible inside a time window (seconds since the
+    epoch, inclusive; None: open)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._cameras: Optional[set[str]] = None
+        self._after: Optional[float] = None
+        self._before: Optional[float] = None
+
+    def set_cameras(self, cameras: Optional[Sequence[str]]) -> None:
+        """Show only these camera names (None: all)."""
+        self._refilter(lambda: setattr(self, "_cameras", None if cameras is None else set(cameras)))
+
+    def set_time_window(self, after: Optional[float], before: Optional[float]) -> None:
+        """Show only tracks visible at some time in ``[after, before]``."""
+        self._refilter(lambda: (setattr(self, "_after", after), setattr(self, "_before", before)))
+
+    def _refilter(self, change) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.9; invalidateFilter() is deprecated there
+            self.beginFilterChange()
+            change()
+            self.endFilterChange()
+        else:
+            change()
+            self.invalidateFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
+        item: ResultItem = self.sourceModel().index(source_row, 0, source_parent).data(ItemRole)
+        if item is None:
+            return False
+        if self._cameras is not None and item.camera not in self._cameras:
+            return False
+        if self._after is not None and item.last_timestamp < self._after:
+            return False
+        if self._before is not None and item.first_timestamp > self._before:
+            return False
+        return True
+
+
+@dataclass
+class ThumbnailItem:
+    """A track shown by one thumbnail (identity panels): where and when, and the JPEG bytes."""
+
+    track_id: int
+    camera: str
+    timestamp: float
+    thumbnail: Optional[bytes]
+
+
+class ThumbnailsModel(_PlainListModel):
+    """Thumbnails (:class:`ThumbnailItem`) captioned with camera and time."""
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        item: ThumbnailItem = self._items[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"{item.camera}\n{format_time(item.timestamp)}"
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._pixmap(index.row(), item.thumbnail)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"track {item.track_id} on {item.camera}\nclick: search every camera for this person"
+        if role == ItemRole:
+            return item
+        return None
+
+
+class _PlainTableModel(QAbstractTableModel):
+    """A table model over a Python list; subclasses give the headers and cell texts."""
+
+    headers: tuple[str, ...] = ()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._items: list = []
+
+    def set_items(self, items: Sequence) -> None:
+        """Replace all rows."""
+        self.beginResetModel()
+        self._items = list(items)
+        self.endResetModel()
+
+    def items(self) -> list:
+        """The items, in row order."""
+        return list(self._items)
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._items)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.headers)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.headers[section]
+        return None
+
+    def cell(self, item, column: int) -> Any:
+        raise NotImplementedError
+
+    def tooltip(self, item) -> Optional[str]:
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        item = self._items[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.cell(item, index.column())
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.tooltip(item)
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() > 0:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == ItemRole:
+            return item
+        return None
+
+
+class CamerasModel(_PlainTableModel):
+    """Cameras (``storage.catalog.CameraEntry``): name, videos, footage duration, tracks and ingest state."""
+
+    headers = ("camera", "videos", "duration", "tracks", "state")
+
+    def cell(self, camera, column: int) -> Any:
+        minutes, seconds = divmod(camera.duration_s, 60)
+        return (camera.name, str(len(camera.videos)), f"{int(minutes)}:{seconds:04.1f}", str(camera.tracks),
+                camera.state)[column]
+
+    def tooltip(self, camera) -> str:
+        lines = [f"{camera.name}: double-click to watch"]
+        for v in camera.videos:
+            lines.append(f"{v.path} — {v.duration_s:.1f} s, {v.fps:.1f} fps, {v.width}×{v.height}, {v.status}"
+                         + ("" if v.status == "complete" else
+                            f" ({v.frames_analysed} frames analysed; add the same file again to complete it)"))
+        return "\n".join(lines)
+
+
+class IdentitiesModel(_PlainTableModel):
+    """Identities (``pipelines.identities.IdentitySummary``): id, cameras, tracks, first and last seen,
+    confidence."""
+
+    headers = ("identity", "cameras", "tracks", "first seen", "last seen", "confidence")
+
+    def cell(self, identity, column: int) -> Any:
+        return (str(identity.id), str(len(identity.cameras)), str(len(identity.track_ids)),
+                format_time(identity.first_timestamp), format_time(identity.last_timestamp),
+                f"{identity.confidence:.2f}")[column]
+
+    def tooltip(self, identity) -> str:
+        return "seen by " + ", ".join(identity.cameras) + "\nselect to see the timeline and thumbnails"

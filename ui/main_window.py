@@ -1,0 +1,462 @@
+"""The main window: the player in the middle, cameras on the left, search results on the right, identities
+below; menus, keyboard shortcuts, a status bar with the database and the device, layout kept in ``QSettings``.
+
+Every database read, search, feedback and ingest runs off the GUI thread (:mod:`ui.jobs`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
+
+from reid_app.ingest_runner import IngestChoices
+from ui.cameras import VIDEO_FILTER, CamerasPanel, IngestDialog
+from ui.identities import IdentitiesPanel
+from ui.item_models import ResultItem, ThumbnailItem
+from ui.jobs import IngestWorker, JobRunner
+from ui.player import PlayerPanel
+from ui.results import QueryInfo, ResultsPanel
+
+log = logging.getLogger(__name__)
+
+#: Matches fetched per search; the gallery filters them by camera and time.
+SEARCH_TOP_K = 50
+
+
+@dataclass
+class AppServices:
+    """What the composition root (``reid_app.cli``) gives the app.
+
+    Attributes:
+        prepare_ingest: ``IngestChoices -> PreparedIngest`` (loads the models of an ingest).
+        device: where searches run (``cpu`` or ``cuda:N``), shown in the status bar.
+        default_choices: the ``IngestChoices`` the "Add videos" dialog starts from.
+        scorer_kind: ``exact`` or ``faiss`` (``pipelines.similarity.make_scorer``).
+    """
+
+    prepare_ingest: Callable
+    device: str = "cpu"
+    default_choices: IngestChoices = field(default_factory=IngestChoices)
+    scorer_kind: str = "exact"
+
+
+# -- background work (no Qt) ---------------------------------------------------------------------------------
+
+def _open(path: Path):
+    from storage.database import open_database
+
+    return open_database(path)
+
+
+def _overview(db):
+    from pipelines.identities import summarise_identities
+    from storage.catalog import list_cameras
+    from storage.repository import list_models
+
+    cameras = list_cameras(db)
+    models = list_models(db)
+    identities = summarise_identities(db, models[0].id) if models else []
+    return cameras, identities, (models[0].source if models else None)
+
+
+def _search(searcher, db, track_id: int):
+    from pipelines.search import SearchOptions
+    from storage.catalog import best_thumbnails
+    from storage.repository import get_tracks
+
+    started = time.perf_counter()
+    results = searcher.by_track(track_id, SearchOptions(top_k=SEARCH_TOP_K, samples_per_track=1))
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    info = get_tracks(db, [track_id])[track_id]
+    thumb = best_thumbnails(db, [track_id]).get(track_id)
+    query = QueryInfo(track_id, info.camera, info.first_timestamp, info.last_timestamp, thumb[1] if thumb else None)
+    return query, [ResultItem.from_result(r) for r in results], elapsed_ms
+
+
+def _identity_thumbnails(db, identity_id: int, track_ids):
+    from storage.catalog import best_thumbnails
+    from storage.repository import get_sightings, get_tracks
+
+    thumbs = best_thumbnails(db, track_ids)
+    sightings = get_sightings(db, [s for s, _ in thumbs.values()])
+    tracks = get_tracks(db, track_ids)
+    items = [ThumbnailItem(t, tracks[t].camera, sightings[s].timestamp, jpeg) for t, (s, jpeg) in thumbs.items()
+             if s in sightings and t in tracks]
+    return identity_id, items
+
+
+def _feedback(db, verdict: str, track_a: int, track_b: int):
+    from pipelines.feedback import confirm, reject
+
+    return (confirm if verdict == "same" else reject)(db, track_a, track_b)
+
+
+class MainWindow(QMainWindow):
+    """The reid-app main window.
+
+    Args:
+        services: see :class:`AppServices`.
+        settings: where the layout and last database are remembered (default: the user's ``QSettings``).
+
+    Signals:
+        overviewLoaded(): cameras and identities were (re)loaded from the database.
+        searchFinished(query_track_id, results): a search's results are in the gallery.
+    """
+
+    overviewLoaded = Signal()
+    searchFinished = Signal(int, int)
+
+    def __init__(self, services: AppServices, settings: Optional[QSettings] = None):
+        super().__init__()
+        self.services = services
+        self.settings = settings or QSettings()
+        self.db = None
+        self.searcher = None
+        self.cameras = []
+        self.model_source: Optional[str] = None
+        self.ingest_worker: Optional[IngestWorker] = None
+        self.last_summaries: list = []
+        self.jobs = JobRunner(self)
+        self.setWindowTitle("reid-app")
+        self._build()
+        self._restore_layout()
+
+    # -- construction --------------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.player = PlayerPanel(self)
+        self.setCentralWidget(self.player)
+        self.cameras_panel = CamerasPanel(self)
+        self.results_panel = ResultsPanel(self)
+        self.identities_panel = IdentitiesPanel(self)
+        self.cameras_dock = self._dock("Cameras", self.cameras_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.cameras_panel.setMinimumWidth(200)
+        self.results_panel.setMinimumWidth(280)
+        self.results_dock = self._dock("Matches", self.results_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.identities_dock = self._dock("Identities", self.identities_panel,
+                                          Qt.DockWidgetArea.BottomDockWidgetArea)
+
+        self.player.personClicked.connect(lambda track, _sighting: self.search(track))
+        self.player.overlayWanted.connect(self._load_overlay)
+        self.results_panel.resultActivated.connect(self._show_result)
+        self.results_panel.searchRequested.connect(self.search)
+        self.results_panel.feedbackGiven.connect(self.give_feedback)
+        self.identities_panel.seekRequested.connect(self.player.show_moment)
+        self.identities_panel.searchRequested.connect(self.search)
+        self.identities_panel.thumbnailsWanted.connect(self._load_identity_thumbnails)
+        self.cameras_panel.addVideosRequested.connect(self.add_videos)
+        self.cameras_panel.cancelRequested.connect(self.cancel_ingest)
+        self.cameras_panel.cameraActivated.connect(lambda cid: self.player.show_moment(cid, self.player.position))
+
+        self._build_menus()
+        self.db_label = QLabel("no database", self)
+        self.device_label = QLabel(f"device: {self.services.device}", self)
+        self.statusBar().addPermanentWidget(self.db_label)
+        self.statusBar().addPermanentWidget(self.device_label)
+        self.jobs.busyChanged.connect(lambda busy: self.setCursor(
+            Qt.CursorShape.BusyCursor if busy else Qt.CursorShape.ArrowCursor))
+        self.resize(1400, 900)
+
+    def _dock(self, title: str, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{title.lower()}-dock")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcuts(shortcut if isinstance(shortcut, list) else [QKeySequence(shortcut)])
+        action.setStatusTip(tip)
+        action.setCheckable(checkable)
+        (action.toggled if checkable else action.triggered).connect(slot)
+        menu.addAction(action)
+        self.addAction(action)  # shortcuts work whichever panel has the focus
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self._action(file, "&New database…", self.new_database, QKeySequence.StandardKey.New,
+                     "Create an empty database")
+        self._action(file, "&Open database…", self.choose_database, QKeySequence.StandardKey.Open,
+                     "Open another reid-app database")
+        self.add_action = self._action(file, "&Add videos…", self.add_videos, "Ctrl+I",
+                                       "Ingest video files, one per camera")
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        play = bar.addMenu("&Playback")
+        self._action(play, "Play / pause", self.player.toggle_play, "Space")
+        self._action(play, "Next frame", lambda: self.player.step(1), [QKeySequence("Right"), QKeySequence(".")])
+        self._action(play, "Previous frame", lambda: self.player.step(-1), [QKeySequence("Left"), QKeySequence(",")])
+        self._action(play, "Forward 5 s", lambda: self.player.jump(5), "Shift+Right")
+        self._action(play, "Back 5 s", lambda: self.player.jump(-5), "Shift+Left")
+        self._action(play, "Go to start", lambda: self.player.seek(self.player.start), "Home")
+        self._action(play, "Go to end", lambda: self.player.seek(self.player.end), "End")
+
+        view = bar.addMenu("&View")
+        self.grid_action = self._action(view, "All cameras in a grid", self.player.set_grid_mode, "G",
+                                        "Show every camera, or only the active one", checkable=True)
+        self.grid_action.setChecked(True)
+        self.skeleton_action = self._action(view, "Skeletons", self.player.set_skeletons, "K",
+                                            "Draw COCO-17 keypoints over people", checkable=True)
+        self.skeleton_action.setChecked(True)
+        view.addSeparator()
+        for dock in (self.cameras_dock, self.results_dock, self.identities_dock):
+            view.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        self._action(view, "Refresh", self.refresh, QKeySequence.StandardKey.Refresh)
+
+        matches = bar.addMenu("&Matches")
+        self._action(matches, "Same person", lambda: self.results_panel._feedback("same"), "Ctrl+Y")
+        self._action(matches, "Not this person", lambda: self.results_panel._feedback("different"), "Ctrl+N")
+
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "About reid-app", self._about)
+
+    # -- layout memory -------------------------------------------------------------------------------------
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        grid = self.settings.value("player/grid", True)
+        self.grid_action.setChecked(grid not in (False, "false"))
+        skeletons = self.settings.value("player/skeletons", True)
+        self.skeleton_action.setChecked(skeletons not in (False, "false"))
+
+    def save_layout(self) -> None:
+        """Remember the window geometry, docks and player options."""
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("player/grid", self.grid_action.isChecked())
+        self.settings.setValue("player/skeletons", self.skeleton_action.isChecked())
+        if self.db is not None:
+            self.settings.setValue("database/last", self.db.location)
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.ingest_worker is not None:
+            answer = QMessageBox.question(self, "Ingest running",
+                                          "An ingest is running. Stop it and quit? Unfinished videos are completed "
+                                          "when you add them again.")
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self.ingest_worker.cancel()
+            self.ingest_worker.wait()
+        self.save_layout()
+        self.player.shutdown()
+        self.jobs.wait()
+        if self.db is not None:
+            self.db.close()
+        event.accept()
+
+    # -- database ------------------------------------------------------------------------------------------
+
+    def open_database(self, path) -> None:
+        """Open (or create) the database at ``path`` in the background; errors are shown, nothing is lost."""
+        if self.ingest_worker is not None:
+            self._warn("An ingest is running; wait for it or cancel it before switching databases.")
+            return
+        self.statusBar().showMessage(f"Opening {path}…")
+        self.jobs.submit(_open, Path(path), on_done=self._database_opened,
+                         on_error=lambda msg: self._warn(f"The database could not be opened: {msg}"))
+
+    def _database_opened(self, db) -> None:
+        from pipelines.search import Searcher
+        from pipelines.similarity import make_scorer
+
+        if self.db is not None:
+            self.db.close()
+        self.db = db
+        self.searcher = Searcher(db, make_scorer(self.services.scorer_kind, self.services.device))
+        self.db_label.setText(f"database: {db.location}")
+        self.setWindowTitle(f"reid-app — {Path(db.location).name}")
+        self.results_panel.model.set_items([])
+        self.statusBar().showMessage(f"Opened {db.location}", 5000)
+        self.refresh()
+
+    def new_database(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "New database", "reid.db", "reid-app databases (*.db)")
+        if path:
+            self.open_database(path)
+
+    def choose_database(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open database", "", "reid-app databases (*.db);;All files (*)")
+        if path:
+            self.open_database(path)
+
+    def refresh(self) -> None:
+        """Reload cameras and identities from the database."""
+        if self.db is not None:
+            self.jobs.submit(_overview, self.db, on_done=self._show_overview, on_error=self._warn)
+
+    def _show_overview(self, overview) -> None:
+        cameras, identities, model_source = overview
+        self.cameras = cameras
+        self.model_source = model_source
+        self.cameras_panel.set_cameras(cameras)
+        self.player.set_cameras(cameras)
+        videos = [v for c in cameras for v in c.videos]
+        span = (min(v.start_time for v in videos), max(v.end_time for v in videos)) if videos else (0.0, 1.0)
+        self.identities_panel.set_identities(identities, {c.name: c.id for c in cameras}, span)
+        if not cameras:
+            self.statusBar().showMessage("This database is empty: File ▸ Add videos… ingests footage.")
+        self.overviewLoaded.emit()
+
+    def _load_overlay(self, video_id: int) -> None:
+        from storage.catalog import video_sightings
+
+        if self.db is not None:
+            self.jobs.submit(video_sightings, self.db, video_id, on_done=self.player.set_overlay, on_error=self._warn)
+
+    # -- search and feedback -------------------------------------------------------------------------------
+
+    def search(self, track_id: int) -> None:
+        """Search every camera for the person of track ``track_id``; results fill the gallery."""
+        if self.searcher is None:
+            return
+        self.results_dock.show()
+        self.results_dock.raise_()
+        self.results_panel.set_busy(f"Searching every camera for track {track_id}…")
+        self.player.highlight_tracks([track_id])
+        self.jobs.submit(_search, self.searcher, self.db, track_id, on_done=self._show_results,
+                         on_error=lambda msg: self.results_panel.set_busy(f"Search failed: {msg}"))
+
+    def _show_results(self, found) -> None:
+        query, items, elapsed_ms = found
+        self.results_panel.show_results(query, items, elapsed_ms)
+        self.player.highlight_tracks([query.track_id] + [i.track_id for i in items if i.confirmed])
+        self.statusBar().showMessage(f"{len(items)} matches for track {query.track_id} in {elapsed_ms:.0f} ms", 8000)
+        self.searchFinished.emit(query.track_id, len(items))
+
+    def _show_result(self, camera_id: int, timestamp: float, track_id: int) -> None:
+        query = self.results_panel.query
+        self.player.highlight_tracks([track_id] + ([query.track_id] if query else []))
+        self.player.show_moment(camera_id, timestamp)
+
+    def give_feedback(self, verdict: str, query_track: int, result_track: int) -> None:
+        """Record that two tracks are the same person (``same``) or not (``different``), then search again."""
+        if self.db is None:
+            return
+        word = "the same person as" if verdict == "same" else "not the same person as"
+        self.statusBar().showMessage(f"Recording: track {result_track} is {word} track {query_track}…")
+
+        def done(report):
+            self.statusBar().showMessage(f"Recorded: track {result_track} is {word} track {query_track}; "
+                                         f"{report.identities} identities now.", 8000)
+            self.refresh()
+            self.search(query_track)
+        self.jobs.submit(_feedback, self.db, verdict, query_track, result_track, on_done=done,
+                         on_error=lambda msg: self._warn(f"Not recorded: {msg}"))
+
+    def _load_identity_thumbnails(self, identity_id: int) -> None:
+        identity = self.identities_panel.selected()
+        if self.db is None or identity is None:
+            return
+        self.jobs.submit(_identity_thumbnails, self.db, identity_id, list(identity.track_ids),
+                         on_done=lambda r: self.identities_panel.set_thumbnails(*r), on_error=self._warn)
+
+    # -- ingest --------------------------------------------------------------------------------------------
+
+    def add_videos(self) -> None:
+        """Ask for video files and the camera names, then ingest them."""
+        if self.db is None or self.ingest_worker is not None:
+            return
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add videos (one per camera)", "", VIDEO_FILTER)
+        if not paths:
+            return
+        dialog = IngestDialog([Path(p) for p in paths], self._default_choices(), self)
+        if dialog.exec():
+            self.start_ingest([Path(p) for p in paths], dialog.cameras(), dialog.result_choices())
+
+    def _default_choices(self):
+        from dataclasses import replace
+
+        choices = self.services.default_choices
+        if self.model_source and Path(self.model_source).exists() and choices.reid is None:
+            # new footage must be encoded by the model the database was made with, or it cannot be matched
+            choices = replace(choices, reid=self.model_source)
+        return choices
+
+    def start_ingest(self, paths, cameras, choices) -> None:
+        """Ingest ``paths`` as ``cameras`` with ``choices`` (``IngestChoices``) on a worker thread."""
+        from pipelines.ingest import IngestJob
+
+        if self.db is None or self.ingest_worker is not None:
+            return
+        jobs = [IngestJob(Path(p), name) for p, name in zip(paths, cameras)]
+        worker = IngestWorker(self.services.prepare_ingest, choices, self.db, jobs, self)
+        panel = self.cameras_panel
+        worker.cameraStarted.connect(panel.camera_started)
+        worker.cameraAdvanced.connect(panel.camera_advanced)
+        worker.cameraFinished.connect(panel.camera_finished)
+        worker.message.connect(panel.show_message)
+        worker.failed.connect(self._ingest_failed)
+        worker.completed.connect(self._ingest_completed)
+        worker.finished.connect(self._ingest_thread_ended)
+        panel.begin_ingest([j.camera for j in jobs])
+        self.add_action.setEnabled(False)
+        self.ingest_worker = worker
+        self.statusBar().showMessage(f"Ingesting {len(jobs)} videos…")
+        worker.start()
+
+    def cancel_ingest(self) -> None:
+        if self.ingest_worker is not None:
+            self.ingest_worker.cancel()
+
+    def _ingest_failed(self, message: str) -> None:
+        self.cameras_panel.show_message(f"Ingest failed: {message}")
+        self._warn(f"The ingest could not run: {message}")
+
+    def _ingest_completed(self, summaries, report) -> None:
+        self.last_summaries = list(summaries)
+        counts = {}
+        for s in summaries:
+            counts[s.status] = counts.get(s.status, 0) + 1
+        parts = [f"{n} {status}" for status, n in sorted(counts.items())]
+        tracks = sum(s.tracks for s in summaries)
+        text = f"Ingest finished: {', '.join(parts) or 'nothing to do'}; {tracks} tracks."
+        if report is not None:
+            text += f" {report.identities} identities, {report.multi_camera} seen by several cameras."
+        if counts.get("interrupted"):
+            text += " Add the same videos again to complete the unfinished ones."
+        self.cameras_panel.show_message(text)
+        self.statusBar().showMessage(text, 10000)
+
+    def _ingest_thread_ended(self) -> None:
+        worker, self.ingest_worker = self.ingest_worker, None
+        if worker is not None:
+            worker.deleteLater()
+        self.cameras_panel.set_ingesting(False)
+        self.add_action.setEnabled(True)
+        self.refresh()
+
+    # -- messages ------------------------------------------------------------------------------------------
+
+    def _warn(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10000)
+        box = QMessageBox(QMessageBox.Icon.Warning, "reid-app", message, QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.open()  # not exec(): never blocks the event loop (or a test)
+
+    def _about(self) -> None:
+        from reid_app import __version__
+
+        QMessageBox.about(self, "About reid-app",
+                          f"<b>reid-app {__version__}</b><p>Multi-camera person re-identification: click a person, "
+                          f"see everywhere they appear.</p><p>Database: {self.db.location if self.db else 'none'}"
+                          f"<br>Device: {self.services.device}</p>")

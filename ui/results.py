@@ -1,0 +1,227 @@
+"""The results gallery: who the query is, the ranked matches from every camera (thumbnail, camera, time, score),
+filters by camera and time, and the buttons that record whether a match is the same person."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from PySide6.QtCore import QDateTime, QModelIndex, QPoint, QSize, Qt, QTimeZone, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView, QCheckBox, QComboBox, QDateTimeEdit, QHBoxLayout, QLabel, QListView, QMenu, QPushButton,
+    QVBoxLayout, QWidget,
+)
+
+from reid_app.cli_helpers import format_time
+from ui.item_models import ItemRole, ResultItem, ResultsFilterModel, ResultsModel, thumbnail_pixmap
+
+ALL_CAMERAS = "All cameras"
+
+
+@dataclass
+class QueryInfo:
+    """The person searched for: a track, its camera, when it is visible (seconds since the epoch) and a
+    thumbnail (JPEG bytes or None)."""
+
+    track_id: int
+    camera: str
+    first_timestamp: float
+    last_timestamp: float
+    thumbnail: Optional[bytes]
+
+
+#: Timestamps before 1990 are seconds into a video whose wall-clock start is unknown (``format_time``).
+_RELATIVE_BEFORE = 631152000
+
+
+def _to_datetime(timestamp: float) -> QDateTime:
+    if timestamp < _RELATIVE_BEFORE:
+        return QDateTime.fromMSecsSinceEpoch(int(round(timestamp * 1000)), QTimeZone.utc())
+    return QDateTime.fromMSecsSinceEpoch(int(round(timestamp * 1000)))
+
+
+class ResultsPanel(QWidget):
+    """Ranked matches of a query with camera and time filters and same/different feedback.
+
+    Signals:
+        resultActivated(camera_id, timestamp, track_id): a result was double-clicked (show it in the player).
+        searchRequested(track_id): search every camera for a result's person.
+        feedbackGiven(verdict, query_track_id, result_track_id): ``same`` or ``different``.
+    """
+
+    resultActivated = Signal(int, float, int)
+    searchRequested = Signal(int)
+    feedbackGiven = Signal(str, int, int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.query: Optional[QueryInfo] = None
+        self.model = ResultsModel(self)
+        self.proxy = ResultsFilterModel(self)
+        self.proxy.setSourceModel(self.model)
+        self._build()
+        self.set_busy("Click a person in the player, or a thumbnail, to search every camera.")
+
+    def _build(self) -> None:
+        self.query_thumbnail = QLabel(self)
+        self.query_thumbnail.setFixedSize(48, 96)
+        self.query_label = QLabel(self)
+        self.query_label.setWordWrap(True)
+        header = QHBoxLayout()
+        header.addWidget(self.query_thumbnail)
+        header.addWidget(self.query_label, 1)
+
+        self.camera_filter = QComboBox(self)
+        self.camera_filter.setToolTip("Show the matches of one camera")
+        self.camera_filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.camera_filter.currentIndexChanged.connect(self._apply_filters)
+        self.time_filter = QCheckBox("Between", self)
+        self.time_filter.setToolTip("Show only matches visible in this time window")
+        self.time_filter.toggled.connect(self._apply_filters)
+        self.after_edit = QDateTimeEdit(self)
+        self.before_edit = QDateTimeEdit(self)
+        for edit in (self.after_edit, self.before_edit):
+            edit.setDisplayFormat("yyyy-MM-dd HH:mm:ss")
+            edit.dateTimeChanged.connect(self._apply_filters)
+        filters = QHBoxLayout()
+        filters.addWidget(self.camera_filter)
+        filters.addWidget(self.time_filter)
+        filters.addWidget(self.after_edit)
+        filters.addWidget(QLabel("and", self))
+        filters.addWidget(self.before_edit)
+        filters.addStretch(1)
+
+        self.view = QListView(self)
+        self.view.setModel(self.proxy)
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setIconSize(QSize(64, 128))
+        self.view.setGridSize(QSize(124, 200))
+        self.view.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setMovement(QListView.Movement.Static)
+        self.view.setWordWrap(True)
+        self.view.setUniformItemSizes(True)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.doubleClicked.connect(self._activate)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._context_menu)
+        self.view.selectionModel().selectionChanged.connect(self._update_buttons)
+
+        self.confirm_button = QPushButton("Same person", self)
+        self.confirm_button.setToolTip("Confirm the selected match as the query's person (Ctrl+Y)")
+        self.confirm_button.clicked.connect(lambda: self._feedback("same"))
+        self.reject_button = QPushButton("Not this person", self)
+        self.reject_button.setToolTip("Reject the selected match; it is never shown for this person again (Ctrl+N)")
+        self.reject_button.clicked.connect(lambda: self._feedback("different"))
+        self.search_button = QPushButton("Search from this", self)
+        self.search_button.setToolTip("Search every camera for the selected match's person")
+        self.search_button.clicked.connect(self._search_selected)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.confirm_button)
+        buttons.addWidget(self.reject_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.search_button)
+
+        self.status = QLabel(self)
+        self.status.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(header)
+        layout.addLayout(filters)
+        layout.addWidget(self.view, 1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        self._update_buttons()
+
+    # -- content -------------------------------------------------------------------------------------------
+
+    def set_busy(self, text: str) -> None:
+        """Show a status line (searching..., an error, a hint)."""
+        self.status.setText(text)
+
+    def show_results(self, query: QueryInfo, items: Sequence[ResultItem], elapsed_ms: float) -> None:
+        """Show the matches of ``query`` (best first); the filters are reset to all cameras and the results'
+        time range."""
+        self.query = query
+        self.query_thumbnail.setPixmap(thumbnail_pixmap(query.thumbnail, self.query_thumbnail.size()))
+        self.query_label.setText(f"<b>Track {query.track_id}</b> on {query.camera}<br>"
+                                 f"{format_time(query.first_timestamp)} – {format_time(query.last_timestamp)}")
+        self.model.set_items(items)
+        cameras = sorted({i.camera for i in items})
+        self.camera_filter.blockSignals(True)
+        self.camera_filter.clear()
+        self.camera_filter.addItems([ALL_CAMERAS, *cameras])
+        self.camera_filter.blockSignals(False)
+        if items:
+            low = min(i.first_timestamp for i in items)
+            high = max(i.last_timestamp for i in items)
+            # video-relative times (unknown start, shown from 1970) read better as times of day in UTC
+            relative = high < _RELATIVE_BEFORE
+            for edit, value in ((self.after_edit, low), (self.before_edit, high)):
+                edit.blockSignals(True)
+                edit.setTimeZone(QTimeZone.utc() if relative else QTimeZone.systemTimeZone())
+                edit.setDisplayFormat("HH:mm:ss" if relative else "yyyy-MM-dd HH:mm:ss")
+                edit.setDateTime(_to_datetime(value))
+                edit.blockSignals(False)
+        self.time_filter.setChecked(False)
+        self._apply_filters()
+        other = sum(i.camera != query.camera for i in items)
+        self.set_busy(f"{len(items)} matching tracks ({other} on other cameras) in {elapsed_ms:.0f} ms. "
+                      f"Double-click one to see it; right-click for more.")
+        self._update_buttons()
+
+    def items(self) -> list[ResultItem]:
+        """The results shown after filtering, in rank order."""
+        return [self.proxy.index(r, 0).data(ItemRole) for r in range(self.proxy.rowCount())]
+
+    def _apply_filters(self) -> None:
+        camera = self.camera_filter.currentText()
+        self.proxy.set_cameras(None if camera in ("", ALL_CAMERAS) else [camera])
+        if self.time_filter.isChecked():
+            # QDateTimeEdit shows whole seconds: widen the window to the seconds shown.
+            self.proxy.set_time_window(self.after_edit.dateTime().toMSecsSinceEpoch() / 1000.0,
+                                       self.before_edit.dateTime().toMSecsSinceEpoch() / 1000.0 + 0.999)
+        else:
+            self.proxy.set_time_window(None, None)
+        for edit in (self.after_edit, self.before_edit):
+            edit.setEnabled(self.time_filter.isChecked())
+
+    # -- actions -------------------------------------------------------------------------------------------
+
+    def selected(self) -> Optional[ResultItem]:
+        """The selected result, or None."""
+        rows = self.view.selectionModel().selectedIndexes()
+        return rows[0].data(ItemRole) if rows else None
+
+    def _update_buttons(self, *args) -> None:
+        has = self.selected() is not None and self.query is not None
+        for button in (self.confirm_button, self.reject_button, self.search_button):
+            button.setEnabled(has)
+
+    def _activate(self, index: QModelIndex) -> None:
+        item: ResultItem = index.data(ItemRole)
+        if item is not None:
+            self.resultActivated.emit(item.camera_id, item.timestamp, item.track_id)
+
+    def _feedback(self, verdict: str) -> None:
+        item = self.selected()
+        if item is not None and self.query is not None:
+            self.feedbackGiven.emit(verdict, self.query.track_id, item.track_id)
+
+    def _search_selected(self) -> None:
+        item = self.selected()
+        if item is not None:
+            self.searchRequested.emit(item.track_id)
+
+    def _context_menu(self, point: QPoint) -> None:
+        index = self.view.indexAt(point)
+        if not index.isValid():
+            return
+        self.view.setCurrentIndex(index)
+        menu = QMenu(self)
+        menu.addAction("Show in player", lambda: self._activate(index))
+        menu.addAction("Search every camera for this person", self._search_selected)
+        menu.addSeparator()
+        menu.addAction("Same person as the query", lambda: self._feedback("same"))
+        menu.addAction("Not the query's person", lambda: self._feedback("different"))
+        menu.exec(self.view.viewport().mapToGlobal(point))
