@@ -217,8 +217,8 @@ class MainWindow(QMainWindow):
         self._action(view, "Refresh", self.refresh, QKeySequence.StandardKey.Refresh)
 
         matches = bar.addMenu("&Matches")
-        self._action(matches, "Same person", lambda: self.results_panel._feedback("same"), "Ctrl+Y")
-        self._action(matches, "Not this person", lambda: self.results_panel._feedback("different"), "Ctrl+N")
+        self._action(matches, "Same person", lambda: self.results_panel.feedback_on_selected("same"), "Ctrl+Y")
+        self._action(matches, "Not this person", lambda: self.results_panel.feedback_on_selected("different"), "Ctrl+D")
 
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "About reid-app", self._about)

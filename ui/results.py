@@ -100,7 +100,6 @@ class ResultsPanel(QWidget):
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setMovement(QListView.Movement.Static)
         self.view.setWordWrap(True)
-        self.view.setUniformItemSizes(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.doubleClicked.connect(self._activate)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -109,10 +108,10 @@ class ResultsPanel(QWidget):
 
         self.confirm_button = QPushButton("Same person", self)
         self.confirm_button.setToolTip("Confirm the selected match as the query's person (Ctrl+Y)")
-        self.confirm_button.clicked.connect(lambda: self._feedback("same"))
+        self.confirm_button.clicked.connect(lambda: self.feedback_on_selected("same"))
         self.reject_button = QPushButton("Not this person", self)
-        self.reject_button.setToolTip("Reject the selected match; it is never shown for this person again (Ctrl+N)")
-        self.reject_button.clicked.connect(lambda: self._feedback("different"))
+        self.reject_button.setToolTip("Reject the selected match; it is never shown for this person again (Ctrl+D)")
+        self.reject_button.clicked.connect(lambda: self.feedback_on_selected("different"))
         self.search_button = QPushButton("Search from this", self)
         self.search_button.setToolTip("Search every camera for the selected match's person")
         self.search_button.clicked.connect(self._search_selected)
@@ -203,7 +202,8 @@ class ResultsPanel(QWidget):
         if item is not None:
             self.resultActivated.emit(item.camera_id, item.timestamp, item.track_id)
 
-    def _feedback(self, verdict: str) -> None:
+    def feedback_on_selected(self, verdict: str) -> None:
+        """Emit :attr:`feedbackGiven` for the selected match (``same`` or ``different``)."""
         item = self.selected()
         if item is not None and self.query is not None:
             self.feedbackGiven.emit(verdict, self.query.track_id, item.track_id)
@@ -222,6 +222,6 @@ class ResultsPanel(QWidget):
         menu.addAction("Show in player", lambda: self._activate(index))
         menu.addAction("Search every camera for this person", self._search_selected)
         menu.addSeparator()
-        menu.addAction("Same person as the query", lambda: self._feedback("same"))
-        menu.addAction("Not the query's person", lambda: self._feedback("different"))
+        menu.addAction("Same person as the query", lambda: self.feedback_on_selected("same"))
+        menu.addAction("Not the query's person", lambda: self.feedback_on_selected("different"))
         menu.exec(self.view.viewport().mapToGlobal(point))

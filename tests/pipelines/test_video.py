@@ -118,3 +118,26 @@ def test_avi_with_packet_order_times_gets_monotonic_timestamps():
     assert len(frames) == 50
     np.testing.assert_allclose([f.time_s for f in frames], [f.index / 10.0 for f in frames])
     assert [f.index for f in frames[:4]] == [0, 2, 4, 6]
+
+
+def test_frame_reader_gives_the_same_frames_in_order_after_seeks_and_backwards(lab_cam0):
+    from pipelines.video import FrameReader
+
+    reference = {f.index: f.image for f in VideoSource(lab_cam0, analysis_fps=1000, max_duration_s=10).frames()}
+    reader = FrameReader(lab_cam0)
+    try:
+        for index in [0, 1, 2, 20, 21, 90, 5, 89, 90]:  # in order, a short skip, a seek, backwards
+            image = reader.read(index)
+            assert image is not None and image.shape == reference[index].shape
+            # PyAV and OpenCV decode the same stream; allow for colour-conversion rounding
+            assert np.abs(image.astype(int) - reference[index].astype(int)).mean() < 2.0, index
+        assert reader.read(10 ** 7) is None
+    finally:
+        reader.close()
+
+
+def test_frame_reader_refuses_a_missing_video(tmp_path):
+    from pipelines.video import FrameReader
+
+    with pytest.raises(InputVideoError, match="moved or deleted"):
+        FrameReader(tmp_path / "gone.mp4")
