@@ -9,12 +9,13 @@ from typing import Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
-    QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QTableView, QTableWidget,
+    QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
+    QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QTableWidget,
     QTableWidgetItem, QToolButton, QVBoxLayout, QWidget,
 )
 
 from ui.item_models import CamerasModel, ItemRole
+from ui.tables import row_table
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mkv *.mov *.m4v *.ts *.webm);;All files (*)"
 
@@ -152,13 +153,7 @@ class CamerasPanel(QWidget):
         self._build()
 
     def _build(self) -> None:
-        self.table = QTableView(self)
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = row_table(self, self.model)
         self.table.doubleClicked.connect(self._activated)
         self.add_button = QPushButton("Add videos…", self)
         self.add_button.setToolTip("Ingest video files, one per camera (Ctrl+I)")

@@ -9,11 +9,12 @@ from typing import Optional, Sequence
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHeaderView, QLabel, QListView, QSizePolicy, QSplitter, QTableView, QVBoxLayout, QWidget,
+    QLabel, QListView, QSizePolicy, QSplitter, QVBoxLayout, QWidget,
 )
 
 from reid_app.cli_helpers import format_time
 from ui.item_models import IdentitiesModel, ItemRole, ThumbnailItem, ThumbnailsModel
+from ui.tables import row_table
 
 
 @dataclass
@@ -152,13 +153,7 @@ class IdentitiesPanel(QWidget):
         self._build()
 
     def _build(self) -> None:
-        self.table = QTableView(self)
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = row_table(self, self.model)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.timeline = TimelineWidget(self)
         self.timeline.seekRequested.connect(self.seekRequested)
