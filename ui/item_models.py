@@ -209,9 +209,11 @@ class _PlainTableModel(QAbstractTableModel):
         return None
 
     def cell(self, item, column: int) -> Any:
-        raise NotImplementedError
+        """The text of ``item`` in ``column``; every subclass defines it (this base class is never shown)."""
+        raise NotImplementedError(f"{type(self).__name__} must define cell()")
 
     def tooltip(self, item) -> Optional[str]:
+        """The tooltip of ``item``'s row (None: none)."""
         return None
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
