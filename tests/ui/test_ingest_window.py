@@ -82,6 +82,7 @@ def test_cancel_stops_the_ingest_and_keeps_the_database_consistent(qtbot, make_w
     assert "Add the same videos again" in window.cameras_panel.ingest_status.text()
     cameras = list_cameras(window.db)
     assert [v.status for c in cameras for v in c.videos] == ["ingesting"]  # completed by the next ingest
+    qtbot.waitUntil(lambda: window.cameras_panel.model.rowCount() == 1, timeout=10000)  # the refresh is a job
     assert window.cameras_panel.model.items()[0].state == "incomplete"
 
 
