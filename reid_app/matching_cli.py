@@ -255,13 +255,11 @@ def split(identity_id, tracks, db_path) -> None:
 def cameras(db_path, overlap, no_overlap) -> None:
     """List the cameras with their videos, and mark which cameras overlap (see 'reid-app identities')."""
     from rich.table import Table
-    from sqlalchemy import func, select
-
     from pipelines.identities import cluster_identities
     from storage.audit import record
+    from storage.catalog import list_cameras
     from storage.feedback import load_overlaps, set_overlap
     from storage.repository import camera_ids_by_name, list_models
-    from storage.schema import Camera, Track, Video
 
     db = _open(db_path)
     names = camera_ids_by_name(db)
@@ -282,13 +280,10 @@ def cameras(db_path, overlap, no_overlap) -> None:
     table = Table(title=f"Cameras in {db.location}")
     for name in ("camera", "videos", "complete", "duration s", "tracks", "overlaps with"):
         table.add_column(name, justify="left" if name in ("camera", "overlaps with") else "right")
-    with db.session() as session:
-        for cam in session.scalars(select(Camera).order_by(Camera.name)):
-            videos = list(session.scalars(select(Video).where(Video.camera_id == cam.id)))
-            tracks = session.scalar(select(func.count()).select_from(Track).where(Track.camera_id == cam.id))
-            partners = sorted(by_id[b if a == cam.id else a] for a, b in overlaps if cam.id in (a, b))
-            table.add_row(cam.name, str(len(videos)), str(sum(v.status == "complete" for v in videos)),
-                          f"{sum(v.duration_s for v in videos):.1f}", str(tracks), ", ".join(partners))
+    for cam in list_cameras(db):
+        partners = sorted(by_id[b if a == cam.id else a] for a, b in overlaps if cam.id in (a, b))
+        table.add_row(cam.name, str(len(cam.videos)), str(sum(v.status == "complete" for v in cam.videos)),
+                      f"{cam.duration_s:.1f}", str(cam.tracks), ", ".join(partners))
     stdout_console().print(table)
     db.close()
 

@@ -209,8 +209,8 @@ class _PlainTableModel(QAbstractTableModel):
         return None
 
     def cell(self, item, column: int) -> Any:
-        """The text of ``item`` in ``column``; every subclass defines it (this base class is never shown)."""
-        raise NotImplementedError(f"{type(self).__name__} must define cell()")
+        """The text of ``item`` in ``column`` (subclasses show their own fields; here: the item's text)."""
+        return str(item) if column == 0 else ""
 
     def tooltip(self, item) -> Optional[str]:
         """The tooltip of ``item``'s row (None: none)."""
