@@ -8,6 +8,12 @@ Two numbers per setting:
     * network: forward passes on a batch already on the device (the network's own speed);
     * encode: ``ReIDEncoder.encode`` from uint8 BGR crops of varied sizes (resize + normalise + transfer + forward),
       what ingest gets.
+    python benchmarks/encoder.py --compare default,../shared/weights/person-reidentification-retail-0286,\
+        ../shared/weights/person-reidentification-retail-0277          # models side by side, one run
+
+``--compare`` encodes the same crops with each model (``default`` is the shipped one; any path ``--reid`` takes,
+OpenVINO IR included) through ``ReIDEncoder.encode`` at each batch size, alternating models round by round so that
+a busy machine slows all of them alike, and prints crops/s per model.
 Target (issue 3): at least 10,000 crops/s for the default network at 256x128 on an H200. This prints numbers; it
 does not pass or fail. Untrained weights are used unless --weights is given (speed does not depend on them).
 """
@@ -62,7 +68,13 @@ def main() -> None:
     parser.add_argument("--min-seconds", type=float, default=None,
                         help="timed seconds per measurement [default: 2 on GPU, 0 (one pass) on CPU]")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--compare", default=None, metavar="MODEL,MODEL,...",
+                        help="compare these re-id models' encode crops/s ('default' = the shipped model)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --compare (the best round is reported)")
     args = parser.parse_args()
+    if args.compare:
+        _compare(args)
+        return
 
     import numpy as np
     import torch
@@ -111,6 +123,41 @@ def main() -> None:
             print(f"{precision:<10}{layout:<15}{batch:>6}{network:>18,.0f}{encode:>16,.0f}", flush=True)
     print(f"best network throughput: {best:,.0f} crops/s"
           + (" (target on an H200: 10,000 crops/s for the default network)" if on_cuda else ""))
+
+
+def _compare(args) -> None:
+    import numpy as np
+    import torch
+
+    from models.encoders import load_encoder, resolve_device
+
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    specs = [m.strip() for m in args.compare.split(",") if m.strip()]
+    encoders = [load_encoder(None if m == "default" else m, device) for m in specs]
+    batch_sizes = [int(b) for b in (args.batch_sizes or "1,32").split(",")]
+    rng = np.random.default_rng(0)
+    pool = [rng.integers(0, 255, (int(rng.integers(120, 400)), int(rng.integers(50, 160)), 3), dtype=np.uint8)
+            for _ in range(max(batch_sizes) * 4)]
+    print(f"device {device}; torch threads {torch.get_num_threads()}; {len(pool)} crops of 50-160 x 120-400 px")
+    header = f"{'model':<42}{'input':>9}{'dims':>6}" + "".join(f"{f'batch {b}':>12}" for b in batch_sizes)
+    print(header)
+    print("-" * len(header))
+    best = {(i, b): 0.0 for i in range(len(encoders)) for b in batch_sizes}
+    for enc in encoders:
+        enc.encode(pool[:8])  # warm-up
+    for _ in range(args.rounds):
+        for b in batch_sizes:
+            for i, enc in enumerate(encoders):
+                enc.batch_size = b
+                t0 = time.perf_counter()
+                enc.encode(pool)
+                best[i, b] = max(best[i, b], len(pool) / (time.perf_counter() - t0))
+    for i, enc in enumerate(encoders):
+        size = f"{enc.input_size[0]}x{enc.input_size[1]}"
+        print(f"{enc.name:<42}{size:>9}{enc.dims:>6}" + "".join(f"{best[i, b]:>12,.0f}" for b in batch_sizes))
+    print("crops/s of ReIDEncoder.encode (resize + normalise + forward), best of the rounds")
 
 
 if __name__ == "__main__":

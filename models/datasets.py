@@ -12,6 +12,13 @@ Layouts (``root`` may be the dataset folder itself or the folder that contains i
       ``list_query.txt``, ``list_gallery.txt`` with lines ``PPPP/PPPP_SSS_CC_....jpg PID``, images under
       ``train/`` and ``test/`` (V1) or ``mask_train_v2/`` and ``mask_test_v2/`` (V2); the camera is the name's
       third field.
+    * ``cuhk03-views``: the two-view CUHK03 layout of ``../shared/data/reid/cuhk03``: ``train/`` and ``val/`` of
+      ``NNNN_KK.jpg`` files (NNNN identity, KK 00-04 view A, 05-09 view B). Train = ``train/``; query = ``val/``
+      view A, gallery = ``val/`` view B (the standard single-shot check). The splits' identity numbers restart, so
+      val pids are offset by 100000 to keep them apart from train pids.
+    * ``cuhk01`` (Li et al. 2012): one folder of ``NNNNIII.png`` (NNNN identity, III 001-002 camera A, 003-004
+      camera B). Query = camera A, gallery = camera B; train = every image (use it as a training set, or as a
+      test set for models that never saw it, not both).
     * ``generic``: ``<root>/{train,query,gallery}/<pid>/<camid>_*.jpg``, or ``<root>/{train,query,gallery}.csv``
       with a ``path,pid,camid`` header (paths relative to the CSV's folder).
 """
@@ -217,7 +224,7 @@ def _read_generic_folder(folder: Path) -> list[ReidSample]:
     return samples
 
 
-def read_generic(root: str | Path) -> ReidDataset:
+def read_generic(root: str | Path, optional_train: bool = False) -> ReidDataset:
     """The generic layout: per-split identity folders or per-split CSV files (module docstring).
 
     Raises:
@@ -226,10 +233,11 @@ def read_generic(root: str | Path) -> ReidDataset:
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset root {root} does not exist or is not a folder")
-    if all((root / f"{s}.csv").is_file() for s in SPLITS):
-        splits = [_read_generic_csv(root / f"{s}.csv") for s in SPLITS]
-    elif all((root / s).is_dir() for s in SPLITS):
-        splits = [_read_generic_folder(root / s) for s in SPLITS]
+    needed = SPLITS[1:] if optional_train else SPLITS
+    if all((root / f"{s}.csv").is_file() for s in needed):
+        splits = [_read_generic_csv(root / f"{s}.csv") if (root / f"{s}.csv").is_file() else [] for s in SPLITS]
+    elif all((root / s).is_dir() for s in needed):
+        splits = [_read_generic_folder(root / s) if (root / s).is_dir() else [] for s in SPLITS]
     else:
         raise DatasetError(f"{root} is not a generic re-id dataset: expected train/, query/, gallery/ folders of "
                            f"<pid>/<camid>_*.jpg, or train.csv, query.csv, gallery.csv with 'path,pid,camid'")
@@ -239,6 +247,66 @@ def read_generic(root: str | Path) -> ReidDataset:
     return ReidDataset("generic", root, *splits)
 
 
+_CUHK03_VIEW_NAME = re.compile(r"^(\d+)_(\d\d)\.(jpg|jpeg|png)$", re.IGNORECASE)
+_CUHK01_NAME = re.compile(r"^(\d{4})(\d{3})\.(png|jpg|bmp)$", re.IGNORECASE)
+VAL_PID_OFFSET = 100000
+
+
+def _named_samples(folder: Path, pattern: re.Pattern, camera: Callable[[int], int], pid_offset: int = 0,
+                   example: str = "") -> list[ReidSample]:
+    samples = []
+    for path in _images(folder):
+        match = pattern.match(path.name)
+        if match is None:
+            raise DatasetError(f"{path} does not follow the dataset's file naming (expected e.g. {example}); is "
+                               f"--dataset right?")
+        samples.append(ReidSample(path, int(match.group(1)) + pid_offset, camera(int(match.group(2)))))
+    return samples
+
+
+def read_cuhk03_views(root: str | Path) -> ReidDataset:
+    """CUHK03 in the two-view ``train/`` + ``val/`` layout (module docstring).
+
+    Raises:
+        DatasetError: missing folders or unexpected file names.
+    """
+    base = _find_root(Path(root), ("train", "val"), "CUHK03 (train/ + val/ of NNNN_KK.jpg)")
+    view = lambda kk: 0 if kk < 5 else 1  # noqa: E731
+    train = _named_samples(base / "train", _CUHK03_VIEW_NAME, view, 0, "0007_03.jpg")
+    val = _named_samples(base / "val", _CUHK03_VIEW_NAME, view, VAL_PID_OFFSET, "0007_03.jpg")
+    return ReidDataset("cuhk03-views", base, train, [s for s in val if s.camid == 0],
+                       [s for s in val if s.camid == 1])
+
+
+def read_cuhk01(root: str | Path) -> ReidDataset:
+    """CUHK01 (module docstring).
+
+    Raises:
+        DatasetError: missing folder, no images or unexpected file names.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise DatasetError(f"dataset root {base} does not exist or is not a folder")
+    samples = _named_samples(base, _CUHK01_NAME, lambda iii: 0 if iii <= 2 else 1, 0, "0001001.png")
+    return ReidDataset("cuhk01", base, list(samples), [s for s in samples if s.camid == 0],
+                       [s for s in samples if s.camid == 1])
+
+
+def combine_training_sets(datasets: list[ReidDataset]) -> list[ReidSample]:
+    """The train splits of several datasets as one, identities kept apart (pid ``p`` of dataset ``i`` becomes
+    ``i * 10_000_000 + p``) and cameras too (``i * 1000 + camid``).
+
+    Raises:
+        DatasetError: a dataset without training images.
+    """
+    combined = []
+    for i, data in enumerate(datasets):
+        if not data.train:
+            raise DatasetError(f"{data.name} at {data.root} has no training images")
+        combined += [ReidSample(s.path, i * 10_000_000 + s.pid, i * 1000 + s.camid) for s in data.train]
+    return combined
+
+
 READERS: dict[str, Callable[..., ReidDataset]] = {
     "market1501": read_market1501,
     "dukemtmc": read_dukemtmc,
@@ -246,21 +314,27 @@ READERS: dict[str, Callable[..., ReidDataset]] = {
     "cuhk03-labeled": lambda root: read_cuhk03(root, "labeled"),
     "cuhk03-detected": lambda root: read_cuhk03(root, "detected"),
     "msmt17": read_msmt17,
+    "cuhk03-views": read_cuhk03_views,
+    "cuhk01": read_cuhk01,
     "generic": read_generic,
 }
 
 
-def load_dataset(name: str, root: str | Path) -> ReidDataset:
+def load_dataset(name: str, root: str | Path, splits: tuple[str, ...] = SPLITS) -> ReidDataset:
     """Read dataset ``name`` (a key of :data:`READERS`) from ``root``.
 
+    Args:
+        splits: the splits that must hold images (evaluation needs only ``("query", "gallery")``; the generic
+            layout may then lack its train folder or CSV).
+
     Raises:
-        DatasetError: unknown name, wrong root or layout, or an empty split.
+        DatasetError: unknown name, wrong root or layout, or an empty required split.
     """
     reader = READERS.get(name.lower())
     if reader is None:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(READERS)}")
-    dataset = reader(root)
-    for split in SPLITS:
+    dataset = reader(root, optional_train="train" not in splits) if reader is read_generic else reader(root)
+    for split in splits:
         if not getattr(dataset, split):
             raise DatasetError(f"the {split} split of {dataset.name} at {dataset.root} has no images")
     return dataset

@@ -1,18 +1,22 @@
 """Re-id encoders: person crops (+ part boxes) -> L2-normalised ``float32 [N, D]`` embeddings.
 
-Two backends behind :class:`ReIDEncoder`:
+Three backends behind :class:`ReIDEncoder`:
     * :class:`JointLossEncoder` - our joint-loss network (``models.jointloss``) from a reid-app checkpoint, or from
       its trunk's ImageNet weights when no re-id checkpoint is configured; GPU with autocast when present.
     * :class:`OnnxEncoder` - any ONNX re-id model ``[N, 3, H, W] -> [N, D]`` (RGB, ImageNet mean/std, the
       torchreid/BoxMOT export convention) through onnxruntime, including our own exports
       (``reid-app export``), which take a second input ``part_boxes [N, P, 4]``.
-Use :func:`load_encoder` to pick the backend from the weights file.
+    * :class:`OpenVinoEncoder` - an OpenVINO IR re-id model (``.xml`` + ``.bin``, or their folder), e.g. Intel's
+      person-reidentification-retail-0277/0286/0288, reshaped to a dynamic batch.
+Each encoder carries its :class:`Preprocessing` (channel order, pixel scale, mean/std), fixed when the model is
+loaded, never guessed per call. Use :func:`load_encoder` to pick the backend from the weights file.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -62,6 +66,35 @@ def preprocess(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], si
     return np.ascontiguousarray(((rgb - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2)), boxes
 
 
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a model wants its pixels: ``x = (pixels[channel order] * scale - mean) / std``, NCHW float32.
+
+    Attributes:
+        channels: ``RGB`` or ``BGR``.
+        scale: multiplier of the 0-255 pixel values (``1/255`` for [0, 1] inputs, 1 for 0-255 inputs).
+        mean, std: per-channel, in the scaled units, in ``channels`` order.
+    """
+
+    channels: str = "RGB"
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = tuple(float(v) for v in IMAGENET_MEAN)
+    std: tuple[float, float, float] = tuple(float(v) for v in IMAGENET_STD)
+
+    def apply(self, resized_bgr: np.ndarray) -> np.ndarray:
+        """``uint8 [N, H, W, 3]`` BGR -> ``float32 [N, 3, H, W]`` as the model wants it."""
+        pixels = resized_bgr[..., ::-1] if self.channels == "RGB" else resized_bgr
+        x = pixels.astype(np.float32) * np.float32(self.scale)
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+#: ImageNet-normalised RGB in [0, 1] (torchvision, torchreid and BoxMOT exports, our own networks).
+IMAGENET_RGB = Preprocessing()
+#: BGR 0-255 with no mean/std: Intel Open Model Zoo person re-id IR models.
+OPEN_MODEL_ZOO_BGR = Preprocessing("BGR", 1.0, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
+
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
     norm = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norm, 1e-12)).astype(np.float32)
@@ -78,6 +111,9 @@ class ReIDEncoder(ABC):
         input_size: ``(height, width)`` in pixels.
         device: where it runs (``cpu``, ``cuda:0``).
         num_parts: body-part boxes per crop the model takes (``P`` of ``part_boxes``; 4 when it ignores them).
+        preprocessing: the model's pixel convention (:class:`Preprocessing`).
+        clustering_threshold: the cosine average-linkage threshold for identities calibrated for this model (from
+            its checkpoint's metadata), or None (the clustering default applies).
     """
 
     name: str
@@ -87,6 +123,8 @@ class ReIDEncoder(ABC):
     input_size: tuple[int, int]
     device: str
     num_parts: int = 4
+    preprocessing: Preprocessing = IMAGENET_RGB
+    clustering_threshold: Optional[float] = None
 
     def __init__(self, batch_size: int = 64):
         self.batch_size = max(1, int(batch_size))
@@ -110,9 +148,10 @@ class ReIDEncoder(ABC):
         return _l2_normalise(np.concatenate(out, axis=0))
 
     def _encode_batch(self, crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray]) -> np.ndarray:
-        """One batch of crops -> ``float32 [n, D]``; the default normalises on the CPU, then :meth:`_forward`."""
-        images, boxes = preprocess(crops, part_boxes, self.input_size)
-        return self._forward(images, boxes)
+        """One batch of crops -> ``float32 [n, D]``; the default applies :attr:`preprocessing` on the CPU, then
+        :meth:`_forward`."""
+        resized, boxes = resize_crops(crops, part_boxes, self.input_size)
+        return self._forward(self.preprocessing.apply(resized), boxes)
 
     @abstractmethod
     def _forward(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
@@ -286,6 +325,82 @@ class OnnxEncoder(ReIDEncoder):
         return self._run(images, part_boxes)
 
 
+#: Pixel conventions of known IR models by name prefix; an IR not listed is assumed to follow the Open Model Zoo's.
+IR_PREPROCESSING = {"person-reidentification-retail-": OPEN_MODEL_ZOO_BGR}
+
+
+def openvino_xml(path: str | Path) -> Optional[Path]:
+    """The ``.xml`` of an OpenVINO IR given as the file itself or its folder (one ``.xml`` in it), else None."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".xml":
+        return path
+    if path.is_dir():
+        xmls = sorted(path.glob("*.xml"))
+        if len(xmls) == 1 and not (path / "metadata.yaml").exists():  # metadata.yaml: an ultralytics export
+            return xmls[0]
+    return None
+
+
+class OpenVinoEncoder(ReIDEncoder):
+    """An OpenVINO IR re-id model ``[N, 3, H, W] -> [N, D]`` (e.g. Intel's person-reidentification-retail-0286).
+
+    The IR is reshaped to a dynamic batch and compiled once for the CPU (or ``GPU`` when asked for an OpenVINO
+    GPU device); its :class:`Preprocessing` comes from :data:`IR_PREPROCESSING` (BGR 0-255, no mean/std for the
+    Open Model Zoo models) unless given.
+
+    Args:
+        path: the ``.xml`` file or the folder holding it (and its ``.bin``).
+        device: ``cpu`` (``cuda:N`` also runs on the CPU: OpenVINO has no CUDA plugin).
+        batch_size: crops per inference request.
+        preprocessing: override the model's pixel convention.
+        threads: CPU inference threads (None: OpenVINO's default, all cores).
+
+    Raises:
+        WeightsError: not an IR, unreadable, or not ``[N, 3, H, W] -> [N, D]``.
+    """
+
+    def __init__(self, path: str | Path, device: str = "cpu", batch_size: int = 64,
+                 preprocessing: Optional[Preprocessing] = None, threads: Optional[int] = None):
+        import openvino as ov
+
+        from models.checkpoint import file_sha256
+
+        super().__init__(batch_size)
+        xml = openvino_xml(path)
+        if xml is None:
+            raise WeightsError(f"{path} is not an OpenVINO IR re-id model (expected a .xml file with its .bin, or "
+                               f"a folder holding one)")
+        core = ov.Core()
+        try:
+            model = core.read_model(str(xml))
+        except Exception as exc:
+            raise WeightsError(f"OpenVINO IR {xml} could not be read ({type(exc).__name__}); is it an IR .xml "
+                               f"with its .bin beside it?") from exc
+        shape = model.inputs[0].get_partial_shape()
+        if len(model.inputs) != 1 or shape.rank.get_length() != 4 or shape[1].get_length() != 3 \
+                or len(model.outputs) != 1:
+            raise WeightsError(f"OpenVINO IR {xml} must take one input [N, 3, H, W] and give one output [N, D]; "
+                               f"it takes {[str(i.get_partial_shape()) for i in model.inputs]}")
+        height, width = shape[2].get_length(), shape[3].get_length()
+        model.reshape({model.inputs[0].any_name: ov.PartialShape([-1, 3, height, width])})
+        config = {"INFERENCE_NUM_THREADS": int(threads)} if threads else {}
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.input_size = (height, width)
+        self.dims = int(model.outputs[0].get_partial_shape()[-1].get_length())
+        self.name = xml.stem
+        self.preprocessing = preprocessing or next(
+            (p for prefix, p in IR_PREPROCESSING.items() if self.name.startswith(prefix)), OPEN_MODEL_ZOO_BGR)
+        self.checkpoint_hash = file_sha256(xml.parent) if Path(path).is_dir() else file_sha256(xml)
+        self.source = str(xml.resolve())
+        self.device = "cpu"
+
+    def _forward(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
+        result = self.request.infer({0: images})
+        return np.asarray(result[self.compiled.outputs[0]], np.float32).reshape(images.shape[0], -1)
+
+
+
 def build_jointloss_encoder(checkpoint: Optional[str | Path], device: str = "cpu", batch_size: int = 64,
                             backbone: str = "resnet50") -> JointLossEncoder:
     """A joint-loss encoder from a reid-app checkpoint, or from ImageNet trunk weights when ``checkpoint`` is None.
@@ -314,16 +429,27 @@ def build_jointloss_encoder(checkpoint: Optional[str | Path], device: str = "cpu
     except (ValueError, RuntimeError, TypeError) as exc:
         raise WeightsError(f"re-id checkpoint {checkpoint} does not match the joint-loss network: {exc}") from exc
     name = metadata.get("name") or f"jointloss-{config.backbone}"
-    return JointLossEncoder(net, name, file_sha256(checkpoint), str(Path(checkpoint).resolve()), device, batch_size)
+    encoder = JointLossEncoder(net, name, file_sha256(checkpoint), str(Path(checkpoint).resolve()), device,
+                               batch_size)
+    threshold = metadata.get("clustering_threshold")
+    encoder.clustering_threshold = None if threshold is None else float(threshold)
+    return encoder
 
 
 def load_encoder(weights: Optional[str | Path], device: str = "cpu", batch_size: int = 64) -> ReIDEncoder:
-    """Pick the backend from the weights: ``.onnx`` -> :class:`OnnxEncoder`, otherwise a reid-app checkpoint;
-    None -> the joint-loss network with ImageNet trunk weights (with a warning).
+    """Pick the backend from the weights: ``.onnx`` -> :class:`OnnxEncoder`, an OpenVINO IR (``.xml`` or its
+    folder) -> :class:`OpenVinoEncoder`, otherwise a reid-app checkpoint; None -> the shipped default model
+    (``models.default_model``).
 
     Raises:
         WeightsError: see the backends.
     """
-    if weights is not None and Path(weights).suffix.lower() == ".onnx":
+    if weights is None:
+        from models.default_model import default_checkpoint
+
+        weights = default_checkpoint()
+    if Path(weights).suffix.lower() == ".onnx":
         return OnnxEncoder(weights, device, batch_size)
+    if openvino_xml(weights) is not None:
+        return OpenVinoEncoder(weights, device, batch_size)
     return build_jointloss_encoder(weights, device, batch_size)

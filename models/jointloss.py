@@ -1,12 +1,13 @@
 """The joint-loss re-id network: a shared ResNet trunk, a global branch and pose-guided body-part branches.
 
 Architecture (see ../shared/DESIGN.md):
-    * Shared trunk: torchvision ResNet stem + ``layer1``-``layer3`` (shared low-level features, JLML Sec. 3.1).
-    * Global branch: ``layer4`` (stride 1 with ``last_stride=1``, Luo et al. 2019 "Bag of Tricks") -> global
+    * Shared trunk: a backbone of ``models.backbones`` up to its stride-16 map (ResNet stem + ``layer1``-``layer3``,
+      or MobileNetV2 ``features[:14]``; shared low-level features, JLML Sec. 3.1).
+    * Global branch: the backbone's last stage (``layer4``; stride 1 with ``last_stride=1``, Luo et al. 2019 "Bag of Tricks") -> global
       average pooling -> linear embedding -> BNNeck (BatchNorm whose output is used at inference) -> identity
       classifier.
     * Local branch: one stream per body part. Part boxes (from COCO-17 keypoints, ``models.parts``) are cut out of
-      the stride-16 ``layer3`` map with ``torchvision.ops.roi_align`` (Liu et al., RoI pooling of pose-guided part
+      the stride-16 trunk map with ``torchvision.ops.roi_align`` (Liu et al., RoI pooling of pose-guided part
       regions from a mid-level feature map); each part has its own 1x1 conv head, embedding, BNNeck and identity
       classifier (JLML's one softmax loss per branch/stream).
     * Descriptor: concatenation of the BNNeck outputs of the global embedding and every part embedding,
@@ -22,6 +23,7 @@ parts versus fixed horizontal stripes (``part_mode``). Losses live in ``models.l
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -29,13 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_align
 
+from models.backbones import BACKBONES, MID_STRIDE, backbone_spec, freeze_early, frozen_modules
 from models.parts import PART_COUNTS, fallback_stripes, stripe_boxes
-from reid_app.errors import WeightsError
 
-BACKBONES = ("resnet18", "resnet34", "resnet50")
 LOSS_MODES = ("per_branch", "concat")
 PART_MODES = ("pose", "stripes")
-_LAYER3_STRIDE = 16
 
 
 @dataclass
@@ -43,7 +43,8 @@ class JointLossConfig:
     """Architecture of a :class:`JointLossNet`; stored in checkpoints as a plain dict.
 
     Attributes:
-        backbone: ``resnet50`` (default), ``resnet34`` or ``resnet18`` (lighter, for CPU-only users).
+        backbone: a key of ``models.backbones.BACKBONES``: ``resnet50`` (default), ``resnet34``, ``resnet18`` or
+            ``mobilenet_v2`` (lightest; the shipped model's).
         last_stride: stride of ``layer4`` (1 keeps a 16x8 map at 256x128 input; 2 is torchvision's default).
         global_dim: global embedding size.
         part_dim: embedding size of each part stream.
@@ -94,7 +95,7 @@ class JointLossConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` for an impossible configuration."""
         if self.backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {BACKBONES}")
+            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {tuple(BACKBONES)}")
         if not (self.use_global or self.use_parts):
             raise ValueError("at least one of use_global and use_parts must be enabled")
         if self.last_stride not in (1, 2):
@@ -127,48 +128,28 @@ class _EmbeddingHead(nn.Module):
         return feat, bn, logits
 
 
-def _resnet(name: str, pretrained: bool) -> nn.Module:
-    import torchvision.models as tvm
-
-    weights = {"resnet18": tvm.ResNet18_Weights, "resnet34": tvm.ResNet34_Weights,
-               "resnet50": tvm.ResNet50_Weights}[name].IMAGENET1K_V1 if pretrained else None
-    try:
-        return getattr(tvm, name)(weights=weights)
-    except Exception as exc:  # URLError, HTTPError, socket errors, corrupt cache
-        raise WeightsError(
-            f"no re-id weights are configured and the ImageNet weights of {name} could not be fetched "
-            f"({type(exc).__name__}); offline, pass --reid PATH to a re-id checkpoint or ONNX model "
-            f"(e.g. osnet_x0_25_msmt17.onnx), or place {weights.url.rsplit('/', 1)[-1]} in "
-            f"$TORCH_HOME/hub/checkpoints") from exc
-
-
 class JointLossNet(nn.Module):
     """Global + pose-guided part re-id network (module docstring gives the architecture and sources).
 
     Args:
         config: architecture.
-        pretrained_trunk: initialise the ResNet from torchvision's ImageNet weights (downloaded when online).
+        pretrained_trunk: ImageNet initialisation of the backbone: True (torchvision's download, or the
+            registry's error naming the local file it needs), False (random), or a path to a local ImageNet
+            state_dict (``models.backbones``).
 
     Raises:
         ValueError: invalid config.
-        WeightsError: ImageNet weights requested but unavailable.
+        WeightsError: ImageNet weights requested but unavailable or unreadable.
     """
 
-    def __init__(self, config: JointLossConfig, pretrained_trunk: bool = False):
+    def __init__(self, config: JointLossConfig, pretrained_trunk: bool | str | Path = False):
         super().__init__()
         config.validate()
         self.config = config
-        resnet = _resnet(config.backbone, pretrained_trunk)
-        if config.last_stride == 1:
-            block = resnet.layer4[0]
-            strided = block.conv2 if hasattr(block, "conv3") else block.conv1  # Bottleneck vs BasicBlock
-            strided.stride = (1, 1)
-            block.downsample[0].stride = (1, 1)
-        self.trunk = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool,
-                                   resnet.layer1, resnet.layer2, resnet.layer3)
-        mid_channels = resnet.layer4[0].conv1.in_channels
-        top_channels = resnet.fc.in_features
-        self.layer4 = resnet.layer4 if config.use_global else None
+        built = backbone_spec(config.backbone).build(config.last_stride, pretrained_trunk)
+        self.trunk = built.trunk
+        mid_channels, top_channels = built.mid_channels, built.top_channels
+        self.layer4 = built.top if config.use_global else None
         branch_classes = config.num_classes if config.loss_mode == "per_branch" else 0
         self.global_head = _EmbeddingHead(top_channels, config.global_dim, branch_classes) \
             if config.use_global else None
@@ -185,6 +166,19 @@ class JointLossNet(nn.Module):
         self.register_buffer("fixed_boxes", torch.from_numpy(fixed), persistent=False)  # [P, 4], input pixels
         self.joint_classifier = nn.Linear(config.dims, config.num_classes, bias=False) \
             if config.loss_mode == "concat" and config.num_classes > 0 else None
+
+    def freeze_early_layers(self) -> int:
+        """Freeze the backbone's low-level stem (``models.backbones.freeze_early``); returns parameters frozen.
+        Call :meth:`train` afterwards as usual: the frozen layers stay in eval mode (fixed BatchNorm statistics)."""
+        self._frozen = frozen_modules(self.trunk, self.config.backbone)
+        return sum(p.numel() for p in freeze_early(self.trunk, self.config.backbone))
+
+    def train(self, mode: bool = True) -> "JointLossNet":
+        """``nn.Module.train``, keeping frozen early layers in eval mode."""
+        super().train(mode)
+        for module in getattr(self, "_frozen", []):
+            module.eval()
+        return self
 
     def embedding_weights(self) -> list[torch.Tensor]:
         """The embedding layers' weights ``[out_dim, in_dim]`` (global first, then each part), on which the
@@ -222,10 +216,12 @@ class JointLossNet(nn.Module):
             n, p = part_boxes.shape[:2]
             if p != self.config.num_parts:
                 raise ValueError(f"expected {self.config.num_parts} part boxes per image, got {p}")
-            index = torch.arange(n, device=images.device, dtype=part_boxes.dtype).repeat_interleave(p)
-            rois = torch.cat([index[:, None], part_boxes.reshape(n * p, 4).to(mid.dtype)], dim=1)
-            regions = roi_align(mid, rois.to(mid.dtype), output_size=tuple(self.config.roi_size),
-                                spatial_scale=1.0 / _LAYER3_STRIDE, sampling_ratio=2, aligned=True)
+            # RoIs stay float32 whatever the autocast dtype: in bf16, image indices above 256 would round to a
+            # neighbour and the parts would come from another image.
+            index = torch.arange(n, device=images.device, dtype=torch.float32).repeat_interleave(p)
+            rois = torch.cat([index[:, None], part_boxes.reshape(n * p, 4).float()], dim=1)
+            regions = roi_align(mid.float(), rois, output_size=tuple(self.config.roi_size),
+                                spatial_scale=1.0 / MID_STRIDE, sampling_ratio=2, aligned=True).to(mid.dtype)
             regions = regions.reshape(n, p, *regions.shape[1:])
             for k in range(p):
                 pooled = F.adaptive_avg_pool2d(self.part_convs[k](regions[:, k]), 1).flatten(1)

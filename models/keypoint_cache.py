@@ -17,6 +17,7 @@ from typing import Callable, Optional, Sequence
 import cv2
 import numpy as np
 
+from models.npz_cache import load_npz_cache, save_npz_cache
 from reid_app.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -47,25 +48,6 @@ def cache_path(root: Path, tag: str, fallback_dir: Optional[Path] = None) -> Pat
     return Path(fallback_dir) / f"keypoints-{digest}-{safe}.npz"
 
 
-def _load(path: Path) -> dict[str, np.ndarray]:
-    if not path.exists():
-        return {}
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return dict(zip(data["paths"].tolist(), data["keypoints"].astype(np.float32)))
-    except Exception as exc:  # a truncated or foreign file: recompute rather than fail
-        log.warning("keypoint cache %s is unreadable (%s); recomputing it", path, type(exc).__name__)
-        return {}
-
-
-def _save(path: Path, cached: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, paths=np.array(list(cached), dtype=str),
-                        keypoints=np.stack(list(cached.values())).astype(np.float16))
-    tmp.replace(path)
-
-
 def dataset_keypoints(paths: Sequence[Path], root: Path, tag: str, estimate: CropPose, batch_size: int = 32,
                       fallback_dir: Optional[Path] = None, on_progress: Callable[[int, int], None] = lambda d, t: None
                       ) -> np.ndarray:
@@ -87,7 +69,7 @@ def dataset_keypoints(paths: Sequence[Path], root: Path, tag: str, estimate: Cro
         DatasetError: an image cannot be read.
     """
     file = cache_path(root, tag, fallback_dir)
-    cached = _load(file)
+    cached = load_npz_cache(file, "keypoints")
     keys = [os.path.relpath(p, root) for p in paths]
     todo = [i for i, k in enumerate(keys) if k not in cached]
     save_every = 2048
@@ -100,7 +82,7 @@ def dataset_keypoints(paths: Sequence[Path], root: Path, tag: str, estimate: Cro
             cached[keys[i]] = np.full((17, 3), np.nan, np.float32) if kp is None else np.asarray(kp, np.float32)
         done = start + len(chunk)
         if done == len(todo) or done // save_every != start // save_every:  # an interrupted run keeps its work
-            _save(file, cached)
+            save_npz_cache(file, cached, "keypoints", compressed=True)
         on_progress(min(start + batch_size, len(todo)), len(todo))
     if not paths:
         return np.zeros((0, 17, 3), np.float32)

@@ -6,14 +6,24 @@
       the "batch hard" loss and its soft-margin variant), used with the identity loss as in Liu et al.'s joint loss.
     * Group-sparsity regulariser: the L2,1 norm of each branch's embedding weights (JLML's structured
       sparsity for discriminative feature selection).
-    * :class:`JointLoss` combines them: ``L = w_id * mean_b CE_b + w_tri * L_tri + w_sp * sum_b ||W_b||_{2,1}``;
-      Liu et al. found softmax:triplet = 0.5:1 best, the default here.
+    * Knowledge distillation from cached teacher embeddings (one or several teachers, e.g. Intel's
+      person-reidentification-retail-0286 and -0277; ``models.teacher_cache``), two terms on the L2-normalised
+      descriptors of a batch:
+        - similarity-preserving loss (Tung & Mori, ICCV 2019, "Similarity-Preserving Knowledge Distillation",
+          Eq. 2-4, here on L2-normalised embeddings so each Gram entry is a cosine):
+          ``L_sp = (1/b^2) ||S_s - S_t||_F^2`` with ``S = X X^T`` over the batch;
+        - relational ranking KL (the batch-wise softmax over similarities of Passalis & Tefas, ECCV 2018,
+          "Learning Deep Representations with Probabilistic Knowledge Transfer", there with a cosine kernel):
+          ``L_pkt = mean_i KL(softmax_j(S_t[i, j] / tau) || softmax_j(S_s[i, j] / tau))`` over ``j != i``.
+      Relations, not raw vectors, are matched, so the student's descriptor may differ in size from the teachers'.
+    * :class:`JointLoss` combines them: ``L = w_id * mean_b CE_b + w_tri * L_tri + w_sp * sum_b ||W_b||_{2,1}
+      + w_kd * (w_s * L_sp + L_pkt)``; Liu et al. found softmax:triplet = 0.5:1 best, the default here.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -98,6 +108,40 @@ def group_sparsity(weights: Sequence[torch.Tensor]) -> torch.Tensor:
     return total if total is not None else torch.zeros(())
 
 
+def similarity_preserving(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Similarity-preserving distillation (Tung & Mori 2019, Eq. 4) on L2-normalised rows.
+
+    Args:
+        student: ``float [b, D_s]`` student embeddings (normalised here).
+        teacher: ``float [b, D_t]`` teacher embeddings (normalised here).
+
+    Returns:
+        Scalar ``(1/b^2) sum_ij (cos_s(i, j) - cos_t(i, j))^2``.
+    """
+    s = F.normalize(student.float(), dim=1)
+    t = F.normalize(teacher.float(), dim=1)
+    return ((s @ s.t() - t @ t.t()) ** 2).mean()
+
+
+def probabilistic_transfer(student: torch.Tensor, teacher: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
+    """Relational ranking KL (Passalis & Tefas 2018): each anchor's softmax over its cosine similarities to the rest
+    of the batch, teacher as target.
+
+    Args:
+        student, teacher: ``float [b, D_s]``, ``float [b, D_t]`` (normalised here).
+        tau: softmax temperature (cosine units).
+
+    Returns:
+        Scalar ``mean_i KL(p_t(i, .) || p_s(i, .))``, the anchor itself excluded from each row.
+    """
+    s = F.normalize(student.float(), dim=1)
+    t = F.normalize(teacher.float(), dim=1)
+    eye = torch.eye(len(s), dtype=torch.bool, device=s.device)
+    log_p_s = F.log_softmax((s @ s.t() / tau).masked_fill(eye, -1e4), dim=1)
+    log_p_t = F.log_softmax((t @ t.t() / tau).masked_fill(eye, -1e4), dim=1)
+    return (log_p_t.exp() * (log_p_t - log_p_s)).masked_fill(eye, 0.0).sum(dim=1).mean()
+
+
 @dataclass
 class LossConfig:
     """Weights and switches of :class:`JointLoss`; stored in checkpoints as a plain dict.
@@ -108,6 +152,10 @@ class LossConfig:
         triplet_margin: margin of the triplet loss; None for soft-margin.
         label_smoothing: epsilon of the identity loss.
         sparsity_weight: weight of the L2,1 group-sparsity term (0 disables it).
+        distill_weight: weight of the distillation terms (used when teacher embeddings are given).
+        distill_tau: temperature of :func:`probabilistic_transfer`.
+        similarity_weight: ``w_s``, the weight of :func:`similarity_preserving` within the distillation term
+            (its squared cosine differences are about 10x smaller than the KL term).
     """
 
     id_weight: float = 0.5
@@ -115,6 +163,9 @@ class LossConfig:
     triplet_margin: float | None = 0.3
     label_smoothing: float = 0.1
     sparsity_weight: float = 0.0
+    distill_weight: float = 1.0
+    distill_tau: float = 0.1
+    similarity_weight: float = 10.0
 
     def to_dict(self) -> dict:
         """Plain dict for checkpoint metadata."""
@@ -136,18 +187,20 @@ class JointLoss:
     def __init__(self, config: LossConfig = LossConfig()):
         self.config = config
 
-    def __call__(self, outputs: dict, targets: torch.Tensor, embedding_weights: Sequence[torch.Tensor] = ()
-                 ) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(self, outputs: dict, targets: torch.Tensor, embedding_weights: Sequence[torch.Tensor] = (),
+                 teacher: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict[str, float]]:
         """Compute the total loss.
 
         Args:
             outputs: the network's training-mode output (``features`` list, ``logits`` list).
             targets: ``int64 [N]`` identity labels in ``[0, num_classes)``.
             embedding_weights: ``JointLossNet.embedding_weights()`` (used when ``sparsity_weight > 0``).
+            teacher: ``float [N, D_t]`` teacher embeddings of the batch's images, or None (no distillation).
 
         Returns:
             ``(loss, stats)``: scalar tensor to back-propagate; plain floats ``loss``, ``id``, ``triplet``,
-            ``sparsity``, ``accuracy`` (identity accuracy of the first classifier) and ``triplet_ok``.
+            ``sparsity``, ``kd_sp``, ``kd_pkt``, ``accuracy`` (identity accuracy of the first classifier) and
+            ``triplet_ok``.
         """
         c = self.config
         total = torch.zeros((), device=targets.device)
@@ -169,5 +222,10 @@ class JointLoss:
             sparsity = group_sparsity(embedding_weights)
             total = total + c.sparsity_weight * sparsity
             stats["sparsity"] = float(sparsity.detach())
+        if teacher is not None and c.distill_weight > 0:
+            sp = similarity_preserving(outputs["descriptor"], teacher)
+            pkt = probabilistic_transfer(outputs["descriptor"], teacher, c.distill_tau)
+            total = total + c.distill_weight * (c.similarity_weight * sp + pkt)
+            stats["kd_sp"], stats["kd_pkt"] = float(sp.detach()), float(pkt.detach())
         stats["loss"] = float(total.detach())
         return total, stats

@@ -3,8 +3,9 @@ Encoding").
 
 Steps, over all probe + gallery items together, as the paper describes them:
     1. ``R(p, k)``: the k-reciprocal neighbours of p: items in p's k nearest neighbours that have p in theirs too.
-    2. Expansion ``R*(p, k)``: add ``R(q, k/2)`` of each q in ``R(p, k)`` when it overlaps ``R(p, k)`` by more than
-       2/3 of its size.
+    0. Each row of the original distance matrix is scaled by its own maximum (as the authors' reference code does).
+    2. Expansion ``R*(p, k)``: add ``R(q, k/2)`` of each q in ``R(p, k)`` when it overlaps the original ``R(p, k)``
+       (not the growing expansion) by more than 2/3 of its size (paper Eq. 8).
     3. Encoding ``V_p``: ``exp(-d(p, g))`` on ``R*(p, k1)``, 0 elsewhere, normalised to sum 1.
     4. Local query expansion: ``V_p`` replaced by the mean of the ``V`` of p's ``k2`` nearest neighbours.
     5. Jaccard distance ``d_J(p, g) = 1 - sum_j min(V_pj, V_gj) / sum_j max(V_pj, V_gj)``.
@@ -48,18 +49,20 @@ def k_reciprocal_rerank(query_gallery: np.ndarray, query_query: np.ndarray, gall
     full = np.block([[np.asarray(query_query, np.float32), qg],
                      [qg.T, np.asarray(gallery_gallery, np.float32)]])
     full = np.maximum(full, 0.0)
-    full = full / np.maximum(full.max(axis=0, keepdims=True), 1e-12)  # column-wise scaling to [0, 1]
+    full = full / np.maximum(full.max(axis=1, keepdims=True), 1e-12)  # each row scaled by its own maximum
     k1 = min(k1, n - 1)
     k2 = min(k2, n)
     ranks = np.argsort(full, axis=1, kind="stable")
     v = np.zeros((n, n), np.float32)
     half = max(1, int(round(k1 / 2)))
     for p in range(n):
-        expanded = _k_reciprocal(ranks, p, k1)
-        for candidate in expanded:
+        reciprocal = _k_reciprocal(ranks, p, k1)
+        expanded = reciprocal
+        for candidate in reciprocal:
             neighbours = _k_reciprocal(ranks, candidate, half)
-            if len(np.intersect1d(neighbours, expanded)) > 2.0 / 3.0 * len(neighbours):
+            if len(np.intersect1d(neighbours, reciprocal)) > 2.0 / 3.0 * len(neighbours):
                 expanded = np.union1d(expanded, neighbours)
+        expanded = np.unique(expanded)
         weights = np.exp(-full[p, expanded])
         v[p, expanded] = weights / weights.sum()
     if k2 > 1:

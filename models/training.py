@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -47,6 +48,9 @@ class TrainConfig:
         workers: data-loading processes.
         seed: random seed.
         max_iterations: cap on iterations per epoch (None: one pass over the identities).
+        freeze_early: freeze the backbone's low-level stem (``JointLossNet.freeze_early_layers``).
+        preload: decode every training image once, resized to the input size, and keep it in memory (saves the
+            JPEG/PNG decoding of every epoch; about ``N * H * W * 3`` bytes).
     """
 
     epochs: int = 120
@@ -63,6 +67,8 @@ class TrainConfig:
     workers: int = 2
     seed: int = 0
     max_iterations: Optional[int] = None
+    freeze_early: bool = False
+    preload: bool = False
 
     def validate(self) -> None:
         """Raise ``ValueError`` for impossible settings."""
@@ -91,18 +97,33 @@ def learning_rate_factor(epoch: int, config: TrainConfig) -> float:
 class TrainingImages(Dataset):
     """Labelled training images through :class:`models.transforms.TrainTransform`.
 
-    Items: ``(image float32 [3, H, W], part_boxes float32 [P, 4], label int64)``.
+    Items: ``(image float32 [3, H, W], part_boxes float32 [P, 4], label int64, index int64)``.
 
     Args:
         samples: the training split.
         labels: ``int [N]`` identity labels in ``[0, num_classes)``.
         keypoints: ``float32 [N, 17, 3]`` (NaN rows: no person found) or None.
         transform: the augmentation.
+        preload: decode and resize every image now and keep it in memory (``uint8 [N, H, W, 3]``).
     """
 
     def __init__(self, samples: Sequence[ReidSample], labels: Sequence[int], keypoints: Optional[np.ndarray],
-                 transform: TrainTransform):
-        self.samples, self.labels, self.keypoints, self.transform = list(samples), list(labels), keypoints, transform
+                 transform: TrainTransform, preload: bool = False,
+                 on_preload: Callable[[int, int], None] = lambda done, total: None):
+        self.samples, self.labels, self.transform = list(samples), list(labels), transform
+        self.keypoints = None if keypoints is None else np.array(keypoints, np.float32, copy=True)
+        self.images: Optional[np.ndarray] = None
+        if preload:
+            height, width = transform.input_size
+            self.images = np.empty((len(self.samples), height, width, 3), np.uint8)
+            for i, sample in enumerate(self.samples):
+                image = read_image(sample.path)
+                if self.keypoints is not None:  # keypoints follow the resize
+                    self.keypoints[i, :, 0] *= width / image.shape[1]
+                    self.keypoints[i, :, 1] *= height / image.shape[0]
+                self.images[i] = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+                if (i + 1) % 512 == 0 or i + 1 == len(self.samples):
+                    on_preload(i + 1, len(self.samples))
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -110,8 +131,9 @@ class TrainingImages(Dataset):
     def __getitem__(self, index: int):
         rng = np.random.default_rng(int(torch.randint(0, 2 ** 31 - 1, ()).item()))  # torch seeds each worker
         kp = None if self.keypoints is None else as_optional(self.keypoints[index])
-        image, boxes = self.transform(read_image(self.samples[index].path), kp, rng)
-        return torch.from_numpy(image), torch.from_numpy(boxes), self.labels[index]
+        image = self.images[index] if self.images is not None else read_image(self.samples[index].path)
+        image, boxes = self.transform(image, kp, rng)
+        return torch.from_numpy(image), torch.from_numpy(boxes), self.labels[index], index
 
 
 class TrainProgress:
@@ -159,7 +181,8 @@ def _autocast(device: str, amp: bool):
 def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int], keypoints: Optional[np.ndarray],
           config: TrainConfig, loss: JointLoss, out: Path, metadata: dict, device: str = "cpu",
           resume: bool = False, evaluate: Optional[Callable[[JointLossNet], dict[str, float]]] = None,
-          progress: TrainProgress = TrainProgress(), stop: Callable[[], bool] = lambda: False) -> TrainResult:
+          progress: TrainProgress = TrainProgress(), stop: Callable[[], bool] = lambda: False,
+          teacher: Optional[np.ndarray] = None) -> TrainResult:
     """Train ``net`` and write a checkpoint to ``out`` after every epoch.
 
     Args:
@@ -178,6 +201,8 @@ def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int
         progress: callbacks.
         stop: polled between batches; when it returns True the current epoch's checkpoint is written and
             training returns early (resume continues).
+        teacher: ``float32 [N, D_t]`` cached teacher embeddings of ``samples`` (``models.teacher_cache``) for the
+            loss's distillation terms, or None.
 
     Returns:
         A :class:`TrainResult`.
@@ -189,6 +214,8 @@ def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int
     t_start = time.perf_counter()
     torch.manual_seed(config.seed)
     net.to(device)
+    if config.freeze_early:
+        net.freeze_early_layers()
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     history: list[dict] = []
@@ -211,7 +238,10 @@ def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int
                                 f"to do (raise --epochs to train longer)")
     num_parts = net.config.num_parts
     transform = TrainTransform(tuple(net.config.input_size), num_parts, net.config.part_mode)
-    dataset = TrainingImages(samples, labels, keypoints, transform)
+    if config.preload:
+        progress.on_message(f"decoding {len(samples)} training images into memory")
+    dataset = TrainingImages(samples, labels, keypoints, transform, config.preload)
+    teacher_t = None if teacher is None else torch.from_numpy(np.ascontiguousarray(teacher, np.float32))
     sampler = PKSampler(labels, config.p, config.k, seed=config.seed + start_epoch)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers,
                         pin_memory=device.startswith("cuda"), persistent_workers=config.workers > 0)
@@ -236,7 +266,7 @@ def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int
         sums: dict[str, float] = {}
         t_epoch = time.perf_counter()
         done = 0
-        for images, boxes, targets in loader:
+        for images, boxes, targets, indices in loader:
             if done >= iterations or stop():
                 break
             images = images.to(device, non_blocking=True)
@@ -244,7 +274,8 @@ def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int
             targets = torch.as_tensor(targets, device=device)
             with autocast:
                 outputs = net(images, boxes)
-            total, stats = loss(outputs, targets, net.embedding_weights())
+            targets_t = None if teacher_t is None else teacher_t[indices].to(device, non_blocking=True)
+            total, stats = loss(outputs, targets, net.embedding_weights(), targets_t)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(total).backward()

@@ -38,7 +38,7 @@ from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, SAME, load_overlaps, load_verdicts
 from storage.identities import load_identities, replace_identities, stored_threshold
-from storage.repository import get_tracks, list_models
+from storage.repository import get_tracks, list_models, model_threshold
 from storage.vector_index import EmbeddingIndex, TrackTable
 
 DEFAULT_THRESHOLD = 0.75
@@ -161,8 +161,11 @@ def cluster_tracks(similarity: np.ndarray, forbidden: np.ndarray, must_link: Seq
 
 
 def current_threshold(db: Database, model_id: int) -> float:
-    """The threshold of the model's stored identities, or :data:`DEFAULT_THRESHOLD` when it has none."""
+    """The threshold of the model's stored identities; when it has none, the model's own calibrated threshold
+    (recorded at ingest from its checkpoint); else :data:`DEFAULT_THRESHOLD`."""
     stored = stored_threshold(db, model_id)
+    if stored is None:
+        stored = model_threshold(db, model_id)
     return DEFAULT_THRESHOLD if stored is None else stored
 
 

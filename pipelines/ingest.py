@@ -29,7 +29,8 @@ from pipelines.video import VideoSource, fingerprint
 from reid_app.errors import ReidAppError
 from reid_app.types import CameraSummary, Observation
 from storage.database import Database
-from storage.repository import VideoInfo, VideoWriter, begin_video, delete_video, find_video, get_or_create_model
+from storage.repository import (VideoInfo, VideoWriter, begin_video, delete_video, find_video, get_or_create_model,
+                                set_model_threshold)
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,8 @@ def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_track
     if not runnable:
         return [c.summary for c in cameras]
     model_id = get_or_create_model(db, encoder.name, encoder.checkpoint_hash, encoder.dims, encoder.source)
+    if getattr(encoder, "clustering_threshold", None) is not None:
+        set_model_threshold(db, model_id, encoder.clustering_threshold)
     events: "queue.Queue[tuple]" = queue.Queue(maxsize=64)
     for index, cam in enumerate(runnable):
         probe = cam.source.probe

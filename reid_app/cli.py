@@ -128,8 +128,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--pose", default="auto", show_default=True, metavar="auto|none|WEIGHTS|mmpose:CFG:CKPT",
               help="Pose backend: auto uses the detector's keypoints when it is a pose model; WEIGHTS runs a "
               "YOLO pose model top-down on each person; mmpose needs mmpose installed.")
-@click.option("--reid", default=None, metavar="WEIGHTS", help="Re-id model: a reid-app checkpoint (.pt) or any "
-              "ONNX re-id model [N,3,H,W]->[N,D] [default: the joint-loss network].")
+@click.option("--reid", default=None, metavar="WEIGHTS", help="Re-id model: a reid-app checkpoint (.pt), an "
+              "OpenVINO IR (.xml or its folder) or an ONNX re-id model [N,3,H,W]->[N,D] [default: the shipped "
+              "joint-loss model].")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Crops per re-id forward pass.")
 @click.option("--start", "starts", multiple=True, metavar="TIME", help="Wall-clock start of each video (ISO 8601 "
               "or epoch seconds), once per video [default: the container's creation time, else 0].")

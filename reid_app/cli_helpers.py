@@ -35,7 +35,7 @@ def format_time(timestamp: float) -> str:
 
 
 def resolve_reid(spec: str, dirs, explicit: bool) -> Optional[Path]:
-    """The re-id weights file, or None for the ImageNet-initialised joint-loss network."""
+    """The re-id weights file, or None for the shipped default model (``models.default_model``)."""
     from reid_app.settings import DEFAULT_REID
     from reid_app.weights import resolve_weights
 
@@ -47,6 +47,17 @@ def resolve_reid(spec: str, dirs, explicit: bool) -> Optional[Path]:
     raise WeightsError(resolved.missing_message("re-id", "--reid"))
 
 
+
+
+def database_model(db) -> Optional[Path]:
+    """The re-id weights the database's embeddings were made with (its newest model whose file still exists), so
+    that ``search --image`` without ``--reid`` encodes in the same vector space; None when no such file exists."""
+    from storage.repository import list_models
+
+    for model in sorted(list_models(db), key=lambda m: m.id, reverse=True):
+        if model.source and Path(model.source).exists():
+            return Path(model.source)
+    return None
 
 
 def cluster_after_ingest(db, console) -> None:

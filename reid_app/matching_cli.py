@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 
 import click
 
+from reid_app.cli_helpers import database_model as _database_model
 from reid_app.cli_helpers import format_time, parse_start_time, resolve_reid
 from reid_app.console import stderr_console, stdout_console
 from reid_app.errors import UsageError
@@ -46,7 +47,8 @@ def _print(text: str) -> None:
               help="List the N best sightings of each track.")
 @click.option("--index", "index_kind", type=click.Choice(["exact", "faiss"]), default="exact", show_default=True,
               help="exact: brute-force cosine on the CPU/GPU; faiss: approximate IVF index (needs faiss-cpu).")
-@click.option("--reid", default=None, metavar="WEIGHTS", help="For --image: the re-id model used at ingest.")
+@click.option("--reid", default=None, metavar="WEIGHTS", help="For --image: the re-id model used at ingest "
+              "[default: the database's model, when its file exists; else the shipped model].")
 @click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="Where to score (and encode --image) "
               "[default: auto].")
 def search(db_path, track_id, sighting_id, image_path, top_k, cameras, exclude_cameras, other_cameras, after, before,
@@ -88,7 +90,9 @@ def search(db_path, track_id, sighting_id, image_path, top_k, cameras, exclude_c
     else:
         from models.encoders import load_encoder
 
-        reid_path = resolve_reid(reid or settings.reid, settings.weights_dirs, explicit=reid is not None)
+        reid_path = _database_model(db) if reid is None else None
+        if reid_path is None:
+            reid_path = resolve_reid(reid or settings.reid, settings.weights_dirs, explicit=reid is not None)
         encoder = load_encoder(reid_path, device_name)
         results, query = searcher.by_image(image_path, encoder, options, filters), f"image {image_path}"
     table = Table(title=f"Matches for {query}")

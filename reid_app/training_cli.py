@@ -20,7 +20,9 @@ from reid_app.settings import load_settings
 
 log = logging.getLogger("reid_app")
 
-DATASET_CHOICES = ("market1501", "dukemtmc", "cuhk03", "cuhk03-labeled", "cuhk03-detected", "msmt17", "generic")
+DATASET_CHOICES = ("market1501", "dukemtmc", "cuhk03", "cuhk03-labeled", "cuhk03-detected", "cuhk03-views", "cuhk01",
+                   "msmt17", "generic")
+ARCH_CHOICES = ("resnet50", "resnet34", "resnet18", "mobilenet_v2")  # models.backbones.BACKBONES (no torch import)
 
 
 def _parse_size(text: str) -> list[int]:
@@ -33,10 +35,74 @@ def _parse_size(text: str) -> list[int]:
     return [height, width]
 
 
-def _load_dataset(name: str, root: str):
+def _load_dataset(name: str, root: str, splits=("train", "query", "gallery")):
     from models.datasets import load_dataset
 
-    return load_dataset(name, root)
+    return load_dataset(name, root, splits)
+
+
+def _extra_datasets(specs: tuple[str, ...]):
+    """``--extra-train NAME:DIR`` values -> datasets (their train splits join the main one's)."""
+    out = []
+    for spec in specs:
+        name, sep, root = spec.partition(":")
+        if not sep or name.lower() not in DATASET_CHOICES or not root:
+            raise UsageError(f"--extra-train '{spec}' must be NAME:DIR with NAME one of {', '.join(DATASET_CHOICES)}")
+        out.append(_load_dataset(name.lower(), root, ("train",)))
+    return out
+
+
+def _load_teacher(spec: str, device: str):
+    from models.encoders import load_encoder
+    from reid_app.weights import resolve_weights
+
+    resolved = resolve_weights(spec, load_settings().weights_dirs)
+    if resolved.path is None:
+        raise WeightsError(resolved.missing_message("teacher", "--teacher"))
+    return load_encoder(resolved.path, device, 64)
+
+
+def _teacher_targets(specs: tuple[str, ...], samples, device: str, console):
+    """Cached embeddings of every training image by every ``--teacher``, combined into one target, or None."""
+    if not specs:
+        return None, []
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from models.teacher_cache import combine_teachers, teacher_cache_file, teacher_embeddings
+    from reid_app.settings import user_cache_weights_dir
+
+    folder = user_cache_weights_dir().parent / "teachers"
+    embeddings, names = [], []
+    for spec in specs:
+        encoder = _load_teacher(spec, device)
+        with Progress(TextColumn(f"teacher {encoder.name}"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=console, transient=True) as progress:
+            task = progress.add_task("teacher", total=None)
+            embeddings.append(teacher_embeddings(
+                encoder, [s.path for s in samples], teacher_cache_file(folder, encoder.name, encoder.checkpoint_hash),
+                on_progress=lambda d, t: progress.update(task, completed=d, total=t)))
+        names.append(f"{encoder.name} ({encoder.checkpoint_hash[:12]})")
+    return combine_teachers(embeddings), names
+
+
+def _imagenet_weights(arch: str, explicit: Optional[str], pretrained: bool):
+    """The ``pretrained_trunk`` argument: a local ImageNet file (explicit or found), True (download) or False."""
+    from models.backbones import backbone_spec, find_imagenet_weights
+
+    if not pretrained:
+        return False
+    if explicit:
+        if not Path(explicit).is_file():
+            raise WeightsError(f"--imagenet {explicit} does not exist")
+        return explicit
+    if backbone_spec(arch).imagenet_file is None:
+        return True
+    found = find_imagenet_weights(arch, load_settings().weights_dirs)
+    if found is None:
+        raise WeightsError(f"--arch {arch} needs its ImageNet weights {backbone_spec(arch).imagenet_file}: pass "
+                           f"--imagenet PATH, put the file in a weights folder (REID_APP_WEIGHTS), or pass "
+                           f"--no-pretrained")
+    return str(found)
 
 
 def _crop_pose(spec: str, device: str):
@@ -144,8 +210,21 @@ class _RichTrainProgress:
               help="Dataset layout (see README: Datasets).")
 @click.option("--root", required=True, metavar="DIR", help="Dataset folder.")
 @click.option("--out", required=True, metavar="CKPT", help="Checkpoint file, written after every epoch.")
-@click.option("--arch", default="resnet50", show_default=True, type=click.Choice(["resnet50", "resnet34", "resnet18"]),
-              help="Trunk backbone (resnet18/34 for CPU-only users).")
+@click.option("--arch", default="resnet50", show_default=True, type=click.Choice(ARCH_CHOICES),
+              help="Trunk backbone (mobilenet_v2 or resnet18 for CPU-only users).")
+@click.option("--extra-train", multiple=True, metavar="DATASET:DIR",
+              help="Another dataset whose train split joins --dataset's (repeatable), e.g. cuhk01:data/cuhk01.")
+@click.option("--teacher", multiple=True, metavar="MODEL",
+              help="Knowledge distillation from this re-id model (repeatable): an OpenVINO IR, ONNX or reid-app "
+                   "checkpoint. Its embeddings of the training images are computed once and cached.")
+@click.option("--distill-weight", type=float, default=1.0, show_default=True,
+              help="Weight of the distillation terms (with --teacher).")
+@click.option("--imagenet", "imagenet_path", default=None, metavar="PATH",
+              help="Local ImageNet weights of the backbone [default: looked up in the weights folders].")
+@click.option("--freeze-early/--no-freeze-early", default=True, show_default=True,
+              help="Freeze the backbone's stride-4 stem (faster; ImageNet features kept).")
+@click.option("--preload/--no-preload", default=False, show_default=True,
+              help="Decode the training images once into memory at the input size.")
 @click.option("--epochs", type=int, default=120, show_default=True, help="Training epochs.")
 @click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="Where to train [default: auto].")
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision on CUDA (bf16, else fp16).")
@@ -197,7 +276,9 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
           global_dim: int, part_dim: int, num_parts: int, part_mode: str, no_global: bool, no_parts: bool,
           loss_mode: str, id_weight: float, triplet_weight: float, margin: float, soft_margin: bool,
           label_smoothing: float, sparsity_weight: float, workers: Optional[int], seed: int,
-          iterations_per_epoch: Optional[int], name: Optional[str]) -> None:
+          iterations_per_epoch: Optional[int], name: Optional[str], extra_train: tuple[str, ...],
+          teacher: tuple[str, ...], distill_weight: float, imagenet_path: Optional[str], freeze_early: bool,
+          preload: bool) -> None:
     """Train the joint-loss re-id network on a dataset and write a checkpoint for 'reid-app ingest --reid'.
 
     Identity loss per branch with label smoothing plus batch-hard triplet loss (softmax:triplet = 0.5:1), PK
@@ -238,11 +319,17 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
     if out_path.exists() and not resume:
         raise UsageError(f"{out} already exists; pass --resume to continue that run or choose another --out")
     device_name = resolve_device(device or load_settings().device)
+    from models.datasets import combine_training_sets
+
     data = _load_dataset(dataset, root)
+    extras = _extra_datasets(extra_train)
     console = stderr_console()
-    table_rows = ", ".join(f"{split}: {ids} ids / {images} images / {cams} cameras"
-                           for split, ids, images, cams in data.summary())
-    console.print(f"{data.name} at {data.root}: {table_rows}", markup=False, highlight=False, soft_wrap=True)
+    for part in [data] + extras:
+        table_rows = ", ".join(f"{split}: {ids} ids / {images} images / {cams} cameras"
+                               for split, ids, images, cams in part.summary() if images)
+        console.print(f"{part.name} at {part.root}: {table_rows}", markup=False, highlight=False, soft_wrap=True)
+    if extras:
+        data.train = combine_training_sets([data] + extras)
     pids = sorted({s.pid for s in data.train})
     label_of = {pid: i for i, pid in enumerate(pids)}
     try:
@@ -254,7 +341,7 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
         train_config = TrainConfig(epochs=epochs, p=batch_p, k=batch_k, lr=lr, weight_decay=weight_decay,
                                    warmup_epochs=warmup_epochs, schedule=schedule, milestones=milestone_list,
                                    amp=amp, eval_every=eval_every, workers=workers, seed=seed,
-                                   max_iterations=iterations_per_epoch)
+                                   max_iterations=iterations_per_epoch, freeze_early=freeze_early, preload=preload)
         train_config.validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -262,18 +349,14 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
         raise UsageError(f"--batch-p {batch_p} is more than the {len(pids)} training identities of {data.root}")
     loss = JointLoss(LossConfig(id_weight=id_weight, triplet_weight=triplet_weight,
                                 triplet_margin=None if soft_margin else margin, label_smoothing=label_smoothing,
-                                sparsity_weight=sparsity_weight))
+                                sparsity_weight=sparsity_weight, distill_weight=distill_weight))
     tag, estimate = _crop_pose(pose, device_name) if config.use_parts and part_mode == "pose" else (None, None)
     train_kp = _keypoints(data.train, data.root, tag, estimate, console, "train")
     query_kp = _keypoints(data.query, data.root, tag, estimate, console, "query")
     gallery_kp = _keypoints(data.gallery, data.root, tag, estimate, console, "gallery")
+    targets, teacher_names = _teacher_targets(teacher, data.train, device_name, console)
     torch.manual_seed(seed)
-    try:
-        net = JointLossNet(config, pretrained_trunk=pretrained and not resume)
-    except WeightsError:
-        raise WeightsError(f"the ImageNet weights of {arch} could not be fetched (offline?); place them in "
-                           f"$TORCH_HOME/hub/checkpoints, or pass --no-pretrained to train from scratch (expect "
-                           f"far lower accuracy)") from None
+    net = JointLossNet(config, pretrained_trunk=_imagenet_weights(arch, imagenet_path, pretrained and not resume))
     model_name = name or f"jointloss-{arch}-{data.name}"
 
     def evaluate(model):
@@ -281,12 +364,14 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
         report = evaluate_encoder(encoder, data, query_kp, gallery_kp)
         return report.result.as_dict()
 
-    metadata = {"name": model_name, "dataset": data.name, "training_data": f"{data.name} ({data.root})",
-                "pose": tag or "none"}
+    metadata = {"name": model_name, "dataset": data.name, "pose": tag or "none", "teachers": teacher_names,
+                "training_data": "; ".join(f"{d.name} train ({d.root})" for d in [data] + extras),
+                "command": "reid-app train " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])}
     try:
         with _RichTrainProgress(console) as progress:
             result = run_training(net, data.train, [label_of[s.pid] for s in data.train], train_kp, train_config,
-                                  loss, out_path, metadata, device_name, resume, evaluate, progress)
+                                  loss, out_path, metadata, device_name, resume, evaluate, progress,
+                                  teacher=targets)
     except KeyboardInterrupt:
         console.print(f"reid-app: interrupted; {out} holds the last finished epoch - run the same command with "
                       f"--resume to continue", markup=False, highlight=False, soft_wrap=True)
@@ -308,7 +393,8 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
 @click.option("--dataset", required=True, type=click.Choice(DATASET_CHOICES, case_sensitive=False),
               help="Dataset layout (see README: Datasets).")
 @click.option("--root", required=True, metavar="DIR", help="Dataset folder.")
-@click.option("--weights", required=True, metavar="CKPT|ONNX", help="A reid-app checkpoint or any ONNX re-id model.")
+@click.option("--weights", default=None, metavar="CKPT|ONNX|IR",
+              help="A reid-app checkpoint, an ONNX or an OpenVINO IR re-id model [default: the shipped model].")
 @click.option("--rerank", is_flag=True, help="Also report k-reciprocal re-ranking (Zhong et al. 2017).")
 @click.option("--flip", is_flag=True, help="Average each image's embedding with its mirror image's.")
 @click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="Where to run [default: auto].")
@@ -329,12 +415,15 @@ def evaluate(dataset: str, root: str, weights: str, rerank: bool, flip: bool, de
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     settings = load_settings()
-    resolved = resolve_weights(weights, settings.weights_dirs)
-    if resolved.path is None:
-        raise WeightsError(resolved.missing_message("re-id", "--weights"))
+    weights_path = None
+    if weights is not None:
+        resolved = resolve_weights(weights, settings.weights_dirs)
+        if resolved.path is None:
+            raise WeightsError(resolved.missing_message("re-id", "--weights"))
+        weights_path = resolved.path
     device_name = resolve_device(device or settings.device)
-    data = _load_dataset(dataset, root)
-    encoder = load_encoder(resolved.path, device_name, batch_size)
+    data = _load_dataset(dataset, root, ("query", "gallery"))
+    encoder = load_encoder(weights_path, device_name, batch_size)
     console = stderr_console()
     tag, estimate = _crop_pose(pose, device_name) if encoder.num_parts in (2, 4, 6) else (None, None)
     query_kp = _keypoints(data.query, data.root, tag, estimate, console, "query")
@@ -359,7 +448,8 @@ def evaluate(dataset: str, root: str, weights: str, rerank: bool, flip: bool, de
 
 
 @click.command("export")
-@click.option("--weights", required=True, metavar="CKPT", help="A reid-app checkpoint ('reid-app train' output).")
+@click.option("--weights", default=None, metavar="CKPT",
+              help="A reid-app checkpoint ('reid-app train' output) [default: the shipped model].")
 @click.option("--onnx", "onnx_path", required=True, metavar="OUT.onnx", help="ONNX file to write.")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (at least 16).")
 def export_command(weights: str, onnx_path: str, opset: int) -> None:
@@ -376,8 +466,12 @@ def export_command(weights: str, onnx_path: str, opset: int) -> None:
     out = Path(onnx_path)
     if not out.parent.exists():
         raise UsageError(f"--onnx {onnx_path}: folder {out.parent} does not exist")
-    if Path(weights).suffix.lower() == ".onnx":
-        raise UsageError(f"--weights {weights} is already an ONNX model")
+    if weights is None:
+        from models.default_model import default_checkpoint
+
+        weights = str(default_checkpoint())
+    if Path(weights).suffix.lower() in (".onnx", ".xml"):
+        raise UsageError(f"--weights {weights} is already an exported model")
     if not Path(weights).is_file():
         raise WeightsError(f"re-id checkpoint {weights} does not exist")
     encoder = build_jointloss_encoder(weights)

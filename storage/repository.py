@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from reid_app.types import Observation
 from storage.database import Database
-from storage.schema import Camera, Embedding, ReidModel, Sighting, Track, Video
+from storage.schema import Camera, Embedding, Meta, ReidModel, Sighting, Track, Video
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:
@@ -40,6 +40,27 @@ def get_or_create_model(db: Database, name: str, checkpoint_hash: str, dims: int
         elif source and row.source != source:
             row.source = source
         return row.id
+
+
+def _threshold_key(model_id: int) -> str:
+    return f"model.{model_id}.clustering_threshold"
+
+
+def set_model_threshold(db: Database, model_id: int, threshold: float) -> None:
+    """Record the identity-clustering threshold a model was calibrated with (cosine, from its checkpoint's
+    metadata), in ``reid_meta`` under ``model.<id>.clustering_threshold``."""
+    with db.sessions.begin() as session:
+        session.merge(Meta(key=_threshold_key(model_id), value=repr(float(threshold))))
+
+
+def model_threshold(db: Database, model_id: int) -> Optional[float]:
+    """The threshold recorded by :func:`set_model_threshold`, or None."""
+    with db.session() as session:
+        value = session.scalar(select(Meta.value).where(Meta.key == _threshold_key(model_id)))
+    try:
+        return None if value is None else float(value)
+    except ValueError:
+        return None
 
 
 def find_video(db: Database, fingerprint: str) -> Optional[Video]:

@@ -145,3 +145,19 @@ def test_without_weights_offline_the_imagenet_trunk_error_says_what_to_do(tmp_pa
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     with pytest.raises(WeightsError, match="--reid PATH"):
         build_jointloss_encoder(None, backbone="resnet18")
+
+
+def test_part_rois_stay_float32_under_bf16_autocast_so_image_indices_above_256_are_exact():
+    torch.manual_seed(0)
+    net = JointLossNet(JointLossConfig(backbone="resnet18", use_global=False, part_dim=16, input_size=[64, 32],
+                                       part_mode="pose")).eval()
+    images = torch.randn(300, 3, 64, 32)
+    boxes = torch.tensor([[0, 0, 32, 20], [0, 14, 32, 38], [0, 30, 32, 50], [0, 44, 32, 64]],
+                         dtype=torch.float32).expand(300, -1, -1).contiguous()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        batch = net(images, boxes)["descriptor"]
+        singles = torch.cat([net(images[i:i + 1], boxes[i:i + 1])["descriptor"] for i in (0, 255, 257, 299)])
+    similarity = singles @ batch.t()  # [4, 300]
+    for row, index in enumerate((0, 255, 257, 299)):
+        assert int(similarity[row].argmax()) == index
+        assert float(similarity[row, index]) > 0.98

@@ -119,7 +119,7 @@ def test_ingest_uses_the_trained_checkpoint_and_its_onnx_export(trained, tmp_pat
      "multiples of 16"),
     (["evaluate", "--dataset", "generic", "--root", "{data}", "--weights", "{tmp}/none.pt"], "does not exist"),
     (["export", "--weights", "{tmp}/none.pt", "--onnx", "{tmp}/x.onnx"], "does not exist"),
-    (["export", "--weights", "{tmp}/x.onnx", "--onnx", "{tmp}/y.onnx"], "already an ONNX"),
+    (["export", "--weights", "{tmp}/x.onnx", "--onnx", "{tmp}/y.onnx"], "already an exported model"),
     (["export", "--weights", "{tmp}/garbage.pt", "--onnx", "{tmp}/y.onnx"], "could not be read"),
 ])
 def test_user_mistakes_give_one_clear_line(args, message, dataset, tmp_path):
@@ -139,3 +139,38 @@ def test_existing_checkpoint_is_not_overwritten_without_resume(dataset, tmp_path
     result = run_cli("train", "--dataset", "generic", "--root", dataset, "--out", out, *TRAIN_ARGS)
     assert result.code == 2 and "--resume" in result.error_lines[0]
     assert out.read_bytes() == b"precious"
+
+
+def test_distillation_from_a_real_teacher_on_two_datasets_caches_the_teacher_once(dataset, tmp_path,
+                                                                                  tmp_path_factory):
+    from tests.conftest import OSNET
+
+    teacher = _require(OSNET)
+    other = write_generic_dataset(tmp_path_factory.mktemp("other"), train_ids=6, test_ids=2, per_camera=2)
+    out = tmp_path / "student.pt"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    args = ["train", "--dataset", "generic", "--root", dataset, "--extra-train", f"generic:{other}", "--teacher",
+            teacher, "--distill-weight", "2", "--out", out, "--iterations-per-epoch", "2", "--eval-every", "0",
+            *TRAIN_ARGS]
+    args[args.index("resnet18")] = "mobilenet_v2"
+    first = run_cli(*args, "--epochs", "1", env=env)
+    assert first.code == 0, first.stderr
+    caches = list((tmp_path / "cache" / "reid-app" / "teachers").glob("teacher-osnet_x0_25_msmt17-*.npz"))
+    assert len(caches) == 1
+    stamp = caches[0].stat().st_mtime_ns
+    _, meta = load_checkpoint(out)
+    assert meta["teachers"][0].startswith("osnet_x0_25_msmt17") and "generic train" in meta["training_data"]
+    assert meta["config"]["num_classes"] == 16 + 6 and meta["loss"]["distill_weight"] == 2.0
+    assert meta["history"][0]["kd_pkt"] > 0 and meta["history"][0]["kd_sp"] > 0
+    resumed = run_cli(*args, "--epochs", "2", "--resume", env=env)
+    assert resumed.code == 0, resumed.stderr
+    assert caches[0].stat().st_mtime_ns == stamp  # every teacher vector came from the cache
+    assert [h["epoch"] for h in load_checkpoint(out)[1]["history"]] == [1, 2]
+
+
+def test_mobilenet_without_its_imagenet_file_says_where_to_put_it(dataset, tmp_path):
+    args = [a for a in TRAIN_ARGS if a != "--no-pretrained"]
+    args[args.index("resnet18")] = "mobilenet_v2"
+    result = run_cli("train", "--dataset", "generic", "--root", dataset, "--out", tmp_path / "m.pt", *args,
+                     env={"REID_APP_WEIGHTS": str(tmp_path)})
+    assert result.code == 2 and "mobilenet_v2_imagenet_features.pt" in result.error_lines[0], result.stderr

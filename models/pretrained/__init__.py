@@ -1,0 +1,1 @@
+"""The shipped default re-id checkpoint (see models.default_model)."""
