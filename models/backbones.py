@@ -52,7 +52,7 @@ class BackboneSpec:
             False (random) or a path to a local ImageNet state_dict.
         imagenet_file: file name of the local ImageNet weights looked up in the weights folders, or None when the
             weights come from torchvision's download.
-        frozen_prefix: number of leading ``trunk`` children frozen by ``freeze_early`` (the stride-4 stem).
+        frozen_prefix: number of leading ``trunk`` children returned by :func:`early_modules` (the stride-4 stem).
     """
 
     name: str
@@ -174,21 +174,8 @@ def find_imagenet_weights(name: str, search_dirs) -> Optional[Path]:
     return None
 
 
-def freeze_early(trunk: nn.Module, name: str) -> list[nn.Parameter]:
-    """Freeze the first ``frozen_prefix`` children of a backbone's ``trunk`` (weights and BatchNorm statistics):
-    the low-level stem that ImageNet already trains well, which saves their backward pass.
-
-    Returns:
-        The parameters frozen.
-    """
-    frozen = []
-    for child in list(trunk.children())[:backbone_spec(name).frozen_prefix]:
-        for p in child.parameters():
-            p.requires_grad_(False)
-            frozen.append(p)
-    return frozen
-
-
-def frozen_modules(trunk: nn.Module, name: str) -> list[nn.Module]:
-    """The children frozen by :func:`freeze_early` (kept in eval mode during training)."""
+def early_modules(trunk: nn.Module, name: str) -> list[nn.Module]:
+    """The first ``frozen_prefix`` children of a backbone's ``trunk``: the low-level stem that ImageNet already
+    trains well, which ``JointLossNet.freeze_early_layers`` freezes (weights and BatchNorm statistics) to save their
+    backward pass."""
     return list(trunk.children())[:backbone_spec(name).frozen_prefix]

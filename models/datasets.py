@@ -98,18 +98,21 @@ def _find_root(root: Path, required: tuple[str, ...], what: str) -> Path:
                        f"sub-folders)")
 
 
-def _market_style(folder: Path, pattern: re.Pattern, keep_junk: bool) -> list[ReidSample]:
+def _named_samples(folder: Path, pattern: re.Pattern, camera: Callable[[int], int], pid_offset: int = 0,
+                   example: str = "") -> list[ReidSample]:
     samples = []
     for path in _images(folder):
         match = pattern.match(path.name)
         if match is None:
-            raise DatasetError(f"{path} does not follow the dataset's file naming (expected e.g. 0002_c1s1_000451_03"
-                               f".jpg); is --dataset right?")
-        pid, camid = int(match.group(1)), int(match.group(2))
-        if pid <= 0 and not keep_junk:
-            continue
-        samples.append(ReidSample(path, pid, camid))
+            raise DatasetError(f"{path} does not follow the dataset's file naming (expected e.g. {example}); is "
+                               f"--dataset right?")
+        samples.append(ReidSample(path, int(match.group(1)) + pid_offset, camera(int(match.group(2)))))
     return samples
+
+
+def _market_style(folder: Path, pattern: re.Pattern, keep_junk: bool) -> list[ReidSample]:
+    samples = _named_samples(folder, pattern, int, example="0002_c1s1_000451_03.jpg")
+    return samples if keep_junk else [s for s in samples if s.pid > 0]
 
 
 _MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
@@ -250,18 +253,6 @@ def read_generic(root: str | Path, optional_train: bool = False) -> ReidDataset:
 _CUHK03_VIEW_NAME = re.compile(r"^(\d+)_(\d\d)\.(jpg|jpeg|png)$", re.IGNORECASE)
 _CUHK01_NAME = re.compile(r"^(\d{4})(\d{3})\.(png|jpg|bmp)$", re.IGNORECASE)
 VAL_PID_OFFSET = 100000
-
-
-def _named_samples(folder: Path, pattern: re.Pattern, camera: Callable[[int], int], pid_offset: int = 0,
-                   example: str = "") -> list[ReidSample]:
-    samples = []
-    for path in _images(folder):
-        match = pattern.match(path.name)
-        if match is None:
-            raise DatasetError(f"{path} does not follow the dataset's file naming (expected e.g. {example}); is "
-                               f"--dataset right?")
-        samples.append(ReidSample(path, int(match.group(1)) + pid_offset, camera(int(match.group(2)))))
-    return samples
 
 
 def read_cuhk03_views(root: str | Path) -> ReidDataset:

@@ -14,6 +14,7 @@ loaded, never guessed per call. Use :func:`load_encoder` to pick the backend fro
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -54,18 +55,6 @@ def resize_crops(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], 
     return images, boxes
 
 
-def preprocess(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], size: tuple[int, int]
-               ) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """:func:`resize_crops` (same arguments), then BGR -> RGB and ImageNet normalisation on the CPU.
-
-    Returns:
-        ``(images, boxes)``: ``float32 [N, 3, H, W]`` normalised RGB; part boxes in input pixels or None.
-    """
-    resized, boxes = resize_crops(crops, part_boxes, size)
-    rgb = resized[..., ::-1].astype(np.float32) / 255.0
-    return np.ascontiguousarray(((rgb - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2)), boxes
-
-
 @dataclass(frozen=True)
 class Preprocessing:
     """How a model wants its pixels: ``x = (pixels[channel order] * scale - mean) / std``, NCHW float32.
@@ -93,6 +82,17 @@ class Preprocessing:
 IMAGENET_RGB = Preprocessing()
 #: BGR 0-255 with no mean/std: Intel Open Model Zoo person re-id IR models.
 OPEN_MODEL_ZOO_BGR = Preprocessing("BGR", 1.0, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
+
+def preprocess(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], size: tuple[int, int]
+               ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """:func:`resize_crops` (same arguments), then :data:`IMAGENET_RGB` (BGR -> RGB, ImageNet normalisation).
+
+    Returns:
+        ``(images, boxes)``: ``float32 [N, 3, H, W]`` normalised RGB; part boxes in input pixels or None.
+    """
+    resized, boxes = resize_crops(crops, part_boxes, size)
+    return IMAGENET_RGB.apply(resized), boxes
 
 
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -344,8 +344,7 @@ def openvino_xml(path: str | Path) -> Optional[Path]:
 class OpenVinoEncoder(ReIDEncoder):
     """An OpenVINO IR re-id model ``[N, 3, H, W] -> [N, D]`` (e.g. Intel's person-reidentification-retail-0286).
 
-    The IR is reshaped to a dynamic batch and compiled once for the CPU (or ``GPU`` when asked for an OpenVINO
-    GPU device); its :class:`Preprocessing` comes from :data:`IR_PREPROCESSING` (BGR 0-255, no mean/std for the
+    The IR is reshaped to a dynamic batch and compiled once for the CPU; its :class:`Preprocessing` comes from :data:`IR_PREPROCESSING` (BGR 0-255, no mean/std for the
     Open Model Zoo models) unless given.
 
     Args:
@@ -391,14 +390,16 @@ class OpenVinoEncoder(ReIDEncoder):
         self.name = xml.stem
         self.preprocessing = preprocessing or next(
             (p for prefix, p in IR_PREPROCESSING.items() if self.name.startswith(prefix)), OPEN_MODEL_ZOO_BGR)
-        self.checkpoint_hash = file_sha256(xml.parent) if Path(path).is_dir() else file_sha256(xml)
+        # the same hash whether the user named the folder or the .xml: the topology and its weights
+        bin_file = xml.with_suffix(".bin")
+        self.checkpoint_hash = hashlib.sha256(
+            (file_sha256(xml) + (file_sha256(bin_file) if bin_file.exists() else "")).encode()).hexdigest()
         self.source = str(xml.resolve())
         self.device = "cpu"
 
     def _forward(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
         result = self.request.infer({0: images})
         return np.asarray(result[self.compiled.outputs[0]], np.float32).reshape(images.shape[0], -1)
-
 
 
 def build_jointloss_encoder(checkpoint: Optional[str | Path], device: str = "cpu", batch_size: int = 64,

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_align
 
-from models.backbones import BACKBONES, MID_STRIDE, backbone_spec, freeze_early, frozen_modules
+from models.backbones import BACKBONES, MID_STRIDE, backbone_spec, early_modules
 from models.parts import PART_COUNTS, fallback_stripes, stripe_boxes
 
 LOSS_MODES = ("per_branch", "concat")
@@ -168,10 +168,13 @@ class JointLossNet(nn.Module):
             if config.loss_mode == "concat" and config.num_classes > 0 else None
 
     def freeze_early_layers(self) -> int:
-        """Freeze the backbone's low-level stem (``models.backbones.freeze_early``); returns parameters frozen.
+        """Freeze the backbone's low-level stem (``models.backbones.early_modules``); returns parameters frozen.
         Call :meth:`train` afterwards as usual: the frozen layers stay in eval mode (fixed BatchNorm statistics)."""
-        self._frozen = frozen_modules(self.trunk, self.config.backbone)
-        return sum(p.numel() for p in freeze_early(self.trunk, self.config.backbone))
+        self._frozen = early_modules(self.trunk, self.config.backbone)
+        frozen = [p for module in self._frozen for p in module.parameters()]
+        for p in frozen:
+            p.requires_grad_(False)
+        return sum(p.numel() for p in frozen)
 
     def train(self, mode: bool = True) -> "JointLossNet":
         """``nn.Module.train``, keeping frozen early layers in eval mode."""

@@ -166,7 +166,7 @@ def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_track
     if not runnable:
         return [c.summary for c in cameras]
     model_id = get_or_create_model(db, encoder.name, encoder.checkpoint_hash, encoder.dims, encoder.source)
-    if getattr(encoder, "clustering_threshold", None) is not None:
+    if encoder.clustering_threshold is not None:
         set_model_threshold(db, model_id, encoder.clustering_threshold)
     events: "queue.Queue[tuple]" = queue.Queue(maxsize=64)
     for index, cam in enumerate(runnable):

@@ -7,8 +7,7 @@ from typing import Optional, Sequence
 
 import click
 
-from reid_app.cli_helpers import database_model as _database_model
-from reid_app.cli_helpers import format_time, parse_start_time, resolve_reid
+from reid_app.cli_helpers import database_model, format_time, parse_start_time, resolve_reid
 from reid_app.console import stderr_console, stdout_console
 from reid_app.errors import UsageError
 from reid_app.settings import load_settings
@@ -90,7 +89,7 @@ def search(db_path, track_id, sighting_id, image_path, top_k, cameras, exclude_c
     else:
         from models.encoders import load_encoder
 
-        reid_path = _database_model(db) if reid is None else None
+        reid_path = database_model(db) if reid is None else None
         if reid_path is None:
             reid_path = resolve_reid(reid or settings.reid, settings.weights_dirs, explicit=reid is not None)
         encoder = load_encoder(reid_path, device_name)
