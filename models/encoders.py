@@ -301,8 +301,8 @@ class OnnxEncoder(ReIDEncoder):
         self._default_boxes = stripe_boxes(height, width, fallback_stripes(self.num_parts))
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         out_shape = outputs[0].shape
-        if isinstance(out_shape[-1], int):
-            self.dims = int(out_shape[-1])
+        if all(isinstance(d, int) for d in out_shape[1:]):
+            self.dims = int(np.prod(out_shape[1:]))  # [N, D, 1, 1] (global pooling kept) counts as [N, D]
         else:
             self.dims = int(self._run(np.zeros((1, 3, height, width), np.float32), None).shape[-1])
         self.name = Path(path).stem
@@ -450,7 +450,42 @@ def load_encoder(weights: Optional[str | Path], device: str = "cpu", batch_size:
 
         weights = default_checkpoint()
     if Path(weights).suffix.lower() == ".onnx":
-        return OnnxEncoder(weights, device, batch_size)
-    if openvino_xml(weights) is not None:
-        return OpenVinoEncoder(weights, device, batch_size)
-    return build_jointloss_encoder(weights, device, batch_size)
+        encoder = OnnxEncoder(weights, device, batch_size)
+    elif openvino_xml(weights) is not None:
+        encoder = OpenVinoEncoder(weights, device, batch_size)
+    else:
+        encoder = build_jointloss_encoder(weights, device, batch_size)
+    check_encoder(encoder, weights)
+    return encoder
+
+
+#: Largest re-id input side accepted (pixels); re-id models take person crops of a few hundred pixels.
+MAX_INPUT_SIDE = 1024
+
+
+def check_encoder(encoder: ReIDEncoder, weights: str | Path = "") -> None:
+    """Sanity check of a loaded re-id model on a probe batch (a noise crop and a grey crop): the input size is
+    plausible, the output is ``[2, dims]`` as declared, every value finite, and no embedding (near) zero.
+
+    Raises:
+        WeightsError: the model fails one of these; the message names the file and what is wrong.
+    """
+    name = weights or encoder.name
+    height, width = encoder.input_size
+    if not (8 <= height <= MAX_INPUT_SIDE and 8 <= width <= MAX_INPUT_SIDE):
+        raise WeightsError(f"re-id model {name} takes {height}x{width} pixel inputs; a re-id model takes person "
+                           f"crops of 8 to {MAX_INPUT_SIDE} pixels a side")
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8), np.full((height, width, 3), 128, np.uint8)]
+    try:
+        raw = np.asarray(encoder._encode_batch(crops, None))
+    except (MemoryError, RuntimeError, ValueError) as exc:
+        raise WeightsError(f"re-id model {name} failed on a test batch ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+    if raw.shape != (2, encoder.dims):
+        raise WeightsError(f"re-id model {name} gave embeddings of shape {list(raw.shape)} for 2 crops; expected "
+                           f"[2, {encoder.dims}] ([N, D])")
+    if not np.all(np.isfinite(raw)):
+        raise WeightsError(f"re-id model {name} gives NaN or infinite embeddings; the weights are broken")
+    if np.any(np.linalg.norm(raw, axis=1) < 1e-6):
+        raise WeightsError(f"re-id model {name} gives all-zero embeddings; the weights are broken")

@@ -93,38 +93,40 @@ class CameraPipeline:
             Seconds per stage (decode, detect_track, pose, crop; encode/store happen downstream).
         """
         frames = self.source.frames()
-        width, height = self.source.probe.width, self.source.probe.height
-        while not should_stop():
-            t0 = time.perf_counter()
-            frame = next(frames, None)
-            t1 = time.perf_counter()
-            self.times.decode += t1 - t0
-            if frame is None:
-                break
-            detections = self.tracker.update(frame.image)
-            t2 = time.perf_counter()
-            self.times.detect_track += t2 - t1
-            if detections:
-                self.pose.estimate(frame.image, detections)
-            t3 = time.perf_counter()
-            self.times.pose += t3 - t2
-            released: list[Observation] = []
-            for det in detections:
-                obs = Observation(camera=self.camera, frame_index=frame.index, time_s=frame.time_s, detection=det,
-                                  quality=crop_quality(det, width, height, self.quality))
-                released += self.sampler.add(obs, lambda o, f=frame: make_crop(f, o, self.num_parts))
-            released += self.sampler.release_stale(frame.time_s)
-            self._thumbnails(released)
-            self.frames_analysed += 1
-            self.times.crop += time.perf_counter() - t3
-            emit(released, self.frames_analysed)
-        if not should_stop():
-            t0 = time.perf_counter()
-            released = self.sampler.release_all()
-            self._thumbnails(released)
-            self.times.crop += time.perf_counter() - t0
-            emit(released, self.frames_analysed)
-        frames.close()
+        try:
+            width, height = self.source.probe.width, self.source.probe.height
+            while not should_stop():
+                t0 = time.perf_counter()
+                frame = next(frames, None)
+                t1 = time.perf_counter()
+                self.times.decode += t1 - t0
+                if frame is None:
+                    break
+                detections = self.tracker.update(frame.image)
+                t2 = time.perf_counter()
+                self.times.detect_track += t2 - t1
+                if detections:
+                    self.pose.estimate(frame.image, detections)
+                t3 = time.perf_counter()
+                self.times.pose += t3 - t2
+                released: list[Observation] = []
+                for det in detections:
+                    obs = Observation(camera=self.camera, frame_index=frame.index, time_s=frame.time_s, detection=det,
+                                      quality=crop_quality(det, width, height, self.quality))
+                    released += self.sampler.add(obs, lambda o, f=frame: make_crop(f, o, self.num_parts))
+                released += self.sampler.release_stale(frame.time_s)
+                self._thumbnails(released)
+                self.frames_analysed += 1
+                self.times.crop += time.perf_counter() - t3
+                emit(released, self.frames_analysed)
+            if not should_stop():
+                t0 = time.perf_counter()
+                released = self.sampler.release_all()
+                self._thumbnails(released)
+                self.times.crop += time.perf_counter() - t0
+                emit(released, self.frames_analysed)
+        finally:
+            frames.close()  # closes the container even when a stage raised
         return self.times
 
     @staticmethod

@@ -47,8 +47,12 @@ class EvidenceReport:
 
 
 def iso(timestamp: float) -> str:
-    """ISO 8601 UTC of seconds since the epoch (millisecond precision)."""
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
+    """ISO 8601 UTC of seconds since the epoch (millisecond precision); a time no calendar date can show (stored
+    by an older reid-app) is written as ``"<seconds> s since 1970"`` instead of raising."""
+    try:
+        return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
+    except (ValueError, OverflowError, OSError):
+        return f"{timestamp} s since 1970"
 
 
 def _safe(name: str) -> str:

@@ -253,9 +253,13 @@ class IdentitySummary:
 
 def summarise_identities(db: Database, model_id: Optional[int] = None, join_gap_s: float = 2.0
                          ) -> list[IdentitySummary]:
-    """Every stored identity (of one model) with its cameras and time ranges, most cameras first."""
-    identities = load_identities(db, model_id)
-    tracks = get_tracks(db, [t for i in identities for t in i.track_ids])
+    """Every stored identity (of one model) with its cameras and time ranges, most cameras first. Identities and
+    their tracks are read in one snapshot, so a re-clustering or re-ingest committed meanwhile is seen whole or
+    not at all."""
+    with db.snapshot() as session:
+        identities = load_identities(db, model_id, session=session)
+        tracks = get_tracks(db, [t for i in identities for t in i.track_ids], session)
+    identities = [i for i in identities if i.track_ids]
     out = []
     for identity in identities:
         per_camera: dict[str, list[tuple[float, float, int]]] = {}

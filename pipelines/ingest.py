@@ -26,11 +26,13 @@ from pipelines.camera import CameraPipeline
 from pipelines.quality import QualityConfig
 from pipelines.sampling import SamplingConfig
 from pipelines.video import VideoSource, fingerprint
-from reid_app.errors import ReidAppError
+from sqlalchemy.exc import SQLAlchemyError
+
+from reid_app.errors import DatabaseError, ReidAppError
 from reid_app.types import CameraSummary, Observation
-from storage.database import Database
-from storage.repository import (VideoInfo, VideoWriter, begin_video, delete_video, find_video, get_or_create_model,
-                                set_model_threshold)
+from storage.database import Database, storage_error_text
+from storage.repository import (HEARTBEAT_S, LeaseLostError, VideoInfo, VideoWriter, begin_video, delete_video,
+                                find_video, get_or_create_model, reclaim_abandoned, renew_leases, set_model_threshold)
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,8 @@ class _Camera:
     started: float = 0.0
     thread: Optional[threading.Thread] = None
     done: bool = False
+    #: Set to stop this camera alone (its video row was taken away).
+    cancel: threading.Event = field(default_factory=threading.Event)
 
 
 def _prepare(job: IngestJob, options: IngestOptions, db: Database, progress: IngestProgress) -> _Camera:
@@ -121,14 +125,32 @@ def _prepare(job: IngestJob, options: IngestOptions, db: Database, progress: Ing
         cam.summary.status, cam.summary.message = "failed", str(exc)
         return cam
     cam.fingerprint = fingerprint(cam.source.path)
+    try:
+        if reclaim_abandoned(db, cam.fingerprint):
+            progress.on_message(f"{job.path}: the previous ingest was interrupted; ingesting it again")
+    except ReidAppError as exc:
+        cam.summary.status, cam.summary.message = "failed", f"{job.path}: {exc}"
+        return cam
     existing = find_video(db, cam.fingerprint)
-    if existing is not None and existing.status == "complete" and not options.force:
-        cam.summary.status = "skipped"
-        cam.summary.message = (f"{job.path} is already ingested (camera {existing.camera_id}, video {existing.id}); "
-                               f"use --force to replace it")
-    elif existing is not None and existing.status != "complete":
-        progress.on_message(f"{job.path}: the previous ingest was interrupted; ingesting it again")
+    if existing is None or options.force:
+        return cam
+    covered = existing.analysed_until_s
+    wanted = options.max_duration_s
+    if covered is not None and covered < existing.duration_s - 1e-3 and (wanted is None or wanted > covered + 1e-3):
+        progress.on_message(f"{job.path}: analysed to {covered:g} s before; analysing it to "
+                            f"{'the end' if wanted is None else f'{wanted:g} s'} now (the shorter copy is replaced "
+                            f"when this one is finished)")
+        return cam
+    cam.summary.status = "skipped"
+    cam.summary.message = (f"{job.path} is already ingested (camera {existing.camera_id}, video {existing.id}"
+                           + (f", {existing.status}" if existing.status != "complete" else "")
+                           + "); use --force to replace it")
     return cam
+
+
+def _analysed_until(source: VideoSource) -> Optional[float]:
+    limit = source.max_duration_s
+    return None if limit is None or limit >= source.probe.duration_s else float(limit)
 
 
 def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_tracker: TrackerFactory,
@@ -154,6 +176,8 @@ def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_track
 
     Raises:
         KeyboardInterrupt: re-raised after the camera threads stopped and the database was left consistent.
+        DatabaseError: the database cannot be written (disk full, I/O error, damaged): raised after the camera
+            threads stopped; the unfinished videos stay ``ingesting`` and are redone by the next run.
     """
     if not options.analysis_fps > 0:
         raise ValueError(f"analysis rate must be > 0 frames/s, got {options.analysis_fps}")
@@ -169,37 +193,54 @@ def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_track
     if encoder.clustering_threshold is not None:
         set_model_threshold(db, model_id, encoder.clustering_threshold)
     events: "queue.Queue[tuple]" = queue.Queue(maxsize=64)
+    started = []
     for index, cam in enumerate(runnable):
         probe = cam.source.probe
         start = cam.job.start_time if cam.job.start_time is not None else (probe.creation_time or 0.0)
         info = VideoInfo(camera=cam.job.camera, path=str(probe.path), fingerprint=cam.fingerprint,
                          fps=probe.fps, frame_count=probe.frame_count, width=probe.width, height=probe.height,
-                         duration_s=probe.duration_s, start_time=start, analysis_fps=cam.source.analysis_fps)
-        video_id = begin_video(db, info, model_id)
-        cam.writer = VideoWriter(db, video_id, model_id, start)
+                         duration_s=probe.duration_s, start_time=start, analysis_fps=cam.source.analysis_fps,
+                         analysed_until_s=_analysed_until(cam.source))
+        try:
+            video_id = begin_video(db, info, model_id)
+            cam.writer = VideoWriter(db, video_id, model_id, start)
+        except ReidAppError as exc:
+            cam.summary.status, cam.summary.message = "failed", f"{cam.job.path}: {exc}"
+            cam.done = True
+            progress.on_finish(cam.summary)
+            continue
         cam.summary.status = "running"
         cam.started = time.perf_counter()
         progress.on_start(cam.summary, cam.source.expected_frames)
         cam.thread = threading.Thread(target=_camera_thread,
-                                      args=(index, cam, make_tracker, make_pose, options, encoder.num_parts,
+                                      args=(len(started), cam, make_tracker, make_pose, options, encoder.num_parts,
                                             events, stop),
                                       name=f"camera-{cam.job.camera}", daemon=True)
         cam.thread.start()
+        started.append(cam)
     try:
-        _consume(runnable, events, encoder, options, progress, stop)
-    except KeyboardInterrupt:
+        _consume(started, events, encoder, options, progress, stop)
+    except SQLAlchemyError as exc:
         stop.set()
-        _interrupt(runnable, events, progress)
+        _interrupt(started, events, progress)
+        raise DatabaseError(f"cannot write to database {db.location}: {storage_error_text(exc)}; the unfinished "
+                            f"videos are redone by the next run") from None
+    except BaseException:
+        stop.set()
+        _interrupt(started, events, progress)
         raise
     if stop.is_set():
-        _interrupt(runnable, events, progress)
+        _interrupt(started, events, progress)
     return [c.summary for c in cameras]
 
 
 def _camera_thread(index: int, cam: _Camera, make_tracker: TrackerFactory, make_pose: PoseFactory,
                    options: IngestOptions, num_parts: int, events: queue.Queue, stop: threading.Event) -> None:
+    def stopped() -> bool:
+        return stop.is_set() or cam.cancel.is_set()
+
     def put(item: tuple) -> None:
-        while not stop.is_set():
+        while not stopped():
             try:
                 events.put(item, timeout=0.2)
                 return
@@ -210,7 +251,7 @@ def _camera_thread(index: int, cam: _Camera, make_tracker: TrackerFactory, make_
         tracker = make_tracker()
         pipeline = CameraPipeline(cam.job.camera, cam.source, tracker, make_pose(tracker), options.quality,
                                   options.sampling, num_parts)
-        times = pipeline.run(lambda obs, n: put(("obs", index, obs, n)), stop.is_set)
+        times = pipeline.run(lambda obs, n: put(("obs", index, obs, n)), stopped)
         put(("done", index, times, cam.source.warning))
     except ReidAppError as exc:
         put(("error", index, str(exc)))
@@ -221,45 +262,74 @@ def _camera_thread(index: int, cam: _Camera, make_tracker: TrackerFactory, make_
 
 def _consume(cameras: list[_Camera], events: queue.Queue, encoder: ReIDEncoder, options: IngestOptions,
              progress: IngestProgress, stop: threading.Event) -> None:
+    by_index = {i: cam for i, cam in enumerate(cameras)}
     active = len(cameras)
     selected = 0  # selected crops waiting in all cameras' pending lists
+    next_heartbeat = time.monotonic() + HEARTBEAT_S
     while active and not stop.is_set():
+        if time.monotonic() >= next_heartbeat:  # cameras without people write nothing for a long time
+            renew_leases([c.writer for c in cameras if not c.done])
+            next_heartbeat = time.monotonic() + HEARTBEAT_S
         try:
             item = events.get(timeout=0.2)
         except queue.Empty:
             continue
         kind, index = item[0], item[1]
-        cam = cameras[index]
-        if kind == "obs":
+        cam = by_index[index]
+        if kind == "obs" and not cam.done:
             cam.pending += item[2]
             selected += sum(o.selected for o in item[2])
             cam.frames_analysed = item[3]
             progress.on_advance(cam.job.camera, cam.frames_analysed)
             if selected >= options.batch_size or len(cam.pending) >= options.flush_observations:
-                _flush(cameras, encoder)
+                active -= _flush(cameras, encoder, progress)
                 selected = 0
-        elif kind == "done":
-            _flush(cameras, encoder)
+        elif kind == "done" and not cam.done:
+            active -= _flush(cameras, encoder, progress)
             selected = 0
+            if cam.done:
+                continue
             cam.summary.times.add(item[2])
             t0 = time.perf_counter()
-            cam.writer.finish(cam.frames_analysed)
+            try:
+                status = cam.writer.finish(cam.frames_analysed, cam.source.frames_lost,
+                                           cam.source.probe.frame_count)
+            except LeaseLostError as exc:
+                _fail(cam, str(exc), progress)
+                active -= 1
+                continue
             cam.summary.times.store += time.perf_counter() - t0
             cam.summary.status = "done"
-            cam.summary.message = item[3] or ""
+            notes = [item[3] or ""]
+            if status != "complete":
+                notes.append(f"stored as {status}")
+            if cam.writer.rejected_embeddings:
+                notes.append(f"{cam.writer.rejected_embeddings} crops gave unusable embeddings (not finite or zero) "
+                             f"and were not stored")
+            cam.summary.message = "; ".join(n for n in notes if n)
             _finish(cam, progress)
             active -= 1
-        elif kind == "error":
+        elif kind == "error" and not cam.done:
             selected -= sum(o.selected for o in cam.pending)
             cam.pending.clear()
             delete_video(cam.writer.db, cam.writer.video_id)
-            cam.summary.status, cam.summary.message = "failed", item[2]
-            _finish(cam, progress)
+            _fail(cam, item[2], progress)
             active -= 1
 
 
-def _flush(cameras: list[_Camera], encoder: ReIDEncoder) -> None:
-    """Encode every camera's pending selected crops in one call, then write each camera's batch."""
+def _fail(cam: _Camera, message: str, progress: IngestProgress) -> None:
+    cam.cancel.set()
+    cam.pending = []
+    cam.summary.status, cam.summary.message = "failed", message
+    _finish(cam, progress)
+
+
+def _flush(cameras: list[_Camera], encoder: ReIDEncoder, progress: IngestProgress) -> int:
+    """Encode every camera's pending selected crops in one call, then write each camera's batch.
+
+    Returns:
+        The number of cameras that failed because their video row was taken away (:class:`LeaseLostError`).
+    """
     selected = [(c, o) for c in cameras if not c.done for o in c.pending if o.selected]
     embeddings = np.zeros((0, encoder.dims), np.float32)
     if selected:
@@ -269,16 +339,21 @@ def _flush(cameras: list[_Camera], encoder: ReIDEncoder) -> None:
         seconds = time.perf_counter() - t0
         for cam, _ in selected:
             cam.summary.times.encode += seconds / len(selected)
-    offset = 0
+    offset, failed = 0, 0
     for cam in cameras:
         if cam.done or not cam.pending:
             continue
         count = sum(o.selected for o in cam.pending)
         t0 = time.perf_counter()
-        cam.writer.write(cam.pending, embeddings[offset:offset + count] if count else None, cam.frames_analysed)
+        try:
+            cam.writer.write(cam.pending, embeddings[offset:offset + count] if count else None, cam.frames_analysed)
+        except LeaseLostError as exc:
+            _fail(cam, str(exc), progress)
+            failed += 1
         cam.summary.times.store += time.perf_counter() - t0
         offset += count
         cam.pending = []
+    return failed
 
 
 def _finish(cam: _Camera, progress: IngestProgress) -> None:
@@ -299,6 +374,12 @@ def _interrupt(cameras: list[_Camera], events: queue.Queue, progress: IngestProg
                     events.get(timeout=0.1)
                 except queue.Empty:
                     pass
+    for cam in cameras:
+        if not cam.done and cam.writer is not None:
+            try:
+                cam.writer.release()
+            except SQLAlchemyError:  # the database itself failed (disk full): the lease then times out
+                log.warning("could not release the lease of video %s", cam.writer.video_id)
     for cam in cameras:
         if not cam.done:
             cam.summary.status = "interrupted"

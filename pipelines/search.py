@@ -15,6 +15,7 @@ never returned; a confirmed one is always returned first. Every search is writte
 
 from __future__ import annotations
 
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from storage.database import Database
 from storage.feedback import DIFFERENT, load_verdicts
 from storage.identities import identities_of_tracks
 from storage.repository import (
-    SightingInfo, camera_ids_by_name, get_sighting_embedding, get_sightings, get_tracks, list_models,
+    SightingInfo, camera_ids_by_name, get_sighting_embedding, get_sightings, get_tracks, list_models, usable_embedding,
 )
 from storage.vector_index import EmbeddingIndex
 
@@ -141,6 +142,40 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
 
 
+#: Largest query image accepted, in pixels (a person crop is far smaller; bigger files are refused unread).
+MAX_QUERY_PIXELS = 8192 * 8192
+
+
+def read_query_image(path: str | Path) -> np.ndarray:
+    """A query image as ``uint8 [H, W, 3]`` BGR. Its size is read from the file header first, so a huge image
+    is refused before it is decoded.
+
+    Raises:
+        UsageError: missing, not a regular file (FIFO, device), not an image, or over :data:`MAX_QUERY_PIXELS`.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"image {path} does not exist")
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise UsageError(f"image {path} is not a regular file (a folder, FIFO or device); give an image file")
+    try:
+        with Image.open(path) as header:
+            width, height = header.size
+    except Image.DecompressionBombError:
+        raise UsageError(f"image {path} is far too large for a person crop; crop the person first") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise UsageError(f"image {path} could not be read ({exc}); give a JPEG or PNG crop of a person") from None
+    if width * height > MAX_QUERY_PIXELS:
+        raise UsageError(f"image {path} is {width}x{height} pixels, too large for a person crop; crop the person "
+                         f"first (at most {MAX_QUERY_PIXELS} pixels)")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UsageError(f"image {path} could not be decoded (damaged, or a format OpenCV cannot read)")
+    return image
+
+
 class Searcher:
     """Searches a database; keeps one :class:`EmbeddingIndex` per model, refreshed before every search so videos
     ingested meanwhile are found (only new videos are read).
@@ -216,9 +251,7 @@ class Searcher:
         Raises:
             UsageError: unreadable image, or the database holds no embeddings of ``encoder``'s model.
         """
-        image = cv2.imread(str(image_path))
-        if image is None:
-            raise UsageError(f"image {image_path} could not be read (missing or not an image file)")
+        image = read_query_image(image_path)
         models = [m for m in list_models(self.db)
                   if m.name == encoder.name and m.checkpoint_hash == encoder.checkpoint_hash]
         if not models:
@@ -226,6 +259,9 @@ class Searcher:
                              f"--reid weights that were used for ingest")
         boxes = stripe_boxes(image.shape[0], image.shape[1], fallback_stripes(encoder.num_parts))[None]
         vector = encoder.encode([image], boxes)[0]
+        if not usable_embedding(vector):
+            raise UsageError(f"re-id model {encoder.name} gave an unusable embedding for {image_path} (not finite "
+                             f"or zero); try another crop")
         return self.by_vector(vector, models[0].id, options, filters, text=f"image {image_path}")
 
     def by_vector(self, vector: np.ndarray, model_id: int, options: SearchOptions = SearchOptions(),

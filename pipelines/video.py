@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,8 @@ class VideoProbe:
             None when the container has none.
         timestamps_reliable: the decoded frames' presentation times increase strictly (checked on the first
             frames). Some containers (H.264 in AVI) hand out packet order times; then ``index / fps`` is used.
+        variable_rate: the frames' spacing disagrees with the container's rate (a variable-frame-rate file); then
+            ``fps`` and ``frame_count`` are measured by counting the stream's packets.
     """
 
     path: Path
@@ -47,6 +50,7 @@ class VideoProbe:
     duration_s: float
     creation_time: Optional[float]
     timestamps_reliable: bool = True
+    variable_rate: bool = False
 
 
 def fingerprint(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -73,7 +77,7 @@ def _parse_creation_time(tags: dict) -> Optional[float]:
         stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    if stamp.year < 1990:  # muxers write 1970/1904 when the clock was unknown
+    if stamp.year < 1990 or stamp.year >= 2200:  # muxers write 1970/1904 when the clock was unknown
         return None
     return stamp.timestamp()
 
@@ -83,6 +87,8 @@ def _open(path: Path):
         raise InputVideoError(f"video {path} does not exist")
     if path.is_dir():
         raise InputVideoError(f"{path} is a directory, not a video file; give the video files inside it")
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise InputVideoError(f"video {path} is not a regular file (a FIFO, device or socket); give a video file")
     if not os.access(path, os.R_OK):
         raise InputVideoError(f"video {path} is not readable (permission denied)")
     if path.stat().st_size == 0:
@@ -131,10 +137,34 @@ def probe_video(path: str | Path) -> VideoProbe:
             raise InputVideoError(f"video {path} has no frames")
         tags = dict(container.metadata)
         tags.update({k: v for k, v in stream.metadata.items() if k not in tags})
+        reliable = bool(np.all(np.diff(np.array(times)) > 0))
+        variable = reliable and _rate_disagrees(fps, times)
+        if variable:
+            frame_count = _count_packets(path)
+            fps = frame_count / duration if duration > 0 else (len(times) - 1) / (times[-1] - times[0])
         return VideoProbe(path=path, fps=fps, frame_count=frame_count, width=int(first.width),
                           height=int(first.height), duration_s=duration or frame_count / fps,
-                          creation_time=_parse_creation_time(tags),
-                          timestamps_reliable=bool(np.all(np.diff(np.array(times)) > 0)))
+                          creation_time=_parse_creation_time(tags), timestamps_reliable=reliable,
+                          variable_rate=variable)
+    finally:
+        container.close()
+
+
+def _rate_disagrees(fps: float, times: list[float]) -> bool:
+    """The first frames' mean spacing differs from ``1 / fps`` by more than half (a variable-rate file, whose
+    container states a time base such as 1000 instead of a frame rate)."""
+    if len(times) < 3 or not times[-1] > times[0]:
+        return False
+    measured = (len(times) - 1) / (times[-1] - times[0])
+    return not 1 / 1.5 < fps / measured < 1.5
+
+
+def _count_packets(path: Path) -> int:
+    """Video packets in the file (one per frame), read without decoding."""
+    container = av.open(str(path))
+    try:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size)
     finally:
         container.close()
 
@@ -159,9 +189,11 @@ class VideoSource:
         self.path = self.probe.path
         self.analysis_fps = min(float(analysis_fps), self.probe.fps)
         self.max_duration_s = max_duration_s
-        #: Set when decoding stopped early on a damaged stream: a description of the problem.
+        #: Set when frames were lost (damaged packets, a truncated file): a description of the problem.
         self.warning: Optional[str] = None
         self.frames_decoded = 0
+        #: Frames that could not be decoded (damaged packets skipped).
+        self.frames_lost = 0
 
     @property
     def expected_frames(self) -> int:
@@ -174,8 +206,9 @@ class VideoSource:
     def frames(self) -> Iterator[Frame]:
         """Yield analysed frames in order: one every ``1 / analysis_fps`` seconds of presentation time.
 
-        Frames in between are decoded (codecs need them) but not converted. A stream damaged midway ends the
-        iteration and sets :attr:`warning`.
+        Frames in between are decoded (codecs need them) but not converted. A damaged packet is skipped and
+        counted in :attr:`frames_lost` (decoding goes on with the next one); a file that ends early or loses
+        frames sets :attr:`warning`.
         """
         container = _open(self.path)
         try:
@@ -185,30 +218,56 @@ class VideoSource:
             next_time = 0.0
             index = -1
             start_pts_time = None
-            try:
-                for frame in container.decode(stream):
-                    index += 1
-                    self.frames_decoded = index + 1
-                    t = float(frame.time) if frame.time is not None and self.probe.timestamps_reliable \
-                        else index / self.probe.fps
-                    if start_pts_time is None:
-                        start_pts_time = t
-                    t -= start_pts_time
-                    if self.max_duration_s is not None and t >= self.max_duration_s:
-                        break
-                    if t + 1e-6 < next_time:
-                        continue
-                    next_time += period * max(1, int((t + 1e-6 - next_time) // period) + 1)
-                    yield Frame(image=frame.to_ndarray(format="bgr24"), index=index, time_s=t)
-            except av.error.FFmpegError as exc:
-                self.warning = f"decoding stopped at frame {index + 1} ({exc}); the file may be truncated"
-                log.warning("%s: %s", self.path, self.warning)
-            if self.warning is None and self.max_duration_s is None and \
-                    self.frames_decoded < 0.9 * self.probe.frame_count:
-                self.warning = (f"only {self.frames_decoded} of {self.probe.frame_count} frames could be decoded; "
-                                f"the file may be truncated")
+            for frame in self._decode(container, stream):
+                index += 1 + self._pending_lost
+                self._pending_lost = 0
+                self.frames_decoded += 1
+                t = float(frame.time) if frame.time is not None and self.probe.timestamps_reliable \
+                    else index / self.probe.fps
+                if start_pts_time is None:
+                    start_pts_time = t
+                t -= start_pts_time
+                if self.max_duration_s is not None and t >= self.max_duration_s:
+                    break
+                if t + 1e-6 < next_time:
+                    continue
+                next_time += period * max(1, int((t + 1e-6 - next_time) // period) + 1)
+                yield Frame(image=frame.to_ndarray(format="bgr24"), index=index, time_s=t)
+            self._report()
         finally:
             container.close()
+
+    _pending_lost = 0
+
+    def _decode(self, container, stream) -> Iterator:
+        """Decoded frames, packet by packet; a packet the decoder rejects is counted as lost and skipped."""
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.EOFError:
+                    return
+                except av.error.FFmpegError as exc:
+                    if packet.size:
+                        self.frames_lost += 1
+                        self._pending_lost += 1
+                        log.info("%s: skipped a damaged packet at %s (%s)", self.path, packet.pts, exc)
+                    continue
+                yield from frames
+        except av.error.FFmpegError as exc:  # the container itself ends in garbage (a truncated file)
+            self.warning = f"decoding stopped after frame {self.frames_decoded} ({exc}); the file may be truncated"
+            log.warning("%s: %s", self.path, self.warning)
+
+    def _report(self) -> None:
+        if self.frames_lost:
+            many = self.frames_lost > 1
+            lost = (f"{self.frames_lost} damaged frame{'s' if many else ''} could not be decoded and "
+                    f"{'were' if many else 'was'} skipped")
+            self.warning = f"{lost}; {self.warning}" if self.warning else lost
+        if self.warning is None and self.max_duration_s is None and \
+                self.frames_decoded < 0.9 * self.probe.frame_count:
+            self.warning = (f"only {self.frames_decoded} of {self.probe.frame_count} frames could be decoded; "
+                            f"the file may be truncated")
 
 
 class FrameReader:

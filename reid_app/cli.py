@@ -20,7 +20,7 @@ from reid_app import __version__
 from reid_app.errors import ReidAppError, UsageError
 from reid_app.console import stderr_console, stdout_console
 from reid_app.settings import load_settings
-from reid_app.cli_helpers import cluster_after_ingest, parse_start_time
+from reid_app.cli_helpers import cluster_after_ingest, finite_option, parse_start_time
 from reid_app.ingest_runner import IngestChoices, prepare_ingest
 from reid_app.matching_cli import COMMANDS as MATCHING_COMMANDS
 from reid_app.training_cli import COMMANDS as TRAINING_COMMANDS
@@ -96,6 +96,20 @@ def _summary_table(summaries):
     return table
 
 
+def _unreadable_videos(jobs) -> dict:
+    """Job index -> a ``failed`` :class:`CameraSummary` for each video that cannot be opened and decoded."""
+    from pipelines.video import probe_video
+    from reid_app.types import CameraSummary
+
+    failed = {}
+    for i, job in enumerate(jobs):
+        try:
+            probe_video(job.path)
+        except ReidAppError as exc:
+            failed[i] = CameraSummary(camera=job.camera, video=str(job.path), status="failed", message=str(exc))
+    return failed
+
+
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reid-app")
 @click.option("-v", "--verbose", is_flag=True, help="Print informational messages too.")
@@ -131,7 +145,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--reid", default=None, metavar="WEIGHTS", help="Re-id model: a reid-app checkpoint (.pt), an "
               "OpenVINO IR (.xml or its folder) or an ONNX re-id model [N,3,H,W]->[N,D] [default: the shipped "
               "joint-loss model].")
-@click.option("--batch-size", type=int, default=32, show_default=True, help="Crops per re-id forward pass.")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True, help="Crops per re-id forward pass.")
 @click.option("--start", "starts", multiple=True, metavar="TIME", help="Wall-clock start of each video (ISO 8601 "
               "or epoch seconds), once per video [default: the container's creation time, else 0].")
 @click.option("--duration", type=float, default=None, metavar="SECONDS",
@@ -154,6 +168,10 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
         rate = float(fps)
     except ValueError:
         raise UsageError(f"--fps '{fps}' is not a number") from None
+    finite_option(rate, "--fps")
+    finite_option(crops_per_second, "--crops-per-second")
+    if duration is not None and duration != float("inf"):
+        finite_option(duration, "--duration")
     if cameras and len(cameras) != len(videos):
         raise UsageError(f"--camera was given {len(cameras)} times for {len(videos)} videos; give one per video")
     if starts and len(starts) != len(videos):
@@ -171,8 +189,14 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     names = [j.camera for j in jobs]
     if len(set(names)) != len(names):
         raise UsageError(f"two videos would get the same camera name ({', '.join(names)}); name them with --camera")
+    unreadable = _unreadable_videos(jobs)
+    if len(unreadable) == len(jobs):  # nothing to do: say so before seconds of model loading
+        for summary in unreadable.values():
+            click.echo(f"reid-app: error: {summary.message}", err=True)
+        stdout_console().print(_summary_table(list(unreadable.values())))
+        sys.exit(EXIT_FAILED_VIDEOS)
     prepared = prepare_ingest(choices, settings)
-    db = open_database(Path(db_path) if db_path else settings.db)
+    db = open_database(db_path or settings.db)
     console = stderr_console()
     stdout = stdout_console()
     stdout.print(f"database: {db.location}", markup=False, highlight=False, soft_wrap=True)
@@ -215,7 +239,7 @@ def _open_gui(db_path: Optional[str], device: Optional[str]) -> None:
     services = AppServices(prepare_ingest=lambda choices: prepare_ingest(choices, settings),
                            device=resolve_device(device or settings.device),
                            default_choices=IngestChoices(detector=settings.detector, reid=None))
-    sys.exit(run_app(Path(db_path).expanduser() if db_path else settings.db, services))
+    sys.exit(run_app(db_path or settings.db, services))
 
 
 for _command in (*MATCHING_COMMANDS, *TRAINING_COMMANDS):
@@ -223,7 +247,12 @@ for _command in (*MATCHING_COMMANDS, *TRAINING_COMMANDS):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Console-script entry point: runs the CLI and turns user errors into one line on stderr."""
+    """Console-script entry point: runs the CLI and turns user errors, storage failures (disk full, I/O errors, a
+    damaged database) and interrupts into one line on stderr."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.database import storage_error_text
+
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="reid-app", standalone_mode=False)
     except ReidAppError as exc:
@@ -239,6 +268,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except KeyboardInterrupt:
         click.echo("reid-app: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except SQLAlchemyError as exc:
+        click.echo(f"reid-app: error: database: {storage_error_text(exc)}", err=True)
+        sys.exit(EXIT_ERROR)
+    except (OSError, MemoryError) as exc:
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        click.echo(f"reid-app: error: {where}{storage_error_text(exc)}", err=True)
+        sys.exit(EXIT_ERROR)
     except SystemExit:
         raise
 

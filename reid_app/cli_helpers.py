@@ -2,36 +2,72 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
+import click
+
 from reid_app.errors import UsageError, WeightsError
+
+#: Latest wall-clock time accepted (2200-01-01T00:00:00Z, seconds since the epoch): later values are mistakes
+#: such as epoch milliseconds, and would not fit the dates every table and export prints.
+MAX_TIMESTAMP = 7258118400.0
+
+#: A database id option or argument: 1 to 2^63 - 1 (SQLite's and PostgreSQL's BIGINT range).
+DB_ID = click.IntRange(1, 2**63 - 1)
 
 
 def parse_start_time(text: str, option: str = "--start") -> float:
     """Parse a time option's value: seconds since the epoch, or ISO 8601 (naive times are local time).
 
+    Returns:
+        Seconds since the epoch, in ``[0, MAX_TIMESTAMP]``.
+
     Raises:
-        UsageError: neither form.
+        UsageError: neither form, not finite, before 1970 or after 2200 (a hint is given for milliseconds).
     """
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise UsageError(f"{option} '{text}' is not a time; use ISO 8601 such as 2026-11-21T09:30:00 or "
-                         f"seconds since the epoch") from None
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except (ValueError, OverflowError, OSError):
+            raise UsageError(f"{option} '{text}' is not a time; use ISO 8601 such as 2026-11-21T09:30:00 or "
+                             f"seconds since the epoch") from None
+    if not math.isfinite(value):
+        raise UsageError(f"{option} '{text}' is not a finite time; use ISO 8601 or seconds since the epoch")
+    if not 0 <= value <= MAX_TIMESTAMP:
+        hint = " (it looks like milliseconds: divide by 1000)" if MAX_TIMESTAMP < value <= MAX_TIMESTAMP * 1000 \
+            else ""
+        raise UsageError(f"{option} '{text}' is outside 1970-2200{hint}; give seconds since the epoch or ISO 8601")
+    return value
 
 
 def format_time(timestamp: float) -> str:
-    """Wall-clock time for tables; times before 1990 are video-relative (unknown start) and shown as h:mm:ss.s."""
+    """Wall-clock time for tables; times before 1990 are video-relative (unknown start) and shown as h:mm:ss.s.
+    A value no calendar date can show (stored by an older reid-app) is printed as seconds, never raised."""
+    if not math.isfinite(timestamp):
+        return str(timestamp)
     if timestamp < 631152000:
         minutes, seconds = divmod(timestamp, 60)
         return f"{int(minutes // 60)}:{int(minutes % 60):02d}:{seconds:04.1f}"
-    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S.%f")[:-5]
+    try:
+        return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S.%f")[:-5]
+    except (ValueError, OverflowError, OSError):
+        return f"{timestamp:.1f} s since 1970"
+
+
+def finite_option(value: float, option: str, minimum: float = 0.0) -> float:
+    """``value`` when finite and at least ``minimum``.
+
+    Raises:
+        UsageError: NaN, infinite or below ``minimum``, naming ``option``.
+    """
+    if not math.isfinite(value) or value < minimum:
+        raise UsageError(f"{option} must be a finite number of at least {minimum:g}, got {value}")
+    return value
 
 
 def resolve_reid(spec: str, dirs, explicit: bool) -> Optional[Path]:

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 import click
 
-from reid_app.cli_helpers import database_model, format_time, parse_start_time, resolve_reid
+from reid_app.cli_helpers import DB_ID, database_model, finite_option, format_time, parse_start_time, resolve_reid
 from reid_app.console import stderr_console, stdout_console
 from reid_app.errors import UsageError
 from reid_app.settings import load_settings
@@ -18,7 +18,7 @@ _DB_HELP = "Database file [default: reid.db in your user data folder, or $REID_A
 def _open(db_path: Optional[str]):
     from storage.database import open_database
 
-    return open_database(Path(db_path) if db_path else load_settings().db, create=False)
+    return open_database(db_path or load_settings().db, create=False)
 
 
 def _print(text: str) -> None:
@@ -27,10 +27,10 @@ def _print(text: str) -> None:
 
 @click.command()
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
-@click.option("--track", "track_id", type=int, default=None, help="Query by a track's id.")
-@click.option("--sighting", "sighting_id", type=int, default=None, help="Query by a sighting's id.")
+@click.option("--track", "track_id", type=DB_ID, default=None, help="Query by a track's id.")
+@click.option("--sighting", "sighting_id", type=DB_ID, default=None, help="Query by a sighting's id.")
 @click.option("--image", "image_path", default=None, metavar="FILE", help="Query by a person image (a crop).")
-@click.option("--top-k", type=int, default=10, show_default=True, help="Number of results.")
+@click.option("--top-k", type=click.IntRange(1, 100000), default=10, show_default=True, help="Number of results.")
 @click.option("--camera", "cameras", multiple=True, metavar="NAME", help="Search only this camera (repeatable).")
 @click.option("--exclude-camera", "exclude_cameras", multiple=True, metavar="NAME",
               help="Never return this camera (repeatable).")
@@ -42,7 +42,7 @@ def _print(text: str) -> None:
               help="mean: compare tracks by their mean descriptors; max: by their most similar pair of sightings.")
 @click.option("--rerank", is_flag=True, help="Re-rank the best 100 tracks with k-reciprocal encoding.")
 @click.option("--sightings", "per_sighting", is_flag=True, help="One result per sighting instead of per track.")
-@click.option("--expand", type=int, default=1, show_default=True, metavar="N",
+@click.option("--expand", type=click.IntRange(1, 1000), default=1, show_default=True, metavar="N",
               help="List the N best sightings of each track.")
 @click.option("--index", "index_kind", type=click.Choice(["exact", "faiss"]), default="exact", show_default=True,
               help="exact: brute-force cosine on the CPU/GPU; faiss: approximate IVF index (needs faiss-cpu).")
@@ -125,9 +125,9 @@ def _ranges_text(ranges) -> str:
 @click.option("--recluster", is_flag=True, help="Cluster the tracks into identities again before listing.")
 @click.option("--threshold", type=float, default=None, help="With --recluster: the average-linkage cosine "
               "threshold [default: the stored one, else 0.75].")
-@click.option("--min-cameras", type=int, default=1, show_default=True, help="List only identities seen by at "
+@click.option("--min-cameras", type=click.IntRange(1, 100000), default=1, show_default=True, help="List only identities seen by at "
               "least this many cameras.")
-@click.option("--identity", "identity_id", type=int, default=None, help="Show one identity's tracks.")
+@click.option("--identity", "identity_id", type=DB_ID, default=None, help="Show one identity's tracks.")
 def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
     """List the global identities: tracks of all cameras grouped into people, with cameras and time ranges.
 
@@ -141,6 +141,8 @@ def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
 
     if threshold is not None and not recluster:
         raise UsageError("--threshold applies to --recluster; add --recluster")
+    if threshold is not None and not -1 <= finite_option(threshold, "--threshold", -1.0) <= 1:
+        raise UsageError(f"--threshold is a cosine similarity between -1 and 1, got {threshold}")
     db = _open(db_path)
     summaries = [] if recluster else summarise_identities(db)
     if not summaries:
@@ -207,8 +209,8 @@ def _pair_command(name: str, summary: str):
     """A ``feedback NAME TRACK_A TRACK_B`` command running ``pipelines.feedback.NAME``."""
 
     @feedback.command(name, help=summary)
-    @click.argument("track_a", type=int)
-    @click.argument("track_b", type=int)
+    @click.argument("track_a", type=DB_ID)
+    @click.argument("track_b", type=DB_ID)
     @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
     def command(track_a, track_b, db_path) -> None:
         from pipelines import feedback as actions
@@ -224,8 +226,8 @@ _pair_command("forget", "Delete the confirmation or rejection of tracks TRACK_A 
 
 
 @feedback.command()
-@click.argument("identity_a", type=int)
-@click.argument("identity_b", type=int)
+@click.argument("identity_a", type=DB_ID)
+@click.argument("identity_b", type=DB_ID)
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 def merge(identity_a, identity_b, db_path) -> None:
     """Merge identities IDENTITY_A and IDENTITY_B into one person."""
@@ -238,8 +240,8 @@ def merge(identity_a, identity_b, db_path) -> None:
 
 
 @feedback.command()
-@click.argument("identity_id", type=int)
-@click.argument("tracks", type=int, nargs=-1, required=True)
+@click.argument("identity_id", type=DB_ID)
+@click.argument("tracks", type=DB_ID, nargs=-1, required=True)
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 def split(identity_id, tracks, db_path) -> None:
     """Split TRACKS off identity IDENTITY_ID into a new identity."""
@@ -285,7 +287,7 @@ def cameras(db_path, overlap, no_overlap) -> None:
         table.add_column(name, justify="left" if name in ("camera", "overlaps with") else "right")
     for cam in list_cameras(db):
         partners = sorted(by_id[b if a == cam.id else a] for a, b in overlaps if cam.id in (a, b))
-        table.add_row(cam.name, str(len(cam.videos)), str(sum(v.status == "complete" for v in cam.videos)),
+        table.add_row(cam.name, str(len(cam.videos)), str(sum(v.finished for v in cam.videos)),
                       f"{cam.duration_s:.1f}", str(cam.tracks), ", ".join(partners))
     stdout_console().print(table)
     db.close()
@@ -293,7 +295,7 @@ def cameras(db_path, overlap, no_overlap) -> None:
 
 @click.command("export-identity")
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
-@click.option("--identity", "identity_id", type=int, required=True, help="The identity to export.")
+@click.option("--identity", "identity_id", type=DB_ID, required=True, help="The identity to export.")
 @click.option("--out", "out_dir", required=True, metavar="DIR", help="Output folder (created when missing).")
 @click.option("--clips", is_flag=True, help="Also cut an MP4 clip of each track from the source videos.")
 @click.option("--clip-margin", type=float, default=1.0, show_default=True, metavar="SECONDS",
@@ -303,8 +305,7 @@ def export_identity(db_path, identity_id, out_dir, clips, clip_margin) -> None:
     optionally MP4 clips."""
     from pipelines.evidence import export_identity as run
 
-    if clip_margin < 0:
-        raise UsageError(f"--clip-margin must be 0 or more seconds, got {clip_margin}")
+    finite_option(clip_margin, "--clip-margin")
     db = _open(db_path)
     err = stderr_console()
     report = run(db, identity_id, Path(out_dir), clips=clips, clip_margin_s=clip_margin,
@@ -320,7 +321,7 @@ def export_identity(db_path, identity_id, out_dir, clips, clip_margin) -> None:
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 @click.option("--action", default=None, help="Only this action (search, confirm, reject, forget, merge, split, "
               "cluster, overlap).")
-@click.option("--limit", type=int, default=50, show_default=True, help="Rows shown, newest first.")
+@click.option("--limit", type=click.IntRange(1, 10**9), default=50, show_default=True, help="Rows shown, newest first.")
 def audit(db_path, action, limit) -> None:
     """Show the audit log: every search and feedback action with its time (UTC)."""
     import json
@@ -340,4 +341,25 @@ def audit(db_path, action, limit) -> None:
     db.close()
 
 
-COMMANDS = [search, identities, feedback, cameras, export_identity, audit]
+@click.command()
+@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
+def check(db_path) -> None:
+    """Check a database thoroughly: SQLite's integrity_check of every page and a foreign-key check.
+
+    Every command already runs a quick check when it opens a database and refuses to write to a damaged one; this
+    reads the whole file (seconds per GB). Exit code 0 when sound, 2 when damaged.
+    """
+    from reid_app.errors import DatabaseError
+    from storage.database import integrity_problems
+
+    location = db_path or load_settings().db
+    problems = integrity_problems(location)
+    for problem in problems:
+        stderr_console().print(f"reid-app: {problem}", markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        raise DatabaseError(f"database {location} is damaged ({len(problems)} problem"
+                            f"{'s' if len(problems) > 1 else ''} above); restore it from a backup")
+    _print(f"database {location}: ok (integrity and foreign keys checked)")
+
+
+COMMANDS = [search, identities, feedback, cameras, export_identity, audit, check]

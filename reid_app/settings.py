@@ -56,7 +56,7 @@ class Settings:
     """Resolved settings (before command-line overrides).
 
     Attributes:
-        db: default database path.
+        db: default database location: a file path or a URL (kept as a string; see :func:`database_location`).
         weights_dirs: folders searched for weight files, in order (environment, settings file, user cache).
         detector: default detector weights name or path.
         reid: default re-id weights name or path.
@@ -64,12 +64,18 @@ class Settings:
         source: description of where non-default values came from, for messages.
     """
 
-    db: Path
+    db: str
     weights_dirs: list[Path] = field(default_factory=list)
     detector: str = DEFAULT_DETECTOR
     reid: str = DEFAULT_REID
     device: str = "auto"
     source: list[str] = field(default_factory=list)
+
+
+def database_location(value: str) -> str:
+    """A database location as given: a URL (``sqlite:///...``, ``postgresql://...``) is kept verbatim, never
+    turned into a path; a path has ``~`` expanded."""
+    return value if "://" in value else str(Path(value).expanduser())
 
 
 def _read_settings_file(path: Path) -> dict:
@@ -91,7 +97,7 @@ def load_settings() -> Settings:
     """
     path = settings_file_path()
     data = _read_settings_file(path)
-    settings = Settings(db=user_data_dir() / DEFAULT_DB_NAME)
+    settings = Settings(db=str(user_data_dir() / DEFAULT_DB_NAME))
     env_weights = os.environ.get("REID_APP_WEIGHTS")
     if env_weights:
         settings.weights_dirs += [Path(p).expanduser() for p in env_weights.split(os.pathsep) if p]
@@ -107,7 +113,7 @@ def load_settings() -> Settings:
         if key in data:
             setattr(settings, key, str(data[key]))
     if "db" in data:
-        settings.db = Path(data["db"]).expanduser()
+        settings.db = database_location(str(data["db"]))
     if os.environ.get("REID_APP_DB"):
-        settings.db = Path(os.environ["REID_APP_DB"]).expanduser()
+        settings.db = database_location(os.environ["REID_APP_DB"])
     return settings

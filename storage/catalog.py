@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from storage.database import Database
-from storage.schema import Camera, Sighting, Track, Video
+from storage.schema import FINISHED_STATUSES, Camera, Sighting, Track, Video
 
 #: COCO-17 keypoints are stored as ``float32 [17, 3]`` (x, y in frame pixels, confidence in [0, 1]).
 NUM_KEYPOINTS = 17
@@ -25,7 +25,9 @@ class VideoEntry:
         fps: frames per second. frame_count: frames in the file. width, height: frame size in pixels.
         duration_s: seconds. start_time: wall-clock time of frame 0, seconds since the epoch.
         analysis_fps: frames analysed per second at ingest. frames_analysed: analysed so far.
-        status: ``complete`` or ``ingesting`` (unfinished or interrupted).
+        status: ``complete``, ``damaged`` (finished; some frames could not be decoded) or ``ingesting``
+            (unfinished, interrupted, or being ingested now).
+        frames_lost: frames that could not be decoded.
     """
 
     id: int
@@ -40,6 +42,12 @@ class VideoEntry:
     analysis_fps: float
     frames_analysed: int
     status: str
+    frames_lost: int = 0
+
+    @property
+    def finished(self) -> bool:
+        """The ingest of this video ended (``complete`` or ``damaged``)."""
+        return self.status in FINISHED_STATUSES
 
     @property
     def end_time(self) -> float:
@@ -75,7 +83,7 @@ class CameraEntry:
         """``complete``, ``incomplete`` (a video is unfinished) or ``empty``."""
         if not self.videos:
             return "empty"
-        return "complete" if all(v.status == "complete" for v in self.videos) else "incomplete"
+        return "complete" if all(v.finished for v in self.videos) else "incomplete"
 
     def video_at(self, timestamp: float) -> Optional[VideoEntry]:
         """The video covering wall-clock ``timestamp`` (seconds since the epoch), or None."""
@@ -92,7 +100,7 @@ def list_cameras(db: Database) -> list[CameraEntry]:
         for v in session.scalars(select(Video).order_by(Video.start_time, Video.id)):
             cameras[v.camera_id].videos.append(VideoEntry(
                 v.id, v.camera_id, v.path, v.fps, v.frame_count, v.width, v.height, v.duration_s, v.start_time,
-                v.analysis_fps, v.frames_analysed, v.status))
+                v.analysis_fps, v.frames_analysed, v.status, v.frames_lost or 0))
         for camera_id, count in session.execute(select(Track.camera_id, func.count()).group_by(Track.camera_id)):
             cameras[camera_id].tracks = count
     return list(cameras.values())

@@ -1,25 +1,31 @@
-"""Opening a reid-app database: checks that the file is ours, then SQLite in WAL mode with foreign keys on.
+"""Opening a reid-app database: checks that the file is ours and sound, then SQLite in WAL mode with foreign keys.
 
-Any SQLAlchemy URL works (``postgresql://...``); a plain path means a SQLite file. Before anything is written, an
-existing file is inspected read-only, so that a file of another program or of a newer reid-app is refused intact.
+A location is a SQLite file path or a SQLAlchemy URL (``sqlite:////abs/path.db``, ``postgresql://...``); a
+``sqlite://`` URL is treated exactly as its path. Before anything is written, an existing file is inspected through
+SQLite itself (never a Python file handle: on POSIX, closing any descriptor of a file drops every lock the process
+holds on it, including its live SQLite connections'; SQLite's "How To Corrupt An SQLite Database File", section
+2.2) and checked with ``PRAGMA quick_check``, so a file of another program, of a newer reid-app, or a damaged one is
+refused intact. A new database is built under a temporary name and moved into place only when whole, so a failure
+(disk full) never leaves a half-made file behind.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Optional, Union
 
-from sqlalchemy import create_engine, event, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import create_engine, event, inspect, select, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reid_app.errors import DatabaseError
-from storage.schema import APP_ID, SCHEMA_VERSION, UPGRADABLE_VERSIONS, Base, Meta
-
-_SQLITE_HEADER = b"SQLite format 3\x00"
+from storage.schema import ADDED_COLUMNS, APP_ID, SCHEMA_VERSION, UPGRADABLE_VERSIONS, Base, Meta
 
 
 @dataclass
@@ -30,46 +36,115 @@ class Database:
         engine: the SQLAlchemy engine.
         sessions: factory of ``Session`` objects (``expire_on_commit=False``).
         location: the file path or URL, for messages.
+        path: the SQLite file, or None for a server database.
     """
 
     engine: Engine
     sessions: sessionmaker
     location: str
+    path: Optional[Path] = None
 
     def session(self) -> Session:
         """A new ORM session; use as a context manager."""
         return self.sessions()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only session whose queries all see one consistent state of the database, however many
+        statements they take and whatever other processes commit meanwhile (SQLite: one explicit read
+        transaction, WAL snapshot isolation; other engines: REPEATABLE READ). Nothing written in it is kept."""
+        with self.engine.connect() as connection:
+            if self.engine.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN")  # the sqlite3 module would run each SELECT on its own
+            else:
+                connection = connection.execution_options(isolation_level="REPEATABLE READ")
+            try:
+                with Session(bind=connection) as session:
+                    yield session
+            finally:
+                connection.rollback()
 
     def close(self) -> None:
         """Dispose of the engine's connections (checkpoints the WAL)."""
         self.engine.dispose()
 
 
-def _inspect_existing_sqlite(path: Path) -> None:
-    """Refuse a file that is not a reid-app SQLite database of a schema we understand. Reads only."""
-    with path.open("rb") as fh:
-        header = fh.read(len(_SQLITE_HEADER))
-    if len(header) == 0:
-        return  # an empty file: SQLite treats it as a new database
-    if header != _SQLITE_HEADER:
-        raise DatabaseError(f"database {path} is not a SQLite file (written by another program?); "
-                            f"choose another --db path")
+def sqlite_path(location: Union[str, Path]) -> Optional[Path]:
+    """The SQLite file a location names (a plain path or a ``sqlite:///`` URL), absolute; None for a server URL.
+
+    Raises:
+        DatabaseError: a malformed URL, or an in-memory SQLite URL (nothing would be kept).
+    """
+    text_ = str(location)
+    if "://" not in text_:
+        return Path(text_).expanduser().absolute()
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        url = make_url(text_)
+    except ArgumentError as exc:
+        raise DatabaseError(f"--db {text_!r} is not a database URL ({exc}); give a file path or a URL such as "
+                            f"sqlite:////abs/path/reid.db or postgresql://user@host/db") from None
+    if url.get_backend_name() != "sqlite":
+        return None
+    if not url.database or url.database == ":memory:":
+        raise DatabaseError(f"--db {text_!r} is an in-memory database, which keeps nothing; give a file path")
+    return Path(url.database).expanduser().absolute()
+
+
+def _ro_connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
+
+
+def _is_half_made(con: sqlite3.Connection, tables: set[str]) -> bool:
+    """A database an interrupted creation left behind: our tables, no facts in reid_meta, no rows anywhere."""
+    ours = {t.name for t in Base.metadata.sorted_tables}
+    if not tables <= ours or con.execute("SELECT count(*) FROM reid_meta").fetchone()[0]:
+        return False
+    return all(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] == 0 for t in tables)
+
+
+def inspect_sqlite(path: Path) -> str:
+    """Refuse a file that is not a sound reid-app SQLite database of a schema we understand. Reads only, through
+    SQLite (no Python file handle on the database).
+
+    Returns:
+        ``new`` for an empty or half-made database (to be created), ``ours`` for a reid-app database.
+
+    Raises:
+        DatabaseError: not a regular file, not SQLite, another program's, a newer schema, or damaged
+            (``PRAGMA quick_check`` finds a problem).
+    """
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise DatabaseError(f"database {path} is not a regular file (a FIFO, device or socket); give a file path")
+    if path.stat().st_size == 0:
+        return "new"
+    try:
+        con = _ro_connect(path)
         try:
             tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if not tables:
-                return
+                return "new"
             if "reid_meta" not in tables:
                 shown = ", ".join(sorted(tables)[:5])
                 raise DatabaseError(f"database {path} was written by another program (tables: {shown}); "
                                     f"choose another --db path")
+            if _is_half_made(con, tables):
+                return "new"
             meta = dict(con.execute("SELECT key, value FROM reid_meta").fetchall())
+            if meta.get("app") == APP_ID:
+                problems = _problem_lines(row[0] for row in con.execute("PRAGMA quick_check(5)"))
+                if problems != ["ok"]:
+                    raise DatabaseError(
+                        f"database {path} is damaged ({'; '.join(problems)[:300]}); nothing was written to it. "
+                        f"Restore it from a backup, or see 'reid-app check --db {path}'")
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"database {path} is damaged or not a SQLite database ({exc}); "
-                            f"choose another --db path") from exc
+        if "not a database" in str(exc) or "file is encrypted" in str(exc):
+            raise DatabaseError(f"database {path} is not a SQLite file (written by another program?); "
+                                f"choose another --db path") from None
+        raise DatabaseError(f"database {path} is damaged or not a SQLite database ({exc}); nothing was written "
+                            f"to it; choose another --db path or restore it from a backup") from None
     if meta.get("app") != APP_ID:
         raise DatabaseError(f"database {path} was written by another program (app={meta.get('app')!r}); "
                             f"choose another --db path")
@@ -83,6 +158,39 @@ def _inspect_existing_sqlite(path: Path) -> None:
     if version != SCHEMA_VERSION and version not in UPGRADABLE_VERSIONS:
         raise DatabaseError(f"database {path} has schema version {meta.get('schema_version')!r}, which this "
                             f"reid-app cannot read (expected {SCHEMA_VERSION})")
+    return "ours"
+
+
+def _problem_lines(rows) -> list[str]:
+    """SQLite's check output as one problem per line, without its ``*** in database main ***`` headings."""
+    return [line.strip() for row in rows for line in str(row).splitlines()
+            if line.strip() and not line.startswith("*** in database")]
+
+
+def integrity_problems(location: Union[str, Path], limit: int = 100) -> list[str]:
+    """Full ``PRAGMA integrity_check`` of a SQLite database plus a foreign-key check (slow on big files: reads
+    every page). Returns the problems found, empty when the database is sound.
+
+    Raises:
+        DatabaseError: the location is not a SQLite file that can be opened.
+    """
+    path = sqlite_path(location)
+    if path is None:
+        raise DatabaseError(f"{location}: only SQLite files can be checked here; use the server's own tools")
+    if not path.is_file():
+        raise DatabaseError(f"database {path} does not exist")
+    try:
+        con = _ro_connect(path)
+        try:
+            problems = _problem_lines(row[0] for row in con.execute(f"PRAGMA integrity_check({int(limit)})"))
+            problems = [] if problems == ["ok"] else problems
+            problems += [f"row {row[1]} of {row[0]} refers to a missing {row[2]} row"
+                         for row in con.execute("PRAGMA foreign_key_check").fetchmany(limit)]
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    return problems
 
 
 def _prepare_sqlite_path(path: Path) -> None:
@@ -95,15 +203,6 @@ def _prepare_sqlite_path(path: Path) -> None:
         raise DatabaseError(f"cannot create database folder {parent}: {exc.strerror or exc}") from exc
     if not parent.is_dir():
         raise DatabaseError(f"cannot create database {path}: {parent} is not a directory")
-    if path.exists():
-        _inspect_existing_sqlite(path)
-    else:
-        try:  # probe that we may create files here; the probe file is removed at once
-            probe = parent / f".{path.name}.probe"
-            probe.touch()
-            probe.unlink()
-        except OSError as exc:
-            raise DatabaseError(f"cannot create database {path}: {exc.strerror or exc}") from exc
 
 
 def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -115,47 +214,125 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _engine(url: str) -> Engine:
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _set_sqlite_pragmas)
+    return engine
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """In-place upgrade of tables made by an older schema: add the columns later versions added."""
+    existing = inspect(engine)
+    with engine.begin() as connection:
+        for version in sorted(ADDED_COLUMNS):
+            for table, column, sql_type in ADDED_COLUMNS[version]:
+                if column not in {c["name"] for c in existing.get_columns(table)}:
+                    connection.execute(text(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {sql_type}'))
+
+
+def _initialise(engine: Engine, sessions: sessionmaker, location: str) -> None:
+    Base.metadata.create_all(engine)
+    with sessions.begin() as session:
+        meta = {m.key: m.value for m in session.scalars(select(Meta))}
+        if not meta:
+            session.add_all([Meta(key="app", value=APP_ID), Meta(key="schema_version", value=str(SCHEMA_VERSION))])
+            return
+        if meta.get("app") != APP_ID:
+            raise DatabaseError(f"database {location} is not a reid-app database")
+        version = meta.get("schema_version")
+        if version in map(str, UPGRADABLE_VERSIONS):
+            session.commit()
+            _add_missing_columns(engine)  # tables added since were just made by create_all
+            with sessions.begin() as upgrade:
+                upgrade.merge(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+        elif version != str(SCHEMA_VERSION):
+            raise DatabaseError(f"database {location} is not a reid-app database of schema {SCHEMA_VERSION}")
+
+
+def _remove_quietly(*paths: Path) -> None:
+    for p in paths:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _create_sqlite(path: Path) -> None:
+    """Build a new, empty reid-app database at ``path`` atomically: under a temporary name, then linked into
+    place; another process that created ``path`` meanwhile wins and its file is kept."""
+    temporary = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    side_files = [Path(f"{temporary}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")]
+    _remove_quietly(*side_files)
+    engine = _engine(f"sqlite:///{temporary}")
+    try:
+        _initialise(engine, sessionmaker(engine, expire_on_commit=False), str(path))
+        engine.dispose()
+        if path.exists() and path.stat().st_size == 0:
+            os.replace(temporary, path)
+        else:
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                pass  # created by another process just now; that one is inspected by the caller
+    except (SQLAlchemyError, OSError) as exc:
+        raise DatabaseError(f"cannot create database {path}: {storage_error_text(exc)}") from None
+    finally:
+        engine.dispose()
+        _remove_quietly(*side_files)
+
+
+def storage_error_text(exc: BaseException) -> str:
+    """A one-line reason for a storage failure (disk full, I/O error, read-only, locked, damaged)."""
+    message = str(getattr(exc, "orig", None) or exc).lower()
+    errno_ = getattr(exc, "errno", None)
+    if "disk is full" in message or errno_ == 28 or "no space" in message:
+        return "the disk is full; free some space and run the same command again"
+    if "malformed" in message or "not a database" in message:
+        return "the database file is damaged; restore it from a backup (see 'reid-app check')"
+    if "readonly" in message or "read-only" in message or errno_ == 30:
+        return "the database is read-only (file or folder permissions, or a read-only disk)"
+    if "locked" in message or "busy" in message:
+        return "the database is locked by another program for too long; try again"
+    if "disk i/o" in message or errno_ in (5, 27) or "file too large" in message:
+        return "an I/O error writing the database (disk failing, full, or a file size limit)"
+    return str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+
+
 def open_database(location: Union[str, Path], create: bool = True) -> Database:
     """Open (and create when missing) a reid-app database.
 
     Args:
-        location: a SQLite file path, or any SQLAlchemy URL (contains ``://``).
-        create: create the tables when the database is new; when False a missing SQLite file is an error.
+        location: a SQLite file path, a ``sqlite:///`` URL, or any other SQLAlchemy URL.
+        create: create the database when it is new; when False a missing SQLite file is an error.
             A database of an older schema listed in ``UPGRADABLE_VERSIONS`` is upgraded in place.
 
     Returns:
         An open :class:`Database`.
 
     Raises:
-        DatabaseError: the path is a directory or cannot be created, the file is not SQLite, belongs to another
-            program, or has a schema version this reid-app does not understand.
+        DatabaseError: the path is a directory, a special file or cannot be created; the file is not SQLite,
+            belongs to another program, is damaged, or has a schema version this reid-app does not understand.
     """
-    text = str(location)
-    if "://" in text:
-        url = text
-    else:
-        path = Path(text).expanduser().absolute()
+    text_ = str(location)
+    path = sqlite_path(text_)
+    if path is not None:
         if not create and not path.exists():
             raise DatabaseError(f"database {path} does not exist; run 'reid-app ingest --db {path} VIDEO' first")
         _prepare_sqlite_path(path)
-        url = f"sqlite:///{path}"
-        text = str(path)
+        if not path.exists() or inspect_sqlite(path) == "new":
+            _create_sqlite(path)
+            inspect_sqlite(path)
+        url, text_ = f"sqlite:///{path}", str(path)
+    else:
+        url = text_
     try:
-        engine = create_engine(url)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _set_sqlite_pragmas)
-        Base.metadata.create_all(engine)
+        engine = _engine(url)
         sessions = sessionmaker(engine, expire_on_commit=False)
-        with sessions.begin() as session:
-            meta = {m.key: m.value for m in session.scalars(select(Meta))}
-            if not meta:
-                session.add_all([Meta(key="app", value=APP_ID),
-                                 Meta(key="schema_version", value=str(SCHEMA_VERSION))])
-            elif meta.get("app") == APP_ID and meta.get("schema_version") in map(str, UPGRADABLE_VERSIONS):
-                # the tables added since were just created by create_all; only the version number is left
-                session.merge(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif meta.get("app") != APP_ID or meta.get("schema_version") != str(SCHEMA_VERSION):
-                raise DatabaseError(f"database {text} is not a reid-app database of schema {SCHEMA_VERSION}")
+        _initialise(engine, sessions, text_)
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"cannot open database {text}: {exc.orig if hasattr(exc, 'orig') else exc}") from exc
-    return Database(engine=engine, sessions=sessions, location=text)
+        raise DatabaseError(f"cannot open database {text_}: {storage_error_text(exc)}") from None
+    except ImportError as exc:
+        raise DatabaseError(f"cannot open database {text_}: its driver is not installed ({exc.name or exc}); "
+                            f"install it, e.g. 'pip install psycopg2-binary' for postgresql://") from None
+    return Database(engine=engine, sessions=sessions, location=text_, path=path)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from storage.database import Database
 from storage.schema import Identity, IdentityTrack
@@ -73,20 +74,24 @@ def stored_threshold(db: Database, model_id: int) -> Optional[float]:
 
 
 def load_identities(db: Database, model_id: Optional[int] = None,
-                    identity_ids: Optional[Iterable[int]] = None) -> list[StoredIdentity]:
-    """Stored identities (of one model, or the given ids), by id."""
+                    identity_ids: Optional[Iterable[int]] = None, session: Optional[Session] = None
+                    ) -> list[StoredIdentity]:
+    """Stored identities (of one model, or the given ids), by id; read in ``session`` when given (e.g. one of
+    :meth:`Database.snapshot`, so that other reads see the same state), else in a snapshot of its own."""
     query = select(Identity).order_by(Identity.id)
     if model_id is not None:
         query = query.where(Identity.model_id == model_id)
     if identity_ids is not None:
         query = query.where(Identity.id.in_([int(i) for i in identity_ids]))
-    with db.session() as session:
-        rows = list(session.scalars(query))
-        members: dict[int, list[int]] = {r.id: [] for r in rows}
-        for identity_id, track_id in session.execute(
-                select(IdentityTrack.identity_id, IdentityTrack.track_id)
-                .where(IdentityTrack.identity_id.in_(list(members))).order_by(IdentityTrack.track_id)):
-            members[identity_id].append(track_id)
+    if session is None:
+        with db.snapshot() as own:
+            return load_identities(db, model_id, identity_ids, own)
+    rows = list(session.scalars(query))
+    members: dict[int, list[int]] = {r.id: [] for r in rows}
+    for identity_id, track_id in session.execute(
+            select(IdentityTrack.identity_id, IdentityTrack.track_id)
+            .where(IdentityTrack.identity_id.in_(list(members))).order_by(IdentityTrack.track_id)):
+        members[identity_id].append(track_id)
     return [StoredIdentity(r.id, r.model_id, r.confidence, r.threshold, members[r.id]) for r in rows]
 
 

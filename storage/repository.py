@@ -6,6 +6,10 @@ video whose ``status`` is still ``ingesting`` holds only whole batches and is re
 
 from __future__ import annotations
 
+import os
+import socket
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -13,9 +17,59 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from reid_app.errors import DatabaseError
 from reid_app.types import Observation
 from storage.database import Database
-from storage.schema import Camera, Embedding, Meta, ReidModel, Sighting, Track, Video
+from storage.schema import (DAMAGED_FRACTION, FINISHED_STATUSES, Camera, Embedding, Meta, ReidModel, Sighting, Track,
+                            Video)
+
+#: A lease not renewed for this many seconds belongs to a dead or hung process (another host's) and is reclaimed.
+LEASE_TIMEOUT_S = 60.0
+#: How often an ingest renews the leases of the videos it is writing (seconds).
+HEARTBEAT_S = 10.0
+
+
+class VideoBusyError(DatabaseError):
+    """The video is being ingested right now by another live process."""
+
+
+class LeaseLostError(DatabaseError):
+    """The video row this process was writing was taken away (deleted or reclaimed) meanwhile."""
+
+
+def owner_token() -> str:
+    """A new lease owner for one claim of a video by this process: ``host:pid:claim`` (the claim part tells two
+    claims of one process apart, e.g. a cancelled ingest in the app and the next one)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def _owner_parts(owner: str) -> tuple[str, str]:
+    host, _, rest = owner.partition(":")
+    return host, rest.split(":")[0]
+
+
+def owner_alive(owner: Optional[str], heartbeat_at: Optional[float], now: Optional[float] = None) -> bool:
+    """Whether the process that leased an ``ingesting`` video still works on it.
+
+    A process of this host is alive while its pid exists and its lease was renewed within
+    :data:`LEASE_TIMEOUT_S`; one of another host while its lease was renewed within that time. Rows of older
+    reid-app versions (no owner) count as abandoned.
+    """
+    if not owner or heartbeat_at is None:
+        return False
+    now = time.time() if now is None else now
+    if now - heartbeat_at > LEASE_TIMEOUT_S:
+        return False
+    host, pid = _owner_parts(owner)
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, OverflowError):
+        return True
+    return True
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:
@@ -26,6 +80,11 @@ def vector_to_bytes(vector: np.ndarray) -> bytes:
 def bytes_to_vector(blob: bytes) -> np.ndarray:
     """Inverse of :func:`vector_to_bytes`: ``float32 [D]``."""
     return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+def usable_embedding(vector: np.ndarray) -> bool:
+    """A ``float32 [D]`` embedding worth storing: 1-D, every value finite, L2 norm above 1e-6."""
+    return vector.ndim == 1 and bool(np.all(np.isfinite(vector))) and float(np.linalg.norm(vector)) > 1e-6
 
 
 def get_or_create_model(db: Database, name: str, checkpoint_hash: str, dims: int, source: str = "") -> int:
@@ -64,10 +123,56 @@ def model_threshold(db: Database, model_id: int) -> Optional[float]:
 
 
 def find_video(db: Database, fingerprint: str) -> Optional[Video]:
-    """The video with this content fingerprint, the ``complete`` one first, or None."""
+    """The video with this content fingerprint, a finished one (``complete``/``damaged``) first, or None."""
     with db.session() as session:
         return session.scalar(select(Video).where(Video.fingerprint == fingerprint)
-                              .order_by((Video.status == "complete").desc(), Video.id))
+                              .order_by(Video.status.in_(FINISHED_STATUSES).desc(), Video.id))
+
+
+def _lock_for_writing(session: Session, fingerprint: str) -> None:
+    # A write first, so SQLite takes its write lock (waiting up to busy_timeout) before this transaction reads:
+    # the rows read below cannot change before the transaction commits.
+    session.execute(update(Video).where(Video.fingerprint == fingerprint).values(fingerprint=Video.fingerprint))
+
+
+def _abandoned_or_busy(session: Session, fingerprint: str) -> list[int]:
+    """Ids of the fingerprint's ``ingesting`` rows whose owner is dead; raises when a live process owns one."""
+    now = time.time()
+    abandoned = []
+    for video_id, owner, heartbeat_at in session.execute(
+            select(Video.id, Video.owner, Video.heartbeat_at)
+            .where(Video.fingerprint == fingerprint, Video.status.not_in(FINISHED_STATUSES))):
+        if owner_alive(owner, heartbeat_at, now):
+            host, pid = _owner_parts(owner)
+            raise VideoBusyError(f"this video is being ingested right now by another reid-app process (pid {pid} "
+                                 f"on {host}); wait for it to finish, or stop it and run the command again")
+        abandoned.append(video_id)
+    return abandoned
+
+
+def reclaim_abandoned(db: Database, fingerprint: str) -> int:
+    """Delete the fingerprint's ``ingesting`` rows left by dead processes (with their tracks and sightings).
+
+    Returns:
+        The number of rows removed.
+
+    Raises:
+        VideoBusyError: a live process is ingesting this video.
+    """
+    with db.sessions.begin() as session:
+        _lock_for_writing(session, fingerprint)
+        abandoned = _abandoned_or_busy(session, fingerprint)
+        if abandoned:
+            session.execute(delete(Video).where(Video.id.in_(abandoned)))
+        return len(abandoned)
+
+
+def renew_leases(writers: Sequence["VideoWriter"]) -> None:
+    """Renew the leases of the videos these writers are writing (heartbeat), one transaction per database."""
+    for writer in writers:
+        with writer.db.sessions.begin() as session:
+            session.execute(update(Video).where(Video.id == writer.video_id, Video.owner == writer.owner)
+                            .values(heartbeat_at=time.time()))
 
 
 def delete_video(db: Database, video_id: int) -> None:
@@ -90,16 +195,28 @@ class VideoInfo:
     duration_s: float
     start_time: float
     analysis_fps: float
+    analysed_until_s: Optional[float] = None
 
 
-def begin_video(db: Database, info: VideoInfo, model_id: int) -> int:
-    """Create the ``videos`` row (status ``ingesting``) and its camera if new; return the video id.
+def begin_video(db: Database, info: VideoInfo, model_id: int, owner: Optional[str] = None) -> int:
+    """Create the ``videos`` row (status ``ingesting``, leased by this process) and its camera if new; return the
+    video id.
 
-    Rows of the same fingerprint left ``ingesting`` by an interrupted run are deleted in the same transaction; a
-    ``complete`` row stays until :meth:`VideoWriter.finish` replaces it, so a failed forced re-ingest loses nothing.
+    Rows of the same fingerprint left ``ingesting`` by dead processes are deleted in the same transaction; a
+    finished row stays until :meth:`VideoWriter.finish` replaces it, so a failed forced re-ingest loses nothing.
+
+    Args:
+        owner: the lease owner (:func:`owner_token`); hand the same to the :class:`VideoWriter` of this row.
+            None: a new one (a :class:`VideoWriter` made without an owner reads it back from the row).
+
+    Raises:
+        VideoBusyError: another live process is ingesting the same video; nothing is changed.
     """
     with db.sessions.begin() as session:
-        session.execute(delete(Video).where(Video.fingerprint == info.fingerprint, Video.status != "complete"))
+        _lock_for_writing(session, info.fingerprint)
+        abandoned = _abandoned_or_busy(session, info.fingerprint)
+        if abandoned:
+            session.execute(delete(Video).where(Video.id.in_(abandoned)))
         camera = session.scalar(select(Camera).where(Camera.name == info.camera))
         if camera is None:
             camera = Camera(name=info.camera)
@@ -108,7 +225,8 @@ def begin_video(db: Database, info: VideoInfo, model_id: int) -> int:
         video = Video(camera_id=camera.id, path=info.path, fingerprint=info.fingerprint, fps=info.fps,
                       frame_count=info.frame_count, width=info.width, height=info.height,
                       duration_s=info.duration_s, start_time=info.start_time, analysis_fps=info.analysis_fps,
-                      status="ingesting", model_id=model_id)
+                      status="ingesting", model_id=model_id, owner=owner or owner_token(), heartbeat_at=time.time(),
+                      analysed_until_s=info.analysed_until_s)
         session.add(video)
         session.flush()
         return video.id
@@ -121,17 +239,24 @@ class VideoWriter:
     live here so each batch updates only the tracks it touches.
     """
 
-    def __init__(self, db: Database, video_id: int, model_id: int, start_time: float):
+    def __init__(self, db: Database, video_id: int, model_id: int, start_time: float, owner: Optional[str] = None):
         self.db = db
         self.video_id = video_id
         self.model_id = model_id
         self.start_time = start_time
         with db.session() as session:
-            self.camera_id = session.scalar(select(Video.camera_id).where(Video.id == video_id))
+            self.camera_id, stored_owner = session.execute(
+                select(Video.camera_id, Video.owner).where(Video.id == video_id)).first() or (None, None)
+        #: The lease this writer holds (given, else the row's own as :func:`begin_video` made it).
+        self.owner = owner or stored_owner
+        if self.camera_id is None:
+            raise LeaseLostError(f"video {video_id} was removed from {db.location} by another process")
         self._track_ids: dict[int, int] = {}
         self._sums: dict[int, np.ndarray] = {}
         self.sightings = 0
         self.embeddings = 0
+        #: Embeddings not stored because they were not finite or (near) zero.
+        self.rejected_embeddings = 0
 
     @property
     def tracks(self) -> int:
@@ -151,6 +276,7 @@ class VideoWriter:
         selected_rows = [i for i, o in enumerate(observations) if o.selected]
         emb_of = {i: embeddings[k] for k, i in enumerate(selected_rows)} if selected_rows else {}
         with self.db.sessions.begin() as session:
+            self._renew(session, frames_analysed)
             touched: set[int] = set()
             sightings: list[tuple[int, Sighting]] = []
             for i, obs in enumerate(observations):
@@ -175,6 +301,9 @@ class VideoWriter:
                 if i not in emb_of:
                     continue
                 vec = np.asarray(emb_of[i], dtype=np.float32)
+                if not usable_embedding(vec):
+                    self.rejected_embeddings += 1
+                    continue
                 session.add(Embedding(sighting_id=row.id, model_id=self.model_id, dims=int(vec.shape[0]),
                                       vector=vector_to_bytes(vec)))
                 track = session.get(Track, row.track_id)
@@ -190,8 +319,25 @@ class VideoWriter:
                     track = session.get(Track, track_id)
                     track.descriptor = vector_to_bytes(total / norm if norm > 0 else total)
                     track.descriptor_model_id = self.model_id
-            session.execute(update(Video).where(Video.id == self.video_id).values(frames_analysed=frames_analysed))
             self.sightings += len(observations)
+
+    def release(self) -> None:
+        """Give up the lease of an unfinished video (the ingest stopped): the next run, in this process or
+        another, reclaims and redoes it at once."""
+        with self.db.sessions.begin() as session:
+            session.execute(update(Video).where(Video.id == self.video_id, Video.owner == self.owner,
+                                                Video.status.not_in(FINISHED_STATUSES))
+                            .values(owner=None, heartbeat_at=None))
+
+    def _renew(self, session: Session, frames_analysed: int, **values) -> None:
+        """First statement of every write: renew the lease (taking SQLite's write lock) and make sure the row is
+        still this process's."""
+        values = {"frames_analysed": frames_analysed, "heartbeat_at": time.time(), **values}
+        changed = session.execute(update(Video).where(Video.id == self.video_id, Video.owner == self.owner)
+                                  .values(**values))
+        if changed.rowcount != 1:
+            raise LeaseLostError(f"video {self.video_id} in {self.db.location} was taken over or deleted by "
+                                 f"another process; this ingest of it stopped")
 
     def _track(self, session: Session, obs: Observation) -> Track:
         local = int(obs.detection.track_id)
@@ -205,13 +351,24 @@ class VideoWriter:
         self._track_ids[local] = track.id
         return track
 
-    def finish(self, frames_analysed: int) -> None:
-        """Mark the video ``complete`` and, in the same transaction, delete any older complete copy of it."""
+    def finish(self, frames_analysed: int, frames_lost: int = 0, frames_total: int = 0) -> str:
+        """Mark the video finished and, in the same transaction, delete any older copy of it.
+
+        Args:
+            frames_analysed: analysed frames in all.
+            frames_lost: frames that could not be decoded (damaged packets).
+            frames_total: frames the stream should have held (0: unknown).
+
+        Returns:
+            The status stored: ``damaged`` when more than 5% of ``frames_total`` were lost, else ``complete``.
+        """
+        status = "damaged" if frames_total and frames_lost > DAMAGED_FRACTION * frames_total else "complete"
         with self.db.sessions.begin() as session:
+            self._renew(session, frames_analysed, status=status, frames_lost=int(frames_lost), owner=None,
+                        heartbeat_at=None)
             fingerprint = session.scalar(select(Video.fingerprint).where(Video.id == self.video_id))
             session.execute(delete(Video).where(Video.fingerprint == fingerprint, Video.id != self.video_id))
-            session.execute(update(Video).where(Video.id == self.video_id)
-                            .values(status="complete", frames_analysed=frames_analysed))
+        return status
 
 
 @dataclass
@@ -229,14 +386,17 @@ class TrackInfo:
     descriptor: Optional[np.ndarray]
 
 
-def get_tracks(db: Database, track_ids: Sequence[int]) -> dict[int, TrackInfo]:
-    """Track id -> :class:`TrackInfo` for the given ids (missing ids are absent from the result)."""
+def get_tracks(db: Database, track_ids: Sequence[int], session: Optional[Session] = None) -> dict[int, TrackInfo]:
+    """Track id -> :class:`TrackInfo` for the given ids (missing ids are absent from the result); read in
+    ``session`` when given (see :meth:`Database.snapshot`)."""
     if not len(track_ids):
         return {}
-    with db.session() as session:
-        rows = session.execute(
-            select(Track, Camera.name, Video.start_time).join(Video, Track.video_id == Video.id)
-            .join(Camera, Track.camera_id == Camera.id).where(Track.id.in_([int(t) for t in track_ids]))).all()
+    if session is None:
+        with db.session() as own:
+            return get_tracks(db, track_ids, own)
+    rows = session.execute(
+        select(Track, Camera.name, Video.start_time).join(Video, Track.video_id == Video.id)
+        .join(Camera, Track.camera_id == Camera.id).where(Track.id.in_([int(t) for t in track_ids]))).all()
     return {t.id: TrackInfo(t.id, t.camera_id, cam, t.local_track_id, start + t.first_time_s,
                             start + t.last_time_s, t.num_sightings, t.descriptor_model_id,
                             None if t.descriptor is None else bytes_to_vector(t.descriptor))

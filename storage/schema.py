@@ -21,9 +21,18 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 #: Bumped whenever the schema changes; a database with a larger number is refused, an older one is upgraded
 #: in place when :data:`UPGRADABLE_VERSIONS` lists it (schema 2 only added tables).
-SCHEMA_VERSION = 2
-UPGRADABLE_VERSIONS = (1,)
+SCHEMA_VERSION = 3
+UPGRADABLE_VERSIONS = (1, 2)
 APP_ID = "reid-app"
+
+#: Video statuses of a finished ingest: ``complete``, or ``damaged`` when more than
+#: :data:`DAMAGED_FRACTION` of its frames could not be decoded (the rest is stored and searchable).
+FINISHED_STATUSES = ("complete", "damaged")
+DAMAGED_FRACTION = 0.05
+
+#: Columns added to existing tables by each schema version (``ALTER TABLE ... ADD COLUMN``), for in-place upgrades.
+ADDED_COLUMNS = {3: [("videos", "owner", "VARCHAR(200)"), ("videos", "heartbeat_at", "FLOAT"),
+                     ("videos", "analysed_until_s", "FLOAT"), ("videos", "frames_lost", "INTEGER DEFAULT 0")]}
 
 
 def utcnow() -> datetime:
@@ -69,9 +78,13 @@ class Camera(Base):
 class Video(Base):
     """One ingested video file of a camera.
 
-    ``status`` is ``ingesting`` until the whole video was analysed and committed, then ``complete``; a video left
-    ``ingesting`` (Ctrl-C, crash) is re-ingested from scratch by the next run. At most one ``complete`` row exists
-    per fingerprint: a forced re-ingest replaces the old row in the same transaction that completes the new one.
+    ``status`` is ``ingesting`` until the whole video was analysed and committed, then ``complete`` (or ``damaged``
+    when more than 5% of its frames could not be decoded; ``frames_lost`` counts them). An ``ingesting`` row is
+    leased by the process writing it: ``owner`` (``host:pid``) and ``heartbeat_at`` (epoch seconds, renewed while
+    it works). A row whose owner is dead (Ctrl-C, crash, kill -9) is reclaimed and re-ingested from scratch by the
+    next run; a live owner's row is never touched. At most one finished row exists per fingerprint: a forced or
+    extending re-ingest replaces the old row in the same transaction that finishes the new one.
+    ``analysed_until_s`` is the ``--duration`` the video was analysed to (seconds), NULL for the whole video.
     """
 
     __tablename__ = "videos"
@@ -89,6 +102,10 @@ class Video(Base):
     frames_analysed: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="ingesting")
     model_id: Mapped[Optional[int]] = mapped_column(ForeignKey("models.id"), default=None)
+    owner: Mapped[Optional[str]] = mapped_column(String(200), default=None)
+    heartbeat_at: Mapped[Optional[float]] = mapped_column(Float, default=None)
+    analysed_until_s: Mapped[Optional[float]] = mapped_column(Float, default=None)
+    frames_lost: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
     camera: Mapped[Camera] = relationship(back_populates="videos")
     tracks: Mapped[list["Track"]] = relationship(back_populates="video", cascade="all, delete-orphan",

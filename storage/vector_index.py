@@ -43,7 +43,7 @@ _SIGHTING_COUNT = text(
 ).bindparams(bindparam("videos", expanding=True))
 
 _COMPLETE_VIDEOS = text("SELECT DISTINCT v.id FROM videos v JOIN tracks t ON t.video_id = v.id "
-                        "WHERE v.status = 'complete' AND t.descriptor_model_id = :model")
+                        "WHERE v.status IN ('complete', 'damaged') AND t.descriptor_model_id = :model")
 
 #: Videos read per query while loading, so the IN list and the fetched batch stay bounded.
 _VIDEOS_PER_QUERY = 50

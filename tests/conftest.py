@@ -70,6 +70,15 @@ def sqlite_execute(path: Path, *statements: str) -> None:
         con.close()
 
 
+def dead_owner() -> str:
+    """A lease owner (``host:pid``) of this host whose process has exited, as a killed ingest leaves behind."""
+    import socket
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return f"{socket.gethostname()}:{proc.pid}"
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> CliResult:
     """Run ``reid-app ARGS`` as a user would, in a separate process."""
     full_env = dict(os.environ, YOLO_VERBOSE="False", COLUMNS="200")

@@ -245,7 +245,8 @@ class CamerasModel(_PlainTableModel):
         lines = [f"{camera.name}: double-click to watch"]
         for v in camera.videos:
             lines.append(f"{v.path} — {v.duration_s:.1f} s, {v.fps:.1f} fps, {v.width}×{v.height}, {v.status}"
-                         + ("" if v.status == "complete" else
+                         + (f" ({v.frames_lost} damaged frames skipped)" if v.frames_lost else "")
+                         + ("" if v.finished else
                             f" ({v.frames_analysed} frames analysed; add the same file again to complete it)"))
         return "\n".join(lines)
 

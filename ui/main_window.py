@@ -49,7 +49,7 @@ class AppServices:
 
 # -- background work (no Qt) ---------------------------------------------------------------------------------
 
-def _open(path: Path):
+def _open(path: str):
     from storage.database import open_database
 
     return open_database(path)
@@ -272,7 +272,7 @@ class MainWindow(QMainWindow):
             self._warn("An ingest is running; wait for it or cancel it before switching databases.")
             return
         self.statusBar().showMessage(f"Opening {path}…")
-        self.jobs.submit(_open, Path(path), on_done=self._database_opened,
+        self.jobs.submit(_open, str(path), on_done=self._database_opened,
                          on_error=lambda msg: self._warn(f"The database could not be opened: {msg}"))
 
     def _database_opened(self, db) -> None:
@@ -284,7 +284,7 @@ class MainWindow(QMainWindow):
         self.db = db
         self.searcher = Searcher(db, make_scorer(self.services.scorer_kind, self.services.device))
         self.db_label.setText(f"database: {db.location}")
-        self.setWindowTitle(f"reid-app — {Path(db.location).name}")
+        self.setWindowTitle(f"reid-app — {Path(db.location).name if '://' not in db.location else db.location}")
         self.results_panel.model.set_items([])
         self.statusBar().showMessage(f"Opened {db.location}", 5000)
         self.refresh()

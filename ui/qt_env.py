@@ -8,8 +8,9 @@ before the ``QApplication`` is made (``../shared/DESIGN.md``).
 from __future__ import annotations
 
 import os
+import socket
 import sys
-from typing import MutableMapping
+from typing import MutableMapping, Optional
 
 from reid_app.errors import UsageError
 
@@ -33,13 +34,58 @@ def clean_qt_environment(environ: MutableMapping[str, str] = os.environ) -> list
     return removed
 
 
+def _x11_reachable(display: str, timeout_s: float = 2.0) -> bool:
+    """Whether an X server accepts connections at ``display`` (``[host]:N[.screen]``): its Unix socket (also the
+    abstract one Linux servers listen on) for a local display, TCP port 6000+N for a remote one."""
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not number.isdigit():
+        return False
+    if host in ("", "unix"):
+        for address in (f"/tmp/.X11-unix/X{number}", f"\0/tmp/.X11-unix/X{number}"):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout_s)
+                try:
+                    sock.connect(address)
+                    return True
+                except OSError:
+                    continue
+        return False
+    try:
+        socket.create_connection((host.strip("[]"), 6000 + int(number)), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
+def _wayland_reachable(environ: MutableMapping[str, str]) -> bool:
+    name = environ.get("WAYLAND_DISPLAY", "")
+    path = name if name.startswith("/") else os.path.join(environ.get("XDG_RUNTIME_DIR", ""), name)
+    return bool(name) and os.path.exists(path)
+
+
+def display_problem(environ: MutableMapping[str, str] = os.environ, platform: str = sys.platform) -> Optional[str]:
+    """Why Qt could not open a window here (it would abort the process), or None when it can: on Linux, with
+    ``QT_QPA_PLATFORM`` unset, ``xcb`` or ``wayland``, neither an X server at ``DISPLAY`` nor a Wayland socket
+    answers (other platforms such as ``offscreen`` need no display)."""
+    chosen = environ.get("QT_QPA_PLATFORM", "").split(":")[0]
+    if not platform.startswith("linux") or chosen not in ("", "xcb", "wayland", "wayland-egl"):
+        return None
+    display = environ.get("DISPLAY", "") if chosen in ("", "xcb") else ""
+    if not display and not environ.get("WAYLAND_DISPLAY"):
+        return "no display found for the desktop app (DISPLAY is not set)"
+    if (chosen != "xcb" and _wayland_reachable(environ)) or (display and _x11_reachable(display)):
+        return None
+    if display:
+        return f"cannot connect to the display DISPLAY={display} (no X server answers there)"
+    return f"cannot connect to the Wayland display {environ.get('WAYLAND_DISPLAY')} (no such socket)"
+
+
 def check_display(environ: MutableMapping[str, str] = os.environ, platform: str = sys.platform) -> None:
     """Raises:
-        UsageError: on Linux with no ``DISPLAY``/``WAYLAND_DISPLAY`` and no ``QT_QPA_PLATFORM`` chosen, where Qt
-            would abort the process.
+        UsageError: see :func:`display_problem`; the message says what to do instead.
     """
-    if not platform.startswith("linux") or environ.get("QT_QPA_PLATFORM"):
-        return
-    if not (environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY")):
-        raise UsageError("no display found for the desktop app (DISPLAY is not set): run it in a desktop session, "
-                         "over 'ssh -X', or use the command line ('reid-app --help')")
+    problem = display_problem(environ, platform)
+    if problem:
+        raise UsageError(f"{problem}: run it in a desktop session, over 'ssh -X', or use the command line "
+                         f"('reid-app --help')")

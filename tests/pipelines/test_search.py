@@ -123,7 +123,7 @@ def test_sighting_and_image_queries_and_errors(db, osnet, tmp_path):
         searcher.by_sighting(10 ** 9)
     with pytest.raises(UsageError, match="does not exist"):
         searcher.by_track(10 ** 9)
-    with pytest.raises(UsageError, match="could not be read"):
+    with pytest.raises(UsageError, match="does not exist"):
         searcher.by_image(tmp_path / "nothing.jpg", load_encoder(osnet))
     with pytest.raises(UsageError, match="dimensions"):
         searcher.by_vector(np.ones(7, np.float32), _tracks(db, "cam0")[0].descriptor_model_id)

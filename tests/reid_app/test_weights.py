@@ -43,7 +43,7 @@ def test_settings_come_from_environment_then_settings_file_then_cache(tmp_path, 
     settings = load_settings()
     assert settings.weights_dirs[:2] == [tmp_path / "from-env", tmp_path / "from-file"]
     assert settings.weights_dirs[-1].name == "weights"
-    assert settings.reid == "osnet" and settings.device == "cpu" and settings.db == tmp_path / "cases.db"
+    assert settings.reid == "osnet" and settings.device == "cpu" and settings.db == str(tmp_path / "cases.db")
     settings_file.write_text("this is = = not toml")
     with pytest.raises(Exception, match="settings file"):
         load_settings()

@@ -68,16 +68,28 @@ def test_missing_database_is_an_error_when_not_creating(tmp_path):
     assert not (tmp_path / "absent.db").exists()
 
 
-def test_schema_1_database_is_upgraded_in_place_keeping_its_rows(tmp_path):
+_SCHEMA_3_COLUMNS = ("owner", "heartbeat_at", "analysed_until_s", "frames_lost")
+
+
+@pytest.mark.parametrize("old_version", [1, 2])
+def test_older_schema_is_upgraded_in_place_keeping_its_rows(tmp_path, old_version):
     path = tmp_path / "old.db"
     open_database(path).close()
-    sqlite_execute(path, "INSERT INTO cameras (id, name, created_at) VALUES (1, 'door', '2026-01-01')",
-                   *[f"DROP TABLE {t}" for t in ("identity_tracks", "identities", "pair_feedback", "audit_log",
-                                                "camera_overlaps")],
-                   "UPDATE reid_meta SET value = '1' WHERE key = 'schema_version'")
+    dropped_tables = ("identity_tracks", "identities", "pair_feedback", "audit_log", "camera_overlaps") \
+        if old_version == 1 else ()
+    sqlite_execute(path, *[f"ALTER TABLE videos DROP COLUMN {c}" for c in _SCHEMA_3_COLUMNS],
+                   "INSERT INTO cameras (id, name, created_at) VALUES (1, 'door', '2026-01-01')",
+                   "INSERT INTO videos (id, camera_id, path, fingerprint, fps, frame_count, width, height, duration_s,"
+                   " start_time, analysis_fps, frames_analysed, status, ingested_at) VALUES (1, 1, '/v.mp4', 'f', 10,"
+                   " 100, 64, 48, 10, 0, 5, 50, 'complete', '2026-01-01')",
+                   *[f"DROP TABLE {t}" for t in dropped_tables],
+                   f"UPDATE reid_meta SET value = '{old_version}' WHERE key = 'schema_version'")
     db = open_database(path, create=False)
     with db.engine.connect() as con:
-        assert con.exec_driver_sql("SELECT value FROM reid_meta WHERE key = 'schema_version'").scalar() == "2"
+        assert con.exec_driver_sql("SELECT value FROM reid_meta WHERE key = 'schema_version'").scalar() == "3"
         assert con.exec_driver_sql("SELECT name FROM cameras").scalar() == "door"
         assert con.exec_driver_sql("SELECT count(*) FROM identities").scalar() == 0
+        row = con.exec_driver_sql("SELECT status, frames_analysed, owner, analysed_until_s, frames_lost "
+                                  "FROM videos").one()
+    assert tuple(row) == ("complete", 50, None, None, 0)
     db.close()

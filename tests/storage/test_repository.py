@@ -10,6 +10,7 @@ from storage.repository import (
 )
 from storage.schema import Sighting, Video
 from storage.vector_index import EmbeddingIndex
+from tests.conftest import dead_owner, sqlite_execute
 
 
 def _info(fingerprint="f" * 64, camera="cam0"):
@@ -93,5 +94,6 @@ def test_interrupted_video_rows_are_replaced_by_the_next_attempt(db):
     first = begin_video(db, _info(), model)
     VideoWriter(db, first, model, 0.0).write([_obs(1, 0, 0.5, np.ones(3, np.float32))], np.ones((1, 3), np.float32), 1)
     assert find_video(db, "f" * 64).status == "ingesting"
+    sqlite_execute(db.path, f"UPDATE videos SET owner = '{dead_owner()}'")  # that process was killed
     begin_video(db, _info(), model)  # the next run starts over: the partial rows go
     assert count_rows(db)["videos"] == 1 and count_rows(db)["sightings"] == 0

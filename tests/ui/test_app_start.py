@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -30,7 +31,14 @@ def test_opencv_qt_paths_are_removed_and_others_kept():
 def test_no_display_is_a_clear_error():
     with pytest.raises(UsageError, match="no display"):
         check_display({}, "linux")
-    check_display({"DISPLAY": ":0"}, "linux")
+    with socket.socket() as listener:  # an X server's TCP port: display 127.0.0.1:N listens on 6000 + N
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        if port > 6000:
+            check_display({"DISPLAY": f"127.0.0.1:{port - 6000}"}, "linux")
+    with pytest.raises(UsageError, match="cannot connect to the display DISPLAY=:987"):
+        check_display({"DISPLAY": ":987"}, "linux")
     check_display({"QT_QPA_PLATFORM": "offscreen"}, "linux")
     check_display({}, "win32")
 
