@@ -414,7 +414,9 @@ class Searcher:
         results = []
         for i, (t, score, rows) in enumerate(ranked):
             t = int(t)
-            track = info[t]
+            track = info.get(t)
+            if track is None:  # deleted (a re-ingest replaced its video) since the index was loaded
+                continue
             matches = [SightingMatch(s, sightings[sighting_of[r]]) for r, s in rows if sighting_of[r] in sightings]
             results.append(SearchResult(
                 t, track.camera_id, track.camera, track.local_track_id, track.first_timestamp, track.last_timestamp,

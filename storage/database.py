@@ -12,6 +12,7 @@ refused intact. A new database is built under a temporary name and moved into pl
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import stat
 from contextlib import contextmanager
@@ -161,6 +162,14 @@ def inspect_sqlite(path: Path) -> str:
     return "ours"
 
 
+def lock_for_writing(session: Session) -> None:
+    """Make ``session``'s transaction a writer now, before it reads: on SQLite a no-op write takes the database's
+    write lock (waiting up to ``busy_timeout``), so what the transaction reads next cannot change before it
+    commits. Other engines lock the rows they update themselves."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE reid_meta SET value = value WHERE 0"))
+
+
 def _problem_lines(rows) -> list[str]:
     """SQLite's check output as one problem per line, without its ``*** in database main ***`` headings."""
     return [line.strip() for row in rows for line in str(row).splitlines()
@@ -276,17 +285,26 @@ def _create_sqlite(path: Path) -> None:
             except FileExistsError:
                 pass  # created by another process just now; that one is inspected by the caller
     except (SQLAlchemyError, OSError) as exc:
-        raise DatabaseError(f"cannot create database {path}: {storage_error_text(exc)}") from None
+        raise DatabaseError(f"cannot create database {path}: {storage_error_text(exc, path)}") from None
     finally:
         engine.dispose()
         _remove_quietly(*side_files)
 
 
-def storage_error_text(exc: BaseException) -> str:
-    """A one-line reason for a storage failure (disk full, I/O error, read-only, locked, damaged)."""
+def _nearly_full(path: Optional[Path]) -> bool:
+    try:
+        return path is not None and shutil.disk_usage(path if path.is_dir() else path.parent).free < 1 << 20
+    except OSError:
+        return False
+
+
+def storage_error_text(exc: BaseException, path: Optional[Path] = None) -> str:
+    """A one-line reason for a storage failure (disk full, I/O error, read-only, locked, damaged); ``path``, the
+    database file, tells a full disk from other I/O errors (SQLite reports some ENOSPC as "disk I/O error")."""
     message = str(getattr(exc, "orig", None) or exc).lower()
     errno_ = getattr(exc, "errno", None)
-    if "disk is full" in message or errno_ == 28 or "no space" in message:
+    if "disk is full" in message or errno_ == 28 or "no space" in message or (
+            ("disk i/o" in message or errno_ == 5) and _nearly_full(path)):
         return "the disk is full; free some space and run the same command again"
     if "malformed" in message or "not a database" in message:
         return "the database file is damaged; restore it from a backup (see 'reid-app check')"
@@ -331,7 +349,7 @@ def open_database(location: Union[str, Path], create: bool = True) -> Database:
         sessions = sessionmaker(engine, expire_on_commit=False)
         _initialise(engine, sessions, text_)
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"cannot open database {text_}: {storage_error_text(exc)}") from None
+        raise DatabaseError(f"cannot open database {text_}: {storage_error_text(exc, path)}") from None
     except ImportError as exc:
         raise DatabaseError(f"cannot open database {text_}: its driver is not installed ({exc.name or exc}); "
                             f"install it, e.g. 'pip install psycopg2-binary' for postgresql://") from None

@@ -8,8 +8,8 @@ from typing import Iterable, Optional, Sequence
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from storage.database import Database
-from storage.schema import Identity, IdentityTrack
+from storage.database import Database, lock_for_writing
+from storage.schema import Identity, IdentityTrack, Track
 
 
 @dataclass
@@ -30,10 +30,18 @@ def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Seq
     A new identity keeps the id of the old identity it shares most tracks with (each old id used once), so the
     ids users wrote down stay valid while clustering refines the membership.
 
+    Member tracks deleted meanwhile (a re-ingest replaced their video while the clusters were computed) are left
+    out; a cluster left with none gets no identity (its id is 0).
+
     Returns:
         The identity id of each cluster, in order.
     """
     with db.sessions.begin() as session:
+        lock_for_writing(session)
+        wanted = sorted({int(t) for members, _ in clusters for t in members})
+        existing = {t for start in range(0, len(wanted), 10000)
+                    for t in session.scalars(select(Track.id).where(Track.id.in_(wanted[start:start + 10000])))}
+        clusters = [([int(t) for t in members if int(t) in existing], confidence) for members, confidence in clusters]
         old = {}
         for identity_id, track_id in session.execute(
                 select(IdentityTrack.identity_id, IdentityTrack.track_id).join(Identity)
@@ -58,6 +66,8 @@ def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Seq
         # reused ids first, so an autoincremented new id cannot take one of them
         for i in sorted(range(len(clusters)), key=lambda i: i not in reuse):
             members, confidence = clusters[i]
+            if not members:
+                continue
             row = Identity(id=reuse.get(i), model_id=model_id, confidence=float(confidence),
                            threshold=float(threshold))
             session.add(row)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from reid_app.errors import DatabaseError
 from reid_app.types import Observation
-from storage.database import Database
+from storage.database import Database, lock_for_writing
 from storage.schema import (DAMAGED_FRACTION, FINISHED_STATUSES, Camera, Embedding, Meta, ReidModel, Sighting, Track,
                             Video)
 
@@ -129,12 +129,6 @@ def find_video(db: Database, fingerprint: str) -> Optional[Video]:
                               .order_by(Video.status.in_(FINISHED_STATUSES).desc(), Video.id))
 
 
-def _lock_for_writing(session: Session, fingerprint: str) -> None:
-    # A write first, so SQLite takes its write lock (waiting up to busy_timeout) before this transaction reads:
-    # the rows read below cannot change before the transaction commits.
-    session.execute(update(Video).where(Video.fingerprint == fingerprint).values(fingerprint=Video.fingerprint))
-
-
 def _abandoned_or_busy(session: Session, fingerprint: str) -> list[int]:
     """Ids of the fingerprint's ``ingesting`` rows whose owner is dead; raises when a live process owns one."""
     now = time.time()
@@ -160,7 +154,7 @@ def reclaim_abandoned(db: Database, fingerprint: str) -> int:
         VideoBusyError: a live process is ingesting this video.
     """
     with db.sessions.begin() as session:
-        _lock_for_writing(session, fingerprint)
+        lock_for_writing(session)
         abandoned = _abandoned_or_busy(session, fingerprint)
         if abandoned:
             session.execute(delete(Video).where(Video.id.in_(abandoned)))
@@ -213,7 +207,7 @@ def begin_video(db: Database, info: VideoInfo, model_id: int, owner: Optional[st
         VideoBusyError: another live process is ingesting the same video; nothing is changed.
     """
     with db.sessions.begin() as session:
-        _lock_for_writing(session, info.fingerprint)
+        lock_for_writing(session)
         abandoned = _abandoned_or_busy(session, info.fingerprint)
         if abandoned:
             session.execute(delete(Video).where(Video.id.in_(abandoned)))

@@ -41,12 +41,11 @@ def test_damaged_packets_lose_only_their_frames_and_heavy_damage_is_marked(tmp_p
     db = tmp_path / "d.db"
     result = run_cli("ingest", light, heavy, "--db", db, "--fps", "2", *real_weights_args())
     assert_clean_outcome(result, 0)
-    assert "3 damaged frames could not be decoded and were skipped" in result.stdout.replace("\n", " ").replace(
-        "│", " ").replace("  ", " ") or "3 damaged frames" in result.stdout
+    assert "3 damaged frames" in result.stdout  # the summary's note
     videos = {v["camera"]: v for v in _videos(db)}
     assert videos["light"]["status"] == "complete" and videos["light"]["frames_lost"] == 3
     assert videos["light"]["frames_analysed"] >= 50  # 26.8 s at 2 frames/s; before: 11 frames, then "done"
-    assert videos["heavy"]["status"] == "damaged" and videos["heavy"]["frames_lost"] == 30
+    assert videos["heavy"]["status"] == "damaged" and videos["heavy"]["frames_lost"] >= 25
     again = run_cli("ingest", heavy, "--db", db, "--fps", "2", *real_weights_args())
     assert_clean_outcome(again, 0)
     assert "already ingested" in again.stderr and "damaged" in again.stderr
