@@ -223,8 +223,8 @@ def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_track
     except SQLAlchemyError as exc:
         stop.set()
         _interrupt(started, events, progress)
-        raise DatabaseError(f"cannot write to database {db.location}: {storage_error_text(exc, db.path)}; the unfinished "
-                            f"videos are redone by the next run") from None
+        raise DatabaseError(f"cannot write to database {db.location}: {storage_error_text(exc, db.path)}; the "
+                            f"unfinished videos are redone by the next run") from None
     except BaseException:
         stop.set()
         _interrupt(started, events, progress)

@@ -125,7 +125,8 @@ def _ranges_text(ranges) -> str:
 @click.option("--recluster", is_flag=True, help="Cluster the tracks into identities again before listing.")
 @click.option("--threshold", type=float, default=None, help="With --recluster: the average-linkage cosine "
               "threshold [default: the stored one, else 0.75].")
-@click.option("--min-cameras", type=click.IntRange(1, 100000), default=1, show_default=True, help="List only identities seen by at "
+@click.option("--min-cameras", type=click.IntRange(1, 100000), default=1, show_default=True,
+              help="List only identities seen by at "
               "least this many cameras.")
 @click.option("--identity", "identity_id", type=DB_ID, default=None, help="Show one identity's tracks.")
 def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:

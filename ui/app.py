@@ -44,7 +44,8 @@ def create_application(argv: Optional[list[str]] = None):
 
 
 def run_app(db_path: str, services: AppServices) -> int:
-    """Open the main window on ``db_path`` (a file path or URL; created when missing) and run the event loop; returns the exit code.
+    """Open the main window on ``db_path`` (a file path or URL; created when missing) and run the event loop;
+    returns the exit code.
 
     Raises:
         UsageError: no display.

@@ -92,8 +92,8 @@ def test_a_plain_rerun_removes_what_a_killed_forced_reingest_left(tmp_path, lab_
     fingerprint = next(v["fingerprint"] for v in _videos(db) if v["camera"] == "cam0")
     sqlite_execute(db, "INSERT INTO videos (camera_id, path, fingerprint, fps, frame_count, width, height, "
                        "duration_s, start_time, analysis_fps, frames_analysed, status, owner, heartbeat_at, "
-                       f"ingested_at) SELECT camera_id, path, fingerprint, fps, frame_count, width, height, duration_s, "
-                       f"start_time, analysis_fps, 3, 'ingesting', '{dead_owner()}', {time.time()}, ingested_at "
+                       f"ingested_at) SELECT camera_id, path, fingerprint, fps, frame_count, width, height, "
+                       f"duration_s, start_time, analysis_fps, 3, 'ingesting', '{dead_owner()}', {time.time()}, ingested_at "
                        f"FROM videos WHERE fingerprint = '{fingerprint}'")
     assert len(_videos(db)) == 3
     result = run_cli("ingest", LAB / "cam0.mp4", "--db", db, "--duration", "4", *real_weights_args())
