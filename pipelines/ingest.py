@@ -293,7 +293,7 @@ def _consume(cameras: list[_Camera], events: queue.Queue, encoder: ReIDEncoder, 
             t0 = time.perf_counter()
             try:
                 status = cam.writer.finish(cam.frames_analysed, cam.source.frames_lost,
-                                           cam.source.probe.frame_count)
+                                           cam.source.frames_decoded + cam.source.frames_lost)
             except LeaseLostError as exc:
                 _fail(cam, str(exc), progress)
                 active -= 1

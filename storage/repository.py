@@ -351,7 +351,7 @@ class VideoWriter:
         Args:
             frames_analysed: analysed frames in all.
             frames_lost: frames that could not be decoded (damaged packets).
-            frames_total: frames the stream should have held (0: unknown).
+            frames_total: frames met while decoding, lost ones included (0: unknown).
 
         Returns:
             The status stored: ``damaged`` when more than 5% of ``frames_total`` were lost, else ``complete``.
