@@ -67,18 +67,37 @@ def test_a_longer_duration_extends_the_ingest_and_a_full_one_completes_it(tmp_pa
     assert "already ingested" in shorter.stderr and _row(shorter, "cam0")[1] == "skipped"
 
 
+_THROTTLED_INGEST = """
+import sys, threading, time
+from pipelines.ingest import IngestJob, IngestProgress
+from reid_app.ingest_runner import IngestChoices, prepare_ingest
+from reid_app.settings import load_settings
+from storage.database import open_database
+from tests.conftest import OSNET, POSE_DETECTOR
+
+class Throttle(IngestProgress):  # a slow camera: the first ingest is surely still running when the second starts
+    def on_advance(self, camera, frames_analysed):
+        time.sleep(0.15)
+
+prepared = prepare_ingest(IngestChoices(detector=str(POSE_DETECTOR), reid=str(OSNET)), load_settings())
+db = open_database(sys.argv[1])
+(summary,) = prepared.run(db, [IngestJob(sys.argv[2])], Throttle(), threading.Event())
+print(summary.status, summary.frames_analysed)
+"""
+
+
 def test_two_ingests_of_the_same_video_at_once_leave_the_first_alone(tmp_path, lab_cam0, lab_cam1):
     db = tmp_path / "x.db"
-    args = ["--db", str(db), *map(str, real_weights_args())]
-    env = dict(os.environ, YOLO_VERBOSE="False", COLUMNS="200")
-    first = subprocess.Popen([sys.executable, "-m", "reid_app.cli", "ingest", str(lab_cam0), "--fps", "5", *args],
+    env = dict(os.environ, YOLO_VERBOSE="False")
+    first = subprocess.Popen([sys.executable, "-c", _THROTTLED_INGEST, str(db), str(lab_cam0)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (db.exists() and any(v["owner"] for v in _videos(db))):
         time.sleep(0.2)
-    second = run_cli("ingest", lab_cam0, lab_cam1, "--duration", "2", *args)
+    second = run_cli("ingest", lab_cam0, lab_cam1, "--duration", "2", "--db", db, *real_weights_args())
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
+    assert out.split() == ["done", "134"]
     assert_clean_outcome(second, 1)
     assert "being ingested right now by another reid-app process" in second.stderr
     assert _row(second, "cam0")[1] == "failed" and _row(second, "cam1")[1] == "done"
