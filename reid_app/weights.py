@@ -81,12 +81,16 @@ def resolve_weights(spec: str, search_dirs: Iterable[Path], allow_fetch_name: bo
         ResolvedWeights with ``path`` set, or ``fetch_name`` set when allowed.
 
     Raises:
-        WeightsError: ``spec`` names a path that does not exist, or a name found nowhere.
+        WeightsError: ``spec`` names a path that does not exist or is a special file (FIFO, device), or a name
+            found nowhere.
     """
     searched: list[str] = []
     path = Path(spec).expanduser()
     looks_like_path = path.is_absolute() or "/" in spec or spec.startswith(".") or spec.startswith("~")
     if path.exists():
+        if not (path.is_file() or path.is_dir()):
+            raise WeightsError(f"weights '{spec}' is not a regular file (a FIFO, device or socket); give a model "
+                               f"file or folder")
         return ResolvedWeights(spec, path.resolve(), None, (str(path),))
     searched.append(str(path))
     if looks_like_path:

@@ -106,7 +106,8 @@ def test_special_files_are_refused_at_once(tmp_path, lab_db):
     os.mkfifo(fifo)
     env = dict(os.environ, YOLO_VERBOSE="False")
     for args in (["search", "--db", str(copy_db(lab_db, tmp_path / "db")), "--image", str(fifo)],
-                 ["cameras", "--db", str(fifo)], ["ingest", "--db", str(tmp_path / "x.db"), str(fifo)]):
+                 ["cameras", "--db", str(fifo)], ["ingest", "--db", str(tmp_path / "x.db"), str(fifo)],
+                 ["evaluate", "--dataset", "cuhk03-views", "--root", str(tmp_path), "--weights", str(fifo)]):
         proc = subprocess.run([sys.executable, "-m", "reid_app.cli", *args], capture_output=True, text=True,
                               env=env, cwd=ROOT, timeout=120)  # a FIFO opened for reading would block forever
         assert proc.returncode in (1, 2) and "not a regular file" in proc.stderr, proc.stderr
