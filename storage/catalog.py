@@ -56,7 +56,8 @@ class VideoEntry:
 
     def frame_at(self, timestamp: float) -> int:
         """The frame shown at wall-clock ``timestamp`` (seconds since the epoch), clamped to the video."""
-        index = int(np.floor((timestamp - self.start_time) * self.fps + 1e-6))
+        # 1e-3 frame of slack: wall-clock times near 1.7e9 s carry ~1e-7 s of rounding, i.e. ~1e-5 frame
+        index = int(np.floor((timestamp - self.start_time) * self.fps + 1e-3))
         return int(np.clip(index, 0, max(0, self.frame_count - 1)))
 
     def time_of(self, frame_index: int) -> float:

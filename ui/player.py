@@ -413,8 +413,10 @@ class PlayerPanel(QWidget):
             view.deleteLater()
         self.cameras = list(cameras)
         starts = [v.start_time for c in cameras for v in c.videos]
-        ends = [v.end_time for c in cameras for v in c.videos]
+        ends = [v.time_of(max(0, v.frame_count - 1)) for c in cameras for v in c.videos]  # the last frame shown
         self.start, self.end = (min(starts), max(ends)) if starts else (0.0, 0.0)
+        # footage with a wall-clock start (CCTV exports) moves the range by decades: keep the position inside it
+        self.position = float(min(max(self.position, self.start), self.end))
         if self.active_camera not in self.views:
             self.active_camera = cameras[0].id if cameras else None
         self._layout_views()
@@ -551,8 +553,10 @@ class PlayerPanel(QWidget):
         for w in (self.play_button, self.back_button, self.forward_button, self.slider):
             w.setEnabled(enabled)
         self._updating_slider = True
-        self.slider.setRange(0, max(0, int(round((self.end - self.start) / self.SLIDER_UNIT_S))))
-        self.slider.setValue(int(round((self.position - self.start) / self.SLIDER_UNIT_S)))
+        # the slider counts SLIDER_UNIT_S steps from the footage start, never wall-clock values (a 32-bit int)
+        steps = max(0, int(round((self.end - self.start) / self.SLIDER_UNIT_S)))
+        self.slider.setRange(0, steps)
+        self.slider.setValue(min(max(int(round((self.position - self.start) / self.SLIDER_UNIT_S)), 0), steps))
         self._updating_slider = False
         self.time_label.setText(f"{format_time(self.position)} / {format_time(self.end)}" if enabled else "")
 
