@@ -1,14 +1,23 @@
-"""Evidence export of one identity: where and when the person was seen, with thumbnails, summaries and clips.
+"""Evidence export of one identity: where and when the person was seen, with crops, summaries, clips, a case
+report and a manifest of hashes, so that an investigator can show what was exported from what.
 
 Layout of the output folder::
 
-    identity-<ID>.json        summary: identity, model, per camera its time ranges and tracks with thumbnails
-    identity-<ID>.csv         one row per track: camera, times (ISO 8601 UTC and seconds into the video), files
-    thumbnails/<camera>/      the JPEG thumbnail of every encoded sighting, named by track, time and sighting
-    clips/<camera>/           with clips: one MP4 per track, the track's time range plus a margin, the person boxed
+    identity-<ID>.json        summary: identity, model, per camera its time ranges and tracks with crops
+    identity-<ID>.csv         one row per track: camera, times (UTC and local with its offset, or "time unknown"),
+                              seconds into the video, files
+    report.html               the case report: facts, a timeline per camera, the tracks, the crops
+    manifest.json             SHA-256 of every source video and every exported file; reid-app version, model, database
+    crops/<camera>/           every encoded sighting cut from the source video at full resolution (the stored
+                              thumbnail when the source is gone), named by track, time and sighting
+    clips/<camera>/           with clips: one H.264 MP4 per track (its time range plus a margin), the person boxed,
+                              camera, date and time, track and identity burned in
 
-A camera's time ranges are its tracks' ranges joined when they overlap or lie less than ``join_gap_s`` apart.
-A missing source video skips that clip with a note; it never stops the export.
+Times: footage whose wall-clock start is unknown (no creation time, no ``--start``) is never given a 1970 date:
+its times are "time unknown" with the seconds into the video. A camera's time ranges are its tracks' ranges
+joined when they overlap or lie less than ``join_gap_s`` apart. A missing source video skips its clip (and its
+crops fall back to the stored thumbnails) with a note; it never stops the export. Each export is recorded in the
+audit log with the manifest's own SHA-256.
 """
 
 from __future__ import annotations
@@ -21,26 +30,34 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
-import cv2
 import numpy as np
 from sqlalchemy import select
 
+from pipelines.case_report import write_case_report
+from pipelines.evidence_media import SightingBox, cut_clip, full_crops, sha256_file
 from pipelines.identities import join_ranges
+from reid_app import __version__
 from reid_app.errors import UsageError
+from storage.audit import record
 from storage.database import Database
 from storage.identities import load_identities
 from storage.repository import get_model, get_tracks
-from storage.schema import Sighting, Track, Video
+from storage.schema import SCHEMA_VERSION, Sighting, Track, Video
 
 log = logging.getLogger(__name__)
+
+#: Video starts before this (1990-01-01, seconds since the epoch) are not wall-clock times: the start is unknown.
+KNOWN_TIME_FROM = 631152000.0
 
 
 @dataclass
 class EvidenceReport:
-    """What an export wrote: the summary files, thumbnails and clips written, and notes (skipped clips)."""
+    """What an export wrote: the summaries, the case report, the manifest, crops and clips, and notes."""
 
     json_path: Path
     csv_path: Path
+    html_path: Optional[Path] = None
+    manifest_path: Optional[Path] = None
     thumbnails: int = 0
     clips: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -55,6 +72,23 @@ def iso(timestamp: float) -> str:
         return f"{timestamp} s since 1970"
 
 
+def local_iso(timestamp: float) -> str:
+    """ISO 8601 in this machine's time zone, with its UTC offset (``2024-06-18T15:10:16.600+02:00``)."""
+    try:
+        return datetime.fromtimestamp(timestamp, timezone.utc).astimezone().isoformat(timespec="milliseconds")
+    except (ValueError, OverflowError, OSError):
+        return f"{timestamp} s since 1970"
+
+
+def _time_fields(prefix: str, timestamp: float, video_start: float) -> dict:
+    """``<prefix>`` (ISO UTC) and ``<prefix>_local`` (ISO with offset) when the wall-clock time is known, both
+    None when the video's start is unknown; ``<prefix>_timestamp`` (the stored value: seconds since the epoch, or
+    seconds into the video when its start is unknown) and ``<prefix>_s_in_video`` always."""
+    known = video_start >= KNOWN_TIME_FROM
+    return {prefix: iso(timestamp) if known else None, f"{prefix}_local": local_iso(timestamp) if known else None,
+            f"{prefix}_timestamp": timestamp, f"{prefix}_s_in_video": round(timestamp - video_start, 3)}
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "camera"
 
@@ -64,10 +98,10 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
     """Write the evidence of identity ``identity_id`` into ``out_dir`` (layout in the module docstring).
 
     Args:
-        clips: also cut one MP4 clip per track from the source videos (slow: decodes and re-encodes).
+        clips: also cut one H.264 clip per track from the source videos (slow: decodes and re-encodes).
         clip_margin_s: seconds added before and after each track in its clip.
         join_gap_s: tracks of one camera closer than this (seconds) form one time range.
-        on_progress: called with a short message before each clip.
+        on_progress: called with a short message before each slow step.
 
     Raises:
         UsageError: unknown identity, or ``out_dir`` cannot be created or is a file.
@@ -84,17 +118,19 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
         raise UsageError(f"--out {out_dir} is a file; give a folder") from None
     except OSError as exc:
         raise UsageError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
-    tracks = get_tracks(db, identity.track_ids)
-    with db.session() as session:
+    progress = on_progress or (lambda _text: None)
+    with db.snapshot() as session:
+        tracks = get_tracks(db, identity.track_ids, session)
         videos = {t: session.get(Video, session.get(Track, t).video_id) for t in tracks}
         sightings = {t: session.execute(select(Sighting.id, Sighting.frame_index, Sighting.time_s,
-                                               Sighting.timestamp, Sighting.x1, Sighting.y1, Sighting.x2,
-                                               Sighting.y2, Sighting.thumbnail)
+                                               Sighting.x1, Sighting.y1, Sighting.x2, Sighting.y2,
+                                               Sighting.thumbnail)
                                         .where(Sighting.track_id == t).order_by(Sighting.frame_index)).all()
                      for t in tracks}
     model = get_model(db, identity.model_id)
     stem = f"identity-{identity_id}"
-    report = EvidenceReport(out_dir / f"{stem}.json", out_dir / f"{stem}.csv")
+    report = EvidenceReport(out_dir / f"{stem}.json", out_dir / f"{stem}.csv", out_dir / "report.html",
+                            out_dir / "manifest.json")
     cameras: dict[str, list[int]] = {}
     for t in sorted(tracks.values(), key=lambda t: (t.camera, t.first_timestamp)):
         cameras.setdefault(t.camera, []).append(t.id)
@@ -103,43 +139,47 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
     for camera, ids in cameras.items():
         for t in ids:
             track, video = tracks[t], videos[t]
-            thumbs = []
-            for sid, frame, time_s, ts, *_box, thumb in sightings[t]:
-                if thumb is None:
-                    continue
-                path = out_dir / "thumbnails" / _safe(camera) / f"track{t}_{time_s:09.2f}s_sighting{sid}.jpg"
+            encoded = [(sid, frame, time_s, (x1, y1, x2, y2), thumb)
+                       for sid, frame, time_s, x1, y1, x2, y2, thumb in sightings[t] if thumb is not None]
+            progress(f"crops of track {t} ({camera})")
+            crops = full_crops(video.path, [SightingBox(sid, frame, box) for sid, frame, _, box, _ in encoded])
+            if len(crops) < len(encoded):
+                report.notes.append(f"track {t}: {len(encoded) - len(crops)} crops are the stored thumbnails (the "
+                                    f"source video {video.path} could not be read there)")
+            files = []
+            for sid, _frame, time_s, _box, thumb in encoded:
+                path = out_dir / "crops" / _safe(camera) / f"track{t}_{time_s:09.2f}s_sighting{sid}.jpg"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(thumb)
-                thumbs.append(str(path.relative_to(out_dir)))
+                path.write_bytes(crops.get(sid, thumb))
+                files.append(str(path.relative_to(out_dir)))
                 report.thumbnails += 1
             clip = None
             if clips:
-                if on_progress:
-                    on_progress(f"clip of track {t} ({camera})")
-                clip = _cut_clip(video, sightings[t], out_dir / "clips" / _safe(camera) / f"track{t}.mp4",
-                                 track.first_timestamp - video.start_time, track.last_timestamp - video.start_time,
-                                 clip_margin_s, report)
+                progress(f"clip of track {t} ({camera})")
+                clip = _clip(video, track, identity_id, sightings[t],
+                             out_dir / "clips" / _safe(camera) / f"track{t}.mp4", clip_margin_s, report)
                 if clip is not None:
                     report.clips.append(clip)
             track_records[t] = {
                 "track_id": t, "local_track_id": track.local_track_id, "video": video.path,
-                "start": iso(track.first_timestamp), "end": iso(track.last_timestamp),
-                "start_timestamp": track.first_timestamp, "end_timestamp": track.last_timestamp,
-                "start_s_in_video": round(track.first_timestamp - video.start_time, 3),
-                "end_s_in_video": round(track.last_timestamp - video.start_time, 3),
-                "sightings": track.num_sightings, "thumbnails": thumbs,
+                **_time_fields("start", track.first_timestamp, video.start_time),
+                **_time_fields("end", track.last_timestamp, video.start_time),
+                "sightings": track.num_sightings, "thumbnails": files,
                 "clip": str(clip.relative_to(out_dir)) if clip else None,
             }
 
+    progress("hashing the source videos")
+    sources = _hash_sources({videos[t].path: tracks[t].camera for t in tracks}, report)
     summary = {
         "identity": identity_id, "confidence": round(identity.confidence, 4), "threshold": identity.threshold,
         "model": {"id": identity.model_id, "name": model.name if model else None,
                   "checkpoint_hash": model.checkpoint_hash if model else None},
         "database": db.location, "exported_at": iso(datetime.now(timezone.utc).timestamp()),
+        "reid_app_version": __version__, "time_zone": datetime.now().astimezone().strftime("%Z (UTC%z)"),
         "cameras": [{
             "camera": camera,
-            "time_ranges": [{"start": iso(s), "end": iso(e), "start_timestamp": s, "end_timestamp": e,
-                             "duration_s": round(e - s, 3), "tracks": ts}
+            "time_ranges": [{**_range_times(s, e, videos[ts[0]].start_time), "duration_s": round(e - s, 3),
+                             "tracks": ts}
                             for s, e, ts in join_ranges([(tracks[t].first_timestamp, tracks[t].last_timestamp, t)
                                                          for t in ids], join_gap_s)],
             "tracks": [track_records[t] for t in ids],
@@ -147,53 +187,76 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
         "notes": report.notes,
     }
     report.json_path.write_text(json.dumps(summary, indent=2))
-    with report.csv_path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["identity", "camera", "track_id", "local_track_id", "start", "end", "start_s_in_video",
-                         "end_s_in_video", "sightings", "video", "thumbnails", "clip"])
-        for camera, ids in cameras.items():
-            for t in ids:
-                r = track_records[t]
-                writer.writerow([identity_id, camera, t, r["local_track_id"], r["start"], r["end"],
-                                 r["start_s_in_video"], r["end_s_in_video"], r["sightings"], r["video"],
-                                 len(r["thumbnails"]), r["clip"] or ""])
+    _write_csv(report.csv_path, identity_id, cameras, track_records)
+    write_case_report(report.html_path, summary)
+    progress("hashing the exported files")
+    manifest = _manifest(db, summary, sources, out_dir, report)
+    report.manifest_path.write_text(json.dumps(manifest, indent=2))
+    record(db, "export", identity=identity_id, out=str(out_dir.absolute()), files=len(manifest["files"]),
+           clips=len(report.clips), manifest_sha256=sha256_file(report.manifest_path))
     return report
 
 
-def _cut_clip(video: Video, sightings, path: Path, start_s: float, end_s: float, margin_s: float,
-              report: EvidenceReport) -> Optional[Path]:
-    """Cut ``[start_s - margin, end_s + margin]`` (seconds into the video) to an MP4 with the person boxed."""
-    capture = cv2.VideoCapture(video.path)
-    if not capture.isOpened():
+def _range_times(start: float, end: float, video_start: float) -> dict:
+    first, last = _time_fields("start", start, video_start), _time_fields("end", end, video_start)
+    return {k: v for k, v in {**first, **last}.items() if not k.endswith("_s_in_video")}
+
+
+def _write_csv(path: Path, identity_id: int, cameras: dict[str, list[int]], records: dict[int, dict]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["identity", "camera", "track_id", "local_track_id", "start_utc", "end_utc", "start_local",
+                         "end_local", "start_s_in_video", "end_s_in_video", "sightings", "video", "crops", "clip"])
+        for camera, ids in cameras.items():
+            for t in ids:
+                r = records[t]
+                writer.writerow([identity_id, camera, t, r["local_track_id"], r["start"] or "time unknown",
+                                 r["end"] or "time unknown", r["start_local"] or "time unknown",
+                                 r["end_local"] or "time unknown", r["start_s_in_video"], r["end_s_in_video"],
+                                 r["sightings"], r["video"], len(r["thumbnails"]), r["clip"] or ""])
+
+
+def _hash_sources(sources: dict[str, str], report: EvidenceReport) -> list[dict]:
+    """Path, size and SHA-256 of every source video (None, with a note, when it is gone)."""
+    listed = []
+    for path, camera in sorted(sources.items()):
+        try:
+            listed.append({"camera": camera, "path": path, "bytes": Path(path).stat().st_size,
+                           "sha256": sha256_file(Path(path))})
+        except OSError as exc:
+            listed.append({"camera": camera, "path": path, "bytes": None, "sha256": None})
+            report.notes.append(f"source video {path} could not be hashed ({exc.strerror or exc})")
+    return listed
+
+
+def _manifest(db: Database, summary: dict, sources: list[dict], out_dir: Path, report: EvidenceReport) -> dict:
+    """The manifest: the export's facts, the source videos' hashes and the SHA-256 of every file written."""
+    files = sorted(p for p in out_dir.rglob("*") if p.is_file() and p.name != "manifest.json")
+    return {"reid_app_version": __version__, "created_at": summary["exported_at"], "identity": summary["identity"],
+            "model": summary["model"], "database": {"location": db.location, "schema_version": SCHEMA_VERSION},
+            "sources": sources, "notes": report.notes,
+            "files": [{"path": str(p.relative_to(out_dir)), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+                      for p in files]}
+
+
+def _clip(video: Video, track, identity_id: int, sightings, path: Path, margin_s: float,
+          report: EvidenceReport) -> Optional[Path]:
+    """Cut the track's time range plus ``margin_s`` to an H.264 clip with the facts burned in."""
+    fps = video.fps or 25.0
+    start_s, end_s = track.first_timestamp - video.start_time, track.last_timestamp - video.start_time
+    first = max(0, int((start_s - margin_s) * fps))
+    last = min(video.frame_count - 1, int(np.ceil((end_s + margin_s) * fps)))
+    known = video.start_time >= KNOWN_TIME_FROM
+
+    def caption(frame_index: int) -> list[str]:
+        offset = frame_index / fps
+        when = local_iso(video.start_time + offset).replace("T", " ") if known else \
+            f"time unknown, {offset:.2f} s into the video"
+        return [f"camera {track.camera}  {when}", f"identity {identity_id}  track {track.id}"]
+
+    boxes = [SightingBox(sid, frame, (x1, y1, x2, y2)) for sid, frame, _t, x1, y1, x2, y2, _th in sightings]
+    if not cut_clip(video.path, fps, video.frame_count, boxes, path, first, last, caption):
         report.notes.append(f"clip of {Path(video.path).name} skipped: the source video {video.path} cannot be "
                             f"opened (moved or deleted?)")
         return None
-    try:
-        fps = video.fps or capture.get(cv2.CAP_PROP_FPS) or 25.0
-        first = max(0, int((start_s - margin_s) * fps))
-        last = min(video.frame_count - 1, int(np.ceil((end_s + margin_s) * fps)))
-        boxes = {frame: (x1, y1, x2, y2) for _sid, frame, _t, _ts, x1, y1, x2, y2, _th in sightings}
-        known = np.array(sorted(boxes))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (video.width, video.height))
-        if not writer.isOpened():
-            report.notes.append(f"clip {path.name} skipped: OpenCV cannot write MP4 here")
-            return None
-        capture.set(cv2.CAP_PROP_POS_FRAMES, first)
-        hold = max(1, int(round(fps)))  # a box is shown until the next sighting, at most one second
-        for frame_index in range(first, last + 1):
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if len(known):
-                i = np.searchsorted(known, frame_index, side="right") - 1
-                if i >= 0 and frame_index - known[i] <= hold:
-                    x1, y1, x2, y2 = (int(round(v)) for v in boxes[int(known[i])])
-                    cv2.rectangle(frame, (x1, y1), (x2, y2), (0, 0, 255), 3)
-            cv2.putText(frame, f"{frame_index / fps:7.2f}s", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9,
-                        (255, 255, 255), 2)
-            writer.write(frame)
-        writer.release()
-        return path
-    finally:
-        capture.release()
+    return path

@@ -298,12 +298,13 @@ def cameras(db_path, overlap, no_overlap) -> None:
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 @click.option("--identity", "identity_id", type=DB_ID, required=True, help="The identity to export.")
 @click.option("--out", "out_dir", required=True, metavar="DIR", help="Output folder (created when missing).")
-@click.option("--clips", is_flag=True, help="Also cut an MP4 clip of each track from the source videos.")
+@click.option("--clips", is_flag=True, help="Also cut an H.264 MP4 clip of each track from the source videos.")
 @click.option("--clip-margin", type=float, default=1.0, show_default=True, metavar="SECONDS",
               help="Seconds added before and after each track in its clip.")
 def export_identity(db_path, identity_id, out_dir, clips, clip_margin) -> None:
-    """Write the evidence of one identity: per camera time ranges, thumbnails, a JSON and a CSV summary, and
-    optionally MP4 clips."""
+    """Write the evidence of one identity: an HTML case report, per camera time ranges, full-resolution crops, a
+    JSON and a CSV summary, optionally H.264 clips with camera, time, track and identity burned in, and a
+    manifest.json with the SHA-256 of every source video and exported file. Recorded in the audit log."""
     from pipelines.evidence import export_identity as run
 
     finite_option(clip_margin, "--clip-margin")
@@ -313,8 +314,9 @@ def export_identity(db_path, identity_id, out_dir, clips, clip_margin) -> None:
                  on_progress=lambda text: err.print(f"reid-app: {text}", markup=False, highlight=False))
     for note in report.notes:
         err.print(f"reid-app: {note}", markup=False, highlight=False, soft_wrap=True)
-    _print(f"identity {identity_id}: {report.json_path}, {report.csv_path}, {report.thumbnails} thumbnails"
-           + (f", {len(report.clips)} clips" if clips else ""))
+    _print(f"identity {identity_id}: case report {report.html_path}, manifest {report.manifest_path} (SHA-256 of "
+           f"sources and files), {report.json_path.name}, {report.csv_path.name}, {report.thumbnails} crops"
+           + (f", {len(report.clips)} H.264 clips" if clips else ""))
     db.close()
 
 

@@ -45,11 +45,41 @@ def test_export_writes_per_camera_ranges_thumbnails_json_and_csv(db, tmp_path):
     assert len(thumbs) == report.thumbnails > 0
     image = cv2.imread(str(thumbs[0]))
     assert image is not None and image.shape[0] > image.shape[1]  # a person crop: taller than wide
+    from storage.schema import Sighting
+    sighting_id = int(thumbs[0].stem.rsplit("sighting", 1)[1])
+    with db.session() as session:
+        row = session.get(Sighting, sighting_id)
+    box_h, box_w = row.y2 - row.y1, row.x2 - row.x1
+    assert abs(image.shape[0] - box_h) <= 2 and abs(image.shape[1] - box_w) <= 2  # full resolution, not 128 px
+    # the lab clips carry no start time: never a 1970 date, the seconds into the video instead
+    assert all(t["start"] is None and t["start_local"] is None and t["start_s_in_video"] >= 0
+               for t in exported_tracks)
+    assert "1970" not in report.json_path.read_text() and "1970" not in report.csv_path.read_text()
     with report.csv_path.open() as fh:
         rows = list(csv.DictReader(fh))
     assert sorted(int(r["track_id"]) for r in rows) == sorted(identity.track_ids)
     assert all(int(r["sightings"]) == tracks[int(r["track_id"])].num_sightings for r in rows)
+    assert {r["start_utc"] for r in rows} == {"time unknown"}
     assert report.clips == []
+    _assert_manifest_matches(report, db)
+
+
+def _assert_manifest_matches(report, db):
+    import hashlib
+
+    from storage.audit import read_log
+
+    manifest = json.loads(report.manifest_path.read_text())
+    out = report.manifest_path.parent
+    on_disk = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
+    assert sorted(f["path"] for f in manifest["files"]) == on_disk
+    for entry in manifest["files"] + [s for s in manifest["sources"] if s["sha256"]]:
+        path = out / entry["path"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"], entry["path"]
+    assert manifest["sources"] and all(s["sha256"] for s in manifest["sources"])
+    assert manifest["reid_app_version"] and manifest["model"]["checkpoint_hash"]
+    (entry,) = read_log(db, "export", 1)
+    assert entry.details["manifest_sha256"] == hashlib.sha256(report.manifest_path.read_bytes()).hexdigest()
 
 
 def test_clips_cover_each_track_with_a_margin_and_a_missing_video_is_a_note(db, tmp_path):
@@ -58,6 +88,10 @@ def test_clips_cover_each_track_with_a_margin_and_a_missing_video_is_a_note(db, 
     track = get_tracks(db, identity.track_ids)[identity.track_ids[0]]
     report = export_identity(db, identity.id, tmp_path / "clips", clips=True, clip_margin_s=0.5)
     assert len(report.clips) == len(identity.track_ids)
+    import av
+
+    with av.open(str(report.clips[0])) as container:
+        assert container.streams.video[0].codec_context.name == "h264"  # plays in browsers and desktop players
     clip = cv2.VideoCapture(str(report.clips[0]))
     frames = int(clip.get(cv2.CAP_PROP_FRAME_COUNT))
     fps = clip.get(cv2.CAP_PROP_FPS)
@@ -72,7 +106,8 @@ def test_clips_cover_each_track_with_a_margin_and_a_missing_video_is_a_note(db, 
     with db.sessions.begin() as s:
         s.execute(update(Video).values(path=str(tmp_path / "moved.mp4")))
     moved = export_identity(db, identity.id, tmp_path / "moved", clips=True)
-    assert moved.clips == [] and "cannot be opened" in moved.notes[0]
+    assert moved.clips == [] and any("cannot be opened" in n for n in moved.notes)
+    assert any("stored thumbnails" in n for n in moved.notes) and any("could not be hashed" in n for n in moved.notes)
     assert json.loads(moved.json_path.read_text())["notes"] == moved.notes
 
 
@@ -83,3 +118,30 @@ def test_export_errors(db, tmp_path):
     blocker.write_text("x")
     with pytest.raises(UsageError, match="is a file"):
         export_identity(db, load_identities(db)[0].id, blocker)
+
+
+def test_the_case_report_opens_in_a_real_browser(db, tmp_path):
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (Debian package chromium; .ci/run installs it when it can)")
+    identity = max(load_identities(db), key=lambda i: len(i.track_ids))
+    report = export_identity(db, identity.id, tmp_path / "case")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", report.html_path.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    summary = json.loads(report.json_path.read_text())
+    assert f"Identity {identity.id}: where and when this person was seen" in dom
+    for camera in summary["cameras"]:
+        assert f"Camera {camera['camera']}" in dom
+    assert dom.count("<img ") == report.thumbnails and dom.count("<rect ") == len(identity.track_ids)
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, *flags, "--window-size=1200,900", f"--screenshot={shot}", report.html_path.as_uri()],
+                   capture_output=True, timeout=120)
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[:2] == (900, 1200)
+    assert image.std() > 10  # rendered text and crops, not a blank page

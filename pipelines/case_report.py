@@ -1,0 +1,78 @@
+"""The HTML case report of an evidence export: one self-contained page (inline CSS and SVG, images by relative
+path) that any browser opens from the export folder."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #1d1d1f; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 0.5em 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; }
+th { background: #f0f0f0; text-align: left; } .facts td:first-child { font-weight: bold; }
+.thumbs img { height: 160px; margin: 2px; border: 1px solid #999; }
+svg.timeline { border: 1px solid #ccc; background: #fafafa; }
+"""
+
+
+def _when(record: dict, key: str) -> str:
+    local = record.get(f"{key}_local")
+    if local:
+        return f"{local} (UTC {record[key]})"
+    return f"time unknown ({record[f'{key}_s_in_video']:.1f} s into the video)"
+
+
+def _timeline(tracks: list[dict], start: float, end: float, width: int = 900, height: int = 28) -> str:
+    span = max(end - start, 1e-3)
+    bars = []
+    for t in tracks:
+        x = (t["start_timestamp"] - start) / span * width
+        w = max(2.0, (t["end_timestamp"] - t["start_timestamp"]) / span * width)
+        bars.append(f'<rect x="{x:.1f}" y="4" width="{w:.1f}" height="{height - 8}" fill="#d9480f">'
+                    f'<title>track {t["track_id"]}</title></rect>')
+    return (f'<svg class="timeline" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'role="img" aria-label="when this camera saw the person">{"".join(bars)}</svg>')
+
+
+def write_case_report(path: Path, summary: dict) -> Path:
+    """Write the case report of an export ``summary`` (the dict of ``identity-<ID>.json``) to ``path``.
+
+    Returns:
+        ``path``.
+    """
+    tracks = [t for c in summary["cameras"] for t in c["tracks"]]
+    start = min(t["start_timestamp"] for t in tracks)
+    end = max(t["end_timestamp"] for t in tracks)
+    model = summary["model"]
+    facts = [("Identity", summary["identity"]), ("Confidence", summary["confidence"]), ("Cameras", len(summary["cameras"])),
+             ("Tracks", len(tracks)), ("Re-id model", f"{model['name']} (SHA-256 {model['checkpoint_hash']})"),
+             ("Database", summary["database"]), ("Exported", summary["exported_at"]),
+             ("reid-app", summary["reid_app_version"]), ("Time zone of local times", summary["time_zone"])]
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Identity {summary['identity']}"
+             f" - reid-app case report</title><style>{_STYLE}</style></head><body>",
+             f"<h1>Identity {summary['identity']}: where and when this person was seen</h1>",
+             "<table class='facts'>" + "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>"
+                                               for k, v in facts) + "</table>",
+             "<p>Hashes of the source videos and of every file of this export: <a href='manifest.json'>"
+             "manifest.json</a>.</p>"]
+    for camera in summary["cameras"]:
+        parts.append(f"<h2 id='camera-{escape(camera['camera'])}'>Camera {escape(camera['camera'])}</h2>")
+        parts.append(_timeline(camera["tracks"], start, end))
+        parts.append("<table><tr><th>track</th><th>local id</th><th>from</th><th>to</th><th>sightings</th>"
+                     "<th>video</th><th>clip</th></tr>")
+        for t in camera["tracks"]:
+            clip = f"<a href='{escape(t['clip'])}'>clip</a>" if t.get("clip") else ""
+            parts.append(f"<tr><td>{t['track_id']}</td><td>{t['local_track_id']}</td><td>{escape(_when(t, 'start'))}"
+                         f"</td><td>{escape(_when(t, 'end'))}</td><td>{t['sightings']}</td>"
+                         f"<td>{escape(Path(t['video']).name)}</td><td>{clip}</td></tr>")
+        parts.append("</table><div class='thumbs'>")
+        for t in camera["tracks"]:
+            parts += [f"<img src='{escape(p)}' alt='track {t['track_id']}' title='track {t['track_id']}'>"
+                      for p in t["thumbnails"]]
+        parts.append("</div>")
+    if summary.get("notes"):
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{escape(n)}</li>" for n in summary["notes"]) + "</ul>")
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
