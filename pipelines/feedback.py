@@ -3,19 +3,26 @@
 Every action is stored as pair verdicts (``storage.feedback``), written to the audit log, and followed by
 re-clustering the model's identities, so the next search and the identities honour it at once: a rejected pair
 is never returned by a search of either track nor put in one identity; a confirmed pair is always in one identity
-and returned first. A verdict that contradicts earlier ones (confirming two tracks that are, through other
-confirmations, linked to a rejected pair) is refused with a message naming the pair to forget first.
+and returned first. Feedback never silently overrides the user:
+
+- a verdict that contradicts an earlier one on the same pair (``reject`` after ``confirm``, a ``merge`` across a
+  rejected pair), or through other confirmations links a rejected pair, is refused with the pair to forget first;
+- a confirmation or merge that would make one person of tracks seen at the same time in one camera (or in two
+  cameras not marked as overlapping) is refused with the two tracks and the time;
+- every action reports what it changed (:attr:`ClusteringReport.changes`).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Iterable, Sequence
 
 from pipelines.identities import ClusteringReport, cluster_identities
 from reid_app.errors import UsageError
+from reid_app.timefmt import format_time
 from storage.audit import record
 from storage.database import Database
-from storage.feedback import DIFFERENT, SAME, forget_verdict, load_verdicts, set_verdicts
+from storage.feedback import DIFFERENT, SAME, forget_verdict, load_overlaps, load_verdicts, set_verdicts
 from storage.identities import load_identities
 from storage.repository import get_tracks
 
@@ -51,11 +58,25 @@ def _components(same_pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
     return {x: find(x) for x in list(parent)}
 
 
+_WORD = {SAME: "confirmed as the same person", DIFFERENT: "rejected as different people"}
+
+
+def _when(created_at: datetime) -> str:
+    return created_at.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _check_consistent(db: Database, same: Sequence[tuple[int, int]], different: Sequence[tuple[int, int]],
                       forget: Sequence[tuple[int, int]] = ()) -> None:
-    """Refuse verdicts that would confirm and reject the same people at once."""
-    gone = {tuple(sorted(p)) for p in [*forget, *same, *different]}
-    verdicts = [v for v in load_verdicts(db) if (v.track_a, v.track_b) not in gone]
+    """Refuse verdicts that contradict stored ones on the same pair, or would confirm and reject the same people
+    at once; pairs in ``forget`` (a split's explicit overrides) are not held against the new verdicts."""
+    forgotten = {tuple(sorted(p)) for p in forget}
+    verdicts = [v for v in load_verdicts(db) if (v.track_a, v.track_b) not in forgotten]
+    wanted = {tuple(sorted(p)): SAME for p in same} | {tuple(sorted(p)): DIFFERENT for p in different}
+    for v in verdicts:
+        new = wanted.get((v.track_a, v.track_b))
+        if new is not None and new != v.verdict:
+            raise UsageError(f"tracks {v.track_a} and {v.track_b} were {_WORD[v.verdict]} on {_when(v.created_at)}; "
+                             f"run 'reid-app feedback forget {v.track_a} {v.track_b}' first if that was wrong")
     same_pairs = [(v.track_a, v.track_b) for v in verdicts if v.verdict == SAME] + list(same)
     different_pairs = [(v.track_a, v.track_b) for v in verdicts if v.verdict == DIFFERENT] + list(different)
     component = _components(same_pairs)
@@ -64,6 +85,33 @@ def _check_consistent(db: Database, same: Sequence[tuple[int, int]], different: 
             raise UsageError(f"tracks {a} and {b} would be both confirmed as one person (through other "
                              f"confirmations) and rejected; run 'reid-app feedback forget {a} {b}' or forget the "
                              f"confirmation that links them first")
+    _check_possible(db, component)
+
+
+def _check_possible(db: Database, component: dict[int, int]) -> None:
+    """Refuse confirmations that put one person in two places at once: two tracks of one group seen at the same
+    time in one camera, or in two cameras not marked as overlapping."""
+    groups: dict[int, list[int]] = {}
+    for track, root in component.items():
+        groups.setdefault(root, []).append(track)
+    members = [t for g in groups.values() if len(g) > 1 for t in g]
+    info = get_tracks(db, members)
+    overlaps = load_overlaps(db)
+    for group in groups.values():
+        known = sorted((t for t in group if t in info), key=lambda t: info[t].first_timestamp)
+        for i, a in enumerate(known):
+            for b in known[i + 1:]:
+                ta, tb = info[a], info[b]
+                if tb.first_timestamp > ta.last_timestamp:
+                    break
+                cams = tuple(sorted((ta.camera_id, tb.camera_id)))
+                if cams[0] != cams[1] and cams in overlaps:
+                    continue
+                where = f"on camera {ta.camera}" if ta.camera_id == tb.camera_id else \
+                    f"on cameras {ta.camera} and {tb.camera} (not marked as overlapping)"
+                raise UsageError(f"tracks {a} and {b} are seen at the same time {where}, from "
+                                 f"{format_time(max(ta.first_timestamp, tb.first_timestamp))}; one person cannot "
+                                 f"be both, so they are not confirmed as one")
 
 
 def confirm(db: Database, track_a: int, track_b: int) -> ClusteringReport:
@@ -90,9 +138,13 @@ def _pair(db: Database, a: int, b: int, verdict: str, action: str) -> Clustering
     model_id = _check_tracks(db, [a, b])
     pair = [(min(a, b), max(a, b))]
     _check_consistent(db, pair if verdict == SAME else [], pair if verdict == DIFFERENT else [])
+    existing = [v for v in load_verdicts(db, [a]) if (v.track_a, v.track_b) == pair[0]]
     set_verdicts(db, same=pair if verdict == SAME else (), different=pair if verdict == DIFFERENT else ())
     record(db, action, track_a=a, track_b=b)
-    return cluster_identities(db, model_id, reason="feedback")
+    report = cluster_identities(db, model_id, reason="feedback")
+    report.changes = [f"tracks {pair[0][0]} and {pair[0][1]} {_WORD[verdict]}"
+                      + (" (already so; kept)" if existing else "")]
+    return report
 
 
 def forget(db: Database, track_a: int, track_b: int) -> ClusteringReport:
@@ -102,10 +154,15 @@ def forget(db: Database, track_a: int, track_b: int) -> ClusteringReport:
         UsageError: there is no verdict on that pair.
     """
     model_id = _check_tracks(db, [track_a, track_b])
+    pair = tuple(sorted((int(track_a), int(track_b))))
+    before = [v for v in load_verdicts(db, [track_a]) if (v.track_a, v.track_b) == pair]
     if not forget_verdict(db, track_a, track_b):
         raise UsageError(f"there is no confirmation or rejection of tracks {track_a} and {track_b} to forget")
     record(db, "forget", track_a=track_a, track_b=track_b)
-    return cluster_identities(db, model_id, reason="feedback")
+    report = cluster_identities(db, model_id, reason="feedback")
+    report.changes = [f"tracks {pair[0]} and {pair[1]} are no longer {_WORD[before[0].verdict]}" if before else
+                      f"the verdict on tracks {pair[0]} and {pair[1]} was forgotten"]
+    return report
 
 
 def _identity(db: Database, identity_id: int):
@@ -131,7 +188,10 @@ def merge(db: Database, identity_a: int, identity_b: int) -> ClusteringReport:
     _check_consistent(db, same, [])
     set_verdicts(db, same=same)
     record(db, "merge", identities=[identity_a, identity_b], tracks=tracks)
-    return cluster_identities(db, a.model_id, reason="feedback")
+    report = cluster_identities(db, a.model_id, reason="feedback")
+    report.changes = [f"identities {identity_a} and {identity_b} merged: their {len(tracks)} tracks confirmed as one "
+                      f"person"]
+    return report
 
 
 def split(db: Database, identity_id: int, track_ids: Sequence[int]) -> ClusteringReport:
@@ -154,6 +214,13 @@ def split(db: Database, identity_id: int, track_ids: Sequence[int]) -> Clusterin
     across = [(min(x, y), max(x, y)) for x in moved for y in kept]
     same = [(min(g[0], t), max(g[0], t)) for g in (moved, kept) for t in g[1:]]
     _check_consistent(db, same, across, forget=across)
+    overridden = [v for v in load_verdicts(db, moved) if v.verdict == SAME and (v.track_a, v.track_b) in set(across)]
     set_verdicts(db, same=same, different=across)
     record(db, "split", identity=identity_id, moved=moved, kept=kept)
-    return cluster_identities(db, identity.model_id, reason="feedback")
+    report = cluster_identities(db, identity.model_id, reason="feedback")
+    report.changes = [f"tracks {', '.join(map(str, moved))} split off identity {identity_id}: {len(across)} pairs "
+                      f"rejected across"]
+    if overridden:
+        report.changes.append("earlier confirmations replaced by rejections: " + ", ".join(
+            f"{v.track_a}-{v.track_b}" for v in overridden))
+    return report

@@ -28,7 +28,7 @@ confirmed pair counts 1); for a single track, 1 minus its highest similarity to 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
@@ -55,6 +55,8 @@ class ClusteringReport:
     tracks: int
     threshold: float
     seconds: float
+    #: What the feedback action that triggered this run changed, one line each (empty for plain runs).
+    changes: list[str] = field(default_factory=list)
 
 
 class _UnionFind:

@@ -10,6 +10,7 @@ from typing import Optional
 import click
 
 from reid_app.errors import UsageError, WeightsError
+from reid_app.timefmt import format_time  # noqa: F401  (the CLI's tables and the app use it from here)
 
 #: Latest wall-clock time accepted (2200-01-01T00:00:00Z, seconds since the epoch): later values are mistakes
 #: such as epoch milliseconds, and would not fit the dates every table and export prints.
@@ -43,20 +44,6 @@ def parse_start_time(text: str, option: str = "--start") -> float:
             else ""
         raise UsageError(f"{option} '{text}' is outside 1970-2200{hint}; give seconds since the epoch or ISO 8601")
     return value
-
-
-def format_time(timestamp: float) -> str:
-    """Wall-clock time for tables; times before 1990 are video-relative (unknown start) and shown as h:mm:ss.s.
-    A value no calendar date can show (stored by an older reid-app) is printed as seconds, never raised."""
-    if not math.isfinite(timestamp):
-        return str(timestamp)
-    if timestamp < 631152000:
-        minutes, seconds = divmod(timestamp, 60)
-        return f"{int(minutes // 60)}:{int(minutes % 60):02d}:{seconds:04.1f}"
-    try:
-        return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S.%f")[:-5]
-    except (ValueError, OverflowError, OSError):
-        return f"{timestamp:.1f} s since 1970"
 
 
 def finite_option(value: float, option: str, minimum: float = 0.0) -> float:

@@ -202,6 +202,8 @@ def _after_feedback(report, db, tracks: Sequence[int] = ()) -> None:
 
     where = identities_of_tracks(db, tracks)
     placed = ", ".join(f"track {t} -> identity {where[t]}" for t in tracks if t in where)
+    for change in report.changes:
+        _print(f"changed: {change}")
     _print(f"saved; {report.identities} identities now" + (f" ({placed})" if placed else ""))
     db.close()
 

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QLabel, QListView, QSizePolicy, QSplitter, QVBoxLayout, QWidget,
 )
 
-from reid_app.cli_helpers import format_time
+from reid_app.timefmt import format_time
 from ui.item_models import IdentitiesModel, ItemRole, ThumbnailItem, ThumbnailsModel
 from ui.tables import row_table
 

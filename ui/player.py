@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from pipelines.video import FrameReader
-from reid_app.cli_helpers import format_time
+from reid_app.timefmt import format_time
 from reid_app.errors import ReidAppError
 from storage.catalog import CameraEntry, VideoEntry, VideoSightings
 

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from reid_app.cli_helpers import format_time
+from reid_app.timefmt import format_time
 from ui.item_models import ItemRole, ResultItem, ResultsFilterModel, ResultsModel, thumbnail_pixmap
 
 ALL_CAMERAS = "All cameras"

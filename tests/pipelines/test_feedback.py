@@ -8,7 +8,7 @@ from reid_app.errors import UsageError
 from storage.audit import read_log
 from storage.database import open_database
 from storage.feedback import load_verdicts, set_overlap
-from storage.repository import camera_ids_by_name
+from storage.repository import camera_ids_by_name, get_tracks
 from storage.identities import identities_of_tracks, load_identities
 from pipelines.identities import cluster_identities
 from tests.conftest import copy_db
@@ -71,8 +71,16 @@ def _identity_tracks(db, track):
 
 def test_merge_and_split_identities(db):
     ids = sorted(load_identities(db), key=lambda i: -len(i.track_ids))
-    first, second = ids[0], ids[1]
-    merge(db, first.id, second.id)
+    refused = []
+    for first, second in ((a, b) for i, a in enumerate(ids) for b in ids[i + 1:]):
+        try:  # people seen at the same time cannot be merged: take the first pair that can
+            report = merge(db, first.id, second.id)
+            break
+        except UsageError as exc:
+            refused.append(str(exc))
+    assert refused and all("seen at the same time" in r for r in refused)  # the lab's people walk together
+    assert report.changes == [f"identities {first.id} and {second.id} merged: their "
+                              f"{len(first.track_ids) + len(second.track_ids)} tracks confirmed as one person"]
     merged = _identity_tracks(db, first.track_ids[0])
     assert set(first.track_ids) | set(second.track_ids) <= set(merged)
     survivor = identities_of_tracks(db, [first.track_ids[0]])[first.track_ids[0]]
@@ -85,6 +93,36 @@ def test_merge_and_split_identities(db):
     assert verdicts[(a, b)] == "different"
     actions = [e.action for e in read_log(db)]
     assert actions[:4] == ["cluster", "split", "cluster", "merge"]
+
+
+def test_feedback_never_silently_overrides_a_verdict(db):
+    identity = _largest(db)
+    a, b = identity.track_ids[:2]
+    confirm(db, a, b)
+    with pytest.raises(UsageError, match=f"tracks {min(a, b)} and {max(a, b)} were confirmed as the same person on "):
+        reject(db, a, b)
+    assert confirm(db, a, b).changes[0].endswith("(already so; kept)")
+    assert "no longer confirmed" in forget(db, a, b).changes[0]
+    others = [i for i in load_identities(db) if a not in i.track_ids]
+    c = others[0].track_ids[0]
+    reject(db, a, c)
+    holder = identities_of_tracks(db, [c])[c]
+    with pytest.raises(UsageError, match="rejected as different people|rejected"):
+        merge(db, identities_of_tracks(db, [a])[a], holder)  # before: stored (a, c, same) and said "saved"
+    verdicts = {(v.track_a, v.track_b): v.verdict for v in load_verdicts(db)}
+    assert verdicts[tuple(sorted((a, c)))] == "different"
+
+
+def test_confirming_two_people_seen_at_once_in_one_camera_is_refused(db):
+    tracks = get_tracks(db, [t for i in load_identities(db) for t in i.track_ids])
+    by_camera = {}
+    for t in tracks.values():
+        by_camera.setdefault(t.camera_id, []).append(t)
+    a, b = next((x, y) for group in by_camera.values() for i, x in enumerate(group) for y in group[i + 1:]
+                if x.first_timestamp <= y.last_timestamp and y.first_timestamp <= x.last_timestamp)
+    with pytest.raises(UsageError, match=f"seen at the same time on camera {a.camera}"):
+        confirm(db, a.id, b.id)
+    assert load_verdicts(db) == []
 
 
 def test_bad_feedback_is_refused_with_a_reason(db):
