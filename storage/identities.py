@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from storage.database import Database, lock_for_writing
-from storage.schema import Identity, IdentityTrack, Track
+from storage.schema import Identity, IdentityTrack, Meta, Track
 
 
 @dataclass
@@ -28,7 +28,9 @@ def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Seq
     """Replace the model's identities by ``clusters`` (member track ids, confidence) in one transaction.
 
     A new identity keeps the id of the old identity it shares most tracks with (each old id used once), so the
-    ids users wrote down stay valid while clustering refines the membership.
+    ids users wrote down stay valid while clustering refines the membership. Any other identity gets an id never
+    used before in this database (a counter in ``reid_meta``), so an id that once meant one person never comes
+    back meaning another.
 
     Member tracks deleted meanwhile (a re-ingest replaced their video while the clusters were computed) are left
     out; a cluster left with none gets no identity (its id is 0).
@@ -60,6 +62,7 @@ def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Seq
             if i not in reuse and ident not in taken:
                 reuse[i] = ident
                 taken.add(ident)
+        next_id = _next_identity_id(session)  # before the delete: the ids being replaced count as used
         session.execute(delete(Identity).where(Identity.model_id == model_id))
         session.flush()
         ids: list[int] = [0] * len(clusters)
@@ -68,13 +71,28 @@ def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Seq
             members, confidence = clusters[i]
             if not members:
                 continue
-            row = Identity(id=reuse.get(i), model_id=model_id, confidence=float(confidence),
+            if i in reuse:
+                identity_id = reuse[i]
+            else:
+                identity_id, next_id = next_id, next_id + 1
+            row = Identity(id=identity_id, model_id=model_id, confidence=float(confidence),
                            threshold=float(threshold))
             session.add(row)
             session.flush()
             session.add_all([IdentityTrack(identity_id=row.id, track_id=int(t)) for t in members])
             ids[i] = row.id
+        session.merge(Meta(key=_NEXT_ID_KEY, value=str(next_id)))
         return ids
+
+
+_NEXT_ID_KEY = "identities.next_id"
+
+
+def _next_identity_id(session: Session) -> int:
+    """The next never-used identity id: the stored counter, or one past every id in use (older databases)."""
+    stored = session.scalar(select(Meta.value).where(Meta.key == _NEXT_ID_KEY))
+    highest = session.scalar(select(func.max(Identity.id))) or 0
+    return max(int(stored) if stored and stored.isdigit() else 1, highest + 1)
 
 
 def stored_threshold(db: Database, model_id: int) -> Optional[float]:
