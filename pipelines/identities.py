@@ -38,7 +38,7 @@ from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, SAME, load_overlaps, load_verdicts
 from storage.identities import load_identities, replace_identities, stored_threshold
-from storage.repository import get_tracks, list_models, model_threshold
+from storage.repository import get_tracks, list_models, model_threshold, static_track_ids
 from storage.vector_index import EmbeddingIndex, TrackTable
 
 DEFAULT_THRESHOLD = 0.75
@@ -171,6 +171,17 @@ def current_threshold(db: Database, model_id: int) -> float:
     return DEFAULT_THRESHOLD if stored is None else stored
 
 
+def _without(tracks: TrackTable, excluded: set[int]) -> TrackTable:
+    """The table without the ``excluded`` track ids (static tracks are no one's identity)."""
+    keep = ~np.isin(tracks.track_ids, np.fromiter(excluded, np.int64, len(excluded)))
+    if keep.all():
+        return tracks
+    kept = TrackTable(tracks.track_ids[keep], tracks.camera_ids[keep], tracks.video_ids[keep],
+                      tracks.first_timestamps[keep], tracks.last_timestamps[keep], tracks.descriptors[keep])
+    kept.position = {int(t): i for i, t in enumerate(kept.track_ids)}
+    return kept
+
+
 def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: Optional[float] = None,
                        reason: str = "on demand") -> ClusteringReport:
     """Cluster all tracks of a model into identities and store them (replacing the model's old identities).
@@ -194,7 +205,7 @@ def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: 
     dims = next((m.dims for m in models if m.id == model_id), None)
     if dims is None:
         raise UsageError(f"{db.location} holds no embeddings of model {model_id}")
-    tracks = EmbeddingIndex.load(db, model_id, dims, with_sightings=False).tracks
+    tracks = _without(EmbeddingIndex.load(db, model_id, dims, with_sightings=False).tracks, static_track_ids(db))
     forbidden = cannot_link(tracks, load_overlaps(db))
     position = {int(t): i for i, t in enumerate(tracks.track_ids)}
     pairs = [(position.get(v.track_a), position.get(v.track_b), v.verdict) for v in load_verdicts(db)]

@@ -23,7 +23,7 @@ from models.detection import PersonTracker
 from models.encoders import ReIDEncoder
 from models.pose import PoseEstimator
 from pipelines.camera import CameraPipeline
-from pipelines.quality import QualityConfig
+from pipelines.quality import QualityConfig, StaticTrackConfig
 from pipelines.sampling import SamplingConfig
 from pipelines.video import VideoSource, fingerprint
 from sqlalchemy.exc import SQLAlchemyError
@@ -32,7 +32,8 @@ from reid_app.errors import DatabaseError, ReidAppError
 from reid_app.types import CameraSummary, Observation
 from storage.database import Database, storage_error_text
 from storage.repository import (HEARTBEAT_S, LeaseLostError, VideoInfo, VideoWriter, begin_video, delete_video,
-                                find_video, get_or_create_model, reclaim_abandoned, renew_leases, set_model_threshold)
+                                find_video, get_or_create_model, mark_static_tracks, reclaim_abandoned, renew_leases,
+                                set_model_threshold)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class IngestOptions:
         quality: quality gate thresholds.
         sampling: per-track sampling bounds.
         flush_observations: write a camera's pending observations once this many are waiting.
+        static: when a finished track counts as a static false positive (kept out of identities and search).
     """
 
     analysis_fps: float = 5.0
@@ -76,6 +78,7 @@ class IngestOptions:
     quality: QualityConfig = field(default_factory=QualityConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     flush_observations: int = 256
+    static: StaticTrackConfig = field(default_factory=StaticTrackConfig)
 
 
 class IngestProgress:
@@ -298,9 +301,14 @@ def _consume(cameras: list[_Camera], events: queue.Queue, encoder: ReIDEncoder, 
                 _fail(cam, str(exc), progress)
                 active -= 1
                 continue
+            static = mark_static_tracks(cam.writer.db, cam.writer.video_id, options.static.min_duration_s,
+                                        options.static.max_motion, options.static.max_resize)
             cam.summary.times.store += time.perf_counter() - t0
             cam.summary.status = "done"
             notes = [item[3] or ""]
+            if static:
+                notes.append(f"{len(static)} static track{'s' if len(static) > 1 else ''} (motionless, e.g. an "
+                             f"empty chair) kept out of identities and search")
             if status != "complete":
                 notes.append(f"stored as {status}")
             if cam.writer.rejected_embeddings:

@@ -34,7 +34,8 @@ from storage.database import Database
 from storage.feedback import DIFFERENT, load_verdicts
 from storage.identities import identities_of_tracks
 from storage.repository import (
-    SightingInfo, camera_ids_by_name, get_sighting_embedding, get_sightings, get_tracks, list_models, usable_embedding,
+    SightingInfo, camera_ids_by_name, get_sighting_embedding, get_sightings, get_tracks, list_models, static_track_ids,
+    usable_embedding,
 )
 from storage.vector_index import EmbeddingIndex
 
@@ -56,6 +57,7 @@ class SearchFilters:
         exclude_cameras: camera names never returned.
         after, before: wall-clock window, seconds since the epoch (inclusive; None: open).
         other_cameras_only: never return the query's own camera (sighting and track queries).
+        include_static: also return static tracks (motionless over their life: an empty chair); off by default.
     """
 
     cameras: Optional[Sequence[str]] = None
@@ -63,6 +65,7 @@ class SearchFilters:
     other_cameras_only: bool = False
     after: Optional[float] = None
     before: Optional[float] = None
+    include_static: bool = False
 
 
 @dataclass
@@ -347,7 +350,8 @@ class Searcher:
             valid &= index.timestamps >= filters.after
         if filters.before is not None:
             valid &= index.timestamps <= filters.before
-        for t in excluded_tracks:
+        hidden = list(excluded_tracks) + ([] if filters.include_static else sorted(static_track_ids(self.db)))
+        for t in hidden:
             valid[index.rows_of(t)] = False
         return valid
 

@@ -154,10 +154,14 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               help="Within-camera tracker.")
 @click.option("--crops-per-second", type=float, default=1.0, show_default=True,
               help="Most crops encoded per track per second (best quality first); bounds re-id cost.")
+@click.option("--static-after", type=float, default=10.0, show_default=True, metavar="SECONDS",
+              help="Mark tracks whose box does not move for this long as static (an empty chair): kept out of "
+              "identities and search ('search --include-static' shows them); 0: never.")
 @click.option("--force", is_flag=True, help="Re-ingest videos already in the database, replacing their rows.")
 def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str], device: Optional[str], fps: str,
            detector: Optional[str], pose: str, reid: Optional[str], batch_size: int, starts: Sequence[str],
-           duration: Optional[float], tracker: str, crops_per_second: float, force: bool) -> None:
+           duration: Optional[float], tracker: str, crops_per_second: float, static_after: float,
+           force: bool) -> None:
     """Detect, track, pose-estimate and encode every person in VIDEOs and store them in the database.
 
     Each video is one camera. Videos already in the database are skipped (see --force); an interrupted run is
@@ -179,7 +183,7 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     start_times = [parse_start_time(s) for s in starts] or [None] * len(videos)
     choices = IngestChoices(detector=detector, pose=pose, reid=reid, device=device, tracker=tracker,
                             analysis_fps=rate, batch_size=batch_size, crops_per_second=crops_per_second,
-                            duration_s=duration, force=force)
+                            duration_s=duration, force=force, static_after_s=static_after)
     choices.check()
 
     from pipelines.ingest import IngestJob

@@ -31,6 +31,8 @@ class IngestChoices:
         crops_per_second: most crops encoded per track per second, > 0.
         duration_s: analyse only the first seconds of each video (None: all), > 0.
         force: re-ingest videos already in the database.
+        static_after_s: a track whose box does not move for at least this many seconds is marked static (kept out
+            of identities and search); 0 never marks one.
     """
 
     detector: Optional[str] = None
@@ -43,6 +45,7 @@ class IngestChoices:
     crops_per_second: float = 1.0
     duration_s: Optional[float] = None
     force: bool = False
+    static_after_s: float = 10.0
 
     def check(self) -> None:
         """Raises:
@@ -56,6 +59,8 @@ class IngestChoices:
             raise UsageError(f"--crops-per-second must be greater than 0, got {self.crops_per_second:g}")
         if self.duration_s is not None and not self.duration_s > 0:
             raise UsageError(f"--duration must be greater than 0 seconds, got {self.duration_s:g}")
+        if not self.static_after_s >= 0 or self.static_after_s == float("inf"):
+            raise UsageError(f"--static-after must be 0 or more seconds, got {self.static_after_s:g}")
         if self.tracker not in ("bytetrack", "botsort"):
             raise UsageError(f"tracker '{self.tracker}' is not bytetrack or botsort")
 
@@ -121,6 +126,7 @@ class PreparedIngest:
 
     def __init__(self, choices: IngestChoices, device: str, encoder, make_tracker, make_pose):
         from pipelines.ingest import IngestOptions
+        from pipelines.quality import StaticTrackConfig
         from pipelines.sampling import SamplingConfig
 
         self.choices = choices
@@ -131,7 +137,7 @@ class PreparedIngest:
         window = max(1.0, 1.0 / choices.crops_per_second)
         self.options = IngestOptions(
             analysis_fps=choices.analysis_fps, batch_size=choices.batch_size, force=choices.force,
-            max_duration_s=choices.duration_s,
+            max_duration_s=choices.duration_s, static=StaticTrackConfig(min_duration_s=choices.static_after_s),
             sampling=SamplingConfig(crops_per_window=max(1, round(choices.crops_per_second * window)),
                                     window_s=window))
 

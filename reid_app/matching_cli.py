@@ -40,6 +40,8 @@ def _print(text: str) -> None:
 @click.option("--before", default=None, metavar="TIME", help="Only sightings at or before TIME.")
 @click.option("--track-similarity", type=click.Choice(["mean", "max"]), default="mean", show_default=True,
               help="mean: compare tracks by their mean descriptors; max: by their most similar pair of sightings.")
+@click.option("--include-static", is_flag=True, help="Also return static tracks (boxes that never moved: an "
+              "empty chair, a coat), which are left out by default.")
 @click.option("--rerank", is_flag=True, help="Re-rank the best 100 tracks with k-reciprocal encoding.")
 @click.option("--sightings", "per_sighting", is_flag=True, help="One result per sighting instead of per track.")
 @click.option("--expand", type=click.IntRange(1, 1000), default=1, show_default=True, metavar="N",
@@ -51,7 +53,7 @@ def _print(text: str) -> None:
 @click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="Where to score (and encode --image) "
               "[default: auto].")
 def search(db_path, track_id, sighting_id, image_path, top_k, cameras, exclude_cameras, other_cameras, after, before,
-           track_similarity, rerank, per_sighting, expand, index_kind, reid, device) -> None:
+           track_similarity, include_static, rerank, per_sighting, expand, index_kind, reid, device) -> None:
     """Find where else a person appears: rank stored tracks by similarity to a track, a sighting or an image.
 
     Scores are cosine similarities of re-id embeddings (higher is more alike). The query's own track is never
@@ -81,7 +83,8 @@ def search(db_path, track_id, sighting_id, image_path, top_k, cameras, exclude_c
     options = SearchOptions(top_k=top_k, per_track=not per_sighting, samples_per_track=expand,
                             track_similarity=track_similarity, rerank=rerank)
     filters = SearchFilters(cameras=list(cameras) or None, exclude_cameras=list(exclude_cameras),
-                            after=window[0], before=window[1], other_cameras_only=other_cameras)
+                            after=window[0], before=window[1], other_cameras_only=other_cameras,
+                            include_static=include_static)
     if track_id is not None:
         results, query = searcher.by_track(track_id, options, filters), f"track {track_id}"
     elif sighting_id is not None:
@@ -170,6 +173,13 @@ def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
     stdout_console().print(table)
     _print(f"{len(shown)} of {len(summaries)} identities shown; details: reid-app identities --identity ID; "
            f"evidence: reid-app export-identity --identity ID --out DIR")
+    from storage.repository import static_track_ids
+
+    static = static_track_ids(db)
+    if static:
+        _print(f"{len(static)} static track{'s' if len(static) > 1 else ''} (boxes that never moved, e.g. an empty "
+               f"chair: {', '.join(map(str, sorted(static)[:10]))}) belong to no identity; 'reid-app search "
+               f"--include-static' shows them")
     db.close()
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from sqlalchemy import (
-    Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint,
+    Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -32,7 +32,8 @@ DAMAGED_FRACTION = 0.05
 
 #: Columns added to existing tables by each schema version (``ALTER TABLE ... ADD COLUMN``), for in-place upgrades.
 ADDED_COLUMNS = {3: [("videos", "owner", "VARCHAR(200)"), ("videos", "heartbeat_at", "FLOAT"),
-                     ("videos", "analysed_until_s", "FLOAT"), ("videos", "frames_lost", "INTEGER DEFAULT 0")]}
+                     ("videos", "analysed_until_s", "FLOAT"), ("videos", "frames_lost", "INTEGER DEFAULT 0"),
+                     ("tracks", "static", "BOOLEAN DEFAULT 0")]}
 
 
 def utcnow() -> datetime:
@@ -116,7 +117,9 @@ class Track(Base):
     """A tracklet: one person followed by the tracker within one camera's video.
 
     ``descriptor`` is the quality-weighted mean of the track's sighting embeddings, L2-normalised (``float32 [D]``
-    bytes, made by ``descriptor_model_id``), or NULL when none of its sightings was encoded.
+    bytes, made by ``descriptor_model_id``), or NULL when none of its sightings was encoded. ``static`` marks a
+    track whose box did not move over its life (an empty chair, a coat on a hook): kept out of identities and
+    search results unless asked for.
     """
 
     __tablename__ = "tracks"
@@ -134,6 +137,7 @@ class Track(Base):
     quality_sum: Mapped[float] = mapped_column(Float, default=0.0)
     descriptor: Mapped[Optional[bytes]] = mapped_column(LargeBinary, default=None)
     descriptor_model_id: Mapped[Optional[int]] = mapped_column(ForeignKey("models.id"), default=None)
+    static: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     video: Mapped[Video] = relationship(back_populates="tracks")
 
 

@@ -78,6 +78,7 @@ def test_older_schema_is_upgraded_in_place_keeping_its_rows(tmp_path, old_versio
     dropped_tables = ("identity_tracks", "identities", "pair_feedback", "audit_log", "camera_overlaps") \
         if old_version == 1 else ()
     sqlite_execute(path, *[f"ALTER TABLE videos DROP COLUMN {c}" for c in _SCHEMA_3_COLUMNS],
+                   "ALTER TABLE tracks DROP COLUMN static",
                    "INSERT INTO cameras (id, name, created_at) VALUES (1, 'door', '2026-01-01')",
                    "INSERT INTO videos (id, camera_id, path, fingerprint, fps, frame_count, width, height, duration_s,"
                    " start_time, analysis_fps, frames_analysed, status, ingested_at) VALUES (1, 1, '/v.mp4', 'f', 10,"
@@ -92,4 +93,6 @@ def test_older_schema_is_upgraded_in_place_keeping_its_rows(tmp_path, old_versio
         row = con.exec_driver_sql("SELECT status, frames_analysed, owner, analysed_until_s, frames_lost "
                                   "FROM videos").one()
     assert tuple(row) == ("complete", 50, None, None, 0)
+    with db.engine.connect() as con:
+        assert "static" in {r[1] for r in con.exec_driver_sql("PRAGMA table_info(tracks)")}
     db.close()
