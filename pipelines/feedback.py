@@ -58,6 +58,17 @@ def _components(same_pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
     return {x: find(x) for x in list(parent)}
 
 
+#: Feedback actions that ``undo`` can take back (newest first).
+UNDOABLE = ("confirm", "reject", "forget", "merge", "split")
+
+
+def _verdicts_of(db: Database, pairs: Iterable[tuple[int, int]]) -> list[list]:
+    """``[[a, b, verdict or None], ...]`` for the given pairs, as stored now (for the audit log and undo)."""
+    wanted = sorted({tuple(sorted((int(a), int(b)))) for a, b in pairs})
+    stored = {(v.track_a, v.track_b): v.verdict for v in load_verdicts(db, {t for p in wanted for t in p})}
+    return [[a, b, stored.get((a, b))] for a, b in wanted]
+
+
 _WORD = {SAME: "confirmed as the same person", DIFFERENT: "rejected as different people"}
 
 
@@ -139,8 +150,9 @@ def _pair(db: Database, a: int, b: int, verdict: str, action: str) -> Clustering
     pair = [(min(a, b), max(a, b))]
     _check_consistent(db, pair if verdict == SAME else [], pair if verdict == DIFFERENT else [])
     existing = [v for v in load_verdicts(db, [a]) if (v.track_a, v.track_b) == pair[0]]
+    before = _verdicts_of(db, pair)
     set_verdicts(db, same=pair if verdict == SAME else (), different=pair if verdict == DIFFERENT else ())
-    record(db, action, track_a=a, track_b=b)
+    record(db, action, track_a=a, track_b=b, before=before, after=_verdicts_of(db, pair))
     report = cluster_identities(db, model_id, reason="feedback")
     report.changes = [f"tracks {pair[0][0]} and {pair[0][1]} {_WORD[verdict]}"
                       + (" (already so; kept)" if existing else "")]
@@ -156,9 +168,10 @@ def forget(db: Database, track_a: int, track_b: int) -> ClusteringReport:
     model_id = _check_tracks(db, [track_a, track_b])
     pair = tuple(sorted((int(track_a), int(track_b))))
     before = [v for v in load_verdicts(db, [track_a]) if (v.track_a, v.track_b) == pair]
+    stored = _verdicts_of(db, [pair])
     if not forget_verdict(db, track_a, track_b):
         raise UsageError(f"there is no confirmation or rejection of tracks {track_a} and {track_b} to forget")
-    record(db, "forget", track_a=track_a, track_b=track_b)
+    record(db, "forget", track_a=track_a, track_b=track_b, before=stored, after=_verdicts_of(db, [pair]))
     report = cluster_identities(db, model_id, reason="feedback")
     report.changes = [f"tracks {pair[0]} and {pair[1]} are no longer {_WORD[before[0].verdict]}" if before else
                       f"the verdict on tracks {pair[0]} and {pair[1]} was forgotten"]
@@ -186,8 +199,10 @@ def merge(db: Database, identity_a: int, identity_b: int) -> ClusteringReport:
     anchor = tracks[0]
     same = [(min(anchor, t), max(anchor, t)) for t in tracks[1:]]
     _check_consistent(db, same, [])
+    before = _verdicts_of(db, same)
     set_verdicts(db, same=same)
-    record(db, "merge", identities=[identity_a, identity_b], tracks=tracks)
+    record(db, "merge", identities=[identity_a, identity_b], tracks=tracks, before=before,
+           after=_verdicts_of(db, same))
     report = cluster_identities(db, a.model_id, reason="feedback")
     report.changes = [f"identities {identity_a} and {identity_b} merged: their {len(tracks)} tracks confirmed as one "
                       f"person"]
@@ -215,12 +230,49 @@ def split(db: Database, identity_id: int, track_ids: Sequence[int]) -> Clusterin
     same = [(min(g[0], t), max(g[0], t)) for g in (moved, kept) for t in g[1:]]
     _check_consistent(db, same, across, forget=across)
     overridden = [v for v in load_verdicts(db, moved) if v.verdict == SAME and (v.track_a, v.track_b) in set(across)]
+    before = _verdicts_of(db, same + across)
     set_verdicts(db, same=same, different=across)
-    record(db, "split", identity=identity_id, moved=moved, kept=kept)
+    record(db, "split", identity=identity_id, moved=moved, kept=kept, before=before,
+           after=_verdicts_of(db, same + across))
     report = cluster_identities(db, identity.model_id, reason="feedback")
     report.changes = [f"tracks {', '.join(map(str, moved))} split off identity {identity_id}: {len(across)} pairs "
                       f"rejected across"]
     if overridden:
         report.changes.append("earlier confirmations replaced by rejections: " + ", ".join(
             f"{v.track_a}-{v.track_b}" for v in overridden))
+    return report
+
+
+def undo(db: Database) -> ClusteringReport:
+    """Take back the newest feedback action not yet undone (repeat to go further back): the verdicts it touched
+    return to what they were before it; re-cluster. Recorded in the audit log as ``undo`` with the entry it undid.
+
+    Raises:
+        UsageError: nothing to undo, an action of an older reid-app (no record of what it changed), or the
+            verdicts it touched changed since (the message names the pair).
+    """
+    from storage.audit import read_log
+
+    log = read_log(db, limit=10**9)
+    undone = {e.details.get("undoes") for e in log if e.action == "undo"}
+    entry = next((e for e in log if e.action in UNDOABLE and e.id not in undone), None)
+    if entry is None:
+        raise UsageError("there is no feedback to undo")
+    before, after = entry.details.get("before"), entry.details.get("after")
+    if before is None or after is None:
+        raise UsageError(f"the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M} UTC was made by an older "
+                         f"reid-app that did not record what it changed; undo it by hand")
+    now = _verdicts_of(db, [(a, b) for a, b, _ in after])
+    changed = [f"{a}-{b}" for (a, b, v), (_, _, w) in zip(after, now) if v != w]
+    if changed:
+        raise UsageError(f"the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M} UTC cannot be undone: the "
+                         f"verdicts on tracks {', '.join(changed)} changed since")
+    model_id = _check_tracks(db, {t for a, b, _ in before for t in (a, b)})
+    set_verdicts(db, same=[(a, b) for a, b, v in before if v == SAME],
+                 different=[(a, b) for a, b, v in before if v == DIFFERENT],
+                 forget=[(a, b) for a, b, v in before if v is None])
+    record(db, "undo", undoes=entry.id, action_undone=entry.action, before=after, after=before)
+    report = cluster_identities(db, model_id, reason="feedback")
+    report.changes = [f"undid the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M:%S} UTC (audit entry "
+                      f"{entry.id}): {len(before)} pair{'s' if len(before) > 1 else ''} as before it"]
     return report

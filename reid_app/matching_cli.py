@@ -238,6 +238,16 @@ _pair_command("reject", "Record that tracks TRACK_A and TRACK_B show different p
 _pair_command("forget", "Delete the confirmation or rejection of tracks TRACK_A and TRACK_B.")
 
 
+@feedback.command("undo")
+@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
+def undo_command(db_path) -> None:
+    """Take back the newest confirm, reject, forget, merge or split not yet undone (repeat to go further back)."""
+    from pipelines.feedback import undo
+
+    db = _open(db_path)
+    _after_feedback(undo(db), db)
+
+
 @feedback.command()
 @click.argument("identity_a", type=DB_ID)
 @click.argument("identity_b", type=DB_ID)

@@ -140,3 +140,36 @@ def test_bad_feedback_is_refused_with_a_reason(db):
     with pytest.raises(UsageError, match="nothing|no confirmation"):
         forget(db, identity.track_ids[0], identity.track_ids[1])
     assert load_verdicts(db) == []
+
+
+def test_undo_takes_back_the_newest_actions_one_by_one(db):
+    from pipelines.feedback import undo
+    from storage.feedback import set_verdicts
+
+    with pytest.raises(UsageError, match="no feedback to undo"):
+        undo(db)
+    identity = _largest(db)
+    a, b = identity.track_ids[:2]
+    others = [i for i in load_identities(db) if a not in i.track_ids]
+    c = others[0].track_ids[0]
+    confirm(db, a, b)
+    reject(db, a, c)
+    split(db, identity.id, [b])
+    after_split = {(v.track_a, v.track_b): v.verdict for v in load_verdicts(db)}
+    assert after_split[tuple(sorted((a, b)))] == "different"
+    report = undo(db)
+    assert report.changes[0].startswith("undid the split")
+    state = {(v.track_a, v.track_b): v.verdict for v in load_verdicts(db)}
+    assert state == {tuple(sorted((a, b))): "same", tuple(sorted((a, c))): "different"}
+    assert _same_identity(db, a, b)
+    undo(db)  # the rejection
+    assert {(v.track_a, v.track_b): v.verdict for v in load_verdicts(db)} == {tuple(sorted((a, b))): "same"}
+    set_verdicts(db, different=[(a, b)])  # changed behind feedback's back (another tool)
+    with pytest.raises(UsageError, match=f"verdicts on tracks {min(a, b)}-{max(a, b)} changed since"):
+        undo(db)
+    set_verdicts(db, same=[(a, b)])
+    undo(db)
+    assert load_verdicts(db) == []
+    with pytest.raises(UsageError, match="no feedback to undo"):
+        undo(db)
+    assert [e.action for e in read_log(db) if e.action == "undo"] == ["undo"] * 3

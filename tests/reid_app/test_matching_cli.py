@@ -71,3 +71,22 @@ def test_search_options_feedback_and_audit(db):
 ])
 def test_mistakes_get_one_clear_line(db, args, words):
     _assert_one_clear_error(run_cli(*args, "--db", db), *words)
+
+
+def test_feedback_says_what_it_changed_and_undo_takes_it_back(db):
+    from pipelines.identities import summarise_identities
+    from storage.database import open_database
+    from tests.reliability.cli import run_main
+
+    database = open_database(db)
+    identity = next(s for s in summarise_identities(database) if len(s.track_ids) >= 2)
+    database.close()
+    a, b = sorted(identity.track_ids[:2])
+    confirmed = run_main("feedback", "confirm", a, b, "--db", db)
+    assert confirmed.code == 0, confirmed.stderr
+    assert f"changed: tracks {a} and {b} confirmed as the same person" in confirmed.stdout
+    refused = run_main("feedback", "reject", a, b, "--db", db)
+    assert refused.code == 2 and f"tracks {a} and {b} were confirmed as the same person on" in refused.stderr
+    undone = run_main("feedback", "undo", "--db", db)
+    assert undone.code == 0 and "changed: undid the confirm of" in undone.stdout
+    assert run_main("feedback", "reject", a, b, "--db", db).code == 0  # no confirmation stands in the way now
