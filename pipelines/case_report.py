@@ -45,13 +45,15 @@ def write_case_report(path: Path, summary: dict) -> Path:
     start = min(t["start_timestamp"] for t in tracks)
     end = max(t["end_timestamp"] for t in tracks)
     model = summary["model"]
-    facts = [("Identity", summary["identity"]), ("Confidence", summary["confidence"]), ("Cameras", len(summary["cameras"])),
+    facts = [("Identity", summary["identity"]), ("Name", summary.get("label") or "(not named)"),
+             ("Note", summary.get("note") or ""), ("Confidence", summary["confidence"]), ("Cameras", len(summary["cameras"])),
              ("Tracks", len(tracks)), ("Re-id model", f"{model['name']} (SHA-256 {model['checkpoint_hash']})"),
              ("Database", summary["database"]), ("Exported", summary["exported_at"]),
              ("reid-app", summary["reid_app_version"]), ("Time zone of local times", summary["time_zone"])]
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Identity {summary['identity']}"
              f" - reid-app case report</title><style>{_STYLE}</style></head><body>",
-             f"<h1>Identity {summary['identity']}: where and when this person was seen</h1>",
+             f"<h1>Identity {summary['identity']}{escape(' (' + summary['label'] + ')') if summary.get('label') else ''}"
+             f": where and when this person was seen</h1>",
              "<table class='facts'>" + "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>"
                                                for k, v in facts) + "</table>",
              "<p>Hashes of the source videos and of every file of this export: <a href='manifest.json'>"

@@ -40,7 +40,7 @@ from reid_app import __version__
 from reid_app.errors import UsageError
 from storage.audit import record
 from storage.database import Database
-from storage.identities import load_identities
+from storage.identities import labels, load_identities
 from storage.repository import get_model, get_tracks
 from storage.schema import SCHEMA_VERSION, Sighting, Track, Video
 
@@ -128,6 +128,7 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
                                         .where(Sighting.track_id == t).order_by(Sighting.frame_index)).all()
                      for t in tracks}
     model = get_model(db, identity.model_id)
+    name, note = labels(db).get(identity_id, (None, None))
     stem = f"identity-{identity_id}"
     report = EvidenceReport(out_dir / f"{stem}.json", out_dir / f"{stem}.csv", out_dir / "report.html",
                             out_dir / "manifest.json")
@@ -171,7 +172,8 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
     progress("hashing the source videos")
     sources = _hash_sources({videos[t].path: tracks[t].camera for t in tracks}, report)
     summary = {
-        "identity": identity_id, "confidence": round(identity.confidence, 4), "threshold": identity.threshold,
+        "identity": identity_id, "label": name, "note": note,
+        "confidence": round(identity.confidence, 4), "threshold": identity.threshold,
         "model": {"id": identity.model_id, "name": model.name if model else None,
                   "checkpoint_hash": model.checkpoint_hash if model else None},
         "database": db.location, "exported_at": iso(datetime.now(timezone.utc).timestamp()),

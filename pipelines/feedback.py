@@ -15,7 +15,7 @@ and returned first. Feedback never silently overrides the user:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 from pipelines.identities import ClusteringReport, cluster_identities
 from reid_app.errors import UsageError
@@ -276,3 +276,25 @@ def undo(db: Database) -> ClusteringReport:
     report.changes = [f"undid the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M:%S} UTC (audit entry "
                       f"{entry.id}): {len(before)} pair{'s' if len(before) > 1 else ''} as before it"]
     return report
+
+
+def label(db: Database, identity_id: int, name: Optional[str], note: str = "") -> str:
+    """Name identity ``identity_id`` (a person of interest, e.g. "Suspect A") with an optional note, or remove the
+    name (``name`` None); audited. Returns a line saying what changed.
+
+    Raises:
+        UsageError: unknown identity, or an empty or over-long name (200 characters at most).
+    """
+    from storage.identities import labels, set_label
+
+    _identity(db, identity_id)
+    old = labels(db).get(identity_id)
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise UsageError("a label must have 1 to 200 characters")
+    set_label(db, identity_id, name, note)
+    record(db, "label", identity=identity_id, label=name, note=note, before=list(old) if old else None)
+    if name is None:
+        return f"identity {identity_id} is no longer named" + (f" (was {old[0]!r})" if old else "")
+    return f"identity {identity_id} named {name!r}" + (f" (was {old[0]!r})" if old and old[0] != name else "")

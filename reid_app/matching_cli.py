@@ -161,15 +161,19 @@ def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
         _identity_detail(db, chosen[0])
         db.close()
         return
+    from storage.identities import labels
+
+    names = labels(db)
     table = Table(title=f"Identities in {db.location}")
-    for name in ("identity", "cameras", "tracks", "first seen", "last seen", "where (time ranges)", "confidence"):
+    for name in ("identity", "cameras", "tracks", "first seen", "last seen", "where (time ranges)", "confidence",
+                 "name"):
         table.add_column(name, justify="right" if name in ("identity", "cameras", "tracks", "confidence")
                          else "left")
     shown = [s for s in summaries if len(s.cameras) >= min_cameras]
     for s in shown:
         where = "; ".join(f"{cam}: {_ranges_text(r)}" for cam, r in s.cameras.items())
         table.add_row(str(s.id), str(len(s.cameras)), str(len(s.track_ids)), format_time(s.first_timestamp),
-                      format_time(s.last_timestamp), where, f"{s.confidence:.2f}")
+                      format_time(s.last_timestamp), where, f"{s.confidence:.2f}", names.get(s.id, ("", ""))[0])
     stdout_console().print(table)
     _print(f"{len(shown)} of {len(summaries)} identities shown; details: reid-app identities --identity ID; "
            f"evidence: reid-app export-identity --identity ID --out DIR")
@@ -188,8 +192,12 @@ def _identity_detail(db, summary) -> None:
 
     from storage.repository import get_tracks
 
+    from storage.identities import labels
+
     tracks = get_tracks(db, summary.track_ids)
-    table = Table(title=f"Identity {summary.id} (confidence {summary.confidence:.2f})")
+    name, note = labels(db).get(summary.id, ("", ""))
+    title = f"Identity {summary.id}" + (f" '{name}'" if name else "") + f" (confidence {summary.confidence:.2f})"
+    table = Table(title=title, caption=note or None)
     for name in ("camera", "track", "local id", "from", "to", "sightings"):
         table.add_column(name, justify="right" if name in ("track", "local id", "sightings") else "left")
     for t in sorted(tracks.values(), key=lambda t: (t.camera, t.first_timestamp)):
@@ -236,6 +244,23 @@ def _pair_command(name: str, summary: str):
 _pair_command("confirm", "Record that tracks TRACK_A and TRACK_B show the same person.")
 _pair_command("reject", "Record that tracks TRACK_A and TRACK_B show different people.")
 _pair_command("forget", "Delete the confirmation or rejection of tracks TRACK_A and TRACK_B.")
+
+
+@feedback.command("label")
+@click.argument("identity_id", type=DB_ID)
+@click.argument("name", required=False)
+@click.option("--note", default="", help="A note kept with the name (what is known of this person).")
+@click.option("--clear", is_flag=True, help="Remove the identity's name.")
+@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
+def label_command(identity_id, name, note, clear, db_path) -> None:
+    """Name identity IDENTITY_ID (a person of interest, e.g. "Suspect A"); shown in 'identities' and in evidence."""
+    from pipelines.feedback import label
+
+    if clear == (name is not None):
+        raise UsageError("give a NAME, or --clear to remove the name")
+    db = _open(db_path)
+    _print(f"changed: {label(db, identity_id, None if clear else name, note)}")
+    db.close()
 
 
 @feedback.command("undo")

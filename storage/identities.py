@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from storage.database import Database, lock_for_writing
-from storage.schema import Identity, IdentityTrack, Meta, Track
+from storage.schema import Identity, IdentityLabel, IdentityTrack, Meta, Track, utcnow
 
 
 @dataclass
@@ -129,3 +129,18 @@ def identities_of_tracks(db: Database, track_ids: Iterable[int]) -> dict[int, in
     with db.session() as session:
         return {t: i for t, i in session.execute(select(IdentityTrack.track_id, IdentityTrack.identity_id)
                                                  .where(IdentityTrack.track_id.in_(ids)))}
+
+
+def set_label(db: Database, identity_id: int, label: Optional[str], note: str = "") -> None:
+    """Name identity ``identity_id`` (a person of interest) with a note, or remove its name (``label`` None)."""
+    with db.sessions.begin() as session:
+        if label is None:
+            session.execute(delete(IdentityLabel).where(IdentityLabel.identity_id == identity_id))
+        else:
+            session.merge(IdentityLabel(identity_id=identity_id, label=label, note=note, updated_at=utcnow()))
+
+
+def labels(db: Database) -> dict[int, tuple[str, str]]:
+    """Identity id -> ``(label, note)`` for every named identity."""
+    with db.session() as session:
+        return {row.identity_id: (row.label, row.note) for row in session.scalars(select(IdentityLabel))}

@@ -235,3 +235,14 @@ class AuditEntry(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     action: Mapped[str] = mapped_column(String(32))
     details: Mapped[str] = mapped_column(Text)
+
+
+class IdentityLabel(Base):
+    """A name and a note an investigator gave an identity (a person of interest). Keyed by identity id, which
+    stays with the identity across re-clustering and is never reused, so the label follows the person."""
+
+    __tablename__ = "identity_labels"
+    identity_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

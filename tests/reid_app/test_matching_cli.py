@@ -90,3 +90,25 @@ def test_feedback_says_what_it_changed_and_undo_takes_it_back(db):
     undone = run_main("feedback", "undo", "--db", db)
     assert undone.code == 0 and "changed: undid the confirm of" in undone.stdout
     assert run_main("feedback", "reject", a, b, "--db", db).code == 0  # no confirmation stands in the way now
+
+
+def test_a_named_person_keeps_the_name_in_listings_and_evidence(db, tmp_path):
+    from tests.reliability.cli import run_main
+
+    named = run_main("feedback", "label", "1", "Suspect A", "--note", "red jacket, seen at the door", "--db", db)
+    assert named.code == 0 and "changed: identity 1 named 'Suspect A'" in named.stdout
+    assert run_main("identities", "--recluster", "--db", db).code == 0  # the name follows the identity's id
+    listing = run_main("identities", "--db", db)
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in listing.stdout.splitlines()
+            if line.startswith("│")]
+    assert next(r for r in rows if r[0] == "1")[-1] == "Suspect A"
+    detail = run_main("identities", "--identity", "1", "--db", db)
+    assert "'Suspect A'" in detail.stdout and "red jacket" in detail.stdout
+    exported = run_main("export-identity", "--identity", "1", "--out", tmp_path / "case", "--db", db)
+    assert exported.code == 0, exported.stderr
+    summary = json.loads((tmp_path / "case" / "identity-1.json").read_text())
+    assert (summary["label"], summary["note"]) == ("Suspect A", "red jacket, seen at the door")
+    assert "Identity 1 (Suspect A)" in (tmp_path / "case" / "report.html").read_text()
+    cleared = run_main("feedback", "label", "1", "--clear", "--db", db)
+    assert cleared.code == 0 and "no longer named (was 'Suspect A')" in cleared.stdout
+    assert run_main("feedback", "label", "1", "--db", db).code == 2  # neither a name nor --clear
