@@ -85,12 +85,11 @@ def database_model(db) -> Optional[Path]:
 
 def cluster_after_ingest(db, console) -> None:
     """Re-cluster the global identities after an ingest added tracks, and print one line about them."""
-    from pipelines.identities import cluster_identities
-    from storage.repository import list_models
+    from pipelines.service import cluster_after_ingest
 
-    if not list_models(db):
+    report = cluster_after_ingest(db)
+    if report is None:
         return
-    report = cluster_identities(db, reason="after ingest")
     console.print(f"identities: {report.identities} from {report.tracks} tracks, {report.multi_camera} seen by "
                   f"several cameras (threshold {report.threshold:.2f}; list them with 'reid-app identities')",
                   markup=False, highlight=False, soft_wrap=True)

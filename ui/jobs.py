@@ -147,8 +147,7 @@ class IngestWorker(QThread):
         self.stop_event.set()
 
     def run(self) -> None:
-        from pipelines.identities import cluster_identities
-        from storage.repository import list_models
+        from pipelines.service import cluster_after_ingest
 
         try:
             self.message.emit("loading the detector and re-id models...")
@@ -158,9 +157,9 @@ class IngestWorker(QThread):
                 return
             summaries = prepared.run(self.db, self.jobs, _ProgressBridge(self), self.stop_event)
             report = None
-            if any(s.status == "done" for s in summaries) and list_models(self.db):
+            if any(s.status == "done" for s in summaries):
                 self.message.emit("grouping tracks into identities...")
-                report = cluster_identities(self.db, reason="after ingest")
+                report = cluster_after_ingest(self.db)
         except Exception as exc:  # shown in the window as one message
             if not isinstance(exc, ReidAppError):
                 log.exception("ingest failed")

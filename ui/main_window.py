@@ -7,7 +7,6 @@ Every database read, search, feedback and ingest runs off the GUI thread (:mod:`
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -50,52 +49,38 @@ class AppServices:
 # -- background work (no Qt) ---------------------------------------------------------------------------------
 
 def _open(path: str):
-    from storage.database import open_database
+    from pipelines.service import open_investigation
 
-    return open_database(path)
+    return open_investigation(path)
 
 
 def _overview(db):
-    from pipelines.identities import summarise_identities
-    from storage.catalog import list_cameras
-    from storage.repository import list_models
+    from pipelines.service import overview
 
-    cameras = list_cameras(db)
-    models = list_models(db)
-    identities = summarise_identities(db, models[0].id) if models else []
-    return cameras, identities, (models[0].source if models else None)
+    found = overview(db)
+    return found.cameras, found.identities, found.model_source
 
 
 def _search(searcher, db, track_id: int):
-    from pipelines.search import SearchOptions
-    from storage.catalog import best_thumbnails
-    from storage.repository import get_tracks
+    from pipelines.service import search_track
 
-    started = time.perf_counter()
-    results = searcher.by_track(track_id, SearchOptions(top_k=SEARCH_TOP_K, samples_per_track=1))
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    info = get_tracks(db, [track_id])[track_id]
-    thumb = best_thumbnails(db, [track_id]).get(track_id)
-    query = QueryInfo(track_id, info.camera, info.first_timestamp, info.last_timestamp, thumb[1] if thumb else None)
-    return query, [ResultItem.from_result(r) for r in results], elapsed_ms
+    found = search_track(searcher, db, track_id, SEARCH_TOP_K)
+    q = found.query
+    query = QueryInfo(track_id, q.camera, q.first_timestamp, q.last_timestamp, found.query_thumbnail)
+    return query, [ResultItem.from_result(r) for r in found.results], found.elapsed_ms
 
 
 def _identity_thumbnails(db, identity_id: int, track_ids):
-    from storage.catalog import best_thumbnails
-    from storage.repository import get_sightings, get_tracks
+    from pipelines.service import identity_thumbnails
 
-    thumbs = best_thumbnails(db, track_ids)
-    sightings = get_sightings(db, [s for s, _ in thumbs.values()])
-    tracks = get_tracks(db, track_ids)
-    items = [ThumbnailItem(t, tracks[t].camera, sightings[s].timestamp, jpeg) for t, (s, jpeg) in thumbs.items()
-             if s in sightings and t in tracks]
-    return identity_id, items
+    return identity_id, [ThumbnailItem(t.track_id, t.camera, t.timestamp, t.jpeg)
+                         for t in identity_thumbnails(db, track_ids)]
 
 
 def _feedback(db, verdict: str, track_a: int, track_b: int):
-    from pipelines.feedback import confirm, reject
+    from pipelines.service import give_verdict
 
-    return (confirm if verdict == "same" else reject)(db, track_a, track_b)
+    return give_verdict(db, verdict, track_a, track_b)
 
 
 class MainWindow(QMainWindow):
@@ -276,13 +261,12 @@ class MainWindow(QMainWindow):
                          on_error=lambda msg: self._warn(f"The database could not be opened: {msg}"))
 
     def _database_opened(self, db) -> None:
-        from pipelines.search import Searcher
-        from pipelines.similarity import make_scorer
+        from pipelines.service import make_searcher
 
         if self.db is not None:
             self.db.close()
         self.db = db
-        self.searcher = Searcher(db, make_scorer(self.services.scorer_kind, self.services.device))
+        self.searcher = make_searcher(db, self.services.scorer_kind, self.services.device)
         self.db_label.setText(f"database: {db.location}")
         self.setWindowTitle(f"reid-app — {Path(db.location).name if '://' not in db.location else db.location}")
         self.results_panel.model.set_items([])
@@ -318,10 +302,10 @@ class MainWindow(QMainWindow):
         self.overviewLoaded.emit()
 
     def _load_overlay(self, video_id: int) -> None:
-        from storage.catalog import video_sightings
+        from pipelines.service import video_overlay
 
         if self.db is not None:
-            self.jobs.submit(video_sightings, self.db, video_id, on_done=self.player.set_overlay, on_error=self._warn)
+            self.jobs.submit(video_overlay, self.db, video_id, on_done=self.player.set_overlay, on_error=self._warn)
 
     # -- search and feedback -------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from pipelines.video import FrameReader
 from reid_app.timefmt import format_time
 from reid_app.errors import ReidAppError
-from storage.catalog import CameraEntry, VideoEntry, VideoSightings
+from pipelines.service import CameraEntry, VideoEntry, VideoSightings
 
 #: COCO-17 limbs as keypoint index pairs (nose 0, eyes 1-2, ears 3-4, shoulders 5-6, elbows 7-8, wrists 9-10,
 #: hips 11-12, knees 13-14, ankles 15-16).

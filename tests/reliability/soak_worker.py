@@ -1,5 +1,5 @@
 """One process of the multi-process soak (``test_soak.py``): a writer re-ingesting a video in a loop, a reader
-reopening the database and searching, or a reviewer giving feedback, for a bounded time.
+reopening the database and searching, or a reviewer rejecting and forgetting pairs, for a bounded time.
 
 Usage: ``python -m tests.reliability.soak_worker writer|searcher|feedback DB SECONDS [VIDEO]``; prints one JSON
 line ``{"ok": N, "failed": M, "errors": [...]}`` at the end.
@@ -66,14 +66,14 @@ def _searcher(path: str):
 
 
 def _feedback(path: str):
-    from pipelines.feedback import confirm, forget
+    from pipelines.feedback import forget, reject
     from storage.database import open_database
 
     def once() -> None:
         db = open_database(path, create=False)
         try:
             a, b = sorted(random.sample(_cam1_tracks(db), 2))
-            confirm(db, a, b)
+            reject(db, a, b)  # (a confirmation of two people seen at once in cam1 would be refused, rightly)
             forget(db, a, b)
         finally:
             db.close()

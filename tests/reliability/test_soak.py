@@ -49,7 +49,7 @@ def test_writer_reader_and_reviewer_processes_at_once_fail_nothing(tmp_path):
     assert reports["writer"]["ok"] >= 2 and reports["searcher"]["ok"] >= 10 and reports["feedback"]["ok"] >= 10
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert con.execute("SELECT count(*) FROM pair_feedback").fetchone()[0] == 0  # every confirm was forgotten
+    assert con.execute("SELECT count(*) FROM pair_feedback").fetchone()[0] == 0  # every verdict was forgotten
     assert con.execute("SELECT count(*) FROM videos WHERE status != 'complete'").fetchone()[0] == 0
     con.close()
     assert _counts(db) == sequential

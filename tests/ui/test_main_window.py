@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from storage.feedback import DIFFERENT, SAME, load_verdicts
+from storage.feedback import DIFFERENT, SAME, load_verdicts, set_overlap
 from storage.repository import get_tracks
 
 pytestmark = pytest.mark.slow
@@ -101,12 +101,22 @@ def test_gallery_filters_by_camera_and_time(qtbot, lab_window):
 
 def test_confirm_and_reject_buttons_record_feedback(qtbot, lab_window):
     window = lab_window
+    set_overlap(window.db, [c.id for c in window.cameras])  # the lab cameras see one room
     query = _click_first_person(qtbot, window)
     panel = window.results_panel
     items = panel.items()
-    confirmed, rejected = items[-1], items[0]
-
-    panel.view.setCurrentIndex(panel.proxy.index(len(items) - 1, 0))
+    query_info = get_tracks(window.db, [query])[query]
+    # one person cannot be two tracks of one camera at the same time
+    impossible = [r for r, i in enumerate(items) if i.camera == query_info.camera
+                  and i.first_timestamp <= query_info.last_timestamp and i.last_timestamp >= query_info.first_timestamp]
+    possible = [r for r in range(len(items)) if r not in impossible]
+    assert possible and impossible
+    panel.view.setCurrentIndex(panel.proxy.index(impossible[0], 0))
+    qtbot.mouseClick(panel.confirm_button, Qt.MouseButton.LeftButton)  # refused, with the reason shown
+    qtbot.waitUntil(lambda: "Not recorded" in window.statusBar().currentMessage(), timeout=30000)
+    assert "seen at the same time" in window.statusBar().currentMessage()
+    confirmed, rejected = items[possible[-1]], items[impossible[0]]
+    panel.view.setCurrentIndex(panel.proxy.index(possible[-1], 0))
     with qtbot.waitSignal(window.searchFinished, timeout=30000):
         qtbot.mouseClick(panel.confirm_button, Qt.MouseButton.LeftButton)
     assert panel.items()[0].track_id == confirmed.track_id and panel.items()[0].confirmed
