@@ -38,6 +38,7 @@ from pipelines.evidence_media import SightingBox, cut_clip, full_crops, sha256_f
 from pipelines.identities import join_ranges
 from reid_app import __version__
 from reid_app.errors import UsageError
+from reid_app.timefmt import KNOWN_TIME_FROM
 from storage.audit import record
 from storage.database import Database
 from storage.identities import labels, load_identities
@@ -46,8 +47,6 @@ from storage.schema import SCHEMA_VERSION, Sighting, Track, Video
 
 log = logging.getLogger(__name__)
 
-#: Video starts before this (1990-01-01, seconds since the epoch) are not wall-clock times: the start is unknown.
-KNOWN_TIME_FROM = 631152000.0
 
 
 @dataclass

@@ -9,6 +9,7 @@ import click
 
 from reid_app.cli_helpers import DB_ID, database_model, finite_option, format_time, parse_start_time, resolve_reid
 from reid_app.console import stderr_console, stdout_console
+from reid_app.timefmt import confidence_text, zone_label
 from reid_app.errors import UsageError
 from reid_app.settings import load_settings
 
@@ -98,7 +99,8 @@ def search(db_path, track_id, sighting_id, image_path, top_k, cameras, exclude_c
         encoder = load_encoder(reid_path, device_name)
         results, query = searcher.by_image(image_path, encoder, options, filters), f"image {image_path}"
     table = Table(title=f"Matches for {query}")
-    for name in ("rank", "camera", "track", "local id", "identity", "seen at", "sighting", "from", "to",
+    zone = zone_label()
+    for name in ("rank", "camera", "track", "local id", "identity", f"seen at ({zone})", "sighting", "from", "to",
                  "sightings", "score", "note"):
         table.add_column(name, justify="right" if name in ("rank", "track", "local id", "identity", "sighting",
                                                             "sightings", "score") else "left")
@@ -165,15 +167,17 @@ def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
 
     names = labels(db)
     table = Table(title=f"Identities in {db.location}")
-    for name in ("identity", "cameras", "tracks", "first seen", "last seen", "where (time ranges)", "confidence",
-                 "name"):
+    zone = zone_label()
+    for name in ("identity", "cameras", "tracks", f"first seen ({zone})", f"last seen ({zone})", "where (time ranges)",
+                 "confidence", "name"):
         table.add_column(name, justify="right" if name in ("identity", "cameras", "tracks", "confidence")
                          else "left")
     shown = [s for s in summaries if len(s.cameras) >= min_cameras]
     for s in shown:
         where = "; ".join(f"{cam}: {_ranges_text(r)}" for cam, r in s.cameras.items())
         table.add_row(str(s.id), str(len(s.cameras)), str(len(s.track_ids)), format_time(s.first_timestamp),
-                      format_time(s.last_timestamp), where, f"{s.confidence:.2f}", names.get(s.id, ("", ""))[0])
+                      format_time(s.last_timestamp), where, confidence_text(s.confidence, len(s.track_ids)),
+                      names.get(s.id, ("", ""))[0])
     stdout_console().print(table)
     _print(f"{len(shown)} of {len(summaries)} identities shown; details: reid-app identities --identity ID; "
            f"evidence: reid-app export-identity --identity ID --out DIR")
@@ -196,9 +200,9 @@ def _identity_detail(db, summary) -> None:
 
     tracks = get_tracks(db, summary.track_ids)
     name, note = labels(db).get(summary.id, ("", ""))
-    title = f"Identity {summary.id}" + (f" '{name}'" if name else "") + f" (confidence {summary.confidence:.2f})"
+    title = f"Identity {summary.id}" + (f" '{name}'" if name else "") + f" (confidence {confidence_text(summary.confidence, len(summary.track_ids))})"
     table = Table(title=title, caption=note or None)
-    for name in ("camera", "track", "local id", "from", "to", "sightings"):
+    for name in ("camera", "track", "local id", f"from ({zone_label()})", f"to ({zone_label()})", "sightings"):
         table.add_column(name, justify="right" if name in ("track", "local id", "sightings") else "left")
     for t in sorted(tracks.values(), key=lambda t: (t.camera, t.first_timestamp)):
         table.add_row(t.camera, str(t.id), str(t.local_track_id), format_time(t.first_timestamp),

@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence
 from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QSize, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QImage, QPixmap
 
-from reid_app.timefmt import format_time
+from reid_app.timefmt import confidence_text, format_time
 
 #: Role of the plain-data object behind a row.
 ItemRole = Qt.ItemDataRole.UserRole + 1
@@ -260,7 +260,7 @@ class IdentitiesModel(_PlainTableModel):
     def cell(self, identity, column: int) -> Any:
         return (str(identity.id), str(len(identity.cameras)), str(len(identity.track_ids)),
                 format_time(identity.first_timestamp), format_time(identity.last_timestamp),
-                f"{identity.confidence:.2f}")[column]
+                confidence_text(identity.confidence, len(identity.track_ids)))[column]
 
     def tooltip(self, identity) -> str:
         return "seen by " + ", ".join(identity.cameras) + "\nselect to see the timeline and thumbnails"

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from pipelines.video import FrameReader
-from reid_app.timefmt import format_time
+from reid_app.timefmt import KNOWN_TIME_FROM, format_time, zone_label
 from reid_app.errors import ReidAppError
 from pipelines.service import CameraEntry, VideoEntry, VideoSightings
 
@@ -558,7 +558,8 @@ class PlayerPanel(QWidget):
         self.slider.setRange(0, steps)
         self.slider.setValue(min(max(int(round((self.position - self.start) / self.SLIDER_UNIT_S)), 0), steps))
         self._updating_slider = False
-        self.time_label.setText(f"{format_time(self.position)} / {format_time(self.end)}" if enabled else "")
+        zone = f" {zone_label()}" if self.start >= KNOWN_TIME_FROM else " (time unknown: from the video start)"
+        self.time_label.setText(f"{format_time(self.position)} / {format_time(self.end)}{zone}" if enabled else "")
 
     def shutdown(self) -> None:
         """Stop playback and every decoding thread."""

@@ -102,6 +102,9 @@ def test_a_named_person_keeps_the_name_in_listings_and_evidence(db, tmp_path):
     rows = [[c.strip() for c in line.split("│")[1:-1]] for line in listing.stdout.splitlines()
             if line.startswith("│")]
     assert next(r for r in rows if r[0] == "1")[-1] == "Suspect A"
+    singles = [r for r in rows if r[0] and r[2] == "1"]
+    assert singles and all(r[6] == "-" for r in singles)  # one track: no confidence to show, not 1.00
+    assert "first seen (UTC" in listing.stdout
     detail = run_main("identities", "--identity", "1", "--db", db)
     assert "'Suspect A'" in detail.stdout and "red jacket" in detail.stdout
     exported = run_main("export-identity", "--identity", "1", "--out", tmp_path / "case", "--db", db)
