@@ -18,7 +18,7 @@ from pipelines.similarity import make_scorer
 from storage.catalog import CameraEntry, VideoEntry, VideoSightings, best_thumbnails, list_cameras, video_sightings
 from storage.database import Database, open_database
 from storage.identities import labels
-from storage.repository import TrackInfo, get_sightings, get_tracks, list_models
+from storage.repository import TrackInfo, get_sightings, get_tracks, ingest_models, list_models
 
 __all__ = ["CameraEntry", "VideoEntry", "VideoSightings", "Overview", "TrackSearch", "TrackThumbnail",
            "cluster_after_ingest", "give_verdict", "identity_thumbnails", "make_searcher", "open_investigation",
@@ -37,19 +37,22 @@ def open_investigation(location: str) -> Database:
 @dataclass
 class Overview:
     """What the app shows of a database: cameras with their videos, the identities of the main re-id model, that
-    model's weights file (None when none), and the names given to identities (id -> (label, note))."""
+    model's weights file (None when none), the names given to identities (id -> (label, note)) and the detector
+    and pose backend its footage was ingested with (``{"detector": ..., "pose": ...}``, empty when unknown)."""
 
     cameras: list[CameraEntry]
     identities: list[IdentitySummary]
     model_source: Optional[str]
     labels: dict[int, tuple[str, str]] = field(default_factory=dict)
+    ingest_models: dict[str, str] = field(default_factory=dict)
 
 
 def overview(db: Database) -> Overview:
     """Cameras, identities and the model of ``db`` (the model with the most embeddings)."""
     models = list_models(db)
     identities = summarise_identities(db, models[0].id) if models else []
-    return Overview(list_cameras(db), identities, models[0].source if models else None, labels(db))
+    return Overview(list_cameras(db), identities, models[0].source if models else None, labels(db),
+                    ingest_models(db))
 
 
 def make_searcher(db: Database, scorer_kind: str = "exact", device: str = "cpu") -> Searcher:

@@ -124,7 +124,8 @@ class PreparedIngest:
     Built by :func:`prepare_ingest`; loading happens there so bad weights fail before any camera starts.
     """
 
-    def __init__(self, choices: IngestChoices, device: str, encoder, make_tracker, make_pose):
+    def __init__(self, choices: IngestChoices, device: str, encoder, make_tracker, make_pose,
+                 detector: str = ""):
         from pipelines.ingest import IngestOptions
         from pipelines.quality import StaticTrackConfig
         from pipelines.sampling import SamplingConfig
@@ -134,6 +135,8 @@ class PreparedIngest:
         self.encoder = encoder
         self.make_tracker = make_tracker
         self.make_pose = make_pose
+        #: The detector weights as resolved (a path, or an Ultralytics name), recorded with the database.
+        self.detector = detector
         window = max(1.0, 1.0 / choices.crops_per_second)
         self.options = IngestOptions(
             analysis_fps=choices.analysis_fps, batch_size=choices.batch_size, force=choices.force,
@@ -148,11 +151,14 @@ class PreparedIngest:
             UsageError: two jobs would get the same camera name.
         """
         from pipelines.ingest import ingest
+        from storage.repository import set_ingest_models
 
         names = [j.camera for j in jobs]
         if len(set(names)) != len(names):
             raise UsageError(f"two videos would get the same camera name ({', '.join(names)}); name them with "
                              f"--camera")
+        if self.detector:
+            set_ingest_models(db, self.detector, self.choices.pose)
         return ingest(db, list(jobs), self.encoder, self.make_tracker, self.make_pose, self.options, progress, stop)
 
 
@@ -186,4 +192,4 @@ def prepare_ingest(choices: IngestChoices, settings: Settings) -> PreparedIngest
         return PersonTracker(weights, device=device, tracker=choices.tracker, model=model)
 
     return PreparedIngest(choices, device, encoder, _first_then_new(tracker_for(first_model), tracker_for),
-                          make_pose)
+                          make_pose, str(weights))

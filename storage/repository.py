@@ -122,6 +122,21 @@ def model_threshold(db: Database, model_id: int) -> Optional[float]:
         return None
 
 
+def set_ingest_models(db: Database, detector: str, pose: str) -> None:
+    """Record the detector and pose backend the database's footage is ingested with (``reid_meta``
+    ``ingest.detector`` / ``ingest.pose``), so that later ingests (the app's Add videos) default to them."""
+    with db.sessions.begin() as session:
+        session.merge(Meta(key="ingest.detector", value=detector))
+        session.merge(Meta(key="ingest.pose", value=pose))
+
+
+def ingest_models(db: Database) -> dict[str, str]:
+    """``{"detector": ..., "pose": ...}`` as recorded by :func:`set_ingest_models` (empty when never recorded)."""
+    with db.session() as session:
+        rows = session.execute(select(Meta.key, Meta.value).where(Meta.key.in_(["ingest.detector", "ingest.pose"])))
+        return {key.split(".", 1)[1]: value for key, value in rows}
+
+
 def find_video(db: Database, fingerprint: str) -> Optional[Video]:
     """The video with this content fingerprint, a finished one (``complete``/``damaged``) first, or None."""
     with db.session() as session:

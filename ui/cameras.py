@@ -238,6 +238,14 @@ class CamerasPanel(QWidget):
     def show_message(self, text: str) -> None:
         self.ingest_status.setText(text)
 
+    def fail_waiting(self, reason: str) -> None:
+        """The ingest stopped before these cameras began: their rows say so instead of "waiting"."""
+        for row in self.progress.values():
+            if row.state.text() in ("waiting", "ingesting"):
+                row.state.setText(f"not ingested: {reason}")
+                row.state.setToolTip(reason)
+        self.set_ingesting(False)
+
     def _cancel(self) -> None:
         self.cancel_button.setEnabled(False)
         self.ingest_status.setText("Cancelling after the current frames…")

@@ -19,10 +19,18 @@ from reid_app.errors import ReidAppError
 log = logging.getLogger(__name__)
 
 
+_FIELDS = {"--detector": "Detector", "--reid": "Re-id model", "--pose": "Pose", "--fps": "Frames per second",
+           "--batch-size": "Batch size", "--duration": "Duration", "--crops-per-second": "Crops per second"}
+
+
 def describe_error(exc: BaseException) -> str:
     """The message shown to the user for an exception raised by background work."""
     if isinstance(exc, ReidAppError):
-        return str(exc)
+        text = str(exc)
+        for option, field_name in _FIELDS.items():  # the messages name CLI options; the app has fields
+            text = text.replace(f"pass {option} ", f"set the {field_name} field to ")
+            text = text.replace(option, f"the {field_name} field")
+        return text
     return f"unexpected error: {type(exc).__name__}: {exc} (details are in the log)"
 
 

@@ -57,8 +57,7 @@ def _open(path: str):
 def _overview(db):
     from pipelines.service import overview
 
-    found = overview(db)
-    return found.cameras, found.identities, found.model_source
+    return overview(db)
 
 
 def _search(searcher, db, track_id: int):
@@ -104,6 +103,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings()
         self.db = None
         self.searcher = None
+        self.ingest_models: dict[str, str] = {}
         self.cameras = []
         self.model_source: Optional[str] = None
         self.ingest_worker: Optional[IngestWorker] = None
@@ -289,9 +289,10 @@ class MainWindow(QMainWindow):
             self.jobs.submit(_overview, self.db, on_done=self._show_overview, on_error=self._warn)
 
     def _show_overview(self, overview) -> None:
-        cameras, identities, model_source = overview
+        cameras, identities, model_source = overview.cameras, overview.identities, overview.model_source
         self.cameras = cameras
         self.model_source = model_source
+        self.ingest_models = overview.ingest_models
         self.cameras_panel.set_cameras(cameras)
         self.player.set_cameras(cameras)
         videos = [v for c in cameras for v in c.videos]
@@ -374,6 +375,10 @@ class MainWindow(QMainWindow):
         if self.model_source and Path(self.model_source).exists() and choices.reid is None:
             # new footage must be encoded by the model the database was made with, or it cannot be matched
             choices = replace(choices, reid=self.model_source)
+        used = self.ingest_models
+        detector = used.get("detector")
+        if detector and (Path(detector).exists() or "/" not in detector):  # the detector the database was built with
+            choices = replace(choices, detector=detector, pose=used.get("pose", choices.pose))
         return choices
 
     def start_ingest(self, paths, cameras, choices) -> None:
@@ -404,6 +409,7 @@ class MainWindow(QMainWindow):
 
     def _ingest_failed(self, message: str) -> None:
         self.cameras_panel.show_message(f"Ingest failed: {message}")
+        self.cameras_panel.fail_waiting(message)
         self._warn(f"The ingest could not run: {message}")
 
     def _ingest_completed(self, summaries, report) -> None:

@@ -97,5 +97,17 @@ def test_bad_weights_are_reported_without_a_traceback(qtbot, make_window, tmp_pa
     assert "Traceback" not in message
     qtbot.waitUntil(lambda: window.ingest_worker is None, timeout=10000)
     assert window.cameras_panel.ingest_status.text().startswith("Ingest failed: ")
+    assert "--detector" not in message and "--reid" not in message  # the app's words, not the CLI's
+    row = window.cameras_panel.progress["cam0"]
+    assert row.state.text().startswith("not ingested: ")  # before: "waiting" for ever
     assert count_rows(window.db)["videos"] == 0
+
+
+def test_add_videos_defaults_to_the_detector_the_database_was_built_with(make_window, lab_db, tmp_path):
+    from tests.conftest import POSE_DETECTOR, copy_db
+
+    window = make_window(copy_db(lab_db, tmp_path / "db"))
+    window.services.default_choices = IngestChoices(detector="yolov8n-pose", reid=None)  # the settings' default
+    choices = window._default_choices()
+    assert choices.detector == str(POSE_DETECTOR.resolve())  # recorded by the ingest that made lab_db
 
