@@ -149,13 +149,12 @@ def _pair(db: Database, a: int, b: int, verdict: str, action: str) -> Clustering
     model_id = _check_tracks(db, [a, b])
     pair = [(min(a, b), max(a, b))]
     _check_consistent(db, pair if verdict == SAME else [], pair if verdict == DIFFERENT else [])
-    existing = [v for v in load_verdicts(db, [a]) if (v.track_a, v.track_b) == pair[0]]
     before = _verdicts_of(db, pair)
     set_verdicts(db, same=pair if verdict == SAME else (), different=pair if verdict == DIFFERENT else ())
     record(db, action, track_a=a, track_b=b, before=before, after=_verdicts_of(db, pair))
     report = cluster_identities(db, model_id, reason="feedback")
     report.changes = [f"tracks {pair[0][0]} and {pair[0][1]} {_WORD[verdict]}"
-                      + (" (already so; kept)" if existing else "")]
+                      + (" (already so; kept)" if before[0][2] is not None else "")]
     return report
 
 
@@ -167,14 +166,12 @@ def forget(db: Database, track_a: int, track_b: int) -> ClusteringReport:
     """
     model_id = _check_tracks(db, [track_a, track_b])
     pair = tuple(sorted((int(track_a), int(track_b))))
-    before = [v for v in load_verdicts(db, [track_a]) if (v.track_a, v.track_b) == pair]
     stored = _verdicts_of(db, [pair])
     if not forget_verdict(db, track_a, track_b):
         raise UsageError(f"there is no confirmation or rejection of tracks {track_a} and {track_b} to forget")
     record(db, "forget", track_a=track_a, track_b=track_b, before=stored, after=_verdicts_of(db, [pair]))
     report = cluster_identities(db, model_id, reason="feedback")
-    report.changes = [f"tracks {pair[0]} and {pair[1]} are no longer {_WORD[before[0].verdict]}" if before else
-                      f"the verdict on tracks {pair[0]} and {pair[1]} was forgotten"]
+    report.changes = [f"tracks {pair[0]} and {pair[1]} are no longer {_WORD[stored[0][2]]}"]
     return report
 
 

@@ -46,38 +46,40 @@ def _writer(path: str, video: str) -> None:
     return once
 
 
+def _on_reopened_db(path: str, action):
+    """One operation: reopen the database (as the app does on every File > Open), run ``action(db)``, close."""
+    from storage.database import open_database
+
+    def once() -> None:
+        db = open_database(path, create=False)
+        try:
+            action(db)
+        finally:
+            db.close()
+    return once
+
+
 def _searcher(path: str):
     from pipelines.identities import summarise_identities
     from pipelines.search import Searcher
     from pipelines.similarity import make_scorer
-    from storage.database import open_database
 
-    def once() -> None:
-        db = open_database(path, create=False)
-        try:
-            tracks = _cam1_tracks(db)
-            results = Searcher(db, make_scorer("exact", "cpu")).by_track(random.choice(tracks))
-            if not results:
-                raise RuntimeError("a search returned nothing")
-            summarise_identities(db)
-        finally:
-            db.close()
-    return once
+    def search(db) -> None:
+        results = Searcher(db, make_scorer("exact", "cpu")).by_track(random.choice(_cam1_tracks(db)))
+        if not results:
+            raise RuntimeError("a search returned nothing")
+        summarise_identities(db)
+    return _on_reopened_db(path, search)
 
 
 def _feedback(path: str):
     from pipelines.feedback import forget, reject
-    from storage.database import open_database
 
-    def once() -> None:
-        db = open_database(path, create=False)
-        try:
-            a, b = sorted(random.sample(_cam1_tracks(db), 2))
-            reject(db, a, b)  # (a confirmation of two people seen at once in cam1 would be refused, rightly)
-            forget(db, a, b)
-        finally:
-            db.close()
-    return once
+    def review(db) -> None:
+        a, b = sorted(random.sample(_cam1_tracks(db), 2))
+        reject(db, a, b)  # (a confirmation of two people seen at once in cam1 would be refused, rightly)
+        forget(db, a, b)
+    return _on_reopened_db(path, review)
 
 
 def main(argv: list[str]) -> None:
