@@ -72,6 +72,26 @@ def _verdicts_of(db: Database, pairs: Iterable[tuple[int, int]]) -> list[list]:
 _WORD = {SAME: "confirmed as the same person", DIFFERENT: "rejected as different people"}
 
 
+class VerdictConflict(UsageError):
+    """A feedback action refused because it conflicts with what is stored or possible; the message names the
+    pair. The app uses the fields to ask the user what to do instead of only refusing.
+
+    Attributes:
+        kind: ``contradiction`` (the pair has the opposite verdict), ``linked`` (confirmations link a pair that
+            would be rejected, or the reverse) or ``simultaneous`` (one person seen twice at one instant).
+        track_a, track_b: the conflicting pair of track ids (``track_a < track_b`` for stored verdicts).
+        earlier: the stored verdict (``same``/``different``) for ``contradiction``; else None.
+        cameras: for ``simultaneous`` across two cameras, their names (marking them as overlapping would allow
+            it); else an empty tuple.
+    """
+
+    def __init__(self, message: str, kind: str, track_a: int, track_b: int, earlier: Optional[str] = None,
+                 cameras: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.kind, self.track_a, self.track_b = kind, int(track_a), int(track_b)
+        self.earlier, self.cameras = earlier, tuple(cameras)
+
+
 def _when(created_at: datetime) -> str:
     return created_at.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -86,16 +106,17 @@ def _check_consistent(db: Database, same: Sequence[tuple[int, int]], different: 
     for v in verdicts:
         new = wanted.get((v.track_a, v.track_b))
         if new is not None and new != v.verdict:
-            raise UsageError(f"tracks {v.track_a} and {v.track_b} were {_WORD[v.verdict]} on {_when(v.created_at)}; "
-                             f"run 'reid-app feedback forget {v.track_a} {v.track_b}' first if that was wrong")
+            raise VerdictConflict(f"tracks {v.track_a} and {v.track_b} were {_WORD[v.verdict]} on "
+                                  f"{_when(v.created_at)}; run 'reid-app feedback forget {v.track_a} {v.track_b}' "
+                                  f"first if that was wrong", "contradiction", v.track_a, v.track_b, v.verdict)
     same_pairs = [(v.track_a, v.track_b) for v in verdicts if v.verdict == SAME] + list(same)
     different_pairs = [(v.track_a, v.track_b) for v in verdicts if v.verdict == DIFFERENT] + list(different)
     component = _components(same_pairs)
     for a, b in different_pairs:
         if a in component and b in component and component[a] == component[b]:
-            raise UsageError(f"tracks {a} and {b} would be both confirmed as one person (through other "
-                             f"confirmations) and rejected; run 'reid-app feedback forget {a} {b}' or forget the "
-                             f"confirmation that links them first")
+            raise VerdictConflict(f"tracks {a} and {b} would be both confirmed as one person (through other "
+                                  f"confirmations) and rejected; run 'reid-app feedback forget {a} {b}' or forget "
+                                  f"the confirmation that links them first", "linked", a, b)
     _check_possible(db, component)
 
 
@@ -120,9 +141,10 @@ def _check_possible(db: Database, component: dict[int, int]) -> None:
                     continue
                 where = f"on camera {ta.camera}" if ta.camera_id == tb.camera_id else \
                     f"on cameras {ta.camera} and {tb.camera} (not marked as overlapping)"
-                raise UsageError(f"tracks {a} and {b} are seen at the same time {where}, from "
-                                 f"{format_time(max(ta.first_timestamp, tb.first_timestamp))}; one person cannot "
-                                 f"be both, so they are not confirmed as one")
+                raise VerdictConflict(f"tracks {a} and {b} are seen at the same time {where}, from "
+                                      f"{format_time(max(ta.first_timestamp, tb.first_timestamp))}; one person "
+                                      f"cannot be both, so they are not confirmed as one", "simultaneous", a, b,
+                                      cameras=() if ta.camera_id == tb.camera_id else (ta.camera, tb.camera))
 
 
 def confirm(db: Database, track_a: int, track_b: int) -> ClusteringReport:
@@ -155,6 +177,24 @@ def _pair(db: Database, a: int, b: int, verdict: str, action: str) -> Clustering
     report = cluster_identities(db, model_id, reason="feedback")
     report.changes = [f"tracks {pair[0][0]} and {pair[0][1]} {_WORD[verdict]}"
                       + (" (already so; kept)" if before[0][2] is not None else "")]
+    return report
+
+
+def replace_verdict(db: Database, track_a: int, track_b: int, verdict: str) -> ClusteringReport:
+    """Replace the stored verdict on a pair by ``verdict`` (``same``/``different``): a forget and the new verdict,
+    two audited actions (undo takes back the newer first). What the app does when the user answers "replace" to
+    a :class:`VerdictConflict` of kind ``contradiction``.
+
+    Raises:
+        UsageError: see :func:`forget`, :func:`confirm` and :func:`reject`.
+    """
+    _check_tracks(db, [track_a, track_b])
+    pair = [(min(track_a, track_b), max(track_a, track_b))]
+    # checked whole before anything is stored, so a refused replacement leaves the earlier verdict in place
+    _check_consistent(db, pair if verdict == SAME else [], pair if verdict == DIFFERENT else [], forget=pair)
+    forgotten = forget(db, track_a, track_b)
+    report = (confirm if verdict == SAME else reject)(db, track_a, track_b)
+    report.changes = forgotten.changes + report.changes
     return report
 
 
@@ -201,6 +241,7 @@ def merge(db: Database, identity_a: int, identity_b: int) -> ClusteringReport:
     record(db, "merge", identities=[identity_a, identity_b], tracks=tracks, before=before,
            after=_verdicts_of(db, same))
     report = cluster_identities(db, a.model_id, reason="feedback")
+    report.subject_tracks = tracks
     report.changes = [f"identities {identity_a} and {identity_b} merged: their {len(tracks)} tracks confirmed as one "
                       f"person"]
     return report

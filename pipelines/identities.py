@@ -57,6 +57,8 @@ class ClusteringReport:
     seconds: float
     #: What the feedback action that triggered this run changed, one line each (empty for plain runs).
     changes: list[str] = field(default_factory=list)
+    #: Tracks the action was about (the pair, the merged or split-off tracks), to say where they are now.
+    subject_tracks: list[int] = field(default_factory=list)
 
 
 class _UnionFind:

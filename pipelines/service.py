@@ -9,29 +9,41 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional, Sequence
 
-from pipelines.feedback import confirm, reject
+from pipelines.evidence import EvidenceReport, export_identity
+from pipelines.feedback import (
+    VerdictConflict, confirm, forget, label, merge, reject, replace_verdict, split, undo,
+)
 from pipelines.identities import ClusteringReport, IdentitySummary, cluster_identities, summarise_identities
-from pipelines.search import SearchOptions, SearchResult, Searcher
+from pipelines.search import SearchFilters, SearchOptions, SearchResult, Searcher
 from pipelines.similarity import make_scorer
+from reid_app.errors import UsageError
+from storage.audit import read_log, record
 from storage.catalog import CameraEntry, VideoEntry, VideoSightings, best_thumbnails, list_cameras, video_sightings
-from storage.database import Database, open_database
-from storage.identities import labels
-from storage.repository import TrackInfo, get_sightings, get_tracks, ingest_models, list_models
+from storage.database import Database, integrity_problems, open_database
+from storage.feedback import load_overlaps, set_overlap
+from storage.identities import identities_of_tracks, labels
+from storage.repository import (
+    TrackInfo, camera_ids_by_name, get_sightings, get_tracks, ingest_models, list_models, static_track_ids,
+)
 
-__all__ = ["CameraEntry", "VideoEntry", "VideoSightings", "Overview", "TrackSearch", "TrackThumbnail",
-           "cluster_after_ingest", "give_verdict", "identity_thumbnails", "make_searcher", "open_investigation",
-           "overview", "search_track", "video_overlay"]
+__all__ = ["CameraEntry", "VideoEntry", "VideoSightings", "EvidenceReport", "IdentityDetail", "IdentityListing",
+           "Overview", "SearchFilters", "SearchOptions", "TrackSearch", "TrackThumbnail", "VerdictConflict",
+           "camera_overlaps", "cluster_after_ingest", "list_cameras", "confirm", "database_model", "export_identity", "forget",
+           "give_verdict", "identities_of_tracks", "integrity_problems", "read_log", "identity_detail", "identity_thumbnails", "label", "list_identities", "make_searcher",
+           "merge", "open_investigation", "overview", "reject", "replace_verdict", "run_search", "search_image",
+           "search_track", "set_camera_overlap", "split", "undo", "video_overlay"]
 
 
-def open_investigation(location: str) -> Database:
-    """Open (or create) the database at ``location`` (a file path or URL).
+def open_investigation(location: str, create: bool = True) -> Database:
+    """Open the database at ``location`` (a file path or URL); ``create`` False refuses a missing one.
 
     Raises:
         DatabaseError: see :func:`storage.database.open_database`.
     """
-    return open_database(location)
+    return open_database(location, create=create)
 
 
 @dataclass
@@ -118,3 +130,125 @@ def cluster_after_ingest(db: Database) -> Optional[ClusteringReport]:
         return None
     return cluster_identities(db, reason="after ingest")
 
+
+
+def database_model(db: Database) -> Optional[Path]:
+    """The re-id weights the database's embeddings were made with (its newest model whose file still exists), so
+    that an image query is encoded in the same vector space; None when no such file exists."""
+    for model in sorted(list_models(db), key=lambda m: m.id, reverse=True):
+        if model.source and Path(model.source).exists():
+            return Path(model.source)
+    return None
+
+
+def run_search(searcher: Searcher, options: SearchOptions, filters: SearchFilters, track_id: Optional[int] = None,
+               sighting_id: Optional[int] = None, image_path: Optional[str] = None, encoder=None
+               ) -> list[SearchResult]:
+    """Search by exactly one of a track, a sighting or a person image (``encoder``: a loaded
+    ``models.encoders.ReIDEncoder`` of the database's model, for the image).
+
+    Raises:
+        UsageError: not exactly one query, or the query's errors (see :class:`pipelines.search.Searcher`).
+    """
+    if sum(x is not None for x in (track_id, sighting_id, image_path)) != 1:
+        raise UsageError("give exactly one of --track ID, --sighting ID or --image FILE")
+    if track_id is not None:
+        return searcher.by_track(track_id, options, filters)
+    if sighting_id is not None:
+        return searcher.by_sighting(sighting_id, options, filters)
+    return searcher.by_image(image_path, encoder, options, filters)
+
+
+@dataclass
+class ImageSearch:
+    """A search by a person image: the image file, its results (one sighting each), milliseconds."""
+
+    image_path: str
+    results: list[SearchResult]
+    elapsed_ms: float
+
+
+def search_image(searcher: Searcher, image_path: str, encoder, top_k: int) -> ImageSearch:
+    """Search every camera for the person in ``image_path`` (a crop of one person), encoded by ``encoder``.
+
+    Raises:
+        UsageError: unreadable image, or no embeddings of the encoder's model in the database.
+    """
+    started = time.perf_counter()
+    results = searcher.by_image(image_path, encoder, SearchOptions(top_k=top_k, samples_per_track=1))
+    return ImageSearch(str(image_path), results, (time.perf_counter() - started) * 1000)
+
+
+@dataclass
+class IdentityListing:
+    """The identities of a database: summaries (main model), names (id -> (label, note)), the static tracks
+    that belong to none, and the clustering report when they were (re)made for this listing (else None)."""
+
+    identities: list[IdentitySummary]
+    labels: dict[int, tuple[str, str]]
+    static_tracks: set[int]
+    report: Optional[ClusteringReport] = None
+
+
+def list_identities(db: Database, recluster: bool = False, threshold: Optional[float] = None) -> IdentityListing:
+    """The stored identities; clustered first when ``recluster`` or when none are stored yet (``threshold``:
+    the average-linkage cosine threshold, default the stored one)."""
+    summaries = [] if recluster else summarise_identities(db)
+    report = None
+    if not summaries:
+        report = cluster_identities(db, threshold=threshold)
+        summaries = summarise_identities(db)
+    return IdentityListing(summaries, labels(db), set(static_track_ids(db)), report)
+
+
+@dataclass
+class IdentityDetail:
+    """One identity with its tracks (sorted by camera and time) and its name and note ("" when unnamed)."""
+
+    summary: IdentitySummary
+    tracks: list[TrackInfo]
+    label: str
+    note: str
+
+
+def identity_detail(db: Database, identity_id: int) -> IdentityDetail:
+    """The tracks and name of identity ``identity_id``.
+
+    Raises:
+        UsageError: no such identity.
+    """
+    chosen = [s for s in summarise_identities(db) if s.id == identity_id]
+    if not chosen:
+        raise UsageError(f"identity {identity_id} does not exist in {db.location}")
+    tracks = sorted(get_tracks(db, chosen[0].track_ids).values(), key=lambda t: (t.camera, t.first_timestamp))
+    name, note = labels(db).get(identity_id, ("", ""))
+    return IdentityDetail(chosen[0], tracks, name, note)
+
+
+def camera_overlaps(db: Database) -> dict[str, list[str]]:
+    """Each camera's name -> the names of the cameras marked as seeing a common area with it (sorted)."""
+    by_id = {v: k for k, v in camera_ids_by_name(db).items()}
+    partners: dict[str, list[str]] = {name: [] for name in sorted(by_id.values())}
+    for a, b in load_overlaps(db):
+        if a in by_id and b in by_id:
+            partners[by_id[a]].append(by_id[b])
+            partners[by_id[b]].append(by_id[a])
+    return {name: sorted(p) for name, p in partners.items()}
+
+
+def set_camera_overlap(db: Database, cameras: Sequence[str], overlapping: bool) -> Optional[ClusteringReport]:
+    """Mark (or unmark) the named cameras as seeing a common area, so one person may be in them at the same
+    instant; audited; identities re-clustered (the report, or None without embeddings).
+
+    Raises:
+        UsageError: fewer than two distinct cameras, or an unknown camera name.
+    """
+    names = camera_ids_by_name(db)
+    chosen = list(dict.fromkeys(c.strip() for c in cameras if c.strip()))
+    unknown = [c for c in chosen if c not in names]
+    if unknown or len(chosen) < 2:
+        raise UsageError(f"give two or more camera names of {', '.join(sorted(names))}"
+                         + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+    set_overlap(db, [names[c] for c in chosen], overlapping)
+    record(db, "overlap", cameras=chosen, overlapping=overlapping)
+    return cluster_identities(db, reason="camera overlap changed") if list_models(db) else None

@@ -73,14 +73,11 @@ def resolve_reid(spec: str, dirs, explicit: bool) -> Optional[Path]:
 
 
 def database_model(db) -> Optional[Path]:
-    """The re-id weights the database's embeddings were made with (its newest model whose file still exists), so
+    """The re-id weights the database's embeddings were made with (``pipelines.service.database_model``), so
     that ``search --image`` without ``--reid`` encodes in the same vector space; None when no such file exists."""
-    from storage.repository import list_models
+    from pipelines.service import database_model as find
 
-    for model in sorted(list_models(db), key=lambda m: m.id, reverse=True):
-        if model.source and Path(model.source).exists():
-            return Path(model.source)
-    return None
+    return find(db)
 
 
 def cluster_after_ingest(db, console) -> None:

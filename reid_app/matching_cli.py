@@ -17,9 +17,9 @@ _DB_HELP = "Database file [default: reid.db in your user data folder, or $REID_A
 
 
 def _open(db_path: Optional[str]):
-    from storage.database import open_database
+    from pipelines.service import open_investigation
 
-    return open_database(db_path or load_settings().db, create=False)
+    return open_investigation(db_path or load_settings().db, create=False)
 
 
 def _print(text: str) -> None:
@@ -64,8 +64,7 @@ def search(db_path, track_id, sighting_id, image_path, top_k, cameras, exclude_c
     from rich.table import Table
 
     from models.encoders import resolve_device
-    from pipelines.search import SearchFilters, SearchOptions, Searcher
-    from pipelines.similarity import make_scorer
+    from pipelines import service
 
     if sum(x is not None for x in (track_id, sighting_id, image_path)) != 1:
         raise UsageError("give exactly one of --track ID, --sighting ID or --image FILE")
@@ -80,24 +79,23 @@ def search(db_path, track_id, sighting_id, image_path, top_k, cameras, exclude_c
     settings = load_settings()
     db = _open(db_path)
     device_name = resolve_device(device or settings.device)
-    searcher = Searcher(db, make_scorer(index_kind, device_name))
-    options = SearchOptions(top_k=top_k, per_track=not per_sighting, samples_per_track=expand,
-                            track_similarity=track_similarity, rerank=rerank)
-    filters = SearchFilters(cameras=list(cameras) or None, exclude_cameras=list(exclude_cameras),
-                            after=window[0], before=window[1], other_cameras_only=other_cameras,
-                            include_static=include_static)
-    if track_id is not None:
-        results, query = searcher.by_track(track_id, options, filters), f"track {track_id}"
-    elif sighting_id is not None:
-        results, query = searcher.by_sighting(sighting_id, options, filters), f"sighting {sighting_id}"
-    else:
+    searcher = service.make_searcher(db, index_kind, device_name)
+    options = service.SearchOptions(top_k=top_k, per_track=not per_sighting, samples_per_track=expand,
+                                    track_similarity=track_similarity, rerank=rerank)
+    filters = service.SearchFilters(cameras=list(cameras) or None, exclude_cameras=list(exclude_cameras),
+                                    after=window[0], before=window[1], other_cameras_only=other_cameras,
+                                    include_static=include_static)
+    encoder = None
+    if image_path is not None:
         from models.encoders import load_encoder
 
         reid_path = database_model(db) if reid is None else None
         if reid_path is None:
             reid_path = resolve_reid(reid or settings.reid, settings.weights_dirs, explicit=reid is not None)
         encoder = load_encoder(reid_path, device_name)
-        results, query = searcher.by_image(image_path, encoder, options, filters), f"image {image_path}"
+    results = service.run_search(searcher, options, filters, track_id, sighting_id, image_path, encoder)
+    query = (f"track {track_id}" if track_id is not None else f"sighting {sighting_id}" if sighting_id is not None
+             else f"image {image_path}")
     table = Table(title=f"Matches for {query}")
     zone = zone_label()
     for name in ("rank", "camera", "track", "local id", "identity", f"seen at ({zone})", "sighting", "from", "to",
@@ -143,29 +141,22 @@ def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
     """
     from rich.table import Table
 
-    from pipelines.identities import cluster_identities, summarise_identities
+    from pipelines.service import identity_detail, list_identities
 
     if threshold is not None and not recluster:
         raise UsageError("--threshold applies to --recluster; add --recluster")
     if threshold is not None and not -1 <= finite_option(threshold, "--threshold", -1.0) <= 1:
         raise UsageError(f"--threshold is a cosine similarity between -1 and 1, got {threshold}")
     db = _open(db_path)
-    summaries = [] if recluster else summarise_identities(db)
-    if not summaries:
-        report = cluster_identities(db, threshold=threshold)
+    listing = list_identities(db, recluster, threshold)
+    report, summaries, names = listing.report, listing.identities, listing.labels
+    if report is not None:
         _print(f"clustered {report.tracks} tracks into {report.identities} identities ({report.multi_camera} seen "
                f"by several cameras) at threshold {report.threshold:.2f} in {report.seconds:.2f} s")
-        summaries = summarise_identities(db)
     if identity_id is not None:
-        chosen = [s for s in summaries if s.id == identity_id]
-        if not chosen:
-            raise UsageError(f"identity {identity_id} does not exist in {db.location}")
-        _identity_detail(db, chosen[0])
+        _identity_detail(identity_detail(db, identity_id))
         db.close()
         return
-    from storage.identities import labels
-
-    names = labels(db)
     table = Table(title=f"Identities in {db.location}")
     zone = zone_label()
     for name in ("identity", "cameras", "tracks", f"first seen ({zone})", f"last seen ({zone})", "where (time ranges)",
@@ -181,9 +172,7 @@ def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
     stdout_console().print(table)
     _print(f"{len(shown)} of {len(summaries)} identities shown; details: reid-app identities --identity ID; "
            f"evidence: reid-app export-identity --identity ID --out DIR")
-    from storage.repository import static_track_ids
-
-    static = static_track_ids(db)
+    static = listing.static_tracks
     if static:
         _print(f"{len(static)} static track{'s' if len(static) > 1 else ''} (boxes that never moved, e.g. an empty "
                f"chair: {', '.join(map(str, sorted(static)[:10]))}) belong to no identity; 'reid-app search "
@@ -191,20 +180,16 @@ def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
     db.close()
 
 
-def _identity_detail(db, summary) -> None:
+def _identity_detail(detail) -> None:
     from rich.table import Table
 
-    from storage.repository import get_tracks
-
-    from storage.identities import labels
-
-    tracks = get_tracks(db, summary.track_ids)
-    name, note = labels(db).get(summary.id, ("", ""))
-    title = f"Identity {summary.id}" + (f" '{name}'" if name else "") + f" (confidence {confidence_text(summary.confidence, len(summary.track_ids))})"
-    table = Table(title=title, caption=note or None)
+    summary = detail.summary
+    title = (f"Identity {summary.id}" + (f" '{detail.label}'" if detail.label else "")
+             + f" (confidence {confidence_text(summary.confidence, len(summary.track_ids))})")
+    table = Table(title=title, caption=detail.note or None)
     for name in ("camera", "track", "local id", f"from ({zone_label()})", f"to ({zone_label()})", "sightings"):
         table.add_column(name, justify="right" if name in ("track", "local id", "sightings") else "left")
-    for t in sorted(tracks.values(), key=lambda t: (t.camera, t.first_timestamp)):
+    for t in detail.tracks:
         table.add_row(t.camera, str(t.id), str(t.local_track_id), format_time(t.first_timestamp),
                       format_time(t.last_timestamp), str(t.num_sightings))
     stdout_console().print(table)
@@ -220,7 +205,7 @@ def feedback() -> None:
 
 
 def _after_feedback(report, db, tracks: Sequence[int] = ()) -> None:
-    from storage.identities import identities_of_tracks
+    from pipelines.service import identities_of_tracks
 
     where = identities_of_tracks(db, tracks)
     placed = ", ".join(f"track {t} -> identity {where[t]}" for t in tracks if t in where)
@@ -238,7 +223,7 @@ def _pair_command(name: str, summary: str):
     @click.argument("track_b", type=DB_ID)
     @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
     def command(track_a, track_b, db_path) -> None:
-        from pipelines import feedback as actions
+        from pipelines import service as actions
 
         db = _open(db_path)
         _after_feedback(getattr(actions, name)(db, track_a, track_b), db, [track_a, track_b])
@@ -258,7 +243,7 @@ _pair_command("forget", "Delete the confirmation or rejection of tracks TRACK_A 
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 def label_command(identity_id, name, note, clear, db_path) -> None:
     """Name identity IDENTITY_ID (a person of interest, e.g. "Suspect A"); shown in 'identities' and in evidence."""
-    from pipelines.feedback import label
+    from pipelines.service import label
 
     if clear == (name is not None):
         raise UsageError("give a NAME, or --clear to remove the name")
@@ -271,7 +256,7 @@ def label_command(identity_id, name, note, clear, db_path) -> None:
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 def undo_command(db_path) -> None:
     """Take back the newest confirm, reject, forget, merge or split not yet undone (repeat to go further back)."""
-    from pipelines.feedback import undo
+    from pipelines.service import undo
 
     db = _open(db_path)
     _after_feedback(undo(db), db)
@@ -283,12 +268,11 @@ def undo_command(db_path) -> None:
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 def merge(identity_a, identity_b, db_path) -> None:
     """Merge identities IDENTITY_A and IDENTITY_B into one person."""
-    from pipelines.feedback import merge as run
-    from storage.identities import load_identities
+    from pipelines.service import merge as run
 
     db = _open(db_path)
-    members = [t for i in load_identities(db, identity_ids=[identity_a, identity_b]) for t in i.track_ids]
-    _after_feedback(run(db, identity_a, identity_b), db, members[:1])
+    report = run(db, identity_a, identity_b)
+    _after_feedback(report, db, report.subject_tracks[:1])
 
 
 @feedback.command()
@@ -297,7 +281,7 @@ def merge(identity_a, identity_b, db_path) -> None:
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 def split(identity_id, tracks, db_path) -> None:
     """Split TRACKS off identity IDENTITY_ID into a new identity."""
-    from pipelines.feedback import split as run
+    from pipelines.service import split as run
 
     db = _open(db_path)
     _after_feedback(run(db, identity_id, tracks), db, list(tracks[:1]))
@@ -312,33 +296,22 @@ def split(identity_id, tracks, db_path) -> None:
 def cameras(db_path, overlap, no_overlap) -> None:
     """List the cameras with their videos, and mark which cameras overlap (see 'reid-app identities')."""
     from rich.table import Table
-    from pipelines.identities import cluster_identities
-    from storage.audit import record
-    from storage.catalog import list_cameras
-    from storage.feedback import load_overlaps, set_overlap
-    from storage.repository import camera_ids_by_name, list_models
+
+    from pipelines.service import camera_overlaps, list_cameras, set_camera_overlap
 
     db = _open(db_path)
-    names = camera_ids_by_name(db)
     for spec, value in ((overlap, True), (no_overlap, False)):
-        if spec is None:
-            continue
-        chosen = [c.strip() for c in spec.split(",") if c.strip()]
-        unknown = [c for c in chosen if c not in names]
-        if unknown or len(set(chosen)) < 2:
-            raise UsageError(f"give two or more camera names of {', '.join(sorted(names))} separated by commas"
-                             + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
-        set_overlap(db, [names[c] for c in chosen], value)
-        record(db, "overlap", cameras=chosen, overlapping=value)
-        if list_models(db):
-            cluster_identities(db, reason="camera overlap changed")
-    overlaps = load_overlaps(db)
-    by_id = {v: k for k, v in names.items()}
+        if spec is not None:
+            try:
+                set_camera_overlap(db, spec.split(","), value)
+            except UsageError as exc:
+                raise UsageError(f"{exc}, separated by commas") from None
+    partners_of = camera_overlaps(db)
     table = Table(title=f"Cameras in {db.location}")
     for name in ("camera", "videos", "complete", "duration s", "tracks", "overlaps with"):
         table.add_column(name, justify="left" if name in ("camera", "overlaps with") else "right")
     for cam in list_cameras(db):
-        partners = sorted(by_id[b if a == cam.id else a] for a, b in overlaps if cam.id in (a, b))
+        partners = partners_of.get(cam.name, [])
         table.add_row(cam.name, str(len(cam.videos)), str(sum(v.finished for v in cam.videos)),
                       f"{cam.duration_s:.1f}", str(cam.tracks), ", ".join(partners))
     stdout_console().print(table)
@@ -356,7 +329,7 @@ def export_identity(db_path, identity_id, out_dir, clips, clip_margin) -> None:
     """Write the evidence of one identity: an HTML case report, per camera time ranges, full-resolution crops, a
     JSON and a CSV summary, optionally H.264 clips with camera, time, track and identity burned in, and a
     manifest.json with the SHA-256 of every source video and exported file. Recorded in the audit log."""
-    from pipelines.evidence import export_identity as run
+    from pipelines.service import export_identity as run
 
     finite_option(clip_margin, "--clip-margin")
     db = _open(db_path)
@@ -382,7 +355,7 @@ def audit(db_path, action, limit) -> None:
 
     from rich.table import Table
 
-    from storage.audit import read_log
+    from pipelines.service import read_log
 
     db = _open(db_path)
     table = Table(title=f"Audit log of {db.location}")
@@ -404,7 +377,7 @@ def check(db_path) -> None:
     reads the whole file (seconds per GB). Exit code 0 when sound, 2 when damaged.
     """
     from reid_app.errors import DatabaseError
-    from storage.database import integrity_problems
+    from pipelines.service import integrity_problems
 
     location = db_path or load_settings().db
     problems = integrity_problems(location)
