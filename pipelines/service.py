@@ -49,14 +49,17 @@ def open_investigation(location: str, create: bool = True) -> Database:
 @dataclass
 class Overview:
     """What the app shows of a database: cameras with their videos, the identities of the main re-id model, that
-    model's weights file (None when none), the names given to identities (id -> (label, note)) and the detector
-    and pose backend its footage was ingested with (``{"detector": ..., "pose": ...}``, empty when unknown)."""
+    model's weights file (None when none), the names given to identities (id -> (label, note)), the detector
+    and pose backend its footage was ingested with (``{"detector": ..., "pose": ...}``, empty when unknown) and
+    which cameras are marked as overlapping."""
 
     cameras: list[CameraEntry]
     identities: list[IdentitySummary]
     model_source: Optional[str]
     labels: dict[int, tuple[str, str]] = field(default_factory=dict)
     ingest_models: dict[str, str] = field(default_factory=dict)
+    #: camera name -> names of the cameras marked as overlapping with it.
+    overlaps: dict[str, list[str]] = field(default_factory=dict)
 
 
 def overview(db: Database) -> Overview:
@@ -64,7 +67,7 @@ def overview(db: Database) -> Overview:
     models = list_models(db)
     identities = summarise_identities(db, models[0].id) if models else []
     return Overview(list_cameras(db), identities, models[0].source if models else None, labels(db),
-                    ingest_models(db))
+                    ingest_models(db), camera_overlaps(db))
 
 
 def make_searcher(db: Database, scorer_kind: str = "exact", device: str = "cpu") -> Searcher:

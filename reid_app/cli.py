@@ -237,12 +237,14 @@ def gui(db_path: Optional[str], device: Optional[str]) -> None:
 
 def _open_gui(db_path: Optional[str], device: Optional[str]) -> None:
     from models.encoders import resolve_device
+    from reid_app.ingest_runner import load_query_encoder
     from ui.app import AppServices, run_app
 
     settings = load_settings()
     services = AppServices(prepare_ingest=lambda choices: prepare_ingest(choices, settings),
                            device=resolve_device(device or settings.device),
-                           default_choices=IngestChoices(detector=settings.detector, reid=None))
+                           default_choices=IngestChoices(detector=settings.detector, reid=None),
+                           load_query_encoder=lambda db: load_query_encoder(db, settings, device))
     sys.exit(run_app(db_path or settings.db, services))
 
 

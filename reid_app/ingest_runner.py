@@ -193,3 +193,21 @@ def prepare_ingest(choices: IngestChoices, settings: Settings) -> PreparedIngest
 
     return PreparedIngest(choices, device, encoder, _first_then_new(tracker_for(first_model), tracker_for),
                           make_pose, str(weights))
+
+
+def load_query_encoder(db, settings: Settings, device: Optional[str] = None, reid: Optional[str] = None):
+    """The re-id encoder for a search by a person image: ``reid`` when given, else the model the database's
+    embeddings were made with (when its file exists), else the settings' model (the shipped one by default), so
+    that the image lands in the database's vector space. ``device``: ``auto``/``cpu``/``cuda[:N]``.
+
+    Raises:
+        WeightsError: the weights are missing or unreadable.
+    """
+    from models.encoders import load_encoder, resolve_device
+    from pipelines.service import database_model
+    from reid_app.cli_helpers import resolve_reid
+
+    path = database_model(db) if reid is None else None
+    if path is None:
+        path = resolve_reid(reid or settings.reid, settings.weights_dirs, explicit=reid is not None)
+    return load_encoder(path, resolve_device(device or settings.device))

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 import click
 
-from reid_app.cli_helpers import DB_ID, database_model, finite_option, format_time, parse_start_time, resolve_reid
+from reid_app.cli_helpers import DB_ID, finite_option, format_time, parse_start_time
 from reid_app.console import stderr_console, stdout_console
 from reid_app.timefmt import confidence_text, zone_label
 from reid_app.errors import UsageError
@@ -87,12 +87,9 @@ def search(db_path, track_id, sighting_id, image_path, top_k, cameras, exclude_c
                                     include_static=include_static)
     encoder = None
     if image_path is not None:
-        from models.encoders import load_encoder
+        from reid_app.ingest_runner import load_query_encoder
 
-        reid_path = database_model(db) if reid is None else None
-        if reid_path is None:
-            reid_path = resolve_reid(reid or settings.reid, settings.weights_dirs, explicit=reid is not None)
-        encoder = load_encoder(reid_path, device_name)
+        encoder = load_query_encoder(db, settings, device_name, reid)
     results = service.run_search(searcher, options, filters, track_id, sighting_id, image_path, encoder)
     query = (f"track {track_id}" if track_id is not None else f"sighting {sighting_id}" if sighting_id is not None
              else f"image {image_path}")

@@ -5,9 +5,10 @@
 Opens the database, picks a person seen by several cameras (the first multi-camera identity; or --track),
 shows the moment that person is first seen, searches every camera for them, and saves:
 
-    1-search.png       the player at the query's moment with the results gallery filled
+    1-search.png       the player at the query's moment with the matches list filled
     2-jump.png         after double-clicking the best match on another camera: the player at that match
-    3-identity.png     the identity selected: its timeline per camera and thumbnails
+    3-identity.png     the identity selected: highlighted in the player and the ruler, its timeline and thumbnails
+    4-report.png       with --export: the case report exported from the app, rendered by headless chromium
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def main() -> None:
     parser.add_argument("--out", default="screenshots", help="output folder")
     parser.add_argument("--track", type=int, help="query track (default: a track of a multi-camera identity)")
     parser.add_argument("--size", default="1600x1000", help="window size WIDTHxHEIGHT in pixels")
+    parser.add_argument("--export", action="store_true", help="also export the identity's evidence from the app "
+                        "(with clips) into OUT/evidence and screenshot its case report in headless chromium")
     args = parser.parse_args()
 
     from PySide6.QtCore import QSettings
@@ -94,8 +97,29 @@ def main() -> None:
         window.identities_panel.select_identity(first.id)
         _settle(app, 1.5)
         window.grab().save(str(out / "3-identity.png"))
+    if args.export and first is not None:
+        exported = []
+        window.exportFinished.connect(exported.append)
+        window.export_evidence(first.id, str(out / "evidence"), True)
+        _wait(app, lambda: exported, timeout_s=600)
+        _browser_screenshot(exported[0].html_path, out / "4-report.png")
     print(f"query track {track}: {len(results)} matches; screenshots in {out}/")
     window.close()
+
+
+def _browser_screenshot(html: Path, png: Path) -> None:
+    import shutil
+    import subprocess
+    import tempfile
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        print("chromium is not installed: no screenshot of the case report")
+        return
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        f"--user-data-dir={profile}", "--window-size=1200,1400", f"--screenshot={png}",
+                        html.resolve().as_uri()], capture_output=True, timeout=120)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Optional
 
 from ui.main_window import AppServices, MainWindow
 from ui.qt_env import check_display, clean_qt_environment
+from ui.theme import apply_theme
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def create_application(argv: Optional[list[str]] = None):
     QCoreApplication.setOrganizationName(ORGANISATION)
     QCoreApplication.setApplicationName(APPLICATION)
     QGuiApplication.setApplicationDisplayName("reid-app")
+    apply_theme(app)
     return app
 
 

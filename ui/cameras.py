@@ -9,6 +9,7 @@ from typing import Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
     QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QTableWidget,
     QTableWidgetItem, QToolButton, QVBoxLayout, QWidget,
@@ -113,6 +114,55 @@ class IngestDialog(QDialog):
             self.error.setText("Two videos have the same camera name; give each camera its own name.")
         else:
             self.accept()
+
+
+class OverlapDialog(QDialog):
+    """Choose cameras that see a common area (one person may be in them at the same instant) or that do not.
+
+    Args:
+        cameras: every camera name.
+        overlaps: camera name -> names marked as overlapping with it now.
+    """
+
+    def __init__(self, cameras: Sequence[str], overlaps: dict, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Overlapping cameras")
+        self.checks = {name: QCheckBox(name, self) for name in cameras}
+        marked = sorted({tuple(sorted((a, b))) for a, partners in overlaps.items() for b in partners})
+        now = ", ".join(f"{a} + {b}" for a, b in marked) or "none"
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Tick two or more cameras that see a common area. Identities are made again.\n"
+                                f"Marked as overlapping now: {now}", self))
+        for check in self.checks.values():
+            layout.addWidget(check)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.mark_button = buttons.addButton("Mark as overlapping", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.unmark_button = buttons.addButton("Not overlapping", QDialogButtonBox.ButtonRole.AcceptRole)
+        self._overlapping = True
+        self.mark_button.clicked.connect(lambda: self._choose(True))
+        self.unmark_button.clicked.connect(lambda: self._choose(False))
+        buttons.rejected.connect(self.reject)
+        for check in self.checks.values():
+            check.toggled.connect(self._update)
+        layout.addWidget(buttons)
+        self._update()
+
+    def _choose(self, overlapping: bool) -> None:
+        self._overlapping = overlapping
+        self.accept()
+
+    def _update(self, *args) -> None:
+        enough = len(self.chosen()) >= 2
+        self.mark_button.setEnabled(enough)
+        self.unmark_button.setEnabled(enough)
+
+    def chosen(self) -> list[str]:
+        """The ticked camera names."""
+        return [name for name, check in self.checks.items() if check.isChecked()]
+
+    def overlapping(self) -> bool:
+        """True: mark the ticked cameras as overlapping; False: unmark them."""
+        return self._overlapping
 
 
 class _CameraProgress:

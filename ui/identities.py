@@ -1,148 +1,106 @@
-"""Identities: the list of people found across cameras; for the selected one, a timeline with a row per camera
-and a bar wherever the person is visible (click a bar to see that moment), and the thumbnails of its tracks."""
+"""Identities: the list of people found across cameras (with the names given to persons of interest); for the
+selected one, a timeline with a row per camera and a bar wherever the person is visible (click a bar to see that
+moment) and the thumbnails of its tracks; buttons to name, merge, split and export evidence."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Sequence
+from pathlib import Path
+from typing import Sequence
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
-    QLabel, QListView, QSizePolicy, QSplitter, QVBoxLayout, QWidget,
+    QAbstractItemView, QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+    QLineEdit, QListView, QPlainTextEdit, QPushButton, QSplitter, QVBoxLayout, QWidget,
 )
 
-from reid_app.timefmt import format_time
+from reid_app.timefmt import confidence_text
+
+from ui.timeline import TimelineBar, TimelineWidget
 from ui.item_models import IdentitiesModel, ItemRole, ThumbnailItem, ThumbnailsModel
 from ui.tables import row_table
 
 
-@dataclass
-class TimelineBar:
-    """A time range of one camera in which the person is visible (seconds since the epoch) and its tracks."""
+class LabelDialog(QDialog):
+    """Name an identity (a person of interest, e.g. "Suspect A") and keep a note with the name."""
 
-    camera_id: int
-    camera: str
-    start: float
-    end: float
-    track_ids: list[int]
-
-
-class TimelineWidget(QWidget):
-    """A row per camera and a bar per time range of the selected identity; clicking a bar emits
-    :attr:`seekRequested` with the clicked moment (inside the bar).
-
-    Signals:
-        seekRequested(camera_id, timestamp).
-    """
-
-    seekRequested = Signal(int, float)
-
-    ROW_HEIGHT = 22
-    LABEL_WIDTH = 90
-    MARGIN = 6
-
-    def __init__(self, parent=None):
+    def __init__(self, identity_id: int, name: str, note: str, parent=None):
         super().__init__(parent)
-        self.cameras: list[tuple[int, str]] = []
-        self.bars: list[TimelineBar] = []
-        self.start = 0.0
-        self.end = 1.0
-        self.setMinimumHeight(60)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.setMouseTracking(True)
+        self.setWindowTitle(f"Name identity {identity_id}")
+        self.name = QLineEdit(name, self)
+        self.name.setPlaceholderText("e.g. Suspect A (empty: remove the name)")
+        self.name.setMaxLength(200)
+        self.note = QPlainTextEdit(note, self)
+        self.note.setPlaceholderText("what is known of this person (kept with the name, shown in evidence)")
+        form = QFormLayout(self)
+        form.addRow("Name", self.name)
+        form.addRow("Note", self.note)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.resize(420, 220)
 
-    def set_content(self, cameras: Sequence[tuple[int, str]], bars: Sequence[TimelineBar], start: float,
-                    end: float) -> None:
-        """Rows for ``cameras`` (id, name), ``bars`` on them, over the time axis ``[start, end]``."""
-        self.cameras = list(cameras)
-        self.bars = list(bars)
-        self.start, self.end = start, max(end, start + 1e-3)
-        self.setMinimumHeight(2 * self.MARGIN + self.ROW_HEIGHT * (len(self.cameras) + 1))
-        self.updateGeometry()
-        self.update()
+    def values(self) -> tuple[str, str]:
+        """The name (stripped; empty means remove) and the note."""
+        return self.name.text().strip(), self.note.toPlainText().strip()
 
-    def sizeHint(self) -> QSize:
-        return QSize(400, 2 * self.MARGIN + self.ROW_HEIGHT * (max(1, len(self.cameras)) + 1))
 
-    def _x(self, timestamp: float) -> float:
-        width = max(1.0, self.width() - self.LABEL_WIDTH - 2 * self.MARGIN)
-        return self.LABEL_WIDTH + self.MARGIN + (timestamp - self.start) / (self.end - self.start) * width
+class ExportDialog(QDialog):
+    """Where to write an identity's evidence, and whether to cut H.264 clips from the source videos."""
 
-    def _time(self, x: float) -> float:
-        width = max(1.0, self.width() - self.LABEL_WIDTH - 2 * self.MARGIN)
-        return self.start + (x - self.LABEL_WIDTH - self.MARGIN) / width * (self.end - self.start)
+    def __init__(self, identity_id: int, folder: str, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(f"Export evidence of identity {identity_id}")
+        self.folder = QLineEdit(folder, self)
+        browse = QPushButton("Browse…", self)
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+        self.clips = QCheckBox("Cut an H.264 clip of each track (camera, time, track and identity burned in)", self)
+        self.clips.setChecked(True)
+        form = QFormLayout(self)
+        form.addRow("Folder", row)
+        form.addRow("", self.clips)
+        form.addRow(QLabel("Writes an HTML case report, crops, JSON/CSV and a manifest.json with the SHA-256 of "
+                           "every source video and exported file. Recorded in the audit log.", self))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.resize(560, 180)
 
-    def bar_rect(self, bar: TimelineBar) -> QRectF:
-        """Where ``bar`` is drawn, in widget pixels (at least 4 pixels wide)."""
-        row = next(i for i, (cid, _) in enumerate(self.cameras) if cid == bar.camera_id)
-        x1, x2 = self._x(bar.start), self._x(bar.end)
-        if x2 - x1 < 4:
-            x1, x2 = (x1 + x2) / 2 - 2, (x1 + x2) / 2 + 2
-        return QRectF(x1, self.MARGIN + row * self.ROW_HEIGHT + 3, x2 - x1, self.ROW_HEIGHT - 6)
-
-    def bar_at(self, point: QPointF) -> Optional[TimelineBar]:
-        """The bar under ``point`` (widget pixels), or None."""
-        for bar in self.bars:
-            if self.bar_rect(bar).adjusted(-2, -2, 2, 2).contains(point):
-                return bar
-        return None
-
-    def mousePressEvent(self, event: QMouseEvent) -> None:
-        bar = self.bar_at(event.position())
-        if bar is not None and event.button() == Qt.MouseButton.LeftButton:
-            moment = min(max(self._time(event.position().x()), bar.start), bar.end)
-            self.seekRequested.emit(bar.camera_id, moment)
-
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:
-        bar = self.bar_at(event.position())
-        self.setCursor(Qt.CursorShape.PointingHandCursor if bar else Qt.CursorShape.ArrowCursor)
-        self.setToolTip(f"{bar.camera}: {format_time(bar.start)} – {format_time(bar.end)}, tracks "
-                        f"{', '.join(map(str, bar.track_ids))}\nclick to see this moment" if bar else "")
-
-    def paintEvent(self, event: QPaintEvent) -> None:
-        painter = QPainter(self)
-        palette = self.palette()
-        painter.fillRect(self.rect(), palette.base())
-        if not self.cameras:
-            painter.setPen(palette.text().color())
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Select an identity to see its timeline")
-            painter.end()
-            return
-        text = palette.text().color()
-        for i, (_, name) in enumerate(self.cameras):
-            y = self.MARGIN + i * self.ROW_HEIGHT
-            if i % 2:
-                painter.fillRect(QRectF(0, y, self.width(), self.ROW_HEIGHT), palette.alternateBase())
-            painter.setPen(text)
-            painter.drawText(QRectF(self.MARGIN, y, self.LABEL_WIDTH - self.MARGIN, self.ROW_HEIGHT),
-                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, name)
-        painter.setPen(QPen(palette.highlight().color().darker(120), 1))
-        painter.setBrush(palette.highlight())
-        for bar in self.bars:
-            painter.drawRoundedRect(self.bar_rect(bar), 3, 3)
-        axis_y = self.MARGIN + len(self.cameras) * self.ROW_HEIGHT
-        painter.setPen(QColor(text))
-        painter.drawLine(QPointF(self._x(self.start), axis_y), QPointF(self._x(self.end), axis_y))
-        for ts, align in ((self.start, Qt.AlignmentFlag.AlignLeft), (self.end, Qt.AlignmentFlag.AlignRight)):
-            x = self._x(ts)
-            box = QRectF(x - 150 if align == Qt.AlignmentFlag.AlignRight else x, axis_y + 2, 150, self.ROW_HEIGHT - 4)
-            painter.drawText(box, align | Qt.AlignmentFlag.AlignVCenter, format_time(ts))
-        painter.end()
+    def _browse(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Export evidence to", self.folder.text())
+        if chosen:
+            self.folder.setText(chosen)
 
 
 class IdentitiesPanel(QWidget):
-    """The identities list, with the selected identity's timeline and thumbnails.
+    """The identities list, with the selected identity's timeline, thumbnails and actions.
+
+    Select two identities (Ctrl+click) to merge them; select thumbnails to split those tracks off.
 
     Signals:
         seekRequested(camera_id, timestamp): a timeline bar was clicked.
-        searchRequested(track_id): a thumbnail was clicked.
+        searchRequested(track_id): a thumbnail was double-clicked.
         thumbnailsWanted(identity_id): the selected identity's thumbnails are needed (:meth:`set_thumbnails`).
+        identitySelected(identity_id, track_ids): the selected identity changed (to highlight its tracks).
+        labelRequested(identity_id, name, note): name an identity ("" removes the name).
+        mergeRequested(identity_a, identity_b): merge two identities.
+        splitRequested(identity_id, track_ids): split these tracks off into an identity of their own.
+        exportRequested(identity_id, folder, clips): export the identity's evidence.
     """
 
     seekRequested = Signal(int, float)
     searchRequested = Signal(int)
     thumbnailsWanted = Signal(int)
+    identitySelected = Signal(int, list)
+    labelRequested = Signal(int, str, str)
+    mergeRequested = Signal(int, int)
+    splitRequested = Signal(int, list)
+    exportRequested = Signal(int, str, bool)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -150,10 +108,12 @@ class IdentitiesPanel(QWidget):
         self.thumbnails = ThumbnailsModel(self)
         self.camera_ids: dict[str, int] = {}
         self.time_range = (0.0, 1.0)
+        self.export_folder = ""
         self._build()
 
     def _build(self) -> None:
         self.table = row_table(self, self.model)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.timeline = TimelineWidget(self)
         self.timeline.seekRequested.connect(self.seekRequested)
@@ -162,13 +122,34 @@ class IdentitiesPanel(QWidget):
         self.thumbnail_view.setViewMode(QListView.ViewMode.IconMode)
         self.thumbnail_view.setFlow(QListView.Flow.LeftToRight)
         self.thumbnail_view.setWrapping(False)
-        self.thumbnail_view.setIconSize(QSize(48, 96))
-        self.thumbnail_view.setGridSize(QSize(110, 150))
+        self.thumbnail_view.setIconSize(QSize(64, 128))
+        self.thumbnail_view.setGridSize(QSize(150, 176))
         self.thumbnail_view.setTextElideMode(Qt.TextElideMode.ElideNone)
-        self.thumbnail_view.setMinimumHeight(170)
+        self.thumbnail_view.setMinimumHeight(196)
         self.thumbnail_view.setMovement(QListView.Movement.Static)
-        self.thumbnail_view.clicked.connect(self._thumbnail_clicked)
+        self.thumbnail_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.thumbnail_view.doubleClicked.connect(self._thumbnail_activated)
+        self.thumbnail_view.selectionModel().selectionChanged.connect(self._update_buttons)
         self.caption = QLabel("No identities yet: they are made after each ingest.", self)
+        self.caption.setWordWrap(True)
+
+        self.label_button = QPushButton("Name…", self)
+        self.label_button.setToolTip("Name the selected identity (a person of interest) and keep a note")
+        self.label_button.clicked.connect(self._label)
+        self.merge_button = QPushButton("Merge", self)
+        self.merge_button.setToolTip("Merge the two selected identities into one person (Ctrl+click selects two)")
+        self.merge_button.clicked.connect(self._merge)
+        self.split_button = QPushButton("Split off selected tracks", self)
+        self.split_button.setToolTip("Make the selected thumbnails' tracks an identity of their own")
+        self.split_button.clicked.connect(self._split)
+        self.export_button = QPushButton("Export evidence…", self)
+        self.export_button.setToolTip("Write the case report, crops, clips and manifest of the selected identity")
+        self.export_button.clicked.connect(self._export)
+        buttons = QHBoxLayout()
+        for b in (self.label_button, self.merge_button, self.split_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(self.export_button)
 
         detail = QWidget(self)
         detail_layout = QVBoxLayout(detail)
@@ -176,47 +157,71 @@ class IdentitiesPanel(QWidget):
         detail_layout.addWidget(self.caption)
         detail_layout.addWidget(self.timeline)
         detail_layout.addWidget(self.thumbnail_view)
+        detail_layout.addLayout(buttons)
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(self.table)
         splitter.addWidget(detail)
         splitter.setStretchFactor(1, 2)
-        splitter.setSizes([430, 900])
+        splitter.setSizes([480, 900])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
+        self._update_buttons()
 
-    def set_identities(self, identities: Sequence, camera_ids: dict[str, int], time_range: tuple[float, float]
-                       ) -> None:
-        """Show ``identities`` (``IdentitySummary``) over the cameras (name -> id) and the footage's time range
-        (seconds since the epoch); the selected identity stays selected when it still exists."""
+    def set_identities(self, identities: Sequence, camera_ids: dict[str, int], time_range: tuple[float, float],
+                       labels: dict[int, tuple[str, str]] | None = None,
+                       coverage: dict[int, list[tuple[float, float]]] | None = None) -> None:
+        """Show ``identities`` (``IdentitySummary``) with their names (id -> (label, note)) over the cameras
+        (name -> id), the footage's time range (seconds) and each camera's footage (id -> spans); the selected
+        identity stays selected when it still exists."""
         selected = self.selected()
         self.camera_ids = dict(camera_ids)
         self.time_range = time_range
+        self.model.set_labels(labels or {})
         self.model.set_items(identities)
+        self.timeline.set_coverage(coverage or {})
         multi = sum(len(i.cameras) > 1 for i in identities)
         self.caption.setText(f"{len(identities)} identities, {multi} seen by several cameras. Select one."
                              if identities else "No identities yet: they are made after each ingest.")
-        rows = [r for r, i in enumerate(self.model.items()) if selected is not None and i.id == selected.id]
-        if rows:
-            self.table.selectRow(rows[0])
-        else:
+        if selected is None or not self.select_identity(selected.id):
             self.timeline.set_content([], [], *time_range)
             self.thumbnails.set_items([])
+        self._update_buttons()
 
     def selected(self):
-        """The selected ``IdentitySummary``, or None."""
-        rows = self.table.selectionModel().selectedRows()
-        return rows[0].data(ItemRole) if rows else None
+        """The selected ``IdentitySummary`` (the current one when several are selected), or None."""
+        chosen = self.selected_identities()
+        current = self.table.currentIndex()
+        if current.isValid() and self.table.selectionModel().isRowSelected(current.row(), current.parent()):
+            return self.model.items()[current.row()]
+        return chosen[0] if chosen else None
+
+    def selected_identities(self) -> list:
+        """Every selected ``IdentitySummary``, in row order."""
+        rows = sorted(r.row() for r in self.table.selectionModel().selectedRows())
+        items = self.model.items()
+        return [items[r] for r in rows if r < len(items)]
 
     def select_identity(self, identity_id: int) -> bool:
-        """Select an identity by id; False when it is not listed."""
+        """Select an identity by id (only it); False when it is not listed."""
         for row, identity in enumerate(self.model.items()):
             if identity.id == identity_id:
+                self.table.clearSelection()
+                self.table.setCurrentIndex(self.model.index(row, 0))
                 self.table.selectRow(row)
                 return True
         return False
 
+    def selected_track_ids(self) -> list[int]:
+        """The tracks of the selected thumbnails."""
+        return sorted(i.data(ItemRole).track_id for i in self.thumbnail_view.selectionModel().selectedIndexes())
+
+    def set_playhead(self, timestamp: float) -> None:
+        """Show the player's moment on the timeline."""
+        self.timeline.set_playhead(timestamp)
+
     def _selection_changed(self, *args) -> None:
+        self._update_buttons()
         identity = self.selected()
         if identity is None:
             return
@@ -225,19 +230,63 @@ class IdentitiesPanel(QWidget):
                 for name, ranges in identity.cameras.items() if name in self.camera_ids
                 for start, end, tracks in ranges]
         self.timeline.set_content([(cid, name) for name, cid in cameras], bars, *self.time_range)
-        self.caption.setText(f"Identity {identity.id}: {len(identity.track_ids)} tracks on "
-                             f"{', '.join(identity.cameras)} (confidence {identity.confidence:.2f}). "
-                             f"Click a bar to see that moment, a thumbnail to search for this person.")
+        name = self.model.label_of(identity.id)
+        self.caption.setText(f"Identity {identity.id}" + (f" “{name}”" if name else "")
+                             + f": {len(identity.track_ids)} tracks on {', '.join(identity.cameras)} (confidence "
+                             f"{confidence_text(identity.confidence, len(identity.track_ids))}). Click a bar to see "
+                             f"that moment; double-click a thumbnail to search for this person.")
         self.thumbnails.set_items([])
         self.thumbnailsWanted.emit(identity.id)
+        self.identitySelected.emit(identity.id, list(identity.track_ids))
 
     def set_thumbnails(self, identity_id: int, items: Sequence[ThumbnailItem]) -> None:
         """Thumbnails of an identity's tracks (ignored when another identity is selected by now)."""
         identity = self.selected()
         if identity is not None and identity.id == identity_id:
             self.thumbnails.set_items(sorted(items, key=lambda i: i.timestamp))
+        self._update_buttons()
 
-    def _thumbnail_clicked(self, index) -> None:
+    def _update_buttons(self, *args) -> None:
+        chosen = self.selected_identities()
+        one = len(chosen) == 1
+        self.label_button.setEnabled(one)
+        self.export_button.setEnabled(one)
+        self.merge_button.setEnabled(len(chosen) == 2)
+        picked = len(self.thumbnail_view.selectionModel().selectedIndexes())
+        self.split_button.setEnabled(one and 0 < picked < len(chosen[0].track_ids))
+
+    def _thumbnail_activated(self, index) -> None:
         item: ThumbnailItem = index.data(ItemRole)
         if item is not None:
             self.searchRequested.emit(item.track_id)
+
+    def _label(self) -> None:
+        identity = self.selected()
+        if identity is None:
+            return
+        name, note = self.model.labels.get(identity.id, ("", ""))
+        dialog = LabelDialog(identity.id, name, note, self)
+        if dialog.exec():
+            self.labelRequested.emit(identity.id, *dialog.values())
+
+    def _merge(self) -> None:
+        chosen = self.selected_identities()
+        if len(chosen) == 2:
+            self.mergeRequested.emit(chosen[0].id, chosen[1].id)
+
+    def _split(self) -> None:
+        identity = self.selected()
+        tracks = self.selected_track_ids()
+        if identity is not None and tracks:
+            self.splitRequested.emit(identity.id, tracks)
+
+    def _export(self) -> None:
+        identity = self.selected()
+        if identity is None:
+            return
+        parent = Path(self.export_folder) if self.export_folder else Path.cwd()
+        dialog = ExportDialog(identity.id, str(parent / f"identity-{identity.id}"), self)
+        folder = dialog.folder.text().strip() if dialog.exec() else ""
+        if folder:
+            self.export_folder = str(Path(folder).parent)  # the next export goes next to this one
+            self.exportRequested.emit(identity.id, folder, dialog.clips.isChecked())

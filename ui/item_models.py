@@ -95,8 +95,10 @@ class ResultsModel(_PlainListModel):
             return None
         item: ResultItem = self._items[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            mark = " ✔" if item.confirmed else ""
-            return f"{item.camera}{mark}\n{format_time(item.timestamp)}\nscore {item.score:.2f}"
+            mark = "  ✔ confirmed" if item.confirmed else ""
+            identity = f"identity {item.identity_id}" if item.identity_id is not None else "no identity"
+            return (f"#{index.row() + 1}  score {item.score:.3f}{mark}\n{item.camera} · track {item.track_id} · "
+                    f"{identity}\n{format_time(item.timestamp)}")
         if role == Qt.ItemDataRole.DecorationRole:
             return self._pixmap(index.row(), item.thumbnail)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -168,11 +170,12 @@ class ThumbnailsModel(_PlainListModel):
             return None
         item: ThumbnailItem = self._items[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{item.camera}\n{format_time(item.timestamp)}"
+            return f"track {item.track_id}\n{item.camera}\n{format_time(item.timestamp)}"
         if role == Qt.ItemDataRole.DecorationRole:
             return self._pixmap(index.row(), item.thumbnail)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"track {item.track_id} on {item.camera}\nclick: search every camera for this person"
+            return (f"track {item.track_id} on {item.camera}\ndouble-click: search every camera for this person; "
+                    f"select some and 'Split off selected tracks' to make them another person")
         if role == ItemRole:
             return item
         return None
@@ -255,12 +258,28 @@ class IdentitiesModel(_PlainTableModel):
     """Identities (``pipelines.identities.IdentitySummary``): id, cameras, tracks, first and last seen,
     confidence."""
 
-    headers = ("identity", "cameras", "tracks", "first seen", "last seen", "confidence")
+    headers = ("identity", "name", "cameras", "tracks", "first seen", "last seen", "confidence")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        #: identity id -> (label, note), the names given to persons of interest.
+        self.labels: dict[int, tuple[str, str]] = {}
+
+    def set_labels(self, labels: dict[int, tuple[str, str]]) -> None:
+        """The names given to identities (shown in the name column; call before :meth:`set_items`)."""
+        self.labels = dict(labels)
+
+    def label_of(self, identity_id: int) -> str:
+        """The identity's name, "" when unnamed."""
+        return self.labels.get(identity_id, ("", ""))[0]
 
     def cell(self, identity, column: int) -> Any:
-        return (str(identity.id), str(len(identity.cameras)), str(len(identity.track_ids)),
-                format_time(identity.first_timestamp), format_time(identity.last_timestamp),
+        return (str(identity.id), self.label_of(identity.id), str(len(identity.cameras)),
+                str(len(identity.track_ids)), format_time(identity.first_timestamp),
+                format_time(identity.last_timestamp),
                 confidence_text(identity.confidence, len(identity.track_ids)))[column]
 
     def tooltip(self, identity) -> str:
-        return "seen by " + ", ".join(identity.cameras) + "\nselect to see the timeline and thumbnails"
+        note = self.labels.get(identity.id, ("", ""))[1]
+        return ("seen by " + ", ".join(identity.cameras) + (f"\nnote: {note}" if note else "")
+                + "\nselect to see the timeline and thumbnails; Ctrl+click a second one to merge")

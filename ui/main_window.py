@@ -1,6 +1,10 @@
 """The main window: the player in the middle, cameras on the left, search results on the right, identities
 below; menus, keyboard shortcuts, a status bar with the database and the device, layout kept in ``QSettings``.
 
+Investigations happen here: click a person (or open an image) to search, confirm/reject matches (a conflicting
+verdict is asked about, not silently applied), name, merge and split identities, undo (Ctrl+Z), mark overlapping
+cameras and export evidence; every change is said in the status bar.
+
 Every database read, search, feedback and ingest runs off the GUI thread (:mod:`ui.jobs`).
 """
 
@@ -15,8 +19,10 @@ from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
+from ui.timeline import TimelineBar
+
 from reid_app.ingest_runner import IngestChoices
-from ui.cameras import VIDEO_FILTER, CamerasPanel, IngestDialog
+from ui.cameras import VIDEO_FILTER, CamerasPanel, IngestDialog, OverlapDialog
 from ui.identities import IdentitiesPanel
 from ui.item_models import ResultItem, ThumbnailItem
 from ui.jobs import IngestWorker, JobRunner
@@ -38,12 +44,15 @@ class AppServices:
         device: where searches run (``cpu`` or ``cuda:N``), shown in the status bar.
         default_choices: the ``IngestChoices`` the "Add videos" dialog starts from.
         scorer_kind: ``exact`` or ``faiss`` (``pipelines.similarity.make_scorer``).
+        load_query_encoder: ``Database -> ReIDEncoder`` for searches by an image file (the database's model);
+            None: the app cannot search by image.
     """
 
     prepare_ingest: Callable
     device: str = "cpu"
     default_choices: IngestChoices = field(default_factory=IngestChoices)
     scorer_kind: str = "exact"
+    load_query_encoder: Optional[Callable] = None
 
 
 # -- background work (no Qt) ---------------------------------------------------------------------------------
@@ -76,10 +85,82 @@ def _identity_thumbnails(db, identity_id: int, track_ids):
                          for t in identity_thumbnails(db, track_ids)]
 
 
-def _feedback(db, verdict: str, track_a: int, track_b: int):
-    from pipelines.service import give_verdict
+IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)"
 
-    return give_verdict(db, verdict, track_a, track_b)
+
+def _asking(action: Callable, *args):
+    """Run a feedback action; a refusal the user can be asked about comes back as the ``VerdictConflict``
+    (the result) instead of an error."""
+    from pipelines.service import VerdictConflict
+
+    try:
+        return action(*args)
+    except VerdictConflict as conflict:
+        return conflict
+
+
+def _feedback(db, verdict: str, track_a: int, track_b: int, resolution: str = "", cameras=()):
+    """``resolution``: "" (plain), ``replace`` (replace the earlier verdict) or ``overlap`` (mark ``cameras``
+    (names) as overlapping first)."""
+    from pipelines import service
+
+    if resolution == "replace":
+        return _asking(service.replace_verdict, db, track_a, track_b, verdict)
+    if resolution == "overlap":
+        service.set_camera_overlap(db, list(cameras), True)
+    return _asking(service.give_verdict, db, verdict, track_a, track_b)
+
+
+def _identity_action(name: str, db, *args):
+    from pipelines import service
+
+    return _asking(getattr(service, name), db, *args)
+
+
+def _label(db, identity_id: int, name: str, note: str):
+    from pipelines.service import label
+
+    return label(db, identity_id, name or None, note)
+
+
+def _export(db, identity_id: int, folder: str, clips: bool, progress: Callable[[str], None]):
+    from pipelines.service import export_identity
+
+    return export_identity(db, identity_id, Path(folder), clips=clips, on_progress=progress)
+
+
+def _overlap(db, cameras, overlapping: bool):
+    from pipelines.service import camera_overlaps, set_camera_overlap
+
+    report = set_camera_overlap(db, cameras, overlapping)
+    return report, camera_overlaps(db)
+
+
+class _EncoderCache:
+    """The image-query encoder of the open database, loaded on first use (seconds) and kept."""
+
+    def __init__(self, loader: Callable):
+        self.loader = loader
+        self.encoder = None
+        self.db = None
+
+    def get(self, db):
+        if self.encoder is None or self.db is not db:
+            self.encoder, self.db = self.loader(db), db
+        return self.encoder
+
+
+def _search_image(searcher, db, image_path: str, encoders: _EncoderCache):
+    from pipelines.service import search_image
+
+    encoder = encoders.get(db)
+    found = search_image(searcher, image_path, encoder, SEARCH_TOP_K)
+    try:
+        picture = Path(image_path).read_bytes()
+    except OSError:
+        picture = None
+    query = QueryInfo(None, Path(image_path).name, 0.0, 0.0, picture)
+    return query, [ResultItem.from_result(r) for r in found.results], found.elapsed_ms
 
 
 class MainWindow(QMainWindow):
@@ -96,6 +177,11 @@ class MainWindow(QMainWindow):
 
     overviewLoaded = Signal()
     searchFinished = Signal(int, int)
+    #: A change made by feedback, naming, undo or overlap marking, as said in the status bar.
+    changeMade = Signal(str)
+    #: An evidence export finished: its ``EvidenceReport``.
+    exportFinished = Signal(object)
+    _progress = Signal(str)
 
     def __init__(self, services: AppServices, settings: Optional[QSettings] = None):
         super().__init__()
@@ -108,6 +194,9 @@ class MainWindow(QMainWindow):
         self.model_source: Optional[str] = None
         self.ingest_worker: Optional[IngestWorker] = None
         self.last_summaries: list = []
+        self.overlaps: dict[str, list[str]] = {}
+        self.labels: dict[int, tuple[str, str]] = {}
+        self._encoders = _EncoderCache(services.load_query_encoder) if services.load_query_encoder else None
         self.jobs = JobRunner(self)
         self.setWindowTitle("reid-app")
         self._build()
@@ -136,6 +225,13 @@ class MainWindow(QMainWindow):
         self.identities_panel.seekRequested.connect(self.player.show_moment)
         self.identities_panel.searchRequested.connect(self.search)
         self.identities_panel.thumbnailsWanted.connect(self._load_identity_thumbnails)
+        self.identities_panel.identitySelected.connect(self._identity_selected)
+        self.identities_panel.labelRequested.connect(self.label_identity)
+        self.identities_panel.mergeRequested.connect(self.merge_identities)
+        self.identities_panel.splitRequested.connect(self.split_identity)
+        self.identities_panel.exportRequested.connect(self.export_evidence)
+        self.player.positionChanged.connect(self.identities_panel.set_playhead)
+        self._progress.connect(lambda text: self.statusBar().showMessage(text))
         self.cameras_panel.addVideosRequested.connect(self.add_videos)
         self.cameras_panel.cancelRequested.connect(self.cancel_ingest)
         self.cameras_panel.cameraActivated.connect(lambda cid: self.player.show_moment(cid, self.player.position))
@@ -148,6 +244,9 @@ class MainWindow(QMainWindow):
         self.jobs.busyChanged.connect(lambda busy: self.setCursor(
             Qt.CursorShape.BusyCursor if busy else Qt.CursorShape.ArrowCursor))
         self.resize(1400, 900)
+        # the player gets most of the window (a saved layout, restored later, wins)
+        self.resizeDocks([self.cameras_dock, self.results_dock], [230, 380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.identities_dock], [300], Qt.Orientation.Vertical)
 
     def _dock(self, title: str, widget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -176,8 +275,17 @@ class MainWindow(QMainWindow):
                      "Open another reid-app database")
         self.add_action = self._action(file, "&Add videos…", self.add_videos, "Ctrl+I",
                                        "Ingest video files, one per camera")
+        self._action(file, "Search by &image…", self.choose_query_image, "Ctrl+Shift+F",
+                     "Search every camera for the person in an image file (a crop of one person)")
         file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        edit = bar.addMenu("&Edit")
+        self.undo_action = self._action(edit, "&Undo last feedback", self.undo_feedback, QKeySequence.StandardKey.Undo,
+                                        "Take back the newest confirm, reject, merge or split")
+        edit.addSeparator()
+        self._action(edit, "Mark &overlapping cameras…", self.edit_overlaps, None,
+                     "Say which cameras see a common area (one person may be in them at the same instant)")
 
         play = bar.addMenu("&Playback")
         self._action(play, "Play / pause", self.player.toggle_play, "Space")
@@ -293,11 +401,17 @@ class MainWindow(QMainWindow):
         self.cameras = cameras
         self.model_source = model_source
         self.ingest_models = overview.ingest_models
+        self.overlaps = overview.overlaps
+        self.labels = overview.labels
         self.cameras_panel.set_cameras(cameras)
         self.player.set_cameras(cameras)
         videos = [v for c in cameras for v in c.videos]
         span = (min(v.start_time for v in videos), max(v.end_time for v in videos)) if videos else (0.0, 1.0)
-        self.identities_panel.set_identities(identities, {c.name: c.id for c in cameras}, span)
+        coverage = {c.id: [(v.start_time, v.end_time) for v in c.videos] for c in cameras}
+        self.identities_panel.set_identities(identities, {c.name: c.id for c in cameras}, span, overview.labels,
+                                             coverage)
+        if self.identities_panel.selected() is None:
+            self.player.set_person_ranges([])
         if not cameras:
             self.statusBar().showMessage("This database is empty: File ▸ Add videos… ingests footage.")
         self.overviewLoaded.emit()
@@ -324,29 +438,177 @@ class MainWindow(QMainWindow):
     def _show_results(self, found) -> None:
         query, items, elapsed_ms = found
         self.results_panel.show_results(query, items, elapsed_ms)
-        self.player.highlight_tracks([query.track_id] + [i.track_id for i in items if i.confirmed])
-        self.statusBar().showMessage(f"{len(items)} matches for track {query.track_id} in {elapsed_ms:.0f} ms", 8000)
-        self.searchFinished.emit(query.track_id, len(items))
+        what = f"track {query.track_id}" if query.track_id is not None else f"image {query.camera}"
+        self.player.highlight_tracks(([query.track_id] if query.track_id is not None else [])
+                                     + [i.track_id for i in items if i.confirmed])
+        self.statusBar().showMessage(f"{len(items)} matches for {what} in {elapsed_ms:.0f} ms", 8000)
+        self.searchFinished.emit(-1 if query.track_id is None else query.track_id, len(items))
+
+    def choose_query_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Search by image (a crop of one person)", "", IMAGE_FILTER)
+        if path:
+            self.search_image(path)
+
+    def search_image(self, image_path: str) -> None:
+        """Search every camera for the person in ``image_path`` (encoded by the database's re-id model)."""
+        if self.searcher is None:
+            return
+        if self._encoders is None:
+            self._warn("This window cannot load a re-id model, so it cannot search by image.")
+            return
+        self.results_dock.show()
+        self.results_dock.raise_()
+        self.results_panel.set_busy(f"Searching every camera for the person in {Path(image_path).name}…")
+        self.jobs.submit(_search_image, self.searcher, self.db, str(image_path), self._encoders,
+                         on_done=self._show_results,
+                         on_error=lambda msg: self.results_panel.set_busy(f"Search failed: {msg}"))
+
+    def _identity_selected(self, identity_id: int, track_ids: list) -> None:
+        identity = self.identities_panel.selected()
+        if identity is None or identity.id != identity_id:
+            return
+        ids = {c.name: c.id for c in self.cameras}
+        self.player.highlight_tracks(track_ids)
+        self.player.set_person_ranges([TimelineBar(ids[name], name, s, e, t) for name, ranges in
+                                       identity.cameras.items() if name in ids for s, e, t in ranges])
 
     def _show_result(self, camera_id: int, timestamp: float, track_id: int) -> None:
         query = self.results_panel.query
         self.player.highlight_tracks([track_id] + ([query.track_id] if query else []))
         self.player.show_moment(camera_id, timestamp)
 
-    def give_feedback(self, verdict: str, query_track: int, result_track: int) -> None:
-        """Record that two tracks are the same person (``same``) or not (``different``), then search again."""
+    def give_feedback(self, verdict: str, query_track: int, result_track: int, resolution: str = "",
+                      cameras=()) -> None:
+        """Record that two tracks are the same person (``same``) or not (``different``), then search again.
+        A verdict that conflicts with an earlier one, or a confirmation of two tracks seen at one instant on two
+        cameras, is asked about (:meth:`_ask_about`); ``resolution`` is the answer (``replace``/``overlap``)."""
         if self.db is None:
             return
         word = "the same person as" if verdict == "same" else "not the same person as"
         self.statusBar().showMessage(f"Recording: track {result_track} is {word} track {query_track}…")
 
-        def done(report):
-            self.statusBar().showMessage(f"Recorded: track {result_track} is {word} track {query_track}; "
-                                         f"{report.identities} identities now.", 8000)
-            self.refresh()
+        def done(result):
+            if self._ask_about(result, lambda answer: self.give_feedback(verdict, query_track, result_track,
+                                                                          answer, result.cameras)):
+                return
+            self._changed(result, f"track {result_track} is {word} track {query_track}")
             self.search(query_track)
-        self.jobs.submit(_feedback, self.db, verdict, query_track, result_track, on_done=done,
+        self.jobs.submit(_feedback, self.db, verdict, query_track, result_track, resolution, tuple(cameras),
+                         on_done=done,
                          on_error=lambda msg: self._warn(f"Not recorded: {msg}"))
+
+    def _ask_about(self, result, retry: Optional[Callable[[str], None]] = None) -> bool:
+        """When ``result`` is a ``VerdictConflict``, ask the user what to do and run ``retry(answer)`` if they
+        choose to go on (without ``retry``: only say why nothing changed); True when it was a conflict."""
+        from pipelines.service import VerdictConflict
+
+        if not isinstance(result, VerdictConflict):
+            return False
+        self.statusBar().showMessage(f"Not recorded: {result}", 10000)
+        if retry is None:
+            self._warn(f"Not recorded: {result}")
+            return True
+        if result.kind == "contradiction":
+            earlier = "the same person" if result.earlier == "same" else "different people"
+            question = (f"Tracks {result.track_a} and {result.track_b} were marked as {earlier} earlier.\n\n"
+                        f"Replace that verdict? (Edit ▸ Undo takes it back.)")
+            answer = "replace"
+        elif result.kind == "simultaneous" and result.cameras:
+            question = (f"Tracks {result.track_a} and {result.track_b} are seen at the same moment on "
+                        f"{result.cameras[0]} and {result.cameras[1]}. One person can be in both only if these "
+                        f"cameras see a common area.\n\nMark {result.cameras[0]} and {result.cameras[1]} as "
+                        f"overlapping and record it?")
+            answer = "overlap"
+        else:
+            self._warn(f"Not recorded: {result}")
+            return True
+        box = QMessageBox(QMessageBox.Icon.Question, "reid-app: conflicting feedback", question,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.finished.connect(lambda code: retry(answer) if code == QMessageBox.StandardButton.Yes else
+                             self.statusBar().showMessage("Nothing changed.", 5000))
+        self.conflict_box = box
+        box.open()
+        return True
+
+    def _changed(self, report, what: str) -> None:
+        """Say what an action changed (``report.changes`` of a ``ClusteringReport``), then reload."""
+        changes = "; ".join(getattr(report, "changes", []) or [what])
+        identities = getattr(report, "identities", None)
+        text = f"Changed: {changes}" + (f". {identities} identities now." if identities is not None else ".")
+        self.statusBar().showMessage(text, 15000)
+        self.changeMade.emit(text)
+        self.refresh()
+
+    def undo_feedback(self) -> None:
+        """Take back the newest feedback action (confirm, reject, forget, merge, split) not yet undone."""
+        if self.db is None:
+            return
+        query = self.results_panel.query
+
+        def done(report):
+            self._changed(report, "undone")
+            if query is not None and query.track_id is not None:
+                self.search(query.track_id)
+        self.jobs.submit(_identity_action, "undo", self.db, on_done=done,
+                         on_error=lambda msg: self._warn(f"Nothing undone: {msg}"))
+
+    def label_identity(self, identity_id: int, name: str, note: str) -> None:
+        """Name identity ``identity_id`` ("" removes the name) with a note."""
+        if self.db is not None:
+            self.jobs.submit(_label, self.db, identity_id, name, note,
+                             on_done=lambda line: self._changed(None, line),
+                             on_error=lambda msg: self._warn(f"Not named: {msg}"))
+
+    def merge_identities(self, identity_a: int, identity_b: int) -> None:
+        """Merge two identities into one person (their tracks confirmed as one)."""
+        if self.db is not None:
+            self.jobs.submit(_identity_action, "merge", self.db, identity_a, identity_b,
+                             on_done=lambda r: self._ask_about(r) or self._changed(r, "merged"),
+                             on_error=lambda msg: self._warn(f"Not merged: {msg}"))
+
+    def split_identity(self, identity_id: int, track_ids: list) -> None:
+        """Split ``track_ids`` off identity ``identity_id`` into an identity of their own."""
+        if self.db is not None:
+            self.jobs.submit(_identity_action, "split", self.db, identity_id, list(track_ids),
+                             on_done=lambda r: self._ask_about(r) or self._changed(r, "split"),
+                             on_error=lambda msg: self._warn(f"Not split: {msg}"))
+
+    def export_evidence(self, identity_id: int, folder: str, clips: bool) -> None:
+        """Export identity ``identity_id``'s evidence into ``folder`` (case report, crops, manifest; clips)."""
+        if self.db is None:
+            return
+        self.statusBar().showMessage(f"Exporting the evidence of identity {identity_id} to {folder}…")
+
+        def done(report):
+            notes = f" ({'; '.join(report.notes)})" if report.notes else ""
+            self.statusBar().showMessage(f"Exported identity {identity_id}: case report {report.html_path}, "
+                                         f"{len(report.clips)} clips, manifest with SHA-256{notes}", 20000)
+            self.exportFinished.emit(report)
+        self.jobs.submit(_export, self.db, identity_id, folder, clips, self._progress.emit, on_done=done,
+                         on_error=lambda msg: self._warn(f"The evidence could not be exported: {msg}"))
+
+    def edit_overlaps(self) -> None:
+        """Ask which cameras see a common area and store it."""
+        if self.db is None or len(self.cameras) < 2:
+            self._warn("Overlapping cameras need a database with two or more cameras.")
+            return
+        dialog = OverlapDialog([c.name for c in self.cameras], self.overlaps, self)
+        if dialog.exec():
+            self.set_overlap(dialog.chosen(), dialog.overlapping())
+
+    def set_overlap(self, cameras, overlapping: bool) -> None:
+        """Mark (or unmark) ``cameras`` (names) as overlapping; identities are re-clustered."""
+        if self.db is None:
+            return
+        word = "overlapping" if overlapping else "not overlapping"
+
+        def done(result):
+            report, self.overlaps = result
+            self._changed(report, f"cameras {', '.join(cameras)} marked as {word}")
+        self.jobs.submit(_overlap, self.db, list(cameras), overlapping, on_done=done,
+                         on_error=lambda msg: self._warn(f"Not changed: {msg}"))
 
     def _load_identity_thumbnails(self, identity_id: int) -> None:
         identity = self.identities_panel.selected()

@@ -1,5 +1,6 @@
-"""The player: camera views in a grid, drawing stored boxes, track ids and COCO-17 skeletons over the video, one
-shared wall-clock position with play/pause, frame steps and a seek slider.
+"""The player: camera views in a grid of landscape tiles, drawing stored boxes, track ids and COCO-17 skeletons over
+the video, one shared wall-clock position with play/pause, frame steps, a seek slider and a time-of-day ruler with
+a row and a playhead per camera.
 
 All cameras show the same moment (seconds since the epoch); each view shows the frame of its camera's video at
 that moment, so people can be followed from camera to camera. Frames are decoded on one thread per view;
@@ -14,7 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 from PySide6.QtCore import QElapsedTimer, QPointF, QRectF, Qt, QThread, QTimer, Signal
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QResizeEvent
 from PySide6.QtWidgets import (
     QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSlider, QStyle, QToolButton, QVBoxLayout, QWidget,
 )
@@ -23,6 +24,7 @@ from pipelines.video import FrameReader
 from reid_app.timefmt import KNOWN_TIME_FROM, format_time, zone_label
 from reid_app.errors import ReidAppError
 from pipelines.service import CameraEntry, VideoEntry, VideoSightings
+from ui.timeline import TimelineBar, TimelineWidget
 
 #: COCO-17 limbs as keypoint index pairs (nose 0, eyes 1-2, ears 3-4, shoulders 5-6, elbows 7-8, wrists 9-10,
 #: hips 11-12, knees 13-14, ankles 15-16).
@@ -31,6 +33,46 @@ COCO_LIMBS = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8
 #: Keypoints below this confidence are not drawn.
 KEYPOINT_MIN_CONFIDENCE = 0.3
 HIGHLIGHT = QColor(255, 200, 0)
+
+
+def best_columns(count: int, width: float, height: float, aspect: float, spacing: float = 4.0) -> int:
+    """The number of grid columns that shows ``count`` frames of width/height ``aspect`` largest in a
+    ``width`` × ``height`` pixel area (tiles keep the frames' aspect; ties go to fewer columns)."""
+    if count <= 1:
+        return 1
+    best, best_scale = 1, -1.0
+    for columns in range(1, count + 1):
+        rows = math.ceil(count / columns)
+        tile_w = (width - spacing * (columns - 1)) / columns
+        tile_h = (height - spacing * (rows - 1)) / rows
+        scale = min(tile_w / aspect, tile_h)
+        if scale > best_scale + 1e-6:
+            best, best_scale = columns, scale
+    return best
+
+
+def place_labels(boxes: Sequence[QRectF], sizes: Sequence[tuple[float, float]], bounds: QRectF,
+                 reserved: Sequence[QRectF] = ()) -> list[QRectF]:
+    """Where to draw each box's label so that labels overlap neither each other nor ``reserved`` areas (the
+    caption): above the box, else inside its top, else below it, else the first free slot further down; all
+    inside ``bounds``. ``sizes`` are the labels' (width, height) in pixels; returns one rectangle per box."""
+    placed: list[QRectF] = []
+    taken = list(reserved)
+    for box, (w, h) in zip(boxes, sizes):
+        candidates = [QRectF(box.left(), box.top() - h - 1, w, h), QRectF(box.left(), box.top() + 1, w, h),
+                      QRectF(box.left(), box.bottom() + 1, w, h)]
+        candidates += [QRectF(box.left(), box.top() + 1 + k * (h + 1), w, h) for k in range(1, 12)]
+        chosen = None
+        for c in candidates:
+            c.moveLeft(min(max(c.left(), bounds.left()), bounds.right() - w))
+            if bounds.contains(c) and not any(c.intersects(t) for t in taken):
+                chosen = c
+                break
+        if chosen is None:
+            chosen = candidates[1]
+        placed.append(chosen)
+        taken.append(chosen)
+    return placed
 
 
 def track_colour(track_id: int) -> QColor:
@@ -132,7 +174,9 @@ class CameraView(QWidget):
         self.active = False
         self.timestamp = 0.0
         self.problem: dict[int, str] = {}
-        self.setMinimumSize(160, 100)
+        #: Where the people's labels were last drawn (widget pixels), one per visible box.
+        self.label_rects: list[QRectF] = []
+        self.setMinimumSize(160, 90)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMouseTracking(True)
         self.decoder = FrameDecoder(self)
@@ -259,15 +303,26 @@ class CameraView(QWidget):
         painter.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                          text)
 
-    def _draw_caption(self, painter: QPainter) -> None:
-        text = f"{self.camera.name}  {format_time(self.timestamp)}"
+    def caption_text(self) -> str:
+        """The caption: camera, wall-clock date and time with the zone (or "time unknown"), frame number."""
+        if self.timestamp >= KNOWN_TIME_FROM:
+            text = f"{self.camera.name}  {format_time(self.timestamp)} {zone_label()}"
+        else:
+            text = f"{self.camera.name}  {format_time(self.timestamp)} from start (time unknown)"
         if self.video is not None and self.frame_index >= 0:
             text += f"  frame {self.frame_index}"
-        metrics = painter.fontMetrics()
-        box = QRectF(4, 4, metrics.horizontalAdvance(text) + 12, metrics.height() + 6)
-        painter.fillRect(box, QColor(0, 0, 0, 160))
+        return text
+
+    def caption_rect(self) -> QRectF:
+        """Where the caption is drawn, widget pixels (kept free of people's labels)."""
+        metrics = self.fontMetrics()
+        return QRectF(4, 4, metrics.horizontalAdvance(self.caption_text()) + 12, metrics.height() + 6)
+
+    def _draw_caption(self, painter: QPainter) -> None:
+        box = self.caption_rect()
+        painter.fillRect(box, QColor(0, 0, 0, 170))
         painter.setPen(QColor(255, 255, 255))
-        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self.caption_text())
 
     def _draw_people(self, painter: QPainter, target: QRectF) -> None:
         overlay = self.overlays.get(self.video.id)
@@ -275,6 +330,7 @@ class CameraView(QWidget):
             return
         scale = target.width() / self.video.width
         metrics = painter.fontMetrics()
+        people = []
         for row in overlay.rows_at(self.image_frame):
             track_id = int(overlay.track_ids[row])
             highlighted = track_id in self.highlighted
@@ -287,9 +343,11 @@ class CameraView(QWidget):
             painter.setPen(QPen(colour, 4 if highlighted else 2))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(rect)
-            label = f"track {track_id}"
-            label_box = QRectF(rect.left(), rect.top() - metrics.height() - 2, metrics.horizontalAdvance(label) + 8,
-                               metrics.height() + 2)
+            people.append((rect, f"track {track_id}", colour))
+        self.label_rects = place_labels([r for r, _, _ in people],
+                                        [(metrics.horizontalAdvance(t) + 8, metrics.height() + 2) for _, t, _ in people],
+                                        QRectF(self.rect()), [self.caption_rect()])
+        for (rect, label, colour), label_box in zip(people, self.label_rects):
             painter.fillRect(label_box, colour)
             painter.setPen(QColor(0, 0, 0))
             painter.drawText(label_box, Qt.AlignmentFlag.AlignCenter, label)
@@ -350,7 +408,8 @@ class PlayerPanel(QWidget):
         self._build()
 
     def _build(self) -> None:
-        self._grid_host = QWidget(self)
+        self._grid_host = _TileHost(self)
+        self._grid_host.resized.connect(self._layout_views)
         self._grid = QGridLayout(self._grid_host)
         self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setSpacing(4)
@@ -382,9 +441,13 @@ class PlayerPanel(QWidget):
             controls.addWidget(w)
         controls.addWidget(self.slider, 1)
         controls.addWidget(self.time_label)
+        self.ruler = TimelineWidget(self, seek_anywhere=True, empty_text="No footage")
+        self.ruler.setToolTip("Click or drag to seek; amber: the selected person")
+        self.ruler.seekRequested.connect(self._ruler_seek)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self._grid_host, 1)
+        layout.addWidget(self.ruler)
         layout.addLayout(controls)
         self._update_controls()
 
@@ -419,6 +482,10 @@ class PlayerPanel(QWidget):
         self.position = float(min(max(self.position, self.start), self.end))
         if self.active_camera not in self.views:
             self.active_camera = cameras[0].id if cameras else None
+        self.ruler.set_content([(c.id, c.name) for c in cameras], self.ruler.bars, self.start, self.end)
+        self.ruler.set_coverage({c.id: [(v.start_time, v.time_of(max(0, v.frame_count - 1))) for v in c.videos]
+                                 for c in cameras})
+        self._grid_shape = (0, ())
         self._layout_views()
         self.seek(min(max(self.position, self.start), self.end) if self.end > self.start else self.start)
 
@@ -455,24 +522,39 @@ class PlayerPanel(QWidget):
             view.update()
 
     def highlight_tracks(self, track_ids) -> None:
-        """Draw these tracks' boxes thick and yellow (the query and its matches)."""
+        """Draw these tracks' boxes thick and yellow (the query and its matches, or the selected identity)."""
         self._highlighted = set(int(t) for t in track_ids)
         for view in self.views.values():
             view.highlighted = self._highlighted
             view.update()
 
+    def set_person_ranges(self, bars: Sequence[TimelineBar]) -> None:
+        """Mark on the ruler where the selected person is visible (one bar per camera time range)."""
+        self.ruler.set_bars(bars)
+
+    def _ruler_seek(self, camera_id: int, timestamp: float) -> None:
+        self.pause()
+        if camera_id in self.views:
+            self.set_active_camera(camera_id)
+        self.seek(timestamp)
+
     def _layout_views(self) -> None:
-        while self._grid.count():
-            self._grid.takeAt(0)
         shown = [v for cid, v in self.views.items() if self.grid_mode or cid == self.active_camera]
-        for view in self.views.values():
-            view.setVisible(view in shown)
-        self._empty.setVisible(not shown)
-        if not shown:
-            self._grid.addWidget(self._empty, 0, 0)
-        columns = max(1, math.ceil(math.sqrt(len(shown))))
-        for i, view in enumerate(shown):
-            self._grid.addWidget(view, i // columns, i % columns)
+        aspect = max((v.camera.videos[0].width / max(1, v.camera.videos[0].height) for v in shown
+                      if v.camera.videos and v.camera.videos[0].height > 0), default=16 / 9)
+        columns = best_columns(len(shown), self._grid_host.width(), self._grid_host.height(), aspect)
+        shape = (columns, tuple(id(v) for v in shown))
+        if shape != self._grid_shape:  # a resize that keeps the columns changes nothing
+            self._grid_shape = shape
+            while self._grid.count():
+                self._grid.takeAt(0)
+            for view in self.views.values():
+                view.setVisible(view in shown)
+            self._empty.setVisible(not shown)
+            if not shown:
+                self._grid.addWidget(self._empty, 0, 0)
+            for i, view in enumerate(shown):
+                self._grid.addWidget(view, i // columns, i % columns)
         for cid, view in self.views.items():
             view.set_active(cid == self.active_camera and len(shown) > 1)
         self._update_controls()
@@ -544,6 +626,7 @@ class PlayerPanel(QWidget):
                 self.seek(self.start + value * self.SLIDER_UNIT_S)
 
     _updating_slider = False
+    _grid_shape: tuple = (0, ())
 
     def _update_controls(self) -> None:
         style = self.style()
@@ -558,6 +641,7 @@ class PlayerPanel(QWidget):
         self.slider.setRange(0, steps)
         self.slider.setValue(min(max(int(round((self.position - self.start) / self.SLIDER_UNIT_S)), 0), steps))
         self._updating_slider = False
+        self.ruler.set_playhead(self.position if enabled else None)
         zone = f" {zone_label()}" if self.start >= KNOWN_TIME_FROM else " (time unknown: from the video start)"
         self.time_label.setText(f"{format_time(self.position)} / {format_time(self.end)}{zone}" if enabled else "")
 
@@ -566,3 +650,13 @@ class PlayerPanel(QWidget):
         self.pause()
         for view in self.views.values():
             view.close_decoder()
+
+
+class _TileHost(QWidget):
+    """The area the camera tiles share; says when its size changes so the grid can choose its columns again."""
+
+    resized = Signal()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.resized.emit()

@@ -20,10 +20,10 @@ ALL_CAMERAS = "All cameras"
 
 @dataclass
 class QueryInfo:
-    """The person searched for: a track, its camera, when it is visible (seconds since the epoch) and a
-    thumbnail (JPEG bytes or None)."""
+    """The person searched for: a track (None for a search by an image file, whose name is then ``camera``), its
+    camera, when it is visible (seconds since the epoch) and a thumbnail (JPEG bytes or None)."""
 
-    track_id: int
+    track_id: Optional[int]
     camera: str
     first_timestamp: float
     last_timestamp: float
@@ -93,13 +93,12 @@ class ResultsPanel(QWidget):
 
         self.view = QListView(self)
         self.view.setModel(self.proxy)
-        self.view.setViewMode(QListView.ViewMode.IconMode)
-        self.view.setIconSize(QSize(64, 128))
-        self.view.setGridSize(QSize(124, 200))
-        self.view.setTextElideMode(Qt.TextElideMode.ElideNone)
-        self.view.setResizeMode(QListView.ResizeMode.Adjust)
-        self.view.setMovement(QListView.Movement.Static)
-        self.view.setWordWrap(True)
+        self.view.setViewMode(QListView.ViewMode.ListMode)  # one match per row: thumbnail, rank, score, where
+        self.view.setIconSize(QSize(48, 96))
+        self.view.setSpacing(2)
+        self.view.setUniformItemSizes(True)
+        self.view.setAlternatingRowColors(True)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.doubleClicked.connect(self._activate)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -143,8 +142,11 @@ class ResultsPanel(QWidget):
         time range."""
         self.query = query
         self.query_thumbnail.setPixmap(thumbnail_pixmap(query.thumbnail, self.query_thumbnail.size()))
-        self.query_label.setText(f"<b>Track {query.track_id}</b> on {query.camera}<br>"
-                                 f"{format_time(query.first_timestamp)} – {format_time(query.last_timestamp)}")
+        if query.track_id is None:
+            self.query_label.setText(f"<b>Image</b> {query.camera}")
+        else:
+            self.query_label.setText(f"<b>Track {query.track_id}</b> on {query.camera}<br>"
+                                     f"{format_time(query.first_timestamp)} – {format_time(query.last_timestamp)}")
         self.model.set_items(items)
         cameras = sorted({i.camera for i in items})
         self.camera_filter.blockSignals(True)
@@ -165,7 +167,8 @@ class ResultsPanel(QWidget):
         self.time_filter.setChecked(False)
         self._apply_filters()
         other = sum(i.camera != query.camera for i in items)
-        self.set_busy(f"{len(items)} matching tracks ({other} on other cameras) in {elapsed_ms:.0f} ms. "
+        where = f" ({other} on other cameras)" if query.track_id is not None else ""
+        self.set_busy(f"{len(items)} matching tracks{where} in {elapsed_ms:.0f} ms. "
                       f"Double-click one to see it; right-click for more.")
         self._update_buttons()
 
@@ -194,8 +197,9 @@ class ResultsPanel(QWidget):
 
     def _update_buttons(self, *args) -> None:
         has = self.selected() is not None and self.query is not None
-        for button in (self.confirm_button, self.reject_button, self.search_button):
-            button.setEnabled(has)
+        for button in (self.confirm_button, self.reject_button):
+            button.setEnabled(has and self.query.track_id is not None)  # an image query has no track to pair
+        self.search_button.setEnabled(has)
 
     def _activate(self, index: QModelIndex) -> None:
         item: ResultItem = index.data(ItemRole)
@@ -205,7 +209,7 @@ class ResultsPanel(QWidget):
     def feedback_on_selected(self, verdict: str) -> None:
         """Emit :attr:`feedbackGiven` for the selected match (``same`` or ``different``)."""
         item = self.selected()
-        if item is not None and self.query is not None:
+        if item is not None and self.query is not None and self.query.track_id is not None:
             self.feedbackGiven.emit(verdict, self.query.track_id, item.track_id)
 
     def _search_selected(self) -> None:

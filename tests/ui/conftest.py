@@ -8,11 +8,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt makes 
 
 import pytest  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from reid_app.ingest_runner import IngestChoices, prepare_ingest  # noqa: E402
+from reid_app.ingest_runner import IngestChoices, load_query_encoder, prepare_ingest  # noqa: E402
 from reid_app.settings import Settings  # noqa: E402
 from tests.conftest import OSNET, POSE_DETECTOR, copy_db  # noqa: E402
 from ui.main_window import AppServices, MainWindow  # noqa: E402
+from ui.theme import apply_theme  # noqa: E402
 
 
 def real_choices(**overrides) -> IngestChoices:
@@ -26,8 +28,11 @@ def make_window(qtbot, tmp_path):
     settings_path = tmp_path / "settings.ini"
 
     def make(db_path, wait: bool = True) -> MainWindow:
-        services = AppServices(prepare_ingest=lambda c: prepare_ingest(c, Settings(db=db_path)),
-                               default_choices=real_choices())
+        settings = Settings(db=db_path)
+        services = AppServices(prepare_ingest=lambda c: prepare_ingest(c, settings),
+                               default_choices=real_choices(),
+                               load_query_encoder=lambda db: load_query_encoder(db, settings, "cpu"))
+        apply_theme(QApplication.instance())
         window = MainWindow(services, QSettings(str(settings_path), QSettings.Format.IniFormat))
         qtbot.addWidget(window)
         window.show()
