@@ -17,7 +17,7 @@ import numpy as np
 from PySide6.QtCore import QElapsedTimer, QPointF, QRectF, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QResizeEvent
 from PySide6.QtWidgets import (
-    QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QSlider, QStyle, QToolButton, QVBoxLayout, QWidget,
+    QHBoxLayout, QLabel, QSizePolicy, QSlider, QStyle, QToolButton, QVBoxLayout, QWidget,
 )
 
 from pipelines.video import FrameReader
@@ -35,7 +35,11 @@ KEYPOINT_MIN_CONFIDENCE = 0.3
 HIGHLIGHT = QColor(255, 200, 0)
 
 
-def best_columns(count: int, width: float, height: float, aspect: float, spacing: float = 4.0) -> int:
+#: Pixels between camera tiles.
+TILE_SPACING = 4.0
+
+
+def best_columns(count: int, width: float, height: float, aspect: float, spacing: float = TILE_SPACING) -> int:
     """The number of grid columns that shows ``count`` frames of width/height ``aspect`` largest in a
     ``width`` × ``height`` pixel area (tiles keep the frames' aspect; ties go to fewer columns)."""
     if count <= 1:
@@ -49,6 +53,23 @@ def best_columns(count: int, width: float, height: float, aspect: float, spacing
         if scale > best_scale + 1e-6:
             best, best_scale = columns, scale
     return best
+
+
+def tile_rects(count: int, width: float, height: float, aspect: float, spacing: float = TILE_SPACING
+               ) -> list[QRectF]:
+    """Tiles of the frames' aspect (width/height ``aspect``), as large as fit ``count`` of them in a ``width`` ×
+    ``height`` pixel area (:func:`best_columns`), the block centred; row by row, in pixels."""
+    if count <= 0 or width <= 0 or height <= 0:
+        return []
+    columns = best_columns(count, width, height, aspect, spacing)
+    rows = math.ceil(count / columns)
+    tile_h = max(1.0, min((width - spacing * (columns - 1)) / columns / aspect,
+                          (height - spacing * (rows - 1)) / rows))
+    tile_w = tile_h * aspect
+    left = (width - columns * tile_w - (columns - 1) * spacing) / 2
+    top = (height - rows * tile_h - (rows - 1) * spacing) / 2
+    return [QRectF(left + (i % columns) * (tile_w + spacing), top + (i // columns) * (tile_h + spacing), tile_w,
+                   tile_h) for i in range(count)]
 
 
 def place_labels(boxes: Sequence[QRectF], sizes: Sequence[tuple[float, float]], bounds: QRectF,
@@ -410,12 +431,8 @@ class PlayerPanel(QWidget):
     def _build(self) -> None:
         self._grid_host = _TileHost(self)
         self._grid_host.resized.connect(self._layout_views)
-        self._grid = QGridLayout(self._grid_host)
-        self._grid.setContentsMargins(0, 0, 0, 0)
-        self._grid.setSpacing(4)
         self._empty = QLabel("No cameras yet: use File ▸ Add videos… to ingest footage.", self._grid_host)
         self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._grid.addWidget(self._empty, 0, 0)
 
         style = self.style()
         self.play_button = QToolButton(self)
@@ -485,7 +502,6 @@ class PlayerPanel(QWidget):
         self.ruler.set_content([(c.id, c.name) for c in cameras], self.ruler.bars, self.start, self.end)
         self.ruler.set_coverage({c.id: [(v.start_time, v.time_of(max(0, v.frame_count - 1))) for v in c.videos]
                                  for c in cameras})
-        self._grid_shape = (0, ())
         self._layout_views()
         self.seek(min(max(self.position, self.start), self.end) if self.end > self.start else self.start)
 
@@ -542,19 +558,13 @@ class PlayerPanel(QWidget):
         shown = [v for cid, v in self.views.items() if self.grid_mode or cid == self.active_camera]
         aspect = max((v.camera.videos[0].width / max(1, v.camera.videos[0].height) for v in shown
                       if v.camera.videos and v.camera.videos[0].height > 0), default=16 / 9)
-        columns = best_columns(len(shown), self._grid_host.width(), self._grid_host.height(), aspect)
-        shape = (columns, tuple(id(v) for v in shown))
-        if shape != self._grid_shape:  # a resize that keeps the columns changes nothing
-            self._grid_shape = shape
-            while self._grid.count():
-                self._grid.takeAt(0)
-            for view in self.views.values():
-                view.setVisible(view in shown)
-            self._empty.setVisible(not shown)
-            if not shown:
-                self._grid.addWidget(self._empty, 0, 0)
-            for i, view in enumerate(shown):
-                self._grid.addWidget(view, i // columns, i % columns)
+        for view in self.views.values():
+            view.setVisible(view in shown)
+        self._empty.setVisible(not shown)
+        self._empty.setGeometry(self._grid_host.rect())
+        for view, rect in zip(shown, tile_rects(len(shown), self._grid_host.width(), self._grid_host.height(),
+                                                aspect)):
+            view.setGeometry(rect.toRect())
         for cid, view in self.views.items():
             view.set_active(cid == self.active_camera and len(shown) > 1)
         self._update_controls()
@@ -626,7 +636,6 @@ class PlayerPanel(QWidget):
                 self.seek(self.start + value * self.SLIDER_UNIT_S)
 
     _updating_slider = False
-    _grid_shape: tuple = (0, ())
 
     def _update_controls(self) -> None:
         style = self.style()

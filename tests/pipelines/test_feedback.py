@@ -173,3 +173,46 @@ def test_undo_takes_back_the_newest_actions_one_by_one(db):
     with pytest.raises(UsageError, match="no feedback to undo"):
         undo(db)
     assert [e.action for e in read_log(db) if e.action == "undo"] == ["undo"] * 3
+
+
+def test_a_conflict_carries_the_pair_and_a_replacement_is_checked_before_the_old_verdict_goes(db):
+    from pipelines.feedback import VerdictConflict, replace_verdict
+
+    identity = _largest(db)
+    a, b = sorted(identity.track_ids[:2])
+    reject(db, a, b)
+    with pytest.raises(VerdictConflict) as caught:
+        confirm(db, b, a)
+    assert (caught.value.kind, caught.value.track_a, caught.value.track_b, caught.value.earlier) == \
+        ("contradiction", a, b, "different")
+    report = replace_verdict(db, b, a, "same")
+    assert report.changes == [f"tracks {a} and {b} are no longer rejected as different people",
+                              f"tracks {a} and {b} confirmed as the same person"]
+    assert [(v.track_a, v.track_b, v.verdict) for v in load_verdicts(db)] == [(a, b, "same")]
+    feedback_log = [e.action for e in read_log(db, limit=10) if e.action != "cluster"]
+    assert feedback_log[:3] == ["confirm", "forget", "reject"]  # two audited actions: undo takes back the newer
+
+    tracks = get_tracks(db, [t for i in load_identities(db) for t in i.track_ids])
+    x, y = next((p, q) for p in tracks.values() for q in tracks.values() if p.camera_id == q.camera_id
+                and p.id < q.id and p.first_timestamp <= q.last_timestamp and q.first_timestamp <= p.last_timestamp)
+    reject(db, x.id, y.id)
+    with pytest.raises(VerdictConflict) as caught:
+        replace_verdict(db, x.id, y.id, "same")  # impossible: both seen at once on one camera
+    assert caught.value.kind == "simultaneous" and caught.value.cameras == ()
+    verdicts = {(v.track_a, v.track_b): v.verdict for v in load_verdicts(db)}
+    assert verdicts[(x.id, y.id)] == "different"  # the earlier verdict is kept
+
+
+def test_overlapping_cameras_through_the_service(db):
+    from pipelines.service import camera_overlaps, set_camera_overlap
+
+    names = sorted(camera_ids_by_name(db))
+    assert all(len(partners) == len(names) - 1 for partners in camera_overlaps(db).values())
+    report = set_camera_overlap(db, names[:2], False)
+    assert report is not None and report.identities >= 1
+    assert names[1] not in camera_overlaps(db)[names[0]]
+    assert read_log(db, "overlap", 1)[0].details == {"cameras": names[:2], "overlapping": False}
+    with pytest.raises(UsageError, match="unknown: nowhere"):
+        set_camera_overlap(db, [names[0], "nowhere"], True)
+    with pytest.raises(UsageError, match="two or more camera names"):
+        set_camera_overlap(db, [names[0], names[0]], True)

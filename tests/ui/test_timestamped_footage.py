@@ -3,8 +3,10 @@ wall-clock seconds of 2024, which once overflowed the seek slider's 32-bit range
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 
 from tests.conftest import VIDEOS, _require, copy_db, real_weights_args, run_cli
 
@@ -43,3 +45,58 @@ def test_timestamped_footage_loads_plays_to_its_last_frame_and_searches(qtbot, m
         window.search(track_id)
     assert blocker.args[0] == track_id
     assert window.results_panel.isVisible()
+
+
+def test_an_investigation_on_timestamped_footage(qtbot, make_window, home_db, tmp_path):
+    """Click a person, jump to the match, seek on the ruler and the identity timeline, export the evidence: all
+    with 2024 wall-clock times, shown with their zone."""
+    import av
+
+    from reid_app.timefmt import zone_label
+
+    window = make_window(copy_db(home_db, tmp_path / "db"))
+    player = window.player
+    track = min(window.identities_panel.model.items(), key=lambda i: i.first_timestamp).track_ids[0]
+    from storage.repository import get_tracks
+
+    info = get_tracks(window.db, [track])[track]
+    camera_id = next(c.id for c in window.cameras if c.name == info.camera)
+    player.show_moment(camera_id, (info.first_timestamp + info.last_timestamp) / 2)
+    view = player.views[camera_id]
+    qtbot.waitUntil(lambda: view.image_frame == view.frame_index and bool(view.visible_people()), timeout=20000)
+    assert zone_label() in view.caption_text() and "2024-06-18" in view.caption_text()
+    hit = next(r for t, _, r in view.visible_people() if t == track)
+    with qtbot.waitSignal(window.searchFinished, timeout=30000) as blocker:
+        qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=hit.center().toPoint())
+    assert blocker.args[0] == track
+    results = window.results_panel.items()
+    assert results and all(r.timestamp > 1.7e9 for r in results)
+
+    match = results[0]
+    window.results_panel.resultActivated.emit(match.camera_id, match.timestamp, match.track_id)
+    assert player.active_camera == match.camera_id and player.position == pytest.approx(match.timestamp)
+
+    ruler = player.ruler
+    wanted = player.start + 0.25 * (player.end - player.start)
+    qtbot.mouseClick(ruler, Qt.MouseButton.LeftButton,
+                     pos=QPointF(ruler.x_of(wanted), ruler.row_rect(0).center().y()).toPoint())
+    assert player.position == pytest.approx(wanted, abs=2 * (player.end - player.start) / ruler.width())
+    assert ruler.playhead == pytest.approx(player.position)
+
+    panel = window.identities_panel
+    identity = next(i for i in panel.model.items() if track in i.track_ids)
+    assert panel.select_identity(identity.id)
+    bar = panel.timeline.bars[0]
+    qtbot.mouseClick(panel.timeline, Qt.MouseButton.LeftButton,
+                     pos=panel.timeline.bar_rect(bar).center().toPoint())
+    assert bar.start - 1e-3 <= player.position <= bar.end + 1e-3 and player.active_camera == bar.camera_id
+    assert panel.timeline.playhead == pytest.approx(player.position)
+
+    with qtbot.waitSignal(window.exportFinished, timeout=300000) as exported:
+        window.export_evidence(identity.id, str(tmp_path / "case"), True)
+    report = exported.args[0]
+    summary = json.loads(report.json_path.read_text())
+    assert '"1970-' not in report.json_path.read_text() and "2024-06-18" in report.html_path.read_text()
+    assert summary["identity"] == identity.id
+    with av.open(str(report.clips[0])) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
