@@ -58,7 +58,9 @@ def main() -> None:
     app = create_application([sys.argv[0]])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = QSettings(str(out / "screenshot-settings.ini"), QSettings.Format.IniFormat)
+    settings_file = out / "screenshot-settings.ini"
+    settings_file.unlink(missing_ok=True)  # the default layout, not the one a previous run left
+    settings = QSettings(str(settings_file), QSettings.Format.IniFormat)
     window = MainWindow(AppServices(prepare_ingest=None, default_choices=IngestChoices()), settings)
     width, height = (int(v) for v in args.size.split("x"))
     window.resize(width, height)

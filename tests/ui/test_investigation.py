@@ -136,7 +136,12 @@ def test_name_merge_split_and_undo_from_the_app(qtbot, lab_window):
         assert "merged" in said
         merged = next(i for i in panel.model.items() if a in i.track_ids)
         assert b in merged.track_ids and len(panel.model.items()) == before - 1
-        said = _change(qtbot, window, window.undo_feedback)
+        assert window.undo_action.shortcut().toString() == "Ctrl+Z"
+        with qtbot.waitSignal(window.changeMade, timeout=60000) as undone:
+            window.undo_action.trigger()
+        said = undone.args[0]
+        with qtbot.waitSignal(window.overviewLoaded, timeout=30000):
+            pass
         assert "undid the merge" in said
         assert len(panel.model.items()) == before
     big = max(panel.model.items(), key=lambda i: len(i.track_ids))
