@@ -125,7 +125,7 @@ class IdentitiesPanel(QWidget):
         self.thumbnail_view.setIconSize(QSize(64, 128))
         self.thumbnail_view.setGridSize(QSize(150, 176))
         self.thumbnail_view.setTextElideMode(Qt.TextElideMode.ElideNone)
-        self.thumbnail_view.setMinimumHeight(196)
+        self.thumbnail_view.setMinimumHeight(120)  # scrolls on a small screen
         self.thumbnail_view.setMovement(QListView.Movement.Static)
         self.thumbnail_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.thumbnail_view.doubleClicked.connect(self._thumbnail_activated)

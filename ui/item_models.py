@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence
 from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QSize, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QImage, QPixmap
 
-from reid_app.timefmt import confidence_text, format_time
+from reid_app.timefmt import KNOWN_TIME_FROM, confidence_text, format_time, zone_label
 
 #: Role of the plain-data object behind a row.
 ItemRole = Qt.ItemDataRole.UserRole + 1
@@ -272,6 +272,12 @@ class IdentitiesModel(_PlainTableModel):
     def label_of(self, identity_id: int) -> str:
         """The identity's name, "" when unnamed."""
         return self.labels.get(identity_id, ("", ""))[0]
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        text = super().headerData(section, orientation, role)
+        if text in ("first seen", "last seen") and any(i.first_timestamp >= KNOWN_TIME_FROM for i in self._items):
+            return f"{text} ({zone_label()})"  # the times shown are local wall-clock times
+        return text
 
     def cell(self, identity, column: int) -> Any:
         return (str(identity.id), self.label_of(identity.id), str(len(identity.cameras)),

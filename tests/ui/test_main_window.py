@@ -176,14 +176,14 @@ def test_playback_shortcuts(qtbot, lab_window):
 def test_layout_and_options_are_remembered(qtbot, make_window, lab_window, lab_db, tmp_path):
     window = lab_window
     # the offscreen screen is 800x800 and restoring clamps to it: a size that fits (or the minimum width)
-    size = (max(700, window.minimumSizeHint().width()), 600)
+    size = (max(700, window.minimumSizeHint().width()), max(600, window.minimumSizeHint().height()))
     window.resize(*size)
     window.grid_action.setChecked(False)
     window.identities_dock.hide()
     window.close()
     again = make_window(lab_db, wait=False)
     # the width may be clamped to the 800-pixel screen again; the default size is 1400x900
-    assert again.height() == 600 and again.width() <= max(size[0], again.minimumSizeHint().width())
+    assert again.height() == size[1] and again.width() <= max(size[0], again.minimumSizeHint().width())
     assert not again.player.grid_mode
     assert not again.identities_dock.isVisible()
 
