@@ -72,14 +72,6 @@ def resolve_reid(spec: str, dirs, explicit: bool) -> Optional[Path]:
 
 
 
-def database_model(db) -> Optional[Path]:
-    """The re-id weights the database's embeddings were made with (``pipelines.service.database_model``), so
-    that ``search --image`` without ``--reid`` encodes in the same vector space; None when no such file exists."""
-    from pipelines.service import database_model as find
-
-    return find(db)
-
-
 def cluster_after_ingest(db, console) -> None:
     """Re-cluster the global identities after an ingest added tracks, and print one line about them."""
     from pipelines.service import cluster_after_ingest

@@ -17,7 +17,7 @@ from reid_app.timefmt import confidence_text
 
 from ui.timeline import TimelineBar, TimelineWidget
 from ui.item_models import IdentitiesModel, ItemRole, ThumbnailItem, ThumbnailsModel
-from ui.tables import row_table
+from ui.tables import push_button, row_table
 
 
 class LabelDialog(QDialog):
@@ -86,7 +86,8 @@ class IdentitiesPanel(QWidget):
         seekRequested(camera_id, timestamp): a timeline bar was clicked.
         searchRequested(track_id): a thumbnail was double-clicked.
         thumbnailsWanted(identity_id): the selected identity's thumbnails are needed (:meth:`set_thumbnails`).
-        identitySelected(identity_id, track_ids): the selected identity changed (to highlight its tracks).
+        identitySelected(identity_id, track_ids, bars): the selected identity changed: its tracks and its
+            ``TimelineBar`` time ranges (to highlight them in the player).
         labelRequested(identity_id, name, note): name an identity ("" removes the name).
         mergeRequested(identity_a, identity_b): merge two identities.
         splitRequested(identity_id, track_ids): split these tracks off into an identity of their own.
@@ -96,7 +97,7 @@ class IdentitiesPanel(QWidget):
     seekRequested = Signal(int, float)
     searchRequested = Signal(int)
     thumbnailsWanted = Signal(int)
-    identitySelected = Signal(int, list)
+    identitySelected = Signal(int, list, list)
     labelRequested = Signal(int, str, str)
     mergeRequested = Signal(int, int)
     splitRequested = Signal(int, list)
@@ -133,18 +134,14 @@ class IdentitiesPanel(QWidget):
         self.caption = QLabel("No identities yet: they are made after each ingest.", self)
         self.caption.setWordWrap(True)
 
-        self.label_button = QPushButton("Name…", self)
-        self.label_button.setToolTip("Name the selected identity (a person of interest) and keep a note")
-        self.label_button.clicked.connect(self._label)
-        self.merge_button = QPushButton("Merge", self)
-        self.merge_button.setToolTip("Merge the two selected identities into one person (Ctrl+click selects two)")
-        self.merge_button.clicked.connect(self._merge)
-        self.split_button = QPushButton("Split off selected tracks", self)
-        self.split_button.setToolTip("Make the selected thumbnails' tracks an identity of their own")
-        self.split_button.clicked.connect(self._split)
-        self.export_button = QPushButton("Export evidence…", self)
-        self.export_button.setToolTip("Write the case report, crops, clips and manifest of the selected identity")
-        self.export_button.clicked.connect(self._export)
+        self.label_button = push_button(self, "Name…", "Name the selected identity (a person of interest) and "
+                                        "keep a note", self._label)
+        self.merge_button = push_button(self, "Merge", "Merge the two selected identities into one person "
+                                        "(Ctrl+click selects two)", self._merge)
+        self.split_button = push_button(self, "Split off selected tracks", "Make the selected thumbnails' tracks "
+                                        "an identity of their own", self._split)
+        self.export_button = push_button(self, "Export evidence…", "Write the case report, crops, clips and "
+                                         "manifest of the selected identity", self._export)
         buttons = QHBoxLayout()
         for b in (self.label_button, self.merge_button, self.split_button):
             buttons.addWidget(b)
@@ -237,7 +234,7 @@ class IdentitiesPanel(QWidget):
                              f"that moment; double-click a thumbnail to search for this person.")
         self.thumbnails.set_items([])
         self.thumbnailsWanted.emit(identity.id)
-        self.identitySelected.emit(identity.id, list(identity.track_ids))
+        self.identitySelected.emit(identity.id, list(identity.track_ids), bars)
 
     def set_thumbnails(self, identity_id: int, items: Sequence[ThumbnailItem]) -> None:
         """Thumbnails of an identity's tracks (ignored when another identity is selected by now)."""

@@ -19,8 +19,6 @@ from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
-from ui.timeline import TimelineBar
-
 from reid_app.ingest_runner import IngestChoices
 from ui.cameras import VIDEO_FILTER, CamerasPanel, IngestDialog, OverlapDialog
 from ui.identities import IdentitiesPanel
@@ -463,14 +461,9 @@ class MainWindow(QMainWindow):
                          on_done=self._show_results,
                          on_error=lambda msg: self.results_panel.set_busy(f"Search failed: {msg}"))
 
-    def _identity_selected(self, identity_id: int, track_ids: list) -> None:
-        identity = self.identities_panel.selected()
-        if identity is None or identity.id != identity_id:
-            return
-        ids = {c.name: c.id for c in self.cameras}
+    def _identity_selected(self, identity_id: int, track_ids: list, bars: list) -> None:
         self.player.highlight_tracks(track_ids)
-        self.player.set_person_ranges([TimelineBar(ids[name], name, s, e, t) for name, ranges in
-                                       identity.cameras.items() if name in ids for s, e, t in ranges])
+        self.player.set_person_ranges(bars)
 
     def _show_result(self, camera_id: int, timestamp: float, track_id: int) -> None:
         query = self.results_panel.query

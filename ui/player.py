@@ -17,7 +17,7 @@ import numpy as np
 from PySide6.QtCore import QElapsedTimer, QPointF, QRectF, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QResizeEvent
 from PySide6.QtWidgets import (
-    QHBoxLayout, QLabel, QSizePolicy, QSlider, QStyle, QToolButton, QVBoxLayout, QWidget,
+    QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QVBoxLayout, QWidget,
 )
 
 from pipelines.video import FrameReader
@@ -198,7 +198,6 @@ class CameraView(QWidget):
         #: Where the people's labels were last drawn (widget pixels), one per visible box.
         self.label_rects: list[QRectF] = []
         self.setMinimumSize(160, 90)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMouseTracking(True)
         self.decoder = FrameDecoder(self)
         self.decoder.frameReady.connect(self._frame_ready)

@@ -8,11 +8,12 @@ from typing import Optional, Sequence
 
 from PySide6.QtCore import QDateTime, QModelIndex, QPoint, QSize, Qt, QTimeZone, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QDateTimeEdit, QHBoxLayout, QLabel, QListView, QMenu, QPushButton,
+    QAbstractItemView, QCheckBox, QComboBox, QDateTimeEdit, QHBoxLayout, QLabel, QListView, QMenu,
     QVBoxLayout, QWidget,
 )
 
 from reid_app.timefmt import format_time
+from ui.tables import push_button
 from ui.item_models import ItemRole, ResultItem, ResultsFilterModel, ResultsModel, thumbnail_pixmap
 
 ALL_CAMERAS = "All cameras"
@@ -109,15 +110,12 @@ class ResultsPanel(QWidget):
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.selectionModel().selectionChanged.connect(self._update_buttons)
 
-        self.confirm_button = QPushButton("Same person", self)
-        self.confirm_button.setToolTip("Confirm the selected match as the query's person (Ctrl+Y)")
-        self.confirm_button.clicked.connect(lambda: self.feedback_on_selected("same"))
-        self.reject_button = QPushButton("Not this person", self)
-        self.reject_button.setToolTip("Reject the selected match; it is never shown for this person again (Ctrl+D)")
-        self.reject_button.clicked.connect(lambda: self.feedback_on_selected("different"))
-        self.search_button = QPushButton("Search from this", self)
-        self.search_button.setToolTip("Search every camera for the selected match's person")
-        self.search_button.clicked.connect(self._search_selected)
+        self.confirm_button = push_button(self, "Same person", "Confirm the selected match as the query's person "
+                                          "(Ctrl+Y)", lambda: self.feedback_on_selected("same"))
+        self.reject_button = push_button(self, "Not this person", "Reject the selected match; it is never shown for "
+                                         "this person again (Ctrl+D)", lambda: self.feedback_on_selected("different"))
+        self.search_button = push_button(self, "Search from this", "Search every camera for the selected match's "
+                                         "person", self._search_selected)
         buttons = QHBoxLayout()
         buttons.addWidget(self.confirm_button)
         buttons.addWidget(self.reject_button)

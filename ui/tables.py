@@ -1,8 +1,8 @@
-"""Shared table-view setup for the panels' lists."""
+"""Shared widget setup for the panels: row tables and buttons."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QPushButton, QTableView, QWidget
 
 
 def row_table(parent: QWidget, model) -> QTableView:
@@ -15,3 +15,11 @@ def row_table(parent: QWidget, model) -> QTableView:
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     table.horizontalHeader().setStretchLastSection(True)
     return table
+
+
+def push_button(parent: QWidget, text: str, tip: str, slot) -> QPushButton:
+    """A push button with a tooltip whose click calls ``slot``."""
+    button = QPushButton(text, parent)
+    button.setToolTip(tip)
+    button.clicked.connect(slot)
+    return button

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Optional, Sequence
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
@@ -34,8 +35,6 @@ def tick_times(start: float, end: float, width_px: float, min_spacing_px: float 
     step = next((s for s in TICK_STEPS_S if s / span * width_px >= min_spacing_px), TICK_STEPS_S[-1])
     offset = 0.0
     if start >= KNOWN_TIME_FROM and step >= 60:
-        from datetime import datetime
-
         offset = datetime.fromtimestamp(start).astimezone().utcoffset().total_seconds()  # local, not UTC, minutes
     first = math.ceil((start + offset) / step - 1e-9) * step - offset
     count = int((end - first) // step) + 1
@@ -102,7 +101,7 @@ class TimelineWidget(QWidget):
                     end: float) -> None:
         """Rows for ``cameras`` (id, name), ``bars`` on them, over the time axis ``[start, end]`` (seconds)."""
         self.cameras = list(cameras)
-        self.bars = [b for b in bars if any(cid == b.camera_id for cid, _ in self.cameras)]
+        self.set_bars(bars)
         self.start, self.end = start, max(end, start + 1e-3)
         height = 2 * self.MARGIN + self.ROW_HEIGHT * max(1, len(self.cameras)) + self.AXIS_HEIGHT
         self.setMinimumHeight(height)
