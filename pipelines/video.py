@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import stat
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,21 @@ from reid_app.types import Frame
 log = logging.getLogger(__name__)
 
 _TIMESTAMP_CHECK_FRAMES = 30
+
+_open_decoders = 0
+_open_decoders_lock = threading.Lock()
+
+
+def open_decoders() -> int:
+    """How many :meth:`VideoSource.frames` decoders are open in this process right now (0 once every ingest has
+    ended, whether it finished, failed or was stopped)."""
+    return _open_decoders
+
+
+def _count_decoder(delta: int) -> None:
+    global _open_decoders
+    with _open_decoders_lock:
+        _open_decoders += delta
 
 
 @dataclass
@@ -211,6 +227,7 @@ class VideoSource:
         frames sets :attr:`warning`.
         """
         container = _open(self.path)
+        _count_decoder(1)
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
@@ -236,6 +253,7 @@ class VideoSource:
             self._report()
         finally:
             container.close()
+            _count_decoder(-1)
 
     _pending_lost = 0
 

@@ -199,8 +199,15 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
             click.echo(f"reid-app: error: {summary.message}", err=True)
         stdout_console().print(_summary_table(list(unreadable.values())))
         sys.exit(EXIT_FAILED_VIDEOS)
-    prepared = prepare_ingest(choices, settings)
+    from models.encoders import resolve_device
+
+    resolve_device(choices.device or settings.device)  # cheap checks first: device, then database, then models
     db = open_database(db_path or settings.db)
+    try:
+        prepared = prepare_ingest(choices, settings)
+    except BaseException:
+        db.close()
+        raise
     console = stderr_console()
     stdout = stdout_console()
     stdout.print(f"database: {db.location}", markup=False, highlight=False, soft_wrap=True)

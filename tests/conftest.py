@@ -80,7 +80,48 @@ def dead_owner() -> str:
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> CliResult:
-    """Run ``reid-app ARGS`` as a user would, in a separate process."""
+    """Run ``reid-app ARGS`` in this process through click's ``CliRunner`` (no interpreter start and imports per
+    case), exactly as the console script does: ``reid_app.cli.main`` with its error handling and exit codes.
+
+    An exception that escapes ``main`` (a bug: users must never see a traceback) comes back as exit code 1 with
+    the traceback on stderr, as a separate process would give. ``timeout`` is accepted for
+    :func:`run_cli_process` compatibility and ignored.
+    """
+    import logging
+    import traceback
+
+    from click.testing import CliRunner
+
+    from reid_app.cli import main
+
+    full_env = {"YOLO_VERBOSE": "False", "COLUMNS": "200", **(env or {})}
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    argv = sys.argv
+    runner = CliRunner()
+    code = 0
+    with runner.isolation(env=full_env) as (out, err, _):
+        sys.argv = ["reid-app", *map(str, args)]
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except Exception:  # noqa: BLE001 - reported the way the interpreter would report it
+            traceback.print_exc(file=sys.stderr)
+            code = 1
+        finally:
+            sys.argv = argv
+            sys.stdout.flush()
+            sys.stderr.flush()
+            stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    return CliResult(code, stdout, stderr)
+
+
+def run_cli_process(*args: str, env: dict | None = None, timeout: float = 300) -> CliResult:
+    """Run ``reid-app ARGS`` as a user would, in a separate process (for what only a process shows: signals,
+    the interpreter's exit, a process-wide resource limit)."""
     full_env = dict(os.environ, YOLO_VERBOSE="False", COLUMNS="200")
     full_env.update(env or {})
     proc = subprocess.run([sys.executable, "-m", "reid_app.cli", *map(str, args)], capture_output=True, text=True,

@@ -175,3 +175,58 @@ def test_a_camera_that_crashes_midway_is_cleaned_up_while_the_other_finishes(
     assert "simulated decoder/driver failure" in failed.message
     assert count_rows(db)["videos"] == 1
     db.close()
+
+
+def _camera_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("camera-") and t.is_alive()]
+
+
+class _RaisingEncoder:
+    """The real encoder, except that encoding fails (a driver error, out of memory)."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def encode(self, crops, part_boxes):
+        raise RuntimeError("simulated encoder failure")
+
+
+def test_a_failing_encoder_stops_every_camera_thread_and_decoder_and_the_next_run_completes(
+        tmp_path, encoder, lab_cam0, lab_cam1, pose_detector):
+    from pipelines.video import open_decoders
+
+    db = open_database(tmp_path / "enc.db")
+    jobs = [IngestJob(lab_cam0), IngestJob(lab_cam1)]
+    with pytest.raises(RuntimeError, match="simulated encoder failure"):
+        _run(db, jobs, _RaisingEncoder(encoder))
+    assert _camera_threads() == [] and open_decoders() == 0
+    with db.session() as session:
+        videos = session.execute(select(Video.status, Video.owner)).all()
+    assert videos == [("ingesting", None), ("ingesting", None)]  # unfinished, lease released
+    summaries = _run(db, jobs, encoder)
+    assert [s.status for s in summaries] == ["done", "done"]
+    with db.session() as session:
+        assert session.scalars(select(Video.status)).all() == ["complete", "complete"]
+    db.close()
+
+
+def test_a_failing_database_stops_every_camera_thread_and_decoder(tmp_path, encoder, lab_cam0, lab_cam1,
+                                                                   pose_detector, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from pipelines.video import open_decoders
+    from reid_app.errors import DatabaseError
+    from storage.repository import VideoWriter
+
+    def full_disk(self, *args, **kwargs):
+        raise OperationalError("INSERT INTO sightings", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(VideoWriter, "write", full_disk)
+    db = open_database(tmp_path / "full.db")
+    with pytest.raises(DatabaseError, match="disk is full"):
+        _run(db, [IngestJob(lab_cam0), IngestJob(lab_cam1)], encoder)
+    assert _camera_threads() == [] and open_decoders() == 0
+    db.close()
