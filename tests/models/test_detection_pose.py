@@ -7,6 +7,7 @@ from pipelines.video import VideoSource
 from reid_app.errors import WeightsError
 
 
+@pytest.mark.slow
 def test_real_pose_detector_tracks_people_with_stable_ids_and_keypoints(pose_detector, lab_cam1):
     tracker = PersonTracker(pose_detector)
     assert tracker.gives_keypoints
@@ -22,6 +23,7 @@ def test_real_pose_detector_tracks_people_with_stable_ids_and_keypoints(pose_det
     assert ids_per_frame[-1] & ids_per_frame[5]  # ids persist across frames
 
 
+@pytest.mark.slow
 def test_top_down_yolo_pose_fills_keypoints_inside_the_box(pose_detector, lab_cam1):
     frame = next(VideoSource(lab_cam1, analysis_fps=1).frames())
     tracker = PersonTracker(pose_detector)

@@ -29,6 +29,7 @@ def _crops_and_boxes(n=5):
     return crops, np.stack(boxes)
 
 
+@pytest.mark.slow
 def test_exported_model_has_a_dynamic_batch_and_matches_pytorch_on_pose_guided_parts(tmp_path):
     net = _net()
     report = export_onnx(net, tmp_path / "m.onnx")
@@ -45,6 +46,7 @@ def test_exported_model_has_a_dynamic_batch_and_matches_pytorch_on_pose_guided_p
     assert not np.allclose(onnx_encoder.encode(crops, shifted), onnx_encoder.encode(crops, boxes), atol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("switches", [dict(use_parts=False), dict(part_mode="stripes")])
 def test_models_without_pose_guided_parts_export_a_single_input(tmp_path, switches):
     report = export_onnx(_net(**switches), tmp_path / "m.onnx")
@@ -54,6 +56,7 @@ def test_models_without_pose_guided_parts_export_a_single_input(tmp_path, switch
                                JointLossEncoder(_net(**switches), "m", "h", "s").encode(crops), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_failed_parity_check_writes_nothing(tmp_path):
     with pytest.raises(WeightsError, match="disagrees"):
         export_onnx(_net(), tmp_path / "m.onnx", tolerance=0.0)

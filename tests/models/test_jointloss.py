@@ -15,6 +15,7 @@ def _crops(n, seed=0):
             for _ in range(n)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config,dims", [
     (JointLossConfig(backbone="resnet18"), 512 + 4 * 128),
     (JointLossConfig(backbone="resnet18", use_parts=False, global_dim=256), 256),
@@ -66,6 +67,7 @@ ABLATIONS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("switches,dims,feature_dims,classifiers", ABLATIONS)
 def test_every_ablation_switch_gives_the_documented_output_shapes(switches, dims, feature_dims, classifiers):
     torch.manual_seed(0)
@@ -104,6 +106,7 @@ def test_impossible_configurations_are_refused(bad, match):
         JointLossNet(JointLossConfig(**bad))
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_gives_identical_embeddings(tmp_path):
     torch.manual_seed(1)
     config = JointLossConfig(backbone="resnet18")
@@ -147,6 +150,7 @@ def test_without_weights_offline_the_imagenet_trunk_error_says_what_to_do(tmp_pa
         build_jointloss_encoder(None, backbone="resnet18")
 
 
+@pytest.mark.slow
 def test_part_rois_stay_float32_under_bf16_autocast_so_image_indices_above_256_are_exact():
     torch.manual_seed(0)
     net = JointLossNet(JointLossConfig(backbone="resnet18", use_global=False, part_dim=16, input_size=[64, 32],

@@ -74,6 +74,7 @@ def test_corrupt_cache_is_recomputed_and_unreadable_images_are_named(tmp_path):
         dataset_keypoints([broken], tmp_path, "pose", pose)
 
 
+@pytest.mark.slow
 def test_real_pose_model_gives_pose_guided_parts_for_real_person_crops(tmp_path, lab_db, pose_detector):
     from models.pose import YoloTopDownPose
 

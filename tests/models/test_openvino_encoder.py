@@ -28,6 +28,7 @@ def _crops(n, seed=0):
             for _ in range(n)]
 
 
+@pytest.mark.slow
 def test_ir_backend_matches_direct_openvino_calls_one_crop_at_a_time(ir_0286):
     import cv2
     import openvino as ov
@@ -49,6 +50,7 @@ def test_ir_backend_matches_direct_openvino_calls_one_crop_at_a_time(ir_0286):
     assert float(encoder.encode([crops[0][:, :, ::-1].copy()])[0] @ ours[0]) < 0.999
 
 
+@pytest.mark.slow
 def test_ir_given_as_its_xml_file_and_bad_irs_refused(ir_0286, tmp_path):
     encoder = load_encoder(openvino_xml(ir_0286))
     assert encoder.source.endswith("person-reidentification-retail-0286.xml")

@@ -43,6 +43,7 @@ class _Counter(TrainProgress):
         self.iterations += 1
 
 
+@pytest.mark.slow
 def test_checkpoint_each_epoch_resume_continues_and_the_result_loads_as_an_encoder(tmp_path, synthetic):
     pids = sorted({s.pid for s in synthetic.train})
     labels = [pids.index(s.pid) for s in synthetic.train]

@@ -26,6 +26,7 @@ def db(lab4_db, tmp_path):
     database.close()
 
 
+@pytest.mark.slow
 def test_export_writes_per_camera_ranges_thumbnails_json_and_csv(db, tmp_path):
     identity = max(load_identities(db), key=lambda i: len(i.track_ids))
     tracks = get_tracks(db, identity.track_ids)
@@ -82,6 +83,7 @@ def _assert_manifest_matches(report, db):
     assert entry.details["manifest_sha256"] == hashlib.sha256(report.manifest_path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_clips_cover_each_track_with_a_margin_and_a_missing_video_is_a_note(db, tmp_path):
     identity = min((i for i in load_identities(db)), key=lambda i: sum(
         t.last_timestamp - t.first_timestamp for t in get_tracks(db, i.track_ids).values()))
@@ -111,6 +113,7 @@ def test_clips_cover_each_track_with_a_margin_and_a_missing_video_is_a_note(db, 
     assert json.loads(moved.json_path.read_text())["notes"] == moved.notes
 
 
+@pytest.mark.slow
 def test_export_errors(db, tmp_path):
     with pytest.raises(UsageError, match="identity 99999 does not exist"):
         export_identity(db, 99999, tmp_path / "x")
@@ -120,6 +123,7 @@ def test_export_errors(db, tmp_path):
         export_identity(db, load_identities(db)[0].id, blocker)
 
 
+@pytest.mark.slow
 def test_the_case_report_opens_in_a_real_browser(db, tmp_path):
     import shutil
     import subprocess

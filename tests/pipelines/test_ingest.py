@@ -48,6 +48,7 @@ class Recorder(IngestProgress):
         self.finished.append((summary.camera, summary.status))
 
 
+@pytest.mark.slow
 def test_two_lab_cameras_end_to_end(tmp_path, encoder, lab_cam0, lab_cam1, pose_detector):
     db = open_database(tmp_path / "lab.db")
     progress = Recorder()
@@ -85,6 +86,7 @@ def test_two_lab_cameras_end_to_end(tmp_path, encoder, lab_cam0, lab_cam1, pose_
     db.close()
 
 
+@pytest.mark.slow
 def test_reingest_is_skipped_and_force_replaces_atomically(tmp_path, encoder, lab_cam1, pose_detector):
     db = open_database(tmp_path / "again.db")
     first = _run(db, [IngestJob(lab_cam1)], encoder)[0]
@@ -101,6 +103,7 @@ def test_reingest_is_skipped_and_force_replaces_atomically(tmp_path, encoder, la
     db.close()
 
 
+@pytest.mark.slow
 def test_interrupted_ingest_leaves_a_consistent_database_and_the_next_run_completes(
         tmp_path, encoder, lab_cam0, lab_cam1, pose_detector):
     db = open_database(tmp_path / "stop.db")
@@ -133,6 +136,7 @@ def test_interrupted_ingest_leaves_a_consistent_database_and_the_next_run_comple
     reference.close()
 
 
+@pytest.mark.slow
 def test_a_bad_video_does_not_stop_the_others(tmp_path, encoder, lab_cam1, pose_detector):
     db = open_database(tmp_path / "mixed.db")
     bad = tmp_path / "broken.mp4"
@@ -144,6 +148,7 @@ def test_a_bad_video_does_not_stop_the_others(tmp_path, encoder, lab_cam1, pose_
     db.close()
 
 
+@pytest.mark.slow
 def test_a_camera_that_crashes_midway_is_cleaned_up_while_the_other_finishes(
         tmp_path, encoder, lab_cam0, lab_cam1, pose_detector):
     from tests.conftest import POSE_DETECTOR
@@ -194,6 +199,7 @@ class _RaisingEncoder:
         raise RuntimeError("simulated encoder failure")
 
 
+@pytest.mark.slow
 def test_a_failing_encoder_stops_every_camera_thread_and_decoder_and_the_next_run_completes(
         tmp_path, encoder, lab_cam0, lab_cam1, pose_detector):
     from pipelines.video import open_decoders
@@ -213,6 +219,7 @@ def test_a_failing_encoder_stops_every_camera_thread_and_decoder_and_the_next_ru
     db.close()
 
 
+@pytest.mark.slow
 def test_a_failing_database_stops_every_camera_thread_and_decoder(tmp_path, encoder, lab_cam0, lab_cam1,
                                                                    pose_detector, monkeypatch):
     from sqlalchemy.exc import OperationalError

@@ -33,6 +33,7 @@ def _vectors(db, track_id):
     return np.stack([np.frombuffer(b, "<f4") for b in blobs])
 
 
+@pytest.mark.slow
 def test_mean_track_search_scores_descriptors_and_excludes_only_the_query_track(db):
     query = _tracks(db, "cam0")[0]
     results = Searcher(db).by_track(query.id, SearchOptions(top_k=50, **QUIET))

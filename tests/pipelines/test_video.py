@@ -101,6 +101,7 @@ def make_truncated_streamable_copy(src, path):
     return path
 
 
+@pytest.mark.slow
 def test_truncated_streamable_clip_yields_its_decodable_half_with_a_warning(lab_cam0, tmp_path):
     source = VideoSource(make_truncated_streamable_copy(lab_cam0, tmp_path / "cut.mp4"), analysis_fps=5)
     frames = list(source.frames())
@@ -120,6 +121,7 @@ def test_avi_with_packet_order_times_gets_monotonic_timestamps():
     assert [f.index for f in frames[:4]] == [0, 2, 4, 6]
 
 
+@pytest.mark.slow
 def test_frame_reader_gives_the_same_frames_in_order_after_seeks_and_backwards(lab_cam0):
     from pipelines.video import FrameReader
 

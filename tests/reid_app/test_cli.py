@@ -40,6 +40,7 @@ def test_ingest_then_search_lists_tracks_of_the_other_camera(lab_db):
     assert all("cam1" in row and "cam0" not in row for row in rows)
 
 
+@pytest.mark.slow
 def test_summary_reports_every_camera(tmp_path, lab_cam0):
     db = tmp_path / "s.db"
     result = run_cli("ingest", lab_cam0, "--camera", "entrance", "--db", db, "--duration", "1", "--fps", "2",
@@ -55,6 +56,7 @@ def test_summary_reports_every_camera(tmp_path, lab_cam0):
     assert again.code == 0 and "already ingested" in again.stderr and "skipped" in again.stdout
 
 
+@pytest.mark.slow
 def test_one_bad_video_among_good_ones_is_marked_and_the_rest_ingested(tmp_path, lab_cam1):
     db = tmp_path / "mixed.db"
     result = run_cli("ingest", tmp_path / "nowhere.mp4", lab_cam1, "--db", db, "--duration", "1",
@@ -82,6 +84,7 @@ def test_bad_video_inputs(tmp_path, make_input, words):
     assert count_rows(open_database(db))["videos"] == 0
 
 
+@pytest.mark.slow
 def test_zero_frame_and_truncated_videos(tmp_path, lab_cam0):
     from tests.pipelines.test_video import make_truncated_streamable_copy, make_zero_frame_video
 

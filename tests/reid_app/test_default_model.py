@@ -3,12 +3,14 @@
 import sqlite3
 
 import cv2
+import pytest
 
 from models.checkpoint import load_checkpoint
 from models.default_model import default_checkpoint
 from tests.conftest import POSE_DETECTOR, _require, run_cli
 
 
+@pytest.mark.slow
 def test_ingest_without_reid_uses_the_shipped_model_and_its_calibrated_threshold(lab_cam0, lab_cam1, tmp_path):
     _, meta = load_checkpoint(default_checkpoint())
     threshold = meta["clustering_threshold"]

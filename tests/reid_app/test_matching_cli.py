@@ -17,6 +17,7 @@ def _table_rows(text):
     return [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines() if line.startswith("│")]
 
 
+@pytest.mark.slow
 def test_overlapping_cameras_give_identities_across_cameras_and_their_evidence(db, tmp_path):
     result = run_cli("cameras", "--db", db, "--overlap", "cam0,cam1,cam2,cam3")
     assert result.code == 0, result.stderr
@@ -92,6 +93,7 @@ def test_feedback_says_what_it_changed_and_undo_takes_it_back(db):
     assert run_main("feedback", "reject", a, b, "--db", db).code == 0  # no confirmation stands in the way now
 
 
+@pytest.mark.slow
 def test_a_named_person_keeps_the_name_in_listings_and_evidence(db, tmp_path):
     from tests.reliability.cli import run_main
 

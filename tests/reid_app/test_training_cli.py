@@ -32,6 +32,7 @@ def _metrics(text, row):
     return [float(v) for v in re.findall(r"\d+\.\d+", line)]
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_ranks_above_chance(trained):
     out, result = trained
     _, meta = load_checkpoint(out)
@@ -47,6 +48,7 @@ def test_training_lowers_the_loss_and_ranks_above_chance(trained):
     assert _metrics(result.stdout, "query/gallery")[0] == meta["metrics"]["rank1"]
 
 
+@pytest.mark.slow
 def test_evaluate_reports_cmc_and_map_with_rerank_and_flip(trained, dataset):
     out, _ = trained
     result = run_cli("evaluate", "--dataset", "generic", "--root", dataset, "--weights", out, "--rerank", "--flip",
@@ -59,6 +61,7 @@ def test_evaluate_reports_cmc_and_map_with_rerank_and_flip(trained, dataset):
     assert plain[0] <= plain[1] <= plain[2] <= plain[3]  # CMC is non-decreasing
 
 
+@pytest.mark.slow
 def test_export_agrees_with_pytorch_and_the_onnx_model_evaluates_the_same(trained, dataset, tmp_path):
     out, _ = trained
     onnx_path = tmp_path / "model.onnx"
@@ -72,6 +75,7 @@ def test_export_agrees_with_pytorch_and_the_onnx_model_evaluates_the_same(traine
     assert _metrics(by_onnx.stdout, "plain") == pytest.approx(_metrics(by_torch.stdout, "plain"), abs=0.01)
 
 
+@pytest.mark.slow
 def test_resume_trains_on_from_the_last_epoch(trained, dataset, tmp_path):
     out, _ = trained
     copy = tmp_path / "more.pt"
@@ -141,6 +145,7 @@ def test_existing_checkpoint_is_not_overwritten_without_resume(dataset, tmp_path
     assert out.read_bytes() == b"precious"
 
 
+@pytest.mark.slow
 def test_distillation_from_a_real_teacher_on_two_datasets_caches_the_teacher_once(dataset, tmp_path,
                                                                                   tmp_path_factory):
     from tests.conftest import OSNET

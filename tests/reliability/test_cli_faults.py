@@ -101,6 +101,7 @@ def test_database_urls_are_kept_as_urls(tmp_path, lab_db, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["db"]  # no ./sqlite: or ./postgresql: folder
 
 
+@pytest.mark.slow
 def test_special_files_are_refused_at_once(tmp_path, lab_db):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -114,6 +115,7 @@ def test_special_files_are_refused_at_once(tmp_path, lab_db):
         assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_huge_query_image_is_one_line(tmp_path, lab_db):
     result = run_main("search", "--db", copy_db(lab_db, tmp_path / "db"), "--image", huge_png(tmp_path / "h.png"))
     assert_one_error(result, "too large for a person crop")
@@ -126,6 +128,7 @@ def _unused_display() -> str:
     return f"127.0.0.1:{port - 6000}" if port > 6000 else "127.0.0.1:59000"
 
 
+@pytest.mark.slow
 def test_gui_with_an_unreachable_display_says_so_instead_of_aborting(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     for display, platform in ((":987", None), (_unused_display(), "xcb")):

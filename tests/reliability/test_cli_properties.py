@@ -39,6 +39,7 @@ def private_db(lab_db, tmp_path_factory):
     return copy_db(lab_db, tmp_path_factory.mktemp("properties"))
 
 
+@pytest.mark.slow
 @_PROPERTY
 @given(option=st.sampled_from(["--fps", "--duration", "--start", "--batch-size", "--crops-per-second", "--camera",
                                "--tracker", "--device", "--pose"]), value=_VALUES)

@@ -15,6 +15,7 @@ from reid_app.errors import InputVideoError, UsageError, WeightsError
 from tests.reliability.damage import broken_reid_onnx, damage_packets, huge_png, variable_rate_mkv
 
 
+@pytest.mark.slow
 def test_damaged_packets_are_skipped_and_counted_not_the_end_of_the_video(tmp_path, lab_cam0):
     damaged = damage_packets(lab_cam0, tmp_path / "damaged.mp4", [40, 120, 200])
     source = VideoSource(damaged, analysis_fps=5)
@@ -27,6 +28,7 @@ def test_damaged_packets_are_skipped_and_counted_not_the_end_of_the_video(tmp_pa
     assert clean.frames_lost == 0 and clean.warning is None
 
 
+@pytest.mark.slow
 def test_a_variable_frame_rate_mkv_gets_its_real_rate(tmp_path, lab_cam0):
     vfr = variable_rate_mkv(lab_cam0, tmp_path / "vfr.mkv")
     probe = probe_video(vfr)
@@ -49,6 +51,7 @@ def test_special_files_are_refused_as_videos_and_images_without_blocking(tmp_pat
         probe_video("/dev/zero")
 
 
+@pytest.mark.slow
 def test_a_huge_query_image_is_refused_before_it_is_decoded(tmp_path):
     image = huge_png(tmp_path / "huge.png")
     assert image.stat().st_size < 1_000_000

@@ -158,6 +158,7 @@ def _limited(limit_bytes: int):
     return apply
 
 
+@pytest.mark.slow
 def test_a_failed_creation_leaves_no_half_made_file(tmp_path):
     path = tmp_path / "new.db"
     code = ("from storage.database import open_database\nfrom reid_app.errors import DatabaseError\n"
@@ -225,6 +226,7 @@ def test_special_files_are_refused_as_databases(tmp_path):
 
 # -- 10: identities read in one snapshot -----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_identities_read_during_reclustering_are_always_whole(tmp_path, lab_db):
     from pipelines.identities import summarise_identities
     from storage.repository import list_models

@@ -43,6 +43,7 @@ def test_no_display_is_a_clear_error():
     check_display({}, "win32")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["gui", "--db", "{db}"], []], ids=["gui", "no-command"])
 def test_gui_without_a_display_says_so_in_one_line(tmp_path, args):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
