@@ -138,7 +138,8 @@ def frames_of(video: Path, fps: float, duration: float | None):
 
 
 def evaluate_clip(name: str, videos: list[Path], configs: list[str], args) -> dict[str, Tally]:
-    from models.detection import PersonTracker, load_yolo
+    from models.detection import load_yolo
+    from models.tracking import PersonTracker
 
     reference_model = load_yolo(PLAIN)
     clips = [frames_of(v, args.fps, args.duration) for v in videos]

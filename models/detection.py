@@ -1,7 +1,6 @@
-"""Person detection and within-camera tracking with Ultralytics YOLO (ByteTrack or BoT-SORT).
-
-One :class:`PersonTracker` per camera: the tracker state (track ids, Kalman filters) lives in it, so cameras never
-share or reset each other's ids.
+"""Person detection with Ultralytics YOLO: one :class:`PersonDetector` call detects the people in a batch of frames
+(one frame from each of several cameras), giving columnar :class:`PersonDetections`; within-camera tracking lives in
+``models.tracking`` (one tracker state per camera, never shared).
 """
 
 from __future__ import annotations
@@ -9,12 +8,12 @@ from __future__ import annotations
 import contextlib
 import threading
 from pathlib import Path
-from typing import Optional
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import numpy as np
 
 from reid_app.errors import WeightsError
-from reid_app.types import Detection
 
 TRACKERS = {"bytetrack": "bytetrack.yaml", "botsort": "botsort.yaml"}
 
@@ -80,26 +79,78 @@ def load_yolo(weights: str | Path, what: str = "detector"):
     return model
 
 
-class PersonTracker:
-    """Detects people in a camera's frames and tracks them over time.
+@dataclass
+class PersonDetections:
+    """The people detected in one frame, column by column (no per-person Python objects).
+
+    Attributes:
+        xyxy: ``float32 [N, 4]`` boxes ``(x1, y1, x2, y2)`` in frame pixels.
+        conf: ``float32 [N]`` detector confidences in ``[0, 1]``.
+        keypoints: ``float32 [N, 17, 3]`` COCO-17 ``(x, y, confidence)`` in frame pixels when the detector is a
+            pose model, else None.
+    """
+
+    xyxy: np.ndarray
+    conf: np.ndarray
+    keypoints: Optional[np.ndarray] = None
+
+    @classmethod
+    def empty(cls) -> "PersonDetections":
+        """No people."""
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+
+    def __len__(self) -> int:
+        return len(self.conf)
+
+    def __getitem__(self, index) -> "PersonDetections":
+        """The rows selected by a boolean mask or an index array (what Ultralytics' trackers ask for)."""
+        return PersonDetections(self.xyxy[index], self.conf[index],
+                                None if self.keypoints is None else self.keypoints[index])
+
+    @property
+    def cls(self) -> np.ndarray:
+        """``float32 [N]`` class ids (all 0: person)."""
+        return np.zeros(len(self), np.float32)
+
+    @property
+    def xywh(self) -> np.ndarray:
+        """``float32 [N, 4]`` boxes as centre x, centre y, width, height (pixels)."""
+        xy = (self.xyxy[:, :2] + self.xyxy[:, 2:]) / 2
+        return np.concatenate([xy, self.xyxy[:, 2:] - self.xyxy[:, :2]], axis=1)
+
+
+def _detections_of(result) -> PersonDetections:
+    boxes = result.boxes
+    if boxes is None or len(boxes) == 0:
+        return PersonDetections.empty()
+    data = boxes.data.cpu().numpy()  # one device-to-host copy: [N, 6] x1 y1 x2 y2 conf cls
+    keypoints = None
+    if result.keypoints is not None and result.keypoints.data is not None and len(result.keypoints.data):
+        keypoints = result.keypoints.data.cpu().numpy().astype(np.float32)
+        if keypoints.shape[-1] == 2:  # no confidences in the model output: treat as visible
+            keypoints = np.concatenate([keypoints, np.ones(keypoints.shape[:-1] + (1,), np.float32)], axis=-1)
+    return PersonDetections(np.ascontiguousarray(data[:, :4], np.float32), data[:, 4].astype(np.float32), keypoints)
+
+
+class PersonDetector:
+    """Detects people in frames, several frames (one per camera) per inference call.
 
     Args:
         weights: YOLO weights (see :func:`load_yolo`); a pose model (task ``pose``) also yields COCO-17 keypoints.
         device: ``cpu``, ``cuda`` or ``cuda:N`` (export formats such as OpenVINO always run on the CPU).
-        tracker: ``bytetrack`` or ``botsort``.
-        confidence: minimum detection score in ``[0, 1]``.
+        confidence: minimum detection score in ``[0, 1]``; the default 0.1 keeps the low-score boxes that
+            ByteTrack's second association uses (new tracks still need 0.25).
         image_size: inference size in pixels (longest side).
-        model: an already loaded YOLO model to use instead of loading ``weights`` (must not be shared between
-            trackers, since the tracker state lives on it).
+        model: an already loaded YOLO model to use instead of loading ``weights``.
+        half: run in half precision (CUDA with ``.pt``/``.yaml`` models; ignored elsewhere).
 
     Raises:
         WeightsError: see :func:`load_yolo`; also when the model cannot detect persons.
     """
 
-    def __init__(self, weights: str | Path, device: str = "cpu", tracker: str = "bytetrack",
-                 confidence: float = 0.25, image_size: int = 640, model=None):
-        if tracker not in TRACKERS:
-            raise ValueError(f"unknown tracker {tracker!r}; choose one of {sorted(TRACKERS)}")
+    def __init__(self, weights: str | Path, device: str = "cpu", confidence: float = 0.1, image_size: int = 640,
+                 model=None, half: bool = True):
+        self.weights = weights
         self.model = model if model is not None else load_yolo(weights)
         self.task = self.model.task
         names = getattr(self.model, "names", None) or {}
@@ -107,8 +158,8 @@ class PersonTracker:
             raise WeightsError(f"detector {weights} has no 'person' class 0 (classes: {list(names.values())[:5]}); "
                                f"use a COCO-trained YOLO detector or pose model")
         self.device = inference_device(weights, device)
+        self.half = half and self.device.startswith("cuda")
         self._lock = inference_lock(weights)
-        self.tracker = TRACKERS[tracker]
         self.confidence = confidence
         self.image_size = image_size
 
@@ -117,30 +168,104 @@ class PersonTracker:
         """True when the detector is a pose model, so its detections carry COCO-17 keypoints."""
         return self.task == "pose"
 
-    def update(self, image: np.ndarray) -> list[Detection]:
-        """Detect and track the people in the next frame of this camera.
+    def detect(self, images: Sequence[np.ndarray]) -> list[PersonDetections]:
+        """Detect the people in each image with one inference call.
 
         Args:
-            image: ``uint8 [H, W, 3]`` BGR frame.
+            images: ``uint8 [H, W, 3]`` BGR frames (sizes may differ).
 
         Returns:
-            Tracked detections (untracked boxes, which the tracker has not confirmed yet, are dropped), with
-            ``float32 [17, 3]`` keypoints in frame pixels when :attr:`gives_keypoints`.
+            One :class:`PersonDetections` per image, in order.
         """
-        with self._lock:
-            result = self.model.track(image, persist=True, tracker=self.tracker, classes=[0],
-                                      conf=self.confidence, imgsz=self.image_size, device=self.device,
-                                      verbose=False)[0]
-        boxes = result.boxes
-        if boxes is None or boxes.id is None or len(boxes) == 0:
+        if not images:
             return []
-        xyxy = boxes.xyxy.cpu().numpy().astype(np.float32)
-        ids = boxes.id.cpu().numpy().astype(np.int64)
-        scores = boxes.conf.cpu().numpy().astype(np.float32)
-        kps = None
-        if result.keypoints is not None and result.keypoints.data is not None and len(result.keypoints.data):
-            kps = result.keypoints.data.cpu().numpy().astype(np.float32)
-            if kps.shape[-1] == 2:  # no confidences in the model output: treat as visible
-                kps = np.concatenate([kps, np.ones(kps.shape[:-1] + (1,), np.float32)], axis=-1)
-        return [Detection(track_id=int(ids[i]), box=xyxy[i], score=float(scores[i]),
-                          keypoints=None if kps is None else kps[i]) for i in range(len(ids))]
+        with self._lock:
+            results = self.model.predict(list(images), classes=[0], conf=self.confidence, imgsz=self.image_size,
+                                         device=self.device, half=self.half, verbose=False)
+        return [_detections_of(r) for r in results]
+
+
+class _Request:
+    __slots__ = ("images", "results", "error", "done")
+
+    def __init__(self, images):
+        self.images = images
+        self.results = None
+        self.error: Optional[BaseException] = None
+        self.done = False
+
+
+class BatchingDetector:
+    """One :class:`PersonDetector` shared by every camera thread: frames that arrive while an inference call runs
+    are detected together in the next call (one batch across cameras; trackers stay per camera).
+
+    No thread of its own: the first waiting caller runs the batch for everyone (leader/follower), so nothing is
+    left running when the cameras stop. An error in a batch is raised in every caller of that batch.
+
+    Args:
+        detector: the detector to share.
+        max_batch: most frames per inference call.
+
+    Attributes:
+        calls: inference calls made so far; ``images / calls`` is the mean batch size.
+        images: frames detected so far.
+    """
+
+    def __init__(self, detector: PersonDetector, max_batch: int = 16):
+        self.detector = detector
+        self.max_batch = max(1, int(max_batch))
+        self._cond = threading.Condition()
+        self._pending: list[_Request] = []
+        self._running = False
+        self.calls = 0
+        self.images = 0
+
+    @property
+    def gives_keypoints(self) -> bool:
+        """See :attr:`PersonDetector.gives_keypoints`."""
+        return self.detector.gives_keypoints
+
+    @property
+    def task(self) -> str:
+        return self.detector.task
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[PersonDetections]:
+        """Same contract as :meth:`PersonDetector.detect`; blocks until this caller's frames are detected."""
+        request = _Request(list(images))
+        with self._cond:
+            self._pending.append(request)
+            while not request.done:
+                if not self._running:
+                    self._run_batch()
+                else:
+                    self._cond.wait()
+        if request.error is not None:
+            raise request.error
+        return request.results
+
+    def _run_batch(self) -> None:
+        """Called with the condition held; releases it during inference."""
+        batch, count = [], 0
+        while self._pending and (not batch or count + len(self._pending[0].images) <= self.max_batch):
+            batch.append(self._pending.pop(0))
+            count += len(batch[-1].images)
+        self._running = True
+        self._cond.release()
+        try:
+            try:
+                results = self.detector.detect([image for r in batch for image in r.images])
+                offset = 0
+                for r in batch:
+                    r.results = results[offset:offset + len(r.images)]
+                    offset += len(r.images)
+            except BaseException as exc:  # every caller of the batch learns of it
+                for r in batch:
+                    r.error = exc
+        finally:
+            self._cond.acquire()
+            self._running = False
+            self.calls += 1
+            self.images += count
+            for r in batch:
+                r.done = True
+            self._cond.notify_all()

@@ -12,9 +12,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from models.detection import PersonTracker
+from models.tracking import PersonTracker
 from models.parts import part_boxes_from_keypoints
 from models.pose import PoseEstimator
+from pipelines.motion import MotionGate, MotionGateConfig
 from pipelines.quality import QualityConfig, crop_quality
 from pipelines.sampling import SamplingConfig, TrackSampler
 from pipelines.video import VideoSource
@@ -71,11 +72,12 @@ class CameraPipeline:
         quality: quality gate thresholds.
         sampling: per-track sampling bounds.
         num_parts: body-part boxes per crop, as the re-id network expects (2, 4 or 6).
+        motion: motion gating (frames without motion skip detection while nothing is tracked).
     """
 
     def __init__(self, camera: str, source: VideoSource, tracker: PersonTracker, pose: PoseEstimator,
                  quality: QualityConfig = QualityConfig(), sampling: SamplingConfig = SamplingConfig(),
-                 num_parts: int = 4):
+                 num_parts: int = 4, motion: MotionGateConfig = MotionGateConfig()):
         self.camera = camera
         self.source = source
         self.tracker = tracker
@@ -85,6 +87,12 @@ class CameraPipeline:
         self.times = StageTimes()
         self.frames_analysed = 0
         self.num_parts = num_parts
+        self.motion = MotionGate(motion)
+
+    @property
+    def frames_skipped(self) -> int:
+        """Analysed frames that skipped detection because nothing moved and nothing was tracked."""
+        return self.motion.skipped
 
     def run(self, emit: Emit, should_stop: Callable[[], bool] = lambda: False) -> StageTimes:
         """Process the whole video (or until ``should_stop()``), calling ``emit`` after every analysed frame.
@@ -102,7 +110,8 @@ class CameraPipeline:
                 self.times.decode += t1 - t0
                 if frame is None:
                     break
-                detections = self.tracker.update(frame.image)
+                detections = self.tracker.update(frame.image) \
+                    if self.motion.should_detect(frame.image, self.tracker.has_tracks) else []
                 t2 = time.perf_counter()
                 self.times.detect_track += t2 - t1
                 if detections:

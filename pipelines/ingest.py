@@ -19,10 +19,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from models.detection import PersonTracker
+from models.tracking import PersonTracker
 from models.encoders import ReIDEncoder
 from models.pose import PoseEstimator
 from pipelines.camera import CameraPipeline
+from pipelines.motion import MotionGateConfig
 from pipelines.quality import QualityConfig, StaticTrackConfig
 from pipelines.sampling import SamplingConfig
 from pipelines.video import VideoSource, fingerprint
@@ -69,6 +70,7 @@ class IngestOptions:
         sampling: per-track sampling bounds.
         flush_observations: write a camera's pending observations once this many are waiting.
         static: when a finished track counts as a static false positive (kept out of identities and search).
+        motion: motion gating: analysed frames without motion skip detection while the camera tracks no one.
     """
 
     analysis_fps: float = 5.0
@@ -79,6 +81,7 @@ class IngestOptions:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     flush_observations: int = 256
     static: StaticTrackConfig = field(default_factory=StaticTrackConfig)
+    motion: MotionGateConfig = field(default_factory=MotionGateConfig)
 
 
 class IngestProgress:
@@ -253,9 +256,9 @@ def _camera_thread(index: int, cam: _Camera, make_tracker: TrackerFactory, make_
     try:
         tracker = make_tracker()
         pipeline = CameraPipeline(cam.job.camera, cam.source, tracker, make_pose(tracker), options.quality,
-                                  options.sampling, num_parts)
+                                  options.sampling, num_parts, options.motion)
         times = pipeline.run(lambda obs, n: put(("obs", index, obs, n)), stopped)
-        put(("done", index, times, cam.source.warning))
+        put(("done", index, times, cam.source.warning, pipeline.frames_skipped))
     except ReidAppError as exc:
         put(("error", index, str(exc)))
     except Exception as exc:  # a failing camera must not stop the others
@@ -305,7 +308,10 @@ def _consume(cameras: list[_Camera], events: queue.Queue, encoder: ReIDEncoder, 
                                         options.static.max_motion, options.static.max_resize)
             cam.summary.times.store += time.perf_counter() - t0
             cam.summary.status = "done"
+            cam.summary.frames_skipped = item[4]
             notes = [item[3] or ""]
+            if item[4]:
+                notes.append(f"{item[4]} of {cam.frames_analysed} frames without motion skipped detection")
             if static:
                 notes.append(f"{len(static)} static track{'s' if len(static) > 1 else ''} (motionless, e.g. an "
                              f"empty chair) kept out of identities and search")

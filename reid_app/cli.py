@@ -137,11 +137,12 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--fps", "fps", type=str, default="5", show_default=True, metavar="RATE",
               help="Frames analysed per second of video (never more than the video's own rate).")
 @click.option("--detector", default=None, metavar="WEIGHTS", help="YOLO person detector: a .pt file, an export "
-              "folder (OpenVINO...) or an Ultralytics name [default: yolov8n-pose; a pose model gives keypoints "
-              "for free].")
+              "folder (OpenVINO...) or an Ultralytics name [default: yolov8n, which finds small and distant people; "
+              "a pose model also works and gives keypoints for free, but misses most people under ~60 px].")
 @click.option("--pose", default="auto", show_default=True, metavar="auto|none|WEIGHTS|mmpose:CFG:CKPT",
-              help="Pose backend: auto uses the detector's keypoints when it is a pose model; WEIGHTS runs a "
-              "YOLO pose model top-down on each person; mmpose needs mmpose installed.")
+              help="Pose backend: auto uses the detector's keypoints when it is a pose model, else runs yolov8n-pose "
+              "top-down on the detected people (batched); WEIGHTS runs that YOLO pose model top-down; none: "
+              "fixed body-ratio parts; mmpose needs mmpose installed.")
 @click.option("--reid", default=None, metavar="WEIGHTS", help="Re-id model: a reid-app checkpoint (.pt), an "
               "OpenVINO IR (.xml or its folder) or an ONNX re-id model [N,3,H,W]->[N,D] [default: the shipped "
               "joint-loss model].")
@@ -157,11 +158,14 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--static-after", type=float, default=10.0, show_default=True, metavar="SECONDS",
               help="Mark tracks whose box does not move for this long as static (an empty chair): kept out of "
               "identities and search ('search --include-static' shows them); 0: never.")
+@click.option("--motion-gate/--no-motion-gate", default=True, show_default=True,
+              help="Skip detection on frames where nothing moved while no one is tracked (the summary says how "
+              "many); --no-motion-gate detects every analysed frame.")
 @click.option("--force", is_flag=True, help="Re-ingest videos already in the database, replacing their rows.")
 def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str], device: Optional[str], fps: str,
            detector: Optional[str], pose: str, reid: Optional[str], batch_size: int, starts: Sequence[str],
            duration: Optional[float], tracker: str, crops_per_second: float, static_after: float,
-           force: bool) -> None:
+           motion_gate: bool, force: bool) -> None:
     """Detect, track, pose-estimate and encode every person in VIDEOs and store them in the database.
 
     Each video is one camera. Videos already in the database are skipped (see --force); an interrupted run is
@@ -183,7 +187,8 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     start_times = [parse_start_time(s) for s in starts] or [None] * len(videos)
     choices = IngestChoices(detector=detector, pose=pose, reid=reid, device=device, tracker=tracker,
                             analysis_fps=rate, batch_size=batch_size, crops_per_second=crops_per_second,
-                            duration_s=duration, force=force, static_after_s=static_after)
+                            duration_s=duration, force=force, static_after_s=static_after,
+                            motion_gate=motion_gate)
     choices.check()
 
     from pipelines.ingest import IngestJob

@@ -33,6 +33,7 @@ class IngestChoices:
         force: re-ingest videos already in the database.
         static_after_s: a track whose box does not move for at least this many seconds is marked static (kept out
             of identities and search); 0 never marks one.
+        motion_gate: analysed frames without motion skip detection while the camera tracks no one.
     """
 
     detector: Optional[str] = None
@@ -46,6 +47,7 @@ class IngestChoices:
     duration_s: Optional[float] = None
     force: bool = False
     static_after_s: float = 10.0
+    motion_gate: bool = True
 
     def check(self) -> None:
         """Raises:
@@ -88,8 +90,11 @@ def _first_then_new(first, build):
     return factory
 
 
-def _build_pose_factory(spec: str, device: str, dirs):
+def _build_pose_factory(spec: str, device: str, dirs, detector_gives_keypoints: bool):
+    """The pose backend per camera tracker. ``auto``: the detector's keypoints when it is a pose model, else the
+    default pose model (``settings.DEFAULT_POSE``) top-down when its weights are found or downloadable, else none."""
     from models.pose import DetectorKeypoints, MMPoseEstimator, NoPose, YoloTopDownPose
+    from reid_app.settings import DEFAULT_POSE
     from reid_app.weights import resolve_weights
 
     spec = spec.strip()
@@ -102,19 +107,21 @@ def _build_pose_factory(spec: str, device: str, dirs):
         def build():
             return MMPoseEstimator(parts[1], parts[2], device)
         return _first_then_new(build(), build)  # built now so bad weights fail before any camera starts
-    if spec == "auto":
-        def auto(tracker):
-            if tracker.gives_keypoints:
-                return DetectorKeypoints()
-            log.warning("the detector is not a pose model: part boxes use fixed body ratios; pass --pose PATH to "
-                        "a YOLO pose model for pose-guided parts")
-            return NoPose()
-        return auto
-    resolved = resolve_weights(spec, dirs, allow_fetch_name=True)
+    if detector_gives_keypoints and spec == "auto":
+        return lambda tracker: DetectorKeypoints()
+    resolved = resolve_weights(DEFAULT_POSE if spec == "auto" else spec, dirs, allow_fetch_name=True)
     if resolved.path is None and resolved.fetch_name is None:
         raise WeightsError(resolved.missing_message("pose", "--pose"))
     weights = resolved.path or resolved.fetch_name
-    top_down = _first_then_new(YoloTopDownPose(weights, device), lambda: YoloTopDownPose(weights, device))
+    try:
+        first = YoloTopDownPose(weights, device)
+    except WeightsError:
+        if spec != "auto":
+            raise
+        log.warning("the default pose model %s could not be loaded (offline?): part boxes use fixed body ratios; "
+                    "pass --pose PATH to a YOLO pose model for pose-guided parts", DEFAULT_POSE)
+        return lambda tracker: NoPose()
+    top_down = _first_then_new(first, lambda: YoloTopDownPose(weights, device))
     return lambda tracker: DetectorKeypoints() if tracker.gives_keypoints else top_down()
 
 
@@ -127,6 +134,7 @@ class PreparedIngest:
     def __init__(self, choices: IngestChoices, device: str, encoder, make_tracker, make_pose,
                  detector: str = ""):
         from pipelines.ingest import IngestOptions
+        from pipelines.motion import MotionGateConfig
         from pipelines.quality import StaticTrackConfig
         from pipelines.sampling import SamplingConfig
 
@@ -141,6 +149,7 @@ class PreparedIngest:
         self.options = IngestOptions(
             analysis_fps=choices.analysis_fps, batch_size=choices.batch_size, force=choices.force,
             max_duration_s=choices.duration_s, static=StaticTrackConfig(min_duration_s=choices.static_after_s),
+            motion=MotionGateConfig(enabled=choices.motion_gate),
             sampling=SamplingConfig(crops_per_window=max(1, round(choices.crops_per_second * window)),
                                     window_s=window))
 
@@ -169,30 +178,32 @@ def prepare_ingest(choices: IngestChoices, settings: Settings) -> PreparedIngest
         UsageError: a choice is out of range.
         WeightsError: weights missing, unreadable or not downloadable.
     """
-    from models.detection import PersonTracker, load_yolo
+    from models.detection import BatchingDetector, PersonDetector, load_yolo
     from models.encoders import load_encoder, resolve_device
+    from models.tracking import PersonTracker
     from reid_app.cli_helpers import resolve_reid
 
     choices.check()
     device = resolve_device(choices.device or settings.device)
     detector = _resolve_detector(choices.detector or settings.detector, settings.weights_dirs)
     reid_path = resolve_reid(choices.reid or settings.reid, settings.weights_dirs, explicit=choices.reid is not None)
-    make_pose = _build_pose_factory(choices.pose, device, settings.weights_dirs)
     encoder = load_encoder(reid_path, device, choices.batch_size)
     weights = detector.path or detector.fetch_name
     try:
-        first_model = load_yolo(weights)
+        model = load_yolo(weights)
     except WeightsError:
         if detector.path is not None:
             raise
         raise WeightsError(detector.missing_message(
             "detector", "--detector", extra=" and Ultralytics could not download it (offline?)")) from None
+    # one detector for every camera: frames of all cameras are detected together; tracker state stays per camera
+    shared = BatchingDetector(PersonDetector(weights, device=device, model=model))
+    make_pose = _build_pose_factory(choices.pose, device, settings.weights_dirs, shared.gives_keypoints)
 
-    def tracker_for(model=None):
-        return PersonTracker(weights, device=device, tracker=choices.tracker, model=model)
+    def tracker_for():
+        return PersonTracker(tracker=choices.tracker, detector=shared)
 
-    return PreparedIngest(choices, device, encoder, _first_then_new(tracker_for(first_model), tracker_for),
-                          make_pose, str(weights))
+    return PreparedIngest(choices, device, encoder, tracker_for, make_pose, str(weights))
 
 
 def load_query_encoder(db, settings: Settings, device: Optional[str] = None, reid: Optional[str] = None):

@@ -108,18 +108,18 @@ def _imagenet_weights(arch: str, explicit: Optional[str], pretrained: bool):
 def _crop_pose(spec: str, device: str):
     """``(tag, estimate_crops)`` for the keypoint cache, or ``(None, None)`` for fixed part boxes."""
     from models.pose import YoloTopDownPose
-    from reid_app.settings import DEFAULT_DETECTOR
+    from reid_app.settings import DEFAULT_POSE
     from reid_app.weights import resolve_weights
 
     if spec == "none":
         return None, None
     settings = load_settings()
-    name = DEFAULT_DETECTOR if spec == "auto" else spec
+    name = DEFAULT_POSE if spec == "auto" else spec
     resolved = resolve_weights(name, settings.weights_dirs, allow_fetch_name=spec != "auto")
     if resolved.path is None and resolved.fetch_name is None:
         if spec == "auto":
             log.warning("no pose model found (%s); part boxes use fixed body ratios. Pass --pose PATH to a YOLO "
-                        "pose model, or set REID_APP_WEIGHTS, for pose-guided parts", DEFAULT_DETECTOR)
+                        "pose model, or set REID_APP_WEIGHTS, for pose-guided parts", DEFAULT_POSE)
             return None, None
         raise WeightsError(resolved.missing_message("pose", "--pose"))
     weights = resolved.path or resolved.fetch_name

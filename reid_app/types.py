@@ -118,6 +118,8 @@ class CameraSummary:
     status: str = "pending"  # pending | running | done | skipped | failed | interrupted
     message: str = ""
     frames_analysed: int = 0
+    #: Analysed frames on which detection was skipped because nothing moved (motion gating).
+    frames_skipped: int = 0
     tracks: int = 0
     sightings: int = 0
     embeddings: int = 0

@@ -45,7 +45,7 @@ class IngestDialog(QDialog):
             self.table.setItem(row, 0, item)
             self.table.setItem(row, 1, QTableWidgetItem(path.stem))
         self.detector = QLineEdit(choices.detector or "", self)
-        self.detector.setPlaceholderText("default: yolov8n-pose")
+        self.detector.setPlaceholderText("default: yolov8n")
         self.reid = QLineEdit(choices.reid or "", self)
         self.reid.setPlaceholderText("default: the joint-loss network (untrained: poor matches)")
         self.fps = QDoubleSpinBox(self)

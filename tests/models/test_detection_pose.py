@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from models.detection import PersonTracker, load_yolo
+from models.detection import load_yolo
+from models.tracking import PersonTracker
 from models.pose import MMPoseEstimator, YoloTopDownPose
 from pipelines.video import VideoSource
 from reid_app.errors import WeightsError

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from models.detection import PersonTracker
+from models.tracking import PersonTracker
 from models.encoders import load_encoder
 from models.pose import DetectorKeypoints
 from pipelines.ingest import IngestJob, IngestOptions, IngestProgress, ingest

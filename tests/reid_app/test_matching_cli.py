@@ -79,6 +79,7 @@ def test_feedback_says_what_it_changed_and_undo_takes_it_back(db):
     from storage.database import open_database
     from tests.reliability.cli import run_main
 
+    assert run_main("cameras", "--db", db, "--overlap", "cam0,cam1,cam2,cam3").code == 0  # one room, 4 views
     database = open_database(db)
     identity = next(s for s in summarise_identities(database) if len(s.track_ids) >= 2)
     database.close()

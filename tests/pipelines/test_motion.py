@@ -1,0 +1,111 @@
+"""Motion gating: still frames skip detection only while nothing is tracked; nothing that moves is missed."""
+
+import numpy as np
+import pytest
+
+from pipelines.motion import MotionGate, MotionGateConfig
+
+
+def _scene(person_x=None, noise_seed=0):
+    rng = np.random.default_rng(noise_seed)
+    image = np.full((360, 480, 3), 120, np.uint8)
+    image[200:, :] = 80  # the ground
+    image = np.clip(image.astype(np.int16) + rng.integers(-3, 4, image.shape), 0, 255).astype(np.uint8)
+    if person_x is not None:
+        image[150:195, person_x:person_x + 15] = (30, 40, 200)  # a distant person, 15 x 45 px
+    return image
+
+
+def test_still_frames_are_skipped_and_a_small_person_entering_is_detected():
+    gate = MotionGate()
+    assert gate.should_detect(_scene(), tracking=False)  # the first frame is always detected
+    assert not any(gate.should_detect(_scene(noise_seed=i), tracking=False) for i in range(1, 6))
+    assert gate.skipped == 5
+    assert gate.should_detect(_scene(person_x=10, noise_seed=7), tracking=False)
+
+
+def test_while_tracking_every_frame_is_detected_and_slow_motion_accumulates():
+    gate = MotionGate()
+    gate.should_detect(_scene(person_x=100), tracking=False)
+    assert all(gate.should_detect(_scene(person_x=100), tracking=True) for _ in range(3))
+    # a person creeping 1 px per frame with no track: seen once the change since the last detection adds up
+    decisions = [gate.should_detect(_scene(person_x=100 + step), tracking=False) for step in range(1, 15)]
+    assert not decisions[0] and any(decisions)
+
+
+def test_disabled_gate_detects_everything():
+    gate = MotionGate(MotionGateConfig(enabled=False))
+    assert all(gate.should_detect(_scene(), tracking=False) for _ in range(4)) and gate.skipped == 0
+
+
+@pytest.fixture(scope="module")
+def encoder_onnx():
+    from models.encoders import load_encoder
+    from tests.conftest import OSNET, _require
+
+    return load_encoder(_require(OSNET))
+
+
+def _tracks(db):
+    from sqlalchemy import select
+
+    from storage.schema import Sighting
+
+    with db.session() as session:
+        rows = session.execute(select(Sighting.track_id, Sighting.frame_index, Sighting.x1, Sighting.y1,
+                                      Sighting.x2, Sighting.y2)).all()
+    tracks = {}
+    for track, frame, *box in rows:
+        tracks.setdefault(track, {})[frame] = np.array(box)
+    return tracks
+
+
+def _iou(a, b):
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, x2 - x1) * max(0, y2 - y1)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _covered(track, others) -> bool:
+    """True when another run has a track whose boxes match this track's on most of its frames."""
+    for other in others.values():
+        common = [f for f in track if f in other]
+        if len(common) >= 0.8 * len(track) and \
+                sum(_iou(track[f], other[f]) >= 0.5 for f in common) >= 0.8 * len(track):
+            return True
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", ["static", "lab"])
+def test_gating_keeps_every_track_of_the_ungated_run(tmp_path, encoder_onnx, clip):
+    from benchmarks.peer import static_clip
+    from models.detection import BatchingDetector, PersonDetector
+    from models.pose import NoPose
+    from models.tracking import PersonTracker
+    from pipelines.ingest import IngestJob, IngestOptions, ingest
+    from storage.database import open_database
+    from tests.conftest import LAB, PLAIN_DETECTOR, _require
+
+    videos = [static_clip(tmp_path / "static.mp4", quiet_s=10, busy_s=10)] if clip == "static" else \
+        [_require(LAB / "cam0.mp4"), _require(LAB / "cam1.mp4")]
+    shared = BatchingDetector(PersonDetector(_require(PLAIN_DETECTOR)))
+    runs = {}
+    for gated in (False, True):
+        db = open_database(tmp_path / f"{clip}-{gated}.db")
+        options = IngestOptions(analysis_fps=5, max_duration_s=None if clip == "static" else 12,
+                                motion=MotionGateConfig(enabled=gated))
+        summaries = ingest(db, [IngestJob(v, f"c{i}") for i, v in enumerate(videos)], encoder_onnx,
+                           lambda: PersonTracker(detector=shared), lambda t: NoPose(), options)
+        assert all(s.status == "done" for s in summaries)
+        runs[gated] = (_tracks(db), sum(s.frames_skipped for s in summaries),
+                       sum(s.frames_analysed for s in summaries))
+        db.close()
+    ungated, gated = runs[False][0], runs[True][0]
+    real = {t: boxes for t, boxes in ungated.items() if len(boxes) >= 3}
+    assert real and all(_covered(track, gated) for track in real.values())
+    skipped, analysed = runs[True][1], runs[True][2]
+    assert runs[False][1] == 0
+    if clip == "static":
+        assert skipped >= 0.35 * analysed  # the empty stretches (20 of the 30 s) skip detection
