@@ -180,8 +180,9 @@ class PersonDetector:
         if not images:
             return []
         with self._lock:
+            extra = {"half": True} if self.half else {}  # half precision on CUDA only (ultralytics warns otherwise)
             results = self.model.predict(list(images), classes=[0], conf=self.confidence, imgsz=self.image_size,
-                                         device=self.device, half=self.half, verbose=False)
+                                         device=self.device, verbose=False, **extra)
         return [_detections_of(r) for r in results]
 
 

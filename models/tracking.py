@@ -123,6 +123,7 @@ class PersonTracker:
         self.camera_tracker = CameraTracker(tracker)
         self.detector = detector if detector is not None else PersonDetector(
             weights, device, confidence, image_size, model)
+        self._last = PersonDetections.empty()
 
     @property
     def gives_keypoints(self) -> bool:
@@ -140,8 +141,14 @@ class PersonTracker:
         Args:
             image: ``uint8 [H, W, 3]`` BGR frame.
         """
-        return self.camera_tracker.update(self.detector.detect([image])[0], image)
+        self._last = self.detector.detect([image])[0]
+        return self.camera_tracker.update(self._last, image)
 
     def update(self, image: np.ndarray) -> list[Detection]:
         """Like :meth:`track`, one :class:`reid_app.types.Detection` per tracked person."""
         return self.track(image).to_detections()
+
+    def repeat(self, image: Optional[np.ndarray] = None) -> list[Detection]:
+        """Track a frame in which nothing moved without detecting it: the previous detections are given to the
+        tracker again, so the people standing still keep their tracks and sightings (motion gating)."""
+        return self.camera_tracker.update(self._last, image).to_detections()

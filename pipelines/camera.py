@@ -72,7 +72,8 @@ class CameraPipeline:
         quality: quality gate thresholds.
         sampling: per-track sampling bounds.
         num_parts: body-part boxes per crop, as the re-id network expects (2, 4 or 6).
-        motion: motion gating (frames without motion skip detection while nothing is tracked).
+        motion: motion gating (frames without motion skip detection and pose; the last detections are tracked
+            again).
     """
 
     def __init__(self, camera: str, source: VideoSource, tracker: PersonTracker, pose: PoseEstimator,
@@ -88,10 +89,11 @@ class CameraPipeline:
         self.frames_analysed = 0
         self.num_parts = num_parts
         self.motion = MotionGate(motion)
+        self._keypoints: dict = {}
 
     @property
     def frames_skipped(self) -> int:
-        """Analysed frames that skipped detection because nothing moved and nothing was tracked."""
+        """Analysed frames that skipped detection because nothing moved."""
         return self.motion.skipped
 
     def run(self, emit: Emit, should_stop: Callable[[], bool] = lambda: False) -> StageTimes:
@@ -110,12 +112,16 @@ class CameraPipeline:
                 self.times.decode += t1 - t0
                 if frame is None:
                     break
-                detections = self.tracker.update(frame.image) \
-                    if self.motion.should_detect(frame.image, self.tracker.has_tracks) else []
+                moved = self.motion.should_detect(frame.image)
+                detections = self.tracker.update(frame.image) if moved else self.tracker.repeat(frame.image)
                 t2 = time.perf_counter()
                 self.times.detect_track += t2 - t1
-                if detections:
+                if moved and detections:
                     self.pose.estimate(frame.image, detections)
+                elif detections:  # nothing moved: the people keep their last keypoints
+                    for det in detections:
+                        det.keypoints = self._keypoints.get(det.track_id, det.keypoints)
+                self._keypoints = {d.track_id: d.keypoints for d in detections}
                 t3 = time.perf_counter()
                 self.times.pose += t3 - t2
                 released: list[Observation] = []

@@ -70,7 +70,8 @@ class IngestOptions:
         sampling: per-track sampling bounds.
         flush_observations: write a camera's pending observations once this many are waiting.
         static: when a finished track counts as a static false positive (kept out of identities and search).
-        motion: motion gating: analysed frames without motion skip detection while the camera tracks no one.
+        motion: motion gating: analysed frames without motion skip detection (the last detections are tracked
+            again).
     """
 
     analysis_fps: float = 5.0

@@ -2,8 +2,9 @@
 
 Most surveillance footage is static most of the time. A frame is compared (grey, downscaled to ``width`` pixels,
 blurred) with the last frame the detector saw; if fewer than ``min_changed`` of its pixels differ by more than
-``threshold`` grey levels, and the camera has no track to follow, detection is skipped. Comparing with the last
-*detected* frame rather than the previous one means slow movement accumulates until it is seen. This is plain frame
+``threshold`` grey levels, detection is skipped and the previous detections are tracked again (nothing moved, so
+the people standing still are where they were and keep their tracks). Comparing with the last *detected* frame
+rather than the previous one means slow movement accumulates until it is seen. This is plain frame
 differencing (e.g. Szeliski, *Computer Vision: Algorithms and Applications*, 2nd ed., section 9.3 on background
 subtraction); OpenCV does the image work.
 """
@@ -59,22 +60,19 @@ class MotionGate:
             return 1.0
         return float(np.count_nonzero(cv2.absdiff(small, self._reference) > self.config.threshold)) / small.size
 
-    def should_detect(self, image: np.ndarray, tracking: bool) -> bool:
+    def should_detect(self, image: np.ndarray) -> bool:
         """True when the detector must see this frame.
 
         Args:
             image: ``uint8 [H, W, 3]`` BGR frame.
-            tracking: the camera has active (or recently lost) tracks; those are always detected so that their
-                tracks go on.
 
         Returns:
-            False only when nothing moved since the last detected frame and nothing is tracked (counted in
-            :attr:`skipped`).
+            False only when nothing moved since the last detected frame (counted in :attr:`skipped`).
         """
         if not self.config.enabled:
             return True
         small = self._small(image)
-        if tracking or self.changed_fraction(small) >= self.config.min_changed:
+        if self.changed_fraction(small) >= self.config.min_changed:
             self._reference = small
             return True
         self.skipped += 1

@@ -159,8 +159,8 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               help="Mark tracks whose box does not move for this long as static (an empty chair): kept out of "
               "identities and search ('search --include-static' shows them); 0: never.")
 @click.option("--motion-gate/--no-motion-gate", default=True, show_default=True,
-              help="Skip detection on frames where nothing moved while no one is tracked (the summary says how "
-              "many); --no-motion-gate detects every analysed frame.")
+              help="Skip detection on frames where nothing moved (people standing still are tracked on from the "
+              "last detection; the summary says how many frames); --no-motion-gate detects every analysed frame.")
 @click.option("--force", is_flag=True, help="Re-ingest videos already in the database, replacing their rows.")
 def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str], device: Optional[str], fps: str,
            detector: Optional[str], pose: str, reid: Optional[str], batch_size: int, starts: Sequence[str],

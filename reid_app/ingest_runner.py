@@ -33,7 +33,7 @@ class IngestChoices:
         force: re-ingest videos already in the database.
         static_after_s: a track whose box does not move for at least this many seconds is marked static (kept out
             of identities and search); 0 never marks one.
-        motion_gate: analysed frames without motion skip detection while the camera tracks no one.
+        motion_gate: analysed frames without motion skip detection (the last detections are tracked again).
     """
 
     detector: Optional[str] = None

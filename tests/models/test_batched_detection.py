@@ -120,3 +120,5 @@ def test_person_tracker_uses_a_shared_detector():
     tracker.update(np.zeros((200, 200, 3), np.uint8))
     people = tracker.update(np.zeros((200, 200, 3), np.uint8))
     assert [p.track_id for p in people] == [1] and people[0].box.tolist() == [5, 5, 50, 150]
+    still = [tracker.repeat() for _ in range(3)]  # motion gating: nothing moved, the person is tracked on
+    assert [[p.track_id for p in frame] for frame in still] == [[1]] * 3
