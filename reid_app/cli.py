@@ -206,13 +206,12 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
         sys.exit(EXIT_FAILED_VIDEOS)
     from models.encoders import resolve_device
 
-    resolve_device(choices.device or settings.device)  # cheap checks first: device, then database, then models
-    db = open_database(db_path or settings.db)
-    try:
-        prepared = prepare_ingest(choices, settings)
-    except BaseException:
-        db.close()
-        raise
+    resolve_device(choices.device or settings.device)  # cheap checks first: device, an existing database, models
+    location = db_path or settings.db
+    if "://" not in str(location) and Path(location).exists():
+        open_database(location).close()  # a damaged or foreign file is said before seconds of model loading
+    prepared = prepare_ingest(choices, settings)  # a failure here creates no database file
+    db = open_database(location)
     console = stderr_console()
     stdout = stdout_console()
     stdout.print(f"database: {db.location}", markup=False, highlight=False, soft_wrap=True)

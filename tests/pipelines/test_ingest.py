@@ -156,11 +156,18 @@ def test_a_camera_that_crashes_midway_is_cleaned_up_while_the_other_finishes(
     class FlakyTracker(PersonTracker):
         calls = 0
 
-        def update(self, image):
+        def _fail_on_sixth_frame(self):
             FlakyTracker.calls += 1
             if FlakyTracker.calls == 6:
                 raise RuntimeError("simulated decoder/driver failure")
+
+        def update(self, image):
+            self._fail_on_sixth_frame()
             return super().update(image)
+
+        def repeat(self, image=None):  # a frame that motion gating did not detect
+            self._fail_on_sixth_frame()
+            return super().repeat(image)
 
     lock = threading.Lock()
     made = []
