@@ -119,13 +119,19 @@ def run_reid_app(videos: list[Path], reid: Path, fps: float, duration: float | N
     failed = [s.message for s in summaries if s.status != "done"]
     if failed:
         raise SystemExit(f"reid-app ingest failed: {failed}")
+    probe = prepared.make_tracker()  # a new camera's tracker: it shares the run's detector and pose model
+    pose = prepared.make_pose(probe)
+    batching = {"detector": (getattr(probe.detector, "calls", 0), getattr(probe.detector, "images", 0))}
+    if hasattr(pose, "_batcher"):
+        batching["pose"] = (pose._batcher.calls, pose._batcher.items)
     stages = {}
     for s in summaries:
         for name, seconds in s.times.as_dict().items():
             stages[name] = stages.get(name, 0.0) + seconds
     return {"frames": sum(s.frames_analysed for s in summaries), "skipped": sum(s.frames_skipped for s in summaries),
             "tracks": sum(s.tracks for s in summaries), "sightings": sum(s.sightings for s in summaries),
-            "embeddings": sum(s.embeddings for s in summaries), "wall_s": wall, "stages": stages}
+            "embeddings": sum(s.embeddings for s in summaries), "wall_s": wall, "stages": stages,
+            "batching": batching}
 
 
 def compare(name: str, videos: list[Path], args) -> None:
@@ -140,6 +146,8 @@ def compare(name: str, videos: list[Path], args) -> None:
           f"({ours['skipped']} skipped by motion gating; {ours['tracks']} tracks, {ours['sightings']} sightings, "
           f"{ours['embeddings']} embeddings stored)")
     print(f"  ratio    {our_fps / peer_fps:.2f}x the peer's analysed frames/s")
+    print("  reid-app batching: " + ", ".join(f"{k} {calls} calls for {items} frames"
+                                              for k, (calls, items) in ours["batching"].items()))
     stages = ours["stages"]
     print("  reid-app stage seconds (summed over camera threads): "
           + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))

@@ -132,12 +132,22 @@ class YoloTopDownPose(PoseEstimator):
     cell_margin = 8
 
     def estimate(self, image: np.ndarray, detections: Sequence[Detection]) -> None:
-        """Set the keypoints of every detection, several people per inference call.
+        """Set the keypoints of every detection, several people per inference call (see :meth:`estimate_many`)."""
+        self.estimate_many([(image, detections)])
+
+    def estimate_many(self, frames: Sequence[tuple[np.ndarray, Sequence[Detection]]]) -> list[None]:
+        """Set the keypoints of the people of several frames (e.g. one frame of each camera) together.
 
         Each person's padded box is scaled to fit a ``cell`` (aspect kept, grey margin) and the cells are laid out
-        in mosaics of the model's input size (8 people per 640 x 640 image), so that a frame with many people
-        costs one or two calls instead of one per person, whatever the export's fixed batch size. The
-        highest-scoring pose whose box centre falls in a cell is that person's.
+        in mosaics of the model's input size (8 people per 640 x 640 image), so that the people of many frames cost
+        one or two calls instead of one per person, whatever the export's fixed batch size. The highest-scoring
+        pose whose box centre falls in a cell is that person's.
+
+        Args:
+            frames: ``(uint8 [H, W, 3] BGR frame, its detections)`` pairs; keypoints are set in place.
+
+        Returns:
+            One None per frame (for ``models.batching.Batcher``).
         """
         import cv2
 
@@ -145,10 +155,11 @@ class YoloTopDownPose(PoseEstimator):
         cols, rows = max(1, 640 // cw), max(1, 640 // ch)
         per_mosaic = cols * rows
         people = []
-        for det in detections:
-            crop, ox, oy = _padded_crop(image, det.box)
-            if crop.size:
-                people.append((det, crop, ox, oy))
+        for image, detections in frames:
+            for det in detections:
+                crop, ox, oy = _padded_crop(image, det.box)
+                if crop.size:
+                    people.append((det, crop, ox, oy))
         mosaics, placed = [], []
         for start in range(0, len(people), per_mosaic):
             mosaic = np.full((rows * ch, cols * cw, 3), 114, np.uint8)
@@ -160,16 +171,16 @@ class YoloTopDownPose(PoseEstimator):
                 mosaic[y0:y0 + h, x0:x0 + w] = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
                 placed.append((len(mosaics), slot, det, scale, x0, y0, ox, oy))
             mosaics.append(mosaic)
-        if not mosaics:
-            return
-        with self._lock:
-            results = self.model.predict(mosaics, imgsz=640, device=self.device, verbose=False)
-        for index, slot, det, scale, x0, y0, ox, oy in placed:
-            kp = self._cell_keypoints(results[index], slot, cols)
-            if kp is not None:
-                kp[:, 0] = (kp[:, 0] - x0) / scale + ox
-                kp[:, 1] = (kp[:, 1] - y0) / scale + oy
-                det.keypoints = kp
+        if mosaics:
+            with self._lock:
+                results = self.model.predict(mosaics, imgsz=640, device=self.device, verbose=False)
+            for index, slot, det, scale, x0, y0, ox, oy in placed:
+                kp = self._cell_keypoints(results[index], slot, cols)
+                if kp is not None:
+                    kp[:, 0] = (kp[:, 0] - x0) / scale + ox
+                    kp[:, 1] = (kp[:, 1] - y0) / scale + oy
+                    det.keypoints = kp
+        return [None] * len(frames)
 
     def _cell_keypoints(self, result, slot: int, cols: int) -> np.ndarray | None:
         if result.keypoints is None or result.boxes is None or len(result.boxes) == 0:
@@ -183,6 +194,28 @@ class YoloTopDownPose(PoseEstimator):
             return None
         best = inside[np.argmax(boxes[inside, 4])]
         return result.keypoints.data[best].cpu().numpy().astype(np.float32).copy()
+
+
+class BatchingPose(PoseEstimator):
+    """One :class:`YoloTopDownPose` shared by every camera thread: the people of the frames that arrive while a
+    call runs are packed into the mosaics of the next call (``models.batching.Batcher``; no thread of its own).
+
+    Args:
+        pose: the top-down estimator to share.
+        max_frames: most frames per call.
+    """
+
+    name = "yolo-topdown"
+
+    def __init__(self, pose: YoloTopDownPose, max_frames: int = 16):
+        from models.batching import Batcher
+
+        self.pose = pose
+        self._batcher = Batcher(pose.estimate_many, max_frames)
+
+    def estimate(self, image: np.ndarray, detections: Sequence[Detection]) -> None:
+        if detections:
+            self._batcher.submit([(image, detections)])
 
 
 class MMPoseEstimator(PoseEstimator):

@@ -52,6 +52,16 @@ def make_crop(frame: Frame, obs: Observation, num_parts: int = 4) -> tuple[np.nd
     return crop, boxes
 
 
+def follow_box(keypoints: np.ndarray, old_box: np.ndarray, new_box: np.ndarray) -> np.ndarray:
+    """Move ``float32 [17, 3]`` keypoints (frame pixels) from a person's old box to their new one: each point keeps
+    its relative position in the box (x and y scaled with the box's width and height); confidences unchanged."""
+    out = keypoints.copy()
+    ow, oh = max(old_box[2] - old_box[0], 1e-3), max(old_box[3] - old_box[1], 1e-3)
+    out[:, 0] = (keypoints[:, 0] - old_box[0]) / ow * (new_box[2] - new_box[0]) + new_box[0]
+    out[:, 1] = (keypoints[:, 1] - old_box[1]) / oh * (new_box[3] - new_box[1]) + new_box[1]
+    return out
+
+
 def encode_thumbnail(crop: np.ndarray) -> bytes:
     """Small JPEG of a crop (``THUMBNAIL_HEIGHT`` pixels high, aspect kept)."""
     h, w = crop.shape[:2]
@@ -74,11 +84,13 @@ class CameraPipeline:
         num_parts: body-part boxes per crop, as the re-id network expects (2, 4 or 6).
         motion: motion gating (frames without motion skip detection and pose; the last detections are tracked
             again).
+        pose_interval_s: estimate a tracked person's pose at most once per this many seconds of video; in between
+            their last keypoints follow their box (moved and scaled with it). 0: every analysed frame.
     """
 
     def __init__(self, camera: str, source: VideoSource, tracker: PersonTracker, pose: PoseEstimator,
                  quality: QualityConfig = QualityConfig(), sampling: SamplingConfig = SamplingConfig(),
-                 num_parts: int = 4, motion: MotionGateConfig = MotionGateConfig()):
+                 num_parts: int = 4, motion: MotionGateConfig = MotionGateConfig(), pose_interval_s: float = 0.0):
         self.camera = camera
         self.source = source
         self.tracker = tracker
@@ -89,7 +101,9 @@ class CameraPipeline:
         self.frames_analysed = 0
         self.num_parts = num_parts
         self.motion = MotionGate(motion)
-        self._keypoints: dict = {}
+        self.pose_interval_s = pose_interval_s
+        #: track id -> (box, keypoints, video time of the pose estimate) of its last sighting
+        self._last_pose: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
 
     @property
     def frames_skipped(self) -> int:
@@ -116,12 +130,7 @@ class CameraPipeline:
                 detections = self.tracker.update(frame.image) if moved else self.tracker.repeat(frame.image)
                 t2 = time.perf_counter()
                 self.times.detect_track += t2 - t1
-                if moved and detections:
-                    self.pose.estimate(frame.image, detections)
-                elif detections:  # nothing moved: the people keep their last keypoints
-                    for det in detections:
-                        det.keypoints = self._keypoints.get(det.track_id, det.keypoints)
-                self._keypoints = {d.track_id: d.keypoints for d in detections}
+                self._estimate_pose(frame, detections, moved)
                 t3 = time.perf_counter()
                 self.times.pose += t3 - t2
                 released: list[Observation] = []
@@ -143,6 +152,27 @@ class CameraPipeline:
         finally:
             frames.close()  # closes the container even when a stage raised
         return self.times
+
+    def _estimate_pose(self, frame: Frame, detections: list, moved: bool) -> None:
+        """Keypoints for the frame's people: estimated for those due (see ``pose_interval_s``; none when nothing
+        moved), carried along with the box for the others."""
+        due, due_ids = [], set()
+        for det in detections:
+            last = self._last_pose.get(det.track_id)
+            if last is None or (moved and frame.time_s - last[2] >= self.pose_interval_s - 1e-6):
+                due.append(det)
+                due_ids.add(id(det))
+            elif last[1] is not None and det.keypoints is None:  # a pose detector's own keypoints are kept
+                det.keypoints = follow_box(last[1], last[0], det.box)
+        if due:
+            self.pose.estimate(frame.image, due)
+        for det in detections:
+            last = self._last_pose.get(det.track_id)
+            estimated_at = frame.time_s if id(det) in due_ids or last is None else last[2]
+            self._last_pose[det.track_id] = (det.box, det.keypoints, estimated_at)
+        if len(self._last_pose) > 4 * max(len(detections), 16):  # forget tracks long gone
+            seen = {d.track_id for d in detections}
+            self._last_pose = {k: v for k, v in self._last_pose.items() if k in seen}
 
     @staticmethod
     def _thumbnails(observations: list[Observation]) -> None:

@@ -72,6 +72,8 @@ class IngestOptions:
         static: when a finished track counts as a static false positive (kept out of identities and search).
         motion: motion gating: analysed frames without motion skip detection (the last detections are tracked
             again).
+        pose_interval_s: a tracked person's pose is estimated at most once per this many seconds; in between the
+            keypoints follow the box (``pipelines.camera.follow_box``). 0: every analysed frame.
     """
 
     analysis_fps: float = 5.0
@@ -83,6 +85,7 @@ class IngestOptions:
     flush_observations: int = 256
     static: StaticTrackConfig = field(default_factory=StaticTrackConfig)
     motion: MotionGateConfig = field(default_factory=MotionGateConfig)
+    pose_interval_s: float = 0.0
 
 
 class IngestProgress:
@@ -257,7 +260,7 @@ def _camera_thread(index: int, cam: _Camera, make_tracker: TrackerFactory, make_
     try:
         tracker = make_tracker()
         pipeline = CameraPipeline(cam.job.camera, cam.source, tracker, make_pose(tracker), options.quality,
-                                  options.sampling, num_parts, options.motion)
+                                  options.sampling, num_parts, options.motion, options.pose_interval_s)
         times = pipeline.run(lambda obs, n: put(("obs", index, obs, n)), stopped)
         put(("done", index, times, cam.source.warning, pipeline.frames_skipped))
     except ReidAppError as exc:

@@ -161,11 +161,14 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--motion-gate/--no-motion-gate", default=True, show_default=True,
               help="Skip detection on frames where nothing moved (people standing still are tracked on from the "
               "last detection; the summary says how many frames); --no-motion-gate detects every analysed frame.")
+@click.option("--pose-interval", type=float, default=0.4, show_default=True, metavar="SECONDS",
+              help="Estimate a tracked person's pose at most once per SECONDS of video (top-down pose); in between "
+              "their keypoints follow their box. 0: every analysed frame.")
 @click.option("--force", is_flag=True, help="Re-ingest videos already in the database, replacing their rows.")
 def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str], device: Optional[str], fps: str,
            detector: Optional[str], pose: str, reid: Optional[str], batch_size: int, starts: Sequence[str],
            duration: Optional[float], tracker: str, crops_per_second: float, static_after: float,
-           motion_gate: bool, force: bool) -> None:
+           motion_gate: bool, pose_interval: float, force: bool) -> None:
     """Detect, track, pose-estimate and encode every person in VIDEOs and store them in the database.
 
     Each video is one camera. Videos already in the database are skipped (see --force); an interrupted run is
@@ -178,6 +181,7 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
         raise UsageError(f"--fps '{fps}' is not a number") from None
     finite_option(rate, "--fps")
     finite_option(crops_per_second, "--crops-per-second")
+    finite_option(pose_interval, "--pose-interval")
     if duration is not None and duration != float("inf"):
         finite_option(duration, "--duration")
     if cameras and len(cameras) != len(videos):
@@ -188,7 +192,7 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     choices = IngestChoices(detector=detector, pose=pose, reid=reid, device=device, tracker=tracker,
                             analysis_fps=rate, batch_size=batch_size, crops_per_second=crops_per_second,
                             duration_s=duration, force=force, static_after_s=static_after,
-                            motion_gate=motion_gate)
+                            motion_gate=motion_gate, pose_interval_s=pose_interval)
     choices.check()
 
     from pipelines.ingest import IngestJob

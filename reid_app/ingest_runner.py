@@ -34,6 +34,8 @@ class IngestChoices:
         static_after_s: a track whose box does not move for at least this many seconds is marked static (kept out
             of identities and search); 0 never marks one.
         motion_gate: analysed frames without motion skip detection (the last detections are tracked again).
+        pose_interval_s: a tracked person's pose is estimated at most once per this many seconds (their keypoints
+            follow the box in between), >= 0; 0: every analysed frame.
     """
 
     detector: Optional[str] = None
@@ -48,6 +50,7 @@ class IngestChoices:
     force: bool = False
     static_after_s: float = 10.0
     motion_gate: bool = True
+    pose_interval_s: float = 0.4
 
     def check(self) -> None:
         """Raises:
@@ -63,6 +66,8 @@ class IngestChoices:
             raise UsageError(f"--duration must be greater than 0 seconds, got {self.duration_s:g}")
         if not self.static_after_s >= 0 or self.static_after_s == float("inf"):
             raise UsageError(f"--static-after must be 0 or more seconds, got {self.static_after_s:g}")
+        if not self.pose_interval_s >= 0 or self.pose_interval_s == float("inf"):
+            raise UsageError(f"--pose-interval must be 0 or more seconds, got {self.pose_interval_s:g}")
         if self.tracker not in ("bytetrack", "botsort"):
             raise UsageError(f"tracker '{self.tracker}' is not bytetrack or botsort")
 
@@ -93,7 +98,7 @@ def _first_then_new(first, build):
 def _build_pose_factory(spec: str, device: str, dirs, detector_gives_keypoints: bool):
     """The pose backend per camera tracker. ``auto``: the detector's keypoints when it is a pose model, else the
     default pose model (``settings.DEFAULT_POSE``) top-down when its weights are found or downloadable, else none."""
-    from models.pose import DetectorKeypoints, MMPoseEstimator, NoPose, YoloTopDownPose
+    from models.pose import BatchingPose, DetectorKeypoints, MMPoseEstimator, NoPose, YoloTopDownPose
     from reid_app.settings import DEFAULT_POSE
     from reid_app.weights import resolve_weights
 
@@ -121,8 +126,8 @@ def _build_pose_factory(spec: str, device: str, dirs, detector_gives_keypoints: 
         log.warning("the default pose model %s could not be loaded (offline?): part boxes use fixed body ratios; "
                     "pass --pose PATH to a YOLO pose model for pose-guided parts", DEFAULT_POSE)
         return lambda tracker: NoPose()
-    top_down = _first_then_new(first, lambda: YoloTopDownPose(weights, device))
-    return lambda tracker: DetectorKeypoints() if tracker.gives_keypoints else top_down()
+    shared = BatchingPose(first)  # one pose model for every camera: their people share the mosaics
+    return lambda tracker: DetectorKeypoints() if tracker.gives_keypoints else shared
 
 
 class PreparedIngest:
@@ -149,7 +154,7 @@ class PreparedIngest:
         self.options = IngestOptions(
             analysis_fps=choices.analysis_fps, batch_size=choices.batch_size, force=choices.force,
             max_duration_s=choices.duration_s, static=StaticTrackConfig(min_duration_s=choices.static_after_s),
-            motion=MotionGateConfig(enabled=choices.motion_gate),
+            motion=MotionGateConfig(enabled=choices.motion_gate), pose_interval_s=choices.pose_interval_s,
             sampling=SamplingConfig(crops_per_window=max(1, round(choices.crops_per_second * window)),
                                     window_s=window))
 

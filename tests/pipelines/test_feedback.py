@@ -50,8 +50,9 @@ def test_rejecting_a_clustered_pair_separates_it_and_hides_it_from_search(db):
 def test_confirming_an_unclustered_pair_joins_it_and_lifts_it_in_search(db):
     results = Searcher(db).by_track(_largest(db).track_ids[0], SearchOptions(top_k=50, audit=False))
     query = _largest(db).track_ids[0]
+    query_camera = get_tracks(db, [query])[query].camera_id  # a track of another camera: confirming it is allowed
     outsider = next(r.track_id for r in reversed(results) if not _same_identity(db, query, r.track_id)
-                    and r.camera_id != results[0].camera_id)
+                    and r.camera_id != query_camera)
     confirm(db, query, outsider)
     assert _same_identity(db, query, outsider)
     after = Searcher(db).by_track(query, SearchOptions(top_k=50, audit=False))

@@ -1,0 +1,35 @@
+"""Pose at most once per interval per track; in between the keypoints follow the box."""
+
+import numpy as np
+
+from models.pose import PoseEstimator
+from pipelines.camera import CameraPipeline, follow_box
+from reid_app.types import Detection, Frame
+
+
+def test_keypoints_keep_their_place_in_a_moved_and_scaled_box():
+    keypoints = np.array([[15, 20, 0.9], [10, 60, 0.4]] + [[12, 40, 0.5]] * 15, np.float32)
+    moved = follow_box(keypoints, np.array([10, 20, 20, 60], np.float32), np.array([110, 40, 130, 120], np.float32))
+    np.testing.assert_allclose(moved[0], [120, 40, 0.9])   # centre top stays centre top
+    np.testing.assert_allclose(moved[1], [110, 120, 0.4])  # bottom left corner stays there
+
+
+class _CountingPose(PoseEstimator):
+    def __init__(self):
+        self.people = 0
+
+    def estimate(self, image, detections):
+        for det in detections:
+            self.people += 1
+            det.keypoints = np.tile(np.array([[det.box[0], det.box[1], 1.0]], np.float32), (17, 1))
+
+
+def test_a_tracked_person_gets_a_pose_once_per_interval_and_keypoints_every_frame():
+    pipeline = CameraPipeline.__new__(CameraPipeline)  # only the pose step, without a video
+    pipeline.pose, pipeline.pose_interval_s, pipeline._last_pose = _CountingPose(), 0.4, {}
+    image = np.zeros((100, 100, 3), np.uint8)
+    for step in range(10):  # 2 s at 5 analysed frames/s, the person walking right
+        det = Detection(track_id=1, box=np.array([step, 10, step + 20, 60], np.float32), score=0.9)
+        pipeline._estimate_pose(Frame(image=image, index=step * 2, time_s=step * 0.2), [det], moved=True)
+        assert det.keypoints is not None and det.keypoints[0, 0] == step  # follows the box
+    assert pipeline.pose.people == 5  # t = 0, 0.4, 0.8, 1.2, 1.6
