@@ -253,7 +253,10 @@ class BatchingDetector:
         from models.batching import Batcher
 
         self.detector = detector
-        self._batcher = Batcher(detector.detect, max_batch)
+        # waiting for the other cameras pays only where a batch is cheaper than its frames one by one (CUDA, or
+        # packed frames); a fixed batch-1 export on the CPU runs them one by one anyway
+        batches_pay = detector.device.startswith("cuda") or detector.pack_frames
+        self._batcher = Batcher(detector.detect, max_batch, linger_s=0.1 if batches_pay else 0.0)
 
     @property
     def calls(self) -> int:
