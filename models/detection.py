@@ -255,7 +255,8 @@ class BatchingDetector:
         self.detector = detector
         # waiting for the other cameras pays only where a batch is cheaper than its frames one by one (CUDA, or
         # packed frames); a fixed batch-1 export on the CPU runs them one by one anyway
-        batches_pay = detector.device.startswith("cuda") or detector.pack_frames
+        batches_pay = str(getattr(detector, "device", "cpu")).startswith("cuda") or \
+            getattr(detector, "pack_frames", False)
         self._batcher = Batcher(detector.detect, max_batch, linger_s=0.1 if batches_pay else 0.0)
 
     @property
