@@ -122,8 +122,8 @@ def run_reid_app(videos: list[Path], reid: Path, fps: float, duration: float | N
     probe = prepared.make_tracker()  # a new camera's tracker: it shares the run's detector and pose model
     pose = prepared.make_pose(probe)
     batching = {"detector": (getattr(probe.detector, "calls", 0), getattr(probe.detector, "images", 0))}
-    if hasattr(pose, "_batcher"):
-        batching["pose"] = (pose._batcher.calls, pose._batcher.items)
+    if hasattr(pose, "batcher"):
+        batching["pose"] = (pose.batcher.calls, pose.batcher.items)
     stages = {}
     for s in summaries:
         for name, seconds in s.times.as_dict().items():

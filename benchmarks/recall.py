@@ -49,17 +49,13 @@ CONFIGS = {
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of ``float [N, 4]`` against ``float [M, 4]`` xyxy boxes (pixels) -> ``float [N, M]``."""
+    """IoU of ``float [N, 4]`` against ``float [M, 4]`` xyxy boxes (pixels) -> ``float [N, M]`` (torchvision)."""
+    import torch
+    from torchvision.ops import box_iou
+
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    return box_iou(torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)).numpy()
 
 
 def greedy_matches(reference: np.ndarray, found: np.ndarray, threshold: float = 0.5) -> np.ndarray:

@@ -15,8 +15,6 @@ import numpy as np
 
 from reid_app.errors import WeightsError
 
-TRACKERS = {"bytetrack": "bytetrack.yaml", "botsort": "botsort.yaml"}
-
 
 def _task_from_metadata(path: Path) -> Optional[str]:
     meta = path / "metadata.yaml" if path.is_dir() else None
@@ -161,7 +159,6 @@ class PersonDetector:
 
     def __init__(self, weights: str | Path, device: str = "cpu", confidence: float = 0.1, image_size: int = 640,
                  model=None, half: bool = True, pack_frames: bool = False):
-        self.weights = weights
         self.model = model if model is not None else load_yolo(weights)
         self.task = self.model.task
         names = getattr(self.model, "names", None) or {}
@@ -179,6 +176,12 @@ class PersonDetector:
     def gives_keypoints(self) -> bool:
         """True when the detector is a pose model, so its detections carry COCO-17 keypoints."""
         return self.task == "pose"
+
+    @property
+    def batches_pay(self) -> bool:
+        """True when one call on several frames is cheaper than a call per frame (CUDA, or packed frames); a
+        fixed batch-1 export on the CPU runs a batch frame by frame anyway."""
+        return self.device.startswith("cuda") or self.pack_frames
 
     def detect(self, images: Sequence[np.ndarray]) -> list[PersonDetections]:
         """Detect the people in each image with one inference call.
@@ -253,11 +256,9 @@ class BatchingDetector:
         from models.batching import Batcher
 
         self.detector = detector
-        # waiting for the other cameras pays only where a batch is cheaper than its frames one by one (CUDA, or
-        # packed frames); a fixed batch-1 export on the CPU runs them one by one anyway
-        batches_pay = str(getattr(detector, "device", "cpu")).startswith("cuda") or \
-            getattr(detector, "pack_frames", False)
-        self._batcher = Batcher(detector.detect, max_batch, linger_s=0.1 if batches_pay else 0.0)
+        # waiting for the other cameras pays only where a batch is cheaper than its frames one by one
+        self._batcher = Batcher(detector.detect, max_batch,
+                                linger_s=0.1 if getattr(detector, "batches_pay", False) else 0.0)
 
     @property
     def calls(self) -> int:
@@ -273,10 +274,6 @@ class BatchingDetector:
     def gives_keypoints(self) -> bool:
         """See :attr:`PersonDetector.gives_keypoints`."""
         return self.detector.gives_keypoints
-
-    @property
-    def task(self) -> str:
-        return self.detector.task
 
     def detect(self, images: Sequence[np.ndarray]) -> list[PersonDetections]:
         """Same contract as :meth:`PersonDetector.detect`; blocks until this caller's frames are detected."""

@@ -205,17 +205,18 @@ class BatchingPose(PoseEstimator):
         max_frames: most frames per call.
     """
 
-    name = "yolo-topdown"
+    name = YoloTopDownPose.name
 
     def __init__(self, pose: YoloTopDownPose, max_frames: int = 16):
         from models.batching import Batcher
 
         self.pose = pose
-        self._batcher = Batcher(pose.estimate_many, max_frames)
+        #: Its ``calls`` and ``items`` (frames) say how well the cameras' people were batched.
+        self.batcher = Batcher(pose.estimate_many, max_frames)
 
     def estimate(self, image: np.ndarray, detections: Sequence[Detection]) -> None:
         if detections:
-            self._batcher.submit([(image, detections)])
+            self.batcher.submit([(image, detections)])
 
 
 class MMPoseEstimator(PoseEstimator):

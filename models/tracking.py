@@ -130,11 +130,6 @@ class PersonTracker:
         """True when the detector is a pose model, so its detections carry COCO-17 keypoints."""
         return self.detector.gives_keypoints
 
-    @property
-    def has_tracks(self) -> bool:
-        """See :attr:`CameraTracker.has_tracks`."""
-        return self.camera_tracker.has_tracks
-
     def track(self, image: np.ndarray) -> TrackedPeople:
         """Detect and track the people in the next frame of this camera (columnar).
 

@@ -156,20 +156,20 @@ class CameraPipeline:
     def _estimate_pose(self, frame: Frame, detections: list, moved: bool) -> None:
         """Keypoints for the frame's people: estimated for those due (see ``pose_interval_s``; none when nothing
         moved), carried along with the box for the others."""
-        due, due_ids = [], set()
+        due, estimated_at = [], []
         for det in detections:
             last = self._last_pose.get(det.track_id)
             if last is None or (moved and frame.time_s - last[2] >= self.pose_interval_s - 1e-6):
                 due.append(det)
-                due_ids.add(id(det))
-            elif last[1] is not None and det.keypoints is None:  # a pose detector's own keypoints are kept
-                det.keypoints = follow_box(last[1], last[0], det.box)
+                estimated_at.append(frame.time_s)
+            else:
+                estimated_at.append(last[2])
+                if last[1] is not None and det.keypoints is None:  # a pose detector's own keypoints are kept
+                    det.keypoints = follow_box(last[1], last[0], det.box)
         if due:
             self.pose.estimate(frame.image, due)
-        for det in detections:
-            last = self._last_pose.get(det.track_id)
-            estimated_at = frame.time_s if id(det) in due_ids or last is None else last[2]
-            self._last_pose[det.track_id] = (det.box, det.keypoints, estimated_at)
+        for det, when in zip(detections, estimated_at):
+            self._last_pose[det.track_id] = (det.box, det.keypoints, when)
         if len(self._last_pose) > 4 * max(len(detections), 16):  # forget tracks long gone
             seen = {d.track_id for d in detections}
             self._last_pose = {k: v for k, v in self._last_pose.items() if k in seen}

@@ -212,10 +212,16 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
 
     resolve_device(choices.device or settings.device)  # cheap checks first: device, an existing database, models
     location = db_path or settings.db
-    if "://" not in str(location) and Path(location).exists():
-        open_database(location).close()  # a damaged or foreign file is said before seconds of model loading
-    prepared = prepare_ingest(choices, settings)  # a failure here creates no database file
-    db = open_database(location)
+    # an existing database (a damaged or foreign file) is opened before seconds of model loading; a new one only
+    # after the models loaded, so that a failure there creates no file
+    db = open_database(location) if "://" not in str(location) and Path(location).exists() else None
+    try:
+        prepared = prepare_ingest(choices, settings)
+    except BaseException:
+        if db is not None:
+            db.close()
+        raise
+    db = db or open_database(location)
     console = stderr_console()
     stdout = stdout_console()
     stdout.print(f"database: {db.location}", markup=False, highlight=False, soft_wrap=True)

@@ -55,10 +55,13 @@ def test_batched_detection_gives_the_same_boxes_as_one_call_per_camera():
     assert shared.images == len(frames) and shared.calls <= len(frames)
 
 
-def _iou(a, b):
-    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0, x2 - x1) * max(0, y2 - y1)
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+def _iou(a, b) -> float:
+    """IoU of two xyxy boxes (torchvision's ``box_iou``)."""
+    import torch
+    from torchvision.ops import box_iou
+
+    return float(box_iou(torch.as_tensor(np.array([a]), dtype=torch.float32),
+                         torch.as_tensor(np.array([b]), dtype=torch.float32))[0, 0])
 
 
 @pytest.mark.slow

@@ -61,11 +61,13 @@ def _tracks(db):
     return tracks
 
 
-def _iou(a, b):
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0, x2 - x1) * max(0, y2 - y1)
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+def _iou(a, b) -> float:
+    """IoU of two xyxy boxes (torchvision's ``box_iou``)."""
+    import torch
+    from torchvision.ops import box_iou
+
+    return float(box_iou(torch.as_tensor(np.array([a]), dtype=torch.float32),
+                         torch.as_tensor(np.array([b]), dtype=torch.float32))[0, 0])
 
 
 def _found_fraction(track, others) -> float:
