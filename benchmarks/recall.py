@@ -4,9 +4,10 @@
     python benchmarks/recall.py --duration 10 --configs pose-0.25,det-0.10
 
 Each configuration runs the same path as ``reid-app ingest``: one ``models.detection.PersonDetector`` call for the
-frame of every camera (as the shared batching detector makes; ``-packed``: two landscape frames stacked per
-inference), then ``models.tracking.CameraTracker`` per camera, at ``--fps`` analysed frames/s; its tracked boxes are
-what ingest stores as sightings.
+frame of every camera (as the shared batching detector makes; ``-square``: Ultralytics' own run of the export,
+letterboxed into 640 x 640; the others at the frame's own aspect, longest side 640 or the size named), then
+``models.tracking.CameraTracker`` per camera, at ``--fps`` analysed frames/s; its tracked boxes are what ingest
+stores as sightings.
 
 The reference is built independently of the configurations: the plain YOLOv8n detector on the whole frame *and* on
 a 2 x 2 grid of overlapping tiles (each tile enlarged to the model's 640 px input, so people down to about half the
@@ -38,13 +39,13 @@ POSE = WEIGHTS / "yolov8n-pose_int8_openvino_model"
 PLAIN = WEIGHTS / "yolov8n_int8_openvino_model"
 SMALL_PX = 60.0
 
-#: name -> (detector weights, detection confidence, pack two landscape frames per inference)
+#: name -> (detector weights, detection confidence, input's longest side in pixels, native aspect)
 CONFIGS = {
-    "pose-0.25": (POSE, 0.25, False),
-    "pose-0.10": (POSE, 0.10, False),
-    "det-0.25": (PLAIN, 0.25, False),
-    "det-0.10": (PLAIN, 0.10, False),
-    "det-0.10-packed": (PLAIN, 0.10, True),
+    "pose-0.25": (POSE, 0.25, 640, False),
+    "det-0.10-square": (PLAIN, 0.10, 640, False),
+    "det-0.10": (PLAIN, 0.10, 640, True),
+    "det-0.10-800": (PLAIN, 0.10, 800, True),
+    "det-0.10-960": (PLAIN, 0.10, 960, True),
 }
 
 
@@ -146,8 +147,8 @@ def evaluate_clip(name: str, videos: list[Path], configs: list[str], args) -> di
                   for frames in clips]
     tallies = {}
     for config in configs:
-        weights, conf, pack = CONFIGS[config]
-        detector = PersonDetector(weights, confidence=conf, pack_frames=pack)
+        weights, conf, size, native = CONFIGS[config]
+        detector = PersonDetector(weights, confidence=conf, image_size=size, native_aspect=native)
         trackers = [CameraTracker() for _ in clips]
         tally = Tally()
         for t in range(max(len(c) for c in clips)):
@@ -164,11 +165,11 @@ def evaluate_clip(name: str, videos: list[Path], configs: list[str], args) -> di
     print(f"\n{name}: {sum(len(c) for c in clips)} analysed frames at {args.fps:g} frames/s, "
           f"{len(videos)} camera(s); reference: plain detector, whole frame + 2x2 tiles, conf >= "
           f"{args.reference_conf:g}")
-    print(f"{'config':<11}{'ref':>6}{'found':>7}{'recall':>8}{'small ref':>10}{'small rec':>10}{'tracks':>7}"
+    print(f"{'config':<16}{'ref':>6}{'found':>7}{'recall':>8}{'small ref':>10}{'small rec':>10}{'tracks':>7}"
           f"{'boxes':>7}{'unmatched':>10}{'ms/frame':>9}")
     for config, t in tallies.items():
         small = f"{t.small_found / t.small_reference:.2f}" if t.small_reference else "-"
-        print(f"{config:<11}{t.reference:>6}{t.found:>7}{t.found / max(t.reference, 1):>8.2f}{t.small_reference:>10}"
+        print(f"{config:<16}{t.reference:>6}{t.found:>7}{t.found / max(t.reference, 1):>8.2f}{t.small_reference:>10}"
               f"{small:>10}{len(t.tracks):>7}{t.boxes:>7}{t.unmatched_boxes:>10}"
               f"{1000 * t.detect_s / max(t.frames, 1):>9.1f}")
     return tallies

@@ -131,7 +131,7 @@ def _detections_of(result) -> PersonDetections:
 
 
 class PersonDetector:
-    """Detects people in frames, several frames (one per camera) per inference call.
+    """Detects people in frames, several frames (one per camera) per call.
 
     Args:
         weights: YOLO weights (see :func:`load_yolo`); a pose model (task ``pose``) also yields COCO-17 keypoints.
@@ -141,24 +141,18 @@ class PersonDetector:
         image_size: inference size in pixels (longest side).
         model: an already loaded YOLO model to use instead of loading ``weights``.
         half: run in half precision (CUDA with ``.pt``/``.yaml`` models; ignored elsewhere).
-        pack_frames: with an export of fixed square input (OpenVINO...; ``.pt`` models letterbox to the frame's
-            own aspect instead), stack two landscape frames of one size into one input when each keeps at least
-            :attr:`min_pack_scale` of the scale it would have alone: a 16:9 frame fills 56% of a square input, so
-            two cost one inference (lab cameras: 0.88 of the scale). Off by default: on the lab cameras it halved
-            detection time and kept box recall (0.75 against 0.72), but the frames paired by timing made tracks
-            more fragmented (33 against 26) and the identities' co-membership recall against the calibration fell
-            from >= 0.8 to 0.65.
+        native_aspect: run an OpenVINO *detection* export at each frame's own aspect ratio
+            (``models.native_aspect``: a 16:9 frame costs a 640 x 384 input instead of 640 x 640, same boxes); other
+            models always go through Ultralytics' ``predict``.
 
     Raises:
         WeightsError: see :func:`load_yolo`; also when the model cannot detect persons.
     """
 
-    #: Grey rows between two packed frames (pixels), so no box spans both.
-    seam = 16
-    min_pack_scale = 0.85
-
     def __init__(self, weights: str | Path, device: str = "cpu", confidence: float = 0.1, image_size: int = 640,
-                 model=None, half: bool = True, pack_frames: bool = False):
+                 model=None, half: bool = True, native_aspect: bool = True):
+        from models.native_aspect import load_native_aspect
+
         self.model = model if model is not None else load_yolo(weights)
         self.task = self.model.task
         names = getattr(self.model, "names", None) or {}
@@ -170,7 +164,8 @@ class PersonDetector:
         self._lock = inference_lock(weights)
         self.confidence = confidence
         self.image_size = image_size
-        self.pack_frames = pack_frames and Path(weights).is_dir()
+        #: The native-aspect runner of an OpenVINO detection export, else None (Ultralytics' predict).
+        self.native = load_native_aspect(weights, self.task, names, image_size) if native_aspect else None
 
     @property
     def gives_keypoints(self) -> bool:
@@ -179,12 +174,12 @@ class PersonDetector:
 
     @property
     def batches_pay(self) -> bool:
-        """True when one call on several frames is cheaper than a call per frame (CUDA, or packed frames); a
-        fixed batch-1 export on the CPU runs a batch frame by frame anyway."""
-        return self.device.startswith("cuda") or self.pack_frames
+        """True when one call on several frames is cheaper than a call per frame (CUDA); a fixed batch-1 export on
+        the CPU runs a batch frame by frame anyway."""
+        return self.device.startswith("cuda")
 
     def detect(self, images: Sequence[np.ndarray]) -> list[PersonDetections]:
-        """Detect the people in each image with one inference call.
+        """Detect the people in each image with one call.
 
         Args:
             images: ``uint8 [H, W, 3]`` BGR frames (sizes may differ).
@@ -194,52 +189,13 @@ class PersonDetector:
         """
         if not images:
             return []
-        inputs, layout = self._pack(list(images)) if self.pack_frames else (list(images), None)
         with self._lock:
+            if self.native is not None:
+                return [PersonDetections(xyxy, conf) for xyxy, conf in self.native.detect(images, self.confidence)]
             extra = {"half": True} if self.half else {}  # half precision on CUDA only (ultralytics warns otherwise)
-            results = self.model.predict(inputs, classes=[0], conf=self.confidence, imgsz=self.image_size,
+            results = self.model.predict(list(images), classes=[0], conf=self.confidence, imgsz=self.image_size,
                                          device=self.device, verbose=False, **extra)
-        detections = [_detections_of(r) for r in results]
-        return detections if layout is None else self._unpack(detections, layout, len(images))
-
-    def _packable(self, a: np.ndarray, b: np.ndarray) -> bool:
-        if a.shape != b.shape:
-            return False
-        h, w = a.shape[:2]
-        return max(w, 2 * h + self.seam) <= max(w, h) / self.min_pack_scale
-
-    def _pack(self, images: list[np.ndarray]):
-        """Inputs and, per input, the ``(image index, row offset, height)`` of the frames in it."""
-        inputs, layout, i = [], [], 0
-        while i < len(images):
-            if i + 1 < len(images) and self._packable(images[i], images[i + 1]):
-                a, b = images[i], images[i + 1]
-                gap = np.full((self.seam, a.shape[1], 3), 114, np.uint8)
-                inputs.append(np.concatenate([a, gap, b]))
-                layout.append([(i, 0, a.shape[0]), (i + 1, a.shape[0] + self.seam, b.shape[0])])
-                i += 2
-            else:
-                inputs.append(images[i])
-                layout.append([(i, 0, images[i].shape[0])])
-                i += 1
-        return inputs, layout
-
-    @staticmethod
-    def _unpack(detections: list[PersonDetections], layout, count: int) -> list[PersonDetections]:
-        out: list[PersonDetections] = [PersonDetections.empty()] * count
-        for dets, frames in zip(detections, layout):
-            centre = (dets.xyxy[:, 1] + dets.xyxy[:, 3]) / 2
-            for index, offset, height in frames:
-                mine = (centre >= offset) & (centre < offset + height)
-                part = dets[mine]
-                xyxy = part.xyxy.copy()
-                xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]] - offset, 0, height)
-                keypoints = None
-                if part.keypoints is not None:
-                    keypoints = part.keypoints.copy()
-                    keypoints[..., 1] -= offset
-                out[index] = PersonDetections(xyxy, part.conf, keypoints)
-        return out
+        return [_detections_of(r) for r in results]
 
 
 class BatchingDetector:

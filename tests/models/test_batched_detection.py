@@ -25,7 +25,7 @@ def _first_frames(count: int = 2) -> list[np.ndarray]:
 
 @pytest.mark.slow
 def test_batched_detection_gives_the_same_boxes_as_one_call_per_camera():
-    detector = PersonDetector(_require(PLAIN_DETECTOR), pack_frames=False)
+    detector = PersonDetector(_require(PLAIN_DETECTOR))
     frames = _first_frames()
     batched = detector.detect(frames)
     assert sum(len(d) for d in batched) >= 8  # 2-3 people per lab camera
@@ -53,33 +53,6 @@ def test_batched_detection_gives_the_same_boxes_as_one_call_per_camera():
     for i, together in enumerate(batched):
         np.testing.assert_allclose(results[i].xyxy, together.xyxy, atol=0.5)
     assert shared.images == len(frames) and shared.calls <= len(frames)
-
-
-def _iou(a, b) -> float:
-    """IoU of two xyxy boxes (torchvision's ``box_iou``)."""
-    import torch
-    from torchvision.ops import box_iou
-
-    return float(box_iou(torch.as_tensor(np.array([a]), dtype=torch.float32),
-                         torch.as_tensor(np.array([b]), dtype=torch.float32))[0, 0])
-
-
-@pytest.mark.slow
-def test_two_packed_landscape_frames_give_the_boxes_each_gives_alone():
-    packed = PersonDetector(_require(PLAIN_DETECTOR), pack_frames=True)
-    alone = PersonDetector(_require(PLAIN_DETECTOR), pack_frames=False, model=packed.model)
-    frames = _first_frames()
-    assert len(packed._pack(frames)[0]) == len(frames) // 2  # 1288 x 728: two frames per 640 x 640 input
-    together = packed.detect(frames)
-    confident = matched = 0
-    for image, dets in zip(frames, together):
-        assert np.all(dets.xyxy[:, [1, 3]] <= image.shape[0]) and np.all(dets.xyxy >= 0)
-        single = alone.detect([image])[0]
-        for box, score in zip(single.xyxy, single.conf):
-            if score >= 0.5:
-                confident += 1
-                matched += any(_iou(box, other) >= 0.7 for other in dets.xyxy)
-    assert confident >= 8 and matched >= 0.9 * confident
 
 
 class _Failing:

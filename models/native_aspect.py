@@ -1,0 +1,250 @@
+"""A YOLOv8-family detection export (OpenVINO IR) run at each frame's own aspect ratio instead of a fixed square.
+
+Ultralytics runs a static export at the size it was exported with (640 x 640): a 16:9 camera frame is letterboxed
+into it and 44% of the input is grey padding that the network still convolves. The network itself is fully
+convolutional; only the export's box decoding (the DFL ``Reshape`` to 8,400 anchors and the anchor grid) is fixed
+to 640 x 640. :class:`NativeAspectDetector` therefore cuts the IR just before that decoding (the per-level box
+distribution and class logit maps of the YOLOv8 head), reshapes what is left to an input of the frame's aspect
+(longest side ``image_size``, the other rounded up to the stride, 32), and decodes the maps itself as the YOLOv8 head
+does: Distribution Focal Loss boxes (Li et al., "Generalized Focal Loss", NeurIPS 2020, Sec. 3.3: the box side is
+the expectation of a softmax over 16 bins) around anchor points at cell centres, scaled by the level's stride
+(Jocher et al., Ultralytics YOLOv8, ``ultralytics.nn.modules.head.Detect``). Non-maximum suppression is
+torchvision's. A 1288 x 728 frame then costs a 640 x 384 input: 0.6 of the square's pixels for the same boxes.
+
+Pre-processing (BGR to RGB, 0-255 to 0-1, HWC to CHW) is compiled into the model with OpenVINO's
+``PrePostProcessor``; the letterbox resize is OpenCV's, with Ultralytics' rounding so that boxes at the export's own
+square size equal Ultralytics' to within a pixel (``tests/models/test_native_aspect.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+#: Bins of the Distribution Focal Loss box regression of the YOLOv8 head (``Detect.reg_max``).
+REG_MAX = 16
+STRIDES = (8, 16, 32)
+LETTERBOX_GREY = 114
+
+
+def _head_maps(model, classes: int):
+    """The per-level box-distribution and class-logit outputs of a YOLOv8 detection IR, or None.
+
+    The head concatenates the three levels' maps after reshaping each ``[1, C, h, w]`` map to ``[1, C, h*w]``:
+    one ``Concat`` of three such ``Reshape``s carries ``C = 4 * REG_MAX`` box channels, another ``C = classes``
+    class logits (older exports: one concat of both, ``C = 4 * REG_MAX + classes``).
+
+    Returns:
+        ``(box_maps, class_maps, combined)``: three OpenVINO outputs each, finest level first; with ``combined``
+        both lists hold the same ``[1, 64 + classes, h, w]`` outputs.
+    """
+    box, cls, both = None, None, None
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "Concat" or op.get_input_size() != 3:
+            continue
+        sources = []
+        for i in range(3):
+            node = op.input_value(i).get_node()
+            if node.get_type_name() != "Reshape":
+                break
+            shape = node.input_value(0).get_partial_shape()
+            if shape.rank.is_dynamic or shape.rank.get_length() != 4 or shape[1].is_dynamic:
+                break
+            sources.append(node.input_value(0))
+        if len(sources) != 3:
+            continue
+        channels = {s.get_partial_shape()[1].get_length() for s in sources}
+        if len(channels) != 1:
+            continue
+        c = channels.pop()
+        if c == 4 * REG_MAX and box is None:
+            box = sources
+        elif c == classes and cls is None:
+            cls = sources
+        elif c == 4 * REG_MAX + classes and both is None:
+            both = sources
+    if box is not None and cls is not None:
+        return box, cls, False
+    if both is not None:
+        return both, both, True
+    return None
+
+
+def letterbox_geometry(height: int, width: int, image_size: int, square: bool = False, stride: int = 32):
+    """Where a ``height`` x ``width`` frame goes in the network input (Ultralytics' ``LetterBox`` rounding).
+
+    Returns:
+        ``(input_h, input_w, scale, (new_w, new_h), (left, top))``: the input size (multiples of ``stride``, or
+        ``image_size`` square), the resize factor, the resized frame's size and its offset in the input (pixels).
+    """
+    scale = min(image_size / height, image_size / width)
+    new_w, new_h = int(round(width * scale)), int(round(height * scale))
+    if square:
+        input_h = input_w = image_size
+    else:
+        input_h, input_w = (int(math.ceil(v / stride) * stride) for v in (new_h, new_w))
+    left, top = int(round((input_w - new_w) / 2 - 0.1)), int(round((input_h - new_h) / 2 - 0.1))
+    return input_h, input_w, scale, (new_w, new_h), (left, top)
+
+
+class NativeAspectDetector:
+    """Person detection with a YOLOv8 OpenVINO detection export at each frame's own aspect ratio.
+
+    Args:
+        folder: the ``*_openvino_model`` folder (its ``.xml`` + ``.bin`` and ``metadata.yaml``).
+        classes: the model's class count (80 for COCO); class 0 must be person.
+        image_size: the input's longest side in pixels (the export's 640 by default; larger finds smaller people
+            at the cost of more pixels).
+        square: letterbox into ``image_size`` x ``image_size`` as the export was made (what Ultralytics does).
+        iou: NMS IoU threshold (Ultralytics' default 0.7).
+        max_det: most boxes per frame.
+
+    Raises:
+        ValueError: the IR is not a YOLOv8-style detection head this class can cut (use Ultralytics' own runner;
+            :func:`load_native_aspect` returns None instead of raising).
+    """
+
+    def __init__(self, folder: str | Path, classes: int = 80, image_size: int = 640, square: bool = False,
+                 iou: float = 0.7, max_det: int = 300):
+        import openvino as ov
+
+        folder = Path(folder)
+        xml = folder if folder.is_file() else next(folder.glob("*.xml"), None)
+        if xml is None:
+            raise ValueError(f"{folder} holds no OpenVINO .xml model")
+        self._core = ov.Core()
+        model = self._core.read_model(str(xml))
+        maps = _head_maps(model, classes)
+        if maps is None:
+            raise ValueError(f"{xml} has no YOLOv8 detection head with {classes} classes")
+        box, cls, self._combined = maps
+        outputs = box if self._combined else box + cls
+        self._model = ov.Model(outputs, model.get_parameters(), "yolo-head-maps")
+        self._classes = classes
+        self.image_size = image_size
+        self.square = square
+        self.iou = iou
+        self.max_det = max_det
+        self._compiled: dict[tuple[int, int], object] = {}
+        self._compile_lock = threading.Lock()
+        self._requests = threading.local()  # per thread: input size -> its own infer request
+        self._bins = np.arange(REG_MAX, dtype=np.float32)
+
+    def _compiled_for(self, input_h: int, input_w: int):
+        """The model compiled for a ``uint8 [1, input_h, input_w, 3]`` BGR input (cached per size)."""
+        key = (input_h, input_w)
+        with self._compile_lock:
+            compiled = self._compiled.get(key)
+            if compiled is None:
+                import openvino as ov
+                from openvino.preprocess import ColorFormat, PrePostProcessor
+
+                model = self._model.clone()
+                model.reshape([1, 3, input_h, input_w])
+                ppp = PrePostProcessor(model)
+                ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
+                    .set_color_format(ColorFormat.BGR)
+                ppp.input().model().set_layout(ov.Layout("NCHW"))
+                ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
+                compiled = self._core.compile_model(ppp.build(), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+                self._compiled[key] = compiled
+        return compiled
+
+    def _request(self, input_h: int, input_w: int):
+        """This thread's infer request for an input size (requests are not shared between threads)."""
+        requests = getattr(self._requests, "by_size", None)
+        if requests is None:
+            requests = self._requests.by_size = {}
+        request = requests.get((input_h, input_w))
+        if request is None:
+            request = requests[(input_h, input_w)] = self._compiled_for(input_h, input_w).create_infer_request()
+        return request
+
+    def input_shape(self, height: int, width: int) -> tuple[int, int]:
+        """``(input_h, input_w)`` pixels of the network input for a ``height`` x ``width`` frame."""
+        return letterbox_geometry(height, width, self.image_size, self.square)[:2]
+
+    def detect(self, images: Sequence[np.ndarray], confidence: float = 0.1):
+        """Detect the people in each frame (one inference per frame; frames of one size share a compiled model).
+
+        Args:
+            images: ``uint8 [H, W, 3]`` BGR frames.
+            confidence: minimum person score in ``[0, 1]``; a box is kept only when person is its best class, as
+                Ultralytics' ``classes=[0]`` does.
+
+        Returns:
+            Per frame ``(xyxy float32 [N, 4] frame pixels, conf float32 [N])``, highest score first.
+        """
+        return [self._detect_one(image, confidence) for image in images]
+
+    def _detect_one(self, image: np.ndarray, confidence: float):
+        import cv2
+
+        h, w = image.shape[:2]
+        input_h, input_w, scale, (new_w, new_h), (left, top) = letterbox_geometry(h, w, self.image_size,
+                                                                                  self.square)
+        resized = image if (new_w, new_h) == (w, h) else cv2.resize(image, (new_w, new_h),
+                                                                    interpolation=cv2.INTER_LINEAR)
+        padded = cv2.copyMakeBorder(resized, top, input_h - new_h - top, left, input_w - new_w - left,
+                                    cv2.BORDER_CONSTANT, value=(LETTERBOX_GREY,) * 3)
+        request = self._request(input_h, input_w)
+        request.infer({0: padded[None]})
+        outputs = [request.get_output_tensor(i).data for i in range(len(request.model_outputs))]
+        xyxy, conf = self._decode(outputs, confidence)
+        if len(conf):
+            xyxy[:, [0, 2]] = np.clip((xyxy[:, [0, 2]] - left) / scale, 0, w)
+            xyxy[:, [1, 3]] = np.clip((xyxy[:, [1, 3]] - top) / scale, 0, h)
+        return xyxy, conf
+
+    def _decode(self, outputs: list[np.ndarray], confidence: float):
+        """Boxes (input pixels) and scores of the people among the head's maps, after NMS."""
+        import torch
+        from torchvision.ops import nms
+
+        threshold = math.log(confidence / (1 - confidence)) if 0 < confidence < 1 else (-math.inf if confidence <= 0
+                                                                                           else math.inf)
+        boxes, scores = [], []
+        for level, stride in enumerate(STRIDES):
+            if self._combined:
+                maps = outputs[level][0]
+                dist, logits = maps[:4 * REG_MAX], maps[4 * REG_MAX:]
+            else:
+                dist, logits = outputs[level][0], outputs[3 + level][0]
+            _, gh, gw = logits.shape
+            person = logits[0].reshape(-1)
+            candidates = np.flatnonzero(person > threshold)
+            if len(candidates) == 0:
+                continue
+            flat = logits.reshape(self._classes, -1)[:, candidates]
+            candidates = candidates[flat.argmax(0) == 0]  # person must be the best class
+            if len(candidates) == 0:
+                continue
+            d = dist.reshape(4, REG_MAX, -1)[:, :, candidates]
+            d = np.exp(d - d.max(1, keepdims=True))
+            sides = (d * self._bins[None, :, None]).sum(1) / d.sum(1)  # [4, n]: left, top, right, bottom
+            ax, ay = candidates % gw + 0.5, candidates // gw + 0.5
+            boxes.append(np.stack([ax - sides[0], ay - sides[1], ax + sides[2], ay + sides[3]], 1) * stride)
+            scores.append(1 / (1 + np.exp(-person[candidates])))
+        if not boxes:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        xyxy = np.concatenate(boxes).astype(np.float32)
+        conf = np.concatenate(scores).astype(np.float32)
+        keep = nms(torch.from_numpy(xyxy), torch.from_numpy(conf), self.iou).numpy()[:self.max_det]
+        return xyxy[keep], conf[keep]
+
+
+def load_native_aspect(weights: str | Path, task: Optional[str], names: dict, image_size: int = 640
+                       ) -> Optional[NativeAspectDetector]:
+    """A :class:`NativeAspectDetector` for an OpenVINO detection export, or None when ``weights`` is anything
+    else (a ``.pt`` file, a pose model, another format or head), which Ultralytics then runs as it is."""
+    path = Path(weights)
+    if task != "detect" or not path.is_dir() or not any(path.glob("*.xml")):
+        return None
+    try:
+        return NativeAspectDetector(path, classes=len(names) or 80, image_size=image_size)
+    except ValueError:
+        return None

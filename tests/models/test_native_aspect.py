@@ -1,0 +1,89 @@
+"""The OpenVINO detection export run at each frame's own aspect (models.native_aspect): the cut head decoded by us
+gives Ultralytics' boxes and scores at the export's square size, finds the same people at the native aspect from
+fewer pixels, and anything that is not a YOLOv8 detection IR falls back to Ultralytics."""
+
+import numpy as np
+import pytest
+
+from models.detection import PersonDetector, load_yolo
+from models.native_aspect import NativeAspectDetector, letterbox_geometry, load_native_aspect
+from pipelines.video import VideoSource
+from tests.conftest import LAB, PLAIN_DETECTOR, POSE_DETECTOR, VIDEOS, WEIGHTS, _require
+
+
+def _frames(path, count: int, fps: float = 1.0) -> list[np.ndarray]:
+    frames = []
+    for n, frame in enumerate(VideoSource(_require(path), analysis_fps=fps).frames()):
+        frames.append(frame.image)
+        if n + 1 == count:
+            break
+    return frames
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    import torch
+    from torchvision.ops import box_iou
+
+    return box_iou(torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)).numpy()
+
+
+def test_input_keeps_the_frame_aspect_rounded_up_to_the_stride():
+    assert letterbox_geometry(728, 1288, 640)[:2] == (384, 640)  # lab cameras: 640 x 362 -> 640 x 384
+    assert letterbox_geometry(360, 480, 640)[:2] == (480, 640)  # PETS 4:3
+    assert letterbox_geometry(1280, 720, 640)[:2] == (640, 384)  # portrait
+    assert letterbox_geometry(728, 1288, 640, square=True)[:2] == (640, 640)
+    h, w, scale, (nw, nh), (left, top) = letterbox_geometry(728, 1288, 960)
+    assert (h, w) == (544, 960) and (nw, nh) == (960, 543) and left == 0 and top == 0
+    assert scale == pytest.approx(960 / 1288)
+
+
+@pytest.mark.slow
+def test_at_the_export_size_boxes_and_scores_equal_ultralytics():
+    weights = _require(PLAIN_DETECTOR)
+    ultralytics = PersonDetector(weights, native_aspect=False)
+    ours = NativeAspectDetector(weights, square=True)
+    frames = _frames(LAB / "cam1.mp4", 3) + _frames(VIDEOS / "pets2009_s2l1_view001.avi", 3, fps=0.5)
+    compared = 0
+    for image in frames:
+        theirs = ultralytics.detect([image])[0]
+        xyxy, conf = ours.detect([image], confidence=0.1)[0]
+        assert abs(len(conf) - len(theirs)) <= 1  # NMS may break a near-tie among the faintest boxes differently
+        scale = 640 / max(image.shape[:2])
+        for box, score in zip(theirs.xyxy, theirs.conf):
+            if score < 0.25:
+                continue
+            best = int(np.argmax(_iou(box[None], xyxy)[0]))
+            assert conf[best] == pytest.approx(score, abs=1e-4)
+            # the INT8 export quantises its own DFL decode: within 1.5 input pixels
+            np.testing.assert_allclose(xyxy[best] * scale, box * scale, atol=1.5)
+            compared += 1
+    assert compared >= 20
+
+
+@pytest.mark.slow
+def test_at_the_native_aspect_the_same_people_are_found_from_fewer_pixels():
+    weights = _require(PLAIN_DETECTOR)
+    square = NativeAspectDetector(weights, square=True)
+    native = NativeAspectDetector(weights)
+    assert native.input_shape(728, 1288) == (384, 640)
+    confident = found = 0
+    for image in _frames(LAB / "cam0.mp4", 4) + _frames(LAB / "cam2.mp4", 4):
+        reference, reference_conf = square.detect([image], confidence=0.5)[0]
+        xyxy, _ = native.detect([image], confidence=0.1)[0]
+        assert np.all(xyxy >= 0) and np.all(xyxy[:, [0, 2]] <= image.shape[1]) and np.all(xyxy[:, [1, 3]]
+                                                                                          <= image.shape[0])
+        confident += len(reference)
+        if len(reference) and len(xyxy):
+            found += int((_iou(reference, xyxy).max(1) >= 0.7).sum())
+    assert confident >= 12 and found >= 0.9 * confident
+
+
+@pytest.mark.slow
+def test_ingest_detector_uses_the_native_aspect_only_for_detection_exports():
+    assert PersonDetector(_require(PLAIN_DETECTOR)).native is not None
+    pose = load_yolo(_require(POSE_DETECTOR))
+    assert load_native_aspect(POSE_DETECTOR, pose.task, pose.names) is None  # keypoints: Ultralytics decodes
+    reid_ir = _require(WEIGHTS / "person-reidentification-retail-0288")
+    assert load_native_aspect(reid_ir, "detect", {0: "person"}) is None  # an IR without a YOLO head
+    with pytest.raises(ValueError, match="no YOLOv8 detection head"):
+        NativeAspectDetector(reid_ir)
