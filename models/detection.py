@@ -173,6 +173,12 @@ class PersonDetector:
         return self.task == "pose"
 
     @property
+    def concurrent(self) -> bool:
+        """True when calls from several threads may run at once (the native-aspect runner's own infer requests);
+        else they are serialised."""
+        return self.native is not None
+
+    @property
     def batches_pay(self) -> bool:
         """True when one call on several frames is cheaper than a call per frame (CUDA); a fixed batch-1 export on
         the CPU runs a batch frame by frame anyway."""
@@ -189,9 +195,9 @@ class PersonDetector:
         """
         if not images:
             return []
+        if self.native is not None:  # thread-safe: concurrent cameras overlap their inferences
+            return [PersonDetections(xyxy, conf) for xyxy, conf in self.native.detect(images, self.confidence)]
         with self._lock:
-            if self.native is not None:
-                return [PersonDetections(xyxy, conf) for xyxy, conf in self.native.detect(images, self.confidence)]
             extra = {"half": True} if self.half else {}  # half precision on CUDA only (ultralytics warns otherwise)
             results = self.model.predict(list(images), classes=[0], conf=self.confidence, imgsz=self.image_size,
                                          device=self.device, verbose=False, **extra)
@@ -201,7 +207,9 @@ class PersonDetector:
 class BatchingDetector:
     """One :class:`PersonDetector` shared by every camera thread: frames that arrive while an inference call runs
     are detected together in the next call (one batch across cameras; trackers stay per camera). See
-    ``models.batching.Batcher`` (no thread of its own; an error reaches every caller of its batch).
+    ``models.batching.Batcher`` (no thread of its own; an error reaches every caller of its batch). A detector
+    whose calls may overlap (:attr:`PersonDetector.concurrent`) is called by each camera thread directly instead:
+    on the CPU two overlapping single-frame inferences beat one batch run frame by frame.
 
     Args:
         detector: the detector to share.
@@ -215,16 +223,19 @@ class BatchingDetector:
         # waiting for the other cameras pays only where a batch is cheaper than its frames one by one
         self._batcher = Batcher(detector.detect, max_batch,
                                 linger_s=0.1 if getattr(detector, "batches_pay", False) else 0.0)
+        self._direct = getattr(detector, "concurrent", False)
+        self._count_lock = threading.Lock()
+        self._direct_calls = self._direct_images = 0
 
     @property
     def calls(self) -> int:
         """Inference calls made so far."""
-        return self._batcher.calls
+        return self._batcher.calls + self._direct_calls
 
     @property
     def images(self) -> int:
         """Frames detected so far (``images / calls`` is the mean batch size)."""
-        return self._batcher.items
+        return self._batcher.items + self._direct_images
 
     @property
     def gives_keypoints(self) -> bool:
@@ -233,4 +244,9 @@ class BatchingDetector:
 
     def detect(self, images: Sequence[np.ndarray]) -> list[PersonDetections]:
         """Same contract as :meth:`PersonDetector.detect`; blocks until this caller's frames are detected."""
-        return self._batcher.submit(list(images))
+        if not self._direct:
+            return self._batcher.submit(list(images))
+        with self._count_lock:
+            self._direct_calls += 1
+            self._direct_images += len(images)
+        return self.detector.detect(images)
