@@ -141,7 +141,7 @@ class PersonDetector:
         image_size: inference size in pixels (longest side).
         model: an already loaded YOLO model to use instead of loading ``weights``.
         half: run in half precision (CUDA with ``.pt``/``.yaml`` models; ignored elsewhere).
-        native_aspect: run an OpenVINO *detection* export at each frame's own aspect ratio
+        native_aspect: run an OpenVINO detection or pose export at each frame's own aspect ratio
             (``models.native_aspect``: a 16:9 frame costs a 640 x 384 input instead of 640 x 640, same boxes); other
             models always go through Ultralytics' ``predict``.
 
@@ -196,7 +196,7 @@ class PersonDetector:
         if not images:
             return []
         if self.native is not None:  # thread-safe: concurrent cameras overlap their inferences
-            return [PersonDetections(xyxy, conf) for xyxy, conf in self.native.detect(images, self.confidence)]
+            return [PersonDetections(*found) for found in self.native.detect(images, self.confidence)]
         with self._lock:
             extra = {"half": True} if self.half else {}  # half precision on CUDA only (ultralytics warns otherwise)
             results = self.model.predict(list(images), classes=[0], conf=self.confidence, imgsz=self.image_size,

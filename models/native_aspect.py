@@ -1,15 +1,15 @@
-"""A YOLOv8-family detection export (OpenVINO IR) run at each frame's own aspect ratio instead of a fixed square.
+"""A YOLOv8-family detection or pose export (OpenVINO IR) run at each frame's own aspect ratio, not a fixed square.
 
 Ultralytics runs a static export at the size it was exported with (640 x 640): a 16:9 camera frame is letterboxed
 into it and 44% of the input is grey padding that the network still convolves. The network itself is fully
 convolutional; only the export's box decoding (the DFL ``Reshape`` to 8,400 anchors and the anchor grid) is fixed
 to 640 x 640. :class:`NativeAspectDetector` therefore cuts the IR just before that decoding (the per-level box
-distribution and class logit maps of the YOLOv8 head), reshapes what is left to an input of the frame's aspect
-(longest side ``image_size``, the other rounded up to the stride, 32), and decodes the maps itself as the YOLOv8 head
-does: Distribution Focal Loss boxes (Li et al., "Generalized Focal Loss", NeurIPS 2020, Sec. 3.3: the box side is
+distribution, class logit and, for pose, keypoint maps of the YOLOv8 head), reshapes what is left to an input of
+the frame's aspect (longest side ``image_size``, the other rounded up to the stride, 32), and decodes the maps
+itself as the YOLOv8 head does: Distribution Focal Loss boxes (Li et al., "Generalized Focal Loss", NeurIPS 2020, Sec. 3.3: the box side is
 the expectation of a softmax over 16 bins) around anchor points at cell centres, scaled by the level's stride
-(Jocher et al., Ultralytics YOLOv8, ``ultralytics.nn.modules.head.Detect``). Non-maximum suppression is
-torchvision's. A 1288 x 728 frame then costs a 640 x 384 input: 0.6 of the square's pixels for the same boxes.
+(Jocher et al., Ultralytics YOLOv8, ``ultralytics.nn.modules.head.Detect``; keypoints as ``Pose.kpts_decode``:
+``(2 * raw + cell corner) * stride``, visibility a sigmoid). Non-maximum suppression is torchvision's. A 1288 x 728 frame then costs a 640 x 384 input: 0.6 of the square's pixels for the same boxes.
 
 Pre-processing (BGR to RGB, 0-255 to 0-1, HWC to CHW) is compiled into the model with OpenVINO's
 ``PrePostProcessor``; the letterbox resize is OpenCV's, with Ultralytics' rounding so that boxes at the export's own
@@ -32,18 +32,21 @@ STRIDES = (8, 16, 32)
 LETTERBOX_GREY = 114
 
 
-def _head_maps(model, classes: int):
-    """The per-level box-distribution and class-logit outputs of a YOLOv8 detection IR, or None.
+def _head_maps(model, classes: int, keypoint_values: int = 0) -> Optional[dict]:
+    """The per-level output maps of a YOLOv8 detection or pose head, or None when the IR has no such head.
 
-    The head concatenates the three levels' maps after reshaping each ``[1, C, h, w]`` map to ``[1, C, h*w]``:
-    one ``Concat`` of three such ``Reshape``s carries ``C = 4 * REG_MAX`` box channels, another ``C = classes``
-    class logits (older exports: one concat of both, ``C = 4 * REG_MAX + classes``).
+    The head concatenates the three levels' maps after reshaping each ``[1, C, h, w]`` map to ``[1, C, h*w]``: one
+    ``Concat`` of three such ``Reshape``s carries ``C = 4 * REG_MAX`` box-distribution channels, one ``C = classes``
+    class logits and, in a pose head, one ``C = keypoint_values`` (17 x 3) raw keypoints.
 
     Returns:
-        ``(box_maps, class_maps, combined)``: three OpenVINO outputs each, finest level first; with ``combined``
-        both lists hold the same ``[1, 64 + classes, h, w]`` outputs.
+        ``{"box": [...], "cls": [...], "kpt": [...]}`` (``kpt`` only with ``keypoint_values``): three OpenVINO
+        outputs each, finest level (stride 8) first.
     """
-    box, cls, both = None, None, None
+    roles = {4 * REG_MAX: "box", classes: "cls"}
+    if keypoint_values:
+        roles[keypoint_values] = "kpt"
+    found: dict[str, list] = {}
     for op in model.get_ordered_ops():
         if op.get_type_name() != "Concat" or op.get_input_size() != 3:
             continue
@@ -56,23 +59,12 @@ def _head_maps(model, classes: int):
             if shape.rank.is_dynamic or shape.rank.get_length() != 4 or shape[1].is_dynamic:
                 break
             sources.append(node.input_value(0))
-        if len(sources) != 3:
-            continue
         channels = {s.get_partial_shape()[1].get_length() for s in sources}
-        if len(channels) != 1:
-            continue
-        c = channels.pop()
-        if c == 4 * REG_MAX and box is None:
-            box = sources
-        elif c == classes and cls is None:
-            cls = sources
-        elif c == 4 * REG_MAX + classes and both is None:
-            both = sources
-    if box is not None and cls is not None:
-        return box, cls, False
-    if both is not None:
-        return both, both, True
-    return None
+        if len(sources) == 3 and len(channels) == 1:
+            role = roles.get(channels.pop())
+            if role is not None:
+                found.setdefault(role, sources)
+    return found if set(found) == set(roles.values()) else None
 
 
 def letterbox_geometry(height: int, width: int, image_size: int, square: bool = False, stride: int = 32):
@@ -93,11 +85,12 @@ def letterbox_geometry(height: int, width: int, image_size: int, square: bool = 
 
 
 class NativeAspectDetector:
-    """Person detection with a YOLOv8 OpenVINO detection export at each frame's own aspect ratio.
+    """Person detection with a YOLOv8 OpenVINO detection or pose export at each frame's own aspect ratio.
 
     Args:
         folder: the ``*_openvino_model`` folder (its ``.xml`` + ``.bin`` and ``metadata.yaml``).
-        classes: the model's class count (80 for COCO); class 0 must be person.
+        classes: the model's class count (80 for COCO, 1 for the person pose model); class 0 must be person.
+        keypoints: keypoints per person of a pose head (17 for COCO), 0 for a detection head.
         image_size: the input's longest side in pixels (the export's 640 by default; larger finds smaller people
             at the cost of more pixels).
         square: letterbox into ``image_size`` x ``image_size`` as the export was made (what Ultralytics does).
@@ -106,12 +99,12 @@ class NativeAspectDetector:
         concurrency: inferences that may run at once from different threads (cameras); thread-safe either way.
 
     Raises:
-        ValueError: the IR is not a YOLOv8-style detection head this class can cut (use Ultralytics' own runner;
+        ValueError: the IR is not a YOLOv8-style head this class can cut (use Ultralytics' own runner;
             :func:`load_native_aspect` returns None instead of raising).
     """
 
-    def __init__(self, folder: str | Path, classes: int = 80, image_size: int = 640, square: bool = False,
-                 iou: float = 0.7, max_det: int = 300, concurrency: int = 2):
+    def __init__(self, folder: str | Path, classes: int = 80, keypoints: int = 0, image_size: int = 640,
+                 square: bool = False, iou: float = 0.7, max_det: int = 300, concurrency: int = 2):
         import openvino as ov
 
         folder = Path(folder)
@@ -120,13 +113,14 @@ class NativeAspectDetector:
             raise ValueError(f"{folder} holds no OpenVINO .xml model")
         self._core = ov.Core()
         model = self._core.read_model(str(xml))
-        maps = _head_maps(model, classes)
+        maps = _head_maps(model, classes, 3 * keypoints)
         if maps is None:
-            raise ValueError(f"{xml} has no YOLOv8 detection head with {classes} classes")
-        box, cls, self._combined = maps
-        outputs = box if self._combined else box + cls
+            raise ValueError(f"{xml} has no YOLOv8 {'pose' if keypoints else 'detection'} head with {classes} "
+                             f"classes")
+        outputs = maps["box"] + maps["cls"] + maps.get("kpt", [])
         self._model = ov.Model(outputs, model.get_parameters(), "yolo-head-maps")
         self._classes = classes
+        self.keypoints = keypoints
         self.image_size = image_size
         self.square = square
         self.iou = iou
@@ -175,7 +169,8 @@ class NativeAspectDetector:
                 Ultralytics' ``classes=[0]`` does.
 
         Returns:
-            Per frame ``(xyxy float32 [N, 4] frame pixels, conf float32 [N])``, highest score first.
+            Per frame ``(xyxy float32 [N, 4], conf float32 [N], keypoints float32 [N, K, 3] or None)`` in frame
+            pixels (keypoints ``(x, y, confidence)``, a pose head only), highest score first.
         """
         return [self._detect_one(image, confidence) for image in images]
 
@@ -189,64 +184,88 @@ class NativeAspectDetector:
                                                                     interpolation=cv2.INTER_LINEAR)
         padded = cv2.copyMakeBorder(resized, top, input_h - new_h - top, left, input_w - new_w - left,
                                     cv2.BORDER_CONSTANT, value=(LETTERBOX_GREY,) * 3)
-        pool = self._pool(input_h, input_w)
-        request = pool.get()
-        try:
-            request.infer({0: padded[None]})
-            xyxy, conf = self._decode([request.get_output_tensor(i).data for i in range(len(request.model_outputs))],
-                                      confidence)
-        finally:
-            pool.put(request)
+        xyxy, conf, kpts = self.detect_exact(padded, confidence)
         if len(conf):
             xyxy[:, [0, 2]] = np.clip((xyxy[:, [0, 2]] - left) / scale, 0, w)
             xyxy[:, [1, 3]] = np.clip((xyxy[:, [1, 3]] - top) / scale, 0, h)
-        return xyxy, conf
+            if kpts is not None:
+                kpts[..., 0] = (kpts[..., 0] - left) / scale
+                kpts[..., 1] = (kpts[..., 1] - top) / scale
+        return xyxy, conf, kpts
+
+    def detect_exact(self, image: np.ndarray, confidence: float = 0.25):
+        """Run one image as the network input itself, without resizing (e.g. a mosaic of person crops).
+
+        Args:
+            image: ``uint8 [H, W, 3]`` BGR, ``H`` and ``W`` multiples of 32 pixels.
+            confidence: minimum person score.
+
+        Returns:
+            ``(xyxy, conf, keypoints or None)`` in ``image`` pixels, as :meth:`detect`.
+
+        Raises:
+            ValueError: a side is not a multiple of 32.
+        """
+        h, w = image.shape[:2]
+        if h % STRIDES[-1] or w % STRIDES[-1]:
+            raise ValueError(f"network input {w} x {h} pixels: both sides must be multiples of {STRIDES[-1]}")
+        pool = self._pool(h, w)
+        request = pool.get()
+        try:
+            request.infer({0: np.ascontiguousarray(image)[None]})
+            return self._decode([request.get_output_tensor(i).data for i in range(len(request.model_outputs))],
+                                confidence)
+        finally:
+            pool.put(request)
 
     def _decode(self, outputs: list[np.ndarray], confidence: float):
-        """Boxes (input pixels) and scores of the people among the head's maps, after NMS."""
+        """Boxes, scores and keypoints (input pixels) of the people among the head's maps, after NMS."""
         import torch
         from torchvision.ops import nms
 
         threshold = math.log(confidence / (1 - confidence)) if 0 < confidence < 1 else (-math.inf if confidence <= 0
                                                                                            else math.inf)
-        boxes, scores = [], []
+        boxes, scores, keypoints = [], [], []
         for level, stride in enumerate(STRIDES):
-            if self._combined:
-                maps = outputs[level][0]
-                dist, logits = maps[:4 * REG_MAX], maps[4 * REG_MAX:]
-            else:
-                dist, logits = outputs[level][0], outputs[3 + level][0]
+            dist, logits = outputs[level][0], outputs[3 + level][0]
             _, gh, gw = logits.shape
             person = logits[0].reshape(-1)
             candidates = np.flatnonzero(person > threshold)
-            if len(candidates) == 0:
-                continue
-            flat = logits.reshape(self._classes, -1)[:, candidates]
-            candidates = candidates[flat.argmax(0) == 0]  # person must be the best class
+            if self._classes > 1 and len(candidates):
+                flat = logits.reshape(self._classes, -1)[:, candidates]
+                candidates = candidates[flat.argmax(0) == 0]  # person must be the best class
             if len(candidates) == 0:
                 continue
             d = dist.reshape(4, REG_MAX, -1)[:, :, candidates]
             d = np.exp(d - d.max(1, keepdims=True))
             sides = (d * self._bins[None, :, None]).sum(1) / d.sum(1)  # [4, n]: left, top, right, bottom
-            ax, ay = candidates % gw + 0.5, candidates // gw + 0.5
+            col, row = candidates % gw, candidates // gw
+            ax, ay = col + 0.5, row + 0.5
             boxes.append(np.stack([ax - sides[0], ay - sides[1], ax + sides[2], ay + sides[3]], 1) * stride)
             scores.append(1 / (1 + np.exp(-person[candidates])))
+            if self.keypoints:  # Ultralytics' Pose.kpts_decode: (2 * raw + cell corner) * stride, sigmoid visibility
+                raw = outputs[6 + level][0].reshape(self.keypoints, 3, -1)[:, :, candidates]
+                kx, ky = (raw[:, 0] * 2 + col) * stride, (raw[:, 1] * 2 + row) * stride
+                keypoints.append(np.stack([kx, ky, 1 / (1 + np.exp(-raw[:, 2]))], -1).transpose(1, 0, 2))
         if not boxes:
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+            return (np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                    np.zeros((0, self.keypoints, 3), np.float32) if self.keypoints else None)
         xyxy = np.concatenate(boxes).astype(np.float32)
         conf = np.concatenate(scores).astype(np.float32)
         keep = nms(torch.from_numpy(xyxy), torch.from_numpy(conf), self.iou).numpy()[:self.max_det]
-        return xyxy[keep], conf[keep]
+        kpts = np.concatenate(keypoints).astype(np.float32)[keep] if self.keypoints else None
+        return xyxy[keep], conf[keep], kpts
 
 
-def load_native_aspect(weights: str | Path, task: Optional[str], names: dict, image_size: int = 640
-                       ) -> Optional[NativeAspectDetector]:
-    """A :class:`NativeAspectDetector` for an OpenVINO detection export, or None when ``weights`` is anything
-    else (a ``.pt`` file, a pose model, another format or head), which Ultralytics then runs as it is."""
+def load_native_aspect(weights: str | Path, task: Optional[str], names: dict, image_size: int = 640,
+                       keypoints: int = 17) -> Optional[NativeAspectDetector]:
+    """A :class:`NativeAspectDetector` for an OpenVINO detection or pose export, or None when ``weights`` is
+    anything else (a ``.pt`` file, another format or head), which Ultralytics then runs as it is."""
     path = Path(weights)
-    if task != "detect" or not path.is_dir() or not any(path.glob("*.xml")):
+    if task not in ("detect", "pose") or not path.is_dir() or not any(path.glob("*.xml")):
         return None
     try:
-        return NativeAspectDetector(path, classes=len(names) or 80, image_size=image_size)
+        return NativeAspectDetector(path, classes=len(names) or 80, keypoints=keypoints if task == "pose" else 0,
+                                    image_size=image_size)
     except ValueError:
         return None

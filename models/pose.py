@@ -89,9 +89,13 @@ class YoloTopDownPose(PoseEstimator):
         self.model = load_yolo(weights, what="pose")
         if self.model.task != "pose":
             raise WeightsError(f"pose weights {weights} are a '{self.model.task}' model, not a pose model")
+        from models.native_aspect import load_native_aspect
+
         self.device = inference_device(weights, device)
         self._lock = inference_lock(weights)
         self.image_size = image_size
+        #: An OpenVINO pose export run at the mosaic's own size (``models.native_aspect``), else None.
+        self.native = load_native_aspect(weights, self.model.task, self.model.names)
 
     def estimate_crops(self, crops: Sequence[np.ndarray], margin: float = 0.25) -> list[np.ndarray | None]:
         """Keypoints of the main person in each person image (e.g. a re-id dataset's tight crops).
@@ -130,18 +134,28 @@ class YoloTopDownPose(PoseEstimator):
     #: Mosaic cell in pixels (width, height): a person box is scaled to fit one cell, 8 cells per 640 x 640 image.
     cell = (160, 320)
     cell_margin = 8
+    #: Cells per mosaic row and rows per mosaic (640 x 640 pixels when full).
+    columns, rows = 4, 2
 
     def estimate(self, image: np.ndarray, detections: Sequence[Detection]) -> None:
         """Set the keypoints of every detection, several people per inference call (see :meth:`estimate_many`)."""
         self.estimate_many([(image, detections)])
 
+    def _mosaic_grid(self, people: int) -> tuple[int, int]:
+        """``(columns, rows)`` of a mosaic holding ``people`` (at most ``columns * rows``): the full 640 x 640 grid
+        for an export of fixed size, else just the cells needed (one person: a 160 x 320 input)."""
+        if self.native is None:
+            return self.columns, self.rows
+        return min(self.columns, people), -(-people // self.columns)
+
     def estimate_many(self, frames: Sequence[tuple[np.ndarray, Sequence[Detection]]]) -> list[None]:
         """Set the keypoints of the people of several frames (e.g. one frame of each camera) together.
 
         Each person's padded box is scaled to fit a ``cell`` (aspect kept, grey margin) and the cells are laid out
-        in mosaics of the model's input size (8 people per 640 x 640 image), so that the people of many frames cost
-        one or two calls instead of one per person, whatever the export's fixed batch size. The highest-scoring
-        pose whose box centre falls in a cell is that person's.
+        in mosaics of up to 8 people (4 x 2 cells, 640 x 640 pixels), so that the people of many frames cost one or
+        two calls instead of one per person, whatever the export's fixed batch size. An OpenVINO export runs each
+        mosaic at its own size (``models.native_aspect``), so a call costs pixels in proportion to its people. The
+        highest-scoring pose whose box centre falls in a cell is that person's.
 
         Args:
             frames: ``(uint8 [H, W, 3] BGR frame, its detections)`` pairs; keypoints are set in place.
@@ -152,8 +166,7 @@ class YoloTopDownPose(PoseEstimator):
         import cv2
 
         cw, ch = self.cell
-        cols, rows = max(1, 640 // cw), max(1, 640 // ch)
-        per_mosaic = cols * rows
+        per_mosaic = self.columns * self.rows
         people = []
         for image, detections in frames:
             for det in detections:
@@ -162,38 +175,52 @@ class YoloTopDownPose(PoseEstimator):
                     people.append((det, crop, ox, oy))
         mosaics, placed = [], []
         for start in range(0, len(people), per_mosaic):
+            group = people[start:start + per_mosaic]
+            cols, rows = self._mosaic_grid(len(group))
             mosaic = np.full((rows * ch, cols * cw, 3), 114, np.uint8)
-            for slot, (det, crop, ox, oy) in enumerate(people[start:start + per_mosaic]):
+            for slot, (det, crop, ox, oy) in enumerate(group):
                 scale = min((cw - 2 * self.cell_margin) / crop.shape[1], (ch - 2 * self.cell_margin) / crop.shape[0])
                 w, h = max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale))
                 x0 = (slot % cols) * cw + (cw - w) // 2
                 y0 = (slot // cols) * ch + (ch - h) // 2
                 mosaic[y0:y0 + h, x0:x0 + w] = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
-                placed.append((len(mosaics), slot, det, scale, x0, y0, ox, oy))
+                placed.append((len(mosaics), slot, cols, det, scale, x0, y0, ox, oy))
             mosaics.append(mosaic)
-        if mosaics:
+        if not mosaics:
+            return [None] * len(frames)
+        if self.native is not None:
+            found = [self.native.detect_exact(m, confidence=0.25) for m in mosaics]
+        else:
             with self._lock:
                 results = self.model.predict(mosaics, imgsz=640, device=self.device, verbose=False)
-            for index, slot, det, scale, x0, y0, ox, oy in placed:
-                kp = self._cell_keypoints(results[index], slot, cols)
-                if kp is not None:
-                    kp[:, 0] = (kp[:, 0] - x0) / scale + ox
-                    kp[:, 1] = (kp[:, 1] - y0) / scale + oy
-                    det.keypoints = kp
+            found = [_pose_arrays(r) for r in results]
+        for index, slot, cols, det, scale, x0, y0, ox, oy in placed:
+            kp = self._cell_keypoints(*found[index], slot, cols)
+            if kp is not None:
+                kp[:, 0] = (kp[:, 0] - x0) / scale + ox
+                kp[:, 1] = (kp[:, 1] - y0) / scale + oy
+                det.keypoints = kp
         return [None] * len(frames)
 
-    def _cell_keypoints(self, result, slot: int, cols: int) -> np.ndarray | None:
-        if result.keypoints is None or result.boxes is None or len(result.boxes) == 0:
+    def _cell_keypoints(self, xyxy: np.ndarray, conf: np.ndarray, keypoints: np.ndarray | None, slot: int,
+                        cols: int) -> np.ndarray | None:
+        if keypoints is None or len(conf) == 0:
             return None
         cw, ch = self.cell
-        boxes = result.boxes.data.cpu().numpy()
-        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        cx, cy = (xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2
         x1, y1 = (slot % cols) * cw, (slot // cols) * ch
         inside = np.flatnonzero((cx >= x1) & (cx < x1 + cw) & (cy >= y1) & (cy < y1 + ch))
         if len(inside) == 0:
             return None
-        best = inside[np.argmax(boxes[inside, 4])]
-        return result.keypoints.data[best].cpu().numpy().astype(np.float32).copy()
+        return keypoints[inside[np.argmax(conf[inside])]].astype(np.float32).copy()
+
+
+def _pose_arrays(result) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(xyxy float32 [N, 4], conf float32 [N], keypoints float32 [N, 17, 3] or None)`` of an Ultralytics result."""
+    if result.boxes is None or len(result.boxes) == 0 or result.keypoints is None:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), None
+    data = result.boxes.data.cpu().numpy()
+    return data[:, :4], data[:, 4], result.keypoints.data.cpu().numpy()
 
 
 class BatchingPose(PoseEstimator):
