@@ -26,6 +26,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from reid_app.settings import compiled_model_cache_dir
+
 #: Bins of the Distribution Focal Loss box regression of the YOLOv8 head (``Detect.reg_max``).
 REG_MAX = 16
 STRIDES = (8, 16, 32)
@@ -112,6 +114,12 @@ class NativeAspectDetector:
         if xml is None:
             raise ValueError(f"{folder} holds no OpenVINO .xml model")
         self._core = ov.Core()
+        cache = compiled_model_cache_dir()
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            self._core.set_property({"CACHE_DIR": str(cache)})
+        except OSError:  # a read-only home: compile every time
+            pass
         model = self._core.read_model(str(xml))
         maps = _head_maps(model, classes, 3 * keypoints)
         if maps is None:

@@ -42,6 +42,12 @@ def user_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
+def compiled_model_cache_dir() -> Path:
+    """Where OpenVINO keeps the models it compiled for this machine (``~/.cache/reid-app/openvino`` on Linux), so
+    that later runs load them instead of compiling again (about 0.8 s per model and input size on 2 cores)."""
+    return Path(platformdirs.user_cache_dir(APP_NAME)) / "openvino"
+
+
 def user_cache_weights_dir() -> Path:
     """Folder searched last for weight files (e.g. ``~/.cache/reid-app/weights``)."""
     return Path(platformdirs.user_cache_dir(APP_NAME)) / "weights"

@@ -107,7 +107,7 @@ def test_top_down_pose_mosaics_hold_only_the_cells_needed_and_give_ultralytics_k
     native = YoloTopDownPose(_require(POSE_DETECTOR))
     fixed = YoloTopDownPose(POSE_DETECTOR)
     fixed.native = None  # the same model through Ultralytics' predict on full 640 x 640 mosaics
-    assert native._mosaic_grid(1) == (1, 1) and native._mosaic_grid(3) == (3, 1) and native._mosaic_grid(6) == (4, 2)
+    assert native._mosaic_grid(1) == (1, 1) and native._mosaic_grid(3) == (4, 1) and native._mosaic_grid(6) == (4, 2)
     assert fixed._mosaic_grid(1) == (4, 2)
     tracker = PersonTracker(_require(PLAIN_DETECTOR))
     compared = 0
