@@ -59,14 +59,15 @@ def load_yolo(weights: str | Path, what: str = "detector"):
     """
     from ultralytics import YOLO
 
+    from models.native_aspect import COMPILE_LOCK
+
     path = Path(weights)
     task = _task_from_metadata(path) if path.exists() else None
     try:
-        model = YOLO(str(weights), task=task) if task else YOLO(str(weights))
-        if path.exists() and path.suffix != ".pt":  # exported formats load on first use: prove it works now
-            import numpy as np
-
-            model.predict(np.zeros((64, 64, 3), np.uint8), verbose=False)
+        with COMPILE_LOCK:  # exports compile here (see COMPILE_LOCK)
+            model = YOLO(str(weights), task=task) if task else YOLO(str(weights))
+            if path.exists() and path.suffix != ".pt":  # exported formats load on first use: prove it works now
+                model.predict(np.zeros((64, 64, 3), np.uint8), verbose=False)
     except Exception as exc:  # ultralytics raises many types for unreadable or unreachable weights
         if not path.exists():
             raise WeightsError(f"{what} weights '{weights}' could not be downloaded ({type(exc).__name__}: {exc}); "

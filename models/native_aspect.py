@@ -28,6 +28,11 @@ import numpy as np
 
 from reid_app.settings import compiled_model_cache_dir
 
+#: Held while OpenVINO compiles or loads a model, in this module and in ``models.detection.load_yolo``: compiling
+#: with a model cache switches the process locale to "C" and back, so two compiles at once in different threads
+#: could leave it at "C" (then every text a subprocess prints decodes as ASCII).
+COMPILE_LOCK = threading.Lock()
+
 #: Bins of the Distribution Focal Loss box regression of the YOLOv8 head (``Detect.reg_max``).
 REG_MAX = 16
 STRIDES = (8, 16, 32)
@@ -120,7 +125,8 @@ class NativeAspectDetector:
             self._core.set_property({"CACHE_DIR": str(cache)})
         except OSError:  # a read-only home: compile every time
             pass
-        model = self._core.read_model(str(xml))
+        with COMPILE_LOCK:
+            model = self._core.read_model(str(xml))
         maps = _head_maps(model, classes, 3 * keypoints)
         if maps is None:
             raise ValueError(f"{xml} has no YOLOv8 {'pose' if keypoints else 'detection'} head with {classes} "
@@ -157,7 +163,8 @@ class NativeAspectDetector:
                     .set_color_format(ColorFormat.BGR)
                 ppp.input().model().set_layout(ov.Layout("NCHW"))
                 ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
-                compiled = self._core.compile_model(ppp.build(), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
+                with COMPILE_LOCK:
+                    compiled = self._core.compile_model(ppp.build(), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
                 pool = queue.Queue()
                 for _ in range(self.concurrency):
                     pool.put(compiled.create_infer_request())

@@ -79,7 +79,8 @@ class Throttle(IngestProgress):  # a slow camera: the first ingest is surely sti
     def on_advance(self, camera, frames_analysed):
         time.sleep(0.15)
 
-prepared = prepare_ingest(IngestChoices(detector=str(POSE_DETECTOR), reid=str(OSNET)), load_settings())
+prepared = prepare_ingest(IngestChoices(detector=str(POSE_DETECTOR), reid=str(OSNET), duration_s=16),
+                          load_settings())
 db = open_database(sys.argv[1])
 (summary,) = prepared.run(db, [IngestJob(sys.argv[2])], Throttle(), threading.Event())
 print(summary.status, summary.frames_analysed)
@@ -97,12 +98,12 @@ def test_two_ingests_of_the_same_video_at_once_leave_the_first_alone(tmp_path, l
     second = run_cli("ingest", lab_cam0, lab_cam1, "--duration", "2", "--db", db, *real_weights_args())
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
-    assert out.split() == ["done", "134"]
+    assert out.split() == ["done", "80"]  # 16 s at 5 frames/s
     assert_clean_outcome(second, 1)
     assert "being ingested right now by another reid-app process" in second.stderr
     assert _row(second, "cam0")[1] == "failed" and _row(second, "cam1")[1] == "done"
     videos = {v["camera"]: v for v in _videos(db)}
-    assert videos["cam0"]["status"] == "complete" and videos["cam0"]["frames_analysed"] == 134
+    assert videos["cam0"]["status"] == "complete" and videos["cam0"]["frames_analysed"] == 80
     assert videos["cam1"]["status"] == "complete"
 
 
@@ -156,7 +157,7 @@ def _file_size_limit(limit_bytes: int):
 def test_a_write_failure_mid_ingest_is_one_line_and_a_clean_exit(tmp_path, lab_cam0, lab_cam1):
     db = tmp_path / "x.db"
     cmd = [sys.executable, "-m", "reid_app.cli", "ingest", str(lab_cam0), str(lab_cam1), "--db", str(db),
-           *map(str, real_weights_args())]
+           "--duration", "10", *map(str, real_weights_args())]  # 10 s of both cameras make about 540 KiB
     env = dict(os.environ, YOLO_VERBOSE="False", COLUMNS="200")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
                           preexec_fn=_file_size_limit(400 * 1024))  # the database may not grow past 400 KiB
@@ -167,7 +168,8 @@ def test_a_write_failure_mid_ingest_is_one_line_and_a_clean_exit(tmp_path, lab_c
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
-    rerun = run_cli("ingest", lab_cam0, lab_cam1, "--db", db, *real_weights_args())  # room again: it completes
+    rerun = run_cli("ingest", lab_cam0, lab_cam1, "--db", db, "--duration", "10",
+                    *real_weights_args())  # room again: it completes
     assert_clean_outcome(rerun, 0)
     assert sorted(v["status"] for v in _videos(db)) == ["complete", "complete"]
 
