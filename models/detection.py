@@ -165,7 +165,7 @@ class PersonDetector:
         self._lock = inference_lock(weights)
         self.confidence = confidence
         self.image_size = image_size
-        #: The native-aspect runner of an OpenVINO detection export, else None (Ultralytics' predict).
+        #: The native-aspect runner of an OpenVINO detection or pose export, else None (Ultralytics' predict).
         self.native = load_native_aspect(weights, self.task, names, image_size) if native_aspect else None
 
     @property

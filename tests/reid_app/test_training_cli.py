@@ -9,7 +9,7 @@ from models.checkpoint import load_checkpoint
 from tests.conftest import POSE_DETECTOR, _require, run_cli
 from tests.models.synthetic import write_generic_dataset
 
-TRAIN_ARGS = ["--arch", "resnet18", "--no-pretrained", "--input-size", "128x64", "--batch-p", "8", "--batch-k", "4",
+TRAIN_ARGS = ["--arch", "resnet18", "--no-pretrained", "--input-size", "64x32", "--batch-p", "8", "--batch-k", "4",
               "--warmup-epochs", "1", "--lr", "1e-3", "--workers", "0", "--pose", "none", "--seed", "0"]
 
 

@@ -1,6 +1,6 @@
 """Multi-process soak (issue 12): a writer re-ingesting a video in a loop, a reader reopening the database and
 searching, and a reviewer giving feedback, all at once for a bounded time (``REID_APP_SOAK_SECONDS``, default
-20; set it to hours for a real soak). Zero failed operations, an intact database, and the same counts as a sequential run."""
+12; set it to hours for a real soak). Zero failed operations, an intact database, and the same counts as a sequential run."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _counts(db) -> dict:
 
 
 def test_writer_reader_and_reviewer_processes_at_once_fail_nothing(tmp_path):
-    seconds = os.environ.get("REID_APP_SOAK_SECONDS", "20")
+    seconds = os.environ.get("REID_APP_SOAK_SECONDS", "12")
     db = tmp_path / "soak.db"
     for video, duration in (("cam1", "6"), ("cam0", "3")):
         result = run_cli("ingest", LAB / f"{video}.mp4", "--db", db, "--fps", "2", "--duration", duration,
