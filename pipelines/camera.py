@@ -16,7 +16,7 @@ from models.tracking import PersonTracker
 from models.parts import part_boxes_from_keypoints
 from models.pose import PoseEstimator
 from pipelines.motion import MotionGate, MotionGateConfig
-from pipelines.quality import QualityConfig, crop_quality
+from pipelines.quality import QualityConfig, box_can_pass, crop_quality
 from pipelines.sampling import SamplingConfig, TrackSampler
 from pipelines.video import VideoSource
 from reid_app.types import Frame, Observation, StageTimes
@@ -155,20 +155,24 @@ class CameraPipeline:
 
     def _estimate_pose(self, frame: Frame, detections: list, moved: bool) -> None:
         """Keypoints for the frame's people: estimated for those due (see ``pose_interval_s``; none when nothing
-        moved), carried along with the box for the others."""
-        due, estimated_at = [], []
+        moved), carried along with the box for the others. People the quality gate rejects by size or border alone
+        (``pipelines.quality.box_can_pass``; most of a distant crowd) get none: their crops are never encoded."""
+        due, posed = [], []  # posed: (detection, video time of its pose estimate)
+        height, width = frame.image.shape[:2]
         for det in detections:
+            if det.keypoints is None and not box_can_pass(det.box, width, height, self.quality):
+                continue
             last = self._last_pose.get(det.track_id)
             if last is None or (moved and frame.time_s - last[2] >= self.pose_interval_s - 1e-6):
                 due.append(det)
-                estimated_at.append(frame.time_s)
+                posed.append((det, frame.time_s))
             else:
-                estimated_at.append(last[2])
+                posed.append((det, last[2]))
                 if last[1] is not None and det.keypoints is None:  # a pose detector's own keypoints are kept
                     det.keypoints = follow_box(last[1], last[0], det.box)
         if due:
             self.pose.estimate(frame.image, due)
-        for det, when in zip(detections, estimated_at):
+        for det, when in posed:
             self._last_pose[det.track_id] = (det.box, det.keypoints, when)
         if len(self._last_pose) > 4 * max(len(detections), 16):  # forget tracks long gone
             seen = {d.track_id for d in detections}

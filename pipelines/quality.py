@@ -47,6 +47,18 @@ class StaticTrackConfig:
     max_resize: float = 0.10
 
 
+def box_can_pass(box: np.ndarray, frame_width: int, frame_height: int,
+                 config: QualityConfig = QualityConfig()) -> bool:
+    """The part of the quality gate that needs no keypoints: False when a ``float32 [4]`` xyxy box (frame pixels)
+    is too small or cut by the frame border, so its crop is never encoded whatever its pose (the pipeline then
+    spends no pose estimate on it)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if y2 - y1 < config.min_height or x2 - x1 < config.min_width:
+        return False
+    m = config.border_margin
+    return not (x1 <= m or y1 <= m or x2 >= frame_width - m or y2 >= frame_height - m)
+
+
 def crop_quality(detection: Detection, frame_width: int, frame_height: int,
                  config: QualityConfig = QualityConfig()) -> float:
     """Quality of a detection's crop: 0.0 when the gate rejects it, else a score in ``(0, 1]``.
@@ -56,17 +68,12 @@ def crop_quality(detection: Detection, frame_width: int, frame_height: int,
         frame_width, frame_height: frame size in pixels.
         config: thresholds.
     """
-    x1, y1, x2, y2 = (float(v) for v in detection.box)
-    w, h = x2 - x1, y2 - y1
-    if h < config.min_height or w < config.min_width:
-        return 0.0
-    m = config.border_margin
-    if x1 <= m or y1 <= m or x2 >= frame_width - m or y2 >= frame_height - m:
+    if not box_can_pass(detection.box, frame_width, frame_height, config):
         return 0.0
     visibility = 1.0
     if detection.keypoints is not None:
         visibility = float(np.mean(detection.keypoints[:, 2] >= config.keypoint_confidence))
         if visibility < config.min_visible_fraction:
             return 0.0
-    size = min(1.0, h / (2.0 * config.min_height))
+    size = min(1.0, float(detection.box[3] - detection.box[1]) / (2.0 * config.min_height))
     return max(1e-3, float(detection.score) * visibility * size)
