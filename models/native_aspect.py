@@ -243,7 +243,7 @@ class NativeAspectDetector:
         boxes, scores, keypoints = [], [], []
         for level, stride in enumerate(STRIDES):
             dist, logits = outputs[level][0], outputs[3 + level][0]
-            _, gh, gw = logits.shape
+            gw = logits.shape[2]
             person = logits[0].reshape(-1)
             candidates = np.flatnonzero(person > threshold)
             if self._classes > 1 and len(candidates):
