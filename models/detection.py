@@ -118,7 +118,9 @@ class PersonDetections:
         return np.concatenate([xy, self.xyxy[:, 2:] - self.xyxy[:, :2]], axis=1)
 
 
-def _detections_of(result) -> PersonDetections:
+def detections_from_result(result) -> PersonDetections:
+    """The people of one Ultralytics ``Results`` (boxes in the image's pixels; keypoints ``[N, 17, 3]`` when the
+    model is a pose model, a confidence column of ones added when it gives only ``(x, y)``)."""
     boxes = result.boxes
     if boxes is None or len(boxes) == 0:
         return PersonDetections.empty()
@@ -202,7 +204,7 @@ class PersonDetector:
             extra = {"half": True} if self.half else {}  # half precision on CUDA only (ultralytics warns otherwise)
             results = self.model.predict(list(images), classes=[0], conf=self.confidence, imgsz=self.image_size,
                                          device=self.device, verbose=False, **extra)
-        return [_detections_of(r) for r in results]
+        return [detections_from_result(r) for r in results]
 
 
 class BatchingDetector:

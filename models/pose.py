@@ -166,6 +166,8 @@ class YoloTopDownPose(PoseEstimator):
         """
         import cv2
 
+        from models.detection import detections_from_result
+
         cw, ch = self.cell
         per_mosaic = self.columns * self.rows
         people = []
@@ -194,7 +196,7 @@ class YoloTopDownPose(PoseEstimator):
         else:
             with self._lock:
                 results = self.model.predict(mosaics, imgsz=640, device=self.device, verbose=False)
-            found = [_pose_arrays(r) for r in results]
+            found = [(d.xyxy, d.conf, d.keypoints) for d in map(detections_from_result, results)]
         for index, slot, cols, det, scale, x0, y0, ox, oy in placed:
             kp = self._cell_keypoints(*found[index], slot, cols)
             if kp is not None:
@@ -214,14 +216,6 @@ class YoloTopDownPose(PoseEstimator):
         if len(inside) == 0:
             return None
         return keypoints[inside[np.argmax(conf[inside])]].astype(np.float32).copy()
-
-
-def _pose_arrays(result) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``(xyxy float32 [N, 4], conf float32 [N], keypoints float32 [N, 17, 3] or None)`` of an Ultralytics result."""
-    if result.boxes is None or len(result.boxes) == 0 or result.keypoints is None:
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), None
-    data = result.boxes.data.cpu().numpy()
-    return data[:, :4], data[:, 4], result.keypoints.data.cpu().numpy()
 
 
 class BatchingPose(PoseEstimator):

@@ -5,6 +5,7 @@ fewer pixels, and anything that is not a YOLOv8 detection IR falls back to Ultra
 import numpy as np
 import pytest
 
+from benchmarks.recall import iou_matrix
 from models.detection import PersonDetector, load_yolo
 from models.native_aspect import NativeAspectDetector, letterbox_geometry, load_native_aspect
 from pipelines.video import VideoSource
@@ -18,13 +19,6 @@ def _frames(path, count: int, fps: float = 1.0) -> list[np.ndarray]:
         if n + 1 == count:
             break
     return frames
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    import torch
-    from torchvision.ops import box_iou
-
-    return box_iou(torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)).numpy()
 
 
 def test_input_keeps_the_frame_aspect_rounded_up_to_the_stride():
@@ -54,7 +48,7 @@ def test_at_the_export_size_boxes_scores_and_keypoints_equal_ultralytics(weights
         for box, score in zip(theirs.xyxy, theirs.conf):
             if score < 0.25:
                 continue
-            best = int(np.argmax(_iou(box[None], xyxy)[0]))
+            best = int(np.argmax(iou_matrix(box[None], xyxy)[0]))
             assert conf[best] == pytest.approx(score, abs=1e-4)
             # the INT8 export quantises its own DFL decode: within 2 input pixels
             np.testing.assert_allclose(xyxy[best] * scale, box * scale, atol=2.0)
@@ -81,7 +75,7 @@ def test_at_the_native_aspect_the_same_people_are_found_from_fewer_pixels():
                                                                                           <= image.shape[0])
         confident += len(reference)
         if len(reference) and len(xyxy):
-            found += int((_iou(reference, xyxy).max(1) >= 0.7).sum())
+            found += int((iou_matrix(reference, xyxy).max(1) >= 0.7).sum())
     assert confident >= 12 and found >= 0.9 * confident
 
 
