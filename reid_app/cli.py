@@ -257,6 +257,9 @@ def gui(db_path: Optional[str], device: Optional[str]) -> None:
 
 
 def _open_gui(db_path: Optional[str], device: Optional[str]) -> None:
+    from ui.qt_env import check_display
+
+    check_display()  # before the app's imports (torch among them: 3-4 s), so a missing display is said at once
     from models.encoders import resolve_device
     from reid_app.ingest_runner import load_query_encoder
     from ui.app import AppServices, run_app
