@@ -44,6 +44,7 @@ CONFIGS = {
     "pose-0.25": (POSE, 0.25, 640, False),
     "det-0.10-square": (PLAIN, 0.10, 640, False),
     "det-0.10": (PLAIN, 0.10, 640, True),
+    "det-0.10-480": (PLAIN, 0.10, 480, True),
     "det-0.10-800": (PLAIN, 0.10, 800, True),
     "det-0.10-960": (PLAIN, 0.10, 960, True),
 }

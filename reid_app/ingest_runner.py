@@ -22,6 +22,7 @@ class IngestChoices:
 
     Attributes:
         detector: YOLO weights (file, export folder or Ultralytics name).
+        detector_size: longest side of the detector's input in pixels, a multiple of 32 in ``[160, 1920]``.
         pose: ``auto``, ``none``, YOLO pose weights, or ``mmpose:CONFIG:CHECKPOINT``.
         reid: re-id weights (reid-app checkpoint or ONNX), None: the settings' model.
         device: ``auto``, ``cpu``, ``cuda[:N]``.
@@ -39,6 +40,7 @@ class IngestChoices:
     """
 
     detector: Optional[str] = None
+    detector_size: int = 640
     pose: str = "auto"
     reid: Optional[str] = None
     device: Optional[str] = None
@@ -58,6 +60,9 @@ class IngestChoices:
         """
         if not self.analysis_fps > 0:
             raise UsageError(f"--fps must be greater than 0 frames/s, got {self.analysis_fps:g}")
+        if not (160 <= self.detector_size <= 1920 and self.detector_size % 32 == 0):
+            raise UsageError(f"--detector-size must be a multiple of 32 from 160 to 1920 pixels, got "
+                             f"{self.detector_size}")
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
         if not self.crops_per_second > 0:
@@ -202,7 +207,7 @@ def prepare_ingest(choices: IngestChoices, settings: Settings) -> PreparedIngest
         raise WeightsError(detector.missing_message(
             "detector", "--detector", extra=" and Ultralytics could not download it (offline?)")) from None
     # one detector for every camera: frames of all cameras are detected together; tracker state stays per camera
-    shared = BatchingDetector(PersonDetector(weights, device=device, model=model))
+    shared = BatchingDetector(PersonDetector(weights, device=device, model=model, image_size=choices.detector_size))
     make_pose = _build_pose_factory(choices.pose, device, settings.weights_dirs, shared.gives_keypoints)
 
     def tracker_for():

@@ -120,3 +120,24 @@ def test_top_down_pose_mosaics_hold_only_the_cells_needed_and_give_ultralytics_k
                 < 0.03 * height
             compared += 1
     assert compared >= 5
+
+
+@pytest.mark.slow
+def test_ingest_detector_size_reaches_the_runner_and_a_larger_input_keeps_every_confident_person(tmp_path):
+    from reid_app.ingest_runner import IngestChoices, prepare_ingest
+    from reid_app.settings import load_settings
+    from tests.conftest import OSNET
+
+    prepared = prepare_ingest(IngestChoices(detector=str(_require(PLAIN_DETECTOR)), reid=str(_require(OSNET)),
+                                            detector_size=960), load_settings())
+    large = prepared.make_tracker().detector.detector
+    assert large.native.input_shape(728, 1288) == (544, 960)
+    small = PersonDetector(_require(PLAIN_DETECTOR))
+    confident = 0
+    for image in _frames(LAB / "cam1.mp4", 4) + _frames(LAB / "cam3.mp4", 4):
+        theirs, ours = small.detect([image])[0], large.detect([image])[0]
+        sure = theirs.xyxy[theirs.conf >= 0.5]
+        if len(sure):
+            assert (iou_matrix(sure, ours.xyxy).max(axis=1) >= 0.5).all()
+        confident += len(sure)
+    assert confident >= 4

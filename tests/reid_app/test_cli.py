@@ -163,6 +163,14 @@ def test_search_errors_are_clear(tmp_path, lab_db):
 def test_help_explains_the_commands():
     result = run_cli("ingest", "--help")
     assert result.code == 0
-    for option in ("--db", "--camera", "--device", "--fps", "--detector", "--reid", "--batch-size", "--start",
-                   "--force"):
+    for option in ("--db", "--camera", "--device", "--fps", "--detector", "--detector-size", "--reid",
+                   "--batch-size", "--start", "--force"):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize("size", ["100", "1000", "2048"])
+def test_a_detector_size_that_is_no_multiple_of_32_in_range_is_refused_before_anything_is_stored(
+        tmp_path, lab_cam0, size):
+    result = run_cli("ingest", lab_cam0, "--db", tmp_path / "x.db", "--detector-size", size)
+    _assert_one_clear_error(result, "--detector-size", size)
+    assert not (tmp_path / "x.db").exists()

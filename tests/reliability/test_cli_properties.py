@@ -42,7 +42,7 @@ def private_db(lab_db, tmp_path_factory):
 @pytest.mark.slow
 @_PROPERTY
 @given(option=st.sampled_from(["--fps", "--duration", "--start", "--batch-size", "--crops-per-second", "--camera",
-                               "--tracker", "--device", "--pose"]), value=_VALUES)
+                               "--tracker", "--device", "--pose", "--detector-size"]), value=_VALUES)
 def test_ingest_options(tmp_path, unreadable_video, option, value):
     result = run_main("ingest", unreadable_video, "--db", tmp_path / "x.db", f"{option}={value}")
     assert_clean_outcome(result, 1, 2)
