@@ -1,0 +1,80 @@
+"""A real RTSP server (GStreamer's, under the system Python) publishing the lab clips in a loop on loopback."""
+
+from __future__ import annotations
+
+import select
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LAB, ROOT, _require
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+SERVER = ROOT / "tests" / "live" / "rtsp_server.py"
+_PACKAGES = ("gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good "
+             "gstreamer1.0-plugins-bad python3-gst-1.0")
+
+
+def _server_available() -> str | None:
+    """None when the RTSP server can run here, else why not."""
+    if not Path(SYSTEM_PYTHON).exists():
+        return f"{SYSTEM_PYTHON} is absent"
+    check = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
+                            "from gi.repository import GstRtspServer"], capture_output=True, text=True)
+    if check.returncode != 0:
+        return f"GStreamer's RTSP server is not installed (Debian: apt-get install {_PACKAGES}; .ci/run does)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RtspServer:
+    """One server process; :meth:`start` (again after :meth:`kill`) serves ``rtsp://127.0.0.1:PORT/camN``."""
+
+    def __init__(self, port: int, cameras: dict[str, Path], user: str | None = None, password: str | None = None):
+        self.port, self.cameras, self.user, self.password = port, cameras, user, password
+        self.process: subprocess.Popen | None = None
+
+    def url(self, camera: str, credentials: str = "") -> str:
+        return f"rtsp://{credentials}127.0.0.1:{self.port}/{camera}"
+
+    def start(self) -> "RtspServer":
+        args = [SYSTEM_PYTHON, str(SERVER), str(self.port), *(f"{k}={v}" for k, v in self.cameras.items())]
+        if self.user:
+            args += ["--user", self.user, "--password", self.password or ""]
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([self.process.stdout], [], [], 30)
+        line = self.process.stdout.readline() if ready else "(nothing in 30 s)"  # "ready" once it listens
+        if line.strip() != "ready":
+            self.kill()
+            raise RuntimeError(f"the RTSP server did not start: {line} {self.process.stderr.read()}")
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def rtsp_server():
+    """Make servers of the lab clips (``cameras=("cam0", "cam1")``); every one is killed after the test."""
+    why = _server_available()
+    if why:
+        pytest.skip(why)
+    made: list[RtspServer] = []
+
+    def make(cameras=("cam0",), **auth) -> RtspServer:
+        server = RtspServer(free_port(), {c: _require(LAB / f"{c}.mp4") for c in cameras}, **auth).start()
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.kill()
