@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import av
 
+from pipelines.recording import SegmentRecorder
 from reid_app.errors import InputVideoError
 from reid_app.types import Frame
 
@@ -103,13 +104,16 @@ class StreamSource:
         max_duration_s: stop after this many seconds from the first frame (None: until stopped).
         options: transport, timeouts and reconnection.
         clock: wall-clock time in seconds since the epoch (tests give their own).
+        recorder: records the stream's packets as MP4 segments while it is analysed; each yielded frame then
+            says where it was recorded (``Frame.recorded``).
 
     Raises:
         ValueError: ``analysis_fps`` is not > 0.
     """
 
     def __init__(self, url: str, analysis_fps: float, max_duration_s: Optional[float] = None,
-                 options: StreamOptions = StreamOptions(), clock: Callable[[], float] = time.time):
+                 options: StreamOptions = StreamOptions(), clock: Callable[[], float] = time.time,
+                 recorder: Optional[SegmentRecorder] = None):
         if not analysis_fps > 0:
             raise ValueError(f"analysis rate must be > 0 frames/s, got {analysis_fps}")
         self._url = str(url)
@@ -118,6 +122,7 @@ class StreamSource:
         self.max_duration_s = max_duration_s
         self.options = options
         self.clock = clock
+        self.recorder = recorder
         self.facts = StreamFacts()
         #: Frames decoded from the stream; handed out for analysis; decoded but never handed out (between analysis
         #: times, or overtaken by a newer frame while the consumer was busy); times the stream was reopened.
@@ -129,7 +134,8 @@ class StreamSource:
         self.lag_s = 0.0
         #: The last connection problem (redacted), or None.
         self.last_error: Optional[str] = None
-        self._latest: Optional[tuple[av.VideoFrame, float, int]] = None  # (frame, arrival time, decoded count)
+        #: (frame, arrival time, decoded count, where it was recorded or None)
+        self._latest: Optional[tuple[av.VideoFrame, float, int, Optional[tuple[str, float]]]] = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._reader_done = threading.Event()
@@ -165,7 +171,7 @@ class StreamSource:
                         self._cond.wait(0.05)
                 if latest is None:
                     break
-                frame, arrival, count = latest
+                frame, arrival, count, recorded = latest
                 t = arrival - self.facts.start_time
                 if self.max_duration_s is not None and t >= self.max_duration_s:
                     break
@@ -175,7 +181,7 @@ class StreamSource:
                     else next_time + period
                 self.lag_s = max(0.0, self.clock() - arrival)
                 self.frames_analysed += 1
-                yield Frame(image=frame.to_ndarray(format="bgr24"), index=count - 1, time_s=t)
+                yield Frame(image=frame.to_ndarray(format="bgr24"), index=count - 1, time_s=t, recorded=recorded)
         finally:
             self._stop.set()
             with self._cond:
@@ -222,6 +228,8 @@ class StreamSource:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, self.options.backoff_max_s)
         finally:
+            if self.recorder is not None:
+                self.recorder.close()
             self._reader_done.set()
             with self._cond:
                 self._cond.notify_all()
@@ -235,17 +243,32 @@ class StreamSource:
             self.last_error = "no video stream in it"
             return False
         stream.thread_type = "AUTO"
+        if self.recorder is not None:
+            self.recorder.new_connection(stream)
         try:
-            for frame in container.decode(stream):
+            for packet in container.demux(stream):
                 arrival = self.clock()
-                with self._cond:
-                    if self.facts.start_time is None:
-                        rate = stream.average_rate or stream.guessed_rate
-                        self.facts = StreamFacts(frame.width, frame.height, float(rate) if rate else 0.0, arrival)
-                    self.frames_decoded += 1
-                    self._latest = (frame, arrival, self.frames_decoded)
-                    self._cond.notify_all()
-                got = True
+                try:
+                    frames = packet.decode()  # before recording it: the recorder rebases its timestamps
+                except av.error.InvalidDataError:  # a damaged packet, or one that needs frames before the join
+                    frames = []
+                if self.recorder is not None:
+                    self.recorder.write(packet, arrival)
+                for frame in frames:
+                    recorded = None
+                    if self.recorder is not None:
+                        segment = self.recorder.segment_of(frame.pts)
+                        if segment is not None:
+                            recorded = (str(segment.path), segment.seconds_into(frame.pts))
+                    with self._cond:
+                        if self.facts.start_time is None:
+                            rate = stream.average_rate or stream.guessed_rate
+                            self.facts = StreamFacts(frame.width, frame.height, float(rate) if rate else 0.0,
+                                                     arrival)
+                        self.frames_decoded += 1
+                        self._latest = (frame, arrival, self.frames_decoded, recorded)
+                        self._cond.notify_all()
+                    got = True
                 if self._stop.is_set():
                     break
             self.last_error = "the stream ended"

@@ -32,11 +32,14 @@ class Frame:
         image: ``uint8`` array ``[H, W, 3]``, BGR channel order.
         index: frame index in the video (0-based, counted in decoded frames).
         time_s: presentation time in seconds from the start of the video.
+        recorded: for a recorded live stream, the recording file that holds this frame and its presentation time
+            in seconds into that file; None otherwise.
     """
 
     image: np.ndarray
     index: int
     time_s: float
+    recorded: Optional[tuple[str, float]] = None
 
 
 @dataclass

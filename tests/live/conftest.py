@@ -70,11 +70,38 @@ def rtsp_server():
         pytest.skip(why)
     made: list[RtspServer] = []
 
-    def make(cameras=("cam0",), **auth) -> RtspServer:
-        server = RtspServer(free_port(), {c: _require(LAB / f"{c}.mp4") for c in cameras}, **auth).start()
+    def make(cameras=("cam0",), files: dict | None = None, **auth) -> RtspServer:
+        served = {c: _require(LAB / f"{c}.mp4") for c in cameras}
+        served.update(files or {})
+        server = RtspServer(free_port(), served, **auth).start()
         made.append(server)
         return server
 
     yield make
     for server in made:
         server.kill()
+
+
+@pytest.fixture(scope="session")
+def short_gop_clip(tmp_path_factory) -> Path:
+    """The first 10 s of lab cam0 re-encoded (libx264, yuv420p) with a keyframe every second, as cameras send;
+    the lab files themselves have a keyframe every 13 s."""
+    import av
+
+    out = tmp_path_factory.mktemp("gop") / "cam0-gop10.mp4"
+    source = av.open(str(_require(LAB / "cam0.mp4")))
+    stream = source.streams.video[0]
+    target = av.open(str(out), "w")
+    video = target.add_stream("libx264", rate=10)
+    video.width, video.height, video.pix_fmt = stream.width, stream.height, "yuv420p"
+    video.options = {"g": "10", "bf": "0", "preset": "ultrafast"}
+    for n, frame in enumerate(source.decode(stream)):
+        if n == 100:
+            break
+        for packet in video.encode(av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24")):
+            target.mux(packet)
+    for packet in video.encode():
+        target.mux(packet)
+    target.close()
+    source.close()
+    return out
