@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import av
 
-from pipelines.recording import SegmentRecorder
+from pipelines.recording import Segment, SegmentRecorder
 from reid_app.errors import InputVideoError
 from reid_app.types import Frame
 
@@ -139,6 +139,7 @@ class StreamSource:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._reader_done = threading.Event()
+        self._decode_frames = True
 
     def frames(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Frame]:
         """Yield analysed frames: about one per ``1 / analysis_fps`` seconds, each the newest decoded frame, with
@@ -189,6 +190,40 @@ class StreamSource:
             reader.join(self.options.read_timeout_s + self.options.open_timeout_s + 1.0)
         if taken == 0 and self.last_error is not None and not should_stop():
             raise InputVideoError(f"stream {self.name} delivered no frame: {self.last_error}")
+
+    def record(self, duration_s: float, should_stop: Callable[[], bool] = lambda: False,
+               on_progress: Optional[Callable[[float], None]] = None) -> list[Segment]:
+        """Record ``duration_s`` seconds of wall-clock time from the first recorded packet into :attr:`recorder`
+        without decoding (remux only), reconnecting as :meth:`frames` does; returns the finished segments.
+
+        Args:
+            on_progress: called about twice a second with the seconds recorded so far.
+
+        Raises:
+            ValueError: the source has no recorder.
+            InputVideoError: nothing could be recorded before giving up (the redacted reason in the message).
+        """
+        if self.recorder is None:
+            raise ValueError("record() needs a SegmentRecorder")
+        self._decode_frames = False
+        reader = threading.Thread(target=self._read_forever, name=f"stream-{self.name}", daemon=True)
+        reader.start()
+        try:
+            while not should_stop() and not self._reader_done.wait(0.5):
+                start = self.facts.start_time
+                if start is not None:
+                    elapsed = self.clock() - start
+                    if on_progress is not None:
+                        on_progress(min(elapsed, duration_s))
+                    if elapsed >= duration_s:
+                        break
+        finally:
+            self._stop.set()
+            reader.join(self.options.read_timeout_s + self.options.open_timeout_s + 1.0)
+        segments = [s for s in self.recorder.segments if s.packets > 0]
+        if not segments and not should_stop():
+            raise InputVideoError(f"stream {self.name} could not be recorded: {self.last_error or 'no keyframe came'}")
+        return segments
 
     def _open(self):
         # FFmpeg's default stream analysis waits about 2.4 s for an RTSP camera; half a second is plenty for a
@@ -248,12 +283,17 @@ class StreamSource:
         try:
             for packet in container.demux(stream):
                 arrival = self.clock()
-                try:
-                    frames = packet.decode()  # before recording it: the recorder rebases its timestamps
-                except av.error.InvalidDataError:  # a damaged packet, or one that needs frames before the join
-                    frames = []
-                if self.recorder is not None:
-                    self.recorder.write(packet, arrival)
+                frames = []
+                if self._decode_frames:
+                    try:
+                        frames = packet.decode()  # before recording it: the recorder rebases its timestamps
+                    except av.error.InvalidDataError:  # a damaged packet, or one needing frames before the join
+                        frames = []
+                if self.recorder is not None and self.recorder.write(packet, arrival) is not None:
+                    got = True
+                    if self.facts.start_time is None and not self._decode_frames:
+                        self.facts = StreamFacts(stream.width, stream.height, float(stream.average_rate or 0),
+                                                 arrival)
                 for frame in frames:
                     recorded = None
                     if self.recorder is not None:

@@ -96,6 +96,44 @@ def _summary_table(summaries):
     return table
 
 
+def _recordings_beside(location: str) -> Path:
+    """The default recordings folder: ``recordings`` beside a database file, else in the user data folder."""
+    from reid_app.settings import user_data_dir
+
+    if "://" in str(location):
+        return user_data_dir() / "recordings"
+    return Path(location).expanduser().resolve().parent / "recordings"
+
+
+def _record_streams(streams, duration: float, folder: Path, timeout: float, stop: threading.Event, console):
+    """Record every ``(camera, url)`` for ``duration`` seconds at once; returns the ingest jobs in rounds (the
+    first segment of every camera, then the second...) and a ``failed`` summary per camera recorded nothing."""
+    from pipelines.ingest import IngestJob
+    from pipelines.live import record_cameras
+    from pipelines.stream import StreamOptions
+    from reid_app.types import CameraSummary
+
+    console.print(f"recording {len(streams)} live camera(s) for {duration:g} s into {folder}", markup=False,
+                  highlight=False, soft_wrap=True)
+    options = StreamOptions(give_up_after_s=timeout, open_timeout_s=min(10.0, timeout))
+    results = record_cameras(streams, duration, folder, options, should_stop=stop.is_set)
+    rounds: list[list] = []
+    failed = []
+    for result in results:
+        if result.error:
+            failed.append(CameraSummary(camera=result.camera, video=result.name, status="failed",
+                                        message=result.error))
+            continue
+        note = f" after {result.reconnects} reconnection(s)" if result.reconnects else ""
+        console.print(f"{result.camera}: recorded {len(result.segments)} segment(s){note} from {result.name}",
+                      markup=False, highlight=False, soft_wrap=True)
+        for n, segment in enumerate(result.segments):
+            while len(rounds) <= n:
+                rounds.append([])
+            rounds[n].append(IngestJob(segment.path, result.camera, segment.start_time))
+    return rounds, failed
+
+
 def _unreadable_videos(jobs) -> dict:
     """Job index -> a ``failed`` :class:`CameraSummary` for each video that cannot be opened and decoded."""
     from pipelines.video import probe_video
@@ -169,15 +207,24 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--pose-interval", type=float, default=0.4, show_default=True, metavar="SECONDS",
               help="Estimate a tracked person's pose at most once per SECONDS of video (top-down pose); in between "
               "their keypoints follow their box. 0: every analysed frame.")
+@click.option("--recordings", "recordings_dir", default=None, metavar="DIR",
+              help="Where live streams (rtsp://, http(s)://, udp://, /dev/videoN given as VIDEO) are recorded "
+              "before they are ingested [default: 'recordings' beside the database].")
+@click.option("--stream-timeout", type=click.FloatRange(1, 3600), default=30.0, show_default=True,
+              metavar="SECONDS", help="A live stream that delivers nothing for this long is given up (reported as "
+              "failed; the other cameras go on).")
 @click.option("--force", is_flag=True, help="Re-ingest videos already in the database, replacing their rows.")
 def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str], device: Optional[str], fps: str,
            detector: Optional[str], detector_size: int, pose: str, reid: Optional[str], batch_size: int,
            starts: Sequence[str], duration: Optional[float], tracker: str, crops_per_second: float,
-           static_after: float, motion_gate: bool, pose_interval: float, force: bool) -> None:
+           static_after: float, motion_gate: bool, pose_interval: float, recordings_dir: Optional[str],
+           stream_timeout: float, force: bool) -> None:
     """Detect, track, pose-estimate and encode every person in VIDEOs and store them in the database.
 
     Each video is one camera. Videos already in the database are skipped (see --force); an interrupted run is
-    completed by running the same command again.
+    completed by running the same command again. A VIDEO may be a live stream (rtsp://, http(s)://, udp://,
+    /dev/videoN): with --duration S it is recorded for S seconds (into --recordings) and the recording ingested,
+    with wall-clock times.
     """
     settings = load_settings()
     try:
@@ -203,12 +250,22 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     from pipelines.ingest import IngestJob
     from storage.database import open_database
 
-    jobs = [IngestJob(Path(v), cameras[i] if cameras else "", start_times[i]) for i, v in enumerate(videos)]
-    names = [j.camera for j in jobs]
+    from pipelines.live import stream_camera_name
+    from pipelines.stream import is_stream, redact_url
+
+    streams = [(cameras[i] if cameras else stream_camera_name(v), v) for i, v in enumerate(videos) if is_stream(v)]
+    if streams and duration is None:
+        raise UsageError(f"{redact_url(streams[0][1])} is a live stream: give --duration SECONDS to record and "
+                         f"ingest that much of it")
+    if streams and starts:
+        raise UsageError("--start cannot be given with live streams: their frames carry the wall-clock time")
+    jobs = [IngestJob(Path(v), cameras[i] if cameras else "", start_times[i]) for i, v in enumerate(videos)
+            if not is_stream(v)]
+    names = [j.camera for j in jobs] + [name for name, _ in streams]
     if len(set(names)) != len(names):
         raise UsageError(f"two videos would get the same camera name ({', '.join(names)}); name them with --camera")
     unreadable = _unreadable_videos(jobs)
-    if len(unreadable) == len(jobs):  # nothing to do: say so before seconds of model loading
+    if not streams and len(unreadable) == len(jobs):  # nothing to do: say so before seconds of model loading
         for summary in unreadable.values():
             click.echo(f"reid-app: error: {summary.message}", err=True)
         stdout_console().print(_summary_table(list(unreadable.values())))
@@ -231,9 +288,22 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     stdout = stdout_console()
     stdout.print(f"database: {db.location}", markup=False, highlight=False, soft_wrap=True)
     stop = threading.Event()
+    recorded: list = []
+    if streams:
+        folder = Path(recordings_dir) if recordings_dir else _recordings_beside(location)
+        try:
+            recorded, failed_streams = _record_streams(streams, duration, folder, stream_timeout, stop, console)
+        except KeyboardInterrupt:
+            stop.set()  # the recorders finish their segments (playable) and stop
+            raise
+        summaries_before = failed_streams
+    else:
+        summaries_before = []
     with _RichProgress(console) as progress:
         try:
-            summaries = prepared.run(db, jobs, progress, stop)
+            summaries = summaries_before + prepared.run(db, jobs, progress, stop)
+            for batch in recorded:  # one run per round of segments: a camera's segments are ingested in turn
+                summaries += prepared.run(db, batch, progress, stop)
         except KeyboardInterrupt:
             console.print("reid-app: interrupted; the database is consistent - run the same command again to "
                           "complete the unfinished videos", markup=False, highlight=False, soft_wrap=True)

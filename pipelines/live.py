@@ -1,0 +1,77 @@
+"""Bounded recording of several live cameras at once (``reid-app ingest URL --duration S``): each camera is
+recorded in its own thread into rolling MP4 segments (``pipelines.recording``), and the segments are then ingested
+like files, each with the wall-clock time of its first frame. A camera that cannot be reached fails alone.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+from urllib.parse import urlsplit
+
+from pipelines.recording import Segment, SegmentRecorder
+from pipelines.stream import StreamOptions, StreamSource
+from reid_app.errors import ReidAppError
+
+
+def stream_camera_name(url: str) -> str:
+    """A camera name for a stream URL: its last path part without extension (``rtsp://h/Streaming/101`` ->
+    ``101``, ``/dev/video0`` -> ``video0``), else its host; never the credentials."""
+    parts = urlsplit(str(url))
+    path = parts.path if parts.scheme else str(url)
+    last = next((p for p in reversed(path.split("/")) if p), "")
+    name = last.rsplit(".", 1)[0] if "." in last else last
+    name = name or (parts.hostname or "camera")
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+@dataclass
+class CameraRecording:
+    """The outcome of recording one camera: its finished segments, or why none."""
+
+    camera: str
+    name: str  # the redacted URL
+    segments: list[Segment] = field(default_factory=list)
+    error: Optional[str] = None
+    reconnects: int = 0
+
+
+def record_cameras(cameras: list[tuple[str, str]], duration_s: float, folder: Path,
+                   options: StreamOptions = StreamOptions(give_up_after_s=30.0), segment_s: float = 300.0,
+                   should_stop: Callable[[], bool] = lambda: False,
+                   on_progress: Optional[Callable[[str, float], None]] = None) -> list[CameraRecording]:
+    """Record ``duration_s`` seconds of every ``(camera name, url)`` at once, into ``folder / camera``.
+
+    Args:
+        duration_s: seconds of wall-clock time per camera, from its first recorded frame.
+        options: how streams are opened and reopened (a camera that delivers nothing for
+            ``options.give_up_after_s`` seconds fails).
+        segment_s: the longest segment, in seconds.
+        on_progress: called with ``(camera, seconds recorded)`` about twice a second per camera.
+
+    Returns:
+        One :class:`CameraRecording` per camera, in order.
+    """
+    results = [CameraRecording(camera, "") for camera, _ in cameras]
+
+    def record(index: int, camera: str, url: str) -> None:
+        recorder = SegmentRecorder(Path(folder) / camera, camera, segment_s)
+        source = StreamSource(url, analysis_fps=1.0, options=options, recorder=recorder)
+        results[index].name = source.name
+        try:
+            results[index].segments = source.record(
+                duration_s, should_stop, None if on_progress is None else lambda s: on_progress(camera, s))
+        except ReidAppError as exc:
+            results[index].error = str(exc)
+        results[index].reconnects = source.reconnects
+
+    threads = [threading.Thread(target=record, args=(i, camera, url), name=f"record-{camera}", daemon=True)
+               for i, (camera, url) in enumerate(cameras)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
