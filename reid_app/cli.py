@@ -96,15 +96,6 @@ def _summary_table(summaries):
     return table
 
 
-def _recordings_beside(location: str) -> Path:
-    """The default recordings folder: ``recordings`` beside a database file, else in the user data folder."""
-    from reid_app.settings import user_data_dir
-
-    if "://" in str(location):
-        return user_data_dir() / "recordings"
-    return Path(location).expanduser().resolve().parent / "recordings"
-
-
 def _record_streams(streams, duration: float, folder: Path, timeout: float, stop: threading.Event, console):
     """Record every ``(camera, url)`` for ``duration`` seconds at once; returns the ingest jobs in rounds (the
     first segment of every camera, then the second...) and a ``failed`` summary per camera recorded nothing."""
@@ -251,6 +242,7 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     from storage.database import open_database
 
     from pipelines.live import stream_camera_name
+    from reid_app.settings import recordings_dir_for
     from pipelines.stream import is_stream, redact_url
 
     streams = [(cameras[i] if cameras else stream_camera_name(v), v) for i, v in enumerate(videos) if is_stream(v)]
@@ -290,7 +282,7 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     stop = threading.Event()
     recorded: list = []
     if streams:
-        folder = Path(recordings_dir) if recordings_dir else _recordings_beside(location)
+        folder = Path(recordings_dir) if recordings_dir else recordings_dir_for(location)
         try:
             recorded, failed_streams = _record_streams(streams, duration, folder, stream_timeout, stop, console)
         except KeyboardInterrupt:

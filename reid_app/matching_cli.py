@@ -344,7 +344,7 @@ def export_identity(db_path, identity_id, out_dir, clips, clip_margin) -> None:
 @click.command()
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 @click.option("--action", default=None, help="Only this action (search, confirm, reject, forget, merge, split, "
-              "cluster, overlap).")
+              "cluster, overlap, export, retention).")
 @click.option("--limit", type=click.IntRange(1, 10**9), default=50, show_default=True, help="Rows shown, newest first.")
 def audit(db_path, action, limit) -> None:
     """Show the audit log: every search and feedback action with its time (UTC)."""
@@ -386,4 +386,62 @@ def check(db_path) -> None:
     _print(f"database {location}: ok (integrity and foreign keys checked)")
 
 
-COMMANDS = [search, identities, feedback, cameras, export_identity, audit, check]
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_age(text: str) -> float:
+    """``30d``, ``12h``, ``90m``, ``45s`` or plain seconds -> seconds (> 0).
+
+    Raises:
+        UsageError: not such a value.
+    """
+    value = str(text).strip().lower()
+    unit = value[-1:] if value[-1:] in _AGE_UNITS else "s"
+    number = value[:-1] if value[-1:] in _AGE_UNITS else value
+    try:
+        seconds = float(number) * _AGE_UNITS[unit]
+    except ValueError:
+        raise UsageError(f"--older-than '{text}' is not an age such as 30d, 12h, 90m or 3600") from None
+    if not 0 < seconds < float("inf"):
+        raise UsageError(f"--older-than must be a positive age, got '{text}'")
+    return seconds
+
+
+@click.command()
+@click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
+@click.option("--older-than", "older_than", required=True, metavar="AGE",
+              help="Remove footage that ended more than AGE ago (30d, 12h, 90m or seconds), with its tracks, "
+              "sightings, embeddings and emptied identities.")
+@click.option("--recordings", "recordings_dir", default=None, metavar="DIR",
+              help="The live recordings folder whose files are deleted with their rows [default: 'recordings' "
+              "beside the database]. Files elsewhere (footage you ingested) are never deleted.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
+def retention(db_path, older_than, recordings_dir, dry_run) -> None:
+    """Apply retention: remove what was recorded longer ago than --older-than (run it from cron or a timer).
+
+    One transaction with an audit entry ('reid-app audit --action retention'). Footage without a known start time
+    has no age and is kept.
+    """
+    from datetime import datetime, timezone
+
+    from pipelines.retention import apply_retention
+    from reid_app.settings import recordings_dir_for
+
+    age = parse_age(older_than)
+    location = db_path or load_settings().db
+    db = _open(db_path)
+    folder = Path(recordings_dir) if recordings_dir else recordings_dir_for(location)
+    report = apply_retention(db, age, folder, dry_run)
+    db.close()
+    p = report.purge
+    when = datetime.fromtimestamp(report.cutoff, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    verb = "would remove" if dry_run else "removed"
+    _print(f"{verb} {len(p.videos)} video(s) whose footage ended before {when}: {p.tracks} tracks, "
+           f"{p.sightings} sightings, {p.embeddings} embeddings, {p.identities} emptied identities"
+           + ("" if dry_run else f"; {len(report.files_deleted)} recording file(s) deleted"))
+    for path, reason in report.files_failed:
+        stderr_console().print(f"reid-app: warning: cannot delete {path} ({reason})", markup=False,
+                               highlight=False, soft_wrap=True)
+
+
+COMMANDS = [search, identities, feedback, cameras, export_identity, audit, check, retention]

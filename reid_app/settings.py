@@ -42,6 +42,14 @@ def user_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
+def recordings_dir_for(db_location: str) -> Path:
+    """Where live cameras are recorded by default: ``recordings`` beside a database file, else (a database URL)
+    in the user data folder."""
+    if "://" in str(db_location):
+        return user_data_dir() / "recordings"
+    return Path(db_location).expanduser().resolve().parent / "recordings"
+
+
 def compiled_model_cache_dir() -> Path:
     """Where OpenVINO keeps the models it compiled for this machine (``~/.cache/reid-app/openvino`` on Linux), so
     that later runs load them instead of compiling again (about 0.8 s per model and input size on 2 cores)."""
