@@ -167,8 +167,8 @@ class StreamSource:
                                 next_time is None or candidate[1] >= next_time - 0.25 * period):
                             latest = candidate
                             break
-                        if self._reader_done.is_set():
-                            break
+                        if self._reader_done.is_set() or self._past_duration():
+                            break  # given up, or the time is over while the camera is down
                         self._cond.wait(0.05)
                 if latest is None:
                     break
@@ -190,6 +190,11 @@ class StreamSource:
             reader.join(self.options.read_timeout_s + self.options.open_timeout_s + 1.0)
         if taken == 0 and self.last_error is not None and not should_stop():
             raise InputVideoError(f"stream {self.name} delivered no frame: {self.last_error}")
+
+    def _past_duration(self) -> bool:
+        start = self.facts.start_time
+        return self.max_duration_s is not None and start is not None and \
+            self.clock() - start >= self.max_duration_s
 
     def record(self, duration_s: float, should_stop: Callable[[], bool] = lambda: False,
                on_progress: Optional[Callable[[float], None]] = None) -> list[Segment]:

@@ -79,3 +79,17 @@ def test_a_camera_with_a_password_is_read_and_the_password_never_shown(rtsp_serv
         list(wrong.frames())
     assert "wrong" not in str(error.value) and "viewer" not in str(error.value)
     assert "s3cret" not in caplog.text and "wrong@" not in caplog.text
+
+
+@pytest.mark.slow
+def test_a_camera_that_goes_down_for_good_ends_at_its_duration_not_never(rtsp_server):
+    server = rtsp_server(("cam0",))
+    source = StreamSource(server.url("cam0"), analysis_fps=5, max_duration_s=4,
+                          options=StreamOptions(read_timeout_s=1, backoff_initial_s=0.2))  # never gives up
+    frames = []
+    for frame in source.frames():
+        frames.append(frame.time_s)
+        if len(frames) == 5:
+            server.kill()
+    assert len(frames) >= 5 and source.reconnects >= 1
+    assert time.time() - source.facts.start_time < 4 + 2.5  # ended once the 4 s were over, camera still down

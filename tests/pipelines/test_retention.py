@@ -91,7 +91,7 @@ def test_the_command_reports_and_audits_and_refuses_a_bad_age(aged_db, tmp_path)
     assert bad.code == 2 and "--older-than 'soon'" in bad.stderr
     both = tuple(a + b for a, b in zip(_counts(path, "cam0"), _counts(path, "cam1")))
     dry = run_cli("retention", "--db", path, "--older-than", "30d", "--dry-run")  # the real clock: both are old
-    assert dry.code == 0 and f"would remove 2 video(s)" in dry.stdout
+    assert dry.code == 0 and "would remove 2 video(s)" in dry.stdout
     assert f"{both[0]} tracks, {both[1]} sightings, {both[2]} embeddings" in dry.stdout and recording.exists()
     assert _count(path, "SELECT count(*) FROM audit_log WHERE action = 'retention'") == 0
     done = run_cli("retention", "--db", path, "--older-than", "30d", "--recordings", tmp_path / "recordings")
