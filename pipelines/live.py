@@ -54,24 +54,45 @@ def record_cameras(cameras: list[tuple[str, str]], duration_s: float, folder: Pa
 
     Returns:
         One :class:`CameraRecording` per camera, in order.
+
+    Raises:
+        KeyboardInterrupt: re-raised once every camera stopped and closed its segment (each file stays playable).
     """
     results = [CameraRecording(camera, "") for camera, _ in cameras]
+    interrupted = threading.Event()
+
+    def stopped() -> bool:
+        return interrupted.is_set() or should_stop()
+
+    finished = [threading.Event() for _ in cameras]
 
     def record(index: int, camera: str, url: str) -> None:
-        recorder = SegmentRecorder(Path(folder) / camera, camera, segment_s)
-        source = StreamSource(url, analysis_fps=1.0, options=options, recorder=recorder)
-        results[index].name = source.name
         try:
-            results[index].segments = source.record(
-                duration_s, should_stop, None if on_progress is None else lambda s: on_progress(camera, s))
-        except ReidAppError as exc:
-            results[index].error = str(exc)
-        results[index].reconnects = source.reconnects
+            recorder = SegmentRecorder(Path(folder) / camera, camera, segment_s)
+            source = StreamSource(url, analysis_fps=1.0, options=options, recorder=recorder)
+            results[index].name = source.name
+            try:
+                results[index].segments = source.record(
+                    duration_s, stopped, None if on_progress is None else lambda s: on_progress(camera, s))
+            except ReidAppError as exc:
+                results[index].error = str(exc)
+            results[index].reconnects = source.reconnects
+        finally:
+            finished[index].set()
 
     threads = [threading.Thread(target=record, args=(i, camera, url), name=f"record-{camera}", daemon=True)
                for i, (camera, url) in enumerate(cameras)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    # waiting on events, not Thread.join: after Ctrl-C had interrupted a join, joining again returned before the
+    # recorders had closed their files (measured: unplayable recordings)
+    try:
+        for event in finished:
+            while not event.wait(0.2):
+                pass
+    except KeyboardInterrupt:
+        interrupted.set()
+        for event in finished:
+            event.wait(options.read_timeout_s + options.open_timeout_s + 5.0)
+        raise
     return results

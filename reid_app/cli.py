@@ -285,9 +285,11 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
         folder = Path(recordings_dir) if recordings_dir else recordings_dir_for(location)
         try:
             recorded, failed_streams = _record_streams(streams, duration, folder, stream_timeout, stop, console)
-        except KeyboardInterrupt:
-            stop.set()  # the recorders finish their segments (playable) and stop
-            raise
+        except KeyboardInterrupt:  # the recorders closed their segments: each file plays
+            console.print(f"reid-app: interrupted while recording; nothing was ingested, the recordings so far "
+                          f"are in {folder}", markup=False, highlight=False, soft_wrap=True)
+            db.close()
+            sys.exit(EXIT_INTERRUPTED)
         summaries_before = failed_streams
     else:
         summaries_before = []

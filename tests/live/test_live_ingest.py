@@ -88,3 +88,33 @@ def test_a_server_that_dies_and_comes_back_gives_two_recordings_and_nothing_twic
     for video_id, start in ((first, start0), (second, start1)):
         stamps = [s[0] for s in _rows(db, f"SELECT timestamp FROM sightings WHERE video_id = {video_id}")]
         assert stamps and min(stamps) >= start
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_recording_leaves_playable_recordings_and_an_untouched_database(
+        rtsp_server, short_gop_clip, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    server = rtsp_server((), files={"cam0": short_gop_clip})
+    db = tmp_path / "live.db"
+    proc = subprocess.Popen([sys.executable, "-m", "reid_app.cli", "ingest", server.url("cam0"), "--duration", "60",
+                             "--db", str(db), *map(str, real_weights_args())], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=dict(os.environ, YOLO_VERBOSE="False"))
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("recordings/cam0/*.mp4")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted while recording" in err and str(tmp_path / "recordings") in err and "Traceback" not in err
+    (recording,) = tmp_path.glob("recordings/cam0/*.mp4")
+    reader = FrameReader(recording)
+    assert all(reader.read(i) is not None for i in (0, 10, 20))  # closed properly: 2-3 s of it play
+    reader.close()
+    assert _rows(db, "SELECT count(*) FROM videos") == [(0,)]
