@@ -107,6 +107,8 @@ class StreamSource:
         recorder: records the stream's packets as MP4 segments while it is analysed; each yielded frame then
             says where it was recorded (``Frame.recorded``).
 
+    A source is used once: one call of :meth:`frames` or :meth:`record`.
+
     Raises:
         ValueError: ``analysis_fps`` is not > 0.
     """
