@@ -36,6 +36,7 @@ from sqlalchemy import select
 from pipelines.case_report import write_case_report
 from pipelines.evidence_media import SightingBox, cut_clip, full_crops, sha256_file
 from pipelines.identities import join_ranges
+from pipelines.video import file_safe_name
 from reid_app import __version__
 from reid_app.errors import UsageError
 from reid_app.timefmt import KNOWN_TIME_FROM
@@ -86,10 +87,6 @@ def _time_fields(prefix: str, timestamp: float, video_start: float) -> dict:
     known = video_start >= KNOWN_TIME_FROM
     return {prefix: iso(timestamp) if known else None, f"{prefix}_local": local_iso(timestamp) if known else None,
             f"{prefix}_timestamp": timestamp, f"{prefix}_s_in_video": round(timestamp - video_start, 3)}
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "camera"
 
 
 def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool = False, clip_margin_s: float = 1.0,
@@ -148,7 +145,8 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
                                     f"source video {video.path} could not be read there)")
             files = []
             for sid, _frame, time_s, _box, thumb in encoded:
-                path = out_dir / "crops" / _safe(camera) / f"track{t}_{time_s:09.2f}s_sighting{sid}.jpg"
+                path = (out_dir / "crops" / file_safe_name(camera)
+                        / f"track{t}_{time_s:09.2f}s_sighting{sid}.jpg")
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(crops.get(sid, thumb))
                 files.append(str(path.relative_to(out_dir)))
@@ -157,7 +155,7 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
             if clips:
                 progress(f"clip of track {t} ({camera})")
                 clip = _clip(video, track, identity_id, sightings[t],
-                             out_dir / "clips" / _safe(camera) / f"track{t}.mp4", clip_margin_s, report)
+                             out_dir / "clips" / file_safe_name(camera) / f"track{t}.mp4", clip_margin_s, report)
                 if clip is not None:
                     report.clips.append(clip)
             track_records[t] = {

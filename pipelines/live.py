@@ -5,7 +5,6 @@ like files, each with the wall-clock time of its first frame. A camera that cann
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pipelines.recording import Segment, SegmentRecorder
 from pipelines.stream import StreamOptions, StreamSource
+from pipelines.video import file_safe_name
 from reid_app.errors import ReidAppError
 
 
@@ -25,7 +25,7 @@ def stream_camera_name(url: str) -> str:
     last = next((p for p in reversed(path.split("/")) if p), "")
     name = last.rsplit(".", 1)[0] if "." in last else last
     name = name or (parts.hostname or "camera")
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    return file_safe_name(name)
 
 
 @dataclass
@@ -68,7 +68,7 @@ def record_cameras(cameras: list[tuple[str, str]], duration_s: float, folder: Pa
 
     def record(index: int, camera: str, url: str) -> None:
         try:
-            recorder = SegmentRecorder(Path(folder) / camera, camera, segment_s)
+            recorder = SegmentRecorder(Path(folder) / file_safe_name(camera), camera, segment_s)
             source = StreamSource(url, analysis_fps=1.0, options=options, recorder=recorder)
             results[index].name = source.name
             try:

@@ -6,13 +6,14 @@ each segment plays on its own in any player and in reid-app's like an ingested f
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
 import av
+
+from pipelines.video import file_safe_name
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,6 @@ class Segment:
         return None if pts is None else (pts - self.base_pts) * self.time_base
 
 
-def _safe_name(camera: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", camera).strip("._") or "camera"
-
-
 class SegmentRecorder:
     """Writes one camera's stream packets into MP4 segments under ``folder``.
 
@@ -69,7 +66,7 @@ class SegmentRecorder:
         if not segment_s > 0:
             raise ValueError(f"segment length must be > 0 seconds, got {segment_s}")
         self.folder = Path(folder)
-        self.camera = _safe_name(camera)
+        self.camera = file_safe_name(camera)
         self.segment_s = float(segment_s)
         self.on_segment = on_segment
         #: Every segment begun, the open one last.

@@ -154,8 +154,7 @@ class StreamSource:
         Raises:
             InputVideoError: the stream gave up without delivering a single frame.
         """
-        reader = threading.Thread(target=self._read_forever, name=f"stream-{self.name}", daemon=True)
-        reader.start()
+        reader = self._start_reader()
         period = 1.0 / self.analysis_fps
         taken = 0  # decoded-frame count of the last frame handed out
         next_time: Optional[float] = None  # arrival time from which the next frame is due
@@ -186,10 +185,7 @@ class StreamSource:
                 self.frames_analysed += 1
                 yield Frame(image=frame.to_ndarray(format="bgr24"), index=count - 1, time_s=t, recorded=recorded)
         finally:
-            self._stop.set()
-            with self._cond:
-                self._cond.notify_all()
-            reader.join(self.options.read_timeout_s + self.options.open_timeout_s + 1.0)
+            self._stop_reader(reader)
         if taken == 0 and self.last_error is not None and not should_stop():
             raise InputVideoError(f"stream {self.name} delivered no frame: {self.last_error}")
 
@@ -213,8 +209,7 @@ class StreamSource:
         if self.recorder is None:
             raise ValueError("record() needs a SegmentRecorder")
         self._decode_frames = False
-        reader = threading.Thread(target=self._read_forever, name=f"stream-{self.name}", daemon=True)
-        reader.start()
+        reader = self._start_reader()
         try:
             while not should_stop() and not self._reader_done.wait(0.5):
                 start = self.facts.start_time
@@ -225,8 +220,7 @@ class StreamSource:
                     if elapsed >= duration_s:
                         break
         finally:
-            self._stop.set()
-            reader.join(self.options.read_timeout_s + self.options.open_timeout_s + 1.0)
+            self._stop_reader(reader)
         segments = [s for s in self.recorder.segments if s.packets > 0]
         if not segments and not should_stop():
             raise InputVideoError(f"stream {self.name} could not be recorded: {self.last_error or 'no keyframe came'}")
@@ -298,9 +292,8 @@ class StreamSource:
                         frames = []
                 if self.recorder is not None and self.recorder.write(packet, arrival) is not None:
                     got = True
-                    if self.facts.start_time is None and not self._decode_frames:
-                        self.facts = StreamFacts(stream.width, stream.height, float(stream.average_rate or 0),
-                                                 arrival)
+                    if not self._decode_frames:
+                        self._note_first(stream, arrival)
                 for frame in frames:
                     recorded = None
                     if self.recorder is not None:
@@ -308,10 +301,7 @@ class StreamSource:
                         if segment is not None:
                             recorded = (str(segment.path), segment.seconds_into(frame.pts))
                     with self._cond:
-                        if self.facts.start_time is None:
-                            rate = stream.average_rate or stream.guessed_rate
-                            self.facts = StreamFacts(frame.width, frame.height, float(rate) if rate else 0.0,
-                                                     arrival)
+                        self._note_first(stream, arrival)
                         self.frames_decoded += 1
                         self._latest = (frame, arrival, self.frames_decoded, recorded)
                         self._cond.notify_all()
@@ -322,6 +312,24 @@ class StreamSource:
         except (av.error.FFmpegError, OSError) as exc:
             self._failed(exc)
         return got
+
+    def _note_first(self, stream, arrival: float) -> None:
+        """Record :attr:`facts` when the first frame (or, recording only, the first recorded packet) arrives."""
+        if self.facts.start_time is None:
+            rate = stream.average_rate or stream.guessed_rate
+            self.facts = StreamFacts(stream.width, stream.height, float(rate) if rate else 0.0, arrival)
+
+    def _start_reader(self) -> threading.Thread:
+        reader = threading.Thread(target=self._read_forever, name=f"stream-{self.name}", daemon=True)
+        reader.start()
+        return reader
+
+    def _stop_reader(self, reader: threading.Thread) -> None:
+        """Stop the reader thread and wait for it (it closes the stream and the recorder's open segment)."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        reader.join(self.options.read_timeout_s + self.options.open_timeout_s + 1.0)
 
     def _failed(self, exc: BaseException) -> None:
         self.last_error = redact_text(f"{type(exc).__name__}: {exc}".replace(self._url, self.name))

@@ -28,6 +28,13 @@ _open_decoders = 0
 _open_decoders_lock = threading.Lock()
 
 
+def file_safe_name(name: str) -> str:
+    """``name`` (a camera name) usable as one file or folder name: characters other than letters, digits, ``-``,
+    ``_`` and ``.`` become ``_``, leading and trailing dots go (never ``.``, ``..`` or a hidden file); ``camera``
+    when nothing is left."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(name)).strip(".") or "camera"
+
+
 def open_decoders() -> int:
     """How many :meth:`VideoSource.frames` decoders are open in this process right now (0 once every ingest has
     ended, whether it finished, failed or was stopped)."""

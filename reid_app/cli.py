@@ -233,8 +233,9 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
         raise UsageError(f"--start was given {len(starts)} times for {len(videos)} videos; give one per video")
     start_times = [parse_start_time(s) for s in starts] or [None] * len(videos)
     choices = IngestChoices(detector=detector, detector_size=detector_size, pose=pose, reid=reid, device=device,
-                            tracker=tracker, analysis_fps=rate, batch_size=batch_size, crops_per_second=crops_per_second,
-                            duration_s=duration, force=force, static_after_s=static_after,
+                            tracker=tracker, analysis_fps=rate, batch_size=batch_size,
+                            crops_per_second=crops_per_second, duration_s=duration, force=force,
+                            static_after_s=static_after,
                             motion_gate=motion_gate, pose_interval_s=pose_interval)
     choices.check()
 
@@ -280,7 +281,8 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     stdout = stdout_console()
     stdout.print(f"database: {db.location}", markup=False, highlight=False, soft_wrap=True)
     stop = threading.Event()
-    recorded: list = []
+    recorded: list = []  # rounds of ingest jobs: each camera's first recording, then its second...
+    failed_streams: list = []
     if streams:
         folder = Path(recordings_dir) if recordings_dir else recordings_dir_for(location)
         try:
@@ -290,12 +292,9 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
                           f"are in {folder}", markup=False, highlight=False, soft_wrap=True)
             db.close()
             sys.exit(EXIT_INTERRUPTED)
-        summaries_before = failed_streams
-    else:
-        summaries_before = []
     with _RichProgress(console) as progress:
         try:
-            summaries = summaries_before + prepared.run(db, jobs, progress, stop)
+            summaries = failed_streams + prepared.run(db, jobs, progress, stop)
             for batch in recorded:  # one run per round of segments: a camera's segments are ingested in turn
                 summaries += prepared.run(db, batch, progress, stop)
         except KeyboardInterrupt:

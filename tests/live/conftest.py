@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import select
 import socket
 import subprocess
@@ -17,6 +18,7 @@ _PACKAGES = ("gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-
              "gstreamer1.0-plugins-bad python3-gst-1.0")
 
 
+@functools.lru_cache(maxsize=1)
 def _server_available() -> str | None:
     """None when the RTSP server can run here, else why not."""
     if not Path(SYSTEM_PYTHON).exists():
