@@ -7,7 +7,7 @@ multi-camera ingest (``pipelines.ingest``) encodes them in batches across camera
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 import cv2
 import numpy as np
@@ -18,8 +18,9 @@ from models.pose import PoseEstimator
 from pipelines.motion import MotionGate, MotionGateConfig
 from pipelines.quality import QualityConfig, box_can_pass, crop_quality
 from pipelines.sampling import SamplingConfig, TrackSampler
+from pipelines.stream import StreamSource
 from pipelines.video import VideoSource
-from reid_app.types import Frame, Observation, StageTimes
+from reid_app.types import Detection, Frame, Observation, StageTimes
 
 THUMBNAIL_HEIGHT = 128  # pixels
 THUMBNAIL_JPEG_QUALITY = 85
@@ -76,7 +77,7 @@ class CameraPipeline:
 
     Args:
         camera: camera name.
-        source: the decoded video at its analysis rate.
+        source: the decoded video at its analysis rate (a ``VideoSource``, or a live ``StreamSource``).
         tracker: this camera's own detector + tracker.
         pose: pose backend (``DetectorKeypoints`` when the detector is a pose model).
         quality: quality gate thresholds.
@@ -88,7 +89,7 @@ class CameraPipeline:
             their last keypoints follow their box (moved and scaled with it). 0: every analysed frame.
     """
 
-    def __init__(self, camera: str, source: VideoSource, tracker: PersonTracker, pose: PoseEstimator,
+    def __init__(self, camera: str, source: "VideoSource | StreamSource", tracker: PersonTracker, pose: PoseEstimator,
                  quality: QualityConfig = QualityConfig(), sampling: SamplingConfig = SamplingConfig(),
                  num_parts: int = 4, motion: MotionGateConfig = MotionGateConfig(), pose_interval_s: float = 0.0):
         self.camera = camera
@@ -110,15 +111,19 @@ class CameraPipeline:
         """Analysed frames that skipped detection because nothing moved."""
         return self.motion.skipped
 
-    def run(self, emit: Emit, should_stop: Callable[[], bool] = lambda: False) -> StageTimes:
-        """Process the whole video (or until ``should_stop()``), calling ``emit`` after every analysed frame.
+    def run(self, emit: Emit, should_stop: Callable[[], bool] = lambda: False,
+            on_frame: Optional[Callable[[Frame, list[Detection]], None]] = None, flush_on_stop: bool = False
+            ) -> StageTimes:
+        """Process the whole video or stream (or until ``should_stop()``), calling ``emit`` after every analysed
+        frame and ``on_frame(frame, detections)`` (e.g. a live view) once its people are tracked and posed.
+        ``flush_on_stop``: emit the observations still buffered when stopped too (a live camera's last seconds;
+        an interrupted file is redone instead).
 
         Returns:
             Seconds per stage (decode, detect_track, pose, crop; encode/store happen downstream).
         """
-        frames = self.source.frames()
+        frames = self.source.frames(should_stop)
         try:
-            width, height = self.source.probe.width, self.source.probe.height
             while not should_stop():
                 t0 = time.perf_counter()
                 frame = next(frames, None)
@@ -126,6 +131,7 @@ class CameraPipeline:
                 self.times.decode += t1 - t0
                 if frame is None:
                     break
+                height, width = frame.image.shape[:2]
                 moved = self.motion.should_detect(frame.image)
                 detections = self.tracker.update(frame.image) if moved else self.tracker.repeat(frame.image)
                 t2 = time.perf_counter()
@@ -133,17 +139,20 @@ class CameraPipeline:
                 self._estimate_pose(frame, detections, moved)
                 t3 = time.perf_counter()
                 self.times.pose += t3 - t2
+                if on_frame is not None:
+                    on_frame(frame, detections)
                 released: list[Observation] = []
                 for det in detections:
                     obs = Observation(camera=self.camera, frame_index=frame.index, time_s=frame.time_s, detection=det,
-                                      quality=crop_quality(det, width, height, self.quality))
+                                      quality=crop_quality(det, width, height, self.quality),
+                                      recorded=frame.recorded)
                     released += self.sampler.add(obs, lambda o, f=frame: make_crop(f, o, self.num_parts))
                 released += self.sampler.release_stale(frame.time_s)
                 self._thumbnails(released)
                 self.frames_analysed += 1
                 self.times.crop += time.perf_counter() - t3
                 emit(released, self.frames_analysed)
-            if not should_stop():
+            if flush_on_stop or not should_stop():
                 t0 = time.perf_counter()
                 released = self.sampler.release_all()
                 self._thumbnails(released)

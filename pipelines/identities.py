@@ -37,7 +37,7 @@ from reid_app.errors import UsageError
 from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, SAME, load_overlaps, load_verdicts
-from storage.identities import load_identities, replace_identities, stored_threshold
+from storage.identities import add_to_identities, load_identities, replace_identities, stored_threshold
 from storage.repository import get_tracks, list_models, model_threshold, static_track_ids
 from storage.vector_index import EmbeddingIndex, TrackTable
 
@@ -230,6 +230,127 @@ def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: 
     record(db, "cluster", reason=reason, model_id=model_id, threshold=threshold, identities=len(clusters),
            multi_camera=multi, tracks=len(tracks))
     return report
+
+
+@dataclass
+class AssignmentReport:
+    """What :func:`assign_new_tracks` did: tracks assigned, of them joined to an existing identity, new identities
+    made, seconds taken."""
+
+    tracks: int
+    joined: int
+    new_identities: int
+    seconds: float
+
+
+def assign_new_tracks(db: Database, model_id: Optional[int] = None, threshold: Optional[float] = None
+                      ) -> AssignmentReport:
+    """Incremental matching: give every track that has a descriptor but no identity yet one, without re-clustering
+    the others (live footage, where a full clustering after every segment would cost ``O(T^3)``).
+
+    New tracks are taken in time order. A track confirmed by a user as the same person as a member joins that
+    member's identity. Otherwise it joins the identity of highest average linkage (mean cosine similarity to its
+    members, the criterion of :func:`cluster_tracks`) that has no cannot-link member (module docstring, step 2:
+    simultaneous in one camera, simultaneous in two cameras not marked overlapping, or rejected by a user), when
+    that linkage is at least ``threshold``; else it starts a new identity, which later new tracks may join.
+    Confidences: as in :func:`cluster_tracks`. A later full :func:`cluster_identities` may regroup them.
+
+    Args:
+        model_id: the re-id model (default: the one with the most embeddings).
+        threshold: cosine threshold (default :func:`current_threshold`).
+
+    Cost: ``O(T + m^2)`` per new track for ``T`` tracks and an identity of ``m`` members.
+    """
+    started = time.perf_counter()
+    models = list_models(db)
+    if not models:
+        return AssignmentReport(0, 0, 0, 0.0)
+    model_id = models[0].id if model_id is None else model_id
+    dims = next((m.dims for m in models if m.id == model_id), None)
+    if dims is None:
+        return AssignmentReport(0, 0, 0, 0.0)
+    threshold = current_threshold(db, model_id) if threshold is None else float(threshold)
+    tracks = _without(EmbeddingIndex.load(db, model_id, dims, with_sightings=False).tracks, static_track_ids(db))
+    label = np.full(len(tracks), -1, np.int64)  # identity of each track (new ones: negative temporary keys)
+    for identity in load_identities(db, model_id):
+        for t in identity.track_ids:
+            if t in tracks.position:
+                label[tracks.position[t]] = identity.id
+    new = np.flatnonzero(label == -1)
+    if not len(new):
+        return AssignmentReport(0, 0, 0, time.perf_counter() - started)
+    new = new[np.argsort(tracks.first_timestamps[new], kind="stable")]
+    overlaps = load_overlaps(db)
+    verdicts = load_verdicts(db, [int(tracks.track_ids[i]) for i in new])
+    descriptors = tracks.descriptors.astype(np.float64)
+    next_key, joined = -2, 0
+    confidences: dict[int, float] = {}
+    for i in new:
+        similarity = descriptors @ descriptors[i]
+        forbidden = _cannot_link_row(tracks, i, overlaps)
+        same, different = _verdict_partners(tracks, int(tracks.track_ids[i]), verdicts)
+        forbidden[different] = True
+        chosen = next((int(label[j]) for j in same if label[j] != -1), None)
+        if chosen is None:
+            labelled = label != -1
+            labels, inverse = np.unique(label[labelled], return_inverse=True)
+            if len(labels):
+                sums = np.bincount(inverse, weights=similarity[labelled], minlength=len(labels))
+                counts = np.bincount(inverse, minlength=len(labels))
+                blocked = np.bincount(inverse, weights=forbidden[labelled].astype(np.float64),
+                                      minlength=len(labels)) > 0
+                linkage = np.where(blocked, -np.inf, sums / np.maximum(counts, 1))
+                best = int(np.argmax(linkage))
+                if linkage[best] >= threshold:
+                    chosen = int(labels[best])
+        if chosen is None:
+            label[i], next_key = next_key, next_key - 1
+            others = np.where(forbidden, -np.inf, similarity)
+            others[i] = -np.inf
+            top = float(others.max()) if len(others) > 1 else -np.inf
+            confidences[int(label[i])] = float(np.clip(1.0 - max(0.0, top), 0.0, 1.0)) if np.isfinite(top) else 1.0
+        else:
+            label[i] = chosen
+            joined += 1
+            members = np.flatnonzero(label == chosen)
+            block = descriptors[members] @ descriptors[members].T
+            confidences[chosen] = float(np.clip((block.sum() - np.trace(block)) / (len(members) * (len(members) - 1)),
+                                                0.0, 1.0))
+    keys = sorted({int(label[i]) for i in new})
+    assignments = [(key if key > 0 else None, [int(tracks.track_ids[i]) for i in new if label[i] == key],
+                    confidences[key]) for key in keys]
+    add_to_identities(db, model_id, assignments, threshold)
+    made = sum(key < 0 for key in keys)
+    record(db, "cluster", reason="incremental", model_id=model_id, threshold=threshold, tracks=len(new),
+           joined=joined, new_identities=made)
+    return AssignmentReport(len(new), joined, made, time.perf_counter() - started)
+
+
+def _cannot_link_row(tracks: TrackTable, i: int, overlaps: set[tuple[int, int]]) -> np.ndarray:
+    """Row ``i`` of :func:`cannot_link`: ``bool [T]``."""
+    cams = tracks.camera_ids
+    simultaneous = (tracks.first_timestamps <= tracks.last_timestamps[i]) & \
+        (tracks.first_timestamps[i] <= tracks.last_timestamps)
+    allowed = np.zeros(len(tracks), bool)
+    for a, b in overlaps:
+        if cams[i] == a:
+            allowed |= cams == b
+        elif cams[i] == b:
+            allowed |= cams == a
+    forbidden = simultaneous & ~allowed
+    forbidden[i] = False
+    return forbidden
+
+
+def _verdict_partners(tracks: TrackTable, track_id: int, verdicts) -> tuple[list[int], list[int]]:
+    """Positions of the tracks a user confirmed as (``same``) and rejected as (``different``) ``track_id``."""
+    same, different = [], []
+    for v in verdicts:
+        other = v.track_b if v.track_a == track_id else v.track_a if v.track_b == track_id else None
+        if other is None or other not in tracks.position:
+            continue
+        (same if v.verdict == SAME else different).append(tracks.position[other])
+    return same, different
 
 
 def join_ranges(ranges: list[tuple[float, float, int]], gap_s: float) -> list[tuple[float, float, list[int]]]:

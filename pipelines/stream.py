@@ -136,6 +136,8 @@ class StreamSource:
         self.lag_s = 0.0
         #: The last connection problem (redacted), or None.
         self.last_error: Optional[str] = None
+        #: True while frames (or, recording only, packets) arrive on the current connection.
+        self.connected = False
         #: (frame, arrival time, decoded count, where it was recorded or None)
         self._latest: Optional[tuple[av.VideoFrame, float, int, Optional[tuple[str, float]]]] = None
         self._cond = threading.Condition()
@@ -291,7 +293,7 @@ class StreamSource:
                     except av.error.InvalidDataError:  # a damaged packet, or one needing frames before the join
                         frames = []
                 if self.recorder is not None and self.recorder.write(packet, arrival) is not None:
-                    got = True
+                    got = self.connected = True
                     if not self._decode_frames:
                         self._note_first(stream, arrival)
                 for frame in frames:
@@ -305,12 +307,13 @@ class StreamSource:
                         self.frames_decoded += 1
                         self._latest = (frame, arrival, self.frames_decoded, recorded)
                         self._cond.notify_all()
-                    got = True
+                    got = self.connected = True
                 if self._stop.is_set():
                     break
             self.last_error = "the stream ended"
         except (av.error.FFmpegError, OSError) as exc:
             self._failed(exc)
+        self.connected = False
         return got
 
     def _note_first(self, stream, arrival: float) -> None:

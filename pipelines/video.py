@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import av
 import cv2
@@ -226,8 +226,9 @@ class VideoSource:
             duration = min(duration, self.max_duration_s)
         return max(1, int(np.ceil(duration * self.analysis_fps - 1e-6)))
 
-    def frames(self) -> Iterator[Frame]:
-        """Yield analysed frames in order: one every ``1 / analysis_fps`` seconds of presentation time.
+    def frames(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Frame]:
+        """Yield analysed frames in order: one every ``1 / analysis_fps`` seconds of presentation time
+        (``should_stop`` is for the live sources' interface; a file's consumer stops by closing the generator).
 
         Frames in between are decoded (codecs need them) but not converted. A damaged packet is skipped and
         counted in :attr:`frames_lost` (decoding goes on with the next one); a file that ends early or loses

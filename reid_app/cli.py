@@ -22,6 +22,7 @@ from reid_app.console import stderr_console, stdout_console
 from reid_app.settings import load_settings
 from reid_app.cli_helpers import cluster_after_ingest, finite_option, parse_start_time
 from reid_app.ingest_runner import IngestChoices, prepare_ingest
+from reid_app.live_cli import COMMANDS as LIVE_COMMANDS
 from reid_app.matching_cli import COMMANDS as MATCHING_COMMANDS
 from reid_app.training_cli import COMMANDS as TRAINING_COMMANDS
 
@@ -340,7 +341,7 @@ def _open_gui(db_path: Optional[str], device: Optional[str]) -> None:
     sys.exit(run_app(db_path or settings.db, services))
 
 
-for _command in (*MATCHING_COMMANDS, *TRAINING_COMMANDS):
+for _command in (*MATCHING_COMMANDS, *LIVE_COMMANDS, *TRAINING_COMMANDS):
     cli.add_command(_command)
 
 

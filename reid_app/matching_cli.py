@@ -386,27 +386,6 @@ def check(db_path) -> None:
     _print(f"database {location}: ok (integrity and foreign keys checked)")
 
 
-_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_age(text: str) -> float:
-    """``30d``, ``12h``, ``90m``, ``45s`` or plain seconds -> seconds (> 0).
-
-    Raises:
-        UsageError: not such a value.
-    """
-    value = str(text).strip().lower()
-    unit = value[-1:] if value[-1:] in _AGE_UNITS else "s"
-    number = value[:-1] if value[-1:] in _AGE_UNITS else value
-    try:
-        seconds = float(number) * _AGE_UNITS[unit]
-    except ValueError:
-        raise UsageError(f"--older-than '{text}' is not an age such as 30d, 12h, 90m or 3600") from None
-    if not 0 < seconds < float("inf"):
-        raise UsageError(f"--older-than must be a positive age, got '{text}'")
-    return seconds
-
-
 @click.command()
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 @click.option("--older-than", "older_than", required=True, metavar="AGE",
@@ -427,7 +406,9 @@ def retention(db_path, older_than, recordings_dir, dry_run) -> None:
     from pipelines.retention import apply_retention
     from reid_app.settings import recordings_dir_for
 
-    age = parse_age(older_than)
+    from pipelines.site import parse_duration
+
+    age = parse_duration(older_than, "--older-than")
     location = db_path or load_settings().db
     db = _open(db_path)
     folder = Path(recordings_dir) if recordings_dir else recordings_dir_for(location)

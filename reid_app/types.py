@@ -74,6 +74,8 @@ class Observation:
         part_boxes: ``float32 [P, 4]`` part boxes in crop pixels when selected (``P`` = the re-id network's part
             count; 4 by default, :data:`BODY_PARTS`).
         thumbnail: small JPEG of the crop, set for selected observations when their window closes.
+        recorded: for a recorded live stream, the recording file of its frame and the frame's time in seconds
+            into that file (``Frame.recorded``); None otherwise.
     """
 
     camera: str
@@ -84,6 +86,7 @@ class Observation:
     crop: Optional[np.ndarray] = None
     part_boxes: Optional[np.ndarray] = None
     thumbnail: Optional[bytes] = None
+    recorded: Optional[tuple[str, float]] = None
 
     @property
     def selected(self) -> bool:

@@ -88,6 +88,47 @@ def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Seq
 _NEXT_ID_KEY = "identities.next_id"
 
 
+def add_to_identities(db: Database, model_id: int, assignments: Sequence[tuple[Optional[int], Sequence[int], float]],
+                      threshold: float) -> list[int]:
+    """Add tracks to the model's identities without touching the others' members (incremental matching), in one
+    transaction.
+
+    Args:
+        assignments: ``(identity id or None, track ids, confidence)``: the tracks join that existing identity (its
+            confidence becomes the given one), or with None form a new identity with a never-used id. Tracks
+            deleted meanwhile are left out; an existing identity that was deleted meanwhile becomes a new one.
+        threshold: the clustering threshold in force, stored with new identities.
+
+    Returns:
+        The identity id of each assignment, in order (0 when none of its tracks exists any more).
+    """
+    with db.sessions.begin() as session:
+        lock_for_writing(session)
+        wanted = sorted({int(t) for _, members, _ in assignments for t in members})
+        existing = set(session.scalars(select(Track.id).where(Track.id.in_(wanted)))) if wanted else set()
+        taken = set(session.scalars(select(IdentityTrack.track_id).where(IdentityTrack.track_id.in_(wanted))))
+        next_id = _next_identity_id(session)
+        ids = []
+        for identity_id, members, confidence in assignments:
+            members = [int(t) for t in members if int(t) in existing and int(t) not in taken]
+            if not members:
+                ids.append(0)
+                continue
+            row = session.get(Identity, identity_id) if identity_id is not None else None
+            if row is None:
+                row = Identity(id=next_id, model_id=model_id, confidence=float(confidence), threshold=float(threshold))
+                next_id += 1
+                session.add(row)
+                session.flush()
+            else:
+                row.confidence = float(confidence)
+            session.add_all([IdentityTrack(identity_id=row.id, track_id=t) for t in members])
+            taken.update(members)
+            ids.append(row.id)
+        session.merge(Meta(key=_NEXT_ID_KEY, value=str(next_id)))
+        return ids
+
+
 def _next_identity_id(session: Session) -> int:
     """The next never-used identity id: the stored counter, or one past every id in use (older databases)."""
     stored = session.scalar(select(Meta.value).where(Meta.key == _NEXT_ID_KEY))

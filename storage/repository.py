@@ -241,6 +241,19 @@ def begin_video(db: Database, info: VideoInfo, model_id: int, owner: Optional[st
         return video.id
 
 
+@dataclass
+class TrackUpdate:
+    """A track whose descriptor a write changed: its ids, the new descriptor (``float32 [D]``, L2-normalised), its
+    embedding count, and the best-quality sighting of the write (id, wall-clock seconds since the epoch)."""
+
+    track_id: int
+    local_track_id: int
+    descriptor: np.ndarray
+    num_embeddings: int
+    sighting_id: int
+    timestamp: float
+
+
 class VideoWriter:
     """Writes one video's observations in batches, keeping track rows and descriptors up to date.
 
@@ -273,7 +286,7 @@ class VideoWriter:
         return len(self._track_ids)
 
     def write(self, observations: Sequence[Observation], embeddings: Optional[np.ndarray],
-              frames_analysed: int) -> None:
+              frames_analysed: int) -> list["TrackUpdate"]:
         """Write one batch in one transaction.
 
         Args:
@@ -281,6 +294,9 @@ class VideoWriter:
             embeddings: ``float32 [S, D]`` for the ``S`` selected observations, in the order they appear in
                 ``observations``; None when none is selected.
             frames_analysed: the video's analysed-frame count after this batch (progress record).
+
+        Returns:
+            One :class:`TrackUpdate` per track whose descriptor this batch changed (live watchlist matching).
         """
         selected_rows = [i for i, o in enumerate(observations) if o.selected]
         emb_of = {i: embeddings[k] for k, i in enumerate(selected_rows)} if selected_rows else {}
@@ -321,14 +337,25 @@ class VideoWriter:
                 track.num_embeddings += 1
                 track.quality_sum += weight
                 self.embeddings += 1
+            best: dict[int, tuple[float, Sighting]] = {}  # track id -> its best newly encoded sighting
+            for i, row in sightings:
+                if i in emb_of and observations[i].quality >= best.get(row.track_id, (-1.0, None))[0]:
+                    best[row.track_id] = (float(observations[i].quality), row)
+            updates = []
             for track_id in touched:
                 if track_id in self._sums:
                     total = self._sums[track_id]
                     norm = float(np.linalg.norm(total))
                     track = session.get(Track, track_id)
-                    track.descriptor = vector_to_bytes(total / norm if norm > 0 else total)
+                    descriptor = total / norm if norm > 0 else total
+                    track.descriptor = vector_to_bytes(descriptor)
                     track.descriptor_model_id = self.model_id
+                    if track_id in best:
+                        row = best[track_id][1]
+                        updates.append(TrackUpdate(track_id, int(track.local_track_id), descriptor.astype(np.float32),
+                                                   track.num_embeddings, row.id, row.timestamp))
             self.sightings += len(observations)
+        return updates
 
     def release(self) -> None:
         """Give up the lease of an unfinished video (the ingest stopped): the next run, in this process or
@@ -360,13 +387,14 @@ class VideoWriter:
         self._track_ids[local] = track.id
         return track
 
-    def finish(self, frames_analysed: int, frames_lost: int = 0, frames_total: int = 0) -> str:
+    def finish(self, frames_analysed: int, frames_lost: int = 0, frames_total: int = 0, **facts) -> str:
         """Mark the video finished and, in the same transaction, delete any older copy of it.
 
         Args:
             frames_analysed: analysed frames in all.
             frames_lost: frames that could not be decoded (damaged packets).
             frames_total: frames met while decoding, lost ones included (0: unknown).
+            facts: ``videos`` columns known only now (a live recording's ``duration_s`` and ``frame_count``).
 
         Returns:
             The status stored: ``damaged`` when more than 5% of ``frames_total`` were lost, else ``complete``.
@@ -374,7 +402,7 @@ class VideoWriter:
         status = "damaged" if frames_total and frames_lost > DAMAGED_FRACTION * frames_total else "complete"
         with self.db.sessions.begin() as session:
             self._renew(session, frames_analysed, status=status, frames_lost=int(frames_lost), owner=None,
-                        heartbeat_at=None)
+                        heartbeat_at=None, **facts)
             fingerprint = session.scalar(select(Video.fingerprint).where(Video.id == self.video_id))
             session.execute(delete(Video).where(Video.fingerprint == fingerprint, Video.id != self.video_id))
         return status
@@ -537,3 +565,17 @@ def camera_ids_by_name(db: Database) -> dict[str, int]:
     """Camera name -> id."""
     with db.session() as session:
         return {name: cid for cid, name in session.execute(select(Camera.id, Camera.name))}
+
+
+def ensure_cameras(db: Database, names: Sequence[str]) -> dict[str, int]:
+    """Camera name -> id for ``names``, creating the cameras that do not exist yet (one transaction)."""
+    with db.sessions.begin() as session:
+        ids = {name: cid for cid, name in session.execute(select(Camera.id, Camera.name)
+                                                           .where(Camera.name.in_(list(names))))}
+        for name in names:
+            if name not in ids:
+                camera = Camera(name=name)
+                session.add(camera)
+                session.flush()
+                ids[name] = camera.id
+        return ids

@@ -2,7 +2,7 @@
 
 Tables: ``reid_meta`` (key/value, holds the schema version), ``models``, ``cameras``, ``videos``, ``tracks``,
 ``sightings``, ``embeddings``; cross-camera matching adds ``camera_overlaps``, ``identities``, ``identity_tracks``,
-``pair_feedback`` and ``audit_log`` (schema 2). Deleting a video cascades to its tracks, sightings and embeddings,
+``pair_feedback`` and ``audit_log`` (schema 2); live sites add ``watchlist`` and ``alerts`` (schema 4). Deleting a video cascades to its tracks, sightings and embeddings,
 and from the tracks to their identity memberships and feedback.
 
 Units: times in seconds (``*_time_s`` relative to the video start, ``timestamp``/``start_time`` wall-clock seconds
@@ -20,9 +20,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 #: Bumped whenever the schema changes; a database with a larger number is refused, an older one is upgraded
-#: in place when :data:`UPGRADABLE_VERSIONS` lists it (schema 2 only added tables).
-SCHEMA_VERSION = 3
-UPGRADABLE_VERSIONS = (1, 2)
+#: in place when :data:`UPGRADABLE_VERSIONS` lists it (schemas 2 and 4 only added tables).
+SCHEMA_VERSION = 4
+UPGRADABLE_VERSIONS = (1, 2, 3)
 APP_ID = "reid-app"
 
 #: Video statuses of a finished ingest: ``complete``, or ``damaged`` when more than
@@ -246,3 +246,42 @@ class IdentityLabel(Base):
     label: Mapped[str] = mapped_column(String(200))
     note: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WatchlistEntry(Base):
+    """A person of interest: a name and the re-id descriptor live tracks are compared with.
+
+    ``kind`` says where the descriptor came from (``identity``, ``track`` or ``image``) and ``source`` which one
+    (the identity or track id, or the image file's path); ``vector`` is ``float32 [dims]`` bytes, L2-normalised, made
+    by ``model_id``. An entry stays valid when its identity or track is later deleted (retention): the descriptor is
+    its own copy.
+    """
+
+    __tablename__ = "watchlist"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text, default="")
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Alert(Base):
+    """A live track that matched a watchlist entry: when (``timestamp``, wall-clock seconds since the epoch), where
+    (camera, track, the sighting that best shows it) and how alike (cosine ``similarity``). ``delivered`` says
+    where the alert went (e.g. ``console, webhook 200``). The camera name is kept as text so that the alert
+    survives the retention of its footage (track and sighting then become NULL).
+    """
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    watchlist_id: Mapped[int] = mapped_column(ForeignKey("watchlist.id", ondelete="CASCADE"), index=True)
+    camera: Mapped[str] = mapped_column(String(200))
+    track_id: Mapped[Optional[int]] = mapped_column(ForeignKey("tracks.id", ondelete="SET NULL"), index=True)
+    sighting_id: Mapped[Optional[int]] = mapped_column(ForeignKey("sightings.id", ondelete="SET NULL"))
+    timestamp: Mapped[float] = mapped_column(Float)
+    similarity: Mapped[float] = mapped_column(Float)
+    delivered: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -88,7 +88,7 @@ def test_footage_without_a_known_start_is_never_removed(lab_db, tmp_path):
 def test_the_command_reports_and_audits_and_refuses_a_bad_age(aged_db, tmp_path):
     path, recording = aged_db
     bad = run_cli("retention", "--db", path, "--older-than", "soon")
-    assert bad.code == 2 and "--older-than 'soon'" in bad.stderr
+    assert bad.code == 2 and "--older-than must be a duration such as 30s, 10m, 2h or 30d, got 'soon'" in bad.stderr
     both = tuple(a + b for a, b in zip(_counts(path, "cam0"), _counts(path, "cam1")))
     dry = run_cli("retention", "--db", path, "--older-than", "30d", "--dry-run")  # the real clock: both are old
     assert dry.code == 0 and "would remove 2 video(s)" in dry.stdout

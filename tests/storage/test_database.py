@@ -87,7 +87,7 @@ def test_older_schema_is_upgraded_in_place_keeping_its_rows(tmp_path, old_versio
                    f"UPDATE reid_meta SET value = '{old_version}' WHERE key = 'schema_version'")
     db = open_database(path, create=False)
     with db.engine.connect() as con:
-        assert con.exec_driver_sql("SELECT value FROM reid_meta WHERE key = 'schema_version'").scalar() == "3"
+        assert con.exec_driver_sql("SELECT value FROM reid_meta WHERE key = 'schema_version'").scalar() == str(SCHEMA_VERSION)
         assert con.exec_driver_sql("SELECT name FROM cameras").scalar() == "door"
         assert con.exec_driver_sql("SELECT count(*) FROM identities").scalar() == 0
         row = con.exec_driver_sql("SELECT status, frames_analysed, owner, analysed_until_s, frames_lost "

@@ -1,0 +1,496 @@
+"""Watching a site of live cameras (``reid-app watch``): every camera is analysed as its frames arrive, recorded as
+rolling segments, stored, matched against the watchlist, and kept within the retention age, until stopped.
+
+Per camera, one thread runs a :class:`pipelines.camera.CameraPipeline` on a :class:`pipelines.stream.StreamSource`
+whose :class:`pipelines.recording.SegmentRecorder` writes the footage. The calling thread collects the cameras'
+observations, encodes the selected crops of all cameras together, and writes them. Each recorded segment is one
+``videos`` row (status ``ingesting`` while written, ``complete`` once closed), so the player, search, identities
+and evidence export use live footage as they use ingested files: a sighting's ``time_s`` is its frame's time in the
+segment file and its ``timestamp`` the frame's wall-clock arrival time. A person seen across a segment boundary
+becomes two tracks (one per segment), which incremental matching joins into one identity.
+
+Latency: a track's observations are stored when its sampling window closes (``window_s``, 1 s by default) and
+within ``flush_s`` after that; the watchlist is checked on every write. A segment becomes searchable and gets
+identities (:func:`pipelines.identities.assign_new_tracks`, no re-clustering) once it is closed and its
+last observations are written (``segment_s`` plus a few seconds).
+
+A camera that cannot be reached or drops keeps being retried (exponential backoff up to 30 s) without stopping
+the others; a camera whose analysis fails is restarted after :data:`RESTART_AFTER_S`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from models.encoders import ReIDEncoder
+from pipelines.camera import CameraPipeline
+from pipelines.identities import assign_new_tracks
+from pipelines.ingest import IngestOptions, PoseFactory, TrackerFactory
+from pipelines.recording import Segment, SegmentRecorder
+from pipelines.retention import RetentionReport, apply_retention
+from pipelines.site import SiteCamera
+from pipelines.stream import StreamOptions, StreamSource
+from pipelines.video import file_safe_name
+from pipelines.watchlist import AlertDispatcher, WatchlistMatcher
+from reid_app.errors import ReidAppError
+from reid_app.types import Detection, Frame, Observation
+from storage.audit import record
+from storage.database import Database
+from storage.feedback import set_overlap
+from storage.repository import (HEARTBEAT_S, LeaseLostError, VideoInfo, VideoWriter, begin_video, ensure_cameras,
+                                get_or_create_model, mark_static_tracks, renew_leases, set_model_threshold)
+
+log = logging.getLogger(__name__)
+
+#: Seconds before a camera whose analysis raised is started again.
+RESTART_AFTER_S = 10.0
+
+
+def live_fingerprint(path: Path) -> str:
+    """The ``videos.fingerprint`` of a live recording: a hash of its absolute path (the file is still growing
+    while its row exists, so its bytes cannot be hashed)."""
+    return hashlib.sha256(f"live:{Path(path).resolve()}".encode()).hexdigest()
+
+
+@dataclass
+class CameraStatus:
+    """One camera's line in the status display.
+
+    Attributes:
+        camera: name. url: the redacted URL.
+        state: ``connecting``, ``live``, ``reconnecting`` or ``stopped``.
+        analysed_fps: frames analysed per second over the last 5 s of wall-clock time.
+        lag_s: seconds between a frame's arrival and its analysis (last frame).
+        people: people tracked in the last analysed frame.
+        tracks, sightings: stored so far by this run. segments: recorded segments finished. alerts: raised.
+        reconnects: times the stream was reopened. last_error: the last connection problem (redacted).
+    """
+
+    camera: str
+    url: str
+    state: str = "connecting"
+    analysed_fps: float = 0.0
+    lag_s: float = 0.0
+    people: int = 0
+    tracks: int = 0
+    sightings: int = 0
+    segments: int = 0
+    alerts: int = 0
+    reconnects: int = 0
+    last_error: str = ""
+
+
+@dataclass
+class LiveFrame:
+    """The newest analysed frame of a camera, for a live view: ``image`` ``uint8 [H, W, 3]`` BGR, the tracked
+    people's ``float32 [N, 4]`` boxes (frame pixels) and ``int [N]`` track ids, and its wall-clock time."""
+
+    image: np.ndarray
+    boxes: np.ndarray
+    track_ids: np.ndarray
+    timestamp: float
+
+
+@dataclass
+class _SegmentRow:
+    segment: Segment
+    writer: VideoWriter
+    fps: float
+    frames_analysed: int = 0
+    finished: bool = False
+
+
+@dataclass
+class _LiveCamera:
+    config: SiteCamera
+    recorder: SegmentRecorder
+    status: CameraStatus
+    thread: Optional[threading.Thread] = None
+    source: Optional[StreamSource] = None
+    rows: dict[str, _SegmentRow] = field(default_factory=dict)
+    pending: list[Observation] = field(default_factory=list)
+    pending_since: float = 0.0
+    closed: list[Segment] = field(default_factory=list)
+    frame_times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=600))
+    latest: Optional[LiveFrame] = None
+    frames_in: dict[str, int] = field(default_factory=dict)  # analysed frames per segment file
+    tracks_done: int = 0  # tracks of finished segments
+    finished: set[str] = field(default_factory=set)  # segment files whose video row is finished
+    unrecorded: int = 0
+    late: int = 0
+    running: bool = False
+
+
+@dataclass
+class WatchOptions:
+    """How a site is watched.
+
+    Attributes:
+        ingest: analysis settings shared with file ingest (rates, sampling, quality, motion gate, pose interval).
+        segment_s: longest recorded segment, seconds.
+        flush_s: observations wait at most this many seconds before they are encoded and stored.
+        retention_s: purge footage older than this many seconds (None: keep everything).
+        retention_every_s: how often the purge runs.
+        status_every_s: how often ``on_status`` is called.
+        stream: how streams are opened (the camera's transport replaces ``rtsp_transport``); a live site never
+            gives a camera up.
+    """
+
+    ingest: IngestOptions = field(default_factory=IngestOptions)
+    segment_s: float = 60.0
+    flush_s: float = 0.5
+    retention_s: Optional[float] = None
+    retention_every_s: float = 3600.0
+    status_every_s: float = 1.0
+    stream: StreamOptions = field(default_factory=StreamOptions)
+
+
+@dataclass
+class WatchSummary:
+    """What a watch run did: per-camera final status, alerts raised, retention runs, seconds watched."""
+
+    cameras: list[CameraStatus]
+    alerts: int
+    retention_runs: list[RetentionReport]
+    seconds: float
+
+
+class LiveSite:
+    """Watches live cameras until stopped (module docstring).
+
+    Args:
+        db: the open database.
+        cameras: the cameras (names unique; ``pipelines.site.load_site``).
+        groups: overlap groups, group name -> camera names (one person may be in two cameras of a group at once).
+        recordings: folder for the recorded segments (one sub-folder per camera).
+        encoder, make_tracker, make_pose: the models (see ``pipelines.ingest.ingest``).
+        options: :class:`WatchOptions`.
+        watchlist: matcher of live tracks against the watchlist (None: no alerts).
+        alerts: stores and delivers the watchlist's alerts.
+    """
+
+    def __init__(self, db: Database, cameras: list[SiteCamera], groups: dict[str, list[str]], recordings: Path,
+                 encoder: ReIDEncoder, make_tracker: TrackerFactory, make_pose: PoseFactory,
+                 options: WatchOptions = WatchOptions(), watchlist: Optional[WatchlistMatcher] = None,
+                 alerts: Optional[AlertDispatcher] = None):
+        self.db = db
+        self.groups = groups
+        self.recordings = Path(recordings).expanduser().resolve()
+        self.encoder = encoder
+        self.make_tracker = make_tracker
+        self.make_pose = make_pose
+        self.options = options
+        self.watchlist = watchlist
+        self.alerts = alerts
+        self._closed_segments: "queue.Queue[tuple[int, Segment]]" = queue.Queue()
+        self._events: "queue.Queue[tuple]" = queue.Queue(maxsize=256)
+        self._cameras: list[_LiveCamera] = []
+        for index, config in enumerate(cameras):
+            recorder = SegmentRecorder(self.recorder_folder(config.name), config.name, options.segment_s,
+                                       on_segment=lambda s, i=index: self._closed_segments.put((i, s)))
+            self._cameras.append(_LiveCamera(config, recorder, CameraStatus(config.name, config.shown_url)))
+        self.model_id = 0
+        self._retention_runs: list[RetentionReport] = []
+
+    def recorder_folder(self, camera: str) -> Path:
+        """Where a camera's segments are written."""
+        return self.recordings / file_safe_name(camera)
+
+    def statuses(self) -> list[CameraStatus]:
+        """A snapshot of every camera's status line."""
+        now = time.monotonic()
+        out = []
+        for cam in self._cameras:
+            times = [t for t in cam.frame_times if t >= now - 5.0]
+            cam.status.analysed_fps = len(times) / 5.0
+            source = cam.source
+            if source is not None:
+                cam.status.lag_s = source.lag_s
+                cam.status.reconnects = source.reconnects
+                cam.status.last_error = source.last_error or ""
+                if cam.status.state != "stopped":
+                    cam.status.state = "live" if source.connected else (
+                        "reconnecting" if source.frames_decoded or source.reconnects else "connecting")
+            out.append(dataclasses.replace(cam.status))
+        return out
+
+    def latest_frame(self, camera: str) -> Optional[LiveFrame]:
+        """The newest analysed frame of ``camera`` with its tracked people, or None before the first."""
+        for cam in self._cameras:
+            if cam.config.name == camera:
+                return cam.latest
+        return None
+
+    def run(self, stop: threading.Event, on_status: Optional[Callable[[list[CameraStatus]], None]] = None
+            ) -> WatchSummary:
+        """Watch until ``stop`` is set (or Ctrl-C), then shut down cleanly: every camera's buffered observations
+        are stored, its open segment closed (playable) and finished as a video, and new tracks get identities.
+
+        Raises:
+            DatabaseError: the database cannot be written (raised after the cameras stopped).
+        """
+        started = time.monotonic()
+        encoder = self.encoder
+        self.model_id = get_or_create_model(self.db, encoder.name, encoder.checkpoint_hash, encoder.dims,
+                                            encoder.source)
+        if encoder.clustering_threshold is not None:
+            set_model_threshold(self.db, self.model_id, encoder.clustering_threshold)
+        ids = ensure_cameras(self.db, [c.config.name for c in self._cameras])
+        for members in self.groups.values():
+            if len(members) > 1:
+                set_overlap(self.db, [ids[m] for m in members])
+        record(self.db, "watch", cameras=[c.config.name for c in self._cameras], recordings=str(self.recordings))
+        for index, cam in enumerate(self._cameras):
+            cam.running = True
+            cam.thread = threading.Thread(target=self._camera_thread, args=(index, stop), name=f"live-{cam.config.name}",
+                                          daemon=True)
+            cam.thread.start()
+        next_status = next_heartbeat = time.monotonic()
+        next_retention = time.monotonic() + (0.0 if self.options.retention_s else float("inf"))
+        try:
+            while not stop.is_set():
+                self._take_events(0.2)
+                self._flush_due(final=False)
+                self._finish_closed(final=False)
+                now = time.monotonic()
+                if now >= next_heartbeat:
+                    renew_leases([row.writer for cam in self._cameras for row in cam.rows.values()
+                                  if not row.finished])
+                    next_heartbeat = now + HEARTBEAT_S
+                if now >= next_retention:
+                    self._retention()
+                    next_retention = now + self.options.retention_every_s
+                if on_status is not None and now >= next_status:
+                    on_status(self.statuses())
+                    next_status = now + self.options.status_every_s
+        except KeyboardInterrupt:
+            stop.set()
+        finally:
+            stop.set()
+            self._shutdown()
+        for cam in self._cameras:
+            cam.status.state = "stopped"
+        statuses = self.statuses()
+        if on_status is not None:
+            on_status(statuses)
+        return WatchSummary(statuses, self.alerts.raised if self.alerts else 0, self._retention_runs,
+                            time.monotonic() - started)
+
+    # --- camera threads -------------------------------------------------------------------------------------
+
+    def _camera_thread(self, index: int, stop: threading.Event) -> None:
+        cam = self._cameras[index]
+        options = dataclasses.replace(self.options.stream, rtsp_transport=cam.config.transport, give_up_after_s=None)
+        ingest = self.options.ingest
+        try:
+            while not stop.is_set():
+                try:
+                    tracker = self.make_tracker()
+                    cam.source = StreamSource(cam.config.url, cam.config.fps, options=options, recorder=cam.recorder)
+                    pipeline = CameraPipeline(cam.config.name, cam.source, tracker, self.make_pose(tracker),
+                                              ingest.quality, ingest.sampling, self.encoder.num_parts, ingest.motion,
+                                              ingest.pose_interval_s)
+                    pipeline.run(lambda obs, n: self._events.put(("obs", index, obs)), stop.is_set,
+                                 lambda frame, dets: self._on_frame(cam, frame, dets), flush_on_stop=True)
+                except ReidAppError as exc:
+                    cam.status.last_error = str(exc)
+                except Exception as exc:  # a failing camera must not stop the others
+                    log.exception("camera %s failed", cam.config.name)
+                    cam.status.last_error = f"analysis failed ({type(exc).__name__}: {exc}); restarting"
+                if not stop.is_set():
+                    stop.wait(RESTART_AFTER_S)
+        finally:
+            self._events.put(("done", index))
+
+    def _on_frame(self, cam: _LiveCamera, frame: Frame, detections: list[Detection]) -> None:
+        cam.frame_times.append(time.monotonic())
+        cam.status.people = len(detections)
+        if frame.recorded is not None:
+            cam.frames_in[frame.recorded[0]] = cam.frames_in.get(frame.recorded[0], 0) + 1
+        start = cam.source.facts.start_time if cam.source is not None else None
+        boxes = np.array([d.box for d in detections], np.float32).reshape(-1, 4)
+        cam.latest = LiveFrame(frame.image, boxes, np.array([d.track_id for d in detections], np.int64),
+                               (start or 0.0) + frame.time_s)
+
+    # --- the consumer ---------------------------------------------------------------------------------------
+
+    def _take_events(self, timeout: float) -> None:
+        try:
+            item = self._events.get(timeout=timeout)
+        except queue.Empty:
+            return
+        while True:
+            kind, index = item[0], item[1]
+            cam = self._cameras[index]
+            if kind == "obs" and item[2]:
+                if not cam.pending:
+                    cam.pending_since = time.monotonic()
+                cam.pending += item[2]
+            elif kind == "done":
+                cam.running = False
+            try:
+                item = self._events.get_nowait()
+            except queue.Empty:
+                return
+
+    def _flush_due(self, final: bool) -> None:
+        waiting = [c for c in self._cameras if c.pending]
+        if not waiting:
+            return
+        selected = sum(o.selected for c in waiting for o in c.pending)
+        oldest = min(c.pending_since for c in waiting)
+        if final or selected >= self.options.ingest.batch_size or time.monotonic() - oldest >= self.options.flush_s:
+            self._flush(waiting)
+
+    def _flush(self, cameras: list[_LiveCamera]) -> None:
+        chosen = [o for c in cameras for o in c.pending if o.selected]
+        embeddings = self.encoder.encode([o.crop for o in chosen], np.stack([o.part_boxes for o in chosen])) \
+            if chosen else np.zeros((0, self.encoder.dims), np.float32)
+        offset = 0
+        for cam in cameras:
+            batch, cam.pending = cam.pending, []
+            count = sum(o.selected for o in batch)
+            vectors, offset = embeddings[offset:offset + count], offset + count
+            by_segment: dict[str, tuple[list[Observation], list[np.ndarray]]] = {}
+            k = 0
+            for obs in batch:
+                vector = None
+                if obs.selected:
+                    vector, k = vectors[k], k + 1
+                if obs.recorded is None:
+                    cam.unrecorded += 1
+                    continue
+                group = by_segment.setdefault(obs.recorded[0], ([], []))
+                group[0].append(obs)
+                if vector is not None:
+                    group[1].append(vector)
+            for path, (observations, vecs) in by_segment.items():
+                self._write(cam, path, observations, np.stack(vecs) if vecs else None)
+
+    def _row(self, cam: _LiveCamera, path: str) -> Optional[_SegmentRow]:
+        row = cam.rows.get(path)
+        if row is not None or path in cam.finished:
+            return row
+        segment = next((s for s in reversed(cam.recorder.segments) if str(s.path) == path), None)
+        if segment is None:
+            return None
+        facts = cam.source.facts if cam.source is not None else None
+        fps = (facts.fps if facts and facts.fps else cam.config.fps)
+        info = VideoInfo(camera=cam.config.name, path=str(segment.path), fingerprint=live_fingerprint(segment.path),
+                         fps=fps, frame_count=0, width=facts.width if facts else 0,
+                         height=facts.height if facts else 0, duration_s=0.0, start_time=segment.start_time,
+                         analysis_fps=cam.config.fps)
+        video_id = begin_video(self.db, info, self.model_id)
+        row = cam.rows[path] = _SegmentRow(segment, VideoWriter(self.db, video_id, self.model_id, segment.start_time),
+                                           fps)
+        return row
+
+    def _write(self, cam: _LiveCamera, path: str, observations: list[Observation],
+               embeddings: Optional[np.ndarray]) -> None:
+        row = self._row(cam, path)
+        if row is None or row.finished:
+            cam.late += len(observations)
+            return
+        placed = [dataclasses.replace(o, time_s=o.recorded[1], frame_index=int(round(o.recorded[1] * row.fps)))
+                  for o in observations]
+        row.frames_analysed = cam.frames_in.get(path, 0)
+        try:
+            updates = row.writer.write(placed, embeddings, row.frames_analysed)
+        except LeaseLostError as exc:
+            log.warning("camera %s: %s", cam.config.name, exc)
+            row.finished = True
+            return
+        cam.status.tracks = cam.tracks_done + sum(r.writer.tracks for r in cam.rows.values())
+        cam.status.sightings += len(placed)
+        if self.watchlist is not None and self.alerts is not None and updates:
+            hits = self.watchlist.check(cam.config.name, updates)
+            cam.status.alerts += len(self.alerts.raise_alerts(hits))
+
+    def _finish_closed(self, final: bool) -> None:
+        while True:
+            try:
+                index, segment = self._closed_segments.get_nowait()
+            except queue.Empty:
+                break
+            self._cameras[index].closed.append(segment)
+        grace = 2 * self.options.ingest.sampling.window_s + 3.0
+        finished_any = False
+        for cam in self._cameras:
+            due = [s for s in cam.closed if final or not cam.running or
+                   time.time() >= s.start_time + s.duration_s + grace]
+            if not due:
+                continue
+            if cam.pending:
+                self._flush([cam])
+            for segment in due:
+                cam.closed.remove(segment)
+                self._finish_segment(cam, segment)
+                finished_any = True
+        if finished_any:
+            report = assign_new_tracks(self.db, self.model_id)
+            if report.tracks:
+                log.info("incremental matching: %d new tracks, %d joined identities, %d new identities",
+                         report.tracks, report.joined, report.new_identities)
+
+    def _finish_segment(self, cam: _LiveCamera, segment: Segment) -> None:
+        row = self._row(cam, str(segment.path))
+        if row is None or row.finished:
+            return
+        period = 1.0 / max(row.fps, 1e-3)
+        row.frames_analysed = cam.frames_in.pop(str(segment.path), row.frames_analysed)
+        try:
+            row.writer.finish(row.frames_analysed, duration_s=segment.duration_s + period,
+                              frame_count=segment.packets)
+        except LeaseLostError as exc:
+            log.warning("camera %s: %s", cam.config.name, exc)
+        else:
+            static = self.options.ingest.static
+            mark_static_tracks(self.db, row.writer.video_id, static.min_duration_s, static.max_motion,
+                               static.max_resize)
+            cam.status.segments += 1
+        row.finished = True
+        cam.tracks_done += row.writer.tracks
+        cam.finished.add(str(segment.path))
+        del cam.rows[str(segment.path)]
+
+    def _retention(self) -> None:
+        try:
+            report = apply_retention(self.db, self.options.retention_s, self.recordings)
+        except ReidAppError as exc:
+            log.warning("retention failed: %s", exc)
+            return
+        self._retention_runs.append(report)
+        if report.purge.videos:
+            log.info("retention: %d recordings older than %.0f s purged", len(report.purge.videos),
+                     self.options.retention_s)
+
+    def _shutdown(self) -> None:
+        """Wait for the camera threads (their last observations and closed segments), store everything, finish
+        every segment, match the new tracks, and deliver the alerts still queued."""
+        while any(c.thread is not None and c.thread.is_alive() for c in self._cameras) or \
+                any(c.running for c in self._cameras):
+            self._take_events(0.1)
+            if all(c.thread is None or not c.thread.is_alive() for c in self._cameras):
+                self._take_events(0.0)
+                break
+        self._take_events(0.0)
+        for cam in self._cameras:
+            cam.running = False
+        self._flush_due(final=True)
+        self._finish_closed(final=True)
+        for cam in self._cameras:  # a segment whose close was never reported (its writer failed)
+            for path in list(cam.rows):
+                self._finish_segment(cam, cam.rows[path].segment)
+        if self.alerts is not None:
+            self.alerts.close()

@@ -1,0 +1,263 @@
+"""Watchlist: persons of interest, matched against live tracks as their descriptors grow, with alerts.
+
+An entry's descriptor comes from an identity (the normalised mean of its member tracks' descriptors), a track
+(its descriptor), or a person image (encoded by the re-id model the database's embeddings were made with). A live
+track alerts when the cosine similarity of its running descriptor (the quality-weighted mean of its embeddings,
+``storage.repository.VideoWriter``) to an entry reaches the threshold, once it has ``min_embeddings`` embeddings.
+Repeats are suppressed: one alert per (entry, track), and none for the same entry on the same camera within
+``repeat_s`` seconds of the last (a person whose track is cut in two, e.g. at a recording segment boundary).
+
+Alerts are stored (``alerts`` table), audited (``alert``), printed, and POSTed as JSON to a webhook when one is
+configured; the POST runs on its own thread so that a slow receiver never holds up the cameras.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import queue
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from pipelines.stream import redact_url
+from reid_app.errors import UsageError
+from storage.audit import record
+from storage.catalog import best_thumbnails
+from storage.database import Database
+from storage.identities import load_identities
+from storage.repository import TrackUpdate, get_tracks, list_models
+from storage.watchlist import Watched, add_alert, add_entry, alerted_tracks, list_entries, set_delivered
+
+log = logging.getLogger(__name__)
+
+
+def watch_identity(db: Database, identity_id: int, name: str, note: str = "") -> int:
+    """Put identity ``identity_id`` on the watchlist as ``name``; returns the entry id.
+
+    Raises:
+        UsageError: no such identity, or none of its tracks has a descriptor.
+    """
+    found = load_identities(db, identity_ids=[identity_id])
+    if not found or not found[0].track_ids:
+        raise UsageError(f"{db.location} has no identity {identity_id}; see 'reid-app identities'")
+    identity = found[0]
+    descriptors = [t.descriptor for t in get_tracks(db, identity.track_ids).values()
+                   if t.descriptor is not None and t.descriptor_model_id == identity.model_id]
+    if not descriptors:
+        raise UsageError(f"identity {identity_id} has no encoded track to watch for")
+    vector = np.mean(np.stack(descriptors), axis=0)
+    return add_entry(db, name, "identity", str(identity_id), identity.model_id, vector, note)
+
+
+def watch_track(db: Database, track_id: int, name: str, note: str = "") -> int:
+    """Put track ``track_id`` on the watchlist as ``name``; returns the entry id.
+
+    Raises:
+        UsageError: no such track, or it has no descriptor (none of its sightings was encoded).
+    """
+    track = get_tracks(db, [track_id]).get(track_id)
+    if track is None:
+        raise UsageError(f"{db.location} has no track {track_id}")
+    if track.descriptor is None or track.descriptor_model_id is None:
+        raise UsageError(f"track {track_id} has no descriptor (none of its sightings was encoded)")
+    return add_entry(db, name, "track", str(track_id), track.descriptor_model_id, track.descriptor, note)
+
+
+def watch_image(db: Database, image: Path, name: str, encoder, note: str = "") -> int:
+    """Put the person in ``image`` (a crop of one person, any size) on the watchlist as ``name``, encoded by
+    ``encoder`` (``models.encoders.ReIDEncoder``; use the database's model so that it compares with its
+    embeddings); returns the entry id.
+
+    Raises:
+        UsageError: the image cannot be read.
+    """
+    from models.parts import fallback_stripes, stripe_boxes
+    from pipelines.search import read_query_image
+    from storage.repository import get_or_create_model, usable_embedding
+
+    crop = read_query_image(image)
+    boxes = stripe_boxes(crop.shape[0], crop.shape[1], fallback_stripes(encoder.num_parts))[None]
+    vector = encoder.encode([crop], boxes)[0]
+    if not usable_embedding(vector):
+        raise UsageError(f"re-id model {encoder.name} gave an unusable embedding for {image} (not finite or zero); "
+                         f"try another crop")
+    model_id = get_or_create_model(db, encoder.name, encoder.checkpoint_hash, encoder.dims, encoder.source)
+    return add_entry(db, name, "image", str(Path(image).resolve()), model_id, vector, note)
+
+
+@dataclass
+class WatchlistHit:
+    """A live track matching a watchlist entry."""
+
+    entry: Watched
+    camera: str
+    update: TrackUpdate
+    similarity: float
+
+
+class WatchlistMatcher:
+    """Compares live track descriptors with the watchlist (module docstring).
+
+    Args:
+        entries: the entries of one model (``storage.watchlist.list_entries``).
+        threshold: lowest cosine similarity that alerts.
+        min_embeddings: a track alerts only once its descriptor averages at least this many embeddings.
+        repeat_s: no second alert for the same entry on the same camera within this many seconds.
+        alerted: ``(entry id, track id)`` pairs that already alerted (stored alerts).
+    """
+
+    def __init__(self, entries: list[Watched], threshold: float, min_embeddings: int = 2, repeat_s: float = 60.0,
+                 alerted: Optional[set[tuple[int, int]]] = None):
+        self.entries = list(entries)
+        self.threshold = float(threshold)
+        self.min_embeddings = int(min_embeddings)
+        self.repeat_s = float(repeat_s)
+        self._alerted = set(alerted or ())
+        self._last: dict[tuple[int, str], float] = {}
+        dims = self.entries[0].vector.shape[0] if self.entries else 0
+        self._matrix = np.stack([e.vector for e in self.entries]) if self.entries else np.zeros((0, dims), np.float32)
+
+    def check(self, camera: str, updates: list[TrackUpdate]) -> list[WatchlistHit]:
+        """The alerts these track updates raise (each recorded as raised, for suppression)."""
+        hits = []
+        if not self.entries:
+            return hits
+        for update in updates:
+            if update.num_embeddings < self.min_embeddings or update.descriptor.shape[0] != self._matrix.shape[1]:
+                continue
+            scores = self._matrix @ update.descriptor
+            for k in np.argsort(-scores):
+                if scores[k] < self.threshold:
+                    break
+                entry = self.entries[int(k)]
+                if (entry.id, update.track_id) in self._alerted:
+                    continue
+                self._alerted.add((entry.id, update.track_id))
+                last = self._last.get((entry.id, camera))
+                if last is not None and abs(update.timestamp - last) < self.repeat_s:
+                    self._last[(entry.id, camera)] = max(last, update.timestamp)
+                    continue
+                self._last[(entry.id, camera)] = update.timestamp
+                hits.append(WatchlistHit(entry, camera, update, float(scores[k])))
+        return hits
+
+
+def load_matcher(db: Database, threshold: Optional[float] = None, repeat_s: float = 60.0, min_embeddings: int = 2
+                 ) -> WatchlistMatcher:
+    """A matcher over the watchlist entries of the database's main model (the one with most embeddings; with
+    none yet, every entry), at ``threshold`` or else the model's own (``pipelines.identities.current_threshold``)."""
+    from pipelines.identities import current_threshold
+
+    models = list_models(db)
+    entries = list_entries(db, models[0].id if models else None)
+    if threshold is None:
+        model_id = models[0].id if models else (entries[0].model_id if entries else None)
+        threshold = current_threshold(db, model_id) if model_id is not None else 0.75
+    return WatchlistMatcher(entries, threshold, min_embeddings, repeat_s, alerted_tracks(db))
+
+
+def alert_payload(alert_id: int, hit: WatchlistHit, thumbnail: Optional[bytes]) -> dict:
+    """The JSON body of an alert (webhook and console): ids, names, times (epoch seconds and ISO 8601 UTC),
+    similarity and, when known, the sighting's thumbnail as base64 JPEG."""
+    when = datetime.fromtimestamp(hit.update.timestamp, timezone.utc).isoformat(timespec="milliseconds")
+    body = {"alert_id": alert_id, "watchlist_id": hit.entry.id, "name": hit.entry.name, "note": hit.entry.note,
+            "camera": hit.camera, "track_id": hit.update.track_id, "sighting_id": hit.update.sighting_id,
+            "timestamp": hit.update.timestamp, "time": when, "similarity": round(hit.similarity, 4)}
+    if thumbnail:
+        body["thumbnail_jpeg_base64"] = base64.b64encode(thumbnail).decode("ascii")
+    return body
+
+
+class AlertDispatcher:
+    """Stores, audits and delivers alerts: ``on_alert(payload)`` (console, app) at once, the webhook on a thread.
+
+    Args:
+        db: where alerts are stored.
+        webhook: URL that receives each alert as an HTTP POST with a JSON body (None: none).
+        on_alert: called with each alert's payload (:func:`alert_payload`) on the caller's thread.
+        timeout_s: seconds per webhook attempt; a failed POST is tried ``attempts`` times in all.
+    """
+
+    def __init__(self, db: Database, webhook: Optional[str] = None,
+                 on_alert: Optional[Callable[[dict], None]] = None, timeout_s: float = 5.0, attempts: int = 3):
+        if webhook is not None and not webhook.lower().startswith(("http://", "https://")):
+            raise UsageError(f"webhook must be an http:// or https:// URL, got {redact_url(webhook)}")
+        self.db = db
+        self.webhook = webhook
+        self.on_alert = on_alert
+        self.timeout_s = timeout_s
+        self.attempts = attempts
+        self.raised = 0
+        self._posts: "queue.Queue[Optional[tuple[int, bytes]]]" = queue.Queue()
+        self._poster: Optional[threading.Thread] = None
+        if webhook is not None:
+            self._poster = threading.Thread(target=self._post_forever, name="alert-webhook", daemon=True)
+            self._poster.start()
+
+    def raise_alerts(self, hits: list[WatchlistHit]) -> list[dict]:
+        """Store, audit and deliver each hit; returns their payloads."""
+        payloads = []
+        if not hits:
+            return payloads
+        thumbnails = {track_id: jpeg for track_id, (_, jpeg) in
+                      best_thumbnails(self.db, [h.update.track_id for h in hits]).items()}
+        for hit in hits:
+            delivered = "console" if self.on_alert is not None else ""
+            alert_id = add_alert(self.db, hit.entry.id, hit.camera, hit.update.track_id, hit.update.sighting_id,
+                                 hit.update.timestamp, hit.similarity, delivered)
+            payload = alert_payload(alert_id, hit, thumbnails.get(hit.update.track_id))
+            record(self.db, "alert", alert_id=alert_id, watchlist_id=hit.entry.id, name=hit.entry.name,
+                   camera=hit.camera, track_id=hit.update.track_id, timestamp=hit.update.timestamp,
+                   similarity=round(hit.similarity, 4))
+            self.raised += 1
+            if self.on_alert is not None:
+                self.on_alert(payload)
+            if self._poster is not None:
+                self._posts.put((alert_id, json.dumps(payload).encode("utf-8")))
+            payloads.append(payload)
+        return payloads
+
+    def close(self, wait_s: float = 10.0) -> None:
+        """Deliver the webhook POSTs still queued (waiting at most ``wait_s`` seconds), then stop."""
+        if self._poster is not None:
+            self._posts.put(None)
+            self._poster.join(wait_s)
+
+    def _post_forever(self) -> None:
+        while True:
+            item = self._posts.get()
+            if item is None:
+                return
+            alert_id, body = item
+            outcome = self._post(body)
+            try:
+                set_delivered(self.db, alert_id, ", ".join(filter(None, ["console" if self.on_alert else "",
+                                                                          f"webhook {outcome}"])))
+            except Exception:  # the database failing must not kill the poster; the alert itself is stored
+                log.exception("could not record the delivery of alert %s", alert_id)
+
+    def _post(self, body: bytes) -> str:
+        last = ""
+        for _ in range(self.attempts):
+            request = urllib.request.Request(self.webhook, data=body, method="POST",
+                                             headers={"Content-Type": "application/json",
+                                                      "User-Agent": "reid-app"})
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                    return str(response.status)
+            except urllib.error.HTTPError as exc:
+                last = str(exc.code)
+                if exc.code < 500:
+                    return last
+            except (urllib.error.URLError, OSError) as exc:
+                last = f"failed ({getattr(exc, 'reason', exc)})"
+            log.warning("alert webhook %s: %s", redact_url(self.webhook), last)
+        return last
