@@ -46,6 +46,8 @@ def redact_url(url: str) -> str:
         parts = urlsplit(text)
     except ValueError:
         return "<unparsable URL>"
+    if not parts.netloc and "@" in text:  # a URL missing its scheme: user:password@host/path
+        return "***@" + text.rsplit("@", 1)[1]
     netloc = parts.netloc
     if "@" in netloc:
         netloc = "***@" + netloc.rsplit("@", 1)[1]

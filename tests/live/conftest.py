@@ -84,21 +84,19 @@ def rtsp_server():
         server.kill()
 
 
-@pytest.fixture(scope="session")
-def short_gop_clip(tmp_path_factory) -> Path:
-    """The first 10 s of lab cam0 re-encoded (libx264, yuv420p) with a keyframe every second, as cameras send;
-    the lab files themselves have a keyframe every 13 s."""
+def make_short_gop_clip(camera: str, frames: int, out: Path) -> Path:
+    """The first ``frames`` frames of a lab camera re-encoded (libx264, yuv420p, 10 frames/s) with a keyframe every
+    second, as cameras send; the lab files themselves have a keyframe every 13 s."""
     import av
 
-    out = tmp_path_factory.mktemp("gop") / "cam0-gop10.mp4"
-    source = av.open(str(_require(LAB / "cam0.mp4")))
+    source = av.open(str(_require(LAB / f"{camera}.mp4")))
     stream = source.streams.video[0]
     target = av.open(str(out), "w")
     video = target.add_stream("libx264", rate=10)
     video.width, video.height, video.pix_fmt = stream.width, stream.height, "yuv420p"
     video.options = {"g": "10", "bf": "0", "preset": "ultrafast"}
     for n, frame in enumerate(source.decode(stream)):
-        if n == 100:
+        if n == frames:
             break
         for packet in video.encode(av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24")):
             target.mux(packet)
@@ -107,3 +105,15 @@ def short_gop_clip(tmp_path_factory) -> Path:
     target.close()
     source.close()
     return out
+
+
+@pytest.fixture(scope="session")
+def short_gop_clip(tmp_path_factory) -> Path:
+    """The first 10 s of lab cam0 with a keyframe every second (:func:`make_short_gop_clip`)."""
+    return make_short_gop_clip("cam0", 100, tmp_path_factory.mktemp("gop") / "cam0-gop10.mp4")
+
+
+@pytest.fixture(scope="session")
+def cam1_live_clip(tmp_path_factory) -> Path:
+    """The first 24 s of lab cam1 with a keyframe every second (:func:`make_short_gop_clip`)."""
+    return make_short_gop_clip("cam1", 240, tmp_path_factory.mktemp("gop") / "cam1-gop10.mp4")

@@ -113,3 +113,61 @@ def test_real_lab_identities_span_cameras_and_agree_with_the_calibration(lab4_db
     assert together and sum(together) / len(together) >= 0.9  # precision of co-membership
     assert joined_true / len(true_pairs) >= 0.8  # recall of co-membership
     db.close()
+
+
+def _co_membership(path, db) -> tuple[float, float]:
+    """Precision and recall of co-membership against the lab calibration."""
+    identities = load_identities(db)
+    member = {t: i.id for i in identities for t in i.track_ids}
+    labels = same_person_pairs(path, LAB)
+    together = [same for (a, b), same in labels.items() if member.get(a) is not None and member.get(a) == member.get(b)]
+    true_pairs = [pair for pair, same in labels.items() if same]
+    joined = sum(member.get(a) is not None and member.get(a) == member.get(b) for a, b in true_pairs)
+    return sum(together) / max(1, len(together)), joined / len(true_pairs)
+
+
+def test_incremental_matching_gives_new_tracks_identities_without_touching_the_others(lab4_db, tmp_path):
+    from pipelines.identities import assign_new_tracks
+    from storage.audit import read_log
+
+    path = copy_db(lab4_db, tmp_path)
+    db = open_database(path)
+    cameras = camera_ids_by_name(db)
+    set_overlap(db, sorted(cameras.values()))
+    cluster_identities(db)
+    full = {i.id: i.track_ids for i in load_identities(db)}
+    with db.engine.begin() as con:  # cam2 and cam3 arrive later: their tracks have no identity yet
+        con.exec_driver_sql(f"DELETE FROM identity_tracks WHERE track_id IN (SELECT id FROM tracks WHERE camera_id "
+                            f"IN ({cameras['cam2']}, {cameras['cam3']}))")
+        con.exec_driver_sql("DELETE FROM identities WHERE id NOT IN (SELECT identity_id FROM identity_tracks)")
+    before = {i.id: i.track_ids for i in load_identities(db)}
+    report = assign_new_tracks(db)
+    after = {i.id: i.track_ids for i in load_identities(db)}
+    assert report.tracks > 0 and report.joined > 0
+    assert all(set(members) <= set(after[i]) for i, members in before.items())  # nobody was taken out
+    assert sum(map(len, after.values())) == sum(map(len, full.values()))  # every track has an identity again
+    precision, recall = _co_membership(path, db)
+    assert precision >= 0.9 and recall >= 0.8
+    all_pairs = {(a, b) for a in cameras.values() for b in cameras.values() if a < b}
+    assert _violations(db, all_pairs) == []
+    assert read_log(db, "cluster")[0].details["reason"] == "incremental"
+    assert assign_new_tracks(db).tracks == 0  # nothing new: nothing done
+    db.close()
+
+
+def test_incremental_matching_respects_a_rejection(lab4_db, tmp_path):
+    from pipelines.identities import assign_new_tracks
+    from storage.feedback import set_verdicts
+
+    db = open_database(copy_db(lab4_db, tmp_path))
+    set_overlap(db, sorted(camera_ids_by_name(db).values()))
+    cluster_identities(db)
+    identity = next(i for i in load_identities(db) if len(i.track_ids) == 2)
+    kept, newcomer = identity.track_ids
+    with db.engine.begin() as con:
+        con.exec_driver_sql(f"DELETE FROM identity_tracks WHERE track_id = {newcomer}")
+    set_verdicts(db, different=[(kept, newcomer)])
+    assign_new_tracks(db)
+    member = {t: i.id for i in load_identities(db) for t in i.track_ids}
+    assert member[newcomer] != member[kept]
+    db.close()

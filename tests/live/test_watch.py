@@ -1,0 +1,197 @@
+"""``reid-app watch`` against a real RTSP server: a person of cam0 on the watchlist, cam1 streamed live, an alert for
+that person only (the lab calibration says who is who), the webhook received by a local HTTP server, a camera
+that cannot be reached, and a clean SIGTERM shutdown."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import LAB, OSNET, POSE_DETECTOR, _require, copy_db, run_cli
+from tests.lab_geometry import same_person_pairs
+from tests.live.conftest import free_port
+
+pytestmark = pytest.mark.slow
+
+
+class _Webhook:
+    """A local HTTP server that records every JSON POST."""
+
+    def __init__(self):
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                received.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/reid"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def _watched_track(db_path: Path) -> tuple[int, int, list[int]]:
+    """(cam0 track, its cam1 twin, the other cam1 tracks) of the ingested lab footage, by the calibration."""
+    pairs = same_person_pairs(db_path, LAB)
+    with sqlite3.connect(db_path) as con:
+        camera = dict(con.execute("SELECT t.id, c.name FROM tracks t JOIN cameras c ON c.id = t.camera_id"))
+        embedded = {t for (t,) in con.execute("SELECT id FROM tracks WHERE num_embeddings >= 5")}
+    same = [(a, b) for (a, b), s in pairs.items() if s and camera[a] == "cam0" and camera[b] == "cam1"
+            and a in embedded and b in embedded]
+    assert same, "the lab footage shows one person in cam0 and cam1"
+    watched, twin = same[0]
+    others = [t for t in embedded if camera[t] == "cam1" and t != twin]
+    return watched, twin, others
+
+
+def _sightings(con, video_ids) -> list[tuple[int, int, np.ndarray]]:
+    marks = ",".join("?" * len(video_ids))
+    return [(t, f, np.array(box)) for t, f, *box in con.execute(
+        f"SELECT track_id, frame_index, x1, y1, x2, y2 FROM sightings WHERE video_id IN ({marks})", video_ids)]
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _offline_twins(con, live_videos, offline_video) -> dict[int, int]:
+    """Live track -> the offline cam1 track of the same person, matched by box overlap at the same moment of the
+    clip (the live stream starts a few frames into it: the offset is found first)."""
+    live = _sightings(con, live_videos)
+    offline: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for t, f, box in _sightings(con, [offline_video]):
+        offline.setdefault(f, []).append((t, box))
+
+    def matches(offset):
+        out = []
+        for t, f, box in live:
+            near = offline.get(f + offset, []) + offline.get(f + offset + 1, [])
+            best = max(near, key=lambda o: _iou(box, o[1]), default=None)
+            if best is not None and _iou(box, best[1]) >= 0.5:
+                out.append((t, best[0]))
+        return out
+
+    offset = max(range(-5, 60), key=lambda o: len(matches(o)))
+    votes: dict[int, dict[int, int]] = {}
+    for live_track, offline_track in matches(offset):
+        votes.setdefault(live_track, {}).setdefault(offline_track, 0)
+        votes[live_track][offline_track] += 1
+    return {t: max(v, key=v.get) for t, v in votes.items() if sum(v.values()) >= 3}
+
+
+def test_watch_alerts_for_the_watched_person_only_posts_the_webhook_and_stops_cleanly_on_sigterm(
+        rtsp_server, cam1_live_clip, lab4_db, tmp_path):
+    db_path = copy_db(lab4_db, tmp_path)
+    watched, twin, others = _watched_track(db_path)
+    added = run_cli("watchlist", "add", "Person of interest", "--track", str(watched), "--db", db_path,
+                    "--note", "seen at the door")
+    assert added.code == 0, added.stderr
+    server = rtsp_server((), files={"cam1": cam1_live_clip}, user="viewer", password="s3cret")
+    hook = _Webhook()
+    site = tmp_path / "site.toml"
+    site.write_text(f"""
+[site]
+segment = "60s"
+webhook = "{hook.url}"
+
+[[camera]]
+name = "cam1"
+url = "{server.url('cam1', 'viewer:s3cret@')}"
+
+[[camera]]
+name = "door"
+url = "rtsp://viewer:s3cret@127.0.0.1:{free_port()}/nothing"
+""")
+    recordings = tmp_path / "recordings"
+    process = subprocess.Popen([sys.executable, "-m", "reid_app.cli", "watch", "--site", str(site), "--db",
+                                str(db_path), "--recordings", str(recordings), "--detector", str(_require(POSE_DETECTOR)),
+                                "--reid", str(_require(OSNET)), "--status-every", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 90
+        while not any(" cam1 " in f" {line}" and " live " in line for line in lines):
+            assert process.poll() is None and time.monotonic() < deadline, "".join(lines) + process.stderr.read()
+            time.sleep(0.2)
+        time.sleep(18)  # 18 s of the clip, within the 15 s ingested offline plus the stream's offset
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        hook.close()
+    stdout = "".join(lines)
+    assert process.returncode == 0, stdout + stderr
+    assert "SIGTERM: stopping" in stderr
+    assert "s3cret" not in stdout + stderr
+    assert any(" door " in f" {line}" and "refused" in line for line in lines), stdout  # said, and the rest went on
+    assert "ALERT" in stdout and "'Person of interest' on cam1" in stdout
+
+    con = sqlite3.connect(db_path)
+    try:
+        for blob in (db_path.read_bytes(), *(p.read_bytes() for p in tmp_path.glob("*.db-wal"))):
+            assert b"s3cret" not in blob
+        live_videos = [v for (v,) in con.execute("SELECT id FROM videos WHERE path LIKE ?", (f"{recordings}%",))]
+        assert live_videos
+        statuses = [s for (s,) in con.execute(
+            f"SELECT status FROM videos WHERE id IN ({','.join('?' * len(live_videos))})", live_videos)]
+        assert statuses == ["complete"] * len(live_videos)  # SIGTERM closed the open segment and finished its row
+        offline_cam1 = con.execute("SELECT v.id FROM videos v JOIN cameras c ON c.id = v.camera_id "
+                                   "WHERE c.name = 'cam1' AND v.path NOT LIKE ?", (f"{recordings}%",)).fetchone()[0]
+        twins = _offline_twins(con, live_videos, offline_cam1)
+        alerts = con.execute("SELECT id, watchlist_id, camera, track_id, sighting_id, similarity, delivered "
+                             "FROM alerts").fetchall()
+        assert alerts
+        for _, _, camera, track, _, similarity, delivered in alerts:
+            assert camera == "cam1" and similarity >= 0.75 and delivered == "console, webhook 200"
+            assert twins.get(track) == twin, f"alert for live track {track}, which shows offline track " \
+                                             f"{twins.get(track)}, not the watched person ({twin})"
+        others_live = [t for t, o in twins.items() if o in others]
+        assert others_live, "the other people were seen live too"
+        assert not {a[3] for a in alerts} & set(others_live)
+        # incremental matching gave the live tracks identities: the watched person's live track joined theirs
+        identity_of = dict(con.execute("SELECT track_id, identity_id FROM identity_tracks"))
+        assert identity_of.get(alerts[0][3]) == identity_of.get(twin)
+        audit = [json.loads(d) for (d,) in con.execute("SELECT details FROM audit_log WHERE action = 'alert'")]
+        assert [a["alert_id"] for a in audit] == [a[0] for a in alerts]
+        segment, duration = con.execute("SELECT path, duration_s FROM videos WHERE id = ?", (live_videos[0],)).fetchone()
+    finally:
+        con.close()
+    with av.open(segment) as container:  # the recording plays
+        assert abs(float(container.duration / 1e6) - duration) < 0.5
+
+    assert len(hook.received) == len(alerts)
+    path, body = hook.received[0]
+    assert path == "/hooks/reid"
+    assert body["name"] == "Person of interest" and body["note"] == "seen at the door" and body["camera"] == "cam1"
+    assert body["alert_id"] == alerts[0][0] and body["track_id"] == alerts[0][3]
+    thumbnail = cv2.imdecode(np.frombuffer(base64.b64decode(body["thumbnail_jpeg_base64"]), np.uint8),
+                             cv2.IMREAD_COLOR)
+    assert thumbnail is not None and thumbnail.shape[0] == 128
+
+    listed = run_cli("alerts", "--db", db_path)
+    assert listed.code == 0 and "'Person of interest' on cam1" in listed.stdout
