@@ -72,7 +72,7 @@ class CameraStatus:
         state: ``connecting``, ``live``, ``reconnecting`` or ``stopped``.
         analysed_fps: frames analysed per second over the last 5 s of wall-clock time.
         lag_s: seconds between a frame's arrival and its analysis (last frame).
-        people: people tracked in the last analysed frame.
+        people: people tracked in the last analysed frame. frames: frames analysed by this run.
         tracks, sightings: stored so far by this run. segments: recorded segments finished. alerts: raised.
         reconnects: times the stream was reopened. last_error: the last connection problem (redacted).
     """
@@ -83,6 +83,7 @@ class CameraStatus:
     analysed_fps: float = 0.0
     lag_s: float = 0.0
     people: int = 0
+    frames: int = 0
     tracks: int = 0
     sightings: int = 0
     segments: int = 0
@@ -202,6 +203,10 @@ class LiveSite:
             self._cameras.append(_LiveCamera(config, recorder, CameraStatus(config.name, config.shown_url)))
         self.model_id = 0
         self._retention_runs: list[RetentionReport] = []
+        #: Seconds from a frame's arrival to its sightings' commit, and from the arrival of the frame that made a
+        #: track match the watchlist to its alert being raised (the latest 10,000 of each).
+        self.store_delays: collections.deque = collections.deque(maxlen=10000)
+        self.alert_delays: collections.deque = collections.deque(maxlen=10000)
 
     def recorder_folder(self, camera: str) -> Path:
         """Where a camera's segments are written."""
@@ -316,6 +321,7 @@ class LiveSite:
     def _on_frame(self, cam: _LiveCamera, frame: Frame, detections: list[Detection]) -> None:
         cam.frame_times.append(time.monotonic())
         cam.status.people = len(detections)
+        cam.status.frames += 1
         if frame.recorded is not None:
             cam.frames_in[frame.recorded[0]] = cam.frames_in.get(frame.recorded[0], 0) + 1
         start = cam.source.facts.start_time if cam.source is not None else None
@@ -411,11 +417,15 @@ class LiveSite:
             log.warning("camera %s: %s", cam.config.name, exc)
             row.finished = True
             return
+        committed = time.time()
+        self.store_delays.extend(committed - (row.segment.start_time + o.time_s) for o in placed)
         cam.status.tracks = cam.tracks_done + sum(r.writer.tracks for r in cam.rows.values())
         cam.status.sightings += len(placed)
         if self.watchlist is not None and self.alerts is not None and updates:
             hits = self.watchlist.check(cam.config.name, updates)
             cam.status.alerts += len(self.alerts.raise_alerts(hits))
+            raised = time.time()
+            self.alert_delays.extend(raised - h.update.timestamp for h in hits)
 
     def _finish_closed(self, final: bool) -> None:
         while True:
