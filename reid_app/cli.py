@@ -331,13 +331,18 @@ def _open_gui(db_path: Optional[str], device: Optional[str]) -> None:
     check_display()  # before the app's imports (torch among them: 3-4 s), so a missing display is said at once
     from models.encoders import resolve_device
     from reid_app.ingest_runner import load_query_encoder
+    from dataclasses import replace
+
+    from reid_app.live_session import LiveSession
     from ui.app import AppServices, run_app
 
     settings = load_settings()
     services = AppServices(prepare_ingest=lambda choices: prepare_ingest(choices, settings),
                            device=resolve_device(device or settings.device),
                            default_choices=IngestChoices(detector=settings.detector, reid=None),
-                           load_query_encoder=lambda db: load_query_encoder(db, settings, device))
+                           load_query_encoder=lambda db: load_query_encoder(db, settings, device),
+                           start_watch=lambda site, location, choices, on_alert, on_end: LiveSession(
+                               site, location, replace(choices, device=device), settings, on_alert, on_end))
     sys.exit(run_app(db_path or settings.db, services))
 
 

@@ -24,6 +24,7 @@ from ui.cameras import VIDEO_FILTER, CamerasPanel, IngestDialog, OverlapDialog
 from ui.identities import IdentitiesPanel
 from ui.item_models import ResultItem, ThumbnailItem
 from ui.jobs import IngestWorker, JobRunner
+from ui.live import LivePanel
 from ui.player import PlayerPanel
 from ui.results import QueryInfo, ResultsPanel
 
@@ -44,6 +45,8 @@ class AppServices:
         scorer_kind: ``exact`` or ``faiss`` (``pipelines.similarity.make_scorer``).
         load_query_encoder: ``Database -> ReIDEncoder`` for searches by an image file (the database's model);
             None: the app cannot search by image.
+        start_watch: ``(site file, database location, IngestChoices, on_alert, on_end) -> live session`` (see
+            ``reid_app.live_session.LiveSession``; slow: loads the models); None: the app cannot watch live cameras.
     """
 
     prepare_ingest: Callable
@@ -51,6 +54,7 @@ class AppServices:
     default_choices: IngestChoices = field(default_factory=IngestChoices)
     scorer_kind: str = "exact"
     load_query_encoder: Optional[Callable] = None
+    start_watch: Optional[Callable] = None
 
 
 # -- background work (no Qt) ---------------------------------------------------------------------------------
@@ -214,6 +218,14 @@ class MainWindow(QMainWindow):
         self.results_dock = self._dock("Matches", self.results_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.identities_dock = self._dock("Identities", self.identities_panel,
                                           Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.live_panel = LivePanel(self)
+        self.live_dock = self._dock("Live", self.live_panel, Qt.DockWidgetArea.TopDockWidgetArea)
+        self.live_dock.hide()
+        self.live_session = None
+        self._pending_moment: Optional[tuple[str, float]] = None
+        self.live_panel.playbackRequested.connect(self.show_camera_moment)
+        self.live_panel.alertActivated.connect(lambda camera, when, _track: self.show_camera_moment(camera, when))
+        self.live_panel.alertRaised.connect(self._alert_raised)
 
         self.player.personClicked.connect(lambda track, _sighting: self.search(track))
         self.player.overlayWanted.connect(self._load_overlay)
@@ -275,6 +287,12 @@ class MainWindow(QMainWindow):
                                        "Ingest video files, one per camera")
         self._action(file, "Search by &image…", self.choose_query_image, "Ctrl+Shift+F",
                      "Search every camera for the person in an image file (a crop of one person)")
+        self.watch_action = self._action(file, "&Watch live cameras…", self.choose_site, "Ctrl+L",
+                                         "Open a site file (TOML) and watch its live cameras: live view, recording, "
+                                         "watchlist alerts")
+        self.stop_watch_action = self._action(file, "S&top watching", self.stop_watching, None,
+                                              "Stop the live cameras (the last sightings are stored)")
+        self.stop_watch_action.setEnabled(False)
         file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -302,7 +320,7 @@ class MainWindow(QMainWindow):
                                             "Draw COCO-17 keypoints over people", checkable=True)
         self.skeleton_action.setChecked(True)
         view.addSeparator()
-        for dock in (self.cameras_dock, self.results_dock, self.identities_dock):
+        for dock in (self.cameras_dock, self.results_dock, self.identities_dock, self.live_dock):
             view.addAction(dock.toggleViewAction())
         view.addSeparator()
         self._action(view, "Refresh", self.refresh, QKeySequence.StandardKey.Refresh)
@@ -348,6 +366,7 @@ class MainWindow(QMainWindow):
                 return
             self.ingest_worker.cancel()
             self.ingest_worker.wait()
+        self.stop_watching()
         self.save_layout()
         self.player.shutdown()
         self.jobs.wait()
@@ -412,6 +431,12 @@ class MainWindow(QMainWindow):
             self.player.set_person_ranges([])
         if not cameras:
             self.statusBar().showMessage("This database is empty: File ▸ Add videos… ingests footage.")
+        if self._pending_moment is not None:
+            camera, when = self._pending_moment
+            self._pending_moment = None
+            entry = next((c for c in cameras if c.name == camera), None)
+            if entry is not None:
+                self.player.show_moment(entry.id, when)
         self.overviewLoaded.emit()
 
     def _load_overlay(self, video_id: int) -> None:
@@ -689,6 +714,61 @@ class MainWindow(QMainWindow):
         self.cameras_panel.set_ingesting(False)
         self.add_action.setEnabled(True)
         self.refresh()
+
+    # -- live cameras --------------------------------------------------------------------------------------
+
+    def choose_site(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Watch live cameras: site file", "", "Site files (*.toml)")
+        if path:
+            self.start_watching(path)
+
+    def start_watching(self, site_path: str) -> None:
+        """Watch the live cameras of ``site_path`` into the open database (models load in the background)."""
+        if self.db is None or self.live_session is not None or self.services.start_watch is None:
+            if self.services.start_watch is None:
+                self._warn("This app was started without live-camera support.")
+            return
+        self.watch_action.setEnabled(False)
+        self.statusBar().showMessage(f"Starting the live cameras of {site_path}…")
+        self.jobs.submit(self.services.start_watch, site_path, self.db.location, self._default_choices(),
+                         self.live_panel.alertRaised.emit,
+                         lambda _outcome: None, on_done=self._watching,
+                         on_error=lambda msg: (self.watch_action.setEnabled(True),
+                                               self._warn(f"The live cameras could not start: {msg}")))
+
+    def _watching(self, session) -> None:
+        self.live_session = session
+        self.live_panel.watch(session)
+        self.live_dock.show()
+        self.live_dock.raise_()
+        self.resizeDocks([self.live_dock], [max(360, self.height() // 2)], Qt.Orientation.Vertical)
+        self.stop_watch_action.setEnabled(True)
+        self.statusBar().showMessage(f"Watching {len(session.cameras)} live camera(s)", 5000)
+
+    def stop_watching(self) -> None:
+        """Stop the live cameras (their last sightings are stored, their recordings closed)."""
+        session, self.live_session = self.live_session, None
+        if session is None:
+            return
+        self.live_panel.watch(None)
+        self.stop_watch_action.setEnabled(False)
+        self.watch_action.setEnabled(True)
+        session.stop()
+        self.refresh()
+
+    def show_camera_moment(self, camera: str, timestamp: float) -> None:
+        """Play ``camera`` from ``timestamp`` (epoch seconds): the cameras are reloaded first, so that the newest
+        recorded segments are there."""
+        self._pending_moment = (camera, timestamp)
+        self.refresh()
+
+    def _alert_raised(self, payload: dict) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        self.statusBar().showMessage(f"ALERT: {payload['name']} on {payload['camera']} (similarity "
+                                     f"{payload['similarity']:.2f}); double-click it in Live to see it", 15000)
+        self.live_dock.show()
+        QApplication.alert(self)  # the taskbar's notification when the window is in the background
 
     # -- messages ------------------------------------------------------------------------------------------
 

@@ -406,8 +406,10 @@ class PlayerPanel(QWidget):
 
     #: Playback refresh interval, milliseconds.
     TICK_MS = 33
-    #: Slider steps are milliseconds.
+    #: Slider steps are milliseconds, or coarser when the footage spans more than the slider's 32-bit range
+    #: (24 days of milliseconds: a live site keeps a month).
     SLIDER_UNIT_S = 0.001
+    SLIDER_MAX_STEPS = 2_000_000_000
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -630,11 +632,15 @@ class PlayerPanel(QWidget):
             self.seek(self.position + elapsed)
 
     def _slider_moved(self, value: int) -> None:
-        if self.slider.isSliderDown() or abs(self.start + value * self.SLIDER_UNIT_S - self.position) > 2e-3:
+        if self.slider.isSliderDown() or abs(self.start + value * self._slider_unit() - self.position) > 2e-3:
             if not self._updating_slider:
-                self.seek(self.start + value * self.SLIDER_UNIT_S)
+                self.seek(self.start + value * self._slider_unit())
 
     _updating_slider = False
+
+    def _slider_unit(self) -> float:
+        """Seconds per slider step: :data:`SLIDER_UNIT_S`, coarser for footage longer than the slider's range."""
+        return max(self.SLIDER_UNIT_S, (self.end - self.start) / self.SLIDER_MAX_STEPS)
 
     def _update_controls(self) -> None:
         style = self.style()
@@ -645,9 +651,10 @@ class PlayerPanel(QWidget):
             w.setEnabled(enabled)
         self._updating_slider = True
         # the slider counts SLIDER_UNIT_S steps from the footage start, never wall-clock values (a 32-bit int)
-        steps = max(0, int(round((self.end - self.start) / self.SLIDER_UNIT_S)))
+        unit = self._slider_unit()
+        steps = max(0, int(round((self.end - self.start) / unit)))
         self.slider.setRange(0, steps)
-        self.slider.setValue(min(max(int(round((self.position - self.start) / self.SLIDER_UNIT_S)), 0), steps))
+        self.slider.setValue(min(max(int(round((self.position - self.start) / unit)), 0), steps))
         self._updating_slider = False
         self.ruler.set_playhead(self.position if enabled else None)
         zone = f" {zone_label()}" if self.start >= KNOWN_TIME_FROM else " (time unknown: from the video start)"

@@ -11,6 +11,7 @@ from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from reid_app.ingest_runner import IngestChoices, load_query_encoder, prepare_ingest  # noqa: E402
+from reid_app.live_session import LiveSession  # noqa: E402
 from reid_app.settings import Settings  # noqa: E402
 from tests.conftest import OSNET, POSE_DETECTOR, copy_db  # noqa: E402
 from ui.main_window import AppServices, MainWindow  # noqa: E402
@@ -31,7 +32,9 @@ def make_window(qtbot, tmp_path):
         settings = Settings(db=db_path)
         services = AppServices(prepare_ingest=lambda c: prepare_ingest(c, settings),
                                default_choices=real_choices(),
-                               load_query_encoder=lambda db: load_query_encoder(db, settings, "cpu"))
+                               load_query_encoder=lambda db: load_query_encoder(db, settings, "cpu"),
+                               start_watch=lambda site, location, choices, on_alert, on_end: LiveSession(
+                                   site, location, choices, settings, on_alert, on_end))
         apply_theme(QApplication.instance())
         window = MainWindow(services, QSettings(str(settings_path), QSettings.Format.IniFormat))
         qtbot.addWidget(window)

@@ -1,0 +1,84 @@
+"""A live site watched from the desktop app: ``pipelines.watch.LiveSite`` on a thread of its own with its own
+database connection, behind a small handle the app polls (newest frames, status lines) and that calls back with
+alerts. Built here, in the composition root, so that the app never imports the pipelines that load torch."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Callable, Optional
+
+from reid_app.ingest_runner import IngestChoices, prepare_ingest
+from reid_app.settings import Settings, recordings_dir_for
+
+log = logging.getLogger(__name__)
+
+
+class LiveSession:
+    """Watches the cameras of a site file into a database until :meth:`stop`.
+
+    Args:
+        site_path: the site file (``pipelines.site``).
+        location: the database (the app's open one).
+        choices: detector, pose and re-id choices (as the app ingests).
+        settings: the user's settings.
+        on_alert: called with each alert's JSON payload, on the watch thread.
+        on_end: called once the watch ended (its ``WatchSummary``, or the error text), on the watch thread.
+
+    Raises:
+        UsageError: a bad site file. WeightsError: models cannot be loaded.
+    """
+
+    def __init__(self, site_path: str, location: str, choices: IngestChoices, settings: Settings,
+                 on_alert: Optional[Callable[[dict], None]] = None,
+                 on_end: Optional[Callable[[object], None]] = None):
+        from pipelines.site import load_site
+        from pipelines.watch import LiveSite, WatchOptions
+        from pipelines.watchlist import AlertDispatcher, load_matcher
+        from storage.database import open_database
+
+        site = load_site(site_path)
+        prepared = prepare_ingest(choices, settings)
+        self.db = open_database(location)
+        recordings = site.recordings or recordings_dir_for(location)
+        self.cameras = [c.name for c in site.cameras]
+        alerts = AlertDispatcher(self.db, site.webhook, on_alert=on_alert)
+        self.site = LiveSite(self.db, site.cameras, site.groups, Path(recordings), prepared.encoder,
+                             prepared.make_tracker, prepared.make_pose,
+                             WatchOptions(ingest=prepared.options, segment_s=site.segment_s,
+                                          retention_s=site.retention_s, retention_every_s=site.retention_every_s),
+                             load_matcher(self.db, site.threshold, site.alert_repeat_s), alerts)
+        self._stop = threading.Event()
+        self._on_end = on_end
+        self._thread = threading.Thread(target=self._run, name="live-site", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            outcome = self.site.run(self._stop)
+        except Exception as exc:  # reported to the app, never lost in a thread
+            log.exception("the live site stopped")
+            outcome = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.db.close()
+        if self._on_end is not None:
+            self._on_end(outcome)
+
+    def latest_frame(self, camera: str):
+        """The newest analysed frame of ``camera`` (``pipelines.watch.LiveFrame``) or None."""
+        return self.site.latest_frame(camera)
+
+    def statuses(self) -> list:
+        """Every camera's ``pipelines.watch.CameraStatus``."""
+        return self.site.statuses()
+
+    def stop(self, wait_s: float = 30.0) -> None:
+        """Stop watching: the last sightings are stored and the recordings closed (waits at most ``wait_s``)."""
+        self._stop.set()
+        self._thread.join(wait_s)
+
+    @property
+    def running(self) -> bool:
+        """True until the watch has ended."""
+        return self._thread.is_alive()
