@@ -99,6 +99,7 @@ class LivePanel(QWidget):
         self.grid.addWidget(self.placeholder, 0, 0)
         self.alerts = QListWidget(splitter)
         self.alerts.setToolTip("Watchlist alerts; double-click one to see the camera at that moment")
+        self.alerts.setMaximumHeight(140)
         self.alerts.itemDoubleClicked.connect(self._alert_activated)
         splitter.setStretchFactor(0, 4)
         splitter.setStretchFactor(1, 1)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import copy_db, run_cli
-from tests.live.conftest import free_port  # noqa: F401  (the RTSP fixtures live there)
-from tests.live.conftest import cam1_live_clip, rtsp_server  # noqa: F401
+
+from tests.live.conftest import cam1_live_clip, rtsp_server  # noqa: F401,F811 (the RTSP fixtures)
 
 pytestmark = pytest.mark.slow
 
