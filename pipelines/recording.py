@@ -18,6 +18,10 @@ from pipelines.video import file_safe_name
 log = logging.getLogger(__name__)
 
 
+#: Muxer options of the recorded segments.
+FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+
+
 @dataclass
 class Segment:
     """One recorded file.
@@ -125,7 +129,9 @@ class SegmentRecorder:
         self.folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.fromtimestamp(arrival, timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         path = self.folder / f"{self.camera}-{stamp}.mp4"
-        self._container = av.open(str(path), "w")
+        # fragmented MP4: every keyframe closes a fragment, so the file plays while it is still being written (the
+        # player shows a live camera's last seconds) and stays playable if the process is killed
+        self._container = av.open(str(path), "w", options=FRAGMENTED_MP4)
         self._stream = self._container.add_stream_from_template(self._source)
         # base on the decode timestamp: the file's first dts is then 0 and presentation times stay >= 0
         base = packet.dts if packet.dts is not None else packet.pts

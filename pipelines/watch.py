@@ -4,8 +4,10 @@ rolling segments, stored, matched against the watchlist, and kept within the ret
 Per camera, one thread runs a :class:`pipelines.camera.CameraPipeline` on a :class:`pipelines.stream.StreamSource`
 whose :class:`pipelines.recording.SegmentRecorder` writes the footage. The calling thread collects the cameras'
 observations, encodes the selected crops of all cameras together, and writes them. Each recorded segment is one
-``videos`` row (status ``ingesting`` while written, ``complete`` once closed), so the player, search, identities
-and evidence export use live footage as they use ingested files: a sighting's ``time_s`` is its frame's time in the
+``videos`` row from its first seconds on (status ``ingesting`` while written, its length updated every
+:data:`PROGRESS_S`; ``complete`` once closed). Segments are fragmented MP4, so the player can show a camera's
+recording while it grows, and the player, search, identities and evidence export use live footage as they use
+ingested files: a sighting's ``time_s`` is its frame's time in the
 segment file and its ``timestamp`` the frame's wall-clock arrival time. A person seen across a segment boundary
 becomes two tracks (one per segment), which incremental matching joins into one identity.
 
@@ -14,7 +16,8 @@ within ``flush_s`` after that; the watchlist is checked on every write. A segmen
 identities (:func:`pipelines.identities.assign_new_tracks`, no re-clustering) once it is closed and its
 last observations are written (``segment_s`` plus a few seconds).
 
-A camera that cannot be reached or drops keeps being retried (exponential backoff up to 30 s) without stopping
+Recordings left ``ingesting`` by a watch that was killed are finished with what they hold when the next watch
+starts (:func:`recover_abandoned`). A camera that cannot be reached or drops keeps being retried (exponential backoff up to 30 s) without stopping
 the others; a camera whose analysis fails is restarted after :data:`RESTART_AFTER_S`.
 """
 
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import av
 import numpy as np
 
 from models.encoders import ReIDEncoder
@@ -48,13 +52,51 @@ from reid_app.types import Detection, Frame, Observation
 from storage.audit import record
 from storage.database import Database
 from storage.feedback import set_overlap
-from storage.repository import (HEARTBEAT_S, LeaseLostError, VideoInfo, VideoWriter, begin_video, ensure_cameras,
-                                get_or_create_model, mark_static_tracks, renew_leases, set_model_threshold)
+from storage.repository import (LeaseLostError, VideoInfo, VideoWriter, abandoned_videos_under, begin_video,
+                                delete_video, ensure_cameras, finish_abandoned, get_or_create_model,
+                                mark_static_tracks, set_model_threshold)
 
 log = logging.getLogger(__name__)
 
 #: Seconds before a camera whose analysis raised is started again.
 RESTART_AFTER_S = 10.0
+#: How often the segments being written get their length so far recorded (seconds; also their lease heartbeat).
+PROGRESS_S = 2.0
+
+
+def recover_abandoned(db: Database, recordings: Path) -> int:
+    """Finish the recordings under ``recordings`` whose watch was killed (``kill -9``, power loss): each keeps what
+    was stored of it and becomes ``complete`` with the length its file holds (fragmented MP4: playable up to its last
+    whole fragment); a row whose file is missing or unreadable is deleted. Returns the rows finished."""
+    finished = 0
+    for video_id, path in abandoned_videos_under(db, str(Path(recordings).resolve())):
+        length = _recorded_length(Path(path))
+        if length is None:
+            delete_video(db, video_id)
+        elif finish_abandoned(db, video_id, *length):
+            finished += 1
+    return finished
+
+
+def _recorded_length(path: Path) -> Optional[tuple[float, int]]:
+    """``(seconds, frames)`` of a recorded segment, read from its packets (no decoding), or None."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            first = last = None
+            count = 0
+            for packet in container.demux(stream):
+                if packet.pts is None:
+                    continue
+                first = packet.pts if first is None else min(first, packet.pts)
+                last = packet.pts if last is None else max(last, packet.pts)
+                count += 1
+            if not count:
+                return None
+            rate = float(stream.average_rate or stream.guessed_rate or 0) or 10.0
+            return float((last - first) * stream.time_base) + 1.0 / rate, count
+    except (av.error.FFmpegError, OSError, IndexError):
+        return None
 
 
 def live_fingerprint(path: Path) -> str:
@@ -261,7 +303,11 @@ class LiveSite:
             cam.thread = threading.Thread(target=self._camera_thread, args=(index, stop), name=f"live-{cam.config.name}",
                                           daemon=True)
             cam.thread.start()
-        next_status = next_heartbeat = time.monotonic()
+        recovered = recover_abandoned(self.db, self.recordings)
+        if recovered:
+            log.warning("%d recording(s) left unfinished by a watch that was killed were kept as they are",
+                        recovered)
+        next_status = next_progress = time.monotonic()
         next_retention = time.monotonic() + (0.0 if self.options.retention_s else float("inf"))
         try:
             while not stop.is_set():
@@ -269,10 +315,9 @@ class LiveSite:
                 self._flush_due(final=False)
                 self._finish_closed(final=False)
                 now = time.monotonic()
-                if now >= next_heartbeat:
-                    renew_leases([row.writer for cam in self._cameras for row in cam.rows.values()
-                                  if not row.finished])
-                    next_heartbeat = now + HEARTBEAT_S
+                if now >= next_progress:
+                    self._progress()
+                    next_progress = now + PROGRESS_S
                 if now >= next_retention:
                     self._retention()
                     next_retention = now + self.options.retention_every_s
@@ -426,6 +471,24 @@ class LiveSite:
             cam.status.alerts += len(self.alerts.raise_alerts(hits))
             raised = time.time()
             self.alert_delays.extend(raised - h.update.timestamp for h in hits)
+
+    def _progress(self) -> None:
+        """Give every segment being written its video row (so that it plays while it grows) and record its length
+        so far, renewing the rows' leases."""
+        for cam in self._cameras:
+            current = cam.recorder.current
+            if current is not None and str(current.path) not in cam.finished:
+                self._row(cam, str(current.path))
+            for path, row in list(cam.rows.items()):
+                if row.finished:
+                    continue
+                try:
+                    row.writer.update(cam.frames_in.get(path, row.frames_analysed),
+                                      duration_s=row.segment.duration_s + 1.0 / max(row.fps, 1e-3),
+                                      frame_count=row.segment.packets)
+                except LeaseLostError as exc:
+                    log.warning("camera %s: %s", cam.config.name, exc)
+                    row.finished = True
 
     def _finish_closed(self, final: bool) -> None:
         while True:

@@ -276,6 +276,14 @@ def _create_sqlite(path: Path) -> None:
     engine = _engine(f"sqlite:///{temporary}")
     try:
         _initialise(engine, sessionmaker(engine, expire_on_commit=False), str(path))
+        # the tables are in the WAL until a checkpoint copies them into the file; closing checkpoints silently, and
+        # on a full disk that left a malformed file (the WAL is then removed), so checkpoint and check it here
+        with engine.connect() as con:
+            busy = con.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()[0]
+            check = con.exec_driver_sql("PRAGMA quick_check").scalar()
+        if busy or check != "ok":
+            reason = "the disk is full" if _nearly_full(path) else f"the new file does not check out ({check})"
+            raise DatabaseError(f"cannot create database {path}: {reason}")
         engine.dispose()
         if path.exists() and path.stat().st_size == 0:
             os.replace(temporary, path)

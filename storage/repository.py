@@ -357,6 +357,16 @@ class VideoWriter:
             self.sightings += len(observations)
         return updates
 
+    def update(self, frames_analysed: int, **facts) -> None:
+        """Renew the lease and record what is known so far (a live recording's growing ``duration_s`` and
+        ``frame_count``), in one transaction.
+
+        Raises:
+            LeaseLostError: the row was taken over or deleted.
+        """
+        with self.db.sessions.begin() as session:
+            self._renew(session, frames_analysed, **facts)
+
     def release(self) -> None:
         """Give up the lease of an unfinished video (the ingest stopped): the next run, in this process or
         another, reclaims and redoes it at once."""
@@ -579,3 +589,27 @@ def ensure_cameras(db: Database, names: Sequence[str]) -> dict[str, int]:
                 session.flush()
                 ids[name] = camera.id
         return ids
+
+
+def abandoned_videos_under(db: Database, folder: str) -> list[tuple[int, str]]:
+    """``(video id, path)`` of the ``ingesting`` videos under ``folder`` (a path prefix) whose owner is dead (a
+    killed live watch)."""
+    prefix = folder.rstrip("/") + "/"
+    with db.session() as session:
+        rows = session.execute(select(Video.id, Video.path, Video.owner, Video.heartbeat_at)
+                               .where(Video.status.not_in(FINISHED_STATUSES), Video.path.startswith(prefix))).all()
+    now = time.time()
+    return [(vid, path) for vid, path, owner, beat in rows if not owner_alive(owner, beat, now)]
+
+
+def finish_abandoned(db: Database, video_id: int, duration_s: float, frame_count: int) -> bool:
+    """Mark an abandoned ``ingesting`` video ``complete`` with what it holds (its file's ``duration_s`` seconds and
+    ``frame_count`` frames); False when it is gone or was taken over meanwhile."""
+    with db.sessions.begin() as session:
+        lock_for_writing(session)
+        row = session.get(Video, video_id)
+        if row is None or row.status in FINISHED_STATUSES or owner_alive(row.owner, row.heartbeat_at):
+            return False
+        row.status, row.owner, row.heartbeat_at = "complete", None, None
+        row.duration_s, row.frame_count = float(duration_s), int(frame_count)
+        return True

@@ -77,3 +77,31 @@ def test_a_killed_and_restarted_server_is_reconnected_into_a_new_segment_without
         times = [t for t, _ in _decoded(segment.path)]
         assert len(times) == segment.packets and np.all(np.diff(times) > 0)
     assert {f.recorded[0] for f in analysed if f.recorded} == {str(first.path), str(second.path)}
+
+
+def test_the_segment_being_written_already_plays_back_its_analysed_frames(rtsp_server, short_gop_clip, tmp_path):
+    from pipelines.video import FrameReader
+
+    server = rtsp_server((), files={"gate": short_gop_clip})
+    recorder = SegmentRecorder(tmp_path / "rec", "gate", segment_s=60.0)
+    source = StreamSource(server.url("gate"), analysis_fps=5, max_duration_s=30, recorder=recorder)
+    frames = source.frames()
+    analysed = []
+    try:
+        for frame in frames:
+            if frame.recorded is not None:
+                analysed.append(frame)
+            if len(analysed) == 20:  # about 4 s in: the segment is open and growing
+                break
+        assert recorder.current is not None and len(recorder.segments) == 1
+        reader = FrameReader(recorder.current.path)
+        try:
+            for frame in analysed[:12]:  # at least one keyframe (one fragment) behind the newest frame
+                path, seconds = frame.recorded
+                image = reader.read(int(round(seconds * 10)))
+                assert image is not None and np.array_equal(image, frame.image)
+        finally:
+            reader.close()
+    finally:
+        frames.close()
+    assert len(_decoded(recorder.segments[0].path)) >= 40  # and the closed file holds all of it
