@@ -91,7 +91,7 @@ class LivePanel(QWidget):
         self.tiles: dict[str, _Tile] = {}
         self.status_labels: dict[str, QLabel] = {}
         layout = QVBoxLayout(self)
-        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)  # cameras left, alerts right
         self.grid_host = QWidget(splitter)
         self.grid = QGridLayout(self.grid_host)
         self.placeholder = QLabel("No live cameras. File > Watch live cameras… opens a site file.", self.grid_host)
@@ -99,10 +99,11 @@ class LivePanel(QWidget):
         self.grid.addWidget(self.placeholder, 0, 0)
         self.alerts = QListWidget(splitter)
         self.alerts.setToolTip("Watchlist alerts; double-click one to see the camera at that moment")
-        self.alerts.setMaximumHeight(140)
+        self.alerts.setMinimumWidth(260)
         self.alerts.itemDoubleClicked.connect(self._alert_activated)
         splitter.setStretchFactor(0, 4)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([900, 300])
         layout.addWidget(splitter)
         self.alertRaised.connect(self._add_alert)
         self.timer = QTimer(self)
@@ -128,6 +129,7 @@ class LivePanel(QWidget):
             row, column = divmod(index, columns)
             self.grid.addWidget(tile, 2 * row, column)
             self.grid.addWidget(status, 2 * row + 1, column)
+            self.grid.setRowStretch(2 * row, 1)
             self.tiles[camera], self.status_labels[camera] = tile, status
         self.timer.start()
 

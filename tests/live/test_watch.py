@@ -195,3 +195,54 @@ url = "rtsp://viewer:s3cret@127.0.0.1:{free_port()}/nothing"
 
     listed = run_cli("alerts", "--db", db_path)
     assert listed.code == 0 and "'Person of interest' on cam1" in listed.stdout
+
+
+def test_recordings_of_a_killed_watch_play_and_are_finished_by_the_next_one(rtsp_server, cam1_live_clip, tmp_path):
+    from pipelines.video import FrameReader
+    from pipelines.watch import recover_abandoned
+    from storage.database import open_database
+
+    server = rtsp_server((), files={"cam1": cam1_live_clip})
+    site = tmp_path / "site.toml"
+    site.write_text(f'[site]\nsegment = "60s"\n\n[[camera]]\nname = "cam1"\nurl = "{server.url("cam1")}"\n')
+    db_path, recordings = tmp_path / "live.db", tmp_path / "recordings"
+    process = subprocess.Popen([sys.executable, "-m", "reid_app.cli", "watch", "--site", str(site), "--db",
+                                str(db_path), "--recordings", str(recordings), "--detector", str(_require(POSE_DETECTOR)),
+                                "--reid", str(_require(OSNET))], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stored() -> tuple[int, float]:
+        if not db_path.exists():
+            return 0, 0.0
+        with sqlite3.connect(db_path) as con:
+            row = con.execute("SELECT count(s.id), max(v.duration_s) FROM videos v LEFT JOIN sightings s "
+                              "ON s.video_id = v.id").fetchone()
+        return row[0] or 0, row[1] or 0.0
+
+    try:
+        deadline = time.monotonic() + 90
+        while not (stored()[0] >= 20 and stored()[1] >= 6.0):  # sightings, and the open segment's row has grown
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.5)
+    finally:
+        process.kill()  # kill -9: no clean shutdown at all
+        process.wait(30)
+    with sqlite3.connect(db_path) as con:
+        (video_id, path, status, duration), = con.execute("SELECT id, path, status, duration_s FROM videos")
+        sighting_time = con.execute("SELECT max(time_s) FROM sightings WHERE video_id = ?", (video_id,)).fetchone()[0]
+    assert status == "ingesting"
+    reader = FrameReader(path)  # fragmented MP4: it plays although its writer was killed mid-segment
+    try:
+        assert reader.read(int(round(min(sighting_time, duration - 2.0) * 10))) is not None
+    finally:
+        reader.close()
+    db = open_database(db_path)
+    try:
+        assert recover_abandoned(db, recordings) == 1
+        assert recover_abandoned(db, recordings) == 0
+    finally:
+        db.close()
+    with sqlite3.connect(db_path) as con:
+        status, duration_after, frames = con.execute("SELECT status, duration_s, frame_count FROM videos").fetchone()
+        sightings = con.execute("SELECT count(*) FROM sightings").fetchone()[0]
+    assert status == "complete" and duration_after >= duration - 2.5 and frames >= 10 * (duration_after - 1.5)
+    assert sightings >= 20  # what was stored before the kill is kept

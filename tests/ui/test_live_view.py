@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 
 from tests.conftest import copy_db, run_cli
 
@@ -24,7 +25,7 @@ def test_the_live_view_shows_cameras_alerts_and_jumps_to_the_moment(make_window,
     assert run_cli("watchlist", "add", "Visitor", "--track", str(watched), "--db", db_path).code == 0
     server = rtsp_server((), files={"cam1": cam1_live_clip})
     site = tmp_path / "site.toml"
-    site.write_text(f'[site]\nsegment = "8s"\nrecordings = "rec"\n\n[[camera]]\nname = "cam1"\n'
+    site.write_text(f'[site]\nsegment = "60s"\nrecordings = "rec"\n\n[[camera]]\nname = "cam1"\n'
                     f'url = "{server.url("cam1")}"\n')
     window = make_window(db_path)
     try:
@@ -39,8 +40,17 @@ def test_the_live_view_shows_cameras_alerts_and_jumps_to_the_moment(make_window,
         assert "Visitor on cam1" in panel.alerts.item(0).text()
         assert "ALERT: Visitor on cam1" in window.statusBar().currentMessage()
         window.grab().save(str(tmp_path / "live.png"))
-        # wait for a finished segment, then the alert's double-click plays its recording at that moment
-        qtbot.waitUntil(lambda: window.live_session.statuses()[0].segments >= 1, timeout=30000)
+        # a click on the camera plays its recording from 5 s back: the segment still being written
+        tile = panel.tiles["cam1"]
+        qtbot.waitUntil(lambda: window.live_session.statuses()[0].frames >= 45, timeout=30000)  # 9 s recorded
+        with qtbot.waitSignal(window.overviewLoaded, timeout=30000):
+            qtbot.mouseClick(tile, Qt.MouseButton.LeftButton)
+        active = window.player.active_video()
+        assert active is not None and str(Path(active.path).parent).endswith("rec/cam1") and not active.finished
+        assert abs(window.player.position - (tile.shown_at - 5.0)) < 1.0
+        qtbot.wait(1500)
+        window.grab().save(str(tmp_path / "playback.png"))
+        # the alert's double-click plays the recording at the alert's moment
         with qtbot.waitSignal(window.overviewLoaded, timeout=30000):
             panel.alerts.itemDoubleClicked.emit(panel.alerts.item(0))
         camera, when, _ = panel.alerts.item(0).data(0x0100)
