@@ -298,15 +298,15 @@ class LiveSite:
             if len(members) > 1:
                 set_overlap(self.db, [ids[m] for m in members])
         record(self.db, "watch", cameras=[c.config.name for c in self._cameras], recordings=str(self.recordings))
+        recovered = recover_abandoned(self.db, self.recordings)
+        if recovered:
+            log.warning("%d recording(s) left unfinished by a watch that was killed were finished with what they "
+                        "hold", recovered)
         for index, cam in enumerate(self._cameras):
             cam.running = True
             cam.thread = threading.Thread(target=self._camera_thread, args=(index, stop), name=f"live-{cam.config.name}",
                                           daemon=True)
             cam.thread.start()
-        recovered = recover_abandoned(self.db, self.recordings)
-        if recovered:
-            log.warning("%d recording(s) left unfinished by a watch that was killed were kept as they are",
-                        recovered)
         next_status = next_progress = time.monotonic()
         next_retention = time.monotonic() + (0.0 if self.options.retention_s else float("inf"))
         try:

@@ -246,3 +246,23 @@ def test_recordings_of_a_killed_watch_play_and_are_finished_by_the_next_one(rtsp
         sightings = con.execute("SELECT count(*) FROM sightings").fetchone()[0]
     assert status == "complete" and duration_after >= duration - 2.5 and frames >= 10 * (duration_after - 1.5)
     assert sightings >= 20  # what was stored before the kill is kept
+
+
+def test_retention_runs_on_its_schedule_while_watching(rtsp_server, cam1_live_clip, tmp_path):
+    server = rtsp_server((), files={"cam1": cam1_live_clip})
+    site = tmp_path / "site.toml"
+    site.write_text(f'[site]\nsegment = "3s"\nretention = "4s"\nretention_every = "2s"\n\n'
+                    f'[[camera]]\nname = "cam1"\nurl = "{server.url("cam1")}"\n')
+    db_path, recordings = tmp_path / "live.db", tmp_path / "recordings"
+    result = run_cli("watch", "--site", site, "--db", db_path, "--recordings", recordings, "--stop-after", "16",
+                     "--detector", _require(POSE_DETECTOR), "--reid", _require(OSNET), timeout=120)
+    assert result.code == 0, result.stderr
+    with sqlite3.connect(db_path) as con:
+        purges = [json.loads(d) for (d,) in con.execute("SELECT details FROM audit_log WHERE action = 'retention'")]
+        kept = [(p, s) for p, s in con.execute("SELECT path, start_time + duration_s FROM videos")]
+        last_end = con.execute("SELECT max(timestamp) FROM sightings").fetchone()[0]
+    purged = sum(len(p["videos"]) for p in purges)
+    assert len(purges) >= 2 and purged >= 2  # runs every 2 s: the first segments aged out while the camera was watched
+    files = sorted(recordings.rglob("*.mp4"))
+    assert sorted(Path(p) for p, _ in kept) == files  # a purged segment's file went with its row
+    assert all(end >= last_end - 4.0 - 3.5 for _, end in kept)  # only the newest footage is left
