@@ -224,6 +224,8 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def _engine(url: str) -> Engine:
+    if url.startswith(("postgresql://", "postgres://")):  # the installed driver (psycopg 3), not SQLAlchemy's default
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _set_sqlite_pragmas)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from reid_app.errors import DatabaseError
@@ -418,23 +418,21 @@ class VideoWriter:
         return status
 
 
-_TRACK_MOTION = text(
-    "SELECT t.id FROM tracks t JOIN sightings s ON s.track_id = t.id WHERE t.video_id = :video "
-    "GROUP BY t.id HAVING max(s.time_s) - min(s.time_s) >= :duration AND "
-    "max(max((s.x1 + s.x2) / 2) - min((s.x1 + s.x2) / 2), max((s.y1 + s.y2) / 2) - min((s.y1 + s.y2) / 2)) "
-    "<= :motion * avg(s.y2 - s.y1) AND max(s.y2 - s.y1) - min(s.y2 - s.y1) <= :resize * avg(s.y2 - s.y1) "
-    "AND max(s.x2 - s.x1) - min(s.x2 - s.x1) <= :resize * avg(s.x2 - s.x1)")
-
-
 def mark_static_tracks(db: Database, video_id: int, min_duration_s: float, max_motion: float,
                        max_resize: float) -> list[int]:
     """Mark the video's tracks whose box did not move (``pipelines.quality.StaticTrackConfig`` gives the meaning
     of the thresholds: seconds, box heights, fraction of the mean size); returns their ids."""
     if min_duration_s <= 0:
         return []
+    cx, cy = (Sighting.x1 + Sighting.x2) / 2, (Sighting.y1 + Sighting.y2) / 2
+    h, w = Sighting.y2 - Sighting.y1, Sighting.x2 - Sighting.x1
+    spread = [func.max(v) - func.min(v) for v in (Sighting.time_s, cx, cy, h, w)]
     with db.sessions.begin() as session:
-        ids = list(session.scalars(_TRACK_MOTION, {"video": video_id, "duration": min_duration_s,
-                                                   "motion": max_motion, "resize": max_resize}))
+        rows = session.execute(select(Sighting.track_id, *spread, func.avg(h), func.avg(w))
+                               .where(Sighting.video_id == video_id).group_by(Sighting.track_id))
+        ids = [track for track, duration, dx, dy, dh, dw, mean_h, mean_w in rows
+               if duration >= min_duration_s and max(dx, dy) <= max_motion * mean_h
+               and dh <= max_resize * mean_h and dw <= max_resize * mean_w]
         if ids:
             session.execute(update(Track).where(Track.id.in_(ids)).values(static=True))
     return ids

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.postgres"]  # the postgres_server and pg_url fixtures
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 VIDEOS = SHARED / "data" / "videos"
@@ -55,6 +57,15 @@ class CliResult:
     @property
     def error_lines(self) -> list[str]:
         return [line for line in self.stderr.splitlines() if "error" in line.lower()]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def sqlite_execute(path: Path, *statements: str) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import functools
 import select
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import LAB, ROOT, _require
+from tests.conftest import LAB, ROOT, _require, free_port  # noqa: F401 (free_port: used by the live tests)
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER = ROOT / "tests" / "live" / "rtsp_server.py"
@@ -28,12 +27,6 @@ def _server_available() -> str | None:
     if check.returncode != 0:
         return f"GStreamer's RTSP server is not installed (Debian: apt-get install {_PACKAGES}; .ci/run does)"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RtspServer:
