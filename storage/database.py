@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from sqlalchemy import create_engine, event, inspect, select, text
+from sqlalchemy import create_engine, event, inspect, select, text, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reid_app.errors import DatabaseError
-from storage.schema import ADDED_COLUMNS, APP_ID, SCHEMA_VERSION, UPGRADABLE_VERSIONS, Base, Meta
+from storage.schema import ADDED_COLUMNS, APP_ID, SCHEMA3_TABLES, SCHEMA_VERSION, UPGRADABLE_VERSIONS, Base, Meta
 
 
 @dataclass
@@ -97,10 +97,10 @@ def _ro_connect(path: Path) -> sqlite3.Connection:
 
 def _is_half_made(con: sqlite3.Connection, tables: set[str]) -> bool:
     """A database an interrupted creation left behind: our tables, no facts in reid_meta, no rows anywhere."""
-    ours = {t.name for t in Base.metadata.sorted_tables}
+    ours = {t.name for t in Base.metadata.sorted_tables} | {"alembic_version"}
     if not tables <= ours or con.execute("SELECT count(*) FROM reid_meta").fetchone()[0]:
         return False
-    return all(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] == 0 for t in tables)
+    return all(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] == 0 for t in tables - {"alembic_version"})
 
 
 def inspect_sqlite(path: Path) -> str:
@@ -232,33 +232,64 @@ def _engine(url: str) -> Engine:
     return engine
 
 
-def _add_missing_columns(engine: Engine) -> None:
-    """In-place upgrade of tables made by an older schema: add the columns later versions added."""
-    existing = inspect(engine)
-    with engine.begin() as connection:
-        for version in sorted(ADDED_COLUMNS):
-            for table, column, sql_type in ADDED_COLUMNS[version]:
-                if column not in {c["name"] for c in existing.get_columns(table)}:
-                    connection.execute(text(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {sql_type}'))
+def _add_missing_columns(connection) -> None:
+    """In-place upgrade of tables made by schema 1 or 2: add the columns schema 3 added."""
+    existing = inspect(connection)
+    for version in sorted(ADDED_COLUMNS):
+        for table, column, sql_type in ADDED_COLUMNS[version]:
+            if column not in {c["name"] for c in existing.get_columns(table)}:
+                connection.execute(text(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {sql_type}'))
+
+
+#: The newest Alembic revision (``storage/migrations/versions``); a database stamped with it needs no migration.
+HEAD_REVISION = "0002_watchlist_alerts"
+#: The revision of schema 3, the schema of databases made before migrations existed.
+BASELINE_REVISION = "0001_schema3"
+
+
+def _alembic(connection, action: str, revision: str) -> None:
+    """Run Alembic's ``upgrade`` or ``stamp`` to ``revision`` on ``connection`` (``storage/migrations``)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).resolve().parent / "migrations"))
+    config.attributes["connection"] = connection
+    getattr(command, action)(config, revision)
+
+
+def _revision(connection) -> Optional[str]:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def _initialise(engine: Engine, sessions: sessionmaker, location: str) -> None:
-    Base.metadata.create_all(engine)
-    with sessions.begin() as session:
-        meta = {m.key: m.value for m in session.scalars(select(Meta))}
-        if not meta:
-            session.add_all([Meta(key="app", value=APP_ID), Meta(key="schema_version", value=str(SCHEMA_VERSION))])
+    """Make a new database's schema, or bring an older one up to date (Alembic migrations, in one transaction)."""
+    with engine.begin() as connection:
+        meta = dict(connection.execute(select(Meta.key, Meta.value)).all()) \
+            if inspect(connection).has_table("reid_meta") else {}
+        if not meta:  # a new database (or one whose creation was cut short): today's schema, stamped as newest
+            Base.metadata.create_all(connection)
+            connection.execute(Meta.__table__.insert(), [{"key": "app", "value": APP_ID},
+                                                         {"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+            _alembic(connection, "stamp", HEAD_REVISION)
             return
         if meta.get("app") != APP_ID:
             raise DatabaseError(f"database {location} is not a reid-app database")
         version = meta.get("schema_version")
-        if version in map(str, UPGRADABLE_VERSIONS):
-            session.commit()
-            _add_missing_columns(engine)  # tables added since were just made by create_all
-            with sessions.begin() as upgrade:
-                upgrade.merge(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-        elif version != str(SCHEMA_VERSION):
+        if version != str(SCHEMA_VERSION) and version not in map(str, UPGRADABLE_VERSIONS):
             raise DatabaseError(f"database {location} is not a reid-app database of schema {SCHEMA_VERSION}")
+        revision = _revision(connection)
+        if revision == HEAD_REVISION:
+            return
+        if revision is None:  # made before migrations existed (schema 1-3): bring it to schema 3 in place
+            tables = [Base.metadata.tables[name] for name in SCHEMA3_TABLES]
+            Base.metadata.create_all(connection, tables=tables)
+            _add_missing_columns(connection)
+            _alembic(connection, "stamp", BASELINE_REVISION)
+        _alembic(connection, "upgrade", HEAD_REVISION)
+        connection.execute(update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
 
 def _remove_quietly(*paths: Path) -> None:

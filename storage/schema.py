@@ -19,8 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-#: Bumped whenever the schema changes; a database with a larger number is refused, an older one is upgraded
-#: in place when :data:`UPGRADABLE_VERSIONS` lists it (schemas 2 and 4 only added tables).
+#: Bumped whenever the schema changes (with a new Alembic revision in ``storage/migrations/versions``); a database
+#: with a larger number is refused, an older one is upgraded in place when :data:`UPGRADABLE_VERSIONS` lists it.
 SCHEMA_VERSION = 4
 UPGRADABLE_VERSIONS = (1, 2, 3)
 APP_ID = "reid-app"
@@ -29,6 +29,10 @@ APP_ID = "reid-app"
 #: :data:`DAMAGED_FRACTION` of its frames could not be decoded (the rest is stored and searchable).
 FINISHED_STATUSES = ("complete", "damaged")
 DAMAGED_FRACTION = 0.05
+
+#: The tables of schema 3, the schema of databases made before Alembic migrations (``storage/migrations``).
+SCHEMA3_TABLES = ("reid_meta", "models", "cameras", "videos", "tracks", "sightings", "embeddings", "camera_overlaps",
+                  "identities", "identity_tracks", "pair_feedback", "audit_log", "identity_labels")
 
 #: Columns added to existing tables by each schema version (``ALTER TABLE ... ADD COLUMN``), for in-place upgrades.
 ADDED_COLUMNS = {3: [("videos", "owner", "VARCHAR(200)"), ("videos", "heartbeat_at", "FLOAT"),

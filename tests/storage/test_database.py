@@ -2,7 +2,7 @@ import hashlib
 import pytest
 
 from reid_app.errors import DatabaseError
-from storage.database import open_database
+from storage.database import HEAD_REVISION, integrity_problems, open_database
 from storage.schema import SCHEMA_VERSION
 from tests.conftest import sqlite_execute
 
@@ -71,14 +71,17 @@ def test_missing_database_is_an_error_when_not_creating(tmp_path):
 _SCHEMA_3_COLUMNS = ("owner", "heartbeat_at", "analysed_until_s", "frames_lost")
 
 
-@pytest.mark.parametrize("old_version", [1, 2])
+@pytest.mark.parametrize("old_version", [1, 2, 3])
 def test_older_schema_is_upgraded_in_place_keeping_its_rows(tmp_path, old_version):
+    """Databases made before Alembic migrations (no ``alembic_version``) of schemas 1-3 are brought to schema 3 in
+    place, stamped, then migrated to the newest revision."""
     path = tmp_path / "old.db"
     open_database(path).close()
-    dropped_tables = ("identity_tracks", "identities", "pair_feedback", "audit_log", "camera_overlaps") \
-        if old_version == 1 else ()
-    sqlite_execute(path, *[f"ALTER TABLE videos DROP COLUMN {c}" for c in _SCHEMA_3_COLUMNS],
-                   "ALTER TABLE tracks DROP COLUMN static",
+    dropped_tables = ("alembic_version", "alerts", "watchlist") + (
+        ("identity_tracks", "identities", "pair_feedback", "audit_log", "camera_overlaps") if old_version == 1 else ())
+    dropped_columns = [] if old_version == 3 else \
+        [f"ALTER TABLE videos DROP COLUMN {c}" for c in _SCHEMA_3_COLUMNS] + ["ALTER TABLE tracks DROP COLUMN static"]
+    sqlite_execute(path, *dropped_columns,
                    "INSERT INTO cameras (id, name, created_at) VALUES (1, 'door', '2026-01-01')",
                    "INSERT INTO videos (id, camera_id, path, fingerprint, fps, frame_count, width, height, duration_s,"
                    " start_time, analysis_fps, frames_analysed, status, ingested_at) VALUES (1, 1, '/v.mp4', 'f', 10,"
@@ -95,4 +98,36 @@ def test_older_schema_is_upgraded_in_place_keeping_its_rows(tmp_path, old_versio
     assert tuple(row) == ("complete", 50, None, None, 0)
     with db.engine.connect() as con:
         assert "static" in {r[1] for r in con.exec_driver_sql("PRAGMA table_info(tracks)")}
+        assert con.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD_REVISION
+        assert con.exec_driver_sql("SELECT count(*) FROM watchlist").scalar() == 0
+        assert "ix_alerts_track_id" in {r[1] for r in con.exec_driver_sql("PRAGMA index_list(alerts)")}
     db.close()
+    assert integrity_problems(path) == []
+
+
+def _migrated_from_nothing_differs_from_the_models(url: str) -> list:
+    """Run every migration on an empty database, then compare the result with the models (Alembic's autogenerate
+    comparison): the differences, none when the migrations and ``storage.schema`` agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from storage.database import _alembic
+    from storage.schema import Base
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as con:
+            _alembic(con, "upgrade", HEAD_REVISION)
+        with engine.connect() as con:
+            return compare_metadata(MigrationContext.configure(con), Base.metadata)
+    finally:
+        engine.dispose()
+
+
+def test_the_migrations_make_exactly_the_models_schema_on_sqlite(tmp_path):
+    assert _migrated_from_nothing_differs_from_the_models(f"sqlite:///{tmp_path / 'migrated.db'}") == []
+
+
+def test_the_migrations_make_exactly_the_models_schema_on_postgresql(pg_url):
+    assert _migrated_from_nothing_differs_from_the_models(pg_url.replace("postgresql://", "postgresql+psycopg://")) == []
