@@ -22,7 +22,12 @@ identity and reused by re-clustering after feedback.
 
 Confidence of an identity in ``[0, 1]``: for several tracks the mean pairwise similarity of its members (a
 confirmed pair counts 1); for a single track, 1 minus its highest similarity to any track it could have joined
-(how clearly it stands alone). Cost: ``O(T^2)`` memory and ``O(T^2)`` per merge for ``T`` tracks.
+(how clearly it stands alone).
+
+:func:`cluster_identities` runs it with ``pipelines.linkage.cluster_sparse`` (a heap over a neighbour graph: every
+pair up to :data:`EXACT_TRACKS` tracks, each track's 30 nearest beyond; 100,000 tracks in about a minute on 2
+cores). :func:`cluster_tracks` is the dense reference implementation (``O(T^2)`` memory, ``O(T^2)`` per merge) the
+sparse one is tested against.
 """
 
 from __future__ import annotations
@@ -37,11 +42,15 @@ from reid_app.errors import UsageError
 from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, SAME, load_overlaps, load_verdicts
+from pipelines.linkage import cluster_sparse
 from storage.identities import add_to_identities, load_identities, replace_identities, stored_threshold
 from storage.repository import get_tracks, list_models, model_threshold, static_track_ids
 from storage.vector_index import EmbeddingIndex, TrackTable
 
 DEFAULT_THRESHOLD = 0.75
+#: Up to this many tracks clustering compares every pair (exact average linkage); beyond, each track's 30 most
+#: similar tracks (``pipelines.linkage``).
+EXACT_TRACKS = 2000
 
 
 @dataclass
@@ -208,20 +217,16 @@ def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: 
     if dims is None:
         raise UsageError(f"{db.location} holds no embeddings of model {model_id}")
     tracks = _without(EmbeddingIndex.load(db, model_id, dims, with_sightings=False).tracks, static_track_ids(db))
-    forbidden = cannot_link(tracks, load_overlaps(db))
     position = {int(t): i for i, t in enumerate(tracks.track_ids)}
     pairs = [(position.get(v.track_a), position.get(v.track_b), v.verdict) for v in load_verdicts(db)]
     pairs = [(a, b, verdict) for a, b, verdict in pairs if a is not None and b is not None]
-    must = [(a, b) for a, b, verdict in pairs if verdict == SAME]
-    union = _UnionFind(len(tracks))
-    for a, b in must:
-        union.union(a, b)
-    component = np.array([union.find(i) for i in range(len(tracks))], np.int64)
-    forbidden &= component[:, None] != component[None, :]  # a confirmation overrides the automatic constraints
-    for a, b, verdict in pairs:  # ...but never a rejection (feedback refuses such conflicts when it is given)
-        if verdict == DIFFERENT:
-            forbidden[a, b] = forbidden[b, a] = True
-    clusters = cluster_tracks(tracks.descriptors @ tracks.descriptors.T, forbidden, must, threshold)
+    # exact average linkage (a complete graph) for a few thousand tracks, a sparse neighbour graph beyond
+    exact = len(tracks) <= EXACT_TRACKS
+    clusters = cluster_sparse(tracks.descriptors, tracks.first_timestamps, tracks.last_timestamps,
+                              tracks.camera_ids, load_overlaps(db), threshold,
+                              must_link=[(a, b) for a, b, verdict in pairs if verdict == SAME],
+                              rejected=[(a, b) for a, b, verdict in pairs if verdict == DIFFERENT],
+                              k=max(len(tracks) - 1, 1) if exact else 30, min_edge=-1.0 if exact else None)
     stored = [([int(tracks.track_ids[i]) for i in members], confidence) for members, confidence in clusters]
     replace_identities(db, model_id, stored, threshold)
     multi = sum(len({int(tracks.camera_ids[i]) for i in members}) > 1 for members, _ in clusters)

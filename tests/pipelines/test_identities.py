@@ -171,3 +171,49 @@ def test_incremental_matching_respects_a_rejection(lab4_db, tmp_path):
     member = {t: i.id for i in load_identities(db) for t in i.track_ids}
     assert member[newcomer] != member[kept]
     db.close()
+
+
+def _synthetic_tracks(people: int, per_person: int, cameras: int, seed: int = 0):
+    """Descriptors with the similarity structure measured on the lab cameras (one person about 0.87, different
+    people about 0.47), tracks spread over a day on ``cameras`` cameras."""
+    rng = np.random.default_rng(seed)
+    dims = 256
+
+    def unit(shape):
+        v = rng.normal(size=shape)
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    person = np.repeat(np.arange(people), per_person)
+    x = 0.648 * unit((people, dims))[person] + 0.671 * unit(dims) + 0.36 * unit((len(person), dims))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    first = rng.uniform(0, 86400, size=people)[person] + rng.uniform(0, 300, size=len(person))
+    last = first + rng.uniform(2, 30, size=len(person))
+    return x, first, last, rng.integers(1, cameras + 1, size=len(person)).astype(np.int64), person
+
+
+def test_the_sparse_clustering_gives_the_dense_reference_clusters_under_every_constraint():
+    from pipelines.linkage import cluster_sparse
+
+    x, first, last, cameras, person = _synthetic_tracks(150, 4, 6)
+    overlaps = {(1, 2), (3, 4)}
+    must = [(0, 5), (10, 11)]  # one a wrong confirmation (tracks of two people): it must hold
+    rejected = [(20, 21), (40, 41)]  # tracks of one person, rejected: they must stay apart
+    table = TrackTable(np.arange(len(x)), cameras, np.zeros(len(x), np.int64), first, last, x)
+    forbidden = cannot_link(table, overlaps)
+    component = np.arange(len(x))
+    for a, b in must:
+        component[component == component[b]] = component[a]
+    forbidden &= component[:, None] != component[None, :]
+    for a, b in rejected:
+        forbidden[a, b] = forbidden[b, a] = True
+    dense = cluster_tracks(x @ x.T, forbidden, must, 0.75)
+    exact = cluster_sparse(x, first, last, cameras, overlaps, 0.75, must, rejected, k=len(x) - 1, min_edge=-1.0)
+    sparse = cluster_sparse(x, first, last, cameras, overlaps, 0.75, must, rejected, k=30)
+    assert [m for m, _ in exact] == [m for m, _ in dense]
+    # confidences: as the reference for every identity of several tracks (a lone track's ignores constraints)
+    assert np.allclose([c for m, c in exact if len(m) > 1], [c for m, c in dense if len(m) > 1], atol=1e-5)
+    assert [m for m, _ in sparse] == [m for m, _ in dense]  # 30 neighbours suffice at these similarities
+    member = {i: c for c, (m, _) in enumerate(sparse) for i in m}
+    assert member[0] == member[5] and member[10] == member[11]
+    assert member[20] != member[21] and member[40] != member[41]
+    assert len(dense) < len(x) / 2  # it did merge: most people's tracks are together

@@ -1,0 +1,104 @@
+"""Site scale: identity clustering of many tracks (issue 16; the database and index parts are still to come).
+
+    python benchmarks/scale.py                        # 1k, 2k, 4k (dense reference too), 20k and 100k tracks
+    python benchmarks/scale.py --tracks 1000,100000 --no-dense
+
+Synthetic tracks with the similarity structure measured on the lab cameras (tracks of one person about 0.87 alike,
+of different people about 0.47; 512-dimensional descriptors), four tracks per person, spread over 7 days on 100
+cameras. Prints, per size: seconds of ``pipelines.linkage.cluster_sparse`` as ``cluster_identities`` runs it
+(every pair up to 2,000 tracks, 30 nearest beyond), of the dense reference ``pipelines.identities.cluster_tracks``
+where it fits, how alike the two partitions are (adjusted Rand index, 1 = identical) and how alike the sparse one
+is to the true people. It does not pass or fail (target: 100,000 tracks in at most 60 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from math import comb
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def synthetic_tracks(people: int, per_person: int = 4, cameras: int = 100, days: float = 7.0, dims: int = 512,
+                     seed: int = 0):
+    """``(descriptors float32 [T, D], first, last float64 [T], cameras int64 [T], person int64 [T])``."""
+    rng = np.random.default_rng(seed)
+
+    def unit(shape):
+        v = rng.normal(size=shape)
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    person = np.repeat(np.arange(people), per_person)
+    x = 0.648 * unit((people, dims))[person] + 0.671 * unit(dims) + 0.36 * unit((len(person), dims))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    first = rng.uniform(0, days * 86400, size=people)[person] + rng.uniform(0, 600, size=len(person))
+    last = first + rng.uniform(2, 30, size=len(person))
+    return x, first, last, rng.integers(1, cameras + 1, size=len(person)).astype(np.int64), person
+
+
+def adjusted_rand(a, b) -> float:
+    """Adjusted Rand index of two labelings (Hubert and Arabie, 1985)."""
+    n = len(a)
+    together = sum(comb(v, 2) for v in Counter(zip(a, b)).values())
+    in_a = sum(comb(v, 2) for v in Counter(a).values())
+    in_b = sum(comb(v, 2) for v in Counter(b).values())
+    expected = in_a * in_b / comb(n, 2)
+    best = (in_a + in_b) / 2
+    return 1.0 if best == expected else (together - expected) / (best - expected)
+
+
+def _labels(clusters, n):
+    out = np.empty(n, np.int64)
+    for c, (members, _) in enumerate(clusters):
+        out[members] = c
+    return out.tolist()
+
+
+def main() -> None:
+    from pipelines.identities import EXACT_TRACKS, cannot_link, cluster_tracks
+    from pipelines.linkage import cluster_sparse
+    from storage.vector_index import TrackTable
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tracks", default="1000,2000,4000,20000,100000")
+    parser.add_argument("--no-dense", action="store_true", help="skip the dense reference")
+    parser.add_argument("--dense-limit", type=int, default=4000, help="largest size the dense reference runs on")
+    args = parser.parse_args()
+    rows = []
+    for total in (int(t) for t in args.tracks.split(",")):
+        x, first, last, cameras, person = synthetic_tracks(total // 4)
+        exact = len(x) <= EXACT_TRACKS
+        t0 = time.perf_counter()
+        sparse = cluster_sparse(x, first, last, cameras, set(), 0.75, k=len(x) - 1 if exact else 30,
+                                min_edge=-1.0 if exact else None)
+        sparse_s = time.perf_counter() - t0
+        dense_s, agreement = float("nan"), float("nan")
+        if not args.no_dense and len(x) <= args.dense_limit:
+            t0 = time.perf_counter()
+            table = TrackTable(np.arange(len(x)), cameras, np.zeros(len(x), np.int64), first, last, x)
+            dense = cluster_tracks(x @ x.T, cannot_link(table, set()), [], 0.75)
+            dense_s = time.perf_counter() - t0
+            agreement = adjusted_rand(_labels(dense, len(x)), _labels(sparse, len(x)))
+        truth = adjusted_rand(person.tolist(), _labels(sparse, len(x)))
+        rows.append((len(x), sparse_s, len(sparse), dense_s, agreement, truth))
+        print(f"{len(x)} tracks: sparse {sparse_s:.1f} s ({len(sparse)} identities), dense {dense_s:.1f} s, "
+              f"ARI sparse vs dense {agreement:.3f}, vs people {truth:.3f}", flush=True)
+    print()
+    print("| tracks | clustering (as cluster_identities runs it) | identities | dense reference | ARI vs dense | "
+          "ARI vs people |")
+    print("|---|---|---|---|---|---|")
+    for total, sparse_s, count, dense_s, agreement, truth in rows:
+        dense_text = "-" if np.isnan(dense_s) else f"{dense_s:.1f} s"
+        agree_text = "-" if np.isnan(agreement) else f"{agreement:.3f}"
+        print(f"| {total:,} | {sparse_s:.1f} s | {count:,} | {dense_text} | {agree_text} | {truth:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
