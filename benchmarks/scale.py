@@ -6,7 +6,7 @@
 Synthetic tracks with the similarity structure measured on the lab cameras (tracks of one person about 0.87 alike,
 of different people about 0.47; 512-dimensional descriptors), four tracks per person, spread over 7 days on 100
 cameras. Prints, per size: seconds of ``pipelines.linkage.cluster_sparse`` as ``cluster_identities`` runs it
-(every pair up to 2,000 tracks, 30 nearest beyond), of the dense reference ``pipelines.identities.cluster_tracks``
+(every pair up to 500 tracks, 30 nearest beyond), of the dense reference ``pipelines.identities.cluster_tracks``
 where it fits, how alike the two partitions are (adjusted Rand index, 1 = identical) and how alike the sparse one
 is to the true people. It does not pass or fail (target: 100,000 tracks in at most 60 s).
 """

@@ -50,7 +50,7 @@ from storage.vector_index import EmbeddingIndex, TrackTable
 DEFAULT_THRESHOLD = 0.75
 #: Up to this many tracks clustering compares every pair (exact average linkage); beyond, each track's 30 most
 #: similar tracks (``pipelines.linkage``).
-EXACT_TRACKS = 2000
+EXACT_TRACKS = 500
 
 
 @dataclass
@@ -329,6 +329,28 @@ def assign_new_tracks(db: Database, model_id: Optional[int] = None, threshold: O
     record(db, "cluster", reason="incremental", model_id=model_id, threshold=threshold, tracks=len(new),
            joined=joined, new_identities=made)
     return AssignmentReport(len(new), joined, made, time.perf_counter() - started)
+
+
+def identities_after_ingest(db: Database) -> Optional[ClusteringReport]:
+    """Give the tracks an ingest added identities: incrementally (:func:`assign_new_tracks`) when the model already
+    has identities, else by a full :func:`cluster_identities`. None when the database holds no embeddings."""
+    models = list_models(db)
+    if not models:
+        return None
+    model_id = models[0].id
+    if stored_threshold(db, model_id) is None:
+        return cluster_identities(db, model_id, reason="after ingest")
+    started = time.perf_counter()
+    assigned = assign_new_tracks(db, model_id)
+    with db.snapshot() as session:
+        identities = load_identities(db, model_id, session=session)
+        cameras = {t: info.camera_id for t, info in
+                   get_tracks(db, [t for i in identities for t in i.track_ids], session).items()}
+    multi = sum(len({cameras[t] for t in i.track_ids if t in cameras}) > 1 for i in identities)
+    return ClusteringReport(model_id, len(identities), multi, sum(len(i.track_ids) for i in identities),
+                            current_threshold(db, model_id), time.perf_counter() - started,
+                            changes=[f"{assigned.tracks} new tracks: {assigned.joined} joined an identity, "
+                                     f"{assigned.new_identities} new identities"] if assigned.tracks else [])
 
 
 def _cannot_link_row(tracks: TrackTable, i: int, overlaps: set[tuple[int, int]]) -> np.ndarray:

@@ -16,7 +16,8 @@ from pipelines.evidence import EvidenceReport, export_identity
 from pipelines.feedback import (
     VerdictConflict, confirm, forget, label, merge, reject, replace_verdict, split, undo,
 )
-from pipelines.identities import ClusteringReport, IdentitySummary, cluster_identities, summarise_identities
+from pipelines.identities import (ClusteringReport, IdentitySummary, cluster_identities, identities_after_ingest,
+                                  summarise_identities)
 from pipelines.search import SearchFilters, SearchOptions, SearchResult, Searcher
 from pipelines.similarity import make_scorer
 from reid_app.errors import UsageError
@@ -128,10 +129,9 @@ def video_overlay(db: Database, video_id: int) -> VideoSightings:
 
 
 def cluster_after_ingest(db: Database) -> Optional[ClusteringReport]:
-    """Re-cluster the identities after an ingest added tracks; None when the database holds no embeddings."""
-    if not list_models(db):
-        return None
-    return cluster_identities(db, reason="after ingest")
+    """Give the tracks an ingest added identities (incrementally once identities exist:
+    ``pipelines.identities.identities_after_ingest``); None when the database holds no embeddings."""
+    return identities_after_ingest(db)
 
 
 
