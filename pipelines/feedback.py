@@ -174,7 +174,7 @@ def _pair(db: Database, a: int, b: int, verdict: str, action: str) -> Clustering
     before = _verdicts_of(db, pair)
     set_verdicts(db, same=pair if verdict == SAME else (), different=pair if verdict == DIFFERENT else ())
     record(db, action, track_a=a, track_b=b, before=before, after=_verdicts_of(db, pair))
-    report = cluster_identities(db, model_id, reason="feedback")
+    report = cluster_identities(db, model_id, reason="feedback", around=[a, b])
     report.changes = [f"tracks {pair[0][0]} and {pair[0][1]} {_WORD[verdict]}"
                       + (" (already so; kept)" if before[0][2] is not None else "")]
     return report
@@ -210,7 +210,7 @@ def forget(db: Database, track_a: int, track_b: int) -> ClusteringReport:
     if not forget_verdict(db, track_a, track_b):
         raise UsageError(f"there is no confirmation or rejection of tracks {track_a} and {track_b} to forget")
     record(db, "forget", track_a=track_a, track_b=track_b, before=stored, after=_verdicts_of(db, [pair]))
-    report = cluster_identities(db, model_id, reason="feedback")
+    report = cluster_identities(db, model_id, reason="feedback", around=list(pair))
     report.changes = [f"tracks {pair[0]} and {pair[1]} are no longer {_WORD[stored[0][2]]}"]
     return report
 
@@ -240,7 +240,7 @@ def merge(db: Database, identity_a: int, identity_b: int) -> ClusteringReport:
     set_verdicts(db, same=same)
     record(db, "merge", identities=[identity_a, identity_b], tracks=tracks, before=before,
            after=_verdicts_of(db, same))
-    report = cluster_identities(db, a.model_id, reason="feedback")
+    report = cluster_identities(db, a.model_id, reason="feedback", around=tracks)
     report.subject_tracks = tracks
     report.changes = [f"identities {identity_a} and {identity_b} merged: their {len(tracks)} tracks confirmed as one "
                       f"person"]
@@ -272,7 +272,7 @@ def split(db: Database, identity_id: int, track_ids: Sequence[int]) -> Clusterin
     set_verdicts(db, same=same, different=across)
     record(db, "split", identity=identity_id, moved=moved, kept=kept, before=before,
            after=_verdicts_of(db, same + across))
-    report = cluster_identities(db, identity.model_id, reason="feedback")
+    report = cluster_identities(db, identity.model_id, reason="feedback", around=identity.track_ids)
     report.changes = [f"tracks {', '.join(map(str, moved))} split off identity {identity_id}: {len(across)} pairs "
                       f"rejected across"]
     if overridden:
@@ -310,7 +310,7 @@ def undo(db: Database) -> ClusteringReport:
                  different=[(a, b) for a, b, v in before if v == DIFFERENT],
                  forget=[(a, b) for a, b, v in before if v is None])
     record(db, "undo", undoes=entry.id, action_undone=entry.action, before=after, after=before)
-    report = cluster_identities(db, model_id, reason="feedback")
+    report = cluster_identities(db, model_id, reason="feedback", around=sorted({t for a, b, _ in before for t in (a, b)}))
     report.changes = [f"undid the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M:%S} UTC (audit entry "
                       f"{entry.id}): {len(before)} pair{'s' if len(before) > 1 else ''} as before it"]
     return report

@@ -43,7 +43,8 @@ from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, SAME, load_overlaps, load_verdicts
 from pipelines.linkage import cluster_sparse
-from storage.identities import add_to_identities, load_identities, replace_identities, stored_threshold
+from storage.identities import (add_to_identities, described_tracks, identities_of_tracks, identity_counts,
+                               load_identities, replace_identities, stored_threshold)
 from storage.repository import get_tracks, list_models, model_threshold, static_track_ids
 from storage.vector_index import EmbeddingIndex, TrackTable
 
@@ -51,6 +52,9 @@ DEFAULT_THRESHOLD = 0.75
 #: Up to this many tracks clustering compares every pair (exact average linkage); beyond, each track's 30 most
 #: similar tracks (``pipelines.linkage``).
 EXACT_TRACKS = 500
+#: Above this many tracks a feedback action re-clusters only the identities it touched
+#: (:func:`cluster_identities` ``around``).
+LOCAL_FEEDBACK_TRACKS = 20_000
 
 
 @dataclass
@@ -194,13 +198,17 @@ def _without(tracks: TrackTable, excluded: set[int]) -> TrackTable:
 
 
 def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: Optional[float] = None,
-                       reason: str = "on demand") -> ClusteringReport:
+                       reason: str = "on demand", around: Optional[Sequence[int]] = None) -> ClusteringReport:
     """Cluster all tracks of a model into identities and store them (replacing the model's old identities).
 
     Args:
         model_id: the re-id model (default: the one with the most embeddings).
         threshold: cosine average-linkage threshold (default: the stored one, else :data:`DEFAULT_THRESHOLD`).
         reason: why, for the audit log (``after ingest``, ``feedback``, ``on demand``).
+        around: the tracks a feedback action was about. When the model has more than :data:`LOCAL_FEEDBACK_TRACKS`
+            tracks, only the identities holding them are re-clustered (their members together, under every
+            constraint), the others staying as they are: an update in well under a second instead of a
+            re-clustering of everything.
 
     Raises:
         UsageError: no embeddings, or a threshold outside ``[-1, 1]``.
@@ -216,9 +224,15 @@ def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: 
     dims = next((m.dims for m in models if m.id == model_id), None)
     if dims is None:
         raise UsageError(f"{db.location} holds no embeddings of model {model_id}")
-    tracks = _without(EmbeddingIndex.load(db, model_id, dims, with_sightings=False).tracks, static_track_ids(db))
+    replaced = None
+    if around is not None and described_tracks(db, model_id) > LOCAL_FEEDBACK_TRACKS:
+        replaced, tracks = _touched_components(db, model_id, around)
+        verdicts = load_verdicts(db, tracks.track_ids.tolist())
+    else:
+        tracks = _without(EmbeddingIndex.load(db, model_id, dims, with_sightings=False).tracks, static_track_ids(db))
+        verdicts = load_verdicts(db)
     position = {int(t): i for i, t in enumerate(tracks.track_ids)}
-    pairs = [(position.get(v.track_a), position.get(v.track_b), v.verdict) for v in load_verdicts(db)]
+    pairs = [(position.get(v.track_a), position.get(v.track_b), v.verdict) for v in verdicts]
     pairs = [(a, b, verdict) for a, b, verdict in pairs if a is not None and b is not None]
     # exact average linkage (a complete graph) for a few thousand tracks, a sparse neighbour graph beyond
     exact = len(tracks) <= EXACT_TRACKS
@@ -228,13 +242,35 @@ def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: 
                               rejected=[(a, b) for a, b, verdict in pairs if verdict == DIFFERENT],
                               k=max(len(tracks) - 1, 1) if exact else 30, min_edge=-1.0 if exact else None)
     stored = [([int(tracks.track_ids[i]) for i in members], confidence) for members, confidence in clusters]
-    replace_identities(db, model_id, stored, threshold)
-    multi = sum(len({int(tracks.camera_ids[i]) for i in members}) > 1 for members, _ in clusters)
-    report = ClusteringReport(model_id, len(clusters), multi, len(tracks), threshold,
-                              time.perf_counter() - started)
-    record(db, "cluster", reason=reason, model_id=model_id, threshold=threshold, identities=len(clusters),
-           multi_camera=multi, tracks=len(tracks))
+    replace_identities(db, model_id, stored, threshold, replaced)
+    if replaced is None:
+        multi = sum(len({int(tracks.camera_ids[i]) for i in members}) > 1 for members, _ in clusters)
+        count, total = len(clusters), len(tracks)
+    else:
+        count, multi, total = identity_counts(db, model_id)
+    report = ClusteringReport(model_id, count, multi, total, threshold, time.perf_counter() - started)
+    record(db, "cluster", reason=reason if replaced is None else f"{reason} (local)", model_id=model_id,
+           threshold=threshold, identities=count, multi_camera=multi, tracks=total,
+           **({} if replaced is None else {"reclustered_tracks": len(tracks)}))
     return report
+
+
+def _touched_components(db: Database, model_id: int, around: Sequence[int]) -> tuple[list[int], TrackTable]:
+    """The identities holding any of ``around`` and the table of their member tracks (and ``around`` itself)."""
+    with db.snapshot() as session:
+        holding = identities_of_tracks(db, around)
+        identities = load_identities(db, model_id, set(holding.values()), session=session)
+        ids = sorted({int(t) for t in around} | {t for i in identities for t in i.track_ids})
+        infos = get_tracks(db, ids, session)
+    static = static_track_ids(db)
+    rows = [infos[t] for t in ids if t in infos and infos[t].descriptor is not None and t not in static]
+    table = TrackTable(np.array([r.id for r in rows], np.int64), np.array([r.camera_id for r in rows], np.int64),
+                       np.zeros(len(rows), np.int64), np.array([r.first_timestamp for r in rows], np.float64),
+                       np.array([r.last_timestamp for r in rows], np.float64),
+                       np.stack([r.descriptor for r in rows]).astype(np.float32) if rows else
+                       np.zeros((0, 1), np.float32))
+    table.position = {int(t): i for i, t in enumerate(table.track_ids)}
+    return [i.id for i in identities], table
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session
 
 from storage.database import Database, lock_for_writing
@@ -24,8 +24,10 @@ class StoredIdentity:
 
 
 def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Sequence[int], float]],
-                       threshold: float) -> list[int]:
-    """Replace the model's identities by ``clusters`` (member track ids, confidence) in one transaction.
+                       threshold: float, replaced: Optional[Sequence[int]] = None) -> list[int]:
+    """Replace the model's identities by ``clusters`` (member track ids, confidence) in one transaction; with
+    ``replaced``, only those identities (a re-clustering of the components a feedback action touched), the others
+    staying as they are.
 
     A new identity keeps the id of the old identity it shares most tracks with (each old id used once), so the
     ids users wrote down stay valid while clustering refines the membership. Any other identity gets an id never
@@ -45,9 +47,11 @@ def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Seq
                     for t in session.scalars(select(Track.id).where(Track.id.in_(wanted[start:start + 10000])))}
         clusters = [([int(t) for t in members if int(t) in existing], confidence) for members, confidence in clusters]
         old = {}
+        chosen = Identity.model_id == model_id
+        if replaced is not None:
+            chosen = chosen & Identity.id.in_([int(i) for i in replaced])
         for identity_id, track_id in session.execute(
-                select(IdentityTrack.identity_id, IdentityTrack.track_id).join(Identity)
-                .where(Identity.model_id == model_id)):
+                select(IdentityTrack.identity_id, IdentityTrack.track_id).join(Identity).where(chosen)):
             old[int(track_id)] = int(identity_id)
         overlaps = []
         for i, (members, _) in enumerate(clusters):
@@ -63,7 +67,9 @@ def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Seq
                 reuse[i] = ident
                 taken.add(ident)
         next_id = _next_identity_id(session)  # before the delete: the ids being replaced count as used
-        session.execute(delete(Identity).where(Identity.model_id == model_id))
+        session.execute(delete(Identity).where(chosen))
+        if replaced is not None:  # a track that was in an identity left in place moves to its new one
+            session.execute(delete(IdentityTrack).where(IdentityTrack.track_id.in_(wanted)))
         session.flush()
         ids: list[int] = [0] * len(clusters)
         # reused ids first, so an autoincremented new id cannot take one of them
@@ -185,3 +191,22 @@ def labels(db: Database) -> dict[int, tuple[str, str]]:
     """Identity id -> ``(label, note)`` for every named identity."""
     with db.session() as session:
         return {row.identity_id: (row.label, row.note) for row in session.scalars(select(IdentityLabel))}
+
+
+def described_tracks(db: Database, model_id: int) -> int:
+    """How many tracks have a descriptor made by ``model_id``."""
+    with db.session() as session:
+        return session.scalar(select(func.count(Track.id)).where(Track.descriptor_model_id == model_id)) or 0
+
+
+def identity_counts(db: Database, model_id: int) -> tuple[int, int, int]:
+    """(identities, identities seen by several cameras, member tracks) of the model, counted by the database."""
+    per_identity = (select(IdentityTrack.identity_id, func.count(func.distinct(Track.camera_id)).label("cameras"),
+                           func.count(Track.id).label("tracks"))
+                    .join(Track, Track.id == IdentityTrack.track_id).join(Identity)
+                    .where(Identity.model_id == model_id).group_by(IdentityTrack.identity_id).subquery())
+    with db.session() as session:
+        count, multi, total = session.execute(select(
+            func.count(), func.coalesce(func.sum(case((per_identity.c.cameras > 1, 1), else_=0)), 0),
+            func.coalesce(func.sum(per_identity.c.tracks), 0))).one()
+    return int(count), int(multi), int(total)

@@ -217,3 +217,42 @@ def test_overlapping_cameras_through_the_service(db):
         set_camera_overlap(db, [names[0], "nowhere"], True)
     with pytest.raises(UsageError, match="two or more camera names"):
         set_camera_overlap(db, [names[0], names[0]], True)
+
+
+def test_on_a_large_site_feedback_reclusters_only_the_identities_it_touched(lab4_db, tmp_path, monkeypatch):
+    import pipelines.identities as identities_module
+    from pipelines.feedback import confirm, reject
+    from storage.audit import read_log
+    from storage.feedback import set_overlap
+    from storage.identities import load_identities
+    from storage.repository import camera_ids_by_name
+
+    db = open_database(copy_db(lab4_db, tmp_path))
+    set_overlap(db, sorted(camera_ids_by_name(db).values()))
+    identities_module.cluster_identities(db)
+    monkeypatch.setattr(identities_module, "LOCAL_FEEDBACK_TRACKS", 0)  # as if the site had 20,000+ tracks
+    before = {i.id: i.track_ids for i in load_identities(db)}
+    target = next(i for i, members in before.items() if len(members) >= 2)
+    a, b = before[target][:2]
+    reject(db, a, b)
+    after = {i.id: i.track_ids for i in load_identities(db)}
+    assert {i: m for i, m in after.items() if i in before and i != target} == \
+        {i: m for i, m in before.items() if i != target}  # every other identity kept, ids and members
+    holder = {t: i for i, members in after.items() for t in members}
+    assert holder[a] != holder[b] and sorted(t for t in holder) == sorted(t for m in before.values() for t in m)
+    entry = read_log(db, "cluster")[0]
+    assert entry.details["reason"] == "feedback (local)"
+    assert entry.details["reclustered_tracks"] == len(before[target])
+    report = c = None
+    for c in (t for members in after.values() if a not in members and b not in members for t in members):
+        try:  # a track of another identity that may be the same person (not in view at the same time as a)
+            report = confirm(db, a, c)
+            break
+        except UsageError:
+            continue
+    assert report is not None
+    merged = {i.id: i.track_ids for i in load_identities(db)}
+    together = {t: i for i, members in merged.items() for t in members}
+    assert together[a] == together[c]
+    assert report.identities == len(merged) and report.tracks == sum(map(len, merged.values()))
+    db.close()
