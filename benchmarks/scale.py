@@ -61,6 +61,77 @@ def _labels(clusters, n):
     return out.tolist()
 
 
+def synthetic_database(path: Path, total: int) -> None:
+    """A SQLite database holding ``total`` synthetic tracks (:func:`synthetic_tracks`) of 100 cameras, one video
+    each, with descriptors (and one embedding, so that the model counts as used), written with Core inserts."""
+    from sqlalchemy import insert
+
+    from storage.database import open_database
+    from storage.repository import vector_to_bytes
+    from storage.schema import Camera, Embedding, ReidModel, Sighting, Track, Video
+
+    x, first, last, cameras, _ = synthetic_tracks(total // 4)
+    db = open_database(path)
+    with db.sessions.begin() as session:
+        session.execute(insert(ReidModel), [{"id": 1, "name": "synthetic", "checkpoint_hash": "0", "dims": x.shape[1]}])
+        session.execute(insert(Camera), [{"id": c, "name": f"cam{c}"} for c in range(1, 101)])
+        session.execute(insert(Video), [{"id": c, "camera_id": c, "path": f"/site/cam{c}.mp4", "fingerprint": f"f{c}",
+                                         "fps": 10.0, "frame_count": 1, "width": 1, "height": 1, "duration_s": 7 * 86400,
+                                         "start_time": 1.0, "analysis_fps": 5.0, "status": "complete"}
+                                        for c in range(1, 101)])
+        session.execute(insert(Track), [{"id": i + 1, "video_id": int(cameras[i]), "camera_id": int(cameras[i]),
+                                         "local_track_id": i + 1, "first_time_s": float(first[i]) - 1.0,
+                                         "last_time_s": float(last[i]) - 1.0, "first_frame": 0, "last_frame": 0,
+                                         "num_sightings": 1, "num_embeddings": 1, "quality_sum": 1.0,
+                                         "descriptor": vector_to_bytes(x[i]), "descriptor_model_id": 1}
+                                        for i in range(len(x))])
+        session.execute(insert(Sighting), [{"id": 1, "track_id": 1, "video_id": int(cameras[0]), "frame_index": 0,
+                                            "time_s": 0.0, "timestamp": 1.0, "x1": 0.0, "y1": 0.0, "x2": 1.0,
+                                            "y2": 1.0, "score": 1.0}])
+        session.execute(insert(Embedding), [{"sighting_id": 1, "model_id": 1, "dims": x.shape[1],
+                                             "vector": vector_to_bytes(x[0])}])
+    db.close()
+
+
+def feedback_latency(total: int) -> None:
+    """Seconds of a reject and a confirm (with their re-clustering) on a database of ``total`` synthetic tracks."""
+    import tempfile
+
+    from pipelines.feedback import confirm, reject
+    from pipelines.identities import cluster_identities
+    from storage.database import open_database
+    from storage.identities import load_identities
+
+    path = Path(tempfile.mkdtemp()) / "site.db"
+    t0 = time.perf_counter()
+    synthetic_database(path, total)
+    db = open_database(path)
+    made = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    report = cluster_identities(db)
+    full = time.perf_counter() - t0
+    pair = next(i.track_ids[:2] for i in load_identities(db) if len(i.track_ids) >= 2)
+    t0 = time.perf_counter()
+    reject(db, *pair)
+    rejected = time.perf_counter() - t0
+    from reid_app.errors import UsageError
+
+    confirmed = float("nan")
+    for other in (i.track_ids[0] for i in load_identities(db) if pair[0] not in i.track_ids
+                  and pair[1] not in i.track_ids):
+        t0 = time.perf_counter()
+        try:  # a track of another identity whose confirmation is possible (not in view at the same time)
+            confirm(db, pair[0], other)
+        except UsageError:
+            continue
+        confirmed = time.perf_counter() - t0
+        break
+    db.close()
+    print(f"feedback on {total:,} tracks ({report.identities:,} identities; database made in {made:.0f} s, full "
+          f"clustering {full:.1f} s): reject {rejected:.2f} s, confirm {confirmed:.2f} s (each with its "
+          f"re-clustering)")
+
+
 def main() -> None:
     from pipelines.identities import EXACT_TRACKS, cannot_link, cluster_tracks
     from pipelines.linkage import cluster_sparse
@@ -70,7 +141,11 @@ def main() -> None:
     parser.add_argument("--tracks", default="1000,2000,4000,20000,100000")
     parser.add_argument("--no-dense", action="store_true", help="skip the dense reference")
     parser.add_argument("--dense-limit", type=int, default=4000, help="largest size the dense reference runs on")
+    parser.add_argument("--feedback", type=int, default=0, metavar="TRACKS",
+                        help="also time a reject and a confirm on a SQLite database of this many tracks")
     args = parser.parse_args()
+    if args.feedback:
+        feedback_latency(args.feedback)
     rows = []
     for total in (int(t) for t in args.tracks.split(",")):
         x, first, last, cameras, person = synthetic_tracks(total // 4)
