@@ -200,6 +200,9 @@ class MainWindow(QMainWindow):
         self.labels: dict[int, tuple[str, str]] = {}
         self._encoders = _EncoderCache(services.load_query_encoder) if services.load_query_encoder else None
         self.jobs = JobRunner(self)
+        #: Slow work (feedback and its re-clustering, overlaps, evidence export, starting live cameras) runs on a
+        #: queue of its own, so that searches and reads never wait behind it.
+        self.background = JobRunner(self)
         self.setWindowTitle("reid-app")
         self._build()
         self._restore_layout()
@@ -251,8 +254,10 @@ class MainWindow(QMainWindow):
         self.device_label = QLabel(f"device: {self.services.device}", self)
         self.statusBar().addPermanentWidget(self.db_label)
         self.statusBar().addPermanentWidget(self.device_label)
-        self.jobs.busyChanged.connect(lambda busy: self.setCursor(
-            Qt.CursorShape.BusyCursor if busy else Qt.CursorShape.ArrowCursor))
+        for runner in (self.jobs, self.background):
+            runner.busyChanged.connect(lambda _busy: self.setCursor(
+                Qt.CursorShape.BusyCursor if self.jobs.pending or self.background.pending
+                else Qt.CursorShape.ArrowCursor))
         self.resize(1400, 900)
         # the player gets most of the window (a saved layout, restored later, wins)
         self.resizeDocks([self.cameras_dock, self.results_dock], [230, 380], Qt.Orientation.Horizontal)
@@ -370,6 +375,7 @@ class MainWindow(QMainWindow):
         self.save_layout()
         self.player.shutdown()
         self.jobs.wait()
+        self.background.wait()
         if self.db is not None:
             self.db.close()
         event.accept()
@@ -511,7 +517,7 @@ class MainWindow(QMainWindow):
                 return
             self._changed(result, f"track {result_track} is {word} track {query_track}")
             self.search(query_track)
-        self.jobs.submit(_feedback, self.db, verdict, query_track, result_track, resolution, tuple(cameras),
+        self.background.submit(_feedback, self.db, verdict, query_track, result_track, resolution, tuple(cameras),
                          on_done=done,
                          on_error=lambda msg: self._warn(f"Not recorded: {msg}"))
 
@@ -569,27 +575,27 @@ class MainWindow(QMainWindow):
             self._changed(report, "undone")
             if query is not None and query.track_id is not None:
                 self.search(query.track_id)
-        self.jobs.submit(_identity_action, "undo", self.db, on_done=done,
+        self.background.submit(_identity_action, "undo", self.db, on_done=done,
                          on_error=lambda msg: self._warn(f"Nothing undone: {msg}"))
 
     def label_identity(self, identity_id: int, name: str, note: str) -> None:
         """Name identity ``identity_id`` ("" removes the name) with a note."""
         if self.db is not None:
-            self.jobs.submit(_label, self.db, identity_id, name, note,
+            self.background.submit(_label, self.db, identity_id, name, note,
                              on_done=lambda line: self._changed(None, line),
                              on_error=lambda msg: self._warn(f"Not named: {msg}"))
 
     def merge_identities(self, identity_a: int, identity_b: int) -> None:
         """Merge two identities into one person (their tracks confirmed as one)."""
         if self.db is not None:
-            self.jobs.submit(_identity_action, "merge", self.db, identity_a, identity_b,
+            self.background.submit(_identity_action, "merge", self.db, identity_a, identity_b,
                              on_done=lambda r: self._ask_about(r) or self._changed(r, "merged"),
                              on_error=lambda msg: self._warn(f"Not merged: {msg}"))
 
     def split_identity(self, identity_id: int, track_ids: list) -> None:
         """Split ``track_ids`` off identity ``identity_id`` into an identity of their own."""
         if self.db is not None:
-            self.jobs.submit(_identity_action, "split", self.db, identity_id, list(track_ids),
+            self.background.submit(_identity_action, "split", self.db, identity_id, list(track_ids),
                              on_done=lambda r: self._ask_about(r) or self._changed(r, "split"),
                              on_error=lambda msg: self._warn(f"Not split: {msg}"))
 
@@ -604,7 +610,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Exported identity {identity_id}: case report {report.html_path}, "
                                          f"{len(report.clips)} clips, manifest with SHA-256{notes}", 20000)
             self.exportFinished.emit(report)
-        self.jobs.submit(_export, self.db, identity_id, folder, clips, self._progress.emit, on_done=done,
+        self.background.submit(_export, self.db, identity_id, folder, clips, self._progress.emit, on_done=done,
                          on_error=lambda msg: self._warn(f"The evidence could not be exported: {msg}"))
 
     def edit_overlaps(self) -> None:
@@ -625,7 +631,7 @@ class MainWindow(QMainWindow):
         def done(result):
             report, self.overlaps = result
             self._changed(report, f"cameras {', '.join(cameras)} marked as {word}")
-        self.jobs.submit(_overlap, self.db, list(cameras), overlapping, on_done=done,
+        self.background.submit(_overlap, self.db, list(cameras), overlapping, on_done=done,
                          on_error=lambda msg: self._warn(f"Not changed: {msg}"))
 
     def _load_identity_thumbnails(self, identity_id: int) -> None:
@@ -730,7 +736,7 @@ class MainWindow(QMainWindow):
             return
         self.watch_action.setEnabled(False)
         self.statusBar().showMessage(f"Starting the live cameras of {site_path}…")
-        self.jobs.submit(self.services.start_watch, site_path, self.db.location, self._default_choices(),
+        self.background.submit(self.services.start_watch, site_path, self.db.location, self._default_choices(),
                          self.live_panel.alertRaised.emit,
                          lambda _outcome: None, on_done=self._watching,
                          on_error=lambda msg: (self.watch_action.setEnabled(True),

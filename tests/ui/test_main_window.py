@@ -215,3 +215,19 @@ def test_clicking_empty_space_searches_nothing(qtbot, lab_window):
     qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=corner)
     qtbot.wait(300)
     assert not found and window.results_panel.query is None
+
+
+def test_a_search_does_not_wait_behind_slow_background_work(qtbot, lab_window):
+    import threading
+
+    window = lab_window
+    release = threading.Event()
+    window.background.submit(release.wait, 60)  # e.g. the re-clustering of a feedback action on a large site
+    try:
+        started = window.background.pending
+        with qtbot.waitSignal(window.searchFinished, timeout=30000):
+            window.search(1)
+        assert started == 1 and window.background.pending == 1  # the search came back while the slow job ran
+    finally:
+        release.set()
+        window.background.wait()
