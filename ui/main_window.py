@@ -5,7 +5,9 @@ Investigations happen here: click a person (or open an image) to search, confirm
 verdict is asked about, not silently applied), name, merge and split identities, undo (Ctrl+Z), mark overlapping
 cameras and export evidence; every change is said in the status bar.
 
-Every database read, search, feedback and ingest runs off the GUI thread (:mod:`ui.jobs`).
+Every database read, search, feedback and ingest runs off the GUI thread (:mod:`ui.jobs`): reads and searches on
+one queue, slow work (feedback and its re-clustering, exports, starting live cameras) on another, so a search never
+waits behind it.
 """
 
 from __future__ import annotations
