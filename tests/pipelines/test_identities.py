@@ -173,28 +173,11 @@ def test_incremental_matching_respects_a_rejection(lab4_db, tmp_path):
     db.close()
 
 
-def _synthetic_tracks(people: int, per_person: int, cameras: int, seed: int = 0):
-    """Descriptors with the similarity structure measured on the lab cameras (one person about 0.87, different
-    people about 0.47), tracks spread over a day on ``cameras`` cameras."""
-    rng = np.random.default_rng(seed)
-    dims = 256
-
-    def unit(shape):
-        v = rng.normal(size=shape)
-        return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-    person = np.repeat(np.arange(people), per_person)
-    x = 0.648 * unit((people, dims))[person] + 0.671 * unit(dims) + 0.36 * unit((len(person), dims))
-    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-    first = rng.uniform(0, 86400, size=people)[person] + rng.uniform(0, 300, size=len(person))
-    last = first + rng.uniform(2, 30, size=len(person))
-    return x, first, last, rng.integers(1, cameras + 1, size=len(person)).astype(np.int64), person
-
-
 def test_the_sparse_clustering_gives_the_dense_reference_clusters_under_every_constraint():
+    from benchmarks.scale import synthetic_tracks  # the lab cameras' similarity structure
     from pipelines.linkage import cluster_sparse
 
-    x, first, last, cameras, person = _synthetic_tracks(150, 4, 6)
+    x, first, last, cameras, person = synthetic_tracks(150, 4, cameras=6, days=1.0, dims=256)
     overlaps = {(1, 2), (3, 4)}
     must = [(0, 5), (10, 11)]  # one a wrong confirmation (tracks of two people): it must hold
     rejected = [(20, 21), (40, 41)]  # tracks of one person, rejected: they must stay apart
