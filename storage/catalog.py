@@ -175,17 +175,16 @@ def video_sightings(db: Database, video_id: int) -> VideoSightings:
 
 
 def best_thumbnails(db: Database, track_ids: Sequence[int]) -> dict[int, tuple[int, bytes]]:
-    """Track id -> (sighting id, JPEG bytes) of its highest-quality sighting that has a thumbnail; tracks without
-    one are absent."""
+    """Track id -> (sighting id, JPEG bytes) of its highest-quality sighting that has a thumbnail (the first such
+    sighting on a tie); tracks without one are absent. Only the chosen thumbnails are read."""
     ids = [int(t) for t in track_ids]
     if not ids:
         return {}
+    rank = func.row_number().over(partition_by=Sighting.track_id, order_by=(Sighting.quality.desc(), Sighting.id))
+    ranked = (select(Sighting.track_id, Sighting.id, rank.label("rank"))
+              .where(Sighting.track_id.in_(ids), Sighting.thumbnail.is_not(None)).subquery())
     with db.session() as session:
-        rows = session.execute(
-            select(Sighting.track_id, Sighting.id, Sighting.thumbnail, Sighting.quality)
-            .where(Sighting.track_id.in_(ids), Sighting.thumbnail.is_not(None))).all()
-    best: dict[int, tuple[float, int, bytes]] = {}
-    for track_id, sighting_id, thumbnail, quality in rows:
-        if track_id not in best or quality > best[track_id][0]:
-            best[track_id] = (quality, sighting_id, thumbnail)
-    return {t: (s, thumb) for t, (_, s, thumb) in best.items()}
+        chosen = select(ranked.c.id).where(ranked.c.rank == 1)
+        rows = session.execute(select(Sighting.track_id, Sighting.id, Sighting.thumbnail)
+                               .where(Sighting.id.in_(chosen))).all()
+    return {track_id: (sighting_id, thumbnail) for track_id, sighting_id, thumbnail in rows}
