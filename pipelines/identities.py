@@ -234,7 +234,7 @@ def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: 
     position = {int(t): i for i, t in enumerate(tracks.track_ids)}
     pairs = [(position.get(v.track_a), position.get(v.track_b), v.verdict) for v in verdicts]
     pairs = [(a, b, verdict) for a, b, verdict in pairs if a is not None and b is not None]
-    # exact average linkage (a complete graph) for a few thousand tracks, a sparse neighbour graph beyond
+    # exact average linkage (a complete graph) up to EXACT_TRACKS tracks, a sparse neighbour graph beyond
     exact = len(tracks) <= EXACT_TRACKS
     clusters = cluster_sparse(tracks.descriptors, tracks.first_timestamps, tracks.last_timestamps,
                               tracks.camera_ids, load_overlaps(db), threshold,

@@ -158,6 +158,15 @@ def _prepare(job: IngestJob, options: IngestOptions, db: Database, progress: Ing
     return cam
 
 
+def register_encoder(db: Database, encoder: ReIDEncoder) -> int:
+    """The ``models`` row id of ``encoder`` (made when new), with the clustering threshold its checkpoint was
+    calibrated with recorded for it."""
+    model_id = get_or_create_model(db, encoder.name, encoder.checkpoint_hash, encoder.dims, encoder.source)
+    if encoder.clustering_threshold is not None:
+        set_model_threshold(db, model_id, encoder.clustering_threshold)
+    return model_id
+
+
 def _analysed_until(source: VideoSource) -> Optional[float]:
     limit = source.max_duration_s
     return None if limit is None or limit >= source.probe.duration_s else float(limit)
@@ -199,9 +208,7 @@ def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_track
     runnable = [c for c in cameras if c.summary.status == "pending"]
     if not runnable:
         return [c.summary for c in cameras]
-    model_id = get_or_create_model(db, encoder.name, encoder.checkpoint_hash, encoder.dims, encoder.source)
-    if encoder.clustering_threshold is not None:
-        set_model_threshold(db, model_id, encoder.clustering_threshold)
+    model_id = register_encoder(db, encoder)
     events: "queue.Queue[tuple]" = queue.Queue(maxsize=64)
     started = []
     for index, cam in enumerate(runnable):

@@ -107,6 +107,12 @@ def _number(value: Any, what: str, low: float, high: float) -> float:
     return float(value)
 
 
+def _only_known(table: dict, known: set[str], what: str) -> None:
+    unknown = set(table) - known
+    if unknown:
+        raise UsageError(f"{what} setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+
+
 def _text(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise UsageError(f"{what} must be a non-empty text, got {value!r}")
@@ -136,10 +142,7 @@ def load_site(path: str | Path) -> Site:
     settings = data.get("site", {})
     if not isinstance(settings, dict):
         raise UsageError(f"{where}: [site] must be a table")
-    unknown = set(settings) - _SITE_KEYS
-    if unknown:
-        raise UsageError(f"{where}: unknown [site] setting(s) {', '.join(sorted(unknown))}; known: "
-                         f"{', '.join(sorted(_SITE_KEYS))}")
+    _only_known(settings, _SITE_KEYS, f"{where}: unknown [site]")
     base = path.resolve().parent
     fps = _number(settings.get("fps", 5.0), f"{where}: [site] fps", 0.1, 60)
     site = Site(path=path, cameras=[])
@@ -181,10 +184,7 @@ def load_site(path: str | Path) -> Site:
 def _camera(entry: Any, where: str, default_fps: float) -> SiteCamera:
     if not isinstance(entry, dict):
         raise UsageError(f"{where} must be a table")
-    unknown = set(entry) - _CAMERA_KEYS
-    if unknown:
-        raise UsageError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}; known: "
-                         f"{', '.join(sorted(_CAMERA_KEYS))}")
+    _only_known(entry, _CAMERA_KEYS, f"{where}: unknown")
     if "url" not in entry or "name" not in entry:
         raise UsageError(f"{where} needs both name and url")
     name = _text(entry["name"], f"{where} name")

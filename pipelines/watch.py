@@ -40,7 +40,7 @@ import numpy as np
 from models.encoders import ReIDEncoder
 from pipelines.camera import CameraPipeline
 from pipelines.identities import assign_new_tracks
-from pipelines.ingest import IngestOptions, PoseFactory, TrackerFactory
+from pipelines.ingest import IngestOptions, PoseFactory, TrackerFactory, register_encoder
 from pipelines.recording import Segment, SegmentRecorder
 from pipelines.retention import RetentionReport, apply_retention
 from pipelines.site import SiteCamera
@@ -53,8 +53,7 @@ from storage.audit import record
 from storage.database import Database
 from storage.feedback import set_overlap
 from storage.repository import (LeaseLostError, VideoInfo, VideoWriter, abandoned_videos_under, begin_video,
-                                delete_video, ensure_cameras, finish_abandoned, get_or_create_model,
-                                mark_static_tracks, set_model_threshold)
+                                delete_video, ensure_cameras, finish_abandoned, mark_static_tracks)
 
 log = logging.getLogger(__name__)
 
@@ -288,11 +287,7 @@ class LiveSite:
             DatabaseError: the database cannot be written (raised after the cameras stopped).
         """
         started = time.monotonic()
-        encoder = self.encoder
-        self.model_id = get_or_create_model(self.db, encoder.name, encoder.checkpoint_hash, encoder.dims,
-                                            encoder.source)
-        if encoder.clustering_threshold is not None:
-            set_model_threshold(self.db, self.model_id, encoder.clustering_threshold)
+        self.model_id = register_encoder(self.db, self.encoder)
         ids = ensure_cameras(self.db, [c.config.name for c in self._cameras])
         for members in self.groups.values():
             if len(members) > 1:
@@ -551,19 +546,15 @@ class LiveSite:
     def _shutdown(self) -> None:
         """Wait for the camera threads (their last observations and closed segments), store everything, finish
         every segment, match the new tracks, and deliver the alerts still queued."""
-        while any(c.thread is not None and c.thread.is_alive() for c in self._cameras) or \
-                any(c.running for c in self._cameras):
+        while any(c.running for c in self._cameras):  # "done" is each camera thread's last event
             self._take_events(0.1)
-            if all(c.thread is None or not c.thread.is_alive() for c in self._cameras):
-                self._take_events(0.0)
-                break
-        self._take_events(0.0)
-        for cam in self._cameras:
-            cam.running = False
         self._flush_due(final=True)
         self._finish_closed(final=True)
         for cam in self._cameras:  # a segment whose close was never reported (its writer failed)
             for path in list(cam.rows):
                 self._finish_segment(cam, cam.rows[path].segment)
+            if cam.unrecorded or cam.late:
+                log.warning("camera %s: %d sightings before its first recorded keyframe and %d arriving after "
+                            "their segment was finished were not stored", cam.config.name, cam.unrecorded, cam.late)
         if self.alerts is not None:
             self.alerts.close()

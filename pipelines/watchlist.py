@@ -81,7 +81,8 @@ def watch_image(db: Database, image: Path, name: str, encoder, note: str = "") -
     """
     from models.parts import fallback_stripes, stripe_boxes
     from pipelines.search import read_query_image
-    from storage.repository import get_or_create_model, usable_embedding
+    from pipelines.ingest import register_encoder
+    from storage.repository import usable_embedding
 
     crop = read_query_image(image)
     boxes = stripe_boxes(crop.shape[0], crop.shape[1], fallback_stripes(encoder.num_parts))[None]
@@ -89,7 +90,7 @@ def watch_image(db: Database, image: Path, name: str, encoder, note: str = "") -
     if not usable_embedding(vector):
         raise UsageError(f"re-id model {encoder.name} gave an unusable embedding for {image} (not finite or zero); "
                          f"try another crop")
-    model_id = get_or_create_model(db, encoder.name, encoder.checkpoint_hash, encoder.dims, encoder.source)
+    model_id = register_encoder(db, encoder)
     return add_entry(db, name, "image", str(Path(image).resolve()), model_id, vector, note)
 
 

@@ -341,8 +341,8 @@ def _open_gui(db_path: Optional[str], device: Optional[str]) -> None:
                            device=resolve_device(device or settings.device),
                            default_choices=IngestChoices(detector=settings.detector, reid=None),
                            load_query_encoder=lambda db: load_query_encoder(db, settings, device),
-                           start_watch=lambda site, location, choices, on_alert, on_end: LiveSession(
-                               site, location, replace(choices, device=device), settings, on_alert, on_end))
+                           start_watch=lambda site, location, choices, on_alert: LiveSession(
+                               site, location, replace(choices, device=device), settings, on_alert))
     sys.exit(run_app(db_path or settings.db, services))
 
 

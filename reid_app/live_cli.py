@@ -46,24 +46,10 @@ def alert_line(payload: dict) -> str:
             f"similarity {payload['similarity']:.2f}, alert {payload['alert_id']})")
 
 
-class _StatusPrinter:
-    """Prints every camera's status line every ``every_s`` seconds (the watch loop calls it more often)."""
-
-    def __init__(self, every_s: float):
-        import time
-
-        self.every_s = every_s
-        self._clock = time.monotonic
-        self._next = 0.0
-
-    def __call__(self, statuses) -> None:
-        now = self._clock()
-        if now < self._next:
-            return
-        self._next = now + self.every_s
-        stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
-        for status in statuses:
-            _print(f"[{stamp}] {status_line(status)}")
+def _print_statuses(statuses) -> None:
+    stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+    for status in statuses:
+        _print(f"[{stamp}] {status_line(status)}")
 
 
 @click.command()
@@ -118,7 +104,7 @@ def watch(site_path, db_path, recordings_dir, device, detector, detector_size, p
                + (f", webhook {redact_url(site.webhook)}" if site.webhook else ""))
     alerts = AlertDispatcher(db, site.webhook, on_alert=lambda payload: _print(alert_line(payload)))
     options = WatchOptions(ingest=prepared.options, segment_s=site.segment_s, retention_s=site.retention_s,
-                           retention_every_s=site.retention_every_s, status_every_s=min(status_every, 1.0))
+                           retention_every_s=site.retention_every_s, status_every_s=status_every)
     live = LiveSite(db, site.cameras, site.groups, recordings, prepared.encoder, prepared.make_tracker,
                     prepared.make_pose, options, matcher, alerts)
 
@@ -135,7 +121,7 @@ def watch(site_path, db_path, recordings_dir, device, detector, detector_size, p
         timer.daemon = True
         timer.start()
     try:
-        summary = live.run(stop, _StatusPrinter(status_every))
+        summary = live.run(stop, _print_statuses)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

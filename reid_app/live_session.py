@@ -24,15 +24,13 @@ class LiveSession:
         choices: detector, pose and re-id choices (as the app ingests).
         settings: the user's settings.
         on_alert: called with each alert's JSON payload, on the watch thread.
-        on_end: called once the watch ended (its ``WatchSummary``, or the error text), on the watch thread.
 
     Raises:
         UsageError: a bad site file. WeightsError: models cannot be loaded.
     """
 
     def __init__(self, site_path: str, location: str, choices: IngestChoices, settings: Settings,
-                 on_alert: Optional[Callable[[dict], None]] = None,
-                 on_end: Optional[Callable[[object], None]] = None):
+                 on_alert: Optional[Callable[[dict], None]] = None):
         from pipelines.site import load_site
         from pipelines.watch import LiveSite, WatchOptions
         from pipelines.watchlist import AlertDispatcher, load_matcher
@@ -50,20 +48,16 @@ class LiveSession:
                                           retention_s=site.retention_s, retention_every_s=site.retention_every_s),
                              load_matcher(self.db, site.threshold, site.alert_repeat_s), alerts)
         self._stop = threading.Event()
-        self._on_end = on_end
         self._thread = threading.Thread(target=self._run, name="live-site", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            outcome = self.site.run(self._stop)
-        except Exception as exc:  # reported to the app, never lost in a thread
+            self.site.run(self._stop)
+        except Exception:  # logged, never lost in a thread
             log.exception("the live site stopped")
-            outcome = f"{type(exc).__name__}: {exc}"
         finally:
             self.db.close()
-        if self._on_end is not None:
-            self._on_end(outcome)
 
     def latest_frame(self, camera: str):
         """The newest analysed frame of ``camera`` (``pipelines.watch.LiveFrame``) or None."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 from typing import Optional
 
 from ui.main_window import AppServices, MainWindow

@@ -47,7 +47,7 @@ class AppServices:
         scorer_kind: ``exact`` or ``faiss`` (``pipelines.similarity.make_scorer``).
         load_query_encoder: ``Database -> ReIDEncoder`` for searches by an image file (the database's model);
             None: the app cannot search by image.
-        start_watch: ``(site file, database location, IngestChoices, on_alert, on_end) -> live session`` (see
+        start_watch: ``(site file, database location, IngestChoices, on_alert) -> live session`` (see
             ``reid_app.live_session.LiveSession``; slow: loads the models); None: the app cannot watch live cameras.
     """
 
@@ -739,8 +739,7 @@ class MainWindow(QMainWindow):
         self.watch_action.setEnabled(False)
         self.statusBar().showMessage(f"Starting the live cameras of {site_path}…")
         self.background.submit(self.services.start_watch, site_path, self.db.location, self._default_choices(),
-                         self.live_panel.alertRaised.emit,
-                         lambda _outcome: None, on_done=self._watching,
+                         self.live_panel.alertRaised.emit, on_done=self._watching,
                          on_error=lambda msg: (self.watch_action.setEnabled(True),
                                                self._warn(f"The live cameras could not start: {msg}")))
 

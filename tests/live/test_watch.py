@@ -5,7 +5,6 @@ that cannot be reached, and a clean SIGTERM shutdown."""
 from __future__ import annotations
 
 import base64
-import http.server
 import json
 import signal
 import sqlite3
@@ -23,31 +22,9 @@ import pytest
 from tests.conftest import LAB, OSNET, POSE_DETECTOR, _require, copy_db, run_cli
 from tests.lab_geometry import same_person_pairs
 from tests.live.conftest import free_port
+from tests.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.slow
-
-
-class _Webhook:
-    """A local HTTP server that records every JSON POST."""
-
-    def __init__(self):
-        received = self.received = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                received.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *_):
-                pass
-
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/reid"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
 
 
 def _watched_track(db_path: Path) -> tuple[int, int, list[int]]:
@@ -110,7 +87,7 @@ def test_watch_alerts_for_the_watched_person_only_posts_the_webhook_and_stops_cl
                     "--note", "seen at the door")
     assert added.code == 0, added.stderr
     server = rtsp_server((), files={"cam1": cam1_live_clip}, user="viewer", password="s3cret")
-    hook = _Webhook()
+    hook = WebhookReceiver()
     site = tmp_path / "site.toml"
     site.write_text(f"""
 [site]

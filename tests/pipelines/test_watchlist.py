@@ -4,10 +4,7 @@ alert and which repeats are suppressed; alerts stored, audited and POSTed (and a
 from __future__ import annotations
 
 import dataclasses
-import http.server
-import json
 import sqlite3
-import threading
 
 import numpy as np
 import pytest
@@ -20,6 +17,7 @@ from storage.database import open_database
 from storage.repository import TrackUpdate, get_tracks
 from storage.watchlist import list_alerts, list_entries
 from tests.conftest import OSNET, _require, copy_db, run_cli
+from tests.webhook import WebhookReceiver
 
 
 @pytest.fixture
@@ -92,37 +90,20 @@ def test_an_identity_entry_is_the_mean_of_its_tracks_and_bad_sources_are_refused
         watch_track(db, 999999, "nobody")
 
 
-class _Receiver:
-    def __init__(self, status: int):
-        got = self.got = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *_):
-                pass
-
-        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/alert"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.mark.parametrize("status, delivered", [(200, "webhook 200"), (503, "webhook 503")])
 def test_alerts_are_stored_audited_printed_and_posted(db, status, delivered):
     watched, same, _ = _two_people(db)
     watch_track(db, watched, "suspect", "red coat")
-    receiver = _Receiver(status)
+    receiver = WebhookReceiver(status)
     printed = []
     dispatcher = AlertDispatcher(db, receiver.url, on_alert=printed.append, timeout_s=2.0, attempts=2)
     payloads = dispatcher.raise_alerts(load_matcher(db, 0.75).check("cam1", [_update(db, same, 1000.0)]))
     dispatcher.close()
-    receiver.server.shutdown()
+    receiver.close()
     assert printed == payloads and len(payloads) == 1
-    assert receiver.got and all({k: v for k, v in g.items()} == payloads[0] for g in receiver.got)
-    assert len(receiver.got) == (1 if status == 200 else 2)  # a server error is tried again
+    got = [body for _, body in receiver.received]
+    assert got and all(body == payloads[0] for body in got)
+    assert len(got) == (1 if status == 200 else 2)  # a server error is tried again
     (alert,) = list_alerts(db)
     assert (alert.name, alert.camera, alert.track_id, alert.delivered) == ("suspect", "cam1", same,
                                                                            f"console, {delivered}")

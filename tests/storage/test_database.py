@@ -131,3 +131,16 @@ def test_the_migrations_make_exactly_the_models_schema_on_sqlite(tmp_path):
 
 def test_the_migrations_make_exactly_the_models_schema_on_postgresql(pg_url):
     assert _migrated_from_nothing_differs_from_the_models(pg_url.replace("postgresql://", "postgresql+psycopg://")) == []
+
+
+def test_the_migrations_go_back_down_to_nothing(tmp_path):
+    from sqlalchemy import create_engine, inspect
+
+    from storage.database import _alembic
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'down.db'}")
+    with engine.begin() as con:
+        _alembic(con, "upgrade", HEAD_REVISION)
+        _alembic(con, "downgrade", "base")
+    assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    engine.dispose()

@@ -33,8 +33,8 @@ def make_window(qtbot, tmp_path):
         services = AppServices(prepare_ingest=lambda c: prepare_ingest(c, settings),
                                default_choices=real_choices(),
                                load_query_encoder=lambda db: load_query_encoder(db, settings, "cpu"),
-                               start_watch=lambda site, location, choices, on_alert, on_end: LiveSession(
-                                   site, location, choices, settings, on_alert, on_end))
+                               start_watch=lambda site, location, choices, on_alert: LiveSession(
+                                   site, location, choices, settings, on_alert))
         apply_theme(QApplication.instance())
         window = MainWindow(services, QSettings(str(settings_path), QSettings.Format.IniFormat))
         qtbot.addWidget(window)

@@ -25,4 +25,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("reid-app databases are not downgraded below schema 3")
+    from storage.schema import SCHEMA3_TABLES, Base
+
+    bind = op.get_bind()
+    Base.metadata.drop_all(bind, tables=[Base.metadata.tables[name] for name in SCHEMA3_TABLES])
