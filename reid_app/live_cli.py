@@ -35,7 +35,7 @@ def status_line(status) -> str:
     line = (f"{status.camera:<12} {status.state:<12} {status.analysed_fps:4.1f} frames/s  lag {status.lag_s:5.2f} s  "
             f"people {status.people:<3} tracks {status.tracks:<5} sightings {status.sightings:<6} "
             f"segments {status.segments:<4} alerts {status.alerts}")
-    if status.state != "live" and status.last_error:
+    if status.state in ("connecting", "reconnecting") and status.last_error:
         line += f"  ({status.last_error})"
     return line
 

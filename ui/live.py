@@ -49,7 +49,7 @@ def status_text(status) -> str:
     """A camera's status (``CameraStatus``) in a few words."""
     text = (f"{status.camera}: {status.state}, {status.analysed_fps:.1f} frames/s, lag {status.lag_s:.2f} s, "
             f"{status.people} people, {status.tracks} tracks, {status.alerts} alerts")
-    if status.state != "live" and status.last_error:
+    if status.state in ("connecting", "reconnecting") and status.last_error:
         text += f" ({status.last_error})"
     return text
 
