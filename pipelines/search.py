@@ -37,7 +37,7 @@ from storage.repository import (
     SightingInfo, camera_ids_by_name, get_sighting_embedding, get_sightings, get_tracks, list_models, static_track_ids,
     usable_embedding,
 )
-from storage.vector_index import EmbeddingIndex
+from storage.vector_index import EmbeddingIndex, index_folder
 
 TRACK_SIMILARITIES = ("mean", "max")
 #: Chosen on the four lab cameras against ground truth from their calibration (see README, "Search").
@@ -185,12 +185,16 @@ class Searcher:
 
     Args:
         db: the open database.
-        scorer: the :class:`pipelines.similarity.Scorer` (default: exact torch scoring on the CPU).
+        scorer: the :class:`pipelines.similarity.Scorer` (default: exact torch scoring on the CPU), used by every
+            search mode (sighting-level, ``max`` and ``mean`` track ranking).
+        index_root: folder under which indexes are persisted (``storage.vector_index.index_folder``), so the next
+            searcher opens them instead of reading every embedding; None keeps them in memory only.
     """
 
-    def __init__(self, db: Database, scorer: Optional[Scorer] = None):
+    def __init__(self, db: Database, scorer: Optional[Scorer] = None, index_root: Optional[str | Path] = None):
         self.db = db
         self.scorer = scorer or TorchScorer("cpu")
+        self.index_root = index_root
         self._indexes: dict[int, EmbeddingIndex] = {}
 
     def index(self, model_id: int) -> EmbeddingIndex:
@@ -200,7 +204,8 @@ class Searcher:
             dims = next((m.dims for m in list_models(self.db) if m.id == model_id), None)
             if dims is None:
                 raise UsageError(f"{self.db.location} holds no embeddings of model {model_id}")
-            index = self._indexes[model_id] = EmbeddingIndex.load(self.db, model_id, dims, copy_rows=copy_rows)
+            index = self._indexes[model_id] = EmbeddingIndex.load(
+                self.db, model_id, dims, copy_rows=copy_rows, folder=index_folder(self.db, model_id, self.index_root))
         else:
             index.refresh(self.db)
         return index
@@ -356,18 +361,16 @@ class Searcher:
         return valid
 
     def _rank_by_descriptor(self, index, vectors, valid, wanted):
-        query = _normalise(vectors.mean(axis=0, keepdims=True))[0]
-        t = index.tracks
+        """Tracks ranked by descriptor, through the scorer (exact or approximate, on its device); a track may
+        be returned when any of its rows is valid."""
         if len(index.segment_starts) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        counts = np.add.reduceat(valid.astype(np.int64), index.segment_starts)
-        positions = index.segment_positions[counts > 0]
-        positions = positions[positions >= 0]
-        if len(positions) == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        scores = t.descriptors[positions] @ query
-        order = np.argsort(-scores, kind="stable")[:wanted]
-        return t.track_ids[positions[order]], scores[order].astype(np.float32)
+        positions = index.segment_positions[np.logical_or.reduceat(valid, index.segment_starts)]
+        track_valid = np.zeros(len(index.tracks), bool)
+        track_valid[positions[positions >= 0]] = True
+        query = _normalise(vectors.mean(axis=0, keepdims=True))
+        rows, scores = self.scorer.top(index.track_vectors(), query, track_valid, wanted)
+        return index.tracks.track_ids[rows], scores
 
     def _rerank(self, index, vectors, tracks, scores, options):
         if not options.rerank or len(tracks) < 3:

@@ -71,9 +71,12 @@ def overview(db: Database) -> Overview:
                     ingest_models(db), camera_overlaps(db))
 
 
-def make_searcher(db: Database, scorer_kind: str = "exact", device: str = "cpu") -> Searcher:
-    """A searcher over ``db`` scoring with ``scorer_kind`` (``exact``/``faiss``) on ``device``."""
-    return Searcher(db, make_scorer(scorer_kind, device))
+def make_searcher(db: Database, scorer_kind: str = "auto", device: str = "cpu") -> Searcher:
+    """A searcher over ``db`` scoring with ``scorer_kind`` (``auto``/``exact``/``ann``) on ``device``, its index
+    persisted in :func:`reid_app.settings.vector_index_dir`."""
+    from reid_app.settings import vector_index_dir
+
+    return Searcher(db, make_scorer(scorer_kind, device), index_root=vector_index_dir())
 
 
 @dataclass

@@ -1,10 +1,12 @@
-"""Exact cosine scoring of queries against an :class:`storage.vector_index.EmbeddingIndex`.
+"""Cosine scoring of queries against a vector set: an :class:`storage.vector_index.EmbeddingIndex` (sightings) or
+its :class:`storage.vector_index.TrackVectors` (track descriptors).
 
 All rows are L2-normalised, so cosine similarity is one matrix product ``queries @ matrix.T``, done by torch on the
 index's device: a GPU when present (the matrix is uploaded once and only new rows follow it), else the CPU, where
 torch runs the ``float16`` product on both cores without copying the index. Selection of the best rows happens on
-the same device, so only ``m`` scores come back. Optionally FAISS (``pip install faiss-cpu``) serves very large
-galleries with an inverted-file index (approximate, see :class:`FaissScorer`).
+the same device, so only ``m`` scores come back (:class:`TorchScorer`). On a CPU, sets too large to scan within a
+search's time are searched approximately (:class:`AnnScorer`: FAISS IVF-PQ proposes candidates, which are then
+scored exactly).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 
 from reid_app.errors import UsageError
+from pipelines.ann import CANDIDATES, NPROBE, IvfPqIndex
 from storage.vector_index import EmbeddingIndex
 
 
@@ -84,16 +87,16 @@ class TorchScorer:
     def _matrix(self, index: EmbeddingIndex) -> torch.Tensor:
         if self.device.type == "cpu":
             return torch.from_numpy(index.matrix)
-        generation, size, tensor = self._uploaded.get(index.model_id, (-1, 0, None))
+        generation, size, tensor = self._uploaded.get(index.key, (-1, 0, None))
         if generation != index.generation or tensor is None:
-            tensor = torch.from_numpy(index.matrix).to(self.device)
+            tensor = torch.from_numpy(np.asarray(index.matrix)).to(self.device)
         elif size < index.size:
-            tensor = torch.cat([tensor, torch.from_numpy(index.matrix[size:]).to(self.device)])
-        self._uploaded[index.model_id] = (index.generation, index.size, tensor)
+            tensor = torch.cat([tensor, torch.from_numpy(np.asarray(index.matrix[size:])).to(self.device)])
+        self._uploaded[index.key] = (index.generation, index.size, tensor)
         return tensor
 
     def _segments(self, index: EmbeddingIndex) -> torch.Tensor:
-        key = -1 - index.model_id  # cached beside the matrices, invalidated the same way
+        key = f"segments-{index.key}"  # cached beside the matrices, invalidated the same way
         generation, size, tensor = self._uploaded.get(key, (-1, 0, None))
         if tensor is None or generation != index.generation or size != index.size:
             tensor = torch.from_numpy(index.row_segments).to(self.device)
@@ -120,7 +123,9 @@ class TorchScorer:
 
     def scores(self, index, queries, rows):
         with torch.inference_mode():
-            return self._similarity(self._matrix(index)[rows], queries).cpu().numpy()
+            if isinstance(rows, slice) or self.device.type != "cpu":
+                return self._similarity(self._matrix(index)[rows], queries).cpu().numpy()
+            return self._similarity(torch.from_numpy(np.asarray(index.matrix[rows])), queries).numpy()
 
     def top_tracks(self, index, queries, valid, m):
         """One matrix product, then the per-track maximum on the device (``scatter_reduce`` over the rows)."""
@@ -137,82 +142,111 @@ class TorchScorer:
         return index.segment_tracks[segments], values.astype(np.float32)
 
 
-class FaissScorer:
-    """FAISS inverted-file scoring for very large galleries (optional: needs ``faiss-cpu`` or ``faiss-gpu``).
+#: Vector sets up to this many bytes are scanned exactly on a CPU (a 1 GB float16 scan takes about 60 ms on
+#: 2 cores); larger ones are searched approximately. On a GPU every set is scanned exactly.
+EXACT_BYTES = 1 << 30
 
-    An ``IndexIVFFlat`` with ``nlist = 4 sqrt(N)`` cells (k-means on up to 100k rows) is searched in ``nprobe``
-    cells: approximate, trading recall for time. The FAISS index is rebuilt when the embedding index changed.
+
+class AnnScorer:
+    """Exact scoring (:class:`TorchScorer`) where it is fast, approximate beyond: on a CPU, a vector set larger
+    than ``exact_bytes`` is searched with FAISS IVF-PQ (``pipelines.ann``), whose ``candidates`` best ids per query
+    are then scored exactly, so scores are always exact cosines and only the choice of candidates is approximate.
+    A search whose filters leave few rows (at most ``exact_bytes`` of them) scans those rows exactly. The
+    approximate index is loaded from, and saved into, the vector set's folder.
 
     Raises:
-        UsageError: faiss is not installed.
+        UsageError: faiss is not installed (when a set first needs it).
     """
 
-    def __init__(self, nprobe: int = 32):
-        try:
-            import faiss
-        except ImportError:
-            raise UsageError("the FAISS index needs the faiss package: pip install faiss-cpu "
-                             "(or use the exact torch index)") from None
-        self._faiss = faiss
-        self.nprobe = nprobe
-        self._built: dict[int, tuple[int, int, object]] = {}
-        self._exact = TorchScorer("cpu")
+    def __init__(self, device: str = "cpu", exact_bytes: int = EXACT_BYTES, nprobe: int = NPROBE,
+                 candidates: int = CANDIDATES):
+        self.exact = TorchScorer(device)
+        self.exact_bytes, self.nprobe, self.candidates = exact_bytes, nprobe, candidates
+        self._ann: dict[str, tuple[int, int, int, IvfPqIndex]] = {}  # key -> (videos, generation, size, index)
+        self._ids: dict[str, tuple[int, int, np.ndarray, np.ndarray]] = {}  # key -> (generation, size, order, ids)
 
-    name = "faiss-ivf"
+    @property
+    def name(self) -> str:
+        return f"auto-{self.exact.device}"
 
-    def _index(self, index: EmbeddingIndex):
-        faiss = self._faiss
-        generation, size, built = self._built.get(index.model_id, (-1, 0, None))
-        if built is None or generation != index.generation or size != index.size:
-            data = np.ascontiguousarray(index.matrix, np.float32)
-            nlist = max(1, min(int(4 * np.sqrt(len(data))), len(data) // 39))
-            quantizer = faiss.IndexFlatIP(index.dims)
-            built = faiss.IndexIVFFlat(quantizer, index.dims, nlist, faiss.METRIC_INNER_PRODUCT)
-            sample = data if len(data) <= 100_000 else data[np.random.default_rng(0).choice(len(data), 100_000,
-                                                                                            replace=False)]
-            built.train(sample)
-            built.add(data)
-            self._built[index.model_id] = (index.generation, index.size, built)
-        built.nprobe = self.nprobe
-        return built
+    def approximate_index(self, vectors) -> Optional[IvfPqIndex]:
+        """The set's IVF-PQ index in step with it (loaded, or built on first use), or None when the set is
+        scanned exactly."""
+        if self.exact.device.type != "cpu" or vectors.matrix.nbytes <= self.exact_bytes:
+            return None
+        state = (len(vectors.videos), vectors.generation, vectors.size)
+        cached = self._ann.get(vectors.key)
+        if cached is None:
+            ann = IvfPqIndex.load(vectors) or IvfPqIndex.build(vectors)
+        else:
+            ann = cached[3]
+            if cached[:3] != state:
+                ann.sync(vectors)
+        self._ann[vectors.key] = (*state, ann)
+        return ann
+
+    def _rows_of_ids(self, vectors, ids: np.ndarray) -> np.ndarray:
+        """Rows of ``ids`` (ids the set no longer holds are dropped)."""
+        generation, size, order, sorted_ids = self._ids.get(vectors.key, (-1, 0, None, None))
+        if generation != vectors.generation or size != vectors.size:
+            if generation == vectors.generation and size < vectors.size:  # appended: merge the new rows in
+                order = np.concatenate([order, np.arange(size, vectors.size)])
+                order = order[np.argsort(vectors.ids[order], kind="stable")]
+            else:
+                order = np.argsort(vectors.ids, kind="stable")
+            sorted_ids = vectors.ids[order]
+            self._ids[vectors.key] = (vectors.generation, vectors.size, order, sorted_ids)
+        at = np.minimum(np.searchsorted(sorted_ids, ids), max(len(sorted_ids) - 1, 0))
+        found = sorted_ids[at] == ids if len(sorted_ids) else np.zeros(len(ids), bool)
+        return order[at[found]]
 
     def top(self, index, queries, valid, m):
-        if index.size == 0:
+        ann = self.approximate_index(index) if index.size else None
+        if ann is None:
+            return self.exact.top(index, queries, valid, m)
+        row_bytes = index.matrix.itemsize * index.matrix.shape[1]
+        if valid is not None and int(valid.sum()) * row_bytes <= self.exact_bytes:
+            rows = np.flatnonzero(valid)
+            return self._best_of(index, queries, rows, m)
+        allowed = None
+        if valid is not None and not valid.all():
+            allowed = np.zeros(int(index.ids.max()) + 1, bool)
+            allowed[index.ids[valid]] = True
+        found = ann.candidates(queries, max(self.candidates, 4 * m), allowed, self.nprobe).ids
+        rows = self._rows_of_ids(index, np.unique(found[found >= 0]))
+        if valid is not None:
+            rows = rows[valid[rows]]
+        return self._best_of(index, queries, rows, m)
+
+    def _best_of(self, index, queries, rows: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(rows) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        built = self._index(index)
-        want = m
-        while True:
-            k = min(index.size, want)
-            scores, rows = built.search(np.ascontiguousarray(queries, np.float32), k)
-            rows, scores = rows.ravel(), scores.ravel()
-            ok = rows >= 0
-            if valid is not None:
-                ok &= valid[np.where(ok, rows, 0)]
-            rows, scores = rows[ok], scores[ok]
-            order = np.argsort(-scores, kind="stable")
-            rows, scores = rows[order], scores[order]
-            _, first = np.unique(rows, return_index=True)
-            keep = np.sort(first)
-            rows, scores = rows[keep], scores[keep]
-            if len(rows) >= m or k >= index.size:
-                return rows[:m].astype(np.int64), scores[:m].astype(np.float32)
-            want *= 4
+        scores = np.concatenate([self.exact.scores(index, queries, rows[i:i + 65536])
+                                 for i in range(0, len(rows), 65536)])
+        best = np.argsort(-scores, kind="stable")[:m]
+        return rows[best].astype(np.int64), scores[best].astype(np.float32)
 
     def scores(self, index, queries, rows):
-        return self._exact.scores(index, queries, rows)
+        return self.exact.scores(index, queries, rows)
 
     def top_tracks(self, index, queries, valid, m):
+        if self.approximate_index(index) is None:
+            return self.exact.top_tracks(index, queries, valid, m)
         return top_tracks_by_rows(self, index, queries, valid, m)
 
 
 def make_scorer(kind: str = "auto", device: str = "cpu") -> Scorer:
-    """The scorer for ``--index``: ``exact`` (torch on ``device``), ``faiss``, or ``auto`` (= exact).
+    """The scorer for ``--index``: ``auto`` (exact where fast, approximate IVF-PQ for sets over
+    :data:`EXACT_BYTES` on a CPU), ``exact`` (always a full scan, torch on ``device``) or ``ann`` (approximate
+    for every set of more than 20,000 rows; ``faiss`` is the same).
 
     Raises:
-        UsageError: unknown kind, or faiss missing.
+        UsageError: unknown kind.
     """
-    if kind in ("auto", "exact"):
+    if kind == "auto":
+        return AnnScorer(device)
+    if kind == "exact":
         return TorchScorer(device)
-    if kind == "faiss":
-        return FaissScorer()
-    raise UsageError(f"unknown index '{kind}'; use exact or faiss")
+    if kind in ("ann", "faiss"):
+        return AnnScorer(device, exact_bytes=20_000 * 2048)
+    raise UsageError(f"unknown index '{kind}'; use auto, exact or ann")

@@ -47,8 +47,10 @@ def _print(text: str) -> None:
 @click.option("--sightings", "per_sighting", is_flag=True, help="One result per sighting instead of per track.")
 @click.option("--expand", type=click.IntRange(1, 1000), default=1, show_default=True, metavar="N",
               help="List the N best sightings of each track.")
-@click.option("--index", "index_kind", type=click.Choice(["exact", "faiss"]), default="exact", show_default=True,
-              help="exact: brute-force cosine on the CPU/GPU; faiss: approximate IVF index (needs faiss-cpu).")
+@click.option("--index", "index_kind", type=click.Choice(["auto", "exact", "ann", "faiss"]), default="auto",
+              show_default=True, help="auto: exact cosine where a full scan is fast (under 1 GB of vectors on a CPU, "
+              "any size on a GPU), approximate FAISS IVF-PQ beyond, its candidates re-scored exactly; exact: always "
+              "a full scan; ann (or faiss): approximate above 20,000 rows. Used by every search mode.")
 @click.option("--reid", default=None, metavar="WEIGHTS", help="For --image: the re-id model used at ingest "
               "[default: the database's model, when its file exists; else the shipped model].")
 @click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="Where to score (and encode --image) "

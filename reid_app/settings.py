@@ -6,6 +6,7 @@ Environment variables:
     ``REID_APP_DB``: default database path.
     ``REID_APP_WEIGHTS``: one or more folders (separated by ``os.pathsep``) searched for weight files.
     ``REID_APP_SETTINGS``: path of the settings file (default ``<user config dir>/settings.toml``).
+    ``REID_APP_INDEX_DIR``: where search indexes are persisted (default ``<user cache dir>/index``).
 
 Settings file keys (all optional): ``db``, ``weights_dir`` (string or list of strings), ``detector``, ``reid``,
 ``device``.
@@ -54,6 +55,13 @@ def compiled_model_cache_dir() -> Path:
     """Where OpenVINO keeps the models it compiled for this machine (``~/.cache/reid-app/openvino`` on Linux), so
     that later runs load them instead of compiling again (about 0.8 s per model and input size on 2 cores)."""
     return Path(platformdirs.user_cache_dir(APP_NAME)) / "openvino"
+
+
+def vector_index_dir() -> Path:
+    """Where search indexes are persisted (``$REID_APP_INDEX_DIR``, else e.g. ``~/.cache/reid-app/index``): one
+    folder per database and model, a cache that is rebuilt from the database when deleted."""
+    env = os.environ.get("REID_APP_INDEX_DIR")
+    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir(APP_NAME)) / "index"
 
 
 def user_cache_weights_dir() -> Path:

@@ -1,4 +1,5 @@
-"""In-memory vector index over one re-id model's stored embeddings, loaded from the database and kept up to date.
+"""Vector index over one re-id model's stored embeddings, loaded from the database, kept up to date and, given a
+folder, persisted so that the next process opens it in a fraction of a second instead of reading every embedding.
 
 The index holds, for every completely ingested video whose sightings were encoded by the model:
 
@@ -8,22 +9,30 @@ The index holds, for every completely ingested video whose sightings were encode
 - the track descriptors as a ``float32 [T, D]`` matrix with each track's camera and time range.
 
 Rows of one track are contiguous (videos are loaded one at a time and sorted by track), so ``track_rows[t]`` is a
-slice.
-:meth:`EmbeddingIndex.refresh` compares the database's complete videos with those loaded: it appends the new ones
-(ingest adds videos) and drops the deleted ones (a forced re-ingest replaces a video); nothing is read twice.
-Scoring (the matrix product) lives in ``pipelines.similarity``; this module only stores.
+slice. :meth:`EmbeddingIndex.refresh` compares the database's complete videos (id and ingest time) with those
+loaded: it appends the new ones (ingest adds videos) and drops the deleted or replaced ones (retention, a forced
+re-ingest); nothing is read twice.
+
+With a folder (``storage.index_files``) the matrices live in files mapped into memory: opening an index of a
+million embeddings maps 2 GB without reading it, and a search touches only the rows it scores. Every process on
+the machine shares the folder: a refresh first adopts what another process already appended, under the folder's
+lock. Scoring (the matrix product, approximate search) lives in ``pipelines.similarity``; this module only stores.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 from sqlalchemy import bindparam, text
+from sqlalchemy.exc import IntegrityError
 
 from reid_app.errors import DatabaseError
 from storage.database import Database
+from storage.index_files import IndexFolder, flush
 
 _SIGHTING_ROWS = text(
     "SELECT s.id, s.track_id, t.camera_id, s.video_id, s.timestamp, e.vector "
@@ -42,11 +51,41 @@ _SIGHTING_COUNT = text(
     "WHERE s.video_id IN :videos AND +e.model_id = :model"
 ).bindparams(bindparam("videos", expanding=True))
 
-_COMPLETE_VIDEOS = text("SELECT DISTINCT v.id FROM videos v JOIN tracks t ON t.video_id = v.id "
-                        "WHERE v.status IN ('complete', 'damaged') AND t.descriptor_model_id = :model")
+_COMPLETE_VIDEOS = text(
+    "SELECT v.id, v.ingested_at FROM videos v WHERE v.status IN ('complete', 'damaged') "
+    "AND EXISTS (SELECT 1 FROM tracks t WHERE t.video_id = v.id AND t.descriptor_model_id = :model)")
 
 #: Videos read per query while loading, so the IN list and the fetched batch stay bounded.
 _VIDEOS_PER_QUERY = 50
+
+
+def database_id(db: Database) -> str:
+    """The database's own random id (``reid_meta`` key ``database_id``, made on first use), so that an index
+    folder can never be taken for another database's, even one at the same path or URL."""
+    read = text("SELECT value FROM reid_meta WHERE key = 'database_id'")
+    with db.engine.connect() as con:
+        value = con.execute(read).scalar()
+    if value is None:
+        try:
+            with db.engine.begin() as con:
+                con.execute(text("INSERT INTO reid_meta (key, value) VALUES ('database_id', :v)"),
+                            {"v": uuid.uuid4().hex})
+        except IntegrityError:  # another process made it first
+            pass
+        with db.engine.connect() as con:
+            value = con.execute(read).scalar_one()
+    return str(value)
+
+
+def index_folder(db: Database, model_id: int, root: Optional[str | Path]) -> Optional[IndexFolder]:
+    """The persisted-index folder of ``db``'s model ``model_id`` under ``root`` (None: keep the index in memory
+    only; also None when the folder cannot be created, e.g. a read-only home)."""
+    if root is None:
+        return None
+    try:
+        return IndexFolder(Path(root).expanduser() / database_id(db) / f"model-{model_id}")
+    except OSError:
+        return None
 
 
 @dataclass
@@ -80,13 +119,54 @@ class RefreshReport:
     rows: int
 
 
-def _empty_tracks(dims: int) -> TrackTable:
-    return TrackTable(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0),
-                      np.zeros(0), np.zeros((0, dims), np.float32))
+class _Rows:
+    """A growable ``[capacity, width]`` array of one dtype, in memory or in a row file of an :class:`IndexFolder`
+    (``<name>-<generation>.bin``)."""
+
+    def __init__(self, name: str, dtype, width: int, folder: Optional[IndexFolder]):
+        self.name, self.dtype, self.width, self.folder = name, np.dtype(dtype), width, folder
+        self.data = np.zeros((0, width), self.dtype)
+
+    def file(self, generation: int) -> str:
+        return f"{self.name}-{generation}.bin"
+
+    def open(self, generation: int, capacity: int) -> None:
+        """Map the folder's file of ``generation`` (adopting another process's rows)."""
+        self.data = self.folder.rows(self.file(generation), self.dtype, self.width, capacity)
+
+    def reserve(self, rows: int, used: int, generation: int) -> bool:
+        """Room for ``rows`` rows keeping the first ``used``; True when the buffer moved (in memory)."""
+        if rows <= len(self.data):
+            return False
+        capacity = max(rows, int(len(self.data) * 1.5), 1024)
+        if self.folder is not None:  # the file grows in place: rows already there (and readers' views) stay
+            self.data = self.folder.rows(self.file(generation), self.dtype, self.width, capacity)
+            return False
+        data = np.empty((capacity, self.width), self.dtype)
+        data[:used] = self.data[:used]
+        self.data = data
+        return True
+
+    def compact(self, runs: list[tuple[int, int]], kept: int, generation: int) -> None:
+        """Keep only the row ranges ``runs`` (in order), ``kept`` rows in all: in place in memory, into a new
+        generation's file in a folder (readers of the old file are undisturbed)."""
+        target = self.data if self.folder is None else \
+            self.folder.rows(self.file(generation), self.dtype, self.width, max(kept, 1024))
+        at = 0
+        for start, stop in runs:
+            target[at:at + stop - start] = self.data[start:stop]
+            at += stop - start
+        self.data = target
+
+
+def _runs(keep: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of True in a ``bool [N]`` mask."""
+    edges = np.flatnonzero(np.diff(np.r_[0, keep.astype(np.int8), 0]))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 class EmbeddingIndex:
-    """One model's sighting embeddings and track descriptors, in memory (see the module docstring).
+    """One model's sighting embeddings and track descriptors (see the module docstring).
 
     Attributes (views of the first :attr:`size` rows):
         matrix: ``[N, D]`` of :attr:`dtype`, rows L2-normalised.
@@ -97,179 +177,301 @@ class EmbeddingIndex:
             its track id and its row in :attr:`tracks` (-1 when it has no descriptor), for ``np.add.reduceat``.
         row_segments: ``int64 [N]`` the segment of each row (for per-track maxima).
         tracks: the :class:`TrackTable`.
-        generation: incremented whenever rows are removed or reordered, so a copy on a GPU knows to re-upload;
-            appends only grow :attr:`size`.
+        videos: video id -> its ingest time (as text), for every video held.
+        generation: incremented whenever rows are removed or reordered, so a copy on a GPU (or an approximate
+            index) knows to start again; appends only grow :attr:`size`.
+        folder: the :class:`storage.index_files.IndexFolder` the index is persisted in, or None (memory only).
     """
 
     def __init__(self, model_id: int, dims: int, dtype: np.dtype = np.float16, with_sightings: bool = True,
-                 copy_rows: Callable[[np.ndarray, np.ndarray], None] = np.copyto):
+                 copy_rows: Callable[[np.ndarray, np.ndarray], None] = np.copyto,
+                 folder: Optional[IndexFolder] = None, database: str = ""):
         self.model_id = model_id
         self.copy_rows = copy_rows
         self.with_sightings = with_sightings
         self.dims = dims
         self.dtype = np.dtype(dtype)
+        self.database = database
+        # a tracks-only index (clustering) reads a folder but never writes it: the folder must hold sightings too
+        self._source = folder
+        self.folder = writable = folder if with_sightings else None
         self.size = 0
         self.generation = 0
-        self._matrix = np.zeros((0, dims), self.dtype)
-        self._meta = np.zeros((0, 4), np.int64)  # sighting, track, camera, video
-        self._times = np.zeros(0, np.float64)
+        self._version: Optional[int] = None  # the manifest version this process's view matches
+        self._matrix = _Rows("sightings", self.dtype, dims, writable)
+        self._meta = _Rows("meta", np.int64, 4, writable)  # sighting, track, camera, video
+        self._times = _Rows("times", np.float64, 1, writable)
+        self._descriptors = _Rows("tracks", np.float32, dims, writable)
         self.track_rows: dict[int, slice] = {}
         self.segment_starts = np.zeros(0, np.int64)
         self.segment_tracks = np.zeros(0, np.int64)
         self.segment_positions = np.zeros(0, np.int64)
         self.row_segments = np.zeros(0, np.int64)
-        self.tracks = _empty_tracks(dims)
-        self.videos: set[int] = set()
+        self.tracks = self._track_table(np.zeros((0, 3), np.int64), np.zeros((0, 2)), 0)
+        self.videos: dict[int, str] = {}
 
     @classmethod
     def load(cls, db: Database, model_id: int, dims: int, dtype: np.dtype = np.float16,
-             with_sightings: bool = True, copy_rows: Callable[[np.ndarray, np.ndarray], None] = np.copyto
-             ) -> "EmbeddingIndex":
+             with_sightings: bool = True, copy_rows: Callable[[np.ndarray, np.ndarray], None] = np.copyto,
+             folder: Optional[IndexFolder] = None) -> "EmbeddingIndex":
         """A new index holding every complete video's embeddings of ``model_id`` (``dims`` wide); with
         ``with_sightings=False`` only the track table (enough for clustering, far smaller). ``copy_rows(dst, src)``
         copies ``float32`` rows into the ``dtype`` matrix (numpy's conversion to float16 is slow; the search
-        pipeline passes torch's)."""
-        index = cls(model_id, dims, dtype, with_sightings, copy_rows)
+        pipeline passes torch's). With ``folder`` (:func:`index_folder`) what is saved there is opened first and
+        only the difference is read from the database.
+
+        Raises:
+            DatabaseError: stored embeddings are not ``dims`` wide.
+        """
+        index = cls(model_id, dims, dtype, with_sightings, copy_rows, folder, database_id(db) if folder else "")
+        if folder is not None and not with_sightings:
+            index._adopt_copy()  # then only what changed since comes from the database, into memory
         index.refresh(db)
         return index
 
     @property
+    def key(self) -> str:
+        """Names this vector set in caches and files."""
+        return f"sightings-m{self.model_id}"
+
+    @property
     def matrix(self) -> np.ndarray:
-        return self._matrix[:self.size]
+        return self._matrix.data[:self.size]
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Each row's stable id (its sighting id), ``int64 [N]``."""
+        return self._meta.data[:self.size, 0]
 
     @property
     def sighting_ids(self) -> np.ndarray:
-        return self._meta[:self.size, 0]
+        return self._meta.data[:self.size, 0]
 
     @property
     def track_ids(self) -> np.ndarray:
-        return self._meta[:self.size, 1]
+        return self._meta.data[:self.size, 1]
 
     @property
     def camera_ids(self) -> np.ndarray:
-        return self._meta[:self.size, 2]
+        return self._meta.data[:self.size, 2]
 
     @property
     def video_ids(self) -> np.ndarray:
-        return self._meta[:self.size, 3]
+        return self._meta.data[:self.size, 3]
 
     @property
     def timestamps(self) -> np.ndarray:
-        return self._times[:self.size]
+        return self._times.data[:self.size, 0]
 
     def nbytes(self) -> int:
         """Bytes held by the rows in use (matrix, ids, times and track descriptors)."""
-        return (self.matrix.nbytes + self._meta[:self.size].nbytes + self.timestamps.nbytes
+        return (self.matrix.nbytes + self._meta.data[:self.size].nbytes + self.timestamps.nbytes
                 + self.tracks.descriptors.nbytes)
 
+    # -- keeping up with the database -----------------------------------------------------------------------
+
     def refresh(self, db: Database) -> RefreshReport:
-        """Bring the index up to date with the database: load new complete videos, drop deleted ones."""
+        """Bring the index up to date with the database: load new complete videos, drop deleted or replaced
+        ones; with a folder, first adopt what another process saved, and save the result.
+
+        Raises:
+            DatabaseError: stored embeddings are not :attr:`dims` wide.
+        """
         with db.engine.connect() as con:
-            current = {int(r[0]) for r in con.execute(_COMPLETE_VIDEOS, {"model": self.model_id})}
-            added = sorted(current - self.videos)
-            removed = sorted(self.videos - current)
-            if removed:
-                self._remove(removed)
-            batches = [added[i:i + _VIDEOS_PER_QUERY] for i in range(0, len(added), _VIDEOS_PER_QUERY)]
-            if self.with_sightings and added:  # sized once: regrowing a multi-GB matrix costs more than counting
-                self._reserve(self.size + sum(con.execute(_SIGHTING_COUNT, {"videos": b, "model": self.model_id})
-                                              .scalar_one() for b in batches))
-            for batch in batches:
-                self._append(con, batch)
+            current = {int(r[0]): str(r[1]) for r in con.execute(_COMPLETE_VIDEOS, {"model": self.model_id})}
+        if self.folder is None:
+            return self._apply(db, current)
+        with self.folder.locked():
+            manifest = self.folder.read_manifest()
+            if manifest is not None and manifest.get("version") != self._version:
+                if self._compatible(manifest):
+                    self._adopt(manifest)
+                else:
+                    self.generation = max(self.generation, int(manifest.get("generation", 0))) + 1
+            report = self._apply(db, current)
+            if report.added_videos or report.removed_videos or self._version is None:
+                self._save(manifest)
+        return report
+
+    def _apply(self, db: Database, current: dict[int, str]) -> RefreshReport:
+        removed = sorted(v for v, stamp in self.videos.items() if current.get(v) != stamp)
+        if removed:
+            self._remove(removed)
+        added = sorted(v for v in current if v not in self.videos)
+        if added:
+            with db.engine.connect() as con:
+                batches = [added[i:i + _VIDEOS_PER_QUERY] for i in range(0, len(added), _VIDEOS_PER_QUERY)]
+                if self.with_sightings:  # sized once: regrowing a multi-GB matrix costs more than counting
+                    self._reserve(self.size + sum(con.execute(_SIGHTING_COUNT, {"videos": b, "model": self.model_id})
+                                                  .scalar_one() for b in batches))
+                for batch in batches:
+                    self._append(con, batch, current)
         if added or removed:
             self._index_tracks()
         return RefreshReport(added, removed, self.size)
 
-    def _append(self, con, video_ids: list[int]) -> None:
+    def _append(self, con, video_ids: list[int], stamps: dict[int, str]) -> None:
         if self.with_sightings:
-            self._append_sightings(con, video_ids)
+            for video_id in video_ids:
+                self._append_sightings(con, video_id)
         self._append_tracks(con, video_ids)
-        self.videos.update(video_ids)
+        self.videos.update({v: stamps[v] for v in video_ids})
 
-    def _append_sightings(self, con, video_ids: list[int]) -> None:
-        for video_id in video_ids:
-            start = self.size
-            result = con.execute(_SIGHTING_ROWS, {"video": video_id, "model": self.model_id})
-            while True:
-                chunk = result.fetchmany(65536)
-                if not chunk:
-                    break
-                n = len(chunk)
-                self._reserve(self.size + n)
-                sighting, track, camera, video, times, blobs = zip(*chunk)
-                block = np.frombuffer(b"".join(blobs), dtype="<f4")
-                if block.size != n * self.dims:
-                    raise DatabaseError(f"database {con.engine.url.database}: embeddings of model "
-                                        f"{self.model_id} are not all {self.dims}-dimensional; the database is "
-                                        f"damaged")
-                rows = slice(self.size, self.size + n)
-                self.copy_rows(self._matrix[rows], block.reshape(n, self.dims))
-                self._meta[rows] = np.array([sighting, track, camera, video], np.int64).T
-                self._times[rows] = times
-                self.size += n
-            # SQLite would sort whole rows, blobs included, for ORDER BY; sorting here permutes only this video
-            segment = slice(start, self.size)
-            order = np.lexsort((self._meta[segment, 0], self._meta[segment, 1]))
-            if np.any(order[1:] < order[:-1]):
-                self._matrix[segment] = self._matrix[segment][order]
-                self._meta[segment] = self._meta[segment][order]
-                self._times[segment] = self._times[segment][order]
+    def _check_width(self, con, block: np.ndarray, n: int) -> None:
+        if block.size != n * self.dims:
+            raise DatabaseError(f"database {con.engine.url.database}: embeddings of model {self.model_id} are not "
+                                f"all {self.dims}-dimensional; the database is damaged")
+
+    def _append_sightings(self, con, video_id: int) -> None:
+        start = self.size
+        result = con.execute(_SIGHTING_ROWS, {"video": video_id, "model": self.model_id})
+        while True:
+            chunk = result.fetchmany(65536)
+            if not chunk:
+                break
+            n = len(chunk)
+            self._reserve(self.size + n)
+            sighting, track, camera, video, times, blobs = zip(*chunk)
+            block = np.frombuffer(b"".join(blobs), dtype="<f4")
+            self._check_width(con, block, n)
+            rows = slice(self.size, self.size + n)
+            self.copy_rows(self._matrix.data[rows], block.reshape(n, self.dims))
+            self._meta.data[rows] = np.array([sighting, track, camera, video], np.int64).T
+            self._times.data[rows, 0] = times
+            self.size += n
+        # SQLite would sort whole rows, blobs included, for ORDER BY; sorting here permutes only this video
+        segment = slice(start, self.size)
+        meta = self._meta.data[segment]
+        order = np.lexsort((meta[:, 0], meta[:, 1]))
+        if np.any(order[1:] < order[:-1]):
+            for rows in (self._matrix, self._meta, self._times):
+                rows.data[segment] = rows.data[segment][order]
 
     def _append_tracks(self, con, video_ids: list[int]) -> None:
         tracks = con.execute(_TRACK_ROWS, {"videos": video_ids, "model": self.model_id}).all()
-        if tracks:
-            old = self.tracks
-            new_desc = np.frombuffer(b"".join(r[5] for r in tracks), "<f4").reshape(len(tracks), self.dims)
-            self.tracks = TrackTable(
-                np.concatenate([old.track_ids, [r[0] for r in tracks]]).astype(np.int64),
-                np.concatenate([old.camera_ids, [r[1] for r in tracks]]).astype(np.int64),
-                np.concatenate([old.video_ids, [r[2] for r in tracks]]).astype(np.int64),
-                np.concatenate([old.first_timestamps, [r[3] for r in tracks]]).astype(np.float64),
-                np.concatenate([old.last_timestamps, [r[4] for r in tracks]]).astype(np.float64),
-                np.concatenate([old.descriptors, new_desc]).astype(np.float32))
+        if not tracks:
+            return
+        old, n = len(self.tracks), len(tracks)
+        block = np.frombuffer(b"".join(r[5] for r in tracks), "<f4")
+        self._check_width(con, block, n)
+        self._descriptors.reserve(old + n, old, self.generation)
+        self._descriptors.data[old:old + n] = block.reshape(n, self.dims)
+        ints = np.concatenate([self._track_ints(), np.array([r[:3] for r in tracks], np.int64)])
+        times = np.concatenate([self._track_times(), np.array([r[3:5] for r in tracks], np.float64)])
+        self.tracks = self._track_table(ints, times, old + n)
+
+    def _track_ints(self) -> np.ndarray:
+        t = self.tracks
+        return np.stack([t.track_ids, t.camera_ids, t.video_ids], axis=1)
+
+    def _track_times(self) -> np.ndarray:
+        t = self.tracks
+        return np.stack([t.first_timestamps, t.last_timestamps], axis=1)
+
+    def _track_table(self, ints: np.ndarray, times: np.ndarray, count: int) -> TrackTable:
+        return TrackTable(ints[:, 0], ints[:, 1], ints[:, 2], times[:, 0], times[:, 1],
+                          self._descriptors.data[:count])
 
     def _reserve(self, rows: int) -> None:
-        if rows <= len(self._matrix):
-            return
-        capacity = max(rows, int(len(self._matrix) * 1.5), 1024)
-        matrix = np.empty((capacity, self.dims), self.dtype)
-        matrix[:self.size] = self._matrix[:self.size]
-        meta = np.empty((capacity, 4), np.int64)
-        meta[:self.size] = self._meta[:self.size]
-        times = np.empty(capacity, np.float64)
-        times[:self.size] = self._times[:self.size]
-        self._matrix, self._meta, self._times = matrix, meta, times
-        self.generation += 1  # a device copy of the old buffer is stale
+        moved = [r.reserve(rows, self.size, self.generation) for r in (self._matrix, self._meta, self._times)]
+        if any(moved):
+            self.generation += 1  # a device copy of the old buffer is stale
 
     def _remove(self, video_ids: list[int]) -> None:
-        keep = ~np.isin(self.video_ids, video_ids)
-        n = int(keep.sum())
-        self._matrix[:n] = self.matrix[keep]
-        self._meta[:n] = self._meta[:self.size][keep]
-        self._times[:n] = self.timestamps[keep]
-        self.size = n
-        t = self.tracks
-        tkeep = ~np.isin(t.video_ids, video_ids)
-        self.tracks = TrackTable(t.track_ids[tkeep], t.camera_ids[tkeep], t.video_ids[tkeep],
-                                 t.first_timestamps[tkeep], t.last_timestamps[tkeep], t.descriptors[tkeep])
-        self.videos.difference_update(video_ids)
         self.generation += 1
+        keep = ~np.isin(self.video_ids, video_ids)
+        runs, kept = _runs(keep), int(keep.sum())
+        for rows in (self._matrix, self._meta, self._times):
+            rows.compact(runs, kept, self.generation)
+        self.size = kept
+        tkeep = ~np.isin(self.tracks.video_ids, video_ids)
+        ints, times = self._track_ints()[tkeep], self._track_times()[tkeep]
+        self._descriptors.compact(_runs(tkeep), int(tkeep.sum()), self.generation)
+        self.tracks = self._track_table(ints, times, int(tkeep.sum()))
+        for v in video_ids:
+            self.videos.pop(v, None)
 
     def _index_tracks(self) -> None:
         ids = self.track_ids
         if len(ids):
             starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
             stops = np.r_[starts[1:], len(ids)]
-            self.track_rows = {int(ids[a]): slice(int(a), int(b)) for a, b in zip(starts, stops)}
-            self.segment_starts, self.segment_tracks = starts.astype(np.int64), ids[starts].copy()
+            self.track_rows = dict(zip(ids[starts].tolist(), map(slice, starts.tolist(), stops.tolist())))
+            self.segment_starts, self.segment_tracks = starts.astype(np.int64), np.array(ids[starts])
             self.row_segments = np.repeat(np.arange(len(starts), dtype=np.int64), stops - starts)
         else:
             self.row_segments = np.zeros(0, np.int64)
             self.track_rows = {}
             self.segment_starts, self.segment_tracks = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        self.tracks.position = {int(t): i for i, t in enumerate(self.tracks.track_ids)}
-        self.segment_positions = np.array([self.tracks.position.get(int(t), -1) for t in self.segment_tracks],
-                                          np.int64)
+        track_ids = self.tracks.track_ids
+        self.tracks.position = dict(zip(track_ids.tolist(), range(len(track_ids))))
+        self.segment_positions = np.full(len(self.segment_tracks), -1, np.int64)
+        if len(track_ids) and len(self.segment_tracks):
+            order = np.argsort(track_ids, kind="stable")
+            candidate = order[np.minimum(np.searchsorted(track_ids, self.segment_tracks, sorter=order),
+                                         len(order) - 1)]
+            found = track_ids[candidate] == self.segment_tracks
+            self.segment_positions[found] = candidate[found]
+
+    # -- the folder ------------------------------------------------------------------------------------------
+
+    def _compatible(self, manifest: dict) -> bool:
+        return (manifest.get("database") == self.database and manifest.get("model") == self.model_id
+                and manifest.get("dims") == self.dims and manifest.get("dtype") == self.dtype.str)
+
+    def _adopt(self, manifest: dict) -> None:
+        """Take the folder's saved state as this process's view (cheap: files are mapped, not read)."""
+        self.generation = int(manifest["generation"])
+        self.size = int(manifest["size"])
+        for rows in (self._matrix, self._meta, self._times):
+            rows.open(self.generation, max(int(manifest["capacity"]), self.size))
+        tracks = int(manifest["tracks"])
+        self._descriptors.open(self.generation, max(int(manifest["track_capacity"]), tracks))
+        version = int(manifest["version"])
+        self.tracks = self._track_table(self.folder.load_array(f"track_ints-{version}.npy"),
+                                        self.folder.load_array(f"track_times-{version}.npy"), tracks)
+        self.videos = {int(v): str(stamp) for v, stamp in manifest["videos"]}
+        self._version = version
+        self._index_tracks()
+
+    def _adopt_copy(self) -> None:
+        """A tracks-only index starts from a copy of the folder's track table when the folder is usable."""
+        manifest = self._source.read_manifest()
+        if manifest is None or not self._compatible(manifest):
+            return
+        try:
+            version, tracks = int(manifest["version"]), int(manifest["tracks"])
+            saved = np.memmap(self._source.path / self._descriptors.file(int(manifest["generation"])),
+                              np.float32, "r", shape=(tracks, self.dims)) if tracks else np.zeros((0, self.dims))
+            self._descriptors.data = np.array(saved, np.float32)
+            self.tracks = self._track_table(self._source.load_array(f"track_ints-{version}.npy"),
+                                            self._source.load_array(f"track_times-{version}.npy"), tracks)
+            self.videos = {int(v): str(stamp) for v, stamp in manifest["videos"]}
+        except (OSError, ValueError, KeyError):  # saved by a process that was killed mid-way: read the database
+            self.__init__(self.model_id, self.dims, self.dtype, False, self.copy_rows)
+            return
+        self._index_tracks()
+
+    def _save(self, previous: Optional[dict]) -> None:
+        flush(self._matrix.data, self._meta.data, self._times.data, self._descriptors.data)
+        version = int((previous or {}).get("version", 0)) + 1
+        self.folder.save_array(f"track_ints-{version}.npy", self._track_ints())
+        self.folder.save_array(f"track_times-{version}.npy", self._track_times())
+        self.folder.write_manifest({
+            "database": self.database, "model": self.model_id, "dims": self.dims, "dtype": self.dtype.str,
+            "generation": self.generation, "version": version, "size": self.size,
+            "capacity": len(self._matrix.data), "tracks": len(self.tracks),
+            "track_capacity": len(self._descriptors.data), "videos": sorted(self.videos.items())})
+        self._version = version
+        files = {r.file(self.generation) for r in (self._matrix, self._meta, self._times, self._descriptors)}
+        self.folder.remove_except(files | {f"track_ints-{version}.npy", f"track_times-{version}.npy"}
+                                  | {p.name for p in self.folder.path.glob("ann-*")})
+
+    def track_vectors(self) -> "TrackVectors":
+        """The track descriptors as a vector set of their own (to rank tracks by descriptor)."""
+        return TrackVectors(self)
+
+    # -- lookups ---------------------------------------------------------------------------------------------
 
     def rows_of(self, track_id: int) -> slice:
         """The rows of a track (an empty slice when the index does not hold it)."""
@@ -279,3 +481,44 @@ class EmbeddingIndex:
         """A track's ``float32 [D]`` descriptor, or None when the index does not hold the track."""
         i = self.tracks.position.get(int(track_id))
         return None if i is None else self.tracks.descriptors[i]
+
+
+class TrackVectors:
+    """An :class:`EmbeddingIndex`'s track descriptors seen as a vector set, with the attributes scorers and the
+    approximate index read: ``matrix float32 [T, D]``, ``ids`` (track ids), ``video_ids``, ``videos``, ``size``,
+    ``generation``, ``key`` and ``folder``."""
+
+    def __init__(self, index: EmbeddingIndex):
+        self.index = index
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return self.index.tracks.descriptors
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.index.tracks.track_ids
+
+    @property
+    def video_ids(self) -> np.ndarray:
+        return self.index.tracks.video_ids
+
+    @property
+    def videos(self) -> dict[int, str]:
+        return self.index.videos
+
+    @property
+    def size(self) -> int:
+        return len(self.index.tracks)
+
+    @property
+    def generation(self) -> int:
+        return self.index.generation
+
+    @property
+    def key(self) -> str:
+        return f"tracks-m{self.index.model_id}"
+
+    @property
+    def folder(self) -> Optional[IndexFolder]:
+        return self.index.folder

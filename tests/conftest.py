@@ -22,6 +22,12 @@ PLAIN_DETECTOR = WEIGHTS / "yolov8n_int8_openvino_model"
 OSNET = WEIGHTS / "osnet_x0_25_msmt17.onnx"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _index_cache(tmp_path_factory):
+    """Search indexes persist under a folder of the test session (subprocesses inherit it), not the user cache."""
+    os.environ["REID_APP_INDEX_DIR"] = str(tmp_path_factory.mktemp("index-cache"))
+
+
 def _require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: real footage and weights come from ../shared beside the repository")

@@ -44,7 +44,7 @@ class AppServices:
         prepare_ingest: ``IngestChoices -> PreparedIngest`` (loads the models of an ingest).
         device: where searches run (``cpu`` or ``cuda:N``), shown in the status bar.
         default_choices: the ``IngestChoices`` the "Add videos" dialog starts from.
-        scorer_kind: ``exact`` or ``faiss`` (``pipelines.similarity.make_scorer``).
+        scorer_kind: ``auto``, ``exact`` or ``ann`` (``pipelines.similarity.make_scorer``).
         load_query_encoder: ``Database -> ReIDEncoder`` for searches by an image file (the database's model);
             None: the app cannot search by image.
         start_watch: ``(site file, database location, IngestChoices, on_alert) -> live session`` (see
@@ -54,7 +54,7 @@ class AppServices:
     prepare_ingest: Callable
     device: str = "cpu"
     default_choices: IngestChoices = field(default_factory=IngestChoices)
-    scorer_kind: str = "exact"
+    scorer_kind: str = "auto"
     load_query_encoder: Optional[Callable] = None
     start_watch: Optional[Callable] = None
 
