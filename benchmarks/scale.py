@@ -143,7 +143,19 @@ def main() -> None:
     parser.add_argument("--dense-limit", type=int, default=4000, help="largest size the dense reference runs on")
     parser.add_argument("--feedback", type=int, default=0, metavar="TRACKS",
                         help="also time a reject and a confirm on a SQLite database of this many tracks")
+    parser.add_argument("--index", default="", metavar="ROWS[,ROWS]",
+                        help="the search part instead: synthetic sighting indexes of these sizes (scale_index.py)")
+    parser.add_argument("--index-dir", type=Path, default=Path("/tmp/reid-scale-index"),
+                        help="where the synthetic index is written (about 2.2 GB per million sightings)")
+    parser.add_argument("--exact-bytes", type=int, default=-1, help="exact-scan limit of the scorer (default: "
+                        "the application's)")
     args = parser.parse_args()
+    if args.index:
+        from benchmarks.scale_index import run
+
+        for rows in (int(r) for r in args.index.split(",")):
+            run(rows, args.index_dir, exact_bytes=args.exact_bytes)
+        return
     if args.feedback:
         feedback_latency(args.feedback)
     rows = []

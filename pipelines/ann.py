@@ -31,8 +31,8 @@ from reid_app.errors import UsageError
 NPROBE = 48
 #: Candidates re-scored exactly per query (at least; more when more results are wanted).
 CANDIDATES = 256
-#: Vectors sampled to train the cells and the quantiser (k-means cost grows with it).
-TRAINING_VECTORS = 131_072
+#: Vectors sampled per cell to train the cells and the quantiser (k-means cost grows with it).
+TRAINING_PER_CELL = 32
 #: Vectors added since the last save after which the index is saved again (fewer are added again at load).
 SAVE_EVERY = 100_000
 
@@ -58,9 +58,9 @@ def _faiss():
 
 
 def cells_for(rows: int) -> int:
-    """``nlist`` for a set of ``rows`` vectors: about ``4 sqrt(N)``, a power of two between 64 and 8192 (more cells
+    """``nlist`` for a set of ``rows`` vectors: about ``4 sqrt(N)``, a power of two between 64 and 4096 (more cells
     would make training, which runs k-means over them, the bulk of the build on a small CPU)."""
-    return int(min(8192, max(64, 2 ** round(np.log2(4 * np.sqrt(max(rows, 1)))))))
+    return int(min(4096, max(64, 2 ** round(np.log2(4 * np.sqrt(max(rows, 1)))))))
 
 
 def subquantizers_for(dims: int) -> int:
@@ -96,7 +96,7 @@ class IvfPqIndex:
 
     @classmethod
     def build(cls, vectors: VectorSet, seed: int = 0) -> "IvfPqIndex":
-        """Train on a sample of ``vectors`` (``TRAINING_VECTORS`` rows at most) and add every row."""
+        """Train on a sample of ``vectors`` (``TRAINING_PER_CELL`` rows per cell) and add every row."""
         faiss = _faiss()
         n, dims = vectors.matrix.shape
         nlist = cells_for(n)
@@ -104,8 +104,10 @@ class IvfPqIndex:
         index = faiss.index_factory(dims, f"{quantizer},PQ{subquantizers_for(dims)}", faiss.METRIC_L2)
         ivf = faiss.extract_index_ivf(index)
         ivf.cp.niter = 10
-        faiss.downcast_index(ivf).pq.cp.min_points_per_centroid = 1  # small sets train fine; FAISS would warn
-        sample = np.sort(np.random.default_rng(seed).choice(n, min(n, TRAINING_VECTORS), replace=False))
+        ivfpq = faiss.downcast_index(ivf)
+        ivfpq.do_polysemous_training = False  # only for Hamming-filtered search, which is not used; minutes of CPU
+        ivfpq.pq.cp.min_points_per_centroid = 1  # small sets train fine; FAISS would warn
+        sample = np.sort(np.random.default_rng(seed).choice(n, min(n, TRAINING_PER_CELL * nlist), replace=False))
         index.train(np.ascontiguousarray(vectors.matrix[sample], np.float32))
         built = cls(dims, index)
         built.sync(vectors)

@@ -206,11 +206,16 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               metavar="SECONDS", help="A live stream that delivers nothing for this long is given up (reported as "
               "failed; the other cameras go on).")
 @click.option("--force", is_flag=True, help="Re-ingest videos already in the database, replacing their rows.")
+@click.option("--cluster", "cluster", default=None, metavar="HOST:PORT",
+              help="Run on the Ray cluster whose head is at HOST:PORT ('ray start --head' there; 'ray start "
+              "--address HOST:PORT' on each worker machine): one task per video, on a GPU when the cluster has "
+              "one, writing into --db, which must be a PostgreSQL URL every machine reaches. Video paths must be "
+              "the same on every machine (shared storage).")
 def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str], device: Optional[str], fps: str,
            detector: Optional[str], detector_size: int, pose: str, reid: Optional[str], batch_size: int,
            starts: Sequence[str], duration: Optional[float], tracker: str, crops_per_second: float,
            static_after: float, motion_gate: bool, pose_interval: float, recordings_dir: Optional[str],
-           stream_timeout: float, force: bool) -> None:
+           stream_timeout: float, force: bool, cluster: Optional[str]) -> None:
     """Detect, track, pose-estimate and encode every person in VIDEOs and store them in the database.
 
     Each video is one camera. Videos already in the database are skipped (see --force); an interrupted run is
@@ -264,10 +269,13 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
             click.echo(f"reid-app: error: {summary.message}", err=True)
         stdout_console().print(_summary_table(list(unreadable.values())))
         sys.exit(EXIT_FAILED_VIDEOS)
+    location = db_path or settings.db
+    if cluster is not None:
+        _ingest_on_cluster(cluster, str(location), jobs, streams, choices, unreadable)
+        return
     from models.encoders import resolve_device
 
     resolve_device(choices.device or settings.device)  # cheap checks first: device, an existing database, models
-    location = db_path or settings.db
     # an existing database (a damaged or foreign file) is opened before seconds of model loading; a new one only
     # after the models loaded, so that a failure there creates no file
     db = open_database(location) if "://" not in str(location) and Path(location).exists() else None
@@ -308,6 +316,41 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     db.close()
     if any(s.status == "interrupted" for s in summaries):
         sys.exit(EXIT_INTERRUPTED)
+    if any(s.status == "failed" for s in summaries):
+        sys.exit(EXIT_FAILED_VIDEOS)
+
+
+def _ingest_on_cluster(address: str, location: str, jobs, streams, choices, unreadable) -> None:
+    """``ingest --cluster``: the videos as Ray tasks (``reid_app.cluster_ingest``), then the usual summary and
+    identities."""
+    from reid_app.cluster_ingest import ingest_on_cluster
+    from storage.database import open_database
+
+    if "://" not in location:
+        raise UsageError(f"--cluster needs a database every machine reaches: give --db postgresql://..., not the "
+                         f"file {location}")
+    if streams:
+        raise UsageError("--cluster ingests video files; watch live cameras with 'reid-app watch'")
+    readable = [j for i, j in enumerate(jobs) if i not in unreadable]
+    db = open_database(location)  # made (or upgraded) once here, before the workers open it
+    stdout = stdout_console()
+    stdout.print(f"database: {db.location}", markup=False, highlight=False, soft_wrap=True)
+    stdout.print(f"cluster: {address}; {len(readable)} videos", markup=False, highlight=False)
+    stop = threading.Event()
+
+    def done(summary):
+        stdout.print(f"  {summary.camera}: {summary.status}" + (f" ({summary.message})" if summary.message else ""),
+                     markup=False, highlight=False, soft_wrap=True)
+
+    try:
+        summaries = list(unreadable.values()) + ingest_on_cluster(address, location, readable, choices, done, stop)
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    stdout.print(_summary_table(summaries))
+    if any(s.status == "done" for s in summaries):
+        cluster_after_ingest(db, stdout)
+    db.close()
     if any(s.status == "failed" for s in summaries):
         sys.exit(EXIT_FAILED_VIDEOS)
 
