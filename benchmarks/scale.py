@@ -1,7 +1,11 @@
-"""Site scale: identity clustering of many tracks (issue 16; the database and index parts are still to come).
+"""Site scale (issue 16): identity clustering of many tracks; with ``--index`` the search index of a synthetic
+site (``scale_index.py``); with ``--database`` the same site stored in SQLite and PostgreSQL (``scale_db.py``).
 
     python benchmarks/scale.py                        # 1k, 2k, 4k (dense reference too), 20k and 100k tracks
     python benchmarks/scale.py --tracks 1000,100000 --no-dense
+    python benchmarks/scale.py --feedback 100000      # feedback latency on a 100k-track database
+    python benchmarks/scale.py --index 1000000,10000000
+    python benchmarks/scale.py --database 1000000 --pg-url postgresql://user@host/empty_db
 
 Synthetic tracks with the similarity structure measured on the lab cameras (tracks of one person about 0.87 alike,
 of different people about 0.47; 512-dimensional descriptors), four tracks per person, spread over 7 days on 100
@@ -149,7 +153,16 @@ def main() -> None:
                         help="where the synthetic index is written (about 2.2 GB per million sightings)")
     parser.add_argument("--exact-bytes", type=int, default=-1, help="exact-scan limit of the scorer (default: "
                         "the application's)")
+    parser.add_argument("--database", type=int, default=0, metavar="ROWS",
+                        help="the database part instead: a synthetic site of ROWS sightings stored in SQLite "
+                        "(and PostgreSQL, --pg-url), searched end to end (scale_db.py)")
+    parser.add_argument("--pg-url", default="", help="an empty PostgreSQL database for --database")
     args = parser.parse_args()
+    if args.database:
+        from benchmarks.scale_db import run
+
+        run(args.database, args.pg_url)
+        return
     if args.index:
         from benchmarks.scale_index import run
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from storage.database import Database, lock_for_writing
@@ -72,21 +72,20 @@ def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Seq
             session.execute(delete(IdentityTrack).where(IdentityTrack.track_id.in_(wanted)))
         session.flush()
         ids: list[int] = [0] * len(clusters)
-        # reused ids first, so an autoincremented new id cannot take one of them
-        for i in sorted(range(len(clusters)), key=lambda i: i not in reuse):
-            members, confidence = clusters[i]
-            if not members:
-                continue
-            if i in reuse:
-                identity_id = reuse[i]
-            else:
-                identity_id, next_id = next_id, next_id + 1
-            row = Identity(id=identity_id, model_id=model_id, confidence=float(confidence),
-                           threshold=float(threshold))
-            session.add(row)
-            session.flush()
-            session.add_all([IdentityTrack(identity_id=row.id, track_id=int(t)) for t in members])
-            ids[i] = row.id
+        for i, (members, _) in enumerate(clusters):
+            if members:
+                if i in reuse:
+                    ids[i] = reuse[i]
+                else:
+                    ids[i], next_id = next_id, next_id + 1
+        # every id is known: two multi-row INSERTs (Core) instead of an ORM object and a flush per identity
+        made = [i for i in range(len(clusters)) if ids[i]]
+        if made:
+            session.execute(insert(Identity), [{"id": ids[i], "model_id": model_id,
+                                                "confidence": float(clusters[i][1]), "threshold": float(threshold),
+                                                "created_at": utcnow()} for i in made])
+            session.execute(insert(IdentityTrack), [{"identity_id": ids[i], "track_id": int(t)}
+                                                    for i in made for t in clusters[i][0]])
         session.merge(Meta(key=_NEXT_ID_KEY, value=str(next_id)))
         return ids
 

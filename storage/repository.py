@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from reid_app.errors import DatabaseError
@@ -303,44 +303,48 @@ class VideoWriter:
         with self.db.sessions.begin() as session:
             self._renew(session, frames_analysed)
             touched: set[int] = set()
-            sightings: list[tuple[int, Sighting]] = []
-            for i, obs in enumerate(observations):
+            rows: list[dict] = []
+            for obs in observations:
                 track = self._track(session, obs)
                 touched.add(track.id)
                 det = obs.detection
                 x1, y1, x2, y2 = (float(v) for v in det.box)
-                row = Sighting(track_id=track.id, video_id=self.video_id, frame_index=obs.frame_index,
-                               time_s=obs.time_s, timestamp=self.start_time + obs.time_s, x1=x1, y1=y1, x2=x2,
-                               y2=y2, score=float(det.score), quality=float(obs.quality),
-                               keypoints=None if det.keypoints is None else vector_to_bytes(det.keypoints),
-                               thumbnail=obs.thumbnail if obs.selected else None)
-                sightings.append((i, row))
+                rows.append({"track_id": track.id, "video_id": self.video_id, "frame_index": obs.frame_index,
+                             "time_s": obs.time_s, "timestamp": self.start_time + obs.time_s, "x1": x1, "y1": y1,
+                             "x2": x2, "y2": y2, "score": float(det.score), "quality": float(obs.quality),
+                             "keypoints": None if det.keypoints is None else vector_to_bytes(det.keypoints),
+                             "thumbnail": obs.thumbnail if obs.selected else None})
                 track.first_time_s = min(track.first_time_s, obs.time_s)
                 track.last_time_s = max(track.last_time_s, obs.time_s)
                 track.first_frame = min(track.first_frame, obs.frame_index)
                 track.last_frame = max(track.last_frame, obs.frame_index)
                 track.num_sightings += 1
-            session.add_all([row for _, row in sightings])
-            session.flush()
-            for i, row in sightings:
+            session.flush()  # the tracks' new values, before the Core statements below
+            # one multi-row INSERT (Core, not an ORM object per row), ids returned in the rows' order
+            ids = session.execute(insert(Sighting).returning(Sighting.id, sort_by_parameter_order=True),
+                                  rows).scalars().all() if rows else []
+            embedding_rows = []
+            for i, sighting_id in enumerate(ids):
                 if i not in emb_of:
                     continue
                 vec = np.asarray(emb_of[i], dtype=np.float32)
                 if not usable_embedding(vec):
                     self.rejected_embeddings += 1
                     continue
-                session.add(Embedding(sighting_id=row.id, model_id=self.model_id, dims=int(vec.shape[0]),
-                                      vector=vector_to_bytes(vec)))
-                track = session.get(Track, row.track_id)
+                embedding_rows.append({"sighting_id": sighting_id, "model_id": self.model_id,
+                                       "dims": int(vec.shape[0]), "vector": vector_to_bytes(vec)})
+                track = session.get(Track, rows[i]["track_id"])
                 weight = max(float(observations[i].quality), 1e-3)
                 self._sums[track.id] = self._sums.get(track.id, 0.0) + weight * vec
                 track.num_embeddings += 1
                 track.quality_sum += weight
                 self.embeddings += 1
-            best: dict[int, tuple[float, Sighting]] = {}  # track id -> its best newly encoded sighting
-            for i, row in sightings:
-                if i in emb_of and observations[i].quality >= best.get(row.track_id, (-1.0, None))[0]:
-                    best[row.track_id] = (float(observations[i].quality), row)
+            if embedding_rows:
+                session.execute(insert(Embedding), embedding_rows)
+            best: dict[int, tuple[float, int]] = {}  # track id -> (quality, row) of its best newly encoded sighting
+            for i, row in enumerate(rows):
+                if i in emb_of and observations[i].quality >= best.get(row["track_id"], (-1.0, 0))[0]:
+                    best[row["track_id"]] = (float(observations[i].quality), i)
             updates = []
             for track_id in touched:
                 if track_id in self._sums:
@@ -351,9 +355,9 @@ class VideoWriter:
                     track.descriptor = vector_to_bytes(descriptor)
                     track.descriptor_model_id = self.model_id
                     if track_id in best:
-                        row = best[track_id][1]
+                        i = best[track_id][1]
                         updates.append(TrackUpdate(track_id, int(track.local_track_id), descriptor.astype(np.float32),
-                                                   track.num_embeddings, row.id, row.timestamp))
+                                                   track.num_embeddings, ids[i], rows[i]["timestamp"]))
             self.sightings += len(observations)
         return updates
 
