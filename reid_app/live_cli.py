@@ -52,6 +52,21 @@ def _print_statuses(statuses) -> None:
         _print(f"[{stamp}] {status_line(status)}")
 
 
+def make_live_site(db, site, recordings: Path, prepared, min_embeddings: int, status_every: float,
+                   on_alert=None):
+    """The :class:`pipelines.watch.LiveSite` of ``site``'s cameras with its watchlist matcher and alert dispatcher
+    (alerts printed, or given to ``on_alert``); shared by ``watch`` and its Ray workers (``--cluster``)."""
+    from pipelines.watch import LiveSite, WatchOptions
+    from pipelines.watchlist import AlertDispatcher, load_matcher
+
+    matcher = load_matcher(db, site.threshold, site.alert_repeat_s, min_embeddings)
+    alerts = AlertDispatcher(db, site.webhook, on_alert=on_alert or (lambda payload: _print(alert_line(payload))))
+    options = WatchOptions(ingest=prepared.options, segment_s=site.segment_s, retention_s=site.retention_s,
+                           retention_every_s=site.retention_every_s, status_every_s=status_every)
+    return LiveSite(db, site.cameras, site.groups, recordings, prepared.encoder, prepared.make_tracker,
+                    prepared.make_pose, options, matcher, alerts)
+
+
 @click.command()
 @click.option("--site", "site_path", required=True, metavar="FILE", help="The site file (TOML): cameras, URLs, "
               "overlap groups, recording, retention and alert settings; see README 'Live cameras'.")
@@ -72,8 +87,13 @@ def _print_statuses(statuses) -> None:
 @click.option("--min-embeddings", type=click.IntRange(1, 100), default=2, show_default=True,
               help="A live track is compared with the watchlist once its descriptor averages this many crops "
               "(fewer: faster alerts, more false ones).")
+@click.option("--cluster", default=None, metavar="HOST:PORT",
+              help="Spread the cameras over the Ray cluster whose head is at HOST:PORT: one worker per machine (per "
+              "GPU when there are GPUs), each watching its share of the cameras into the shared --db (a PostgreSQL "
+              "URL) and recording into the same --recordings folder (shared storage). A worker that dies is "
+              "restarted and resumes its cameras.")
 def watch(site_path, db_path, recordings_dir, device, detector, detector_size, pose, reid, status_every, stop_after,
-          min_embeddings) -> None:
+          min_embeddings, cluster) -> None:
     """Watch live cameras until stopped: detect, track, encode and store people as they appear, record every
     camera as rolling MP4 segments, give new tracks identities, raise watchlist alerts, apply retention.
 
@@ -82,8 +102,6 @@ def watch(site_path, db_path, recordings_dir, device, detector, detector_size, p
     """
     from pipelines.site import load_site
     from pipelines.stream import redact_url
-    from pipelines.watch import LiveSite, WatchOptions
-    from pipelines.watchlist import AlertDispatcher, load_matcher
     from reid_app.settings import recordings_dir_for
     from storage.database import open_database
 
@@ -93,20 +111,39 @@ def watch(site_path, db_path, recordings_dir, device, detector, detector_size, p
     choices.check()
     location = db_path or site.db or settings.db
     recordings = Path(recordings_dir) if recordings_dir else site.recordings or recordings_dir_for(location)
-    prepared = prepare_ingest(choices, settings)
-    db = open_database(location)
     stop = threading.Event()
-    _print(f"database: {db.location}\nrecordings: {recordings}\nwatching {len(site.cameras)} camera(s): "
-           + ", ".join(f"{c.name} ({c.shown_url})" for c in site.cameras))
-    matcher = load_matcher(db, site.threshold, site.alert_repeat_s, min_embeddings)
-    if matcher.entries:
-        _print(f"watchlist: {len(matcher.entries)} person(s), alert at similarity >= {matcher.threshold:.2f}"
-               + (f", webhook {redact_url(site.webhook)}" if site.webhook else ""))
-    alerts = AlertDispatcher(db, site.webhook, on_alert=lambda payload: _print(alert_line(payload)))
-    options = WatchOptions(ingest=prepared.options, segment_s=site.segment_s, retention_s=site.retention_s,
-                           retention_every_s=site.retention_every_s, status_every_s=status_every)
-    live = LiveSite(db, site.cameras, site.groups, recordings, prepared.encoder, prepared.make_tracker,
-                    prepared.make_pose, options, matcher, alerts)
+    timer = None
+
+    def start_timer():
+        if timer is not None:
+            timer.start()
+
+    if cluster is not None:
+        from reid_app.cluster_watch import watch_on_cluster
+
+        if "://" not in str(location):
+            raise UsageError(f"--cluster needs a database every machine reaches: give --db postgresql://..., not "
+                             f"the file {location}")
+        open_database(location).close()  # made (or upgraded) once here, before the workers open it
+        _print(f"database: {redact_url(str(location))}\nrecordings: {recordings} (must be the same folder on every "
+               f"machine)\ncluster: {cluster}; watching {len(site.cameras)} camera(s)")
+
+        def run():  # --stop-after counts from when every worker has loaded its models, as it does locally
+            return watch_on_cluster(cluster, str(location), site, recordings, choices, min_embeddings, stop,
+                                    _print_statuses, status_every, on_ready=start_timer)
+        db = None
+    else:
+        prepared = prepare_ingest(choices, settings)
+        db = open_database(location)
+        _print(f"database: {db.location}\nrecordings: {recordings}\nwatching {len(site.cameras)} camera(s): "
+               + ", ".join(f"{c.name} ({c.shown_url})" for c in site.cameras))
+        live = make_live_site(db, site, recordings, prepared, min_embeddings, status_every)
+        if live.watchlist.entries:
+            _print(f"watchlist: {len(live.watchlist.entries)} person(s), alert at similarity >= "
+                   f"{live.watchlist.threshold:.2f}" + (f", webhook {redact_url(site.webhook)}" if site.webhook else ""))
+
+        def run():
+            return [live.run(stop, _print_statuses)]
 
     def on_signal(signum, _frame):
         if stop.is_set():
@@ -119,18 +156,21 @@ def watch(site_path, db_path, recordings_dir, device, detector, detector_size, p
     timer = threading.Timer(stop_after, stop.set) if stop_after else None
     if timer is not None:
         timer.daemon = True
-        timer.start()
+        if cluster is None:
+            start_timer()
     try:
-        summary = live.run(stop, _print_statuses)
+        summaries = run()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
         if timer is not None:
             timer.cancel()
-    db.close()
-    _print(f"watched {summary.seconds:.0f} s: " + "; ".join(
-        f"{c.camera}: {c.tracks} tracks, {c.sightings} sightings, {c.segments} segments" for c in summary.cameras)
-        + f"; {summary.alerts} alert(s)")
+    if db is not None:
+        db.close()
+    cameras = [c for summary in summaries for c in summary.cameras]
+    _print(f"watched {max(s.seconds for s in summaries):.0f} s: " + "; ".join(
+        f"{c.camera}: {c.tracks} tracks, {c.sightings} sightings, {c.segments} segments" for c in cameras)
+        + f"; {sum(s.alerts for s in summaries)} alert(s)")
 
 
 @click.group()

@@ -162,12 +162,20 @@ def inspect_sqlite(path: Path) -> str:
     return "ours"
 
 
+#: The PostgreSQL advisory lock key of :func:`lock_for_writing` ("reid" in ASCII).
+_WRITER_LOCK = 0x72656964
+
+
 def lock_for_writing(session: Session) -> None:
     """Make ``session``'s transaction a writer now, before it reads: on SQLite a no-op write takes the database's
     write lock (waiting up to ``busy_timeout``), so what the transaction reads next cannot change before it
-    commits. Other engines lock the rows they update themselves."""
-    if session.get_bind().dialect.name == "sqlite":
+    commits. On PostgreSQL a transaction-level advisory lock does the same for every transaction that calls this
+    (processes on several machines matching new tracks to identities at once)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
         session.execute(text("UPDATE reid_meta SET value = value WHERE 0"))
+    elif dialect == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITER_LOCK})
 
 
 def _problem_lines(rows) -> list[str]:

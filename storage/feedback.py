@@ -8,7 +8,7 @@ from typing import Iterable, Optional
 
 from sqlalchemy import delete, select, tuple_
 
-from storage.database import Database
+from storage.database import Database, lock_for_writing
 from storage.schema import CameraOverlap, PairFeedback
 
 SAME = "same"
@@ -67,6 +67,7 @@ def set_overlap(db: Database, camera_ids: Iterable[int], overlapping: bool = Tru
     ids = sorted({int(c) for c in camera_ids})
     pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]
     with db.sessions.begin() as session:
+        lock_for_writing(session)
         existing = {(o.camera_a_id, o.camera_b_id) for o in session.scalars(select(CameraOverlap))}
         for a, b in pairs:
             if overlapping and (a, b) not in existing:

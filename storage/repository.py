@@ -90,6 +90,7 @@ def usable_embedding(vector: np.ndarray) -> bool:
 def get_or_create_model(db: Database, name: str, checkpoint_hash: str, dims: int, source: str = "") -> int:
     """Id of the ``models`` row for (name, checkpoint_hash), created when new."""
     with db.sessions.begin() as session:
+        lock_for_writing(session)  # processes on several machines may register the same model at once
         row = session.scalar(select(ReidModel).where(ReidModel.name == name,
                                                      ReidModel.checkpoint_hash == checkpoint_hash))
         if row is None:
@@ -582,6 +583,7 @@ def camera_ids_by_name(db: Database) -> dict[str, int]:
 def ensure_cameras(db: Database, names: Sequence[str]) -> dict[str, int]:
     """Camera name -> id for ``names``, creating the cameras that do not exist yet (one transaction)."""
     with db.sessions.begin() as session:
+        lock_for_writing(session)
         ids = {name: cid for cid, name in session.execute(select(Camera.id, Camera.name)
                                                            .where(Camera.name.in_(list(names))))}
         for name in names:
