@@ -26,11 +26,16 @@ import numpy as np
 
 from reid_app.errors import UsageError
 
-#: Probed cells per query; with the candidates re-scored exactly this gave recall@10 >= 0.95 against exact search
-#: on the synthetic 10M-sighting site (``benchmarks/scale.py --index``).
+#: Probed cells per query, at least; more on smaller sets so that about :data:`SCANNED_CODES` codes are scanned
+#: (``benchmarks/scale.py --index``: 48 cells gave recall@10 0.98 on 10M synthetic sightings; on 500k track
+#: descriptors 48 cells gave 0.79 and 512 cells 0.91).
 NPROBE = 48
-#: Candidates re-scored exactly per query (at least; more when more results are wanted).
-CANDIDATES = 256
+#: Codes a query scans at least (cells of a small set hold few).
+SCANNED_CODES = 60_000
+#: Candidates re-scored exactly per query (at least; more when more results are wanted): more on sets of up to
+#: :data:`MANY_CANDIDATES_ROWS` rows, whose rows are read from memory, fewer above, where they may come from disk.
+CANDIDATES, MANY_CANDIDATES = 256, 1024
+MANY_CANDIDATES_ROWS = 2_000_000
 #: Vectors sampled per cell to train the cells and the quantiser (k-means cost grows with it).
 TRAINING_PER_CELL = 32
 #: Vectors added since the last save after which the index is saved again (fewer are added again at load).
@@ -61,6 +66,18 @@ def cells_for(rows: int) -> int:
     """``nlist`` for a set of ``rows`` vectors: about ``4 sqrt(N)``, a power of two between 64 and 4096 (more cells
     would make training, which runs k-means over them, the bulk of the build on a small CPU)."""
     return int(min(4096, max(64, 2 ** round(np.log2(4 * np.sqrt(max(rows, 1)))))))
+
+
+def probes_for(rows: int, cells: int) -> int:
+    """``nprobe`` for a set of ``rows`` in ``cells`` cells: :data:`NPROBE`, or enough cells to scan
+    :data:`SCANNED_CODES` codes, at most every cell."""
+    per_cell = max(rows / max(cells, 1), 1.0)
+    return int(min(cells, max(NPROBE, np.ceil(SCANNED_CODES / per_cell))))
+
+
+def candidates_for(rows: int) -> int:
+    """Candidates to re-score for a set of ``rows`` (:data:`CANDIDATES` or :data:`MANY_CANDIDATES`)."""
+    return MANY_CANDIDATES if rows <= MANY_CANDIDATES_ROWS else CANDIDATES
 
 
 def subquantizers_for(dims: int) -> int:
@@ -172,11 +189,13 @@ class IvfPqIndex:
         self.saved_rows = int(self.index.ntotal)
 
     def candidates(self, queries: np.ndarray, k: int, allowed: Optional[np.ndarray] = None,
-                   nprobe: int = NPROBE) -> Candidates:
+                   nprobe: Optional[int] = None) -> Candidates:
         """The ``k`` approximate nearest ids of each of ``queries`` (``float32 [Q, D]``); ``allowed`` is a
-        ``bool`` array indexed by id (True: may be returned), or None for every id."""
+        ``bool`` array indexed by id (True: may be returned), or None for every id; ``nprobe`` None:
+        :func:`probes_for` the index's size."""
         faiss = _faiss()
-        params = faiss.SearchParametersIVF(nprobe=nprobe)
+        cells = faiss.extract_index_ivf(self.index).nlist
+        params = faiss.SearchParametersIVF(nprobe=nprobe or probes_for(int(self.index.ntotal), cells))
         if allowed is not None:
             bits = _bits(allowed)
             params.sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))

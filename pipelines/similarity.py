@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from reid_app.errors import UsageError
-from pipelines.ann import CANDIDATES, NPROBE, IvfPqIndex
+from pipelines.ann import IvfPqIndex, candidates_for
 from storage.vector_index import EmbeddingIndex
 
 
@@ -151,6 +151,7 @@ class AnnScorer:
     """Exact scoring (:class:`TorchScorer`) where it is fast, approximate beyond: on a CPU, a vector set larger
     than ``exact_bytes`` is searched with FAISS IVF-PQ (``pipelines.ann``), whose ``candidates`` best ids per query
     are then scored exactly, so scores are always exact cosines and only the choice of candidates is approximate.
+    ``nprobe`` and ``candidates`` None: chosen by the set's size (``pipelines.ann.probes_for``, ``candidates_for``).
     A search whose filters leave few rows (at most ``exact_bytes`` of them) scans those rows exactly. The
     approximate index is loaded from, and saved into, the vector set's folder.
 
@@ -158,8 +159,8 @@ class AnnScorer:
         UsageError: faiss is not installed (when a set first needs it).
     """
 
-    def __init__(self, device: str = "cpu", exact_bytes: int = EXACT_BYTES, nprobe: int = NPROBE,
-                 candidates: int = CANDIDATES):
+    def __init__(self, device: str = "cpu", exact_bytes: int = EXACT_BYTES, nprobe: Optional[int] = None,
+                 candidates: Optional[int] = None):
         self.exact = TorchScorer(device)
         self.exact_bytes, self.nprobe, self.candidates = exact_bytes, nprobe, candidates
         self._ann: dict[str, tuple[int, int, int, IvfPqIndex]] = {}  # key -> (videos, generation, size, index)
@@ -212,7 +213,8 @@ class AnnScorer:
         if valid is not None and not valid.all():
             allowed = np.zeros(int(index.ids.max()) + 1, bool)
             allowed[index.ids[valid]] = True
-        found = ann.candidates(queries, max(self.candidates, 4 * m), allowed, self.nprobe).ids
+        wanted = max(self.candidates or candidates_for(index.size), 4 * m)
+        found = ann.candidates(queries, wanted, allowed, self.nprobe).ids
         rows = self._rows_of_ids(index, np.unique(found[found >= 0]))
         if valid is not None:
             rows = rows[valid[rows]]
