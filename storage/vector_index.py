@@ -51,9 +51,13 @@ _SIGHTING_COUNT = text(
     "WHERE s.video_id IN :videos AND +e.model_id = :model"
 ).bindparams(bindparam("videos", expanding=True))
 
-_COMPLETE_VIDEOS = text(
-    "SELECT v.id, v.ingested_at FROM videos v WHERE v.status IN ('complete', 'damaged') "
-    "AND EXISTS (SELECT 1 FROM tracks t WHERE t.video_id = v.id AND t.descriptor_model_id = :model)")
+_MODEL_VIDEOS = ("FROM videos v WHERE v.status IN ('complete', 'damaged') AND (v.model_id = :model OR "
+                 "(v.model_id IS NULL AND EXISTS (SELECT 1 FROM tracks t WHERE t.video_id = v.id AND "
+                 "t.descriptor_model_id = :model)))")
+_COMPLETE_VIDEOS = text("SELECT v.id, v.ingested_at " + _MODEL_VIDEOS)
+#: One row that changes whenever a complete video is added, removed or replaced: checked before every search,
+#: so an unchanged database costs one aggregate instead of listing every video.
+_VIDEOS_SIGNATURE = text("SELECT count(*), max(v.id), sum(v.id), max(v.ingested_at) " + _MODEL_VIDEOS)
 
 #: Videos read per query while loading, so the IN list and the fetched batch stay bounded.
 _VIDEOS_PER_QUERY = 50
@@ -198,6 +202,8 @@ class EmbeddingIndex:
         self.size = 0
         self.generation = 0
         self._version: Optional[int] = None  # the manifest version this process's view matches
+        self._signature: Optional[tuple] = None  # the database's complete videos when last refreshed
+        self._seen_manifest: Optional[tuple] = None  # the folder's manifest file when last read or written
         self._matrix = _Rows("sightings", self.dtype, dims, writable)
         self._meta = _Rows("meta", np.int64, 4, writable)  # sighting, track, camera, video
         self._times = _Rows("times", np.float64, 1, writable)
@@ -278,20 +284,36 @@ class EmbeddingIndex:
             DatabaseError: stored embeddings are not :attr:`dims` wide.
         """
         with db.engine.connect() as con:
+            signature = tuple(str(v) for v in con.execute(_VIDEOS_SIGNATURE, {"model": self.model_id}).one())
+            if signature == self._signature and self._manifest_stat() == self._seen_manifest:
+                return RefreshReport([], [], self.size)  # nothing changed, here or in the folder
             current = {int(r[0]): str(r[1]) for r in con.execute(_COMPLETE_VIDEOS, {"model": self.model_id})}
         if self.folder is None:
-            return self._apply(db, current)
-        with self.folder.locked():
-            manifest = self.folder.read_manifest()
-            if manifest is not None and manifest.get("version") != self._version:
-                if self._compatible(manifest):
-                    self._adopt(manifest)
-                else:
-                    self.generation = max(self.generation, int(manifest.get("generation", 0))) + 1
             report = self._apply(db, current)
-            if report.added_videos or report.removed_videos or self._version is None:
-                self._save(manifest)
+        else:
+            with self.folder.locked():
+                manifest = self.folder.read_manifest()
+                if manifest is not None and manifest.get("version") != self._version:
+                    if self._compatible(manifest):
+                        self._adopt(manifest)
+                    else:
+                        self.generation = max(self.generation, int(manifest.get("generation", 0))) + 1
+                report = self._apply(db, current)
+                if report.added_videos or report.removed_videos or self._version is None:
+                    self._save(manifest)
+                self._seen_manifest = self._manifest_stat()
+        self._signature = signature
         return report
+
+    def _manifest_stat(self) -> Optional[tuple]:
+        """What identifies the folder's current manifest (replaced atomically: a new inode each time)."""
+        if self.folder is None:
+            return None
+        try:
+            st = (self.folder.path / "manifest.json").stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
 
     def _apply(self, db: Database, current: dict[int, str]) -> RefreshReport:
         removed = sorted(v for v, stamp in self.videos.items() if current.get(v) != stamp)
