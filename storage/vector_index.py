@@ -37,8 +37,9 @@ from storage.index_files import IndexFolder, flush
 _SIGHTING_ROWS = text(
     "SELECT s.id, s.track_id, t.camera_id, s.video_id, s.timestamp, e.vector "
     "FROM sightings s JOIN embeddings e ON e.sighting_id = s.id JOIN tracks t ON t.id = s.track_id "
-    "WHERE s.video_id = :video AND +e.model_id = :model"
-)  # the unary + keeps SQLite from driving the join by the model index (every embedding of the model, per video)
+    "WHERE s.video_id IN :videos AND +e.model_id = :model"
+).bindparams(bindparam("videos", expanding=True))
+# the unary + keeps SQLite from driving the join by the model index (every embedding of the model, per video)
 
 _TRACK_ROWS = text(
     "SELECT t.id, t.camera_id, t.video_id, v.start_time + t.first_time_s, v.start_time + t.last_time_s, "
@@ -47,8 +48,8 @@ _TRACK_ROWS = text(
 ).bindparams(bindparam("videos", expanding=True))
 
 _SIGHTING_COUNT = text(
-    "SELECT count(*) FROM sightings s JOIN embeddings e ON e.sighting_id = s.id "
-    "WHERE s.video_id IN :videos AND +e.model_id = :model"
+    "SELECT s.video_id, count(*) FROM sightings s JOIN embeddings e ON e.sighting_id = s.id "
+    "WHERE s.video_id IN :videos AND +e.model_id = :model GROUP BY s.video_id"
 ).bindparams(bindparam("videos", expanding=True))
 
 _MODEL_VIDEOS = ("FROM videos v WHERE v.status IN ('complete', 'damaged') AND (v.model_id = :model OR "
@@ -61,6 +62,8 @@ _VIDEOS_SIGNATURE = text("SELECT count(*), max(v.id), sum(v.id), max(v.ingested_
 
 #: Videos read per query while loading, so the IN list and the fetched batch stay bounded.
 _VIDEOS_PER_QUERY = 50
+#: Sighting rows read per query at most (a batch of videos is split so): the rows are re-ordered in memory.
+_ROWS_PER_QUERY = 262_144
 
 
 def database_id(db: Database) -> str:
@@ -161,6 +164,22 @@ class _Rows:
             target[at:at + stop - start] = self.data[start:stop]
             at += stop - start
         self.data = target
+
+
+def _split_by_rows(batches: list[list[int]], counts: dict[int, int]) -> list[list[int]]:
+    """``batches`` of video ids split so that none holds more than :data:`_ROWS_PER_QUERY` rows (a bigger video
+    stays alone in its batch)."""
+    out = []
+    for batch in batches:
+        current, rows = [], 0
+        for video in batch:
+            if current and rows + counts.get(video, 0) > _ROWS_PER_QUERY:
+                out.append(current)
+                current, rows = [], 0
+            current.append(video)
+            rows += counts.get(video, 0)
+        out.append(current)
+    return out
 
 
 def _runs(keep: np.ndarray) -> list[tuple[int, int]]:
@@ -324,8 +343,10 @@ class EmbeddingIndex:
             with db.engine.connect() as con:
                 batches = [added[i:i + _VIDEOS_PER_QUERY] for i in range(0, len(added), _VIDEOS_PER_QUERY)]
                 if self.with_sightings:  # sized once: regrowing a multi-GB matrix costs more than counting
-                    self._reserve(self.size + sum(con.execute(_SIGHTING_COUNT, {"videos": b, "model": self.model_id})
-                                                  .scalar_one() for b in batches))
+                    counts = {int(v): int(n) for b in batches
+                              for v, n in con.execute(_SIGHTING_COUNT, {"videos": b, "model": self.model_id})}
+                    self._reserve(self.size + sum(counts.values()))
+                    batches = _split_by_rows(batches, counts)
                 for batch in batches:
                     self._append(con, batch, current)
         if added or removed:
@@ -333,9 +354,8 @@ class EmbeddingIndex:
         return RefreshReport(added, removed, self.size)
 
     def _append(self, con, video_ids: list[int], stamps: dict[int, str]) -> None:
-        if self.with_sightings:
-            for video_id in video_ids:
-                self._append_sightings(con, video_id)
+        if self.with_sightings:  # one query per batch of videos: a round trip per video costs PostgreSQL minutes
+            self._append_sightings(con, video_ids)
         self._append_tracks(con, video_ids)
         self.videos.update({v: stamps[v] for v in video_ids})
 
@@ -344,9 +364,9 @@ class EmbeddingIndex:
             raise DatabaseError(f"database {con.engine.url.database}: embeddings of model {self.model_id} are not "
                                 f"all {self.dims}-dimensional; the database is damaged")
 
-    def _append_sightings(self, con, video_id: int) -> None:
+    def _append_sightings(self, con, video_ids: list[int]) -> None:
         start = self.size
-        result = con.execute(_SIGHTING_ROWS, {"video": video_id, "model": self.model_id})
+        result = con.execute(_SIGHTING_ROWS, {"videos": video_ids, "model": self.model_id})
         while True:
             chunk = result.fetchmany(65536)
             if not chunk:
@@ -361,10 +381,11 @@ class EmbeddingIndex:
             self._meta.data[rows] = np.array([sighting, track, camera, video], np.int64).T
             self._times.data[rows, 0] = times
             self.size += n
-        # SQLite would sort whole rows, blobs included, for ORDER BY; sorting here permutes only this video
+        # SQLite would sort whole rows, blobs included, for ORDER BY; sorting here permutes only these videos' ids
+        # (by video, track, sighting: a track's rows contiguous)
         segment = slice(start, self.size)
         meta = self._meta.data[segment]
-        order = np.lexsort((meta[:, 0], meta[:, 1]))
+        order = np.lexsort((meta[:, 0], meta[:, 1], meta[:, 3]))
         if np.any(order[1:] < order[:-1]):
             for rows in (self._matrix, self._meta, self._times):
                 rows.data[segment] = rows.data[segment][order]
