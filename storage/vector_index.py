@@ -28,7 +28,7 @@ from typing import Callable, Optional
 
 import numpy as np
 from sqlalchemy import bindparam, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from reid_app.errors import DatabaseError
 from storage.database import Database
@@ -86,12 +86,13 @@ def database_id(db: Database) -> str:
 
 def index_folder(db: Database, model_id: int, root: Optional[str | Path]) -> Optional[IndexFolder]:
     """The persisted-index folder of ``db``'s model ``model_id`` under ``root`` (None: keep the index in memory
-    only; also None when the folder cannot be created, e.g. a read-only home)."""
+    only; also None when the folder cannot be created, e.g. a read-only home, or the database cannot be written
+    to store its id)."""
     if root is None:
         return None
     try:
         return IndexFolder(Path(root).expanduser() / database_id(db) / f"model-{model_id}")
-    except OSError:
+    except (OSError, SQLAlchemyError):  # no writable cache folder, or a read-only database (no id can be stored)
         return None
 
 
