@@ -62,15 +62,24 @@ def knn_graph(descriptors: np.ndarray, k: int, min_edge: float) -> tuple[np.ndar
 
 
 def _faiss_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate ``k`` nearest rows by inner product (FAISS IVF-Flat, 16 of ``4 sqrt(N)`` cells probed).
+
+    The indexed rows are centred (their mean taken off): re-id descriptors share a large common component, which
+    makes k-means cells very unequal, so a probe scanned far more than its share (100k tracks: 157 s, against
+    about 7x less centred). A query's ranking is unchanged, since ``q . (x - m) = q . x - q . m`` shifts every
+    score of one query alike; the shift is added back to the similarities returned."""
     import faiss
 
     n, dims = x.shape
     lists = int(4 * np.sqrt(n))
+    mean = x.mean(axis=0)
+    centred = np.ascontiguousarray(x - mean, np.float32)
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dims), dims, lists, faiss.METRIC_INNER_PRODUCT)
-    index.train(x[np.random.default_rng(0).choice(n, min(n, 50 * lists), replace=False)])
-    index.add(x)
+    index.train(centred[np.random.default_rng(0).choice(n, min(n, 50 * lists), replace=False)])
+    index.add(centred)
     index.nprobe = 16
     sims, neighbours = index.search(x, k)
+    sims += (x @ mean)[:, None]
     return neighbours.astype(np.int64), sims
 
 
