@@ -310,6 +310,11 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
             console.print("reid-app: interrupted; the database is consistent - run the same command again to "
                           "complete the unfinished videos", markup=False, highlight=False, soft_wrap=True)
             sys.exit(EXIT_INTERRUPTED)
+    _finish_ingest(db, summaries, stdout)
+
+
+def _finish_ingest(db, summaries, stdout) -> None:
+    """The summary table, identities for the new tracks, and the exit code of an ingest (local or on a cluster)."""
     stdout.print(_summary_table(summaries))
     if any(s.status == "done" for s in summaries):
         cluster_after_ingest(db, stdout)
@@ -336,23 +341,13 @@ def _ingest_on_cluster(address: str, location: str, jobs, streams, choices, unre
     stdout = stdout_console()
     stdout.print(f"database: {db.location}", markup=False, highlight=False, soft_wrap=True)
     stdout.print(f"cluster: {address}; {len(readable)} videos", markup=False, highlight=False)
-    stop = threading.Event()
 
     def done(summary):
         stdout.print(f"  {summary.camera}: {summary.status}" + (f" ({summary.message})" if summary.message else ""),
                      markup=False, highlight=False, soft_wrap=True)
 
-    try:
-        summaries = list(unreadable.values()) + ingest_on_cluster(address, location, readable, choices, done, stop)
-    except KeyboardInterrupt:
-        stop.set()
-        raise
-    stdout.print(_summary_table(summaries))
-    if any(s.status == "done" for s in summaries):
-        cluster_after_ingest(db, stdout)
-    db.close()
-    if any(s.status == "failed" for s in summaries):
-        sys.exit(EXIT_FAILED_VIDEOS)
+    summaries = list(unreadable.values()) + ingest_on_cluster(address, location, readable, choices, done)
+    _finish_ingest(db, summaries, stdout)
 
 
 @cli.command()

@@ -102,10 +102,10 @@ def connect(address: str):
 
 
 def ingest_on_cluster(address: str, location: str, jobs: Sequence, choices: IngestChoices,
-                      on_done: Callable[[CameraSummary], None] = lambda s: None,
-                      stop: Optional[threading.Event] = None) -> list[CameraSummary]:
+                      on_done: Callable[[CameraSummary], None] = lambda s: None) -> list[CameraSummary]:
     """Ingest ``jobs`` on the Ray cluster at ``address`` into the database at ``location`` (a URL every node can
-    reach: PostgreSQL). Calls ``on_done`` as each video ends; returns the summaries in job order.
+    reach: PostgreSQL). Calls ``on_done`` as each video ends; returns the summaries in job order. On Ctrl-C the
+    tasks are cancelled (their half-written videos are redone by the next run).
 
     Raises:
         UsageError: Ray missing, or no cluster at ``address``.
@@ -118,24 +118,27 @@ def ingest_on_cluster(address: str, location: str, jobs: Sequence, choices: Inge
             num_cpus=1, num_gpus=1 if wants_gpu else 0, max_retries=RETRIES, retry_exceptions=False)
         pending = {task.remote(location, job, choices): i for i, job in enumerate(jobs)}
         summaries: list[Optional[CameraSummary]] = [None] * len(jobs)
-        while pending:
-            if stop is not None and stop.is_set():
-                for ref in pending:
-                    ray.cancel(ref, force=True)
-                for i in pending.values():
-                    summaries[i] = CameraSummary(camera=jobs[i].camera, video=str(jobs[i].path),
-                                                 status="interrupted", message="interrupted; run again to finish")
-                break
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            for ref in done:
-                i = pending.pop(ref)
-                try:
-                    summaries[i] = ray.get(ref)
-                except Exception as exc:  # the task raised, or its workers died RETRIES + 1 times
-                    message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-                    summaries[i] = CameraSummary(camera=jobs[i].camera, video=str(jobs[i].path), status="failed",
-                                                 message=f"on the cluster: {message}")
-                on_done(summaries[i])
+        try:
+            _collect(ray, pending, jobs, summaries, on_done)
+        except KeyboardInterrupt:  # Ctrl-C: the tasks stop too (their videos are redone by the next run)
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
         return [s for s in summaries if s is not None]
     finally:
         ray.shutdown()
+
+
+def _collect(ray, pending: dict, jobs: Sequence, summaries: list, on_done) -> None:
+    """Fill ``summaries`` as the tasks in ``pending`` (ref -> job index) end, calling ``on_done`` for each."""
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+        for ref in done:
+            i = pending.pop(ref)
+            try:
+                summaries[i] = ray.get(ref)
+            except Exception as exc:  # the task raised, or its workers died RETRIES + 1 times
+                message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+                summaries[i] = CameraSummary(camera=jobs[i].camera, video=str(jobs[i].path), status="failed",
+                                             message=f"on the cluster: {message}")
+            on_done(summaries[i])
