@@ -483,17 +483,19 @@ class EmbeddingIndex:
         manifest = self._source.read_manifest()
         if manifest is None or not self._compatible(manifest):
             return
-        try:
+        try:  # everything read first, so a failure leaves the index empty (then read from the database)
             version, tracks = int(manifest["version"]), int(manifest["tracks"])
             saved = np.memmap(self._source.path / self._descriptors.file(int(manifest["generation"])),
                               np.float32, "r", shape=(tracks, self.dims)) if tracks else np.zeros((0, self.dims))
-            self._descriptors.data = np.array(saved, np.float32)
-            self.tracks = self._track_table(self._source.load_array(f"track_ints-{version}.npy"),
-                                            self._source.load_array(f"track_times-{version}.npy"), tracks)
-            self.videos = {int(v): str(stamp) for v, stamp in manifest["videos"]}
-        except (OSError, ValueError, KeyError):  # saved by a process that was killed mid-way: read the database
-            self.__init__(self.model_id, self.dims, self.dtype, False, self.copy_rows)
+            descriptors = np.array(saved, np.float32)
+            ints = self._source.load_array(f"track_ints-{version}.npy")
+            times = self._source.load_array(f"track_times-{version}.npy")
+            videos = {int(v): str(stamp) for v, stamp in manifest["videos"]}
+        except (OSError, ValueError, KeyError):  # saved by a process that was killed mid-way
             return
+        self._descriptors.data = descriptors
+        self.tracks = self._track_table(ints, times, tracks)
+        self.videos = videos
         self._index_tracks()
 
     def _save(self, previous: Optional[dict]) -> None:
