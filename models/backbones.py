@@ -8,6 +8,14 @@ Each backbone is split the same way (JLML's shared low-level layers, Li et al. I
 Adding a backbone means adding one :class:`BackboneSpec` to :data:`BACKBONES`; nothing outside this module knows a
 backbone by name.
 
+Pretrained re-id trunks (``osnet-omz-0286``, ``osnet-omz-0277``): Intel's Open Model Zoo
+person-reidentification-retail-0286 / -0277 (OSNet, Apache-2.0), read from their OpenVINO IR folder op by op
+(``models.ir_import``): ``trunk`` is the IR up to its stride-16 tap (after conv5: 384 / 512 channels at 16x8),
+``top`` the IR's own head (16x8 depthwise pooling conv, fc, affine, PReLU), which already gives the 256-D embedding
+(``pooled_top``). They take BGR 0-255 pixels (the IR normalises inside), fix the input at 256x128 (the head's 16x8
+kernel) and ignore ``last_stride``. Their graph is recorded in the network's config (``trunk_graph``), so a
+checkpoint loads without the IR file.
+
 ImageNet initialisation:
     * ResNets: torchvision's weights, downloaded when online (no ResNet ImageNet weights exist offline here).
     * MobileNetV2 (Sandler et al., CVPR 2018): a local ``features`` state_dict (``--imagenet PATH``, or
@@ -34,12 +42,20 @@ MOBILENET_V2_IMAGENET_FILE = "mobilenet_v2_imagenet_features.pt"
 
 @dataclass
 class Trunk:
-    """A built backbone: ``trunk`` (to stride 16), ``top`` (global branch) and their output channels."""
+    """A built backbone: ``trunk`` (to stride 16), ``top`` (global branch) and their output channels.
+
+    Attributes:
+        pooled_top: ``top`` returns an embedding ``[N, top_channels]`` itself (no pooling or projection needed).
+        graph: the imported IR graph description (``models.ir_import.IRNetwork.spec``) to keep in the config, or
+            None.
+    """
 
     trunk: nn.Module
     top: nn.Module
     mid_channels: int
     top_channels: int
+    pooled_top: bool = False
+    graph: Optional[dict] = None
 
 
 @dataclass(frozen=True)
@@ -53,12 +69,19 @@ class BackboneSpec:
         imagenet_file: file name of the local ImageNet weights looked up in the weights folders, or None when the
             weights come from torchvision's download.
         frozen_prefix: number of leading ``trunk`` children returned by :func:`early_modules` (the stride-4 stem).
+        preprocessing: the pixel convention of the input: ``imagenet_rgb`` (RGB in [0, 1], ImageNet mean/std) or
+            ``bgr255`` (BGR 0-255, normalised inside the network).
+        input_size: the only ``(height, width)`` the backbone takes, or None (any).
+        pretrained_name: what the pretrained weights are called in messages.
     """
 
     name: str
     build: Callable[[int, object], Trunk]
     imagenet_file: Optional[str]
     frozen_prefix: int
+    preprocessing: str = "imagenet_rgb"
+    input_size: Optional[tuple[int, int]] = None
+    pretrained_name: str = "ImageNet weights"
 
 
 def _resnet(name: str, last_stride: int, imagenet) -> Trunk:
@@ -142,11 +165,37 @@ def _mobilenet_v2(last_stride: int, imagenet) -> Trunk:
     return Trunk(features[:14], features[14:], 96, 1280)
 
 
+def _open_model_zoo_osnet(ir_folder: str, last_stride: int, source) -> Trunk:
+    """An Open Model Zoo OSNet re-id IR as a trunk; ``source``: the IR (path), its graph description (dict, from a
+    checkpoint's config) or True/False (the IR is needed: there is nothing to initialise it from otherwise)."""
+    from models.ir_import import IRNetwork, import_ir
+
+    if isinstance(source, dict):
+        try:
+            net = IRNetwork.from_spec(source)
+        except ValueError as exc:
+            raise WeightsError(f"the checkpoint's {ir_folder} graph cannot be rebuilt: {exc}") from None
+    elif isinstance(source, (str, Path)):
+        net = import_ir(source)
+    else:
+        raise WeightsError(f"this backbone starts from the OpenVINO IR {ir_folder}: put its folder in a weights "
+                           f"folder (REID_APP_WEIGHTS) or pass its path")
+    return Trunk(net.trunk, net.head, net.tap_channels, net.dims, pooled_top=True, graph=net.spec())
+
+
+def _omz(number: str) -> BackboneSpec:
+    folder = f"person-reidentification-retail-{number}"
+    return BackboneSpec(f"osnet-omz-{number}", lambda s, i: _open_model_zoo_osnet(folder, s, i), folder, 0,
+                        preprocessing="bgr255", input_size=(256, 128), pretrained_name="Open Model Zoo IR")
+
+
 BACKBONES: dict[str, BackboneSpec] = {
     "resnet18": BackboneSpec("resnet18", lambda s, i: _resnet("resnet18", s, i), None, 5),
     "resnet34": BackboneSpec("resnet34", lambda s, i: _resnet("resnet34", s, i), None, 5),
     "resnet50": BackboneSpec("resnet50", lambda s, i: _resnet("resnet50", s, i), None, 5),
     "mobilenet_v2": BackboneSpec("mobilenet_v2", _mobilenet_v2, MOBILENET_V2_IMAGENET_FILE, 4),
+    "osnet-omz-0286": _omz("0286"),
+    "osnet-omz-0277": _omz("0277"),
 }
 
 
@@ -162,20 +211,29 @@ def backbone_spec(name: str) -> BackboneSpec:
 
 
 def find_imagenet_weights(name: str, search_dirs) -> Optional[Path]:
-    """The local ImageNet weights file of backbone ``name`` in ``search_dirs`` (each folder and its ``imagenet/``
-    sub-folder), or None (also for backbones whose weights torchvision downloads)."""
+    """The local pretrained weights of backbone ``name`` in ``search_dirs`` (each folder and its ``imagenet/``
+    sub-folder): an ImageNet file, or an Open Model Zoo IR folder; None when absent (also for backbones whose
+    weights torchvision downloads)."""
     file = backbone_spec(name).imagenet_file
     if file is None:
         return None
     for folder in search_dirs:
         for candidate in (Path(folder) / file, Path(folder) / "imagenet" / file):
-            if candidate.is_file():
+            if candidate.exists():
                 return candidate
     return None
 
 
-def early_modules(trunk: nn.Module, name: str) -> list[nn.Module]:
-    """The first ``frozen_prefix`` children of a backbone's ``trunk``: the low-level stem that ImageNet already
-    trains well, which ``JointLossNet.freeze_early_layers`` freezes (weights and BatchNorm statistics) to save their
-    backward pass."""
-    return list(trunk.children())[:backbone_spec(name).frozen_prefix]
+def early_layers(trunk: nn.Module, name: str) -> tuple[list[nn.Module], list[nn.Parameter]]:
+    """What ``JointLossNet.freeze_early_layers`` freezes to save its backward pass: the low-level stem that
+    pretraining already trained well, as ``(modules kept in eval mode, parameters)``.
+
+    ImageNet backbones: the first ``frozen_prefix`` children of ``trunk`` (weights and BatchNorm statistics).
+    Imported IR trunks: every parameter before the last ``AvgPool`` of the trunk (OSNet's stride-8 -> 16
+    transition), i.e. the stride-4 and stride-8 stages; they hold no BatchNorm."""
+    from models.ir_import import IRSegment
+
+    if isinstance(trunk, IRSegment):
+        return [], trunk.parameters_before("AvgPool", -1)
+    modules = list(trunk.children())[:backbone_spec(name).frozen_prefix]
+    return modules, [p for module in modules for p in module.parameters()]

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from models.parts import fallback_stripes, stripe_boxes
-from models.transforms import IMAGENET_MEAN, IMAGENET_STD
+from models.transforms import IMAGENET_RGB, OPEN_MODEL_ZOO_BGR, Preprocessing  # noqa: F401 (re-exported)
 from reid_app.errors import DeviceError, WeightsError
 
 log = logging.getLogger(__name__)
@@ -53,35 +53,6 @@ def resize_crops(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], 
             boxes[i, :, [0, 2]] *= width / max(w, 1)
             boxes[i, :, [1, 3]] *= height / max(h, 1)
     return images, boxes
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How a model wants its pixels: ``x = (pixels[channel order] * scale - mean) / std``, NCHW float32.
-
-    Attributes:
-        channels: ``RGB`` or ``BGR``.
-        scale: multiplier of the 0-255 pixel values (``1/255`` for [0, 1] inputs, 1 for 0-255 inputs).
-        mean, std: per-channel, in the scaled units, in ``channels`` order.
-    """
-
-    channels: str = "RGB"
-    scale: float = 1.0 / 255.0
-    mean: tuple[float, float, float] = tuple(float(v) for v in IMAGENET_MEAN)
-    std: tuple[float, float, float] = tuple(float(v) for v in IMAGENET_STD)
-
-    def apply(self, resized_bgr: np.ndarray) -> np.ndarray:
-        """``uint8 [N, H, W, 3]`` BGR -> ``float32 [N, 3, H, W]`` as the model wants it."""
-        pixels = resized_bgr[..., ::-1] if self.channels == "RGB" else resized_bgr
-        x = pixels.astype(np.float32) * np.float32(self.scale)
-        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-
-
-#: ImageNet-normalised RGB in [0, 1] (torchvision, torchreid and BoxMOT exports, our own networks).
-IMAGENET_RGB = Preprocessing()
-#: BGR 0-255 with no mean/std: Intel Open Model Zoo person re-id IR models.
-OPEN_MODEL_ZOO_BGR = Preprocessing("BGR", 1.0, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 
 
 def preprocess(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], size: tuple[int, int]
@@ -114,6 +85,9 @@ class ReIDEncoder(ABC):
         preprocessing: the model's pixel convention (:class:`Preprocessing`).
         clustering_threshold: the cosine average-linkage threshold for identities calibrated for this model (from
             its checkpoint's metadata), or None (the clustering default applies).
+        descriptor_layout: ``[{"name", "start", "stop"}]``: the descriptor's column ranges per branch (``global``,
+            then each body part; ``JointLossConfig.descriptor_layout``) for part-level match explanations, or None
+            for a model whose descriptor is one piece.
     """
 
     name: str
@@ -125,6 +99,7 @@ class ReIDEncoder(ABC):
     num_parts: int = 4
     preprocessing: Preprocessing = IMAGENET_RGB
     clustering_threshold: Optional[float] = None
+    descriptor_layout: Optional[list] = None
 
     def __init__(self, batch_size: int = 64):
         self.batch_size = max(1, int(batch_size))
@@ -220,18 +195,24 @@ class JointLossEncoder(ReIDEncoder):
             self.net = self.net.to(memory_format=torch.channels_last)
         self.name, self.checkpoint_hash, self.source = name, checkpoint_hash, source
         self.dims = net.config.dims
+        self.descriptor_layout = net.config.descriptor_layout()
         self.input_size = tuple(net.config.input_size)
         self.num_parts = net.config.num_parts
-        self._mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+        self.preprocessing = net.preprocessing
+        self._scale = float(self.preprocessing.scale)
+        self._mean = torch.tensor(self.preprocessing.mean, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(self.preprocessing.std, device=device).view(1, 3, 1, 1)
 
     def _encode_batch(self, crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray]) -> np.ndarray:
-        """Resize on the CPU, then move ``uint8`` pixels (4x less than float) and normalise on the device."""
+        """Resize on the CPU, then move ``uint8`` pixels (4x less than float) and apply :attr:`preprocessing` on
+        the device."""
         import torch
 
         resized, boxes = resize_crops(crops, part_boxes, self.input_size)
         pixels = torch.from_numpy(resized).to(self.device, non_blocking=True)
-        x = pixels.flip(-1).permute(0, 3, 1, 2).float().div_(255.0)  # BGR HWC -> RGB CHW in [0, 1]
+        if self.preprocessing.channels == "RGB":
+            pixels = pixels.flip(-1)
+        x = pixels.permute(0, 3, 1, 2).float().mul_(self._scale)  # HWC -> CHW, scaled
         x = (x - self._mean) / self._std
         return self._run(x, boxes)
 
@@ -309,6 +290,24 @@ class OnnxEncoder(ReIDEncoder):
         self.checkpoint_hash = file_sha256(path)
         self.source = str(Path(path).resolve())
         self.device = "cuda" if self.session.get_providers()[0].startswith("CUDA") else "cpu"
+        self._read_metadata(path)
+
+    def _read_metadata(self, path) -> None:
+        """The preprocessing and descriptor layout ``reid-app export`` records (ImageNet RGB when absent)."""
+        import json
+
+        from models.export import LAYOUT_KEY, PREPROCESSING_KEY
+
+        meta = self.session.get_modelmeta().custom_metadata_map
+        try:
+            if PREPROCESSING_KEY in meta:
+                self.preprocessing = Preprocessing.from_dict(json.loads(meta[PREPROCESSING_KEY]))
+            if LAYOUT_KEY in meta:
+                self.descriptor_layout = [{"name": str(p["name"]), "start": int(p["start"]), "stop": int(p["stop"])}
+                                          for p in json.loads(meta[LAYOUT_KEY])]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise WeightsError(f"ONNX model {path} carries malformed reid-app metadata ({type(exc).__name__}); "
+                               f"export it again with 'reid-app export'") from None
 
     def _run(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
         feeds = {self.input_name: images}
@@ -342,10 +341,13 @@ def openvino_xml(path: str | Path) -> Optional[Path]:
 
 
 class OpenVinoEncoder(ReIDEncoder):
-    """An OpenVINO IR re-id model ``[N, 3, H, W] -> [N, D]`` (e.g. Intel's person-reidentification-retail-0286).
+    """An OpenVINO IR re-id model ``[N, 3, H, W] -> [N, D]`` (e.g. Intel's person-reidentification-retail-0286, or
+    our own network exported by ``models.ir_export``, which also takes ``part_boxes [N, P, 4]``).
 
-    The IR is reshaped to a dynamic batch and compiled once for the CPU; its :class:`Preprocessing` comes from :data:`IR_PREPROCESSING` (BGR 0-255, no mean/std for the
-    Open Model Zoo models) unless given.
+    The IR is reshaped to a dynamic batch and compiled once for the CPU. Its :class:`Preprocessing`, name,
+    clustering threshold and descriptor layout come from the IR's ``rt_info`` (``reid_app`` section, written by
+    ``models.ir_export``) when present; otherwise the preprocessing comes from :data:`IR_PREPROCESSING` (BGR 0-255,
+    no mean/std for the Open Model Zoo models) and the name from the file.
 
     Args:
         path: the ``.xml`` file or the folder holding it (and its ``.bin``).
@@ -355,7 +357,8 @@ class OpenVinoEncoder(ReIDEncoder):
         threads: CPU inference threads (None: OpenVINO's default, all cores).
 
     Raises:
-        WeightsError: not an IR, unreadable, or not ``[N, 3, H, W] -> [N, D]``.
+        WeightsError: not an IR, unreadable, not ``[N, 3, H, W] (+ [N, P, 4]) -> [N, D]``, or malformed
+            ``rt_info``.
     """
 
     def __init__(self, path: str | Path, device: str = "cpu", batch_size: int = 64,
@@ -376,20 +379,32 @@ class OpenVinoEncoder(ReIDEncoder):
             raise WeightsError(f"OpenVINO IR {xml} could not be read ({type(exc).__name__}); is it an IR .xml "
                                f"with its .bin beside it?") from exc
         shape = model.inputs[0].get_partial_shape()
-        if len(model.inputs) != 1 or shape.rank.get_length() != 4 or shape[1].get_length() != 3 \
-                or len(model.outputs) != 1:
-            raise WeightsError(f"OpenVINO IR {xml} must take one input [N, 3, H, W] and give one output [N, D]; "
-                               f"it takes {[str(i.get_partial_shape()) for i in model.inputs]}")
+        box_shape = model.inputs[1].get_partial_shape() if len(model.inputs) == 2 else None
+        if len(model.inputs) > 2 or shape.rank.get_length() != 4 or shape[1].get_length() != 3 \
+                or len(model.outputs) != 1 or (box_shape is not None and (
+                    box_shape.rank.get_length() != 3 or not box_shape[1].is_static)):
+            raise WeightsError(f"OpenVINO IR {xml} must take one input [N, 3, H, W] (or that and part boxes "
+                               f"[N, P, 4]) and give one output [N, D]; it takes "
+                               f"{[str(i.get_partial_shape()) for i in model.inputs]}")
         height, width = shape[2].get_length(), shape[3].get_length()
-        model.reshape({model.inputs[0].any_name: ov.PartialShape([-1, 3, height, width])})
+        shapes = {model.inputs[0].any_name: ov.PartialShape([-1, 3, height, width])}
+        if box_shape is not None:
+            self.num_parts = box_shape[1].get_length()
+            shapes[model.inputs[1].any_name] = ov.PartialShape([-1, self.num_parts, 4])
+        model.reshape(shapes)
+        info = self._read_rt_info(model, xml)
         config = {"INFERENCE_NUM_THREADS": int(threads)} if threads else {}
         self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.input_size = (height, width)
+        self.with_boxes = box_shape is not None
+        self._default_boxes = stripe_boxes(height, width, fallback_stripes(self.num_parts))
         self.dims = int(model.outputs[0].get_partial_shape()[-1].get_length())
-        self.name = xml.stem
-        self.preprocessing = preprocessing or next(
+        self.name = info.get("name") or xml.stem
+        self.preprocessing = preprocessing or info.get("preprocessing") or next(
             (p for prefix, p in IR_PREPROCESSING.items() if self.name.startswith(prefix)), OPEN_MODEL_ZOO_BGR)
+        self.clustering_threshold = info.get("clustering_threshold")
+        self.descriptor_layout = info.get("descriptor_layout")
         # the same hash whether the user named the folder or the .xml: the topology and its weights
         bin_file = xml.with_suffix(".bin")
         self.checkpoint_hash = hashlib.sha256(
@@ -397,8 +412,42 @@ class OpenVinoEncoder(ReIDEncoder):
         self.source = str(xml.resolve())
         self.device = "cpu"
 
+    @staticmethod
+    def _read_rt_info(model, xml: Path) -> dict:
+        """reid-app's metadata of an IR exported by ``models.ir_export`` (empty for other IRs)."""
+        import json
+
+        from models.ir_export import RT_INFO_SECTION
+
+        def text(key: str) -> Optional[str]:
+            if not model.has_rt_info([RT_INFO_SECTION, key]):
+                return None
+            return str(model.get_rt_info([RT_INFO_SECTION, key]).astype(str))
+
+        info: dict = {}
+        try:
+            if text("name"):
+                info["name"] = text("name")
+            if text("preprocessing"):
+                info["preprocessing"] = Preprocessing.from_dict(json.loads(text("preprocessing")))
+            if text("clustering_threshold"):
+                info["clustering_threshold"] = float(text("clustering_threshold"))
+            if text("descriptor_layout"):
+                layout = json.loads(text("descriptor_layout"))
+                info["descriptor_layout"] = [{"name": str(p["name"]), "start": int(p["start"]),
+                                              "stop": int(p["stop"])} for p in layout]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise WeightsError(f"OpenVINO IR {xml} carries malformed reid-app metadata ({type(exc).__name__}: "
+                               f"{exc}); export it again with 'reid-app export --ir'") from None
+        return info
+
     def _forward(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
-        result = self.request.infer({0: images})
+        feeds = {0: images}
+        if self.with_boxes:
+            if part_boxes is None:
+                part_boxes = np.broadcast_to(self._default_boxes, (images.shape[0], self.num_parts, 4))
+            feeds[1] = np.ascontiguousarray(part_boxes, dtype=np.float32)
+        result = self.request.infer(feeds)
         return np.asarray(result[self.compiled.outputs[0]], np.float32).reshape(images.shape[0], -1)
 
 
@@ -439,16 +488,16 @@ def build_jointloss_encoder(checkpoint: Optional[str | Path], device: str = "cpu
 
 def load_encoder(weights: Optional[str | Path], device: str = "cpu", batch_size: int = 64) -> ReIDEncoder:
     """Pick the backend from the weights: ``.onnx`` -> :class:`OnnxEncoder`, an OpenVINO IR (``.xml`` or its
-    folder) -> :class:`OpenVinoEncoder`, otherwise a reid-app checkpoint; None -> the shipped default model
+    folder) -> :class:`OpenVinoEncoder`, otherwise a reid-app checkpoint; None -> the shipped default model's IR
     (``models.default_model``).
 
     Raises:
         WeightsError: see the backends.
     """
     if weights is None:
-        from models.default_model import default_checkpoint
+        from models.default_model import default_model_ir
 
-        weights = default_checkpoint()
+        weights = default_model_ir()
     if Path(weights).suffix.lower() == ".onnx":
         encoder = OnnxEncoder(weights, device, batch_size)
     elif openvino_xml(weights) is not None:

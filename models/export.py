@@ -1,13 +1,16 @@
 """ONNX export of a joint-loss checkpoint, checked against PyTorch.
 
-The exported graph takes ``images`` (``float32 [N, 3, H, W]``, RGB, ImageNet mean/std) and, for pose-guided part
-branches, ``part_boxes`` (``float32 [N, P, 4]`` in input pixels); it returns ``descriptor`` (``float32 [N, D]``,
-L2-normalised). The batch dimension is dynamic. ``models.encoders.OnnxEncoder`` runs it (``reid-app ingest --reid
+The exported graph takes ``images`` (``float32 [N, 3, H, W]`` in the network's pixel convention: RGB with ImageNet
+mean/std, or BGR 0-255 for an imported Open Model Zoo trunk, recorded in the file's metadata as
+``reid_app.preprocessing``) and, for pose-guided part branches, ``part_boxes`` (``float32 [N, P, 4]`` in input
+pixels); it returns ``descriptor`` (``float32 [N, D]``, L2-normalised). The batch dimension is dynamic. The
+descriptor's layout (``JointLossConfig.descriptor_layout``) is recorded as ``reid_app.descriptor_layout``. ``models.encoders.OnnxEncoder`` runs it (``reid-app ingest --reid
 model.onnx``, ``reid-app evaluate --weights model.onnx``).
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +51,20 @@ class ExportReport:
     check_batch: int
 
 
+#: ONNX metadata keys of reid-app's own exports (``models.encoders.OnnxEncoder`` reads them).
+PREPROCESSING_KEY = "reid_app.preprocessing"
+LAYOUT_KEY = "reid_app.descriptor_layout"
+
+
+def _record_metadata(path: Path, net: JointLossNet) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {PREPROCESSING_KEY: json.dumps(net.preprocessing.to_dict()),
+                                        LAYOUT_KEY: json.dumps(net.config.descriptor_layout())})
+    onnx.save(model, str(path))
+
+
 def export_onnx(net: JointLossNet, out: str | Path, opset: int = 17, tolerance: float = 1e-4,
                 check_batch: int = 3, seed: int = 0) -> ExportReport:
     """Export ``net`` to ONNX with a dynamic batch and check onnxruntime against PyTorch on random inputs.
@@ -76,7 +93,8 @@ def export_onnx(net: JointLossNet, out: str | Path, opset: int = 17, tolerance: 
     generator = torch.Generator().manual_seed(seed)
 
     def inputs(n: int) -> tuple[torch.Tensor, ...]:
-        images = torch.randn(n, 3, height, width, generator=generator)
+        pixels = torch.randint(0, 256, (n, height, width, 3), generator=generator).numpy().astype(np.uint8)
+        images = torch.from_numpy(net.preprocessing.apply(pixels))
         if not with_boxes:
             return (images,)
         boxes = net.fixed_boxes.expand(n, -1, -1).clone()
@@ -93,6 +111,7 @@ def export_onnx(net: JointLossNet, out: str | Path, opset: int = 17, tolerance: 
             warnings.simplefilter("ignore")
             torch.onnx.export(wrapper, inputs(2), str(tmp), input_names=names, output_names=["descriptor"],
                               dynamic_axes=axes, opset_version=opset, dynamo=False)
+        _record_metadata(tmp, net)
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         check = inputs(check_batch)
         got = session.run(None, {n: t.numpy() for n, t in zip(names, check)})[0]

@@ -31,8 +31,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_align
 
-from models.backbones import BACKBONES, MID_STRIDE, backbone_spec, early_modules
-from models.parts import PART_COUNTS, fallback_stripes, stripe_boxes
+from models.backbones import BACKBONES, MID_STRIDE, backbone_spec, early_layers
+from models.parts import PART_COUNTS, fallback_stripes, part_names, stripe_boxes
+from models.transforms import PREPROCESSINGS
 
 LOSS_MODES = ("per_branch", "concat")
 PART_MODES = ("pose", "stripes")
@@ -57,6 +58,8 @@ class JointLossConfig:
         roi_size: ``[h, w]`` of each part's RoI-aligned feature map.
         num_classes: identities of the training set (0: no classifiers, inference only).
         input_size: ``[height, width]`` of the network input in pixels.
+        trunk_graph: an imported IR backbone's graph description (``models.ir_import.IRNetwork.spec``), filled in
+            when the network is built from the IR, so the checkpoint rebuilds without it; None otherwise.
     """
 
     backbone: str = "resnet50"
@@ -71,11 +74,26 @@ class JointLossConfig:
     roi_size: list = field(default_factory=lambda: [4, 4])
     num_classes: int = 0
     input_size: list = field(default_factory=lambda: [256, 128])
+    trunk_graph: Optional[dict] = None
 
     @property
     def dims(self) -> int:
         """Length of the descriptor."""
         return (self.global_dim if self.use_global else 0) + (self.num_parts * self.part_dim if self.use_parts else 0)
+
+    def descriptor_layout(self) -> list[dict]:
+        """Which columns of the descriptor each branch fills: ``[{"name", "start", "stop"}]`` in order, ``global``
+        first, then each part by its readable name (``models.parts.part_names``), so a match can be explained part
+        by part (cosine of each slice)."""
+        layout, start = [], 0
+        if self.use_global:
+            layout.append({"name": "global", "start": 0, "stop": self.global_dim})
+            start = self.global_dim
+        if self.use_parts:
+            for name in part_names(self.num_parts, self.part_mode):
+                layout.append({"name": name, "start": start, "stop": start + self.part_dim})
+                start += self.part_dim
+        return layout
 
     def to_dict(self) -> dict:
         """Plain dict for checkpoint metadata."""
@@ -109,14 +127,19 @@ class JointLossConfig:
                              f"use part_mode='stripes' for other counts")
         if self.use_parts and self.num_parts < 1:
             raise ValueError("num_parts must be at least 1")
+        fixed = backbone_spec(self.backbone).input_size
+        if fixed is not None and tuple(self.input_size) != tuple(fixed):
+            raise ValueError(f"backbone {self.backbone} takes {fixed[0]}x{fixed[1]} inputs only, not "
+                             f"{self.input_size[0]}x{self.input_size[1]}")
 
 
 class _EmbeddingHead(nn.Module):
-    """Linear embedding -> BNNeck -> (optional) identity classifier."""
+    """Linear embedding (or the input itself when it already is the embedding) -> BNNeck -> (optional) identity
+    classifier."""
 
-    def __init__(self, in_dim: int, dim: int, num_classes: int):
+    def __init__(self, in_dim: int, dim: int, num_classes: int, project: bool = True):
         super().__init__()
-        self.embed = nn.Linear(in_dim, dim)
+        self.embed = nn.Linear(in_dim, dim) if project else nn.Identity()
         self.bnneck = nn.BatchNorm1d(dim)
         self.bnneck.bias.requires_grad_(False)
         self.classifier = nn.Linear(dim, num_classes, bias=False) if num_classes > 0 else None
@@ -146,12 +169,19 @@ class JointLossNet(nn.Module):
         super().__init__()
         config.validate()
         self.config = config
+        if pretrained_trunk is False and config.trunk_graph is not None:
+            pretrained_trunk = config.trunk_graph
         built = backbone_spec(config.backbone).build(config.last_stride, pretrained_trunk)
+        config.trunk_graph = built.graph
+        #: the pixel convention of ``forward``'s ``images`` (``models.transforms.Preprocessing``)
+        self.preprocessing = PREPROCESSINGS[backbone_spec(config.backbone).preprocessing]
         self.trunk = built.trunk
         mid_channels, top_channels = built.mid_channels, built.top_channels
+        self.pooled_top = built.pooled_top
         self.layer4 = built.top if config.use_global else None
         branch_classes = config.num_classes if config.loss_mode == "per_branch" else 0
-        self.global_head = _EmbeddingHead(top_channels, config.global_dim, branch_classes) \
+        project = not (built.pooled_top and config.global_dim == top_channels)
+        self.global_head = _EmbeddingHead(top_channels, config.global_dim, branch_classes, project) \
             if config.use_global else None
         if config.use_parts:
             self.part_convs = nn.ModuleList(
@@ -168,10 +198,9 @@ class JointLossNet(nn.Module):
             if config.loss_mode == "concat" and config.num_classes > 0 else None
 
     def freeze_early_layers(self) -> int:
-        """Freeze the backbone's low-level stem (``models.backbones.early_modules``); returns parameters frozen.
+        """Freeze the backbone's low-level stem (``models.backbones.early_layers``); returns parameters frozen.
         Call :meth:`train` afterwards as usual: the frozen layers stay in eval mode (fixed BatchNorm statistics)."""
-        self._frozen = early_modules(self.trunk, self.config.backbone)
-        frozen = [p for module in self._frozen for p in module.parameters()]
+        self._frozen, frozen = early_layers(self.trunk, self.config.backbone)
         for p in frozen:
             p.requires_grad_(False)
         return sum(p.numel() for p in frozen)
@@ -187,13 +216,14 @@ class JointLossNet(nn.Module):
         """The embedding layers' weights ``[out_dim, in_dim]`` (global first, then each part), on which the
         group-sparsity (L2,1) regulariser of ``models.losses.group_sparsity`` acts."""
         heads = ([self.global_head] if self.global_head is not None else []) + list(self.part_heads or [])
-        return [h.embed.weight for h in heads]
+        return [h.embed.weight for h in heads if isinstance(h.embed, nn.Linear)]
 
     def forward(self, images: torch.Tensor, part_boxes: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
         """Encode a batch.
 
         Args:
-            images: ``float32 [N, 3, H, W]`` normalised RGB (ImageNet mean/std), ``H, W`` = ``config.input_size``.
+            images: ``float32 [N, 3, H, W]`` in the backbone's pixel convention (``models.backbones``:
+                normalised RGB with ImageNet mean/std, or BGR 0-255), ``H, W`` = ``config.input_size``.
             part_boxes: ``float32 [N, P, 4]`` part boxes ``(x1, y1, x2, y2)`` in input pixels; ignored with
                 ``part_mode="stripes"``; None uses the fixed-ratio boxes (``models.parts.fallback_stripes``).
 
@@ -211,7 +241,8 @@ class JointLossNet(nn.Module):
         feats, bns, logits = [], [], []
         if self.global_head is not None:
             top = self.layer4(mid)
-            feat, bn, logit = self.global_head(F.adaptive_avg_pool2d(top, 1).flatten(1))
+            pooled = top if self.pooled_top else F.adaptive_avg_pool2d(top, 1).flatten(1)
+            feat, bn, logit = self.global_head(pooled)
             feats.append(feat), bns.append(bn), logits.append(logit)
         if self.part_heads is not None:
             if part_boxes is None or self.config.part_mode == "stripes":

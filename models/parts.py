@@ -27,6 +27,21 @@ COCO_FLIP_INDEX = np.array([0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16
 #: Supported numbers of pose-guided parts.
 PART_COUNTS = (2, 4, 6)
 
+#: What each pose-guided part is called where a person reads it (match explanations, reports), top to bottom.
+PART_NAMES = {
+    2: ("upper body", "lower body"),
+    4: ("head", "upper body", "lower body", "legs"),
+    6: ("head", "chest", "abdomen", "upper legs", "lower legs", "feet"),
+}
+
+
+def part_names(num_parts: int, part_mode: str = "pose") -> tuple[str, ...]:
+    """Readable names of ``num_parts`` parts: :data:`PART_NAMES` for pose-guided parts, ``stripe 1..P`` (top to
+    bottom) for fixed stripes or other counts."""
+    if part_mode == "pose" and num_parts in PART_NAMES:
+        return PART_NAMES[num_parts]
+    return tuple(f"stripe {k + 1}" for k in range(num_parts))
+
 #: Fallback part regions as fractions of the crop height ``(top, bottom)``, full width; they overlap slightly.
 FALLBACK_STRIPES = np.array([[0.0, 0.28], [0.20, 0.58], [0.50, 0.78], [0.72, 1.0]], dtype=np.float32)
 _FALLBACKS = {

@@ -237,7 +237,8 @@ def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int
             progress.on_message(f"{out} is already trained for {start_epoch} of {config.epochs} epochs; nothing "
                                 f"to do (raise --epochs to train longer)")
     num_parts = net.config.num_parts
-    transform = TrainTransform(tuple(net.config.input_size), num_parts, net.config.part_mode)
+    transform = TrainTransform(tuple(net.config.input_size), num_parts, net.config.part_mode,
+                               preprocessing=net.preprocessing)
     if config.preload:
         progress.on_message(f"decoding {len(samples)} training images into memory")
     dataset = TrainingImages(samples, labels, keypoints, transform, config.preload)
@@ -252,6 +253,7 @@ def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int
     def checkpoint(epoch: int, final: bool) -> None:
         meta = dict(metadata, architecture="jointloss", config=net.config.to_dict(), loss=asdict(loss.config),
                     train=asdict(config), input_size=list(net.config.input_size), dims=net.config.dims,
+                    preprocessing=net.preprocessing.to_dict(),
                     epoch=epoch, epochs=config.epochs, history=history, metrics=metrics)
         state = None if final else {"optimizer": optimizer.state_dict()}
         save_checkpoint(out, {k: v.detach().cpu() for k, v in net.state_dict().items()}, meta, state)

@@ -23,6 +23,16 @@ def _when(record: dict, key: str) -> str:
     return f"time unknown ({record[f'{key}_s_in_video']:.1f} s into the video)"
 
 
+def _why(match: dict | None) -> str:
+    """The "why linked" cell: ``"0.83 to track 12: upper body 0.91, legs 0.62, head not visible"``."""
+    if not match:
+        return "no re-id descriptor"
+    if match.get("reference"):
+        return "reference track (most sightings)"
+    text = f"{match['similarity']:.2f} to track {match['reference_track']}"
+    return f"{text}: {match['explanation']}" if match.get("explanation") else text
+
+
 def _timeline(tracks: list[dict], start: float, end: float, width: int = 900, height: int = 28) -> str:
     span = max(end - start, 1e-3)
     bars = []
@@ -62,12 +72,14 @@ def write_case_report(path: Path, summary: dict) -> Path:
         parts.append(f"<h2 id='camera-{escape(camera['camera'])}'>Camera {escape(camera['camera'])}</h2>")
         parts.append(_timeline(camera["tracks"], start, end))
         parts.append("<table><tr><th>track</th><th>local id</th><th>from</th><th>to</th><th>sightings</th>"
-                     "<th>video</th><th>clip</th></tr>")
+                     "<th>video</th><th>clip</th><th>why linked (similarity to the reference track, by body part)"
+                     "</th></tr>")
         for t in camera["tracks"]:
             clip = f"<a href='{escape(t['clip'])}'>clip</a>" if t.get("clip") else ""
             parts.append(f"<tr><td>{t['track_id']}</td><td>{t['local_track_id']}</td><td>{escape(_when(t, 'start'))}"
                          f"</td><td>{escape(_when(t, 'end'))}</td><td>{t['sightings']}</td>"
-                         f"<td>{escape(Path(t['video']).name)}</td><td>{clip}</td></tr>")
+                         f"<td>{escape(Path(t['video']).name)}</td><td>{clip}</td>"
+                         f"<td>{escape(_why(t.get('match')))}</td></tr>")
         parts.append("</table><div class='thumbs'>")
         for t in camera["tracks"]:
             parts += [f"<img src='{escape(p)}' alt='track {t['track_id']}' title='track {t['track_id']}'>"

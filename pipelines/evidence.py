@@ -3,7 +3,9 @@ report and a manifest of hashes, so that an investigator can show what was expor
 
 Layout of the output folder::
 
-    identity-<ID>.json        summary: identity, model, per camera its time ranges and tracks with crops
+    identity-<ID>.json        summary: identity, model, per camera its time ranges and tracks with crops, and
+                              why each track was linked: its similarity to the identity's reference track (the one
+                              with most sightings), overall and per body part (``pipelines.explain``)
     identity-<ID>.csv         one row per track: camera, times (UTC and local with its offset, or "time unknown"),
                               seconds into the video, files
     report.html               the case report: facts, a timeline per camera, the tracks, the crops
@@ -35,6 +37,7 @@ from sqlalchemy import select
 
 from pipelines.case_report import write_case_report
 from pipelines.evidence_media import SightingBox, cut_clip, full_crops, sha256_file
+from pipelines.explain import describe_parts, explain_match, part_slices, visible_parts
 from pipelines.identities import join_ranges
 from pipelines.video import file_safe_name
 from reid_app import __version__
@@ -43,7 +46,7 @@ from reid_app.timefmt import KNOWN_TIME_FROM
 from storage.audit import record
 from storage.database import Database
 from storage.identities import labels, load_identities
-from storage.repository import get_model, get_tracks
+from storage.repository import get_model, get_tracks, model_layout, sighting_keypoints
 from storage.schema import SCHEMA_VERSION, Sighting, Track, Video
 
 log = logging.getLogger(__name__)
@@ -132,6 +135,7 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
     for t in sorted(tracks.values(), key=lambda t: (t.camera, t.first_timestamp)):
         cameras.setdefault(t.camera, []).append(t.id)
 
+    matches = _why_linked(db, identity.model_id, tracks, sightings)
     track_records = {}
     for camera, ids in cameras.items():
         for t in ids:
@@ -164,6 +168,7 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
                 **_time_fields("end", track.last_timestamp, video.start_time),
                 "sightings": track.num_sightings, "thumbnails": files,
                 "clip": str(clip.relative_to(out_dir)) if clip else None,
+                "match": matches.get(t),
             }
 
     progress("hashing the source videos")
@@ -194,6 +199,41 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
     record(db, "export", identity=identity_id, out=str(out_dir.absolute()), files=len(manifest["files"]),
            clips=len(report.clips), manifest_sha256=sha256_file(report.manifest_path))
     return report
+
+
+#: Sightings per track whose keypoints decide which body parts are visible in the explanation.
+EXPLAIN_SAMPLES = 8
+
+
+def _why_linked(db: Database, model_id: int, tracks: dict, sightings: dict) -> dict[int, dict]:
+    """Per track: its cosine to the identity's reference track (most sightings) and per body part, with a line for
+    people (``"upper body 0.91, legs 0.62, head not visible"``); the reference itself gets ``reference: true``."""
+    with_descriptor = [t for t, info in tracks.items() if info.descriptor is not None]
+    if not with_descriptor:
+        return {}
+    reference = max(with_descriptor, key=lambda t: (tracks[t].num_sightings, -t))
+    layout = model_layout(db, model_id)
+    names = [name for name, _, _ in part_slices(layout)]
+    picked = {}
+    for t in with_descriptor:
+        ids = [row[0] for row in sightings[t] if row[-1] is not None] or [row[0] for row in sightings[t]]
+        picked[t] = [ids[i] for i in np.unique(np.linspace(0, len(ids) - 1, min(len(ids), EXPLAIN_SAMPLES))
+                                                .round().astype(int))] if ids else []
+    observed = sighting_keypoints(db, [s for ids in picked.values() for s in ids]) if names else {}
+    visible = {t: visible_parts([observed[s] for s in picked[t] if s in observed], names) for t in with_descriptor}
+    out = {}
+    for t in with_descriptor:
+        if t == reference:
+            out[t] = {"reference": True, "similarity": 1.0, "parts": [], "explanation": "reference track"}
+            continue
+        parts = explain_match(layout, tracks[reference].descriptor, tracks[t].descriptor, visible[reference],
+                              visible[t])
+        out[t] = {"reference": False, "reference_track": reference,
+                  "similarity": round(float(tracks[reference].descriptor @ tracks[t].descriptor), 4),
+                  "parts": [{"name": p.name, "similarity": None if p.similarity is None else round(p.similarity, 4)}
+                            for p in parts],
+                  "explanation": describe_parts(parts)}
+    return out
 
 
 def _range_times(start: float, end: float, video_start: float) -> dict:

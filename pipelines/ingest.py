@@ -34,7 +34,7 @@ from reid_app.types import CameraSummary, Observation
 from storage.database import Database, storage_error_text
 from storage.repository import (HEARTBEAT_S, LeaseLostError, VideoInfo, VideoWriter, begin_video, delete_video,
                                 find_video, get_or_create_model, mark_static_tracks, reclaim_abandoned, renew_leases,
-                                set_model_threshold)
+                                set_model_layout, set_model_threshold)
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +160,12 @@ def _prepare(job: IngestJob, options: IngestOptions, db: Database, progress: Ing
 
 def register_encoder(db: Database, encoder: ReIDEncoder) -> int:
     """The ``models`` row id of ``encoder`` (made when new), with the clustering threshold its checkpoint was
-    calibrated with recorded for it."""
+    calibrated with and its descriptor layout (for part-level match explanations) recorded for it."""
     model_id = get_or_create_model(db, encoder.name, encoder.checkpoint_hash, encoder.dims, encoder.source)
     if encoder.clustering_threshold is not None:
         set_model_threshold(db, model_id, encoder.clustering_threshold)
+    if encoder.descriptor_layout:
+        set_model_layout(db, model_id, encoder.descriptor_layout)
     return model_id
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from models.encoders import ReIDEncoder
 from models.parts import fallback_stripes, stripe_boxes
 from models.reranking import k_reciprocal_rerank
+from pipelines.explain import PartSimilarity, explain_match, part_slices, visible_parts
 from pipelines.similarity import Scorer, TorchScorer, copy_rows
 from reid_app.errors import UsageError
 from storage.audit import record
@@ -34,8 +35,8 @@ from storage.database import Database
 from storage.feedback import DIFFERENT, load_verdicts
 from storage.identities import identities_of_tracks
 from storage.repository import (
-    SightingInfo, camera_ids_by_name, get_sighting_embedding, get_sightings, get_tracks, list_models, static_track_ids,
-    usable_embedding,
+    SightingInfo, camera_ids_by_name, get_sighting_embedding, get_sightings, get_tracks, list_models, model_layout,
+    sighting_keypoints, static_track_ids, usable_embedding,
 )
 from storage.vector_index import EmbeddingIndex, index_folder
 
@@ -46,6 +47,8 @@ DEFAULT_TRACK_SIMILARITY = "mean"
 MAX_QUERY_SAMPLES = 32
 #: Candidate tracks re-ranked by k-reciprocal encoding.
 RERANK_CANDIDATES = 100
+#: Sightings of a query track whose keypoints decide which of its body parts are visible (evenly spaced).
+EXPLAIN_QUERY_SAMPLES = 8
 
 
 @dataclass
@@ -110,6 +113,8 @@ class SearchResult:
         identity_id: the global identity the track belongs to, if any.
         confirmed: a user confirmed this track as the query's person.
         rerank_distance: the k-reciprocal distance that ordered the results, when re-ranked.
+        parts: why this match, part by part (``pipelines.explain``: head, upper body, lower body, legs; a part not
+            visible in the query or the match has no similarity); empty for models without part branches.
     """
 
     track_id: int
@@ -124,6 +129,7 @@ class SearchResult:
     identity_id: Optional[int] = None
     confirmed: bool = False
     rerank_distance: Optional[float] = None
+    parts: list[PartSimilarity] = field(default_factory=list)
 
     @property
     def best(self) -> SightingMatch:
@@ -317,6 +323,7 @@ class Searcher:
             ranked = [(t, s, self._best_rows(index, vectors, valid, t, options.samples_per_track))
                       for t, s in zip(tracks[:options.top_k], scores[:options.top_k])]
         results = self._results(index, ranked, distances, confirmed)
+        self._explain(index, query, vectors, results, options.per_track)
         if options.audit:
             record(self.db, "search", query=query.text, model_id=query.model_id,
                    options={k: v for k, v in asdict(options).items() if k != "audit"}, filters=asdict(filters),
@@ -409,6 +416,43 @@ class Searcher:
         sims = np.where(valid[rows], sims, -np.inf)
         order = np.argsort(-sims, kind="stable")[:count]
         return [(rows.start + int(i), float(sims[i])) for i in order if np.isfinite(sims[i])]
+
+    def _explain(self, index, query: _Query, vectors: np.ndarray, results: list[SearchResult], per_track: bool
+                 ) -> None:
+        """Fill each result's ``parts`` (``pipelines.explain``): the query's and the match's part slices compared
+        where keypoints show the part in both (one read of the keypoints involved)."""
+        layout = model_layout(self.db, query.model_id)
+        names = [name for name, _, _ in part_slices(layout)]
+        if not names or not results:
+            return
+        query_rows: list[int] = []
+        if query.track_id is not None and query.vectors.shape[0] >= 1:
+            rows = index.rows_of(query.track_id)
+            if len(rows):
+                picks = np.unique(np.linspace(rows.start, rows.stop - 1, min(len(rows), EXPLAIN_QUERY_SAMPLES))
+                                  .round().astype(int))
+                query_rows = [int(index.sighting_ids[r]) for r in picks]
+        wanted = query_rows + [m.sighting.id for r in results for m in r.sightings]
+        observed = sighting_keypoints(self.db, wanted)
+        query_visible = visible_parts([observed[i] for i in query_rows if i in observed], names) \
+            if query_rows else None
+        query_vector = _normalise(vectors.mean(axis=0, keepdims=True))[0]
+        for result in results:
+            match_visible = visible_parts([observed[m.sighting.id] for m in result.sightings
+                                           if m.sighting.id in observed], names)
+            if per_track:
+                match_vector = index.descriptor_of(result.track_id)
+            else:
+                match_vector = self._sighting_vector(index, result.track_id, result.best.sighting.id)
+            if match_vector is not None:
+                result.parts = explain_match(layout, query_vector, np.asarray(match_vector, np.float32),
+                                             query_visible, match_visible)
+
+    @staticmethod
+    def _sighting_vector(index, track_id: int, sighting_id: int) -> Optional[np.ndarray]:
+        rows = index.rows_of(track_id)
+        hits = np.flatnonzero(index.sighting_ids[rows] == sighting_id)
+        return None if len(hits) == 0 else np.asarray(index.matrix[rows.start + int(hits[0])], np.float32)
 
     def _results(self, index, ranked, distances, confirmed) -> list[SearchResult]:
         if not ranked:

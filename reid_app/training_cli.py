@@ -22,7 +22,7 @@ log = logging.getLogger("reid_app")
 
 DATASET_CHOICES = ("market1501", "dukemtmc", "cuhk03", "cuhk03-labeled", "cuhk03-detected", "cuhk03-views", "cuhk01",
                    "msmt17", "generic")
-ARCH_CHOICES = ("resnet50", "resnet34", "resnet18", "mobilenet_v2")  # models.backbones.BACKBONES (no torch import)
+ARCH_CHOICES = ("resnet50", "resnet34", "resnet18", "mobilenet_v2", "osnet-omz-0286", "osnet-omz-0277")  # models.backbones.BACKBONES (no torch import)
 
 
 def _parse_size(text: str) -> list[int]:
@@ -92,16 +92,17 @@ def _imagenet_weights(arch: str, explicit: Optional[str], pretrained: bool):
     if not pretrained:
         return False
     if explicit:
-        if not Path(explicit).is_file():
+        if not Path(explicit).exists():
             raise WeightsError(f"--imagenet {explicit} does not exist")
         return explicit
     if backbone_spec(arch).imagenet_file is None:
         return True
     found = find_imagenet_weights(arch, load_settings().weights_dirs)
     if found is None:
-        raise WeightsError(f"--arch {arch} needs its ImageNet weights {backbone_spec(arch).imagenet_file}: pass "
-                           f"--imagenet PATH, put the file in a weights folder (REID_APP_WEIGHTS), or pass "
-                           f"--no-pretrained")
+        spec = backbone_spec(arch)
+        raise WeightsError(f"--arch {arch} needs its {spec.pretrained_name} {spec.imagenet_file}: pass "
+                           f"--imagenet PATH, put it in a weights folder (REID_APP_WEIGHTS)"
+                           f"{'' if spec.preprocessing == 'bgr255' else ', or pass --no-pretrained'}")
     return str(found)
 
 
@@ -211,7 +212,9 @@ class _RichTrainProgress:
 @click.option("--root", required=True, metavar="DIR", help="Dataset folder.")
 @click.option("--out", required=True, metavar="CKPT", help="Checkpoint file, written after every epoch.")
 @click.option("--arch", default="resnet50", show_default=True, type=click.Choice(ARCH_CHOICES),
-              help="Trunk backbone (mobilenet_v2 or resnet18 for CPU-only users).")
+              help="Trunk backbone. osnet-omz-0286 / osnet-omz-0277 start from Intel's pretrained re-id models "
+                   "(OpenVINO IR folders found in the weights folders; 256x128 input): the best start on a CPU. "
+                   "mobilenet_v2 or resnet18 for an ImageNet start.")
 @click.option("--extra-train", multiple=True, metavar="DATASET:DIR",
               help="Another dataset whose train split joins --dataset's (repeatable), e.g. cuhk01:data/cuhk01.")
 @click.option("--teacher", multiple=True, metavar="MODEL",
@@ -220,9 +223,11 @@ class _RichTrainProgress:
 @click.option("--distill-weight", type=float, default=1.0, show_default=True,
               help="Weight of the distillation terms (with --teacher).")
 @click.option("--imagenet", "imagenet_path", default=None, metavar="PATH",
-              help="Local ImageNet weights of the backbone [default: looked up in the weights folders].")
+              help="Local pretrained weights of the backbone: an ImageNet file, or the Open Model Zoo IR folder of "
+                   "an osnet-omz backbone [default: looked up in the weights folders].")
 @click.option("--freeze-early/--no-freeze-early", default=True, show_default=True,
-              help="Freeze the backbone's stride-4 stem (faster; ImageNet features kept).")
+              help="Freeze the backbone's early layers (faster; pretrained features kept): the stride-4 stem of "
+                   "an ImageNet backbone, the stride-4 and stride-8 stages of an osnet-omz one.")
 @click.option("--preload/--no-preload", default=False, show_default=True,
               help="Decode the training images once into memory at the input size.")
 @click.option("--epochs", type=int, default=120, show_default=True, help="Training epochs.")
@@ -247,8 +252,10 @@ class _RichTrainProgress:
 @click.option("--input-size", default="256x128", show_default=True, metavar="HxW", help="Network input in pixels.")
 @click.option("--last-stride", type=click.Choice(["1", "2"]), default="1", show_default=True,
               help="Stride of the trunk's last stage.")
-@click.option("--global-dim", type=int, default=512, show_default=True, help="Global embedding size.")
-@click.option("--part-dim", type=int, default=128, show_default=True, help="Embedding size per part.")
+@click.option("--global-dim", type=int, default=None,
+              help="Global embedding size [default: 512; for an osnet-omz backbone its own 256-D embedding].")
+@click.option("--part-dim", type=int, default=None,
+              help="Embedding size per part [default: 128; 64 for an osnet-omz backbone].")
 @click.option("--parts", "num_parts", type=int, default=4, show_default=True,
               help="Body parts (2, 4 or 6 pose-guided; any count with --part-mode stripes).")
 @click.option("--part-mode", type=click.Choice(["pose", "stripes"]), default="pose", show_default=True,
@@ -273,7 +280,7 @@ class _RichTrainProgress:
 def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Optional[str], amp: bool, resume: bool,
           batch_p: int, batch_k: int, lr: float, weight_decay: float, schedule: str, warmup_epochs: int,
           milestones: str, eval_every: int, pose: str, pretrained: bool, input_size: str, last_stride: str,
-          global_dim: int, part_dim: int, num_parts: int, part_mode: str, no_global: bool, no_parts: bool,
+          global_dim: Optional[int], part_dim: Optional[int], num_parts: int, part_mode: str, no_global: bool, no_parts: bool,
           loss_mode: str, id_weight: float, triplet_weight: float, margin: float, soft_margin: bool,
           label_smoothing: float, sparsity_weight: float, workers: Optional[int], seed: int,
           iterations_per_epoch: Optional[int], name: Optional[str], extra_train: tuple[str, ...],
@@ -332,12 +339,21 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
         data.train = combine_training_sets([data] + extras)
     pids = sorted({s.pid for s in data.train})
     label_of = {pid: i for i, pid in enumerate(pids)}
+    from models.backbones import backbone_spec
+
+    reid_trunk = backbone_spec(arch).preprocessing == "bgr255"  # an imported Open Model Zoo re-id trunk
     try:
-        config = JointLossConfig(backbone=arch, last_stride=int(last_stride), global_dim=global_dim,
-                                 part_dim=part_dim, num_parts=num_parts, use_global=not no_global,
-                                 use_parts=not no_parts, part_mode=part_mode, loss_mode=loss_mode.replace("-", "_"),
-                                 num_classes=len(pids), input_size=_parse_size(input_size))
+        config = JointLossConfig(backbone=arch, last_stride=int(last_stride),
+                                 global_dim=global_dim or (256 if reid_trunk else 512),
+                                 part_dim=part_dim or (64 if reid_trunk else 128), num_parts=num_parts,
+                                 use_global=not no_global, use_parts=not no_parts, part_mode=part_mode,
+                                 loss_mode=loss_mode.replace("-", "_"), num_classes=len(pids),
+                                 input_size=_parse_size(input_size))
         config.validate()
+        if resume:  # an imported trunk is rebuilt from the run's own graph description, not the IR file
+            from models.checkpoint import load_checkpoint
+
+            config.trunk_graph = load_checkpoint(out_path)[1].get("config", {}).get("trunk_graph")
         train_config = TrainConfig(epochs=epochs, p=batch_p, k=batch_k, lr=lr, weight_decay=weight_decay,
                                    warmup_epochs=warmup_epochs, schedule=schedule, milestones=milestone_list,
                                    amp=amp, eval_every=eval_every, workers=workers, seed=seed,
@@ -356,7 +372,8 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
     gallery_kp = _keypoints(data.gallery, data.root, tag, estimate, console, "gallery")
     targets, teacher_names = _teacher_targets(teacher, data.train, device_name, console)
     torch.manual_seed(seed)
-    net = JointLossNet(config, pretrained_trunk=_imagenet_weights(arch, imagenet_path, pretrained and not resume))
+    net = JointLossNet(config, pretrained_trunk=_imagenet_weights(
+        arch, imagenet_path, pretrained and not (resume and config.trunk_graph is not None)))
     model_name = name or f"jointloss-{arch}-{data.name}"
 
     def evaluate(model):
@@ -450,22 +467,29 @@ def evaluate(dataset: str, root: str, weights: str, rerank: bool, flip: bool, de
 @click.command("export")
 @click.option("--weights", default=None, metavar="CKPT",
               help="A reid-app checkpoint ('reid-app train' output) [default: the shipped model].")
-@click.option("--onnx", "onnx_path", required=True, metavar="OUT.onnx", help="ONNX file to write.")
+@click.option("--onnx", "onnx_path", default=None, metavar="OUT.onnx", help="ONNX file to write.")
+@click.option("--ir", "ir_path", default=None, metavar="OUT.xml",
+              help="OpenVINO IR to write (FP16 weights; OUT.bin beside it): the fastest CPU inference.")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (at least 16).")
-def export_command(weights: str, onnx_path: str, opset: int) -> None:
-    """Export a checkpoint to ONNX (dynamic batch), checked to agree with PyTorch.
+def export_command(weights: Optional[str], onnx_path: Optional[str], ir_path: Optional[str], opset: int) -> None:
+    """Export a checkpoint to ONNX or to an OpenVINO IR (dynamic batch), checked to agree with PyTorch.
 
-    The model takes 'images' [N,3,H,W] and, with pose-guided parts, 'part_boxes' [N,P,4]; it gives 'descriptor'
-    [N,D]. Use it with 'reid-app ingest --reid OUT.onnx' or 'reid-app evaluate --weights OUT.onnx'.
+    The model takes 'images' [N,3,H,W] (in the network's pixel convention, recorded in the file) and, with
+    pose-guided parts, 'part_boxes' [N,P,4]; it gives 'descriptor' [N,D]. Use it with 'reid-app ingest --reid OUT'
+    or 'reid-app evaluate --weights OUT'. The IR also records the model's name, clustering threshold and descriptor
+    layout, as the shipped default does.
     """
     from models.encoders import build_jointloss_encoder
-    from models.export import export_onnx
 
+    if (onnx_path is None) == (ir_path is None):
+        raise UsageError("give exactly one of --onnx OUT.onnx or --ir OUT.xml")
     if opset < 16:
         raise UsageError(f"--opset must be at least 16 (pixel-aligned RoiAlign), got {opset}")
-    out = Path(onnx_path)
+    out = Path(onnx_path or ir_path)
     if not out.parent.exists():
-        raise UsageError(f"--onnx {onnx_path}: folder {out.parent} does not exist")
+        raise UsageError(f"{'--onnx' if onnx_path else '--ir'} {out}: folder {out.parent} does not exist")
+    if ir_path is not None and out.suffix.lower() != ".xml":
+        raise UsageError(f"--ir {ir_path} must name the IR's .xml file (its .bin is written beside it)")
     if weights is None:
         from models.default_model import default_checkpoint
 
@@ -475,6 +499,16 @@ def export_command(weights: str, onnx_path: str, opset: int) -> None:
     if not Path(weights).is_file():
         raise WeightsError(f"re-id checkpoint {weights} does not exist")
     encoder = build_jointloss_encoder(weights)
+    if ir_path is not None:
+        from models.ir_export import export_ir
+
+        ir = export_ir(encoder.net, out, encoder.name, encoder.clustering_threshold, encoder.checkpoint_hash)
+        click.echo(f"wrote {ir.xml} and {ir.xml.with_suffix('.bin').name} ({ir.size_bytes / 1e6:.1f} MB): "
+                   f"descriptor [N, {ir.dims}]; OpenVINO agrees with PyTorch to cosine {ir.min_cosine:.5f} "
+                   f"(batch {ir.check_batch})")
+        return
+    from models.export import export_onnx
+
     report = export_onnx(encoder.net, out, opset=opset)
     click.echo(f"wrote {report.path}: inputs {', '.join(report.inputs)} -> descriptor [N, {report.dims}]; "
                f"onnxruntime agrees with PyTorch to {report.max_abs_difference:.1e} (batch {report.check_batch})")

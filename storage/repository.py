@@ -6,6 +6,7 @@ video whose ``status`` is still ``ingesting`` holds only whole batches and is re
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -121,6 +122,47 @@ def model_threshold(db: Database, model_id: int) -> Optional[float]:
         return None if value is None else float(value)
     except ValueError:
         return None
+
+
+def _layout_key(model_id: int) -> str:
+    return f"model.{model_id}.descriptor_layout"
+
+
+def set_model_layout(db: Database, model_id: int, layout: Sequence[dict]) -> None:
+    """Record which descriptor columns each branch of a model fills (``[{"name", "start", "stop"}]``, global first,
+    then the body parts; from the encoder), in ``reid_meta`` under ``model.<id>.descriptor_layout``, so searches can
+    explain a match part by part without loading the model."""
+    value = json.dumps([{"name": str(p["name"]), "start": int(p["start"]), "stop": int(p["stop"])} for p in layout])
+    with db.sessions.begin() as session:
+        session.merge(Meta(key=_layout_key(model_id), value=value))
+
+
+def model_layout(db: Database, model_id: int) -> Optional[list[dict]]:
+    """The layout recorded by :func:`set_model_layout`, or None (none recorded, or unreadable)."""
+    with db.session() as session:
+        value = session.scalar(select(Meta.value).where(Meta.key == _layout_key(model_id)))
+    if value is None:
+        return None
+    try:
+        return [{"name": str(p["name"]), "start": int(p["start"]), "stop": int(p["stop"])} for p in json.loads(value)]
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def sighting_keypoints(db: Database, sighting_ids: Sequence[int]) -> dict[int, tuple[np.ndarray, Optional[np.ndarray]]]:
+    """Sighting id -> ``(box float32 [4], keypoints float32 [17, 3] or None)``, both in frame pixels (missing ids
+    are absent)."""
+    if not len(sighting_ids):
+        return {}
+    with db.session() as session:
+        rows = session.execute(select(Sighting.id, Sighting.x1, Sighting.y1, Sighting.x2, Sighting.y2,
+                                      Sighting.keypoints).where(Sighting.id.in_([int(s) for s in sighting_ids]))).all()
+    out = {}
+    for sid, x1, y1, x2, y2, kp in rows:
+        values = None if kp is None else np.frombuffer(kp, dtype="<f4")
+        out[sid] = (np.array([x1, y1, x2, y2], np.float32),
+                    None if values is None or values.size != 51 else values.reshape(17, 3).copy())
+    return out
 
 
 def set_ingest_models(db: Database, detector: str, pose: str) -> None:

@@ -36,6 +36,8 @@ class ResultItem:
         first_timestamp, last_timestamp: the track's time range, seconds since the epoch.
         score: cosine similarity. thumbnail: JPEG bytes or None.
         identity_id: the track's identity, if any. confirmed: a user confirmed it for this query.
+        parts: why this match: ``(part name, cosine or None when not visible)`` per body part, top to bottom
+            (``pipelines.explain``); empty for models without part branches.
     """
 
     track_id: int
@@ -49,6 +51,7 @@ class ResultItem:
     thumbnail: Optional[bytes]
     identity_id: Optional[int] = None
     confirmed: bool = False
+    parts: tuple = ()
 
     @classmethod
     def from_result(cls, result) -> "ResultItem":
@@ -56,7 +59,13 @@ class ResultItem:
         best = result.best.sighting
         return cls(result.track_id, result.camera_id, result.camera, best.id, best.timestamp,
                    result.first_timestamp, result.last_timestamp, result.score, best.thumbnail,
-                   result.identity_id, result.confirmed)
+                   result.identity_id, result.confirmed,
+                   tuple((p.name, p.similarity) for p in getattr(result, "parts", ())))
+
+    def parts_text(self) -> str:
+        """``"upper body 0.91, legs 0.62, head not visible"`` (empty without parts)."""
+        compared = [f"{name} {value:.2f}" for name, value in self.parts if value is not None]
+        return ", ".join(compared + [f"{name} not visible" for name, value in self.parts if value is None])
 
 
 class _PlainListModel(QAbstractListModel):
@@ -106,6 +115,7 @@ class ResultsModel(_PlainListModel):
             return (f"track {item.track_id} on {item.camera}{identity}\nvisible {format_time(item.first_timestamp)}"
                     f" – {format_time(item.last_timestamp)}\nscore {item.score:.3f}"
                     + ("\nconfirmed as the same person" if item.confirmed else "")
+                    + (f"\nwhy: {item.parts_text()}" if item.parts else "")
                     + "\ndouble-click: show in the player")
         if role == ItemRole:
             return item

@@ -1,5 +1,6 @@
-"""The results gallery: who the query is, the ranked matches from every camera (thumbnail, camera, time, score),
-filters by camera and time, and the buttons that record whether a match is the same person."""
+"""The results gallery: who the query is, the ranked matches from every camera (thumbnail, camera, time, score, and
+per-body-part similarity bars saying why each matched), filters by camera and time, and the buttons that record
+whether a match is the same person."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
 from reid_app.timefmt import format_time
 from ui.tables import push_button
 from ui.item_models import ItemRole, ResultItem, ResultsFilterModel, ResultsModel, thumbnail_pixmap
+from ui.part_bars import PartBarsDelegate
 
 ALL_CAMERAS = "All cameras"
 
@@ -104,6 +106,7 @@ class ResultsPanel(QWidget):
         self.view.setUniformItemSizes(True)
         self.view.setAlternatingRowColors(True)
         self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.view.setItemDelegate(PartBarsDelegate(self.view))  # why this match: per-part similarity bars
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.doubleClicked.connect(self._activate)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)

@@ -19,7 +19,11 @@ MOBILENET_IMAGENET = WEIGHTS / "imagenet" / "mobilenet_v2_imagenet_features.pt"
 REID = SHARED / "data" / "reid"
 
 
-@pytest.mark.parametrize("name", sorted(BACKBONES))
+IMAGENET_BACKBONES = sorted(n for n, spec in BACKBONES.items() if spec.preprocessing == "imagenet_rgb")
+OMZ_BACKBONES = sorted(n for n, spec in BACKBONES.items() if spec.preprocessing == "bgr255")
+
+
+@pytest.mark.parametrize("name", IMAGENET_BACKBONES)
 @pytest.mark.parametrize("last_stride", [1, 2])
 def test_every_backbone_gives_a_stride_16_trunk_map_and_the_announced_channels(name, last_stride):
     trunk = backbone_spec(name).build(last_stride, False)
@@ -30,6 +34,26 @@ def test_every_backbone_gives_a_stride_16_trunk_map_and_the_announced_channels(n
     assert mid.shape == (1, trunk.mid_channels, 256 // MID_STRIDE, 128 // MID_STRIDE)
     top_stride = MID_STRIDE * (1 if last_stride == 1 else 2)
     assert top.shape == (1, trunk.top_channels, 256 // top_stride, 128 // top_stride)
+
+
+@pytest.mark.parametrize("name", OMZ_BACKBONES)
+def test_open_model_zoo_backbones_tap_stride_16_and_keep_their_own_embedding_head(name):
+    spec = backbone_spec(name)
+    with pytest.raises(WeightsError, match=spec.imagenet_file):  # nothing to start from without the IR
+        spec.build(1, False)
+    ir = find_imagenet_weights(name, [WEIGHTS])
+    if ir is None:
+        pytest.skip(f"{spec.imagenet_file} is absent from {WEIGHTS}")
+    trunk = spec.build(1, str(ir))
+    x = torch.rand(2, 3, 256, 128) * 255  # BGR 0-255: the IR normalises inside
+    with torch.no_grad():
+        mid = trunk.trunk(x)
+        top = trunk.top(mid)
+    assert mid.shape == (2, trunk.mid_channels, 256 // MID_STRIDE, 128 // MID_STRIDE)
+    assert top.shape == (2, trunk.top_channels) and trunk.pooled_top and trunk.graph is not None
+    assert (trunk.mid_channels, trunk.top_channels) == ({"osnet-omz-0286": 384, "osnet-omz-0277": 512}[name], 256)
+    with pytest.raises(ValueError, match="256x128"):
+        JointLossConfig(backbone=name, input_size=[192, 96]).validate()
 
 
 def test_unknown_backbone_is_refused_with_the_choices():
