@@ -65,6 +65,22 @@ def _record_metadata(path: Path, net: JointLossNet) -> None:
     onnx.save(model, str(path))
 
 
+def check_inputs(net: JointLossNet, n: int, generator: torch.Generator, with_boxes: bool) -> tuple:
+    """Random inputs of an export's parity check: ``n`` noise images (0-255 pixels in the network's convention,
+    ``float32 [n, 3, H, W]``) and, ``with_boxes``, the fixed part boxes jittered down by up to 10% of the height
+    (``float32 [n, P, 4]``)."""
+    height, width = net.config.input_size
+    pixels = torch.randint(0, 256, (n, height, width, 3), generator=generator).numpy().astype(np.uint8)
+    images = torch.from_numpy(net.preprocessing.apply(pixels))
+    if not with_boxes:
+        return (images,)
+    boxes = net.fixed_boxes.expand(n, -1, -1).clone()
+    jitter = torch.rand(n, boxes.shape[1], 1, generator=generator) * 0.1 * height
+    boxes[..., 1:2] += jitter
+    boxes[..., 3:4] = torch.minimum(boxes[..., 3:4] + jitter, torch.tensor(float(height)))
+    return images, boxes
+
+
 def export_onnx(net: JointLossNet, out: str | Path, opset: int = 17, tolerance: float = 1e-4,
                 check_batch: int = 3, seed: int = 0) -> ExportReport:
     """Export ``net`` to ONNX with a dynamic batch and check onnxruntime against PyTorch on random inputs.
@@ -89,19 +105,10 @@ def export_onnx(net: JointLossNet, out: str | Path, opset: int = 17, tolerance: 
     net = net.cpu().eval()
     with_boxes = net.config.use_parts and net.config.part_mode == "pose"
     wrapper = _Descriptor(net, with_boxes).eval()
-    height, width = net.config.input_size
     generator = torch.Generator().manual_seed(seed)
 
     def inputs(n: int) -> tuple[torch.Tensor, ...]:
-        pixels = torch.randint(0, 256, (n, height, width, 3), generator=generator).numpy().astype(np.uint8)
-        images = torch.from_numpy(net.preprocessing.apply(pixels))
-        if not with_boxes:
-            return (images,)
-        boxes = net.fixed_boxes.expand(n, -1, -1).clone()
-        jitter = torch.rand(n, boxes.shape[1], 1, generator=generator) * 0.1 * height
-        boxes[..., 1:2] += jitter
-        boxes[..., 3:4] = torch.minimum(boxes[..., 3:4] + jitter, torch.tensor(float(height)))
-        return images, boxes
+        return check_inputs(net, n, generator, with_boxes)
 
     names = ["images", "part_boxes"] if with_boxes else ["images"]
     axes = {name: {0: "batch"} for name in names + ["descriptor"]}

@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from models.export import _Descriptor
+from models.export import _Descriptor, check_inputs
 from models.jointloss import JointLossNet
 from reid_app.errors import WeightsError
 
@@ -49,19 +49,6 @@ class IRExportReport:
     dims: int
     min_cosine: float
     check_batch: int
-
-
-def _check_inputs(net: JointLossNet, n: int, generator: torch.Generator, with_boxes: bool) -> tuple:
-    height, width = net.config.input_size
-    pixels = torch.randint(0, 256, (n, height, width, 3), generator=generator).numpy().astype(np.uint8)
-    images = torch.from_numpy(net.preprocessing.apply(pixels))
-    if not with_boxes:
-        return (images,)
-    boxes = net.fixed_boxes.expand(n, -1, -1).clone()
-    jitter = torch.rand(n, boxes.shape[1], 1, generator=generator) * 0.1 * height
-    boxes[..., 1:2] += jitter
-    boxes[..., 3:4] = torch.minimum(boxes[..., 3:4] + jitter, torch.tensor(float(height)))
-    return images, boxes
 
 
 def export_ir(net: JointLossNet, xml: str | Path, name: str, clustering_threshold: Optional[float] = None,
@@ -101,7 +88,7 @@ def export_ir(net: JointLossNet, xml: str | Path, name: str, clustering_threshol
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            model = ov.convert_model(wrapper, example_input=_check_inputs(net, 2, generator, with_boxes),
+            model = ov.convert_model(wrapper, example_input=check_inputs(net, 2, generator, with_boxes),
                                      input=shapes)
         for node, input_name in zip(model.inputs, ["images", "part_boxes"]):
             node.get_tensor().set_names({input_name})
@@ -114,7 +101,7 @@ def export_ir(net: JointLossNet, xml: str | Path, name: str, clustering_threshol
             model.set_rt_info(value, [RT_INFO_SECTION, key])
         ov.save_model(model, str(tmp_xml), compress_to_fp16=True)
         compiled = ov.Core().compile_model(str(tmp_xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        check = _check_inputs(net, check_batch, generator, with_boxes)
+        check = check_inputs(net, check_batch, generator, with_boxes)
         got = np.asarray(compiled({i: t.numpy() for i, t in enumerate(check)})[compiled.outputs[0]])
         with torch.inference_mode():
             want = wrapper(*check).numpy()

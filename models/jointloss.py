@@ -60,6 +60,10 @@ class JointLossConfig:
         input_size: ``[height, width]`` of the network input in pixels.
         trunk_graph: an imported IR backbone's graph description (``models.ir_import.IRNetwork.spec``), filled in
             when the network is built from the IR, so the checkpoint rebuilds without it; None otherwise.
+        part_weight: scale of the part embeddings in the descriptor relative to the global one (1: the plain
+            concatenation). Below 1, a strong pretrained global branch keeps more say in the cosine than part
+            branches trained on few identities; part-level explanations are unaffected (a slice's cosine does not
+            depend on its scale).
     """
 
     backbone: str = "resnet50"
@@ -75,6 +79,7 @@ class JointLossConfig:
     num_classes: int = 0
     input_size: list = field(default_factory=lambda: [256, 128])
     trunk_graph: Optional[dict] = None
+    part_weight: float = 1.0
 
     @property
     def dims(self) -> int:
@@ -127,6 +132,8 @@ class JointLossConfig:
                              f"use part_mode='stripes' for other counts")
         if self.use_parts and self.num_parts < 1:
             raise ValueError("num_parts must be at least 1")
+        if not self.part_weight > 0:
+            raise ValueError(f"part_weight must be positive, got {self.part_weight}")
         fixed = backbone_spec(self.backbone).input_size
         if fixed is not None and tuple(self.input_size) != tuple(fixed):
             raise ValueError(f"backbone {self.backbone} takes {fixed[0]}x{fixed[1]} inputs only, not "
@@ -260,7 +267,8 @@ class JointLossNet(nn.Module):
             for k in range(p):
                 pooled = F.adaptive_avg_pool2d(self.part_convs[k](regions[:, k]), 1).flatten(1)
                 feat, bn, logit = self.part_heads[k](pooled)
-                feats.append(feat), bns.append(bn), logits.append(logit)
+                feats.append(feat), bns.append(bn * self.config.part_weight if self.global_head is not None else bn)
+                logits.append(logit)
         joint = torch.cat(bns, dim=1)
         out = {"descriptor": F.normalize(joint.float(), dim=1)}
         if self.training:

@@ -51,6 +51,14 @@ class TrainConfig:
         freeze_early: freeze the backbone's low-level stem (``JointLossNet.freeze_early_layers``).
         preload: decode every training image once, resized to the input size, and keep it in memory (saves the
             JPEG/PNG decoding of every epoch; about ``N * H * W * 3`` bytes).
+        head_lr_factor: learning rate of the layers outside the pretrained backbone (embedding heads, BNNecks,
+            part branches, classifiers) as a multiple of ``lr``: new layers learn faster while a pretrained trunk
+            moves slowly (1: one rate for all).
+        wise_alpha: weight-space ensembling of the fine-tuned backbone with its starting weights after the last
+            epoch (WiSE-FT, Wortsman et al., "Robust fine-tuning of zero-shot models", CVPR 2022, Eq. 1):
+            ``theta = (1 - alpha) * theta_0 + alpha * theta_ft`` for every backbone tensor (trunk and its last stage
+            or head); 1 keeps the fine-tuned weights. Trades a little in-domain accuracy for accuracy on cameras
+            the training set never saw.
     """
 
     epochs: int = 120
@@ -69,6 +77,8 @@ class TrainConfig:
     max_iterations: Optional[int] = None
     freeze_early: bool = False
     preload: bool = False
+    head_lr_factor: float = 1.0
+    wise_alpha: float = 1.0
 
     def validate(self) -> None:
         """Raise ``ValueError`` for impossible settings."""
@@ -78,6 +88,10 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.lr <= 0:
             raise ValueError(f"the learning rate must be positive, got {self.lr}")
+        if not 0.0 <= self.wise_alpha <= 1.0:
+            raise ValueError(f"the WiSE-FT weight must be in [0, 1], got {self.wise_alpha}")
+        if self.head_lr_factor <= 0:
+            raise ValueError(f"the head learning-rate factor must be positive, got {self.head_lr_factor}")
 
 
 def learning_rate_factor(epoch: int, config: TrainConfig) -> float:
@@ -178,6 +192,20 @@ def _autocast(device: str, amp: bool):
     return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
 
 
+def _backbone_state(net: JointLossNet) -> dict[str, torch.Tensor]:
+    """Copies of the backbone's tensors (``trunk.*`` and ``layer4.*``: the pretrained layers), on the CPU."""
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()
+            if k.startswith(("trunk.", "layer4.")) and v.is_floating_point()}
+
+
+def _interpolate_backbone(net: JointLossNet, start: dict[str, torch.Tensor], alpha: float) -> None:
+    """WiSE-FT (``TrainConfig.wise_alpha``): ``(1 - alpha) * start + alpha * current`` for every backbone tensor."""
+    state = net.state_dict()
+    with torch.no_grad():
+        for key, initial in start.items():
+            state[key].copy_((1.0 - alpha) * initial.to(state[key].device) + alpha * state[key])
+
+
 def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int], keypoints: Optional[np.ndarray],
           config: TrainConfig, loss: JointLoss, out: Path, metadata: dict, device: str = "cpu",
           resume: bool = False, evaluate: Optional[Callable[[JointLossNet], dict[str, float]]] = None,
@@ -217,9 +245,15 @@ def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int
     if config.freeze_early:
         net.freeze_early_layers()
     params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    groups: list[dict] = [{"params": params}]
+    if config.head_lr_factor != 1.0:
+        backbone = {id(p) for module in (net.trunk, net.layer4) if module is not None for p in module.parameters()}
+        groups = [{"params": [p for p in params if id(p) in backbone]},
+                  {"params": [p for p in params if id(p) not in backbone], "lr_scale": config.head_lr_factor}]
+    optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
     history: list[dict] = []
     start_epoch = 0
+    start_state = _backbone_state(net) if config.wise_alpha < 1.0 and not resume else None
     if resume:
         state_dict, previous, training_state = load_checkpoint(out, with_training_state=True)
         if previous.get("config") != net.config.to_dict():
@@ -228,6 +262,11 @@ def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int
         net.load_state_dict(state_dict)
         start_epoch = int(previous.get("epoch", 0))
         history = list(previous.get("history", []))
+        if config.wise_alpha < 1.0:
+            start_state = (training_state or {}).get("start_state")
+            if start_state is None and start_epoch < config.epochs:
+                raise ValueError(f"{out} holds no starting backbone weights for WiSE-FT (a run begun without it, or "
+                                 f"a final checkpoint); resume without --wise-ft or start a new run")
         if training_state and "optimizer" in training_state:
             optimizer.load_state_dict(training_state["optimizer"])
         else:
@@ -255,13 +294,14 @@ def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int
                     train=asdict(config), input_size=list(net.config.input_size), dims=net.config.dims,
                     preprocessing=net.preprocessing.to_dict(),
                     epoch=epoch, epochs=config.epochs, history=history, metrics=metrics)
-        state = None if final else {"optimizer": optimizer.state_dict()}
+        state = None if final else {"optimizer": optimizer.state_dict(),
+                                    **({"start_state": start_state} if start_state is not None else {})}
         save_checkpoint(out, {k: v.detach().cpu() for k, v in net.state_dict().items()}, meta, state)
 
     for epoch in range(start_epoch, config.epochs):
         lr = config.lr * learning_rate_factor(epoch, config)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         iterations = len(sampler) if config.max_iterations is None else min(len(sampler), config.max_iterations)
         progress.on_epoch_start(epoch + 1, config.epochs, iterations)
         net.train()
@@ -300,6 +340,15 @@ def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int
                  **{k: round(v, 5) for k, v in means.items()}}
         last = epoch + 1 == config.epochs
         evaluated = None
+        if last and start_state is not None:
+            if evaluate is not None:
+                net.eval()
+                with torch.no_grad():
+                    entry["metrics_before_wise_ft"] = evaluate(net)
+            _interpolate_backbone(net, start_state, config.wise_alpha)
+            entry["wise_ft_alpha"] = config.wise_alpha
+            progress.on_message(f"WiSE-FT: backbone weights = {1 - config.wise_alpha:.2f} x start + "
+                                f"{config.wise_alpha:.2f} x fine-tuned")
         if evaluate is not None and (last or (config.eval_every > 0 and (epoch + 1) % config.eval_every == 0)):
             net.eval()
             with torch.no_grad():

@@ -237,6 +237,9 @@ class _RichTrainProgress:
 @click.option("--batch-p", type=int, default=16, show_default=True, help="Identities per batch (PK sampler P).")
 @click.option("--batch-k", type=int, default=4, show_default=True, help="Images per identity (PK sampler K).")
 @click.option("--lr", type=float, default=3.5e-4, show_default=True, help="Base learning rate (Adam).")
+@click.option("--head-lr-factor", type=float, default=1.0, show_default=True,
+              help="Learning rate of the new layers (heads, part branches, classifiers) as a multiple of --lr, so "
+                   "a pretrained trunk moves slowly while they learn.")
 @click.option("--weight-decay", type=float, default=5e-4, show_default=True, help="Weight decay.")
 @click.option("--schedule", type=click.Choice(["step", "cosine"]), default="step", show_default=True,
               help="After warm-up: x0.1 at --milestones (step) or cosine decay.")
@@ -256,6 +259,13 @@ class _RichTrainProgress:
               help="Global embedding size [default: 512; for an osnet-omz backbone its own 256-D embedding].")
 @click.option("--part-dim", type=int, default=None,
               help="Embedding size per part [default: 128; 64 for an osnet-omz backbone].")
+@click.option("--wise-ft", "wise_alpha", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
+              help="After the last epoch, mix the fine-tuned backbone with its starting weights: (1-A) x start + A x "
+                   "fine-tuned (WiSE-FT). Below 1 it keeps more of what a pretrained re-id trunk knew about "
+                   "cameras the training set never saw.")
+@click.option("--part-weight", type=float, default=1.0, show_default=True,
+              help="Scale of the part embeddings in the descriptor relative to the global one (below 1: the global "
+                   "branch has more say in the cosine).")
 @click.option("--parts", "num_parts", type=int, default=4, show_default=True,
               help="Body parts (2, 4 or 6 pose-guided; any count with --part-mode stripes).")
 @click.option("--part-mode", type=click.Choice(["pose", "stripes"]), default="pose", show_default=True,
@@ -285,7 +295,7 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
           label_smoothing: float, sparsity_weight: float, workers: Optional[int], seed: int,
           iterations_per_epoch: Optional[int], name: Optional[str], extra_train: tuple[str, ...],
           teacher: tuple[str, ...], distill_weight: float, imagenet_path: Optional[str], freeze_early: bool,
-          preload: bool) -> None:
+          preload: bool, head_lr_factor: float, part_weight: float, wise_alpha: float) -> None:
     """Train the joint-loss re-id network on a dataset and write a checkpoint for 'reid-app ingest --reid'.
 
     Identity loss per branch with label smoothing plus batch-hard triplet loss (softmax:triplet = 0.5:1), PK
@@ -348,7 +358,7 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
                                  part_dim=part_dim or (64 if reid_trunk else 128), num_parts=num_parts,
                                  use_global=not no_global, use_parts=not no_parts, part_mode=part_mode,
                                  loss_mode=loss_mode.replace("-", "_"), num_classes=len(pids),
-                                 input_size=_parse_size(input_size))
+                                 input_size=_parse_size(input_size), part_weight=part_weight)
         config.validate()
         if resume:  # an imported trunk is rebuilt from the run's own graph description, not the IR file
             from models.checkpoint import load_checkpoint
@@ -357,7 +367,8 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
         train_config = TrainConfig(epochs=epochs, p=batch_p, k=batch_k, lr=lr, weight_decay=weight_decay,
                                    warmup_epochs=warmup_epochs, schedule=schedule, milestones=milestone_list,
                                    amp=amp, eval_every=eval_every, workers=workers, seed=seed,
-                                   max_iterations=iterations_per_epoch, freeze_early=freeze_early, preload=preload)
+                                   max_iterations=iterations_per_epoch, freeze_early=freeze_early, preload=preload,
+                                   head_lr_factor=head_lr_factor, wise_alpha=wise_alpha)
         train_config.validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None

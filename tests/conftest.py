@@ -174,6 +174,19 @@ def lab4_db(tmp_path_factory) -> Path:
     return db
 
 
+@pytest.fixture(scope="session")
+def lab_default_db(tmp_path_factory) -> Path:
+    """A database made by a real CLI ingest of the first 4 s of lab cam0 and cam1 with the shipped default re-id
+    model (global + pose-guided part branches; read it, or copy it with ``copy_db`` before writing)."""
+    for p in (LAB / "cam0.mp4", LAB / "cam1.mp4", POSE_DETECTOR):
+        _require(p)
+    db = tmp_path_factory.mktemp("lab-default") / "lab-default.db"
+    result = run_cli("ingest", LAB / "cam0.mp4", LAB / "cam1.mp4", "--db", db, "--duration", "4", "--detector",
+                     POSE_DETECTOR)
+    assert result.code == 0, result.stderr
+    return db
+
+
 def copy_db(source: Path, target_dir: Path) -> Path:
     """A private copy of a SQLite database (through SQLite's backup API, so the WAL is included), for tests
     that write."""

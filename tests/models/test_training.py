@@ -73,3 +73,36 @@ def test_checkpoint_each_epoch_resume_continues_and_the_result_loads_as_an_encod
     with pytest.raises(ValueError, match="different architecture"):
         other = JointLossNet(JointLossConfig(backbone="resnet18", num_classes=len(pids), input_size=[64, 32]))
         train(other, synthetic.train, labels, None, config, JointLoss(), out, {}, resume=True)
+
+
+def test_wise_ft_mixes_the_backbone_with_its_starting_weights_across_a_resume(tmp_path, synthetic):
+    pids = sorted({s.pid for s in synthetic.train})
+    labels = [pids.index(s.pid) for s in synthetic.train]
+    out = tmp_path / "wise.pt"
+    config = TrainConfig(epochs=2, p=4, k=2, warmup_epochs=0, workers=0, eval_every=0, max_iterations=2, lr=1e-2,
+                         wise_alpha=0.25, head_lr_factor=3.0)
+    start = {k: v.clone() for k, v in _net(len(pids)).state_dict().items()}
+    counter = _Counter()
+    train(_net(len(pids)), synthetic.train, labels, None, config, JointLoss(), out, {}, progress=counter,
+          stop=lambda: counter.iterations >= 3)  # stopped in epoch 2: the starting weights travel in the checkpoint
+    _, meta, state = load_checkpoint(out, with_training_state=True)
+    assert meta["epoch"] == 1 and set(state["start_state"]) == {k for k in start if k.startswith(("trunk.",
+                                                                                                  "layer4."))
+                                                                   and start[k].is_floating_point()}
+    net = _net(len(pids))
+    evaluated = []
+
+    def evaluate(model):  # called before and after the mix at the last epoch
+        evaluated.append({k: v.clone() for k, v in model.state_dict().items()})
+        return {"rank1": 0.0, "mAP": 0.0}
+
+    result = train(net, synthetic.train, labels, None, config, JointLoss(), out, {}, resume=True, evaluate=evaluate)
+    fine_tuned = evaluated[0]
+    key = next(k for k in state["start_state"] if k.endswith("weight") and start[k].dim() == 4)
+    assert not torch.equal(fine_tuned[key], start[key])  # training moved it
+    assert torch.allclose(net.state_dict()[key], 0.75 * start[key] + 0.25 * fine_tuned[key], atol=1e-6)
+    head = next(k for k in fine_tuned if k.startswith("global_head.embed"))
+    assert torch.equal(net.state_dict()[head], fine_tuned[head])  # new layers keep their fine-tuned weights
+    assert result.history[-1]["wise_ft_alpha"] == 0.25 and "metrics_before_wise_ft" in result.history[-1]
+    _, final_meta, final_state = load_checkpoint(out, with_training_state=True)
+    assert final_state is None and final_meta["train"]["wise_alpha"] == 0.25
