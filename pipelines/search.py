@@ -426,10 +426,11 @@ class Searcher:
         if not names or not results:
             return
         query_rows: list[int] = []
-        if query.track_id is not None and query.vectors.shape[0] >= 1:
+        if query.track_id is not None:
             rows = index.rows_of(query.track_id)
-            if len(rows):
-                picks = np.unique(np.linspace(rows.start, rows.stop - 1, min(len(rows), EXPLAIN_QUERY_SAMPLES))
+            count = rows.stop - rows.start
+            if count > 0:
+                picks = np.unique(np.linspace(rows.start, rows.stop - 1, min(count, EXPLAIN_QUERY_SAMPLES))
                                   .round().astype(int))
                 query_rows = [int(index.sighting_ids[r]) for r in picks]
         wanted = query_rows + [m.sighting.id for r in results for m in r.sightings]

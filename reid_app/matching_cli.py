@@ -100,10 +100,9 @@ def search(db_path, track_id, sighting_id, image_path, top_k, cameras, exclude_c
     from pipelines.explain import describe_parts
 
     for name in ("rank", "camera", "track", "local id", "identity", f"seen at ({zone})", "sighting", "from", "to",
-                 "sightings", "score", "why (body parts)", "note"):
+                 "sightings", "score", "note"):
         table.add_column(name, justify="right" if name in ("rank", "track", "local id", "identity", "sighting",
-                                                            "sightings", "score") else "left",
-                         overflow="fold")
+                                                            "sightings", "score") else "left")
     for rank, r in enumerate(results, 1):
         note = "confirmed" if r.confirmed else ("" if r.rerank_distance is None else f"re-ranked "
                                                                                     f"{r.rerank_distance:.3f}")
@@ -114,9 +113,13 @@ def search(db_path, track_id, sighting_id, image_path, top_k, cameras, exclude_c
                           str(r.identity_id or "") if first else "", format_time(match.sighting.timestamp),
                           str(match.sighting.id), format_time(r.first_timestamp) if first else "",
                           format_time(r.last_timestamp) if first else "", str(r.num_sightings) if first else "",
-                          f"{(r.score if first else match.score):.3f}", describe_parts(r.parts) if first else "",
-                          note if first else "")
+                          f"{(r.score if first else match.score):.3f}", note if first else "")
     stdout_console().print(table)
+    why = [(rank, r) for rank, r in enumerate(results, 1) if r.parts]
+    if why:
+        lines = ["Why they match (cosine of each body part; a part counts where keypoints show it in both):"]
+        lines += [f"  {rank:>2}. track {r.track_id}: {describe_parts(r.parts)}" for rank, r in why]
+        stdout_console().print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
     if not results:
         stderr_console().print("no matching tracks (check the filters)", markup=False, highlight=False)
     db.close()

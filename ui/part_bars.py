@@ -11,10 +11,10 @@ from PySide6.QtWidgets import QStyledItemDelegate, QStyleOptionViewItem
 from ui.item_models import ItemRole
 
 #: Width of the bars' column in pixels (name, bar, value).
-BARS_WIDTH = 176
+BARS_WIDTH = 144
 _ROW_HEIGHT = 15
-_NAME_WIDTH = 68
-_VALUE_WIDTH = 30
+_NAME_WIDTH = 62
+_VALUE_WIDTH = 28
 
 
 def bar_colour(similarity: float) -> QColor:
@@ -70,9 +70,16 @@ class PartBarsDelegate(QStyledItemDelegate):
         painter.restore()
 
     def sizeHint(self, option: QStyleOptionViewItem, index) -> QSize:
+        """The usual row size plus the bars' column; a row is at least as wide as the list's viewport, so the bars
+        sit at its right edge and the text is elided before a horizontal scroll bar is needed."""
         hint = super().sizeHint(option, index)
         item = index.data(ItemRole)
         parts = getattr(item, "parts", ()) or ()
         if not parts:
             return hint
-        return QSize(hint.width() + BARS_WIDTH, max(hint.height(), _ROW_HEIGHT * len(parts) + 4))
+        view = option.widget
+        fit = 0
+        if view is not None and hasattr(view, "spacing"):  # room for a vertical scroll bar that may come
+            fit = view.viewport().width() - view.verticalScrollBar().sizeHint().width() - 2 * view.spacing() - 2
+        width = max(fit, 48 + 2 * BARS_WIDTH) if fit else hint.width() + BARS_WIDTH
+        return QSize(width, max(hint.height(), _ROW_HEIGHT * len(parts) + 4))

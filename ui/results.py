@@ -107,6 +107,8 @@ class ResultsPanel(QWidget):
         self.view.setAlternatingRowColors(True)
         self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.view.setItemDelegate(PartBarsDelegate(self.view))  # why this match: per-part similarity bars
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)  # rows follow the dock's width (bars at the right)
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.doubleClicked.connect(self._activate)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
