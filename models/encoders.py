@@ -344,7 +344,9 @@ class OpenVinoEncoder(ReIDEncoder):
     """An OpenVINO IR re-id model ``[N, 3, H, W] -> [N, D]`` (e.g. Intel's person-reidentification-retail-0286, or
     our own network exported by ``models.ir_export``, which also takes ``part_boxes [N, P, 4]``).
 
-    The IR is reshaped to a dynamic batch and compiled once for the CPU. Its :class:`Preprocessing`, name,
+    The IR is reshaped to a dynamic batch and compiled once for the CPU. An IR of ours takes the resized crops as
+    they are (``uint8 [N, H, W, 3]`` BGR; the pixel conversion is inside its graph); others take ``float32 [N, 3, H,
+    W]`` prepared here. Its :class:`Preprocessing`, name,
     clustering threshold and descriptor layout come from the IR's ``rt_info`` (``reid_app`` section, written by
     ``models.ir_export``) when present; otherwise the preprocessing comes from :data:`IR_PREPROCESSING` (BGR 0-255,
     no mean/std for the Open Model Zoo models) and the name from the file.
@@ -380,6 +382,11 @@ class OpenVinoEncoder(ReIDEncoder):
                                f"with its .bin beside it?") from exc
         shape = model.inputs[0].get_partial_shape()
         box_shape = model.inputs[1].get_partial_shape() if len(model.inputs) == 2 else None
+        # our own exports take the resized crops as they are: uint8 [N, H, W, 3] BGR (models.ir_export)
+        self.takes_uint8 = model.inputs[0].get_element_type() == ov.Type.u8 and shape.rank.get_length() == 4 \
+            and shape[3].is_static and shape[3].get_length() == 3
+        if self.takes_uint8:
+            shape = ov.PartialShape([shape[0], shape[3], shape[1], shape[2]])  # as NCHW for the checks below
         if len(model.inputs) > 2 or shape.rank.get_length() != 4 or shape[1].get_length() != 3 \
                 or len(model.outputs) != 1 or (box_shape is not None and (
                     box_shape.rank.get_length() != 3 or not box_shape[1].is_static)):
@@ -387,7 +394,8 @@ class OpenVinoEncoder(ReIDEncoder):
                                f"[N, P, 4]) and give one output [N, D]; it takes "
                                f"{[str(i.get_partial_shape()) for i in model.inputs]}")
         height, width = shape[2].get_length(), shape[3].get_length()
-        shapes = {model.inputs[0].any_name: ov.PartialShape([-1, 3, height, width])}
+        shapes = {model.inputs[0].any_name: ov.PartialShape([-1, height, width, 3] if self.takes_uint8
+                                                             else [-1, 3, height, width])}
         if box_shape is not None:
             self.num_parts = box_shape[1].get_length()
             shapes[model.inputs[1].any_name] = ov.PartialShape([-1, self.num_parts, 4])
@@ -440,6 +448,12 @@ class OpenVinoEncoder(ReIDEncoder):
             raise WeightsError(f"OpenVINO IR {xml} carries malformed reid-app metadata ({type(exc).__name__}: "
                                f"{exc}); export it again with 'reid-app export --ir'") from None
         return info
+
+    def _encode_batch(self, crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray]) -> np.ndarray:
+        if not self.takes_uint8:
+            return super()._encode_batch(crops, part_boxes)
+        resized, boxes = resize_crops(crops, part_boxes, self.input_size)  # the graph converts the pixels itself
+        return self._forward(resized, boxes)
 
     def _forward(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
         feeds = {0: images}

@@ -2,12 +2,14 @@
 
 The network (for an Open Model Zoo trunk: the imported IR graph of ``models.ir_import`` plus the part branches) is
 converted by OpenVINO's PyTorch frontend (``openvino.convert_model`` on a trace with a dynamic batch) and saved with
-FP16-compressed weights (``openvino.save_model(compress_to_fp16=True)``). Inputs: ``images`` (``float32 [N, 3, H,
-W]`` in the network's pixel convention, e.g. BGR 0-255) and, with pose-guided parts, ``part_boxes`` (``float32 [N,
-P, 4]``, input pixels). Output: ``descriptor`` (``float32 [N, D]``, L2-normalised).
+FP16-compressed weights (``openvino.save_model(compress_to_fp16=True)``). Inputs: ``images`` (``uint8 [N, H, W, 3]``
+BGR crops resized to the input size, as OpenCV holds them: the conversion to the network's pixel convention, float,
+channel order and layout is built into the graph by OpenVINO's ``PrePostProcessor``, so no float copy is made on the
+CPU before inference) and, with pose-guided parts, ``part_boxes`` (``float32 [N, P, 4]``, input pixels). Output:
+``descriptor`` (``float32 [N, D]``, L2-normalised).
 
 What the app needs to use the IR without the checkpoint travels in the IR's ``rt_info`` under ``reid_app``:
-``name``, ``preprocessing`` (JSON), ``descriptor_layout`` (JSON, ``JointLossConfig.descriptor_layout``),
+``name``, ``input`` (``uint8-nhwc-bgr``), ``preprocessing`` (JSON, what the graph does inside), ``descriptor_layout`` (JSON, ``JointLossConfig.descriptor_layout``),
 ``clustering_threshold`` (when known) and ``source_checkpoint`` (SHA-256 of the checkpoint it came from).
 ``models.encoders.OpenVinoEncoder`` reads them.
 """
@@ -29,6 +31,31 @@ from reid_app.errors import WeightsError
 
 #: ``rt_info`` section of the exported IR that holds reid-app's metadata.
 RT_INFO_SECTION = "reid_app"
+#: ``rt_info`` ``input`` value of an IR that takes the resized crops as they are (``uint8 [N, H, W, 3]``, BGR).
+UINT8_BGR_INPUT = "uint8-nhwc-bgr"
+
+
+def _take_uint8_bgr(model, preprocessing):
+    """Make the IR's ``images`` input ``uint8 [N, H, W, 3]`` BGR, with ``preprocessing`` (``x = (pixels[channels]
+    * scale - mean) / std``) done inside the graph."""
+    import openvino as ov
+    from openvino.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    images = ppp.input(0)
+    images.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    images.model().set_layout(ov.Layout("NCHW"))
+    steps = images.preprocess().convert_element_type(ov.Type.f32)
+    if preprocessing.channels == "RGB":
+        steps.reverse_channels()
+    scale = float(preprocessing.scale)
+    mean = [m / scale for m in preprocessing.mean]
+    std = [s / scale for s in preprocessing.std]
+    if any(mean):
+        steps.mean(mean)
+    if any(v != 1.0 for v in std):
+        steps.scale(std)
+    return ppp.build()
 
 
 @dataclass
@@ -93,7 +120,8 @@ def export_ir(net: JointLossNet, xml: str | Path, name: str, clustering_threshol
         for node, input_name in zip(model.inputs, ["images", "part_boxes"]):
             node.get_tensor().set_names({input_name})
         model.outputs[0].get_tensor().set_names({"descriptor"})
-        info = {"name": name, "preprocessing": json.dumps(net.preprocessing.to_dict()),
+        model = _take_uint8_bgr(model, net.preprocessing)
+        info = {"name": name, "input": UINT8_BGR_INPUT, "preprocessing": json.dumps(net.preprocessing.to_dict()),
                 "descriptor_layout": json.dumps(net.config.descriptor_layout()), "source_checkpoint": source_checkpoint}
         if clustering_threshold is not None:
             info["clustering_threshold"] = str(float(clustering_threshold))
@@ -101,8 +129,10 @@ def export_ir(net: JointLossNet, xml: str | Path, name: str, clustering_threshol
             model.set_rt_info(value, [RT_INFO_SECTION, key])
         ov.save_model(model, str(tmp_xml), compress_to_fp16=True)
         compiled = ov.Core().compile_model(str(tmp_xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-        check = check_inputs(net, check_batch, generator, with_boxes)
-        got = np.asarray(compiled({i: t.numpy() for i, t in enumerate(check)})[compiled.outputs[0]])
+        pixels = torch.randint(0, 256, (check_batch, height, width, 3), generator=generator).numpy().astype(np.uint8)
+        check = (torch.from_numpy(net.preprocessing.apply(pixels)), *check_inputs(net, check_batch, generator,
+                                                                                  with_boxes)[1:])
+        got = np.asarray(compiled({0: pixels, **({1: check[1].numpy()} if with_boxes else {})})[compiled.outputs[0]])
         with torch.inference_mode():
             want = wrapper(*check).numpy()
     except WeightsError:
