@@ -17,18 +17,23 @@ from __future__ import annotations
 import hashlib
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import cv2
 import numpy as np
 
-from models.parts import fallback_stripes, stripe_boxes
+from models.parts import fallback_stripes, parse_descriptor_layout, stripe_boxes
 from models.transforms import IMAGENET_RGB, OPEN_MODEL_ZOO_BGR, Preprocessing  # noqa: F401 (re-exported)
 from reid_app.errors import DeviceError, WeightsError
 
 log = logging.getLogger(__name__)
+
+#: Where reid-app's own exports record their metadata: ONNX metadata keys (``models.export``) and the OpenVINO IR
+#: ``rt_info`` section (``models.ir_export``).
+ONNX_PREPROCESSING_KEY = "reid_app.preprocessing"
+ONNX_LAYOUT_KEY = "reid_app.descriptor_layout"
+IR_RT_INFO_SECTION = "reid_app"
 
 
 def resize_crops(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], size: tuple[int, int]
@@ -296,15 +301,12 @@ class OnnxEncoder(ReIDEncoder):
         """The preprocessing and descriptor layout ``reid-app export`` records (ImageNet RGB when absent)."""
         import json
 
-        from models.export import LAYOUT_KEY, PREPROCESSING_KEY
-
         meta = self.session.get_modelmeta().custom_metadata_map
         try:
-            if PREPROCESSING_KEY in meta:
-                self.preprocessing = Preprocessing.from_dict(json.loads(meta[PREPROCESSING_KEY]))
-            if LAYOUT_KEY in meta:
-                self.descriptor_layout = [{"name": str(p["name"]), "start": int(p["start"]), "stop": int(p["stop"])}
-                                          for p in json.loads(meta[LAYOUT_KEY])]
+            if ONNX_PREPROCESSING_KEY in meta:
+                self.preprocessing = Preprocessing.from_dict(json.loads(meta[ONNX_PREPROCESSING_KEY]))
+            if ONNX_LAYOUT_KEY in meta:
+                self.descriptor_layout = parse_descriptor_layout(meta[ONNX_LAYOUT_KEY])
         except (ValueError, TypeError, KeyError) as exc:
             raise WeightsError(f"ONNX model {path} carries malformed reid-app metadata ({type(exc).__name__}); "
                                f"export it again with 'reid-app export'") from None
@@ -425,12 +427,10 @@ class OpenVinoEncoder(ReIDEncoder):
         """reid-app's metadata of an IR exported by ``models.ir_export`` (empty for other IRs)."""
         import json
 
-        from models.ir_export import RT_INFO_SECTION
-
         def text(key: str) -> Optional[str]:
-            if not model.has_rt_info([RT_INFO_SECTION, key]):
+            if not model.has_rt_info([IR_RT_INFO_SECTION, key]):
                 return None
-            return str(model.get_rt_info([RT_INFO_SECTION, key]).astype(str))
+            return str(model.get_rt_info([IR_RT_INFO_SECTION, key]).astype(str))
 
         info: dict = {}
         try:
@@ -441,9 +441,7 @@ class OpenVinoEncoder(ReIDEncoder):
             if text("clustering_threshold"):
                 info["clustering_threshold"] = float(text("clustering_threshold"))
             if text("descriptor_layout"):
-                layout = json.loads(text("descriptor_layout"))
-                info["descriptor_layout"] = [{"name": str(p["name"]), "start": int(p["start"]),
-                                              "stop": int(p["stop"])} for p in layout]
+                info["descriptor_layout"] = parse_descriptor_layout(text("descriptor_layout"))
         except (ValueError, TypeError, KeyError) as exc:
             raise WeightsError(f"OpenVINO IR {xml} carries malformed reid-app metadata ({type(exc).__name__}: "
                                f"{exc}); export it again with 'reid-app export --ir'") from None

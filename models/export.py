@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.encoders import ONNX_LAYOUT_KEY, ONNX_PREPROCESSING_KEY
 from models.jointloss import JointLossNet
 from reid_app.errors import WeightsError
 
@@ -51,17 +52,14 @@ class ExportReport:
     check_batch: int
 
 
-#: ONNX metadata keys of reid-app's own exports (``models.encoders.OnnxEncoder`` reads them).
-PREPROCESSING_KEY = "reid_app.preprocessing"
-LAYOUT_KEY = "reid_app.descriptor_layout"
 
 
 def _record_metadata(path: Path, net: JointLossNet) -> None:
     import onnx
 
     model = onnx.load(str(path))
-    onnx.helper.set_model_props(model, {PREPROCESSING_KEY: json.dumps(net.preprocessing.to_dict()),
-                                        LAYOUT_KEY: json.dumps(net.config.descriptor_layout())})
+    onnx.helper.set_model_props(model, {ONNX_PREPROCESSING_KEY: json.dumps(net.preprocessing.to_dict()),
+                                        ONNX_LAYOUT_KEY: json.dumps(net.config.descriptor_layout())})
     onnx.save(model, str(path))
 
 

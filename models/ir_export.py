@@ -25,12 +25,13 @@ from typing import Optional
 import numpy as np
 import torch
 
+from models.encoders import IR_RT_INFO_SECTION
 from models.export import _Descriptor, check_inputs
 from models.jointloss import JointLossNet
 from reid_app.errors import WeightsError
 
 #: ``rt_info`` section of the exported IR that holds reid-app's metadata.
-RT_INFO_SECTION = "reid_app"
+RT_INFO_SECTION = IR_RT_INFO_SECTION
 #: ``rt_info`` ``input`` value of an IR that takes the resized crops as they are (``uint8 [N, H, W, 3]``, BGR).
 UINT8_BGR_INPUT = "uint8-nhwc-bgr"
 

@@ -35,6 +35,20 @@ PART_NAMES = {
 }
 
 
+def parse_descriptor_layout(text: str) -> list[dict]:
+    """A descriptor layout stored as JSON (``JointLossConfig.descriptor_layout``) -> ``[{"name", "start", "stop"}]``.
+
+    Raises:
+        ValueError: not JSON, or an entry without a name and integer start/stop.
+    """
+    import json
+
+    try:
+        return [{"name": str(p["name"]), "start": int(p["start"]), "stop": int(p["stop"])} for p in json.loads(text)]
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"malformed descriptor layout ({type(exc).__name__}: {exc})") from None
+
+
 def part_names(num_parts: int, part_mode: str = "pose") -> tuple[str, ...]:
     """Readable names of ``num_parts`` parts: :data:`PART_NAMES` for pose-guided parts, ``stripe 1..P`` (top to
     bottom) for fixed stripes or other counts."""

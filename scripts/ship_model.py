@@ -1,7 +1,7 @@
 """Turn a 'reid-app train' checkpoint into the shipped default model: the trainable checkpoint (float16 tensors, no
 classifiers) and its OpenVINO IR (FP16 weights), both with the calibrated identity-clustering threshold.
 
-    python scripts/ship_model.py --weights run.pt --threshold 0.62
+    python scripts/ship_model.py --weights run.pt --threshold 0.62 [--part-weight 0.4]
 
 Writes models/pretrained/<DEFAULT_MODEL_NAME>.pt, .xml and .bin (the model files' budget is 12 MB in all).
 """
@@ -25,6 +25,9 @@ def main() -> None:
     parser.add_argument("--weights", required=True, help="checkpoint written by 'reid-app train'")
     parser.add_argument("--threshold", type=float, required=True,
                         help="identity-clustering threshold calibrated on the lab cameras (cosine)")
+    parser.add_argument("--part-weight", type=float, default=None,
+                        help="scale of the part embeddings in the descriptor (JointLossConfig.part_weight) "
+                             "[default: as trained]")
     parser.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name stored with every embedding")
     parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parents[1] / "models" / "pretrained"))
     args = parser.parse_args()
@@ -32,6 +35,8 @@ def main() -> None:
     state_dict, metadata = load_checkpoint(args.weights)
     shipped = {k: (v.half() if v.is_floating_point() else v) for k, v in state_dict.items() if "classifier" not in k}
     config = dict(metadata["config"], num_classes=0)
+    if args.part_weight is not None:
+        config["part_weight"] = args.part_weight
     metadata = dict(metadata, name=args.name, config=config, clustering_threshold=args.threshold, storage="float16")
     checkpoint = out_dir / f"{args.name}.pt"
     save_checkpoint(checkpoint, shipped, metadata)

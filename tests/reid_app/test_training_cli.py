@@ -125,6 +125,11 @@ def test_ingest_uses_the_trained_checkpoint_and_its_onnx_export(trained, tmp_pat
     (["export", "--weights", "{tmp}/none.pt", "--onnx", "{tmp}/x.onnx"], "does not exist"),
     (["export", "--weights", "{tmp}/x.onnx", "--onnx", "{tmp}/y.onnx"], "already an exported model"),
     (["export", "--weights", "{tmp}/garbage.pt", "--onnx", "{tmp}/y.onnx"], "could not be read"),
+    (["export", "--onnx", "{tmp}/y.onnx", "--ir", "{tmp}/y.xml"], "exactly one of"),
+    (["export", "--ir", "{tmp}/y.bin"], "must name the IR's .xml"),
+    (["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}/m.pt", "--arch", "osnet-omz-0286",
+      "--input-size", "128x64"], "256x128 inputs only"),
+    (["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}/m.pt", "--wise-ft", "1.5"], "1.5"),
 ])
 def test_user_mistakes_give_one_clear_line(args, message, dataset, tmp_path):
     (tmp_path / "garbage.pt").write_bytes(b"garbage")
@@ -135,6 +140,23 @@ def test_user_mistakes_give_one_clear_line(args, message, dataset, tmp_path):
     assert "Traceback" not in result.stderr
     assert len(result.error_lines) == 1 and message in result.error_lines[0], result.stderr
     assert not existing.exists()
+
+
+def test_the_shipped_checkpoint_exports_to_an_ir_that_encodes_like_the_shipped_ir(tmp_path):
+    import numpy as np
+
+    from models.default_model import default_model_ir
+    from models.encoders import load_encoder
+
+    out = tmp_path / "again.xml"
+    result = run_cli("export", "--ir", out)
+    assert result.code == 0, result.stderr
+    assert "OpenVINO agrees with PyTorch" in result.stdout and out.with_suffix(".bin").is_file()
+    shipped, again = load_encoder(default_model_ir()), load_encoder(out)
+    assert (again.name, again.dims, again.descriptor_layout, again.clustering_threshold) == \
+        (shipped.name, shipped.dims, shipped.descriptor_layout, shipped.clustering_threshold)
+    crops = [np.random.default_rng(i).integers(0, 256, (200 + 10 * i, 90, 3), dtype=np.uint8) for i in range(4)]
+    assert np.allclose(again.encode(crops), shipped.encode(crops), atol=1e-3)
 
 
 def test_existing_checkpoint_is_not_overwritten_without_resume(dataset, tmp_path):
