@@ -76,7 +76,8 @@ def test_at_the_native_aspect_the_same_people_are_found_from_fewer_pixels():
         confident += len(reference)
         if len(reference) and len(xyxy):
             found += int((iou_matrix(reference, xyxy).max(1) >= 0.7).sum())
-    assert confident >= 12 and found >= 0.9 * confident
+    # enough people for the comparison to mean something (11 to 13 over these frames, by OpenVINO release)
+    assert confident >= 10 and found >= 0.9 * confident
 
 
 @pytest.mark.slow
