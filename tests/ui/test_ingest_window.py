@@ -3,6 +3,8 @@ cancel, and bad weights reported as a message. Real footage and weights."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
@@ -35,6 +37,7 @@ def test_ingest_from_the_window_shows_progress_and_completes(qtbot, make_window,
     heartbeat = QTimer(window)
     heartbeat.timeout.connect(lambda: ticks.append(1))
     heartbeat.start(50)
+    started = time.monotonic()
     window.start_ingest([*videos, broken], ["cam0", "cam1", "broken"], real_choices(duration_s=2.0))
     worker = window.ingest_worker
     events = _record(worker)
@@ -44,6 +47,7 @@ def test_ingest_from_the_window_shows_progress_and_completes(qtbot, make_window,
         with qtbot.waitSignal(worker.completed, timeout=300000) as done:
             pass
     heartbeat.stop()
+    elapsed = time.monotonic() - started
 
     summaries, report = done.args
     status = {s.camera: s.status for s in summaries}
@@ -63,8 +67,9 @@ def test_ingest_from_the_window_shows_progress_and_completes(qtbot, make_window,
     assert all(c.state == "complete" for c in list_cameras(window.db))
     assert set(window.player.views) == {c.id for c in panel.model.items()}
     assert panel.add_button.isEnabled() and not panel.cancel_button.isVisible()
-    # the GUI thread kept running its event loop all along (a 50 ms timer kept firing)
-    assert len(ticks) >= 20
+    # the GUI thread kept running its event loop all along: a 50 ms timer fired at least half as often as it would
+    # in an idle loop, however long the ingest took on this machine
+    assert len(ticks) >= max(5, 0.5 * elapsed / 0.05), (len(ticks), elapsed)
 
 
 def test_cancel_stops_the_ingest_and_keeps_the_database_consistent(qtbot, make_window, tmp_path):
