@@ -73,6 +73,8 @@ class BackboneSpec:
             ``bgr255`` (BGR 0-255, normalised inside the network).
         input_size: the only ``(height, width)`` the backbone takes, or None (any).
         pretrained_name: what the pretrained weights are called in messages.
+        default_dims: ``(global_dim, part_dim)`` the joint-loss network uses on this backbone unless told (a
+            pretrained re-id trunk keeps its own embedding size for the global branch).
     """
 
     name: str
@@ -82,6 +84,7 @@ class BackboneSpec:
     preprocessing: str = "imagenet_rgb"
     input_size: Optional[tuple[int, int]] = None
     pretrained_name: str = "ImageNet weights"
+    default_dims: tuple[int, int] = (512, 128)
 
 
 def _resnet(name: str, last_stride: int, imagenet) -> Trunk:
@@ -186,7 +189,8 @@ def _open_model_zoo_osnet(ir_folder: str, last_stride: int, source) -> Trunk:
 def _omz(number: str) -> BackboneSpec:
     folder = f"person-reidentification-retail-{number}"
     return BackboneSpec(f"osnet-omz-{number}", lambda s, i: _open_model_zoo_osnet(folder, s, i), folder, 0,
-                        preprocessing="bgr255", input_size=(256, 128), pretrained_name="Open Model Zoo IR")
+                        preprocessing="bgr255", input_size=(256, 128), pretrained_name="Open Model Zoo IR",
+                        default_dims=(256, 64))
 
 
 BACKBONES: dict[str, BackboneSpec] = {

@@ -30,8 +30,6 @@ from models.export import _Descriptor, check_inputs
 from models.jointloss import JointLossNet
 from reid_app.errors import WeightsError
 
-#: ``rt_info`` section of the exported IR that holds reid-app's metadata.
-RT_INFO_SECTION = IR_RT_INFO_SECTION
 #: ``rt_info`` ``input`` value of an IR that takes the resized crops as they are (``uint8 [N, H, W, 3]``, BGR).
 UINT8_BGR_INPUT = "uint8-nhwc-bgr"
 
@@ -127,7 +125,7 @@ def export_ir(net: JointLossNet, xml: str | Path, name: str, clustering_threshol
         if clustering_threshold is not None:
             info["clustering_threshold"] = str(float(clustering_threshold))
         for key, value in info.items():
-            model.set_rt_info(value, [RT_INFO_SECTION, key])
+            model.set_rt_info(value, [IR_RT_INFO_SECTION, key])
         ov.save_model(model, str(tmp_xml), compress_to_fp16=True)
         compiled = ov.Core().compile_model(str(tmp_xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         pixels = torch.randint(0, 256, (check_batch, height, width, 3), generator=generator).numpy().astype(np.uint8)

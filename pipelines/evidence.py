@@ -39,6 +39,7 @@ from pipelines.case_report import write_case_report
 from pipelines.evidence_media import SightingBox, cut_clip, full_crops, sha256_file
 from pipelines.explain import describe_parts, explain_match, part_slices, visible_parts
 from pipelines.identities import join_ranges
+from pipelines.sampling import evenly_spaced
 from pipelines.video import file_safe_name
 from reid_app import __version__
 from reid_app.errors import UsageError
@@ -217,8 +218,7 @@ def _why_linked(db: Database, model_id: int, tracks: dict, sightings: dict) -> d
     picked = {}
     for t in with_descriptor:
         ids = [row[0] for row in sightings[t] if row[-1] is not None] or [row[0] for row in sightings[t]]
-        picked[t] = [ids[i] for i in np.unique(np.linspace(0, len(ids) - 1, min(len(ids), EXPLAIN_SAMPLES))
-                                                .round().astype(int))] if ids else []
+        picked[t] = [ids[i] for i in evenly_spaced(len(ids), EXPLAIN_SAMPLES)]
     observed = sighting_keypoints(db, [s for ids in picked.values() for s in ids]) if names else {}
     visible = {t: visible_parts([observed[s] for s in picked[t] if s in observed], names) for t in with_descriptor}
     out = {}

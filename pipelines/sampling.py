@@ -92,3 +92,11 @@ class TrackSampler:
     def buffered(self) -> int:
         """Observations currently held."""
         return sum(len(w.observations) for w in self._windows.values())
+
+
+def evenly_spaced(count: int, most: int) -> np.ndarray:
+    """Indices into ``count`` items of at most ``most`` of them spread evenly, first and last included (all of them
+    when ``count <= most``): ``int64 [min(count, most)]``, ascending (empty for ``count <= 0``)."""
+    if count <= 0 or most <= 0:
+        return np.zeros(0, np.int64)
+    return np.unique(np.linspace(0, count - 1, min(count, most)).round().astype(np.int64))

@@ -28,6 +28,7 @@ from models.encoders import ReIDEncoder
 from models.parts import fallback_stripes, stripe_boxes
 from models.reranking import k_reciprocal_rerank
 from pipelines.explain import PartSimilarity, explain_match, part_slices, visible_parts
+from pipelines.sampling import evenly_spaced
 from pipelines.similarity import Scorer, TorchScorer, copy_rows
 from reid_app.errors import UsageError
 from storage.audit import record
@@ -202,6 +203,7 @@ class Searcher:
         self.scorer = scorer or TorchScorer("cpu")
         self.index_root = index_root
         self._indexes: dict[int, EmbeddingIndex] = {}
+        self._layouts: dict[int, list[dict]] = {}
 
     def index(self, model_id: int) -> EmbeddingIndex:
         """The up-to-date index of a model (loaded on first use)."""
@@ -236,8 +238,7 @@ class Searcher:
             index = self.index(info.descriptor_model_id)
             samples = index.matrix[index.rows_of(track_id)]
             if len(samples):
-                pick = np.unique(np.linspace(0, len(samples) - 1, min(len(samples), MAX_QUERY_SAMPLES)).round())
-                vectors = samples[pick.astype(int)].astype(np.float32)
+                vectors = samples[evenly_spaced(len(samples), MAX_QUERY_SAMPLES)].astype(np.float32)
         query = _Query(vectors, info.descriptor_model_id, track_id, info.camera_id, f"track {track_id}")
         return self._search(query, options, filters)
 
@@ -421,18 +422,19 @@ class Searcher:
                  ) -> None:
         """Fill each result's ``parts`` (``pipelines.explain``): the query's and the match's part slices compared
         where keypoints show the part in both (one read of the keypoints involved)."""
-        layout = model_layout(self.db, query.model_id)
+        layout = self._layouts.get(query.model_id)
+        if layout is None:  # a model's layout never changes once recorded: read it once per searcher
+            layout = model_layout(self.db, query.model_id)
+            if layout is not None:
+                self._layouts[query.model_id] = layout
         names = [name for name, _, _ in part_slices(layout)]
         if not names or not results:
             return
         query_rows: list[int] = []
         if query.track_id is not None:
             rows = index.rows_of(query.track_id)
-            count = rows.stop - rows.start
-            if count > 0:
-                picks = np.unique(np.linspace(rows.start, rows.stop - 1, min(count, EXPLAIN_QUERY_SAMPLES))
-                                  .round().astype(int))
-                query_rows = [int(index.sighting_ids[r]) for r in picks]
+            query_rows = [int(index.sighting_ids[rows.start + i])
+                          for i in evenly_spaced(rows.stop - rows.start, EXPLAIN_QUERY_SAMPLES)]
         wanted = query_rows + [m.sighting.id for r in results for m in r.sightings]
         observed = sighting_keypoints(self.db, wanted)
         query_visible = visible_parts([observed[i] for i in query_rows if i in observed], names) \

@@ -351,11 +351,10 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
     label_of = {pid: i for i, pid in enumerate(pids)}
     from models.backbones import backbone_spec
 
-    reid_trunk = backbone_spec(arch).preprocessing == "bgr255"  # an imported Open Model Zoo re-id trunk
+    default_global, default_part = backbone_spec(arch).default_dims
     try:
-        config = JointLossConfig(backbone=arch, last_stride=int(last_stride),
-                                 global_dim=global_dim or (256 if reid_trunk else 512),
-                                 part_dim=part_dim or (64 if reid_trunk else 128), num_parts=num_parts,
+        config = JointLossConfig(backbone=arch, last_stride=int(last_stride), global_dim=global_dim or default_global,
+                                 part_dim=part_dim or default_part, num_parts=num_parts,
                                  use_global=not no_global, use_parts=not no_parts, part_mode=part_mode,
                                  loss_mode=loss_mode.replace("-", "_"), num_classes=len(pids),
                                  input_size=_parse_size(input_size), part_weight=part_weight)

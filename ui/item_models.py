@@ -63,9 +63,11 @@ class ResultItem:
                    tuple((p.name, p.similarity) for p in getattr(result, "parts", ())))
 
     def parts_text(self) -> str:
-        """``"upper body 0.91, legs 0.62, head not visible"`` (empty without parts)."""
-        compared = [f"{name} {value:.2f}" for name, value in self.parts if value is not None]
-        return ", ".join(compared + [f"{name} not visible" for name, value in self.parts if value is None])
+        """``"upper body 0.91, legs 0.62, head not visible"`` (``pipelines.explain.describe_parts``; empty without
+        parts)."""
+        from pipelines.explain import PartSimilarity, describe_parts
+
+        return describe_parts([PartSimilarity(name, value) for name, value in self.parts])
 
 
 class _PlainListModel(QAbstractListModel):
