@@ -19,7 +19,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Protocol
 
 import numpy as np
@@ -138,12 +140,15 @@ class IvfPqIndex:
             return None
         faiss = _faiss()
         path = vectors.folder.path / f"ann-{vectors.key}"
-        try:
+        try:  # checked against the CRC-32 its sidecar recorded: a damaged cache is rebuilt, never trusted
             meta = json.loads(path.with_suffix(".json").read_text())
-            index = faiss.read_index(str(path.with_suffix(".faiss")))
-        except (OSError, ValueError, RuntimeError):
+            data = path.with_suffix(".faiss").read_bytes()
+            if not isinstance(meta, dict) or zlib.crc32(data) != meta.get("crc32"):
+                return None
+            index = faiss.deserialize_index(np.frombuffer(data, np.uint8))
+        except (OSError, ValueError, RuntimeError, TypeError):
             return None
-        if index.d != vectors.matrix.shape[1]:
+        if index.d != vectors.matrix.shape[1] or index.ntotal != meta.get("ntotal"):
             return None
         loaded = cls(index.d, index, {int(v): str(s) for v, s in meta["videos"]}, int(index.ntotal))
         loaded.sync(vectors)
@@ -179,13 +184,18 @@ class IvfPqIndex:
         faiss = _faiss()
         folder = vectors.folder.path
         path = folder / f"ann-{vectors.key}"
-        with tempfile.NamedTemporaryFile(dir=folder, delete=False, suffix=".tmp") as handle:
-            pass
-        faiss.write_index(self.index, handle.name)
-        os.replace(handle.name, path.with_suffix(".faiss"))
-        with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as handle:
-            json.dump({"videos": sorted(self.videos.items())}, handle)
-        os.replace(handle.name, path.with_suffix(".json"))
+        data = faiss.serialize_index(self.index).tobytes()
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, delete=False, suffix=".tmp") as handle:
+                handle.write(data)
+            os.replace(handle.name, path.with_suffix(".faiss"))
+            with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as handle:
+                json.dump({"videos": sorted(self.videos.items()), "crc32": zlib.crc32(data),
+                           "ntotal": int(self.index.ntotal)}, handle)
+            os.replace(handle.name, path.with_suffix(".json"))
+        except OSError:  # a full disk: the index stays in memory; a stale pair is refused by its checksum
+            Path(handle.name).unlink(missing_ok=True)
+            return
         self.saved_rows = int(self.index.ntotal)
 
     def candidates(self, queries: np.ndarray, k: int, allowed: Optional[np.ndarray] = None,

@@ -11,22 +11,54 @@ Layout of a folder (``<cache>/index/<database id>/model-<id>/``):
 - small arrays in ``<name>-<version>.npy``;
 - ``lock``: writers hold an exclusive ``flock`` while they change the folder.
 
+The folder is a cache and is never trusted blindly: the manifest records, for every file it names, the bytes in
+use and a CRC-32 per 4 MiB block of them (the whole file for ``.npy`` arrays), and a reader checks them before it
+adopts the files (:class:`DamagedIndexError` otherwise; the caller rebuilds from the database). Row files are grown
+with ``posix_fallocate``, so a full disk is an ``OSError`` when the room is asked for, never a ``SIGBUS`` when a
+mapped page is first written.
+
 Nothing here knows what the rows mean (``storage.vector_index`` does).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import io
 import json
 import os
 import tempfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
 import numpy as np
 
-FORMAT = 1
+FORMAT = 2
+#: Bytes covered by one CRC-32 of a row file's checks.
+BLOCK_BYTES = 1 << 22
+
+
+class DamagedIndexError(Exception):
+    """A file of an index folder is missing, short or does not match the checks its manifest records."""
+
+
+def block_checksums(rows: np.ndarray, known: Optional[dict] = None) -> dict:
+    """The checks of the rows in use of a row file: ``{"bytes": n, "crc": [CRC-32 of each BLOCK_BYTES block]}``.
+
+    Args:
+        rows: the ``[n, width]`` rows in use (C-contiguous).
+        known: earlier checks of a prefix of the same rows (rows are only appended): its whole blocks are reused
+            instead of read again.
+    """
+    raw = np.ascontiguousarray(rows).reshape(-1).view(np.uint8)
+    reuse = []
+    if known and int(known.get("bytes", 0)) <= len(raw):
+        reuse = list(known.get("crc", []))[:int(known["bytes"]) // BLOCK_BYTES]
+    crcs = reuse + [zlib.crc32(raw[start:start + BLOCK_BYTES])
+                    for start in range(len(reuse) * BLOCK_BYTES, len(raw), BLOCK_BYTES)]
+    return {"bytes": int(len(raw)), "crc": crcs}
 
 
 class IndexFolder:
@@ -67,26 +99,77 @@ class IndexFolder:
 
     def rows(self, name: str, dtype: np.dtype, width: int, capacity: int) -> np.memmap:
         """The row file ``name`` as a writable ``[capacity, width]`` memmap of ``dtype``, grown (never shrunk) to
-        ``capacity`` rows; existing rows keep their bytes."""
+        ``capacity`` rows; existing rows keep their bytes.
+
+        Raises:
+            OSError: the room cannot be allocated (``ENOSPC``: the disk is full) or the file cannot be written.
+        """
         path = self.path / name
         row_bytes = np.dtype(dtype).itemsize * width
         capacity = max(int(capacity), 1)
         with open(path, "a+b") as handle:
-            if os.fstat(handle.fileno()).st_size < capacity * row_bytes:
-                handle.truncate(capacity * row_bytes)
+            size = os.fstat(handle.fileno()).st_size
+            if size < capacity * row_bytes:
+                try:
+                    os.posix_fallocate(handle.fileno(), size, capacity * row_bytes - size)
+                except OSError as exc:
+                    if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                        raise
+                    handle.truncate(capacity * row_bytes)  # a file system without fallocate
         return np.memmap(path, dtype=dtype, mode="r+", shape=(capacity, width))
 
-    def save_array(self, name: str, array: np.ndarray) -> None:
-        """Write a small array as ``name`` (``.npy``), atomically."""
-        with tempfile.NamedTemporaryFile(dir=self.path, delete=False, suffix=".tmp") as handle:
-            np.save(handle, np.ascontiguousarray(array))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, self.path / name)
+    def existing_rows(self, name: str, dtype: np.dtype, width: int, capacity: int) -> np.memmap:
+        """The row file ``name`` that a manifest names, mapped as ``[capacity, width]``, refusing one that is
+        missing or shorter than that (never grown: a missing row file must not become zeros).
 
-    def load_array(self, name: str) -> np.ndarray:
-        """A small array written by :meth:`save_array` (read into memory)."""
-        return np.load(self.path / name, allow_pickle=False)
+        Raises:
+            DamagedIndexError: the file is missing, not a file, or short.
+        """
+        path = self.path / name
+        row_bytes = np.dtype(dtype).itemsize * width
+        capacity = max(int(capacity), 1)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise DamagedIndexError(f"{name} is missing") from None
+        if size < capacity * row_bytes:
+            raise DamagedIndexError(f"{name} holds {size} bytes, its manifest {capacity * row_bytes}")
+        try:
+            return np.memmap(path, dtype=dtype, mode="r+", shape=(capacity, width))
+        except (OSError, ValueError) as exc:
+            raise DamagedIndexError(f"{name} cannot be mapped ({exc})") from None
+
+    def save_array(self, name: str, array: np.ndarray) -> int:
+        """Write a small array as ``name`` (``.npy``), atomically; returns the CRC-32 of the file's bytes."""
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array))
+        self._atomic_write(name, buffer.getvalue())
+        return zlib.crc32(buffer.getvalue())
+
+    def load_array(self, name: str, crc: Optional[int] = None) -> np.ndarray:
+        """A small array written by :meth:`save_array` (read into memory), checked against ``crc`` when given.
+
+        Raises:
+            DamagedIndexError: the file is missing, unreadable, not an array, or its bytes do not match ``crc``.
+        """
+        try:
+            data = (self.path / name).read_bytes()
+        except OSError:
+            raise DamagedIndexError(f"{name} is missing or unreadable") from None
+        if crc is not None and zlib.crc32(data) != int(crc):
+            raise DamagedIndexError(f"{name} does not match its checksum")
+        try:
+            return np.load(io.BytesIO(data), allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DamagedIndexError(f"{name} is not an array ({exc})") from None
+
+    def file_identity(self, name: str) -> Optional[tuple[int, int]]:
+        """``(inode, size in bytes)`` of a file of the folder, or None when it is gone."""
+        try:
+            st = (self.path / name).stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_size
 
     def remove_except(self, keep: set[str]) -> None:
         """Delete data files not named in ``keep`` (older generations; a process still mapping one keeps its

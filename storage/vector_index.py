@@ -17,10 +17,17 @@ With a folder (``storage.index_files``) the matrices live in files mapped into m
 million embeddings maps 2 GB without reading it, and a search touches only the rows it scores. Every process on
 the machine shares the folder: a refresh first adopts what another process already appended, under the folder's
 lock. Scoring (the matrix product, approximate search) lives in ``pipelines.similarity``; this module only stores.
+
+A folder is a cache, checked before it is trusted (``storage.index_files``: sizes and CRC-32 checks recorded in the
+manifest). A file that is missing, short, replaced or does not match is never read as rows: the folder is rebuilt
+from the database, with one warning. When the folder cannot be written (a full disk) the index is kept in memory,
+again with one warning; the files a process maps are checked (inode and size) before every search, so one truncated
+under a running process is let go instead of ending in a ``SIGBUS``.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +39,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from reid_app.errors import DatabaseError
 from storage.database import Database
-from storage.index_files import IndexFolder, flush
+from storage.index_files import DamagedIndexError, IndexFolder, block_checksums, flush
+
+log = logging.getLogger(__name__)
 
 _SIGHTING_ROWS = text(
     "SELECT s.id, s.track_id, t.camera_id, s.video_id, s.timestamp, e.vector "
@@ -134,13 +143,35 @@ class _Rows:
     def __init__(self, name: str, dtype, width: int, folder: Optional[IndexFolder]):
         self.name, self.dtype, self.width, self.folder = name, np.dtype(dtype), width, folder
         self.data = np.zeros((0, width), self.dtype)
+        self.mapped: Optional[tuple[str, int, int]] = None  # file name, inode, bytes mapped
 
     def file(self, generation: int) -> str:
         return f"{self.name}-{generation}.bin"
 
+    def _note_mapping(self, name: str) -> None:
+        identity = self.folder.file_identity(name)
+        self.mapped = None if identity is None else (name, identity[0], self.data.nbytes)
+
     def open(self, generation: int, capacity: int) -> None:
-        """Map the folder's file of ``generation`` (adopting another process's rows)."""
-        self.data = self.folder.rows(self.file(generation), self.dtype, self.width, capacity)
+        """Map the folder's file of ``generation`` (adopting another process's rows).
+
+        Raises:
+            DamagedIndexError: the file is missing or shorter than ``capacity`` rows.
+        """
+        self.data = self.folder.existing_rows(self.file(generation), self.dtype, self.width, capacity)
+        self._note_mapping(self.file(generation))
+
+    def intact(self) -> bool:
+        """False when the file this process maps was deleted, replaced or truncated since it was mapped."""
+        if self.folder is None or self.mapped is None:
+            return True
+        identity = self.folder.file_identity(self.mapped[0])
+        return identity is not None and identity[0] == self.mapped[1] and identity[1] >= self.mapped[2]
+
+    def forget(self, folder: Optional[IndexFolder]) -> None:
+        """Let go of the rows without reading them (a file truncated under a mapping must never be touched)."""
+        self.folder, self.mapped = folder, None
+        self.data = np.zeros((0, self.width), self.dtype)
 
     def reserve(self, rows: int, used: int, generation: int) -> bool:
         """Room for ``rows`` rows keeping the first ``used``; True when the buffer moved (in memory)."""
@@ -149,6 +180,7 @@ class _Rows:
         capacity = max(rows, int(len(self.data) * 1.5), 1024)
         if self.folder is not None:  # the file grows in place: rows already there (and readers' views) stay
             self.data = self.folder.rows(self.file(generation), self.dtype, self.width, capacity)
+            self._note_mapping(self.file(generation))
             return False
         data = np.empty((capacity, self.width), self.dtype)
         data[:used] = self.data[:used]
@@ -165,6 +197,8 @@ class _Rows:
             target[at:at + stop - start] = self.data[start:stop]
             at += stop - start
         self.data = target
+        if self.folder is not None:
+            self._note_mapping(self.file(generation))
 
 
 def _split_by_rows(batches: list[list[int]], counts: dict[int, int]) -> list[list[int]]:
@@ -235,6 +269,8 @@ class EmbeddingIndex:
         self.row_segments = np.zeros(0, np.int64)
         self.tracks = self._track_table(np.zeros((0, 3), np.int64), np.zeros((0, 2)), 0)
         self.videos: dict[int, str] = {}
+        self._checks: dict[str, dict] = {}  # row file name -> its checks, as last verified or saved here
+        self._warned = False
 
     @classmethod
     def load(cls, db: Database, model_id: int, dims: int, dtype: np.dtype = np.float16,
@@ -305,25 +341,62 @@ class EmbeddingIndex:
         """
         with db.engine.connect() as con:
             signature = tuple(str(v) for v in con.execute(_VIDEOS_SIGNATURE, {"model": self.model_id}).one())
-            if signature == self._signature and self._manifest_stat() == self._seen_manifest:
+            if signature == self._signature and self._manifest_stat() == self._seen_manifest \
+                    and self._files_intact():
                 return RefreshReport([], [], self.size)  # nothing changed, here or in the folder
             current = {int(r[0]): str(r[1]) for r in con.execute(_COMPLETE_VIDEOS, {"model": self.model_id})}
         if self.folder is None:
             report = self._apply(db, current)
         else:
-            with self.folder.locked():
-                manifest = self.folder.read_manifest()
-                if manifest is not None and manifest.get("version") != self._version:
-                    if self._compatible(manifest):
-                        self._adopt(manifest)
-                    else:
-                        self.generation = max(self.generation, int(manifest.get("generation", 0))) + 1
+            try:
+                report = self._refresh_folder(db, current)
+            except OSError as exc:  # a full disk, a folder made read-only: the index lives on in memory
+                self._let_go(None, f"cannot be written ({exc.strerror or exc}); the index is kept in memory")
                 report = self._apply(db, current)
-                if report.added_videos or report.removed_videos or self._version is None:
-                    self._save(manifest)
-                self._seen_manifest = self._manifest_stat()
         self._signature = signature
         return report
+
+    def _refresh_folder(self, db: Database, current: dict[int, str]) -> RefreshReport:
+        with self.folder.locked():
+            manifest = self.folder.read_manifest()
+            if not self._files_intact():
+                self._let_go(self.folder, "files this process maps were deleted, replaced or truncated; "
+                                          "rebuilding it from the database")
+            if manifest is not None and manifest.get("version") != self._version:
+                if self._compatible(manifest):
+                    try:
+                        self._adopt(manifest)
+                    except DamagedIndexError as exc:
+                        self._let_go(self.folder, f"{exc}; rebuilding it from the database")
+                        self.generation = max(self.generation, int(manifest.get("generation", 0))) + 1
+                else:
+                    self.generation = max(self.generation, int(manifest.get("generation", 0))) + 1
+            report = self._apply(db, current)
+            if report.added_videos or report.removed_videos or self._version is None:
+                self._save(manifest)
+            self._seen_manifest = self._manifest_stat()
+        return report
+
+    def _files_intact(self) -> bool:
+        return all(rows.intact() for rows in (self._matrix, self._meta, self._times, self._descriptors))
+
+    def _let_go(self, folder: Optional[IndexFolder], why: str) -> None:
+        """Drop every row held (without reading any) and start again empty, in ``folder`` (None: in memory);
+        warns once per index."""
+        if not self._warned:
+            where = self.folder.path if self.folder is not None else "in memory"
+            log.warning("search index %s: %s", where, why)
+            self._warned = True
+        self.folder = folder
+        for rows in (self._matrix, self._meta, self._times, self._descriptors):
+            rows.forget(folder)
+        self.size = 0
+        self.generation += 1
+        self.videos = {}
+        self._version = None
+        self._checks = {}
+        self.tracks = self._track_table(np.zeros((0, 3), np.int64), np.zeros((0, 2)), 0)
+        self._index_tracks()
 
     def _manifest_stat(self) -> Optional[tuple]:
         """What identifies the folder's current manifest (replaced atomically: a new inode each time)."""
@@ -463,18 +536,46 @@ class EmbeddingIndex:
         return (manifest.get("database") == self.database and manifest.get("model") == self.model_id
                 and manifest.get("dims") == self.dims and manifest.get("dtype") == self.dtype.str)
 
+    def _verify(self, rows: _Rows, used: int, checks: dict) -> None:
+        """Check the first ``used`` rows of ``rows`` against the manifest's ``checks`` of its file (blocks this
+        process verified before are not read again)."""
+        name = rows.mapped[0] if rows.mapped else rows.file(self.generation)
+        expected = checks.get(name)
+        if not isinstance(expected, dict):
+            raise DamagedIndexError(f"the manifest has no checks for {name}")
+        found = block_checksums(rows.data[:used], self._checks.get(name))
+        if found != expected:
+            raise DamagedIndexError(f"{name} does not match its checksums")
+        self._checks[name] = found
+
     def _adopt(self, manifest: dict) -> None:
-        """Take the folder's saved state as this process's view (cheap: files are mapped, not read)."""
-        self.generation = int(manifest["generation"])
-        self.size = int(manifest["size"])
+        """Take the folder's saved state as this process's view: files are mapped, and their rows in use checked
+        against the manifest (each block once per process).
+
+        Raises:
+            DamagedIndexError: a file is missing, short or does not match; the manifest is incomplete.
+        """
+        try:
+            generation, size, tracks = int(manifest["generation"]), int(manifest["size"]), int(manifest["tracks"])
+            capacity, track_capacity = int(manifest["capacity"]), int(manifest["track_capacity"])
+            version, checks, arrays = int(manifest["version"]), manifest["checks"], manifest["arrays"]
+            videos = {int(v): str(stamp) for v, stamp in manifest["videos"]}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DamagedIndexError(f"the manifest is incomplete ({exc})") from None
+        if generation != self.generation:
+            self._checks = {}
+        self.generation, self.size = generation, size
         for rows in (self._matrix, self._meta, self._times):
-            rows.open(self.generation, max(int(manifest["capacity"]), self.size))
-        tracks = int(manifest["tracks"])
-        self._descriptors.open(self.generation, max(int(manifest["track_capacity"]), tracks))
-        version = int(manifest["version"])
-        self.tracks = self._track_table(self.folder.load_array(f"track_ints-{version}.npy"),
-                                        self.folder.load_array(f"track_times-{version}.npy"), tracks)
-        self.videos = {int(v): str(stamp) for v, stamp in manifest["videos"]}
+            rows.open(generation, max(capacity, size))
+            self._verify(rows, size, checks)
+        self._descriptors.open(generation, max(track_capacity, tracks))
+        self._verify(self._descriptors, tracks, checks)
+        ints = self.folder.load_array(f"track_ints-{version}.npy", arrays.get("track_ints"))
+        times = self.folder.load_array(f"track_times-{version}.npy", arrays.get("track_times"))
+        if ints.shape != (tracks, 3) or times.shape != (tracks, 2):
+            raise DamagedIndexError(f"the track arrays of version {version} do not hold {tracks} tracks")
+        self.tracks = self._track_table(ints, times, tracks)
+        self.videos = videos
         self._version = version
         self._index_tracks()
 
@@ -483,15 +584,19 @@ class EmbeddingIndex:
         manifest = self._source.read_manifest()
         if manifest is None or not self._compatible(manifest):
             return
-        try:  # everything read first, so a failure leaves the index empty (then read from the database)
+        try:  # everything read and checked first, so a failure leaves the index empty (then read from the database)
             version, tracks = int(manifest["version"]), int(manifest["tracks"])
-            saved = np.memmap(self._source.path / self._descriptors.file(int(manifest["generation"])),
-                              np.float32, "r", shape=(tracks, self.dims)) if tracks else np.zeros((0, self.dims))
+            name = self._descriptors.file(int(manifest["generation"]))
+            saved = self._source.existing_rows(name, np.float32, self.dims, max(tracks, 1))[:tracks]
             descriptors = np.array(saved, np.float32)
-            ints = self._source.load_array(f"track_ints-{version}.npy")
-            times = self._source.load_array(f"track_times-{version}.npy")
+            if block_checksums(descriptors) != manifest["checks"][name]:
+                raise DamagedIndexError(f"{name} does not match its checksums")
+            ints = self._source.load_array(f"track_ints-{version}.npy", manifest["arrays"]["track_ints"])
+            times = self._source.load_array(f"track_times-{version}.npy", manifest["arrays"]["track_times"])
             videos = {int(v): str(stamp) for v, stamp in manifest["videos"]}
-        except (OSError, ValueError, KeyError):  # saved by a process that was killed mid-way
+            if ints.shape != (tracks, 3) or times.shape != (tracks, 2):
+                raise DamagedIndexError("the track arrays do not match the manifest")
+        except (OSError, ValueError, KeyError, TypeError, DamagedIndexError):  # damaged: read from the database
             return
         self._descriptors.data = descriptors
         self.tracks = self._track_table(ints, times, tracks)
@@ -500,14 +605,24 @@ class EmbeddingIndex:
 
     def _save(self, previous: Optional[dict]) -> None:
         flush(self._matrix.data, self._meta.data, self._times.data, self._descriptors.data)
-        version = int((previous or {}).get("version", 0)) + 1
-        self.folder.save_array(f"track_ints-{version}.npy", self._track_ints())
-        self.folder.save_array(f"track_times-{version}.npy", self._track_times())
+        try:
+            version = int((previous or {}).get("version", 0)) + 1
+        except (TypeError, ValueError):
+            version = 1
+        version = max(version, (self._version or 0) + 1)
+        arrays = {"track_ints": self.folder.save_array(f"track_ints-{version}.npy", self._track_ints()),
+                  "track_times": self.folder.save_array(f"track_times-{version}.npy", self._track_times())}
+        checks = {}
+        for rows, used in ((self._matrix, self.size), (self._meta, self.size), (self._times, self.size),
+                           (self._descriptors, len(self.tracks))):
+            name = rows.file(self.generation)
+            checks[name] = self._checks[name] = block_checksums(rows.data[:used], self._checks.get(name))
         self.folder.write_manifest({
             "database": self.database, "model": self.model_id, "dims": self.dims, "dtype": self.dtype.str,
             "generation": self.generation, "version": version, "size": self.size,
             "capacity": len(self._matrix.data), "tracks": len(self.tracks),
-            "track_capacity": len(self._descriptors.data), "videos": sorted(self.videos.items())})
+            "track_capacity": len(self._descriptors.data), "videos": sorted(self.videos.items()),
+            "checks": checks, "arrays": arrays})
         self._version = version
         files = {r.file(self.generation) for r in (self._matrix, self._meta, self._times, self._descriptors)}
         self.folder.remove_except(files | {f"track_ints-{version}.npy", f"track_times-{version}.npy"}

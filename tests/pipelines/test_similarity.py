@@ -84,6 +84,12 @@ def test_the_approximate_index_is_saved_and_follows_removed_and_added_videos(tmp
     assert (tmp_path / "ann-sightings-m1.faiss").exists()
     loaded = IvfPqIndex.load(index)
     assert loaded is not None and loaded.index.ntotal == 6000 and set(loaded.videos) == set(range(6))
+    saved = (tmp_path / "ann-sightings-m1.faiss").read_bytes()
+    damaged = bytearray(saved)
+    damaged[len(saved) // 2] ^= 0xFF  # one flipped byte in the saved index: refused, never searched
+    (tmp_path / "ann-sightings-m1.faiss").write_bytes(bytes(damaged))
+    assert IvfPqIndex.load(index) is None
+    (tmp_path / "ann-sightings-m1.faiss").write_bytes(saved)
     again = AnnScorer("cpu", exact_bytes=0)
     np.testing.assert_array_equal(again.top(index, vectors[10][None], None, 10)[0], before[0])
     # video 0 goes (its rows compacted away, generation bumps), video 6 arrives
