@@ -9,23 +9,18 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
-from urllib.parse import urlsplit
 
 from pipelines.recording import Segment, SegmentRecorder
 from pipelines.stream import StreamOptions, StreamSource
 from pipelines.video import file_safe_name
 from reid_app.errors import ReidAppError
+from reid_app.redaction import name_from_url
 
 
 def stream_camera_name(url: str) -> str:
-    """A camera name for a stream URL: its last path part without extension (``rtsp://h/Streaming/101`` ->
-    ``101``, ``/dev/video0`` -> ``video0``), else its host; never the credentials."""
-    parts = urlsplit(str(url))
-    path = parts.path if parts.scheme else str(url)
-    last = next((p for p in reversed(path.split("/")) if p), "")
-    name = last.rsplit(".", 1)[0] if "." in last else last
-    name = name or (parts.hostname or "camera")
-    return file_safe_name(name)
+    """A camera name for a stream URL, file-safe and never holding a credential (``reid_app.redaction.name_from_url``:
+    ``rtsp://h/Streaming/101`` -> ``101``, ``/dev/video0`` -> ``video0``, else the host)."""
+    return file_safe_name(name_from_url(url))
 
 
 @dataclass

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from pipelines.stream import is_stream, redact_url
+from pipelines.stream import is_stream
+from reid_app.redaction import redact_url
 from pipelines.video import file_safe_name
 from reid_app.errors import UsageError
 

@@ -11,56 +11,29 @@ never reach logs or error messages.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import av
 
 from pipelines.recording import Segment, SegmentRecorder
 from reid_app.errors import InputVideoError
+from reid_app.redaction import redact_text, redact_url
 from reid_app.types import Frame
 
 log = logging.getLogger(__name__)
 
 #: URL schemes read as live streams (anything FFmpeg opens as a network protocol).
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "rtp", "srt", "tcp")
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
-_SECRET_KEYS = re.compile(r"pass|pwd|token|secret|key|auth|sig|user", re.IGNORECASE)
 
 
 def is_stream(source: str) -> bool:
     """True when ``source`` names a live stream (a URL of :data:`STREAM_SCHEMES` or a ``/dev/video*`` device)."""
     text = str(source)
     return urlsplit(text).scheme.lower() in STREAM_SCHEMES or text.startswith("/dev/video")
-
-
-def redact_url(url: str) -> str:
-    """``url`` safe to show: the user name and password replaced by ``***`` and the values of query parameters that
-    look secret (password, token, key, auth, signature, user) replaced by ``***``; anything else unchanged."""
-    text = str(url)
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return "<unparsable URL>"
-    if not parts.netloc and "@" in text:  # a URL missing its scheme: user:password@host/path
-        return "***@" + text.rsplit("@", 1)[1]
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if _SECRET_KEYS.search(k) else v) for k, v in pairs], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def redact_text(text: str) -> str:
-    """``text`` with every URL in it passed through :func:`redact_url` (for error messages that quote a URL)."""
-    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), str(text))
 
 
 @dataclass(frozen=True)

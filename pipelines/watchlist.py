@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from pipelines.stream import redact_url
+from reid_app.redaction import redact_url
 from reid_app.errors import UsageError
 from storage.audit import record
 from storage.catalog import best_thumbnails

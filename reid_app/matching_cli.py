@@ -383,6 +383,7 @@ def check(db_path) -> None:
     reads the whole file (seconds per GB). Exit code 0 when sound, 2 when damaged.
     """
     from reid_app.errors import DatabaseError
+    from reid_app.redaction import redact_url
     from pipelines.service import integrity_problems
 
     location = db_path or load_settings().db
@@ -390,9 +391,9 @@ def check(db_path) -> None:
     for problem in problems:
         stderr_console().print(f"reid-app: {problem}", markup=False, highlight=False, soft_wrap=True)
     if problems:
-        raise DatabaseError(f"database {location} is damaged ({len(problems)} problem"
+        raise DatabaseError(f"database {redact_url(str(location))} is damaged ({len(problems)} problem"
                             f"{'s' if len(problems) > 1 else ''} above); restore it from a backup")
-    _print(f"database {location}: ok (integrity and foreign keys checked)")
+    _print(f"database {redact_url(str(location))}: ok (integrity and foreign keys checked)")
 
 
 @click.command()

@@ -16,7 +16,7 @@ import shutil
 import sqlite3
 import stat
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
@@ -26,6 +26,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from reid_app.errors import DatabaseError
+from reid_app.redaction import redact_text, redact_url
 from storage.schema import ADDED_COLUMNS, APP_ID, SCHEMA3_TABLES, SCHEMA_VERSION, UPGRADABLE_VERSIONS, Base, Meta
 
 
@@ -36,14 +37,18 @@ class Database:
     Attributes:
         engine: the SQLAlchemy engine.
         sessions: factory of ``Session`` objects (``expire_on_commit=False``).
-        location: the file path or URL, for messages.
+        location: the file path or URL as shown (``reid_app.redaction.redact_url``: no password or token), for
+            messages, titles, reports and anything stored.
         path: the SQLite file, or None for a server database.
+        url: the location as given, password included: only for opening another connection to the same
+            database (a worker process, a live session); never shown or stored.
     """
 
     engine: Engine
     sessions: sessionmaker
     location: str
     path: Optional[Path] = None
+    url: str = field(default="", repr=False)
 
     def session(self) -> Session:
         """A new ORM session; use as a context manager."""
@@ -82,12 +87,13 @@ def sqlite_path(location: Union[str, Path]) -> Optional[Path]:
     try:
         url = make_url(text_)
     except ArgumentError as exc:
-        raise DatabaseError(f"--db {text_!r} is not a database URL ({exc}); give a file path or a URL such as "
-                            f"sqlite:////abs/path/reid.db or postgresql://user@host/db") from None
+        raise DatabaseError(f"--db {redact_url(text_)!r} is not a database URL ({redact_text(exc)}); give a file "
+                            f"path or a URL such as sqlite:////abs/path/reid.db or postgresql://user@host/db") from None
     if url.get_backend_name() != "sqlite":
         return None
     if not url.database or url.database == ":memory:":
-        raise DatabaseError(f"--db {text_!r} is an in-memory database, which keeps nothing; give a file path")
+        raise DatabaseError(f"--db {redact_url(text_)!r} is an in-memory database, which keeps nothing; give a "
+                            f"file path")
     return Path(url.database).expanduser().absolute()
 
 
@@ -193,7 +199,8 @@ def integrity_problems(location: Union[str, Path], limit: int = 100) -> list[str
     """
     path = sqlite_path(location)
     if path is None:
-        raise DatabaseError(f"{location}: only SQLite files can be checked here; use the server's own tools")
+        raise DatabaseError(f"{redact_url(location)}: only SQLite files can be checked here; use the server's own "
+                            f"tools")
     if not path.is_file():
         raise DatabaseError(f"database {path} does not exist")
     try:
@@ -250,7 +257,7 @@ def _add_missing_columns(connection) -> None:
 
 
 #: The newest Alembic revision (``storage/migrations/versions``); a database stamped with it needs no migration.
-HEAD_REVISION = "0002_watchlist_alerts"
+HEAD_REVISION = "0003_recorded_files_outbox"
 #: The revision of schema 3, the schema of databases made before migrations existed.
 BASELINE_REVISION = "0001_schema3"
 
@@ -363,7 +370,7 @@ def storage_error_text(exc: BaseException, path: Optional[Path] = None) -> str:
         return "the database is locked by another program for too long; try again"
     if "disk i/o" in message or errno_ in (5, 27) or "file too large" in message:
         return "an I/O error writing the database (disk failing, full, or a file size limit)"
-    return str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
+    return redact_text(str(getattr(exc, "orig", None) or exc).splitlines()[0][:300])
 
 
 def open_database(location: Union[str, Path], create: bool = True) -> Database:
@@ -393,13 +400,14 @@ def open_database(location: Union[str, Path], create: bool = True) -> Database:
         url, text_ = f"sqlite:///{path}", str(path)
     else:
         url = text_
+    shown = text_ if path is not None else redact_url(text_)  # a file path holds no credentials
     try:
         engine = _engine(url)
         sessions = sessionmaker(engine, expire_on_commit=False)
-        _initialise(engine, sessions, text_)
+        _initialise(engine, sessions, shown)
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"cannot open database {text_}: {storage_error_text(exc, path)}") from None
+        raise DatabaseError(f"cannot open database {shown}: {storage_error_text(exc, path)}") from None
     except ImportError as exc:
-        raise DatabaseError(f"cannot open database {text_}: its driver is not installed ({exc.name or exc}); "
+        raise DatabaseError(f"cannot open database {shown}: its driver is not installed ({exc.name or exc}); "
                             f"install it, e.g. 'pip install psycopg2-binary' for postgresql://") from None
-    return Database(engine=engine, sessions=sessions, location=text_, path=path)
+    return Database(engine=engine, sessions=sessions, location=shown, path=path, url=text_)

@@ -2,7 +2,8 @@
 
 Tables: ``reid_meta`` (key/value, holds the schema version), ``models``, ``cameras``, ``videos``, ``tracks``,
 ``sightings``, ``embeddings``; cross-camera matching adds ``camera_overlaps``, ``identities``, ``identity_tracks``,
-``pair_feedback`` and ``audit_log`` (schema 2); live sites add ``watchlist`` and ``alerts`` (schema 4). Deleting a video cascades to its tracks, sightings and embeddings,
+``pair_feedback`` and ``audit_log`` (schema 2); live sites add ``watchlist`` and ``alerts`` (schema 4), the files the
+recorder made (``recorded_files``) and the webhook outbox (``webhook_outbox``, schema 5). Deleting a video cascades to its tracks, sightings and embeddings,
 and from the tracks to their identity memberships and feedback.
 
 Units: times in seconds (``*_time_s`` relative to the video start, ``timestamp``/``start_time`` wall-clock seconds
@@ -21,8 +22,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 #: Bumped whenever the schema changes (with a new Alembic revision in ``storage/migrations/versions``); a database
 #: with a larger number is refused, an older one is upgraded in place when :data:`UPGRADABLE_VERSIONS` lists it.
-SCHEMA_VERSION = 4
-UPGRADABLE_VERSIONS = (1, 2, 3)
+SCHEMA_VERSION = 5
+UPGRADABLE_VERSIONS = (1, 2, 3, 4)
 APP_ID = "reid-app"
 
 #: Video statuses of a finished ingest: ``complete``, or ``damaged`` when more than
@@ -289,3 +290,33 @@ class Alert(Base):
     similarity: Mapped[float] = mapped_column(Float)
     delivered: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class RecordedFile(Base):
+    """A file reid-app's recorder wrote (a live segment): the only files retention may delete. A file a user put
+    into the recordings folder has no row and is never deleted."""
+
+    __tablename__ = "recorded_files"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    camera: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookOutbox(Base):
+    """An alert waiting for (or done with) its webhook POST, kept across restarts.
+
+    ``state``: ``queued`` (to be sent at ``next_attempt_at``, wall-clock seconds since the epoch), ``sending`` (a
+    POST was under way; if the process died then, it may have arrived and is never sent again: at most once per
+    alert), ``delivered``, ``failed`` or ``unknown``. ``outcome`` is what really happened (``200``, ``302 redirect
+    not followed``, ``timed out after 5 s``...). The webhook URL itself is never stored (it may hold a password).
+    """
+
+    __tablename__ = "webhook_outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), unique=True)
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
+    outcome: Mapped[str] = mapped_column(Text, default="")

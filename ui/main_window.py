@@ -359,8 +359,11 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("player/grid", self.grid_action.isChecked())
         self.settings.setValue("player/skeletons", self.skeleton_action.isChecked())
-        if self.db is not None:
-            self.settings.setValue("database/last", self.db.location)
+        if self.db is not None:  # a URL with a password is never written to the settings file
+            if self.db.location == self.db.url:
+                self.settings.setValue("database/last", self.db.location)
+            else:
+                self.settings.remove("database/last")
         self.settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -738,7 +741,7 @@ class MainWindow(QMainWindow):
             return
         self.watch_action.setEnabled(False)
         self.statusBar().showMessage(f"Starting the live cameras of {site_path}…")
-        self.background.submit(self.services.start_watch, site_path, self.db.location, self._default_choices(),
+        self.background.submit(self.services.start_watch, site_path, self.db.url, self._default_choices(),
                          self.live_panel.alertRaised.emit, on_done=self._watching,
                          on_error=lambda msg: (self.watch_action.setEnabled(True),
                                                self._warn(f"The live cameras could not start: {msg}")))

@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from pipelines.stream import StreamOptions, StreamSource, is_stream, redact_text, redact_url
+from pipelines.stream import StreamOptions, StreamSource, is_stream
+from reid_app.redaction import redact_text, redact_url
 from reid_app.errors import InputVideoError
 
 

@@ -77,7 +77,7 @@ def test_older_schema_is_upgraded_in_place_keeping_its_rows(tmp_path, old_versio
     place, stamped, then migrated to the newest revision."""
     path = tmp_path / "old.db"
     open_database(path).close()
-    dropped_tables = ("alembic_version", "alerts", "watchlist") + (
+    dropped_tables = ("alembic_version", "webhook_outbox", "recorded_files", "alerts", "watchlist") + (
         ("identity_tracks", "identities", "pair_feedback", "audit_log", "camera_overlaps") if old_version == 1 else ())
     dropped_columns = [] if old_version == 3 else \
         [f"ALTER TABLE videos DROP COLUMN {c}" for c in _SCHEMA_3_COLUMNS] + ["ALTER TABLE tracks DROP COLUMN static"]
