@@ -8,31 +8,34 @@ Repeats are suppressed: one alert per (entry, track), and none for the same entr
 ``repeat_s`` seconds of the last (a person whose track is cut in two, e.g. at a recording segment boundary).
 
 Alerts are stored (``alerts`` table), audited (``alert``), printed, and POSTed as JSON to a webhook when one is
-configured; the POST runs on its own thread so that a slow receiver never holds up the cameras.
+configured, from a persistent outbox on its own thread (see :class:`AlertDispatcher`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
-import queue
+import re
 import threading
-import urllib.error
-import urllib.request
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
+from urllib.parse import unquote
 
+import httpx
 import numpy as np
 
-from reid_app.redaction import redact_url
+from reid_app.redaction import redact_text, redact_url
 from reid_app.errors import UsageError
 from storage.audit import record
 from storage.catalog import best_thumbnails
 from storage.database import Database
 from storage.identities import load_identities
+from storage.outbox import OutboxItem, abandon_interrupted, claim_due, enqueue, pending, settle
 from storage.repository import TrackUpdate, get_tracks, list_models
 from storage.watchlist import Watched, add_alert, add_entry, alerted_tracks, list_entries, set_delivered
 
@@ -178,30 +181,53 @@ def alert_payload(alert_id: int, hit: WatchlistHit, thumbnail: Optional[bytes]) 
 
 
 class AlertDispatcher:
-    """Stores, audits and delivers alerts: ``on_alert(payload)`` (console, app) at once, the webhook on a thread.
+    """Stores, audits and delivers alerts: ``on_alert(payload)`` (console, app) at once, the webhook from a
+    persistent outbox (``storage.outbox``) on its own thread, so a slow receiver never holds up the cameras.
+
+    Delivery is at most once per alert id: an attempt that certainly did not reach the receiver (no connection)
+    or that it refused for now (HTTP 5xx, 429) is retried with exponential backoff (``backoff_s``, doubled each
+    time, ``attempts`` in all), also by the next watch after a restart; an attempt whose outcome is unknown (no
+    reply within ``timeout_s`` seconds in all, the connection dropped after the request was sent, a process killed
+    mid-POST) is never repeated. Redirects are not followed (a 3xx is stored as such). The body carries
+    ``alert_id`` and the request an ``Idempotency-Key`` header of it. The HTTP client is httpx; credentials in the
+    URL (``http://user:pw@host:port/hook``) are sent as HTTP basic auth and never shown.
 
     Args:
-        db: where alerts are stored.
+        db: where alerts and the outbox are stored.
         webhook: URL that receives each alert as an HTTP POST with a JSON body (None: none).
         on_alert: called with each alert's payload (:func:`alert_payload`) on the caller's thread.
-        timeout_s: seconds per webhook attempt; a failed POST is tried ``attempts`` times in all.
+        timeout_s: seconds one attempt may take in all (connect, send, reply).
+        attempts: attempts per alert at most.
+        backoff_s: seconds before the second attempt (then doubled).
+
+    Raises:
+        UsageError: ``webhook`` is not an http(s) URL (shown redacted).
     """
 
     def __init__(self, db: Database, webhook: Optional[str] = None,
-                 on_alert: Optional[Callable[[dict], None]] = None, timeout_s: float = 5.0, attempts: int = 3):
-        if webhook is not None and not webhook.lower().startswith(("http://", "https://")):
-            raise UsageError(f"webhook must be an http:// or https:// URL, got {redact_url(webhook)}")
+                 on_alert: Optional[Callable[[dict], None]] = None, timeout_s: float = 5.0, attempts: int = 5,
+                 backoff_s: float = 2.0, clock: Callable[[], float] = time.time):
+        self._target = webhook_target(webhook) if webhook is not None else None
         self.db = db
         self.webhook = webhook
         self.on_alert = on_alert
         self.timeout_s = timeout_s
-        self.attempts = attempts
+        self.attempts = max(int(attempts), 1)
+        self.backoff_s = backoff_s
+        self.clock = clock
         self.raised = 0
-        self._posts: "queue.Queue[Optional[tuple[int, bytes]]]" = queue.Queue()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
         self._poster: Optional[threading.Thread] = None
         if webhook is not None:
+            abandon_interrupted(db, "the process stopped while posting; not sent again (it may have arrived)",
+                                f"{self._console}webhook unknown (interrupted)")
             self._poster = threading.Thread(target=self._post_forever, name="alert-webhook", daemon=True)
             self._poster.start()
+
+    @property
+    def _console(self) -> str:
+        return "console, " if self.on_alert is not None else ""
 
     def raise_alerts(self, hits: list[WatchlistHit]) -> list[dict]:
         """Store, audit and deliver each hit; returns their payloads."""
@@ -211,7 +237,7 @@ class AlertDispatcher:
         thumbnails = {track_id: jpeg for track_id, (_, jpeg) in
                       best_thumbnails(self.db, [h.update.track_id for h in hits]).items()}
         for hit in hits:
-            delivered = "console" if self.on_alert is not None else ""
+            delivered = self._console + "webhook queued" if self._poster is not None else self._console[:-2]
             alert_id = add_alert(self.db, hit.entry.id, hit.camera, hit.update.track_id, hit.update.sighting_id,
                                  hit.update.timestamp, hit.similarity, delivered)
             payload = alert_payload(alert_id, hit, thumbnails.get(hit.update.track_id))
@@ -222,43 +248,113 @@ class AlertDispatcher:
             if self.on_alert is not None:
                 self.on_alert(payload)
             if self._poster is not None:
-                self._posts.put((alert_id, json.dumps(payload).encode("utf-8")))
+                enqueue(self.db, alert_id, json.dumps(payload), self.clock())
+                self._wake.set()
             payloads.append(payload)
         return payloads
 
-    def close(self, wait_s: float = 10.0) -> None:
-        """Deliver the webhook POSTs still queued (waiting at most ``wait_s`` seconds), then stop."""
-        if self._poster is not None:
-            self._posts.put(None)
-            self._poster.join(wait_s)
+    def close(self, wait_s: float = 10.0) -> int:
+        """Send what is due (waiting at most ``wait_s`` seconds), then stop; returns the alerts still queued for
+        the webhook (kept in the database and sent by the next watch; a warning says how many)."""
+        if self._poster is None:
+            return 0
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            count, first = pending(self.db)
+            if count == 0 or first is None or first > self.clock() + deadline - time.monotonic():
+                break  # nothing queued is due before the deadline
+            time.sleep(0.05)
+        self._stopping.set()
+        self._wake.set()
+        self._poster.join(max(deadline - time.monotonic(), 0.0) + self.timeout_s + 1.0)
+        count, _ = pending(self.db)
+        if count:
+            log.warning("%d alert(s) not yet delivered to the webhook %s are kept and will be sent when watch runs "
+                        "again", count, redact_url(self.webhook))
+        return count
 
     def _post_forever(self) -> None:
-        while True:
-            item = self._posts.get()
+        while not self._stopping.is_set():
+            try:
+                item = claim_due(self.db, self.clock())
+            except Exception as exc:  # the database failing must not kill the poster: try again shortly
+                log.warning("alert webhook: cannot read the outbox (%s)", redact_text(exc))
+                item = None
+                self._wake.wait(1.0)
             if item is None:
-                return
-            alert_id, body = item
-            outcome = self._post(body)
+                try:
+                    count, first = pending(self.db)
+                except Exception:
+                    count, first = 0, None
+                wait = 1.0 if not count or first is None else min(max(first - self.clock(), 0.01), 1.0)
+                self._wake.wait(wait)
+                self._wake.clear()
+                continue
+            state, outcome, retry = self._attempt(item)
+            next_at = 0.0
+            if retry and item.attempts + 1 < self.attempts:
+                state, next_at = "queued", self.clock() + self.backoff_s * 2 ** item.attempts
+            elif retry:
+                state = "failed"
             try:
-                set_delivered(self.db, alert_id, ", ".join(filter(None, ["console" if self.on_alert else "",
-                                                                          f"webhook {outcome}"])))
-            except Exception:  # the database failing must not kill the poster; the alert itself is stored
-                log.exception("could not record the delivery of alert %s", alert_id)
+                settle(self.db, item, state, outcome, f"{self._console}webhook {outcome}"
+                       + (" (will retry)" if state == "queued" else ""), next_at)
+            except Exception as exc:
+                log.warning("alert webhook: could not record the delivery of alert %s (%s)", item.alert_id,
+                            redact_text(exc))
+            if state != "delivered":
+                log.warning("alert webhook %s, alert %s: %s", redact_url(self.webhook), item.alert_id, outcome)
 
-    def _post(self, body: bytes) -> str:
-        last = ""
-        for _ in range(self.attempts):
-            request = urllib.request.Request(self.webhook, data=body, method="POST",
-                                             headers={"Content-Type": "application/json",
-                                                      "User-Agent": "reid-app"})
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    return str(response.status)
-            except urllib.error.HTTPError as exc:
-                last = str(exc.code)
-                if exc.code < 500:
-                    return last
-            except (urllib.error.URLError, OSError) as exc:
-                last = f"failed ({getattr(exc, 'reason', exc)})"
-            log.warning("alert webhook %s: %s", redact_url(self.webhook), last)
-        return last
+    def _attempt(self, item: OutboxItem) -> tuple[str, str, bool]:
+        """One POST: ``(state, outcome, retry)``; never raises."""
+        try:
+            return asyncio.run(asyncio.wait_for(self._post(item), self.timeout_s))
+        except (asyncio.TimeoutError, httpx.TimeoutException):
+            return "unknown", f"no reply within {self.timeout_s:g} s; not sent again (it may have arrived)", False
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            return "failed", f"failed (cannot connect: {redact_text(exc) or type(exc).__name__})", True
+        except httpx.TransportError as exc:  # dropped after the request went out
+            return "unknown", (f"failed ({redact_text(exc) or type(exc).__name__}); not sent again "
+                               f"(it may have arrived)"), False
+        except Exception as exc:  # a URL httpx refuses, anything else: recorded, the poster lives on
+            return "failed", f"failed ({type(exc).__name__}: {redact_text(exc)})", False
+
+    async def _post(self, item: OutboxItem) -> tuple[str, str, bool]:
+        headers = {"Content-Type": "application/json", "User-Agent": "reid-app",
+                   "Idempotency-Key": f"reid-app-alert-{item.alert_id}"}
+        async with httpx.AsyncClient(follow_redirects=False, timeout=self.timeout_s, trust_env=False) as client:
+            url, auth = self._target
+            response = await client.post(url, content=item.body.encode("utf-8"), headers=headers, auth=auth)
+        status = response.status_code
+        if 200 <= status < 300:
+            return "delivered", str(status), False
+        if 300 <= status < 400:
+            where = redact_url(response.headers.get("location", "?"))
+            return "failed", f"{status} (redirect to {where} not followed)", False
+        return "failed", str(status), status >= 500 or status == 429
+
+
+def webhook_target(webhook: str) -> tuple[httpx.URL, Optional[httpx.BasicAuth]]:
+    """The URL to POST to and the basic-auth credentials of ``webhook``: the userinfo is everything before the last
+    ``@`` (a password may hold ``#``, ``?``, ``/`` or ``@`` unescaped), percent-escapes decoded.
+
+    Raises:
+        UsageError: not an http(s) URL with a host; the message shows the URL redacted and never a part of the
+            credentials.
+    """
+    match = re.match(r"^(https?://)(.*)$", webhook, re.IGNORECASE | re.DOTALL)
+    if match is None:
+        raise UsageError(f"webhook must be an http:// or https:// URL, got {redact_url(webhook)}")
+    rest, auth = match.group(2), None
+    at = rest.rfind("@")
+    if at >= 0:
+        user, _, password = rest[:at].partition(":")
+        rest, auth = rest[at + 1:], httpx.BasicAuth(unquote(user), unquote(password))
+    try:
+        url = httpx.URL(match.group(1) + rest)
+        if not url.host:
+            raise ValueError("no host")
+    except Exception as exc:
+        raise UsageError(f"webhook {redact_url(webhook)} is not a valid URL ({redact_text(exc)}); give "
+                         f"http(s)://[user:password@]host[:port]/path") from None
+    return url, auth

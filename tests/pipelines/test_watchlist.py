@@ -96,7 +96,8 @@ def test_alerts_are_stored_audited_printed_and_posted(db, status, delivered):
     watch_track(db, watched, "suspect", "red coat")
     receiver = WebhookReceiver(status)
     printed = []
-    dispatcher = AlertDispatcher(db, receiver.url, on_alert=printed.append, timeout_s=2.0, attempts=2)
+    dispatcher = AlertDispatcher(db, receiver.url, on_alert=printed.append, timeout_s=2.0, attempts=2,
+                                 backoff_s=0.05)
     payloads = dispatcher.raise_alerts(load_matcher(db, 0.75).check("cam1", [_update(db, same, 1000.0)]))
     dispatcher.close()
     receiver.close()
