@@ -48,11 +48,13 @@ class IngestJob:
         camera: camera name (default: the file stem).
         start_time: wall-clock start of the video, seconds since the epoch; None: the container's creation time,
             else 0.
+        recorded: a segment reid-app's recorder wrote (retention may delete it; never a user's file).
     """
 
     path: Path
     camera: str = ""
     start_time: Optional[float] = None
+    recorded: bool = False
 
     def __post_init__(self):
         self.path = Path(self.path)
@@ -219,7 +221,7 @@ def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_track
         info = VideoInfo(camera=cam.job.camera, path=str(probe.path), fingerprint=cam.fingerprint,
                          fps=probe.fps, frame_count=probe.frame_count, width=probe.width, height=probe.height,
                          duration_s=probe.duration_s, start_time=start, analysis_fps=cam.source.analysis_fps,
-                         analysed_until_s=_analysed_until(cam.source))
+                         analysed_until_s=_analysed_until(cam.source), recorded=cam.job.recorded)
         try:
             video_id = begin_video(db, info, model_id)
             cam.writer = VideoWriter(db, video_id, model_id, start)

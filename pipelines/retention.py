@@ -1,6 +1,7 @@
 """Retention of footage and what was found in it: everything older than a maximum age is removed from the
-database (``storage.retention``), and the recordings reid-app made of it are deleted from disk. Files outside the
-recordings folder (footage a user ingested) are never deleted."""
+database (``storage.retention``), and the recordings reid-app made of it are deleted from disk. Only files the
+recorder wrote (listed in the database) inside the recordings folder are deleted: footage a user ingested, even
+from inside that folder, never is."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from reid_app.errors import UsageError
 from storage.database import Database
+from storage.recorded_files import forget_recorded, recorded_among
 from storage.retention import PurgeResult, purge_videos_before
 
 log = logging.getLogger(__name__)
@@ -19,7 +22,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class RetentionReport:
     """The outcome of :func:`apply_retention`: the cut-off (seconds since the epoch), the purge, the recording
-    files deleted, and files that could not be deleted (path and reason)."""
+    files deleted (with ``dry_run``: the files that would be deleted), and files that could not be deleted (path
+    and reason)."""
 
     cutoff: float
     purge: PurgeResult
@@ -27,31 +31,45 @@ class RetentionReport:
     files_failed: list[tuple[str, str]] = field(default_factory=list)
 
 
+def recordings_to_delete(db: Database, purged_paths: list[str], recordings_dir: Optional[Path]) -> list[str]:
+    """Those of the purged videos' files that reid-app's recorder wrote (``storage.recorded_files``) and that lie
+    inside ``recordings_dir``: the only files retention deletes."""
+    if recordings_dir is None:
+        return []
+    root = Path(recordings_dir).expanduser().resolve()
+    ours = recorded_among(db, purged_paths)
+    files = [str(Path(p).expanduser().resolve()) for p in purged_paths]
+    return [f for f in dict.fromkeys(files) if f in ours and Path(f).is_relative_to(root)]
+
+
 def apply_retention(db: Database, max_age_s: float, recordings_dir: Optional[Path], dry_run: bool = False,
                     clock: Callable[[], float] = time.time) -> RetentionReport:
     """Remove what is older than ``max_age_s`` seconds (footage that ended before ``clock() - max_age_s``).
 
-    Rows go first, in one transaction with an audit entry; then the purged videos' files that lie inside
-    ``recordings_dir`` are deleted (a file that cannot be deleted is reported, the rows stay gone).
+    Rows go first, in one transaction with an audit entry; then the purged videos' files that reid-app recorded
+    and that lie inside ``recordings_dir`` are deleted (:func:`recordings_to_delete`; a file that cannot be
+    deleted is reported, the rows stay gone). A file a user put into the folder is never deleted.
 
     Raises:
-        ValueError: ``max_age_s`` is not > 0.
+        UsageError: ``max_age_s`` is not > 0, or reaches back before the epoch.
     """
     if not max_age_s > 0:
-        raise ValueError(f"maximum age must be > 0 seconds, got {max_age_s}")
-    cutoff = clock() - max_age_s
+        raise UsageError(f"maximum age must be > 0 seconds, got {max_age_s}")
+    now = clock()
+    if not max_age_s < now:
+        raise UsageError(f"a maximum age of {max_age_s:.0f} s reaches back before 1970; nothing is that old")
+    cutoff = now - max_age_s
     report = RetentionReport(cutoff, purge_videos_before(db, cutoff, dry_run))
-    if dry_run or recordings_dir is None:
+    files = recordings_to_delete(db, [path for _, path in report.purge.videos], recordings_dir)
+    if dry_run:
+        report.files_deleted = files
         return report
-    root = Path(recordings_dir).expanduser().resolve()
-    for _, path in report.purge.videos:
-        file = Path(path).expanduser().resolve()
-        if not file.is_relative_to(root):
-            continue
+    for file in files:
         try:
-            file.unlink(missing_ok=True)
-            report.files_deleted.append(str(file))
+            Path(file).unlink(missing_ok=True)
+            report.files_deleted.append(file)
         except OSError as exc:
-            report.files_failed.append((str(file), exc.strerror or str(exc)))
+            report.files_failed.append((file, exc.strerror or str(exc)))
             log.warning("retention: cannot delete %s (%s)", file, exc)
+    forget_recorded(db, report.files_deleted)
     return report

@@ -436,7 +436,7 @@ class LiveSite:
         info = VideoInfo(camera=cam.config.name, path=str(segment.path), fingerprint=live_fingerprint(segment.path),
                          fps=fps, frame_count=0, width=facts.width if facts else 0,
                          height=facts.height if facts else 0, duration_s=0.0, start_time=segment.start_time,
-                         analysis_fps=cam.config.fps)
+                         analysis_fps=cam.config.fps, recorded=True)
         video_id = begin_video(self.db, info, self.model_id)
         row = cam.rows[path] = _SegmentRow(segment, VideoWriter(self.db, video_id, self.model_id, segment.start_time),
                                            fps)

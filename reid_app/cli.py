@@ -124,7 +124,7 @@ def _record_streams(streams, duration: float, folder: Path, timeout: float, stop
         for n, segment in enumerate(result.segments):
             while len(rounds) <= n:
                 rounds.append([])
-            rounds[n].append(IngestJob(segment.path, result.camera, segment.start_time))
+            rounds[n].append(IngestJob(segment.path, result.camera, segment.start_time, recorded=True))
     return rounds, failed
 
 

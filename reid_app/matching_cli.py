@@ -430,6 +430,10 @@ def retention(db_path, older_than, recordings_dir, dry_run) -> None:
     _print(f"{verb} {len(p.videos)} video(s) whose footage ended before {when}: {p.tracks} tracks, "
            f"{p.sightings} sightings, {p.embeddings} embeddings, {p.identities} emptied identities"
            + ("" if dry_run else f"; {len(report.files_deleted)} recording file(s) deleted"))
+    if dry_run:
+        _print(f"would delete {len(report.files_deleted)} recording file(s) (only files reid-app recorded in "
+               f"{folder}; footage you ingested is never deleted)"
+               + "".join(f"\n  {path}" for path in report.files_deleted))
     for path, reason in report.files_failed:
         stderr_console().print(f"reid-app: warning: cannot delete {path} ({reason})", markup=False,
                                highlight=False, soft_wrap=True)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from reid_app.errors import DatabaseError
 from reid_app.types import Observation
 from storage.database import Database, lock_for_writing
+from storage.recorded_files import note_recorded
 from storage.schema import (DAMAGED_FRACTION, FINISHED_STATUSES, Camera, Embedding, Meta, ReidModel, Sighting, Track,
                             Video)
 
@@ -248,6 +249,8 @@ class VideoInfo:
     start_time: float
     analysis_fps: float
     analysed_until_s: Optional[float] = None
+    #: True for a segment reid-app's recorder wrote (listed in ``recorded_files``: retention may delete it).
+    recorded: bool = False
 
 
 def begin_video(db: Database, info: VideoInfo, model_id: int, owner: Optional[str] = None) -> int:
@@ -280,6 +283,8 @@ def begin_video(db: Database, info: VideoInfo, model_id: int, owner: Optional[st
                       status="ingesting", model_id=model_id, owner=owner or owner_token(), heartbeat_at=time.time(),
                       analysed_until_s=info.analysed_until_s)
         session.add(video)
+        if info.recorded:
+            note_recorded(session, info.path, info.camera)
         session.flush()
         return video.id
 

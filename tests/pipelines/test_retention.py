@@ -42,7 +42,9 @@ def aged_db(lab_db, tmp_path):
     recording.parent.mkdir(parents=True)
     shutil.copyfile(LAB / "cam0.mp4", recording)
     sqlite_execute(db, f"UPDATE videos SET start_time = {NOW - 40 * DAY}, path = '{recording}' WHERE camera_id = "
-                       f"(SELECT id FROM cameras WHERE name = 'cam0')")
+                       f"(SELECT id FROM cameras WHERE name = 'cam0')",
+                   f"INSERT INTO recorded_files (path, camera, created_at) VALUES ('{recording}', 'cam0', "
+                   f"'2026-01-01')")  # as the recorder lists what it writes
     sqlite_execute(db, f"UPDATE videos SET start_time = {NOW - DAY} WHERE camera_id = "
                        f"(SELECT id FROM cameras WHERE name = 'cam1')")
     return db, recording
@@ -55,6 +57,7 @@ def test_old_footage_goes_with_what_was_found_in_it_and_the_rest_stays(aged_db, 
     db = open_database(path)
     dry = apply_retention(db, 30 * DAY, tmp_path / "recordings", dry_run=True, clock=lambda: NOW)
     assert (dry.purge.tracks, dry.purge.sightings, dry.purge.embeddings) == old and recording.exists()
+    assert dry.files_deleted == [str(recording)]  # the dry run lists the files it would delete
     report = apply_retention(db, 30 * DAY, tmp_path / "recordings", clock=lambda: NOW)
     db.close()
     assert [p for _, p in report.purge.videos] == [str(recording)]
@@ -99,3 +102,28 @@ def test_the_command_reports_and_audits_and_refuses_a_bad_age(aged_db, tmp_path)
     assert not recording.exists() and (LAB / "cam1.mp4").exists()
     audit = run_cli("audit", "--db", path, "--action", "retention")
     assert audit.code == 0 and f'"sightings": {both[1]}' in audit.stdout
+
+
+def test_footage_a_user_put_into_the_recordings_folder_is_never_deleted(aged_db, tmp_path):
+    """A file copied into ``recordings/manual/`` and ingested is the user's: its rows age out, the file stays,
+    and the dry run does not list it."""
+    path, recording = aged_db
+    manual = tmp_path / "recordings" / "manual" / "cam1.mp4"
+    manual.parent.mkdir(parents=True)
+    shutil.copyfile(LAB / "cam1.mp4", manual)
+    sqlite_execute(path, f"UPDATE videos SET start_time = {NOW - 40 * DAY}, path = '{manual}' WHERE camera_id = "
+                         f"(SELECT id FROM cameras WHERE name = 'cam1')")
+    dry = run_cli("retention", "--db", path, "--older-than", "30d", "--dry-run", "--recordings",
+                  tmp_path / "recordings")
+    assert dry.code == 0 and "would delete 1 recording file(s)" in dry.stdout and str(recording) in dry.stdout
+    assert str(manual) not in dry.stdout
+    done = run_cli("retention", "--db", path, "--older-than", "30d", "--recordings", tmp_path / "recordings")
+    assert done.code == 0 and "removed 2 video(s)" in done.stdout and "1 recording file(s) deleted" in done.stdout
+    assert manual.exists() and not recording.exists()
+
+
+def test_an_age_beyond_the_epoch_is_refused_in_one_line(aged_db):
+    path, _ = aged_db
+    result = run_cli("retention", "--db", path, "--older-than", "400000000000d")
+    assert result.code == 2 and "reaches back before 1970" in result.stderr and "Traceback" not in result.stderr
+    assert _count(path, "SELECT count(*) FROM audit_log WHERE action = 'retention'") == 0
