@@ -168,12 +168,13 @@ def reject(db: Database, track_a: int, track_b: int) -> ClusteringReport:
 def _pair(db: Database, a: int, b: int, verdict: str, action: str) -> ClusteringReport:
     if a == b:
         raise UsageError(f"track {a} was given twice; {action} needs two different tracks")
-    model_id = _check_tracks(db, [a, b])
     pair = [(min(a, b), max(a, b))]
-    _check_consistent(db, pair if verdict == SAME else [], pair if verdict == DIFFERENT else [])
-    before = _verdicts_of(db, pair)
-    set_verdicts(db, same=pair if verdict == SAME else (), different=pair if verdict == DIFFERENT else ())
-    record(db, action, track_a=a, track_b=b, before=before, after=_verdicts_of(db, pair))
+    with db.exclusive() as tx:  # checked and written under the write lock: two at once cannot both pass
+        model_id = _check_tracks(tx, [a, b])
+        _check_consistent(tx, pair if verdict == SAME else [], pair if verdict == DIFFERENT else [])
+        before = _verdicts_of(tx, pair)
+        set_verdicts(tx, same=pair if verdict == SAME else (), different=pair if verdict == DIFFERENT else ())
+        record(tx, action, track_a=a, track_b=b, before=before, after=_verdicts_of(tx, pair))
     report = cluster_identities(db, model_id, reason="feedback", around=[a, b])
     report.changes = [f"tracks {pair[0][0]} and {pair[0][1]} {_WORD[verdict]}"
                       + (" (already so; kept)" if before[0][2] is not None else "")]
@@ -188,13 +189,18 @@ def replace_verdict(db: Database, track_a: int, track_b: int, verdict: str) -> C
     Raises:
         UsageError: see :func:`forget`, :func:`confirm` and :func:`reject`.
     """
-    _check_tracks(db, [track_a, track_b])
+    model_id = _check_tracks(db, [track_a, track_b])
     pair = [(min(track_a, track_b), max(track_a, track_b))]
-    # checked whole before anything is stored, so a refused replacement leaves the earlier verdict in place
-    _check_consistent(db, pair if verdict == SAME else [], pair if verdict == DIFFERENT else [], forget=pair)
-    forgotten = forget(db, track_a, track_b)
-    report = (confirm if verdict == SAME else reject)(db, track_a, track_b)
-    report.changes = forgotten.changes + report.changes
+    with db.exclusive() as tx:  # the forget and the new verdict are one unit: a refusal leaves the earlier in place
+        _check_consistent(tx, pair if verdict == SAME else [], pair if verdict == DIFFERENT else [], forget=pair)
+        forgotten = _forget(tx, track_a, track_b)
+        _check_consistent(tx, pair if verdict == SAME else [], pair if verdict == DIFFERENT else [])
+        before = _verdicts_of(tx, pair)
+        set_verdicts(tx, same=pair if verdict == SAME else (), different=pair if verdict == DIFFERENT else ())
+        action = "confirm" if verdict == SAME else "reject"
+        record(tx, action, track_a=track_a, track_b=track_b, before=before, after=_verdicts_of(tx, pair))
+    report = cluster_identities(db, model_id, reason="feedback", around=[track_a, track_b])
+    report.changes = [forgotten, f"tracks {pair[0][0]} and {pair[0][1]} {_WORD[verdict]}"]
     return report
 
 
@@ -205,14 +211,21 @@ def forget(db: Database, track_a: int, track_b: int) -> ClusteringReport:
         UsageError: there is no verdict on that pair.
     """
     model_id = _check_tracks(db, [track_a, track_b])
+    with db.exclusive() as tx:
+        change = _forget(tx, track_a, track_b)
+    report = cluster_identities(db, model_id, reason="feedback", around=[track_a, track_b])
+    report.changes = [change]
+    return report
+
+
+def _forget(db: Database, track_a: int, track_b: int) -> str:
+    """Delete and audit the verdict on a pair (in the caller's transaction); returns the change line."""
     pair = tuple(sorted((int(track_a), int(track_b))))
     stored = _verdicts_of(db, [pair])
     if not forget_verdict(db, track_a, track_b):
         raise UsageError(f"there is no confirmation or rejection of tracks {track_a} and {track_b} to forget")
     record(db, "forget", track_a=track_a, track_b=track_b, before=stored, after=_verdicts_of(db, [pair]))
-    report = cluster_identities(db, model_id, reason="feedback", around=list(pair))
-    report.changes = [f"tracks {pair[0]} and {pair[1]} are no longer {_WORD[stored[0][2]]}"]
-    return report
+    return f"tracks {pair[0]} and {pair[1]} are no longer {_WORD[stored[0][2]]}"
 
 
 def _identity(db: Database, identity_id: int):
@@ -231,15 +244,16 @@ def merge(db: Database, identity_a: int, identity_b: int) -> ClusteringReport:
     """
     if identity_a == identity_b:
         raise UsageError(f"identity {identity_a} was given twice; merge needs two different identities")
-    a, b = _identity(db, identity_a), _identity(db, identity_b)
-    tracks = a.track_ids + b.track_ids
-    anchor = tracks[0]
-    same = [(min(anchor, t), max(anchor, t)) for t in tracks[1:]]
-    _check_consistent(db, same, [])
-    before = _verdicts_of(db, same)
-    set_verdicts(db, same=same)
-    record(db, "merge", identities=[identity_a, identity_b], tracks=tracks, before=before,
-           after=_verdicts_of(db, same))
+    with db.exclusive() as tx:
+        a, b = _identity(tx, identity_a), _identity(tx, identity_b)
+        tracks = a.track_ids + b.track_ids
+        anchor = tracks[0]
+        same = [(min(anchor, t), max(anchor, t)) for t in tracks[1:]]
+        _check_consistent(tx, same, [])
+        before = _verdicts_of(tx, same)
+        set_verdicts(tx, same=same)
+        record(tx, "merge", identities=[identity_a, identity_b], tracks=tracks, before=before,
+               after=_verdicts_of(tx, same))
     report = cluster_identities(db, a.model_id, reason="feedback", around=tracks)
     report.subject_tracks = tracks
     report.changes = [f"identities {identity_a} and {identity_b} merged: their {len(tracks)} tracks confirmed as one "
@@ -254,24 +268,26 @@ def split(db: Database, identity_id: int, track_ids: Sequence[int]) -> Clusterin
     Raises:
         UsageError: unknown identity, tracks not in it, or no track left on one side.
     """
-    identity = _identity(db, identity_id)
-    moved = sorted({int(t) for t in track_ids})
-    outside = [t for t in moved if t not in identity.track_ids]
-    if outside:
-        raise UsageError(f"track {', '.join(map(str, outside))} is not in identity {identity_id} (its tracks: "
-                         f"{', '.join(map(str, identity.track_ids))})")
-    kept = [t for t in identity.track_ids if t not in moved]
-    if not moved or not kept:
-        raise UsageError(f"split needs some but not all tracks of identity {identity_id} "
-                         f"({', '.join(map(str, identity.track_ids))})")
-    across = [(min(x, y), max(x, y)) for x in moved for y in kept]
-    same = [(min(g[0], t), max(g[0], t)) for g in (moved, kept) for t in g[1:]]
-    _check_consistent(db, same, across, forget=across)
-    overridden = [v for v in load_verdicts(db, moved) if v.verdict == SAME and (v.track_a, v.track_b) in set(across)]
-    before = _verdicts_of(db, same + across)
-    set_verdicts(db, same=same, different=across)
-    record(db, "split", identity=identity_id, moved=moved, kept=kept, before=before,
-           after=_verdicts_of(db, same + across))
+    with db.exclusive() as tx:
+        identity = _identity(tx, identity_id)
+        moved = sorted({int(t) for t in track_ids})
+        outside = [t for t in moved if t not in identity.track_ids]
+        if outside:
+            raise UsageError(f"track {', '.join(map(str, outside))} is not in identity {identity_id} (its tracks: "
+                             f"{', '.join(map(str, identity.track_ids))})")
+        kept = [t for t in identity.track_ids if t not in moved]
+        if not moved or not kept:
+            raise UsageError(f"split needs some but not all tracks of identity {identity_id} "
+                             f"({', '.join(map(str, identity.track_ids))})")
+        across = [(min(x, y), max(x, y)) for x in moved for y in kept]
+        same = [(min(g[0], t), max(g[0], t)) for g in (moved, kept) for t in g[1:]]
+        _check_consistent(tx, same, across, forget=across)
+        overridden = [v for v in load_verdicts(tx, moved)
+                      if v.verdict == SAME and (v.track_a, v.track_b) in set(across)]
+        before = _verdicts_of(tx, same + across)
+        set_verdicts(tx, same=same, different=across)
+        record(tx, "split", identity=identity_id, moved=moved, kept=kept, before=before,
+               after=_verdicts_of(tx, same + across))
     report = cluster_identities(db, identity.model_id, reason="feedback", around=identity.track_ids)
     report.changes = [f"tracks {', '.join(map(str, moved))} split off identity {identity_id}: {len(across)} pairs "
                       f"rejected across"]
@@ -290,29 +306,41 @@ def undo(db: Database) -> ClusteringReport:
             verdicts it touched changed since (the message names the pair).
     """
     from storage.audit import read_log
+    from storage.repository import existing_tracks
 
-    log = read_log(db, limit=10**9)
-    undone = {e.details.get("undoes") for e in log if e.action == "undo"}
-    entry = next((e for e in log if e.action in UNDOABLE and e.id not in undone), None)
-    if entry is None:
-        raise UsageError("there is no feedback to undo")
-    before, after = entry.details.get("before"), entry.details.get("after")
-    if before is None or after is None:
-        raise UsageError(f"the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M} UTC was made by an older "
-                         f"reid-app that did not record what it changed; undo it by hand")
-    now = _verdicts_of(db, [(a, b) for a, b, _ in after])
-    changed = [f"{a}-{b}" for (a, b, v), (_, _, w) in zip(after, now) if v != w]
-    if changed:
-        raise UsageError(f"the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M} UTC cannot be undone: the "
-                         f"verdicts on tracks {', '.join(changed)} changed since")
-    model_id = _check_tracks(db, {t for a, b, _ in before for t in (a, b)})
-    set_verdicts(db, same=[(a, b) for a, b, v in before if v == SAME],
-                 different=[(a, b) for a, b, v in before if v == DIFFERENT],
-                 forget=[(a, b) for a, b, v in before if v is None])
-    record(db, "undo", undoes=entry.id, action_undone=entry.action, before=after, after=before)
+    with db.exclusive() as tx:  # two undos at once take back two entries, never the same one twice
+        log = read_log(tx, limit=10**9)
+        undone = {e.details.get("undoes") for e in log if e.action == "undo"}
+        entry = next((e for e in log if e.action in UNDOABLE and e.id not in undone), None)
+        if entry is None:
+            raise UsageError("there is no feedback to undo")
+        before, after = entry.details.get("before"), entry.details.get("after")
+        if before is None or after is None:
+            raise UsageError(f"the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M} UTC was made by an older "
+                             f"reid-app that did not record what it changed; undo it by hand")
+        # pairs whose tracks retention removed since have nothing left to restore (their verdicts went with them)
+        alive = existing_tracks(tx, {t for a, b, _ in before for t in (a, b)})
+        gone = [f"{a}-{b}" for a, b, _ in before if a not in alive or b not in alive]
+        before = [p for p in before if p[0] in alive and p[1] in alive]
+        after = [p for p in after if p[0] in alive and p[1] in alive]
+        now = _verdicts_of(tx, [(a, b) for a, b, _ in after])
+        changed = [f"{a}-{b}" for (a, b, v), (_, _, w) in zip(after, now) if v != w]
+        if changed:
+            raise UsageError(f"the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M} UTC cannot be undone: the "
+                             f"verdicts on tracks {', '.join(changed)} changed since")
+        model_id = _check_tracks(tx, {t for a, b, _ in before for t in (a, b)}) if before else None
+        set_verdicts(tx, same=[(a, b) for a, b, v in before if v == SAME],
+                     different=[(a, b) for a, b, v in before if v == DIFFERENT],
+                     forget=[(a, b) for a, b, v in before if v is None])
+        record(tx, "undo", undoes=entry.id, action_undone=entry.action, before=after, after=before,
+               removed_pairs=gone)
+    what = f"undid the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M:%S} UTC (audit entry {entry.id})"
+    if model_id is None:
+        return ClusteringReport(0, 0, 0, 0, 0.0, 0.0, changes=[
+            f"{what}: its tracks were removed by retention since, so nothing was left to restore"])
     report = cluster_identities(db, model_id, reason="feedback", around=sorted({t for a, b, _ in before for t in (a, b)}))
-    report.changes = [f"undid the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M:%S} UTC (audit entry "
-                      f"{entry.id}): {len(before)} pair{'s' if len(before) > 1 else ''} as before it"]
+    report.changes = [f"{what}: {len(before)} pair{'s' if len(before) > 1 else ''} as before it"
+                      + (f" ({len(gone)} pair(s) whose tracks retention removed skipped)" if gone else "")]
     return report
 
 

@@ -70,6 +70,25 @@ class Database:
             finally:
                 connection.rollback()
 
+    @contextmanager
+    def exclusive(self) -> Iterator["Database"]:
+        """This database as one transaction that holds the write lock from its start (:func:`lock_for_writing`):
+        everything read and written through the :class:`Database` it yields (its sessions) is one atomic unit,
+        committed at the end of the block and rolled back when the block raises. For check-then-write actions
+        (feedback verdicts, undo) that two processes must not interleave."""
+        with self.engine.connect() as connection:
+            transaction = connection.begin()
+            try:
+                with Session(bind=connection) as session:
+                    lock_for_writing(session)
+                yield Database(engine=self.engine, location=self.location, path=self.path, url=self.url,
+                               sessions=sessionmaker(bind=connection, expire_on_commit=False,
+                                                     join_transaction_mode="rollback_only"))
+            except BaseException:
+                transaction.rollback()
+                raise
+            transaction.commit()
+
     def close(self) -> None:
         """Dispose of the engine's connections (checkpoints the WAL)."""
         self.engine.dispose()

@@ -511,6 +511,15 @@ class TrackInfo:
     descriptor: Optional[np.ndarray]
 
 
+def existing_tracks(db: Database, track_ids) -> set[int]:
+    """Those of ``track_ids`` that still exist."""
+    ids = sorted({int(t) for t in track_ids})
+    if not ids:
+        return set()
+    with db.session() as session:
+        return set(session.scalars(select(Track.id).where(Track.id.in_(ids))))
+
+
 def get_tracks(db: Database, track_ids: Sequence[int], session: Optional[Session] = None) -> dict[int, TrackInfo]:
     """Track id -> :class:`TrackInfo` for the given ids (missing ids are absent from the result); read in
     ``session`` when given (see :meth:`Database.snapshot`)."""

@@ -256,3 +256,97 @@ def test_on_a_large_site_feedback_reclusters_only_the_identities_it_touched(lab4
     assert together[a] == together[c]
     assert report.identities == len(merged) and report.tracks == sum(map(len, merged.values()))
     db.close()
+
+
+def _slow_checks(monkeypatch, seconds=0.5):
+    """Widen the window between a feedback action's check and its write, as a slow disk or a busy server would."""
+    import time
+
+    import pipelines.feedback as feedback
+
+    real = feedback._check_consistent
+
+    def slow(*args, **kwargs):
+        real(*args, **kwargs)
+        time.sleep(seconds)
+
+    monkeypatch.setattr(feedback, "_check_consistent", slow)
+
+
+def _concurrently(*calls):
+    import threading
+
+    outcomes = [None] * len(calls)
+
+    def run(i, call):
+        try:
+            outcomes[i] = call()
+        except UsageError as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return outcomes
+
+
+def test_two_confirmations_at_once_cannot_both_pass_a_check_that_each_passes_alone(db, monkeypatch):
+    """Tracks a and b are seen at the same moment on one camera; confirming each with a third track c is allowed
+    alone, both together are not. Run at once (two connections, as two processes), exactly one is saved."""
+    from pipelines.feedback import _check_consistent
+
+    tracks = get_tracks(db, [t for i in load_identities(db) for t in i.track_ids])
+    a, b = next((x, y) for x in tracks.values() for y in tracks.values() if x.id < y.id
+                and x.camera_id == y.camera_id and x.first_timestamp <= y.last_timestamp
+                and y.first_timestamp <= x.last_timestamp)
+    c = next(t for t in tracks.values() if t.camera_id != a.camera_id
+             and _ok(lambda: _check_consistent(db, [(a.id, t.id)], []))
+             and _ok(lambda: _check_consistent(db, [(b.id, t.id)], [])))
+    _slow_checks(monkeypatch)
+    first, second = open_database(db.url), open_database(db.url)
+    try:
+        outcomes = _concurrently(lambda: confirm(first, a.id, c.id), lambda: confirm(second, b.id, c.id))
+    finally:
+        first.close()
+        second.close()
+    refused = [o for o in outcomes if isinstance(o, UsageError)]
+    assert len(refused) == 1 and "seen at the same time" in str(refused[0])
+    assert len([v for v in load_verdicts(db) if v.verdict == "same"]) == 1
+
+
+def _ok(check) -> bool:
+    try:
+        check()
+    except UsageError:
+        return False
+    return True
+
+
+def test_two_undos_at_once_take_back_two_entries_and_undo_survives_retention(db, monkeypatch):
+    from pipelines.feedback import undo
+    from storage.repository import delete_video
+
+    identity = _largest(db)
+    a, b, c = identity.track_ids[:3]
+    reject(db, a, b)
+    reject(db, a, c)
+    first, second = open_database(db.url), open_database(db.url)
+    try:
+        outcomes = _concurrently(lambda: undo(first), lambda: undo(second))
+    finally:
+        first.close()
+        second.close()
+    assert not any(isinstance(o, UsageError) for o in outcomes), outcomes
+    undone = [e.details["undoes"] for e in read_log(db, "undo")]
+    assert len(undone) == 2 and len(set(undone)) == 2 and load_verdicts(db) == []
+    # a verdict whose tracks retention removed: undo takes it off the stack instead of being stuck on it
+    reject(db, a, b)
+    with db.engine.connect() as con:
+        video = con.exec_driver_sql(f"SELECT video_id FROM tracks WHERE id = {b}").scalar()
+    delete_video(db, video)
+    report = undo(db)
+    assert "removed by retention" in report.changes[0]
+    with pytest.raises(UsageError, match="there is no feedback to undo"):
+        undo(db)
