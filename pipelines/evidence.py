@@ -43,6 +43,7 @@ from pipelines.sampling import evenly_spaced
 from pipelines.video import file_safe_name
 from reid_app import __version__
 from reid_app.errors import UsageError
+from reid_app.neutralise import csv_cell
 from reid_app.timefmt import KNOWN_TIME_FROM
 from storage.audit import record
 from storage.database import Database
@@ -65,6 +66,8 @@ class EvidenceReport:
     thumbnails: int = 0
     clips: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Every file this export wrote (what the manifest lists; never anything else in the folder).
+    written: list[Path] = field(default_factory=list)
 
 
 def iso(timestamp: float) -> str:
@@ -112,6 +115,7 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
                          f"'reid-app identities'")
     identity = found[0]
     out_dir = Path(out_dir)
+    _check_out_dir(db, out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -154,6 +158,7 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
                         / f"track{t}_{time_s:09.2f}s_sighting{sid}.jpg")
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(crops.get(sid, thumb))
+                report.written.append(path)
                 files.append(str(path.relative_to(out_dir)))
                 report.thumbnails += 1
             clip = None
@@ -163,6 +168,7 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
                              out_dir / "clips" / file_safe_name(camera) / f"track{t}.mp4", clip_margin_s, report)
                 if clip is not None:
                     report.clips.append(clip)
+                    report.written.append(clip)
             track_records[t] = {
                 "track_id": t, "local_track_id": track.local_track_id, "video": video.path,
                 **_time_fields("start", track.first_timestamp, video.start_time),
@@ -194,6 +200,7 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
     report.json_path.write_text(json.dumps(summary, indent=2))
     _write_csv(report.csv_path, identity_id, cameras, track_records)
     write_case_report(report.html_path, summary)
+    report.written += [report.json_path, report.csv_path, report.html_path]
     progress("hashing the exported files")
     manifest = _manifest(db, summary, sources, out_dir, report)
     report.manifest_path.write_text(json.dumps(manifest, indent=2))
@@ -249,10 +256,11 @@ def _write_csv(path: Path, identity_id: int, cameras: dict[str, list[int]], reco
         for camera, ids in cameras.items():
             for t in ids:
                 r = records[t]
-                writer.writerow([identity_id, camera, t, r["local_track_id"], r["start"] or "time unknown",
-                                 r["end"] or "time unknown", r["start_local"] or "time unknown",
-                                 r["end_local"] or "time unknown", r["start_s_in_video"], r["end_s_in_video"],
-                                 r["sightings"], r["video"], len(r["thumbnails"]), r["clip"] or ""])
+                writer.writerow([csv_cell(v) for v in (
+                    identity_id, camera, t, r["local_track_id"], r["start"] or "time unknown",
+                    r["end"] or "time unknown", r["start_local"] or "time unknown", r["end_local"] or "time unknown",
+                    r["start_s_in_video"], r["end_s_in_video"], r["sightings"], r["video"], len(r["thumbnails"]),
+                    r["clip"] or "")])
 
 
 def _hash_sources(sources: dict[str, str], report: EvidenceReport) -> list[dict]:
@@ -268,9 +276,21 @@ def _hash_sources(sources: dict[str, str], report: EvidenceReport) -> list[dict]
     return listed
 
 
+def _check_out_dir(db: Database, out_dir: Path) -> None:
+    """Refuse an output folder that holds another export (its manifest would be overwritten and its files left
+    uncertified) or the database (whose files change under the hashes)."""
+    if (out_dir / "manifest.json").exists():
+        raise UsageError(f"--out {out_dir} already holds an export (manifest.json); give a new or empty folder")
+    if db.path is not None and out_dir.exists():
+        folder, database = out_dir.resolve(), db.path.resolve()
+        if database.is_relative_to(folder):
+            raise UsageError(f"--out {out_dir} holds the database {db.path}; give a folder of its own for the "
+                             f"export")
+
+
 def _manifest(db: Database, summary: dict, sources: list[dict], out_dir: Path, report: EvidenceReport) -> dict:
     """The manifest: the export's facts, the source videos' hashes and the SHA-256 of every file written."""
-    files = sorted(p for p in out_dir.rglob("*") if p.is_file() and p.name != "manifest.json")
+    files = sorted(set(report.written))
     return {"reid_app_version": __version__, "created_at": summary["exported_at"], "identity": summary["identity"],
             "model": summary["model"], "database": {"location": db.location, "schema_version": SCHEMA_VERSION},
             "sources": sources, "notes": report.notes,

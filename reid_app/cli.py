@@ -19,7 +19,8 @@ import click
 from reid_app import __version__
 from reid_app.errors import ReidAppError, UsageError
 from reid_app.console import stderr_console, stdout_console
-from reid_app.redaction import RedactingFilter, redact_text
+from reid_app.neutralise import terminal_text
+from reid_app.redaction import RedactingFilter, redact_text as _redact
 from reid_app.settings import load_settings
 from reid_app.cli_helpers import cluster_after_ingest, finite_option, parse_start_time
 from reid_app.ingest_runner import IngestChoices, prepare_ingest
@@ -32,6 +33,11 @@ EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("reid_app")
+
+
+def redact_text(text) -> str:
+    """What the CLI shows of an error: URLs redacted, control characters neutralised."""
+    return terminal_text(_redact(text))
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -78,11 +78,14 @@ def name_from_url(url: str) -> str:
 
 class RedactingFilter(logging.Filter):
     """A logging filter that passes every record's message through :func:`redact_text` (a second line of
-    defence: messages are redacted where they are made, and a library quoting a URL is caught here)."""
+    defence: messages are redacted where they are made, and a library quoting a URL is caught here) and
+    ``reid_app.neutralise.terminal_text`` (no escape sequences from names reach the terminal)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from reid_app.neutralise import terminal_text
+
         message = record.getMessage()
-        shown = redact_text(message)
+        shown = terminal_text(redact_text(message))
         if shown != message:
             record.msg, record.args = shown, None
         if record.exc_info and record.exc_info[1] is not None:

@@ -105,9 +105,11 @@ def sqlite_path(location: Union[str, Path]) -> Optional[Path]:
         return Path(text_).expanduser().absolute()
     try:
         url = make_url(text_)
-    except ArgumentError as exc:
-        raise DatabaseError(f"--db {redact_url(text_)!r} is not a database URL ({redact_text(exc)}); give a file "
-                            f"path or a URL such as sqlite:////abs/path/reid.db or postgresql://user@host/db") from None
+    except (ArgumentError, ValueError) as exc:
+        # the parser's own words may quote a piece of the password (a bad port is often one): not shown
+        raise DatabaseError(f"--db {redact_url(text_)!r} is not a database URL; give a file path or a URL such as "
+                            f"sqlite:////abs/path/reid.db or postgresql://user:password@host:5432/db "
+                            f"(characters such as @ : / # in a password percent-encoded)") from None
     if url.get_backend_name() != "sqlite":
         return None
     if not url.database or url.database == ":memory:":

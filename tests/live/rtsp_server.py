@@ -93,7 +93,7 @@ def main(argv: list[str]) -> None:
         elif arg == "--password":
             password = rest.pop(0)
         else:
-            name, _, path = arg.partition("=")
+            name, _, path = arg.rpartition("=")  # a mount may hold "=" itself (DVR paths), a file path not
             mounts[name] = path
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")

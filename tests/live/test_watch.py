@@ -92,7 +92,7 @@ def test_watch_alerts_for_the_watched_person_only_posts_the_webhook_and_stops_cl
     site.write_text(f"""
 [site]
 segment = "60s"
-webhook = "{hook.url}"
+webhook = "{hook.url.replace('http://', 'http://hook:s3cret@')}"
 
 [[camera]]
 name = "cam1"
@@ -100,7 +100,7 @@ url = "{server.url('cam1', 'viewer:s3cret@')}"
 
 [[camera]]
 name = "door"
-url = "rtsp://viewer:s3cret@127.0.0.1:{free_port()}/nothing"
+url = "rtsp://127.0.0.1:{free_port()}/user=viewer&password=s3cret&channel=1&stream=0.sdp"
 """)
     recordings = tmp_path / "recordings"
     process = subprocess.Popen([sys.executable, "-m", "reid_app.cli", "watch", "--site", str(site), "--db",
@@ -162,6 +162,7 @@ url = "rtsp://viewer:s3cret@127.0.0.1:{free_port()}/nothing"
         assert abs(float(container.duration / 1e6) - duration) < 0.5
 
     assert len(hook.received) == len(alerts)
+    assert all(h["Authorization"] == "Basic " + base64.b64encode(b"hook:s3cret").decode() for h in hook.headers)
     path, body = hook.received[0]
     assert path == "/hooks/reid"
     assert body["name"] == "Person of interest" and body["note"] == "seen at the door" and body["camera"] == "cam1"

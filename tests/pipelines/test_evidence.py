@@ -149,3 +149,28 @@ def test_the_case_report_opens_in_a_real_browser(db, tmp_path):
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[:2] == (900, 1200)
     assert image.std() > 10  # rendered text and crops, not a blank page
+
+
+def test_the_manifest_certifies_only_this_exports_files_and_a_shared_folder_is_refused(db, tmp_path):
+    """A file already in the folder is not certified; a second export into the folder and an export into the
+    database's own folder are refused before anything is written; a camera named like a formula is neutralised."""
+    first, second = sorted(load_identities(db), key=lambda i: -len(i.track_ids))[:2]
+    camera = get_tracks(db, first.track_ids)[first.track_ids[0]].camera
+    with db.engine.begin() as con:
+        con.exec_driver_sql(f"UPDATE cameras SET name = '=HYPERLINK(\"http://x\",\"y\")' WHERE name = '{camera}'")
+    out = tmp_path / "case"
+    out.mkdir()
+    (out / "notes.txt").write_text("the investigator's own notes")
+    report = export_identity(db, first.id, out)
+    manifest = json.loads(report.manifest_path.read_text())
+    listed = {f["path"] for f in manifest["files"]}
+    assert "notes.txt" not in listed and listed == {str(p.relative_to(out)) for p in report.written}
+    with report.csv_path.open() as fh:
+        cells = [c for row in csv.reader(fh) for c in row]
+    assert not any(c.startswith(("=", "+", "@")) for c in cells) and any(c.startswith("'=HYPERLINK") for c in cells)
+    with pytest.raises(UsageError, match="already holds an export"):
+        export_identity(db, second.id, out)
+    assert json.loads(report.manifest_path.read_text()) == manifest  # the first export is untouched
+    with pytest.raises(UsageError, match="holds the database"):
+        export_identity(db, second.id, db.path.parent)
+    assert not (db.path.parent / "manifest.json").exists()
