@@ -37,7 +37,7 @@ from storage.database import Database
 from storage.identities import load_identities
 from storage.outbox import OutboxItem, abandon_interrupted, claim_due, enqueue, pending, settle
 from storage.repository import TrackUpdate, get_tracks, list_models
-from storage.watchlist import Watched, add_alert, add_entry, alerted_tracks, list_entries, set_delivered
+from storage.watchlist import Watched, add_alert, add_entry, alerted_tracks, list_entries
 
 log = logging.getLogger(__name__)
 

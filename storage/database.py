@@ -105,7 +105,7 @@ def sqlite_path(location: Union[str, Path]) -> Optional[Path]:
         return Path(text_).expanduser().absolute()
     try:
         url = make_url(text_)
-    except (ArgumentError, ValueError) as exc:
+    except (ArgumentError, ValueError):
         # the parser's own words may quote a piece of the password (a bad port is often one): not shown
         raise DatabaseError(f"--db {redact_url(text_)!r} is not a database URL; give a file path or a URL such as "
                             f"sqlite:////abs/path/reid.db or postgresql://user:password@host:5432/db "

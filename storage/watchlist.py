@@ -96,14 +96,6 @@ def add_alert(db: Database, watchlist_id: int, camera: str, track_id: Optional[i
         return row.id
 
 
-def set_delivered(db: Database, alert_id: int, delivered: str) -> None:
-    """Record where an alert went (e.g. ``console, webhook 200``)."""
-    with db.sessions.begin() as session:
-        row = session.get(Alert, alert_id)
-        if row is not None:
-            row.delivered = delivered
-
-
 def list_alerts(db: Database, limit: int = 100, since: Optional[float] = None) -> list[StoredAlert]:
     """The latest alerts, newest first (at most ``limit``; from ``since`` epoch seconds on when given)."""
     query = (select(Alert, WatchlistEntry.name).join(WatchlistEntry, Alert.watchlist_id == WatchlistEntry.id)
