@@ -118,8 +118,19 @@ def sqlite_path(location: Union[str, Path]) -> Optional[Path]:
     return Path(url.database).expanduser().absolute()
 
 
+def on_read_only_medium(path: Path) -> bool:
+    """True when ``path`` (a database file) or its folder cannot be written: a read-only mount or disk, or
+    permissions (``access(2)`` reports ``EROFS`` even to root)."""
+    return not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK))
+
+
+def _ro_uri(path: Path) -> str:
+    # on a medium nothing can write to, SQLite cannot make the WAL index (-shm): immutable opens it without one
+    return f"{path.as_uri()}?mode=ro" + ("&immutable=1" if on_read_only_medium(path) else "")
+
+
 def _ro_connect(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
+    return sqlite3.connect(_ro_uri(path), uri=True, timeout=30)
 
 
 def _is_half_made(con: sqlite3.Connection, tables: set[str]) -> bool:
@@ -259,11 +270,11 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, read_only: bool = False) -> Engine:
     if url.startswith(("postgresql://", "postgres://")):  # the installed driver (psycopg 3), not SQLAlchemy's default
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
+    if engine.dialect.name == "sqlite" and not read_only:
         event.listen(engine, "connect", _set_sqlite_pragmas)
     return engine
 
@@ -301,8 +312,20 @@ def _revision(connection) -> Optional[str]:
 
 
 def _initialise(engine: Engine, sessions: sessionmaker, location: str) -> None:
-    """Make a new database's schema, or bring an older one up to date (Alembic migrations, in one transaction)."""
+    """Make a new database's schema, or bring an older one up to date (Alembic migrations, in one transaction).
+    Processes opening the same database at once are serialised before anything is read (PostgreSQL: the advisory
+    lock of :func:`lock_for_writing`; SQLite: its write lock), so only the first creates or migrates and the others
+    find it done."""
+    with engine.connect() as connection:  # the common case, an up-to-date database, takes no lock
+        if _revision(connection) == HEAD_REVISION and inspect(connection).has_table("reid_meta"):
+            meta = dict(connection.execute(select(Meta.key, Meta.value)).all())
+            if meta.get("app") == APP_ID and meta.get("schema_version") == str(SCHEMA_VERSION):
+                return
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITER_LOCK})
+        elif engine.dialect.name == "sqlite" and inspect(connection).has_table("reid_meta"):
+            connection.execute(text("UPDATE reid_meta SET value = value WHERE 0"))  # takes the write lock
         meta = dict(connection.execute(select(Meta.key, Meta.value)).all()) \
             if inspect(connection).has_table("reid_meta") else {}
         if not meta:  # a new database (or one whose creation was cut short): today's schema, stamped as newest
@@ -394,6 +417,31 @@ def storage_error_text(exc: BaseException, path: Optional[Path] = None) -> str:
     return redact_text(str(getattr(exc, "orig", None) or exc).splitlines()[0][:300])
 
 
+def _open_read_only(path: Path, create: bool) -> Database:
+    """A sound database on a read-only disk or folder, opened for reading (``create`` False: a command that only
+    reads); a command that writes is told it is read-only, never that the file is damaged."""
+    if create:
+        raise DatabaseError(f"database {path} is read-only (a read-only disk or mount, or its file or folder may not "
+                            f"be written); reid-app can only read it there: copy it to a writable folder to add to it")
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:  # immutable reads would silently miss what the log holds
+        raise DatabaseError(f"database {path} is read-only and its write-ahead log {wal.name} holds changes that "
+                            f"cannot be read there; copy both files to a writable folder and open the copy")
+    if inspect_sqlite(path) != "ours":
+        raise DatabaseError(f"database {path} is read-only and empty; nothing to read")
+    engine = _engine("sqlite:///" + _ro_uri(path).replace("file://", "file:", 1) + "&uri=true", read_only=True)
+    try:
+        with engine.connect() as con:
+            revision = _revision(con)
+    except SQLAlchemyError as exc:
+        raise DatabaseError(f"cannot open database {path}: {storage_error_text(exc, path)}") from None
+    if revision != HEAD_REVISION:
+        raise DatabaseError(f"database {path} is of an older schema and read-only, so it cannot be upgraded; copy "
+                            f"it to a writable folder and open it there")
+    return Database(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False), location=str(path),
+                    path=path, url=str(path))
+
+
 def open_database(location: Union[str, Path], create: bool = True) -> Database:
     """Open (and create when missing) a reid-app database.
 
@@ -414,6 +462,8 @@ def open_database(location: Union[str, Path], create: bool = True) -> Database:
     if path is not None:
         if not create and not path.exists():
             raise DatabaseError(f"database {path} does not exist; run 'reid-app ingest --db {path} VIDEO' first")
+        if path.exists() and on_read_only_medium(path):
+            return _open_read_only(path, create)
         _prepare_sqlite_path(path)
         if not path.exists() or inspect_sqlite(path) == "new":
             _create_sqlite(path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+from pathlib import Path
 import resource
 import socket
 import struct
@@ -265,3 +266,36 @@ def test_identities_read_during_reclustering_are_always_whole(tmp_path, lab_db):
         thread.join()
     db.close()
     assert errors == []
+
+
+@pytest.fixture
+def read_only_mount(tmp_path):
+    """A folder and a read-only bind mount of it (needs root with CAP_SYS_ADMIN, as CI has)."""
+    import subprocess
+
+    source, mounted = tmp_path / "src", tmp_path / "ro"
+    source.mkdir()
+    mounted.mkdir()
+    made = subprocess.run(["mount", "--bind", "-o", "ro", str(source), str(mounted)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot make a read-only bind mount here ({made.stderr.strip() or 'not root'})")
+    yield source, mounted
+    subprocess.run(["umount", str(mounted)], check=False)
+
+
+def test_a_healthy_database_on_a_read_only_mount_is_read_and_writes_say_read_only(read_only_mount, lab_db):
+    import sqlite3
+
+    from tests.conftest import LAB, run_cli
+
+    source, mounted = read_only_mount
+    path = mounted / Path(copy_db(lab_db, source)).name
+    listed = run_cli("cameras", "--db", path)
+    assert listed.code == 0 and "cam0" in listed.stdout and "damaged" not in listed.stderr, listed.stderr
+    track = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True).execute(
+        "SELECT min(id) FROM tracks WHERE descriptor IS NOT NULL").fetchone()[0]
+    found = run_cli("search", "--db", path, "--track", str(track))
+    assert "damaged" not in found.stderr and "Traceback" not in found.stderr, found.stderr
+    assert found.code == 0 or "read-only" in found.stderr
+    refused = run_cli("ingest", LAB / "cam0.mp4", "--db", path)
+    assert refused.code == 2 and "is read-only" in refused.stderr and "damaged" not in refused.stderr

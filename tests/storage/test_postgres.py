@@ -95,3 +95,35 @@ def test_ingest_search_identities_and_feedback_on_postgresql_match_sqlite(pg_url
     finally:
         pg.close()
         lite.close()
+
+
+def _open_and_close(location: str) -> str:
+    try:
+        open_database(location).close()
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        return f"{type(exc).__name__}: {exc}"
+
+
+def test_processes_opening_a_new_or_old_database_at_once_all_succeed(pg_url, tmp_path):
+    """Creation and migration are serialised: four processes at once on a new PostgreSQL database, then on an
+    old-schema SQLite file, all open it; the schema is made once."""
+    import multiprocessing
+
+    from tests.conftest import sqlite_execute
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        assert pool.map(_open_and_close, [pg_url] * 4) == ["ok"] * 4
+    old = tmp_path / "old.db"
+    open_database(old).close()
+    sqlite_execute(old, "DROP TABLE alembic_version", "DROP TABLE webhook_outbox", "DROP TABLE recorded_files",
+                   "DROP TABLE alerts", "DROP TABLE watchlist", "UPDATE reid_meta SET value = '3' WHERE key = "
+                   "'schema_version'")
+    with context.Pool(4) as pool:
+        assert pool.map(_open_and_close, [str(old)] * 4) == ["ok"] * 4
+    db = open_database(old)
+    with db.engine.connect() as con:
+        assert con.exec_driver_sql("SELECT value FROM reid_meta WHERE key = 'schema_version'").scalar() == \
+            str(SCHEMA_VERSION)
+    db.close()
