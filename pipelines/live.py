@@ -72,6 +72,8 @@ def record_cameras(cameras: list[tuple[str, str]], duration_s: float, folder: Pa
             except ReidAppError as exc:
                 results[index].error = str(exc)
             results[index].reconnects = source.reconnects
+            if source.stopped_because and results[index].error is None:  # what was recorded before is kept
+                results[index].error = source.stopped_because
         finally:
             finished[index].set()
 

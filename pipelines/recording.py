@@ -5,7 +5,9 @@ each segment plays on its own in any player and in reid-app's like an ingested f
 
 from __future__ import annotations
 
+import errno
 import logging
+import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,12 +16,26 @@ from typing import Callable, Optional
 import av
 
 from pipelines.video import file_safe_name
+from reid_app.errors import ReidAppError
 
 log = logging.getLogger(__name__)
 
 
 #: Muxer options of the recorded segments.
 FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+
+
+class RecordingStopped(ReidAppError):
+    """A camera's recording cannot go on (its folder's disk is full); the message says which and where."""
+
+
+def _disk_full(exc: BaseException, folder: Path) -> bool:
+    if getattr(exc, "errno", None) == errno.ENOSPC or "no space" in str(exc).lower():
+        return True
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
 
 
 @dataclass
@@ -37,6 +53,8 @@ class Segment:
         connection: which connection of the stream it was recorded from (timestamps restart with each).
         packets: packets (frames) written so far.
         duration_s: seconds of video in it (last packet's time - first's), updated as it grows.
+        width, height: its picture size in pixels, from the first frame decoded of it (0 until then); a stream
+            that changes size starts a new segment, so a segment has one size.
     """
 
     path: Path
@@ -47,6 +65,8 @@ class Segment:
     connection: int = 0
     packets: int = 0
     duration_s: float = 0.0
+    width: int = 0
+    height: int = 0
 
     def seconds_into(self, pts: Optional[int]) -> Optional[float]:
         """Seconds into this file of the live stream's frame with timestamp ``pts`` (None when unknown)."""
@@ -112,15 +132,28 @@ class SegmentRecorder:
         if self._container is not None and packet.is_keyframe and \
                 arrival - self.segments[-1].start_time >= self.segment_s:
             self.close()
-        if self._container is None:
-            if not packet.is_keyframe or self._source is None:
-                return None
-            self._open(packet, arrival)
-        segment = self.segments[-1]
-        dts = packet.dts if packet.dts is not None else packet.pts
-        packet.pts, packet.dts = packet.pts - segment.base_pts, dts - segment.base_pts
-        packet.stream = self._stream
-        self._container.mux(packet)
+        try:
+            if self._container is None:
+                if not packet.is_keyframe or self._source is None:
+                    return None
+                self._open(packet, arrival)
+            segment = self.segments[-1]
+            dts = packet.dts if packet.dts is not None else packet.pts
+            packet.pts, packet.dts = packet.pts - segment.base_pts, dts - segment.base_pts
+            packet.stream = self._stream
+            self._container.mux(packet)
+        except (OSError, av.error.FFmpegError) as exc:
+            if _disk_full(exc, self.folder):
+                self._stop_for(exc)
+            if not (packet.is_keyframe and self.segments and self.segments[-1].packets and
+                    self._container is not None):
+                raise
+            # the stream's parameters changed at this keyframe (a new picture size): the muxer refuses it, so the
+            # segment ends here and the keyframe begins the next one, made from the stream as it is now
+            log.warning("recording %s: the stream changed at a keyframe (%s); a new segment starts", self.camera, exc)
+            self.close()
+            packet.pts, packet.dts = packet.pts + segment.base_pts, dts
+            return self.write(packet, arrival)
         segment.packets += 1
         segment.duration_s = max(segment.duration_s, packet.pts * segment.time_base)
         return segment
@@ -138,6 +171,24 @@ class SegmentRecorder:
         self.segments.append(Segment(path, arrival, base, packet.pts, float(self._source.time_base),
                                      self._connection))
         log.info("recording %s to %s", self.camera, path)
+
+    def _stop_for(self, exc: BaseException) -> None:
+        """The disk is full: close what is open (a segment without a packet is deleted: reid-app made it and it
+        holds nothing) and raise :class:`RecordingStopped`."""
+        container, self._container = self._container, None
+        segment = self.segments[-1] if self.segments else None
+        if container is not None:
+            try:
+                container.close()
+            except (OSError, av.error.FFmpegError):
+                pass
+        if segment is not None and segment.packets == 0:
+            self.segments.pop()
+            segment.path.unlink(missing_ok=True)
+        elif segment is not None and container is not None and self.on_segment is not None:
+            self.on_segment(segment)  # playable up to its last whole fragment
+        raise RecordingStopped(f"recording of camera {self.camera} stopped: the disk of {self.folder} is full "
+                               f"({getattr(exc, 'strerror', None) or exc}); free some space and start it again")
 
     def close(self) -> None:
         """Finish the open segment (it becomes playable) and report it to ``on_segment``."""

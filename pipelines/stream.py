@@ -10,6 +10,7 @@ never reach logs or error messages.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 
 import av
 
-from pipelines.recording import Segment, SegmentRecorder
+from pipelines.recording import RecordingStopped, Segment, SegmentRecorder
 from reid_app.errors import InputVideoError
 from reid_app.redaction import redact_text, redact_url
 from reid_app.types import Frame
@@ -111,6 +112,8 @@ class StreamSource:
         self.lag_s = 0.0
         #: The last connection problem (redacted), or None.
         self.last_error: Optional[str] = None
+        #: Why the stream was stopped for good (the recording disk is full), or None.
+        self.stopped_because: Optional[str] = None
         #: True while frames (or, recording only, packets) arrive on the current connection.
         self.connected = False
         #: (frame, arrival time, decoded count, where it was recorded or None)
@@ -199,6 +202,8 @@ class StreamSource:
         finally:
             self._stop_reader(reader)
         segments = [s for s in self.recorder.segments if s.packets > 0]
+        if not segments and self.stopped_because:
+            raise InputVideoError(self.stopped_because)
         if not segments and not should_stop():
             raise InputVideoError(f"stream {self.name} could not be recorded: {self.last_error or 'no keyframe came'}")
         return segments
@@ -267,6 +272,9 @@ class StreamSource:
                         frames = packet.decode()  # before recording it: the recorder rebases its timestamps
                     except av.error.InvalidDataError:  # a damaged packet, or one needing frames before the join
                         frames = []
+                if frames and self.facts.start_time is not None and \
+                        (frames[0].width, frames[0].height) != (self.facts.width, self.facts.height):
+                    self._resized(frames[0])
                 if self.recorder is not None and self.recorder.write(packet, arrival) is not None:
                     got = self.connected = True
                     if not self._decode_frames:
@@ -275,8 +283,18 @@ class StreamSource:
                     recorded = None
                     if self.recorder is not None:
                         segment = self.recorder.segment_of(frame.pts)
+                        if segment is not None and segment.width and \
+                                (segment.width, segment.height) != (frame.width, frame.height):
+                            # the picture size changed inside this segment: its frames of the new size are not
+                            # stored against it (crops would be cut from the wrong size); the next keyframe begins
+                            # a segment of the new size
+                            if segment is self.recorder.current:
+                                self.recorder.close()
+                            segment = None
                         if segment is not None:
                             recorded = (str(segment.path), segment.seconds_into(frame.pts))
+                            if not segment.width:
+                                segment.width, segment.height = frame.width, frame.height
                     with self._cond:
                         self._note_first(stream, arrival)
                         self.frames_decoded += 1
@@ -286,10 +304,21 @@ class StreamSource:
                 if self._stop.is_set():
                     break
             self.last_error = "the stream ended"
+        except RecordingStopped as exc:  # nothing more can be stored: stop, never loop on new empty segments
+            self.last_error = self.stopped_because = str(exc)
+            log.warning("%s", exc)
+            self._stop.set()
         except (av.error.FFmpegError, OSError) as exc:
             self._failed(exc)
         self.connected = False
         return got
+
+    def _resized(self, frame) -> None:
+        """The stream's picture size changed: the facts follow (the recorder starts a new segment where the
+        stream's parameters changed, and each segment records its own size)."""
+        log.warning("stream %s: the picture changed from %dx%d to %dx%d", self.name, self.facts.width,
+                    self.facts.height, frame.width, frame.height)
+        self.facts = dataclasses.replace(self.facts, width=frame.width, height=frame.height)
 
     def _note_first(self, stream, arrival: float) -> None:
         """Record :attr:`facts` when the first frame (or, recording only, the first recorded packet) arrives."""

@@ -353,6 +353,9 @@ class LiveSite:
                 except Exception as exc:  # a failing camera must not stop the others
                     log.exception("camera %s failed", cam.config.name)
                     cam.status.last_error = f"analysis failed ({type(exc).__name__}: {exc}); restarting"
+                if cam.source is not None and cam.source.stopped_because:  # the recording disk is full
+                    cam.status.state, cam.status.last_error = "stopped", cam.source.stopped_because
+                    return
                 if not stop.is_set():
                     stop.wait(RESTART_AFTER_S)
         finally:
@@ -434,8 +437,8 @@ class LiveSite:
         facts = cam.source.facts if cam.source is not None else None
         fps = (facts.fps if facts and facts.fps else cam.config.fps)
         info = VideoInfo(camera=cam.config.name, path=str(segment.path), fingerprint=live_fingerprint(segment.path),
-                         fps=fps, frame_count=0, width=facts.width if facts else 0,
-                         height=facts.height if facts else 0, duration_s=0.0, start_time=segment.start_time,
+                         fps=fps, frame_count=0, width=segment.width or (facts.width if facts else 0),
+                         height=segment.height or (facts.height if facts else 0), duration_s=0.0, start_time=segment.start_time,
                          analysis_fps=cam.config.fps, recorded=True)
         video_id = begin_video(self.db, info, self.model_id)
         row = cam.rows[path] = _SegmentRow(segment, VideoWriter(self.db, video_id, self.model_id, segment.start_time),

@@ -105,3 +105,78 @@ def test_the_segment_being_written_already_plays_back_its_analysed_frames(rtsp_s
     finally:
         frames.close()
     assert len(_decoded(recorder.segments[0].path)) >= 40  # and the closed file holds all of it
+
+
+def _two_sizes_ts(out) -> "Path":
+    """An MPEG-TS stream that changes picture size mid-way (as a camera switched from main to sub stream does):
+    3 s at 320x240 then 3 s at 160x120, keyframe every second, 10 frames/s (two encodes joined byte for byte)."""
+    from fractions import Fraction
+
+    parts = []
+    for n, (w, h) in enumerate([(320, 240), (160, 120)]):
+        part = out.with_name(f"part{n}.ts")
+        with av.open(str(part), "w", format="mpegts") as container:
+            stream = container.add_stream("libx264", rate=10)
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            stream.options = {"g": "10", "bf": "0", "preset": "ultrafast"}
+            for i in range(30):
+                image = np.full((h, w, 3), (i * 8) % 255, np.uint8)
+                frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+                frame.pts, frame.time_base = 30 * n + i, Fraction(1, 10)  # the camera's clock runs on
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        parts.append(part.read_bytes())
+    out.write_bytes(b"".join(parts))
+    return out
+
+
+def test_a_stream_that_changes_picture_size_starts_a_new_segment_of_that_size(tmp_path):
+    from pipelines.stream import StreamOptions
+
+    recorder = SegmentRecorder(tmp_path / "rec", "cam", segment_s=60.0)
+    once = StreamOptions(backoff_initial_s=60.0, give_up_after_s=None)  # a file: read it once, never reopened
+    source = StreamSource(str(_two_sizes_ts(tmp_path / "two.ts")), analysis_fps=1000.0, recorder=recorder,
+                          options=once)
+    analysed = [f for f in source.frames(lambda: source.last_error == "the stream ended") if f.recorded is not None]
+    assert len(recorder.segments) == 2 and (source.facts.width, source.facts.height) == (160, 120)
+    sizes = {}
+    for segment in recorder.segments:
+        with av.open(str(segment.path)) as container:
+            frames = list(container.decode(container.streams.video[0]))
+        sizes[str(segment.path)] = {(f.width, f.height) for f in frames}
+    first, second = recorder.segments
+    assert (first.width, first.height, second.width, second.height) == (320, 240, 160, 120)
+    assert sizes[str(second.path)] == {(160, 120)} and (320, 240) in sizes[str(first.path)]
+    by_path = {str(s.path): s for s in recorder.segments}
+    assert {f.recorded[0] for f in analysed} == set(by_path)
+    for frame in analysed:  # every analysed frame is stored against a segment of its own size
+        segment = by_path[frame.recorded[0]]
+        assert (frame.image.shape[1], frame.image.shape[0]) == (segment.width, segment.height)
+
+
+def test_a_full_recording_disk_stops_that_camera_with_one_message_and_leaves_no_empty_segment(short_gop_clip,
+                                                                                                tmp_path):
+    import subprocess
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(folder)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'not root'})")
+    try:
+        from pipelines.stream import StreamOptions
+
+        recorder = SegmentRecorder(folder / "rec", "cam", segment_s=1.0)
+        source = StreamSource(str(short_gop_clip), analysis_fps=1000.0, recorder=recorder,
+                              options=StreamOptions(backoff_initial_s=60.0, give_up_after_s=None))
+        frames = list(source.frames())
+        assert source.stopped_because and "disk of" in source.stopped_because and "is full" in source.stopped_because
+        assert source.reconnects == 0 and frames  # stopped once, not reconnecting into new empty files
+        files = list((folder / "rec").glob("*.mp4"))
+        assert files and all(p.stat().st_size > 0 for p in files)
+        assert {str(s.path) for s in recorder.segments} == {str(p) for p in files}
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -280,7 +280,7 @@ def read_only_mount(tmp_path):
     if made.returncode != 0:
         pytest.skip(f"cannot make a read-only bind mount here ({made.stderr.strip() or 'not root'})")
     yield source, mounted
-    subprocess.run(["umount", str(mounted)], check=False)
+    subprocess.run(["umount", "-l", str(mounted)], check=False)
 
 
 def test_a_healthy_database_on_a_read_only_mount_is_read_and_writes_say_read_only(read_only_mount, lab_db):
@@ -292,8 +292,9 @@ def test_a_healthy_database_on_a_read_only_mount_is_read_and_writes_say_read_onl
     path = mounted / Path(copy_db(lab_db, source)).name
     listed = run_cli("cameras", "--db", path)
     assert listed.code == 0 and "cam0" in listed.stdout and "damaged" not in listed.stderr, listed.stderr
-    track = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True).execute(
-        "SELECT min(id) FROM tracks WHERE descriptor IS NOT NULL").fetchone()[0]
+    con = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)
+    track = con.execute("SELECT min(id) FROM tracks WHERE descriptor IS NOT NULL").fetchone()[0]
+    con.close()
     found = run_cli("search", "--db", path, "--track", str(track))
     assert "damaged" not in found.stderr and "Traceback" not in found.stderr, found.stderr
     assert found.code == 0 or "read-only" in found.stderr
