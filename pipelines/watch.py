@@ -36,6 +36,7 @@ from typing import Callable, Optional
 
 import av
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 
 from models.encoders import ReIDEncoder
 from pipelines.camera import CameraPipeline
@@ -47,10 +48,11 @@ from pipelines.site import SiteCamera
 from pipelines.stream import StreamOptions, StreamSource
 from pipelines.video import file_safe_name
 from pipelines.watchlist import AlertDispatcher, WatchlistMatcher
-from reid_app.errors import ReidAppError
+from reid_app.errors import DatabaseError, ReidAppError
+from reid_app.redaction import redact_text
 from reid_app.types import Detection, Frame, Observation
 from storage.audit import record
-from storage.database import Database
+from storage.database import Database, storage_error_text
 from storage.feedback import set_overlap
 from storage.repository import (LeaseLostError, VideoInfo, VideoWriter, abandoned_videos_under, begin_video,
                                 delete_video, ensure_cameras, finish_abandoned, mark_static_tracks)
@@ -172,6 +174,8 @@ class _LiveCamera:
     unrecorded: int = 0
     late: int = 0
     running: bool = False
+    #: Encoded observations not yet stored, per segment file, oldest first (kept while the database is down).
+    unwritten: list[tuple[str, list[Observation], Optional[np.ndarray]]] = field(default_factory=list)
 
 
 @dataclass
@@ -244,6 +248,9 @@ class LiveSite:
             self._cameras.append(_LiveCamera(config, recorder, CameraStatus(config.name, config.shown_url)))
         self.model_id = 0
         self._retention_runs: list[RetentionReport] = []
+        self._database_retry_at = 0.0
+        self._database_backoff_s = 0.0
+        self._database_error: Optional[str] = None
         #: Seconds from a frame's arrival to its sightings' commit, and from the arrival of the frame that made a
         #: track match the watchlist to its alert being raised (the latest 10,000 of each).
         self.store_delays: collections.deque = collections.deque(maxlen=10000)
@@ -264,7 +271,7 @@ class LiveSite:
             if source is not None:
                 cam.status.lag_s = source.lag_s
                 cam.status.reconnects = source.reconnects
-                cam.status.last_error = source.last_error or ""
+                cam.status.last_error = self._database_error or source.last_error or ""
                 if cam.status.state != "stopped":
                     cam.status.state = "live" if source.connected else (
                         "reconnecting" if source.frames_decoded or source.reconnects else "connecting")
@@ -307,15 +314,20 @@ class LiveSite:
         try:
             while not stop.is_set():
                 self._take_events(0.2)
-                self._flush_due(final=False)
-                self._finish_closed(final=False)
                 now = time.monotonic()
-                if now >= next_progress:
-                    self._progress()
-                    next_progress = now + PROGRESS_S
-                if now >= next_retention:
-                    self._retention()
-                    next_retention = now + self.options.retention_every_s
+                if now >= self._database_retry_at:
+                    try:
+                        self._flush_due(final=False)
+                        self._finish_closed(final=False)
+                        if now >= next_progress:
+                            self._progress()
+                            next_progress = now + PROGRESS_S
+                        if now >= next_retention:
+                            self._retention()
+                            next_retention = now + self.options.retention_every_s
+                        self._database_back()
+                    except (SQLAlchemyError, DatabaseError) as exc:  # recording goes on; storing waits
+                        self._database_down(exc)
                 if on_status is not None and now >= next_status:
                     on_status(self.statuses())
                     next_status = now + self.options.status_every_s
@@ -331,6 +343,22 @@ class LiveSite:
             on_status(statuses)
         return WatchSummary(statuses, self.alerts.raised if self.alerts else 0, self._retention_runs,
                             time.monotonic() - started)
+
+    def _database_down(self, exc: BaseException) -> None:
+        """The database cannot be written: keep recording and keep what was analysed, try again with backoff (1 s,
+        doubled up to 30 s); the first failure is logged."""
+        self._database_backoff_s = min(max(self._database_backoff_s * 2, 1.0), 30.0)
+        self._database_retry_at = time.monotonic() + self._database_backoff_s
+        reason = redact_text(storage_error_text(exc) if isinstance(exc, SQLAlchemyError) else str(exc))
+        if self._database_error is None:
+            log.warning("the database cannot be written (%s); recording goes on and what was analysed is kept and "
+                        "stored when it is back (next try in %.0f s)", reason, self._database_backoff_s)
+        self._database_error = f"database unavailable ({reason}); recording goes on, storing retried"
+
+    def _database_back(self) -> None:
+        if self._database_error is not None:
+            log.warning("the database is back: what was kept while it was unavailable is stored")
+        self._database_error, self._database_backoff_s = None, 0.0
 
     # --- camera threads -------------------------------------------------------------------------------------
 
@@ -424,8 +452,18 @@ class LiveSite:
                 group[0].append(obs)
                 if vector is not None:
                     group[1].append(vector)
-            for path, (observations, vecs) in by_segment.items():
-                self._write(cam, path, observations, np.stack(vecs) if vecs else None)
+            cam.unwritten += [(path, observations, np.stack(vecs) if vecs else None)
+                              for path, (observations, vecs) in by_segment.items()]
+        for cam in self._cameras:
+            self._write_unwritten(cam)
+
+    def _write_unwritten(self, cam: _LiveCamera) -> None:
+        """Store the camera's encoded observations, oldest first; one group leaves the list only once its
+        transaction committed, so a database failure loses nothing and stores nothing twice."""
+        while cam.unwritten:
+            path, observations, vectors = cam.unwritten[0]
+            self._write(cam, path, observations, vectors)
+            cam.unwritten.pop(0)
 
     def _row(self, cam: _LiveCamera, path: str) -> Optional[_SegmentRow]:
         row = cam.rows.get(path)
@@ -466,7 +504,11 @@ class LiveSite:
         cam.status.sightings += len(placed)
         if self.watchlist is not None and self.alerts is not None and updates:
             hits = self.watchlist.check(cam.config.name, updates)
-            cam.status.alerts += len(self.alerts.raise_alerts(hits))
+            try:  # the sightings are stored: a failure here must not store them again
+                cam.status.alerts += len(self.alerts.raise_alerts(hits))
+            except (SQLAlchemyError, DatabaseError) as exc:
+                log.warning("camera %s: %d alert(s) could not be stored (%s)", cam.config.name, len(hits),
+                            redact_text(exc))
             raised = time.time()
             self.alert_delays.extend(raised - h.update.timestamp for h in hits)
 
@@ -504,9 +546,10 @@ class LiveSite:
                 continue
             if cam.pending:
                 self._flush([cam])
+            self._write_unwritten(cam)
             for segment in due:
-                cam.closed.remove(segment)
                 self._finish_segment(cam, segment)
+                cam.closed.remove(segment)  # only once finished: a database failure tries it again
                 finished_any = True
         if finished_any:
             report = assign_new_tracks(self.db, self.model_id)
@@ -519,7 +562,7 @@ class LiveSite:
         if row is None or row.finished:
             return
         period = 1.0 / max(row.fps, 1e-3)
-        row.frames_analysed = cam.frames_in.pop(str(segment.path), row.frames_analysed)
+        row.frames_analysed = cam.frames_in.get(str(segment.path), row.frames_analysed)
         try:
             row.writer.finish(row.frames_analysed, duration_s=segment.duration_s + period,
                               frame_count=segment.packets)
@@ -533,6 +576,7 @@ class LiveSite:
         row.finished = True
         cam.tracks_done += row.writer.tracks
         cam.finished.add(str(segment.path))
+        cam.frames_in.pop(str(segment.path), None)
         del cam.rows[str(segment.path)]
 
     def _retention(self) -> None:
@@ -551,11 +595,24 @@ class LiveSite:
         every segment, match the new tracks, and deliver the alerts still queued."""
         while any(c.running for c in self._cameras):  # "done" is each camera thread's last event
             self._take_events(0.1)
-        self._flush_due(final=True)
-        self._finish_closed(final=True)
-        for cam in self._cameras:  # a segment whose close was never reported (its writer failed)
-            for path in list(cam.rows):
-                self._finish_segment(cam, cam.rows[path].segment)
+        for attempt in range(4):  # the database may be down: a few tries, then the next watch recovers the rows
+            try:
+                self._flush_due(final=True)
+                self._finish_closed(final=True)
+                for cam in self._cameras:  # a segment whose close was never reported (its writer failed)
+                    for path in list(cam.rows):
+                        self._finish_segment(cam, cam.rows[path].segment)
+                break
+            except (SQLAlchemyError, DatabaseError) as exc:
+                if attempt == 3:
+                    if self.alerts is not None:
+                        self.alerts.close()
+                    kept = sum(len(o) for c in self._cameras for _, o, _ in c.unwritten)
+                    raise DatabaseError(f"the database could not be written at stop ({redact_text(exc)}); "
+                                        f"{kept} sighting(s) analysed meanwhile were not stored; the recordings "
+                                        f"are kept and the next watch finishes their rows") from None
+                time.sleep(2.0 ** attempt)
+        for cam in self._cameras:
             if cam.unrecorded or cam.late:
                 log.warning("camera %s: %d sightings before its first recorded keyframe and %d arriving after "
                             "their segment was finished were not stored", cam.config.name, cam.unrecorded, cam.late)

@@ -672,4 +672,24 @@ def finish_abandoned(db: Database, video_id: int, duration_s: float, frame_count
             return False
         row.status, row.owner, row.heartbeat_at = "complete", None, None
         row.duration_s, row.frame_count = float(duration_s), int(frame_count)
+        _drop_past(session, video_id, float(duration_s))
         return True
+
+
+def _drop_past(session: Session, video_id: int, duration_s: float) -> None:
+    """Delete the sightings of a video past its file's end (stored before a kill cut the file short: their frames
+    cannot be shown), then the tracks left without one; the others' counts and time ranges follow."""
+    past = select(Sighting.id).where(Sighting.video_id == video_id, Sighting.time_s >= duration_s)
+    if session.scalar(select(func.count()).select_from(past.subquery())) == 0:
+        return
+    session.execute(delete(Embedding).where(Embedding.sighting_id.in_(past)))
+    session.execute(delete(Sighting).where(Sighting.id.in_(past.scalar_subquery())))
+    tracks = select(Track.id).where(Track.video_id == video_id)
+    alive = select(Sighting.track_id).where(Sighting.video_id == video_id)
+    session.execute(delete(Track).where(Track.id.in_(tracks), Track.id.not_in(alive)))
+    of_track = lambda column: select(column).where(Sighting.track_id == Track.id).scalar_subquery()  # noqa: E731
+    session.execute(update(Track).where(Track.video_id == video_id).values(
+        num_sightings=of_track(func.count(Sighting.id)), last_time_s=of_track(func.max(Sighting.time_s)),
+        last_frame=of_track(func.max(Sighting.frame_index)),
+        num_embeddings=select(func.count(Embedding.id)).join(Sighting, Sighting.id == Embedding.sighting_id)
+        .where(Sighting.track_id == Track.id).scalar_subquery()))

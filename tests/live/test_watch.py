@@ -222,7 +222,9 @@ def test_recordings_of_a_killed_watch_play_and_are_finished_by_the_next_one(rtsp
     with sqlite3.connect(db_path) as con:
         status, duration_after, frames = con.execute("SELECT status, duration_s, frame_count FROM videos").fetchone()
         sightings = con.execute("SELECT count(*) FROM sightings").fetchone()[0]
+        latest = con.execute("SELECT max(time_s) FROM sightings").fetchone()[0]
     assert status == "complete" and duration_after >= duration - 2.5 and frames >= 10 * (duration_after - 1.5)
+    assert latest < duration_after  # nothing kept of frames past the end of the playable file
     assert sightings >= 20  # what was stored before the kill is kept
 
 

@@ -300,3 +300,26 @@ def test_a_healthy_database_on_a_read_only_mount_is_read_and_writes_say_read_onl
     assert found.code == 0 or "read-only" in found.stderr
     refused = run_cli("ingest", LAB / "cam0.mp4", "--db", path)
     assert refused.code == 2 and "is read-only" in refused.stderr and "damaged" not in refused.stderr
+
+
+def test_a_recovered_recording_keeps_no_sighting_past_the_end_of_its_file(db):
+    """A watch killed mid-segment: sightings stored for frames the file never got are dropped when the row is
+    finished with the file's real length, and a track left with none goes."""
+    from storage.repository import finish_abandoned
+
+    model = get_or_create_model(db, "m", "h", 3)
+    video = begin_video(db, _info(), model)
+    writer = VideoWriter(db, video, model, 1_700_000_000.0)
+    for frame in range(0, 60, 5):  # track 1 for 6 s, track 2 only from 4.5 s on
+        tracks = [1] + ([2] if frame >= 45 else [])
+        writer.write([_obs(t, frame, 0.5, np.ones(3)) for t in tracks], np.ones((len(tracks), 3), np.float32), frame)
+    with db.sessions.begin() as session:  # then the watch is killed
+        session.execute(update(Video).where(Video.id == video).values(owner=dead_owner()))
+    assert finish_abandoned(db, video, 4.0, 40)
+    with db.engine.connect() as con:
+        latest = con.exec_driver_sql(f"SELECT max(time_s) FROM sightings WHERE video_id = {video}").scalar()
+        tracks = con.exec_driver_sql(f"SELECT local_track_id, num_sightings, last_time_s FROM tracks "
+                                     f"WHERE video_id = {video}").all()
+        orphans = con.exec_driver_sql("SELECT count(*) FROM embeddings e LEFT JOIN sightings s "
+                                      "ON s.id = e.sighting_id WHERE s.id IS NULL").scalar()
+    assert latest < 4.0 and [tuple(t) for t in tracks] == [(1, 8, 3.5)] and orphans == 0
