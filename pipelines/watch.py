@@ -48,7 +48,7 @@ from pipelines.site import SiteCamera
 from pipelines.stream import StreamOptions, StreamSource
 from pipelines.video import file_safe_name
 from pipelines.watchlist import AlertDispatcher, WatchlistMatcher
-from reid_app.errors import DatabaseError, ReidAppError
+from reid_app.errors import DatabaseError, ReidAppError, UsageError
 from reid_app.redaction import redact_text
 from reid_app.types import Detection, Frame, Observation
 from storage.audit import record
@@ -294,6 +294,7 @@ class LiveSite:
             DatabaseError: the database cannot be written (raised after the cameras stopped).
         """
         started = time.monotonic()
+        self._hold_cameras()
         self.model_id = register_encoder(self.db, self.encoder)
         ids = ensure_cameras(self.db, [c.config.name for c in self._cameras])
         for members in self.groups.values():
@@ -335,7 +336,11 @@ class LiveSite:
             stop.set()
         finally:
             stop.set()
-            self._shutdown()
+            try:
+                self._shutdown()
+            finally:
+                for handle in self._locks:
+                    handle.close()
         for cam in self._cameras:
             cam.status.state = "stopped"
         statuses = self.statuses()
@@ -343,6 +348,38 @@ class LiveSite:
             on_status(statuses)
         return WatchSummary(statuses, self.alerts.raised if self.alerts else 0, self._retention_runs,
                             time.monotonic() - started)
+
+    def _hold_cameras(self) -> None:
+        """Take each camera's recording lock (``<recordings>/<camera>/.watch.lock``, an exclusive ``flock`` held
+        while this process lives), so a second watch of the same cameras is refused instead of recording and
+        storing everything twice.
+
+        Raises:
+            UsageError: another process watches one of the cameras (its pid in the message).
+        """
+        import fcntl
+        import os
+
+        self._locks = []
+        for cam in self._cameras:
+            folder = self.recorder_folder(cam.config.name)
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = open(folder / ".watch.lock", "a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "?"
+                handle.close()
+                for other in self._locks:
+                    other.close()
+                raise UsageError(f"camera {cam.config.name} is already watched by another reid-app (process "
+                                 f"{holder}) recording into {folder}; stop that one first") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            self._locks.append(handle)
 
     def _database_down(self, exc: BaseException) -> None:
         """The database cannot be written: keep recording and keep what was analysed, try again with backoff (1 s,

@@ -83,6 +83,27 @@ def ingest_video_task(location: str, job, choices: IngestChoices) -> CameraSumma
         db.close()
 
 
+#: Seconds to wait for a Ray head to accept a connection before saying none answers.
+PROBE_TIMEOUT_S = 5.0
+
+
+def _probe(address: str) -> None:
+    """Refuse in seconds an address where nothing listens (``ray.init`` itself retries for minutes)."""
+    import socket
+
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=PROBE_TIMEOUT_S):
+            pass
+    except ValueError:
+        raise UsageError(f"--cluster {address!r} is not HOST:PORT (the address 'ray start --head' printed)") from None
+    except OSError as exc:
+        raise UsageError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+                         f"'ray start --head' and give its address") from None
+
+
 def connect(address: str):
     """Join the Ray cluster at ``address`` (``HOST:PORT`` of its head, or ``auto``).
 
@@ -93,6 +114,7 @@ def connect(address: str):
         import ray
     except ImportError:
         raise UsageError("--cluster needs Ray: pip install ray") from None
+    _probe(address)
     try:
         ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:

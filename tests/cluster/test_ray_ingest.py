@@ -82,3 +82,17 @@ def test_a_cluster_ingest_into_a_database_file_or_with_no_cluster_is_one_line(tm
     refused = run_cli("ingest", LAB / "cam0.mp4", "--db", tmp_path / "x.db", "--cluster", "127.0.0.1:1")
     assert refused.code != 0 and "postgresql://" in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_a_ray_head_that_does_not_answer_is_one_line_within_seconds(pg_url):
+    import socket
+    import time
+
+    listener = socket.socket()  # a port that accepts nothing: bound, never listening
+    listener.bind(("127.0.0.1", 0))
+    started = time.monotonic()
+    refused = run_cli("ingest", LAB / "cam0.mp4", "--db", pg_url, "--cluster",
+                      f"127.0.0.1:{listener.getsockname()[1]}")
+    listener.close()
+    assert refused.code == 2 and "no Ray cluster answers at 127.0.0.1" in refused.stderr
+    assert len(refused.error_lines) == 1 and time.monotonic() - started < 20

@@ -246,3 +246,25 @@ def test_retention_runs_on_its_schedule_while_watching(rtsp_server, cam1_live_cl
     files = sorted(recordings.rglob("*.mp4"))
     assert sorted(Path(p) for p, _ in kept) == files  # a purged segment's file went with its row
     assert all(end >= last_end - 4.0 - 3.5 for _, end in kept)  # only the newest footage is left
+
+
+def test_a_second_watch_of_the_same_cameras_is_refused(rtsp_server, cam1_live_clip, tmp_path):
+    server = rtsp_server((), files={"cam1": cam1_live_clip})
+    site = tmp_path / "site.toml"
+    site.write_text(f'[site]\nsegment = "60s"\n\n[[camera]]\nname = "cam1"\nurl = "{server.url("cam1")}"\n')
+    args = ["watch", "--site", str(site), "--db", str(tmp_path / "live.db"), "--recordings", str(tmp_path / "rec"),
+            "--detector", str(_require(POSE_DETECTOR)), "--reid", str(_require(OSNET))]
+    first = subprocess.Popen([sys.executable, "-m", "reid_app.cli", *args], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "rec" / "cam1" / ".watch.lock").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
+            time.sleep(0.2)
+        second = run_cli(*args)
+        assert second.code == 2 and "camera cam1 is already watched by another reid-app" in second.stderr
+        assert len(second.error_lines) == 1
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(60)
+    assert first.returncode == 0
