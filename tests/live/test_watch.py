@@ -268,3 +268,57 @@ def test_a_second_watch_of_the_same_cameras_is_refused(rtsp_server, cam1_live_cl
         first.send_signal(signal.SIGTERM)
         first.wait(60)
     assert first.returncode == 0
+
+
+@pytest.mark.slow
+def test_a_postgresql_outage_does_not_stop_the_watch_and_nothing_analysed_is_lost(rtsp_server, cam1_live_clip,
+                                                                                   postgres_server, tmp_path):
+    import psycopg
+
+    url = postgres_server.new_database()
+    server = rtsp_server((), files={"cam1": cam1_live_clip})
+    site = tmp_path / "site.toml"
+    site.write_text(f'[site]\nsegment = "8s"\n\n[[camera]]\nname = "cam1"\nurl = "{server.url("cam1")}"\n')
+    process = subprocess.Popen([sys.executable, "-m", "reid_app.cli", "watch", "--site", str(site), "--db", url,
+                                "--recordings", str(tmp_path / "rec"), "--detector", str(_require(POSE_DETECTOR)),
+                                "--reid", str(_require(OSNET)), "--status-every", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True).start()
+
+    def sightings() -> int:
+        try:
+            with psycopg.connect(url) as con:
+                return con.execute("SELECT count(*) FROM sightings").fetchone()[0]
+        except psycopg.Error:  # not made yet
+            return 0
+
+    try:
+        deadline = time.monotonic() + 90
+        while sightings() < 5:
+            assert process.poll() is None and time.monotonic() < deadline, "".join(lines) + process.stderr.read()
+            time.sleep(0.5)
+        postgres_server.pause()
+        try:
+            time.sleep(12)  # longer than a segment: one closes while the database is down
+            assert process.poll() is None, "the watch stopped with the database: " + process.stderr.read()
+            assert any("database unavailable" in line for line in lines[-5:]), "".join(lines[-5:])
+        finally:
+            postgres_server.resume()
+        before = sightings()
+        deadline = time.monotonic() + 60
+        while sightings() <= before + 5:
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "the database cannot be written" in stderr and "the database is back" in stderr
+    with psycopg.connect(url) as con:
+        statuses = [s for (s,) in con.execute("SELECT status FROM videos ORDER BY id")]
+        twice = con.execute("SELECT count(*) - count(DISTINCT (track_id, frame_index)) FROM sightings").fetchone()[0]
+    assert len(statuses) >= 2 and set(statuses) == {"complete"}  # every segment's row finished, none lost
+    assert twice == 0  # what waited for the database was stored once
