@@ -70,8 +70,8 @@ def abandon_interrupted(db: Database, outcome: str, delivered: str) -> int:
 
 
 def pending(db: Database) -> tuple[int, Optional[float]]:
-    """``(queued rows, the earliest next attempt time or None)``."""
+    """``(rows queued or being sent, the earliest next attempt time or None)``."""
     with db.session() as session:
         count, first = session.execute(select(func.count(), func.min(WebhookOutbox.next_attempt_at))
-                                       .where(WebhookOutbox.state == "queued")).one()
+                                       .where(WebhookOutbox.state.in_(("queued", "sending")))).one()
     return int(count), first

@@ -118,3 +118,18 @@ def test_a_named_person_keeps_the_name_in_listings_and_evidence(db, tmp_path):
     cleared = run_main("feedback", "label", "1", "--clear", "--db", db)
     assert cleared.code == 0 and "no longer named (was 'Suspect A')" in cleared.stdout
     assert run_main("feedback", "label", "1", "--db", db).code == 2  # neither a name nor --clear
+
+
+def test_escape_sequences_in_a_label_and_a_watchlist_name_never_reach_the_terminal(db):
+    """A name holding ``ESC[2J`` (clear screen) or an OSC title sequence is printed escaped, never obeyed."""
+    evil = "Suspect \x1b[2J\x1b]0;pwned\x07A"
+    assert run_cli("identities", "--db", db).code == 0
+    named = run_cli("feedback", "label", "1", evil, "--db", db)
+    assert named.code == 0, named.stderr
+    added = run_cli("watchlist", "add", evil, "--identity", "1", "--db", db)
+    assert added.code == 0, added.stderr
+    outputs = [named, added, run_cli("identities", "--db", db), run_cli("identities", "--identity", "1", "--db", db),
+               run_cli("watchlist", "list", "--db", db), run_cli("audit", "--db", db)]
+    for result in outputs:
+        assert "\x1b" not in result.stdout + result.stderr
+    assert any("\\x1b[2J" in r.stdout for r in outputs[2:])
