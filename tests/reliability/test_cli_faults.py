@@ -98,7 +98,7 @@ def test_database_urls_are_kept_as_urls(tmp_path, lab_db, monkeypatch):
     assert "cam0" in result.stdout
     monkeypatch.setenv("REID_APP_DB", "postgresql://nobody@127.0.0.1:1/reid")
     result = run_main("identities")
-    assert_one_error(result, "postgresql://nobody@127.0.0.1:1/reid")
+    assert_one_error(result, "postgresql://***@127.0.0.1:1/reid")  # the user name is not shown either
     assert sorted(p.name for p in tmp_path.iterdir()) == ["db"]  # no ./sqlite: or ./postgresql: folder
 
 
