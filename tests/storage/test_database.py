@@ -144,3 +144,29 @@ def test_the_migrations_go_back_down_to_nothing(tmp_path):
         _alembic(con, "downgrade", "base")
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
     engine.dispose()
+
+
+def test_upgrading_to_schema_5_lists_the_segments_an_older_watch_recorded(tmp_path):
+    """Retention deletes only files in ``recorded_files``; the upgrade lists an older watch's segments (known by
+    their live fingerprint) and never a user's file."""
+    import hashlib
+
+    path = tmp_path / "old.db"
+    open_database(path).close()
+    segment = str(tmp_path / "recordings" / "cam1" / "cam1-20260101T000000.000000Z.mp4")
+    live = hashlib.sha256(f"live:{segment}".encode()).hexdigest()
+    columns = ("(id, camera_id, path, fingerprint, fps, frame_count, width, height, duration_s, start_time, "
+               "analysis_fps, frames_analysed, status, ingested_at)")
+    sqlite_execute(path, "DROP TABLE webhook_outbox", "DROP TABLE recorded_files",
+                   "UPDATE alembic_version SET version_num = '0002_watchlist_alerts'",
+                   "UPDATE reid_meta SET value = '4' WHERE key = 'schema_version'",
+                   "INSERT INTO cameras (id, name, created_at) VALUES (1, 'cam1', '2026-01-01')",
+                   f"INSERT INTO videos {columns} VALUES (1, 1, '{segment}', '{live}', 10, 100, 64, 48, 10, 1, 5, 50, "
+                   f"'complete', '2026-01-01')",
+                   f"INSERT INTO videos {columns} VALUES (2, 1, '{tmp_path}/recordings/manual/mine.mp4', 'abc', 10, "
+                   f"100, 64, 48, 10, 1, 5, 50, 'complete', '2026-01-01')")
+    db = open_database(path)
+    with db.engine.connect() as con:
+        listed = con.exec_driver_sql("SELECT path, camera FROM recorded_files").all()
+    db.close()
+    assert [tuple(r) for r in listed] == [(segment, "cam1")]

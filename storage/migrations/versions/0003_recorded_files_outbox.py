@@ -4,6 +4,8 @@ Revision ID: 0003_recorded_files_outbox
 Revises: 0002_watchlist_alerts
 """
 
+import hashlib
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -30,6 +32,21 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("next_attempt_at", sa.Float, nullable=False),
         sa.Column("outcome", sa.Text, nullable=False))
+    _list_watch_segments()
+
+
+def _list_watch_segments() -> None:
+    """Segments that an older watch recorded are recognised by their fingerprint (``pipelines.watch.
+    live_fingerprint``: the SHA-256 of ``live:`` and the path), so retention keeps deleting them after the upgrade."""
+    bind = op.get_bind()
+    rows = bind.execute(sa.text("SELECT v.path, v.fingerprint, c.name FROM videos v JOIN cameras c "
+                                "ON c.id = v.camera_id")).all()
+    seen = set()
+    for path, fingerprint, camera in rows:
+        if path not in seen and fingerprint == hashlib.sha256(f"live:{path}".encode()).hexdigest():
+            seen.add(path)
+            bind.execute(sa.text("INSERT INTO recorded_files (path, camera, created_at) VALUES (:p, :c, "
+                                 "CURRENT_TIMESTAMP)"), {"p": path, "c": camera})
 
 
 def downgrade() -> None:
