@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text
 from storage.database import open_database
 from storage.repository import count_rows
 from storage.schema import SCHEMA_VERSION, Camera, Track
-from tests.conftest import LAB, real_weights_args, run_cli
+from tests.conftest import LAB, copy_db, real_weights_args, run_cli
 
 
 def test_a_new_postgresql_database_gets_the_schema_and_is_opened_again(pg_url):
@@ -49,7 +49,8 @@ def _search(db_arg, track_id: int) -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.slow
-def test_ingest_search_identities_and_feedback_on_postgresql_match_sqlite(pg_url, lab_db):
+def test_ingest_search_identities_and_feedback_on_postgresql_match_sqlite(pg_url, lab_db, tmp_path):
+    lab_db = copy_db(lab_db, tmp_path)  # searches are audited: the session's shared database stays as made
     ingested = run_cli("ingest", LAB / "cam0.mp4", LAB / "cam1.mp4", "--db", pg_url, "--duration", "4",
                        *real_weights_args())
     assert ingested.code == 0, ingested.stderr
