@@ -16,7 +16,7 @@ from models.tracking import PersonTracker
 from models.parts import part_boxes_from_keypoints
 from models.pose import PoseEstimator
 from pipelines.motion import MotionGate, MotionGateConfig
-from pipelines.quality import QualityConfig, box_can_pass, crop_quality
+from pipelines.quality import QualityConfig, box_can_pass, crop_quality, wants_pose
 from pipelines.sampling import SamplingConfig, TrackSampler
 from pipelines.stream import StreamSource
 from pipelines.video import VideoSource
@@ -165,11 +165,13 @@ class CameraPipeline:
     def _estimate_pose(self, frame: Frame, detections: list, moved: bool) -> None:
         """Keypoints for the frame's people: estimated for those due (see ``pose_interval_s``; none when nothing
         moved), carried along with the box for the others. People the quality gate rejects by size or border alone
-        (``pipelines.quality.box_can_pass``; most of a distant crowd) get none: their crops are never encoded."""
+        (``pipelines.quality.box_can_pass``) get none, nor do people too small for a pose worth its cost
+        (``pipelines.quality.wants_pose``; they are encoded without one)."""
         due, posed = [], []  # posed: (detection, video time of its pose estimate)
         height, width = frame.image.shape[:2]
         for det in detections:
-            if det.keypoints is None and not box_can_pass(det.box, width, height, self.quality):
+            if det.keypoints is None and not (box_can_pass(det.box, width, height, self.quality)
+                                              and wants_pose(det.box, self.quality)):
                 continue
             last = self._last_pose.get(det.track_id)
             if last is None or (moved and frame.time_s - last[2] >= self.pose_interval_s - 1e-6):

@@ -1,9 +1,12 @@
 """Quality gate for re-id crops: which tracked detections are worth encoding, and how good they are.
 
-A crop is rejected when it is too small, truncated at the frame border (the person is cut, so the body-part
-layout is wrong), or when too few COCO keypoints are visible. Accepted crops get a quality score in ``(0, 1]``:
-detection score x keypoint visibility x a size factor (1 from twice the minimum height up). The score ranks crops
-for per-track sampling and weights each embedding in the track descriptor.
+A crop is rejected when it is too small (under 24 px tall: a distant person is still encoded, upscaled, so that
+every real track can be searched), truncated at the frame border (the person is cut, so the body-part layout is
+wrong), or when too few COCO keypoints are visible. People under ``pose_min_height`` get no pose estimate (a
+skeleton from a few dozen pixels is noise) and are judged without one. Accepted crops get a quality score in
+``(0, 1]``: detection score x keypoint visibility x a size factor (height / 128 px, 1 from 128 px up), so a small
+crop counts for little in its track's descriptor. The score ranks crops for per-track sampling and weights each
+embedding in the track descriptor.
 """
 
 from __future__ import annotations
@@ -22,14 +25,18 @@ class QualityConfig:
     Attributes:
         min_height: minimum box height in pixels.
         min_width: minimum box width in pixels.
+        pose_min_height: boxes shorter than this (pixels) get no pose estimate and no keypoint gate.
+        full_size_height: box height (pixels) from which the size factor is 1.
         border_margin: a box edge closer than this many pixels to the frame border counts as truncated.
         min_visible_fraction: minimum fraction of the 17 keypoints with confidence >= ``keypoint_confidence``
             (ignored when the detection has no keypoints).
         keypoint_confidence: confidence from which a keypoint counts as visible.
     """
 
-    min_height: float = 64.0
-    min_width: float = 20.0
+    min_height: float = 24.0
+    min_width: float = 8.0
+    pose_min_height: float = 48.0
+    full_size_height: float = 128.0
     border_margin: float = 2.0
     min_visible_fraction: float = 0.35
     keypoint_confidence: float = 0.3
@@ -59,6 +66,11 @@ def box_can_pass(box: np.ndarray, frame_width: int, frame_height: int,
     return not (x1 <= m or y1 <= m or x2 >= frame_width - m or y2 >= frame_height - m)
 
 
+def wants_pose(box: np.ndarray, config: QualityConfig = QualityConfig()) -> bool:
+    """True when a box (``float32 [4]`` xyxy, pixels) is tall enough for a pose estimate worth its cost."""
+    return float(box[3] - box[1]) >= config.pose_min_height
+
+
 def crop_quality(detection: Detection, frame_width: int, frame_height: int,
                  config: QualityConfig = QualityConfig()) -> float:
     """Quality of a detection's crop: 0.0 when the gate rejects it, else a score in ``(0, 1]``.
@@ -75,5 +87,5 @@ def crop_quality(detection: Detection, frame_width: int, frame_height: int,
         visibility = float(np.mean(detection.keypoints[:, 2] >= config.keypoint_confidence))
         if visibility < config.min_visible_fraction:
             return 0.0
-    size = min(1.0, float(detection.box[3] - detection.box[1]) / (2.0 * config.min_height))
+    size = min(1.0, float(detection.box[3] - detection.box[1]) / config.full_size_height)
     return max(1e-3, float(detection.score) * visibility * size)

@@ -11,11 +11,13 @@ def _det(box, score=0.9, visible=17, track=1):
     return Detection(track, np.array(box, np.float32), score, kp)
 
 
-def test_quality_gate_rejects_small_truncated_and_occluded_people():
+def test_quality_gate_rejects_tiny_truncated_and_occluded_people_and_weighs_small_ones_less():
     frame = (640, 480)
     good = crop_quality(_det([100, 100, 160, 300]), *frame)
     assert 0.8 < good <= 1.0
-    assert crop_quality(_det([100, 100, 130, 150]), *frame) == 0.0  # 50 px high: too small
+    assert crop_quality(_det([100, 100, 110, 120]), *frame) == 0.0  # 20 px high: too small
+    distant = crop_quality(_det([100, 100, 112, 130]), *frame)  # 30 px high: encoded, and counts for little
+    assert 0 < distant < 0.25
     assert crop_quality(_det([0, 100, 60, 300]), *frame) == 0.0  # cut by the left border
     assert crop_quality(_det([100, 300, 160, 480]), *frame) == 0.0  # cut by the bottom border
     assert crop_quality(_det([100, 100, 160, 300], visible=4), *frame) == 0.0  # 4/17 keypoints visible
@@ -23,7 +25,7 @@ def test_quality_gate_rejects_small_truncated_and_occluded_people():
     assert 0 < smaller < good  # 80 px high scores below 200 px high
     no_pose = Detection(1, np.array([100, 100, 160, 300], np.float32), 0.9, None)
     assert crop_quality(no_pose, *frame) > 0
-    assert crop_quality(_det([100, 100, 130, 150]), *frame, QualityConfig(min_height=32)) > 0
+    assert crop_quality(_det([100, 100, 130, 150]), *frame, QualityConfig(min_height=64)) == 0.0
 
 
 def _obs(track, t, quality):
