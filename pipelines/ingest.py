@@ -34,7 +34,7 @@ from reid_app.types import CameraSummary, Observation
 from storage.database import Database, storage_error_text
 from storage.repository import (HEARTBEAT_S, LeaseLostError, VideoInfo, VideoWriter, begin_video, delete_video,
                                 find_video, get_or_create_model, mark_static_tracks, reclaim_abandoned, renew_leases,
-                                set_model_layout, set_model_threshold)
+                                set_model_layout, set_model_threshold, unencoded_tracks)
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +330,11 @@ def _consume(cameras: list[_Camera], events: queue.Queue, encoder: ReIDEncoder, 
             if static:
                 notes.append(f"{len(static)} static track{'s' if len(static) > 1 else ''} (motionless, e.g. an "
                              f"empty chair) kept out of identities and search")
+            short, long_ = unencoded_tracks(cam.writer.db, cam.writer.video_id)
+            if short or long_:
+                notes.append(f"{short + long_} track(s) without a descriptor, so not searchable ({short} lasting "
+                             f"under 1 s; {long_} never showing a usable crop: cut by the frame border, under "
+                             f"24 px or too occluded)")
             if status != "complete":
                 notes.append(f"stored as {status}")
             if cam.writer.rejected_embeddings:

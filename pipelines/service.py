@@ -28,6 +28,7 @@ from storage.feedback import load_overlaps, set_overlap
 from storage.identities import identities_of_tracks, labels
 from storage.repository import (
     TrackInfo, camera_ids_by_name, get_sightings, get_tracks, ingest_models, list_models, static_track_ids,
+    unencoded_tracks,
 )
 
 __all__ = ["CameraEntry", "VideoEntry", "VideoSightings", "EvidenceReport", "IdentityDetail", "IdentityListing",
@@ -194,6 +195,8 @@ class IdentityListing:
     labels: dict[int, tuple[str, str]]
     static_tracks: set[int]
     report: Optional[ClusteringReport] = None
+    #: Tracks with no descriptor (in no identity, not searchable): ``(lasting under 1 s, longer)``.
+    unencoded: tuple[int, int] = (0, 0)
 
 
 def list_identities(db: Database, recluster: bool = False, threshold: Optional[float] = None) -> IdentityListing:
@@ -204,7 +207,7 @@ def list_identities(db: Database, recluster: bool = False, threshold: Optional[f
     if not summaries:
         report = cluster_identities(db, threshold=threshold)
         summaries = summarise_identities(db)
-    return IdentityListing(summaries, labels(db), set(static_track_ids(db)), report)
+    return IdentityListing(summaries, labels(db), set(static_track_ids(db)), report, unencoded_tracks(db))
 
 
 @dataclass

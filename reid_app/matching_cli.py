@@ -178,6 +178,10 @@ def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
     stdout_console().print(table)
     _print(f"{len(shown)} of {len(summaries)} identities shown; details: reid-app identities --identity ID; "
            f"evidence: reid-app export-identity --identity ID --out DIR")
+    short, long_ = listing.unencoded
+    if short or long_:
+        _print(f"{short + long_} track(s) have no descriptor and are in no identity ({short} lasting under 1 s; "
+               f"{long_} never showing a usable crop: cut by the frame border, under 24 px or too occluded)")
     static = listing.static_tracks
     if static:
         _print(f"{len(static)} static track{'s' if len(static) > 1 else ''} (boxes that never moved, e.g. an empty "

@@ -470,6 +470,19 @@ class VideoWriter:
         return status
 
 
+def unencoded_tracks(db: Database, video_id: Optional[int] = None, short_s: float = 1.0) -> tuple[int, int]:
+    """Tracks of a video (None: of the whole database; static ones aside) that got no descriptor, so they cannot
+    be searched or clustered: ``(lasting under short_s seconds, lasting longer)``."""
+    query = select(Track.last_time_s - Track.first_time_s).where(Track.descriptor.is_(None),
+                                                                 Track.static.is_(False))
+    if video_id is not None:
+        query = query.where(Track.video_id == video_id)
+    with db.session() as session:
+        rows = session.execute(query).all()
+    short = sum(1 for (d,) in rows if d < short_s)
+    return short, len(rows) - short
+
+
 def mark_static_tracks(db: Database, video_id: int, min_duration_s: float, max_motion: float,
                        max_resize: float) -> list[int]:
     """Mark the video's tracks whose box did not move (``pipelines.quality.StaticTrackConfig`` gives the meaning

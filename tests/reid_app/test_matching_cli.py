@@ -133,3 +133,19 @@ def test_escape_sequences_in_a_label_and_a_watchlist_name_never_reach_the_termin
     for result in outputs:
         assert "\x1b" not in result.stdout + result.stderr
     assert any("\\x1b[2J" in r.stdout for r in outputs[2:])
+
+
+def test_identities_says_how_many_tracks_have_no_descriptor_and_why(db):
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    con.execute("UPDATE tracks SET descriptor = NULL, descriptor_model_id = NULL WHERE id IN (SELECT id FROM tracks "
+                "WHERE NOT static ORDER BY last_time_s - first_time_s DESC LIMIT 2)")  # as if never encoded
+    con.commit()
+    short, long_ = con.execute("SELECT sum(last_time_s - first_time_s < 1), sum(last_time_s - first_time_s >= 1) "
+                               "FROM tracks WHERE descriptor IS NULL AND NOT static").fetchone()
+    con.close()
+    listed = run_cli("identities", "--recluster", "--db", db)
+    assert listed.code == 0, listed.stderr
+    assert f"{short + long_} track(s) have no descriptor and are in no identity ({short} lasting under 1 s; " \
+           f"{long_} never showing a usable crop" in listed.stdout and long_ == 2
