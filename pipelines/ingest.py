@@ -25,6 +25,7 @@ from models.pose import PoseEstimator
 from pipelines.camera import CameraPipeline
 from pipelines.motion import MotionGateConfig
 from pipelines.quality import QualityConfig, StaticTrackConfig
+from pipelines.stitching import stitch_video
 from pipelines.sampling import SamplingConfig
 from pipelines.video import VideoSource, fingerprint
 from sqlalchemy.exc import SQLAlchemyError
@@ -125,6 +126,7 @@ class _Camera:
     started: float = 0.0
     thread: Optional[threading.Thread] = None
     done: bool = False
+    stitched: int = 0  # track fragments joined into the tracks they continue
     #: Set to stop this camera alone (its video row was taken away).
     cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -319,6 +321,7 @@ def _consume(cameras: list[_Camera], events: queue.Queue, encoder: ReIDEncoder, 
                 _fail(cam, str(exc), progress)
                 active -= 1
                 continue
+            stitched = cam.stitched = stitch_video(cam.writer.db, cam.writer.video_id)
             static = mark_static_tracks(cam.writer.db, cam.writer.video_id, options.static.min_duration_s,
                                         options.static.max_motion, options.static.max_resize)
             cam.summary.times.store += time.perf_counter() - t0
@@ -327,6 +330,9 @@ def _consume(cameras: list[_Camera], events: queue.Queue, encoder: ReIDEncoder, 
             notes = [item[3] or ""]
             if item[4]:
                 notes.append(f"{item[4]} of {cam.frames_analysed} frames without motion skipped detection")
+            if stitched:
+                notes.append(f"{stitched} track fragment{'s' if stitched > 1 else ''} stitched into the track "
+                             f"{'they continue' if stitched > 1 else 'it continues'}")
             if static:
                 notes.append(f"{len(static)} static track{'s' if len(static) > 1 else ''} (motionless, e.g. an "
                              f"empty chair) kept out of identities and search")
@@ -396,7 +402,8 @@ def _finish(cam: _Camera, progress: IngestProgress) -> None:
     s.frames_analysed = cam.frames_analysed
     s.seconds = time.perf_counter() - cam.started
     if cam.writer is not None and s.status == "done":
-        s.tracks, s.sightings, s.embeddings = cam.writer.tracks, cam.writer.sightings, cam.writer.embeddings
+        s.tracks, s.sightings, s.embeddings = cam.writer.tracks - cam.stitched, cam.writer.sightings, \
+            cam.writer.embeddings
     progress.on_finish(s)
 
 
