@@ -45,6 +45,7 @@ from pipelines.ingest import IngestOptions, PoseFactory, TrackerFactory, registe
 from pipelines.recording import Segment, SegmentRecorder
 from pipelines.retention import RetentionReport, apply_retention
 from pipelines.site import SiteCamera
+from pipelines.stitching import stitch_video
 from pipelines.stream import StreamOptions, StreamSource
 from pipelines.video import file_safe_name
 from pipelines.watchlist import AlertDispatcher, WatchlistMatcher
@@ -600,6 +601,7 @@ class LiveSite:
             return
         period = 1.0 / max(row.fps, 1e-3)
         row.frames_analysed = cam.frames_in.get(str(segment.path), row.frames_analysed)
+        absorbed = 0
         try:
             row.writer.finish(row.frames_analysed, duration_s=segment.duration_s + period,
                               frame_count=segment.packets)
@@ -607,11 +609,12 @@ class LiveSite:
             log.warning("camera %s: %s", cam.config.name, exc)
         else:
             static = self.options.ingest.static
+            absorbed = stitch_video(self.db, row.writer.video_id)  # within the segment: the live sliding window
             mark_static_tracks(self.db, row.writer.video_id, static.min_duration_s, static.max_motion,
                                static.max_resize)
             cam.status.segments += 1
         row.finished = True
-        cam.tracks_done += row.writer.tracks
+        cam.tracks_done += row.writer.tracks - absorbed
         cam.finished.add(str(segment.path))
         cam.frames_in.pop(str(segment.path), None)
         del cam.rows[str(segment.path)]

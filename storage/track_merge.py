@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, update
 
 from storage.database import Database, lock_for_writing
 from storage.repository import bytes_to_vector, vector_to_bytes
-from storage.schema import Embedding, Sighting, Track
+from storage.schema import Alert, Embedding, Sighting, Track
 
 
 def track_boxes(db: Database, video_id: int) -> dict[int, dict]:
@@ -33,8 +33,8 @@ def track_boxes(db: Database, video_id: int) -> dict[int, dict]:
 def merge_tracks(db: Database, chains: Sequence[Sequence[int]]) -> int:
     """Join each chain of track ids into its first track, in one transaction: sightings move to it, its time and
     frame range, counts and quality sum cover them all, its descriptor becomes the quality-weighted mean of all
-    their embeddings (``storage.repository.VideoWriter``'s rule), and the other tracks are deleted. Returns the
-    tracks absorbed."""
+    their embeddings (``storage.repository.VideoWriter``'s rule), alerts raised for the others point to it, and the
+    others are deleted. Returns the tracks absorbed."""
     absorbed = 0
     with db.sessions.begin() as session:
         lock_for_writing(session)
@@ -43,6 +43,7 @@ def merge_tracks(db: Database, chains: Sequence[Sequence[int]]) -> int:
             if not rest:
                 continue
             session.execute(update(Sighting).where(Sighting.track_id.in_(rest)).values(track_id=keep))
+            session.execute(update(Alert).where(Alert.track_id.in_(rest)).values(track_id=keep))  # kept, re-pointed
             session.execute(delete(Track).where(Track.id.in_(rest)))
             first_t, last_t, first_f, last_f, count = session.execute(
                 select(func.min(Sighting.time_s), func.max(Sighting.time_s), func.min(Sighting.frame_index),

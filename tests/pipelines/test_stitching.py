@@ -8,6 +8,7 @@ from pipelines.stitching import StitchConfig, Tracklet, stitch
 from storage.database import open_database
 from storage.repository import VideoWriter, begin_video, get_or_create_model
 from storage.track_merge import merge_tracks, track_boxes
+from storage.watchlist import add_alert, add_entry, list_alerts
 from tests.storage.test_repository import _info, _obs
 
 
@@ -54,7 +55,10 @@ def test_merging_keeps_every_sighting_and_recomputes_the_track(tmp_path):
     tracks = track_boxes(db, video)
     assert len(tracks) == 2
     keep, gone = sorted(tracks, key=lambda t: tracks[t]["times"][0])
+    entry = add_entry(db, "suspect", "track", str(gone), model, _unit(0, 1, 0))
+    alert = add_alert(db, entry, "cam0", gone, None, 1_700_000_002.0, 0.9)  # raised live for the later fragment
     assert merge_tracks(db, [[keep, gone]]) == 1
+    assert [(a.id, a.track_id) for a in list_alerts(db)] == [(alert, keep)]  # kept, now on the joined track
     merged = track_boxes(db, video)
     assert list(merged) == [keep] and len(merged[keep]["times"]) == 6
     np.testing.assert_allclose(merged[keep]["descriptor"], _unit(1, 1, 0), atol=1e-5)
