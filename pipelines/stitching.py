@@ -37,13 +37,18 @@ class Tracklet:
 
 @dataclass(frozen=True)
 class StitchConfig:
-    """Gates of :func:`stitch` (see the module docstring); distances in box heights, times in seconds."""
+    """Gates of :func:`stitch` (see the module docstring); distances in box heights, times in seconds.
 
-    max_gap_s: float = 4.0
+    Tuned on PETS S2L1 (5 and 10 analysed frames/s) and checked on TUD-Campus (``benchmarks/tracking.py``). There
+    the re-id cosine of two different people in one camera reaches 0.89, so appearance alone cannot refuse a wrong
+    join. Gaps over 2 s, or a height change over 25%, let wrong joins through (PETS at 10 frames/s: IDF1 70.3
+    unstitched, 66.7 with 4 s and 1.5, 71.1 with these)."""
+
+    max_gap_s: float = 2.0
     blind_gap_s: float = 1.5
     max_distance: float = 1.0
     spread: float = 0.4
-    max_height_ratio: float = 1.5
+    max_height_ratio: float = 1.25
     min_appearance: float = 0.6
     distance_penalty: float = 0.1
 
