@@ -17,7 +17,6 @@ import asyncio
 import base64
 import json
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from urllib.parse import unquote
 import httpx
 import numpy as np
 
-from reid_app.redaction import redact_text, redact_url
+from reid_app.redaction import redact_text, redact_url, split_userinfo
 from reid_app.errors import UsageError
 from storage.audit import record
 from storage.catalog import best_thumbnails
@@ -335,23 +334,22 @@ class AlertDispatcher:
 
 
 def webhook_target(webhook: str) -> tuple[httpx.URL, Optional[httpx.BasicAuth]]:
-    """The URL to POST to and the basic-auth credentials of ``webhook``: the userinfo is everything before the last
-    ``@`` (a password may hold ``#``, ``?``, ``/`` or ``@`` unescaped), percent-escapes decoded.
+    """The URL to POST to and the basic-auth credentials of ``webhook`` (its userinfo as
+    ``reid_app.redaction.split_userinfo`` finds it, percent-escapes decoded).
 
     Raises:
         UsageError: not an http(s) URL with a host; the message shows the URL redacted and never a part of the
             credentials.
     """
-    match = re.match(r"^(https?://)(.*)$", webhook, re.IGNORECASE | re.DOTALL)
-    if match is None:
+    scheme, userinfo, rest = split_userinfo(webhook)
+    if scheme.lower() not in ("http://", "https://"):
         raise UsageError(f"webhook must be an http:// or https:// URL, got {redact_url(webhook)}")
-    rest, auth = match.group(2), None
-    at = rest.rfind("@")
-    if at >= 0:
-        user, _, password = rest[:at].partition(":")
-        rest, auth = rest[at + 1:], httpx.BasicAuth(unquote(user), unquote(password))
+    auth = None
+    if userinfo is not None:
+        user, _, password = userinfo.partition(":")
+        auth = httpx.BasicAuth(unquote(user), unquote(password))
     try:
-        url = httpx.URL(match.group(1) + rest)
+        url = httpx.URL(scheme + rest)
         if not url.host:
             raise ValueError("no host")
     except Exception as exc:

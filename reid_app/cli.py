@@ -19,8 +19,7 @@ import click
 from reid_app import __version__
 from reid_app.errors import ReidAppError, UsageError
 from reid_app.console import stderr_console, stdout_console
-from reid_app.neutralise import terminal_text
-from reid_app.redaction import RedactingFilter, redact_text as _redact
+from reid_app.redaction import RedactingFilter, display_text
 from reid_app.settings import load_settings
 from reid_app.cli_helpers import cluster_after_ingest, finite_option, parse_start_time
 from reid_app.ingest_runner import IngestChoices, prepare_ingest
@@ -33,11 +32,6 @@ EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("reid_app")
-
-
-def redact_text(text) -> str:
-    """What the CLI shows of an error: URLs redacted, control characters neutralised."""
-    return terminal_text(_redact(text))
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -406,13 +400,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="reid-app", standalone_mode=False)
     except ReidAppError as exc:
-        click.echo(f"reid-app: error: {redact_text(exc)}", err=True)
+        click.echo(f"reid-app: error: {display_text(exc)}", err=True)
         sys.exit(EXIT_ERROR)
     except click.exceptions.Abort:
         click.echo("reid-app: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
-        click.echo(f"reid-app: error: {redact_text(exc.format_message())} (see 'reid-app "
+        click.echo(f"reid-app: error: {display_text(exc.format_message())} (see 'reid-app "
                    f"{' '.join(sys.argv[1:2])} --help')", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
@@ -423,14 +417,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         sys.exit(EXIT_ERROR)
     except (OSError, MemoryError) as exc:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        click.echo(f"reid-app: error: {redact_text(where)}{storage_error_text(exc)}", err=True)
+        click.echo(f"reid-app: error: {display_text(where)}{storage_error_text(exc)}", err=True)
         sys.exit(EXIT_ERROR)
     except SystemExit:
         raise
     except Exception:  # a bug: its traceback is for a report, with every URL in it redacted
         import traceback
 
-        click.echo(redact_text(traceback.format_exc()), err=True)
+        click.echo(display_text(traceback.format_exc()), err=True)
         click.echo("reid-app: internal error (the traceback above); please report it", err=True)
         sys.exit(EXIT_ERROR)
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Optional
+
+from reid_app.neutralise import terminal_text
 
 #: Keys whose values are secrets (``pass``, ``pwd``, ``token``, ``auth``, ``sig``, ``user``, ``login``, ...).
 SECRET_KEY = re.compile(r"pas|pw|token|secret|key|auth|sig|user|usr|login|cred|session|sid|account",
@@ -43,14 +46,21 @@ def redact_url(url: str) -> str:
     Returns:
         The display form; never raises.
     """
+    scheme, userinfo, rest = split_userinfo(url)
+    return scheme + ("***@" if userinfo is not None else "") + _redact_pairs(rest)
+
+
+def split_userinfo(url: str) -> tuple[str, Optional[str], str]:
+    """``(scheme with "://" or "", userinfo or None, the rest)`` of ``url``: the userinfo is everything before the
+    last ``@`` (a password may hold ``#``, ``?``, ``/`` or ``@`` unescaped, which URL parsers misread); without a
+    scheme, only a ``user:password@host`` form counts as one."""
     text = str(url)
     match = _SCHEME.match(text)
     scheme, rest = (match.group(1), match.group(2)) if match else ("", text)
     at = rest.rfind("@")
     if at >= 0 and (match or "/" not in rest[:at] or ":" in rest[:at]):
-        # everything before the last "@" is userinfo: a password may hold "#", "?", "/" or "@" itself
-        rest = "***@" + rest[at + 1:]
-    return scheme + _redact_pairs(rest)
+        return scheme, rest[:at], rest[at + 1:]
+    return scheme, None, rest
 
 
 def redact_text(text: str) -> str:
@@ -58,17 +68,20 @@ def redact_text(text: str) -> str:
     return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), str(text))
 
 
+def display_text(text) -> str:
+    """What a terminal or log may show of ``text``: URLs redacted, control characters neutralised
+    (``reid_app.neutralise.terminal_text``)."""
+    return terminal_text(redact_text(text))
+
+
 def name_from_url(url: str) -> str:
     """A short name for a stream URL from its display form, never holding a credential: the last path part
     without extension and without secret ``key=value`` pairs (``rtsp://h/Streaming/101`` -> ``101``,
     ``rtsp://h/user=a&password=b&channel=1&stream=0.sdp`` -> ``channel=1&stream=0``, ``/dev/video0`` ->
     ``video0``), else the host; ``camera`` when nothing is left. Not yet file-safe."""
-    shown = redact_url(url)
-    match = _SCHEME.match(shown)
-    rest = match.group(2) if match else shown
+    scheme, _, rest = split_userinfo(redact_url(url))
     rest = re.split(r"[?#]", rest, maxsplit=1)[0]
-    host, _, path = rest.partition("/") if match else ("", "", rest)
-    host = host.rsplit("@", 1)[-1]
+    host, _, path = rest.partition("/") if scheme else ("", "", rest)
     last = next((p for p in reversed(path.split("/")) if p), "")
     if "." in last:
         last = last.rsplit(".", 1)[0]
@@ -82,13 +95,11 @@ class RedactingFilter(logging.Filter):
     ``reid_app.neutralise.terminal_text`` (no escape sequences from names reach the terminal)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from reid_app.neutralise import terminal_text
-
         message = record.getMessage()
-        shown = terminal_text(redact_text(message))
+        shown = display_text(message)
         if shown != message:
             record.msg, record.args = shown, None
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = display_text(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True

@@ -11,10 +11,6 @@ from sqlalchemy import func, select, update
 from storage.database import Database, lock_for_writing
 from storage.schema import Alert, WebhookOutbox
 
-#: States of an outbox row that are final (never sent again).
-FINAL_STATES = ("delivered", "failed", "unknown")
-
-
 @dataclass
 class OutboxItem:
     """An alert claimed for sending: its outbox row, alert, JSON body and the attempts made before this one."""

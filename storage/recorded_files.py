@@ -24,14 +24,6 @@ def note_recorded(session: Session, path: str | Path, camera: str) -> None:
         session.add(RecordedFile(path=key, camera=camera))
 
 
-def register_recorded(db: Database, files: Iterable[tuple[str | Path, str]]) -> None:
-    """List each ``(path, camera)`` as written by the recorder (idempotent)."""
-    with db.sessions.begin() as session:
-        for path, camera in files:
-            note_recorded(session, path, camera)
-            session.flush()
-
-
 def recorded_among(db: Database, paths: Iterable[str | Path]) -> set[str]:
     """The absolute forms of those of ``paths`` the recorder wrote."""
     keys = {_key(p) for p in paths}
