@@ -24,7 +24,7 @@ from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, SAME, forget_verdict, load_overlaps, load_verdicts, set_verdicts
 from storage.identities import load_identities
-from storage.repository import get_tracks
+from storage.repository import existing_tracks, get_tracks
 
 
 def _check_tracks(db: Database, track_ids: Iterable[int]) -> int:
@@ -168,17 +168,29 @@ def reject(db: Database, track_a: int, track_b: int) -> ClusteringReport:
 def _pair(db: Database, a: int, b: int, verdict: str, action: str) -> ClusteringReport:
     if a == b:
         raise UsageError(f"track {a} was given twice; {action} needs two different tracks")
-    pair = [(min(a, b), max(a, b))]
     with db.exclusive() as tx:  # checked and written under the write lock: two at once cannot both pass
         model_id = _check_tracks(tx, [a, b])
-        _check_consistent(tx, pair if verdict == SAME else [], pair if verdict == DIFFERENT else [])
-        before = _verdicts_of(tx, pair)
-        set_verdicts(tx, same=pair if verdict == SAME else (), different=pair if verdict == DIFFERENT else ())
-        record(tx, action, track_a=a, track_b=b, before=before, after=_verdicts_of(tx, pair))
+        change, before = _store_pair(tx, a, b, verdict)
     report = cluster_identities(db, model_id, reason="feedback", around=[a, b])
-    report.changes = [f"tracks {pair[0][0]} and {pair[0][1]} {_WORD[verdict]}"
-                      + (" (already so; kept)" if before[0][2] is not None else "")]
+    report.changes = [change + (" (already so; kept)" if before is not None else "")]
     return report
+
+
+def _store_pair(db: Database, a: int, b: int, verdict: str) -> tuple[str, Optional[str]]:
+    """Check, store and audit (as ``confirm`` or ``reject``) ``verdict`` on a pair, in the caller's transaction;
+    returns the change line and the verdict stored before (None when there was none).
+
+    Raises:
+        VerdictConflict: see :func:`_check_consistent`.
+    """
+    pair = [(min(a, b), max(a, b))]
+    same, different = (pair, []) if verdict == SAME else ([], pair)
+    _check_consistent(db, same, different)
+    before = _verdicts_of(db, pair)
+    set_verdicts(db, same=same, different=different)
+    record(db, "confirm" if verdict == SAME else "reject", track_a=a, track_b=b, before=before,
+           after=_verdicts_of(db, pair))
+    return f"tracks {pair[0][0]} and {pair[0][1]} {_WORD[verdict]}", before[0][2]
 
 
 def replace_verdict(db: Database, track_a: int, track_b: int, verdict: str) -> ClusteringReport:
@@ -194,13 +206,9 @@ def replace_verdict(db: Database, track_a: int, track_b: int, verdict: str) -> C
     with db.exclusive() as tx:  # the forget and the new verdict are one unit: a refusal leaves the earlier in place
         _check_consistent(tx, pair if verdict == SAME else [], pair if verdict == DIFFERENT else [], forget=pair)
         forgotten = _forget(tx, track_a, track_b)
-        _check_consistent(tx, pair if verdict == SAME else [], pair if verdict == DIFFERENT else [])
-        before = _verdicts_of(tx, pair)
-        set_verdicts(tx, same=pair if verdict == SAME else (), different=pair if verdict == DIFFERENT else ())
-        action = "confirm" if verdict == SAME else "reject"
-        record(tx, action, track_a=track_a, track_b=track_b, before=before, after=_verdicts_of(tx, pair))
+        stored, _ = _store_pair(tx, track_a, track_b, verdict)
     report = cluster_identities(db, model_id, reason="feedback", around=[track_a, track_b])
-    report.changes = [forgotten, f"tracks {pair[0][0]} and {pair[0][1]} {_WORD[verdict]}"]
+    report.changes = [forgotten, stored]
     return report
 
 
@@ -306,7 +314,6 @@ def undo(db: Database) -> ClusteringReport:
             verdicts it touched changed since (the message names the pair).
     """
     from storage.audit import read_log
-    from storage.repository import existing_tracks
 
     with db.exclusive() as tx:  # two undos at once take back two entries, never the same one twice
         log = read_log(tx, limit=10**9)

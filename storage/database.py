@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Union
 
 from sqlalchemy import create_engine, event, inspect, select, text, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -204,12 +204,13 @@ def inspect_sqlite(path: Path) -> str:
 _WRITER_LOCK = 0x72656964
 
 
-def lock_for_writing(session: Session) -> None:
-    """Make ``session``'s transaction a writer now, before it reads: on SQLite a no-op write takes the database's
-    write lock (waiting up to ``busy_timeout``), so what the transaction reads next cannot change before it
-    commits. On PostgreSQL a transaction-level advisory lock does the same for every transaction that calls this
-    (processes on several machines matching new tracks to identities at once)."""
-    dialect = session.get_bind().dialect.name
+def lock_for_writing(session: Union[Session, Connection]) -> None:
+    """Make the transaction of ``session`` (an ORM session or a Core connection) a writer now, before it reads: on
+    SQLite a no-op write takes the database's write lock (waiting up to ``busy_timeout``), so what the transaction
+    reads next cannot change before it commits. On PostgreSQL a transaction-level advisory lock does the same for
+    every transaction that calls this (processes on several machines matching new tracks to identities at once)."""
+    bind = session.get_bind() if isinstance(session, Session) else session
+    dialect = bind.dialect.name
     if dialect == "sqlite":
         session.execute(text("UPDATE reid_meta SET value = value WHERE 0"))
     elif dialect == "postgresql":
@@ -322,10 +323,8 @@ def _initialise(engine: Engine, sessions: sessionmaker, location: str) -> None:
             if meta.get("app") == APP_ID and meta.get("schema_version") == str(SCHEMA_VERSION):
                 return
     with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITER_LOCK})
-        elif engine.dialect.name == "sqlite" and inspect(connection).has_table("reid_meta"):
-            connection.execute(text("UPDATE reid_meta SET value = value WHERE 0"))  # takes the write lock
+        if engine.dialect.name != "sqlite" or inspect(connection).has_table("reid_meta"):
+            lock_for_writing(connection)  # on SQLite a write to reid_meta; then look again, under the lock
         meta = dict(connection.execute(select(Meta.key, Meta.value)).all()) \
             if inspect(connection).has_table("reid_meta") else {}
         if not meta:  # a new database (or one whose creation was cut short): today's schema, stamped as newest

@@ -700,9 +700,16 @@ def _drop_past(session: Session, video_id: int, duration_s: float) -> None:
     tracks = select(Track.id).where(Track.video_id == video_id)
     alive = select(Sighting.track_id).where(Sighting.video_id == video_id)
     session.execute(delete(Track).where(Track.id.in_(tracks), Track.id.not_in(alive)))
+    recount_tracks(session, Track.video_id == video_id)
+
+
+def recount_tracks(session: Session, which) -> None:
+    """Set the time and frame range and the sighting and embedding counts of the tracks ``which`` selects (a
+    condition on ``Track``) from the sightings they hold now (after sightings were moved or deleted)."""
     of_track = lambda column: select(column).where(Sighting.track_id == Track.id).scalar_subquery()  # noqa: E731
-    session.execute(update(Track).where(Track.video_id == video_id).values(
-        num_sightings=of_track(func.count(Sighting.id)), last_time_s=of_track(func.max(Sighting.time_s)),
-        last_frame=of_track(func.max(Sighting.frame_index)),
+    session.execute(update(Track).where(which).values(
+        first_time_s=of_track(func.min(Sighting.time_s)), last_time_s=of_track(func.max(Sighting.time_s)),
+        first_frame=of_track(func.min(Sighting.frame_index)), last_frame=of_track(func.max(Sighting.frame_index)),
+        num_sightings=of_track(func.count(Sighting.id)),
         num_embeddings=select(func.count(Embedding.id)).join(Sighting, Sighting.id == Embedding.sighting_id)
         .where(Sighting.track_id == Track.id).scalar_subquery()))

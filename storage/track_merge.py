@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 
 from storage.database import Database, lock_for_writing
-from storage.repository import bytes_to_vector, vector_to_bytes
+from storage.repository import bytes_to_vector, recount_tracks, vector_to_bytes
 from storage.schema import Alert, Embedding, Sighting, Track
 
 
@@ -45,19 +45,15 @@ def merge_tracks(db: Database, chains: Sequence[Sequence[int]]) -> int:
             session.execute(update(Sighting).where(Sighting.track_id.in_(rest)).values(track_id=keep))
             session.execute(update(Alert).where(Alert.track_id.in_(rest)).values(track_id=keep))  # kept, re-pointed
             session.execute(delete(Track).where(Track.id.in_(rest)))
-            first_t, last_t, first_f, last_f, count = session.execute(
-                select(func.min(Sighting.time_s), func.max(Sighting.time_s), func.min(Sighting.frame_index),
-                       func.max(Sighting.frame_index), func.count(Sighting.id)).where(Sighting.track_id == keep)).one()
+            recount_tracks(session, Track.id == keep)
             rows = session.execute(select(Embedding.vector, Sighting.quality).join(
                 Sighting, Sighting.id == Embedding.sighting_id).where(Sighting.track_id == keep)).all()
-            values = dict(first_time_s=first_t, last_time_s=last_t, first_frame=first_f, last_frame=last_f,
-                          num_sightings=count, num_embeddings=len(rows))
             if rows:
                 weights = np.array([max(float(q), 1e-3) for _, q in rows])
                 total = (weights[:, None] * np.stack([bytes_to_vector(v) for v, _ in rows])).sum(axis=0)
                 norm = float(np.linalg.norm(total))
-                values.update(quality_sum=float(weights.sum()),
-                              descriptor=vector_to_bytes((total / norm if norm > 0 else total).astype(np.float32)))
-            session.execute(update(Track).where(Track.id == keep).values(**values))
+                session.execute(update(Track).where(Track.id == keep).values(
+                    quality_sum=float(weights.sum()),
+                    descriptor=vector_to_bytes((total / norm if norm > 0 else total).astype(np.float32))))
             absorbed += len(rest)
     return absorbed
