@@ -345,7 +345,8 @@ def undo(db: Database) -> ClusteringReport:
     if model_id is None:
         return ClusteringReport(0, 0, 0, 0, 0.0, 0.0, changes=[
             f"{what}: its tracks were removed by retention since, so nothing was left to restore"])
-    report = cluster_identities(db, model_id, reason="feedback", around=sorted({t for a, b, _ in before for t in (a, b)}))
+    touched = sorted({t for a, b, _ in before for t in (a, b)})
+    report = cluster_identities(db, model_id, reason="feedback", around=touched)
     report.changes = [f"{what}: {len(before)} pair{'s' if len(before) > 1 else ''} as before it"
                       + (f" ({len(gone)} pair(s) whose tracks retention removed skipped)" if gone else "")]
     return report

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +16,7 @@ import av
 
 from pipelines.video import file_safe_name
 from reid_app.errors import ReidAppError
+from storage.database import nearly_full
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,7 @@ class RecordingStopped(ReidAppError):
 
 
 def _disk_full(exc: BaseException, folder: Path) -> bool:
-    if getattr(exc, "errno", None) == errno.ENOSPC or "no space" in str(exc).lower():
-        return True
-    try:
-        return shutil.disk_usage(folder).free < 1 << 20
-    except OSError:
-        return False
+    return getattr(exc, "errno", None) == errno.ENOSPC or "no space" in str(exc).lower() or nearly_full(folder)
 
 
 @dataclass

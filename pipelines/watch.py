@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import fcntl
 import hashlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -118,7 +120,8 @@ class CameraStatus:
         lag_s: seconds between a frame's arrival and its analysis (last frame).
         people: people tracked in the last analysed frame. frames: frames analysed by this run.
         tracks, sightings: stored so far by this run. segments: recorded segments finished. alerts: raised.
-        reconnects: times the stream was reopened. last_error: the last connection problem (redacted).
+        reconnects: times the stream was reopened. last_error: the last connection problem (redacted), or why
+            nothing is being stored. storing_paused: the database cannot be written (recording goes on).
     """
 
     camera: str
@@ -131,6 +134,7 @@ class CameraStatus:
     tracks: int = 0
     sightings: int = 0
     segments: int = 0
+    storing_paused: bool = False
     alerts: int = 0
     reconnects: int = 0
     last_error: str = ""
@@ -176,7 +180,7 @@ class _LiveCamera:
     late: int = 0
     running: bool = False
     #: Encoded observations not yet stored, per segment file, oldest first (kept while the database is down).
-    unwritten: list[tuple[str, list[Observation], Optional[np.ndarray]]] = field(default_factory=list)
+    unwritten: collections.deque = field(default_factory=collections.deque)  # (path, observations, vectors)
 
 
 @dataclass
@@ -249,6 +253,7 @@ class LiveSite:
             self._cameras.append(_LiveCamera(config, recorder, CameraStatus(config.name, config.shown_url)))
         self.model_id = 0
         self._retention_runs: list[RetentionReport] = []
+        self._locks: list = []  # open lock files of _hold_cameras
         self._database_retry_at = 0.0
         self._database_backoff_s = 0.0
         self._database_error: Optional[str] = None
@@ -273,6 +278,7 @@ class LiveSite:
                 cam.status.lag_s = source.lag_s
                 cam.status.reconnects = source.reconnects
                 cam.status.last_error = self._database_error or source.last_error or ""
+                cam.status.storing_paused = self._database_error is not None
                 if cam.status.state != "stopped":
                     cam.status.state = "live" if source.connected else (
                         "reconnecting" if source.frames_decoded or source.reconnects else "connecting")
@@ -358,10 +364,6 @@ class LiveSite:
         Raises:
             UsageError: another process watches one of the cameras (its pid in the message).
         """
-        import fcntl
-        import os
-
-        self._locks = []
         for cam in self._cameras:
             folder = self.recorder_folder(cam.config.name)
             folder.mkdir(parents=True, exist_ok=True)
@@ -387,7 +389,7 @@ class LiveSite:
         doubled up to 30 s); the first failure is logged."""
         self._database_backoff_s = min(max(self._database_backoff_s * 2, 1.0), 30.0)
         self._database_retry_at = time.monotonic() + self._database_backoff_s
-        reason = redact_text(storage_error_text(exc) if isinstance(exc, SQLAlchemyError) else str(exc))
+        reason = storage_error_text(exc) if isinstance(exc, SQLAlchemyError) else str(exc)  # both redacted
         if self._database_error is None:
             log.warning("the database cannot be written (%s); recording goes on and what was analysed is kept and "
                         "stored when it is back (next try in %.0f s)", reason, self._database_backoff_s)
@@ -501,7 +503,7 @@ class LiveSite:
         while cam.unwritten:
             path, observations, vectors = cam.unwritten[0]
             self._write(cam, path, observations, vectors)
-            cam.unwritten.pop(0)
+            cam.unwritten.popleft()
 
     def _row(self, cam: _LiveCamera, path: str) -> Optional[_SegmentRow]:
         row = cam.rows.get(path)
@@ -514,7 +516,8 @@ class LiveSite:
         fps = (facts.fps if facts and facts.fps else cam.config.fps)
         info = VideoInfo(camera=cam.config.name, path=str(segment.path), fingerprint=live_fingerprint(segment.path),
                          fps=fps, frame_count=0, width=segment.width or (facts.width if facts else 0),
-                         height=segment.height or (facts.height if facts else 0), duration_s=0.0, start_time=segment.start_time,
+                         height=segment.height or (facts.height if facts else 0), duration_s=0.0,
+                         start_time=segment.start_time,
                          analysis_fps=cam.config.fps, recorded=True)
         video_id = begin_video(self.db, info, self.model_id)
         row = cam.rows[path] = _SegmentRow(segment, VideoWriter(self.db, video_id, self.model_id, segment.start_time),

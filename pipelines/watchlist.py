@@ -220,13 +220,13 @@ class AlertDispatcher:
         self._poster: Optional[threading.Thread] = None
         if webhook is not None:
             abandon_interrupted(db, "the process stopped while posting; not sent again (it may have arrived)",
-                                f"{self._console}webhook unknown (interrupted)")
+                                self._delivered("webhook unknown (interrupted)"))
             self._poster = threading.Thread(target=self._post_forever, name="alert-webhook", daemon=True)
             self._poster.start()
 
-    @property
-    def _console(self) -> str:
-        return "console, " if self.on_alert is not None else ""
+    def _delivered(self, webhook: str = "") -> str:
+        """An alert's ``delivered`` text: ``console`` when printed, then what the webhook did (``webhook 200``)."""
+        return ", ".join(filter(None, ["console" if self.on_alert is not None else "", webhook]))
 
     def raise_alerts(self, hits: list[WatchlistHit]) -> list[dict]:
         """Store, audit and deliver each hit; returns their payloads."""
@@ -236,7 +236,7 @@ class AlertDispatcher:
         thumbnails = {track_id: jpeg for track_id, (_, jpeg) in
                       best_thumbnails(self.db, [h.update.track_id for h in hits]).items()}
         for hit in hits:
-            delivered = self._console + "webhook queued" if self._poster is not None else self._console[:-2]
+            delivered = self._delivered("webhook queued" if self._poster is not None else "")
             alert_id = add_alert(self.db, hit.entry.id, hit.camera, hit.update.track_id, hit.update.sighting_id,
                                  hit.update.timestamp, hit.similarity, delivered)
             payload = alert_payload(alert_id, hit, thumbnails.get(hit.update.track_id))
@@ -276,17 +276,12 @@ class AlertDispatcher:
         while not self._stopping.is_set():
             try:
                 item = claim_due(self.db, self.clock())
+                count, first = pending(self.db) if item is None else (0, None)
             except Exception as exc:  # the database failing must not kill the poster: try again shortly
                 log.warning("alert webhook: cannot read the outbox (%s)", redact_text(exc))
-                item = None
-                self._wake.wait(1.0)
-            if item is None:
-                try:
-                    count, first = pending(self.db)
-                except Exception:
-                    count, first = 0, None
-                wait = 1.0 if not count or first is None else min(max(first - self.clock(), 0.01), 1.0)
-                self._wake.wait(wait)
+                item, count, first = None, 0, None
+            if item is None:  # wait for the next due row (at most 1 s) or a new alert
+                self._wake.wait(1.0 if not count or first is None else min(max(first - self.clock(), 0.01), 1.0))
                 self._wake.clear()
                 continue
             state, outcome, retry = self._attempt(item)
@@ -296,8 +291,8 @@ class AlertDispatcher:
             elif retry:
                 state = "failed"
             try:
-                settle(self.db, item, state, outcome, f"{self._console}webhook {outcome}"
-                       + (" (will retry)" if state == "queued" else ""), next_at)
+                settle(self.db, item, state, outcome,
+                       self._delivered(f"webhook {outcome}" + (" (will retry)" if state == "queued" else "")), next_at)
             except Exception as exc:
                 log.warning("alert webhook: could not record the delivery of alert %s (%s)", item.alert_id,
                             redact_text(exc))

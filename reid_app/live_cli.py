@@ -30,16 +30,12 @@ def _open(db_path: Optional[str]):
     return open_investigation(db_path or load_settings().db, create=False)
 
 
-DATABASE_DOWN = "database unavailable"  # how pipelines.watch starts a status while the database is down
-
-
 def status_line(status) -> str:
     """One camera's status (``pipelines.watch.CameraStatus``) as one line of text."""
     line = (f"{status.camera:<12} {status.state:<12} {status.analysed_fps:4.1f} frames/s  lag {status.lag_s:5.2f} s  "
             f"people {status.people:<3} tracks {status.tracks:<5} sightings {status.sightings:<6} "
             f"segments {status.segments:<4} alerts {status.alerts}")
-    if status.last_error and (status.state in ("connecting", "reconnecting", "stopped")
-                              or status.last_error.startswith(DATABASE_DOWN)):
+    if status.last_error and (status.state in ("connecting", "reconnecting", "stopped") or status.storing_paused):
         line += f"  ({status.last_error})"
     return line
 

@@ -373,7 +373,7 @@ def _create_sqlite(path: Path) -> None:
             busy = con.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()[0]
             check = con.exec_driver_sql("PRAGMA quick_check").scalar()
         if busy or check != "ok":
-            reason = "the disk is full" if _nearly_full(path) else f"the new file does not check out ({check})"
+            reason = "the disk is full" if nearly_full(path) else f"the new file does not check out ({check})"
             raise DatabaseError(f"cannot create database {path}: {reason}")
         engine.dispose()
         if path.exists() and path.stat().st_size == 0:
@@ -390,7 +390,8 @@ def _create_sqlite(path: Path) -> None:
         _remove_quietly(*side_files)
 
 
-def _nearly_full(path: Optional[Path]) -> bool:
+def nearly_full(path: Optional[Path]) -> bool:
+    """True when the disk holding ``path`` (a file or folder) has under 1 MiB free."""
     try:
         return path is not None and shutil.disk_usage(path if path.is_dir() else path.parent).free < 1 << 20
     except OSError:
@@ -403,7 +404,7 @@ def storage_error_text(exc: BaseException, path: Optional[Path] = None) -> str:
     message = str(getattr(exc, "orig", None) or exc).lower()
     errno_ = getattr(exc, "errno", None)
     if "disk is full" in message or errno_ == 28 or "no space" in message or (
-            ("disk i/o" in message or errno_ == 5) and _nearly_full(path)):
+            ("disk i/o" in message or errno_ == 5) and nearly_full(path)):
         return "the disk is full; free some space and run the same command again"
     if "malformed" in message or "not a database" in message:
         return "the database file is damaged; restore it from a backup (see 'reid-app check')"

@@ -217,6 +217,22 @@ def _split_by_rows(batches: list[list[int]], counts: dict[int, int]) -> list[lis
     return out
 
 
+def _track_arrays(folder: IndexFolder, version: int, crcs: dict, tracks: int) -> tuple[np.ndarray, np.ndarray]:
+    """The saved track table of manifest ``version``: ``int64 [T, 3]`` ids and ``float64 [T, 2]`` times, checked
+    against the manifest's CRC-32 values ``crcs`` and its ``tracks`` count.
+
+    Raises:
+        DamagedIndexError: a file is missing, damaged or of another length.
+    """
+    if not isinstance(crcs, dict) or not {"track_ints", "track_times"} <= set(crcs):
+        raise DamagedIndexError("the manifest has no checksums of the track arrays")
+    ints = folder.load_array(f"track_ints-{version}.npy", crcs["track_ints"])
+    times = folder.load_array(f"track_times-{version}.npy", crcs["track_times"])
+    if ints.shape != (tracks, 3) or times.shape != (tracks, 2):
+        raise DamagedIndexError(f"the track arrays of version {version} do not hold {tracks} tracks")
+    return ints, times
+
+
 def _runs(keep: np.ndarray) -> list[tuple[int, int]]:
     """``(start, stop)`` of each run of True in a ``bool [N]`` mask."""
     edges = np.flatnonzero(np.diff(np.r_[0, keep.astype(np.int8), 0]))
@@ -363,13 +379,14 @@ class EmbeddingIndex:
                 self._let_go(self.folder, "files this process maps were deleted, replaced or truncated; "
                                           "rebuilding it from the database")
             if manifest is not None and manifest.get("version") != self._version:
+                adopted = False
                 if self._compatible(manifest):
                     try:
                         self._adopt(manifest)
+                        adopted = True
                     except DamagedIndexError as exc:
                         self._let_go(self.folder, f"{exc}; rebuilding it from the database")
-                        self.generation = max(self.generation, int(manifest.get("generation", 0))) + 1
-                else:
+                if not adopted:  # written anew past the folder's generation (another database's, or damaged)
                     self.generation = max(self.generation, int(manifest.get("generation", 0))) + 1
             report = self._apply(db, current)
             if report.added_videos or report.removed_videos or self._version is None:
@@ -570,10 +587,7 @@ class EmbeddingIndex:
             self._verify(rows, size, checks)
         self._descriptors.open(generation, max(track_capacity, tracks))
         self._verify(self._descriptors, tracks, checks)
-        ints = self.folder.load_array(f"track_ints-{version}.npy", arrays.get("track_ints"))
-        times = self.folder.load_array(f"track_times-{version}.npy", arrays.get("track_times"))
-        if ints.shape != (tracks, 3) or times.shape != (tracks, 2):
-            raise DamagedIndexError(f"the track arrays of version {version} do not hold {tracks} tracks")
+        ints, times = _track_arrays(self.folder, version, arrays, tracks)
         self.tracks = self._track_table(ints, times, tracks)
         self.videos = videos
         self._version = version
@@ -591,11 +605,8 @@ class EmbeddingIndex:
             descriptors = np.array(saved, np.float32)
             if block_checksums(descriptors) != manifest["checks"][name]:
                 raise DamagedIndexError(f"{name} does not match its checksums")
-            ints = self._source.load_array(f"track_ints-{version}.npy", manifest["arrays"]["track_ints"])
-            times = self._source.load_array(f"track_times-{version}.npy", manifest["arrays"]["track_times"])
+            ints, times = _track_arrays(self._source, version, manifest["arrays"], tracks)
             videos = {int(v): str(stamp) for v, stamp in manifest["videos"]}
-            if ints.shape != (tracks, 3) or times.shape != (tracks, 2):
-                raise DamagedIndexError("the track arrays do not match the manifest")
         except (OSError, ValueError, KeyError, TypeError, DamagedIndexError):  # damaged: read from the database
             return
         self._descriptors.data = descriptors
