@@ -150,7 +150,9 @@ def test_a_stream_that_changes_picture_size_starts_a_new_segment_of_that_size(tm
     assert (first.width, first.height, second.width, second.height) == (320, 240, 160, 120)
     assert sizes[str(second.path)] == {(160, 120)} and (320, 240) in sizes[str(first.path)]
     by_path = {str(s.path): s for s in recorder.segments}
-    assert {f.recorded[0] for f in analysed} == set(by_path)
+    # the consumer takes the newest decoded frame, and a file decodes faster than it reads: which segments it
+    # happens to sample varies from run to run, so only where each sampled frame went is checked
+    assert analysed and {f.recorded[0] for f in analysed} <= set(by_path)
     for frame in analysed:  # every analysed frame is stored against a segment of its own size
         segment = by_path[frame.recorded[0]]
         assert (frame.image.shape[1], frame.image.shape[0]) == (segment.width, segment.height)
