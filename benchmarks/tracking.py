@@ -2,6 +2,7 @@
 
     python benchmarks/tracking.py                      # PETS S2L1 at 5 and 10 frames/s, TUD-Campus at 5
     python benchmarks/tracking.py --sequences pets --fps 5
+    python benchmarks/tracking.py --tiles 2            # also sliced detection (reid-app ingest --tiles 2)
 
 For each sequence and analysis rate:
 
@@ -57,14 +58,19 @@ def analysed_frames(video: Path, fps: float) -> list:
     return list(VideoSource(video, fps).frames())
 
 
-def run_reid_app(sequence: Sequence, fps: float, folder: Path) -> tuple[dict, dict, dict, float]:
-    """Ingest with the CLI; returns (boxes by track, boxes by identity, track facts, seconds)."""
+def run_reid_app(sequence: Sequence, fps: float, folder: Path, tiles: int = 1, detector_size: int = 640,
+                 extra: Sequence[str] = ()) -> tuple[dict, dict, dict, float]:
+    """Ingest with the CLI (``--tiles``, ``--detector-size``); returns (boxes by track, boxes by identity, track
+    facts, seconds)."""
     from pipelines.mot_eval import boxes_by_frame
 
-    db = folder / f"{sequence.name}-{fps:g}.db"
+    db = folder / f"{sequence.name}-{fps:g}-{detector_size}{f'-tiles{tiles}' if tiles > 1 else ''}.db"
+    if db.exists():  # ingest would skip the known video and the table would score an older run
+        raise SystemExit(f"{db} exists from an earlier run: remove it or choose another --keep folder")
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "reid_app.cli", "ingest", str(sequence.video), "--db", str(db),
-                             "--fps", f"{fps:g}", "--camera", sequence.name], capture_output=True, text=True,
+                             "--fps", f"{fps:g}", "--camera", sequence.name, "--tiles", str(tiles),
+                             "--detector-size", str(detector_size), *extra], capture_output=True, text=True,
                             env=dict(os.environ, YOLO_VERBOSE="False"), cwd=ROOT)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
@@ -108,6 +114,12 @@ def main(argv=None) -> None:
     parser.add_argument("--fps", type=float, nargs="+", default=[5.0], help="analysis rates [5]")
     parser.add_argument("--pets-also-at", type=float, default=10.0, help="one more rate for PETS (0: none) [10]")
     parser.add_argument("--peers", default="bytetrack,botsort", help="Ultralytics trackers beside reid-app")
+    parser.add_argument("--tiles", type=int, nargs="*", default=[], metavar="N",
+                        help="also run reid-app with --tiles N (sliced detection) at the first rate")
+    parser.add_argument("--detector-size", type=int, default=640, metavar="PIXELS",
+                        help="reid-app's detector input (320 on PETS sees people as small as 960x720 footage would)")
+    parser.add_argument("--ingest-args", default="", metavar="ARGS",
+                        help="more 'reid-app ingest' options for every reid-app run, e.g. '--tracker botsort'")
     parser.add_argument("--keep", metavar="DIR", help="keep the databases in DIR (default: a temporary folder)")
     args = parser.parse_args(argv)
 
@@ -138,9 +150,15 @@ def main(argv=None) -> None:
             frames = analysed_frames(sequence.video, fps)
             indexes = [f.index for f in frames]
             console.print(f"{sequence.name} at {fps:g} frames/s: {len(indexes)} frames", highlight=False)
-            by_track, by_identity, facts, seconds = run_reid_app(sequence, fps, folder)
+            by_track, by_identity, facts, seconds = run_reid_app(sequence, fps, folder, 1, args.detector_size,
+                                                                 args.ingest_args.split())
             runs = [("reid-app tracks", by_track, f"{facts['with_descriptor']}/{facts['tracks']}", seconds),
                     ("reid-app identities", by_identity, "", seconds)]
+            for tiles in args.tiles if fps == rates[0] else []:
+                by_track, _, facts, seconds = run_reid_app(sequence, fps, folder, tiles, args.detector_size,
+                                                             args.ingest_args.split())
+                runs.append((f"reid-app tracks, --tiles {tiles}", by_track,
+                             f"{facts['with_descriptor']}/{facts['tracks']}", seconds))
             for peer in filter(None, args.peers.split(",")):
                 boxes, peer_seconds = run_peer(peer.strip(), detector, frames)
                 runs.append((f"ultralytics {peer.strip()}", boxes, "", peer_seconds))

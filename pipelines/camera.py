@@ -16,7 +16,8 @@ from models.tracking import PersonTracker
 from models.parts import part_boxes_from_keypoints
 from models.pose import PoseEstimator
 from pipelines.motion import MotionGate, MotionGateConfig
-from pipelines.quality import QualityConfig, box_can_pass, crop_quality, wants_pose
+from pipelines.quality import (DuplicateConfig, QualityConfig, box_can_pass, crop_quality, fallback_quality,
+                               suppress_duplicates, wants_pose)
 from pipelines.sampling import SamplingConfig, TrackSampler
 from pipelines.stream import StreamSource
 from pipelines.video import VideoSource
@@ -87,11 +88,13 @@ class CameraPipeline:
             again).
         pose_interval_s: estimate a tracked person's pose at most once per this many seconds of video; in between
             their last keypoints follow their box (moved and scaled with it). 0: every analysed frame.
+        duplicates: when a second box of one person in a frame is dropped (``pipelines.quality``).
     """
 
     def __init__(self, camera: str, source: "VideoSource | StreamSource", tracker: PersonTracker, pose: PoseEstimator,
                  quality: QualityConfig = QualityConfig(), sampling: SamplingConfig = SamplingConfig(),
-                 num_parts: int = 4, motion: MotionGateConfig = MotionGateConfig(), pose_interval_s: float = 0.0):
+                 num_parts: int = 4, motion: MotionGateConfig = MotionGateConfig(), pose_interval_s: float = 0.0,
+                 duplicates: DuplicateConfig = DuplicateConfig()):
         self.camera = camera
         self.source = source
         self.tracker = tracker
@@ -103,8 +106,17 @@ class CameraPipeline:
         self.num_parts = num_parts
         self.motion = MotionGate(motion)
         self.pose_interval_s = pose_interval_s
+        self.duplicates = duplicates
+        #: Boxes dropped as a second box of a person already boxed in the same frame.
+        self.duplicates_dropped = 0
+        self._age: dict[int, int] = {}  # track id -> frames seen
         #: track id -> (box, keypoints, video time of the pose estimate) of its last sighting
         self._last_pose: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+
+    @property
+    def estimates_pose(self) -> bool:
+        """True when this camera's people get pose estimates (keypoints), so a track without any is no person."""
+        return self.pose.name != "none"
 
     @property
     def frames_skipped(self) -> int:
@@ -134,6 +146,12 @@ class CameraPipeline:
                 height, width = frame.image.shape[:2]
                 moved = self.motion.should_detect(frame.image)
                 detections = self.tracker.update(frame.image) if moved else self.tracker.repeat(frame.image)
+                detections, dropped = suppress_duplicates(detections, self._age, self.duplicates)
+                self.duplicates_dropped += dropped
+                if len(self._age) > 4096:  # a live camera runs for days: forget the tracks long gone
+                    self._age = {d.track_id: self._age.get(d.track_id, 0) for d in detections}
+                for det in detections:
+                    self._age[det.track_id] = self._age.get(det.track_id, 0) + 1
                 t2 = time.perf_counter()
                 self.times.detect_track += t2 - t1
                 self._estimate_pose(frame, detections, moved)
@@ -146,6 +164,8 @@ class CameraPipeline:
                     obs = Observation(camera=self.camera, frame_index=frame.index, time_s=frame.time_s, detection=det,
                                       quality=crop_quality(det, width, height, self.quality),
                                       recorded=frame.recorded)
+                    if obs.quality == 0:
+                        obs.fallback = fallback_quality(det, self.quality)
                     released += self.sampler.add(obs, lambda o, f=frame: make_crop(f, o, self.num_parts))
                 released += self.sampler.release_stale(frame.time_s)
                 self._thumbnails(released)

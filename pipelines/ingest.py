@@ -24,8 +24,8 @@ from models.encoders import ReIDEncoder
 from models.pose import PoseEstimator
 from pipelines.camera import CameraPipeline
 from pipelines.motion import MotionGateConfig
-from pipelines.quality import QualityConfig, StaticTrackConfig
-from pipelines.stitching import stitch_video
+from pipelines.quality import DuplicateConfig, QualityConfig, SkeletonCheckConfig, StaticTrackConfig
+from pipelines.track_cleanup import TrackCleanup, clean_up_tracks
 from pipelines.sampling import SamplingConfig
 from pipelines.video import VideoSource, fingerprint
 from sqlalchemy.exc import SQLAlchemyError
@@ -34,7 +34,7 @@ from reid_app.errors import DatabaseError, ReidAppError
 from reid_app.types import CameraSummary, Observation
 from storage.database import Database, storage_error_text
 from storage.repository import (HEARTBEAT_S, LeaseLostError, VideoInfo, VideoWriter, begin_video, delete_video,
-                                find_video, get_or_create_model, mark_static_tracks, reclaim_abandoned, renew_leases,
+                                find_video, get_or_create_model, reclaim_abandoned, renew_leases,
                                 set_model_layout, set_model_threshold, unencoded_tracks)
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,8 @@ class IngestOptions:
         sampling: per-track sampling bounds.
         flush_observations: write a camera's pending observations once this many are waiting.
         static: when a finished track counts as a static false positive (kept out of identities and search).
+        skeleton: when a finished track is no person (deleted; never for a camera without pose estimates).
+        duplicates: when a second box of a person already boxed in the frame is dropped.
         motion: motion gating: analysed frames without motion skip detection (the last detections are tracked
             again).
         pose_interval_s: a tracked person's pose is estimated at most once per this many seconds; in between the
@@ -87,6 +89,8 @@ class IngestOptions:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     flush_observations: int = 256
     static: StaticTrackConfig = field(default_factory=StaticTrackConfig)
+    skeleton: SkeletonCheckConfig = field(default_factory=SkeletonCheckConfig)
+    duplicates: DuplicateConfig = field(default_factory=DuplicateConfig)
     motion: MotionGateConfig = field(default_factory=MotionGateConfig)
     pose_interval_s: float = 0.0
 
@@ -126,7 +130,7 @@ class _Camera:
     started: float = 0.0
     thread: Optional[threading.Thread] = None
     done: bool = False
-    stitched: int = 0  # track fragments joined into the tracks they continue
+    cleanup: Optional[TrackCleanup] = None  # what the finished video's track clean-up removed
     #: Set to stop this camera alone (its video row was taken away).
     cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -273,9 +277,11 @@ def _camera_thread(index: int, cam: _Camera, make_tracker: TrackerFactory, make_
     try:
         tracker = make_tracker()
         pipeline = CameraPipeline(cam.job.camera, cam.source, tracker, make_pose(tracker), options.quality,
-                                  options.sampling, num_parts, options.motion, options.pose_interval_s)
+                                  options.sampling, num_parts, options.motion, options.pose_interval_s,
+                                  options.duplicates)
         times = pipeline.run(lambda obs, n: put(("obs", index, obs, n)), stopped)
-        put(("done", index, times, cam.source.warning, pipeline.frames_skipped))
+        put(("done", index, times, cam.source.warning, pipeline.frames_skipped, pipeline.duplicates_dropped,
+             pipeline.estimates_pose))
     except ReidAppError as exc:
         put(("error", index, str(exc)))
     except Exception as exc:  # a failing camera must not stop the others
@@ -321,26 +327,25 @@ def _consume(cameras: list[_Camera], events: queue.Queue, encoder: ReIDEncoder, 
                 _fail(cam, str(exc), progress)
                 active -= 1
                 continue
-            stitched = cam.stitched = stitch_video(cam.writer.db, cam.writer.video_id)
-            static = mark_static_tracks(cam.writer.db, cam.writer.video_id, options.static.min_duration_s,
-                                        options.static.max_motion, options.static.max_resize)
+            cleanup = clean_up_tracks(cam.writer.db, cam.writer.video_id, options.quality,
+                                      options.skeleton if item[6] else SkeletonCheckConfig(min_attempts=0),
+                                      options.static)
+            cam.cleanup = cleanup
             cam.summary.times.store += time.perf_counter() - t0
             cam.summary.status = "done"
             cam.summary.frames_skipped = item[4]
             notes = [item[3] or ""]
             if item[4]:
                 notes.append(f"{item[4]} of {cam.frames_analysed} frames without motion skipped detection")
-            if stitched:
-                notes.append(f"{stitched} track fragment{'s' if stitched > 1 else ''} stitched into the track "
-                             f"{'they continue' if stitched > 1 else 'it continues'}")
-            if static:
-                notes.append(f"{len(static)} static track{'s' if len(static) > 1 else ''} (motionless, e.g. an "
-                             f"empty chair) kept out of identities and search")
+            if item[5]:
+                notes.append(f"{item[5]} duplicate box{'es' if item[5] > 1 else ''} of a person already boxed in "
+                             f"the same frame dropped")
+            notes += cleanup.notes()
             short, long_ = unencoded_tracks(cam.writer.db, cam.writer.video_id)
             if short or long_:
                 notes.append(f"{short + long_} track(s) without a descriptor, so not searchable ({short} lasting "
-                             f"under 1 s; {long_} never showing a usable crop: cut by the frame border, under "
-                             f"24 px or too occluded)")
+                             f"under 1 s; {long_} never showing a crop big enough to encode: under 24 px tall "
+                             f"or 8 px wide)")
             if status != "complete":
                 notes.append(f"stored as {status}")
             if cam.writer.rejected_embeddings:
@@ -402,8 +407,10 @@ def _finish(cam: _Camera, progress: IngestProgress) -> None:
     s.frames_analysed = cam.frames_analysed
     s.seconds = time.perf_counter() - cam.started
     if cam.writer is not None and s.status == "done":
-        s.tracks, s.sightings, s.embeddings = cam.writer.tracks - cam.stitched, cam.writer.sightings, \
-            cam.writer.embeddings
+        gone = cam.cleanup or TrackCleanup()
+        s.tracks = cam.writer.tracks - gone.stitched - gone.no_skeleton
+        s.sightings = cam.writer.sightings - gone.sightings_dropped
+        s.embeddings = cam.writer.embeddings - gone.embeddings_dropped
     progress.on_finish(s)
 
 

@@ -16,6 +16,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from reid_app.boxes import box_overlaps
+
 #: A frame's boxes: ``[(object id, (x1, y1, x2, y2)), ...]`` in pixels.
 FrameBoxes = list[tuple[int, tuple[float, float, float, float]]]
 
@@ -53,15 +55,7 @@ def read_mot_ground_truth(path: str | Path, scale: float = 1.0, first_frame: int
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box of ``a`` (``float [N, 4]``, x1 y1 x2 y2) with every box of ``b`` (``[M, 4]``):
     ``float [N, M]``."""
-    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    return box_overlaps(a, b)[0]
 
 
 def score_tracking(ground_truth: Mapping[int, FrameBoxes], hypotheses: Mapping[int, FrameBoxes],

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reid_app.boxes import box_overlaps
 from reid_app.types import Detection
 
 
@@ -47,11 +48,30 @@ class StaticTrackConfig:
     """When a track counts as a static false positive (an empty chair): over at least ``min_duration_s`` seconds
     its box centre moved less than ``max_motion`` box heights and its width and height changed by less than
     ``max_resize`` of their mean. Measured on the lab cameras: the chair moves 0.017 heights and resizes 4.5% over
-    26 s; walking people move 0.17 to 1.4 heights. ``min_duration_s = 0`` never marks a track."""
+    26 s; walking people move 0.17 to 1.4 heights. ``min_duration_s = 0`` never marks a track.
+
+    A motionless track whose mean detection score is under ``low_score`` counts as static after
+    ``low_score_min_duration_s`` already: on PETS S2L1 a sign was tracked, motionless, for 8.8 s at a mean score
+    of 0.15. The people of the PETS and lab clips whose tracks scored under 0.35 (bent over, half hidden, dark)
+    all moved more than 0.05 of their height."""
 
     min_duration_s: float = 10.0
     max_motion: float = 0.05
     max_resize: float = 0.10
+    low_score: float = 0.35
+    low_score_min_duration_s: float = 5.0
+
+
+@dataclass
+class SkeletonCheckConfig:
+    """When a track is no person (a shadow, a reflection, a poster): at least ``min_attempts`` of its sightings
+    were due a pose estimate (tall enough and inside the frame, see :func:`wants_pose` and :func:`box_can_pass`)
+    and the pose model found no skeleton in any of them. Such tracks are deleted when their video or segment is
+    finished. A real person, even bent over or half hidden, gets a skeleton from at least one estimate (every
+    track of the lab and PETS clips did); a chair can get one too, so the static rule stays. ``min_attempts`` 0:
+    never (runs without pose estimation)."""
+
+    min_attempts: int = 5
 
 
 def box_can_pass(box: np.ndarray, frame_width: int, frame_height: int,
@@ -89,3 +109,52 @@ def crop_quality(detection: Detection, frame_width: int, frame_height: int,
             return 0.0
     size = min(1.0, float(detection.box[3] - detection.box[1]) / config.full_size_height)
     return max(1e-3, float(detection.score) * visibility * size)
+
+
+def fallback_quality(detection: Detection, config: QualityConfig = QualityConfig()) -> float:
+    """The quality a crop the gate rejected takes when its track shows no better one in a second or more (so that
+    every real track gets a descriptor, see ``pipelines.sampling``): 0 when the box is too small to encode at all,
+    else ``1e-4 x score x size factor``, below any accepted crop's (at least ``1e-3``) so that it counts for
+    almost nothing beside one."""
+    x1, y1, x2, y2 = (float(v) for v in detection.box)
+    if y2 - y1 < config.min_height or x2 - x1 < config.min_width:
+        return 0.0
+    return max(1e-6, 1e-4 * float(detection.score) * min(1.0, (y2 - y1) / config.full_size_height))
+
+
+@dataclass
+class DuplicateConfig:
+    """When two tracked boxes of one frame are one person boxed twice (a half-body box inside the full one, or two
+    near-identical boxes the detector's NMS kept): their IoU is at least ``min_iou`` and at least ``min_inside`` of
+    the smaller box lies inside the larger. Measured on PETS S2L1 at 5 frames/s: 13 pairs of boxes pass both, 11
+    of them duplicates; two people walking side by side overlap less. ``min_iou > 1`` never suppresses."""
+
+    min_iou: float = 0.6
+    min_inside: float = 0.9
+
+
+def suppress_duplicates(detections: list[Detection], age: dict[int, int],
+                        config: DuplicateConfig = DuplicateConfig()) -> tuple[list[Detection], int]:
+    """Drop the second box of a person boxed twice in one frame (see :class:`DuplicateConfig`): of the two, the box
+    whose track has been seen in fewer frames goes (the established track keeps the person; ties: the lower
+    detection score goes).
+
+    Args:
+        detections: one frame's tracked people (boxes ``float32 [4]`` xyxy, pixels).
+        age: track id -> frames that track has been seen in so far (tracks not in it count as 0).
+        config: thresholds.
+
+    Returns:
+        ``(the detections kept, in their order; how many were dropped)``.
+    """
+    if len(detections) < 2:
+        return detections, 0
+    iou, inside = box_overlaps(np.array([d.box for d in detections]), np.array([d.box for d in detections]))
+    rank = sorted(range(len(detections)), key=lambda i: (-age.get(detections[i].track_id, 0),
+                                                         -detections[i].score))
+    kept: list[int] = []
+    for i in rank:
+        if not any(iou[i, k] >= config.min_iou and inside[i, k] >= config.min_inside for k in kept):
+            kept.append(i)
+    chosen = set(kept)
+    return [d for i, d in enumerate(detections) if i in chosen], len(detections) - len(kept)

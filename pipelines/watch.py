@@ -44,11 +44,12 @@ from models.encoders import ReIDEncoder
 from pipelines.camera import CameraPipeline
 from pipelines.identities import assign_new_tracks
 from pipelines.ingest import IngestOptions, PoseFactory, TrackerFactory, register_encoder
+from pipelines.quality import SkeletonCheckConfig
 from pipelines.recording import Segment, SegmentRecorder
 from pipelines.retention import RetentionReport, apply_retention
 from pipelines.site import SiteCamera
-from pipelines.stitching import stitch_video
 from pipelines.stream import StreamOptions, StreamSource
+from pipelines.track_cleanup import clean_up_tracks
 from pipelines.video import file_safe_name
 from pipelines.watchlist import AlertDispatcher, WatchlistMatcher
 from reid_app.errors import DatabaseError, ReidAppError, UsageError
@@ -58,7 +59,7 @@ from storage.audit import record
 from storage.database import Database, storage_error_text
 from storage.feedback import set_overlap
 from storage.repository import (LeaseLostError, VideoInfo, VideoWriter, abandoned_videos_under, begin_video,
-                                delete_video, ensure_cameras, finish_abandoned, mark_static_tracks)
+                                delete_video, ensure_cameras, finish_abandoned)
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,7 @@ class _LiveCamera:
     unrecorded: int = 0
     late: int = 0
     running: bool = False
+    estimates_pose: bool = True  # its people get keypoints (else no track is judged by its skeleton)
     #: Encoded observations not yet stored, per segment file, oldest first (kept while the database is down).
     unwritten: collections.deque = field(default_factory=collections.deque)  # (path, observations, vectors)
 
@@ -413,7 +415,8 @@ class LiveSite:
                     cam.source = StreamSource(cam.config.url, cam.config.fps, options=options, recorder=cam.recorder)
                     pipeline = CameraPipeline(cam.config.name, cam.source, tracker, self.make_pose(tracker),
                                               ingest.quality, ingest.sampling, self.encoder.num_parts, ingest.motion,
-                                              ingest.pose_interval_s)
+                                              ingest.pose_interval_s, ingest.duplicates)
+                    cam.estimates_pose = pipeline.estimates_pose
                     pipeline.run(lambda obs, n: self._events.put(("obs", index, obs)), stop.is_set,
                                  lambda frame, dets: self._on_frame(cam, frame, dets), flush_on_stop=True)
                 except ReidAppError as exc:
@@ -611,10 +614,11 @@ class LiveSite:
         except LeaseLostError as exc:
             log.warning("camera %s: %s", cam.config.name, exc)
         else:
-            static = self.options.ingest.static
-            absorbed = stitch_video(self.db, row.writer.video_id)  # within the segment: the live sliding window
-            mark_static_tracks(self.db, row.writer.video_id, static.min_duration_s, static.max_motion,
-                               static.max_resize)
+            ingest = self.options.ingest
+            # within the segment: the live sliding window
+            skeleton = ingest.skeleton if cam.estimates_pose else SkeletonCheckConfig(min_attempts=0)
+            cleanup = clean_up_tracks(self.db, row.writer.video_id, ingest.quality, skeleton, ingest.static)
+            absorbed = cleanup.stitched + cleanup.no_skeleton
             cam.status.segments += 1
         row.finished = True
         cam.tracks_done += row.writer.tracks - absorbed

@@ -176,6 +176,10 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               "aspect). Larger finds smaller and partly hidden people at a higher cost (lab cameras: 960 finds 77%% "
               "of a careful reference's people against 73%%, at twice the detector time); smaller is faster (PETS, "
               "480: 92%% against 94%%, 30%% less detector time). OpenVINO exports of other sizes are reshaped.")
+@click.option("--tiles", type=click.IntRange(1, 4), default=1, show_default=True, metavar="N",
+              help="Also detect in N x N overlapping tiles of every frame (SAHI slicing), each scaled up to the "
+              "detector's input, for footage where people are under ~60 px (elevated or wide views). Costs about "
+              "1 + N*N detector passes per frame; 1: whole frames only.")
 @click.option("--pose", default="auto", show_default=True, metavar="auto|none|WEIGHTS|mmpose:CFG:CKPT",
               help="Pose backend: auto uses the detector's keypoints when it is a pose model, else runs yolov8n-pose "
               "top-down on the detected people (batched); WEIGHTS runs that YOLO pose model top-down; none: "
@@ -214,7 +218,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               "one, writing into --db, which must be a PostgreSQL URL every machine reaches. Video paths must be "
               "the same on every machine (shared storage).")
 def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str], device: Optional[str], fps: str,
-           detector: Optional[str], detector_size: int, pose: str, reid: Optional[str], batch_size: int,
+           detector: Optional[str], detector_size: int, tiles: int, pose: str, reid: Optional[str], batch_size: int,
            starts: Sequence[str], duration: Optional[float], tracker: str, crops_per_second: float,
            static_after: float, motion_gate: bool, pose_interval: float, recordings_dir: Optional[str],
            stream_timeout: float, force: bool, cluster: Optional[str]) -> None:
@@ -244,7 +248,7 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
                             tracker=tracker, analysis_fps=rate, batch_size=batch_size,
                             crops_per_second=crops_per_second, duration_s=duration, force=force,
                             static_after_s=static_after,
-                            motion_gate=motion_gate, pose_interval_s=pose_interval)
+                            motion_gate=motion_gate, pose_interval_s=pose_interval, tiles=tiles)
     choices.check()
 
     from pipelines.ingest import IngestJob

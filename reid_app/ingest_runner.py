@@ -37,6 +37,8 @@ class IngestChoices:
         motion_gate: analysed frames without motion skip detection (the last detections are tracked again).
         pose_interval_s: a tracked person's pose is estimated at most once per this many seconds (their keypoints
             follow the box in between), >= 0; 0: every analysed frame.
+        tiles: 1: detect on whole frames; 2 to 4: also in ``tiles x tiles`` overlapping tiles (``models.tiling``,
+            small and distant people; each frame costs ``1 + tiles**2`` detector inputs).
     """
 
     detector: Optional[str] = None
@@ -53,6 +55,7 @@ class IngestChoices:
     static_after_s: float = 10.0
     motion_gate: bool = True
     pose_interval_s: float = 0.4
+    tiles: int = 1
 
     def check(self) -> None:
         """Raises:
@@ -73,6 +76,8 @@ class IngestChoices:
             raise UsageError(f"--static-after must be 0 or more seconds, got {self.static_after_s:g}")
         if not self.pose_interval_s >= 0 or self.pose_interval_s == float("inf"):
             raise UsageError(f"--pose-interval must be 0 or more seconds, got {self.pose_interval_s:g}")
+        if not 1 <= self.tiles <= 4:
+            raise UsageError(f"--tiles must be from 1 (whole frames only) to 4, got {self.tiles}")
         if self.tracker not in ("bytetrack", "botsort"):
             raise UsageError(f"tracker '{self.tracker}' is not bytetrack or botsort")
 
@@ -208,6 +213,10 @@ def prepare_ingest(choices: IngestChoices, settings: Settings) -> PreparedIngest
             "detector", "--detector", extra=" and Ultralytics could not download it (offline?)")) from None
     # one detector for every camera: frames of all cameras are detected together; tracker state stays per camera
     shared = BatchingDetector(PersonDetector(weights, device=device, model=model, image_size=choices.detector_size))
+    if choices.tiles > 1:
+        from models.tiling import TiledDetector
+
+        shared = TiledDetector(shared, choices.tiles)
     make_pose = _build_pose_factory(choices.pose, device, settings.weights_dirs, shared.gives_keypoints)
 
     def tracker_for():

@@ -181,7 +181,7 @@ def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
     short, long_ = listing.unencoded
     if short or long_:
         _print(f"{short + long_} track(s) have no descriptor and are in no identity ({short} lasting under 1 s; "
-               f"{long_} never showing a usable crop: cut by the frame border, under 24 px or too occluded)")
+               f"{long_} never showing a crop big enough to encode: under 24 px tall or 8 px wide)")
     static = listing.static_tracks
     if static:
         _print(f"{len(static)} static track{'s' if len(static) > 1 else ''} (boxes that never moved, e.g. an empty "

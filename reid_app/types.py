@@ -76,6 +76,9 @@ class Observation:
         thumbnail: small JPEG of the crop, set for selected observations when their window closes.
         recorded: for a recorded live stream, the recording file of its frame and the frame's time in seconds
             into that file (``Frame.recorded``); None otherwise.
+        fallback: for a crop the quality gate rejected (cut by the border, too occluded) but big enough to encode,
+            the tiny quality it takes if its track shows no better crop (``pipelines.quality.fallback_quality``);
+            0 otherwise.
     """
 
     camera: str
@@ -87,6 +90,7 @@ class Observation:
     part_boxes: Optional[np.ndarray] = None
     thumbnail: Optional[bytes] = None
     recorded: Optional[tuple[str, float]] = None
+    fallback: float = 0.0
 
     @property
     def selected(self) -> bool:

@@ -67,3 +67,39 @@ def test_sampler_memory_is_bounded_by_live_tracks_not_video_length():
         assert sampler.buffered <= 3 * 10
     total += len(sampler.release_all())
     assert total == 6000
+
+
+def _crop(obs):
+    return np.zeros((4, 2, 3), np.uint8), np.zeros((4, 4), np.float32)
+
+
+def test_a_track_of_a_second_or_more_with_only_rejected_crops_still_gets_its_best_one_encoded():
+    from pipelines.quality import fallback_quality
+
+    frame = (640, 480)
+    cut = _det([0, 100, 40, 220], score=0.8, track=3)  # always cut by the left border: the gate rejects it
+    assert crop_quality(cut, *frame) == 0.0 and 0 < fallback_quality(cut) < 1e-3
+    assert fallback_quality(_det([0, 100, 10, 120])) == 0.0  # 20 px tall: nothing to encode at all
+    sampler = TrackSampler(SamplingConfig(crops_per_window=1, window_s=1.0))
+    released = []
+    for i in range(8):  # 1.4 s at 5 frames/s, the best-scoring box in the middle
+        obs = Observation("cam", i, i * 0.2, _det([0, 100, 40, 220], score=0.9 if i == 2 else 0.5, track=3))
+        obs.fallback = fallback_quality(obs.detection)
+        released += sampler.add(obs, _crop)
+    released += sampler.release_all()
+    chosen = [o for o in released if o.selected]
+    assert [o.frame_index for o in chosen] == [2] and chosen[0].quality == chosen[0].fallback > 0
+    # a track seen for under a second, or one that shows an accepted crop, encodes no rejected crop
+    brief = TrackSampler()
+    for i in range(3):
+        obs = Observation("cam", i, i * 0.2, _det([0, 100, 40, 220], track=4))
+        obs.fallback = fallback_quality(obs.detection)
+        brief.add(obs, _crop)
+    assert not any(o.selected for o in brief.release_all())
+    mixed, released = TrackSampler(), []
+    for i, quality in enumerate([0.0, 0.4, 0.0, 0.0, 0.0, 0.0, 0.0]):
+        obs = Observation("cam", i, i * 0.2, _det([0, 100, 40, 220], track=5), quality=quality)
+        obs.fallback = 0.0 if quality else fallback_quality(obs.detection)
+        released += mixed.add(obs, _crop)
+    released += mixed.release_all()
+    assert len(released) == 7 and [o.quality for o in released if o.selected] == [0.4]

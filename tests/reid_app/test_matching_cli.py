@@ -148,4 +148,4 @@ def test_identities_says_how_many_tracks_have_no_descriptor_and_why(db):
     listed = run_cli("identities", "--recluster", "--db", db)
     assert listed.code == 0, listed.stderr
     assert f"{short + long_} track(s) have no descriptor and are in no identity ({short} lasting under 1 s; " \
-           f"{long_} never showing a usable crop" in listed.stdout and long_ == 2
+           f"{long_} never showing a crop big enough to encode" in listed.stdout and long_ == 2
