@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Optional, Sequence
@@ -122,9 +123,13 @@ class ReIDEncoder(ABC):
         if len(crops) == 0:
             return np.zeros((0, self.dims), dtype=np.float32)
         out = []
-        for start in range(0, len(crops), self.batch_size):
-            stop = start + self.batch_size
-            out.append(self._encode_batch(crops[start:stop], None if part_boxes is None else part_boxes[start:stop]))
+        # one call at a time: a tracker's appearance cue (camera threads) shares the encoder with the ingest's
+        # encoding, and an inference request serves one call at once (dict.setdefault is atomic in CPython)
+        with self.__dict__.setdefault("_encode_lock", threading.Lock()):
+            for start in range(0, len(crops), self.batch_size):
+                stop = start + self.batch_size
+                out.append(self._encode_batch(crops[start:stop],
+                                              None if part_boxes is None else part_boxes[start:stop]))
         return _l2_normalise(np.concatenate(out, axis=0))
 
     def _encode_batch(self, crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray]) -> np.ndarray:

