@@ -147,6 +147,12 @@ def _check_possible(db: Database, component: dict[int, int]) -> None:
                                       cameras=() if ta.camera_id == tb.camera_id else (ta.camera, tb.camera))
 
 
+def _reported(report: ClusteringReport, lines: list[str]) -> ClusteringReport:
+    """The action's own change lines, then what became of the identities it touched."""
+    report.changes = lines + report.identity_changes
+    return report
+
+
 def confirm(db: Database, track_a: int, track_b: int) -> ClusteringReport:
     """Record that two tracks show the same person; re-cluster.
 
@@ -172,8 +178,7 @@ def _pair(db: Database, a: int, b: int, verdict: str, action: str) -> Clustering
         model_id = _check_tracks(tx, [a, b])
         change, before = _store_pair(tx, a, b, verdict)
     report = cluster_identities(db, model_id, reason="feedback", around=[a, b])
-    report.changes = [change + (" (already so; kept)" if before is not None else "")]
-    return report
+    return _reported(report, [change + (" (already so; kept)" if before is not None else "")])
 
 
 def _store_pair(db: Database, a: int, b: int, verdict: str) -> tuple[str, Optional[str]]:
@@ -208,8 +213,7 @@ def replace_verdict(db: Database, track_a: int, track_b: int, verdict: str) -> C
         forgotten = _forget(tx, track_a, track_b)
         stored, _ = _store_pair(tx, track_a, track_b, verdict)
     report = cluster_identities(db, model_id, reason="feedback", around=[track_a, track_b])
-    report.changes = [forgotten, stored]
-    return report
+    return _reported(report, [forgotten, stored])
 
 
 def forget(db: Database, track_a: int, track_b: int) -> ClusteringReport:
@@ -222,8 +226,7 @@ def forget(db: Database, track_a: int, track_b: int) -> ClusteringReport:
     with db.exclusive() as tx:
         change = _forget(tx, track_a, track_b)
     report = cluster_identities(db, model_id, reason="feedback", around=[track_a, track_b])
-    report.changes = [change]
-    return report
+    return _reported(report, [change])
 
 
 def _forget(db: Database, track_a: int, track_b: int) -> str:
@@ -245,33 +248,40 @@ def _identity(db: Database, identity_id: int):
 
 
 def merge(db: Database, identity_a: int, identity_b: int) -> ClusteringReport:
-    """Merge two identities: every member track is confirmed as one person; re-cluster.
+    """Merge two identities: the user says they are one person, which is stored as one confirmation between them
+    (the earliest track of each). The other members' links stay the machine's suggestions, never confirmations
+    nobody gave; both identities are re-clustered together with that confirmation.
 
     Raises:
-        UsageError: unknown identities, the same identity twice, or a member pair was rejected.
+        UsageError: unknown identities, the same identity twice, or the pair contradicts a verdict (a rejection
+            across the two, or people seen at the same time).
     """
     if identity_a == identity_b:
         raise UsageError(f"identity {identity_a} was given twice; merge needs two different identities")
     with db.exclusive() as tx:
         a, b = _identity(tx, identity_a), _identity(tx, identity_b)
         tracks = a.track_ids + b.track_ids
-        anchor = tracks[0]
-        same = [(min(anchor, t), max(anchor, t)) for t in tracks[1:]]
-        _check_consistent(tx, same, [])
+        first = {t.id: t.first_timestamp for t in get_tracks(tx, tracks).values()}
+        anchor_a = min(a.track_ids, key=lambda t: (first.get(t, 0.0), t))
+        anchor_b = min(b.track_ids, key=lambda t: (first.get(t, 0.0), t))
+        same = [(min(anchor_a, anchor_b), max(anchor_a, anchor_b))]
+        # possible only if every track of one can be the person of every track of the other (no rejection
+        # across, nobody seen twice at once); checked as if all were confirmed, stored as the one pair
+        _check_consistent(tx, [(min(x, y), max(x, y)) for x in a.track_ids for y in b.track_ids], [])
         before = _verdicts_of(tx, same)
         set_verdicts(tx, same=same)
         record(tx, "merge", identities=[identity_a, identity_b], tracks=tracks, before=before,
                after=_verdicts_of(tx, same))
     report = cluster_identities(db, a.model_id, reason="feedback", around=tracks)
     report.subject_tracks = tracks
-    report.changes = [f"identities {identity_a} and {identity_b} merged: their {len(tracks)} tracks confirmed as one "
-                      f"person"]
-    return report
+    return _reported(report, [f"identities {identity_a} and {identity_b} merged: tracks {same[0][0]} and "
+                              f"{same[0][1]} confirmed as one person"])
 
 
 def split(db: Database, identity_id: int, track_ids: Sequence[int]) -> ClusteringReport:
-    """Split the tracks ``track_ids`` off identity ``identity_id`` into an identity of their own: each group is
-    confirmed as one person, every pair across the groups rejected (earlier confirmations across are dropped).
+    """Split the tracks ``track_ids`` off identity ``identity_id``: the user says they are not the rest, which is
+    stored as a rejection of every pair across the two groups (earlier confirmations across are replaced) and
+    nothing more: no pair within either group becomes a confirmation. Both groups are re-clustered under that.
 
     Raises:
         UsageError: unknown identity, tracks not in it, or no track left on one side.
@@ -288,21 +298,20 @@ def split(db: Database, identity_id: int, track_ids: Sequence[int]) -> Clusterin
             raise UsageError(f"split needs some but not all tracks of identity {identity_id} "
                              f"({', '.join(map(str, identity.track_ids))})")
         across = [(min(x, y), max(x, y)) for x in moved for y in kept]
-        same = [(min(g[0], t), max(g[0], t)) for g in (moved, kept) for t in g[1:]]
-        _check_consistent(tx, same, across, forget=across)
+        _check_consistent(tx, [], across, forget=across)
         overridden = [v for v in load_verdicts(tx, moved)
                       if v.verdict == SAME and (v.track_a, v.track_b) in set(across)]
-        before = _verdicts_of(tx, same + across)
-        set_verdicts(tx, same=same, different=across)
+        before = _verdicts_of(tx, across)
+        set_verdicts(tx, different=across)
         record(tx, "split", identity=identity_id, moved=moved, kept=kept, before=before,
-               after=_verdicts_of(tx, same + across))
+               after=_verdicts_of(tx, across))
     report = cluster_identities(db, identity.model_id, reason="feedback", around=identity.track_ids)
-    report.changes = [f"tracks {', '.join(map(str, moved))} split off identity {identity_id}: {len(across)} pairs "
-                      f"rejected across"]
+    lines = [f"tracks {', '.join(map(str, moved))} split off identity {identity_id}: {len(across)} pairs "
+             f"rejected across"]
     if overridden:
-        report.changes.append("earlier confirmations replaced by rejections: " + ", ".join(
+        lines.append("earlier confirmations replaced by rejections: " + ", ".join(
             f"{v.track_a}-{v.track_b}" for v in overridden))
-    return report
+    return _reported(report, lines)
 
 
 def undo(db: Database) -> ClusteringReport:
@@ -347,9 +356,8 @@ def undo(db: Database) -> ClusteringReport:
             f"{what}: its tracks were removed by retention since, so nothing was left to restore"])
     touched = sorted({t for a, b, _ in before for t in (a, b)})
     report = cluster_identities(db, model_id, reason="feedback", around=touched)
-    report.changes = [f"{what}: {len(before)} pair{'s' if len(before) > 1 else ''} as before it"
-                      + (f" ({len(gone)} pair(s) whose tracks retention removed skipped)" if gone else "")]
-    return report
+    return _reported(report, [f"{what}: {len(before)} pair{'s' if len(before) > 1 else ''} as before it"
+                              + (f" ({len(gone)} pair(s) whose tracks retention removed skipped)" if gone else "")])
 
 
 def label(db: Database, identity_id: int, name: Optional[str], note: str = "") -> str:

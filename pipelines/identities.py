@@ -43,7 +43,7 @@ from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, SAME, load_overlaps, load_verdicts
 from pipelines.linkage import cluster_sparse
-from storage.identities import (add_to_identities, described_tracks, identities_of_tracks, identity_counts,
+from storage.identities import (add_to_identities, identities_of_tracks, identity_counts,
                                load_identities, replace_identities, stored_threshold)
 from storage.repository import get_tracks, list_models, model_threshold, static_track_ids
 from storage.vector_index import EmbeddingIndex, TrackTable
@@ -52,9 +52,6 @@ DEFAULT_THRESHOLD = 0.75
 #: Up to this many tracks clustering compares every pair (exact average linkage); beyond, each track's 30 most
 #: similar tracks (``pipelines.linkage``).
 EXACT_TRACKS = 500
-#: Above this many tracks a feedback action re-clusters only the identities it touched
-#: (:func:`cluster_identities` ``around``).
-LOCAL_FEEDBACK_TRACKS = 20_000
 
 
 @dataclass
@@ -72,6 +69,9 @@ class ClusteringReport:
     changes: list[str] = field(default_factory=list)
     #: Tracks the action was about (the pair, the merged or split-off tracks), to say where they are now.
     subject_tracks: list[int] = field(default_factory=list)
+    #: How a feedback re-clustering changed the identities it touched, one line each (``identity 7: 4 -> 2 tracks
+    #: (left: 9, 12)``, ``new identity 31: tracks 9, 12``); every other identity is unchanged.
+    identity_changes: list[str] = field(default_factory=list)
 
 
 class _UnionFind:
@@ -205,10 +205,10 @@ def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: 
         model_id: the re-id model (default: the one with the most embeddings).
         threshold: cosine average-linkage threshold (default: the stored one, else :data:`DEFAULT_THRESHOLD`).
         reason: why, for the audit log (``after ingest``, ``feedback``, ``on demand``).
-        around: the tracks a feedback action was about. When the model has more than :data:`LOCAL_FEEDBACK_TRACKS`
-            tracks, only the identities holding them are re-clustered (their members together, under every
-            constraint), the others staying as they are: an update in well under a second instead of a
-            re-clustering of everything.
+        around: the tracks a feedback action was about: only the identities holding them are re-clustered (their
+            members and these tracks together, under every constraint), every other identity staying exactly as it
+            is, so that work on one person never reshuffles another; :attr:`ClusteringReport.identity_changes`
+            says what became of the touched ones.
 
     Raises:
         UsageError: no embeddings, or a threshold outside ``[-1, 1]``.
@@ -224,9 +224,9 @@ def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: 
     dims = next((m.dims for m in models if m.id == model_id), None)
     if dims is None:
         raise UsageError(f"{db.location} holds no embeddings of model {model_id}")
-    replaced = None
-    if around is not None and described_tracks(db, model_id) > LOCAL_FEEDBACK_TRACKS:
-        replaced, tracks = _touched_components(db, model_id, around)
+    replaced, before = None, {}
+    if around is not None:
+        replaced, tracks, before = _touched_components(db, model_id, around)
         verdicts = load_verdicts(db, tracks.track_ids.tolist())
     else:
         tracks = _without(EmbeddingIndex.load(db, model_id, dims, with_sightings=False).tracks, static_track_ids(db))
@@ -242,21 +242,44 @@ def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: 
                               rejected=[(a, b) for a, b, verdict in pairs if verdict == DIFFERENT],
                               k=max(len(tracks) - 1, 1) if exact else 30, min_edge=-1.0 if exact else None)
     stored = [([int(tracks.track_ids[i]) for i in members], confidence) for members, confidence in clusters]
-    replace_identities(db, model_id, stored, threshold, replaced)
+    ids = replace_identities(db, model_id, stored, threshold, replaced)
     if replaced is None:
         multi = sum(len({int(tracks.camera_ids[i]) for i in members}) > 1 for members, _ in clusters)
         count, total = len(clusters), len(tracks)
     else:
         count, multi, total = identity_counts(db, model_id)
     report = ClusteringReport(model_id, count, multi, total, threshold, time.perf_counter() - started)
+    if replaced is not None:
+        report.identity_changes = identity_changes(before, {i: sorted(m) for i, (m, _) in zip(ids, stored) if i})
     record(db, "cluster", reason=reason if replaced is None else f"{reason} (local)", model_id=model_id,
            threshold=threshold, identities=count, multi_camera=multi, tracks=total,
            **({} if replaced is None else {"reclustered_tracks": len(tracks)}))
     return report
 
 
-def _touched_components(db: Database, model_id: int, around: Sequence[int]) -> tuple[list[int], TrackTable]:
-    """The identities holding any of ``around`` and the table of their member tracks (and ``around`` itself)."""
+def identity_changes(before: dict[int, list[int]], after: dict[int, list[int]]) -> list[str]:
+    """Lines saying how identities changed, from ``{identity id: member track ids}`` before and after (unchanged
+    identities say nothing)."""
+    lines = []
+    for ident, members in sorted(after.items()):
+        old = before.get(ident)
+        if old is None:
+            lines.append(f"new identity {ident}: track{'s' if len(members) > 1 else ''} "
+                         f"{', '.join(map(str, members))}")
+        elif sorted(old) != members:
+            left, joined = sorted(set(old) - set(members)), sorted(set(members) - set(old))
+            parts = ([f"left: {', '.join(map(str, left))}"] if left else []) + \
+                ([f"joined: {', '.join(map(str, joined))}"] if joined else [])
+            lines.append(f"identity {ident}: {len(old)} -> {len(members)} tracks ({'; '.join(parts)})")
+    lines += [f"identity {ident} dissolved (its tracks {', '.join(map(str, old))} are in the identities above)"
+              for ident, old in sorted(before.items()) if ident not in after]
+    return lines
+
+
+def _touched_components(db: Database, model_id: int, around: Sequence[int]
+                        ) -> tuple[list[int], TrackTable, dict[int, list[int]]]:
+    """The identities holding any of ``around``, the table of their member tracks (and ``around`` itself), and
+    their members as they are now."""
     with db.snapshot() as session:
         holding = identities_of_tracks(db, around)
         identities = load_identities(db, model_id, set(holding.values()), session=session)
@@ -270,7 +293,7 @@ def _touched_components(db: Database, model_id: int, around: Sequence[int]) -> t
                        np.stack([r.descriptor for r in rows]).astype(np.float32) if rows else
                        np.zeros((0, 1), np.float32))
     table.position = {int(t): i for i, t in enumerate(table.track_ids)}
-    return [i.id for i in identities], table
+    return [i.id for i in identities], table, {i.id: sorted(i.track_ids) for i in identities}
 
 
 @dataclass

@@ -252,6 +252,12 @@ class MainWindow(QMainWindow):
         self.cameras_panel.cameraActivated.connect(lambda cid: self.player.show_moment(cid, self.player.position))
 
         self._build_menus()
+        #: The last change a feedback action made, kept in view after the next search's message replaces the
+        #: temporary one (the full text is its tooltip).
+        self.change_label = QLabel("", self)
+        self.change_label.setObjectName("lastChange")
+        self.change_label.setMaximumWidth(520)
+        self.statusBar().addPermanentWidget(self.change_label)
         self.db_label = QLabel("no database", self)
         self.device_label = QLabel(f"device: {self.services.device}", self)
         self.statusBar().addPermanentWidget(self.db_label)
@@ -567,6 +573,10 @@ class MainWindow(QMainWindow):
         identities = getattr(report, "identities", None)
         text = f"Changed: {changes}" + (f". {identities} identities now." if identities is not None else ".")
         self.statusBar().showMessage(text, 15000)
+        metrics = self.change_label.fontMetrics()
+        self.change_label.setText(metrics.elidedText(text, Qt.TextElideMode.ElideRight,
+                                                     self.change_label.maximumWidth()))
+        self.change_label.setToolTip(text)
         self.changeMade.emit(text)
         self.refresh()
 

@@ -80,11 +80,16 @@ def test_merge_and_split_identities(db):
         except UsageError as exc:
             refused.append(str(exc))
     assert refused and all("seen at the same time" in r for r in refused)  # the lab's people walk together
-    assert report.changes == [f"identities {first.id} and {second.id} merged: their "
-                              f"{len(first.track_ids) + len(second.track_ids)} tracks confirmed as one person"]
     merged = _identity_tracks(db, first.track_ids[0])
     assert set(first.track_ids) | set(second.track_ids) <= set(merged)
+    # what the user said, and only that: one confirmation between the two identities
+    (confirmed,) = load_verdicts(db)
+    assert confirmed.verdict == "same" and {confirmed.track_a, confirmed.track_b} & set(first.track_ids) \
+        and {confirmed.track_a, confirmed.track_b} & set(second.track_ids)
+    assert report.changes[0] == (f"identities {first.id} and {second.id} merged: tracks {confirmed.track_a} and "
+                                 f"{confirmed.track_b} confirmed as one person")
     survivor = identities_of_tracks(db, [first.track_ids[0]])[first.track_ids[0]]
+    assert any(line.startswith(f"identity {survivor}: ") for line in report.changes[1:])
     split(db, survivor, second.track_ids)
     assert set(_identity_tracks(db, first.track_ids[0])) >= set(first.track_ids)
     assert not set(_identity_tracks(db, first.track_ids[0])) & set(second.track_ids)
@@ -92,8 +97,25 @@ def test_merge_and_split_identities(db):
     verdicts = {(v.track_a, v.track_b): v.verdict for v in load_verdicts(db)}
     a, b = sorted((first.track_ids[0], second.track_ids[0]))
     assert verdicts[(a, b)] == "different"
+    assert set(verdicts.values()) == {"different"}  # the merge's confirmation was across, so the split replaced it
     actions = [e.action for e in read_log(db)]
     assert actions[:4] == ["cluster", "split", "cluster", "merge"]
+
+
+def test_a_split_records_only_that_the_tracks_split_off_are_not_the_rest(db):
+    identity = next(i for i in sorted(load_identities(db), key=lambda i: -len(i.track_ids))
+                    if len(i.track_ids) >= 3)
+    moved, kept = identity.track_ids[:1], identity.track_ids[1:]
+    split(db, identity.id, moved)
+    verdicts = load_verdicts(db)
+    assert {v.verdict for v in verdicts} == {"different"}  # no confirmation among the tracks left together
+    assert {(v.track_a, v.track_b) for v in verdicts} == {tuple(sorted((moved[0], k))) for k in kept}
+    # so the investigator can still say two of the remaining tracks are different people (refused before)
+    report = reject(db, kept[0], kept[1])
+    assert not _same_identity(db, kept[0], kept[1]) and report.changes[0].startswith(
+        f"tracks {min(kept[:2])} and {max(kept[:2])}")
+    results = Searcher(db).by_track(kept[0], SearchOptions(top_k=50, audit=False))
+    assert not any(r.confirmed for r in results)  # nothing shown as confirmed that nobody confirmed
 
 
 def test_feedback_never_silently_overrides_a_verdict(db):
@@ -187,8 +209,9 @@ def test_a_conflict_carries_the_pair_and_a_replacement_is_checked_before_the_old
     assert (caught.value.kind, caught.value.track_a, caught.value.track_b, caught.value.earlier) == \
         ("contradiction", a, b, "different")
     report = replace_verdict(db, b, a, "same")
-    assert report.changes == [f"tracks {a} and {b} are no longer rejected as different people",
-                              f"tracks {a} and {b} confirmed as the same person"]
+    assert report.changes[:2] == [f"tracks {a} and {b} are no longer rejected as different people",
+                                  f"tracks {a} and {b} confirmed as the same person"]
+    assert report.changes[2:] == report.identity_changes and report.identity_changes  # what became of them
     assert [(v.track_a, v.track_b, v.verdict) for v in load_verdicts(db)] == [(a, b, "same")]
     feedback_log = [e.action for e in read_log(db, limit=10) if e.action != "cluster"]
     assert feedback_log[:3] == ["confirm", "forget", "reject"]  # two audited actions: undo takes back the newer
@@ -219,7 +242,7 @@ def test_overlapping_cameras_through_the_service(db):
         set_camera_overlap(db, [names[0], names[0]], True)
 
 
-def test_on_a_large_site_feedback_reclusters_only_the_identities_it_touched(lab4_db, tmp_path, monkeypatch):
+def test_feedback_reclusters_only_the_identities_it_touched_and_says_what_changed(lab4_db, tmp_path):
     import pipelines.identities as identities_module
     from pipelines.feedback import confirm, reject
     from storage.audit import read_log
@@ -230,16 +253,18 @@ def test_on_a_large_site_feedback_reclusters_only_the_identities_it_touched(lab4
     db = open_database(copy_db(lab4_db, tmp_path))
     set_overlap(db, sorted(camera_ids_by_name(db).values()))
     identities_module.cluster_identities(db)
-    monkeypatch.setattr(identities_module, "LOCAL_FEEDBACK_TRACKS", 0)  # as if the site had 20,000+ tracks
     before = {i.id: i.track_ids for i in load_identities(db)}
     target = next(i for i, members in before.items() if len(members) >= 2)
     a, b = before[target][:2]
-    reject(db, a, b)
+    changes = reject(db, a, b).changes
     after = {i.id: i.track_ids for i in load_identities(db)}
     assert {i: m for i, m in after.items() if i in before and i != target} == \
         {i: m for i, m in before.items() if i != target}  # every other identity kept, ids and members
     holder = {t: i for i, members in after.items() for t in members}
     assert holder[a] != holder[b] and sorted(t for t in holder) == sorted(t for m in before.values() for t in m)
+    moved_out = holder[b] if holder[a] == target else holder[a]
+    assert f"new identity {moved_out}: " in "\n".join(changes) or f"identity {moved_out}: " in "\n".join(changes)
+    assert any(line.startswith(f"identity {target}: {len(before[target])} -> ") for line in changes)
     entry = read_log(db, "cluster")[0]
     assert entry.details["reason"] == "feedback (local)"
     assert entry.details["reclustered_tracks"] == len(before[target])

@@ -126,6 +126,11 @@ def test_confirm_and_reject_buttons_record_feedback(qtbot, lab_window):
     with qtbot.waitSignal(window.searchFinished, timeout=30000):
         qtbot.mouseClick(panel.reject_button, Qt.MouseButton.LeftButton)
     assert rejected.track_id not in [i.track_id for i in panel.items()]
+    # what the reject changed stays in view after the search that followed it replaced the temporary message
+    assert "matches for" in window.statusBar().currentMessage()
+    lo, hi = sorted((query, rejected.track_id))
+    assert window.change_label.toolTip().startswith(f"Changed: tracks {lo} and {hi} rejected")
+    assert window.change_label.isVisible() and window.change_label.text()
 
     verdicts = {(v.track_a, v.track_b): v.verdict for v in load_verdicts(window.db, [query])}
     assert verdicts[tuple(sorted((query, confirmed.track_id)))] == SAME
