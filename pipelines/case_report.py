@@ -11,8 +11,12 @@ body { font-family: sans-serif; margin: 2em; color: #1d1d1f; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: 0.5em 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; }
 th { background: #f0f0f0; text-align: left; } .facts td:first-child { font-weight: bold; }
-.thumbs img { height: 160px; margin: 2px; border: 1px solid #999; }
+.thumbs figure { display: inline-block; margin: 2px; text-align: center; }
+.thumbs img { height: 160px; border: 1px solid #999; display: block; }
+.thumbs figcaption { font-size: 0.7em; max-width: 120px; }
 svg.timeline { border: 1px solid #ccc; background: #fafafa; }
+.warning { border: 2px solid #d9480f; background: #fff4e6; padding: 0.6em 1em; font-weight: bold; }
+.suggested { color: #d9480f; } .confirmed { color: #2b8a3e; }
 """
 
 
@@ -21,6 +25,18 @@ def _when(record: dict, key: str) -> str:
     if local:
         return f"{local} (UTC {record[key]})"
     return f"time unknown ({record[f'{key}_s_in_video']:.1f} s into the video)"
+
+
+def _link(track: dict) -> tuple[str, str]:
+    """``(css class, words)`` of how a track is linked to the identity."""
+    kind = track.get("link", "suggested")
+    if kind == "reference":
+        return "confirmed", "reference track"
+    if kind == "confirmed":
+        return "confirmed", "confirmed by an investigator"
+    match = track.get("match")
+    score = f" (similarity {match['similarity']:.2f})" if match and "similarity" in match else ""
+    return "suggested", f"machine suggestion{score}, not confirmed"
 
 
 def _why(match: dict | None) -> str:
@@ -33,7 +49,20 @@ def _why(match: dict | None) -> str:
     return f"{text}: {match['explanation']}" if match.get("explanation") else text
 
 
-def _timeline(tracks: list[dict], start: float, end: float, width: int = 900, height: int = 28) -> str:
+def _tick_label(record: dict, offset_s: float) -> str:
+    """A time-axis label ``offset_s`` after the timeline's start: local clock time, or seconds into the video."""
+    if record.get("start_local"):
+        from datetime import datetime
+
+        when = datetime.fromisoformat(record["start_local"]).timestamp() + offset_s
+        return datetime.fromtimestamp(when).astimezone().strftime("%H:%M:%S")
+    return f"{record['start_s_in_video'] + offset_s:.0f} s"
+
+
+def _timeline(tracks: list[dict], start: float, end: float, first: dict, width: int = 900, height: int = 28,
+              ticks: int = 6) -> str:
+    """One camera's tracks as bars on the identity's whole time span, with a labelled time axis below (``first``:
+    the record of the identity's earliest track, whose start is the axis's origin)."""
     span = max(end - start, 1e-3)
     bars = []
     for t in tracks:
@@ -41,8 +70,16 @@ def _timeline(tracks: list[dict], start: float, end: float, width: int = 900, he
         w = max(2.0, (t["end_timestamp"] - t["start_timestamp"]) / span * width)
         bars.append(f'<rect x="{x:.1f}" y="4" width="{w:.1f}" height="{height - 8}" fill="#d9480f">'
                     f'<title>track {t["track_id"]}</title></rect>')
-    return (f'<svg class="timeline" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-            f'role="img" aria-label="when this camera saw the person">{"".join(bars)}</svg>')
+    axis = []
+    for i in range(ticks):
+        x = i / (ticks - 1) * width
+        anchor = "start" if i == 0 else "end" if i == ticks - 1 else "middle"
+        axis.append(f'<line x1="{x:.1f}" y1="{height}" x2="{x:.1f}" y2="{height + 5}" stroke="#666"/>'
+                    f'<text x="{x:.1f}" y="{height + 17}" font-size="11" text-anchor="{anchor}">'
+                    f'{escape(_tick_label(first, i / (ticks - 1) * span))}</text>')
+    total = height + 22
+    return (f'<svg class="timeline" width="{width}" height="{total}" viewBox="0 0 {width} {total}" '
+            f'role="img" aria-label="when this camera saw the person">{"".join(bars)}{"".join(axis)}</svg>')
 
 
 def write_case_report(path: Path, summary: dict) -> Path:
@@ -52,7 +89,8 @@ def write_case_report(path: Path, summary: dict) -> Path:
         ``path``.
     """
     tracks = [t for c in summary["cameras"] for t in c["tracks"]]
-    start = min(t["start_timestamp"] for t in tracks)
+    first = min(tracks, key=lambda t: t["start_timestamp"])
+    start = first["start_timestamp"]
     end = max(t["end_timestamp"] for t in tracks)
     model = summary["model"]
     facts = [("Identity", summary["identity"]), ("Name", summary.get("label") or "(not named)"),
@@ -63,27 +101,35 @@ def write_case_report(path: Path, summary: dict) -> Path:
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Identity {summary['identity']}"
              f" - reid-app case report</title><style>{_STYLE}</style></head><body>",
              f"<h1>Identity {summary['identity']}{escape(' (' + summary['label'] + ')') if summary.get('label') else ''}"
-             f": where and when this person was seen</h1>",
+             + (f": where and when these tracks were seen ({summary['links']['suggested']} of {len(tracks)} linked "
+                f"by the machine's suggestion only)</h1>" if summary.get("unconfirmed_warning") else
+                ": where and when this person was seen</h1>"),
+             (f"<p class='warning'>{escape(summary['unconfirmed_warning'])}.</p>"
+              if summary.get("unconfirmed_warning") else
+              "<p>Every track of this identity is linked by an investigator's confirmation.</p>"
+              if len(tracks) > 1 else ""),
              "<table class='facts'>" + "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>"
                                                for k, v in facts) + "</table>",
              "<p>Hashes of the source videos and of every file of this export: <a href='manifest.json'>"
              "manifest.json</a>.</p>"]
     for camera in summary["cameras"]:
         parts.append(f"<h2 id='camera-{escape(camera['camera'])}'>Camera {escape(camera['camera'])}</h2>")
-        parts.append(_timeline(camera["tracks"], start, end))
+        parts.append(_timeline(camera["tracks"], start, end, first))
         parts.append("<table><tr><th>track</th><th>local id</th><th>from</th><th>to</th><th>sightings</th>"
-                     "<th>video</th><th>clip</th><th>why linked (similarity to the reference track, by body part)"
-                     "</th></tr>")
+                     "<th>video</th><th>clip</th><th>link</th><th>why linked (similarity to the reference track, "
+                     "by body part)</th></tr>")
         for t in camera["tracks"]:
             clip = f"<a href='{escape(t['clip'])}'>clip</a>" if t.get("clip") else ""
             parts.append(f"<tr><td>{t['track_id']}</td><td>{t['local_track_id']}</td><td>{escape(_when(t, 'start'))}"
                          f"</td><td>{escape(_when(t, 'end'))}</td><td>{t['sightings']}</td>"
                          f"<td>{escape(Path(t['video']).name)}</td><td>{clip}</td>"
+                         f"<td class='{_link(t)[0]}'>{escape(_link(t)[1])}</td>"
                          f"<td>{escape(_why(t.get('match')))}</td></tr>")
         parts.append("</table><div class='thumbs'>")
         for t in camera["tracks"]:
-            parts += [f"<img src='{escape(p)}' alt='track {t['track_id']}' title='track {t['track_id']}'>"
-                      for p in t["thumbnails"]]
+            captions = t.get("thumbnail_captions") or [f"track {t['track_id']}"] * len(t["thumbnails"])
+            parts += [f"<figure><img src='{escape(p)}' alt='{escape(c)}' title='{escape(c)}'>"
+                      f"<figcaption>{escape(c)}</figcaption></figure>" for p, c in zip(t["thumbnails"], captions)]
         parts.append("</div>")
     if summary.get("notes"):
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{escape(n)}</li>" for n in summary["notes"]) + "</ul>")

@@ -47,6 +47,7 @@ from reid_app.neutralise import csv_cell
 from reid_app.timefmt import KNOWN_TIME_FROM
 from storage.audit import record
 from storage.database import Database
+from storage.feedback import SAME, load_verdicts
 from storage.identities import labels, load_identities
 from storage.repository import get_model, get_tracks, model_layout, sighting_keypoints
 from storage.schema import SCHEMA_VERSION, Sighting, Track, Video
@@ -68,6 +69,20 @@ class EvidenceReport:
     notes: list[str] = field(default_factory=list)
     #: Every file this export wrote (what the manifest lists; never anything else in the folder).
     written: list[Path] = field(default_factory=list)
+    #: Tracks linked to the identity's reference track by the machine's re-id suggestion only (no chain of
+    #: investigator confirmations), and all tracks: an export with suggested links must say so.
+    suggested: int = 0
+    tracks: int = 0
+
+    @property
+    def unconfirmed_warning(self) -> Optional[str]:
+        """The warning an export of machine-suggested links carries (None when an investigator confirmed every
+        link, or the identity is one track)."""
+        if not self.suggested:
+            return None
+        return (f"{self.suggested} of the {self.tracks} tracks are linked to this identity by the machine's re-id "
+                f"suggestion only, not confirmed by an investigator: check them before presenting the export as "
+                f"one person (the report marks each link)")
 
 
 def iso(timestamp: float) -> str:
@@ -141,6 +156,9 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
         cameras.setdefault(t.camera, []).append(t.id)
 
     matches = _why_linked(db, identity.model_id, tracks, sightings)
+    confirmed = _confirmed_with_reference(db, identity.track_ids, matches)
+    report.tracks = len(tracks)
+    report.suggested = sum(1 for t in tracks if t not in confirmed)
     track_records = {}
     for camera, ids in cameras.items():
         for t in ids:
@@ -152,7 +170,7 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
             if len(crops) < len(encoded):
                 report.notes.append(f"track {t}: {len(encoded) - len(crops)} crops are the stored thumbnails (the "
                                     f"source video {video.path} could not be read there)")
-            files = []
+            files, captions = [], []
             for sid, _frame, time_s, _box, thumb in encoded:
                 path = (out_dir / "crops" / file_safe_name(camera)
                         / f"track{t}_{time_s:09.2f}s_sighting{sid}.jpg")
@@ -160,6 +178,7 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
                 path.write_bytes(crops.get(sid, thumb))
                 report.written.append(path)
                 files.append(str(path.relative_to(out_dir)))
+                captions.append(_caption(t, video.start_time, time_s))
                 report.thumbnails += 1
             clip = None
             if clips:
@@ -173,9 +192,11 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
                 "track_id": t, "local_track_id": track.local_track_id, "video": video.path,
                 **_time_fields("start", track.first_timestamp, video.start_time),
                 **_time_fields("end", track.last_timestamp, video.start_time),
-                "sightings": track.num_sightings, "thumbnails": files,
+                "sightings": track.num_sightings, "thumbnails": files, "thumbnail_captions": captions,
                 "clip": str(clip.relative_to(out_dir)) if clip else None,
                 "match": matches.get(t),
+                "link": "reference" if (matches.get(t) or {}).get("reference") or len(tracks) == 1
+                else "confirmed" if t in confirmed else "suggested",
             }
 
     progress("hashing the source videos")
@@ -186,7 +207,10 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
         "model": {"id": identity.model_id, "name": model.name if model else None,
                   "checkpoint_hash": model.checkpoint_hash if model else None},
         "database": db.location, "exported_at": iso(datetime.now(timezone.utc).timestamp()),
-        "reid_app_version": __version__, "time_zone": datetime.now().astimezone().strftime("%Z (UTC%z)"),
+        "reid_app_version": __version__,
+        "time_zone": datetime.now().astimezone().strftime("%Z (UTC%z)")
+        if any(videos[t].start_time >= KNOWN_TIME_FROM for t in tracks) else
+        "time unknown (the footage has no start time: times are seconds into each video)",
         "cameras": [{
             "camera": camera,
             "time_ranges": [{**_range_times(s, e, videos[ts[0]].start_time), "duration_s": round(e - s, 3),
@@ -195,6 +219,8 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
                                                          for t in ids], join_gap_s)],
             "tracks": [track_records[t] for t in ids],
         } for camera, ids in cameras.items()],
+        "links": {"confirmed": len(tracks) - report.suggested, "suggested": report.suggested},
+        "unconfirmed_warning": report.unconfirmed_warning,
         "notes": report.notes,
     }
     report.json_path.write_text(json.dumps(summary, indent=2))
@@ -211,6 +237,34 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
 
 #: Sightings per track whose keypoints decide which body parts are visible in the explanation.
 EXPLAIN_SAMPLES = 8
+
+
+def _caption(track_id: int, video_start: float, time_s: float) -> str:
+    """A crop's caption: its track and its time (local, or seconds into the video when the start is unknown)."""
+    if video_start >= KNOWN_TIME_FROM:
+        return f"track {track_id}, {local_iso(video_start + time_s)[:22]}"
+    return f"track {track_id}, {time_s:.1f} s into the video"
+
+
+def _confirmed_with_reference(db: Database, track_ids: list[int], matches: dict[int, dict]) -> set[int]:
+    """The tracks an investigator's confirmations link to the identity's reference track (one chain of "same"
+    verdicts among its members), the reference included; for a one-track identity, that track."""
+    reference = next((t for t, m in matches.items() if m and m.get("reference")), None)
+    if reference is None or len(track_ids) == 1:
+        return set(track_ids)
+    members = set(track_ids)
+    links: dict[int, set[int]] = {}
+    for v in load_verdicts(db, track_ids):
+        if v.verdict == SAME and v.track_a in members and v.track_b in members:
+            links.setdefault(v.track_a, set()).add(v.track_b)
+            links.setdefault(v.track_b, set()).add(v.track_a)
+    reached, frontier = {reference}, [reference]
+    while frontier:
+        for other in links.get(frontier.pop(), ()):
+            if other not in reached:
+                reached.add(other)
+                frontier.append(other)
+    return reached
 
 
 def _why_linked(db: Database, model_id: int, tracks: dict, sightings: dict) -> dict[int, dict]:

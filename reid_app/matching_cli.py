@@ -96,7 +96,7 @@ def search(db_path, track_id, sighting_id, image_path, top_k, cameras, exclude_c
     query = (f"track {track_id}" if track_id is not None else f"sighting {sighting_id}" if sighting_id is not None
              else f"image {image_path}")
     table = Table(title=f"Matches for {query}")
-    zone = zone_label()
+    zone = zone_label([m.sighting.timestamp for r in results for m in r.sightings[:1]])
     from pipelines.explain import describe_parts
 
     for name in ("rank", "camera", "track", "local id", "identity", f"seen at ({zone})", "sighting", "from", "to",
@@ -164,12 +164,12 @@ def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
         db.close()
         return
     table = Table(title=f"Identities in {db.location}")
-    zone = zone_label()
+    shown = [s for s in summaries if len(s.cameras) >= min_cameras]
+    zone = zone_label([t for s in shown for t in (s.first_timestamp, s.last_timestamp)])
     for name in ("identity", "cameras", "tracks", f"first seen ({zone})", f"last seen ({zone})", "where (time ranges)",
                  "confidence", "name"):
         table.add_column(name, justify="right" if name in ("identity", "cameras", "tracks", "confidence")
                          else "left")
-    shown = [s for s in summaries if len(s.cameras) >= min_cameras]
     for s in shown:
         where = "; ".join(f"{cam}: {_ranges_text(r)}" for cam, r in s.cameras.items())
         table.add_row(str(s.id), str(len(s.cameras)), str(len(s.track_ids)), format_time(s.first_timestamp),
@@ -197,7 +197,8 @@ def _identity_detail(detail) -> None:
     title = (f"Identity {summary.id}" + (f" '{detail.label}'" if detail.label else "")
              + f" (confidence {confidence_text(summary.confidence, len(summary.track_ids))})")
     table = Table(title=title, caption=detail.note or None)
-    for name in ("camera", "track", "local id", f"from ({zone_label()})", f"to ({zone_label()})", "sightings"):
+    zone = zone_label([t for track in detail.tracks for t in (track.first_timestamp, track.last_timestamp)])
+    for name in ("camera", "track", "local id", f"from ({zone})", f"to ({zone})", "sightings"):
         table.add_column(name, justify="right" if name in ("track", "local id", "sightings") else "left")
     for t in detail.tracks:
         table.add_row(t.camera, str(t.id), str(t.local_track_id), format_time(t.first_timestamp),
@@ -351,6 +352,8 @@ def export_identity(db_path, identity_id, out_dir, clips, clip_margin) -> None:
     _print(f"identity {identity_id}: case report {report.html_path}, manifest {report.manifest_path} (SHA-256 of "
            f"sources and files), {report.json_path.name}, {report.csv_path.name}, {report.thumbnails} crops"
            + (f", {len(report.clips)} H.264 clips" if clips else ""))
+    if report.unconfirmed_warning:
+        _print(f"unconfirmed: {report.unconfirmed_warning}")
     db.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import Iterable
 
 
 #: Times before this (1990-01-01, seconds since the epoch) are seconds from a video's start: its clock is unknown.
@@ -25,8 +26,13 @@ def format_time(timestamp: float) -> str:
         return f"{timestamp:.1f} s since 1970"
 
 
-def zone_label() -> str:
-    """This machine's time zone as tables label their times: ``UTC+01:00`` (format_time prints local times)."""
+def zone_label(timestamps: Iterable[float] = ()) -> str:
+    """How tables label their times: this machine's time zone (``UTC+01:00``; format_time prints local times), or
+    ``time unknown`` (the times are then h:mm:ss into the video) when every one of ``timestamps`` (seconds) is from
+    footage without a start time, which no time zone applies to."""
+    shown = list(timestamps)
+    if shown and all(t < KNOWN_TIME_FROM for t in shown):
+        return "time unknown"
     offset = datetime.now().astimezone().strftime("%z")
     return f"UTC{offset[:3]}:{offset[3:]}"
 

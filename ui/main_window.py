@@ -624,6 +624,13 @@ class MainWindow(QMainWindow):
             notes = f" ({'; '.join(report.notes)})" if report.notes else ""
             self.statusBar().showMessage(f"Exported identity {identity_id}: case report {report.html_path}, "
                                          f"{len(report.clips)} clips, manifest with SHA-256{notes}", 20000)
+            if report.unconfirmed_warning:  # said where it cannot be missed, as the report's first page does
+                box = QMessageBox(QMessageBox.Icon.Warning, "reid-app",
+                                  f"Identity {identity_id} exported. {report.unconfirmed_warning}.",
+                                  QMessageBox.StandardButton.Ok, self)
+                box.setWindowModality(Qt.WindowModality.WindowModal)
+                self.unconfirmed_box = box
+                box.open()
             self.exportFinished.emit(report)
         self.background.submit(_export, self.db, identity_id, folder, clips, self._progress.emit, on_done=done,
                          on_error=lambda msg: self._warn(f"The evidence could not be exported: {msg}"))

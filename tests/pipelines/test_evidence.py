@@ -139,13 +139,20 @@ def test_the_case_report_opens_in_a_real_browser(db, tmp_path):
     dom = subprocess.run([browser, *flags, "--dump-dom", report.html_path.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
     summary = json.loads(report.json_path.read_text())
-    assert f"Identity {identity.id}: where and when this person was seen" in dom
+    # a machine-made identity is never titled as one person: its first page says how many links are suggestions
+    suggested = summary["links"]["suggested"]
+    assert suggested > 0 and f"Identity {identity.id}: where and when these tracks were seen ({suggested} of " \
+        f"{len(identity.track_ids)} linked by the machine's suggestion only)" in dom
+    assert "not confirmed by an investigator" in dom.split("</p>")[0]
     for camera in summary["cameras"]:
         assert f"Camera {camera['camera']}" in dom
     assert dom.count("<img ") == report.thumbnails and dom.count("<rect ") == len(identity.track_ids)
     shot = tmp_path / "report.png"
     subprocess.run([browser, *flags, "--window-size=1200,900", f"--screenshot={shot}", report.html_path.as_uri()],
                    capture_output=True, timeout=120)
+    import os
+    if os.environ.get("REID_APP_KEEP_SCREENSHOTS"):  # to look at the rendered report by eye
+        shutil.copy(shot, os.environ["REID_APP_KEEP_SCREENSHOTS"])
     image = cv2.imread(str(shot))
     assert image is not None and image.shape[:2] == (900, 1200)
     assert image.std() > 10  # rendered text and crops, not a blank page
@@ -174,3 +181,36 @@ def test_the_manifest_certifies_only_this_exports_files_and_a_shared_folder_is_r
     with pytest.raises(UsageError, match="holds the database"):
         export_identity(db, second.id, db.path.parent)
     assert not (db.path.parent / "manifest.json").exists()
+
+
+def test_an_export_says_which_links_an_investigator_confirmed(db, tmp_path):
+    from pipelines.feedback import confirm
+    from tests.conftest import run_cli
+
+    identity = max(load_identities(db), key=lambda i: len(i.track_ids))
+    report = export_identity(db, identity.id, tmp_path / "machine")
+    summary = json.loads(report.json_path.read_text())
+    links = {t["track_id"]: t["link"] for c in summary["cameras"] for t in c["tracks"]}
+    reference = next(t for t, kind in links.items() if kind == "reference")
+    assert set(links.values()) == {"reference", "suggested"} and report.suggested == len(identity.track_ids) - 1
+    assert report.unconfirmed_warning.startswith(f"{report.suggested} of the {len(identity.track_ids)} tracks")
+    html = report.html_path.read_text()
+    assert html.count("machine suggestion (similarity ") == report.suggested and "class='warning'" in html
+    cli = run_cli("export-identity", "--db", db.url, "--identity", str(identity.id), "--out", tmp_path / "cli")
+    assert cli.code == 0 and f"unconfirmed: {report.suggested} of the {len(identity.track_ids)} tracks" in cli.stdout
+
+    confirmed = [t for t in identity.track_ids if t != reference][:1]
+    confirm(db, reference, confirmed[0])
+    identity = next(i for i in load_identities(db) if reference in i.track_ids)
+    report = export_identity(db, identity.id, tmp_path / "half")
+    links = {t["track_id"]: t["link"] for c in json.loads(report.json_path.read_text())["cameras"] for t in c["tracks"]}
+    assert links[confirmed[0]] == "confirmed" and report.suggested == len(identity.track_ids) - 2
+    for track in identity.track_ids:
+        if links[track] == "suggested":
+            confirm(db, reference, track)
+    identity = next(i for i in load_identities(db) if reference in i.track_ids)
+    report = export_identity(db, identity.id, tmp_path / "all")
+    assert report.suggested == 0 and report.unconfirmed_warning is None
+    html = report.html_path.read_text()
+    assert ": where and when this person was seen</h1>" in html and "class='warning'" not in html
+    assert "linked by an investigator's confirmation" in html

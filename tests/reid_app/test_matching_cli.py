@@ -36,6 +36,10 @@ def test_overlapping_cameras_give_identities_across_cameras_and_their_evidence(d
     assert exported.code == 0, exported.stderr
     summary = json.loads((out / f"identity-{identity}.json").read_text())
     assert len(summary["cameras"]) >= 3 and (out / f"identity-{identity}.csv").exists()
+    # the lab clips have no start time: no time zone is claimed for them, in tables or in the report
+    for text in (listed.stdout, detail.stdout, run_cli("search", "--db", db, "--track", "1").stdout):
+        assert "unknown" in text and "UTC+" not in text  # "(time unknown)" headers, wrapped by the table
+    assert summary["time_zone"].startswith("time unknown")
 
 
 def test_search_options_feedback_and_audit(db):
@@ -107,7 +111,7 @@ def test_a_named_person_keeps_the_name_in_listings_and_evidence(db, tmp_path):
     assert next(r for r in rows if r[0] == "1")[-1] == "Suspect A"
     singles = [r for r in rows if r[0] and r[2] == "1"]
     assert singles and all(r[6] == "-" for r in singles)  # one track: no confidence to show, not 1.00
-    assert "first seen (UTC" in listing.stdout
+    assert "first seen (time" in listing.stdout  # the lab clips have no start time: no zone claimed for them
     detail = run_main("identities", "--identity", "1", "--db", db)
     assert "'Suspect A'" in detail.stdout and "red jacket" in detail.stdout
     exported = run_main("export-identity", "--identity", "1", "--out", tmp_path / "case", "--db", db)
