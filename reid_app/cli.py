@@ -173,9 +173,9 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               "a pose model also works and gives keypoints for free, but misses most people under ~60 px].")
 @click.option("--detector-size", type=int, default=640, show_default=True, metavar="PIXELS",
               help="Longest side of the detector's input, a multiple of 32 from 160 to 1920 (frames keep their "
-              "aspect). Larger finds smaller and partly hidden people at a higher cost (lab cameras: 960 finds 77%% "
-              "of a careful reference's people against 73%%, at twice the detector time); smaller is faster (PETS, "
-              "480: 92%% against 94%%, 30%% less detector time). OpenVINO exports of other sizes are reshaped.")
+              "aspect). Larger finds smaller and partly hidden people at a higher cost (lab cameras: 960 finds 77% "
+              "of a careful reference's people against 73%, at twice the detector time); smaller is faster (PETS, "
+              "480: 92% against 94%, 30% less detector time). OpenVINO exports of other sizes are reshaped.")
 @click.option("--tiles", type=click.IntRange(1, 4), default=1, show_default=True, metavar="N",
               help="Also detect in N x N overlapping tiles of every frame (SAHI slicing), each scaled up to the "
               "detector's input, for footage where people are under ~60 px (elevated or wide views). Costs about "

@@ -105,6 +105,22 @@ def _first_then_new(first, build):
     return factory
 
 
+def resolved_pose(spec: str, dirs) -> str:
+    """The ``--pose`` choice as recorded with a database: ``auto``, ``none`` and Ultralytics names as given, a file
+    or folder that exists as its absolute path (also inside ``mmpose:CONFIG:CHECKPOINT``), like the detector."""
+    from pathlib import Path
+
+    from reid_app.weights import resolve_weights
+
+    spec = spec.strip()
+    if spec in ("auto", "none"):
+        return spec
+    if spec.startswith("mmpose:"):
+        return "mmpose:" + ":".join(str(Path(p).absolute()) if Path(p).exists() else p for p in spec.split(":")[1:])
+    found = resolve_weights(spec, dirs, allow_fetch_name=True).path
+    return str(Path(found).absolute()) if found is not None else spec
+
+
 def _build_pose_factory(spec: str, device: str, dirs, detector_gives_keypoints: bool):
     """The pose backend per camera tracker. ``auto``: the detector's keypoints when it is a pose model, else the
     default pose model (``settings.DEFAULT_POSE``) top-down when its weights are found or downloadable, else none."""
@@ -147,7 +163,7 @@ class PreparedIngest:
     """
 
     def __init__(self, choices: IngestChoices, device: str, encoder, make_tracker, make_pose,
-                 detector: str = ""):
+                 detector: str = "", pose: Optional[str] = None):
         from pipelines.ingest import IngestOptions
         from pipelines.motion import MotionGateConfig
         from pipelines.quality import StaticTrackConfig
@@ -160,6 +176,9 @@ class PreparedIngest:
         self.make_pose = make_pose
         #: The detector weights as resolved (a path, or an Ultralytics name), recorded with the database.
         self.detector = detector
+        #: The pose choice as resolved (``auto``/``none``, an absolute path, or ``mmpose:`` with absolute paths),
+        #: recorded with the database so that an ingest from another folder finds the same weights.
+        self.pose = pose or choices.pose
         window = max(1.0, 1.0 / choices.crops_per_second)
         self.options = IngestOptions(
             analysis_fps=choices.analysis_fps, batch_size=choices.batch_size, force=choices.force,
@@ -182,7 +201,7 @@ class PreparedIngest:
             raise UsageError(f"two videos would get the same camera name ({', '.join(names)}); name them with "
                              f"--camera")
         if self.detector:
-            set_ingest_models(db, self.detector, self.choices.pose)
+            set_ingest_models(db, self.detector, self.pose)
         return ingest(db, list(jobs), self.encoder, self.make_tracker, self.make_pose, self.options, progress, stop)
 
 
@@ -222,7 +241,8 @@ def prepare_ingest(choices: IngestChoices, settings: Settings) -> PreparedIngest
     def tracker_for():
         return PersonTracker(tracker=choices.tracker, detector=shared, encoder=encoder)
 
-    return PreparedIngest(choices, device, encoder, tracker_for, make_pose, str(weights))
+    return PreparedIngest(choices, device, encoder, tracker_for, make_pose, str(weights),
+                          resolved_pose(choices.pose, settings.weights_dirs))
 
 
 def load_query_encoder(db, settings: Settings, device: Optional[str] = None, reid: Optional[str] = None):

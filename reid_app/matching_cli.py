@@ -133,7 +133,8 @@ def _ranges_text(ranges) -> str:
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 @click.option("--recluster", is_flag=True, help="Cluster the tracks into identities again before listing.")
 @click.option("--threshold", type=float, default=None, help="With --recluster: the average-linkage cosine "
-              "threshold [default: the stored one, else 0.75].")
+              "threshold [default: the stored one, else the re-id model's own (0.575 for the shipped model), else "
+              "0.75].")
 @click.option("--min-cameras", type=click.IntRange(1, 100000), default=1, show_default=True,
               help="List only identities seen by at "
               "least this many cameras.")

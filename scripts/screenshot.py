@@ -79,11 +79,20 @@ def main() -> None:
         track = identity.track_ids[0]
     found = []
     window.searchFinished.connect(lambda *a: found.append(a))
-    first = next(i for i in identities if track in i.track_ids) if identities else None
+    first = next((i for i in identities if track in i.track_ids), None)  # None: a track in no identity
     if first is not None:
         camera, ranges = next((c, r) for c, r in first.cameras.items() if any(track in t for _, _, t in r))
         start = next(s for s, _, t in ranges if track in t)
         window.player.show_moment(next(c.id for c in window.cameras if c.name == camera), start + 0.5)
+    else:
+        from storage.repository import get_tracks
+
+        info = get_tracks(window.db, [track]).get(track)
+        if info is None:
+            window.close()
+            raise SystemExit(f"track {track} does not exist in {args.db}")
+        print(f"track {track} is in no identity (static, or without a descriptor): the identity view is skipped")
+        window.player.show_moment(info.camera_id, info.first_timestamp + 0.5)
     window.search(track)
     _wait(app, lambda: found)
     _settle(app)

@@ -168,9 +168,42 @@ def test_help_explains_the_commands():
         assert option in result.stdout
 
 
+def test_every_help_prints_its_text_as_written():
+    from reid_app.cli import cli
+
+    def commands(group, path=()):
+        for name, command in getattr(group, "commands", {}).items():
+            yield path + (name,)
+            yield from commands(command, path + (name,))
+
+    paths = list(commands(cli))
+    assert ("ingest",) in paths and ("feedback", "split") in paths
+    for path in [()] + paths:
+        shown = run_cli(*path, "--help")
+        assert shown.code == 0 and "%%" not in shown.stdout, (path, shown.stdout)
+
+
 @pytest.mark.parametrize("size", ["100", "1000", "2048"])
 def test_a_detector_size_that_is_no_multiple_of_32_in_range_is_refused_before_anything_is_stored(
         tmp_path, lab_cam0, size):
     result = run_cli("ingest", lab_cam0, "--db", tmp_path / "x.db", "--detector-size", size)
     _assert_one_clear_error(result, "--detector-size", size)
     assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.slow
+def test_the_pose_weights_are_recorded_absolute_like_the_detector(tmp_path, lab_cam0, monkeypatch):
+    from pathlib import Path
+
+    from storage.repository import ingest_models
+    from tests.conftest import POSE_DETECTOR, _require
+
+    pose = _require(POSE_DETECTOR)
+    monkeypatch.chdir(pose.parent)  # given relative to where the user stands, as a user types it
+    db = tmp_path / "p.db"
+    result = run_cli("ingest", lab_cam0, "--db", db, "--duration", "1", "--fps", "2", "--pose", pose.name)
+    assert result.code == 0, result.stderr
+    database = open_database(db)
+    recorded = ingest_models(database)
+    database.close()
+    assert recorded["pose"] == str(pose.absolute()) and Path(recorded["detector"]).is_absolute()

@@ -36,7 +36,14 @@ def test_no_display_is_a_clear_error():
         listener.listen()
         port = listener.getsockname()[1]
         if port > 6000:
-            check_display({"DISPLAY": f"127.0.0.1:{port - 6000}"}, "linux")
+            display = {"DISPLAY": f"127.0.0.1:{port - 6000}"}
+            check_display(display, "linux", find=lambda name: f"lib{name}.so")
+            # the X server answers, but Qt's xcb plugin would not load: the missing packages are named
+            absent = {"xcb-cursor", "xcb-keysyms"}
+            with pytest.raises(UsageError, match=r"libxcb-cursor0, libxcb-keysyms1 are not installed: "
+                                                 r"'sudo apt-get install libxcb-cursor0 libxcb-keysyms1'"):
+                check_display(display, "linux", find=lambda name: None if name in absent else f"lib{name}.so")
+            check_display({**display, "QT_QPA_PLATFORM": "offscreen"}, "linux", find=lambda name: None)
     with pytest.raises(UsageError, match="cannot connect to the display DISPLAY=:987"):
         check_display({"DISPLAY": ":987"}, "linux")
     check_display({"QT_QPA_PLATFORM": "offscreen"}, "linux")
