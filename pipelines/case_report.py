@@ -97,7 +97,10 @@ def write_case_report(path: Path, summary: dict) -> Path:
              ("Note", summary.get("note") or ""), ("Confidence", summary["confidence"]), ("Cameras", len(summary["cameras"])),
              ("Tracks", len(tracks)), ("Re-id model", f"{model['name']} (SHA-256 {model['checkpoint_hash']})"),
              ("Database", summary["database"]), ("Exported", summary["exported_at"]),
-             ("reid-app", summary["reid_app_version"]), ("Time zone of local times", summary["time_zone"])]
+             ("reid-app", summary["reid_app_version"]), ("Time zone of local times", summary["time_zone"]),
+             ("Bystanders", ("blurred in crops and clips: " + summary["redaction"]["method"])
+              if summary.get("redaction", {}).get("bystanders_blurred") else
+              "not blurred: the source pixels (exported with --no-redact)")]
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Identity {summary['identity']}"
              f" - reid-app case report</title><style>{_STYLE}</style></head><body>",
              f"<h1>Identity {summary['identity']}{escape(' (' + summary['label'] + ')') if summary.get('label') else ''}"

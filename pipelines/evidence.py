@@ -39,6 +39,7 @@ from pipelines.case_report import write_case_report
 from pipelines.evidence_media import SightingBox, cut_clip, full_crops, sha256_file
 from pipelines.explain import describe_parts, explain_match, part_slices, visible_parts
 from pipelines.identities import join_ranges
+from pipelines.redaction_media import METHOD as REDACTION_METHOD, BystanderBoxes
 from pipelines.sampling import evenly_spaced
 from pipelines.video import file_safe_name
 from reid_app import __version__
@@ -112,11 +113,14 @@ def _time_fields(prefix: str, timestamp: float, video_start: float) -> dict:
 
 
 def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool = False, clip_margin_s: float = 1.0,
-                    join_gap_s: float = 2.0, on_progress: Optional[Callable[[str], None]] = None) -> EvidenceReport:
+                    join_gap_s: float = 2.0, on_progress: Optional[Callable[[str], None]] = None,
+                    redact: bool = True) -> EvidenceReport:
     """Write the evidence of identity ``identity_id`` into ``out_dir`` (layout in the module docstring).
 
     Args:
         clips: also cut one H.264 clip per track from the source videos (slow: decodes and re-encodes).
+        redact: blur every other person in the clips and crops (``pipelines.redaction_media``; recorded in the
+            manifest); False exports the source pixels as they are (a court that asks for the original).
         clip_margin_s: seconds added before and after each track in its clip.
         join_gap_s: tracks of one camera closer than this (seconds) form one time range.
         on_progress: called with a short message before each slow step.
@@ -155,6 +159,7 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
     for t in sorted(tracks.values(), key=lambda t: (t.camera, t.first_timestamp)):
         cameras.setdefault(t.camera, []).append(t.id)
 
+    bystanders = _bystanders(db, {v.id: v for v in videos.values()}, identity.track_ids) if redact else {}
     matches = _why_linked(db, identity.model_id, tracks, sightings)
     confirmed = _confirmed_with_reference(db, identity.track_ids, matches)
     report.tracks = len(tracks)
@@ -166,7 +171,8 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
             encoded = [(sid, frame, time_s, (x1, y1, x2, y2), thumb)
                        for sid, frame, time_s, x1, y1, x2, y2, thumb in sightings[t] if thumb is not None]
             progress(f"crops of track {t} ({camera})")
-            crops = full_crops(video.path, [SightingBox(sid, frame, box) for sid, frame, _, box, _ in encoded])
+            crops = full_crops(video.path, [SightingBox(sid, frame, box) for sid, frame, _, box, _ in encoded],
+                               bystanders.get(video.id))
             if len(crops) < len(encoded):
                 report.notes.append(f"track {t}: {len(encoded) - len(crops)} crops are the stored thumbnails (the "
                                     f"source video {video.path} could not be read there)")
@@ -184,7 +190,8 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
             if clips:
                 progress(f"clip of track {t} ({camera})")
                 clip = _clip(video, track, identity_id, sightings[t],
-                             out_dir / "clips" / file_safe_name(camera) / f"track{t}.mp4", clip_margin_s, report)
+                             out_dir / "clips" / file_safe_name(camera) / f"track{t}.mp4", clip_margin_s, report,
+                             bystanders.get(video.id))
                 if clip is not None:
                     report.clips.append(clip)
                     report.written.append(clip)
@@ -220,6 +227,8 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
             "tracks": [track_records[t] for t in ids],
         } for camera, ids in cameras.items()],
         "links": {"confirmed": len(tracks) - report.suggested, "suggested": report.suggested},
+        "redaction": {"bystanders_blurred": True, "method": REDACTION_METHOD} if redact else
+        {"bystanders_blurred": False, "method": "none: the source pixels, as asked (--no-redact)"},
         "unconfirmed_warning": report.unconfirmed_warning,
         "notes": report.notes,
     }
@@ -347,13 +356,29 @@ def _manifest(db: Database, summary: dict, sources: list[dict], out_dir: Path, r
     files = sorted(set(report.written))
     return {"reid_app_version": __version__, "created_at": summary["exported_at"], "identity": summary["identity"],
             "model": summary["model"], "database": {"location": db.location, "schema_version": SCHEMA_VERSION},
-            "sources": sources, "notes": report.notes,
+            "sources": sources, "redaction": summary["redaction"], "notes": report.notes,
             "files": [{"path": str(p.relative_to(out_dir)), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
                       for p in files]}
 
 
+def _bystanders(db: Database, videos: dict[int, Video], exported: list[int]) -> dict[int, BystanderBoxes]:
+    """Per video: where the people other than the exported identity's tracks are (static tracks left out)."""
+    out = {}
+    with db.snapshot() as session:
+        for video_id, video in videos.items():
+            rows = session.execute(
+                select(Sighting.track_id, Sighting.frame_index, Sighting.x1, Sighting.y1, Sighting.x2, Sighting.y2)
+                .join(Track, Track.id == Sighting.track_id)
+                .where(Sighting.video_id == video_id, Sighting.track_id.not_in(exported), Track.static.is_(False)))
+            tracks: dict[int, list] = {}
+            for track, frame, x1, y1, x2, y2 in rows:
+                tracks.setdefault(int(track), []).append((int(frame), (x1, y1, x2, y2)))
+            out[video_id] = BystanderBoxes(tracks, video.fps or 25.0)
+    return out
+
+
 def _clip(video: Video, track, identity_id: int, sightings, path: Path, margin_s: float,
-          report: EvidenceReport) -> Optional[Path]:
+          report: EvidenceReport, bystanders: Optional[BystanderBoxes] = None) -> Optional[Path]:
     """Cut the track's time range plus ``margin_s`` to an H.264 clip with the facts burned in."""
     fps = video.fps or 25.0
     start_s, end_s = track.first_timestamp - video.start_time, track.last_timestamp - video.start_time
@@ -368,7 +393,7 @@ def _clip(video: Video, track, identity_id: int, sightings, path: Path, margin_s
         return [f"camera {track.camera}  {when}", f"identity {identity_id}  track {track.id}"]
 
     boxes = [SightingBox(sid, frame, (x1, y1, x2, y2)) for sid, frame, _t, x1, y1, x2, y2, _th in sightings]
-    if not cut_clip(video.path, fps, video.frame_count, boxes, path, first, last, caption):
+    if not cut_clip(video.path, fps, video.frame_count, boxes, path, first, last, caption, bystanders):
         report.notes.append(f"clip of {Path(video.path).name} skipped: the source video {video.path} cannot be "
                             f"opened (moved or deleted?)")
         return None

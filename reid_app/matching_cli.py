@@ -337,7 +337,11 @@ def cameras(db_path, overlap, no_overlap) -> None:
 @click.option("--clips", is_flag=True, help="Also cut an H.264 MP4 clip of each track from the source videos.")
 @click.option("--clip-margin", type=float, default=1.0, show_default=True, metavar="SECONDS",
               help="Seconds added before and after each track in its clip.")
-def export_identity(db_path, identity_id, out_dir, clips, clip_margin) -> None:
+@click.option("--redact/--no-redact", default=True, show_default=True,
+              help="Blur every other person (bystanders) in the crops and clips, by their tracked boxes; the "
+              "manifest records it. --no-redact exports the source pixels, for a court that asks for the "
+              "original. The source footage is never changed.")
+def export_identity(db_path, identity_id, out_dir, clips, clip_margin, redact) -> None:
     """Write the evidence of one identity: an HTML case report, per camera time ranges, full-resolution crops, a
     JSON and a CSV summary, optionally H.264 clips with camera, time, track and identity burned in, and a
     manifest.json with the SHA-256 of every source video and exported file. Recorded in the audit log."""
@@ -346,13 +350,14 @@ def export_identity(db_path, identity_id, out_dir, clips, clip_margin) -> None:
     finite_option(clip_margin, "--clip-margin")
     db = _open(db_path)
     err = stderr_console()
-    report = run(db, identity_id, Path(out_dir), clips=clips, clip_margin_s=clip_margin,
+    report = run(db, identity_id, Path(out_dir), clips=clips, clip_margin_s=clip_margin, redact=redact,
                  on_progress=lambda text: err.print(f"reid-app: {text}", markup=False, highlight=False))
     for note in report.notes:
         err.print(f"reid-app: {note}", markup=False, highlight=False, soft_wrap=True)
     _print(f"identity {identity_id}: case report {report.html_path}, manifest {report.manifest_path} (SHA-256 of "
            f"sources and files), {report.json_path.name}, {report.csv_path.name}, {report.thumbnails} crops"
-           + (f", {len(report.clips)} H.264 clips" if clips else ""))
+           + (f", {len(report.clips)} H.264 clips" if clips else "")
+           + ("; bystanders blurred" if redact else "; not redacted: bystanders visible (--no-redact)"))
     if report.unconfirmed_warning:
         _print(f"unconfirmed: {report.unconfirmed_warning}")
     db.close()

@@ -214,3 +214,73 @@ def test_an_export_says_which_links_an_investigator_confirmed(db, tmp_path):
     html = report.html_path.read_text()
     assert ": where and when this person was seen</h1>" in html and "class='warning'" not in html
     assert "linked by an investigator's confirmation" in html
+
+
+def _sharpness(image) -> float:
+    """Variance of the Laplacian of a grey image region: high for edges (a face, a logo), low once blurred."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var()) if grey.size else 0.0
+
+
+@pytest.mark.slow
+def test_exports_blur_every_bystander_and_an_unredacted_export_keeps_the_source_pixels(db, tmp_path):
+    from models.detection import PersonDetector
+    from pipelines.mot_eval import box_iou
+    from storage.schema import Sighting
+    from tests.conftest import PLAIN_DETECTOR, _require
+
+    # the person of a camera where others are seen at the same time
+    identity = next(i for i in sorted(load_identities(db), key=lambda i: len(i.track_ids))
+                    if any(t.camera in ("cam1", "cam2") for t in get_tracks(db, i.track_ids).values()))
+    report = export_identity(db, identity.id, tmp_path / "redacted", clips=True)
+    summary = json.loads(report.json_path.read_text())
+    manifest = json.loads(report.manifest_path.read_text())
+    assert manifest["redaction"]["bystanders_blurred"] and "blurred" in manifest["redaction"]["method"]
+    assert "Bystanders" in report.html_path.read_text()
+
+    detector = PersonDetector(_require(PLAIN_DETECTOR))  # re-detects everyone in the source frames
+    checked = 0
+    for camera in summary["cameras"]:
+        for track in camera["tracks"]:
+            if not track["clip"]:
+                continue
+            source = cv2.VideoCapture(track["video"])
+            first = max(0, int((track["start_s_in_video"] - 1.0) * source.get(cv2.CAP_PROP_FPS)))
+            clip = cv2.VideoCapture(str(tmp_path / "redacted" / track["clip"]))
+            frames = int(clip.get(cv2.CAP_PROP_FRAME_COUNT))
+            with db.session() as session:
+                own = {s.frame_index: (s.x1, s.y1, s.x2, s.y2) for s in session.query(Sighting)
+                       .filter(Sighting.track_id == track["track_id"])}
+            analysed = sorted(f - first for f in own if 0 <= f - first < frames)  # frames with the person's box
+            for offset in analysed[::max(1, len(analysed) // 20)]:
+                clip.set(cv2.CAP_PROP_POS_FRAMES, offset)
+                source.set(cv2.CAP_PROP_POS_FRAMES, first + offset)
+                (ok_a, shown), (ok_b, original) = clip.read(), source.read()
+                if not (ok_a and ok_b):
+                    continue
+                people = detector.detect([original])[0]
+                boxes = people.xyxy[people.conf >= 0.5]
+                others = boxes[box_iou(boxes, [own[first + offset]])[:, 0] < 0.2] if len(boxes) else boxes
+                for x1, y1, x2, y2 in others.astype(int):
+                    region = (slice(max(0, y1), y2), slice(max(0, x1), x2))
+                    before, after = _sharpness(original[region]), _sharpness(shown[region])
+                    if before > 20:  # a person with detail to hide
+                        assert after < 0.35 * before, (track["track_id"], first + offset, before, after)
+                        checked += 1
+    assert checked >= 5  # bystanders were there, and every one of them is blurred
+
+    plain = export_identity(db, identity.id, tmp_path / "original", redact=False)
+    assert not json.loads(plain.manifest_path.read_text())["redaction"]["bystanders_blurred"]
+    crops = sorted((tmp_path / "original" / "crops").rglob("*.jpg"))
+    assert crops
+    videos = {t["track_id"]: t["video"] for c in summary["cameras"] for t in c["tracks"]}
+    with db.session() as session:
+        for crop_path in crops[:5]:
+            sighting = session.get(Sighting, int(crop_path.stem.rsplit("sighting", 1)[1]))
+            capture = cv2.VideoCapture(videos[sighting.track_id])
+            capture.set(cv2.CAP_PROP_POS_FRAMES, sighting.frame_index)
+            ok, frame = capture.read()
+            crop = cv2.imread(str(crop_path))
+            x1, y1 = int(sighting.x1), int(sighting.y1)
+            original = frame[y1:y1 + crop.shape[0], x1:x1 + crop.shape[1]].astype(float)
+            assert ok and abs(original - crop.astype(float)).mean() < 3.0  # the source pixels (JPEG 95)
