@@ -59,9 +59,14 @@ class ExportDialog(QDialog):
         row.addWidget(browse)
         self.clips = QCheckBox("Cut an H.264 clip of each track (camera, time, track and identity burned in)", self)
         self.clips.setChecked(True)
+        self.redact = QCheckBox("Blur everyone else (bystanders) in the crops and clips", self)
+        self.redact.setChecked(True)
+        self.redact.setToolTip("Off exports the source pixels, for a court that asks for the original; the "
+                               "manifest records which. The source footage is never changed.")
         form = QFormLayout(self)
         form.addRow("Folder", row)
         form.addRow("", self.clips)
+        form.addRow("", self.redact)
         form.addRow(QLabel("Writes an HTML case report, crops, JSON/CSV and a manifest.json with the SHA-256 of "
                            "every source video and exported file. Recorded in the audit log.", self))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -69,7 +74,7 @@ class ExportDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
-        self.resize(560, 180)
+        self.resize(560, 200)
 
     def _browse(self) -> None:
         chosen = QFileDialog.getExistingDirectory(self, "Export evidence to", self.folder.text())
@@ -91,7 +96,8 @@ class IdentitiesPanel(QWidget):
         labelRequested(identity_id, name, note): name an identity ("" removes the name).
         mergeRequested(identity_a, identity_b): merge two identities.
         splitRequested(identity_id, track_ids): split these tracks off into an identity of their own.
-        exportRequested(identity_id, folder, clips): export the identity's evidence.
+        exportRequested(identity_id, folder, clips, redact): export the identity's evidence (``redact``: blur
+            the bystanders).
     """
 
     seekRequested = Signal(int, float)
@@ -101,7 +107,7 @@ class IdentitiesPanel(QWidget):
     labelRequested = Signal(int, str, str)
     mergeRequested = Signal(int, int)
     splitRequested = Signal(int, list)
-    exportRequested = Signal(int, str, bool)
+    exportRequested = Signal(int, str, bool, bool)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -286,4 +292,4 @@ class IdentitiesPanel(QWidget):
         folder = dialog.folder.text().strip() if dialog.exec() else ""
         if folder:
             self.export_folder = str(Path(folder).parent)  # the next export goes next to this one
-            self.exportRequested.emit(identity.id, folder, dialog.clips.isChecked())
+            self.exportRequested.emit(identity.id, folder, dialog.clips.isChecked(), dialog.redact.isChecked())

@@ -127,10 +127,10 @@ def _label(db, identity_id: int, name: str, note: str):
     return label(db, identity_id, name or None, note)
 
 
-def _export(db, identity_id: int, folder: str, clips: bool, progress: Callable[[str], None]):
+def _export(db, identity_id: int, folder: str, clips: bool, progress: Callable[[str], None], redact: bool = True):
     from pipelines.service import export_identity
 
-    return export_identity(db, identity_id, Path(folder), clips=clips, on_progress=progress)
+    return export_identity(db, identity_id, Path(folder), clips=clips, on_progress=progress, redact=redact)
 
 
 def _overlap(db, cameras, overlapping: bool):
@@ -254,6 +254,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         #: The last change a feedback action made, kept in view after the next search's message replaces the
         #: temporary one (the full text is its tooltip).
+        self.unconfirmed_box: Optional[QMessageBox] = None  # the warning after exporting unconfirmed links
         self.change_label = QLabel("", self)
         self.change_label.setObjectName("lastChange")
         self.change_label.setMaximumWidth(520)
@@ -614,8 +615,9 @@ class MainWindow(QMainWindow):
                              on_done=lambda r: self._ask_about(r) or self._changed(r, "split"),
                              on_error=lambda msg: self._warn(f"Not split: {msg}"))
 
-    def export_evidence(self, identity_id: int, folder: str, clips: bool) -> None:
-        """Export identity ``identity_id``'s evidence into ``folder`` (case report, crops, manifest; clips)."""
+    def export_evidence(self, identity_id: int, folder: str, clips: bool, redact: bool = True) -> None:
+        """Export identity ``identity_id``'s evidence into ``folder`` (case report, crops, manifest; clips;
+        ``redact``: bystanders blurred)."""
         if self.db is None:
             return
         self.statusBar().showMessage(f"Exporting the evidence of identity {identity_id} to {folder}…")
@@ -632,8 +634,9 @@ class MainWindow(QMainWindow):
                 self.unconfirmed_box = box
                 box.open()
             self.exportFinished.emit(report)
-        self.background.submit(_export, self.db, identity_id, folder, clips, self._progress.emit, on_done=done,
-                         on_error=lambda msg: self._warn(f"The evidence could not be exported: {msg}"))
+        self.background.submit(_export, self.db, identity_id, folder, clips, self._progress.emit, redact,
+                               on_done=done,
+                               on_error=lambda msg: self._warn(f"The evidence could not be exported: {msg}"))
 
     def edit_overlaps(self) -> None:
         """Ask which cameras see a common area and store it."""
