@@ -129,10 +129,12 @@ class IdentitiesPanel(QWidget):
         self.thumbnail_view.setViewMode(QListView.ViewMode.IconMode)
         self.thumbnail_view.setFlow(QListView.Flow.LeftToRight)
         self.thumbnail_view.setWrapping(False)
-        self.thumbnail_view.setIconSize(QSize(64, 128))
-        self.thumbnail_view.setGridSize(QSize(150, 176))
+        self.thumbnail_view.setIconSize(QSize(56, 112))
+        self.thumbnail_view.setGridSize(QSize(140, 160))
         self.thumbnail_view.setTextElideMode(Qt.TextElideMode.ElideNone)
-        self.thumbnail_view.setMinimumHeight(120)  # scrolls on a small screen
+        # one row of thumbnails with their two-line captions, never cut; more thumbnails scroll sideways
+        self.thumbnail_view.setMinimumHeight(160 + self.thumbnail_view.horizontalScrollBar().sizeHint().height()
+                                             + 2 * self.thumbnail_view.frameWidth() + 4)
         self.thumbnail_view.setMovement(QListView.Movement.Static)
         self.thumbnail_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.thumbnail_view.doubleClicked.connect(self._thumbnail_activated)

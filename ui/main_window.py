@@ -30,6 +30,9 @@ from ui.live import LivePanel
 from ui.player import PlayerPanel
 from ui.results import QueryInfo, ResultsPanel
 
+#: Version of the dock layout ``saveState`` remembers (2: the cameras share the bottom with the identities).
+LAYOUT_VERSION = 2
+
 log = logging.getLogger(__name__)
 
 #: Matches fetched per search; the gallery filters them by camera and time.
@@ -76,9 +79,12 @@ def _overview(db):
 def _search(searcher, db, track_id: int):
     from pipelines.service import search_track
 
+    from pipelines.service import identities_of_tracks
+
     found = search_track(searcher, db, track_id, SEARCH_TOP_K)
     q = found.query
-    query = QueryInfo(track_id, q.camera, q.first_timestamp, q.last_timestamp, found.query_thumbnail)
+    query = QueryInfo(track_id, q.camera, q.first_timestamp, q.last_timestamp, found.query_thumbnail,
+                      identities_of_tracks(db, [track_id]).get(track_id))
     return query, [ResultItem.from_result(r) for r in found.results], found.elapsed_ms
 
 
@@ -217,12 +223,15 @@ class MainWindow(QMainWindow):
         self.cameras_panel = CamerasPanel(self)
         self.results_panel = ResultsPanel(self)
         self.identities_panel = IdentitiesPanel(self)
-        self.cameras_dock = self._dock("Cameras", self.cameras_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.cameras_panel.setMinimumWidth(200)
         self.results_panel.setMinimumWidth(280)
         self.results_dock = self._dock("Matches", self.results_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.identities_dock = self._dock("Identities", self.identities_panel,
                                           Qt.DockWidgetArea.BottomDockWidgetArea)
+        # the cameras share the bottom with the identities (a tab each): the player gets the window's whole width
+        # and the cameras table room for every column
+        self.cameras_dock = self._dock("Cameras", self.cameras_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.cameras_dock, self.identities_dock)
+        self.identities_dock.raise_()
         self.live_panel = LivePanel(self)
         self.live_dock = self._dock("Live", self.live_panel, Qt.DockWidgetArea.TopDockWidgetArea)
         self.live_dock.hide()
@@ -269,7 +278,7 @@ class MainWindow(QMainWindow):
                 else Qt.CursorShape.ArrowCursor))
         self.resize(1400, 900)
         # the player gets most of the window (a saved layout, restored later, wins)
-        self.resizeDocks([self.cameras_dock, self.results_dock], [230, 380], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.results_dock], [380], Qt.Orientation.Horizontal)
         self.resizeDocks([self.identities_dock], [300], Qt.Orientation.Vertical)
 
     def _dock(self, title: str, widget, area) -> QDockWidget:
@@ -354,7 +363,7 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         if isinstance(state, QByteArray):
-            self.restoreState(state)
+            self.restoreState(state, LAYOUT_VERSION)  # a layout saved by an older version is not restored
         grid = self.settings.value("player/grid", True)
         self.grid_action.setChecked(grid not in (False, "false"))
         skeletons = self.settings.value("player/skeletons", True)
@@ -363,7 +372,7 @@ class MainWindow(QMainWindow):
     def save_layout(self) -> None:
         """Remember the window geometry, docks and player options."""
         self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.settings.setValue("player/grid", self.grid_action.isChecked())
         self.settings.setValue("player/skeletons", self.skeleton_action.isChecked())
         if self.db is not None:  # a URL with a password is never written to the settings file
@@ -449,6 +458,7 @@ class MainWindow(QMainWindow):
             self.player.set_person_ranges([])
         if not cameras:
             self.statusBar().showMessage("This database is empty: File ▸ Add videos… ingests footage.")
+            self.cameras_dock.raise_()  # where Add videos… is
         if self._pending_moment is not None:
             camera, when = self._pending_moment
             self._pending_moment = None

@@ -32,6 +32,9 @@ COCO_LIMBS = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8
               (11, 12), (11, 13), (13, 15), (12, 14), (14, 16))
 #: Keypoints below this confidence are not drawn.
 KEYPOINT_MIN_CONFIDENCE = 0.3
+#: A skeleton is drawn over a person shown at least this tall (screen pixels); over a smaller one its lines would
+#: cover the person.
+SKELETON_MIN_HEIGHT = 90
 HIGHLIGHT = QColor(255, 200, 0)
 
 
@@ -328,7 +331,7 @@ class CameraView(QWidget):
         if self.timestamp >= KNOWN_TIME_FROM:
             text = f"{self.camera.name}  {format_time(self.timestamp)} {zone_label()}"
         else:
-            text = f"{self.camera.name}  {format_time(self.timestamp)} from start (time unknown)"
+            text = f"{self.camera.name}  {format_time(self.timestamp)} (time unknown)"
         if self.video is not None and self.frame_index >= 0:
             text += f"  frame {self.frame_index}"
         return text
@@ -336,13 +339,16 @@ class CameraView(QWidget):
     def caption_rect(self) -> QRectF:
         """Where the caption is drawn, widget pixels (kept free of people's labels)."""
         metrics = self.fontMetrics()
-        return QRectF(4, 4, metrics.horizontalAdvance(self.caption_text()) + 12, metrics.height() + 6)
+        return QRectF(4, 4, min(metrics.horizontalAdvance(self.caption_text()) + 12, max(40, self.width() - 8)),
+                      metrics.height() + 6)
 
     def _draw_caption(self, painter: QPainter) -> None:
         box = self.caption_rect()
         painter.fillRect(box, QColor(0, 0, 0, 170))
         painter.setPen(QColor(255, 255, 255))
-        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self.caption_text())
+        text = painter.fontMetrics().elidedText(self.caption_text(), Qt.TextElideMode.ElideRight,
+                                                int(box.width()) - 8)  # a narrow tile: "…" instead of a cut
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
 
     def _draw_people(self, painter: QPainter, target: QRectF) -> None:
         overlay = self.overlays.get(self.video.id)
@@ -358,7 +364,7 @@ class CameraView(QWidget):
             x1, y1, x2, y2 = (float(v) for v in overlay.boxes[row])
             rect = QRectF(target.left() + x1 * scale, target.top() + y1 * scale, (x2 - x1) * scale,
                           (y2 - y1) * scale)
-            if self.show_skeletons:
+            if self.show_skeletons and rect.height() >= SKELETON_MIN_HEIGHT:
                 self._draw_skeleton(painter, overlay.keypoints[row], target, scale, colour)
             painter.setPen(QPen(colour, 4 if highlighted else 2))
             painter.setBrush(Qt.BrushStyle.NoBrush)

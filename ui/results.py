@@ -31,6 +31,7 @@ class QueryInfo:
     first_timestamp: float
     last_timestamp: float
     thumbnail: Optional[bytes]
+    identity_id: Optional[int] = None  # the query track's identity (None: in none, or an image)
 
 
 #: Timestamps before 1990 are seconds into a video whose wall-clock start is unknown (``format_time``).
@@ -85,7 +86,12 @@ class ResultsPanel(QWidget):
         self.before_edit = QDateTimeEdit(self)
         for edit in (self.after_edit, self.before_edit):
             edit.setDisplayFormat("yyyy-MM-dd HH:mm:ss")
+            # before the first search there is no time to show (not Qt's 2000-01-01): the minimum shows as text
+            edit.setMinimumDateTime(QDateTime.fromMSecsSinceEpoch(-2208988800000, QTimeZone.utc()))  # 1900
+            edit.setSpecialValueText("after a search")
+            edit.setDateTime(edit.minimumDateTime())
             edit.dateTimeChanged.connect(self._apply_filters)
+        self.time_filter.setEnabled(False)
         camera_row = QHBoxLayout()
         camera_row.addWidget(self.camera_filter)
         camera_row.addStretch(1)
@@ -152,7 +158,8 @@ class ResultsPanel(QWidget):
         if query.track_id is None:
             self.query_label.setText(f"<b>Image</b> {query.camera}")
         else:
-            self.query_label.setText(f"<b>Track {query.track_id}</b> on {query.camera}<br>"
+            identity = f", identity {query.identity_id}" if query.identity_id is not None else ", in no identity"
+            self.query_label.setText(f"<b>Track {query.track_id}</b> on {query.camera}{identity}<br>"
                                      f"{format_time(query.first_timestamp)} – {format_time(query.last_timestamp)}")
         self.model.set_items(items)
         cameras = sorted({i.camera for i in items})
@@ -167,10 +174,12 @@ class ResultsPanel(QWidget):
             relative = high < _RELATIVE_BEFORE
             for edit, value in ((self.after_edit, low), (self.before_edit, high)):
                 edit.blockSignals(True)
+                edit.setSpecialValueText("")  # a real time from now on
                 edit.setTimeZone(QTimeZone.utc() if relative else QTimeZone.systemTimeZone())
                 edit.setDisplayFormat("HH:mm:ss" if relative else "yyyy-MM-dd HH:mm:ss")
                 edit.setDateTime(_to_datetime(value))
                 edit.blockSignals(False)
+        self.time_filter.setEnabled(bool(items))
         self.time_filter.setChecked(False)
         self._apply_filters()
         other = sum(i.camera != query.camera for i in items)

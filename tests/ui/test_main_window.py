@@ -236,3 +236,32 @@ def test_a_search_does_not_wait_behind_slow_background_work(qtbot, lab_window):
     finally:
         release.set()
         window.background.wait()
+
+
+def test_the_default_window_shows_every_column_caption_and_the_query_identity(qtbot, lab_window):
+    from storage.identities import identities_of_tracks
+
+    window = lab_window  # the default 1400 x 900 window
+    panel = window.results_panel
+    # before any search the time filter says so instead of showing Qt's default date (2000-01-01)
+    assert panel.after_edit.text() == "after a search" and not panel.time_filter.isEnabled()
+    query = _click_first_person(qtbot, window)
+    identity = identities_of_tracks(window.db, [query]).get(query)
+    words = f"identity {identity}" if identity is not None else "in no identity"
+    assert f"Track {query}</b> on cam0, {words}" in panel.query_label.text()
+    assert panel.time_filter.isEnabled() and "2000" not in panel.after_edit.text() + panel.before_edit.text()
+    # the cameras table has room for every column, state included
+    window.cameras_dock.raise_()
+    table = window.cameras_panel.table
+    qtbot.waitUntil(lambda: table.isVisible() and table.viewport().width() > 0, timeout=5000)
+    header = table.horizontalHeader()
+    last = header.logicalIndex(header.count() - 1)
+    assert header.sectionViewportPosition(last) + 40 <= table.viewport().width()
+    # an identity's thumbnails show whole, captions included
+    window.identities_dock.raise_()
+    view = window.identities_panel.thumbnail_view
+    qtbot.waitUntil(view.isVisible, timeout=5000)
+    assert view.viewport().height() >= view.gridSize().height()
+    # a tile's caption never runs past the tile
+    tile = window.player.views[_camera_id(window, "cam0")]
+    assert tile.caption_rect().right() <= tile.width()
