@@ -6,6 +6,8 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from reid_app.timefmt import format_time
+
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #1d1d1f; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
@@ -52,10 +54,8 @@ def _why(match: dict | None) -> str:
 def _tick_label(record: dict, offset_s: float) -> str:
     """A time-axis label ``offset_s`` after the timeline's start: local clock time, or seconds into the video."""
     if record.get("start_local"):
-        from datetime import datetime
-
-        when = datetime.fromisoformat(record["start_local"]).timestamp() + offset_s
-        return datetime.fromtimestamp(when).astimezone().strftime("%H:%M:%S")
+        text = format_time(record["start_timestamp"] + offset_s)  # never raises, even on an absurd stored time
+        return text[11:19] if len(text) >= 19 and text[4] == "-" else text
     return f"{record['start_s_in_video'] + offset_s:.0f} s"
 
 
