@@ -306,8 +306,8 @@ def split(db: Database, identity_id: int, track_ids: Sequence[int]) -> Clusterin
         record(tx, "split", identity=identity_id, moved=moved, kept=kept, before=before,
                after=_verdicts_of(tx, across))
     report = cluster_identities(db, identity.model_id, reason="feedback", around=identity.track_ids)
-    lines = [f"tracks {', '.join(map(str, moved))} split off identity {identity_id}: {len(across)} pairs "
-             f"rejected across"]
+    lines = [f"track{'s' if len(moved) > 1 else ''} {', '.join(map(str, moved))} split off identity "
+             f"{identity_id}: {len(across)} pair{'s' if len(across) > 1 else ''} rejected across"]
     if overridden:
         lines.append("earlier confirmations replaced by rejections: " + ", ".join(
             f"{v.track_a}-{v.track_b}" for v in overridden))

@@ -148,7 +148,7 @@ def test_name_merge_split_and_undo_from_the_app(qtbot, lab_window):
     if len(big.track_ids) >= 2:
         moved = big.track_ids[-1]
         said = _change(qtbot, window, panel.splitRequested.emit, big.id, [moved])
-        assert f"tracks {moved} split off identity {big.id}" in said
+        assert f"track {moved} split off identity {big.id}" in said
         holder = next(i for i in panel.model.items() if moved in i.track_ids)
         assert holder.track_ids == [moved]
         assert big.id in [i.id for i in panel.model.items()]  # the kept tracks keep the identity's id
