@@ -45,6 +45,10 @@ class LabelDialog(QDialog):
         return self.name.text().strip(), self.note.toPlainText().strip()
 
 
+#: Height of a thumbnail's cell (pixels): the 112 px image and its three caption lines (track, camera, time).
+THUMBNAIL_CELL_HEIGHT = 182
+
+
 class ExportDialog(QDialog):
     """Where to write an identity's evidence, and whether to cut H.264 clips from the source videos."""
 
@@ -128,13 +132,14 @@ class IdentitiesPanel(QWidget):
         self.thumbnail_view.setModel(self.thumbnails)
         self.thumbnail_view.setViewMode(QListView.ViewMode.IconMode)
         self.thumbnail_view.setFlow(QListView.Flow.LeftToRight)
-        self.thumbnail_view.setWrapping(False)
+        self.thumbnail_view.setWrapping(True)  # rows of thumbnails beside the timeline, scrolling down
+        self.thumbnail_view.setResizeMode(QListView.ResizeMode.Adjust)
         self.thumbnail_view.setIconSize(QSize(56, 112))
-        self.thumbnail_view.setGridSize(QSize(140, 160))
+        self.thumbnail_view.setGridSize(QSize(140, THUMBNAIL_CELL_HEIGHT))
         self.thumbnail_view.setTextElideMode(Qt.TextElideMode.ElideNone)
-        # one row of thumbnails with their two-line captions, never cut; more thumbnails scroll sideways
-        self.thumbnail_view.setMinimumHeight(160 + self.thumbnail_view.horizontalScrollBar().sizeHint().height()
-                                             + 2 * self.thumbnail_view.frameWidth() + 4)
+        # at least one row of thumbnails with their two-line captions, never cut; more rows scroll down
+        self.thumbnail_view.setMinimumHeight(THUMBNAIL_CELL_HEIGHT + 2 * self.thumbnail_view.frameWidth() + 4)
+        self.thumbnail_view.setMinimumWidth(2 * 140 + self.thumbnail_view.verticalScrollBar().sizeHint().width())
         self.thumbnail_view.setMovement(QListView.Movement.Static)
         self.thumbnail_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.thumbnail_view.doubleClicked.connect(self._thumbnail_activated)
@@ -160,8 +165,14 @@ class IdentitiesPanel(QWidget):
         detail_layout = QVBoxLayout(detail)
         detail_layout.setContentsMargins(0, 0, 0, 0)
         detail_layout.addWidget(self.caption)
-        detail_layout.addWidget(self.timeline)
-        detail_layout.addWidget(self.thumbnail_view)
+        # the timeline and the thumbnails side by side: the bottom dock stays low and the player keeps its height
+        beside = QSplitter(Qt.Orientation.Horizontal, detail)
+        beside.addWidget(self.timeline)
+        beside.addWidget(self.thumbnail_view)
+        beside.setStretchFactor(0, 1)
+        beside.setStretchFactor(1, 1)
+        beside.setSizes([500, 450])  # room for three thumbnails in a row
+        detail_layout.addWidget(beside, 1)
         detail_layout.addLayout(buttons)
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(self.table)

@@ -279,7 +279,7 @@ class MainWindow(QMainWindow):
         self.resize(1400, 900)
         # the player gets most of the window (a saved layout, restored later, wins)
         self.resizeDocks([self.results_dock], [380], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.identities_dock], [300], Qt.Orientation.Vertical)
+        self.resizeDocks([self.identities_dock], [250], Qt.Orientation.Vertical)
 
     def _dock(self, title: str, widget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
