@@ -480,5 +480,6 @@ def open_database(location: Union[str, Path], create: bool = True) -> Database:
         raise DatabaseError(f"cannot open database {shown}: {storage_error_text(exc, path)}") from None
     except ImportError as exc:
         raise DatabaseError(f"cannot open database {shown}: its driver is not installed ({exc.name or exc}); "
-                            f"install it, e.g. 'pip install psycopg2-binary' for postgresql://") from None
+                            f"install it, e.g. 'pip install \"psycopg[binary]\"' for postgresql:// (psycopg 3, "
+                            f"which reid-app uses)") from None
     return Database(engine=engine, sessions=sessions, location=shown, path=path, url=text_)
