@@ -3,6 +3,8 @@ RTSP stream, each playable on its own, holding exactly the frames that were anal
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import av
 import numpy as np
 import pytest
@@ -107,7 +109,7 @@ def test_the_segment_being_written_already_plays_back_its_analysed_frames(rtsp_s
     assert len(_decoded(recorder.segments[0].path)) >= 40  # and the closed file holds all of it
 
 
-def _two_sizes_ts(out) -> "Path":
+def _two_sizes_ts(out) -> Path:
     """An MPEG-TS stream that changes picture size mid-way (as a camera switched from main to sub stream does):
     3 s at 320x240 then 3 s at 160x120, keyframe every second, 10 frames/s (two encodes joined byte for byte)."""
     from fractions import Fraction

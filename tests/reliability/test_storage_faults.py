@@ -3,13 +3,10 @@ files, URLs, snapshot reads and unusable embeddings (issue 12: defects 2, 4, 5, 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 from pathlib import Path
 import resource
-import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -23,7 +20,7 @@ from reid_app.errors import DatabaseError
 from storage.database import integrity_problems, open_database
 from storage.identities import replace_identities
 from storage.repository import (
-    LeaseLostError, VideoBusyError, VideoInfo, VideoWriter, begin_video, count_rows, find_video,
+    LeaseLostError, VideoBusyError, VideoWriter, begin_video, count_rows, find_video,
     get_or_create_model, reclaim_abandoned,
 )
 from storage.schema import Video
