@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import fcntl
 import hashlib
 import logging
 import os
@@ -38,6 +37,7 @@ from typing import Callable, Optional
 
 import av
 import numpy as np
+from filelock import FileLock, Timeout
 from sqlalchemy.exc import SQLAlchemyError
 
 from models.encoders import ReIDEncoder
@@ -255,7 +255,7 @@ class LiveSite:
             self._cameras.append(_LiveCamera(config, recorder, CameraStatus(config.name, config.shown_url)))
         self.model_id = 0
         self._retention_runs: list[RetentionReport] = []
-        self._locks: list = []  # open lock files of _hold_cameras
+        self._locks: list = []  # the cameras' held locks (filelock.FileLock) of _hold_cameras
         self._database_retry_at = 0.0
         self._database_backoff_s = 0.0
         self._database_error: Optional[str] = None
@@ -348,8 +348,8 @@ class LiveSite:
             try:
                 self._shutdown()
             finally:
-                for handle in self._locks:
-                    handle.close()
+                for lock in self._locks:
+                    lock.release()
         for cam in self._cameras:
             cam.status.state = "stopped"
         statuses = self.statuses()
@@ -369,22 +369,20 @@ class LiveSite:
         for cam in self._cameras:
             folder = self.recorder_folder(cam.config.name)
             folder.mkdir(parents=True, exist_ok=True)
-            handle = open(folder / ".watch.lock", "a+")
+            lock = FileLock(folder / ".watch.lock", timeout=0)  # an OS lock: gone with the process, on any system
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "?"
-                handle.close()
+                lock.acquire()
+            except Timeout:
+                try:
+                    holder = (folder / ".watch.pid").read_text().strip() or "?"
+                except OSError:
+                    holder = "?"
                 for other in self._locks:
-                    other.close()
+                    other.release()
                 raise UsageError(f"camera {cam.config.name} is already watched by another reid-app (process "
                                  f"{holder}) recording into {folder}; stop that one first") from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(str(os.getpid()))
-            handle.flush()
-            self._locks.append(handle)
+            (folder / ".watch.pid").write_text(str(os.getpid()))
+            self._locks.append(lock)
 
     def _database_down(self, exc: BaseException) -> None:
         """The database cannot be written: keep recording and keep what was analysed, try again with backoff (1 s,

@@ -23,7 +23,6 @@ Nothing here knows what the rows mean (``storage.vector_index`` does).
 from __future__ import annotations
 
 import errno
-import fcntl
 import io
 import json
 import os
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import numpy as np
+from filelock import FileLock
 
 FORMAT = 2
 #: Bytes covered by one CRC-32 of a row file's checks.
@@ -77,13 +77,10 @@ class IndexFolder:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the folder's exclusive writer lock (blocks while another process holds it)."""
-        with open(self.path / "lock", "a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        """Hold the folder's exclusive writer lock (blocks while another process holds it; ``filelock``: an OS lock
+        on Linux, macOS and Windows, released when the process dies)."""
+        with FileLock(self.path / "lock"):
+            yield
 
     def read_manifest(self) -> Optional[dict]:
         """The manifest, or None when there is none or it is unreadable (the index is then rebuilt)."""
@@ -110,12 +107,15 @@ class IndexFolder:
         with open(path, "a+b") as handle:
             size = os.fstat(handle.fileno()).st_size
             if size < capacity * row_bytes:
+                allocate = getattr(os, "posix_fallocate", None)  # Linux; macOS and Windows have none
                 try:
-                    os.posix_fallocate(handle.fileno(), size, capacity * row_bytes - size)
+                    if allocate is None:
+                        raise OSError(errno.EOPNOTSUPP, "no posix_fallocate on this system")
+                    allocate(handle.fileno(), size, capacity * row_bytes - size)
                 except OSError as exc:
                     if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
                         raise
-                    handle.truncate(capacity * row_bytes)  # a file system without fallocate
+                    handle.truncate(capacity * row_bytes)  # a file system or system without fallocate
         return np.memmap(path, dtype=dtype, mode="r+", shape=(capacity, width))
 
     def existing_rows(self, name: str, dtype: np.dtype, width: int, capacity: int) -> np.memmap:

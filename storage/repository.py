@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
+import psutil
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -65,13 +66,10 @@ def owner_alive(owner: Optional[str], heartbeat_at: Optional[float], now: Option
     host, pid = _owner_parts(owner)
     if host != socket.gethostname():
         return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError, OverflowError):
+    try:  # psutil: a probe that also works on Windows (os.kill(pid, 0) would end the process there)
+        return psutil.pid_exists(int(pid))
+    except (ValueError, OverflowError):
         return True
-    return True
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:
