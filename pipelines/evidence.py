@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from importlib.metadata import PackageNotFoundError, version
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,7 +43,6 @@ from pipelines.identities import join_ranges
 from pipelines.redaction_media import METHOD as REDACTION_METHOD, BystanderBoxes
 from pipelines.sampling import evenly_spaced
 from pipelines.video import file_safe_name
-from reid_app import __version__
 from reid_app.errors import UsageError
 from reid_app.neutralise import csv_cell
 from reid_app.timefmt import KNOWN_TIME_FROM
@@ -54,6 +54,14 @@ from storage.repository import get_model, get_tracks, model_layout, sighting_key
 from storage.schema import SCHEMA_VERSION, Sighting, Track, Video
 
 log = logging.getLogger(__name__)
+
+
+def _reid_app_version() -> str:
+    """The installed reid-app's version (package metadata), or "unknown" when it runs from an uninstalled tree."""
+    try:
+        return version("reid-app")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 
@@ -214,7 +222,7 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
         "model": {"id": identity.model_id, "name": model.name if model else None,
                   "checkpoint_hash": model.checkpoint_hash if model else None},
         "database": db.location, "exported_at": iso(datetime.now(timezone.utc).timestamp()),
-        "reid_app_version": __version__,
+        "reid_app_version": _reid_app_version(),
         "time_zone": datetime.now().astimezone().strftime("%Z (UTC%z)")
         if any(videos[t].start_time >= KNOWN_TIME_FROM for t in tracks) else
         "time unknown (the footage has no start time: times are seconds into each video)",
@@ -354,7 +362,8 @@ def _check_out_dir(db: Database, out_dir: Path) -> None:
 def _manifest(db: Database, summary: dict, sources: list[dict], out_dir: Path, report: EvidenceReport) -> dict:
     """The manifest: the export's facts, the source videos' hashes and the SHA-256 of every file written."""
     files = sorted(set(report.written))
-    return {"reid_app_version": __version__, "created_at": summary["exported_at"], "identity": summary["identity"],
+    return {"reid_app_version": summary["reid_app_version"], "created_at": summary["exported_at"],
+            "identity": summary["identity"],
             "model": summary["model"], "database": {"location": db.location, "schema_version": SCHEMA_VERSION},
             "sources": sources, "redaction": summary["redaction"], "notes": report.notes,
             "files": [{"path": str(p.relative_to(out_dir)), "bytes": p.stat().st_size, "sha256": sha256_file(p)}

@@ -21,7 +21,7 @@ from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
-from reid_app.ingest_runner import IngestChoices
+from pipelines.ingest_choices import IngestChoices
 from ui.cameras import VIDEO_FILTER, CamerasPanel, IngestDialog, OverlapDialog
 from ui.identities import IdentitiesPanel
 from ui.item_models import ResultItem, ThumbnailItem
@@ -819,9 +819,13 @@ class MainWindow(QMainWindow):
         box.open()  # not exec(): never blocks the event loop (or a test)
 
     def _about(self) -> None:
-        from reid_app import __version__
+        from importlib.metadata import PackageNotFoundError, version
 
+        try:
+            installed = version("reid-app")
+        except PackageNotFoundError:  # run from a tree that was never installed
+            installed = "(not installed)"
         QMessageBox.about(self, "About reid-app",
-                          f"<b>reid-app {__version__}</b><p>Multi-camera person re-identification: click a person, "
+                          f"<b>reid-app {installed}</b><p>Multi-camera person re-identification: click a person, "
                           f"see everywhere they appear.</p><p>Database: {self.db.location if self.db else 'none'}"
                           f"<br>Device: {self.services.device}</p>")
