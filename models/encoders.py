@@ -109,6 +109,9 @@ class ReIDEncoder(ABC):
 
     def __init__(self, batch_size: int = 64):
         self.batch_size = max(1, int(batch_size))
+        # one call at a time: a tracker's appearance cue (camera threads) shares the encoder with the ingest's
+        # encoding, and an inference request serves one call at once
+        self._encode_lock = threading.Lock()
 
     def encode(self, crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray] = None) -> np.ndarray:
         """Embed person crops.
@@ -123,9 +126,7 @@ class ReIDEncoder(ABC):
         if len(crops) == 0:
             return np.zeros((0, self.dims), dtype=np.float32)
         out = []
-        # one call at a time: a tracker's appearance cue (camera threads) shares the encoder with the ingest's
-        # encoding, and an inference request serves one call at once (dict.setdefault is atomic in CPython)
-        with self.__dict__.setdefault("_encode_lock", threading.Lock()):
+        with self._encode_lock:
             for start in range(0, len(crops), self.batch_size):
                 stop = start + self.batch_size
                 out.append(self._encode_batch(crops[start:stop],

@@ -9,6 +9,7 @@ person-frames were lost; without it and with matching down to IoU 0.1 (``match_t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -93,10 +94,11 @@ def _tracker_config(name: str):
     return IterableSimpleNamespace(**config)
 
 
-def _appearance_botsort(config, embedder: BoxEmbedder):
-    """Ultralytics' BoT-SORT with ``embedder`` as its re-id encoder, embedding only the high-score boxes: the
-    low-score ones of ByteTrack's second association are matched by IoU alone (Zhang et al., "ByteTrack", ECCV
-    2022, Sec. 3), so their embeddings would never be read."""
+@functools.cache
+def _appearance_botsort_class():
+    """Ultralytics' BoT-SORT embedding only the high-score boxes: the low-score ones of ByteTrack's second
+    association are matched by IoU alone (Zhang et al., "ByteTrack", ECCV 2022, Sec. 3), so their embeddings would
+    never be read. Made on first use (Ultralytics is imported only when a tracker is built)."""
     from ultralytics.trackers.bot_sort import BOTSORT
 
     class AppearanceBOTSORT(BOTSORT):
@@ -105,7 +107,12 @@ def _appearance_botsort(config, embedder: BoxEmbedder):
                 img = None
             return super().init_track(results, img)
 
-    tracker = AppearanceBOTSORT(args=config)
+    return AppearanceBOTSORT
+
+
+def _appearance_botsort(config, embedder: BoxEmbedder):
+    """A :func:`_appearance_botsort_class` tracker with ``embedder`` as its re-id encoder."""
+    tracker = _appearance_botsort_class()(args=config)
     tracker.args.with_reid = True
     tracker.encoder = embedder
     return tracker

@@ -123,10 +123,11 @@ def write_case_report(path: Path, summary: dict) -> Path:
                      "by body part)</th></tr>")
         for t in camera["tracks"]:
             clip = f"<a href='{escape(t['clip'])}'>clip</a>" if t.get("clip") else ""
+            link_class, link_words = _link(t)
             parts.append(f"<tr><td>{t['track_id']}</td><td>{t['local_track_id']}</td><td>{escape(_when(t, 'start'))}"
                          f"</td><td>{escape(_when(t, 'end'))}</td><td>{t['sightings']}</td>"
                          f"<td>{escape(Path(t['video']).name)}</td><td>{clip}</td>"
-                         f"<td class='{_link(t)[0]}'>{escape(_link(t)[1])}</td>"
+                         f"<td class='{link_class}'>{escape(link_words)}</td>"
                          f"<td>{escape(_why(t.get('match')))}</td></tr>")
         parts.append("</table><div class='thumbs'>")
         for t in camera["tracks"]:

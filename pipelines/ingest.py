@@ -25,13 +25,13 @@ from models.pose import PoseEstimator
 from pipelines.camera import CameraPipeline
 from pipelines.motion import MotionGateConfig
 from pipelines.quality import DuplicateConfig, QualityConfig, SkeletonCheckConfig, StaticTrackConfig
-from pipelines.track_cleanup import TrackCleanup, clean_up_tracks
+from pipelines.track_cleanup import TrackCleanup, clean_up_tracks, unencoded_reasons
 from pipelines.sampling import SamplingConfig
 from pipelines.video import VideoSource, fingerprint
 from sqlalchemy.exc import SQLAlchemyError
 
 from reid_app.errors import DatabaseError, ReidAppError
-from reid_app.types import CameraSummary, Observation
+from reid_app.types import CameraSummary, Observation, StageTimes
 from storage.database import Database, storage_error_text
 from storage.repository import (HEARTBEAT_S, LeaseLostError, VideoInfo, VideoWriter, begin_video, delete_video,
                                 find_video, get_or_create_model, reclaim_abandoned, renew_leases,
@@ -116,6 +116,17 @@ class IngestProgress:
 
 TrackerFactory = Callable[[], PersonTracker]
 PoseFactory = Callable[[PersonTracker], PoseEstimator]
+
+
+@dataclass
+class _Done:
+    """What a camera thread reports when its video is analysed to the end."""
+
+    times: StageTimes
+    warning: Optional[str]  # the video source's warning (e.g. frames lost), or None
+    frames_skipped: int  # analysed frames that skipped detection (no motion)
+    duplicates_dropped: int  # second boxes of a person already boxed in their frame
+    estimates_pose: bool  # the camera's people got pose estimates
 
 
 @dataclass
@@ -280,8 +291,8 @@ def _camera_thread(index: int, cam: _Camera, make_tracker: TrackerFactory, make_
                                   options.sampling, num_parts, options.motion, options.pose_interval_s,
                                   options.duplicates)
         times = pipeline.run(lambda obs, n: put(("obs", index, obs, n)), stopped)
-        put(("done", index, times, cam.source.warning, pipeline.frames_skipped, pipeline.duplicates_dropped,
-             pipeline.estimates_pose))
+        put(("done", index, _Done(times, cam.source.warning, pipeline.frames_skipped, pipeline.duplicates_dropped,
+                                  pipeline.estimates_pose)))
     except ReidAppError as exc:
         put(("error", index, str(exc)))
     except Exception as exc:  # a failing camera must not stop the others
@@ -318,7 +329,8 @@ def _consume(cameras: list[_Camera], events: queue.Queue, encoder: ReIDEncoder, 
             selected = 0
             if cam.done:
                 continue
-            cam.summary.times.add(item[2])
+            done: _Done = item[2]
+            cam.summary.times.add(done.times)
             t0 = time.perf_counter()
             try:
                 status = cam.writer.finish(cam.frames_analysed, cam.source.frames_lost,
@@ -327,25 +339,24 @@ def _consume(cameras: list[_Camera], events: queue.Queue, encoder: ReIDEncoder, 
                 _fail(cam, str(exc), progress)
                 active -= 1
                 continue
-            cleanup = clean_up_tracks(cam.writer.db, cam.writer.video_id, options.quality,
-                                      options.skeleton if item[6] else SkeletonCheckConfig(min_attempts=0),
-                                      options.static)
+            cleanup = clean_up_tracks(cam.writer.db, cam.writer.video_id, options.quality, options.skeleton,
+                                      options.static, done.estimates_pose)
             cam.cleanup = cleanup
             cam.summary.times.store += time.perf_counter() - t0
             cam.summary.status = "done"
-            cam.summary.frames_skipped = item[4]
-            notes = [item[3] or ""]
-            if item[4]:
-                notes.append(f"{item[4]} of {cam.frames_analysed} frames without motion skipped detection")
-            if item[5]:
-                notes.append(f"{item[5]} duplicate box{'es' if item[5] > 1 else ''} of a person already boxed in "
-                             f"the same frame dropped")
+            cam.summary.frames_skipped = done.frames_skipped
+            notes = [done.warning or ""]
+            if done.frames_skipped:
+                notes.append(f"{done.frames_skipped} of {cam.frames_analysed} frames without motion skipped "
+                             f"detection")
+            if done.duplicates_dropped:
+                notes.append(f"{done.duplicates_dropped} duplicate box{'es' if done.duplicates_dropped > 1 else ''} "
+                             f"of a person already boxed in the same frame dropped")
             notes += cleanup.notes()
             short, long_ = unencoded_tracks(cam.writer.db, cam.writer.video_id)
             if short or long_:
-                notes.append(f"{short + long_} track(s) without a descriptor, so not searchable ({short} lasting "
-                             f"under 1 s; {long_} never showing a crop big enough to encode: under 24 px tall "
-                             f"or 8 px wide)")
+                notes.append(f"{short + long_} track(s) without a descriptor, so not searchable "
+                             f"({unencoded_reasons(short, long_, options.quality)})")
             if status != "complete":
                 notes.append(f"stored as {status}")
             if cam.writer.rejected_embeddings:

@@ -80,7 +80,7 @@ def box_can_pass(box: np.ndarray, frame_width: int, frame_height: int,
     is too small or cut by the frame border, so its crop is never encoded whatever its pose (the pipeline then
     spends no pose estimate on it)."""
     x1, y1, x2, y2 = (float(v) for v in box)
-    if y2 - y1 < config.min_height or x2 - x1 < config.min_width:
+    if not _big_enough(box, config):
         return False
     m = config.border_margin
     return not (x1 <= m or y1 <= m or x2 >= frame_width - m or y2 >= frame_height - m)
@@ -107,8 +107,17 @@ def crop_quality(detection: Detection, frame_width: int, frame_height: int,
         visibility = float(np.mean(detection.keypoints[:, 2] >= config.keypoint_confidence))
         if visibility < config.min_visible_fraction:
             return 0.0
-    size = min(1.0, float(detection.box[3] - detection.box[1]) / config.full_size_height)
-    return max(1e-3, float(detection.score) * visibility * size)
+    return max(1e-3, float(detection.score) * visibility * _size_factor(detection.box, config))
+
+
+def _big_enough(box: np.ndarray, config: QualityConfig) -> bool:
+    """A box (xyxy, pixels) at least ``min_height`` tall and ``min_width`` wide: a crop worth encoding at all."""
+    return float(box[3] - box[1]) >= config.min_height and float(box[2] - box[0]) >= config.min_width
+
+
+def _size_factor(box: np.ndarray, config: QualityConfig) -> float:
+    """``height / full_size_height``, at most 1: how much a crop of this size counts."""
+    return min(1.0, float(box[3] - box[1]) / config.full_size_height)
 
 
 def fallback_quality(detection: Detection, config: QualityConfig = QualityConfig()) -> float:
@@ -116,10 +125,9 @@ def fallback_quality(detection: Detection, config: QualityConfig = QualityConfig
     every real track gets a descriptor, see ``pipelines.sampling``): 0 when the box is too small to encode at all,
     else ``1e-4 x score x size factor``, below any accepted crop's (at least ``1e-3``) so that it counts for
     almost nothing beside one."""
-    x1, y1, x2, y2 = (float(v) for v in detection.box)
-    if y2 - y1 < config.min_height or x2 - x1 < config.min_width:
+    if not _big_enough(detection.box, config):
         return 0.0
-    return max(1e-6, 1e-4 * float(detection.score) * min(1.0, (y2 - y1) / config.full_size_height))
+    return max(1e-6, 1e-4 * float(detection.score) * _size_factor(detection.box, config))
 
 
 @dataclass

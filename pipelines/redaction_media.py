@@ -41,6 +41,8 @@ class BystanderBoxes:
     _boxes: dict[int, np.ndarray] = field(default_factory=dict, init=False)
 
     def __post_init__(self):
+        self._hold = max(1, int(round(self.hold_s * self.fps)))  # frames
+        self._gap = max(1, int(round(self.max_gap_s * self.fps)))
         for track, rows in self.tracks.items():
             rows = sorted(rows)
             self._frames[track] = np.array([f for f, _ in rows], np.int64)
@@ -48,8 +50,7 @@ class BystanderBoxes:
 
     def at(self, frame_index: int) -> list[np.ndarray]:
         """The bystanders' boxes (``float64 [4]`` xyxy, pixels) in frame ``frame_index``."""
-        hold = max(1, int(round(self.hold_s * self.fps)))
-        gap = max(1, int(round(self.max_gap_s * self.fps)))
+        hold, gap = self._hold, self._gap
         out = []
         for track, frames in self._frames.items():
             if not len(frames) or frame_index < frames[0] - hold or frame_index > frames[-1] + hold:

@@ -46,6 +46,12 @@ class _Window:
 CropMaker = Callable[[Observation], "tuple[np.ndarray, np.ndarray]"]
 
 
+def _drop_crop(obs: Optional[Observation]) -> None:
+    """Give back an observation's crop (it will not be encoded); returns None, for ``window.fallback = ...``."""
+    if obs is not None:
+        obs.crop = obs.part_boxes = None
+
+
 class TrackSampler:
     """Buffers one camera's observations per track and releases them window by window (module docstring)."""
 
@@ -69,14 +75,11 @@ class TrackSampler:
         window.observations.append(obs)
         if obs.quality > 0:
             self._keep_best(window, obs, make_crop)
-            if window.fallback is not None:
-                window.fallback.crop = window.fallback.part_boxes = None
-                window.fallback = None
+            window.fallback = _drop_crop(window.fallback)  # an accepted crop makes the fallback needless
         elif obs.fallback > 0 and track not in self._encoded and not any(
                 o.crop is not None for o in window.observations if o is not window.fallback):
             if window.fallback is None or obs.fallback > window.fallback.fallback:
-                if window.fallback is not None:
-                    window.fallback.crop = window.fallback.part_boxes = None
+                _drop_crop(window.fallback)
                 obs.crop, obs.part_boxes = make_crop(obs)
                 window.fallback = obs
         return released
@@ -88,7 +91,7 @@ class TrackSampler:
             return
         worst = min(holders, key=lambda o: o.quality)
         if obs.quality > worst.quality:
-            worst.crop, worst.part_boxes = None, None
+            _drop_crop(worst)
             obs.crop, obs.part_boxes = make_crop(obs)
 
     def _close(self, track: int, seen_until: Optional[float] = None) -> list[Observation]:
@@ -102,7 +105,7 @@ class TrackSampler:
             if lasted >= self.config.min_track_s - 1e-6:
                 fallback.quality = fallback.fallback
             else:
-                fallback.crop = fallback.part_boxes = None
+                _drop_crop(fallback)
         if any(o.crop is not None for o in window.observations):
             self._encoded.add(track)
         if seen_until is None:  # the track ended: forget it

@@ -49,9 +49,16 @@ class TrackCleanup:
         return out
 
 
+def unencoded_reasons(short: int, long_: int, quality: QualityConfig = QualityConfig()) -> str:
+    """Why tracks have no descriptor, in the words of the ingest summary and ``identities``, from the counts of
+    ``storage.repository.unencoded_tracks``."""
+    return (f"{short} lasting under 1 s; {long_} never showing a crop big enough to encode: under "
+            f"{quality.min_height:g} px tall or {quality.min_width:g} px wide")
+
+
 def clean_up_tracks(db: Database, video_id: int, quality: QualityConfig = QualityConfig(),
                     skeleton: SkeletonCheckConfig = SkeletonCheckConfig(),
-                    static: StaticTrackConfig = StaticTrackConfig()) -> TrackCleanup:
+                    static: StaticTrackConfig = StaticTrackConfig(), estimates_pose: bool = True) -> TrackCleanup:
     """Run the three steps of the module docstring on one finished video's tracks.
 
     Args:
@@ -59,9 +66,10 @@ def clean_up_tracks(db: Database, video_id: int, quality: QualityConfig = Qualit
         video_id: the finished video (or live segment).
         quality: the quality gate of the ingest (which boxes were due a pose estimate).
         skeleton, static: the rules' thresholds.
+        estimates_pose: the video's people got pose estimates; without them no track is judged by its skeleton.
     """
     gone = skeletonless_tracks(db, video_id, max(quality.pose_min_height, quality.min_height),
-                               quality.border_margin, skeleton.min_attempts)
+                               quality.border_margin, skeleton.min_attempts if estimates_pose else 0)
     sightings, embeddings = delete_tracks(db, gone)
     stitched = stitch_video(db, video_id)
     marked = mark_static_tracks(db, video_id, static.min_duration_s, static.max_motion, static.max_resize,

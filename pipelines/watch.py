@@ -44,7 +44,6 @@ from models.encoders import ReIDEncoder
 from pipelines.camera import CameraPipeline
 from pipelines.identities import assign_new_tracks
 from pipelines.ingest import IngestOptions, PoseFactory, TrackerFactory, register_encoder
-from pipelines.quality import SkeletonCheckConfig
 from pipelines.recording import Segment, SegmentRecorder
 from pipelines.retention import RetentionReport, apply_retention
 from pipelines.site import SiteCamera
@@ -359,8 +358,8 @@ class LiveSite:
                             time.monotonic() - started)
 
     def _hold_cameras(self) -> None:
-        """Take each camera's recording lock (``<recordings>/<camera>/.watch.lock``, an exclusive ``flock`` held
-        while this process lives), so a second watch of the same cameras is refused instead of recording and
+        """Take each camera's recording lock (``<recordings>/<camera>/.watch.lock``, an exclusive OS lock held
+        while this process lives, its pid in ``.watch.pid``), so a second watch of the same cameras is refused instead of recording and
         storing everything twice.
 
         Raises:
@@ -614,8 +613,8 @@ class LiveSite:
         else:
             ingest = self.options.ingest
             # within the segment: the live sliding window
-            skeleton = ingest.skeleton if cam.estimates_pose else SkeletonCheckConfig(min_attempts=0)
-            cleanup = clean_up_tracks(self.db, row.writer.video_id, ingest.quality, skeleton, ingest.static)
+            cleanup = clean_up_tracks(self.db, row.writer.video_id, ingest.quality, ingest.skeleton, ingest.static,
+                                      cam.estimates_pose)
             absorbed = cleanup.stitched + cleanup.no_skeleton
             cam.status.segments += 1
         row.finished = True

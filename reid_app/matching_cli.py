@@ -181,8 +181,10 @@ def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
            f"evidence: reid-app export-identity --identity ID --out DIR")
     short, long_ = listing.unencoded
     if short or long_:
-        _print(f"{short + long_} track(s) have no descriptor and are in no identity ({short} lasting under 1 s; "
-               f"{long_} never showing a crop big enough to encode: under 24 px tall or 8 px wide)")
+        from pipelines.track_cleanup import unencoded_reasons
+
+        _print(f"{short + long_} track(s) have no descriptor and are in no identity "
+               f"({unencoded_reasons(short, long_)})")
     static = listing.static_tracks
     if static:
         _print(f"{len(static)} static track{'s' if len(static) > 1 else ''} (boxes that never moved, e.g. an empty "

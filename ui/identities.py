@@ -137,7 +137,7 @@ class IdentitiesPanel(QWidget):
         self.thumbnail_view.setIconSize(QSize(56, 112))
         self.thumbnail_view.setGridSize(QSize(140, THUMBNAIL_CELL_HEIGHT))
         self.thumbnail_view.setTextElideMode(Qt.TextElideMode.ElideNone)
-        # at least one row of thumbnails with their two-line captions, never cut; more rows scroll down
+        # at least one row of thumbnails with their three-line captions, never cut; more rows scroll down
         self.thumbnail_view.setMinimumHeight(THUMBNAIL_CELL_HEIGHT + 2 * self.thumbnail_view.frameWidth() + 4)
         self.thumbnail_view.setMinimumWidth(2 * 140 + self.thumbnail_view.verticalScrollBar().sizeHint().width())
         self.thumbnail_view.setMovement(QListView.Movement.Static)
