@@ -51,12 +51,13 @@ def _why(match: dict | None) -> str:
     return f"{text}: {match['explanation']}" if match.get("explanation") else text
 
 
-def _tick_label(record: dict, offset_s: float) -> str:
-    """A time-axis label ``offset_s`` after the timeline's start: local clock time, or seconds into the video."""
+def _tick_label(record: dict, offset_s: float, tenths: bool = False) -> str:
+    """A time-axis label ``offset_s`` after the timeline's start: local clock time, or seconds into the video;
+    ``tenths``: to a tenth of a second (a span of a few seconds would repeat whole seconds)."""
     if record.get("start_local"):
         text = format_time(record["start_timestamp"] + offset_s)  # never raises, even on an absurd stored time
-        return text[11:19] if len(text) >= 19 and text[4] == "-" else text
-    return f"{record['start_s_in_video'] + offset_s:.0f} s"
+        return text[11:21 if tenths else 19] if len(text) >= 21 and text[4] == "-" else text
+    return f"{record['start_s_in_video'] + offset_s:.{1 if tenths else 0}f} s"
 
 
 def _timeline(tracks: list[dict], start: float, end: float, first: dict, width: int = 900, height: int = 28,
@@ -76,7 +77,7 @@ def _timeline(tracks: list[dict], start: float, end: float, first: dict, width: 
         anchor = "start" if i == 0 else "end" if i == ticks - 1 else "middle"
         axis.append(f'<line x1="{x:.1f}" y1="{height}" x2="{x:.1f}" y2="{height + 5}" stroke="#666"/>'
                     f'<text x="{x:.1f}" y="{height + 17}" font-size="11" text-anchor="{anchor}">'
-                    f'{escape(_tick_label(first, i / (ticks - 1) * span))}</text>')
+                    f'{escape(_tick_label(first, i / (ticks - 1) * span, span < 2 * ticks))}</text>')
     total = height + 22
     return (f'<svg class="timeline" width="{width}" height="{total}" viewBox="0 0 {width} {total}" '
             f'role="img" aria-label="when this camera saw the person">{"".join(bars)}{"".join(axis)}</svg>')
