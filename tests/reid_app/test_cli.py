@@ -196,12 +196,14 @@ def test_the_pose_weights_are_recorded_absolute_like_the_detector(tmp_path, lab_
     from pathlib import Path
 
     from storage.repository import ingest_models
-    from tests.conftest import POSE_DETECTOR, _require
+    from tests.conftest import POSE_DETECTOR, WEIGHTS, _require
 
     pose = _require(POSE_DETECTOR)
     monkeypatch.chdir(pose.parent)  # given relative to where the user stands, as a user types it
     db = tmp_path / "p.db"
-    result = run_cli("ingest", lab_cam0, "--db", db, "--duration", "1", "--fps", "2", "--pose", pose.name)
+    # The default detector is found by name in the weights folder (CI sets no REID_APP_WEIGHTS of its own).
+    result = run_cli("ingest", lab_cam0, "--db", db, "--duration", "1", "--fps", "2", "--pose", pose.name,
+                     env={"REID_APP_WEIGHTS": str(WEIGHTS)})
     assert result.code == 0, result.stderr
     database = open_database(db)
     recorded = ingest_models(database)
