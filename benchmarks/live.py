@@ -65,7 +65,7 @@ def main() -> None:
     from pipelines.watch import LiveSite, WatchOptions
     from pipelines.watchlist import AlertDispatcher, load_matcher, watch_track
     from reid_app.ingest_runner import IngestChoices, prepare_ingest
-    from reid_app.settings import load_settings
+    from common.settings import load_settings
     from storage.database import open_database
     from tests.live.conftest import RtspServer, _server_available, free_port, make_short_gop_clip
 

@@ -103,7 +103,7 @@ def run_reid_app(videos: list[Path], reid: Path, fps: float, duration: float | N
     from pipelines.ingest import IngestJob, IngestProgress
     from pipelines.motion import MotionGateConfig
     from reid_app.ingest_runner import IngestChoices, prepare_ingest
-    from reid_app.settings import load_settings
+    from common.settings import load_settings
     from storage.database import open_database
 
     prepared = prepare_ingest(IngestChoices(reid=str(reid), device="cpu", analysis_fps=fps, duration_s=duration),

@@ -118,7 +118,7 @@ def feedback_latency(total: int) -> None:
     t0 = time.perf_counter()
     reject(db, *pair)
     rejected = time.perf_counter() - t0
-    from reid_app.errors import UsageError
+    from common.errors import UsageError
 
     confirmed = float("nan")
     for other in (i.track_ids[0] for i in load_identities(db) if pair[0] not in i.track_ids

@@ -127,8 +127,8 @@ def main(argv=None) -> None:
     from rich.table import Table
 
     from pipelines.mot_eval import read_mot_ground_truth, score_tracking
-    from reid_app.settings import load_settings
-    from reid_app.weights import resolve_weights
+    from common.settings import load_settings
+    from common.weights import resolve_weights
 
     settings = load_settings()
     detector = resolve_weights(settings.detector, settings.weights_dirs).path

@@ -33,7 +33,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from reid_app.errors import WeightsError
+from common.errors import WeightsError
 
 #: The stride of every trunk's output map (the part branches' RoI scale).
 MID_STRIDE = 16

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from reid_app.errors import WeightsError
+from common.errors import WeightsError
 
 FORMAT = "reid-app-checkpoint"
 VERSION = 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from reid_app.errors import WeightsError
+from common.errors import WeightsError
 
 DEFAULT_MODEL_NAME = "jointloss-osnet0286-cuhk"
 

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from reid_app.errors import WeightsError
+from common.errors import WeightsError
 
 
 def _task_from_metadata(path: Path) -> Optional[str]:

@@ -26,7 +26,8 @@ import numpy as np
 
 from models.parts import fallback_stripes, parse_descriptor_layout, stripe_boxes
 from models.transforms import IMAGENET_RGB, OPEN_MODEL_ZOO_BGR, Preprocessing  # noqa: F401 (re-exported)
-from reid_app.errors import DeviceError, WeightsError
+from common.errors import DeviceError, WeightsError
+from models.ir_files import openvino_xml
 
 log = logging.getLogger(__name__)
 
@@ -334,18 +335,6 @@ class OnnxEncoder(ReIDEncoder):
 
 #: Pixel conventions of known IR models by name prefix; an IR not listed is assumed to follow the Open Model Zoo's.
 IR_PREPROCESSING = {"person-reidentification-retail-": OPEN_MODEL_ZOO_BGR}
-
-
-def openvino_xml(path: str | Path) -> Optional[Path]:
-    """The ``.xml`` of an OpenVINO IR given as the file itself or its folder (one ``.xml`` in it), else None."""
-    path = Path(path)
-    if path.is_file() and path.suffix.lower() == ".xml":
-        return path
-    if path.is_dir():
-        xmls = sorted(path.glob("*.xml"))
-        if len(xmls) == 1 and not (path / "metadata.yaml").exists():  # metadata.yaml: an ultralytics export
-            return xmls[0]
-    return None
 
 
 class OpenVinoEncoder(ReIDEncoder):

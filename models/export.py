@@ -21,7 +21,7 @@ from torch import nn
 
 from models.encoders import ONNX_LAYOUT_KEY, ONNX_PREPROCESSING_KEY
 from models.jointloss import JointLossNet
-from reid_app.errors import WeightsError
+from common.errors import WeightsError
 
 
 class _Descriptor(nn.Module):

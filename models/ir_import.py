@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reid_app.errors import WeightsError
+from common.errors import WeightsError
+from models.ir_files import openvino_xml
 
 #: Op types :func:`import_ir` understands.
 SUPPORTED_OPS = frozenset({
@@ -354,7 +355,6 @@ def import_ir(xml: str | Path, tap: Optional[str] = None, tap_stride: int = 16) 
         UnsupportedIRError: an op outside :data:`SUPPORTED_OPS` (named), no op at the tap stride, or a graph whose
             head needs more than the tap map.
     """
-    from models.encoders import openvino_xml
 
     found = openvino_xml(xml)
     if found is None:

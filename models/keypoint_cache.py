@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from models.npz_cache import load_npz_cache, save_npz_cache
-from reid_app.errors import DatasetError
+from common.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from reid_app.settings import compiled_model_cache_dir
+from common.settings import compiled_model_cache_dir
 
 #: Held while OpenVINO compiles or loads a model, in this module and in ``models.detection.load_yolo``: compiling
 #: with a model cache switches the process locale to "C" and back, so two compiles at once in different threads

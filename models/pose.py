@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from reid_app.errors import WeightsError
-from reid_app.types import Detection
+from common.errors import WeightsError
+from common.types import Detection
 
 
 class PoseEstimator(ABC):

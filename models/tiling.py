@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from models.detection import PersonDetections
-from reid_app.boxes import box_overlaps
+from common.boxes import box_overlaps
 
 #: Pixels from an inner tile edge within which a tile's box counts as cut by it.
 EDGE_PX = 2.0

@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 
 from models.detection import PersonDetections, PersonDetector
-from reid_app.types import Detection
+from common.types import Detection
 
 #: Overrides of Ultralytics' tracker files (see the module docstring for why).
 ASSOCIATION = {"fuse_score": False, "match_thresh": 0.9}
@@ -75,7 +75,7 @@ class TrackedPeople:
         return len(self.track_ids)
 
     def to_detections(self) -> list[Detection]:
-        """One :class:`reid_app.types.Detection` per person (the sampler and storage work per person)."""
+        """One :class:`common.types.Detection` per person (the sampler and storage work per person)."""
         kps = self.keypoints
         return [Detection(track_id=int(self.track_ids[i]), box=self.xyxy[i], score=float(self.conf[i]),
                           keypoints=None if kps is None else kps[i]) for i in range(len(self))]
@@ -206,7 +206,7 @@ class PersonTracker:
         return self.camera_tracker.update(self._last, image)
 
     def update(self, image: np.ndarray) -> list[Detection]:
-        """Like :meth:`track`, one :class:`reid_app.types.Detection` per tracked person."""
+        """Like :meth:`track`, one :class:`common.types.Detection` per tracked person."""
         return self.track(image).to_detections()
 
     def repeat(self, image: Optional[np.ndarray] = None) -> list[Detection]:

@@ -26,7 +26,7 @@ from typing import Optional, Protocol
 
 import numpy as np
 
-from reid_app.errors import UsageError
+from common.errors import UsageError
 
 #: Probed cells per query, at least; more on smaller sets so that about :data:`SCANNED_CODES` codes are scanned
 #: (``benchmarks/scale.py --index``: 48 cells gave recall@10 0.98 on 10M synthetic sightings; on 500k track

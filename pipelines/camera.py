@@ -21,7 +21,7 @@ from pipelines.quality import (DuplicateConfig, QualityConfig, box_can_pass, cro
 from pipelines.sampling import SamplingConfig, TrackSampler
 from pipelines.stream import StreamSource
 from pipelines.video import VideoSource
-from reid_app.types import Detection, Frame, Observation, StageTimes
+from common.types import Detection, Frame, Observation, StageTimes
 
 THUMBNAIL_HEIGHT = 128  # pixels
 THUMBNAIL_JPEG_QUALITY = 85

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from reid_app.timefmt import format_time
+from common.timefmt import format_time
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #1d1d1f; }

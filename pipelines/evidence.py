@@ -43,9 +43,9 @@ from pipelines.identities import join_ranges
 from pipelines.redaction_media import METHOD as REDACTION_METHOD, BystanderBoxes
 from pipelines.sampling import evenly_spaced
 from pipelines.video import file_safe_name
-from reid_app.errors import UsageError
-from reid_app.neutralise import csv_cell
-from reid_app.timefmt import KNOWN_TIME_FROM
+from common.errors import UsageError
+from common.neutralise import csv_cell
+from common.timefmt import KNOWN_TIME_FROM
 from storage.audit import record
 from storage.database import Database
 from storage.feedback import SAME, load_verdicts

@@ -15,7 +15,7 @@ import numpy as np
 
 from pipelines.redaction_media import BystanderBoxes, blur_bystanders
 from pipelines.video import FrameReader
-from reid_app.errors import InputVideoError
+from common.errors import InputVideoError
 
 #: JPEG quality of exported person crops (evidence: near lossless).
 CROP_JPEG_QUALITY = 95

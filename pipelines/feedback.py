@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import Iterable, Optional, Sequence
 
 from pipelines.identities import ClusteringReport, cluster_identities
-from reid_app.errors import UsageError
-from reid_app.timefmt import format_time
+from common.errors import UsageError
+from common.timefmt import format_time
 from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, SAME, forget_verdict, load_overlaps, load_verdicts, set_verdicts

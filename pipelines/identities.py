@@ -38,7 +38,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from reid_app.errors import UsageError
+from common.errors import UsageError
 from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, SAME, load_overlaps, load_verdicts

@@ -30,8 +30,8 @@ from pipelines.sampling import SamplingConfig
 from pipelines.video import VideoSource, fingerprint
 from sqlalchemy.exc import SQLAlchemyError
 
-from reid_app.errors import DatabaseError, ReidAppError
-from reid_app.types import CameraSummary, Observation, StageTimes
+from common.errors import DatabaseError, ReidAppError
+from common.types import CameraSummary, Observation, StageTimes
 from storage.database import Database, storage_error_text
 from storage.repository import (HEARTBEAT_S, LeaseLostError, VideoInfo, VideoWriter, begin_video, delete_video,
                                 find_video, get_or_create_model, reclaim_abandoned, renew_leases,

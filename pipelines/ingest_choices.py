@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from reid_app.errors import UsageError
+from common.errors import UsageError
 
 
 @dataclass

@@ -13,12 +13,12 @@ from typing import Callable, Optional
 from pipelines.recording import Segment, SegmentRecorder
 from pipelines.stream import StreamOptions, StreamSource
 from pipelines.video import file_safe_name
-from reid_app.errors import ReidAppError
-from reid_app.redaction import name_from_url
+from common.errors import ReidAppError
+from common.redaction import name_from_url
 
 
 def stream_camera_name(url: str) -> str:
-    """A camera name for a stream URL, file-safe and never holding a credential (``reid_app.redaction.name_from_url``:
+    """A camera name for a stream URL, file-safe and never holding a credential (``common.redaction.name_from_url``:
     ``rtsp://h/Streaming/101`` -> ``101``, ``/dev/video0`` -> ``video0``, else the host)."""
     return file_safe_name(name_from_url(url))
 

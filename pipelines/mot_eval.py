@@ -16,7 +16,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from reid_app.boxes import box_overlaps
+from common.boxes import box_overlaps
 
 #: A frame's boxes: ``[(object id, (x1, y1, x2, y2)), ...]`` in pixels.
 FrameBoxes = list[tuple[int, tuple[float, float, float, float]]]

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reid_app.boxes import box_overlaps
-from reid_app.types import Detection
+from common.boxes import box_overlaps
+from common.types import Detection
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import av
 
 from pipelines.video import file_safe_name
-from reid_app.errors import ReidAppError
+from common.errors import ReidAppError
 from storage.database import nearly_full
 
 log = logging.getLogger(__name__)

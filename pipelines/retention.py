@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from reid_app.errors import UsageError
+from common.errors import UsageError
 from storage.database import Database
 from storage.recorded_files import forget_recorded, recorded_among
 from storage.retention import PurgeResult, purge_videos_before

@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from reid_app.types import Observation
+from common.types import Observation
 
 
 @dataclass

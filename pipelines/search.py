@@ -30,7 +30,7 @@ from models.reranking import k_reciprocal_rerank
 from pipelines.explain import PartSimilarity, explain_match, part_slices, visible_parts
 from pipelines.sampling import evenly_spaced
 from pipelines.similarity import Scorer, TorchScorer, copy_rows
-from reid_app.errors import UsageError
+from common.errors import UsageError
 from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, load_verdicts

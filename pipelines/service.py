@@ -20,7 +20,7 @@ from pipelines.identities import (ClusteringReport, IdentitySummary, cluster_ide
                                   summarise_identities)
 from pipelines.search import SearchFilters, SearchOptions, SearchResult, Searcher
 from pipelines.similarity import make_scorer
-from reid_app.errors import UsageError
+from common.errors import UsageError
 from storage.audit import read_log, record
 from storage.catalog import CameraEntry, VideoEntry, VideoSightings, best_thumbnails, list_cameras, video_sightings
 from storage.database import Database, integrity_problems, open_database
@@ -74,8 +74,8 @@ def overview(db: Database) -> Overview:
 
 def make_searcher(db: Database, scorer_kind: str = "auto", device: str = "cpu") -> Searcher:
     """A searcher over ``db`` scoring with ``scorer_kind`` (``auto``/``exact``/``ann``) on ``device``, its index
-    persisted in :func:`reid_app.settings.vector_index_dir`."""
-    from reid_app.settings import vector_index_dir
+    persisted in :func:`common.settings.vector_index_dir`."""
+    from common.settings import vector_index_dir
 
     return Searcher(db, make_scorer(scorer_kind, device), index_root=vector_index_dir())
 

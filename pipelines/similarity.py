@@ -17,7 +17,7 @@ from typing import Optional, Protocol
 import numpy as np
 import torch
 
-from reid_app.errors import UsageError
+from common.errors import UsageError
 from pipelines.ann import IvfPqIndex, candidates_for
 from storage.vector_index import EmbeddingIndex
 

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from pipelines.stream import is_stream
-from reid_app.redaction import redact_url
+from common.redaction import redact_url
 from pipelines.video import file_safe_name
-from reid_app.errors import UsageError
+from common.errors import UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib

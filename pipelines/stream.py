@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 import av
 
 from pipelines.recording import RecordingStopped, Segment, SegmentRecorder
-from reid_app.errors import InputVideoError
-from reid_app.redaction import redact_text, redact_url
-from reid_app.types import Frame
+from common.errors import InputVideoError
+from common.redaction import redact_text, redact_url
+from common.types import Frame
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import av
 import cv2
 import numpy as np
 
-from reid_app.errors import InputVideoError
-from reid_app.types import Frame
+from common.errors import InputVideoError
+from common.types import Frame
 
 log = logging.getLogger(__name__)
 

@@ -51,9 +51,9 @@ from pipelines.stream import StreamOptions, StreamSource
 from pipelines.track_cleanup import clean_up_tracks
 from pipelines.video import file_safe_name
 from pipelines.watchlist import AlertDispatcher, WatchlistMatcher
-from reid_app.errors import DatabaseError, ReidAppError, UsageError
-from reid_app.redaction import redact_text
-from reid_app.types import Detection, Frame, Observation
+from common.errors import DatabaseError, ReidAppError, UsageError
+from common.redaction import redact_text
+from common.types import Detection, Frame, Observation
 from storage.audit import record
 from storage.database import Database, storage_error_text
 from storage.feedback import set_overlap

@@ -28,8 +28,8 @@ from urllib.parse import unquote
 import httpx
 import numpy as np
 
-from reid_app.redaction import redact_text, redact_url, split_userinfo
-from reid_app.errors import UsageError
+from common.redaction import redact_text, redact_url, split_userinfo
+from common.errors import UsageError
 from storage.audit import record
 from storage.catalog import best_thumbnails
 from storage.database import Database
@@ -330,7 +330,7 @@ class AlertDispatcher:
 
 def webhook_target(webhook: str) -> tuple[httpx.URL, Optional[httpx.BasicAuth]]:
     """The URL to POST to and the basic-auth credentials of ``webhook`` (its userinfo as
-    ``reid_app.redaction.split_userinfo`` finds it, percent-escapes decoded).
+    ``common.redaction.split_userinfo`` finds it, percent-escapes decoded).
 
     Raises:
         UsageError: not an http(s) URL with a host; the message shows the URL redacted and never a part of the

@@ -1,7 +1,8 @@
 """reid-app: multi-camera person re-identification for video surveillance.
 
-This package is the application shell: the command-line interface (the composition root), settings, weights
-resolution and the plain data types shared by ``models``, ``pipelines``, ``storage`` and ``ui``.
+This package is the top floor: the command-line interface (the composition root), the runners that build the
+models for a command (``ingest_runner``, ``live_session``) and the Ray cluster drivers. Nothing below it imports
+it; the shared types, errors and settings live in ``common``.
 """
 
 __version__ = "0.1.0"

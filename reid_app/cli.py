@@ -17,10 +17,10 @@ from typing import Optional, Sequence
 import click
 
 from reid_app import __version__
-from reid_app.errors import ReidAppError, UsageError
+from common.errors import ReidAppError, UsageError
 from reid_app.console import stderr_console, stdout_console
-from reid_app.redaction import RedactingFilter, display_text
-from reid_app.settings import load_settings
+from common.redaction import RedactingFilter, display_text
+from common.settings import load_settings
 from reid_app.cli_helpers import cluster_after_ingest, finite_option, parse_start_time
 from reid_app.ingest_runner import IngestChoices, prepare_ingest
 from reid_app.live_cli import COMMANDS as LIVE_COMMANDS
@@ -105,7 +105,7 @@ def _record_streams(streams, duration: float, folder: Path, timeout: float, stop
     from pipelines.ingest import IngestJob
     from pipelines.live import record_cameras
     from pipelines.stream import StreamOptions
-    from reid_app.types import CameraSummary
+    from common.types import CameraSummary
 
     console.print(f"recording {len(streams)} live camera(s) for {duration:g} s into {folder}", markup=False,
                   highlight=False, soft_wrap=True)
@@ -131,7 +131,7 @@ def _record_streams(streams, duration: float, folder: Path, timeout: float, stop
 def _unreadable_videos(jobs) -> dict:
     """Job index -> a ``failed`` :class:`CameraSummary` for each video that cannot be opened and decoded."""
     from pipelines.video import probe_video
-    from reid_app.types import CameraSummary
+    from common.types import CameraSummary
 
     failed = {}
     for i, job in enumerate(jobs):
@@ -259,7 +259,7 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
     from storage.database import open_database
 
     from pipelines.live import stream_camera_name
-    from reid_app.settings import recordings_dir_for
+    from common.settings import recordings_dir_for
     from pipelines.stream import is_stream, redact_url
 
     streams = [(cameras[i] if cameras else stream_camera_name(v), v) for i, v in enumerate(videos) if is_stream(v)]

@@ -9,8 +9,8 @@ from typing import Optional
 
 import click
 
-from reid_app.errors import UsageError, WeightsError
-from reid_app.timefmt import format_time  # noqa: F401  (the CLI's tables and the app use it from here)
+from common.errors import UsageError, WeightsError
+from common.timefmt import format_time  # noqa: F401  (the CLI's tables and the app use it from here)
 
 #: Latest wall-clock time accepted (2200-01-01T00:00:00Z, seconds since the epoch): later values are mistakes
 #: such as epoch milliseconds, and would not fit the dates every table and export prints.
@@ -59,8 +59,8 @@ def finite_option(value: float, option: str, minimum: float = 0.0) -> float:
 
 def resolve_reid(spec: str, dirs, explicit: bool) -> Optional[Path]:
     """The re-id weights file, or None for the shipped default model (``models.default_model``)."""
-    from reid_app.settings import DEFAULT_REID
-    from reid_app.weights import resolve_weights
+    from common.settings import DEFAULT_REID
+    from common.weights import resolve_weights
 
     resolved = resolve_weights(spec, dirs)
     if resolved.path is not None:

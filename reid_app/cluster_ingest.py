@@ -15,9 +15,9 @@ import time
 from dataclasses import replace
 from typing import Callable, Optional, Sequence
 
-from reid_app.errors import ReidAppError, UsageError
+from common.errors import ReidAppError, UsageError
 from reid_app.ingest_runner import IngestChoices
-from reid_app.types import CameraSummary
+from common.types import CameraSummary
 
 #: Times Ray runs a video's task again after its worker died.
 RETRIES = 3
@@ -61,10 +61,10 @@ def ingest_video_task(location: str, job, choices: IngestChoices) -> CameraSumma
     """Ingest one video (``pipelines.ingest.IngestJob``) into the database at ``location``, on a Ray worker.
 
     Returns:
-        The video's :class:`reid_app.types.CameraSummary`.
+        The video's :class:`common.types.CameraSummary`.
     """
     from reid_app.ingest_runner import prepare_ingest
-    from reid_app.settings import load_settings
+    from common.settings import load_settings
     from storage.database import open_database
     from storage.repository import LEASE_TIMEOUT_S
 

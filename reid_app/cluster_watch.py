@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from reid_app.cluster_ingest import connect
-from reid_app.errors import ReidAppError
+from common.errors import ReidAppError
 from reid_app.ingest_runner import IngestChoices
 
 #: Times Ray restarts a dead watch actor (and retries its watch).
@@ -31,15 +31,16 @@ class WatchWorker:
     def __init__(self, location: str, site, recordings: Path, choices: IngestChoices, min_embeddings: int,
                  status_every: float):
         from reid_app.ingest_runner import prepare_ingest
-        from reid_app.live_cli import make_live_site
-        from reid_app.settings import load_settings
+        from reid_app.live_session import make_live_site
+        from common.settings import load_settings
         from storage.database import open_database
 
         self._stop = threading.Event()
         self.db = open_database(location)
         prepared = prepare_ingest(replace(choices), load_settings())
-        self.live = make_live_site(self.db, site, recordings, prepared, min_embeddings, status_every,
-                                   on_alert=lambda payload: None)  # alerts: stored, audited, webhook; no console
+        # alerts: stored, audited, sent to the webhook; no console on a worker
+        self.live = make_live_site(self.db, site, recordings, prepared, lambda payload: None, min_embeddings,
+                                   status_every)
 
     def run(self):
         """Watch until :meth:`stop`; returns the :class:`pipelines.watch.WatchSummary`."""

@@ -1,6 +1,6 @@
 """rich consoles for the command line: reports on stdout, progress and messages on stderr.
 
-Both show every text they are given through ``reid_app.neutralise.terminal_text``: a camera, label or watchlist
+Both show every text they are given through ``common.neutralise.terminal_text``: a camera, label or watchlist
 name holding escape sequences is printed as ``\\x1b[...``, never obeyed by the terminal (rich's own styling is
 added after, so colours still work)."""
 
@@ -11,7 +11,7 @@ def _safe_console(**options):
     from rich.console import Console
     from rich.segment import Segment
 
-    from reid_app.neutralise import terminal_text
+    from common.neutralise import terminal_text
 
     class SafeConsole(Console):
         def _render_buffer(self, buffer):

@@ -10,14 +10,14 @@ import threading
 from typing import Optional, Sequence
 
 from pipelines.ingest_choices import IngestChoices
-from reid_app.errors import UsageError, WeightsError
-from reid_app.settings import Settings
+from common.errors import UsageError, WeightsError
+from common.settings import Settings
 
 log = logging.getLogger("reid_app")
 
 
 def _resolve_detector(spec: str, dirs):
-    from reid_app.weights import resolve_weights
+    from common.weights import resolve_weights
 
     resolved = resolve_weights(spec, dirs, allow_fetch_name=True)
     if resolved.path is None and resolved.fetch_name is None:
@@ -44,7 +44,7 @@ def resolved_pose(spec: str, dirs) -> str:
     or folder that exists as its absolute path (also inside ``mmpose:CONFIG:CHECKPOINT``), like the detector."""
     from pathlib import Path
 
-    from reid_app.weights import resolve_weights
+    from common.weights import resolve_weights
 
     spec = spec.strip()
     if spec in ("auto", "none"):
@@ -59,8 +59,8 @@ def _build_pose_factory(spec: str, device: str, dirs, detector_gives_keypoints: 
     """The pose backend per camera tracker. ``auto``: the detector's keypoints when it is a pose model, else the
     default pose model (``settings.DEFAULT_POSE``) top-down when its weights are found or downloadable, else none."""
     from models.pose import BatchingPose, DetectorKeypoints, MMPoseEstimator, NoPose, YoloTopDownPose
-    from reid_app.settings import DEFAULT_POSE
-    from reid_app.weights import resolve_weights
+    from common.settings import DEFAULT_POSE
+    from common.weights import resolve_weights
 
     spec = spec.strip()
     if spec == "none":

@@ -13,9 +13,10 @@ import click
 
 from reid_app.cli_helpers import DB_ID, format_time
 from reid_app.console import stderr_console, stdout_console
-from reid_app.errors import UsageError
+from common.errors import UsageError
 from reid_app.ingest_runner import IngestChoices, prepare_ingest
-from reid_app.settings import load_settings
+from reid_app.live_session import make_live_site
+from common.settings import load_settings
 
 _DB_HELP = "Database file [default: reid.db in your user data folder, or $REID_APP_DB]."
 
@@ -50,21 +51,6 @@ def _print_statuses(statuses) -> None:
     stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
     for status in statuses:
         _print(f"[{stamp}] {status_line(status)}")
-
-
-def make_live_site(db, site, recordings: Path, prepared, min_embeddings: int, status_every: float,
-                   on_alert=None):
-    """The :class:`pipelines.watch.LiveSite` of ``site``'s cameras with its watchlist matcher and alert dispatcher
-    (alerts printed, or given to ``on_alert``); shared by ``watch`` and its Ray workers (``--cluster``)."""
-    from pipelines.watch import LiveSite, WatchOptions
-    from pipelines.watchlist import AlertDispatcher, load_matcher
-
-    matcher = load_matcher(db, site.threshold, site.alert_repeat_s, min_embeddings)
-    alerts = AlertDispatcher(db, site.webhook, on_alert=on_alert or (lambda payload: _print(alert_line(payload))))
-    options = WatchOptions(ingest=prepared.options, segment_s=site.segment_s, retention_s=site.retention_s,
-                           retention_every_s=site.retention_every_s, status_every_s=status_every)
-    return LiveSite(db, site.cameras, site.groups, recordings, prepared.encoder, prepared.make_tracker,
-                    prepared.make_pose, options, matcher, alerts)
 
 
 @click.command()
@@ -102,7 +88,7 @@ def watch(site_path, db_path, recordings_dir, device, detector, detector_size, p
     """
     from pipelines.site import load_site
     from pipelines.stream import redact_url
-    from reid_app.settings import recordings_dir_for
+    from common.settings import recordings_dir_for
     from storage.database import open_database
 
     site = load_site(site_path)
@@ -137,7 +123,8 @@ def watch(site_path, db_path, recordings_dir, device, detector, detector_size, p
         db = open_database(location)
         _print(f"database: {db.location}\nrecordings: {recordings}\nwatching {len(site.cameras)} camera(s): "
                + ", ".join(f"{c.name} ({c.shown_url})" for c in site.cameras))
-        live = make_live_site(db, site, recordings, prepared, min_embeddings, status_every)
+        live = make_live_site(db, site, recordings, prepared, lambda payload: _print(alert_line(payload)),
+                              min_embeddings, status_every)
         if live.watchlist.entries:
             _print(f"watchlist: {len(live.watchlist.entries)} person(s), alert at similarity >= "
                    f"{live.watchlist.threshold:.2f}" + (f", webhook {redact_url(site.webhook)}" if site.webhook else ""))

@@ -10,9 +10,31 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from reid_app.ingest_runner import IngestChoices, prepare_ingest
-from reid_app.settings import Settings, recordings_dir_for
+from common.settings import Settings, recordings_dir_for
 
 log = logging.getLogger(__name__)
+
+
+def make_live_site(db, site, recordings: Path, prepared, on_alert: Optional[Callable[[dict], None]],
+                   min_embeddings: int = 2, status_every: float = 1.0):
+    """The :class:`pipelines.watch.LiveSite` of ``site``'s cameras (a ``pipelines.site.Site``) with its watchlist
+    matcher and alert dispatcher (each alert's JSON payload given to ``on_alert``); shared by ``reid-app watch``,
+    its Ray workers (``--cluster``) and the desktop app's live session.
+
+    Args:
+        db: the open database. recordings: the recordings folder. prepared: the models
+            (``reid_app.ingest_runner.PreparedIngest``). min_embeddings: crops a live track's descriptor averages
+            before it is compared with the watchlist. status_every: seconds between status callbacks.
+    """
+    from pipelines.watch import LiveSite, WatchOptions
+    from pipelines.watchlist import AlertDispatcher, load_matcher
+
+    matcher = load_matcher(db, site.threshold, site.alert_repeat_s, min_embeddings)
+    alerts = AlertDispatcher(db, site.webhook, on_alert=on_alert)
+    options = WatchOptions(ingest=prepared.options, segment_s=site.segment_s, retention_s=site.retention_s,
+                           retention_every_s=site.retention_every_s, status_every_s=status_every)
+    return LiveSite(db, site.cameras, site.groups, Path(recordings), prepared.encoder, prepared.make_tracker,
+                    prepared.make_pose, options, matcher, alerts)
 
 
 class LiveSession:
@@ -32,8 +54,6 @@ class LiveSession:
     def __init__(self, site_path: str, location: str, choices: IngestChoices, settings: Settings,
                  on_alert: Optional[Callable[[dict], None]] = None):
         from pipelines.site import load_site
-        from pipelines.watch import LiveSite, WatchOptions
-        from pipelines.watchlist import AlertDispatcher, load_matcher
         from storage.database import open_database
 
         site = load_site(site_path)
@@ -41,12 +61,7 @@ class LiveSession:
         self.db = open_database(location)
         recordings = site.recordings or recordings_dir_for(location)
         self.cameras = [c.name for c in site.cameras]
-        alerts = AlertDispatcher(self.db, site.webhook, on_alert=on_alert)
-        self.site = LiveSite(self.db, site.cameras, site.groups, Path(recordings), prepared.encoder,
-                             prepared.make_tracker, prepared.make_pose,
-                             WatchOptions(ingest=prepared.options, segment_s=site.segment_s,
-                                          retention_s=site.retention_s, retention_every_s=site.retention_every_s),
-                             load_matcher(self.db, site.threshold, site.alert_repeat_s), alerts)
+        self.site = make_live_site(self.db, site, Path(recordings), prepared, on_alert)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-site", daemon=True)
         self._thread.start()

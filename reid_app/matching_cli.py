@@ -9,9 +9,9 @@ import click
 
 from reid_app.cli_helpers import DB_ID, finite_option, format_time, parse_start_time
 from reid_app.console import stderr_console, stdout_console
-from reid_app.timefmt import confidence_text, zone_label
-from reid_app.errors import UsageError
-from reid_app.settings import load_settings
+from common.timefmt import confidence_text, zone_label
+from common.errors import UsageError
+from common.settings import load_settings
 
 _DB_HELP = "Database file [default: reid.db in your user data folder, or $REID_APP_DB]."
 
@@ -397,8 +397,8 @@ def check(db_path) -> None:
     Every command already runs a quick check when it opens a database and refuses to write to a damaged one; this
     reads the whole file (seconds per GB). Exit code 0 when sound, 2 when damaged.
     """
-    from reid_app.errors import DatabaseError
-    from reid_app.redaction import redact_url
+    from common.errors import DatabaseError
+    from common.redaction import redact_url
     from pipelines.service import integrity_problems
 
     location = db_path or load_settings().db
@@ -429,7 +429,7 @@ def retention(db_path, older_than, recordings_dir, dry_run) -> None:
     from datetime import datetime, timezone
 
     from pipelines.retention import apply_retention
-    from reid_app.settings import recordings_dir_for
+    from common.settings import recordings_dir_for
 
     from pipelines.site import parse_duration
 

@@ -15,8 +15,8 @@ from typing import Optional
 import click
 
 from reid_app.console import stderr_console, stdout_console
-from reid_app.errors import UsageError, WeightsError
-from reid_app.settings import load_settings
+from common.errors import UsageError, WeightsError
+from common.settings import load_settings
 
 log = logging.getLogger("reid_app")
 
@@ -54,7 +54,7 @@ def _extra_datasets(specs: tuple[str, ...]):
 
 def _load_teacher(spec: str, device: str):
     from models.encoders import load_encoder
-    from reid_app.weights import resolve_weights
+    from common.weights import resolve_weights
 
     resolved = resolve_weights(spec, load_settings().weights_dirs)
     if resolved.path is None:
@@ -69,7 +69,7 @@ def _teacher_targets(specs: tuple[str, ...], samples, device: str, console):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from models.teacher_cache import combine_teachers, teacher_cache_file, teacher_embeddings
-    from reid_app.settings import user_cache_weights_dir
+    from common.settings import user_cache_weights_dir
 
     folder = user_cache_weights_dir().parent / "teachers"
     embeddings, names = [], []
@@ -109,8 +109,8 @@ def _imagenet_weights(arch: str, explicit: Optional[str], pretrained: bool):
 def _crop_pose(spec: str, device: str):
     """``(tag, estimate_crops)`` for the keypoint cache, or ``(None, None)`` for fixed part boxes."""
     from models.pose import YoloTopDownPose
-    from reid_app.settings import DEFAULT_POSE
-    from reid_app.weights import resolve_weights
+    from common.settings import DEFAULT_POSE
+    from common.weights import resolve_weights
 
     if spec == "none":
         return None, None
@@ -135,7 +135,7 @@ def _keypoints(samples, root: Path, tag, estimate, console, what: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from models.keypoint_cache import dataset_keypoints
-    from reid_app.settings import user_cache_weights_dir
+    from common.settings import user_cache_weights_dir
 
     with Progress(TextColumn(f"keypoints ({what})"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as progress:
@@ -437,7 +437,7 @@ def evaluate(dataset: str, root: str, weights: str, rerank: bool, flip: bool, de
     """
     from models.encoders import load_encoder, resolve_device
     from models.evaluation import evaluate_encoder
-    from reid_app.weights import resolve_weights
+    from common.weights import resolve_weights
 
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")

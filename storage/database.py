@@ -25,8 +25,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from reid_app.errors import DatabaseError
-from reid_app.redaction import redact_text, redact_url
+from common.errors import DatabaseError
+from common.redaction import redact_text, redact_url
 from storage.schema import ADDED_COLUMNS, APP_ID, SCHEMA3_TABLES, SCHEMA_VERSION, UPGRADABLE_VERSIONS, Base, Meta
 
 
@@ -37,7 +37,7 @@ class Database:
     Attributes:
         engine: the SQLAlchemy engine.
         sessions: factory of ``Session`` objects (``expire_on_commit=False``).
-        location: the file path or URL as shown (``reid_app.redaction.redact_url``: no password or token), for
+        location: the file path or URL as shown (``common.redaction.redact_url``: no password or token), for
             messages, titles, reports and anything stored.
         path: the SQLite file, or None for a server database.
         url: the location as given, password included: only for opening another connection to the same

@@ -19,8 +19,8 @@ import psutil
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from reid_app.errors import DatabaseError
-from reid_app.types import Observation
+from common.errors import DatabaseError
+from common.types import Observation
 from storage.database import Database, lock_for_writing
 from storage.recorded_files import note_recorded
 from storage.schema import (DAMAGED_FRACTION, FINISHED_STATUSES, Camera, Embedding, Meta, ReidModel, Sighting, Track,

@@ -37,7 +37,7 @@ import numpy as np
 from sqlalchemy import bindparam, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from reid_app.errors import DatabaseError
+from common.errors import DatabaseError
 from storage.database import Database
 from storage.index_files import DamagedIndexError, IndexFolder, block_checksums, flush
 

@@ -1,5 +1,6 @@
-"""The layering of ../shared/DESIGN.md, checked on the source: ui -> pipelines -> {models, storage} -> reid_app
-types; Qt only in ui/, no storage imports in ui/, torch never in storage/ or ui/."""
+"""The layering of README's architecture section, checked on the source: reid_app (the top floor) -> ui ->
+pipelines -> {models, storage} -> common (the ground floor); Qt only in ui/, no storage imports in ui/, torch never
+in storage/ or ui/, no import cycles."""
 
 from __future__ import annotations
 
@@ -35,31 +36,64 @@ def test_packages_import_only_what_their_layer_allows(package, forbidden):
     assert offenders == {}
 
 
-#: reid_app's top floor: the CLI (the composition root), the runners and the cluster drivers. The rest of reid_app
-#: (types, errors, settings, time formatting, weights, redaction, boxes...) is the ground every layer stands on.
-TOP_FLOOR = {"cli", "cli_helpers", "matching_cli", "live_cli", "training_cli", "ingest_runner", "live_session",
-             "cluster_ingest", "cluster_watch", "console"}
-
-
-def _reid_app_modules(package: str) -> dict[str, set[str]]:
-    """Per file of ``package``: the ``reid_app`` modules it imports (``from reid_app import X`` counts as X)."""
+def _module_imports(package: str) -> dict[str, set[str]]:
+    """Per module of ``package`` (dotted name): the project modules it imports, at module level or inside functions
+    (``from pkg import name`` counts as ``pkg.name`` when that is a module)."""
     found = {}
     for path in sorted((ROOT / package).rglob("*.py")):
-        names = set()
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        targets = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                if node.module == "reid_app":
-                    names |= {a.name for a in node.names}
-                elif node.module.startswith("reid_app."):
-                    names.add(node.module.split(".")[1])
+                targets.add(node.module)
+                targets |= {f"{node.module}.{a.name}" for a in node.names}
             elif isinstance(node, ast.Import):
-                names |= {a.name.split(".")[1] for a in node.names if a.name.startswith("reid_app.")}
-        found[str(path.relative_to(ROOT))] = names
+                targets |= {a.name for a in node.names}
+        found[name] = {t for t in targets if _is_our_module(t)}
     return found
 
 
-@pytest.mark.parametrize("package", ["models", "pipelines", "storage", "ui"])
-def test_no_lower_layer_reaches_up_into_the_cli_floor(package):
-    offenders = {f: sorted(names & (TOP_FLOOR | {"__version__"})) for f, names in _reid_app_modules(package).items()
-                 if names & (TOP_FLOOR | {"__version__"})}
-    assert offenders == {}  # the version comes from the package metadata (importlib.metadata)
+def _is_our_module(dotted: str) -> bool:
+    path = ROOT / Path(*dotted.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize("package", ["common", "models", "pipelines", "storage", "ui"])
+def test_only_scripts_and_benchmarks_stand_on_the_top_floor(package):
+    """``reid_app`` is the top floor (CLI, runners, cluster drivers): no layer below imports any of it, not even
+    its version (read from the package metadata)."""
+    offenders = {f: sorted(t for t in targets if t.split(".")[0] == "reid_app")
+                 for f, targets in _module_imports(package).items()}
+    assert {f: t for f, t in offenders.items() if t} == {}
+
+
+def test_the_ground_floor_stands_on_nothing_of_ours():
+    """``common`` (types, errors, settings, weights, time formatting, redaction, boxes) imports no other layer."""
+    ours = {"reid_app", "models", "pipelines", "storage", "ui"}
+    offenders = {f: sorted(t for t in targets if t.split(".")[0] in ours)
+                 for f, targets in _module_imports("common").items()}
+    assert {f: t for f, t in offenders.items() if t} == {}
+
+
+def test_no_import_cycles_between_modules():
+    """No two modules of the project import each other, directly or through others (function-level imports
+    included: a cycle hidden in a function is still a cycle a reader has to untangle)."""
+    graph: dict[str, set[str]] = {}
+    for package in ("common", "models", "pipelines", "storage", "ui", "reid_app"):
+        graph.update(_module_imports(package))
+    graph = {m: {t for t in targets if t in graph and t != m} for m, targets in graph.items()}
+    cycles, state = [], {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                cycles.append(path[path.index(target):] + [target])
+            elif target not in state:
+                visit(target, path + [target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []

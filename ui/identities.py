@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QLineEdit, QListView, QPlainTextEdit, QPushButton, QSplitter, QVBoxLayout, QWidget,
 )
 
-from reid_app.timefmt import confidence_text
+from common.timefmt import confidence_text
 
 from ui.timeline import TimelineBar, TimelineWidget
 from ui.item_models import IdentitiesModel, ItemRole, ThumbnailItem, ThumbnailsModel

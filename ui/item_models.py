@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence
 from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QSize, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QImage, QPixmap
 
-from reid_app.timefmt import KNOWN_TIME_FROM, confidence_text, format_time, zone_label
+from common.timefmt import KNOWN_TIME_FROM, confidence_text, format_time, zone_label
 
 #: Role of the plain-data object behind a row.
 ItemRole = Qt.ItemDataRole.UserRole + 1

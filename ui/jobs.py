@@ -1,7 +1,7 @@
 """Work off the GUI thread: a job queue for database work and searches, and the ingest thread.
 
 Results come back through queued signals, so callbacks always run on the GUI thread; a user mistake
-(:class:`reid_app.errors.ReidAppError`) arrives as its one-line message, anything else as a short message with the
+(:class:`common.errors.ReidAppError`) arrives as its one-line message, anything else as a short message with the
 traceback in the log.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from PySide6.QtCore import QObject, QThread, QThreadPool, Signal, Slot
 
-from reid_app.errors import ReidAppError
+from common.errors import ReidAppError
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from pipelines.video import FrameReader
-from reid_app.timefmt import KNOWN_TIME_FROM, format_time, zone_label
-from reid_app.errors import ReidAppError
+from common.timefmt import KNOWN_TIME_FROM, format_time, zone_label
+from common.errors import ReidAppError
 from pipelines.service import CameraEntry, VideoEntry, VideoSightings
 from ui.timeline import TimelineBar, TimelineWidget
 

@@ -13,7 +13,7 @@ import socket
 import sys
 from typing import Callable, MutableMapping, Optional
 
-from reid_app.errors import UsageError
+from common.errors import UsageError
 
 _FOREIGN_QT_VARIABLES = ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR", "QT_PLUGIN_PATH")
 

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from reid_app.timefmt import format_time
+from common.timefmt import format_time
 from ui.tables import push_button
 from ui.item_models import ItemRole, ResultItem, ResultsFilterModel, ResultsModel, thumbnail_pixmap
 from ui.part_bars import PartBarsDelegate

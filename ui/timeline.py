@@ -16,7 +16,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from reid_app.timefmt import KNOWN_TIME_FROM, format_time, zone_label
+from common.timefmt import KNOWN_TIME_FROM, format_time, zone_label
 
 #: Tick spacings a ruler may use, seconds (from 0.1 s to a day).
 TICK_STEPS_S = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,

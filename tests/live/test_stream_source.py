@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from pipelines.stream import StreamOptions, StreamSource, is_stream
-from reid_app.redaction import redact_text, redact_url
-from reid_app.errors import InputVideoError
+from common.redaction import redact_text, redact_url
+from common.errors import InputVideoError
 
 
 def test_credentials_and_secret_query_values_are_redacted_and_the_rest_kept():

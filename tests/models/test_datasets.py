@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from models.datasets import load_dataset, read_cuhk03
-from reid_app.errors import DatasetError
+from common.errors import DatasetError
 
 
 def _touch(path: Path) -> None:

@@ -5,7 +5,7 @@ from models.detection import load_yolo
 from models.tracking import PersonTracker
 from models.pose import MMPoseEstimator, YoloTopDownPose
 from pipelines.video import VideoSource
-from reid_app.errors import WeightsError
+from common.errors import WeightsError
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from models.encoders import OnnxEncoder, load_encoder, preprocess, resolve_device
-from reid_app.errors import DeviceError, WeightsError
+from common.errors import DeviceError, WeightsError
 
 
 def test_preprocess_resizes_normalises_and_scales_part_boxes():

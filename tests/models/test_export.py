@@ -6,7 +6,7 @@ from models.encoders import JointLossEncoder, OnnxEncoder
 from models.export import export_onnx
 from models.jointloss import JointLossConfig, JointLossNet
 from models.parts import part_boxes_from_keypoints
-from reid_app.errors import WeightsError
+from common.errors import WeightsError
 
 
 def _net(**switches):

@@ -6,7 +6,7 @@ from models.checkpoint import load_checkpoint, save_checkpoint
 from models.encoders import JointLossEncoder, build_jointloss_encoder, load_encoder
 from models.jointloss import JointLossConfig, JointLossNet
 from models.parts import fallback_stripes, stripe_boxes
-from reid_app.errors import WeightsError
+from common.errors import WeightsError
 
 
 def _crops(n, seed=0):

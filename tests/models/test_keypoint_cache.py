@@ -7,7 +7,7 @@ import pytest
 
 from models.keypoint_cache import as_optional, cache_path, dataset_keypoints
 from models.parts import part_boxes_from_keypoints
-from reid_app.errors import DatasetError
+from common.errors import DatasetError
 
 
 def _images(folder, n):

@@ -97,7 +97,7 @@ def test_ingest_models_use_the_native_aspect_for_openvino_detection_and_pose_exp
 def test_top_down_pose_mosaics_hold_only_the_cells_needed_and_give_ultralytics_keypoints():
     from models.pose import YoloTopDownPose
     from models.tracking import PersonTracker
-    from reid_app.types import Detection
+    from common.types import Detection
 
     native = YoloTopDownPose(_require(POSE_DETECTOR))
     fixed = YoloTopDownPose(POSE_DETECTOR)
@@ -126,7 +126,7 @@ def test_top_down_pose_mosaics_hold_only_the_cells_needed_and_give_ultralytics_k
 @pytest.mark.slow
 def test_ingest_detector_size_reaches_the_runner_and_a_larger_input_keeps_every_confident_person(tmp_path):
     from reid_app.ingest_runner import IngestChoices, prepare_ingest
-    from reid_app.settings import load_settings
+    from common.settings import load_settings
     from tests.conftest import OSNET
 
     prepared = prepare_ingest(IngestChoices(detector=str(_require(PLAIN_DETECTOR)), reid=str(_require(OSNET)),

@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.evidence import export_identity
 from pipelines.identities import cluster_identities
-from reid_app.errors import UsageError
+from common.errors import UsageError
 from storage.database import open_database
 from storage.feedback import set_overlap
 from storage.repository import camera_ids_by_name

@@ -14,7 +14,7 @@ from pipelines.mot_eval import box_iou, read_mot_ground_truth
 from pipelines.quality import DuplicateConfig, SkeletonCheckConfig, StaticTrackConfig, suppress_duplicates
 from pipelines.track_cleanup import clean_up_tracks
 from pipelines.video import VideoSource
-from reid_app.types import Detection, Observation
+from common.types import Detection, Observation
 from storage.database import open_database
 from storage.repository import VideoInfo, VideoWriter, begin_video, get_or_create_model, static_track_ids
 from tests.conftest import PLAIN_DETECTOR, SHARED, VIDEOS, _require

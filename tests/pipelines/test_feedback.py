@@ -4,7 +4,7 @@ import pytest
 
 from pipelines.feedback import confirm, forget, merge, reject, split
 from pipelines.search import SearchOptions, Searcher
-from reid_app.errors import UsageError
+from common.errors import UsageError
 from storage.audit import read_log
 from storage.database import open_database
 from storage.feedback import load_verdicts, set_overlap

@@ -232,7 +232,7 @@ def test_a_failing_database_stops_every_camera_thread_and_decoder(tmp_path, enco
     from sqlalchemy.exc import OperationalError
 
     from pipelines.video import open_decoders
-    from reid_app.errors import DatabaseError
+    from common.errors import DatabaseError
     from storage.repository import VideoWriter
 
     def full_disk(self, *args, **kwargs):

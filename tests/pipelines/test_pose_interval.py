@@ -5,7 +5,7 @@ import numpy as np
 from models.pose import PoseEstimator
 from pipelines.camera import CameraPipeline, follow_box
 from pipelines.quality import QualityConfig
-from reid_app.types import Detection, Frame
+from common.types import Detection, Frame
 
 
 def test_keypoints_keep_their_place_in_a_moved_and_scaled_box():

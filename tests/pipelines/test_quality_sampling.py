@@ -2,7 +2,7 @@ import numpy as np
 
 from pipelines.quality import QualityConfig, crop_quality
 from pipelines.sampling import SamplingConfig, TrackSampler
-from reid_app.types import Detection, Observation
+from common.types import Detection, Observation
 
 
 def _det(box, score=0.9, visible=17, track=1):

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from models.encoders import load_encoder
 from pipelines.search import SearchFilters, SearchOptions, Searcher
-from reid_app.errors import UsageError
+from common.errors import UsageError
 from storage.audit import read_log
 from storage.database import open_database
 from storage.feedback import set_verdicts

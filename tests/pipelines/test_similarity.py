@@ -6,7 +6,7 @@ import pytest
 
 from pipelines.ann import IvfPqIndex
 from pipelines.similarity import AnnScorer, TorchScorer, make_scorer, top_tracks_by_rows
-from reid_app.errors import UsageError
+from common.errors import UsageError
 from storage.vector_index import EmbeddingIndex
 
 

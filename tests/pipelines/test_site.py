@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.site import load_site, parse_duration
-from reid_app.errors import UsageError
+from common.errors import UsageError
 from tests.conftest import run_cli
 
 GOOD = """

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from pipelines.video import VideoSource, fingerprint, probe_video
-from reid_app.errors import InputVideoError
+from common.errors import InputVideoError
 
 
 def test_probe_reads_the_real_lab_clip(lab_cam0):

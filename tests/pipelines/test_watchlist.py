@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from pipelines.watchlist import AlertDispatcher, WatchlistMatcher, load_matcher, watch_identity, watch_track
-from reid_app.errors import UsageError
+from common.errors import UsageError
 from storage.audit import read_log
 from storage.database import open_database
 from storage.repository import TrackUpdate, get_tracks

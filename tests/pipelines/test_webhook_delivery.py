@@ -135,7 +135,7 @@ def test_a_post_interrupted_by_a_dead_process_is_never_sent_again(db):
 
 @pytest.mark.parametrize("url", ["ftp://host/x", "http://user:pw@/nohost"])
 def test_a_bad_webhook_url_is_refused_without_its_password(db, url):
-    from reid_app.errors import UsageError
+    from common.errors import UsageError
 
     with pytest.raises(UsageError) as raised:
         AlertDispatcher(db, url)

@@ -28,7 +28,7 @@ def _writer(path: str, video: str) -> None:
     from pipelines.ingest import IngestJob
     from pipelines.ingest import IngestProgress
     from reid_app.ingest_runner import IngestChoices, prepare_ingest
-    from reid_app.settings import load_settings
+    from common.settings import load_settings
     from storage.database import open_database
     from tests.conftest import OSNET, POSE_DETECTOR
 

@@ -71,7 +71,7 @@ _THROTTLED_INGEST = """
 import sys, threading, time
 from pipelines.ingest import IngestJob, IngestProgress
 from reid_app.ingest_runner import IngestChoices, prepare_ingest
-from reid_app.settings import load_settings
+from common.settings import load_settings
 from storage.database import open_database
 from tests.conftest import OSNET, POSE_DETECTOR
 

@@ -11,7 +11,7 @@ import pytest
 from models.encoders import load_encoder
 from pipelines.search import read_query_image
 from pipelines.video import VideoSource, probe_video
-from reid_app.errors import InputVideoError, UsageError, WeightsError
+from common.errors import InputVideoError, UsageError, WeightsError
 from tests.reliability.damage import broken_reid_onnx, damage_packets, huge_png, variable_rate_mkv
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reid_app.redaction import name_from_url, redact_url
+from common.redaction import name_from_url, redact_url
 from tests.conftest import LAB, real_weights_args, run_cli, run_cli_process
 from tests.live.conftest import cam1_live_clip, rtsp_server  # noqa: F401  (fixtures of the live tests)
 

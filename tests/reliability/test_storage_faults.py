@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from reid_app.errors import DatabaseError
+from common.errors import DatabaseError
 from storage.database import integrity_problems, open_database
 from storage.identities import replace_identities
 from storage.repository import (
@@ -159,7 +159,7 @@ def _limited(limit_bytes: int):
 @pytest.mark.slow
 def test_a_failed_creation_leaves_no_half_made_file(tmp_path):
     path = tmp_path / "new.db"
-    code = ("from storage.database import open_database\nfrom reid_app.errors import DatabaseError\n"
+    code = ("from storage.database import open_database\nfrom common.errors import DatabaseError\n"
             "try:\n    open_database(%r)\nexcept DatabaseError as exc:\n    print(exc)\n" % str(path))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                           preexec_fn=_limited(16 * 1024))

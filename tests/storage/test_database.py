@@ -1,7 +1,7 @@
 import hashlib
 import pytest
 
-from reid_app.errors import DatabaseError
+from common.errors import DatabaseError
 from storage.database import HEAD_REVISION, integrity_problems, open_database
 from storage.schema import SCHEMA_VERSION
 from tests.conftest import sqlite_execute

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from reid_app.types import Detection, Observation
+from common.types import Detection, Observation
 from storage.database import open_database
 from storage.repository import (
     VideoInfo, VideoWriter, begin_video, bytes_to_vector, count_rows, find_video, get_or_create_model,

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from reid_app.errors import UsageError
+from common.errors import UsageError
 from tests.conftest import ROOT, copy_db, run_cli
 from ui.qt_env import check_display, clean_qt_environment
 

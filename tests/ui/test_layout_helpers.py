@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 from PySide6.QtCore import QRectF
 
-from reid_app.timefmt import KNOWN_TIME_FROM
+from common.timefmt import KNOWN_TIME_FROM
 from ui.player import best_columns, place_labels, tile_rects
 from ui.timeline import tick_label, tick_times
 

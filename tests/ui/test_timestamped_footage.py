@@ -52,7 +52,7 @@ def test_an_investigation_on_timestamped_footage(qtbot, make_window, home_db, tm
     with 2024 wall-clock times, shown with their zone."""
     import av
 
-    from reid_app.timefmt import zone_label
+    from common.timefmt import zone_label
 
     window = make_window(copy_db(home_db, tmp_path / "db"))
     player = window.player

@@ -3,7 +3,7 @@
 Order of search (the first hit wins):
     1. the explicit value, when it is an existing path;
     2. each folder of ``REID_APP_WEIGHTS`` / the settings file's ``weights_dir``;
-    3. the user cache folder (``reid_app.settings.user_cache_weights_dir()``).
+    3. the user cache folder (``common.settings.user_cache_weights_dir()``).
 In each folder a name ``N`` matches ``N`` itself and the usual export names of the same model: ``N.pt``,
 ``N.onnx``, ``N_openvino_model/``, ``N_int8_openvino_model/`` (``N`` without its suffix too).
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
-from reid_app.errors import WeightsError
+from common.errors import WeightsError
 
 _EXPORT_SUFFIXES = ("", ".pt", ".onnx", "_openvino_model", "_int8_openvino_model", ".pth")
 _ULTRALYTICS_NAME = re.compile(r"^(yolo(v?\d+)[a-z0-9\-]*)(\.pt)?$", re.IGNORECASE)

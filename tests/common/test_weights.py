@@ -1,8 +1,8 @@
 import pytest
 
-from reid_app.errors import WeightsError
-from reid_app.settings import load_settings
-from reid_app.weights import is_ultralytics_name, resolve_weights
+from common.errors import WeightsError
+from common.settings import load_settings
+from common.weights import is_ultralytics_name, resolve_weights
 
 
 def test_explicit_path_wins_and_missing_path_is_an_error(tmp_path):

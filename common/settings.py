@@ -21,7 +21,7 @@ from pathlib import Path
 
 import platformdirs
 
-from reid_app.errors import UsageError
+from common.errors import UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib

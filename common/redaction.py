@@ -14,7 +14,7 @@ import logging
 import re
 from typing import Optional
 
-from reid_app.neutralise import terminal_text
+from common.neutralise import terminal_text
 
 #: Keys whose values are secrets (``pass``, ``pwd``, ``token``, ``auth``, ``sig``, ``user``, ``login``, ...).
 SECRET_KEY = re.compile(r"pas|pw|token|secret|key|auth|sig|user|usr|login|cred|session|sid|account",
@@ -70,7 +70,7 @@ def redact_text(text: str) -> str:
 
 def display_text(text) -> str:
     """What a terminal or log may show of ``text``: URLs redacted, control characters neutralised
-    (``reid_app.neutralise.terminal_text``)."""
+    (``common.neutralise.terminal_text``)."""
     return terminal_text(redact_text(text))
 
 
@@ -92,7 +92,7 @@ def name_from_url(url: str) -> str:
 class RedactingFilter(logging.Filter):
     """A logging filter that passes every record's message through :func:`redact_text` (a second line of
     defence: messages are redacted where they are made, and a library quoting a URL is caught here) and
-    ``reid_app.neutralise.terminal_text`` (no escape sequences from names reach the terminal)."""
+    ``common.neutralise.terminal_text`` (no escape sequences from names reach the terminal)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
