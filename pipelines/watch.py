@@ -41,9 +41,9 @@ from filelock import FileLock, Timeout
 from sqlalchemy.exc import SQLAlchemyError
 
 from models.encoders import ReIDEncoder
-from pipelines.camera import CameraPipeline
+from pipelines.engine import (CameraChannel, CameraThreads, IngestOptions, Observed, PoseFactory, TrackerFactory,
+                              camera_pipeline, encode_batches, register_encoder)
 from pipelines.identities import assign_new_tracks
-from pipelines.ingest import IngestOptions, PoseFactory, TrackerFactory, register_encoder
 from pipelines.recording import Segment, SegmentRecorder
 from pipelines.retention import RetentionReport, apply_retention
 from pipelines.site import SiteCamera
@@ -165,7 +165,6 @@ class _LiveCamera:
     config: SiteCamera
     recorder: SegmentRecorder
     status: CameraStatus
-    thread: Optional[threading.Thread] = None
     source: Optional[StreamSource] = None
     rows: dict[str, _SegmentRow] = field(default_factory=dict)
     pending: list[Observation] = field(default_factory=list)
@@ -178,7 +177,6 @@ class _LiveCamera:
     finished: set[str] = field(default_factory=set)  # segment files whose video row is finished
     unrecorded: int = 0
     late: int = 0
-    running: bool = False
     estimates_pose: bool = True  # its people get keypoints (else no track is judged by its skeleton)
     #: Encoded observations not yet stored, per segment file, oldest first (kept while the database is down).
     unwritten: collections.deque = field(default_factory=collections.deque)  # (path, observations, vectors)
@@ -246,7 +244,7 @@ class LiveSite:
         self.watchlist = watchlist
         self.alerts = alerts
         self._closed_segments: "queue.Queue[tuple[int, Segment]]" = queue.Queue()
-        self._events: "queue.Queue[tuple]" = queue.Queue(maxsize=256)
+        self._threads: Optional[CameraThreads] = None  # the engine's camera threads, while running
         self._cameras: list[_LiveCamera] = []
         for index, config in enumerate(cameras):
             recorder = SegmentRecorder(self.recorder_folder(config.name), config.name, options.segment_s,
@@ -313,11 +311,9 @@ class LiveSite:
         if recovered:
             log.warning("%d recording(s) left unfinished by a watch that was killed were finished with what they "
                         "hold", recovered)
+        self._threads = CameraThreads(stop, queue_size=256)
         for index, cam in enumerate(self._cameras):
-            cam.running = True
-            cam.thread = threading.Thread(target=self._camera_thread, args=(index, stop), name=f"live-{cam.config.name}",
-                                          daemon=True)
-            cam.thread.start()
+            self._threads.start(index, cam.config.name, self._watch_camera)
         next_status = next_progress = time.monotonic()
         next_retention = time.monotonic() + (0.0 if self.options.retention_s else float("inf"))
         try:
@@ -401,33 +397,27 @@ class LiveSite:
 
     # --- camera threads -------------------------------------------------------------------------------------
 
-    def _camera_thread(self, index: int, stop: threading.Event) -> None:
-        cam = self._cameras[index]
+    def _watch_camera(self, channel: CameraChannel) -> None:
+        """A camera's thread: analyse its stream until stopped, opening it again after a failure (the recording
+        disk being full stops it for good)."""
+        cam = self._cameras[channel.index]
         options = dataclasses.replace(self.options.stream, rtsp_transport=cam.config.transport, give_up_after_s=None)
-        ingest = self.options.ingest
-        try:
-            while not stop.is_set():
-                try:
-                    tracker = self.make_tracker()
-                    cam.source = StreamSource(cam.config.url, cam.config.fps, options=options, recorder=cam.recorder)
-                    pipeline = CameraPipeline(cam.config.name, cam.source, tracker, self.make_pose(tracker),
-                                              ingest.quality, ingest.sampling, self.encoder.num_parts, ingest.motion,
-                                              ingest.pose_interval_s, ingest.duplicates)
-                    cam.estimates_pose = pipeline.estimates_pose
-                    pipeline.run(lambda obs, n: self._events.put(("obs", index, obs)), stop.is_set,
-                                 lambda frame, dets: self._on_frame(cam, frame, dets), flush_on_stop=True)
-                except ReidAppError as exc:
-                    cam.status.last_error = str(exc)
-                except Exception as exc:  # a failing camera must not stop the others
-                    log.exception("camera %s failed", cam.config.name)
-                    cam.status.last_error = f"analysis failed ({type(exc).__name__}: {exc}); restarting"
-                if cam.source is not None and cam.source.stopped_because:  # the recording disk is full
-                    cam.status.state, cam.status.last_error = "stopped", cam.source.stopped_because
-                    return
-                if not stop.is_set():
-                    stop.wait(RESTART_AFTER_S)
-        finally:
-            self._events.put(("done", index))
+
+        def build():
+            cam.source = StreamSource(cam.config.url, cam.config.fps, options=options, recorder=cam.recorder)
+            pipeline = camera_pipeline(cam.config.name, cam.source, self.make_tracker, self.make_pose,
+                                       self.options.ingest, self.encoder.num_parts)
+            cam.estimates_pose = pipeline.estimates_pose
+            return pipeline
+
+        while not channel.stopped():
+            failed = channel.run(build, lambda frame, dets: self._on_frame(cam, frame, dets), flush_on_stop=True)
+            if failed is not None:
+                cam.status.last_error = failed.message + ("; restarting" if failed.unexpected else "")
+            if cam.source is not None and cam.source.stopped_because:  # the recording disk is full
+                cam.status.state, cam.status.last_error = "stopped", cam.source.stopped_because
+                return
+            channel.wait(RESTART_AFTER_S)
 
     def _on_frame(self, cam: _LiveCamera, frame: Frame, detections: list[Detection]) -> None:
         cam.frame_times.append(time.monotonic())
@@ -443,23 +433,14 @@ class LiveSite:
     # --- the consumer ---------------------------------------------------------------------------------------
 
     def _take_events(self, timeout: float) -> None:
-        try:
-            item = self._events.get(timeout=timeout)
-        except queue.Empty:
-            return
-        while True:
-            kind, index = item[0], item[1]
-            cam = self._cameras[index]
-            if kind == "obs" and item[2]:
+        """Gather the cameras' observations (the rest of the engine's events need nothing here: a camera's thread
+        words its own failures in its status line and restarts itself)."""
+        for event in self._threads.events(timeout):
+            cam = self._cameras[event.camera]
+            if isinstance(event, Observed) and event.observations:
                 if not cam.pending:
                     cam.pending_since = time.monotonic()
-                cam.pending += item[2]
-            elif kind == "done":
-                cam.running = False
-            try:
-                item = self._events.get_nowait()
-            except queue.Empty:
-                return
+                cam.pending += event.observations
 
     def _flush_due(self, final: bool) -> None:
         waiting = [c for c in self._cameras if c.pending]
@@ -471,14 +452,10 @@ class LiveSite:
             self._flush(waiting)
 
     def _flush(self, cameras: list[_LiveCamera]) -> None:
-        chosen = [o for c in cameras for o in c.pending if o.selected]
-        embeddings = self.encoder.encode([o.crop for o in chosen], np.stack([o.part_boxes for o in chosen])) \
-            if chosen else np.zeros((0, self.encoder.dims), np.float32)
-        offset = 0
-        for cam in cameras:
-            batch, cam.pending = cam.pending, []
-            count = sum(o.selected for o in batch)
-            vectors, offset = embeddings[offset:offset + count], offset + count
+        batches = [c.pending for c in cameras]
+        embeddings, _ = encode_batches(self.encoder, batches)
+        for cam, batch, vectors in zip(cameras, batches, embeddings):
+            cam.pending = []
             by_segment: dict[str, tuple[list[Observation], list[np.ndarray]]] = {}
             k = 0
             for obs in batch:
@@ -580,8 +557,8 @@ class LiveSite:
             self._cameras[index].closed.append(segment)
         grace = 2 * self.options.ingest.sampling.window_s + 3.0
         finished_any = False
-        for cam in self._cameras:
-            due = [s for s in cam.closed if final or not cam.running or
+        for index, cam in enumerate(self._cameras):
+            due = [s for s in cam.closed if final or not self._threads.is_running(index) or
                    time.time() >= s.start_time + s.duration_s + grace]
             if not due:
                 continue
@@ -637,8 +614,9 @@ class LiveSite:
     def _shutdown(self) -> None:
         """Wait for the camera threads (their last observations and closed segments), store everything, finish
         every segment, match the new tracks, and deliver the alerts still queued."""
-        while any(c.running for c in self._cameras):  # "done" is each camera thread's last event
+        while self._threads.running:  # Ended is each camera thread's last event
             self._take_events(0.1)
+        self._threads.close()
         for attempt in range(4):  # the database may be down: a few tries, then the next watch recovers the rows
             try:
                 self._flush_due(final=True)
