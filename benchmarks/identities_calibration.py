@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--thresholds", default="0.30,0.35,0.40,0.45,0.50,0.55,0.60,0.65,0.70,0.75,0.80,0.85")
     args = parser.parse_args()
 
-    from pipelines.identities import cluster_identities
+    from pipelines.matching.identities import cluster_identities
     from storage.database import open_database
     from storage.feedback import set_overlap
     from storage.repository import camera_ids_by_name

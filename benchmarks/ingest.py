@@ -33,7 +33,7 @@ def _measure(args: argparse.Namespace) -> dict:
     from models.tracking import PersonTracker
     from models.encoders import load_encoder, resolve_device
     from models.pose import DetectorKeypoints, NoPose
-    from pipelines.ingest import IngestJob, IngestOptions, ingest
+    from pipelines.ingest.files import IngestJob, IngestOptions, ingest
     from storage.database import open_database
 
     device = resolve_device(args.device)

@@ -5,7 +5,7 @@
 
 Each run starts a real RTSP server (GStreamer's, ``tests/live/rtsp_server.py``; Debian packages as in ``.ci/run``)
 publishing N cameras in real time (the four lab clips with a keyframe every second, repeated for N > 4) and runs
-the product path of ``reid-app watch`` (``pipelines.watch.LiveSite`` with the models of ``prepare_ingest``: default
+the product path of ``reid-app watch`` (``pipelines.live.watch.LiveSite`` with the models of ``prepare_ingest``: default
 detector, the shared yolov8n-pose export top-down, and the shipped re-id model) into a fresh database. Before the live runs, 10 s of lab cam0 are ingested
 from the file and its best-encoded track is put on the watchlist, so the cameras showing cam0 raise alerts (repeat
 suppression shortened to 5 s to get more samples).
@@ -60,10 +60,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("YOLO_VERBOSE", "False")
 
-    from pipelines.ingest import IngestJob, IngestProgress
-    from pipelines.site import SiteCamera
-    from pipelines.watch import LiveSite, WatchOptions
-    from pipelines.watchlist import AlertDispatcher, load_matcher, watch_track
+    from pipelines.ingest.files import IngestJob, IngestProgress
+    from pipelines.live.site import SiteCamera
+    from pipelines.live.watch import LiveSite, WatchOptions
+    from pipelines.live.watchlist import AlertDispatcher, load_matcher, watch_track
     from reid_app.ingest_runner import IngestChoices, prepare_ingest
     from common.settings import load_settings
     from storage.database import open_database

@@ -133,7 +133,7 @@ class Tally:
 
 
 def frames_of(video: Path, fps: float, duration: float | None):
-    from pipelines.video import VideoSource
+    from pipelines.ingest.video import VideoSource
 
     return list(VideoSource(video, fps, duration).frames())
 

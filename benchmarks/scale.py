@@ -9,9 +9,9 @@ site (``scale_index.py``); with ``--database`` the same site stored in SQLite an
 
 Synthetic tracks with the similarity structure measured on the lab cameras (tracks of one person about 0.87 alike,
 of different people about 0.47; 1024-dimensional descriptors, as the shipped model gives), four tracks per person,
-spread over 7 days on 100 cameras. Prints, per size: seconds of ``pipelines.linkage.cluster_sparse`` as
+spread over 7 days on 100 cameras. Prints, per size: seconds of ``pipelines.matching.linkage.cluster_sparse`` as
 ``cluster_identities`` runs it (every pair up to 500 tracks, 30 nearest beyond), of the dense reference
-``pipelines.identities.cluster_tracks`` where it fits, how alike the two partitions are (adjusted Rand index, 1 = identical) and how alike the sparse one
+``pipelines.matching.identities.cluster_tracks`` where it fits, how alike the two partitions are (adjusted Rand index, 1 = identical) and how alike the sparse one
 is to the true people. It does not pass or fail (target: 100,000 tracks in at most 60 s).
 """
 
@@ -101,8 +101,8 @@ def feedback_latency(total: int) -> None:
     """Seconds of a reject and a confirm (with their re-clustering) on a database of ``total`` synthetic tracks."""
     import tempfile
 
-    from pipelines.feedback import confirm, reject
-    from pipelines.identities import cluster_identities
+    from pipelines.matching.feedback import confirm, reject
+    from pipelines.matching.identities import cluster_identities
     from storage.database import open_database
     from storage.identities import load_identities
 
@@ -137,8 +137,8 @@ def feedback_latency(total: int) -> None:
 
 
 def main() -> None:
-    from pipelines.identities import EXACT_TRACKS, cannot_link, cluster_tracks
-    from pipelines.linkage import cluster_sparse
+    from pipelines.matching.identities import EXACT_TRACKS, cannot_link, cluster_tracks
+    from pipelines.matching.linkage import cluster_sparse
     from storage.vector_index import TrackTable
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

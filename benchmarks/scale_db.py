@@ -5,7 +5,7 @@ tracks with descriptors, one video per camera and hour, written with Core bulk i
 
 Prints per database: rows and size; seconds for a first search in a new process with no saved index (it reads
 every embedding and saves the index), for the first search once the index is saved (it opens it: the 2-s target
-for 1M), then ``reid-app search --track`` p50/p95 through ``pipelines.search.Searcher`` (the default ``mean``
+for 1M), then ``reid-app search --track`` p50/p95 through ``pipelines.matching.search.Searcher`` (the default ``mean``
 ranking and per-sighting), refresh, database reads and audit record included.
 """
 
@@ -87,8 +87,8 @@ def database_bytes(location: str) -> int:
 
 def _first_search(location: str, index_root: Path) -> float:
     """Seconds of a new searcher's first search (load or open the index, then search)."""
-    from pipelines.search import SearchOptions, Searcher
-    from pipelines.similarity import make_scorer
+    from pipelines.matching.search import SearchOptions, Searcher
+    from pipelines.matching.similarity import make_scorer
     from storage.database import open_database
 
     db = open_database(location)
@@ -101,8 +101,8 @@ def _first_search(location: str, index_root: Path) -> float:
 
 
 def _search_times(location: str, index_root: Path, queries: int, per_track: bool) -> tuple[float, float]:
-    from pipelines.search import SearchOptions, Searcher
-    from pipelines.similarity import make_scorer
+    from pipelines.matching.search import SearchOptions, Searcher
+    from pipelines.matching.similarity import make_scorer
     from storage.database import open_database
 
     db = open_database(location)

@@ -80,7 +80,7 @@ class SyntheticSite:
 def write_index(site: SyntheticSite, folder_path: Path, chunk_rows: int = 200_000):
     """Write the site's index folder (sightings, their ids, cameras, videos, times, track descriptors) and return
     the opened :class:`storage.vector_index.EmbeddingIndex`."""
-    from pipelines.similarity import copy_rows
+    from pipelines.matching.similarity import copy_rows
     from storage.index_files import IndexFolder
     from storage.vector_index import EmbeddingIndex
 
@@ -161,7 +161,7 @@ def measure_search(scorer, vectors, queries: np.ndarray, truth: np.ndarray, same
 def run(rows: int, folder_path: Path, queries: int = 100, keep: bool = False, exact_bytes: int = -1) -> None:
     """The whole search part for an index of ``rows`` sightings in ``folder_path`` (``exact_bytes``: the
     scorer's exact-scan limit, -1 for its default)."""
-    from pipelines.similarity import EXACT_BYTES, AnnScorer
+    from pipelines.matching.similarity import EXACT_BYTES, AnnScorer
 
     exact_bytes = EXACT_BYTES if exact_bytes < 0 else exact_bytes
 

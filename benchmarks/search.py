@@ -12,7 +12,7 @@ around 1 identity centre per 200 sightings and L2-normalised. For each size it r
   is in the OS page cache, as it is for a database in daily use);
 * memory: bytes held by the index, and the process's RSS growth;
 * latency per query (median and 95th percentile of ``--queries`` queries, after a warm-up), end to end through
-  ``pipelines.search.Searcher`` with the audit log off:
+  ``pipelines.matching.search.Searcher`` with the audit log off:
   - ``max``: sighting-level search over all N embeddings (``track_similarity="max"``), one result per track;
   - ``max+filters``: the same limited to 4 cameras and half the time span;
   - ``mean``: track-level search over the track descriptors (N / 50 rows);
@@ -130,8 +130,8 @@ def _latency(fn, queries: int) -> tuple[float, float]:
 
 
 def measure(path: Path, device: str, queries: int, use_faiss: bool) -> dict:
-    from pipelines.search import SearchFilters, SearchOptions, Searcher
-    from pipelines.similarity import FaissScorer, TorchScorer, copy_rows
+    from pipelines.matching.search import SearchFilters, SearchOptions, Searcher
+    from pipelines.matching.similarity import FaissScorer, TorchScorer, copy_rows
     from storage.database import open_database
     from storage.vector_index import EmbeddingIndex
 

@@ -37,7 +37,7 @@ def evaluate(searcher, labels, similarity: str, rerank: bool) -> tuple[float, fl
 
     The margin of a query is its worst true match's score minus its best false match's score (cosine; > 0 means
     a threshold separates them): finer than rank-1 and mAP when those saturate."""
-    from pipelines.search import SearchOptions
+    from pipelines.matching.search import SearchOptions
 
     queries = sorted({t for pair in labels for t in pair})
     rank1, aps, margins, used = [], [], [], 0
@@ -64,7 +64,7 @@ def main() -> None:
                         help="folder with calib_camN.json")
     args = parser.parse_args()
 
-    from pipelines.search import Searcher
+    from pipelines.matching.search import Searcher
     from storage.database import open_database
     from tests.lab_geometry import same_person_pairs
 

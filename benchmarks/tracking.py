@@ -11,10 +11,10 @@ For each sequence and analysis rate:
   each track's identity as the id (tracks in no identity keep their own). Static tracks (hidden from search and
   identities) are left out, as the product leaves them out.
 - the peers a user would write: Ultralytics ``model.track(frame, persist=True, tracker=...)`` with ByteTrack and
-  BoT-SORT on the same detector weights and exactly the frames reid-app analysed (``pipelines.video.VideoSource``).
+  BoT-SORT on the same detector weights and exactly the frames reid-app analysed (``pipelines.ingest.video.VideoSource``).
 
 Every metric (MOTA, IDF1, HOTA, ID switches, fragmentations, recall, precision) is TrackEval's
-(``pipelines.mot_eval``), IoU 0.5, on the analysed frames only. Ground truth: ``../shared/data/mot`` (PETS boxes
+(``pipelines.ingest.mot_eval``), IoU 0.5, on the analysed frames only. Ground truth: ``../shared/data/mot`` (PETS boxes
 x0.625 for the 480x360 clip; MOT frame N is the clip's frame N-1). Prints a table; it does not pass or fail.
 """
 
@@ -53,7 +53,7 @@ SEQUENCES = {
 
 def analysed_frames(video: Path, fps: float) -> list:
     """The frames ``reid-app ingest --fps`` analyses (same reader, same rule)."""
-    from pipelines.video import VideoSource
+    from pipelines.ingest.video import VideoSource
 
     return list(VideoSource(video, fps).frames())
 
@@ -62,7 +62,7 @@ def run_reid_app(sequence: Sequence, fps: float, folder: Path, tiles: int = 1, d
                  extra: Sequence[str] = ()) -> tuple[dict, dict, dict, float]:
     """Ingest with the CLI (``--tiles``, ``--detector-size``); returns (boxes by track, boxes by identity, track
     facts, seconds)."""
-    from pipelines.mot_eval import boxes_by_frame
+    from pipelines.ingest.mot_eval import boxes_by_frame
 
     db = folder / f"{sequence.name}-{fps:g}-{detector_size}{f'-tiles{tiles}' if tiles > 1 else ''}.db"
     if db.exists():  # ingest would skip the known video and the table would score an older run
@@ -94,7 +94,7 @@ def run_peer(tracker: str, detector: Path, frames: list) -> tuple[dict, float]:
     """Ultralytics ``track(persist=True)`` on ``frames`` with ``tracker`` (``bytetrack`` or ``botsort``)."""
     from ultralytics import YOLO
 
-    from pipelines.mot_eval import boxes_by_frame
+    from pipelines.ingest.mot_eval import boxes_by_frame
 
     model = YOLO(str(detector), task="detect")
     rows = []
@@ -126,7 +126,7 @@ def main(argv=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from pipelines.mot_eval import read_mot_ground_truth, score_tracking
+    from pipelines.ingest.mot_eval import read_mot_ground_truth, score_tracking
     from common.settings import load_settings
     from common.weights import resolve_weights
 

@@ -69,7 +69,7 @@ class Observation:
         frame_index: frame index in the video.
         time_s: seconds from the start of the video.
         detection: the tracked detection.
-        quality: quality score in ``[0, 1]`` (see ``pipelines.quality``); 0 when the quality gate rejected it.
+        quality: quality score in ``[0, 1]`` (see ``pipelines.ingest.quality``); 0 when the quality gate rejected it.
         crop: ``uint8 [h, w, 3]`` BGR person crop when the observation is selected for encoding, else ``None``.
         part_boxes: ``float32 [P, 4]`` part boxes in crop pixels when selected (``P`` = the re-id network's part
             count; 4 by default, :data:`BODY_PARTS`).
@@ -77,7 +77,7 @@ class Observation:
         recorded: for a recorded live stream, the recording file of its frame and the frame's time in seconds
             into that file (``Frame.recorded``); None otherwise.
         fallback: for a crop the quality gate rejected (cut by the border, too occluded) but big enough to encode,
-            the tiny quality it takes if its track shows no better crop (``pipelines.quality.fallback_quality``);
+            the tiny quality it takes if its track shows no better crop (``pipelines.ingest.quality.fallback_quality``);
             0 otherwise.
     """
 

@@ -46,7 +46,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 class _RichProgress:
-    """Progress bars per camera on stderr, implementing ``pipelines.ingest.IngestProgress``."""
+    """Progress bars per camera on stderr, implementing ``pipelines.ingest.files.IngestProgress``."""
 
     def __init__(self, console):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -102,9 +102,9 @@ def _summary_table(summaries):
 def _record_streams(streams, duration: float, folder: Path, timeout: float, stop: threading.Event, console):
     """Record every ``(camera, url)`` for ``duration`` seconds at once; returns the ingest jobs in rounds (the
     first segment of every camera, then the second...) and a ``failed`` summary per camera recorded nothing."""
-    from pipelines.ingest import IngestJob
-    from pipelines.live import record_cameras
-    from pipelines.stream import StreamOptions
+    from pipelines.ingest.files import IngestJob
+    from pipelines.live.capture import record_cameras
+    from pipelines.live.stream import StreamOptions
     from common.types import CameraSummary
 
     console.print(f"recording {len(streams)} live camera(s) for {duration:g} s into {folder}", markup=False,
@@ -130,7 +130,7 @@ def _record_streams(streams, duration: float, folder: Path, timeout: float, stop
 
 def _unreadable_videos(jobs) -> dict:
     """Job index -> a ``failed`` :class:`CameraSummary` for each video that cannot be opened and decoded."""
-    from pipelines.video import probe_video
+    from pipelines.ingest.video import probe_video
     from common.types import CameraSummary
 
     failed = {}
@@ -255,12 +255,12 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
                             motion_gate=motion_gate, pose_interval_s=pose_interval, tiles=tiles)
     choices.check()
 
-    from pipelines.ingest import IngestJob
+    from pipelines.ingest.files import IngestJob
     from storage.database import open_database
 
-    from pipelines.live import stream_camera_name
+    from pipelines.live.capture import stream_camera_name
     from common.settings import recordings_dir_for
-    from pipelines.stream import is_stream, redact_url
+    from pipelines.live.stream import is_stream, redact_url
 
     streams = [(cameras[i] if cameras else stream_camera_name(v), v) for i, v in enumerate(videos) if is_stream(v)]
     if streams and duration is None:

@@ -74,7 +74,7 @@ def resolve_reid(spec: str, dirs, explicit: bool) -> Optional[Path]:
 
 def cluster_after_ingest(db, console) -> None:
     """Re-cluster the global identities after an ingest added tracks, and print one line about them."""
-    from pipelines.service import cluster_after_ingest
+    from pipelines.matching.service import cluster_after_ingest
 
     report = cluster_after_ingest(db)
     if report is None:

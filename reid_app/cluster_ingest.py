@@ -43,7 +43,7 @@ class _QuietProgress:
 
 def _wait_for_lease(db, path, deadline_s: float) -> None:
     """Reclaim a dead worker's half-written copy of the video, waiting while its lease may still be renewed."""
-    from pipelines.video import fingerprint
+    from pipelines.ingest.video import fingerprint
     from storage.repository import VideoBusyError, reclaim_abandoned
 
     started = time.monotonic()
@@ -58,7 +58,7 @@ def _wait_for_lease(db, path, deadline_s: float) -> None:
 
 
 def ingest_video_task(location: str, job, choices: IngestChoices) -> CameraSummary:
-    """Ingest one video (``pipelines.ingest.IngestJob``) into the database at ``location``, on a Ray worker.
+    """Ingest one video (``pipelines.ingest.files.IngestJob``) into the database at ``location``, on a Ray worker.
 
     Returns:
         The video's :class:`common.types.CameraSummary`.

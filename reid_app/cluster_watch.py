@@ -1,12 +1,12 @@
 """Live sites on a Ray cluster (``reid-app watch --cluster ADDRESS``): the site's cameras are dealt out to Ray
 actors, one per machine (one per GPU when the cluster has GPUs), each running the same
-:class:`pipelines.watch.LiveSite` as a single-machine watch for its share, into the shared database (PostgreSQL)
+:class:`pipelines.live.watch.LiveSite` as a single-machine watch for its share, into the shared database (PostgreSQL)
 and recordings folder (shared storage).
 
 The driver prints every camera's status line, and on Ctrl-C, SIGTERM or ``--stop-after`` asks every actor to stop
 cleanly (buffered sightings stored, segments closed, new tracks matched) and waits for their summaries. An actor
 whose process dies is restarted by Ray and resumes its cameras; the recordings it was writing are finished by the
-restart (``pipelines.watch.recover_abandoned``). Only the first actor applies retention, so the purge runs once.
+restart (``pipelines.live.watch.recover_abandoned``). Only the first actor applies retention, so the purge runs once.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class WatchWorker:
                                    status_every)
 
     def run(self):
-        """Watch until :meth:`stop`; returns the :class:`pipelines.watch.WatchSummary`."""
+        """Watch until :meth:`stop`; returns the :class:`pipelines.live.watch.WatchSummary`."""
         try:
             return self.live.run(self._stop)
         finally:
@@ -54,7 +54,7 @@ class WatchWorker:
         return True
 
     def statuses(self):
-        """The cameras' current :class:`pipelines.watch.CameraStatus` lines."""
+        """The cameras' current :class:`pipelines.live.watch.CameraStatus` lines."""
         return self.live.statuses()
 
     def stop(self) -> None:
@@ -108,7 +108,7 @@ def watch_on_cluster(address: str, location: str, site, recordings: Path, choice
                      min_embeddings: int, stop: threading.Event, on_status: Callable[[list], None],
                      status_every: float, on_ready: Callable[[], None] = lambda: None) -> list:
     """Watch ``site`` on the Ray cluster at ``address`` until ``stop`` is set; returns one
-    :class:`pipelines.watch.WatchSummary` per actor. ``on_ready`` is called once every actor has loaded its models
+    :class:`pipelines.live.watch.WatchSummary` per actor. ``on_ready`` is called once every actor has loaded its models
     and the watch begins.
 
     Raises:

@@ -1,5 +1,5 @@
 """Composing an ingest from the user's choices: validate options, resolve and load the detector, pose backend and
-re-id model, then run ``pipelines.ingest``. Shared by the CLI and the desktop app (which gets it injected by the
+re-id model, then run ``pipelines.ingest.files``. Shared by the CLI and the desktop app (which gets it injected by the
 CLI, the composition root), so both ingest exactly the same way.
 """
 
@@ -9,7 +9,7 @@ import logging
 import threading
 from typing import Optional, Sequence
 
-from pipelines.ingest_choices import IngestChoices
+from pipelines.ingest.choices import IngestChoices
 from common.errors import UsageError, WeightsError
 from common.settings import Settings
 
@@ -98,10 +98,10 @@ class PreparedIngest:
 
     def __init__(self, choices: IngestChoices, device: str, encoder, make_tracker, make_pose,
                  detector: str = "", pose: Optional[str] = None):
-        from pipelines.ingest import IngestOptions
-        from pipelines.motion import MotionGateConfig
-        from pipelines.quality import StaticTrackConfig
-        from pipelines.sampling import SamplingConfig
+        from pipelines.ingest.files import IngestOptions
+        from pipelines.ingest.motion import MotionGateConfig
+        from pipelines.ingest.quality import StaticTrackConfig
+        from pipelines.ingest.sampling import SamplingConfig
 
         self.choices = choices
         self.device = device
@@ -122,12 +122,12 @@ class PreparedIngest:
                                     window_s=window))
 
     def run(self, db, jobs: Sequence, progress, stop: threading.Event) -> list:
-        """Ingest ``jobs`` (``pipelines.ingest.IngestJob``) into ``db``; returns one ``CameraSummary`` per job.
+        """Ingest ``jobs`` (``pipelines.ingest.files.IngestJob``) into ``db``; returns one ``CameraSummary`` per job.
 
         Raises:
             UsageError: two jobs would get the same camera name.
         """
-        from pipelines.ingest import ingest
+        from pipelines.ingest.files import ingest
         from storage.repository import set_ingest_models
 
         names = [j.camera for j in jobs]
@@ -188,7 +188,7 @@ def load_query_encoder(db, settings: Settings, device: Optional[str] = None, rei
         WeightsError: the weights are missing or unreadable.
     """
     from models.encoders import load_encoder, resolve_device
-    from pipelines.service import database_model
+    from pipelines.matching.service import database_model
     from reid_app.cli_helpers import resolve_reid
 
     path = database_model(db) if reid is None else None

@@ -26,13 +26,13 @@ def _print(text: str, err: bool = False) -> None:
 
 
 def _open(db_path: Optional[str]):
-    from pipelines.service import open_investigation
+    from pipelines.matching.service import open_investigation
 
     return open_investigation(db_path or load_settings().db, create=False)
 
 
 def status_line(status) -> str:
-    """One camera's status (``pipelines.watch.CameraStatus``) as one line of text."""
+    """One camera's status (``pipelines.live.watch.CameraStatus``) as one line of text."""
     line = (f"{status.camera:<12} {status.state:<12} {status.analysed_fps:4.1f} frames/s  lag {status.lag_s:5.2f} s  "
             f"people {status.people:<3} tracks {status.tracks:<5} sightings {status.sightings:<6} "
             f"segments {status.segments:<4} alerts {status.alerts}")
@@ -42,7 +42,7 @@ def status_line(status) -> str:
 
 
 def alert_line(payload: dict) -> str:
-    """An alert (``pipelines.watchlist.alert_payload``) as one console line."""
+    """An alert (``pipelines.live.watchlist.alert_payload``) as one console line."""
     return (f"ALERT {payload['time']}  {payload['name']!r} on {payload['camera']} (track {payload['track_id']}, "
             f"similarity {payload['similarity']:.2f}, alert {payload['alert_id']})")
 
@@ -86,8 +86,8 @@ def watch(site_path, db_path, recordings_dir, device, detector, detector_size, p
     Stop with Ctrl-C or SIGTERM: buffered sightings are stored and every recording is closed (playable) before it
     exits. A camera that is down or drops is retried (backoff up to 30 s) while the others go on.
     """
-    from pipelines.site import load_site
-    from pipelines.stream import redact_url
+    from pipelines.live.site import load_site
+    from pipelines.live.stream import redact_url
     from common.settings import recordings_dir_for
     from storage.database import open_database
 
@@ -178,7 +178,7 @@ def watchlist() -> None:
 @click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="For --image: where to encode.")
 def watchlist_add(name, db_path, identity_id, track_id, image_path, note, reid, device) -> None:
     """Put a person on the watchlist as NAME: one of --identity, --track or --image."""
-    from pipelines.watchlist import watch_identity, watch_image, watch_track
+    from pipelines.live.watchlist import watch_identity, watch_image, watch_track
     from storage.audit import record
 
     given = [x is not None for x in (identity_id, track_id, image_path)]

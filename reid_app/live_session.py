@@ -1,4 +1,4 @@
-"""A live site watched from the desktop app: ``pipelines.watch.LiveSite`` on a thread of its own with its own
+"""A live site watched from the desktop app: ``pipelines.live.watch.LiveSite`` on a thread of its own with its own
 database connection, behind a small handle the app polls (newest frames, status lines) and that calls back with
 alerts. Built here, in the composition root, so that the app never imports the pipelines that load torch."""
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def make_live_site(db, site, recordings: Path, prepared, on_alert: Optional[Callable[[dict], None]],
                    min_embeddings: int = 2, status_every: float = 1.0):
-    """The :class:`pipelines.watch.LiveSite` of ``site``'s cameras (a ``pipelines.site.Site``) with its watchlist
+    """The :class:`pipelines.live.watch.LiveSite` of ``site``'s cameras (a ``pipelines.live.site.Site``) with its watchlist
     matcher and alert dispatcher (each alert's JSON payload given to ``on_alert``); shared by ``reid-app watch``,
     its Ray workers (``--cluster``) and the desktop app's live session.
 
@@ -26,8 +26,8 @@ def make_live_site(db, site, recordings: Path, prepared, on_alert: Optional[Call
             (``reid_app.ingest_runner.PreparedIngest``). min_embeddings: crops a live track's descriptor averages
             before it is compared with the watchlist. status_every: seconds between status callbacks.
     """
-    from pipelines.watch import LiveSite, WatchOptions
-    from pipelines.watchlist import AlertDispatcher, load_matcher
+    from pipelines.live.watch import LiveSite, WatchOptions
+    from pipelines.live.watchlist import AlertDispatcher, load_matcher
 
     matcher = load_matcher(db, site.threshold, site.alert_repeat_s, min_embeddings)
     alerts = AlertDispatcher(db, site.webhook, on_alert=on_alert)
@@ -41,7 +41,7 @@ class LiveSession:
     """Watches the cameras of a site file into a database until :meth:`stop`.
 
     Args:
-        site_path: the site file (``pipelines.site``).
+        site_path: the site file (``pipelines.live.site``).
         location: the database (the app's open one).
         choices: detector, pose and re-id choices (as the app ingests).
         settings: the user's settings.
@@ -53,7 +53,7 @@ class LiveSession:
 
     def __init__(self, site_path: str, location: str, choices: IngestChoices, settings: Settings,
                  on_alert: Optional[Callable[[dict], None]] = None):
-        from pipelines.site import load_site
+        from pipelines.live.site import load_site
         from storage.database import open_database
 
         site = load_site(site_path)
@@ -75,11 +75,11 @@ class LiveSession:
             self.db.close()
 
     def latest_frame(self, camera: str):
-        """The newest analysed frame of ``camera`` (``pipelines.watch.LiveFrame``) or None."""
+        """The newest analysed frame of ``camera`` (``pipelines.live.watch.LiveFrame``) or None."""
         return self.site.latest_frame(camera)
 
     def statuses(self) -> list:
-        """Every camera's ``pipelines.watch.CameraStatus``."""
+        """Every camera's ``pipelines.live.watch.CameraStatus``."""
         return self.site.statuses()
 
     def stop(self, wait_s: float = 30.0) -> None:

@@ -17,7 +17,7 @@ _DB_HELP = "Database file [default: reid.db in your user data folder, or $REID_A
 
 
 def _open(db_path: Optional[str]):
-    from pipelines.service import open_investigation
+    from pipelines.matching.service import open_investigation
 
     return open_investigation(db_path or load_settings().db, create=False)
 
@@ -66,7 +66,7 @@ def search(db_path, track_id, sighting_id, image_path, top_k, cameras, exclude_c
     from rich.table import Table
 
     from models.encoders import resolve_device
-    from pipelines import service
+    from pipelines.matching import service
 
     if sum(x is not None for x in (track_id, sighting_id, image_path)) != 1:
         raise UsageError("give exactly one of --track ID, --sighting ID or --image FILE")
@@ -97,7 +97,7 @@ def search(db_path, track_id, sighting_id, image_path, top_k, cameras, exclude_c
              else f"image {image_path}")
     table = Table(title=f"Matches for {query}")
     zone = zone_label([m.sighting.timestamp for r in results for m in r.sightings[:1]])
-    from pipelines.explain import describe_parts
+    from pipelines.matching.explain import describe_parts
 
     for name in ("rank", "camera", "track", "local id", "identity", f"seen at ({zone})", "sighting", "from", "to",
                  "sightings", "score", "note"):
@@ -148,7 +148,7 @@ def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
     """
     from rich.table import Table
 
-    from pipelines.service import identity_detail, list_identities
+    from pipelines.matching.service import identity_detail, list_identities
 
     if threshold is not None and not recluster:
         raise UsageError("--threshold applies to --recluster; add --recluster")
@@ -181,7 +181,7 @@ def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
            f"evidence: reid-app export-identity --identity ID --out DIR")
     short, long_ = listing.unencoded
     if short or long_:
-        from pipelines.track_cleanup import unencoded_reasons
+        from pipelines.ingest.track_cleanup import unencoded_reasons
 
         _print(f"{short + long_} track(s) have no descriptor and are in no identity "
                f"({unencoded_reasons(short, long_)})")
@@ -219,7 +219,7 @@ def feedback() -> None:
 
 
 def _after_feedback(report, db, tracks: Sequence[int] = ()) -> None:
-    from pipelines.service import identities_of_tracks
+    from pipelines.matching.service import identities_of_tracks
 
     where = identities_of_tracks(db, tracks)
     placed = ", ".join(f"track {t} -> identity {where[t]}" for t in tracks if t in where)
@@ -230,14 +230,14 @@ def _after_feedback(report, db, tracks: Sequence[int] = ()) -> None:
 
 
 def _pair_command(name: str, summary: str):
-    """A ``feedback NAME TRACK_A TRACK_B`` command running ``pipelines.feedback.NAME``."""
+    """A ``feedback NAME TRACK_A TRACK_B`` command running ``pipelines.matching.feedback.NAME``."""
 
     @feedback.command(name, help=summary)
     @click.argument("track_a", type=DB_ID)
     @click.argument("track_b", type=DB_ID)
     @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
     def command(track_a, track_b, db_path) -> None:
-        from pipelines import service as actions
+        from pipelines.matching import service as actions
 
         db = _open(db_path)
         _after_feedback(getattr(actions, name)(db, track_a, track_b), db, [track_a, track_b])
@@ -257,7 +257,7 @@ _pair_command("forget", "Delete the confirmation or rejection of tracks TRACK_A 
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 def label_command(identity_id, name, note, clear, db_path) -> None:
     """Name identity IDENTITY_ID (a person of interest, e.g. "Suspect A"); shown in 'identities' and in evidence."""
-    from pipelines.service import label
+    from pipelines.matching.service import label
 
     if clear == (name is not None):
         raise UsageError("give a NAME, or --clear to remove the name")
@@ -270,7 +270,7 @@ def label_command(identity_id, name, note, clear, db_path) -> None:
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 def undo_command(db_path) -> None:
     """Take back the newest confirm, reject, forget, merge or split not yet undone (repeat to go further back)."""
-    from pipelines.service import undo
+    from pipelines.matching.service import undo
 
     db = _open(db_path)
     _after_feedback(undo(db), db)
@@ -282,7 +282,7 @@ def undo_command(db_path) -> None:
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 def merge(identity_a, identity_b, db_path) -> None:
     """Merge identities IDENTITY_A and IDENTITY_B into one person."""
-    from pipelines.service import merge as run
+    from pipelines.matching.service import merge as run
 
     db = _open(db_path)
     report = run(db, identity_a, identity_b)
@@ -295,7 +295,7 @@ def merge(identity_a, identity_b, db_path) -> None:
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 def split(identity_id, tracks, db_path) -> None:
     """Split TRACKS off identity IDENTITY_ID into a new identity."""
-    from pipelines.service import split as run
+    from pipelines.matching.service import split as run
 
     db = _open(db_path)
     _after_feedback(run(db, identity_id, tracks), db, list(tracks[:1]))
@@ -311,7 +311,7 @@ def cameras(db_path, overlap, no_overlap) -> None:
     """List the cameras with their videos, and mark which cameras overlap (see 'reid-app identities')."""
     from rich.table import Table
 
-    from pipelines.service import camera_overlaps, list_cameras, set_camera_overlap
+    from pipelines.matching.service import camera_overlaps, list_cameras, set_camera_overlap
 
     db = _open(db_path)
     for spec, value in ((overlap, True), (no_overlap, False)):
@@ -347,7 +347,7 @@ def export_identity(db_path, identity_id, out_dir, clips, clip_margin, redact) -
     """Write the evidence of one identity: an HTML case report, per camera time ranges, full-resolution crops, a
     JSON and a CSV summary, optionally H.264 clips with camera, time, track and identity burned in, and a
     manifest.json with the SHA-256 of every source video and exported file. Recorded in the audit log."""
-    from pipelines.service import export_identity as run
+    from pipelines.matching.service import export_identity as run
 
     finite_option(clip_margin, "--clip-margin")
     db = _open(db_path)
@@ -376,7 +376,7 @@ def audit(db_path, action, limit) -> None:
 
     from rich.table import Table
 
-    from pipelines.service import read_log
+    from pipelines.matching.service import read_log
 
     db = _open(db_path)
     table = Table(title=f"Audit log of {db.location}")
@@ -399,7 +399,7 @@ def check(db_path) -> None:
     """
     from common.errors import DatabaseError
     from common.redaction import redact_url
-    from pipelines.service import integrity_problems
+    from pipelines.matching.service import integrity_problems
 
     location = db_path or load_settings().db
     problems = integrity_problems(location)
@@ -428,10 +428,10 @@ def retention(db_path, older_than, recordings_dir, dry_run) -> None:
     """
     from datetime import datetime, timezone
 
-    from pipelines.retention import apply_retention
+    from pipelines.evidence.retention import apply_retention
     from common.settings import recordings_dir_for
 
-    from pipelines.site import parse_duration
+    from pipelines.live.site import parse_duration
 
     age = parse_duration(older_than, "--older-than")
     location = db_path or load_settings().db

@@ -484,7 +484,7 @@ def unencoded_tracks(db: Database, video_id: Optional[int] = None, short_s: floa
 def mark_static_tracks(db: Database, video_id: int, min_duration_s: float, max_motion: float,
                        max_resize: float, low_score: float = 0.0, low_score_min_duration_s: float = 0.0
                        ) -> list[int]:
-    """Mark the video's tracks whose box did not move (``pipelines.quality.StaticTrackConfig`` gives the meaning
+    """Mark the video's tracks whose box did not move (``pipelines.ingest.quality.StaticTrackConfig`` gives the meaning
     of the thresholds: seconds, box heights, fraction of the mean size, detection score); returns their ids."""
     if min_duration_s <= 0:
         return []
@@ -508,7 +508,7 @@ def skeletonless_tracks(db: Database, video_id: int, min_height: float, border_p
                         min_attempts: int) -> list[int]:
     """Ids of the video's tracks that are no person (a shadow, a reflection, a poster): at least ``min_attempts``
     of their sightings were due a pose estimate (box at least ``min_height`` pixels tall and more than
-    ``border_px`` pixels inside the frame: ``pipelines.quality.wants_pose`` and ``box_can_pass``) and not one
+    ``border_px`` pixels inside the frame: ``pipelines.ingest.quality.wants_pose`` and ``box_can_pass``) and not one
     has a skeleton (keypoints). ``min_attempts`` 0 finds none (a run without pose estimation)."""
     if min_attempts <= 0:
         return []

@@ -197,7 +197,7 @@ class CameraOverlap(Base):
 class Identity(Base):
     """A global identity: tracks of one or more cameras believed to show the same person.
 
-    ``confidence`` in ``[0, 1]`` is how alike its member tracks are (see ``pipelines.identities``);
+    ``confidence`` in ``[0, 1]`` is how alike its member tracks are (see ``pipelines.matching.identities``);
     ``threshold`` the clustering threshold in force when it was made.
     """
 

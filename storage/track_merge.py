@@ -1,4 +1,4 @@
-"""Joining tracks of one video into one (tracklet stitching, ``pipelines.stitching``): the rows it reads and the
+"""Joining tracks of one video into one (tracklet stitching, ``pipelines.ingest.stitching``): the rows it reads and the
 one transaction that merges them."""
 
 from __future__ import annotations

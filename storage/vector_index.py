@@ -16,7 +16,7 @@ re-ingest); nothing is read twice.
 With a folder (``storage.index_files``) the matrices live in files mapped into memory: opening an index of a
 million embeddings maps 2 GB without reading it, and a search touches only the rows it scores. Every process on
 the machine shares the folder: a refresh first adopts what another process already appended, under the folder's
-lock. Scoring (the matrix product, approximate search) lives in ``pipelines.similarity``; this module only stores.
+lock. Scoring (the matrix product, approximate search) lives in ``pipelines.matching.similarity``; this module only stores.
 
 A folder is a cache, checked before it is trusted (``storage.index_files``: sizes and CRC-32 checks recorded in the
 manifest). A file that is missing, short, replaced or does not match is never read as rows: the folder is rebuilt

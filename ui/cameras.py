@@ -26,7 +26,7 @@ class IngestDialog(QDialog):
 
     Args:
         paths: the chosen video files.
-        choices: defaults (a ``pipelines.ingest_choices.IngestChoices``); ``detector``/``reid`` None or empty
+        choices: defaults (a ``pipelines.ingest.choices.IngestChoices``); ``detector``/``reid`` None or empty
             means the settings' default.
     """
 

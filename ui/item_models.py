@@ -37,7 +37,7 @@ class ResultItem:
         score: cosine similarity. thumbnail: JPEG bytes or None.
         identity_id: the track's identity, if any. confirmed: a user confirmed it for this query.
         parts: why this match: ``(part name, cosine or None when not visible)`` per body part, top to bottom
-            (``pipelines.explain``); empty for models without part branches.
+            (``pipelines.matching.explain``); empty for models without part branches.
     """
 
     track_id: int
@@ -55,7 +55,7 @@ class ResultItem:
 
     @classmethod
     def from_result(cls, result) -> "ResultItem":
-        """Build from a ``pipelines.search.SearchResult``."""
+        """Build from a ``pipelines.matching.search.SearchResult``."""
         best = result.best.sighting
         return cls(result.track_id, result.camera_id, result.camera, best.id, best.timestamp,
                    result.first_timestamp, result.last_timestamp, result.score, best.thumbnail,
@@ -63,9 +63,9 @@ class ResultItem:
                    tuple((p.name, p.similarity) for p in getattr(result, "parts", ())))
 
     def parts_text(self) -> str:
-        """``"upper body 0.91, legs 0.62, head not visible"`` (``pipelines.explain.describe_parts``; empty without
+        """``"upper body 0.91, legs 0.62, head not visible"`` (``pipelines.matching.explain.describe_parts``; empty without
         parts)."""
-        from pipelines.explain import PartSimilarity, describe_parts
+        from pipelines.matching.explain import PartSimilarity, describe_parts
 
         return describe_parts([PartSimilarity(name, value) for name, value in self.parts])
 
@@ -267,7 +267,7 @@ class CamerasModel(_PlainTableModel):
 
 
 class IdentitiesModel(_PlainTableModel):
-    """Identities (``pipelines.identities.IdentitySummary``): id, cameras, tracks, first and last seen,
+    """Identities (``pipelines.matching.identities.IdentitySummary``): id, cameras, tracks, first and last seen,
     confidence."""
 
     headers = ("identity", "name", "cameras", "tracks", "first seen", "last seen", "confidence")

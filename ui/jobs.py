@@ -99,7 +99,7 @@ class JobRunner(QObject):
 
 
 class _ProgressBridge:
-    """``pipelines.ingest.IngestProgress`` that forwards each event as a signal of the worker."""
+    """``pipelines.ingest.files.IngestProgress`` that forwards each event as a signal of the worker."""
 
     def __init__(self, worker: "IngestWorker"):
         self.worker = worker
@@ -125,7 +125,7 @@ class IngestWorker(QThread):
             settings).
         choices: the user's ``IngestChoices``.
         db: the open database.
-        jobs: ``pipelines.ingest.IngestJob`` per video.
+        jobs: ``pipelines.ingest.files.IngestJob`` per video.
 
     Signals:
         cameraStarted(camera, total_frames), cameraAdvanced(camera, frames_analysed),
@@ -155,7 +155,7 @@ class IngestWorker(QThread):
         self.stop_event.set()
 
     def run(self) -> None:
-        from pipelines.service import cluster_after_ingest
+        from pipelines.matching.service import cluster_after_ingest
 
         try:
             self.message.emit("loading the detector and re-id models...")

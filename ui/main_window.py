@@ -21,7 +21,7 @@ from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
-from pipelines.ingest_choices import IngestChoices
+from pipelines.ingest.choices import IngestChoices
 from ui.cameras import VIDEO_FILTER, CamerasPanel, IngestDialog, OverlapDialog
 from ui.identities import IdentitiesPanel
 from ui.item_models import ResultItem, ThumbnailItem
@@ -47,7 +47,7 @@ class AppServices:
         prepare_ingest: ``IngestChoices -> PreparedIngest`` (loads the models of an ingest).
         device: where searches run (``cpu`` or ``cuda:N``), shown in the status bar.
         default_choices: the ``IngestChoices`` the "Add videos" dialog starts from.
-        scorer_kind: ``auto``, ``exact`` or ``ann`` (``pipelines.similarity.make_scorer``).
+        scorer_kind: ``auto``, ``exact`` or ``ann`` (``pipelines.matching.similarity.make_scorer``).
         load_query_encoder: ``Database -> ReIDEncoder`` for searches by an image file (the database's model);
             None: the app cannot search by image.
         start_watch: ``(site file, database location, IngestChoices, on_alert) -> live session`` (see
@@ -65,21 +65,21 @@ class AppServices:
 # -- background work (no Qt) ---------------------------------------------------------------------------------
 
 def _open(path: str):
-    from pipelines.service import open_investigation
+    from pipelines.matching.service import open_investigation
 
     return open_investigation(path)
 
 
 def _overview(db):
-    from pipelines.service import overview
+    from pipelines.matching.service import overview
 
     return overview(db)
 
 
 def _search(searcher, db, track_id: int):
-    from pipelines.service import search_track
+    from pipelines.matching.service import search_track
 
-    from pipelines.service import identities_of_tracks
+    from pipelines.matching.service import identities_of_tracks
 
     found = search_track(searcher, db, track_id, SEARCH_TOP_K)
     q = found.query
@@ -89,7 +89,7 @@ def _search(searcher, db, track_id: int):
 
 
 def _identity_thumbnails(db, identity_id: int, track_ids):
-    from pipelines.service import identity_thumbnails
+    from pipelines.matching.service import identity_thumbnails
 
     return identity_id, [ThumbnailItem(t.track_id, t.camera, t.timestamp, t.jpeg)
                          for t in identity_thumbnails(db, track_ids)]
@@ -101,7 +101,7 @@ IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)"
 def _asking(action: Callable, *args):
     """Run a feedback action; a refusal the user can be asked about comes back as the ``VerdictConflict``
     (the result) instead of an error."""
-    from pipelines.service import VerdictConflict
+    from pipelines.matching.service import VerdictConflict
 
     try:
         return action(*args)
@@ -112,7 +112,7 @@ def _asking(action: Callable, *args):
 def _feedback(db, verdict: str, track_a: int, track_b: int, resolution: str = "", cameras=()):
     """``resolution``: "" (plain), ``replace`` (replace the earlier verdict) or ``overlap`` (mark ``cameras``
     (names) as overlapping first)."""
-    from pipelines import service
+    from pipelines.matching import service
 
     if resolution == "replace":
         return _asking(service.replace_verdict, db, track_a, track_b, verdict)
@@ -122,25 +122,25 @@ def _feedback(db, verdict: str, track_a: int, track_b: int, resolution: str = ""
 
 
 def _identity_action(name: str, db, *args):
-    from pipelines import service
+    from pipelines.matching import service
 
     return _asking(getattr(service, name), db, *args)
 
 
 def _label(db, identity_id: int, name: str, note: str):
-    from pipelines.service import label
+    from pipelines.matching.service import label
 
     return label(db, identity_id, name or None, note)
 
 
 def _export(db, identity_id: int, folder: str, clips: bool, progress: Callable[[str], None], redact: bool = True):
-    from pipelines.service import export_identity
+    from pipelines.matching.service import export_identity
 
     return export_identity(db, identity_id, Path(folder), clips=clips, on_progress=progress, redact=redact)
 
 
 def _overlap(db, cameras, overlapping: bool):
-    from pipelines.service import camera_overlaps, set_camera_overlap
+    from pipelines.matching.service import camera_overlaps, set_camera_overlap
 
     report = set_camera_overlap(db, cameras, overlapping)
     return report, camera_overlaps(db)
@@ -161,7 +161,7 @@ class _EncoderCache:
 
 
 def _search_image(searcher, db, image_path: str, encoders: _EncoderCache):
-    from pipelines.service import search_image
+    from pipelines.matching.service import search_image
 
     encoder = encoders.get(db)
     found = search_image(searcher, image_path, encoder, SEARCH_TOP_K)
@@ -413,7 +413,7 @@ class MainWindow(QMainWindow):
                          on_error=lambda msg: self._warn(f"The database could not be opened: {msg}"))
 
     def _database_opened(self, db) -> None:
-        from pipelines.service import make_searcher
+        from pipelines.matching.service import make_searcher
 
         if self.db is not None:
             self.db.close()
@@ -468,7 +468,7 @@ class MainWindow(QMainWindow):
         self.overviewLoaded.emit()
 
     def _load_overlay(self, video_id: int) -> None:
-        from pipelines.service import video_overlay
+        from pipelines.matching.service import video_overlay
 
         if self.db is not None:
             self.jobs.submit(video_overlay, self.db, video_id, on_done=self.player.set_overlay, on_error=self._warn)
@@ -546,7 +546,7 @@ class MainWindow(QMainWindow):
     def _ask_about(self, result, retry: Optional[Callable[[str], None]] = None) -> bool:
         """When ``result`` is a ``VerdictConflict``, ask the user what to do and run ``retry(answer)`` if they
         choose to go on (without ``retry``: only say why nothing changed); True when it was a conflict."""
-        from pipelines.service import VerdictConflict
+        from pipelines.matching.service import VerdictConflict
 
         if not isinstance(result, VerdictConflict):
             return False
@@ -704,7 +704,7 @@ class MainWindow(QMainWindow):
 
     def start_ingest(self, paths, cameras, choices) -> None:
         """Ingest ``paths`` as ``cameras`` with ``choices`` (``IngestChoices``) on a worker thread."""
-        from pipelines.ingest import IngestJob
+        from pipelines.ingest.files import IngestJob
 
         if self.db is None or self.ingest_worker is not None:
             return

@@ -20,10 +20,10 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QVBoxLayout, QWidget,
 )
 
-from pipelines.video import FrameReader
+from pipelines.ingest.video import FrameReader
 from common.timefmt import KNOWN_TIME_FROM, format_time, zone_label
 from common.errors import ReidAppError
-from pipelines.service import CameraEntry, VideoEntry, VideoSightings
+from pipelines.matching.service import CameraEntry, VideoEntry, VideoSightings
 from ui.timeline import TimelineBar, TimelineWidget
 
 #: COCO-17 limbs as keypoint index pairs (nose 0, eyes 1-2, ears 3-4, shoulders 5-6, elbows 7-8, wrists 9-10,

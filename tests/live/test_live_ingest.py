@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from pipelines.video import FrameReader
+from pipelines.ingest.video import FrameReader
 from tests.conftest import real_weights_args, run_cli
 from tests.live.conftest import free_port
 

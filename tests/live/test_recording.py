@@ -1,4 +1,4 @@
-"""Recording a live camera (pipelines.recording) while it is analysed: rolling MP4 segments remuxed from the real
+"""Recording a live camera (pipelines.live.recording) while it is analysed: rolling MP4 segments remuxed from the real
 RTSP stream, each playable on its own, holding exactly the frames that were analysed at the times they say."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from pipelines.recording import SegmentRecorder
-from pipelines.stream import StreamSource
+from pipelines.live.recording import SegmentRecorder
+from pipelines.live.stream import StreamSource
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def test_a_killed_and_restarted_server_is_reconnected_into_a_new_segment_without
     import threading
     import time
 
-    from pipelines.stream import StreamOptions
+    from pipelines.live.stream import StreamOptions
 
     server = rtsp_server((), files={"gate": short_gop_clip})
     recorder = SegmentRecorder(tmp_path / "rec", "gate", segment_s=60.0)
@@ -82,7 +82,7 @@ def test_a_killed_and_restarted_server_is_reconnected_into_a_new_segment_without
 
 
 def test_the_segment_being_written_already_plays_back_its_analysed_frames(rtsp_server, short_gop_clip, tmp_path):
-    from pipelines.video import FrameReader
+    from pipelines.ingest.video import FrameReader
 
     server = rtsp_server((), files={"gate": short_gop_clip})
     recorder = SegmentRecorder(tmp_path / "rec", "gate", segment_s=60.0)
@@ -135,7 +135,7 @@ def _two_sizes_ts(out) -> Path:
 
 
 def test_a_stream_that_changes_picture_size_starts_a_new_segment_of_that_size(tmp_path):
-    from pipelines.stream import StreamOptions
+    from pipelines.live.stream import StreamOptions
 
     recorder = SegmentRecorder(tmp_path / "rec", "cam", segment_s=60.0)
     once = StreamOptions(backoff_initial_s=60.0, give_up_after_s=None)  # a file: read it once, never reopened
@@ -171,7 +171,7 @@ def test_a_full_recording_disk_stops_that_camera_with_one_message_and_leaves_no_
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'not root'})")
     try:
-        from pipelines.stream import StreamOptions
+        from pipelines.live.stream import StreamOptions
 
         recorder = SegmentRecorder(folder / "rec", "cam", segment_s=1.0)
         source = StreamSource(str(short_gop_clip), analysis_fps=1000.0, recorder=recorder,

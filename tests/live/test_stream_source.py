@@ -1,4 +1,4 @@
-"""Live streams as frame sources (pipelines.stream) against a real RTSP server on loopback publishing the lab clips
+"""Live streams as frame sources (pipelines.live.stream) against a real RTSP server on loopback publishing the lab clips
 in a loop: frames at the analysis rate with wall-clock times, an unreachable camera, and credentials that never
 reach a message (reconnection after the server dies and comes back: tests/live/test_recording.py)."""
 
@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from pipelines.stream import StreamOptions, StreamSource, is_stream
+from pipelines.live.stream import StreamOptions, StreamSource, is_stream
 from common.redaction import redact_text, redact_url
 from common.errors import InputVideoError
 

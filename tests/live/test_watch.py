@@ -176,8 +176,8 @@ url = "rtsp://127.0.0.1:{free_port()}/user=viewer&password=s3cret&channel=1&stre
 
 
 def test_recordings_of_a_killed_watch_play_and_are_finished_by_the_next_one(rtsp_server, cam1_live_clip, tmp_path):
-    from pipelines.video import FrameReader
-    from pipelines.watch import recover_abandoned
+    from pipelines.ingest.video import FrameReader
+    from pipelines.live.watch import recover_abandoned
     from storage.database import open_database
 
     server = rtsp_server((), files={"cam1": cam1_live_clip})

@@ -8,8 +8,8 @@ import pytest
 
 from models.encoders import load_encoder
 from models.tracking import CameraTracker, PersonTracker
-from pipelines.mot_eval import boxes_by_frame, read_mot_ground_truth, score_tracking
-from pipelines.video import VideoSource
+from pipelines.ingest.mot_eval import boxes_by_frame, read_mot_ground_truth, score_tracking
+from pipelines.ingest.video import VideoSource
 from tests.conftest import OSNET, PLAIN_DETECTOR, SHARED, VIDEOS, _require
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from models.detection import BatchingDetector, PersonDetections, PersonDetector
 from models.tracking import CameraTracker, PersonTracker
-from pipelines.video import VideoSource
+from pipelines.ingest.video import VideoSource
 from tests.conftest import LAB, PLAIN_DETECTOR, _require
 
 

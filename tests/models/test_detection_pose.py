@@ -4,7 +4,7 @@ import pytest
 from models.detection import load_yolo
 from models.tracking import PersonTracker
 from models.pose import MMPoseEstimator, YoloTopDownPose
-from pipelines.video import VideoSource
+from pipelines.ingest.video import VideoSource
 from common.errors import WeightsError
 
 

@@ -8,7 +8,7 @@ import pytest
 from benchmarks.recall import iou_matrix
 from models.detection import PersonDetector, load_yolo
 from models.native_aspect import NativeAspectDetector, letterbox_geometry, load_native_aspect
-from pipelines.video import VideoSource
+from pipelines.ingest.video import VideoSource
 from tests.conftest import LAB, PLAIN_DETECTOR, POSE_DETECTOR, VIDEOS, WEIGHTS, _require
 
 

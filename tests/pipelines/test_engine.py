@@ -10,7 +10,7 @@ import pytest
 
 from common.errors import InputVideoError
 from common.types import Detection, Observation, StageTimes
-from pipelines.engine import Analysed, CameraThreads, Ended, Failed, Observed, encode_batches
+from pipelines.ingest.engine import Analysed, CameraThreads, Ended, Failed, Observed, encode_batches
 
 
 def _observation(camera: str, frame: int, selected: bool) -> Observation:

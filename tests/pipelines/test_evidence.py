@@ -6,8 +6,8 @@ import json
 import cv2
 import pytest
 
-from pipelines.evidence import export_identity
-from pipelines.identities import cluster_identities
+from pipelines.evidence.export import export_identity
+from pipelines.matching.identities import cluster_identities
 from common.errors import UsageError
 from storage.database import open_database
 from storage.feedback import set_overlap
@@ -184,7 +184,7 @@ def test_the_manifest_certifies_only_this_exports_files_and_a_shared_folder_is_r
 
 
 def test_an_export_says_which_links_an_investigator_confirmed(db, tmp_path):
-    from pipelines.feedback import confirm
+    from pipelines.matching.feedback import confirm
     from tests.conftest import run_cli
 
     identity = max(load_identities(db), key=lambda i: len(i.track_ids))
@@ -225,7 +225,7 @@ def _sharpness(image) -> float:
 @pytest.mark.slow
 def test_exports_blur_every_bystander_and_an_unredacted_export_keeps_the_source_pixels(db, tmp_path):
     from models.detection import PersonDetector
-    from pipelines.mot_eval import box_iou
+    from pipelines.ingest.mot_eval import box_iou
     from storage.schema import Sighting
     from tests.conftest import PLAIN_DETECTOR, _require
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipelines.explain import PartSimilarity, describe_parts, explain_match, part_slices, visible_parts
+from pipelines.matching.explain import PartSimilarity, describe_parts, explain_match, part_slices, visible_parts
 
 LAYOUT = [{"name": "global", "start": 0, "stop": 4}, {"name": "head", "start": 4, "stop": 6},
           {"name": "upper body", "start": 6, "stop": 8}, {"name": "lower body", "start": 8, "stop": 10},

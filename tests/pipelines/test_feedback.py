@@ -2,15 +2,15 @@
 
 import pytest
 
-from pipelines.feedback import confirm, forget, merge, reject, split
-from pipelines.search import SearchOptions, Searcher
+from pipelines.matching.feedback import confirm, forget, merge, reject, split
+from pipelines.matching.search import SearchOptions, Searcher
 from common.errors import UsageError
 from storage.audit import read_log
 from storage.database import open_database
 from storage.feedback import load_verdicts, set_overlap
 from storage.repository import camera_ids_by_name, get_tracks
 from storage.identities import identities_of_tracks, load_identities
-from pipelines.identities import cluster_identities
+from pipelines.matching.identities import cluster_identities
 from tests.conftest import copy_db
 
 
@@ -166,7 +166,7 @@ def test_bad_feedback_is_refused_with_a_reason(db):
 
 
 def test_undo_takes_back_the_newest_actions_one_by_one(db):
-    from pipelines.feedback import undo
+    from pipelines.matching.feedback import undo
     from storage.feedback import set_verdicts
 
     with pytest.raises(UsageError, match="no feedback to undo"):
@@ -199,7 +199,7 @@ def test_undo_takes_back_the_newest_actions_one_by_one(db):
 
 
 def test_a_conflict_carries_the_pair_and_a_replacement_is_checked_before_the_old_verdict_goes(db):
-    from pipelines.feedback import VerdictConflict, replace_verdict
+    from pipelines.matching.feedback import VerdictConflict, replace_verdict
 
     identity = _largest(db)
     a, b = sorted(identity.track_ids[:2])
@@ -228,7 +228,7 @@ def test_a_conflict_carries_the_pair_and_a_replacement_is_checked_before_the_old
 
 
 def test_overlapping_cameras_through_the_service(db):
-    from pipelines.service import camera_overlaps, set_camera_overlap
+    from pipelines.matching.service import camera_overlaps, set_camera_overlap
 
     names = sorted(camera_ids_by_name(db))
     assert all(len(partners) == len(names) - 1 for partners in camera_overlaps(db).values())
@@ -243,8 +243,8 @@ def test_overlapping_cameras_through_the_service(db):
 
 
 def test_feedback_reclusters_only_the_identities_it_touched_and_says_what_changed(lab4_db, tmp_path):
-    import pipelines.identities as identities_module
-    from pipelines.feedback import confirm, reject
+    import pipelines.matching.identities as identities_module
+    from pipelines.matching.feedback import confirm, reject
     from storage.audit import read_log
     from storage.feedback import set_overlap
     from storage.identities import load_identities
@@ -287,7 +287,7 @@ def _slow_checks(monkeypatch, seconds=0.5):
     """Widen the window between a feedback action's check and its write, as a slow disk or a busy server would."""
     import time
 
-    import pipelines.feedback as feedback
+    import pipelines.matching.feedback as feedback
 
     real = feedback._check_consistent
 
@@ -320,7 +320,7 @@ def _concurrently(*calls):
 def test_two_confirmations_at_once_cannot_both_pass_a_check_that_each_passes_alone(db, monkeypatch):
     """Tracks a and b are seen at the same moment on one camera; confirming each with a third track c is allowed
     alone, both together are not. Run at once (two connections, as two processes), exactly one is saved."""
-    from pipelines.feedback import _check_consistent
+    from pipelines.matching.feedback import _check_consistent
 
     tracks = get_tracks(db, [t for i in load_identities(db) for t in i.track_ids])
     a, b = next((x, y) for x in tracks.values() for y in tracks.values() if x.id < y.id
@@ -350,7 +350,7 @@ def _ok(check) -> bool:
 
 
 def test_two_undos_at_once_take_back_two_entries_and_undo_survives_retention(db, monkeypatch):
-    from pipelines.feedback import undo
+    from pipelines.matching.feedback import undo
     from storage.repository import delete_video
 
     identity = _largest(db)

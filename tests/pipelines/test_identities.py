@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipelines.identities import DEFAULT_THRESHOLD, cannot_link, cluster_identities, cluster_tracks, join_ranges
+from pipelines.matching.identities import DEFAULT_THRESHOLD, cannot_link, cluster_identities, cluster_tracks, join_ranges
 from storage.database import open_database
 from storage.feedback import set_overlap
 from storage.repository import camera_ids_by_name
@@ -127,7 +127,7 @@ def _co_membership(path, db) -> tuple[float, float]:
 
 
 def test_incremental_matching_gives_new_tracks_identities_without_touching_the_others(lab4_db, tmp_path):
-    from pipelines.identities import assign_new_tracks
+    from pipelines.matching.identities import assign_new_tracks
     from storage.audit import read_log
 
     path = copy_db(lab4_db, tmp_path)
@@ -156,7 +156,7 @@ def test_incremental_matching_gives_new_tracks_identities_without_touching_the_o
 
 
 def test_incremental_matching_respects_a_rejection(lab4_db, tmp_path):
-    from pipelines.identities import assign_new_tracks
+    from pipelines.matching.identities import assign_new_tracks
     from storage.feedback import set_verdicts
 
     db = open_database(copy_db(lab4_db, tmp_path))
@@ -175,7 +175,7 @@ def test_incremental_matching_respects_a_rejection(lab4_db, tmp_path):
 
 def test_the_sparse_clustering_gives_the_dense_reference_clusters_under_every_constraint():
     from benchmarks.scale import synthetic_tracks  # the lab cameras' similarity structure
-    from pipelines.linkage import cluster_sparse
+    from pipelines.matching.linkage import cluster_sparse
 
     x, first, last, cameras, person = synthetic_tracks(150, 4, cameras=6, days=1.0, dims=256)
     overlaps = {(1, 2), (3, 4)}

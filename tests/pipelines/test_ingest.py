@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from models.tracking import PersonTracker
 from models.encoders import load_encoder
 from models.pose import DetectorKeypoints
-from pipelines.ingest import IngestJob, IngestOptions, IngestProgress, ingest
+from pipelines.ingest.files import IngestJob, IngestOptions, IngestProgress, ingest
 from storage.database import open_database
 from storage.repository import count_rows
 from storage.schema import Embedding, Sighting, Track, Video
@@ -209,7 +209,7 @@ class _RaisingEncoder:
 @pytest.mark.slow
 def test_a_failing_encoder_stops_every_camera_thread_and_decoder_and_the_next_run_completes(
         tmp_path, encoder, lab_cam0, lab_cam1, pose_detector):
-    from pipelines.video import open_decoders
+    from pipelines.ingest.video import open_decoders
 
     db = open_database(tmp_path / "enc.db")
     jobs = [IngestJob(lab_cam0), IngestJob(lab_cam1)]
@@ -231,7 +231,7 @@ def test_a_failing_database_stops_every_camera_thread_and_decoder(tmp_path, enco
                                                                    pose_detector, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    from pipelines.video import open_decoders
+    from pipelines.ingest.video import open_decoders
     from common.errors import DatabaseError
     from storage.repository import VideoWriter
 

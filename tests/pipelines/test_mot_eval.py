@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.mot_eval import box_iou, read_mot_ground_truth, score_tracking
+from pipelines.ingest.mot_eval import box_iou, read_mot_ground_truth, score_tracking
 
 MOT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mot"
 

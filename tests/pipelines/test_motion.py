@@ -4,7 +4,7 @@ moves is missed."""
 import numpy as np
 import pytest
 
-from pipelines.motion import MotionGate, MotionGateConfig
+from pipelines.ingest.motion import MotionGate, MotionGateConfig
 
 
 def _scene(person_x=None, noise_seed=0):
@@ -84,7 +84,7 @@ def _found_fraction(track, others) -> float:
 def _moves(track) -> bool:
     """True unless the track's box centre stayed within ``StaticTrackConfig.max_motion`` box heights (a motionless
     false positive such as the lab's empty chair, which a detector finds in some frames and not in others)."""
-    from pipelines.quality import StaticTrackConfig
+    from pipelines.ingest.quality import StaticTrackConfig
 
     boxes = np.stack(list(track.values()))
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2
@@ -99,8 +99,8 @@ def test_gating_keeps_every_track_of_the_ungated_run(tmp_path, encoder_onnx, cli
     from models.detection import BatchingDetector, PersonDetector
     from models.pose import NoPose
     from models.tracking import PersonTracker
-    from pipelines.ingest import IngestJob, IngestOptions, ingest
-    from pipelines.quality import DuplicateConfig
+    from pipelines.ingest.files import IngestJob, IngestOptions, ingest
+    from pipelines.ingest.quality import DuplicateConfig
     from storage.database import open_database
     from tests.conftest import LAB, PLAIN_DETECTOR, _require
 

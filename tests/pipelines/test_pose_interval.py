@@ -3,8 +3,8 @@
 import numpy as np
 
 from models.pose import PoseEstimator
-from pipelines.camera import CameraPipeline, follow_box
-from pipelines.quality import QualityConfig
+from pipelines.ingest.camera import CameraPipeline, follow_box
+from pipelines.ingest.quality import QualityConfig
 from common.types import Detection, Frame
 
 

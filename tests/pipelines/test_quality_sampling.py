@@ -1,7 +1,7 @@
 import numpy as np
 
-from pipelines.quality import QualityConfig, crop_quality
-from pipelines.sampling import SamplingConfig, TrackSampler
+from pipelines.ingest.quality import QualityConfig, crop_quality
+from pipelines.ingest.sampling import SamplingConfig, TrackSampler
 from common.types import Detection, Observation
 
 
@@ -74,7 +74,7 @@ def _crop(obs):
 
 
 def test_a_track_of_a_second_or_more_with_only_rejected_crops_still_gets_its_best_one_encoded():
-    from pipelines.quality import fallback_quality
+    from pipelines.ingest.quality import fallback_quality
 
     frame = (640, 480)
     cut = _det([0, 100, 40, 220], score=0.8, track=3)  # always cut by the left border: the gate rejects it

@@ -1,4 +1,4 @@
-"""Retention (pipelines.retention, storage.retention, ``reid-app retention``) on copies of a real lab database
+"""Retention (pipelines.evidence.retention, storage.retention, ``reid-app retention``) on copies of a real lab database
 with a clock the test controls: old footage goes with everything found in it, in one audited transaction; newer
 footage, footage of unknown age and files outside the recordings folder stay."""
 
@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from pipelines.retention import apply_retention
+from pipelines.evidence.retention import apply_retention
 from storage.database import open_database
 from tests.conftest import LAB, copy_db, run_cli, sqlite_execute
 

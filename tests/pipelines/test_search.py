@@ -3,7 +3,7 @@ import pytest
 from sqlalchemy import select
 
 from models.encoders import load_encoder
-from pipelines.search import SearchFilters, SearchOptions, Searcher
+from pipelines.matching.search import SearchFilters, SearchOptions, Searcher
 from common.errors import UsageError
 from storage.audit import read_log
 from storage.database import open_database

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.site import load_site, parse_duration
+from pipelines.live.site import load_site, parse_duration
 from common.errors import UsageError
 from tests.conftest import run_cli
 

@@ -7,9 +7,9 @@ import sqlite3
 
 import pytest
 
-from pipelines.identities import summarise_identities
-from pipelines.search import SearchFilters, SearchOptions, Searcher
-from pipelines.similarity import make_scorer
+from pipelines.matching.identities import summarise_identities
+from pipelines.matching.search import SearchFilters, SearchOptions, Searcher
+from pipelines.matching.similarity import make_scorer
 from storage.database import open_database
 from storage.repository import static_track_ids
 from tests.conftest import LAB, _require, real_weights_args, run_cli

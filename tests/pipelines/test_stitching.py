@@ -4,7 +4,7 @@ every sighting and recomputes the descriptor."""
 
 import numpy as np
 
-from pipelines.stitching import StitchConfig, Tracklet, stitch
+from pipelines.ingest.stitching import StitchConfig, Tracklet, stitch
 from storage.database import open_database
 from storage.repository import VideoWriter, begin_video, get_or_create_model
 from storage.track_merge import merge_tracks, track_boxes

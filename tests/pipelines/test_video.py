@@ -2,7 +2,7 @@ import av
 import numpy as np
 import pytest
 
-from pipelines.video import VideoSource, fingerprint, probe_video
+from pipelines.ingest.video import VideoSource, fingerprint, probe_video
 from common.errors import InputVideoError
 
 
@@ -123,7 +123,7 @@ def test_avi_with_packet_order_times_gets_monotonic_timestamps():
 
 @pytest.mark.slow
 def test_frame_reader_gives_the_same_frames_in_order_after_seeks_and_backwards(lab_cam0):
-    from pipelines.video import FrameReader
+    from pipelines.ingest.video import FrameReader
 
     reference = {f.index: f.image for f in VideoSource(lab_cam0, analysis_fps=1000, max_duration_s=10).frames()}
     reader = FrameReader(lab_cam0)
@@ -139,7 +139,7 @@ def test_frame_reader_gives_the_same_frames_in_order_after_seeks_and_backwards(l
 
 
 def test_frame_reader_refuses_a_missing_video(tmp_path):
-    from pipelines.video import FrameReader
+    from pipelines.ingest.video import FrameReader
 
     with pytest.raises(InputVideoError, match="moved or deleted"):
         FrameReader(tmp_path / "gone.mp4")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from pipelines.watchlist import AlertDispatcher, WatchlistMatcher, load_matcher, watch_identity, watch_track
+from pipelines.live.watchlist import AlertDispatcher, WatchlistMatcher, load_matcher, watch_identity, watch_track
 from common.errors import UsageError
 from storage.audit import read_log
 from storage.database import open_database

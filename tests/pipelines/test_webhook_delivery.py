@@ -11,7 +11,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from pipelines.watchlist import AlertDispatcher, load_matcher, watch_track
+from pipelines.live.watchlist import AlertDispatcher, load_matcher, watch_track
 from storage.watchlist import list_alerts
 from tests.pipelines.test_watchlist import _two_people, _update, db  # noqa: F401  (the db fixture)
 from tests.webhook import DripReceiver, WebhookReceiver

@@ -79,7 +79,7 @@ def test_mistakes_get_one_clear_line(db, args, words):
 
 
 def test_feedback_says_what_it_changed_and_undo_takes_it_back(db):
-    from pipelines.identities import summarise_identities
+    from pipelines.matching.identities import summarise_identities
     from storage.database import open_database
     from tests.reliability.cli import run_main
 

@@ -25,8 +25,8 @@ def _cam1_tracks(db) -> list[int]:
 
 
 def _writer(path: str, video: str) -> None:
-    from pipelines.ingest import IngestJob
-    from pipelines.ingest import IngestProgress
+    from pipelines.ingest.files import IngestJob
+    from pipelines.ingest.files import IngestProgress
     from reid_app.ingest_runner import IngestChoices, prepare_ingest
     from common.settings import load_settings
     from storage.database import open_database
@@ -60,9 +60,9 @@ def _on_reopened_db(path: str, action):
 
 
 def _searcher(path: str):
-    from pipelines.identities import summarise_identities
-    from pipelines.search import Searcher
-    from pipelines.similarity import make_scorer
+    from pipelines.matching.identities import summarise_identities
+    from pipelines.matching.search import Searcher
+    from pipelines.matching.similarity import make_scorer
 
     def search(db) -> None:
         results = Searcher(db, make_scorer("exact", "cpu")).by_track(random.choice(_cam1_tracks(db)))
@@ -73,7 +73,7 @@ def _searcher(path: str):
 
 
 def _feedback(path: str):
-    from pipelines.feedback import forget, reject
+    from pipelines.matching.feedback import forget, reject
 
     def review(db) -> None:
         a, b = sorted(random.sample(_cam1_tracks(db), 2))

@@ -69,7 +69,7 @@ def test_a_longer_duration_extends_the_ingest_and_a_full_one_completes_it(tmp_pa
 
 _THROTTLED_INGEST = """
 import sys, threading, time
-from pipelines.ingest import IngestJob, IngestProgress
+from pipelines.ingest.files import IngestJob, IngestProgress
 from reid_app.ingest_runner import IngestChoices, prepare_ingest
 from common.settings import load_settings
 from storage.database import open_database

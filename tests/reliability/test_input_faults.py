@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from models.encoders import load_encoder
-from pipelines.search import read_query_image
-from pipelines.video import VideoSource, probe_video
+from pipelines.matching.search import read_query_image
+from pipelines.ingest.video import VideoSource, probe_video
 from common.errors import InputVideoError, UsageError, WeightsError
 from tests.reliability.damage import broken_reid_onnx, damage_packets, huge_png, variable_rate_mkv
 

@@ -181,7 +181,7 @@ def test_a_half_made_file_of_an_older_reid_app_is_completed_not_refused(tmp_path
 
 
 def test_disk_full_during_writes_is_a_database_error_naming_the_cause(tmp_path):
-    from pipelines.ingest import _flush  # noqa: F401  (the ingest maps SQLAlchemy errors the same way)
+    from pipelines.ingest.files import _flush  # noqa: F401  (the ingest maps SQLAlchemy errors the same way)
     from storage.database import storage_error_text
     from sqlalchemy.exc import OperationalError
 
@@ -226,7 +226,7 @@ def test_special_files_are_refused_as_databases(tmp_path):
 
 @pytest.mark.slow
 def test_identities_read_during_reclustering_are_always_whole(tmp_path, lab_db):
-    from pipelines.identities import summarise_identities
+    from pipelines.matching.identities import summarise_identities
     from storage.repository import list_models
 
     db = open_database(copy_db(lab_db, tmp_path))

@@ -1,6 +1,6 @@
 """A re-id model's own calibrated clustering threshold, recorded at ingest and used when it has no identities yet."""
 
-from pipelines.identities import DEFAULT_THRESHOLD, current_threshold
+from pipelines.matching.identities import DEFAULT_THRESHOLD, current_threshold
 from storage.database import open_database
 from storage.repository import get_or_create_model, model_threshold, set_model_threshold
 

@@ -210,7 +210,7 @@ def test_search_by_an_image_file(qtbot, lab_window, tmp_path):
 
 
 def test_evidence_exported_from_the_app_is_h264_with_matching_hashes(qtbot, lab_window, tmp_path):
-    from pipelines.identities import cluster_identities
+    from pipelines.matching.identities import cluster_identities
     from storage.feedback import set_overlap
     from storage.identities import load_identities
 

@@ -36,7 +36,7 @@ def upgrade() -> None:
 
 
 def _list_watch_segments() -> None:
-    """Segments that an older watch recorded are recognised by their fingerprint (``pipelines.watch.
+    """Segments that an older watch recorded are recognised by their fingerprint (``pipelines.live.watch.
     live_fingerprint``: the SHA-256 of ``live:`` and the path), so retention keeps deleting them after the upgrade."""
     bind = op.get_bind()
     rows = bind.execute(sa.text("SELECT v.path, v.fingerprint, c.name FROM videos v JOIN cameras c "

@@ -1,8 +1,8 @@
 """Watching a site of live cameras (``reid-app watch``): every camera is analysed as its frames arrive, recorded as
 rolling segments, stored, matched against the watchlist, and kept within the retention age, until stopped.
 
-Per camera, one thread runs a :class:`pipelines.camera.CameraPipeline` on a :class:`pipelines.stream.StreamSource`
-whose :class:`pipelines.recording.SegmentRecorder` writes the footage. The calling thread collects the cameras'
+Per camera, one thread runs a :class:`pipelines.ingest.camera.CameraPipeline` on a :class:`pipelines.live.stream.StreamSource`
+whose :class:`pipelines.live.recording.SegmentRecorder` writes the footage. The calling thread collects the cameras'
 observations, encodes the selected crops of all cameras together, and writes them. Each recorded segment is one
 ``videos`` row from its first seconds on (status ``ingesting`` while written, its length updated every
 :data:`PROGRESS_S`; ``complete`` once closed). Segments are fragmented MP4, so the player can show a camera's
@@ -13,7 +13,7 @@ becomes two tracks (one per segment), which incremental matching joins into one 
 
 Latency: a track's observations are stored when its sampling window closes (``window_s``, 1 s by default) and
 within ``flush_s`` after that; the watchlist is checked on every write. A segment becomes searchable and gets
-identities (:func:`pipelines.identities.assign_new_tracks`, no re-clustering) once it is closed and its
+identities (:func:`pipelines.matching.identities.assign_new_tracks`, no re-clustering) once it is closed and its
 last observations are written (``segment_s`` plus a few seconds).
 
 Recordings left ``ingesting`` by a watch that was killed are finished with what they hold when the next watch
@@ -41,16 +41,16 @@ from filelock import FileLock, Timeout
 from sqlalchemy.exc import SQLAlchemyError
 
 from models.encoders import ReIDEncoder
-from pipelines.engine import (CameraChannel, CameraThreads, IngestOptions, Observed, PoseFactory, TrackerFactory,
+from pipelines.ingest.engine import (CameraChannel, CameraThreads, IngestOptions, Observed, PoseFactory, TrackerFactory,
                               camera_pipeline, encode_batches, register_encoder)
-from pipelines.identities import assign_new_tracks
-from pipelines.recording import Segment, SegmentRecorder
-from pipelines.retention import RetentionReport, apply_retention
-from pipelines.site import SiteCamera
-from pipelines.stream import StreamOptions, StreamSource
-from pipelines.track_cleanup import clean_up_tracks
-from pipelines.video import file_safe_name
-from pipelines.watchlist import AlertDispatcher, WatchlistMatcher
+from pipelines.matching.identities import assign_new_tracks
+from pipelines.live.recording import Segment, SegmentRecorder
+from pipelines.evidence.retention import RetentionReport, apply_retention
+from pipelines.live.site import SiteCamera
+from pipelines.live.stream import StreamOptions, StreamSource
+from pipelines.ingest.track_cleanup import clean_up_tracks
+from pipelines.ingest.video import file_safe_name
+from pipelines.live.watchlist import AlertDispatcher, WatchlistMatcher
 from common.errors import DatabaseError, ReidAppError, UsageError
 from common.redaction import redact_text
 from common.types import Detection, Frame, Observation
@@ -221,10 +221,10 @@ class LiveSite:
 
     Args:
         db: the open database.
-        cameras: the cameras (names unique; ``pipelines.site.load_site``).
+        cameras: the cameras (names unique; ``pipelines.live.site.load_site``).
         groups: overlap groups, group name -> camera names (one person may be in two cameras of a group at once).
         recordings: folder for the recorded segments (one sub-folder per camera).
-        encoder, make_tracker, make_pose: the models (see ``pipelines.ingest.ingest``).
+        encoder, make_tracker, make_pose: the models (see ``pipelines.ingest.files.ingest``).
         options: :class:`WatchOptions`.
         watchlist: matcher of live tracks against the watchlist (None: no alerts).
         alerts: stores and delivers the watchlist's alerts.

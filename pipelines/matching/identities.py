@@ -1,7 +1,7 @@
 """Global identities: tracks of all cameras clustered into people, under physical and user constraints.
 
 Algorithm: constrained average-linkage agglomerative clustering of track descriptors (cosine similarity; the
-``mean`` track similarity of ``pipelines.search``, which separated people best on the lab cameras).
+``mean`` track similarity of ``pipelines.matching.search``, which separated people best on the lab cameras).
 
 1. Must-link: tracks a user confirmed as one person (``pair_feedback`` verdict ``same``) start in one cluster
    (union-find); a confirmation overrides the automatic constraints below, never a user's rejection.
@@ -24,7 +24,7 @@ Confidence of an identity in ``[0, 1]``: for several tracks the mean pairwise si
 confirmed pair counts 1); for a single track, 1 minus its highest similarity to any track it could have joined
 (how clearly it stands alone).
 
-:func:`cluster_identities` runs it with ``pipelines.linkage.cluster_sparse`` (a heap over a neighbour graph: every
+:func:`cluster_identities` runs it with ``pipelines.matching.linkage.cluster_sparse`` (a heap over a neighbour graph: every
 pair up to :data:`EXACT_TRACKS` tracks, each track's 30 nearest beyond; 100,000 tracks in about a minute on 2
 cores). :func:`cluster_tracks` is the dense reference implementation (``O(T^2)`` memory, ``O(T^2)`` per merge) the
 sparse one is tested against.
@@ -42,7 +42,7 @@ from common.errors import UsageError
 from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, SAME, load_overlaps, load_verdicts
-from pipelines.linkage import cluster_sparse
+from pipelines.matching.linkage import cluster_sparse
 from storage.identities import (add_to_identities, identities_of_tracks, identity_counts,
                                load_identities, replace_identities, stored_threshold)
 from storage.repository import get_tracks, list_models, model_threshold, static_track_ids
@@ -50,7 +50,7 @@ from storage.vector_index import EmbeddingIndex, TrackTable
 
 DEFAULT_THRESHOLD = 0.75
 #: Up to this many tracks clustering compares every pair (exact average linkage); beyond, each track's 30 most
-#: similar tracks (``pipelines.linkage``).
+#: similar tracks (``pipelines.matching.linkage``).
 EXACT_TRACKS = 500
 
 

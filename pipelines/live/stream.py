@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import av
 
-from pipelines.recording import RecordingStopped, Segment, SegmentRecorder
+from pipelines.live.recording import RecordingStopped, Segment, SegmentRecorder
 from common.errors import InputVideoError
 from common.redaction import redact_text, redact_url
 from common.types import Frame

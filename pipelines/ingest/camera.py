@@ -1,7 +1,7 @@
 """The per-camera pipeline: decode -> detect + track -> pose -> quality gate -> crop + part boxes -> sampling.
 
 It runs in its own thread per camera and hands finished observations (whole sampling windows) to a callback; the
-multi-camera ingest (``pipelines.ingest``) encodes them in batches across cameras and stores them.
+multi-camera ingest (``pipelines.ingest.files``) encodes them in batches across cameras and stores them.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import numpy as np
 from models.tracking import PersonTracker
 from models.parts import part_boxes_from_keypoints
 from models.pose import PoseEstimator
-from pipelines.motion import MotionGate, MotionGateConfig
-from pipelines.quality import (DuplicateConfig, QualityConfig, box_can_pass, crop_quality, fallback_quality,
+from pipelines.ingest.motion import MotionGate, MotionGateConfig
+from pipelines.ingest.quality import (DuplicateConfig, QualityConfig, box_can_pass, crop_quality, fallback_quality,
                                suppress_duplicates, wants_pose)
-from pipelines.sampling import SamplingConfig, TrackSampler
-from pipelines.stream import StreamSource
-from pipelines.video import VideoSource
+from pipelines.ingest.sampling import SamplingConfig, TrackSampler
+from pipelines.live.stream import StreamSource
+from pipelines.ingest.video import VideoSource
 from common.types import Detection, Frame, Observation, StageTimes
 
 THUMBNAIL_HEIGHT = 128  # pixels
@@ -88,7 +88,7 @@ class CameraPipeline:
             again).
         pose_interval_s: estimate a tracked person's pose at most once per this many seconds of video; in between
             their last keypoints follow their box (moved and scaled with it). 0: every analysed frame.
-        duplicates: when a second box of one person in a frame is dropped (``pipelines.quality``).
+        duplicates: when a second box of one person in a frame is dropped (``pipelines.ingest.quality``).
     """
 
     def __init__(self, camera: str, source: "VideoSource | StreamSource", tracker: PersonTracker, pose: PoseEstimator,
@@ -185,8 +185,8 @@ class CameraPipeline:
     def _estimate_pose(self, frame: Frame, detections: list, moved: bool) -> None:
         """Keypoints for the frame's people: estimated for those due (see ``pose_interval_s``; none when nothing
         moved), carried along with the box for the others. People the quality gate rejects by size or border alone
-        (``pipelines.quality.box_can_pass``) get none, nor do people too small for a pose worth its cost
-        (``pipelines.quality.wants_pose``; they are encoded without one)."""
+        (``pipelines.ingest.quality.box_can_pass``) get none, nor do people too small for a pose worth its cost
+        (``pipelines.ingest.quality.wants_pose``; they are encoded without one)."""
         due, posed = [], []  # posed: (detection, video time of its pose estimate)
         height, width = frame.image.shape[:2]
         for det in detections:

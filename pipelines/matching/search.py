@@ -1,7 +1,7 @@
 """Cross-camera search: rank the stored tracks (or sightings) by similarity to a track, a sighting or an image.
 
 Similarity is the cosine of L2-normalised re-id embeddings, scored exactly over the whole gallery by
-``pipelines.similarity``. How a track is compared (``track_similarity``):
+``pipelines.matching.similarity``. How a track is compared (``track_similarity``):
 
 - ``mean``: each track is its descriptor, the quality-weighted mean of its sighting embeddings (a query track
   too; a sighting or image query is its own vector);
@@ -27,9 +27,9 @@ import numpy as np
 from models.encoders import ReIDEncoder
 from models.parts import fallback_stripes, stripe_boxes
 from models.reranking import k_reciprocal_rerank
-from pipelines.explain import PartSimilarity, explain_match, part_slices, visible_parts
-from pipelines.sampling import evenly_spaced
-from pipelines.similarity import Scorer, TorchScorer, copy_rows
+from pipelines.matching.explain import PartSimilarity, explain_match, part_slices, visible_parts
+from pipelines.ingest.sampling import evenly_spaced
+from pipelines.matching.similarity import Scorer, TorchScorer, copy_rows
 from common.errors import UsageError
 from storage.audit import record
 from storage.database import Database
@@ -114,7 +114,7 @@ class SearchResult:
         identity_id: the global identity the track belongs to, if any.
         confirmed: a user confirmed this track as the query's person.
         rerank_distance: the k-reciprocal distance that ordered the results, when re-ranked.
-        parts: why this match, part by part (``pipelines.explain``: head, upper body, lower body, legs; a part not
+        parts: why this match, part by part (``pipelines.matching.explain``: head, upper body, lower body, legs; a part not
             visible in the query or the match has no similarity); empty for models without part branches.
     """
 
@@ -192,7 +192,7 @@ class Searcher:
 
     Args:
         db: the open database.
-        scorer: the :class:`pipelines.similarity.Scorer` (default: exact torch scoring on the CPU), used by every
+        scorer: the :class:`pipelines.matching.similarity.Scorer` (default: exact torch scoring on the CPU), used by every
             search mode (sighting-level, ``max`` and ``mean`` track ranking).
         index_root: folder under which indexes are persisted (``storage.vector_index.index_folder``), so the next
             searcher opens them instead of reading every embedding; None keeps them in memory only.
@@ -420,7 +420,7 @@ class Searcher:
 
     def _explain(self, index, query: _Query, vectors: np.ndarray, results: list[SearchResult], per_track: bool
                  ) -> None:
-        """Fill each result's ``parts`` (``pipelines.explain``): the query's and the match's part slices compared
+        """Fill each result's ``parts`` (``pipelines.matching.explain``): the query's and the match's part slices compared
         where keypoints show the part in both (one read of the keypoints involved)."""
         layout = self._layouts.get(query.model_id)
         if layout is None:  # a model's layout never changes once recorded: read it once per searcher

@@ -1,6 +1,6 @@
-"""The one multi-camera engine of file ingest (``pipelines.ingest``) and live watch (``pipelines.watch``).
+"""The one multi-camera engine of file ingest (``pipelines.ingest.files``) and live watch (``pipelines.live.watch``).
 
-One thread per camera runs that camera's :class:`pipelines.camera.CameraPipeline` and posts typed events
+One thread per camera runs that camera's :class:`pipelines.ingest.camera.CameraPipeline` and posts typed events
 (:class:`Observed`, :class:`Analysed`, :class:`Failed`, :class:`Ended`) on one bounded queue; the calling thread
 takes them (:meth:`CameraThreads.events`), encodes the selected crops of all cameras in one call
 (:func:`encode_batches`, ``batch_size`` crops per forward pass inside the encoder) and stores them. A camera whose
@@ -30,10 +30,10 @@ from common.types import Detection, Frame, Observation, StageTimes
 from models.encoders import ReIDEncoder
 from models.pose import PoseEstimator
 from models.tracking import PersonTracker
-from pipelines.camera import CameraPipeline
-from pipelines.motion import MotionGateConfig
-from pipelines.quality import DuplicateConfig, QualityConfig, SkeletonCheckConfig, StaticTrackConfig
-from pipelines.sampling import SamplingConfig
+from pipelines.ingest.camera import CameraPipeline
+from pipelines.ingest.motion import MotionGateConfig
+from pipelines.ingest.quality import DuplicateConfig, QualityConfig, SkeletonCheckConfig, StaticTrackConfig
+from pipelines.ingest.sampling import SamplingConfig
 from storage.database import Database
 from storage.repository import get_or_create_model, set_model_layout, set_model_threshold
 
@@ -56,7 +56,7 @@ class IngestOptions:
         motion: motion gating: analysed frames without motion skip detection (the last detections are tracked
             again).
         pose_interval_s: a tracked person's pose is estimated at most once per this many seconds; in between the
-            keypoints follow the box (``pipelines.camera.follow_box``). 0: every analysed frame.
+            keypoints follow the box (``pipelines.ingest.camera.follow_box``). 0: every analysed frame.
     """
 
     analysis_fps: float = 5.0
@@ -79,7 +79,7 @@ PoseFactory = Callable[[PersonTracker], PoseEstimator]
 
 def camera_pipeline(camera: str, source, make_tracker: TrackerFactory, make_pose: PoseFactory,
                     options: IngestOptions, num_parts: int) -> CameraPipeline:
-    """A camera's pipeline over ``source`` (a ``pipelines.video.VideoSource`` or ``pipelines.stream.StreamSource``)
+    """A camera's pipeline over ``source`` (a ``pipelines.ingest.video.VideoSource`` or ``pipelines.live.stream.StreamSource``)
     with a new tracker and its pose backend, analysing as ``options`` says; made in the camera's thread."""
     tracker = make_tracker()
     return CameraPipeline(camera, source, tracker, make_pose(tracker), options.quality, options.sampling, num_parts,

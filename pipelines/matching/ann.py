@@ -5,7 +5,7 @@ The index is an inverted file of ``nlist`` k-means cells whose centroids are fou
 each vector's residual compressed by product quantisation into ``M`` bytes (Jégou, Douze and Schmid, "Product
 quantization for nearest neighbor search", TPAMI 2011, sections III–IV; the HNSW coarse quantiser of Malkov and
 Yashunin, TPAMI 2018). A query scans the ``nprobe`` nearest cells and returns candidates, which the caller
-re-scores exactly from the stored vectors (``pipelines.similarity``), so the compression costs recall only where
+re-scores exactly from the stored vectors (``pipelines.matching.similarity``), so the compression costs recall only where
 a true neighbour falls outside the candidates.
 
 Vectors are added under their stable ids (sighting or track ids), so rows compacted away by a deletion are

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from pipelines.evidence import EvidenceReport, export_identity
-from pipelines.feedback import (
+from pipelines.evidence.export import EvidenceReport, export_identity
+from pipelines.matching.feedback import (
     VerdictConflict, confirm, forget, label, merge, reject, replace_verdict, split, undo,
 )
-from pipelines.identities import (ClusteringReport, IdentitySummary, cluster_identities, identities_after_ingest,
+from pipelines.matching.identities import (ClusteringReport, IdentitySummary, cluster_identities, identities_after_ingest,
                                   summarise_identities)
-from pipelines.search import SearchFilters, SearchOptions, SearchResult, Searcher
-from pipelines.similarity import make_scorer
+from pipelines.matching.search import SearchFilters, SearchOptions, SearchResult, Searcher
+from pipelines.matching.similarity import make_scorer
 from common.errors import UsageError
 from storage.audit import read_log, record
 from storage.catalog import CameraEntry, VideoEntry, VideoSightings, best_thumbnails, list_cameras, video_sightings
@@ -123,7 +123,7 @@ def identity_thumbnails(db: Database, track_ids: Sequence[int]) -> list[TrackThu
 
 
 def give_verdict(db: Database, verdict: str, track_a: int, track_b: int) -> ClusteringReport:
-    """Confirm (``same``) or reject (``different``) a pair of tracks and re-cluster (``pipelines.feedback``)."""
+    """Confirm (``same``) or reject (``different``) a pair of tracks and re-cluster (``pipelines.matching.feedback``)."""
     return (confirm if verdict == "same" else reject)(db, track_a, track_b)
 
 
@@ -134,7 +134,7 @@ def video_overlay(db: Database, video_id: int) -> VideoSightings:
 
 def cluster_after_ingest(db: Database) -> Optional[ClusteringReport]:
     """Give the tracks an ingest added identities (incrementally once identities exist:
-    ``pipelines.identities.identities_after_ingest``); None when the database holds no embeddings."""
+    ``pipelines.matching.identities.identities_after_ingest``); None when the database holds no embeddings."""
     return identities_after_ingest(db)
 
 
@@ -155,7 +155,7 @@ def run_search(searcher: Searcher, options: SearchOptions, filters: SearchFilter
     ``models.encoders.ReIDEncoder`` of the database's model, for the image).
 
     Raises:
-        UsageError: not exactly one query, or the query's errors (see :class:`pipelines.search.Searcher`).
+        UsageError: not exactly one query, or the query's errors (see :class:`pipelines.matching.search.Searcher`).
     """
     if sum(x is not None for x in (track_id, sighting_id, image_path)) != 1:
         raise UsageError("give exactly one of --track ID, --sighting ID or --image FILE")

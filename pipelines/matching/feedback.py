@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Optional, Sequence
 
-from pipelines.identities import ClusteringReport, cluster_identities
+from pipelines.matching.identities import ClusteringReport, cluster_identities
 from common.errors import UsageError
 from common.timefmt import format_time
 from storage.audit import record

@@ -1,5 +1,5 @@
 """Bounded recording of several live cameras at once (``reid-app ingest URL --duration S``): each camera is
-recorded in its own thread into rolling MP4 segments (``pipelines.recording``), and the segments are then ingested
+recorded in its own thread into rolling MP4 segments (``pipelines.live.recording``), and the segments are then ingested
 like files, each with the wall-clock time of its first frame. A camera that cannot be reached fails alone.
 """
 
@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from pipelines.recording import Segment, SegmentRecorder
-from pipelines.stream import StreamOptions, StreamSource
-from pipelines.video import file_safe_name
+from pipelines.live.recording import Segment, SegmentRecorder
+from pipelines.live.stream import StreamOptions, StreamSource
+from pipelines.ingest.video import file_safe_name
 from common.errors import ReidAppError
 from common.redaction import name_from_url
 

@@ -1,18 +1,18 @@
 """What happens to a video's (or a live segment's) tracks once all its frames are stored, in this order:
 
 1. tracks that are no person (no skeleton in any pose estimate: shadows, reflections) are deleted
-   (``pipelines.quality.SkeletonCheckConfig``);
-2. fragments of one person are stitched into one track (``pipelines.stitching``);
+   (``pipelines.ingest.quality.SkeletonCheckConfig``);
+2. fragments of one person are stitched into one track (``pipelines.ingest.stitching``);
 3. motionless tracks (an empty chair, a sign) are marked static and kept out of identities and search
-   (``pipelines.quality.StaticTrackConfig``).
+   (``pipelines.ingest.quality.StaticTrackConfig``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipelines.quality import QualityConfig, SkeletonCheckConfig, StaticTrackConfig
-from pipelines.stitching import stitch_video
+from pipelines.ingest.quality import QualityConfig, SkeletonCheckConfig, StaticTrackConfig
+from pipelines.ingest.stitching import stitch_video
 from storage.database import Database
 from storage.repository import delete_tracks, mark_static_tracks, skeletonless_tracks
 

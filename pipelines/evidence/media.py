@@ -13,8 +13,8 @@ import av
 import cv2
 import numpy as np
 
-from pipelines.redaction_media import BystanderBoxes, blur_bystanders
-from pipelines.video import FrameReader
+from pipelines.evidence.redaction import BystanderBoxes, blur_bystanders
+from pipelines.ingest.video import FrameReader
 from common.errors import InputVideoError
 
 #: JPEG quality of exported person crops (evidence: near lossless).
@@ -95,7 +95,7 @@ def cut_clip(video_path: str, fps: float, frame_count: int, sightings: Sequence[
 
     Args:
         caption: ``caption(frame_index) -> list[str]``, the lines burned into that frame.
-        bystanders: the other people of the video, blurred in every frame (``pipelines.redaction_media``); None
+        bystanders: the other people of the video, blurred in every frame (``pipelines.evidence.redaction``); None
             leaves the frames as they are.
 
     Returns:

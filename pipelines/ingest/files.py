@@ -1,6 +1,6 @@
 """Multi-camera ingest: one pipeline thread per camera, batched re-id encoding across cameras, batched storage.
 
-Flow (``../shared/DESIGN.md``): each camera's :class:`pipelines.camera.CameraPipeline` runs in its own thread and
+Flow (``../shared/DESIGN.md``): each camera's :class:`pipelines.ingest.camera.CameraPipeline` runs in its own thread and
 puts finished observations on a bounded queue; the calling thread collects them, encodes the selected crops of all
 cameras together (``batch_size`` crops per forward pass), and writes each camera's batch in one transaction.
 A camera that fails is reported and cleaned up while the others go on. Memory is bounded by the queue and batch
@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Optional
 
 from models.encoders import ReIDEncoder
-from pipelines.engine import (Analysed, CameraThreads, Ended, Failed, IngestOptions, Observed, PoseFactory,
+from pipelines.ingest.engine import (Analysed, CameraThreads, Ended, Failed, IngestOptions, Observed, PoseFactory,
                               TrackerFactory, camera_pipeline, encode_batches, register_encoder)
-from pipelines.track_cleanup import TrackCleanup, clean_up_tracks, unencoded_reasons
-from pipelines.video import VideoSource, fingerprint
+from pipelines.ingest.track_cleanup import TrackCleanup, clean_up_tracks, unencoded_reasons
+from pipelines.ingest.video import VideoSource, fingerprint
 from sqlalchemy.exc import SQLAlchemyError
 
 from common.errors import DatabaseError, ReidAppError

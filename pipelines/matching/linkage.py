@@ -1,7 +1,7 @@
 """Constrained average-linkage clustering that scales: a sparse k-nearest-neighbour graph, a heap of candidate
-merges and one union-find, instead of dense ``T x T`` matrices (``pipelines.identities.cluster_tracks``).
+merges and one union-find, instead of dense ``T x T`` matrices (``pipelines.matching.identities.cluster_tracks``).
 
-Algorithm (average linkage, as in ``pipelines.identities``; graph-based agglomeration after Sibson's and the
+Algorithm (average linkage, as in ``pipelines.matching.identities``; graph-based agglomeration after Sibson's and the
 "sparse average linkage" of Loewenstein et al., 2008):
 
 1. Each track's ``k`` most similar tracks (cosine of descriptors) whose similarity is at least ``min_edge`` are its
@@ -146,7 +146,7 @@ def cluster_sparse(descriptors: np.ndarray, first: np.ndarray, last: np.ndarray,
 
     Returns:
         ``(member indices, confidence)`` per cluster, largest first; confidence as in
-        ``pipelines.identities.cluster_tracks`` (mean pairwise similarity of members; for a single track, 1 minus
+        ``pipelines.matching.identities.cluster_tracks`` (mean pairwise similarity of members; for a single track, 1 minus
         its highest similarity to a track it could have joined, from its graph edges).
     """
     n = len(descriptors)

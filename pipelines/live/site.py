@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from pipelines.stream import is_stream
+from pipelines.live.stream import is_stream
 from common.redaction import redact_url
-from pipelines.video import file_safe_name
+from pipelines.ingest.video import file_safe_name
 from common.errors import UsageError
 
 if sys.version_info >= (3, 11):

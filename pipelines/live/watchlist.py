@@ -82,8 +82,8 @@ def watch_image(db: Database, image: Path, name: str, encoder, note: str = "") -
         UsageError: the image cannot be read.
     """
     from models.parts import fallback_stripes, stripe_boxes
-    from pipelines.search import read_query_image
-    from pipelines.ingest import register_encoder
+    from pipelines.matching.search import read_query_image
+    from pipelines.ingest.files import register_encoder
     from storage.repository import usable_embedding
 
     crop = read_query_image(image)
@@ -156,8 +156,8 @@ class WatchlistMatcher:
 def load_matcher(db: Database, threshold: Optional[float] = None, repeat_s: float = 60.0, min_embeddings: int = 2
                  ) -> WatchlistMatcher:
     """A matcher over the watchlist entries of the database's main model (the one with most embeddings; with
-    none yet, every entry), at ``threshold`` or else the model's own (``pipelines.identities.current_threshold``)."""
-    from pipelines.identities import current_threshold
+    none yet, every entry), at ``threshold`` or else the model's own (``pipelines.matching.identities.current_threshold``)."""
+    from pipelines.matching.identities import current_threshold
 
     models = list_models(db)
     entries = list_entries(db, models[0].id if models else None)

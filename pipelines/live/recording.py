@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import av
 
-from pipelines.video import file_safe_name
+from pipelines.ingest.video import file_safe_name
 from common.errors import ReidAppError
 from storage.database import nearly_full
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from common.errors import UsageError
-from pipelines.ann import IvfPqIndex, candidates_for
+from pipelines.matching.ann import IvfPqIndex, candidates_for
 from storage.vector_index import EmbeddingIndex
 
 
@@ -153,9 +153,9 @@ EXACT_BYTES = 1 << 30
 
 class AnnScorer:
     """Exact scoring (:class:`TorchScorer`) where it is fast, approximate beyond: on a CPU, a vector set larger
-    than ``exact_bytes`` is searched with FAISS IVF-PQ (``pipelines.ann``), whose ``candidates`` best ids per query
+    than ``exact_bytes`` is searched with FAISS IVF-PQ (``pipelines.matching.ann``), whose ``candidates`` best ids per query
     are then scored exactly, so scores are always exact cosines and only the choice of candidates is approximate.
-    ``nprobe`` and ``candidates`` None: chosen by the set's size (``pipelines.ann.probes_for``, ``candidates_for``).
+    ``nprobe`` and ``candidates`` None: chosen by the set's size (``pipelines.matching.ann.probes_for``, ``candidates_for``).
     A search whose filters leave few rows (at most ``exact_bytes`` of them) scans those rows exactly. The
     approximate index is loaded from, and saved into, the vector set's folder.
 

@@ -122,7 +122,7 @@ def _size_factor(box: np.ndarray, config: QualityConfig) -> float:
 
 def fallback_quality(detection: Detection, config: QualityConfig = QualityConfig()) -> float:
     """The quality a crop the gate rejected takes when its track shows no better one in a second or more (so that
-    every real track gets a descriptor, see ``pipelines.sampling``): 0 when the box is too small to encode at all,
+    every real track gets a descriptor, see ``pipelines.ingest.sampling``): 0 when the box is too small to encode at all,
     else ``1e-4 x score x size factor``, below any accepted crop's (at least ``1e-3``) so that it counts for
     almost nothing beside one."""
     if not _big_enough(detection.box, config):

@@ -5,7 +5,7 @@ Layout of the output folder::
 
     identity-<ID>.json        summary: identity, model, per camera its time ranges and tracks with crops, and
                               why each track was linked: its similarity to the identity's reference track (the one
-                              with most sightings), overall and per body part (``pipelines.explain``)
+                              with most sightings), overall and per body part (``pipelines.matching.explain``)
     identity-<ID>.csv         one row per track: camera, times (UTC and local with its offset, or "time unknown"),
                               seconds into the video, files
     report.html               the case report: facts, a timeline per camera, the tracks, the crops
@@ -36,13 +36,13 @@ from typing import Callable, Optional
 import numpy as np
 from sqlalchemy import select
 
-from pipelines.case_report import write_case_report
-from pipelines.evidence_media import SightingBox, cut_clip, full_crops, sha256_file
-from pipelines.explain import describe_parts, explain_match, part_slices, visible_parts
-from pipelines.identities import join_ranges
-from pipelines.redaction_media import METHOD as REDACTION_METHOD, BystanderBoxes
-from pipelines.sampling import evenly_spaced
-from pipelines.video import file_safe_name
+from pipelines.evidence.case_report import write_case_report
+from pipelines.evidence.media import SightingBox, cut_clip, full_crops, sha256_file
+from pipelines.matching.explain import describe_parts, explain_match, part_slices, visible_parts
+from pipelines.matching.identities import join_ranges
+from pipelines.evidence.redaction import METHOD as REDACTION_METHOD, BystanderBoxes
+from pipelines.ingest.sampling import evenly_spaced
+from pipelines.ingest.video import file_safe_name
 from common.errors import UsageError
 from common.neutralise import csv_cell
 from common.timefmt import KNOWN_TIME_FROM
@@ -127,7 +127,7 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
 
     Args:
         clips: also cut one H.264 clip per track from the source videos (slow: decodes and re-encodes).
-        redact: blur every other person in the clips and crops (``pipelines.redaction_media``; recorded in the
+        redact: blur every other person in the clips and crops (``pipelines.evidence.redaction``; recorded in the
             manifest); False exports the source pixels as they are (a court that asks for the original).
         clip_margin_s: seconds added before and after each track in its clip.
         join_gap_s: tracks of one camera closer than this (seconds) form one time range.
