@@ -30,9 +30,9 @@ STAGES = ("decode", "detect_track", "pose", "crop", "encode", "store")
 def _measure(args: argparse.Namespace) -> dict:
     """Ingest the videos in this process and return timings and peak RSS (run via --child)."""
     os.environ.setdefault("YOLO_VERBOSE", "False")
-    from models.tracking import PersonTracker
     from models.encoders import load_encoder, resolve_device
     from models.pose import DetectorKeypoints, NoPose
+    from models.tracking import PersonTracker
     from pipelines.ingest.files import IngestJob, IngestOptions, ingest
     from storage.database import open_database
 

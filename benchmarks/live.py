@@ -60,12 +60,12 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("YOLO_VERBOSE", "False")
 
+    from common.settings import load_settings
     from pipelines.ingest.files import IngestJob, IngestProgress
     from pipelines.live.site import SiteCamera
     from pipelines.live.watch import LiveSite, WatchOptions
     from pipelines.live.watchlist import AlertDispatcher, load_matcher, watch_track
     from reid_app.ingest_runner import IngestChoices, prepare_ingest
-    from common.settings import load_settings
     from storage.database import open_database
     from tests.live.conftest import RtspServer, _server_available, free_port, make_short_gop_clip
 

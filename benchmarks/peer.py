@@ -100,10 +100,10 @@ def run_peer(videos: list[Path], detector: Path, reid: Path, fps: float, duratio
 
 def run_reid_app(videos: list[Path], reid: Path, fps: float, duration: float | None, motion: bool) -> dict:
     """``reid-app ingest`` in this process with the default detector and pose; returns totals and stage times."""
+    from common.settings import load_settings
     from pipelines.ingest.files import IngestJob, IngestProgress
     from pipelines.ingest.motion import MotionGateConfig
     from reid_app.ingest_runner import IngestChoices, prepare_ingest
-    from common.settings import load_settings
     from storage.database import open_database
 
     prepared = prepare_ingest(IngestChoices(reid=str(reid), device="cpu", analysis_fps=fps, duration_s=duration),

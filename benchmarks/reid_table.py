@@ -42,8 +42,9 @@ def _keypoints(data, pose: str):
     """Cached COCO-17 keypoints of the query and gallery images, or ``(None, None)`` with ``--pose none``."""
     if pose == "none":
         return None, None
-    from reid_app.training_cli import _crop_pose, _keypoints as cached_keypoints
     from reid_app.console import stderr_console
+    from reid_app.training_cli import _crop_pose
+    from reid_app.training_cli import _keypoints as cached_keypoints
 
     tag, estimate = _crop_pose(pose, "cpu")
     console = stderr_console()

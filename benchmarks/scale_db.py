@@ -87,7 +87,7 @@ def database_bytes(location: str) -> int:
 
 def _first_search(location: str, index_root: Path) -> float:
     """Seconds of a new searcher's first search (load or open the index, then search)."""
-    from pipelines.matching.search import SearchOptions, Searcher
+    from pipelines.matching.search import Searcher, SearchOptions
     from pipelines.matching.similarity import make_scorer
     from storage.database import open_database
 
@@ -101,7 +101,7 @@ def _first_search(location: str, index_root: Path) -> float:
 
 
 def _search_times(location: str, index_root: Path, queries: int, per_track: bool) -> tuple[float, float]:
-    from pipelines.matching.search import SearchOptions, Searcher
+    from pipelines.matching.search import Searcher, SearchOptions
     from pipelines.matching.similarity import make_scorer
     from storage.database import open_database
 

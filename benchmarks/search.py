@@ -130,7 +130,7 @@ def _latency(fn, queries: int) -> tuple[float, float]:
 
 
 def measure(path: Path, device: str, queries: int, use_faiss: bool) -> dict:
-    from pipelines.matching.search import SearchFilters, SearchOptions, Searcher
+    from pipelines.matching.search import Searcher, SearchFilters, SearchOptions
     from pipelines.matching.similarity import FaissScorer, TorchScorer, copy_rows
     from storage.database import open_database
     from storage.vector_index import EmbeddingIndex

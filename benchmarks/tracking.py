@@ -126,9 +126,9 @@ def main(argv=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from pipelines.ingest.mot_eval import read_mot_ground_truth, score_tracking
     from common.settings import load_settings
     from common.weights import resolve_weights
+    from pipelines.ingest.mot_eval import read_mot_ground_truth, score_tracking
 
     settings = load_settings()
     detector = resolve_weights(settings.detector, settings.weights_dirs).path

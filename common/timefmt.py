@@ -7,7 +7,6 @@ import math
 from datetime import datetime
 from typing import Iterable
 
-
 #: Times before this (1990-01-01, seconds since the epoch) are seconds from a video's start: its clock is unknown.
 KNOWN_TIME_FROM = 631152000.0
 

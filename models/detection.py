@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np

@@ -24,10 +24,10 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from models.parts import fallback_stripes, parse_descriptor_layout, stripe_boxes
-from models.transforms import IMAGENET_RGB, OPEN_MODEL_ZOO_BGR, Preprocessing  # noqa: F401 (re-exported)
 from common.errors import DeviceError, WeightsError
 from models.ir_files import openvino_xml
+from models.parts import fallback_stripes, parse_descriptor_layout, stripe_boxes
+from models.transforms import IMAGENET_RGB, OPEN_MODEL_ZOO_BGR, Preprocessing  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.errors import WeightsError
 from models.encoders import ONNX_LAYOUT_KEY, ONNX_PREPROCESSING_KEY
 from models.jointloss import JointLossNet
-from common.errors import WeightsError
 
 
 class _Descriptor(nn.Module):

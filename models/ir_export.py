@@ -25,10 +25,10 @@ from typing import Optional
 import numpy as np
 import torch
 
+from common.errors import WeightsError
 from models.encoders import IR_RT_INFO_SECTION
 from models.export import _Descriptor, check_inputs
 from models.jointloss import JointLossNet
-from common.errors import WeightsError
 
 #: ``rt_info`` ``input`` value of an IR that takes the resized crops as they are (``uint8 [N, H, W, 3]``, BGR).
 UINT8_BGR_INPUT = "uint8-nhwc-bgr"

@@ -17,8 +17,8 @@ from typing import Callable, Optional, Sequence
 import cv2
 import numpy as np
 
-from models.npz_cache import load_npz_cache, save_npz_cache
 from common.errors import DatasetError
+from models.npz_cache import load_npz_cache, save_npz_cache
 
 log = logging.getLogger(__name__)
 

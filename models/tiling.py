@@ -20,8 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from models.detection import PersonDetections
 from common.boxes import box_overlaps
+from models.detection import PersonDetections
 
 #: Pixels from an inner tile edge within which a tile's box counts as cut by it.
 EDGE_PX = 2.0

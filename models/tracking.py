@@ -16,8 +16,8 @@ from typing import Optional
 
 import numpy as np
 
-from models.detection import PersonDetections, PersonDetector
 from common.types import Detection
+from models.detection import PersonDetections, PersonDetector
 
 #: Overrides of Ultralytics' tracker files (see the module docstring for why).
 ASSOCIATION = {"fuse_score": False, "match_thresh": 0.9}

@@ -16,12 +16,12 @@ from typing import Optional, Sequence
 
 import click
 
-from reid_app import __version__
 from common.errors import ReidAppError, UsageError
-from reid_app.console import stderr_console, stdout_console
 from common.redaction import RedactingFilter, display_text
 from common.settings import load_settings
+from reid_app import __version__
 from reid_app.cli_helpers import cluster_after_ingest, finite_option, parse_start_time
+from reid_app.console import stderr_console, stdout_console
 from reid_app.ingest_runner import IngestChoices, prepare_ingest
 from reid_app.live_cli import COMMANDS as LIVE_COMMANDS
 from reid_app.matching_cli import COMMANDS as MATCHING_COMMANDS
@@ -102,10 +102,10 @@ def _summary_table(summaries):
 def _record_streams(streams, duration: float, folder: Path, timeout: float, stop: threading.Event, console):
     """Record every ``(camera, url)`` for ``duration`` seconds at once; returns the ingest jobs in rounds (the
     first segment of every camera, then the second...) and a ``failed`` summary per camera recorded nothing."""
+    from common.types import CameraSummary
     from pipelines.ingest.files import IngestJob
     from pipelines.live.capture import record_cameras
     from pipelines.live.stream import StreamOptions
-    from common.types import CameraSummary
 
     console.print(f"recording {len(streams)} live camera(s) for {duration:g} s into {folder}", markup=False,
                   highlight=False, soft_wrap=True)
@@ -130,8 +130,8 @@ def _record_streams(streams, duration: float, folder: Path, timeout: float, stop
 
 def _unreadable_videos(jobs) -> dict:
     """Job index -> a ``failed`` :class:`CameraSummary` for each video that cannot be opened and decoded."""
-    from pipelines.ingest.video import probe_video
     from common.types import CameraSummary
+    from pipelines.ingest.video import probe_video
 
     failed = {}
     for i, job in enumerate(jobs):
@@ -255,12 +255,11 @@ def ingest(videos: Sequence[str], db_path: Optional[str], cameras: Sequence[str]
                             motion_gate=motion_gate, pose_interval_s=pose_interval, tiles=tiles)
     choices.check()
 
-    from pipelines.ingest.files import IngestJob
-    from storage.database import open_database
-
-    from pipelines.live.capture import stream_camera_name
     from common.settings import recordings_dir_for
+    from pipelines.ingest.files import IngestJob
+    from pipelines.live.capture import stream_camera_name
     from pipelines.live.stream import is_stream, redact_url
+    from storage.database import open_database
 
     streams = [(cameras[i] if cameras else stream_camera_name(v), v) for i, v in enumerate(videos) if is_stream(v)]
     if streams and duration is None:
@@ -377,10 +376,10 @@ def _open_gui(db_path: Optional[str], device: Optional[str]) -> None:
     from ui.qt_env import check_display
 
     check_display()  # before the app's imports (torch among them: 3-4 s), so a missing display is said at once
-    from models.encoders import resolve_device
-    from reid_app.ingest_runner import load_query_encoder
     from dataclasses import replace
 
+    from models.encoders import resolve_device
+    from reid_app.ingest_runner import load_query_encoder
     from reid_app.live_session import LiveSession
     from ui.app import AppServices, run_app
 

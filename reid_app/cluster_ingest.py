@@ -16,8 +16,8 @@ from dataclasses import replace
 from typing import Callable, Optional, Sequence
 
 from common.errors import ReidAppError, UsageError
-from reid_app.ingest_runner import IngestChoices
 from common.types import CameraSummary
+from reid_app.ingest_runner import IngestChoices
 
 #: Times Ray runs a video's task again after its worker died.
 RETRIES = 3
@@ -63,8 +63,8 @@ def ingest_video_task(location: str, job, choices: IngestChoices) -> CameraSumma
     Returns:
         The video's :class:`common.types.CameraSummary`.
     """
-    from reid_app.ingest_runner import prepare_ingest
     from common.settings import load_settings
+    from reid_app.ingest_runner import prepare_ingest
     from storage.database import open_database
     from storage.repository import LEASE_TIMEOUT_S
 

@@ -16,8 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from reid_app.cluster_ingest import connect
 from common.errors import ReidAppError
+from reid_app.cluster_ingest import connect
 from reid_app.ingest_runner import IngestChoices
 
 #: Times Ray restarts a dead watch actor (and retries its watch).
@@ -30,9 +30,9 @@ class WatchWorker:
 
     def __init__(self, location: str, site, recordings: Path, choices: IngestChoices, min_embeddings: int,
                  status_every: float):
+        from common.settings import load_settings
         from reid_app.ingest_runner import prepare_ingest
         from reid_app.live_session import make_live_site
-        from common.settings import load_settings
         from storage.database import open_database
 
         self._stop = threading.Event()

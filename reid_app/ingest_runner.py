@@ -9,9 +9,9 @@ import logging
 import threading
 from typing import Optional, Sequence
 
-from pipelines.ingest.choices import IngestChoices
 from common.errors import UsageError, WeightsError
 from common.settings import Settings
+from pipelines.ingest.choices import IngestChoices
 
 log = logging.getLogger("reid_app")
 
@@ -58,9 +58,9 @@ def resolved_pose(spec: str, dirs) -> str:
 def _build_pose_factory(spec: str, device: str, dirs, detector_gives_keypoints: bool):
     """The pose backend per camera tracker. ``auto``: the detector's keypoints when it is a pose model, else the
     default pose model (``settings.DEFAULT_POSE``) top-down when its weights are found or downloadable, else none."""
-    from models.pose import BatchingPose, DetectorKeypoints, MMPoseEstimator, NoPose, YoloTopDownPose
     from common.settings import DEFAULT_POSE
     from common.weights import resolve_weights
+    from models.pose import BatchingPose, DetectorKeypoints, MMPoseEstimator, NoPose, YoloTopDownPose
 
     spec = spec.strip()
     if spec == "none":

@@ -11,12 +11,12 @@ from typing import Optional
 
 import click
 
+from common.errors import UsageError
+from common.settings import load_settings
 from reid_app.cli_helpers import DB_ID, format_time
 from reid_app.console import stderr_console, stdout_console
-from common.errors import UsageError
 from reid_app.ingest_runner import IngestChoices, prepare_ingest
 from reid_app.live_session import make_live_site
-from common.settings import load_settings
 
 _DB_HELP = "Database file [default: reid.db in your user data folder, or $REID_APP_DB]."
 
@@ -86,9 +86,9 @@ def watch(site_path, db_path, recordings_dir, device, detector, detector_size, p
     Stop with Ctrl-C or SIGTERM: buffered sightings are stored and every recording is closed (playable) before it
     exits. A camera that is down or drops is retried (backoff up to 30 s) while the others go on.
     """
+    from common.settings import recordings_dir_for
     from pipelines.live.site import load_site
     from pipelines.live.stream import redact_url
-    from common.settings import recordings_dir_for
     from storage.database import open_database
 
     site = load_site(site_path)

@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 from typing import Callable, Optional
 
-from reid_app.ingest_runner import IngestChoices, prepare_ingest
 from common.settings import Settings, recordings_dir_for
+from reid_app.ingest_runner import IngestChoices, prepare_ingest
 
 log = logging.getLogger(__name__)
 

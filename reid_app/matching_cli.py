@@ -7,11 +7,11 @@ from typing import Optional, Sequence
 
 import click
 
-from reid_app.cli_helpers import DB_ID, finite_option, format_time, parse_start_time
-from reid_app.console import stderr_console, stdout_console
-from common.timefmt import confidence_text, zone_label
 from common.errors import UsageError
 from common.settings import load_settings
+from common.timefmt import confidence_text, zone_label
+from reid_app.cli_helpers import DB_ID, finite_option, format_time, parse_start_time
+from reid_app.console import stderr_console, stdout_console
 
 _DB_HELP = "Database file [default: reid.db in your user data folder, or $REID_APP_DB]."
 
@@ -428,9 +428,8 @@ def retention(db_path, older_than, recordings_dir, dry_run) -> None:
     """
     from datetime import datetime, timezone
 
-    from pipelines.evidence.retention import apply_retention
     from common.settings import recordings_dir_for
-
+    from pipelines.evidence.retention import apply_retention
     from pipelines.live.site import parse_duration
 
     age = parse_duration(older_than, "--older-than")

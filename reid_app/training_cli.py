@@ -14,9 +14,9 @@ from typing import Optional
 
 import click
 
-from reid_app.console import stderr_console, stdout_console
 from common.errors import UsageError, WeightsError
 from common.settings import load_settings
+from reid_app.console import stderr_console, stdout_console
 
 log = logging.getLogger("reid_app")
 
@@ -53,8 +53,8 @@ def _extra_datasets(specs: tuple[str, ...]):
 
 
 def _load_teacher(spec: str, device: str):
-    from models.encoders import load_encoder
     from common.weights import resolve_weights
+    from models.encoders import load_encoder
 
     resolved = resolve_weights(spec, load_settings().weights_dirs)
     if resolved.path is None:
@@ -68,8 +68,8 @@ def _teacher_targets(specs: tuple[str, ...], samples, device: str, console):
         return None, []
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from models.teacher_cache import combine_teachers, teacher_cache_file, teacher_embeddings
     from common.settings import user_cache_weights_dir
+    from models.teacher_cache import combine_teachers, teacher_cache_file, teacher_embeddings
 
     folder = user_cache_weights_dir().parent / "teachers"
     embeddings, names = [], []
@@ -108,9 +108,9 @@ def _imagenet_weights(arch: str, explicit: Optional[str], pretrained: bool):
 
 def _crop_pose(spec: str, device: str):
     """``(tag, estimate_crops)`` for the keypoint cache, or ``(None, None)`` for fixed part boxes."""
-    from models.pose import YoloTopDownPose
     from common.settings import DEFAULT_POSE
     from common.weights import resolve_weights
+    from models.pose import YoloTopDownPose
 
     if spec == "none":
         return None, None
@@ -134,8 +134,8 @@ def _keypoints(samples, root: Path, tag, estimate, console, what: str):
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from models.keypoint_cache import dataset_keypoints
     from common.settings import user_cache_weights_dir
+    from models.keypoint_cache import dataset_keypoints
 
     with Progress(TextColumn(f"keypoints ({what})"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as progress:
@@ -435,9 +435,9 @@ def evaluate(dataset: str, root: str, weights: str, rerank: bool, flip: bool, de
     Standard protocol: gallery images with the query's identity and camera are excluded, Market-1501 junk images
     are ignored and distractors count as non-matches.
     """
+    from common.weights import resolve_weights
     from models.encoders import load_encoder, resolve_device
     from models.evaluation import evaluate_encoder
-    from common.weights import resolve_weights
 
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from storage.database import Database, lock_for_writing
 from storage.schema import Alert, WebhookOutbox
 
+
 @dataclass
 class OutboxItem:
     """An alert claimed for sending: its outbox row, alert, JSON body and the attempts made before this one."""

@@ -23,8 +23,17 @@ from common.errors import DatabaseError
 from common.types import Observation
 from storage.database import Database, lock_for_writing
 from storage.recorded_files import note_recorded
-from storage.schema import (DAMAGED_FRACTION, FINISHED_STATUSES, Camera, Embedding, Meta, ReidModel, Sighting, Track,
-                            Video)
+from storage.schema import (
+    DAMAGED_FRACTION,
+    FINISHED_STATUSES,
+    Camera,
+    Embedding,
+    Meta,
+    ReidModel,
+    Sighting,
+    Track,
+    Video,
+)
 
 #: A lease not renewed for this many seconds belongs to a dead or hung process (another host's) and is reclaimed.
 LEASE_TIMEOUT_S = 60.0

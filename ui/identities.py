@@ -9,15 +9,27 @@ from typing import Sequence
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-    QLineEdit, QListView, QPlainTextEdit, QPushButton, QSplitter, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
 )
 
 from common.timefmt import confidence_text
-
-from ui.timeline import TimelineBar, TimelineWidget
 from ui.item_models import IdentitiesModel, ItemRole, ThumbnailItem, ThumbnailsModel
 from ui.tables import push_button, row_table
+from ui.timeline import TimelineBar, TimelineWidget
 
 
 class LabelDialog(QDialog):

@@ -77,9 +77,7 @@ def _overview(db):
 
 
 def _search(searcher, db, track_id: int):
-    from pipelines.matching.service import search_track
-
-    from pipelines.matching.service import identities_of_tracks
+    from pipelines.matching.service import identities_of_tracks, search_track
 
     found = search_track(searcher, db, track_id, SEARCH_TOP_K)
     q = found.query

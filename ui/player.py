@@ -17,12 +17,18 @@ import numpy as np
 from PySide6.QtCore import QElapsedTimer, QPointF, QRectF, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QResizeEvent
 from PySide6.QtWidgets import (
-    QHBoxLayout, QLabel, QSlider, QStyle, QToolButton, QVBoxLayout, QWidget,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QStyle,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
-from pipelines.ingest.video import FrameReader
-from common.timefmt import KNOWN_TIME_FROM, format_time, zone_label
 from common.errors import ReidAppError
+from common.timefmt import KNOWN_TIME_FROM, format_time, zone_label
+from pipelines.ingest.video import FrameReader
 from pipelines.matching.service import CameraEntry, VideoEntry, VideoSightings
 from ui.timeline import TimelineBar, TimelineWidget
 

@@ -9,14 +9,22 @@ from typing import Optional, Sequence
 
 from PySide6.QtCore import QDateTime, QModelIndex, QPoint, QSize, Qt, QTimeZone, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QDateTimeEdit, QHBoxLayout, QLabel, QListView, QMenu,
-    QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDateTimeEdit,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMenu,
+    QVBoxLayout,
+    QWidget,
 )
 
 from common.timefmt import format_time
-from ui.tables import push_button
 from ui.item_models import ItemRole, ResultItem, ResultsFilterModel, ResultsModel, thumbnail_pixmap
 from ui.part_bars import PartBarsDelegate
+from ui.tables import push_button
 
 ALL_CAMERAS = "All cameras"
 

@@ -27,25 +27,26 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from importlib.metadata import PackageNotFoundError, version
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 from sqlalchemy import select
 
-from pipelines.evidence.case_report import write_case_report
-from pipelines.evidence.media import SightingBox, cut_clip, full_crops, sha256_file
-from pipelines.matching.explain import describe_parts, explain_match, part_slices, visible_parts
-from pipelines.matching.identities import join_ranges
-from pipelines.evidence.redaction import METHOD as REDACTION_METHOD, BystanderBoxes
-from pipelines.ingest.sampling import evenly_spaced
-from pipelines.ingest.video import file_safe_name
 from common.errors import UsageError
 from common.neutralise import csv_cell
 from common.timefmt import KNOWN_TIME_FROM
+from pipelines.evidence.case_report import write_case_report
+from pipelines.evidence.media import SightingBox, cut_clip, full_crops, sha256_file
+from pipelines.evidence.redaction import METHOD as REDACTION_METHOD
+from pipelines.evidence.redaction import BystanderBoxes
+from pipelines.ingest.sampling import evenly_spaced
+from pipelines.ingest.video import file_safe_name
+from pipelines.matching.explain import describe_parts, explain_match, part_slices, visible_parts
+from pipelines.matching.identities import join_ranges
 from storage.audit import record
 from storage.database import Database
 from storage.feedback import SAME, load_verdicts

@@ -13,9 +13,9 @@ import av
 import cv2
 import numpy as np
 
+from common.errors import InputVideoError
 from pipelines.evidence.redaction import BystanderBoxes, blur_bystanders
 from pipelines.ingest.video import FrameReader
-from common.errors import InputVideoError
 
 #: JPEG quality of exported person crops (evidence: near lossless).
 CROP_JPEG_QUALITY = 95

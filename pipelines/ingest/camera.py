@@ -12,16 +12,23 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
-from models.tracking import PersonTracker
+from common.types import Detection, Frame, Observation, StageTimes
 from models.parts import part_boxes_from_keypoints
 from models.pose import PoseEstimator
+from models.tracking import PersonTracker
 from pipelines.ingest.motion import MotionGate, MotionGateConfig
-from pipelines.ingest.quality import (DuplicateConfig, QualityConfig, box_can_pass, crop_quality, fallback_quality,
-                               suppress_duplicates, wants_pose)
+from pipelines.ingest.quality import (
+    DuplicateConfig,
+    QualityConfig,
+    box_can_pass,
+    crop_quality,
+    fallback_quality,
+    suppress_duplicates,
+    wants_pose,
+)
 from pipelines.ingest.sampling import SamplingConfig, TrackSampler
-from pipelines.live.stream import StreamSource
 from pipelines.ingest.video import VideoSource
-from common.types import Detection, Frame, Observation, StageTimes
+from pipelines.live.stream import StreamSource
 
 THUMBNAIL_HEIGHT = 128  # pixels
 THUMBNAIL_JPEG_QUALITY = 85

@@ -16,19 +16,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from models.encoders import ReIDEncoder
-from pipelines.ingest.engine import (Analysed, CameraThreads, Ended, Failed, IngestOptions, Observed, PoseFactory,
-                              TrackerFactory, camera_pipeline, encode_batches, register_encoder)
-from pipelines.ingest.track_cleanup import TrackCleanup, clean_up_tracks, unencoded_reasons
-from pipelines.ingest.video import VideoSource, fingerprint
 from sqlalchemy.exc import SQLAlchemyError
 
 from common.errors import DatabaseError, ReidAppError
 from common.types import CameraSummary, Observation
+from models.encoders import ReIDEncoder
+from pipelines.ingest.engine import (
+    Analysed,
+    CameraThreads,
+    Ended,
+    Failed,
+    IngestOptions,
+    Observed,
+    PoseFactory,
+    TrackerFactory,
+    camera_pipeline,
+    encode_batches,
+    register_encoder,
+)
+from pipelines.ingest.track_cleanup import TrackCleanup, clean_up_tracks, unencoded_reasons
+from pipelines.ingest.video import VideoSource, fingerprint
 from storage.database import Database, storage_error_text
-from storage.repository import (HEARTBEAT_S, LeaseLostError, VideoInfo, VideoWriter, begin_video, delete_video,
-                                find_video, reclaim_abandoned, renew_leases,
-                                unencoded_tracks)
+from storage.repository import (
+    HEARTBEAT_S,
+    LeaseLostError,
+    VideoInfo,
+    VideoWriter,
+    begin_video,
+    delete_video,
+    find_video,
+    reclaim_abandoned,
+    renew_leases,
+    unencoded_tracks,
+)
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from pipelines.live.recording import Segment, SegmentRecorder
-from pipelines.live.stream import StreamOptions, StreamSource
-from pipelines.ingest.video import file_safe_name
 from common.errors import ReidAppError
 from common.redaction import name_from_url
+from pipelines.ingest.video import file_safe_name
+from pipelines.live.recording import Segment, SegmentRecorder
+from pipelines.live.stream import StreamOptions, StreamSource
 
 
 def stream_camera_name(url: str) -> str:

@@ -14,8 +14,8 @@ from typing import Callable, Optional
 
 import av
 
-from pipelines.ingest.video import file_safe_name
 from common.errors import ReidAppError
+from pipelines.ingest.video import file_safe_name
 from storage.database import nearly_full
 
 log = logging.getLogger(__name__)

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from pipelines.live.stream import is_stream
+from common.errors import UsageError
 from common.redaction import redact_url
 from pipelines.ingest.video import file_safe_name
-from common.errors import UsageError
+from pipelines.live.stream import is_stream
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 
 import av
 
-from pipelines.live.recording import RecordingStopped, Segment, SegmentRecorder
 from common.errors import InputVideoError
 from common.redaction import redact_text, redact_url
 from common.types import Frame
+from pipelines.live.recording import RecordingStopped, Segment, SegmentRecorder
 
 log = logging.getLogger(__name__)
 

@@ -40,25 +40,42 @@ import numpy as np
 from filelock import FileLock, Timeout
 from sqlalchemy.exc import SQLAlchemyError
 
-from models.encoders import ReIDEncoder
-from pipelines.ingest.engine import (CameraChannel, CameraThreads, IngestOptions, Observed, PoseFactory, TrackerFactory,
-                              camera_pipeline, encode_batches, register_encoder)
-from pipelines.matching.identities import assign_new_tracks
-from pipelines.live.recording import Segment, SegmentRecorder
-from pipelines.evidence.retention import RetentionReport, apply_retention
-from pipelines.live.site import SiteCamera
-from pipelines.live.stream import StreamOptions, StreamSource
-from pipelines.ingest.track_cleanup import clean_up_tracks
-from pipelines.ingest.video import file_safe_name
-from pipelines.live.watchlist import AlertDispatcher, WatchlistMatcher
 from common.errors import DatabaseError, ReidAppError, UsageError
 from common.redaction import redact_text
 from common.types import Detection, Frame, Observation
+from models.encoders import ReIDEncoder
+from pipelines.evidence.retention import RetentionReport, apply_retention
+from pipelines.ingest.engine import (
+    CameraChannel,
+    CameraThreads,
+    IngestOptions,
+    Observed,
+    PoseFactory,
+    TrackerFactory,
+    camera_pipeline,
+    encode_batches,
+    register_encoder,
+)
+from pipelines.ingest.track_cleanup import clean_up_tracks
+from pipelines.ingest.video import file_safe_name
+from pipelines.live.recording import Segment, SegmentRecorder
+from pipelines.live.site import SiteCamera
+from pipelines.live.stream import StreamOptions, StreamSource
+from pipelines.live.watchlist import AlertDispatcher, WatchlistMatcher
+from pipelines.matching.identities import assign_new_tracks
 from storage.audit import record
 from storage.database import Database, storage_error_text
 from storage.feedback import set_overlap
-from storage.repository import (LeaseLostError, VideoInfo, VideoWriter, abandoned_videos_under, begin_video,
-                                delete_video, ensure_cameras, finish_abandoned)
+from storage.repository import (
+    LeaseLostError,
+    VideoInfo,
+    VideoWriter,
+    abandoned_videos_under,
+    begin_video,
+    delete_video,
+    ensure_cameras,
+    finish_abandoned,
+)
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from urllib.parse import unquote
 import httpx
 import numpy as np
 
-from common.redaction import redact_text, redact_url, split_userinfo
 from common.errors import UsageError
+from common.redaction import redact_text, redact_url, split_userinfo
 from storage.audit import record
 from storage.catalog import best_thumbnails
 from storage.database import Database
@@ -82,8 +82,8 @@ def watch_image(db: Database, image: Path, name: str, encoder, note: str = "") -
         UsageError: the image cannot be read.
     """
     from models.parts import fallback_stripes, stripe_boxes
-    from pipelines.matching.search import read_query_image
     from pipelines.ingest.files import register_encoder
+    from pipelines.matching.search import read_query_image
     from storage.repository import usable_embedding
 
     crop = read_query_image(image)

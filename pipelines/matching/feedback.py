@@ -17,9 +17,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Optional, Sequence
 
-from pipelines.matching.identities import ClusteringReport, cluster_identities
 from common.errors import UsageError
 from common.timefmt import format_time
+from pipelines.matching.identities import ClusteringReport, cluster_identities
 from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, SAME, forget_verdict, load_overlaps, load_verdicts, set_verdicts

@@ -39,12 +39,18 @@ from typing import Optional, Sequence
 import numpy as np
 
 from common.errors import UsageError
+from pipelines.matching.linkage import cluster_sparse
 from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, SAME, load_overlaps, load_verdicts
-from pipelines.matching.linkage import cluster_sparse
-from storage.identities import (add_to_identities, identities_of_tracks, identity_counts,
-                               load_identities, replace_identities, stored_threshold)
+from storage.identities import (
+    add_to_identities,
+    identities_of_tracks,
+    identity_counts,
+    load_identities,
+    replace_identities,
+    stored_threshold,
+)
 from storage.repository import get_tracks, list_models, model_threshold, static_track_ids
 from storage.vector_index import EmbeddingIndex, TrackTable
 

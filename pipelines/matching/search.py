@@ -24,20 +24,28 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
+from common.errors import UsageError
 from models.encoders import ReIDEncoder
 from models.parts import fallback_stripes, stripe_boxes
 from models.reranking import k_reciprocal_rerank
-from pipelines.matching.explain import PartSimilarity, explain_match, part_slices, visible_parts
 from pipelines.ingest.sampling import evenly_spaced
+from pipelines.matching.explain import PartSimilarity, explain_match, part_slices, visible_parts
 from pipelines.matching.similarity import Scorer, TorchScorer, copy_rows
-from common.errors import UsageError
 from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, load_verdicts
 from storage.identities import identities_of_tracks
 from storage.repository import (
-    SightingInfo, camera_ids_by_name, get_sighting_embedding, get_sightings, get_tracks, list_models, model_layout,
-    sighting_keypoints, static_track_ids, usable_embedding,
+    SightingInfo,
+    camera_ids_by_name,
+    get_sighting_embedding,
+    get_sightings,
+    get_tracks,
+    list_models,
+    model_layout,
+    sighting_keypoints,
+    static_track_ids,
+    usable_embedding,
 )
 from storage.vector_index import EmbeddingIndex, index_folder
 

@@ -12,22 +12,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from common.errors import UsageError
 from pipelines.evidence.export import EvidenceReport, export_identity
 from pipelines.matching.feedback import (
-    VerdictConflict, confirm, forget, label, merge, reject, replace_verdict, split, undo,
+    VerdictConflict,
+    confirm,
+    forget,
+    label,
+    merge,
+    reject,
+    replace_verdict,
+    split,
+    undo,
 )
-from pipelines.matching.identities import (ClusteringReport, IdentitySummary, cluster_identities, identities_after_ingest,
-                                  summarise_identities)
-from pipelines.matching.search import SearchFilters, SearchOptions, SearchResult, Searcher
+from pipelines.matching.identities import (
+    ClusteringReport,
+    IdentitySummary,
+    cluster_identities,
+    identities_after_ingest,
+    summarise_identities,
+)
+from pipelines.matching.search import Searcher, SearchFilters, SearchOptions, SearchResult
 from pipelines.matching.similarity import make_scorer
-from common.errors import UsageError
 from storage.audit import read_log, record
 from storage.catalog import CameraEntry, VideoEntry, VideoSightings, best_thumbnails, list_cameras, video_sightings
 from storage.database import Database, integrity_problems, open_database
 from storage.feedback import load_overlaps, set_overlap
 from storage.identities import identities_of_tracks, labels
 from storage.repository import (
-    TrackInfo, camera_ids_by_name, get_sightings, get_tracks, ingest_models, list_models, static_track_ids,
+    TrackInfo,
+    camera_ids_by_name,
+    get_sightings,
+    get_tracks,
+    ingest_models,
+    list_models,
+    static_track_ids,
     unencoded_tracks,
 )
 

@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from pipelines.live.stream import StreamOptions, StreamSource, is_stream
-from common.redaction import redact_text, redact_url
 from common.errors import InputVideoError
+from common.redaction import redact_text, redact_url
+from pipelines.live.stream import StreamOptions, StreamSource, is_stream
 
 
 def test_credentials_and_secret_query_values_are_redacted_and_the_rest_kept():

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import DatasetError, WeightsError
 from models.backbones import BACKBONES, MID_STRIDE, backbone_spec, find_imagenet_weights, map_state_dict_in_order
 from models.datasets import combine_training_sets, load_dataset
 from models.jointloss import JointLossConfig, JointLossNet
 from models.losses import JointLoss, LossConfig, probabilistic_transfer, similarity_preserving
 from models.teacher_cache import combine_teachers, teacher_cache_file, teacher_embeddings
-from common.errors import DatasetError, WeightsError
 from tests.conftest import SHARED, WEIGHTS
 
 MOBILENET_IMAGENET = WEIGHTS / "imagenet" / "mobilenet_v2_imagenet_features.pt"

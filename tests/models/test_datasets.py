@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from models.datasets import load_dataset, read_cuhk03
 from common.errors import DatasetError
+from models.datasets import load_dataset, read_cuhk03
 
 
 def _touch(path: Path) -> None:

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from models.detection import load_yolo
-from models.tracking import PersonTracker
-from models.pose import MMPoseEstimator, YoloTopDownPose
-from pipelines.ingest.video import VideoSource
 from common.errors import WeightsError
+from models.detection import load_yolo
+from models.pose import MMPoseEstimator, YoloTopDownPose
+from models.tracking import PersonTracker
+from pipelines.ingest.video import VideoSource
 
 
 @pytest.mark.slow

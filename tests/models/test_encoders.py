@@ -2,8 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
-from models.encoders import OnnxEncoder, load_encoder, preprocess, resolve_device
 from common.errors import DeviceError, WeightsError
+from models.encoders import OnnxEncoder, load_encoder, preprocess, resolve_device
 
 
 def test_preprocess_resizes_normalises_and_scales_part_boxes():

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import WeightsError
 from models.encoders import JointLossEncoder, OnnxEncoder
 from models.export import export_onnx
 from models.jointloss import JointLossConfig, JointLossNet
 from models.parts import part_boxes_from_keypoints
-from common.errors import WeightsError
 
 
 def _net(**switches):

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import WeightsError
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.encoders import JointLossEncoder, build_jointloss_encoder, load_encoder
 from models.jointloss import JointLossConfig, JointLossNet
 from models.parts import fallback_stripes, stripe_boxes
-from common.errors import WeightsError
 
 
 def _crops(n, seed=0):

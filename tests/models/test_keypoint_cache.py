@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
+from common.errors import DatasetError
 from models.keypoint_cache import as_optional, cache_path, dataset_keypoints
 from models.parts import part_boxes_from_keypoints
-from common.errors import DatasetError
 
 
 def _images(folder, n):

@@ -95,9 +95,9 @@ def test_ingest_models_use_the_native_aspect_for_openvino_detection_and_pose_exp
 
 @pytest.mark.slow
 def test_top_down_pose_mosaics_hold_only_the_cells_needed_and_give_ultralytics_keypoints():
+    from common.types import Detection
     from models.pose import YoloTopDownPose
     from models.tracking import PersonTracker
-    from common.types import Detection
 
     native = YoloTopDownPose(_require(POSE_DETECTOR))
     fixed = YoloTopDownPose(POSE_DETECTOR)
@@ -125,8 +125,8 @@ def test_top_down_pose_mosaics_hold_only_the_cells_needed_and_give_ultralytics_k
 
 @pytest.mark.slow
 def test_ingest_detector_size_reaches_the_runner_and_a_larger_input_keeps_every_confident_person(tmp_path):
-    from reid_app.ingest_runner import IngestChoices, prepare_ingest
     from common.settings import load_settings
+    from reid_app.ingest_runner import IngestChoices, prepare_ingest
     from tests.conftest import OSNET
 
     prepared = prepare_ingest(IngestChoices(detector=str(_require(PLAIN_DETECTOR)), reid=str(_require(OSNET)),

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.errors import WeightsError
 from models.encoders import OPEN_MODEL_ZOO_BGR, OpenVinoEncoder, load_encoder
 from models.ir_files import openvino_xml
-from common.errors import WeightsError
 from tests.conftest import ROOT, SHARED, WEIGHTS, run_cli
 
 IR_0286 = WEIGHTS / "person-reidentification-retail-0286"

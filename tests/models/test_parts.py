@@ -1,8 +1,14 @@
 import numpy as np
 import pytest
 
-from models.parts import (FALLBACK_STRIPES, fallback_stripes, flip_boxes, flip_keypoints, part_boxes_from_keypoints,
-                          stripe_boxes)
+from models.parts import (
+    FALLBACK_STRIPES,
+    fallback_stripes,
+    flip_boxes,
+    flip_keypoints,
+    part_boxes_from_keypoints,
+    stripe_boxes,
+)
 
 
 def _standing_person(h=256.0, w=100.0):

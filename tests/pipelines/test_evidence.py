@@ -6,14 +6,13 @@ import json
 import cv2
 import pytest
 
+from common.errors import UsageError
 from pipelines.evidence.export import export_identity
 from pipelines.matching.identities import cluster_identities
-from common.errors import UsageError
 from storage.database import open_database
 from storage.feedback import set_overlap
-from storage.repository import camera_ids_by_name
 from storage.identities import load_identities
-from storage.repository import get_tracks
+from storage.repository import camera_ids_by_name, get_tracks
 from tests.conftest import copy_db
 
 

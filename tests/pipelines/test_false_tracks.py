@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from common.types import Detection, Observation
 from models.detection import PersonDetections
 from pipelines.ingest.mot_eval import box_iou, read_mot_ground_truth
 from pipelines.ingest.quality import DuplicateConfig, SkeletonCheckConfig, StaticTrackConfig, suppress_duplicates
 from pipelines.ingest.track_cleanup import clean_up_tracks
 from pipelines.ingest.video import VideoSource
-from common.types import Detection, Observation
 from storage.database import open_database
 from storage.repository import VideoInfo, VideoWriter, begin_video, get_or_create_model, static_track_ids
 from tests.conftest import PLAIN_DETECTOR, SHARED, VIDEOS, _require

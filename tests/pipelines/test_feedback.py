@@ -2,15 +2,15 @@
 
 import pytest
 
-from pipelines.matching.feedback import confirm, forget, merge, reject, split
-from pipelines.matching.search import SearchOptions, Searcher
 from common.errors import UsageError
+from pipelines.matching.feedback import confirm, forget, merge, reject, split
+from pipelines.matching.identities import cluster_identities
+from pipelines.matching.search import Searcher, SearchOptions
 from storage.audit import read_log
 from storage.database import open_database
 from storage.feedback import load_verdicts, set_overlap
-from storage.repository import camera_ids_by_name, get_tracks
 from storage.identities import identities_of_tracks, load_identities
-from pipelines.matching.identities import cluster_identities
+from storage.repository import camera_ids_by_name, get_tracks
 from tests.conftest import copy_db
 
 

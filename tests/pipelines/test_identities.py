@@ -3,12 +3,17 @@
 import numpy as np
 import pytest
 
-from pipelines.matching.identities import DEFAULT_THRESHOLD, cannot_link, cluster_identities, cluster_tracks, join_ranges
+from pipelines.matching.identities import (
+    DEFAULT_THRESHOLD,
+    cannot_link,
+    cluster_identities,
+    cluster_tracks,
+    join_ranges,
+)
 from storage.database import open_database
 from storage.feedback import set_overlap
-from storage.repository import camera_ids_by_name
 from storage.identities import load_identities
-from storage.repository import get_tracks
+from storage.repository import camera_ids_by_name, get_tracks
 from storage.vector_index import TrackTable
 from tests.conftest import LAB, copy_db
 from tests.lab_geometry import same_person_pairs

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from models.tracking import PersonTracker
 from models.encoders import load_encoder
 from models.pose import DetectorKeypoints
+from models.tracking import PersonTracker
 from pipelines.ingest.files import IngestJob, IngestOptions, IngestProgress, ingest
 from storage.database import open_database
 from storage.repository import count_rows
@@ -231,8 +231,8 @@ def test_a_failing_database_stops_every_camera_thread_and_decoder(tmp_path, enco
                                                                    pose_detector, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    from pipelines.ingest.video import open_decoders
     from common.errors import DatabaseError
+    from pipelines.ingest.video import open_decoders
     from storage.repository import VideoWriter
 
     def full_disk(self, *args, **kwargs):

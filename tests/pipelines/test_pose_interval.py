@@ -2,10 +2,10 @@
 
 import numpy as np
 
+from common.types import Detection, Frame
 from models.pose import PoseEstimator
 from pipelines.ingest.camera import CameraPipeline, follow_box
 from pipelines.ingest.quality import QualityConfig
-from common.types import Detection, Frame
 
 
 def test_keypoints_keep_their_place_in_a_moved_and_scaled_box():

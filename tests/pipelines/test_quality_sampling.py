@@ -1,8 +1,8 @@
 import numpy as np
 
+from common.types import Detection, Observation
 from pipelines.ingest.quality import QualityConfig, crop_quality
 from pipelines.ingest.sampling import SamplingConfig, TrackSampler
-from common.types import Detection, Observation
 
 
 def _det(box, score=0.9, visible=17, track=1):

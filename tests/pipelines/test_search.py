@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from models.encoders import load_encoder
-from pipelines.matching.search import SearchFilters, SearchOptions, Searcher
 from common.errors import UsageError
+from models.encoders import load_encoder
+from pipelines.matching.search import Searcher, SearchFilters, SearchOptions
 from storage.audit import read_log
 from storage.database import open_database
 from storage.feedback import set_verdicts

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from pipelines.evidence.export import export_identity
 from pipelines.matching.identities import cluster_identities
-from pipelines.matching.search import SearchOptions, Searcher
+from pipelines.matching.search import Searcher, SearchOptions
 from storage.database import open_database
 from storage.feedback import set_overlap
 from storage.identities import load_identities

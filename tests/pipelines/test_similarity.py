@@ -4,9 +4,9 @@ scorer finds the same neighbours on clustered data, honours masks, and is saved 
 import numpy as np
 import pytest
 
+from common.errors import UsageError
 from pipelines.matching.ann import IvfPqIndex
 from pipelines.matching.similarity import AnnScorer, TorchScorer, make_scorer, top_tracks_by_rows
-from common.errors import UsageError
 from storage.vector_index import EmbeddingIndex
 
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.live.site import load_site, parse_duration
 from common.errors import UsageError
+from pipelines.live.site import load_site, parse_duration
 from tests.conftest import run_cli
 
 GOOD = """

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from pipelines.matching.identities import summarise_identities
-from pipelines.matching.search import SearchFilters, SearchOptions, Searcher
+from pipelines.matching.search import Searcher, SearchFilters, SearchOptions
 from pipelines.matching.similarity import make_scorer
 from storage.database import open_database
 from storage.repository import static_track_ids

@@ -2,8 +2,8 @@ import av
 import numpy as np
 import pytest
 
-from pipelines.ingest.video import VideoSource, fingerprint, probe_video
 from common.errors import InputVideoError
+from pipelines.ingest.video import VideoSource, fingerprint, probe_video
 
 
 def test_probe_reads_the_real_lab_clip(lab_cam0):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from pipelines.live.watchlist import AlertDispatcher, WatchlistMatcher, load_matcher, watch_identity, watch_track
 from common.errors import UsageError
+from pipelines.live.watchlist import AlertDispatcher, WatchlistMatcher, load_matcher, watch_identity, watch_track
 from storage.audit import read_log
 from storage.database import open_database
 from storage.repository import TrackUpdate, get_tracks

@@ -25,10 +25,9 @@ def _cam1_tracks(db) -> list[int]:
 
 
 def _writer(path: str, video: str) -> None:
-    from pipelines.ingest.files import IngestJob
-    from pipelines.ingest.files import IngestProgress
-    from reid_app.ingest_runner import IngestChoices, prepare_ingest
     from common.settings import load_settings
+    from pipelines.ingest.files import IngestJob, IngestProgress
+    from reid_app.ingest_runner import IngestChoices, prepare_ingest
     from storage.database import open_database
     from tests.conftest import OSNET, POSE_DETECTOR
 

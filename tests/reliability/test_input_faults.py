@@ -8,10 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from models.encoders import load_encoder
-from pipelines.matching.search import read_query_image
-from pipelines.ingest.video import VideoSource, probe_video
 from common.errors import InputVideoError, UsageError, WeightsError
+from models.encoders import load_encoder
+from pipelines.ingest.video import VideoSource, probe_video
+from pipelines.matching.search import read_query_image
 from tests.reliability.damage import broken_reid_onnx, damage_packets, huge_png, variable_rate_mkv
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
 import resource
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,8 +20,14 @@ from common.errors import DatabaseError
 from storage.database import integrity_problems, open_database
 from storage.identities import replace_identities
 from storage.repository import (
-    LeaseLostError, VideoBusyError, VideoWriter, begin_video, count_rows, find_video,
-    get_or_create_model, reclaim_abandoned,
+    LeaseLostError,
+    VideoBusyError,
+    VideoWriter,
+    begin_video,
+    count_rows,
+    find_video,
+    get_or_create_model,
+    reclaim_abandoned,
 )
 from storage.schema import Video
 from tests.conftest import ROOT, copy_db, dead_owner, sqlite_execute
@@ -181,9 +187,10 @@ def test_a_half_made_file_of_an_older_reid_app_is_completed_not_refused(tmp_path
 
 
 def test_disk_full_during_writes_is_a_database_error_naming_the_cause(tmp_path):
+    from sqlalchemy.exc import OperationalError
+
     from pipelines.ingest.files import _flush  # noqa: F401  (the ingest maps SQLAlchemy errors the same way)
     from storage.database import storage_error_text
-    from sqlalchemy.exc import OperationalError
 
     assert "disk is full" in storage_error_text(OperationalError("INSERT", {}, Exception("database or disk is full")))
     assert "I/O error" in storage_error_text(OperationalError("INSERT", {}, Exception("disk I/O error")))

@@ -1,4 +1,5 @@
 import hashlib
+
 import pytest
 
 from common.errors import DatabaseError

@@ -5,8 +5,15 @@ from sqlalchemy import select
 from common.types import Detection, Observation
 from storage.database import open_database
 from storage.repository import (
-    VideoInfo, VideoWriter, begin_video, bytes_to_vector, count_rows, find_video, get_or_create_model,
-    get_sighting_embedding, get_tracks,
+    VideoInfo,
+    VideoWriter,
+    begin_video,
+    bytes_to_vector,
+    count_rows,
+    find_video,
+    get_or_create_model,
+    get_sighting_embedding,
+    get_tracks,
 )
 from storage.schema import Sighting, Video
 from storage.vector_index import EmbeddingIndex

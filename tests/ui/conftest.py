@@ -10,9 +10,9 @@ import pytest  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from common.settings import Settings  # noqa: E402
 from reid_app.ingest_runner import IngestChoices, load_query_encoder, prepare_ingest  # noqa: E402
 from reid_app.live_session import LiveSession  # noqa: E402
-from common.settings import Settings  # noqa: E402
 from tests.conftest import OSNET, POSE_DETECTOR, copy_db  # noqa: E402
 from ui.main_window import AppServices, MainWindow  # noqa: E402
 from ui.theme import apply_theme  # noqa: E402

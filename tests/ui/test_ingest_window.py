@@ -9,7 +9,6 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 
 from reid_app.ingest_runner import IngestChoices
-
 from storage.catalog import list_cameras
 from storage.repository import count_rows
 from tests.conftest import LAB, _require

@@ -10,7 +10,6 @@ import pytest
 from PySide6.QtCore import Qt
 
 from tests.conftest import copy_db, run_cli
-
 from tests.live.conftest import cam1_live_clip, rtsp_server  # noqa: F401,F811 (the RTSP fixtures)
 
 pytestmark = pytest.mark.slow
