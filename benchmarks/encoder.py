@@ -60,16 +60,28 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--arch", default="resnet50", choices=["resnet50", "resnet34", "resnet18"])
     parser.add_argument("--weights", default=None, help="a reid-app checkpoint (default: untrained network)")
-    parser.add_argument("--batch-sizes", default=None,
-                        help="comma-separated [default: 1,8,32,64,128,256 on GPU; 1,8,32,64 on CPU]")
-    parser.add_argument("--settings", default=None,
-                        help="comma-separated precision[+cl] (fp32, bf16, fp16; +cl = channels_last) "
-                        "[default: all four on GPU; fp32 and bf16+cl on CPU]")
-    parser.add_argument("--min-seconds", type=float, default=None,
-                        help="timed seconds per measurement [default: 2 on GPU, 0 (one pass) on CPU]")
+    parser.add_argument(
+        "--batch-sizes", default=None, help="comma-separated [default: 1,8,32,64,128,256 on GPU; 1,8,32,64 on CPU]"
+    )
+    parser.add_argument(
+        "--settings",
+        default=None,
+        help="comma-separated precision[+cl] (fp32, bf16, fp16; +cl = channels_last) "
+        "[default: all four on GPU; fp32 and bf16+cl on CPU]",
+    )
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=None,
+        help="timed seconds per measurement [default: 2 on GPU, 0 (one pass) on CPU]",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    parser.add_argument("--compare", default=None, metavar="MODEL,MODEL,...",
-                        help="compare these re-id models' encode crops/s ('default' = the shipped model)")
+    parser.add_argument(
+        "--compare",
+        default=None,
+        metavar="MODEL,MODEL,...",
+        help="compare these re-id models' encode crops/s ('default' = the shipped model)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --compare (the best round is reported)")
     args = parser.parse_args()
     if args.compare:
@@ -98,19 +110,31 @@ def main() -> None:
         net = JointLossNet(JointLossConfig(backbone=args.arch))
     config = net.config
     gpu = torch.cuda.get_device_name(device) if on_cuda else f"CPU, {torch.get_num_threads()} threads"
-    print(f"joint-loss network {config.backbone}, last stride {config.last_stride}, input "
-          f"{config.input_size[0]}x{config.input_size[1]}, descriptor {config.dims}-D, {config.num_parts} parts; "
-          f"device {device} ({gpu}); torch {torch.__version__}")
+    print(
+        f"joint-loss network {config.backbone}, last stride {config.last_stride}, input "
+        f"{config.input_size[0]}x{config.input_size[1]}, descriptor {config.dims}-D, {config.num_parts} parts; "
+        f"device {device} ({gpu}); torch {torch.__version__}"
+    )
     rng = np.random.default_rng(0)
-    pool = [rng.integers(0, 255, (int(rng.integers(120, 400)), int(rng.integers(50, 160)), 3), dtype=np.uint8)
-            for _ in range(max(batch_sizes))]
+    pool = [
+        rng.integers(0, 255, (int(rng.integers(120, 400)), int(rng.integers(50, 160)), 3), dtype=np.uint8)
+        for _ in range(max(batch_sizes))
+    ]
     header = f"{'precision':<10}{'layout':<15}{'batch':>6}{'network crops/s':>18}{'encode crops/s':>16}"
     print(header)
     print("-" * len(header))
     best = 0.0
     for precision, channels_last in _settings(device, args.settings.split(",") if args.settings else None):
-        encoder = JointLossEncoder(net, "bench", "bench", "bench", device, batch_size=max(batch_sizes),
-                                   precision=precision, channels_last=channels_last)
+        encoder = JointLossEncoder(
+            net,
+            "bench",
+            "bench",
+            "bench",
+            device,
+            batch_size=max(batch_sizes),
+            precision=precision,
+            channels_last=channels_last,
+        )
         for batch in batch_sizes:
             images, boxes = preprocess(pool[:batch], None, encoder.input_size)
             fixed = np.broadcast_to(net.fixed_boxes.cpu().numpy(), (batch, config.num_parts, 4)).copy()
@@ -121,8 +145,10 @@ def main() -> None:
             best = max(best, network)
             layout = "channels_last" if channels_last else "contiguous"
             print(f"{precision:<10}{layout:<15}{batch:>6}{network:>18,.0f}{encode:>16,.0f}", flush=True)
-    print(f"best network throughput: {best:,.0f} crops/s"
-          + (" (target on an H200: 10,000 crops/s for the default network)" if on_cuda else ""))
+    print(
+        f"best network throughput: {best:,.0f} crops/s"
+        + (" (target on an H200: 10,000 crops/s for the default network)" if on_cuda else "")
+    )
 
 
 def _compare(args) -> None:
@@ -138,8 +164,10 @@ def _compare(args) -> None:
     encoders = [load_encoder(None if m == "default" else m, device) for m in specs]
     batch_sizes = [int(b) for b in (args.batch_sizes or "1,32").split(",")]
     rng = np.random.default_rng(0)
-    pool = [rng.integers(0, 255, (int(rng.integers(120, 400)), int(rng.integers(50, 160)), 3), dtype=np.uint8)
-            for _ in range(max(batch_sizes) * 4)]
+    pool = [
+        rng.integers(0, 255, (int(rng.integers(120, 400)), int(rng.integers(50, 160)), 3), dtype=np.uint8)
+        for _ in range(max(batch_sizes) * 4)
+    ]
     print(f"device {device}; torch threads {torch.get_num_threads()}; {len(pool)} crops of 50-160 x 120-400 px")
     header = f"{'model':<42}{'input':>9}{'dims':>6}" + "".join(f"{f'batch {b}':>12}" for b in batch_sizes)
     print(header)

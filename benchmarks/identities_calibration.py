@@ -51,14 +51,25 @@ def main() -> None:
 
     db_path = Path(args.db) if args.db else Path(tempfile.mkdtemp()) / "lab4.db"
     if not db_path.exists():
-        command = [sys.executable, "-m", "reid_app.cli", "ingest", *(str(LAB / f"cam{i}.mp4") for i in range(4)),
-                   "--db", str(db_path), "--duration", str(args.duration)] + (["--reid", args.reid] if args.reid else [])
+        command = [
+            sys.executable,
+            "-m",
+            "reid_app.cli",
+            "ingest",
+            *(str(LAB / f"cam{i}.mp4") for i in range(4)),
+            "--db",
+            str(db_path),
+            "--duration",
+            str(args.duration),
+        ] + (["--reid", args.reid] if args.reid else [])
         subprocess.run(command, check=True, cwd=ROOT)
     db = open_database(db_path)
     set_overlap(db, sorted(camera_ids_by_name(db).values()))
     labels = same_person_pairs(db_path, LAB)
-    print(f"database {db_path}; {sum(labels.values())} same-person and {sum(not v for v in labels.values())} "
-          f"different-person cross-camera track pairs in the ground truth")
+    print(
+        f"database {db_path}; {sum(labels.values())} same-person and {sum(not v for v in labels.values())} "
+        f"different-person cross-camera track pairs in the ground truth"
+    )
     print(f"{'threshold':>9} {'identities':>10} {'multi-cam':>9} {'precision':>9} {'recall':>7}")
     good = []
     for threshold in (float(t) for t in args.thresholds.split(",")):
@@ -66,8 +77,10 @@ def main() -> None:
         precision, recall, _ = co_membership(db, labels)
         ok = precision >= 0.9 and recall >= 0.8
         good.append((threshold, ok))
-        print(f"{threshold:9.2f} {report.identities:10d} {report.multi_camera:9d} {precision:9.3f} {recall:7.3f}"
-              + ("  ok" if ok else ""))
+        print(
+            f"{threshold:9.2f} {report.identities:10d} {report.multi_camera:9d} {precision:9.3f} {recall:7.3f}"
+            + ("  ok" if ok else "")
+        )
     runs, current = [], []
     for threshold, ok in good:
         if ok:
@@ -79,8 +92,10 @@ def main() -> None:
         runs.append(current)
     if runs:
         best = max(runs, key=len)
-        print(f"suggested threshold: {(best[0] + best[-1]) / 2:.3f} (precision >= 0.9 and recall >= 0.8 from "
-              f"{best[0]:.2f} to {best[-1]:.2f})")
+        print(
+            f"suggested threshold: {(best[0] + best[-1]) / 2:.3f} (precision >= 0.9 and recall >= 0.8 from "
+            f"{best[0]:.2f} to {best[-1]:.2f})"
+        )
     else:
         print("no threshold reaches precision >= 0.9 and recall >= 0.8")
     db.close()

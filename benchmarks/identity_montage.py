@@ -26,7 +26,7 @@ def _cell(blob: bytes) -> np.ndarray:
     scale = min(w / image.shape[1], h / image.shape[0])
     small = cv2.resize(image, (max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale))))
     y, x = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
-    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+    canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
     return canvas
 
 
@@ -34,15 +34,18 @@ def montage(con: sqlite3.Connection, tracks: list[int], per_track: int) -> np.nd
     """``uint8 [H, W, 3]``: one labelled row of up to ``per_track`` thumbnails per track."""
     rows = []
     for track in tracks:
-        shots = con.execute("SELECT thumbnail, time_s FROM sightings WHERE track_id = ? AND thumbnail IS NOT NULL "
-                            "ORDER BY time_s", (track,)).fetchall()
+        shots = con.execute(
+            "SELECT thumbnail, time_s FROM sightings WHERE track_id = ? AND thumbnail IS NOT NULL ORDER BY time_s",
+            (track,),
+        ).fetchall()
         first, last = con.execute("SELECT first_time_s, last_time_s FROM tracks WHERE id = ?", (track,)).fetchone()
         picks = [shots[int(i)] for i in np.linspace(0, len(shots) - 1, min(per_track, len(shots)))] if shots else []
         label = np.full((CELL[1], 150, 3), 255, np.uint8)
         cv2.putText(label, f"track {track}", (4, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
         cv2.putText(label, f"{first:.1f}-{last:.1f} s", (4, 70), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
         cells = [_cell(blob) for blob, _ in picks] + [np.full((CELL[1], CELL[0], 3), 255, np.uint8)] * (
-            per_track - len(picks))
+            per_track - len(picks)
+        )
         rows.append(np.hstack([label, *cells]))
     return np.vstack(rows) if rows else np.zeros((1, 1, 3), np.uint8)
 
@@ -60,7 +63,9 @@ def main(argv=None) -> None:
     groups = con.execute(
         "SELECT coalesce(it.identity_id, -t.id), group_concat(t.id), sum(t.num_sightings) FROM tracks t "
         "LEFT JOIN identity_tracks it ON it.track_id = t.id WHERE NOT t.static "
-        "GROUP BY coalesce(it.identity_id, -t.id) ORDER BY 3 DESC LIMIT ?", (args.top,)).fetchall()
+        "GROUP BY coalesce(it.identity_id, -t.id) ORDER BY 3 DESC LIMIT ?",
+        (args.top,),
+    ).fetchall()
     args.out.mkdir(parents=True, exist_ok=True)
     for rank, (identity, tracks, sightings) in enumerate(groups, 1):
         ids = sorted(int(t) for t in tracks.split(","))

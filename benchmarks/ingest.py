@@ -43,23 +43,48 @@ def _measure(args: argparse.Namespace) -> dict:
         jobs = [IngestJob(Path(v), f"cam{i}") for i, v in enumerate(args.videos)]
         options = IngestOptions(analysis_fps=args.fps, batch_size=args.batch_size, max_duration_s=args.duration)
         t0 = time.perf_counter()
-        summaries = ingest(db, jobs, encoder, lambda: PersonTracker(args.detector, device="cpu"),
-                           lambda t: DetectorKeypoints() if t.gives_keypoints else NoPose(), options)
+        summaries = ingest(
+            db,
+            jobs,
+            encoder,
+            lambda: PersonTracker(args.detector, device="cpu"),
+            lambda t: DetectorKeypoints() if t.gives_keypoints else NoPose(),
+            options,
+        )
         wall = time.perf_counter() - t0
         db.close()
     failed = [s.message for s in summaries if s.status != "done"]
     if failed:
         raise SystemExit(f"ingest failed: {failed}")
     stages = {k: sum(s.times.as_dict()[k] for s in summaries) for k in STAGES}
-    return {"wall_s": wall, "frames": sum(s.frames_analysed for s in summaries),
-            "embeddings": sum(s.embeddings for s in summaries), "sightings": sum(s.sightings for s in summaries),
-            "stages": stages, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "device": device}
+    return {
+        "wall_s": wall,
+        "frames": sum(s.frames_analysed for s in summaries),
+        "embeddings": sum(s.embeddings for s in summaries),
+        "sightings": sum(s.sightings for s in summaries),
+        "stages": stages,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "device": device,
+    }
 
 
 def _child(args: argparse.Namespace, videos: list[str], duration: float | None) -> dict:
-    cmd = [sys.executable, __file__, "--child", *videos, "--detector", str(args.detector), "--reid", str(args.reid),
-           "--fps", str(args.fps), "--batch-size", str(args.batch_size), "--device", args.device]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        *videos,
+        "--detector",
+        str(args.detector),
+        "--reid",
+        str(args.reid),
+        "--fps",
+        str(args.fps),
+        "--batch-size",
+        str(args.batch_size),
+        "--device",
+        args.device,
+    ]
     if duration is not None:
         cmd += ["--duration", str(duration)]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -74,13 +99,19 @@ def _report_speed(result: dict, videos: list[str]) -> None:
     print(f"\nPer-stage time, {len(videos)} camera(s), {result['frames']} analysed frames, device {result['device']}")
     print(f"{'stage':<14}{'seconds':>10}{'share':>9}{'ms/frame':>10}")
     for name in STAGES:
-        print(f"{name:<14}{stages[name]:>10.2f}{100 * stages[name] / total:>8.1f}%"
-              f"{1000 * stages[name] / max(result['frames'], 1):>10.1f}")
+        print(
+            f"{name:<14}{stages[name]:>10.2f}{100 * stages[name] / total:>8.1f}%"
+            f"{1000 * stages[name] / max(result['frames'], 1):>10.1f}"
+        )
     after = stages["pose"] + stages["crop"] + stages["encode"] + stages["store"]
-    print(f"after detection (pose+crop+encode+store) = {100 * after / stages['detect_track']:.1f}% of detect+track "
-          f"(target <= 30% on CPU)")
-    print(f"end-to-end: {result['frames'] / result['wall_s']:.2f} analysed frames/s over all cameras "
-          f"({result['wall_s']:.1f} s wall, {result['sightings']} sightings, {result['embeddings']} embeddings)")
+    print(
+        f"after detection (pose+crop+encode+store) = {100 * after / stages['detect_track']:.1f}% of detect+track "
+        f"(target <= 30% on CPU)"
+    )
+    print(
+        f"end-to-end: {result['frames'] / result['wall_s']:.2f} analysed frames/s over all cameras "
+        f"({result['wall_s']:.1f} s wall, {result['sightings']} sightings, {result['embeddings']} embeddings)"
+    )
 
 
 def main() -> None:
@@ -92,8 +123,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--duration", type=float, default=None, help="seconds of each video to analyse")
-    parser.add_argument("--memory-video", default=str(SHARED / "data" / "videos" / "pets2009_s2l1_view001.avi"),
-                        help="video for the memory-vs-length check")
+    parser.add_argument(
+        "--memory-video",
+        default=str(SHARED / "data" / "videos" / "pets2009_s2l1_view001.avi"),
+        help="video for the memory-vs-length check",
+    )
     parser.add_argument("--memory-lengths", default="20,79", help="two or more durations in seconds")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -101,8 +135,10 @@ def main() -> None:
         print(json.dumps(_measure(args)))
         return
     videos = args.videos or [str(SHARED / "data" / "videos" / "lab_4cam" / f"cam{i}.mp4") for i in (0, 1)]
-    print(f"reid-app ingest benchmark: detector {Path(args.detector).name}, re-id {Path(args.reid).name}, "
-          f"{args.fps:g} analysed frames/s, {os.cpu_count()} CPU cores")
+    print(
+        f"reid-app ingest benchmark: detector {Path(args.detector).name}, re-id {Path(args.reid).name}, "
+        f"{args.fps:g} analysed frames/s, {os.cpu_count()} CPU cores"
+    )
     _report_speed(_child(args, videos, args.duration), videos)
     lengths = [float(x) for x in args.memory_lengths.split(",") if x]
     if Path(args.memory_video).exists() and lengths:

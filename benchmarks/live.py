@@ -6,7 +6,8 @@
 Each run starts a real RTSP server (GStreamer's, ``tests/live/rtsp_server.py``; Debian packages as in ``.ci/run``)
 publishing N cameras in real time (the four lab clips with a keyframe every second, repeated for N > 4) and runs
 the product path of ``reid-app watch`` (``pipelines.live.watch.LiveSite`` with the models of ``prepare_ingest``: default
-detector, the shared yolov8n-pose export top-down, and the shipped re-id model) into a fresh database. Before the live runs, 10 s of lab cam0 are ingested
+detector, the shared yolov8n-pose export top-down, and the shipped re-id model) into a fresh database. Before the live
+runs, 10 s of lab cam0 are ingested
 from the file and its best-encoded track is put on the watchlist, so the cameras showing cam0 raise alerts (repeat
 suppression shortened to 5 s to get more samples).
 
@@ -67,7 +68,8 @@ def main() -> None:
     from pipelines.live.watchlist import AlertDispatcher, load_matcher, watch_track
     from reid_app.ingest_runner import IngestChoices, prepare_ingest
     from storage.database import open_database
-    from tests.live.conftest import RtspServer, _server_available, free_port, make_short_gop_clip
+    from tests.conftest import free_port
+    from tests.rtsp import RtspServer, _server_available, make_short_gop_clip
 
     why = _server_available()
     if why:
@@ -76,8 +78,7 @@ def main() -> None:
     choices = IngestChoices(detector=args.detector, pose=args.pose, device=args.device, analysis_fps=args.fps)
     t0 = time.perf_counter()
     prepared = prepare_ingest(choices, load_settings())
-    print(f"models loaded in {time.perf_counter() - t0:.1f} s (device {prepared.device}); "
-          f"{os.cpu_count()} CPU cores")
+    print(f"models loaded in {time.perf_counter() - t0:.1f} s (device {prepared.device}); {os.cpu_count()} CPU cores")
     work = Path(tempfile.mkdtemp(prefix="reid-live-bench-"))
     clips = {f"cam{i}": make_short_gop_clip(f"cam{i}", 268, work / f"cam{i}.mp4") for i in range(4)}
     rows = []
@@ -98,8 +99,18 @@ def main() -> None:
         matcher = load_matcher(db, repeat_s=5.0)
         alerts = AlertDispatcher(db)
         options = WatchOptions(ingest=prepared.options, segment_s=30.0)
-        site = LiveSite(db, cameras, {}, folder / "recordings", prepared.encoder, prepared.make_tracker,
-                        prepared.make_pose, options, matcher, alerts)
+        site = LiveSite(
+            db,
+            cameras,
+            {},
+            folder / "recordings",
+            prepared.encoder,
+            prepared.make_tracker,
+            prepared.make_pose,
+            options,
+            matcher,
+            alerts,
+        )
         first_half: list[float] = []
 
         def halfway():
@@ -115,26 +126,46 @@ def main() -> None:
         server.kill()
         db.close()
         delays = list(site.store_delays)
-        second_half = delays[len(first_half):]
+        second_half = delays[len(first_half) :]
         fps = [c.frames / args.seconds for c in summary.cameras]
         mean_fps = float(np.mean(fps))
-        sustained = mean_fps >= 0.9 * args.fps and \
-            _percentile(second_half, 95) <= _percentile(first_half, 95) + 1.0
-        rows.append((count, mean_fps, min(fps), _percentile(first_half, 50), _percentile(first_half, 95),
-                     _percentile(second_half, 50), _percentile(second_half, 95),
-                     _percentile(list(site.alert_delays), 50), max(site.alert_delays, default=float("nan")),
-                     len(site.alert_delays), cpu, sustained))
-        print(f"{count} camera(s): {mean_fps:.2f} analysed frames/s per camera, store latency p95 "
-              f"{rows[-1][4]:.2f} -> {rows[-1][6]:.2f} s, {len(site.alert_delays)} alerts", flush=True)
+        sustained = mean_fps >= 0.9 * args.fps and _percentile(second_half, 95) <= _percentile(first_half, 95) + 1.0
+        rows.append(
+            (
+                count,
+                mean_fps,
+                min(fps),
+                _percentile(first_half, 50),
+                _percentile(first_half, 95),
+                _percentile(second_half, 50),
+                _percentile(second_half, 95),
+                _percentile(list(site.alert_delays), 50),
+                max(site.alert_delays, default=float("nan")),
+                len(site.alert_delays),
+                cpu,
+                sustained,
+            )
+        )
+        print(
+            f"{count} camera(s): {mean_fps:.2f} analysed frames/s per camera, store latency p95 "
+            f"{rows[-1][4]:.2f} -> {rows[-1][6]:.2f} s, {len(site.alert_delays)} alerts",
+            flush=True,
+        )
     print()
-    print(f"Live cameras at {args.fps:g} analysed frames/s, {args.seconds:g} s each ({os.cpu_count()} CPU cores, "
-          f"device {prepared.device})")
-    print("| cameras | frames/s per camera (mean, min) | store latency p50 / p95, 1st half | 2nd half | "
-          "alert latency p50 / max (alerts) | CPU cores busy | sustained |")
+    print(
+        f"Live cameras at {args.fps:g} analysed frames/s, {args.seconds:g} s each ({os.cpu_count()} CPU cores, "
+        f"device {prepared.device})"
+    )
+    print(
+        "| cameras | frames/s per camera (mean, min) | store latency p50 / p95, 1st half | 2nd half | "
+        "alert latency p50 / max (alerts) | CPU cores busy | sustained |"
+    )
     print("|---|---|---|---|---|---|---|")
-    for (count, mean_fps, low, p50a, p95a, p50b, p95b, a50, amax, n, cpu, ok) in rows:
-        print(f"| {count} | {mean_fps:.2f}, {low:.2f} | {p50a:.2f} / {p95a:.2f} s | {p50b:.2f} / {p95b:.2f} s | "
-              f"{a50:.2f} / {amax:.2f} s ({n}) | {cpu:.2f} | {'yes' if ok else 'no'} |")
+    for count, mean_fps, low, p50a, p95a, p50b, p95b, a50, amax, n, cpu, ok in rows:
+        print(
+            f"| {count} | {mean_fps:.2f}, {low:.2f} | {p50a:.2f} / {p95a:.2f} s | {p50b:.2f} / {p95b:.2f} s | "
+            f"{a50:.2f} / {amax:.2f} s ({n}) | {cpu:.2f} | {'yes' if ok else 'no'} |"
+        )
 
 
 if __name__ == "__main__":

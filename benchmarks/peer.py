@@ -47,7 +47,7 @@ def static_clip(out: Path, quiet_s: float = 20.0, busy_s: float = 20.0) -> Path:
     frames = [f.to_ndarray(format="bgr24") for f in source.decode(stream)]
     source.close()
     background = np.median(np.stack(frames[::10]), axis=0).astype(np.uint8)
-    busy = frames[:int(busy_s * fps)]
+    busy = frames[: int(busy_s * fps)]
     sequence = [background] * int(quiet_s * fps) + busy + [background] * int(quiet_s * fps)
     container = av.open(str(out), "w")
     video = container.add_stream("libx264", rate=int(round(fps)))
@@ -87,10 +87,11 @@ def run_peer(videos: list[Path], detector: Path, reid: Path, fps: float, duratio
                 frames += 1
                 if result.boxes is not None and result.boxes.id is not None:
                     for x1, y1, x2, y2 in result.boxes.xyxy.cpu().numpy().astype(int):
-                        crop = image[max(0, y1):y2, max(0, x1):x2]
+                        crop = image[max(0, y1) : y2, max(0, x1) : x2]
                         if crop.size:
-                            parts, _ = part_boxes_from_keypoints(None, crop.shape[0], crop.shape[1],
-                                                                 num_parts=encoder.num_parts)
+                            parts, _ = part_boxes_from_keypoints(
+                                None, crop.shape[0], crop.shape[1], num_parts=encoder.num_parts
+                            )
                             encoder.encode([crop], parts[None])
                             crops += 1
             index += 1
@@ -106,8 +107,9 @@ def run_reid_app(videos: list[Path], reid: Path, fps: float, duration: float | N
     from reid_app.ingest_runner import IngestChoices, prepare_ingest
     from storage.database import open_database
 
-    prepared = prepare_ingest(IngestChoices(reid=str(reid), device="cpu", analysis_fps=fps, duration_s=duration),
-                              load_settings())
+    prepared = prepare_ingest(
+        IngestChoices(reid=str(reid), device="cpu", analysis_fps=fps, duration_s=duration), load_settings()
+    )
     prepared.options.motion = MotionGateConfig(enabled=motion)
     with tempfile.TemporaryDirectory() as tmp:
         db = open_database(Path(tmp) / "bench.db")
@@ -128,29 +130,44 @@ def run_reid_app(videos: list[Path], reid: Path, fps: float, duration: float | N
     for s in summaries:
         for name, seconds in s.times.as_dict().items():
             stages[name] = stages.get(name, 0.0) + seconds
-    return {"frames": sum(s.frames_analysed for s in summaries), "skipped": sum(s.frames_skipped for s in summaries),
-            "tracks": sum(s.tracks for s in summaries), "sightings": sum(s.sightings for s in summaries),
-            "embeddings": sum(s.embeddings for s in summaries), "wall_s": wall, "stages": stages,
-            "batching": batching}
+    return {
+        "frames": sum(s.frames_analysed for s in summaries),
+        "skipped": sum(s.frames_skipped for s in summaries),
+        "tracks": sum(s.tracks for s in summaries),
+        "sightings": sum(s.sightings for s in summaries),
+        "embeddings": sum(s.embeddings for s in summaries),
+        "wall_s": wall,
+        "stages": stages,
+        "batching": batching,
+    }
 
 
 def compare(name: str, videos: list[Path], args) -> None:
     peer = run_peer(videos, Path(args.peer_detector), Path(args.reid), args.fps, args.duration)
     ours = run_reid_app(videos, Path(args.reid), args.fps, args.duration, motion=not args.no_motion_gate)
     peer_fps, our_fps = peer["frames"] / peer["wall_s"], ours["frames"] / ours["wall_s"]
-    print(f"\n{name}: {len(videos)} camera(s), {args.fps:g} analysed frames/s"
-          + (f", first {args.duration:g} s" if args.duration else ""))
-    print(f"  peer     {peer['frames']:>5} frames in {peer['wall_s']:6.1f} s = {peer_fps:6.1f} frames/s "
-          f"({peer['crops']} crops encoded one by one, nothing stored; detector {Path(args.peer_detector).name})")
-    print(f"  reid-app {ours['frames']:>5} frames in {ours['wall_s']:6.1f} s = {our_fps:6.1f} frames/s "
-          f"({ours['skipped']} skipped by motion gating; {ours['tracks']} tracks, {ours['sightings']} sightings, "
-          f"{ours['embeddings']} embeddings stored)")
+    print(
+        f"\n{name}: {len(videos)} camera(s), {args.fps:g} analysed frames/s"
+        + (f", first {args.duration:g} s" if args.duration else "")
+    )
+    print(
+        f"  peer     {peer['frames']:>5} frames in {peer['wall_s']:6.1f} s = {peer_fps:6.1f} frames/s "
+        f"({peer['crops']} crops encoded one by one, nothing stored; detector {Path(args.peer_detector).name})"
+    )
+    print(
+        f"  reid-app {ours['frames']:>5} frames in {ours['wall_s']:6.1f} s = {our_fps:6.1f} frames/s "
+        f"({ours['skipped']} skipped by motion gating; {ours['tracks']} tracks, {ours['sightings']} sightings, "
+        f"{ours['embeddings']} embeddings stored)"
+    )
     print(f"  ratio    {our_fps / peer_fps:.2f}x the peer's analysed frames/s")
-    print("  reid-app batching: " + ", ".join(f"{k} {calls} calls for {items} frames"
-                                              for k, (calls, items) in ours["batching"].items()))
+    print(
+        "  reid-app batching: "
+        + ", ".join(f"{k} {calls} calls for {items} frames" for k, (calls, items) in ours["batching"].items())
+    )
     stages = ours["stages"]
-    print("  reid-app stage seconds (summed over camera threads): "
-          + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+    print(
+        "  reid-app stage seconds (summed over camera threads): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
+    )
 
 
 def main() -> None:
@@ -159,8 +176,11 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=5.0)
     parser.add_argument("--duration", type=float, default=None, help="seconds of each video (default: all)")
     parser.add_argument("--reid", default=str(WEIGHTS / "osnet_x0_25_msmt17.onnx"))
-    parser.add_argument("--peer-detector", default=str(WEIGHTS / "yolov8n-pose_int8_openvino_model"),
-                        help="the peer's detector (default: the pose model, as the issue measured)")
+    parser.add_argument(
+        "--peer-detector",
+        default=str(WEIGHTS / "yolov8n-pose_int8_openvino_model"),
+        help="the peer's detector (default: the pose model, as the issue measured)",
+    )
     parser.add_argument("--no-motion-gate", action="store_true", help="reid-app without motion gating")
     args = parser.parse_args()
     os.environ.setdefault("YOLO_VERBOSE", "False")
@@ -171,8 +191,11 @@ def main() -> None:
         compare("lab cam0-cam3", [LAB / f"cam{i}.mp4" for i in range(4)], args)
     if "static" in clips:
         with tempfile.TemporaryDirectory() as tmp:
-            compare("mostly static clip (PETS: 20 s empty, 20 s busy, 20 s empty)",
-                    [static_clip(Path(tmp) / "static.mp4")], args)
+            compare(
+                "mostly static clip (PETS: 20 s empty, 20 s busy, 20 s empty)",
+                [static_clip(Path(tmp) / "static.mp4")],
+                args,
+            )
 
 
 if __name__ == "__main__":

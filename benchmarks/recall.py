@@ -83,8 +83,9 @@ def reference_boxes(model, image: np.ndarray, conf: float) -> np.ndarray:
     tw, th = int(w * 0.6), int(h * 0.6)
     views = [(0, 0, w, h)] + [(x, y, x + tw, y + th) for y in (0, h - th) for x in (0, w - tw)]
     boxes, scores = [], []
-    results = model.predict([image[y1:y2, x1:x2] for x1, y1, x2, y2 in views], classes=[0], conf=conf,
-                            imgsz=640, verbose=False)
+    results = model.predict(
+        [image[y1:y2, x1:x2] for x1, y1, x2, y2 in views], classes=[0], conf=conf, imgsz=640, verbose=False
+    )
     for (x1, y1, x2, y2), result in zip(views, results):
         b = result.boxes.xyxy.cpu().numpy().astype(np.float32)
         s = result.boxes.conf.cpu().numpy().astype(np.float32)
@@ -144,8 +145,7 @@ def evaluate_clip(name: str, videos: list[Path], configs: list[str], args) -> di
 
     reference_model = load_yolo(PLAIN)
     clips = [frames_of(v, args.fps, args.duration) for v in videos]
-    references = [[reference_boxes(reference_model, f.image, args.reference_conf) for f in frames]
-                  for frames in clips]
+    references = [[reference_boxes(reference_model, f.image, args.reference_conf) for f in frames] for frames in clips]
     tallies = {}
     for config in configs:
         weights, conf, size, native = CONFIGS[config]
@@ -163,16 +163,22 @@ def evaluate_clip(name: str, videos: list[Path], configs: list[str], args) -> di
                 tally.add(references[c][t], people.xyxy)
                 tally.tracks.update((c, int(i)) for i in people.track_ids)
         tallies[config] = tally
-    print(f"\n{name}: {sum(len(c) for c in clips)} analysed frames at {args.fps:g} frames/s, "
-          f"{len(videos)} camera(s); reference: plain detector, whole frame + 2x2 tiles, conf >= "
-          f"{args.reference_conf:g}")
-    print(f"{'config':<16}{'ref':>6}{'found':>7}{'recall':>8}{'small ref':>10}{'small rec':>10}{'tracks':>7}"
-          f"{'boxes':>7}{'unmatched':>10}{'ms/frame':>9}")
+    print(
+        f"\n{name}: {sum(len(c) for c in clips)} analysed frames at {args.fps:g} frames/s, "
+        f"{len(videos)} camera(s); reference: plain detector, whole frame + 2x2 tiles, conf >= "
+        f"{args.reference_conf:g}"
+    )
+    print(
+        f"{'config':<16}{'ref':>6}{'found':>7}{'recall':>8}{'small ref':>10}{'small rec':>10}{'tracks':>7}"
+        f"{'boxes':>7}{'unmatched':>10}{'ms/frame':>9}"
+    )
     for config, t in tallies.items():
         small = f"{t.small_found / t.small_reference:.2f}" if t.small_reference else "-"
-        print(f"{config:<16}{t.reference:>6}{t.found:>7}{t.found / max(t.reference, 1):>8.2f}{t.small_reference:>10}"
-              f"{small:>10}{len(t.tracks):>7}{t.boxes:>7}{t.unmatched_boxes:>10}"
-              f"{1000 * t.detect_s / max(t.frames, 1):>9.1f}")
+        print(
+            f"{config:<16}{t.reference:>6}{t.found:>7}{t.found / max(t.reference, 1):>8.2f}{t.small_reference:>10}"
+            f"{small:>10}{len(t.tracks):>7}{t.boxes:>7}{t.unmatched_boxes:>10}"
+            f"{1000 * t.detect_s / max(t.frames, 1):>9.1f}"
+        )
     return tallies
 
 
@@ -192,8 +198,10 @@ def main() -> None:
     for path in (POSE, PLAIN):
         if not path.exists():
             raise SystemExit(f"{path} is absent: this benchmark needs ../shared/weights")
-    clips = {"pets": ("PETS 2009 S2.L1 view 1", [SHARED / "data/videos/pets2009_s2l1_view001.avi"]),
-             "lab": ("lab, 4 cameras", [SHARED / f"data/videos/lab_4cam/cam{i}.mp4" for i in range(4)])}
+    clips = {
+        "pets": ("PETS 2009 S2.L1 view 1", [SHARED / "data/videos/pets2009_s2l1_view001.avi"]),
+        "lab": ("lab, 4 cameras", [SHARED / f"data/videos/lab_4cam/cam{i}.mp4" for i in range(4)]),
+    }
     for key in [c.strip() for c in args.clips.split(",")]:
         name, videos = clips[key]
         evaluate_clip(name, videos, configs, args)

@@ -34,7 +34,7 @@ class _BranchEncoder:
     def encode(self, crops, part_boxes=None):
         import numpy as np
 
-        out = self.encoder.encode(crops, part_boxes)[:, self.start:self.stop]
+        out = self.encoder.encode(crops, part_boxes)[:, self.start : self.stop]
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
@@ -48,8 +48,10 @@ def _keypoints(data, pose: str):
 
     tag, estimate = _crop_pose(pose, "cpu")
     console = stderr_console()
-    return (cached_keypoints(data.query, data.root, tag, estimate, console, "query"),
-            cached_keypoints(data.gallery, data.root, tag, estimate, console, "gallery"))
+    return (
+        cached_keypoints(data.query, data.root, tag, estimate, console, "query"),
+        cached_keypoints(data.gallery, data.root, tag, estimate, console, "gallery"),
+    )
 
 
 def main() -> None:
@@ -68,8 +70,10 @@ def main() -> None:
 
     data = load_dataset(args.dataset, args.root, ("query", "gallery"))
     query_kp, gallery_kp = _keypoints(data, args.pose)
-    print(f"{args.dataset}: {len(data.query)} query, {len(data.gallery)} gallery images; part boxes from "
-          f"{'fixed stripes' if query_kp is None else 'COCO-17 keypoints'}\n")
+    print(
+        f"{args.dataset}: {len(data.query)} query, {len(data.gallery)} gallery images; part boxes from "
+        f"{'fixed stripes' if query_kp is None else 'COCO-17 keypoints'}\n"
+    )
     print("| encoder | rank-1 | rank-5 | mAP | re-ranked rank-1 | re-ranked mAP | images/s |")
     print("|---|---|---|---|---|---|---|")
     for spec in (m.strip() for m in args.models.split(",") if m.strip()):
@@ -87,8 +91,11 @@ def main() -> None:
             rr = report.reranked.as_dict() if report.reranked is not None else None
             speed = (report.num_query + report.num_gallery) / max(report.seconds, 1e-9)
             reranked = f"{rr['rank1']:.1f} | {rr['mAP']:.1f}" if rr else "– | –"
-            print(f"| {label or enc.name} | {plain['rank1']:.1f} | {plain['rank5']:.1f} | {plain['mAP']:.1f} | "
-                  f"{reranked} | {speed:.0f} |", flush=True)
+            print(
+                f"| {label or enc.name} | {plain['rank1']:.1f} | {plain['rank5']:.1f} | {plain['mAP']:.1f} | "
+                f"{reranked} | {speed:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

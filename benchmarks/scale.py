@@ -11,7 +11,8 @@ Synthetic tracks with the similarity structure measured on the lab cameras (trac
 of different people about 0.47; 1024-dimensional descriptors, as the shipped model gives), four tracks per person,
 spread over 7 days on 100 cameras. Prints, per size: seconds of ``pipelines.matching.linkage.cluster_sparse`` as
 ``cluster_identities`` runs it (every pair up to 500 tracks, 30 nearest beyond), of the dense reference
-``pipelines.matching.identities.cluster_tracks`` where it fits, how alike the two partitions are (adjusted Rand index, 1 = identical) and how alike the sparse one
+``pipelines.matching.identities.cluster_tracks`` where it fits, how alike the two partitions are (adjusted Rand index, 1
+= identical) and how alike the sparse one
 is to the true people. It does not pass or fail (target: 100,000 tracks in at most 60 s).
 """
 
@@ -30,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def synthetic_tracks(people: int, per_person: int = 4, cameras: int = 100, days: float = 7.0, dims: int = 1024,
-                     seed: int = 0):
+def synthetic_tracks(
+    people: int, per_person: int = 4, cameras: int = 100, days: float = 7.0, dims: int = 1024, seed: int = 0
+):
     """``(descriptors float32 [T, D], first, last float64 [T], cameras int64 [T], person int64 [T])``."""
     rng = np.random.default_rng(seed)
 
@@ -79,21 +81,68 @@ def synthetic_database(path: Path, total: int) -> None:
     with db.sessions.begin() as session:
         session.execute(insert(ReidModel), [{"id": 1, "name": "synthetic", "checkpoint_hash": "0", "dims": x.shape[1]}])
         session.execute(insert(Camera), [{"id": c, "name": f"cam{c}"} for c in range(1, 101)])
-        session.execute(insert(Video), [{"id": c, "camera_id": c, "path": f"/site/cam{c}.mp4", "fingerprint": f"f{c}",
-                                         "fps": 10.0, "frame_count": 1, "width": 1, "height": 1, "duration_s": 7 * 86400,
-                                         "start_time": 1.0, "analysis_fps": 5.0, "status": "complete"}
-                                        for c in range(1, 101)])
-        session.execute(insert(Track), [{"id": i + 1, "video_id": int(cameras[i]), "camera_id": int(cameras[i]),
-                                         "local_track_id": i + 1, "first_time_s": float(first[i]) - 1.0,
-                                         "last_time_s": float(last[i]) - 1.0, "first_frame": 0, "last_frame": 0,
-                                         "num_sightings": 1, "num_embeddings": 1, "quality_sum": 1.0,
-                                         "descriptor": vector_to_bytes(x[i]), "descriptor_model_id": 1}
-                                        for i in range(len(x))])
-        session.execute(insert(Sighting), [{"id": 1, "track_id": 1, "video_id": int(cameras[0]), "frame_index": 0,
-                                            "time_s": 0.0, "timestamp": 1.0, "x1": 0.0, "y1": 0.0, "x2": 1.0,
-                                            "y2": 1.0, "score": 1.0}])
-        session.execute(insert(Embedding), [{"sighting_id": 1, "model_id": 1, "dims": x.shape[1],
-                                             "vector": vector_to_bytes(x[0])}])
+        session.execute(
+            insert(Video),
+            [
+                {
+                    "id": c,
+                    "camera_id": c,
+                    "path": f"/site/cam{c}.mp4",
+                    "fingerprint": f"f{c}",
+                    "fps": 10.0,
+                    "frame_count": 1,
+                    "width": 1,
+                    "height": 1,
+                    "duration_s": 7 * 86400,
+                    "start_time": 1.0,
+                    "analysis_fps": 5.0,
+                    "status": "complete",
+                }
+                for c in range(1, 101)
+            ],
+        )
+        session.execute(
+            insert(Track),
+            [
+                {
+                    "id": i + 1,
+                    "video_id": int(cameras[i]),
+                    "camera_id": int(cameras[i]),
+                    "local_track_id": i + 1,
+                    "first_time_s": float(first[i]) - 1.0,
+                    "last_time_s": float(last[i]) - 1.0,
+                    "first_frame": 0,
+                    "last_frame": 0,
+                    "num_sightings": 1,
+                    "num_embeddings": 1,
+                    "quality_sum": 1.0,
+                    "descriptor": vector_to_bytes(x[i]),
+                    "descriptor_model_id": 1,
+                }
+                for i in range(len(x))
+            ],
+        )
+        session.execute(
+            insert(Sighting),
+            [
+                {
+                    "id": 1,
+                    "track_id": 1,
+                    "video_id": int(cameras[0]),
+                    "frame_index": 0,
+                    "time_s": 0.0,
+                    "timestamp": 1.0,
+                    "x1": 0.0,
+                    "y1": 0.0,
+                    "x2": 1.0,
+                    "y2": 1.0,
+                    "score": 1.0,
+                }
+            ],
+        )
+        session.execute(
+            insert(Embedding), [{"sighting_id": 1, "model_id": 1, "dims": x.shape[1], "vector": vector_to_bytes(x[0])}]
+        )
     db.close()
 
 
@@ -121,8 +170,9 @@ def feedback_latency(total: int) -> None:
     from common.errors import UsageError
 
     confirmed = float("nan")
-    for other in (i.track_ids[0] for i in load_identities(db) if pair[0] not in i.track_ids
-                  and pair[1] not in i.track_ids):
+    for other in (
+        i.track_ids[0] for i in load_identities(db) if pair[0] not in i.track_ids and pair[1] not in i.track_ids
+    ):
         t0 = time.perf_counter()
         try:  # a track of another identity whose confirmation is possible (not in view at the same time)
             confirm(db, pair[0], other)
@@ -131,9 +181,11 @@ def feedback_latency(total: int) -> None:
         confirmed = time.perf_counter() - t0
         break
     db.close()
-    print(f"feedback on {total:,} tracks ({report.identities:,} identities; database made in {made:.0f} s, full "
-          f"clustering {full:.1f} s): reject {rejected:.2f} s, confirm {confirmed:.2f} s (each with its "
-          f"re-clustering)")
+    print(
+        f"feedback on {total:,} tracks ({report.identities:,} identities; database made in {made:.0f} s, full "
+        f"clustering {full:.1f} s): reject {rejected:.2f} s, confirm {confirmed:.2f} s (each with its "
+        f"re-clustering)"
+    )
 
 
 def main() -> None:
@@ -145,17 +197,36 @@ def main() -> None:
     parser.add_argument("--tracks", default="1000,2000,4000,20000,100000")
     parser.add_argument("--no-dense", action="store_true", help="skip the dense reference")
     parser.add_argument("--dense-limit", type=int, default=4000, help="largest size the dense reference runs on")
-    parser.add_argument("--feedback", type=int, default=0, metavar="TRACKS",
-                        help="also time a reject and a confirm on a SQLite database of this many tracks")
-    parser.add_argument("--index", default="", metavar="ROWS[,ROWS]",
-                        help="the search part instead: synthetic sighting indexes of these sizes (scale_index.py)")
-    parser.add_argument("--index-dir", type=Path, default=Path("/tmp/reid-scale-index"),
-                        help="where the synthetic index is written (about 2.2 GB per million sightings)")
-    parser.add_argument("--exact-bytes", type=int, default=-1, help="exact-scan limit of the scorer (default: "
-                        "the application's)")
-    parser.add_argument("--database", type=int, default=0, metavar="ROWS",
-                        help="the database part instead: a synthetic site of ROWS sightings stored in SQLite "
-                        "(and PostgreSQL, --pg-url), searched end to end (scale_db.py)")
+    parser.add_argument(
+        "--feedback",
+        type=int,
+        default=0,
+        metavar="TRACKS",
+        help="also time a reject and a confirm on a SQLite database of this many tracks",
+    )
+    parser.add_argument(
+        "--index",
+        default="",
+        metavar="ROWS[,ROWS]",
+        help="the search part instead: synthetic sighting indexes of these sizes (scale_index.py)",
+    )
+    parser.add_argument(
+        "--index-dir",
+        type=Path,
+        default=Path("/tmp/reid-scale-index"),
+        help="where the synthetic index is written (about 2.2 GB per million sightings)",
+    )
+    parser.add_argument(
+        "--exact-bytes", type=int, default=-1, help="exact-scan limit of the scorer (default: the application's)"
+    )
+    parser.add_argument(
+        "--database",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="the database part instead: a synthetic site of ROWS sightings stored in SQLite "
+        "(and PostgreSQL, --pg-url), searched end to end (scale_db.py)",
+    )
     parser.add_argument("--pg-url", default="", help="an empty PostgreSQL database for --database")
     args = parser.parse_args()
     if args.database:
@@ -176,8 +247,9 @@ def main() -> None:
         x, first, last, cameras, person = synthetic_tracks(total // 4)
         exact = len(x) <= EXACT_TRACKS
         t0 = time.perf_counter()
-        sparse = cluster_sparse(x, first, last, cameras, set(), 0.75, k=len(x) - 1 if exact else 30,
-                                min_edge=-1.0 if exact else None)
+        sparse = cluster_sparse(
+            x, first, last, cameras, set(), 0.75, k=len(x) - 1 if exact else 30, min_edge=-1.0 if exact else None
+        )
         sparse_s = time.perf_counter() - t0
         dense_s, agreement = float("nan"), float("nan")
         if not args.no_dense and len(x) <= args.dense_limit:
@@ -188,11 +260,16 @@ def main() -> None:
             agreement = adjusted_rand(_labels(dense, len(x)), _labels(sparse, len(x)))
         truth = adjusted_rand(person.tolist(), _labels(sparse, len(x)))
         rows.append((len(x), sparse_s, len(sparse), dense_s, agreement, truth))
-        print(f"{len(x)} tracks: sparse {sparse_s:.1f} s ({len(sparse)} identities), dense {dense_s:.1f} s, "
-              f"ARI sparse vs dense {agreement:.3f}, vs people {truth:.3f}", flush=True)
+        print(
+            f"{len(x)} tracks: sparse {sparse_s:.1f} s ({len(sparse)} identities), dense {dense_s:.1f} s, "
+            f"ARI sparse vs dense {agreement:.3f}, vs people {truth:.3f}",
+            flush=True,
+        )
     print()
-    print("| tracks | clustering (as cluster_identities runs it) | identities | dense reference | ARI vs dense | "
-          "ARI vs people |")
+    print(
+        "| tracks | clustering (as cluster_identities runs it) | identities | dense reference | ARI vs dense | "
+        "ARI vs people |"
+    )
     print("|---|---|---|---|---|---|")
     for total, sparse_s, count, dense_s, agreement, truth in rows:
         dense_text = "-" if np.isnan(dense_s) else f"{dense_s:.1f} s"

@@ -37,11 +37,27 @@ def write_database(location: str, site: SyntheticSite, chunk_rows: int = 50_000)
     with db.engine.begin() as con:
         con.execute(insert(ReidModel), [{"id": 1, "name": "synthetic", "checkpoint_hash": "0", "dims": DIMS}])
         con.execute(insert(Camera), [{"id": c, "name": f"cam{c}"} for c in range(1, CAMERAS + 1)])
-        con.execute(insert(Video), [{"id": v + 1, "camera_id": v % CAMERAS + 1, "path": f"/site/{v}.mp4",
-                                     "fingerprint": f"{v:064d}", "fps": 10.0, "frame_count": 36000, "width": 1920,
-                                     "height": 1080, "duration_s": 3600.0, "start_time": 1.7e9 + v * 3600.0,
-                                     "analysis_fps": 5.0, "status": "complete", "model_id": 1}
-                                    for v in range(videos)])
+        con.execute(
+            insert(Video),
+            [
+                {
+                    "id": v + 1,
+                    "camera_id": v % CAMERAS + 1,
+                    "path": f"/site/{v}.mp4",
+                    "fingerprint": f"{v:064d}",
+                    "fps": 10.0,
+                    "frame_count": 36000,
+                    "width": 1920,
+                    "height": 1080,
+                    "duration_s": 3600.0,
+                    "start_time": 1.7e9 + v * 3600.0,
+                    "analysis_fps": 5.0,
+                    "status": "complete",
+                    "model_id": 1,
+                }
+                for v in range(videos)
+            ],
+        )
     rng = np.random.default_rng(site.seed + 1)
     for start in range(0, site.rows, chunk_rows - chunk_rows % PER_TRACK):
         stop = min(site.rows, start + chunk_rows - chunk_rows % PER_TRACK)
@@ -50,21 +66,57 @@ def write_database(location: str, site: SyntheticSite, chunk_rows: int = 50_000)
         means = x.reshape(-1, PER_TRACK, DIMS).mean(axis=1)
         means /= np.linalg.norm(means, axis=1, keepdims=True)
         with db.engine.begin() as con:
-            con.execute(insert(Track), [{
-                "id": int(t) + 1, "video_id": int(t // site.tracks_per_video) + 1,
-                "camera_id": int(t // site.tracks_per_video) % CAMERAS + 1, "local_track_id": int(t) + 1,
-                "first_time_s": 0.0, "last_time_s": float(PER_TRACK), "first_frame": 0, "last_frame": 200,
-                "num_sightings": PER_TRACK, "num_embeddings": PER_TRACK, "quality_sum": float(PER_TRACK),
-                "descriptor": m.astype("<f4").tobytes(), "descriptor_model_id": 1} for t, m in zip(tracks, means)])
+            con.execute(
+                insert(Track),
+                [
+                    {
+                        "id": int(t) + 1,
+                        "video_id": int(t // site.tracks_per_video) + 1,
+                        "camera_id": int(t // site.tracks_per_video) % CAMERAS + 1,
+                        "local_track_id": int(t) + 1,
+                        "first_time_s": 0.0,
+                        "last_time_s": float(PER_TRACK),
+                        "first_frame": 0,
+                        "last_frame": 200,
+                        "num_sightings": PER_TRACK,
+                        "num_embeddings": PER_TRACK,
+                        "quality_sum": float(PER_TRACK),
+                        "descriptor": m.astype("<f4").tobytes(),
+                        "descriptor_model_id": 1,
+                    }
+                    for t, m in zip(tracks, means)
+                ],
+            )
             rows = np.arange(start, stop)
-            con.execute(insert(Sighting), [{
-                "id": int(r) + 1, "track_id": int(r // PER_TRACK) + 1,
-                "video_id": int(r // PER_TRACK // site.tracks_per_video) + 1, "frame_index": int(r % PER_TRACK) * 10,
-                "time_s": float(r % PER_TRACK), "timestamp": 1.7e9 + float(r % PER_TRACK), "x1": 10.0, "y1": 20.0,
-                "x2": 60.0, "y2": 140.0, "score": 0.9, "quality": 0.8, "keypoints": KEYPOINTS,
-                "thumbnail": THUMBNAIL} for r in rows])
-            con.execute(insert(Embedding), [{"sighting_id": int(r) + 1, "model_id": 1, "dims": DIMS,
-                                             "vector": v.astype("<f4").tobytes()} for r, v in zip(rows, x)])
+            con.execute(
+                insert(Sighting),
+                [
+                    {
+                        "id": int(r) + 1,
+                        "track_id": int(r // PER_TRACK) + 1,
+                        "video_id": int(r // PER_TRACK // site.tracks_per_video) + 1,
+                        "frame_index": int(r % PER_TRACK) * 10,
+                        "time_s": float(r % PER_TRACK),
+                        "timestamp": 1.7e9 + float(r % PER_TRACK),
+                        "x1": 10.0,
+                        "y1": 20.0,
+                        "x2": 60.0,
+                        "y2": 140.0,
+                        "score": 0.9,
+                        "quality": 0.8,
+                        "keypoints": KEYPOINTS,
+                        "thumbnail": THUMBNAIL,
+                    }
+                    for r in rows
+                ],
+            )
+            con.execute(
+                insert(Embedding),
+                [
+                    {"sighting_id": int(r) + 1, "model_id": 1, "dims": DIMS, "vector": v.astype("<f4").tobytes()}
+                    for r, v in zip(rows, x)
+                ],
+            )
     db.close()
     return time.perf_counter() - started
 
@@ -134,9 +186,12 @@ def run(rows: int, pg_url: str = "", queries: int = 50) -> None:
             warm = _first_search(location, index_root)
             track_p50, track_p95 = _search_times(location, index_root, queries, True)
             sight_p50, sight_p95 = _search_times(location, index_root, queries, False)
-            print(f"{name}: {site.rows:,} sightings with embeddings, {site.tracks:,} tracks; written in {written:.0f} s, "
-                  f"{size:.1f} GB; first search reading every embedding {cold:.1f} s, first search opening the "
-                  f"saved index {warm:.2f} s; search by track p50 {track_p50:.0f} ms p95 {track_p95:.0f} ms "
-                  f"(per sighting: p50 {sight_p50:.0f} ms, p95 {sight_p95:.0f} ms)", flush=True)
+            print(
+                f"{name}: {site.rows:,} sightings with embeddings, {site.tracks:,} tracks; written in {written:.0f} s, "
+                f"{size:.1f} GB; first search reading every embedding {cold:.1f} s, first search opening the "
+                f"saved index {warm:.2f} s; search by track p50 {track_p50:.0f} ms p95 {track_p95:.0f} ms "
+                f"(per sighting: p50 {sight_p50:.0f} ms, p95 {sight_p95:.0f} ms)",
+                flush=True,
+            )
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -59,8 +59,9 @@ class SyntheticSite:
         """``float32 [stop - start, D]`` sightings ``start:stop`` (whole tracks: both multiples of 20)."""
         tracks = np.arange(start // PER_TRACK, stop // PER_TRACK)
         offsets = _unit(rng, (len(tracks), DIMS))
-        base = (_SHARED * self.shared + _PERSON * self.centres[self.person_of(tracks)].astype(np.float32)
-                + _TRACK * offsets)
+        base = (
+            _SHARED * self.shared + _PERSON * self.centres[self.person_of(tracks)].astype(np.float32) + _TRACK * offsets
+        )
         x = np.repeat(base, PER_TRACK, axis=0) + _SIGHTING * _unit(rng, (stop - start, DIMS))
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
@@ -72,8 +73,12 @@ class SyntheticSite:
         """``float32 [count, D]`` new sightings of existing people (a track of theirs the site does not hold)."""
         rng = np.random.default_rng(seed)
         people = rng.choice(self.people, count, replace=False)
-        x = (_SHARED * self.shared + _PERSON * self.centres[people].astype(np.float32)
-             + _TRACK * _unit(rng, (count, DIMS)) + _SIGHTING * _unit(rng, (count, DIMS)))
+        x = (
+            _SHARED * self.shared
+            + _PERSON * self.centres[people].astype(np.float32)
+            + _TRACK * _unit(rng, (count, DIMS))
+            + _SIGHTING * _unit(rng, (count, DIMS))
+        )
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
@@ -100,8 +105,9 @@ def write_index(site: SyntheticSite, folder_path: Path, chunk_rows: int = 200_00
         index._meta.data[rows] = np.stack([np.arange(start, stop), tracks, videos % CAMERAS + 1, videos], axis=1)
         index._times.data[rows, 0] = 1.7e9 + videos * 3600.0 + (np.arange(start, stop) % PER_TRACK)
         means = x.reshape(-1, PER_TRACK, DIMS).mean(axis=1)
-        index._descriptors.data[start // PER_TRACK:stop // PER_TRACK] = \
-            means / np.linalg.norm(means, axis=1, keepdims=True)
+        index._descriptors.data[start // PER_TRACK : stop // PER_TRACK] = means / np.linalg.norm(
+            means, axis=1, keepdims=True
+        )
     index.size = site.rows
     track_ids = np.arange(site.tracks)
     video_of_track = track_ids // site.tracks_per_video
@@ -131,7 +137,7 @@ def exact_top(vectors, queries: np.ndarray, k: int, chunk_rows: int = 262_144) -
     best_rows = np.zeros((len(queries), 0), np.int64)
     matrix = vectors.matrix
     for start in range(0, len(matrix), chunk_rows):
-        block = np.asarray(matrix[start:start + chunk_rows], np.float32)
+        block = np.asarray(matrix[start : start + chunk_rows], np.float32)
         scores = queries @ block.T
         rows = np.broadcast_to(np.arange(start, start + len(block)), scores.shape)
         scores = np.concatenate([best_scores, scores], axis=1)
@@ -154,8 +160,12 @@ def measure_search(scorer, vectors, queries: np.ndarray, truth: np.ndarray, same
         mates = set(expected[:k][same_person(i, expected[:k])].tolist())
         found += len(mates & set(rows.tolist()))
         wanted += len(mates)
-    return {"p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95)),
-            "recall": float(np.mean(recalls)), "match_recall": found / max(wanted, 1)}
+    return {
+        "p50_ms": float(np.percentile(times, 50)),
+        "p95_ms": float(np.percentile(times, 95)),
+        "recall": float(np.mean(recalls)),
+        "match_recall": found / max(wanted, 1),
+    }
 
 
 def run(rows: int, folder_path: Path, queries: int = 100, keep: bool = False, exact_bytes: int = -1) -> None:
@@ -174,12 +184,18 @@ def run(rows: int, folder_path: Path, queries: int = 100, keep: bool = False, ex
     t0 = time.perf_counter()
     index = open_index(folder_path)
     opened = time.perf_counter() - t0
-    print(f"{site.rows:,} sightings, {site.tracks:,} tracks, {len(index.videos):,} videos: written in {made:.0f} s "
-          f"({size_gb:.1f} GB), opened in {opened:.2f} s", flush=True)
+    print(
+        f"{site.rows:,} sightings, {site.tracks:,} tracks, {len(index.videos):,} videos: written in {made:.0f} s "
+        f"({size_gb:.1f} GB), opened in {opened:.2f} s",
+        flush=True,
+    )
     query, people = site.queries(queries), site.query_people(queries)
     for name, vectors in (("sightings", index), ("tracks (mean)", index.track_vectors())):
-        tracks_of = (lambda rows, v=vectors: v.ids[rows] // PER_TRACK) if name == "sightings" else \
-            (lambda rows, v=vectors: v.ids[rows])
+        tracks_of = (
+            (lambda rows, v=vectors: v.ids[rows] // PER_TRACK)
+            if name == "sightings"
+            else (lambda rows, v=vectors: v.ids[rows])
+        )
         scorer = AnnScorer("cpu", exact_bytes)
         t0 = time.perf_counter()
         approximate = scorer.approximate_index(vectors)
@@ -192,11 +208,15 @@ def run(rows: int, folder_path: Path, queries: int = 100, keep: bool = False, ex
         t0 = time.perf_counter()
         truth = exact_top(vectors, query, 10)
         exact_s = time.perf_counter() - t0
-        result = measure_search(scorer, vectors, query, truth,
-                                lambda i, rows, t=tracks_of: site.person_of(t(rows)) == people[i])
+        result = measure_search(
+            scorer, vectors, query, truth, lambda i, rows, t=tracks_of: site.person_of(t(rows)) == people[i]
+        )
         kind = "exact scan" if approximate is None else f"IVF-PQ built {built:.0f} s, loaded {loaded:.1f} s"
-        print(f"  {name}: {vectors.size:,} rows, {kind}; search p50 {result['p50_ms']:.1f} ms, "
-              f"p95 {result['p95_ms']:.1f} ms, recall@10 {result['recall']:.3f}, the person's own rows among the "
-              f"exact top 10 found {result['match_recall']:.3f} (exact truth in {exact_s:.0f} s)", flush=True)
+        print(
+            f"  {name}: {vectors.size:,} rows, {kind}; search p50 {result['p50_ms']:.1f} ms, "
+            f"p95 {result['p95_ms']:.1f} ms, recall@10 {result['recall']:.3f}, the person's own rows among the "
+            f"exact top 10 found {result['match_recall']:.3f} (exact truth in {exact_s:.0f} s)",
+            flush=True,
+        )
     if not keep:
         shutil.rmtree(folder_path, ignore_errors=True)

@@ -64,8 +64,11 @@ def grow_database(path: Path, total: int, dim: int, rng: np.random.Generator) ->
         con.close()
         return 0.0
     if con.execute("SELECT count(*) FROM models").fetchone()[0] == 0:
-        con.execute("INSERT INTO models (id, name, checkpoint_hash, dims, source, created_at) "
-                    "VALUES (1, 'synthetic', 'bench', ?, '', '2026-01-01')", (dim,))
+        con.execute(
+            "INSERT INTO models (id, name, checkpoint_hash, dims, source, created_at) "
+            "VALUES (1, 'synthetic', 'bench', ?, '', '2026-01-01')",
+            (dim,),
+        )
         for c in range(1, CAMERAS + 1):
             con.execute("INSERT INTO cameras (id, name, created_at) VALUES (?, ?, '2026-01-01')", (c, f"cam{c}"))
     video = con.execute("SELECT coalesce(max(id), 0) FROM videos").fetchone()[0]
@@ -77,10 +80,12 @@ def grow_database(path: Path, total: int, dim: int, rng: np.random.Generator) ->
         video += 1
         camera = (video - 1) % CAMERAS + 1
         start = 1_700_000_000.0 + (video // CAMERAS) * 3600.0
-        con.execute("INSERT INTO videos (id, camera_id, path, fingerprint, fps, frame_count, width, height, "
-                    "duration_s, start_time, analysis_fps, frames_analysed, status, model_id, ingested_at) "
-                    "VALUES (?, ?, ?, ?, 10, 36000, 1280, 720, 3600, ?, 5, 18000, 'complete', 1, '2026-01-01')",
-                    (video, camera, f"/synthetic/{video}.mp4", f"{video:064d}", start))
+        con.execute(
+            "INSERT INTO videos (id, camera_id, path, fingerprint, fps, frame_count, width, height, "
+            "duration_s, start_time, analysis_fps, frames_analysed, status, model_id, ingested_at) "
+            "VALUES (?, ?, ?, ?, 10, 36000, 1280, 720, 3600, ?, 5, 18000, 'complete', 1, '2026-01-01')",
+            (video, camera, f"/synthetic/{video}.mp4", f"{video:064d}", start),
+        )
         centres = rng.standard_normal((max(1, n // SIGHTINGS_PER_IDENTITY), dim)).astype(np.float32)
         owner = np.repeat(np.arange(len(centres)), SIGHTINGS_PER_IDENTITY)[:n]
         owner = np.pad(owner, (0, n - len(owner)), mode="edge")
@@ -89,26 +94,46 @@ def grow_database(path: Path, total: int, dim: int, rng: np.random.Generator) ->
         tracks, sightings, embeddings = [], [], []
         for first in range(0, n, SIGHTINGS_PER_TRACK):
             track += 1
-            rows = vectors[first:first + SIGHTINGS_PER_TRACK]
+            rows = vectors[first : first + SIGHTINGS_PER_TRACK]
             t0 = float(rng.uniform(0, 3500))
             descriptor = rows.mean(axis=0)
             descriptor /= np.linalg.norm(descriptor)
-            tracks.append((track, video, camera, track, t0, t0 + len(rows) * 0.2, int(t0 * 10),
-                           int(t0 * 10) + 2 * len(rows), len(rows), len(rows), float(len(rows)),
-                           descriptor.astype("<f4").tobytes(), 1))
+            tracks.append(
+                (
+                    track,
+                    video,
+                    camera,
+                    track,
+                    t0,
+                    t0 + len(rows) * 0.2,
+                    int(t0 * 10),
+                    int(t0 * 10) + 2 * len(rows),
+                    len(rows),
+                    len(rows),
+                    float(len(rows)),
+                    descriptor.astype("<f4").tobytes(),
+                    1,
+                )
+            )
             for k, row in enumerate(rows):
                 sighting += 1
                 t = t0 + 0.2 * k
-                sightings.append((sighting, track, video, int(t * 10), t, start + t, 10.0, 20.0, 60.0, 140.0,
-                                  0.9, 0.8))
+                sightings.append((sighting, track, video, int(t * 10), t, start + t, 10.0, 20.0, 60.0, 140.0, 0.9, 0.8))
                 embeddings.append((sighting, sighting, 1, dim, row.astype("<f4").tobytes()))
-        con.executemany("INSERT INTO tracks (id, video_id, camera_id, local_track_id, first_time_s, last_time_s, "
-                        "first_frame, last_frame, num_sightings, num_embeddings, quality_sum, descriptor, "
-                        "descriptor_model_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", tracks)
-        con.executemany("INSERT INTO sightings (id, track_id, video_id, frame_index, time_s, timestamp, x1, y1, "
-                        "x2, y2, score, quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", sightings)
-        con.executemany("INSERT INTO embeddings (id, sighting_id, model_id, dims, vector) VALUES (?, ?, ?, ?, ?)",
-                        embeddings)
+        con.executemany(
+            "INSERT INTO tracks (id, video_id, camera_id, local_track_id, first_time_s, last_time_s, "
+            "first_frame, last_frame, num_sightings, num_embeddings, quality_sum, descriptor, "
+            "descriptor_model_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            tracks,
+        )
+        con.executemany(
+            "INSERT INTO sightings (id, track_id, video_id, frame_index, time_s, timestamp, x1, y1, "
+            "x2, y2, score, quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            sightings,
+        )
+        con.executemany(
+            "INSERT INTO embeddings (id, sighting_id, model_id, dims, vector) VALUES (?, ?, ?, ?, ?)", embeddings
+        )
         con.commit()
         have += n
         print(f"  database: {have:,} embeddings", end="\r", flush=True)
@@ -141,8 +166,13 @@ def measure(path: Path, device: str, queries: int, use_faiss: bool) -> dict:
     started = time.perf_counter()
     index = EmbeddingIndex.load(db, 1, db_dims(path), copy_rows=copy_rows)
     load_s = time.perf_counter() - started
-    out = {"rows": index.size, "tracks": len(index.tracks), "load_s": load_s, "index_mb": index.nbytes() / 2 ** 20,
-           "rss_mb": (_rss() - rss) / 2 ** 20}
+    out = {
+        "rows": index.size,
+        "tracks": len(index.tracks),
+        "load_s": load_s,
+        "index_mb": index.nbytes() / 2**20,
+        "rss_mb": (_rss() - rss) / 2**20,
+    }
     rng = np.random.default_rng(1)
     picks = rng.integers(0, index.size, queries + 1)
     query_vectors = index.matrix[picks].astype(np.float32)
@@ -156,11 +186,15 @@ def measure(path: Path, device: str, queries: int, use_faiss: bool) -> dict:
         searcher._indexes[1] = index
         settings = {
             "max": (SearchOptions(top_k=10, track_similarity="max", audit=False), SearchFilters()),
-            "max+filters": (SearchOptions(top_k=10, track_similarity="max", audit=False),
-                            SearchFilters(cameras=cams, after=middle)),
+            "max+filters": (
+                SearchOptions(top_k=10, track_similarity="max", audit=False),
+                SearchFilters(cameras=cams, after=middle),
+            ),
             "mean": (SearchOptions(top_k=10, track_similarity="mean", audit=False), SearchFilters()),
-            "mean+rerank": (SearchOptions(top_k=10, track_similarity="mean", rerank=True, audit=False),
-                            SearchFilters()),
+            "mean+rerank": (
+                SearchOptions(top_k=10, track_similarity="mean", rerank=True, audit=False),
+                SearchFilters(),
+            ),
         }
         if name.startswith("faiss"):
             started = time.perf_counter()
@@ -175,7 +209,8 @@ def measure(path: Path, device: str, queries: int, use_faiss: bool) -> dict:
             out[f"{name} recall@10"] = float(np.mean(hits))
         for label, (options, filters) in settings.items():
             out[f"{name} {label}"] = _latency(
-                lambda i, o=options, f=filters: searcher.by_vector(query_vectors[i], 1, o, f), queries)
+                lambda i, o=options, f=filters: searcher.by_vector(query_vectors[i], 1, o, f), queries
+            )
     db.close()
     return out
 
@@ -205,23 +240,29 @@ def main() -> None:
         workdir = tempfile.TemporaryDirectory(prefix="reid-bench-")
         args.db = Path(workdir.name) / "bench.db"
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else f"{os.cpu_count()}-core CPU"
-    print(f"search benchmark: {args.dim}-D embeddings, device {args.device} ({device_name}), torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"search benchmark: {args.dim}-D embeddings, device {args.device} ({device_name}), torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads"
+    )
     rng = np.random.default_rng(0)
     reports = []
     for size in sizes:
         grow_s = grow_database(args.db, size, args.dim, rng)
-        print(f"  wrote up to {size:,} embeddings in {grow_s:.1f} s ({args.db.stat().st_size / 2 ** 30:.2f} GiB)")
+        print(f"  wrote up to {size:,} embeddings in {grow_s:.1f} s ({args.db.stat().st_size / 2**30:.2f} GiB)")
         report = measure(args.db, args.device, args.queries, args.faiss)
         reports.append(report)
         print(f"  {size:,}: " + ", ".join(f"{k}={v}" for k, v in report.items() if not isinstance(v, tuple)))
     keys = [k for k in reports[0] if isinstance(reports[0][k], tuple)]
     print()
-    print(f"{'embeddings':>11}{'tracks':>8}{'load s':>8}{'index MiB':>10}{'RSS MiB':>9}  "
-          + "".join(f"{k + ' ms p50/p95':>34}" for k in keys))
+    print(
+        f"{'embeddings':>11}{'tracks':>8}{'load s':>8}{'index MiB':>10}{'RSS MiB':>9}  "
+        + "".join(f"{k + ' ms p50/p95':>34}" for k in keys)
+    )
     for r in reports:
-        print(f"{r['rows']:>11,}{r['tracks']:>8,}{r['load_s']:>8.2f}{r['index_mb']:>10.0f}{r['rss_mb']:>9.0f}  "
-              + "".join(f"{f'{r[k][0]:.1f} / {r[k][1]:.1f}':>34}" for k in keys))
+        print(
+            f"{r['rows']:>11,}{r['tracks']:>8,}{r['load_s']:>8.2f}{r['index_mb']:>10.0f}{r['rss_mb']:>9.0f}  "
+            + "".join(f"{f'{r[k][0]:.1f} / {r[k][1]:.1f}':>34}" for k in keys)
+        )
     for r in reports:
         extra = {k: v for k, v in r.items() if "recall" in k or "build" in k}
         if extra:

@@ -60,8 +60,12 @@ def evaluate(searcher, labels, similarity: str, rerank: bool) -> tuple[float, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", required=True, type=Path, help="database holding the lab cameras cam0..cam3")
-    parser.add_argument("--lab", type=Path, default=ROOT.parent / "shared" / "data" / "videos" / "lab_4cam",
-                        help="folder with calib_camN.json")
+    parser.add_argument(
+        "--lab",
+        type=Path,
+        default=ROOT.parent / "shared" / "data" / "videos" / "lab_4cam",
+        help="folder with calib_camN.json",
+    )
     args = parser.parse_args()
 
     from pipelines.matching.search import Searcher

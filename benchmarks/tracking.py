@@ -11,7 +11,8 @@ For each sequence and analysis rate:
   each track's identity as the id (tracks in no identity keep their own). Static tracks (hidden from search and
   identities) are left out, as the product leaves them out.
 - the peers a user would write: Ultralytics ``model.track(frame, persist=True, tracker=...)`` with ByteTrack and
-  BoT-SORT on the same detector weights and exactly the frames reid-app analysed (``pipelines.ingest.video.VideoSource``).
+  BoT-SORT on the same detector weights and exactly the frames reid-app analysed
+  (``pipelines.ingest.video.VideoSource``).
 
 Every metric (MOTA, IDF1, HOTA, ID switches, fragmentations, recall, precision) is TrackEval's
 (``pipelines.ingest.mot_eval``), IoU 0.5, on the analysed frames only. Ground truth: ``../shared/data/mot`` (PETS boxes
@@ -44,10 +45,18 @@ class Sequence:
 
 
 SEQUENCES = {
-    "pets": Sequence("PETS09-S2L1", SHARED / "data" / "videos" / "pets2009_s2l1_view001.avi",
-                     SHARED / "data" / "mot" / "PETS09-S2L1" / "gt.txt", 0.625),
-    "tud": Sequence("TUD-Campus", SHARED / "data" / "mot" / "TUD-Campus" / "TUD-Campus.mp4",
-                    SHARED / "data" / "mot" / "TUD-Campus" / "gt.txt", 1.0),
+    "pets": Sequence(
+        "PETS09-S2L1",
+        SHARED / "data" / "videos" / "pets2009_s2l1_view001.avi",
+        SHARED / "data" / "mot" / "PETS09-S2L1" / "gt.txt",
+        0.625,
+    ),
+    "tud": Sequence(
+        "TUD-Campus",
+        SHARED / "data" / "mot" / "TUD-Campus" / "TUD-Campus.mp4",
+        SHARED / "data" / "mot" / "TUD-Campus" / "gt.txt",
+        1.0,
+    ),
 }
 
 
@@ -58,8 +67,9 @@ def analysed_frames(video: Path, fps: float) -> list:
     return list(VideoSource(video, fps).frames())
 
 
-def run_reid_app(sequence: Sequence, fps: float, folder: Path, tiles: int = 1, detector_size: int = 640,
-                 extra: Sequence[str] = ()) -> tuple[dict, dict, dict, float]:
+def run_reid_app(
+    sequence: Sequence, fps: float, folder: Path, tiles: int = 1, detector_size: int = 640, extra: Sequence[str] = ()
+) -> tuple[dict, dict, dict, float]:
     """Ingest with the CLI (``--tiles``, ``--detector-size``); returns (boxes by track, boxes by identity, track
     facts, seconds)."""
     from pipelines.ingest.mot_eval import boxes_by_frame
@@ -68,20 +78,48 @@ def run_reid_app(sequence: Sequence, fps: float, folder: Path, tiles: int = 1, d
     if db.exists():  # ingest would skip the known video and the table would score an older run
         raise SystemExit(f"{db} exists from an earlier run: remove it or choose another --keep folder")
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "reid_app.cli", "ingest", str(sequence.video), "--db", str(db),
-                             "--fps", f"{fps:g}", "--camera", sequence.name, "--tiles", str(tiles),
-                             "--detector-size", str(detector_size), *extra], capture_output=True, text=True,
-                            env=dict(os.environ, YOLO_VERBOSE="False"), cwd=ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reid_app.cli",
+            "ingest",
+            str(sequence.video),
+            "--db",
+            str(db),
+            "--fps",
+            f"{fps:g}",
+            "--camera",
+            sequence.name,
+            "--tiles",
+            str(tiles),
+            "--detector-size",
+            str(detector_size),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, YOLO_VERBOSE="False"),
+        cwd=ROOT,
+    )
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"reid-app ingest failed: {result.stderr.strip()[-500:]}")
     con = sqlite3.connect(db)
     try:
-        rows = con.execute("SELECT s.frame_index, s.track_id, s.x1, s.y1, s.x2, s.y2, it.identity_id "
-                           "FROM sightings s JOIN tracks t ON t.id = s.track_id "
-                           "LEFT JOIN identity_tracks it ON it.track_id = s.track_id WHERE NOT t.static").fetchall()
-        facts = dict(zip(("tracks", "with_descriptor", "static"), con.execute(
-            "SELECT sum(NOT static), sum(NOT static AND descriptor IS NOT NULL), sum(static) FROM tracks").fetchone()))
+        rows = con.execute(
+            "SELECT s.frame_index, s.track_id, s.x1, s.y1, s.x2, s.y2, it.identity_id "
+            "FROM sightings s JOIN tracks t ON t.id = s.track_id "
+            "LEFT JOIN identity_tracks it ON it.track_id = s.track_id WHERE NOT t.static"
+        ).fetchall()
+        facts = dict(
+            zip(
+                ("tracks", "with_descriptor", "static"),
+                con.execute(
+                    "SELECT sum(NOT static), sum(NOT static AND descriptor IS NOT NULL), sum(static) FROM tracks"
+                ).fetchone(),
+            )
+        )
         facts["identities"] = con.execute("SELECT count(*) FROM identities").fetchone()[0]
     finally:
         con.close()
@@ -114,12 +152,27 @@ def main(argv=None) -> None:
     parser.add_argument("--fps", type=float, nargs="+", default=[5.0], help="analysis rates [5]")
     parser.add_argument("--pets-also-at", type=float, default=10.0, help="one more rate for PETS (0: none) [10]")
     parser.add_argument("--peers", default="bytetrack,botsort", help="Ultralytics trackers beside reid-app")
-    parser.add_argument("--tiles", type=int, nargs="*", default=[], metavar="N",
-                        help="also run reid-app with --tiles N (sliced detection) at the first rate")
-    parser.add_argument("--detector-size", type=int, default=640, metavar="PIXELS",
-                        help="reid-app's detector input (320 on PETS sees people as small as 960x720 footage would)")
-    parser.add_argument("--ingest-args", default="", metavar="ARGS",
-                        help="more 'reid-app ingest' options for every reid-app run, e.g. '--tracker botsort'")
+    parser.add_argument(
+        "--tiles",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="N",
+        help="also run reid-app with --tiles N (sliced detection) at the first rate",
+    )
+    parser.add_argument(
+        "--detector-size",
+        type=int,
+        default=640,
+        metavar="PIXELS",
+        help="reid-app's detector input (320 on PETS sees people as small as 960x720 footage would)",
+    )
+    parser.add_argument(
+        "--ingest-args",
+        default="",
+        metavar="ARGS",
+        help="more 'reid-app ingest' options for every reid-app run, e.g. '--tracker botsort'",
+    )
     parser.add_argument("--keep", metavar="DIR", help="keep the databases in DIR (default: a temporary folder)")
     args = parser.parse_args(argv)
 
@@ -137,8 +190,21 @@ def main(argv=None) -> None:
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="reid-tracking-"))
     folder.mkdir(parents=True, exist_ok=True)
     table = Table(title="Tracking against MOTChallenge ground truth (TrackEval, IoU 0.5, analysed frames only)")
-    for column in ("sequence", "fps", "tracker", "IDF1", "MOTA", "HOTA", "IDSW", "Frag", "recall", "precision",
-                   "ids / people", "encoded", "seconds"):
+    for column in (
+        "sequence",
+        "fps",
+        "tracker",
+        "IDF1",
+        "MOTA",
+        "HOTA",
+        "IDSW",
+        "Frag",
+        "recall",
+        "precision",
+        "ids / people",
+        "encoded",
+        "seconds",
+    ):
         table.add_column(column, justify="left" if column in ("sequence", "tracker") else "right")
     console = Console(width=170)
     for key in args.sequences.split(","):
@@ -150,26 +216,50 @@ def main(argv=None) -> None:
             frames = analysed_frames(sequence.video, fps)
             indexes = [f.index for f in frames]
             console.print(f"{sequence.name} at {fps:g} frames/s: {len(indexes)} frames", highlight=False)
-            by_track, by_identity, facts, seconds = run_reid_app(sequence, fps, folder, 1, args.detector_size,
-                                                                 args.ingest_args.split())
-            runs = [("reid-app tracks", by_track, f"{facts['with_descriptor']}/{facts['tracks']}", seconds),
-                    ("reid-app identities", by_identity, "", seconds)]
+            by_track, by_identity, facts, seconds = run_reid_app(
+                sequence, fps, folder, 1, args.detector_size, args.ingest_args.split()
+            )
+            runs = [
+                ("reid-app tracks", by_track, f"{facts['with_descriptor']}/{facts['tracks']}", seconds),
+                ("reid-app identities", by_identity, "", seconds),
+            ]
             for tiles in args.tiles if fps == rates[0] else []:
-                by_track, _, facts, seconds = run_reid_app(sequence, fps, folder, tiles, args.detector_size,
-                                                             args.ingest_args.split())
-                runs.append((f"reid-app tracks, --tiles {tiles}", by_track,
-                             f"{facts['with_descriptor']}/{facts['tracks']}", seconds))
+                by_track, _, facts, seconds = run_reid_app(
+                    sequence, fps, folder, tiles, args.detector_size, args.ingest_args.split()
+                )
+                runs.append(
+                    (
+                        f"reid-app tracks, --tiles {tiles}",
+                        by_track,
+                        f"{facts['with_descriptor']}/{facts['tracks']}",
+                        seconds,
+                    )
+                )
             for peer in filter(None, args.peers.split(",")):
                 boxes, peer_seconds = run_peer(peer.strip(), detector, frames)
                 runs.append((f"ultralytics {peer.strip()}", boxes, "", peer_seconds))
             for name, boxes, encoded, took in runs:
                 s = score_tracking(truth, boxes, indexes)
-                table.add_row(sequence.name, f"{fps:g}", name, f"{s['IDF1']:.1f}", f"{s['MOTA']:.1f}",
-                              f"{s['HOTA']:.1f}", str(s["IDSW"]), str(s["Frag"]), f"{s['recall']:.1f}",
-                              f"{s['precision']:.1f}", f"{s['tracker_ids']} / {people}", encoded, f"{took:.1f}")
+                table.add_row(
+                    sequence.name,
+                    f"{fps:g}",
+                    name,
+                    f"{s['IDF1']:.1f}",
+                    f"{s['MOTA']:.1f}",
+                    f"{s['HOTA']:.1f}",
+                    str(s["IDSW"]),
+                    str(s["Frag"]),
+                    f"{s['recall']:.1f}",
+                    f"{s['precision']:.1f}",
+                    f"{s['tracker_ids']} / {people}",
+                    encoded,
+                    f"{took:.1f}",
+                )
     console.print(table)
-    console.print("encoded: tracks with a descriptor / tracks (static tracks left out); seconds: reid-app's whole "
-                  "ingest (detection, pose, re-id, storage) vs the peer's detection and tracking only")
+    console.print(
+        "encoded: tracks with a descriptor / tracks (static tracks left out); seconds: reid-app's whole "
+        "ingest (detection, pose, re-id, storage) vs the peer's detection and tracking only"
+    )
 
 
 if __name__ == "__main__":

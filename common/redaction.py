@@ -17,12 +17,13 @@ from typing import Optional
 from common.neutralise import terminal_text
 
 #: Keys whose values are secrets (``pass``, ``pwd``, ``token``, ``auth``, ``sig``, ``user``, ``login``, ...).
-SECRET_KEY = re.compile(r"pas|pw|token|secret|key|auth|sig|user|usr|login|cred|session|sid|account",
-                        re.IGNORECASE)
+SECRET_KEY = re.compile(r"pas|pw|token|secret|key|auth|sig|user|usr|login|cred|session|sid|account", re.IGNORECASE)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)(.*)$", re.DOTALL)
 # a key=value pair after a separator; a value ends at & ; / ? # , at whitespace, or where "_<key>=" starts
-_PAIR = re.compile(r"(?P<lead>^|[&;/?#_])(?P<key>[A-Za-z0-9.\-]*[A-Za-z][A-Za-z0-9.\-]*)=(?P<value>.*?)"
-                   r"(?=[&;/?#\s]|_[A-Za-z0-9.\-]+=|$)")
+_PAIR = re.compile(
+    r"(?P<lead>^|[&;/?#_])(?P<key>[A-Za-z0-9.\-]*[A-Za-z][A-Za-z0-9.\-]*)=(?P<value>.*?)"
+    r"(?=[&;/?#\s]|_[A-Za-z0-9.\-]+=|$)"
+)
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
@@ -59,7 +60,7 @@ def split_userinfo(url: str) -> tuple[str, Optional[str], str]:
     scheme, rest = (match.group(1), match.group(2)) if match else ("", text)
     at = rest.rfind("@")
     if at >= 0 and (match or "/" not in rest[:at] or ":" in rest[:at]):
-        return scheme, rest[:at], rest[at + 1:]
+        return scheme, rest[:at], rest[at + 1 :]
     return scheme, None, rest
 
 

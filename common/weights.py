@@ -44,8 +44,10 @@ class ResolvedWeights:
     def missing_message(self, kind: str, option: str, extra: str = "") -> str:
         """One-line error text: what was missing, where it looked, how to provide it."""
         where = "; ".join(self.searched) if self.searched else "nowhere (no weights folder configured)"
-        hint = (f"pass {option} PATH, put the file in one of those folders, or set REID_APP_WEIGHTS to the folder "
-                f"that holds it")
+        hint = (
+            f"pass {option} PATH, put the file in one of those folders, or set REID_APP_WEIGHTS to the folder "
+            f"that holds it"
+        )
         return f"{kind} weights '{self.spec}' not found (looked in: {where}){extra}; {hint}"
 
 
@@ -89,8 +91,9 @@ def resolve_weights(spec: str, search_dirs: Iterable[Path], allow_fetch_name: bo
     looks_like_path = path.is_absolute() or "/" in spec or spec.startswith(".") or spec.startswith("~")
     if path.exists():
         if not (path.is_file() or path.is_dir()):
-            raise WeightsError(f"weights '{spec}' is not a regular file (a FIFO, device or socket); give a model "
-                               f"file or folder")
+            raise WeightsError(
+                f"weights '{spec}' is not a regular file (a FIFO, device or socket); give a model file or folder"
+            )
         return ResolvedWeights(spec, path.resolve(), None, (str(path),))
     searched.append(str(path))
     if looks_like_path:

@@ -90,8 +90,11 @@ class BackboneSpec:
 def _resnet(name: str, last_stride: int, imagenet) -> Trunk:
     import torchvision.models as tvm
 
-    weights_enum = {"resnet18": tvm.ResNet18_Weights, "resnet34": tvm.ResNet34_Weights,
-                    "resnet50": tvm.ResNet50_Weights}[name].IMAGENET1K_V1
+    weights_enum = {
+        "resnet18": tvm.ResNet18_Weights,
+        "resnet34": tvm.ResNet34_Weights,
+        "resnet50": tvm.ResNet50_Weights,
+    }[name].IMAGENET1K_V1
     resnet = getattr(tvm, name)(weights=None)
     if isinstance(imagenet, (str, Path)):
         resnet.load_state_dict(_read_state_dict(Path(imagenet)), strict=False)
@@ -102,14 +105,16 @@ def _resnet(name: str, last_stride: int, imagenet) -> Trunk:
             raise WeightsError(
                 f"the ImageNet weights of {name} could not be fetched ({type(exc).__name__}); offline, place "
                 f"{weights_enum.url.rsplit('/', 1)[-1]} in $TORCH_HOME/hub/checkpoints, choose --arch mobilenet_v2 "
-                f"(ImageNet weights from a local file), or pass --reid PATH to a trained re-id model") from exc
+                f"(ImageNet weights from a local file), or pass --reid PATH to a trained re-id model"
+            ) from exc
     if last_stride == 1:
         block = resnet.layer4[0]
         strided = block.conv2 if hasattr(block, "conv3") else block.conv1  # Bottleneck vs BasicBlock
         strided.stride = (1, 1)
         block.downsample[0].stride = (1, 1)
-    trunk = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool,
-                          resnet.layer1, resnet.layer2, resnet.layer3)
+    trunk = nn.Sequential(
+        resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool, resnet.layer1, resnet.layer2, resnet.layer3
+    )
     return Trunk(trunk, resnet.layer4, resnet.layer4[0].conv1.in_channels, resnet.fc.in_features)
 
 
@@ -117,8 +122,10 @@ def _read_state_dict(path: Path) -> dict:
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"ImageNet weights {path} could not be read ({type(exc).__name__}); the file is corrupt "
-                           f"or not a PyTorch state_dict") from exc
+        raise WeightsError(
+            f"ImageNet weights {path} could not be read ({type(exc).__name__}); the file is corrupt "
+            f"or not a PyTorch state_dict"
+        ) from exc
     if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
         data = data["state_dict"]
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
@@ -141,13 +148,16 @@ def map_state_dict_in_order(source: dict, target: dict, what: str) -> dict:
         WeightsError: a different number of tensors or a shape that does not match.
     """
     if len(source) != len(target):
-        raise WeightsError(f"{what} holds {len(source)} tensors, the network expects {len(target)}: not "
-                           f"MobileNetV2 'features' weights")
+        raise WeightsError(
+            f"{what} holds {len(source)} tensors, the network expects {len(target)}: not MobileNetV2 'features' weights"
+        )
     mapped = {}
     for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items()):
         if tuple(tensor.shape) != tuple(expected.shape):
-            raise WeightsError(f"{what}: tensor {src_key} has shape {tuple(tensor.shape)}, the network's {dst_key} "
-                               f"needs {tuple(expected.shape)}")
+            raise WeightsError(
+                f"{what}: tensor {src_key} has shape {tuple(tensor.shape)}, the network's {dst_key} "
+                f"needs {tuple(expected.shape)}"
+            )
         mapped[dst_key] = tensor.to(expected.dtype)
     return mapped
 
@@ -160,8 +170,10 @@ def _mobilenet_v2(last_stride: int, imagenet) -> Trunk:
         path = Path(imagenet)
         features.load_state_dict(map_state_dict_in_order(_read_state_dict(path), features.state_dict(), path.name))
     elif imagenet:
-        raise WeightsError(f"MobileNetV2's ImageNet weights come from a local file: pass --imagenet PATH or put "
-                           f"{MOBILENET_V2_IMAGENET_FILE} in a weights folder")
+        raise WeightsError(
+            f"MobileNetV2's ImageNet weights come from a local file: pass --imagenet PATH or put "
+            f"{MOBILENET_V2_IMAGENET_FILE} in a weights folder"
+        )
     if last_stride == 1:
         features[14].conv[1][0].stride = (1, 1)  # the depthwise conv of the first stride-32 block
     # features[0:14] ends with the 96-channel stride-16 stage; 14: onwards is the stride-32 stage + 1x1 to 1280
@@ -181,16 +193,25 @@ def _open_model_zoo_osnet(ir_folder: str, last_stride: int, source) -> Trunk:
     elif isinstance(source, (str, Path)):
         net = import_ir(source)
     else:
-        raise WeightsError(f"this backbone starts from the OpenVINO IR {ir_folder}: put its folder in a weights "
-                           f"folder (REID_APP_WEIGHTS) or pass its path")
+        raise WeightsError(
+            f"this backbone starts from the OpenVINO IR {ir_folder}: put its folder in a weights "
+            f"folder (REID_APP_WEIGHTS) or pass its path"
+        )
     return Trunk(net.trunk, net.head, net.tap_channels, net.dims, pooled_top=True, graph=net.spec())
 
 
 def _omz(number: str) -> BackboneSpec:
     folder = f"person-reidentification-retail-{number}"
-    return BackboneSpec(f"osnet-omz-{number}", lambda s, i: _open_model_zoo_osnet(folder, s, i), folder, 0,
-                        preprocessing="bgr255", input_size=(256, 128), pretrained_name="Open Model Zoo IR",
-                        default_dims=(256, 64))
+    return BackboneSpec(
+        f"osnet-omz-{number}",
+        lambda s, i: _open_model_zoo_osnet(folder, s, i),
+        folder,
+        0,
+        preprocessing="bgr255",
+        input_size=(256, 128),
+        pretrained_name="Open Model Zoo IR",
+        default_dims=(256, 64),
+    )
 
 
 BACKBONES: dict[str, BackboneSpec] = {
@@ -239,5 +260,5 @@ def early_layers(trunk: nn.Module, name: str) -> tuple[list[nn.Module], list[nn.
 
     if isinstance(trunk, IRSegment):
         return [], trunk.parameters_before("AvgPool", -1)
-    modules = list(trunk.children())[:backbone_spec(name).frozen_prefix]
+    modules = list(trunk.children())[: backbone_spec(name).frozen_prefix]
     return modules, [p for module in modules for p in module.parameters()]

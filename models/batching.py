@@ -42,8 +42,7 @@ class Batcher:
         items: items processed so far.
     """
 
-    def __init__(self, run: Callable[[list], Sequence], max_batch: int = 16, linger_s: float = 0.1,
-                 recent: int = 8):
+    def __init__(self, run: Callable[[list], Sequence], max_batch: int = 16, linger_s: float = 0.1, recent: int = 8):
         self._run = run
         self.max_batch = max(1, int(max_batch))
         self.linger_s = linger_s
@@ -80,8 +79,10 @@ class Batcher:
         """Called with the condition held; releases it while the batch runs."""
         deadline = time.monotonic() + self.linger_s
         expected = self._expected_callers()
-        while len({r.thread for r in self._pending}) < expected and \
-                sum(len(r.items) for r in self._pending) < self.max_batch:
+        while (
+            len({r.thread for r in self._pending}) < expected
+            and sum(len(r.items) for r in self._pending) < self.max_batch
+        ):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -100,7 +101,7 @@ class Batcher:
                 results = list(self._run([item for r in batch for item in r.items]))
                 offset = 0
                 for r in batch:
-                    r.results = results[offset:offset + len(r.items)]
+                    r.results = results[offset : offset + len(r.items)]
                     offset += len(r.items)
             except BaseException as exc:  # every caller of the batch learns of it
                 for r in batch:

@@ -36,8 +36,9 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(path: str | Path, state_dict: dict, metadata: dict[str, Any],
-                    training_state: dict | None = None) -> None:
+def save_checkpoint(
+    path: str | Path, state_dict: dict, metadata: dict[str, Any], training_state: dict | None = None
+) -> None:
     """Write a checkpoint atomically (temporary file, then rename).
 
     Args:
@@ -70,14 +71,20 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> tupl
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"re-id checkpoint {path} could not be read ({type(exc).__name__}); the file is "
-                           f"corrupt or not a PyTorch checkpoint") from exc
+        raise WeightsError(
+            f"re-id checkpoint {path} could not be read ({type(exc).__name__}); the file is "
+            f"corrupt or not a PyTorch checkpoint"
+        ) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise WeightsError(f"{path} is not a reid-app checkpoint (no '{FORMAT}' header); use 'reid-app train' "
-                           f"checkpoints or an ONNX re-id model")
+        raise WeightsError(
+            f"{path} is not a reid-app checkpoint (no '{FORMAT}' header); use 'reid-app train' "
+            f"checkpoints or an ONNX re-id model"
+        )
     if data.get("version", 0) > VERSION:
-        raise WeightsError(f"re-id checkpoint {path} has format version {data['version']}, newer than this "
-                           f"reid-app supports ({VERSION}); upgrade reid-app")
+        raise WeightsError(
+            f"re-id checkpoint {path} has format version {data['version']}, newer than this "
+            f"reid-app supports ({VERSION}); upgrade reid-app"
+        )
     if with_training_state:
         return data["state_dict"], data.get("metadata", {}), data.get("training_state")
     return data["state_dict"], data.get("metadata", {})

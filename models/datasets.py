@@ -75,8 +75,10 @@ class ReidDataset:
 
     def summary(self) -> list[tuple[str, int, int, int]]:
         """``(split, identities, images, cameras)`` per split, for reports."""
-        return [(name, len({s.pid for s in split}), len(split), len({s.camid for s in split}))
-                for name, split in (("train", self.train), ("query", self.query), ("gallery", self.gallery))]
+        return [
+            (name, len({s.pid for s in split}), len(split), len({s.camid for s in split}))
+            for name, split in (("train", self.train), ("query", self.query), ("gallery", self.gallery))
+        ]
 
 
 def _images(folder: Path) -> list[Path]:
@@ -94,18 +96,21 @@ def _find_root(root: Path, required: tuple[str, ...], what: str) -> Path:
     for candidate in candidates:
         if all((candidate / r).exists() for r in required):
             return candidate
-    raise DatasetError(f"{root} is not a {what} folder: expected {', '.join(required)} in it (or in one of its "
-                       f"sub-folders)")
+    raise DatasetError(
+        f"{root} is not a {what} folder: expected {', '.join(required)} in it (or in one of its sub-folders)"
+    )
 
 
-def _named_samples(folder: Path, pattern: re.Pattern, camera: Callable[[int], int], pid_offset: int = 0,
-                   example: str = "") -> list[ReidSample]:
+def _named_samples(
+    folder: Path, pattern: re.Pattern, camera: Callable[[int], int], pid_offset: int = 0, example: str = ""
+) -> list[ReidSample]:
     samples = []
     for path in _images(folder):
         match = pattern.match(path.name)
         if match is None:
-            raise DatasetError(f"{path} does not follow the dataset's file naming (expected e.g. {example}); is "
-                               f"--dataset right?")
+            raise DatasetError(
+                f"{path} does not follow the dataset's file naming (expected e.g. {example}); is --dataset right?"
+            )
         samples.append(ReidSample(path, int(match.group(1)) + pid_offset, camera(int(match.group(2)))))
     return samples
 
@@ -122,9 +127,13 @@ _MARKET_DIRS = ("bounding_box_train", "query", "bounding_box_test")
 def _read_market_folders(name: str, root: Path, what: str) -> ReidDataset:
     base = _find_root(root, _MARKET_DIRS, what)
     train, query, gallery = (base / d for d in _MARKET_DIRS)
-    return ReidDataset(name, base, _market_style(train, _MARKET_NAME, keep_junk=False),
-                       _market_style(query, _MARKET_NAME, keep_junk=False),
-                       _market_style(gallery, _MARKET_NAME, keep_junk=True))
+    return ReidDataset(
+        name,
+        base,
+        _market_style(train, _MARKET_NAME, keep_junk=False),
+        _market_style(query, _MARKET_NAME, keep_junk=False),
+        _market_style(gallery, _MARKET_NAME, keep_junk=True),
+    )
 
 
 def read_market1501(root: str | Path) -> ReidDataset:
@@ -188,13 +197,19 @@ def read_msmt17(root: str | Path) -> ReidDataset:
         if (base / train_dir).is_dir() and (base / test_dir).is_dir():
             break
     else:
-        raise DatasetError(f"{base} has the MSMT17 lists but neither train/ + test/ nor mask_train_v2/ + "
-                           f"mask_test_v2/ image folders")
+        raise DatasetError(
+            f"{base} has the MSMT17 lists but neither train/ + test/ nor mask_train_v2/ + mask_test_v2/ image folders"
+        )
     train = _read_msmt_list(base, base / train_dir, "list_train.txt")
     if (base / "list_val.txt").exists():
         train += _read_msmt_list(base, base / train_dir, "list_val.txt")
-    return ReidDataset("msmt17", base, train, _read_msmt_list(base, base / test_dir, "list_query.txt"),
-                       _read_msmt_list(base, base / test_dir, "list_gallery.txt"))
+    return ReidDataset(
+        "msmt17",
+        base,
+        train,
+        _read_msmt_list(base, base / test_dir, "list_query.txt"),
+        _read_msmt_list(base, base / test_dir, "list_gallery.txt"),
+    )
 
 
 def _read_generic_csv(path: Path) -> list[ReidSample]:
@@ -242,8 +257,10 @@ def read_generic(root: str | Path, optional_train: bool = False) -> ReidDataset:
     elif all((root / s).is_dir() for s in needed):
         splits = [_read_generic_folder(root / s) if (root / s).is_dir() else [] for s in SPLITS]
     else:
-        raise DatasetError(f"{root} is not a generic re-id dataset: expected train/, query/, gallery/ folders of "
-                           f"<pid>/<camid>_*.jpg, or train.csv, query.csv, gallery.csv with 'path,pid,camid'")
+        raise DatasetError(
+            f"{root} is not a generic re-id dataset: expected train/, query/, gallery/ folders of "
+            f"<pid>/<camid>_*.jpg, or train.csv, query.csv, gallery.csv with 'path,pid,camid'"
+        )
     missing = [p.path for split in splits for p in split if not p.path.is_file()]
     if missing:
         raise DatasetError(f"{len(missing)} listed image(s) do not exist, e.g. {missing[0]}")
@@ -265,8 +282,7 @@ def read_cuhk03_views(root: str | Path) -> ReidDataset:
     view = lambda kk: 0 if kk < 5 else 1  # noqa: E731
     train = _named_samples(base / "train", _CUHK03_VIEW_NAME, view, 0, "0007_03.jpg")
     val = _named_samples(base / "val", _CUHK03_VIEW_NAME, view, VAL_PID_OFFSET, "0007_03.jpg")
-    return ReidDataset("cuhk03-views", base, train, [s for s in val if s.camid == 0],
-                       [s for s in val if s.camid == 1])
+    return ReidDataset("cuhk03-views", base, train, [s for s in val if s.camid == 0], [s for s in val if s.camid == 1])
 
 
 def read_cuhk01(root: str | Path) -> ReidDataset:
@@ -279,8 +295,9 @@ def read_cuhk01(root: str | Path) -> ReidDataset:
     if not base.is_dir():
         raise DatasetError(f"dataset root {base} does not exist or is not a folder")
     samples = _named_samples(base, _CUHK01_NAME, lambda iii: 0 if iii <= 2 else 1, 0, "0001001.png")
-    return ReidDataset("cuhk01", base, list(samples), [s for s in samples if s.camid == 0],
-                       [s for s in samples if s.camid == 1])
+    return ReidDataset(
+        "cuhk01", base, list(samples), [s for s in samples if s.camid == 0], [s for s in samples if s.camid == 1]
+    )
 
 
 def combine_training_sets(datasets: list[ReidDataset]) -> list[ReidSample]:

@@ -27,8 +27,9 @@ DEFAULT_MODEL_NAME = "jointloss-osnet0286-cuhk"
 def _shipped(suffix: str) -> Path:
     path = Path(str(resources.files("models").joinpath("pretrained", DEFAULT_MODEL_NAME + suffix)))
     if not path.is_file():
-        raise WeightsError(f"the shipped re-id model {path} is missing from this installation; reinstall reid-app "
-                           f"or pass --reid PATH")
+        raise WeightsError(
+            f"the shipped re-id model {path} is missing from this installation; reinstall reid-app or pass --reid PATH"
+        )
     return path
 
 

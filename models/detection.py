@@ -70,11 +70,15 @@ def load_yolo(weights: str | Path, what: str = "detector"):
                 model.predict(np.zeros((64, 64, 3), np.uint8), verbose=False)
     except Exception as exc:  # ultralytics raises many types for unreadable or unreachable weights
         if not path.exists():
-            raise WeightsError(f"{what} weights '{weights}' could not be downloaded ({type(exc).__name__}: {exc}); "
-                               f"you may be offline: pass --detector PATH to a local model file or folder") from exc
-        raise WeightsError(f"{what} weights {weights} could not be loaded ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); the file may be corrupt "
-                           f"or not an Ultralytics YOLO model") from exc
+            raise WeightsError(
+                f"{what} weights '{weights}' could not be downloaded ({type(exc).__name__}: {exc}); "
+                f"you may be offline: pass --detector PATH to a local model file or folder"
+            ) from exc
+        raise WeightsError(
+            f"{what} weights {weights} could not be loaded ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); the file may be corrupt "
+            f"or not an Ultralytics YOLO model"
+        ) from exc
     return model
 
 
@@ -103,8 +107,9 @@ class PersonDetections:
 
     def __getitem__(self, index) -> "PersonDetections":
         """The rows selected by a boolean mask or an index array (what Ultralytics' trackers ask for)."""
-        return PersonDetections(self.xyxy[index], self.conf[index],
-                                None if self.keypoints is None else self.keypoints[index])
+        return PersonDetections(
+            self.xyxy[index], self.conf[index], None if self.keypoints is None else self.keypoints[index]
+        )
 
     @property
     def cls(self) -> np.ndarray:
@@ -152,16 +157,26 @@ class PersonDetector:
         WeightsError: see :func:`load_yolo`; also when the model cannot detect persons.
     """
 
-    def __init__(self, weights: str | Path, device: str = "cpu", confidence: float = 0.1, image_size: int = 640,
-                 model=None, half: bool = True, native_aspect: bool = True):
+    def __init__(
+        self,
+        weights: str | Path,
+        device: str = "cpu",
+        confidence: float = 0.1,
+        image_size: int = 640,
+        model=None,
+        half: bool = True,
+        native_aspect: bool = True,
+    ):
         from models.native_aspect import load_native_aspect
 
         self.model = model if model is not None else load_yolo(weights)
         self.task = self.model.task
         names = getattr(self.model, "names", None) or {}
         if names and names.get(0) != "person":
-            raise WeightsError(f"detector {weights} has no 'person' class 0 (classes: {list(names.values())[:5]}); "
-                               f"use a COCO-trained YOLO detector or pose model")
+            raise WeightsError(
+                f"detector {weights} has no 'person' class 0 (classes: {list(names.values())[:5]}); "
+                f"use a COCO-trained YOLO detector or pose model"
+            )
         self.device = inference_device(weights, device)
         self.half = half and self.device.startswith("cuda")
         self._lock = inference_lock(weights)
@@ -202,8 +217,15 @@ class PersonDetector:
             return [PersonDetections(*found) for found in self.native.detect(images, self.confidence)]
         with self._lock:
             extra = {"half": True} if self.half else {}  # half precision on CUDA only (ultralytics warns otherwise)
-            results = self.model.predict(list(images), classes=[0], conf=self.confidence, imgsz=self.image_size,
-                                         device=self.device, verbose=False, **extra)
+            results = self.model.predict(
+                list(images),
+                classes=[0],
+                conf=self.confidence,
+                imgsz=self.image_size,
+                device=self.device,
+                verbose=False,
+                **extra,
+            )
         return [detections_from_result(r) for r in results]
 
 
@@ -224,8 +246,9 @@ class BatchingDetector:
 
         self.detector = detector
         # waiting for the other cameras pays only where a batch is cheaper than its frames one by one
-        self._batcher = Batcher(detector.detect, max_batch,
-                                linger_s=0.1 if getattr(detector, "batches_pay", False) else 0.0)
+        self._batcher = Batcher(
+            detector.detect, max_batch, linger_s=0.1 if getattr(detector, "batches_pay", False) else 0.0
+        )
         self._direct = getattr(detector, "concurrent", False)
         self._count_lock = threading.Lock()
         self._direct_calls = self._direct_images = 0

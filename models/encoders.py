@@ -38,8 +38,9 @@ ONNX_LAYOUT_KEY = "reid_app.descriptor_layout"
 IR_RT_INFO_SECTION = "reid_app"
 
 
-def resize_crops(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], size: tuple[int, int]
-                 ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def resize_crops(
+    crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], size: tuple[int, int]
+) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Resize crops to the network input and rescale their part boxes.
 
     Args:
@@ -62,8 +63,9 @@ def resize_crops(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], 
     return images, boxes
 
 
-def preprocess(crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], size: tuple[int, int]
-               ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def preprocess(
+    crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray], size: tuple[int, int]
+) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """:func:`resize_crops` (same arguments), then :data:`IMAGENET_RGB` (BGR -> RGB, ImageNet normalisation).
 
     Returns:
@@ -130,8 +132,9 @@ class ReIDEncoder(ABC):
         with self._encode_lock:
             for start in range(0, len(crops), self.batch_size):
                 stop = start + self.batch_size
-                out.append(self._encode_batch(crops[start:stop],
-                                              None if part_boxes is None else part_boxes[start:stop]))
+                out.append(
+                    self._encode_batch(crops[start:stop], None if part_boxes is None else part_boxes[start:stop])
+                )
         return _l2_normalise(np.concatenate(out, axis=0))
 
     def _encode_batch(self, crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray]) -> np.ndarray:
@@ -168,8 +171,9 @@ def resolve_device(spec: str) -> str:
         if not torch.cuda.is_available():
             raise DeviceError(f"device '{spec}' requested but CUDA is not available on this machine; use --device cpu")
         if index >= torch.cuda.device_count():
-            raise DeviceError(f"device '{spec}' does not exist: this machine has {torch.cuda.device_count()} "
-                              f"CUDA device(s)")
+            raise DeviceError(
+                f"device '{spec}' does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
         return f"cuda:{index}"
     raise DeviceError(f"device '{spec}' is not valid; use auto, cpu, cuda or cuda:N")
 
@@ -191,8 +195,17 @@ class JointLossEncoder(ReIDEncoder):
 
     PRECISIONS = ("fp32", "bf16", "fp16")
 
-    def __init__(self, net, name: str, checkpoint_hash: str, source: str, device: str = "cpu",
-                 batch_size: int = 64, precision: Optional[str] = None, channels_last: Optional[bool] = None):
+    def __init__(
+        self,
+        net,
+        name: str,
+        checkpoint_hash: str,
+        source: str,
+        device: str = "cpu",
+        batch_size: int = 64,
+        precision: Optional[str] = None,
+        channels_last: Optional[bool] = None,
+    ):
         import torch
 
         super().__init__(batch_size)
@@ -236,13 +249,18 @@ class JointLossEncoder(ReIDEncoder):
     def _run(self, x, part_boxes: Optional[np.ndarray]) -> np.ndarray:
         import torch
 
-        boxes = None if part_boxes is None else torch.from_numpy(
-            np.ascontiguousarray(part_boxes, dtype=np.float32)).to(self.device)
+        boxes = (
+            None
+            if part_boxes is None
+            else torch.from_numpy(np.ascontiguousarray(part_boxes, dtype=np.float32)).to(self.device)
+        )
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        with torch.inference_mode(), torch.autocast(self.device.split(":")[0], dtype=dtype or torch.float32,
-                                                    enabled=dtype is not None):
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None),
+        ):
             out = self.net(x, boxes)["descriptor"]
         return out.float().cpu().numpy()
 
@@ -275,15 +293,23 @@ class OnnxEncoder(ReIDEncoder):
         try:
             self.session = ort.InferenceSession(str(path), providers=providers)
         except Exception as exc:
-            raise WeightsError(f"ONNX re-id model {path} could not be loaded ({type(exc).__name__}); the file is "
-                               f"corrupt or not an ONNX model") from exc
+            raise WeightsError(
+                f"ONNX re-id model {path} could not be loaded ({type(exc).__name__}); the file is "
+                f"corrupt or not an ONNX model"
+            ) from exc
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = inputs[0].shape
         box_shape = inputs[1].shape if len(inputs) == 2 else None
-        if len(shape) != 4 or shape[1] != 3 or len(inputs) > 2 or (
-                box_shape is not None and (len(box_shape) != 3 or not isinstance(box_shape[1], int))):
-            raise WeightsError(f"ONNX model {path} must take one input [N, 3, H, W] (or that and part boxes "
-                               f"[N, P, 4]); it takes {[(i.name, i.shape) for i in inputs]}")
+        if (
+            len(shape) != 4
+            or shape[1] != 3
+            or len(inputs) > 2
+            or (box_shape is not None and (len(box_shape) != 3 or not isinstance(box_shape[1], int)))
+        ):
+            raise WeightsError(
+                f"ONNX model {path} must take one input [N, 3, H, W] (or that and part boxes "
+                f"[N, P, 4]); it takes {[(i.name, i.shape) for i in inputs]}"
+            )
         height = shape[2] if isinstance(shape[2], int) else 256
         width = shape[3] if isinstance(shape[3], int) else 128
         self.input_size = (height, width)
@@ -315,8 +341,10 @@ class OnnxEncoder(ReIDEncoder):
             if ONNX_LAYOUT_KEY in meta:
                 self.descriptor_layout = parse_descriptor_layout(meta[ONNX_LAYOUT_KEY])
         except (ValueError, TypeError, KeyError) as exc:
-            raise WeightsError(f"ONNX model {path} carries malformed reid-app metadata ({type(exc).__name__}); "
-                               f"export it again with 'reid-app export'") from None
+            raise WeightsError(
+                f"ONNX model {path} carries malformed reid-app metadata ({type(exc).__name__}); "
+                f"export it again with 'reid-app export'"
+            ) from None
 
     def _run(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
         feeds = {self.input_name: images}
@@ -328,8 +356,13 @@ class OnnxEncoder(ReIDEncoder):
 
     def _forward(self, images: np.ndarray, part_boxes: Optional[np.ndarray]) -> np.ndarray:
         if self.fixed_batch is not None and self.fixed_batch != images.shape[0]:
-            return np.concatenate([self._run(images[i:i + 1], None if part_boxes is None else part_boxes[i:i + 1])
-                                   for i in range(images.shape[0])], axis=0)
+            return np.concatenate(
+                [
+                    self._run(images[i : i + 1], None if part_boxes is None else part_boxes[i : i + 1])
+                    for i in range(images.shape[0])
+                ],
+                axis=0,
+            )
         return self._run(images, part_boxes)
 
 
@@ -360,8 +393,14 @@ class OpenVinoEncoder(ReIDEncoder):
             ``rt_info``.
     """
 
-    def __init__(self, path: str | Path, device: str = "cpu", batch_size: int = 64,
-                 preprocessing: Optional[Preprocessing] = None, threads: Optional[int] = None):
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "cpu",
+        batch_size: int = 64,
+        preprocessing: Optional[Preprocessing] = None,
+        threads: Optional[int] = None,
+    ):
         import openvino as ov
 
         from models.checkpoint import file_sha256
@@ -369,30 +408,46 @@ class OpenVinoEncoder(ReIDEncoder):
         super().__init__(batch_size)
         xml = openvino_xml(path)
         if xml is None:
-            raise WeightsError(f"{path} is not an OpenVINO IR re-id model (expected a .xml file with its .bin, or "
-                               f"a folder holding one)")
+            raise WeightsError(
+                f"{path} is not an OpenVINO IR re-id model (expected a .xml file with its .bin, or "
+                f"a folder holding one)"
+            )
         core = ov.Core()
         try:
             model = core.read_model(str(xml))
         except Exception as exc:
-            raise WeightsError(f"OpenVINO IR {xml} could not be read ({type(exc).__name__}); is it an IR .xml "
-                               f"with its .bin beside it?") from exc
+            raise WeightsError(
+                f"OpenVINO IR {xml} could not be read ({type(exc).__name__}); is it an IR .xml with its .bin beside it?"
+            ) from exc
         shape = model.inputs[0].get_partial_shape()
         box_shape = model.inputs[1].get_partial_shape() if len(model.inputs) == 2 else None
         # our own exports take the resized crops as they are: uint8 [N, H, W, 3] BGR (models.ir_export)
-        self.takes_uint8 = model.inputs[0].get_element_type() == ov.Type.u8 and shape.rank.get_length() == 4 \
-            and shape[3].is_static and shape[3].get_length() == 3
+        self.takes_uint8 = (
+            model.inputs[0].get_element_type() == ov.Type.u8
+            and shape.rank.get_length() == 4
+            and shape[3].is_static
+            and shape[3].get_length() == 3
+        )
         if self.takes_uint8:
             shape = ov.PartialShape([shape[0], shape[3], shape[1], shape[2]])  # as NCHW for the checks below
-        if len(model.inputs) > 2 or shape.rank.get_length() != 4 or shape[1].get_length() != 3 \
-                or len(model.outputs) != 1 or (box_shape is not None and (
-                    box_shape.rank.get_length() != 3 or not box_shape[1].is_static)):
-            raise WeightsError(f"OpenVINO IR {xml} must take one input [N, 3, H, W] (or that and part boxes "
-                               f"[N, P, 4]) and give one output [N, D]; it takes "
-                               f"{[str(i.get_partial_shape()) for i in model.inputs]}")
+        if (
+            len(model.inputs) > 2
+            or shape.rank.get_length() != 4
+            or shape[1].get_length() != 3
+            or len(model.outputs) != 1
+            or (box_shape is not None and (box_shape.rank.get_length() != 3 or not box_shape[1].is_static))
+        ):
+            raise WeightsError(
+                f"OpenVINO IR {xml} must take one input [N, 3, H, W] (or that and part boxes "
+                f"[N, P, 4]) and give one output [N, D]; it takes "
+                f"{[str(i.get_partial_shape()) for i in model.inputs]}"
+            )
         height, width = shape[2].get_length(), shape[3].get_length()
-        shapes = {model.inputs[0].any_name: ov.PartialShape([-1, height, width, 3] if self.takes_uint8
-                                                             else [-1, 3, height, width])}
+        shapes = {
+            model.inputs[0].any_name: ov.PartialShape(
+                [-1, height, width, 3] if self.takes_uint8 else [-1, 3, height, width]
+            )
+        }
         if box_shape is not None:
             self.num_parts = box_shape[1].get_length()
             shapes[model.inputs[1].any_name] = ov.PartialShape([-1, self.num_parts, 4])
@@ -406,14 +461,18 @@ class OpenVinoEncoder(ReIDEncoder):
         self._default_boxes = stripe_boxes(height, width, fallback_stripes(self.num_parts))
         self.dims = int(model.outputs[0].get_partial_shape()[-1].get_length())
         self.name = info.get("name") or xml.stem
-        self.preprocessing = preprocessing or info.get("preprocessing") or next(
-            (p for prefix, p in IR_PREPROCESSING.items() if self.name.startswith(prefix)), OPEN_MODEL_ZOO_BGR)
+        self.preprocessing = (
+            preprocessing
+            or info.get("preprocessing")
+            or next((p for prefix, p in IR_PREPROCESSING.items() if self.name.startswith(prefix)), OPEN_MODEL_ZOO_BGR)
+        )
         self.clustering_threshold = info.get("clustering_threshold")
         self.descriptor_layout = info.get("descriptor_layout")
         # the same hash whether the user named the folder or the .xml: the topology and its weights
         bin_file = xml.with_suffix(".bin")
         self.checkpoint_hash = hashlib.sha256(
-            (file_sha256(xml) + (file_sha256(bin_file) if bin_file.exists() else "")).encode()).hexdigest()
+            (file_sha256(xml) + (file_sha256(bin_file) if bin_file.exists() else "")).encode()
+        ).hexdigest()
         self.source = str(xml.resolve())
         self.device = "cpu"
 
@@ -438,8 +497,10 @@ class OpenVinoEncoder(ReIDEncoder):
             if text("descriptor_layout"):
                 info["descriptor_layout"] = parse_descriptor_layout(text("descriptor_layout"))
         except (ValueError, TypeError, KeyError) as exc:
-            raise WeightsError(f"OpenVINO IR {xml} carries malformed reid-app metadata ({type(exc).__name__}: "
-                               f"{exc}); export it again with 'reid-app export --ir'") from None
+            raise WeightsError(
+                f"OpenVINO IR {xml} carries malformed reid-app metadata ({type(exc).__name__}: "
+                f"{exc}); export it again with 'reid-app export --ir'"
+            ) from None
         return info
 
     def _encode_batch(self, crops: Sequence[np.ndarray], part_boxes: Optional[np.ndarray]) -> np.ndarray:
@@ -458,8 +519,9 @@ class OpenVinoEncoder(ReIDEncoder):
         return np.asarray(result[self.compiled.outputs[0]], np.float32).reshape(images.shape[0], -1)
 
 
-def build_jointloss_encoder(checkpoint: Optional[str | Path], device: str = "cpu", batch_size: int = 64,
-                            backbone: str = "resnet50") -> JointLossEncoder:
+def build_jointloss_encoder(
+    checkpoint: Optional[str | Path], device: str = "cpu", batch_size: int = 64, backbone: str = "resnet50"
+) -> JointLossEncoder:
     """A joint-loss encoder from a reid-app checkpoint, or from ImageNet trunk weights when ``checkpoint`` is None.
 
     Raises:
@@ -469,12 +531,15 @@ def build_jointloss_encoder(checkpoint: Optional[str | Path], device: str = "cpu
     from models.jointloss import JointLossConfig, JointLossNet
 
     if checkpoint is None:
-        log.warning("the joint-loss re-id network is not re-id-trained (ImageNet trunk only): matches will be "
-                    "poor; pass --reid PATH to a trained checkpoint or an ONNX re-id model")
+        log.warning(
+            "the joint-loss re-id network is not re-id-trained (ImageNet trunk only): matches will be "
+            "poor; pass --reid PATH to a trained checkpoint or an ONNX re-id model"
+        )
         config = JointLossConfig(backbone=backbone)
         net = JointLossNet(config, pretrained_trunk=True)
-        return JointLossEncoder(net, f"jointloss-{backbone}", f"imagenet-{backbone}", "torchvision-imagenet",
-                                device, batch_size)
+        return JointLossEncoder(
+            net, f"jointloss-{backbone}", f"imagenet-{backbone}", "torchvision-imagenet", device, batch_size
+        )
     state_dict, metadata = load_checkpoint(checkpoint)
     try:
         config = JointLossConfig.from_dict(metadata.get("config", {}))
@@ -486,8 +551,7 @@ def build_jointloss_encoder(checkpoint: Optional[str | Path], device: str = "cpu
     except (ValueError, RuntimeError, TypeError) as exc:
         raise WeightsError(f"re-id checkpoint {checkpoint} does not match the joint-loss network: {exc}") from exc
     name = metadata.get("name") or f"jointloss-{config.backbone}"
-    encoder = JointLossEncoder(net, name, file_sha256(checkpoint), str(Path(checkpoint).resolve()), device,
-                               batch_size)
+    encoder = JointLossEncoder(net, name, file_sha256(checkpoint), str(Path(checkpoint).resolve()), device, batch_size)
     threshold = metadata.get("clustering_threshold")
     encoder.clustering_threshold = None if threshold is None else float(threshold)
     return encoder
@@ -529,18 +593,24 @@ def check_encoder(encoder: ReIDEncoder, weights: str | Path = "") -> None:
     name = weights or encoder.name
     height, width = encoder.input_size
     if not (8 <= height <= MAX_INPUT_SIDE and 8 <= width <= MAX_INPUT_SIDE):
-        raise WeightsError(f"re-id model {name} takes {height}x{width} pixel inputs; a re-id model takes person "
-                           f"crops of 8 to {MAX_INPUT_SIDE} pixels a side")
+        raise WeightsError(
+            f"re-id model {name} takes {height}x{width} pixel inputs; a re-id model takes person "
+            f"crops of 8 to {MAX_INPUT_SIDE} pixels a side"
+        )
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8), np.full((height, width, 3), 128, np.uint8)]
     try:
         raw = np.asarray(encoder._encode_batch(crops, None))
     except (MemoryError, RuntimeError, ValueError) as exc:
-        raise WeightsError(f"re-id model {name} failed on a test batch ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+        raise WeightsError(
+            f"re-id model {name} failed on a test batch ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200] if str(exc) else ''})"
+        ) from None
     if raw.shape != (2, encoder.dims):
-        raise WeightsError(f"re-id model {name} gave embeddings of shape {list(raw.shape)} for 2 crops; expected "
-                           f"[2, {encoder.dims}] ([N, D])")
+        raise WeightsError(
+            f"re-id model {name} gave embeddings of shape {list(raw.shape)} for 2 crops; expected "
+            f"[2, {encoder.dims}] ([N, D])"
+        )
     if not np.all(np.isfinite(raw)):
         raise WeightsError(f"re-id model {name} gives NaN or infinite embeddings; the weights are broken")
     if np.any(np.linalg.norm(raw, axis=1) < 1e-6):

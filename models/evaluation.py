@@ -19,9 +19,14 @@ from models.parts import PART_COUNTS, flip_boxes, part_boxes_from_keypoints
 from models.reranking import k_reciprocal_rerank
 
 
-def extract_features(encoder, samples: Sequence[ReidSample], keypoints: Optional[np.ndarray] = None,
-                     flip: bool = False, batch_size: int = 128,
-                     on_progress: Callable[[int, int], None] = lambda done, total: None) -> np.ndarray:
+def extract_features(
+    encoder,
+    samples: Sequence[ReidSample],
+    keypoints: Optional[np.ndarray] = None,
+    flip: bool = False,
+    batch_size: int = 128,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+) -> np.ndarray:
     """Embed dataset images.
 
     Args:
@@ -45,17 +50,26 @@ def extract_features(encoder, samples: Sequence[ReidSample], keypoints: Optional
         images = [read_image(samples[i].path) for i in chunk]
         boxes = None
         if encoder.num_parts in PART_COUNTS:  # other counts are fixed stripes, placed by the network itself
-            boxes = np.stack([part_boxes_from_keypoints(as_optional(None if keypoints is None else keypoints[i]),
-                                                        im.shape[0], im.shape[1], num_parts=encoder.num_parts)[0]
-                              for i, im in zip(chunk, images)])
+            boxes = np.stack(
+                [
+                    part_boxes_from_keypoints(
+                        as_optional(None if keypoints is None else keypoints[i]),
+                        im.shape[0],
+                        im.shape[1],
+                        num_parts=encoder.num_parts,
+                    )[0]
+                    for i, im in zip(chunk, images)
+                ]
+            )
         feats = encoder.encode(images, boxes)
         if flip:
             mirrored = [np.ascontiguousarray(im[:, ::-1]) for im in images]
-            mirrored_boxes = None if boxes is None else np.stack(
-                [flip_boxes(b, im.shape[1]) for b, im in zip(boxes, images)])
+            mirrored_boxes = (
+                None if boxes is None else np.stack([flip_boxes(b, im.shape[1]) for b, im in zip(boxes, images)])
+            )
             feats = feats + encoder.encode(mirrored, mirrored_boxes)
             feats /= np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
-        out[start:start + len(images)] = feats
+        out[start : start + len(images)] = feats
         on_progress(start + len(images), len(samples))
     return out
 
@@ -83,10 +97,16 @@ class EvaluationReport:
     seconds: float
 
 
-def evaluate_encoder(encoder, dataset: ReidDataset, query_keypoints: Optional[np.ndarray] = None,
-                     gallery_keypoints: Optional[np.ndarray] = None, flip: bool = False, rerank: bool = False,
-                     max_rank: int = 20, on_progress: Callable[[int, int], None] = lambda done, total: None
-                     ) -> EvaluationReport:
+def evaluate_encoder(
+    encoder,
+    dataset: ReidDataset,
+    query_keypoints: Optional[np.ndarray] = None,
+    gallery_keypoints: Optional[np.ndarray] = None,
+    flip: bool = False,
+    rerank: bool = False,
+    max_rank: int = 20,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+) -> EvaluationReport:
     """CMC and mAP of ``encoder`` on the dataset's query/gallery split under the standard protocol.
 
     Args:
@@ -106,10 +126,16 @@ def evaluate_encoder(encoder, dataset: ReidDataset, query_keypoints: Optional[np
     """
     total = len(dataset.query) + len(dataset.gallery)
     t0 = time.perf_counter()
-    query = extract_features(encoder, dataset.query, query_keypoints, flip,
-                             on_progress=lambda d, _t: on_progress(d, total))
-    gallery = extract_features(encoder, dataset.gallery, gallery_keypoints, flip,
-                               on_progress=lambda d, _t: on_progress(len(dataset.query) + d, total))
+    query = extract_features(
+        encoder, dataset.query, query_keypoints, flip, on_progress=lambda d, _t: on_progress(d, total)
+    )
+    gallery = extract_features(
+        encoder,
+        dataset.gallery,
+        gallery_keypoints,
+        flip,
+        on_progress=lambda d, _t: on_progress(len(dataset.query) + d, total),
+    )
     seconds = time.perf_counter() - t0
     q_pids = np.array([s.pid for s in dataset.query])
     q_cams = np.array([s.camid for s in dataset.query])
@@ -119,7 +145,8 @@ def evaluate_encoder(encoder, dataset: ReidDataset, query_keypoints: Optional[np
     result = evaluate_ranking(distances, q_pids, g_pids, q_cams, g_cams, max_rank)
     reranked = None
     if rerank:
-        reranked_distances = k_reciprocal_rerank(2 * distances, 2 * cosine_distances(query, query),
-                                                 2 * cosine_distances(gallery, gallery))
+        reranked_distances = k_reciprocal_rerank(
+            2 * distances, 2 * cosine_distances(query, query), 2 * cosine_distances(gallery, gallery)
+        )
         reranked = evaluate_ranking(reranked_distances, q_pids, g_pids, q_cams, g_cams, max_rank)
     return EvaluationReport(result, reranked, len(query), len(gallery), seconds)

@@ -4,7 +4,8 @@ The exported graph takes ``images`` (``float32 [N, 3, H, W]`` in the network's p
 mean/std, or BGR 0-255 for an imported Open Model Zoo trunk, recorded in the file's metadata as
 ``reid_app.preprocessing``) and, for pose-guided part branches, ``part_boxes`` (``float32 [N, P, 4]`` in input
 pixels); it returns ``descriptor`` (``float32 [N, D]``, L2-normalised). The batch dimension is dynamic. The
-descriptor's layout (``JointLossConfig.descriptor_layout``) is recorded as ``reid_app.descriptor_layout``. ``models.encoders.OnnxEncoder`` runs it (``reid-app ingest --reid
+descriptor's layout (``JointLossConfig.descriptor_layout``) is recorded as ``reid_app.descriptor_layout``.
+``models.encoders.OnnxEncoder`` runs it (``reid-app ingest --reid
 model.onnx``, ``reid-app evaluate --weights model.onnx``).
 """
 
@@ -52,14 +53,17 @@ class ExportReport:
     check_batch: int
 
 
-
-
 def _record_metadata(path: Path, net: JointLossNet) -> None:
     import onnx
 
     model = onnx.load(str(path))
-    onnx.helper.set_model_props(model, {ONNX_PREPROCESSING_KEY: json.dumps(net.preprocessing.to_dict()),
-                                        ONNX_LAYOUT_KEY: json.dumps(net.config.descriptor_layout())})
+    onnx.helper.set_model_props(
+        model,
+        {
+            ONNX_PREPROCESSING_KEY: json.dumps(net.preprocessing.to_dict()),
+            ONNX_LAYOUT_KEY: json.dumps(net.config.descriptor_layout()),
+        },
+    )
     onnx.save(model, str(path))
 
 
@@ -79,8 +83,9 @@ def check_inputs(net: JointLossNet, n: int, generator: torch.Generator, with_box
     return images, boxes
 
 
-def export_onnx(net: JointLossNet, out: str | Path, opset: int = 17, tolerance: float = 1e-4,
-                check_batch: int = 3, seed: int = 0) -> ExportReport:
+def export_onnx(
+    net: JointLossNet, out: str | Path, opset: int = 17, tolerance: float = 1e-4, check_batch: int = 3, seed: int = 0
+) -> ExportReport:
     """Export ``net`` to ONNX with a dynamic batch and check onnxruntime against PyTorch on random inputs.
 
     Args:
@@ -114,8 +119,16 @@ def export_onnx(net: JointLossNet, out: str | Path, opset: int = 17, tolerance: 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(wrapper, inputs(2), str(tmp), input_names=names, output_names=["descriptor"],
-                              dynamic_axes=axes, opset_version=opset, dynamo=False)
+            torch.onnx.export(
+                wrapper,
+                inputs(2),
+                str(tmp),
+                input_names=names,
+                output_names=["descriptor"],
+                dynamic_axes=axes,
+                opset_version=opset,
+                dynamo=False,
+            )
         _record_metadata(tmp, net)
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         check = inputs(check_batch)
@@ -128,7 +141,9 @@ def export_onnx(net: JointLossNet, out: str | Path, opset: int = 17, tolerance: 
     difference = float(np.abs(got - want).max())
     if got.shape != want.shape or not difference <= tolerance:
         tmp.unlink(missing_ok=True)
-        raise WeightsError(f"the ONNX export disagrees with PyTorch (max |difference| {difference:.2e} > "
-                           f"{tolerance:.0e}); nothing was written to {out}")
+        raise WeightsError(
+            f"the ONNX export disagrees with PyTorch (max |difference| {difference:.2e} > "
+            f"{tolerance:.0e}); nothing was written to {out}"
+        )
     tmp.replace(out)
     return ExportReport(out, names, int(want.shape[1]), difference, check_batch)

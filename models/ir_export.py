@@ -9,7 +9,8 @@ CPU before inference) and, with pose-guided parts, ``part_boxes`` (``float32 [N,
 ``descriptor`` (``float32 [N, D]``, L2-normalised).
 
 What the app needs to use the IR without the checkpoint travels in the IR's ``rt_info`` under ``reid_app``:
-``name``, ``input`` (``uint8-nhwc-bgr``), ``preprocessing`` (JSON, what the graph does inside), ``descriptor_layout`` (JSON, ``JointLossConfig.descriptor_layout``),
+``name``, ``input`` (``uint8-nhwc-bgr``), ``preprocessing`` (JSON, what the graph does inside), ``descriptor_layout``
+(JSON, ``JointLossConfig.descriptor_layout``),
 ``clustering_threshold`` (when known) and ``source_checkpoint`` (SHA-256 of the checkpoint it came from).
 ``models.encoders.OpenVinoEncoder`` reads them.
 """
@@ -77,9 +78,16 @@ class IRExportReport:
     check_batch: int
 
 
-def export_ir(net: JointLossNet, xml: str | Path, name: str, clustering_threshold: Optional[float] = None,
-              source_checkpoint: str = "", min_cosine: float = 0.999, check_batch: int = 3,
-              seed: int = 0) -> IRExportReport:
+def export_ir(
+    net: JointLossNet,
+    xml: str | Path,
+    name: str,
+    clustering_threshold: Optional[float] = None,
+    source_checkpoint: str = "",
+    min_cosine: float = 0.999,
+    check_batch: int = 3,
+    seed: int = 0,
+) -> IRExportReport:
     """Convert ``net`` to an OpenVINO IR with FP16 weights and check it against PyTorch.
 
     Args:
@@ -114,14 +122,18 @@ def export_ir(net: JointLossNet, xml: str | Path, name: str, clustering_threshol
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            model = ov.convert_model(wrapper, example_input=check_inputs(net, 2, generator, with_boxes),
-                                     input=shapes)
+            model = ov.convert_model(wrapper, example_input=check_inputs(net, 2, generator, with_boxes), input=shapes)
         for node, input_name in zip(model.inputs, ["images", "part_boxes"]):
             node.get_tensor().set_names({input_name})
         model.outputs[0].get_tensor().set_names({"descriptor"})
         model = _take_uint8_bgr(model, net.preprocessing)
-        info = {"name": name, "input": UINT8_BGR_INPUT, "preprocessing": json.dumps(net.preprocessing.to_dict()),
-                "descriptor_layout": json.dumps(net.config.descriptor_layout()), "source_checkpoint": source_checkpoint}
+        info = {
+            "name": name,
+            "input": UINT8_BGR_INPUT,
+            "preprocessing": json.dumps(net.preprocessing.to_dict()),
+            "descriptor_layout": json.dumps(net.config.descriptor_layout()),
+            "source_checkpoint": source_checkpoint,
+        }
         if clustering_threshold is not None:
             info["clustering_threshold"] = str(float(clustering_threshold))
         for key, value in info.items():
@@ -129,8 +141,10 @@ def export_ir(net: JointLossNet, xml: str | Path, name: str, clustering_threshol
         ov.save_model(model, str(tmp_xml), compress_to_fp16=True)
         compiled = ov.Core().compile_model(str(tmp_xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
         pixels = torch.randint(0, 256, (check_batch, height, width, 3), generator=generator).numpy().astype(np.uint8)
-        check = (torch.from_numpy(net.preprocessing.apply(pixels)), *check_inputs(net, check_batch, generator,
-                                                                                  with_boxes)[1:])
+        check = (
+            torch.from_numpy(net.preprocessing.apply(pixels)),
+            *check_inputs(net, check_batch, generator, with_boxes)[1:],
+        )
         got = np.asarray(compiled({0: pixels, **({1: check[1].numpy()} if with_boxes else {})})[compiled.outputs[0]])
         with torch.inference_mode():
             want = wrapper(*check).numpy()
@@ -145,8 +159,10 @@ def export_ir(net: JointLossNet, xml: str | Path, name: str, clustering_threshol
     if not worst >= min_cosine:
         for f in (tmp_xml, tmp_xml.with_suffix(".bin")):
             f.unlink(missing_ok=True)
-        raise WeightsError(f"the OpenVINO IR export disagrees with PyTorch (cosine {worst:.5f} < {min_cosine}); "
-                           f"nothing was written to {xml}")
+        raise WeightsError(
+            f"the OpenVINO IR export disagrees with PyTorch (cosine {worst:.5f} < {min_cosine}); "
+            f"nothing was written to {xml}"
+        )
     tmp_xml.with_suffix(".bin").replace(xml.with_suffix(".bin"))
     tmp_xml.replace(xml)
     size = xml.stat().st_size + xml.with_suffix(".bin").stat().st_size

@@ -38,11 +38,34 @@ from common.errors import WeightsError
 from models.ir_files import openvino_xml
 
 #: Op types :func:`import_ir` understands.
-SUPPORTED_OPS = frozenset({
-    "Parameter", "Constant", "Convert", "Result", "Convolution", "GroupConvolution", "MatMul", "Add", "Subtract",
-    "Multiply", "Divide", "MVN", "Relu", "Sigmoid", "PRelu", "MaxPool", "AvgPool", "ReduceMean", "Reshape",
-    "ShapeOf", "Gather", "Concat", "Squeeze", "Unsqueeze",
-})
+SUPPORTED_OPS = frozenset(
+    {
+        "Parameter",
+        "Constant",
+        "Convert",
+        "Result",
+        "Convolution",
+        "GroupConvolution",
+        "MatMul",
+        "Add",
+        "Subtract",
+        "Multiply",
+        "Divide",
+        "MVN",
+        "Relu",
+        "Sigmoid",
+        "PRelu",
+        "MaxPool",
+        "AvgPool",
+        "ReduceMean",
+        "Reshape",
+        "ShapeOf",
+        "Gather",
+        "Concat",
+        "Squeeze",
+        "Unsqueeze",
+    }
+)
 #: Ops that may form the input preprocessing before the first network layer (their constants are frozen).
 _PREPROCESSING_OPS = frozenset({"Gather", "Subtract", "Multiply", "Divide", "Add", "Convert"})
 _ELEMENTWISE = {"Add": torch.add, "Subtract": torch.sub, "Multiply": torch.mul, "Divide": torch.div}
@@ -72,8 +95,10 @@ def _pads(step: _Step) -> tuple[int, int]:
     begin, end = list(step.attrs.get("pads_begin", [0, 0])), list(step.attrs.get("pads_end", [0, 0]))
     auto = str(step.attrs.get("auto_pad", "explicit")).lower()
     if auto not in ("explicit", "notset", "valid") or begin != end:
-        raise UnsupportedIRError(f"{step.kind} '{step.name}' pads {begin}/{end} with auto_pad {auto!r}: only "
-                                 f"symmetric explicit padding is supported")
+        raise UnsupportedIRError(
+            f"{step.kind} '{step.name}' pads {begin}/{end} with auto_pad {auto!r}: only "
+            f"symmetric explicit padding is supported"
+        )
     return (0, 0) if auto == "valid" else (int(begin[0]), int(begin[1]))
 
 
@@ -88,8 +113,15 @@ class IRSegment(nn.Module):
         constant_names: safe name -> the IR constant's friendly name (for reports and write-back).
     """
 
-    def __init__(self, steps: list[_Step], input_key: tuple, output_key: tuple, params: dict[str, torch.Tensor],
-                 buffers: dict[str, torch.Tensor], constant_names: dict[str, str]):
+    def __init__(
+        self,
+        steps: list[_Step],
+        input_key: tuple,
+        output_key: tuple,
+        params: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor],
+        constant_names: dict[str, str],
+    ):
         super().__init__()
         self.steps, self.input_key, self.output_key = steps, input_key, output_key
         self.params = nn.ParameterDict({k: nn.Parameter(v) for k, v in params.items()})
@@ -100,6 +132,7 @@ class IRSegment(nn.Module):
 
     def spec(self) -> dict:
         """Plain-value description (see :meth:`IRNetwork.spec`)."""
+
         def plain(kind, ref):
             if kind == "const" and isinstance(ref, np.ndarray):
                 return [kind, {"array": ref.tolist(), "dtype": str(ref.dtype)}]
@@ -107,26 +140,52 @@ class IRSegment(nn.Module):
                 return [kind, ref.item()]
             return [kind, list(ref) if kind == "value" else ref]
 
-        steps = [{"kind": s.kind, "name": s.name, "inputs": [plain(k, r) for k, r in s.inputs],
-                  "outputs": [list(o) for o in s.outputs], "attrs": s.attrs} for s in self.steps]
-        return {"steps": steps, "input_key": list(self.input_key), "output_key": list(self.output_key),
-                "params": {k: list(v.shape) for k, v in self.params.items()},
-                "buffers": {k: list(getattr(self, k).shape) for k in sorted(self._buffer_names)},
-                "constant_names": self.constant_names}
+        steps = [
+            {
+                "kind": s.kind,
+                "name": s.name,
+                "inputs": [plain(k, r) for k, r in s.inputs],
+                "outputs": [list(o) for o in s.outputs],
+                "attrs": s.attrs,
+            }
+            for s in self.steps
+        ]
+        return {
+            "steps": steps,
+            "input_key": list(self.input_key),
+            "output_key": list(self.output_key),
+            "params": {k: list(v.shape) for k, v in self.params.items()},
+            "buffers": {k: list(getattr(self, k).shape) for k in sorted(self._buffer_names)},
+            "constant_names": self.constant_names,
+        }
 
     @classmethod
     def from_spec(cls, spec: dict) -> "IRSegment":
         """Inverse of :meth:`spec`, with zero tensors."""
+
         def value(kind, ref):
             if kind == "const" and isinstance(ref, dict):
                 return kind, np.asarray(ref["array"], dtype=ref["dtype"])
             return kind, tuple(ref) if kind == "value" else ref
 
-        steps = [_Step(s["kind"], s["name"], [value(k, r) for k, r in s["inputs"]], [tuple(o) for o in s["outputs"]],
-                       dict(s["attrs"])) for s in spec["steps"]]
-        return cls(steps, tuple(spec["input_key"]), tuple(spec["output_key"]),
-                   {k: torch.zeros(shape) for k, shape in spec["params"].items()},
-                   {k: torch.zeros(shape) for k, shape in spec["buffers"].items()}, spec["constant_names"])
+        steps = [
+            _Step(
+                s["kind"],
+                s["name"],
+                [value(k, r) for k, r in s["inputs"]],
+                [tuple(o) for o in s["outputs"]],
+                dict(s["attrs"]),
+            )
+            for s in spec["steps"]
+        ]
+        return cls(
+            steps,
+            tuple(spec["input_key"]),
+            tuple(spec["output_key"]),
+            {k: torch.zeros(shape) for k, shape in spec["params"].items()},
+            {k: torch.zeros(shape) for k, shape in spec["buffers"].items()},
+            spec["constant_names"],
+        )
 
     def parameters_before(self, kind: str, occurrence: int = -1) -> list[nn.Parameter]:
         """The parameters used by the steps before the ``occurrence``-th op of type ``kind`` (e.g. the last
@@ -138,7 +197,7 @@ class IRSegment(nn.Module):
         positions = [n for n, s in enumerate(self.steps) if s.kind == kind]
         if not positions:
             raise ValueError(f"no {kind} op in this segment")
-        names = {ref for s in self.steps[:positions[occurrence]] for k, ref in s.inputs if k == "param"}
+        names = {ref for s in self.steps[: positions[occurrence]] for k, ref in s.inputs if k == "param"}
         return [self.params[n] for n in sorted(names) if n in self.params]
 
     def _tensor(self, name: str) -> torch.Tensor:
@@ -181,8 +240,10 @@ def _reshape(step: _Step, x: torch.Tensor, target, batch: int) -> torch.Tensor:
         known = int(np.prod([v for v in shape if v != -1])) or 1
         shape[shape.index(-1)] = numel // known
     if not shape or shape[0] != batch or int(np.prod(shape)) != numel:
-        raise UnsupportedIRError(f"Reshape '{step.name}' to {shape} does not keep the batch axis first; only "
-                                 f"batch-preserving reshapes are supported")
+        raise UnsupportedIRError(
+            f"Reshape '{step.name}' to {shape} does not keep the batch axis first; only "
+            f"batch-preserving reshapes are supported"
+        )
     return x.reshape(-1, *shape[1:])
 
 
@@ -199,8 +260,15 @@ def _run_op(step: _Step, args: list, batch: int):
     if kind == "GroupConvolution":
         weight = args[1]
         groups = weight.shape[0]
-        return F.conv2d(args[0], weight.reshape(-1, *weight.shape[2:]), None, tuple(attrs["strides"]),
-                        _pads(step), tuple(attrs["dilations"]), groups)
+        return F.conv2d(
+            args[0],
+            weight.reshape(-1, *weight.shape[2:]),
+            None,
+            tuple(attrs["strides"]),
+            _pads(step),
+            tuple(attrs["dilations"]),
+            groups,
+        )
     if kind in _ELEMENTWISE:
         a, b = args
         if _is_shape(a) and _is_shape(b):
@@ -229,13 +297,24 @@ def _run_op(step: _Step, args: list, batch: int):
         var = (x - mean).pow(2).mean(dim=axes, keepdim=True)
         return (x - mean) / (torch.sqrt(var + eps) if inside else torch.sqrt(var) + eps)
     if kind == "MaxPool":
-        out = F.max_pool2d(args[0], tuple(attrs["kernel"]), tuple(attrs["strides"]), _pads(step),
-                           tuple(attrs.get("dilations", [1, 1])), ceil_mode=attrs.get("rounding_type") == "ceil")
+        out = F.max_pool2d(
+            args[0],
+            tuple(attrs["kernel"]),
+            tuple(attrs["strides"]),
+            _pads(step),
+            tuple(attrs.get("dilations", [1, 1])),
+            ceil_mode=attrs.get("rounding_type") == "ceil",
+        )
         return out, None
     if kind == "AvgPool":
-        return F.avg_pool2d(args[0], tuple(attrs["kernel"]), tuple(attrs["strides"]), _pads(step),
-                            ceil_mode=attrs.get("rounding_type") == "ceil",
-                            count_include_pad=not attrs.get("exclude-pad", False))
+        return F.avg_pool2d(
+            args[0],
+            tuple(attrs["kernel"]),
+            tuple(attrs["strides"]),
+            _pads(step),
+            ceil_mode=attrs.get("rounding_type") == "ceil",
+            count_include_pad=not attrs.get("exclude-pad", False),
+        )
     if kind == "ReduceMean":
         return args[0].mean(dim=[a % args[0].dim() for a in _as_list(args[1])], keepdim=attrs["keep_dims"])
     if kind == "MatMul":
@@ -289,8 +368,16 @@ class IRNetwork(nn.Module):
         source: the ``.xml`` path.
     """
 
-    def __init__(self, trunk: IRSegment, head: IRSegment, input_size: tuple[int, int], tap_name: str,
-                 tap_channels: int, dims: int, source: str):
+    def __init__(
+        self,
+        trunk: IRSegment,
+        head: IRSegment,
+        input_size: tuple[int, int],
+        tap_name: str,
+        tap_channels: int,
+        dims: int,
+        source: str,
+    ):
         super().__init__()
         self.trunk, self.head = trunk, head
         self.input_size, self.tap_name, self.tap_channels, self.dims = input_size, tap_name, tap_channels, dims
@@ -303,9 +390,15 @@ class IRNetwork(nn.Module):
     def spec(self) -> dict:
         """The graph as plain values (op list, attributes, constant shapes; no weights), stored in checkpoint
         metadata so :meth:`from_spec` can rebuild the module where the IR file is not at hand."""
-        return {"input_size": list(self.input_size), "tap_name": self.tap_name, "tap_channels": self.tap_channels,
-                "dims": self.dims, "source": Path(self.source).name,
-                "trunk": self.trunk.spec(), "head": self.head.spec()}
+        return {
+            "input_size": list(self.input_size),
+            "tap_name": self.tap_name,
+            "tap_channels": self.tap_channels,
+            "dims": self.dims,
+            "source": Path(self.source).name,
+            "trunk": self.trunk.spec(),
+            "head": self.head.spec(),
+        }
 
     @classmethod
     def from_spec(cls, spec: dict) -> "IRNetwork":
@@ -315,12 +408,17 @@ class IRNetwork(nn.Module):
             ValueError: not a spec written by :meth:`spec`.
         """
         try:
-            return cls(IRSegment.from_spec(spec["trunk"]), IRSegment.from_spec(spec["head"]),
-                       tuple(spec["input_size"]), spec["tap_name"], int(spec["tap_channels"]), int(spec["dims"]),
-                       spec["source"])
+            return cls(
+                IRSegment.from_spec(spec["trunk"]),
+                IRSegment.from_spec(spec["head"]),
+                tuple(spec["input_size"]),
+                spec["tap_name"],
+                int(spec["tap_channels"]),
+                int(spec["dims"]),
+                spec["source"],
+            )
         except (KeyError, TypeError, IndexError) as exc:
-            raise ValueError(f"the imported-IR graph description is incomplete ({type(exc).__name__}: {exc})") \
-                from None
+            raise ValueError(f"the imported-IR graph description is incomplete ({type(exc).__name__}: {exc})") from None
 
 
 def _read(xml: Path):
@@ -329,8 +427,9 @@ def _read(xml: Path):
     try:
         return ov.Core().read_model(str(xml))
     except Exception as exc:
-        raise WeightsError(f"OpenVINO IR {xml} could not be read ({type(exc).__name__}); is it an IR .xml with its "
-                           f".bin beside it?") from exc
+        raise WeightsError(
+            f"OpenVINO IR {xml} could not be read ({type(exc).__name__}); is it an IR .xml with its .bin beside it?"
+        ) from exc
 
 
 def _output_shape(node, port: int = 0) -> list[int]:
@@ -361,18 +460,23 @@ def import_ir(xml: str | Path, tap: Optional[str] = None, tap_stride: int = 16) 
         raise WeightsError(f"{xml} is not an OpenVINO IR (expected a .xml file with its .bin, or a folder holding one)")
     model = _read(found)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise UnsupportedIRError(f"{found} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; a re-id "
-                                 f"IR takes one image batch and gives one embedding")
+        raise UnsupportedIRError(
+            f"{found} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; a re-id "
+            f"IR takes one image batch and gives one embedding"
+        )
     ops = list(model.get_ordered_ops())
     unsupported = sorted({op.get_type_name() for op in ops} - SUPPORTED_OPS)
     if unsupported:
         first = next(op for op in ops if op.get_type_name() in unsupported)
-        raise UnsupportedIRError(f"{found} uses op {first.get_type_name()} ('{first.get_friendly_name()}')"
-                                 f"{' and ' + ', '.join(unsupported[1:]) if len(unsupported) > 1 else ''}, which the "
-                                 f"IR importer cannot rebuild; supported: {', '.join(sorted(SUPPORTED_OPS))}")
+        raise UnsupportedIRError(
+            f"{found} uses op {first.get_type_name()} ('{first.get_friendly_name()}')"
+            f"{' and ' + ', '.join(unsupported[1:]) if len(unsupported) > 1 else ''}, which the "
+            f"IR importer cannot rebuild; supported: {', '.join(sorted(SUPPORTED_OPS))}"
+        )
     index = {op.get_instance_id(): i for i, op in enumerate(ops)}
-    in_shape = _output_shape(ops[0]) if ops[0].get_type_name() == "Parameter" else \
-        _output_shape(model.inputs[0].get_node())
+    in_shape = (
+        _output_shape(ops[0]) if ops[0].get_type_name() == "Parameter" else _output_shape(model.inputs[0].get_node())
+    )
     height, width = in_shape[2], in_shape[3]
 
     # Constants (through their Convert) -> numpy values
@@ -404,12 +508,18 @@ def import_ir(xml: str | Path, tap: Optional[str] = None, tap_stride: int = 16) 
 
     compute = [op for op in ops if index[op.get_instance_id()] not in constants]
     if tap is None:
-        spatial = [op for op in compute if len(_output_shape(op)) == 4
-                   and _output_shape(op)[2:] == [height // tap_stride, width // tap_stride]
-                   and op.get_type_name() not in ("Parameter", "Result")]
+        spatial = [
+            op
+            for op in compute
+            if len(_output_shape(op)) == 4
+            and _output_shape(op)[2:] == [height // tap_stride, width // tap_stride]
+            and op.get_type_name() not in ("Parameter", "Result")
+        ]
         if not spatial:
-            raise UnsupportedIRError(f"{found} has no op with a stride-{tap_stride} output "
-                                     f"({height // tap_stride}x{width // tap_stride}) to tap for the part branches")
+            raise UnsupportedIRError(
+                f"{found} has no op with a stride-{tap_stride} output "
+                f"({height // tap_stride}x{width // tap_stride}) to tap for the part branches"
+            )
         tap_op = spatial[-1]
     else:
         tap_op = next((op for op in compute if op.get_friendly_name() == tap), None)
@@ -418,8 +528,10 @@ def import_ir(xml: str | Path, tap: Optional[str] = None, tap_stride: int = 16) 
     tap_index = index[tap_op.get_instance_id()]
     tap_position = next(n for n, op in enumerate(compute) if index[op.get_instance_id()] == tap_index)
 
-    segments = ([op for op in compute[:tap_position + 1] if op.get_type_name() != "Parameter"],
-                [op for op in compute[tap_position + 1:] if op.get_type_name() != "Result"])
+    segments = (
+        [op for op in compute[: tap_position + 1] if op.get_type_name() != "Parameter"],
+        [op for op in compute[tap_position + 1 :] if op.get_type_name() != "Result"],
+    )
     result = next(op for op in compute if op.get_type_name() == "Result")
     output_key = (index[result.input_value(0).get_node().get_instance_id()], result.input_value(0).get_index())
     input_keys = ((index[parameter.get_instance_id()], 0), (tap_index, 0))
@@ -438,8 +550,10 @@ def import_ir(xml: str | Path, tap: Optional[str] = None, tap_stride: int = 16) 
                     if np.issubdtype(data.dtype, np.floating) and op.get_type_name() not in ("Reshape", "Gather"):
                         name = f"c{src}_{_safe(value.get_node().get_friendly_name())[:40]}"
                         if owner.setdefault(src, segment_number) != segment_number:
-                            raise UnsupportedIRError(f"{found}: constant '{value.get_node().get_friendly_name()}' "
-                                                     f"is used on both sides of the tap '{tap_op.get_friendly_name()}'")
+                            raise UnsupportedIRError(
+                                f"{found}: constant '{value.get_node().get_friendly_name()}' "
+                                f"is used on both sides of the tap '{tap_op.get_friendly_name()}'"
+                            )
                         tensor = torch.from_numpy(np.ascontiguousarray(data, np.float32))
                         (buffers if i in preprocessing else params)[name] = tensor
                         names[name] = value.get_node().get_friendly_name()
@@ -449,27 +563,38 @@ def import_ir(xml: str | Path, tap: Optional[str] = None, tap_stride: int = 16) 
                 else:
                     key = (src, value.get_index())
                     if key not in produced:
-                        raise UnsupportedIRError(f"{found}: op '{op.get_friendly_name()}' after the tap "
-                                                 f"'{tap_op.get_friendly_name()}' reads a value from before it; "
-                                                 f"choose another tap")
+                        raise UnsupportedIRError(
+                            f"{found}: op '{op.get_friendly_name()}' after the tap "
+                            f"'{tap_op.get_friendly_name()}' reads a value from before it; "
+                            f"choose another tap"
+                        )
                     inputs.append(("value", key))
             attrs = {k: v for k, v in op.get_attributes().items() if k not in ("element_type", "value", "shape")}
             outputs = [(i, port) for port in range(op.get_output_size())]
             produced.update(outputs)
             steps.append(_Step(op.get_type_name(), op.get_friendly_name(), inputs, outputs, attrs))
         # buffers get a prefix so they cannot collide with ParameterDict's attribute
-        built.append((steps, input_keys[segment_number],
-                      (tap_index, 0) if segment_number == 0 else output_key,
-                      params, {f"pre_{k}": v for k, v in buffers.items()},
-                      {**{k: v for k, v in names.items() if k in params}, **{f"pre_{k}": v for k, v in names.items()
-                                                                              if k in buffers}}))
+        built.append(
+            (
+                steps,
+                input_keys[segment_number],
+                (tap_index, 0) if segment_number == 0 else output_key,
+                params,
+                {f"pre_{k}": v for k, v in buffers.items()},
+                {
+                    **{k: v for k, v in names.items() if k in params},
+                    **{f"pre_{k}": v for k, v in names.items() if k in buffers},
+                },
+            )
+        )
         # rename buffer references in the steps
         for step in steps:
-            step.inputs = [("param", f"pre_{ref}") if kind == "param" and ref in buffers else (kind, ref)
-                           for kind, ref in step.inputs]
+            step.inputs = [
+                ("param", f"pre_{ref}") if kind == "param" and ref in buffers else (kind, ref)
+                for kind, ref in step.inputs
+            ]
     trunk = IRSegment(*built[0])
     head = IRSegment(*built[1])
     tap_channels = _output_shape(tap_op)[1]
     dims = _output_shape(result.input_value(0).get_node(), result.input_value(0).get_index())[-1]
-    return IRNetwork(trunk, head, (height, width), tap_op.get_friendly_name(), tap_channels, dims,
-                     str(found.resolve()))
+    return IRNetwork(trunk, head, (height, width), tap_op.get_friendly_name(), tap_channels, dims, str(found.resolve()))

@@ -3,7 +3,8 @@
 Architecture (see ../shared/DESIGN.md):
     * Shared trunk: a backbone of ``models.backbones`` up to its stride-16 map (ResNet stem + ``layer1``-``layer3``,
       or MobileNetV2 ``features[:14]``; shared low-level features, JLML Sec. 3.1).
-    * Global branch: the backbone's last stage (``layer4``; stride 1 with ``last_stride=1``, Luo et al. 2019 "Bag of Tricks") -> global
+    * Global branch: the backbone's last stage (``layer4``; stride 1 with ``last_stride=1``, Luo et al. 2019 "Bag of
+    Tricks") -> global
       average pooling -> linear embedding -> BNNeck (BatchNorm whose output is used at inference) -> identity
       classifier.
     * Local branch: one stream per body part. Part boxes (from COCO-17 keypoints, ``models.parts``) are cut out of
@@ -128,16 +129,20 @@ class JointLossConfig:
         if self.loss_mode not in LOSS_MODES:
             raise ValueError(f"unknown loss_mode {self.loss_mode!r}; choose one of {LOSS_MODES}")
         if self.use_parts and self.part_mode == "pose" and self.num_parts not in PART_COUNTS:
-            raise ValueError(f"pose-guided parts are defined for {PART_COUNTS} parts, not {self.num_parts}; "
-                             f"use part_mode='stripes' for other counts")
+            raise ValueError(
+                f"pose-guided parts are defined for {PART_COUNTS} parts, not {self.num_parts}; "
+                f"use part_mode='stripes' for other counts"
+            )
         if self.use_parts and self.num_parts < 1:
             raise ValueError("num_parts must be at least 1")
         if not self.part_weight > 0:
             raise ValueError(f"part_weight must be positive, got {self.part_weight}")
         fixed = backbone_spec(self.backbone).input_size
         if fixed is not None and tuple(self.input_size) != tuple(fixed):
-            raise ValueError(f"backbone {self.backbone} takes {fixed[0]}x{fixed[1]} inputs only, not "
-                             f"{self.input_size[0]}x{self.input_size[1]}")
+            raise ValueError(
+                f"backbone {self.backbone} takes {fixed[0]}x{fixed[1]} inputs only, not "
+                f"{self.input_size[0]}x{self.input_size[1]}"
+            )
 
 
 class _EmbeddingHead(nn.Module):
@@ -188,21 +193,27 @@ class JointLossNet(nn.Module):
         self.layer4 = built.top if config.use_global else None
         branch_classes = config.num_classes if config.loss_mode == "per_branch" else 0
         project = not (built.pooled_top and config.global_dim == top_channels)
-        self.global_head = _EmbeddingHead(top_channels, config.global_dim, branch_classes, project) \
-            if config.use_global else None
+        self.global_head = (
+            _EmbeddingHead(top_channels, config.global_dim, branch_classes, project) if config.use_global else None
+        )
         if config.use_parts:
             self.part_convs = nn.ModuleList(
                 nn.Sequential(nn.Conv2d(mid_channels, 256, 1, bias=False), nn.BatchNorm2d(256), nn.ReLU(inplace=True))
-                for _ in range(config.num_parts))
-            self.part_heads = nn.ModuleList(_EmbeddingHead(256, config.part_dim, branch_classes)
-                                            for _ in range(config.num_parts))
+                for _ in range(config.num_parts)
+            )
+            self.part_heads = nn.ModuleList(
+                _EmbeddingHead(256, config.part_dim, branch_classes) for _ in range(config.num_parts)
+            )
         else:
             self.part_convs = None
             self.part_heads = None
         fixed = stripe_boxes(*config.input_size, fallback_stripes(config.num_parts))
         self.register_buffer("fixed_boxes", torch.from_numpy(fixed), persistent=False)  # [P, 4], input pixels
-        self.joint_classifier = nn.Linear(config.dims, config.num_classes, bias=False) \
-            if config.loss_mode == "concat" and config.num_classes > 0 else None
+        self.joint_classifier = (
+            nn.Linear(config.dims, config.num_classes, bias=False)
+            if config.loss_mode == "concat" and config.num_classes > 0
+            else None
+        )
 
     def freeze_early_layers(self) -> int:
         """Freeze the backbone's low-level stem (``models.backbones.early_layers``); returns parameters frozen.
@@ -261,8 +272,14 @@ class JointLossNet(nn.Module):
             # neighbour and the parts would come from another image.
             index = torch.arange(n, device=images.device, dtype=torch.float32).repeat_interleave(p)
             rois = torch.cat([index[:, None], part_boxes.reshape(n * p, 4).float()], dim=1)
-            regions = roi_align(mid.float(), rois, output_size=tuple(self.config.roi_size),
-                                spatial_scale=1.0 / MID_STRIDE, sampling_ratio=2, aligned=True).to(mid.dtype)
+            regions = roi_align(
+                mid.float(),
+                rois,
+                output_size=tuple(self.config.roi_size),
+                spatial_scale=1.0 / MID_STRIDE,
+                sampling_ratio=2,
+                aligned=True,
+            ).to(mid.dtype)
             regions = regions.reshape(n, p, *regions.shape[1:])
             for k in range(p):
                 pooled = F.adaptive_avg_pool2d(self.part_convs[k](regions[:, k]), 1).flatten(1)

@@ -48,9 +48,15 @@ def cache_path(root: Path, tag: str, fallback_dir: Optional[Path] = None) -> Pat
     return Path(fallback_dir) / f"keypoints-{digest}-{safe}.npz"
 
 
-def dataset_keypoints(paths: Sequence[Path], root: Path, tag: str, estimate: CropPose, batch_size: int = 32,
-                      fallback_dir: Optional[Path] = None, on_progress: Callable[[int, int], None] = lambda d, t: None
-                      ) -> np.ndarray:
+def dataset_keypoints(
+    paths: Sequence[Path],
+    root: Path,
+    tag: str,
+    estimate: CropPose,
+    batch_size: int = 32,
+    fallback_dir: Optional[Path] = None,
+    on_progress: Callable[[int, int], None] = lambda d, t: None,
+) -> np.ndarray:
     """Keypoints of every image, from the cache where present, otherwise estimated (and then cached).
 
     Args:
@@ -76,7 +82,7 @@ def dataset_keypoints(paths: Sequence[Path], root: Path, tag: str, estimate: Cro
     if todo:
         log.info("estimating keypoints of %d images with %s (cached in %s)", len(todo), tag, file)
     for start in range(0, len(todo), batch_size):
-        chunk = todo[start:start + batch_size]
+        chunk = todo[start : start + batch_size]
         results = estimate([read_image(paths[i]) for i in chunk])
         for i, kp in zip(chunk, results):
             cached[keys[i]] = np.full((17, 3), np.nan, np.float32) if kp is None else np.asarray(kp, np.float32)

@@ -1,23 +1,23 @@
 """Training losses of the joint-loss network.
 
-    * Identity loss per branch: cross-entropy with label smoothing (Szegedy et al. 2016; Luo et al. 2019 "Bag of
-      Tricks"), one per branch/stream as in JLML's multi-loss (Li et al. IJCAI 2017).
-    * Batch-hard triplet loss on the descriptor (Hermans, Beyer, Leibe 2017, "In Defense of the Triplet Loss":
-      the "batch hard" loss and its soft-margin variant), used with the identity loss as in Liu et al.'s joint loss.
-    * Group-sparsity regulariser: the L2,1 norm of each branch's embedding weights (JLML's structured
-      sparsity for discriminative feature selection).
-    * Knowledge distillation from cached teacher embeddings (one or several teachers, e.g. Intel's
-      person-reidentification-retail-0286 and -0277; ``models.teacher_cache``), two terms on the L2-normalised
-      descriptors of a batch:
-        - similarity-preserving loss (Tung & Mori, ICCV 2019, "Similarity-Preserving Knowledge Distillation",
-          Eq. 2-4, here on L2-normalised embeddings so each Gram entry is a cosine):
-          ``L_sp = (1/b^2) ||S_s - S_t||_F^2`` with ``S = X X^T`` over the batch;
-        - relational ranking KL (the batch-wise softmax over similarities of Passalis & Tefas, ECCV 2018,
-          "Learning Deep Representations with Probabilistic Knowledge Transfer", there with a cosine kernel):
-          ``L_pkt = mean_i KL(softmax_j(S_t[i, j] / tau) || softmax_j(S_s[i, j] / tau))`` over ``j != i``.
-      Relations, not raw vectors, are matched, so the student's descriptor may differ in size from the teachers'.
-    * :class:`JointLoss` combines them: ``L = w_id * mean_b CE_b + w_tri * L_tri + w_sp * sum_b ||W_b||_{2,1}
-      + w_kd * (w_s * L_sp + L_pkt)``; Liu et al. found softmax:triplet = 0.5:1 best, the default here.
+* Identity loss per branch: cross-entropy with label smoothing (Szegedy et al. 2016; Luo et al. 2019 "Bag of
+  Tricks"), one per branch/stream as in JLML's multi-loss (Li et al. IJCAI 2017).
+* Batch-hard triplet loss on the descriptor (Hermans, Beyer, Leibe 2017, "In Defense of the Triplet Loss":
+  the "batch hard" loss and its soft-margin variant), used with the identity loss as in Liu et al.'s joint loss.
+* Group-sparsity regulariser: the L2,1 norm of each branch's embedding weights (JLML's structured
+  sparsity for discriminative feature selection).
+* Knowledge distillation from cached teacher embeddings (one or several teachers, e.g. Intel's
+  person-reidentification-retail-0286 and -0277; ``models.teacher_cache``), two terms on the L2-normalised
+  descriptors of a batch:
+    - similarity-preserving loss (Tung & Mori, ICCV 2019, "Similarity-Preserving Knowledge Distillation",
+      Eq. 2-4, here on L2-normalised embeddings so each Gram entry is a cosine):
+      ``L_sp = (1/b^2) ||S_s - S_t||_F^2`` with ``S = X X^T`` over the batch;
+    - relational ranking KL (the batch-wise softmax over similarities of Passalis & Tefas, ECCV 2018,
+      "Learning Deep Representations with Probabilistic Knowledge Transfer", there with a cosine kernel):
+      ``L_pkt = mean_i KL(softmax_j(S_t[i, j] / tau) || softmax_j(S_s[i, j] / tau))`` over ``j != i``.
+  Relations, not raw vectors, are matched, so the student's descriptor may differ in size from the teachers'.
+* :class:`JointLoss` combines them: ``L = w_id * mean_b CE_b + w_tri * L_tri + w_sp * sum_b ||W_b||_{2,1}
+  + w_kd * (w_s * L_sp + L_pkt)``; Liu et al. found softmax:triplet = 0.5:1 best, the default here.
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(d2 + 1e-12) * (d2 > 0)
 
 
-def batch_hard_triplet(features: torch.Tensor, targets: torch.Tensor, margin: float | None = 0.3
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+def batch_hard_triplet(
+    features: torch.Tensor, targets: torch.Tensor, margin: float | None = 0.3
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch-hard triplet loss (Hermans et al. 2017; ``margin=None`` gives their soft-margin variant).
 
     For each anchor ``a``: ``d_ap = max over positives p != a of D(a, p)``, ``d_an = min over negatives of D(a, n)``;
@@ -187,8 +188,13 @@ class JointLoss:
     def __init__(self, config: LossConfig = LossConfig()):
         self.config = config
 
-    def __call__(self, outputs: dict, targets: torch.Tensor, embedding_weights: Sequence[torch.Tensor] = (),
-                 teacher: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(
+        self,
+        outputs: dict,
+        targets: torch.Tensor,
+        embedding_weights: Sequence[torch.Tensor] = (),
+        teacher: Optional[torch.Tensor] = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Compute the total loss.
 
         Args:
@@ -207,8 +213,9 @@ class JointLoss:
         stats: dict[str, float] = {}
         logits = outputs.get("logits") or []
         if logits and c.id_weight > 0:
-            id_loss = torch.stack([cross_entropy_label_smoothing(lg, targets, c.label_smoothing)
-                                   for lg in logits]).mean()
+            id_loss = torch.stack(
+                [cross_entropy_label_smoothing(lg, targets, c.label_smoothing) for lg in logits]
+            ).mean()
             total = total + c.id_weight * id_loss
             stats["id"] = float(id_loss.detach())
         if logits:

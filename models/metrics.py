@@ -42,9 +42,15 @@ class RankingResult:
         return out
 
 
-def evaluate_ranking(distances: np.ndarray, query_pids: np.ndarray, gallery_pids: np.ndarray,
-                     query_camids: np.ndarray, gallery_camids: np.ndarray, max_rank: int = 20,
-                     junk_pids: tuple[int, ...] = JUNK_PIDS) -> RankingResult:
+def evaluate_ranking(
+    distances: np.ndarray,
+    query_pids: np.ndarray,
+    gallery_pids: np.ndarray,
+    query_camids: np.ndarray,
+    gallery_camids: np.ndarray,
+    max_rank: int = 20,
+    junk_pids: tuple[int, ...] = JUNK_PIDS,
+) -> RankingResult:
     """CMC and mAP under the standard protocol (module docstring).
 
     Args:
@@ -64,17 +70,23 @@ def evaluate_ranking(distances: np.ndarray, query_pids: np.ndarray, gallery_pids
     q, g = distances.shape
     query_pids, query_camids = np.asarray(query_pids), np.asarray(query_camids)
     gallery_pids, gallery_camids = np.asarray(gallery_pids), np.asarray(gallery_camids)
-    if query_pids.shape != (q,) or query_camids.shape != (q,) or gallery_pids.shape != (g,) \
-            or gallery_camids.shape != (g,):
-        raise ValueError(f"distances are {q}x{g} but got {len(query_pids)} query and {len(gallery_pids)} gallery "
-                         f"labels")
+    if (
+        query_pids.shape != (q,)
+        or query_camids.shape != (q,)
+        or gallery_pids.shape != (g,)
+        or gallery_camids.shape != (g,)
+    ):
+        raise ValueError(
+            f"distances are {q}x{g} but got {len(query_pids)} query and {len(gallery_pids)} gallery labels"
+        )
     junk_gallery = np.isin(gallery_pids, junk_pids)
     cmc_sum = np.zeros(max_rank)
     ap_sum, valid = 0.0, 0
     for i in range(q):
         order = np.argsort(distances[i], kind="stable")
-        keep = ~(junk_gallery[order] | ((gallery_pids[order] == query_pids[i]) & (gallery_camids[order] ==
-                                                                                  query_camids[i])))
+        keep = ~(
+            junk_gallery[order] | ((gallery_pids[order] == query_pids[i]) & (gallery_camids[order] == query_camids[i]))
+        )
         matches = gallery_pids[order][keep] == query_pids[i]
         if not matches.any():
             continue

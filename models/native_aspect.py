@@ -6,10 +6,12 @@ convolutional; only the export's box decoding (the DFL ``Reshape`` to 8,400 anch
 to 640 x 640. :class:`NativeAspectDetector` therefore cuts the IR just before that decoding (the per-level box
 distribution, class logit and, for pose, keypoint maps of the YOLOv8 head), reshapes what is left to an input of
 the frame's aspect (longest side ``image_size``, the other rounded up to the stride, 32), and decodes the maps
-itself as the YOLOv8 head does: Distribution Focal Loss boxes (Li et al., "Generalized Focal Loss", NeurIPS 2020, Sec. 3.3: the box side is
+itself as the YOLOv8 head does: Distribution Focal Loss boxes (Li et al., "Generalized Focal Loss", NeurIPS 2020, Sec.
+3.3: the box side is
 the expectation of a softmax over 16 bins) around anchor points at cell centres, scaled by the level's stride
 (Jocher et al., Ultralytics YOLOv8, ``ultralytics.nn.modules.head.Detect``; keypoints as ``Pose.kpts_decode``:
-``(2 * raw + cell corner) * stride``, visibility a sigmoid). Non-maximum suppression is torchvision's. A 1288 x 728 frame then costs a 640 x 384 input: 0.6 of the square's pixels for the same boxes.
+``(2 * raw + cell corner) * stride``, visibility a sigmoid). Non-maximum suppression is torchvision's. A 1288 x 728
+frame then costs a 640 x 384 input: 0.6 of the square's pixels for the same boxes.
 
 Pre-processing (BGR to RGB, 0-255 to 0-1, HWC to CHW) is compiled into the model with OpenVINO's
 ``PrePostProcessor``; the letterbox resize is OpenCV's, with Ultralytics' rounding so that boxes at the export's own
@@ -110,8 +112,17 @@ class NativeAspectDetector:
             :func:`load_native_aspect` returns None instead of raising).
     """
 
-    def __init__(self, folder: str | Path, classes: int = 80, keypoints: int = 0, image_size: int = 640,
-                 square: bool = False, iou: float = 0.7, max_det: int = 300, concurrency: int = 2):
+    def __init__(
+        self,
+        folder: str | Path,
+        classes: int = 80,
+        keypoints: int = 0,
+        image_size: int = 640,
+        square: bool = False,
+        iou: float = 0.7,
+        max_det: int = 300,
+        concurrency: int = 2,
+    ):
         import openvino as ov
 
         folder = Path(folder)
@@ -129,8 +140,7 @@ class NativeAspectDetector:
             model = self._core.read_model(str(xml))
         maps = _head_maps(model, classes, 3 * keypoints)
         if maps is None:
-            raise ValueError(f"{xml} has no YOLOv8 {'pose' if keypoints else 'detection'} head with {classes} "
-                             f"classes")
+            raise ValueError(f"{xml} has no YOLOv8 {'pose' if keypoints else 'detection'} head with {classes} classes")
         outputs = maps["box"] + maps["cls"] + maps.get("kpt", [])
         self._model = ov.Model(outputs, model.get_parameters(), "yolo-head-maps")
         self._classes = classes
@@ -159,8 +169,9 @@ class NativeAspectDetector:
                 model = self._model.clone()
                 model.reshape([1, 3, input_h, input_w])
                 ppp = PrePostProcessor(model)
-                ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
-                    .set_color_format(ColorFormat.BGR)
+                ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(
+                    ColorFormat.BGR
+                )
                 ppp.input().model().set_layout(ov.Layout("NCHW"))
                 ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
                 with COMPILE_LOCK:
@@ -193,12 +204,19 @@ class NativeAspectDetector:
         import cv2
 
         h, w = image.shape[:2]
-        input_h, input_w, scale, (new_w, new_h), (left, top) = letterbox_geometry(h, w, self.image_size,
-                                                                                  self.square)
-        resized = image if (new_w, new_h) == (w, h) else cv2.resize(image, (new_w, new_h),
-                                                                    interpolation=cv2.INTER_LINEAR)
-        padded = cv2.copyMakeBorder(resized, top, input_h - new_h - top, left, input_w - new_w - left,
-                                    cv2.BORDER_CONSTANT, value=(LETTERBOX_GREY,) * 3)
+        input_h, input_w, scale, (new_w, new_h), (left, top) = letterbox_geometry(h, w, self.image_size, self.square)
+        resized = (
+            image if (new_w, new_h) == (w, h) else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        )
+        padded = cv2.copyMakeBorder(
+            resized,
+            top,
+            input_h - new_h - top,
+            left,
+            input_w - new_w - left,
+            cv2.BORDER_CONSTANT,
+            value=(LETTERBOX_GREY,) * 3,
+        )
         xyxy, conf, kpts = self.detect_exact(padded, confidence)
         if len(conf):
             xyxy[:, [0, 2]] = np.clip((xyxy[:, [0, 2]] - left) / scale, 0, w)
@@ -228,8 +246,9 @@ class NativeAspectDetector:
         request = pool.get()
         try:
             request.infer({0: np.ascontiguousarray(image)[None]})
-            return self._decode([request.get_output_tensor(i).data for i in range(len(request.model_outputs))],
-                                confidence)
+            return self._decode(
+                [request.get_output_tensor(i).data for i in range(len(request.model_outputs))], confidence
+            )
         finally:
             pool.put(request)
 
@@ -238,8 +257,11 @@ class NativeAspectDetector:
         import torch
         from torchvision.ops import nms
 
-        threshold = math.log(confidence / (1 - confidence)) if 0 < confidence < 1 else (-math.inf if confidence <= 0
-                                                                                           else math.inf)
+        threshold = (
+            math.log(confidence / (1 - confidence))
+            if 0 < confidence < 1
+            else (-math.inf if confidence <= 0 else math.inf)
+        )
         boxes, scores, keypoints = [], [], []
         for level, stride in enumerate(STRIDES):
             dist, logits = outputs[level][0], outputs[3 + level][0]
@@ -263,24 +285,29 @@ class NativeAspectDetector:
                 kx, ky = (raw[:, 0] * 2 + col) * stride, (raw[:, 1] * 2 + row) * stride
                 keypoints.append(np.stack([kx, ky, 1 / (1 + np.exp(-raw[:, 2]))], -1).transpose(1, 0, 2))
         if not boxes:
-            return (np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                    np.zeros((0, self.keypoints, 3), np.float32) if self.keypoints else None)
+            return (
+                np.zeros((0, 4), np.float32),
+                np.zeros(0, np.float32),
+                np.zeros((0, self.keypoints, 3), np.float32) if self.keypoints else None,
+            )
         xyxy = np.concatenate(boxes).astype(np.float32)
         conf = np.concatenate(scores).astype(np.float32)
-        keep = nms(torch.from_numpy(xyxy), torch.from_numpy(conf), self.iou).numpy()[:self.max_det]
+        keep = nms(torch.from_numpy(xyxy), torch.from_numpy(conf), self.iou).numpy()[: self.max_det]
         kpts = np.concatenate(keypoints).astype(np.float32)[keep] if self.keypoints else None
         return xyxy[keep], conf[keep], kpts
 
 
-def load_native_aspect(weights: str | Path, task: Optional[str], names: dict, image_size: int = 640,
-                       keypoints: int = 17) -> Optional[NativeAspectDetector]:
+def load_native_aspect(
+    weights: str | Path, task: Optional[str], names: dict, image_size: int = 640, keypoints: int = 17
+) -> Optional[NativeAspectDetector]:
     """A :class:`NativeAspectDetector` for an OpenVINO detection or pose export, or None when ``weights`` is
     anything else (a ``.pt`` file, another format or head), which Ultralytics then runs as it is."""
     path = Path(weights)
     if task not in ("detect", "pose") or not path.is_dir() or not any(path.glob("*.xml")):
         return None
     try:
-        return NativeAspectDetector(path, classes=len(names) or 80, keypoints=keypoints if task == "pose" else 0,
-                                    image_size=image_size)
+        return NativeAspectDetector(
+            path, classes=len(names) or 80, keypoints=keypoints if task == "pose" else 0, image_size=image_size
+        )
     except ValueError:
         return None

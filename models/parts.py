@@ -56,6 +56,7 @@ def part_names(num_parts: int, part_mode: str = "pose") -> tuple[str, ...]:
         return PART_NAMES[num_parts]
     return tuple(f"stripe {k + 1}" for k in range(num_parts))
 
+
 #: Fallback part regions as fractions of the crop height ``(top, bottom)``, full width; they overlap slightly.
 FALLBACK_STRIPES = np.array([[0.0, 0.28], [0.20, 0.58], [0.50, 0.78], [0.72, 1.0]], dtype=np.float32)
 _FALLBACKS = {
@@ -67,18 +68,24 @@ _FALLBACKS = {
 # Each part: (top level, bottom level, keypoints bounding its width). A level is the mean y of visible landmarks;
 # "top"/"bottom" are the crop edges; "ankles|bottom" means the ankles when visible, else the crop's bottom edge.
 _PART_SPECS = {
-    2: (("top", "hips", _HEAD + _SHOULDERS + _ELBOWS + _WRISTS + _HIPS),
-        ("hips", "ankles|bottom", _HIPS + _KNEES + _ANKLES)),
-    4: (("top", "shoulders", _HEAD + _SHOULDERS),
+    2: (
+        ("top", "hips", _HEAD + _SHOULDERS + _ELBOWS + _WRISTS + _HIPS),
+        ("hips", "ankles|bottom", _HIPS + _KNEES + _ANKLES),
+    ),
+    4: (
+        ("top", "shoulders", _HEAD + _SHOULDERS),
         ("shoulders", "hips", _SHOULDERS + _ELBOWS + _WRISTS + _HIPS),
         ("hips", "knees", _HIPS + _KNEES),
-        ("knees", "ankles|bottom", _KNEES + _ANKLES)),
-    6: (("top", "shoulders", _HEAD + _SHOULDERS),
+        ("knees", "ankles|bottom", _KNEES + _ANKLES),
+    ),
+    6: (
+        ("top", "shoulders", _HEAD + _SHOULDERS),
         ("shoulders", "mid_torso", _SHOULDERS + _ELBOWS),
         ("mid_torso", "hips", _ELBOWS + _WRISTS + _HIPS),
         ("hips", "knees", _HIPS + _KNEES),
         ("knees", "ankles", _KNEES + _ANKLES),
-        ("ankles", "bottom", _ANKLES)),
+        ("ankles", "bottom", _ANKLES),
+    ),
 }
 
 
@@ -132,8 +139,9 @@ def flip_boxes(boxes: np.ndarray, width: float) -> np.ndarray:
     return flipped
 
 
-def part_boxes_from_keypoints(keypoints: np.ndarray | None, height: float, width: float,
-                              min_confidence: float = 0.3, num_parts: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def part_boxes_from_keypoints(
+    keypoints: np.ndarray | None, height: float, width: float, min_confidence: float = 0.3, num_parts: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
     """Part boxes of one person crop.
 
     Args:
@@ -164,9 +172,15 @@ def part_boxes_from_keypoints(keypoints: np.ndarray | None, height: float, width
         return float(kp[idx, 1].mean()) if idx else None
 
     head, shoulders, hips = level(_HEAD), level(_SHOULDERS), level(_HIPS)
-    levels = {"top": 0.0, "bottom": float(height), "shoulders": shoulders, "hips": hips,
-              "knees": level(_KNEES), "ankles": level(_ANKLES),
-              "mid_torso": None if shoulders is None or hips is None else 0.5 * (shoulders + hips)}
+    levels = {
+        "top": 0.0,
+        "bottom": float(height),
+        "shoulders": shoulders,
+        "hips": hips,
+        "knees": level(_KNEES),
+        "ankles": level(_ANKLES),
+        "mid_torso": None if shoulders is None or hips is None else 0.5 * (shoulders + hips),
+    }
     if shoulders is not None and head is None and shoulders <= 0.05 * height:
         levels["top"] = None  # shoulders at the crop's top edge and no head: the head is cut off
     margin = 0.04 * height

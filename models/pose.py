@@ -178,7 +178,7 @@ class YoloTopDownPose(PoseEstimator):
                     people.append((det, crop, ox, oy))
         mosaics, placed = [], []
         for start in range(0, len(people), per_mosaic):
-            group = people[start:start + per_mosaic]
+            group = people[start : start + per_mosaic]
             cols, rows = self._mosaic_grid(len(group))
             mosaic = np.full((rows * ch, cols * cw, 3), 114, np.uint8)
             for slot, (det, crop, ox, oy) in enumerate(group):
@@ -186,7 +186,7 @@ class YoloTopDownPose(PoseEstimator):
                 w, h = max(1, int(crop.shape[1] * scale)), max(1, int(crop.shape[0] * scale))
                 x0 = (slot % cols) * cw + (cw - w) // 2
                 y0 = (slot // cols) * ch + (ch - h) // 2
-                mosaic[y0:y0 + h, x0:x0 + w] = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
+                mosaic[y0 : y0 + h, x0 : x0 + w] = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
                 placed.append((len(mosaics), slot, cols, det, scale, x0, y0, ox, oy))
             mosaics.append(mosaic)
         if not mosaics:
@@ -205,8 +205,9 @@ class YoloTopDownPose(PoseEstimator):
                 det.keypoints = kp
         return [None] * len(frames)
 
-    def _cell_keypoints(self, xyxy: np.ndarray, conf: np.ndarray, keypoints: np.ndarray | None, slot: int,
-                        cols: int) -> np.ndarray | None:
+    def _cell_keypoints(
+        self, xyxy: np.ndarray, conf: np.ndarray, keypoints: np.ndarray | None, slot: int, cols: int
+    ) -> np.ndarray | None:
         if keypoints is None or len(conf) == 0:
             return None
         cw, ch = self.cell
@@ -259,8 +260,10 @@ class MMPoseEstimator(PoseEstimator):
         try:
             from mmpose.apis import inference_topdown, init_model
         except Exception as exc:  # ImportError, or mmcv's compiled ops failing to load
-            raise WeightsError(f"the mmpose pose backend needs mmpose with a compiled mmcv "
-                               f"({type(exc).__name__}: {exc}); install them (see README) or use --pose auto") from exc
+            raise WeightsError(
+                f"the mmpose pose backend needs mmpose with a compiled mmcv "
+                f"({type(exc).__name__}: {exc}); install them (see README) or use --pose auto"
+            ) from exc
         try:
             self.model = init_model(config, checkpoint, device=device)
         except Exception as exc:
@@ -274,5 +277,7 @@ class MMPoseEstimator(PoseEstimator):
         results = self._infer(self.model, image, boxes, bbox_format="xyxy")
         for det, res in zip(detections, results):
             inst = res.pred_instances
-            det.keypoints = np.concatenate([np.asarray(inst.keypoints[0], np.float32),
-                                            np.asarray(inst.keypoint_scores[0], np.float32)[:, None]], axis=1)
+            det.keypoints = np.concatenate(
+                [np.asarray(inst.keypoints[0], np.float32), np.asarray(inst.keypoint_scores[0], np.float32)[:, None]],
+                axis=1,
+            )

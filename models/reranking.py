@@ -18,13 +18,19 @@ import numpy as np
 
 
 def _k_reciprocal(ranks: np.ndarray, index: int, k: int) -> np.ndarray:
-    forward = ranks[index, :k + 1]
-    backward = ranks[forward, :k + 1]
+    forward = ranks[index, : k + 1]
+    backward = ranks[forward, : k + 1]
     return forward[np.any(backward == index, axis=1)]
 
 
-def k_reciprocal_rerank(query_gallery: np.ndarray, query_query: np.ndarray, gallery_gallery: np.ndarray,
-                        k1: int = 20, k2: int = 6, lambda_value: float = 0.3) -> np.ndarray:
+def k_reciprocal_rerank(
+    query_gallery: np.ndarray,
+    query_query: np.ndarray,
+    gallery_gallery: np.ndarray,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+) -> np.ndarray:
     """Re-ranked query-to-gallery distances.
 
     Args:
@@ -46,8 +52,7 @@ def k_reciprocal_rerank(query_gallery: np.ndarray, query_query: np.ndarray, gall
     if k1 < 1 or k2 < 1:
         raise ValueError("k1 and k2 must be at least 1")
     n = q + g
-    full = np.block([[np.asarray(query_query, np.float32), qg],
-                     [qg.T, np.asarray(gallery_gallery, np.float32)]])
+    full = np.block([[np.asarray(query_query, np.float32), qg], [qg.T, np.asarray(gallery_gallery, np.float32)]])
     full = np.maximum(full, 0.0)
     full = full / np.maximum(full.max(axis=1, keepdims=True), 1e-12)  # each row scaled by its own maximum
     k1 = min(k1, n - 1)

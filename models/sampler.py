@@ -44,7 +44,7 @@ class PKSampler:
         order = self.rng.permutation(len(identities))
         for start in range(0, len(self) * self.p, self.p):
             batch = []
-            for i in order[start:start + self.p]:
+            for i in order[start : start + self.p]:
                 pool = self.by_label[identities[i]]
                 batch += self.rng.choice(pool, self.k, replace=len(pool) < self.k).tolist()
             yield batch

@@ -27,8 +27,13 @@ def teacher_cache_file(folder: Path, name: str, checkpoint_hash: str) -> Path:
     return Path(folder) / f"teacher-{safe}-{checkpoint_hash[:12]}.npz"
 
 
-def teacher_embeddings(encoder, paths: Sequence[Path], cache_file: Path, batch_size: int = 64,
-                       on_progress: Callable[[int, int], None] = lambda done, total: None) -> np.ndarray:
+def teacher_embeddings(
+    encoder,
+    paths: Sequence[Path],
+    cache_file: Path,
+    batch_size: int = 64,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+) -> np.ndarray:
     """One teacher's embeddings of every image, from the cache where present, otherwise encoded (then cached).
 
     Args:
@@ -50,7 +55,7 @@ def teacher_embeddings(encoder, paths: Sequence[Path], cache_file: Path, batch_s
     if todo:
         log.info("encoding %d images with teacher %s (cached in %s)", len(todo), encoder.name, cache_file)
     for start in range(0, len(todo), batch_size):
-        chunk = todo[start:start + batch_size]
+        chunk = todo[start : start + batch_size]
         vectors = encoder.encode([read_image(paths[i]) for i in chunk])
         for i, v in zip(chunk, vectors):
             cached[keys[i]] = v

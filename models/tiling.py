@@ -42,13 +42,25 @@ def tile_boxes(height: int, width: int, tiles: int, overlap: float = 0.2) -> lis
         raise ValueError(f"overlap must be from 0 to 0.5, got {overlap}")
     tile_h = int(np.ceil(height / (tiles - (tiles - 1) * overlap)))
     tile_w = int(np.ceil(width / (tiles - (tiles - 1) * overlap)))
-    boxes = get_slice_bboxes(height, width, slice_height=tile_h, slice_width=tile_w, auto_slice_resolution=False,
-                             overlap_height_ratio=overlap, overlap_width_ratio=overlap)
+    boxes = get_slice_bboxes(
+        height,
+        width,
+        slice_height=tile_h,
+        slice_width=tile_w,
+        auto_slice_resolution=False,
+        overlap_height_ratio=overlap,
+        overlap_width_ratio=overlap,
+    )
     return [tuple(int(v) for v in box) for box in boxes]
 
 
-def merge_tiles(full: PersonDetections, tiles: Sequence[tuple[tuple[int, int, int, int], PersonDetections]],
-                height: int, width: int, match_threshold: float = 0.5) -> PersonDetections:
+def merge_tiles(
+    full: PersonDetections,
+    tiles: Sequence[tuple[tuple[int, int, int, int], PersonDetections]],
+    height: int,
+    width: int,
+    match_threshold: float = 0.5,
+) -> PersonDetections:
     """One frame's people from its full-frame detections and its tiles' (rules in the module docstring).
 
     Args:
@@ -98,7 +110,8 @@ def merge_tiles(full: PersonDetections, tiles: Sequence[tuple[tuple[int, int, in
     return PersonDetections(
         np.concatenate([full.xyxy, xyxy[kept]]).astype(np.float32),
         np.concatenate([full.conf, conf[kept]]).astype(np.float32),
-        None if extra_kps is None else np.concatenate([full.keypoints, extra_kps]).astype(np.float32))
+        None if extra_kps is None else np.concatenate([full.keypoints, extra_kps]).astype(np.float32),
+    )
 
 
 class TiledDetector:
@@ -136,5 +149,7 @@ class TiledDetector:
             inputs.append(image)
             inputs += [np.ascontiguousarray(image[y1:y2, x1:x2]) for x1, y1, x2, y2 in grid]
         found = self.detector.detect(inputs)
-        return [merge_tiles(found[start], list(zip(grid, found[start + 1:start + 1 + len(grid)])), height, width)
-                for start, grid, height, width in layout]
+        return [
+            merge_tiles(found[start], list(zip(grid, found[start + 1 : start + 1 + len(grid)])), height, width)
+            for start, grid, height, width in layout
+        ]

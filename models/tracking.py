@@ -29,8 +29,13 @@ TRACKERS = {"bytetrack": "bytetrack.yaml", "botsort": "botsort.yaml", "botsort-r
 #: a walking person's boxes in two analysed frames overlap little) and whose embeddings' cosine is 0.75 or more
 #: (PETS S2L1 at 5 frames/s: IDF1 74.5-75.0 for proximity 0.1 and cosine 0.7-0.8, 69.2 with Ultralytics' 0.5).
 #: ``model`` is not "auto", so that boxes are cut from the frame for :class:`BoxEmbedder`.
-REID_ASSOCIATION = {"gmc_method": "none", "with_reid": False, "model": "reid-app", "proximity_thresh": 0.1,
-                    "appearance_thresh": 0.75}
+REID_ASSOCIATION = {
+    "gmc_method": "none",
+    "with_reid": False,
+    "model": "reid-app",
+    "proximity_thresh": 0.1,
+    "appearance_thresh": 0.75,
+}
 
 
 class BoxEmbedder:
@@ -77,8 +82,15 @@ class TrackedPeople:
     def to_detections(self) -> list[Detection]:
         """One :class:`common.types.Detection` per person (the sampler and storage work per person)."""
         kps = self.keypoints
-        return [Detection(track_id=int(self.track_ids[i]), box=self.xyxy[i], score=float(self.conf[i]),
-                          keypoints=None if kps is None else kps[i]) for i in range(len(self))]
+        return [
+            Detection(
+                track_id=int(self.track_ids[i]),
+                box=self.xyxy[i],
+                score=float(self.conf[i]),
+                keypoints=None if kps is None else kps[i],
+            )
+            for i in range(len(self))
+        ]
 
 
 def _tracker_config(name: str):
@@ -159,8 +171,12 @@ class CameraTracker:
         """
         out = self._tracker.update(detections, image)
         if len(out) == 0:
-            return TrackedPeople(np.zeros(0, np.int64), np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                                 None if detections.keypoints is None else np.zeros((0, 17, 3), np.float32))
+            return TrackedPeople(
+                np.zeros(0, np.int64),
+                np.zeros((0, 4), np.float32),
+                np.zeros(0, np.float32),
+                None if detections.keypoints is None else np.zeros((0, 17, 3), np.float32),
+            )
         index = out[:, -1].astype(np.int64)
         picked = detections[index]
         return TrackedPeople(out[:, 4].astype(np.int64), picked.xyxy, picked.conf, picked.keypoints)
@@ -184,11 +200,21 @@ class PersonTracker:
         ValueError: an unknown tracker name.
     """
 
-    def __init__(self, weights: str | Path = "", device: str = "cpu", tracker: str = "bytetrack",
-                 confidence: float = 0.1, image_size: int = 640, model=None, detector=None, encoder=None):
+    def __init__(
+        self,
+        weights: str | Path = "",
+        device: str = "cpu",
+        tracker: str = "bytetrack",
+        confidence: float = 0.1,
+        image_size: int = 640,
+        model=None,
+        detector=None,
+        encoder=None,
+    ):
         self.camera_tracker = CameraTracker(tracker, encoder)
-        self.detector = detector if detector is not None else PersonDetector(
-            weights, device, confidence, image_size, model)
+        self.detector = (
+            detector if detector is not None else PersonDetector(weights, device, confidence, image_size, model)
+        )
         self._last = PersonDetections.empty()
 
     @property

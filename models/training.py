@@ -121,9 +121,15 @@ class TrainingImages(Dataset):
         preload: decode and resize every image now and keep it in memory (``uint8 [N, H, W, 3]``).
     """
 
-    def __init__(self, samples: Sequence[ReidSample], labels: Sequence[int], keypoints: Optional[np.ndarray],
-                 transform: TrainTransform, preload: bool = False,
-                 on_preload: Callable[[int, int], None] = lambda done, total: None):
+    def __init__(
+        self,
+        samples: Sequence[ReidSample],
+        labels: Sequence[int],
+        keypoints: Optional[np.ndarray],
+        transform: TrainTransform,
+        preload: bool = False,
+        on_preload: Callable[[int, int], None] = lambda done, total: None,
+    ):
         self.samples, self.labels, self.transform = list(samples), list(labels), transform
         self.keypoints = None if keypoints is None else np.array(keypoints, np.float32, copy=True)
         self.images: Optional[np.ndarray] = None
@@ -143,7 +149,7 @@ class TrainingImages(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int):
-        rng = np.random.default_rng(int(torch.randint(0, 2 ** 31 - 1, ()).item()))  # torch seeds each worker
+        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))  # torch seeds each worker
         kp = None if self.keypoints is None else as_optional(self.keypoints[index])
         image = self.images[index] if self.images is not None else read_image(self.samples[index].path)
         image, boxes = self.transform(image, kp, rng)
@@ -194,8 +200,11 @@ def _autocast(device: str, amp: bool):
 
 def _backbone_state(net: JointLossNet) -> dict[str, torch.Tensor]:
     """Copies of the backbone's tensors (``trunk.*`` and ``layer4.*``: the pretrained layers), on the CPU."""
-    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()
-            if k.startswith(("trunk.", "layer4.")) and v.is_floating_point()}
+    return {
+        k: v.detach().cpu().clone()
+        for k, v in net.state_dict().items()
+        if k.startswith(("trunk.", "layer4.")) and v.is_floating_point()
+    }
 
 
 def _interpolate_backbone(net: JointLossNet, start: dict[str, torch.Tensor], alpha: float) -> None:
@@ -206,11 +215,22 @@ def _interpolate_backbone(net: JointLossNet, start: dict[str, torch.Tensor], alp
             state[key].copy_((1.0 - alpha) * initial.to(state[key].device) + alpha * state[key])
 
 
-def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int], keypoints: Optional[np.ndarray],
-          config: TrainConfig, loss: JointLoss, out: Path, metadata: dict, device: str = "cpu",
-          resume: bool = False, evaluate: Optional[Callable[[JointLossNet], dict[str, float]]] = None,
-          progress: TrainProgress = TrainProgress(), stop: Callable[[], bool] = lambda: False,
-          teacher: Optional[np.ndarray] = None) -> TrainResult:
+def train(
+    net: JointLossNet,
+    samples: Sequence[ReidSample],
+    labels: Sequence[int],
+    keypoints: Optional[np.ndarray],
+    config: TrainConfig,
+    loss: JointLoss,
+    out: Path,
+    metadata: dict,
+    device: str = "cpu",
+    resume: bool = False,
+    evaluate: Optional[Callable[[JointLossNet], dict[str, float]]] = None,
+    progress: TrainProgress = TrainProgress(),
+    stop: Callable[[], bool] = lambda: False,
+    teacher: Optional[np.ndarray] = None,
+) -> TrainResult:
     """Train ``net`` and write a checkpoint to ``out`` after every epoch.
 
     Args:
@@ -248,8 +268,10 @@ def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int
     groups: list[dict] = [{"params": params}]
     if config.head_lr_factor != 1.0:
         backbone = {id(p) for module in (net.trunk, net.layer4) if module is not None for p in module.parameters()}
-        groups = [{"params": [p for p in params if id(p) in backbone]},
-                  {"params": [p for p in params if id(p) not in backbone], "lr_scale": config.head_lr_factor}]
+        groups = [
+            {"params": [p for p in params if id(p) in backbone]},
+            {"params": [p for p in params if id(p) not in backbone], "lr_scale": config.head_lr_factor},
+        ]
     optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
     history: list[dict] = []
     start_epoch = 0
@@ -257,45 +279,74 @@ def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int
     if resume:
         state_dict, previous, training_state = load_checkpoint(out, with_training_state=True)
         if previous.get("config") != net.config.to_dict():
-            raise ValueError(f"{out} was trained with a different architecture ({previous.get('config')}); "
-                             f"resume with the same settings or choose another --out")
+            raise ValueError(
+                f"{out} was trained with a different architecture ({previous.get('config')}); "
+                f"resume with the same settings or choose another --out"
+            )
         net.load_state_dict(state_dict)
         start_epoch = int(previous.get("epoch", 0))
         history = list(previous.get("history", []))
         if config.wise_alpha < 1.0:
             start_state = (training_state or {}).get("start_state")
             if start_state is None and start_epoch < config.epochs:
-                raise ValueError(f"{out} holds no starting backbone weights for WiSE-FT (a run begun without it, or "
-                                 f"a final checkpoint); resume without --wise-ft or start a new run")
+                raise ValueError(
+                    f"{out} holds no starting backbone weights for WiSE-FT (a run begun without it, or "
+                    f"a final checkpoint); resume without --wise-ft or start a new run"
+                )
         if training_state and "optimizer" in training_state:
             optimizer.load_state_dict(training_state["optimizer"])
         else:
-            progress.on_message(f"{out} holds no optimizer state (a final checkpoint); continuing with a fresh "
-                                f"optimizer")
+            progress.on_message(
+                f"{out} holds no optimizer state (a final checkpoint); continuing with a fresh optimizer"
+            )
         if start_epoch >= config.epochs:
-            progress.on_message(f"{out} is already trained for {start_epoch} of {config.epochs} epochs; nothing "
-                                f"to do (raise --epochs to train longer)")
+            progress.on_message(
+                f"{out} is already trained for {start_epoch} of {config.epochs} epochs; nothing "
+                f"to do (raise --epochs to train longer)"
+            )
     num_parts = net.config.num_parts
-    transform = TrainTransform(tuple(net.config.input_size), num_parts, net.config.part_mode,
-                               preprocessing=net.preprocessing)
+    transform = TrainTransform(
+        tuple(net.config.input_size), num_parts, net.config.part_mode, preprocessing=net.preprocessing
+    )
     if config.preload:
         progress.on_message(f"decoding {len(samples)} training images into memory")
     dataset = TrainingImages(samples, labels, keypoints, transform, config.preload)
     teacher_t = None if teacher is None else torch.from_numpy(np.ascontiguousarray(teacher, np.float32))
     sampler = PKSampler(labels, config.p, config.k, seed=config.seed + start_epoch)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers,
-                        pin_memory=device.startswith("cuda"), persistent_workers=config.workers > 0)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=config.workers,
+        pin_memory=device.startswith("cuda"),
+        persistent_workers=config.workers > 0,
+    )
     autocast, scaler = _autocast(device, config.amp)
     metrics: dict[str, float] = next((h["metrics"] for h in reversed(history) if h.get("metrics")), {})
     epochs_run = 0
 
     def checkpoint(epoch: int, final: bool) -> None:
-        meta = dict(metadata, architecture="jointloss", config=net.config.to_dict(), loss=asdict(loss.config),
-                    train=asdict(config), input_size=list(net.config.input_size), dims=net.config.dims,
-                    preprocessing=net.preprocessing.to_dict(),
-                    epoch=epoch, epochs=config.epochs, history=history, metrics=metrics)
-        state = None if final else {"optimizer": optimizer.state_dict(),
-                                    **({"start_state": start_state} if start_state is not None else {})}
+        meta = dict(
+            metadata,
+            architecture="jointloss",
+            config=net.config.to_dict(),
+            loss=asdict(loss.config),
+            train=asdict(config),
+            input_size=list(net.config.input_size),
+            dims=net.config.dims,
+            preprocessing=net.preprocessing.to_dict(),
+            epoch=epoch,
+            epochs=config.epochs,
+            history=history,
+            metrics=metrics,
+        )
+        state = (
+            None
+            if final
+            else {
+                "optimizer": optimizer.state_dict(),
+                **({"start_state": start_state} if start_state is not None else {}),
+            }
+        )
         save_checkpoint(out, {k: v.detach().cpu() for k, v in net.state_dict().items()}, meta, state)
 
     for epoch in range(start_epoch, config.epochs):
@@ -336,8 +387,11 @@ def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int
             progress.on_message(f"stopped during epoch {epoch + 1}; resume with the same command and --resume")
             break
         means = {k: v / max(done, 1) for k, v in sums.items()}
-        entry = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t_epoch, 2),
-                 **{k: round(v, 5) for k, v in means.items()}}
+        entry = {
+            "epoch": epoch + 1,
+            "seconds": round(time.perf_counter() - t_epoch, 2),
+            **{k: round(v, 5) for k, v in means.items()},
+        }
         last = epoch + 1 == config.epochs
         evaluated = None
         if last and start_state is not None:
@@ -347,8 +401,10 @@ def train(net: JointLossNet, samples: Sequence[ReidSample], labels: Sequence[int
                     entry["metrics_before_wise_ft"] = evaluate(net)
             _interpolate_backbone(net, start_state, config.wise_alpha)
             entry["wise_ft_alpha"] = config.wise_alpha
-            progress.on_message(f"WiSE-FT: backbone weights = {1 - config.wise_alpha:.2f} x start + "
-                                f"{config.wise_alpha:.2f} x fine-tuned")
+            progress.on_message(
+                f"WiSE-FT: backbone weights = {1 - config.wise_alpha:.2f} x start + "
+                f"{config.wise_alpha:.2f} x fine-tuned"
+            )
         if evaluate is not None and (last or (config.eval_every > 0 and (epoch + 1) % config.eval_every == 0)):
             net.eval()
             with torch.no_grad():

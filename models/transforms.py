@@ -48,8 +48,12 @@ class Preprocessing:
             ValueError: a channel order other than RGB/BGR or a malformed value.
         """
         try:
-            made = cls(str(data["channels"]).upper(), float(data["scale"]), tuple(float(v) for v in data["mean"]),
-                       tuple(float(v) for v in data["std"]))
+            made = cls(
+                str(data["channels"]).upper(),
+                float(data["scale"]),
+                tuple(float(v) for v in data["mean"]),
+                tuple(float(v) for v in data["std"]),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed preprocessing {data!r} ({type(exc).__name__})") from None
         if made.channels not in ("RGB", "BGR") or len(made.mean) != 3 or len(made.std) != 3:
@@ -61,8 +65,11 @@ class Preprocessing:
         of random erasing."""
         mean_bgr = (IMAGENET_MEAN[::-1] * 255.0).reshape(1, 1, 1, 3).astype(np.float32)
         pixels = mean_bgr[..., ::-1] if self.channels == "RGB" else mean_bgr
-        return ((pixels * np.float32(self.scale) - np.asarray(self.mean, np.float32))
-                / np.asarray(self.std, np.float32)).reshape(3).astype(np.float32)
+        return (
+            ((pixels * np.float32(self.scale) - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32))
+            .reshape(3)
+            .astype(np.float32)
+        )
 
     def apply(self, resized_bgr: np.ndarray) -> np.ndarray:
         """``uint8 [N, H, W, 3]`` BGR -> ``float32 [N, 3, H, W]`` as the model wants it."""
@@ -87,8 +94,7 @@ def normalise(image_rgb: np.ndarray) -> np.ndarray:
     return IMAGENET_RGB.apply(np.ascontiguousarray(image_rgb[None, ..., ::-1]))[0]
 
 
-def part_boxes(keypoints: Optional[np.ndarray], height: int, width: int, num_parts: int, part_mode: str
-               ) -> np.ndarray:
+def part_boxes(keypoints: Optional[np.ndarray], height: int, width: int, num_parts: int, part_mode: str) -> np.ndarray:
     """``float32 [P, 4]`` part boxes for an image of ``height x width`` pixels: pose-guided from ``keypoints``
     (``[17, 3]`` in the same pixels) with ``part_mode="pose"``, fixed stripes otherwise."""
     if part_mode == "stripes":
@@ -96,9 +102,14 @@ def part_boxes(keypoints: Optional[np.ndarray], height: int, width: int, num_par
     return part_boxes_from_keypoints(keypoints, height, width, num_parts=num_parts)[0]
 
 
-def random_erasing(image: np.ndarray, rng: np.random.Generator, area: tuple[float, float] = (0.02, 0.4),
-                   aspect: tuple[float, float] = (0.3, 3.3), attempts: int = 20,
-                   value: Optional[np.ndarray] = None) -> np.ndarray:
+def random_erasing(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    area: tuple[float, float] = (0.02, 0.4),
+    aspect: tuple[float, float] = (0.3, 3.3),
+    attempts: int = 20,
+    value: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """Set one random rectangle of a normalised ``float32 [3, H, W]`` image to ``value`` (``float32 [3]``; default
     0, the mean of an ImageNet-normalised image), in place."""
     _, h, w = image.shape
@@ -108,7 +119,7 @@ def random_erasing(image: np.ndarray, rng: np.random.Generator, area: tuple[floa
         eh, ew = int(round(np.sqrt(target * ratio))), int(round(np.sqrt(target / ratio)))
         if 0 < eh < h and 0 < ew < w:
             y, x = int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1))
-            image[:, y:y + eh, x:x + ew] = 0.0 if value is None else np.asarray(value, np.float32)[:, None, None]
+            image[:, y : y + eh, x : x + ew] = 0.0 if value is None else np.asarray(value, np.float32)[:, None, None]
             break
     return image
 
@@ -135,8 +146,13 @@ class TrainTransform:
     erasing_probability: float = 0.5
     preprocessing: Preprocessing = field(default=IMAGENET_RGB)
 
-    def __call__(self, image_bgr: np.ndarray, keypoints: Optional[np.ndarray], rng: np.random.Generator,
-                 flip: Optional[bool] = None) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self,
+        image_bgr: np.ndarray,
+        keypoints: Optional[np.ndarray],
+        rng: np.random.Generator,
+        flip: Optional[bool] = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Augment one image.
 
         Args:
@@ -164,7 +180,7 @@ class TrainTransform:
             pad = self.padding
             padded = cv2.copyMakeBorder(np.ascontiguousarray(image), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
             dy, dx = int(rng.integers(0, 2 * pad + 1)), int(rng.integers(0, 2 * pad + 1))
-            image = padded[dy:dy + height, dx:dx + width]
+            image = padded[dy : dy + height, dx : dx + width]
             if kp is not None:
                 kp[:, 0] += pad - dx
                 kp[:, 1] += pad - dy

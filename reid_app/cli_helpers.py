@@ -35,13 +35,13 @@ def parse_start_time(text: str, option: str = "--start") -> float:
         try:
             value = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
         except (ValueError, OverflowError, OSError):
-            raise UsageError(f"{option} '{text}' is not a time; use ISO 8601 such as 2026-11-21T09:30:00 or "
-                             f"seconds since the epoch") from None
+            raise UsageError(
+                f"{option} '{text}' is not a time; use ISO 8601 such as 2026-11-21T09:30:00 or seconds since the epoch"
+            ) from None
     if not math.isfinite(value):
         raise UsageError(f"{option} '{text}' is not a finite time; use ISO 8601 or seconds since the epoch")
     if not 0 <= value <= MAX_TIMESTAMP:
-        hint = " (it looks like milliseconds: divide by 1000)" if MAX_TIMESTAMP < value <= MAX_TIMESTAMP * 1000 \
-            else ""
+        hint = " (it looks like milliseconds: divide by 1000)" if MAX_TIMESTAMP < value <= MAX_TIMESTAMP * 1000 else ""
         raise UsageError(f"{option} '{text}' is outside 1970-2200{hint}; give seconds since the epoch or ISO 8601")
     return value
 
@@ -70,8 +70,6 @@ def resolve_reid(spec: str, dirs, explicit: bool) -> Optional[Path]:
     raise WeightsError(resolved.missing_message("re-id", "--reid"))
 
 
-
-
 def cluster_after_ingest(db, console) -> None:
     """Re-cluster the global identities after an ingest added tracks, and print one line about them."""
     from pipelines.matching.service import cluster_after_ingest
@@ -79,6 +77,10 @@ def cluster_after_ingest(db, console) -> None:
     report = cluster_after_ingest(db)
     if report is None:
         return
-    console.print(f"identities: {report.identities} from {report.tracks} tracks, {report.multi_camera} seen by "
-                  f"several cameras (threshold {report.threshold:.2f}; list them with 'reid-app identities')",
-                  markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        f"identities: {report.identities} from {report.tracks} tracks, {report.multi_camera} seen by "
+        f"several cameras (threshold {report.threshold:.2f}; list them with 'reid-app identities')",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

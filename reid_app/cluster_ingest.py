@@ -100,8 +100,10 @@ def _probe(address: str) -> None:
     except ValueError:
         raise UsageError(f"--cluster {address!r} is not HOST:PORT (the address 'ray start --head' printed)") from None
     except OSError as exc:
-        raise UsageError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
-                         f"'ray start --head' and give its address") from None
+        raise UsageError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+            f"'ray start --head' and give its address"
+        ) from None
 
 
 def connect(address: str):
@@ -118,13 +120,20 @@ def connect(address: str):
     try:
         ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise UsageError(f"no Ray cluster answers at {address} ({str(exc).splitlines()[0]}); start one with "
-                         f"'ray start --head' and give its address") from None
+        raise UsageError(
+            f"no Ray cluster answers at {address} ({str(exc).splitlines()[0]}); start one with "
+            f"'ray start --head' and give its address"
+        ) from None
     return ray
 
 
-def ingest_on_cluster(address: str, location: str, jobs: Sequence, choices: IngestChoices,
-                      on_done: Callable[[CameraSummary], None] = lambda s: None) -> list[CameraSummary]:
+def ingest_on_cluster(
+    address: str,
+    location: str,
+    jobs: Sequence,
+    choices: IngestChoices,
+    on_done: Callable[[CameraSummary], None] = lambda s: None,
+) -> list[CameraSummary]:
     """Ingest ``jobs`` on the Ray cluster at ``address`` into the database at ``location`` (a URL every node can
     reach: PostgreSQL). Calls ``on_done`` as each video ends; returns the summaries in job order. On Ctrl-C the
     tasks are cancelled (their half-written videos are redone by the next run).
@@ -137,7 +146,8 @@ def ingest_on_cluster(address: str, location: str, jobs: Sequence, choices: Inge
         gpus = ray.cluster_resources().get("GPU", 0)
         wants_gpu = gpus > 0 and (choices.device in (None, "auto") or str(choices.device).startswith("cuda"))
         task = ray.remote(ingest_video_task).options(
-            num_cpus=1, num_gpus=1 if wants_gpu else 0, max_retries=RETRIES, retry_exceptions=False)
+            num_cpus=1, num_gpus=1 if wants_gpu else 0, max_retries=RETRIES, retry_exceptions=False
+        )
         pending = {task.remote(location, job, choices): i for i, job in enumerate(jobs)}
         summaries: list[Optional[CameraSummary]] = [None] * len(jobs)
         try:
@@ -161,6 +171,10 @@ def _collect(ray, pending: dict, jobs: Sequence, summaries: list, on_done) -> No
                 summaries[i] = ray.get(ref)
             except Exception as exc:  # the task raised, or its workers died RETRIES + 1 times
                 message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-                summaries[i] = CameraSummary(camera=jobs[i].camera, video=str(jobs[i].path), status="failed",
-                                             message=f"on the cluster: {message}")
+                summaries[i] = CameraSummary(
+                    camera=jobs[i].camera,
+                    video=str(jobs[i].path),
+                    status="failed",
+                    message=f"on the cluster: {message}",
+                )
             on_done(summaries[i])

@@ -28,8 +28,9 @@ class WatchWorker:
     """One Ray actor's share of a site (see the module docstring). Its methods are called concurrently: ``run``
     blocks until ``stop`` is called, while ``statuses`` is polled."""
 
-    def __init__(self, location: str, site, recordings: Path, choices: IngestChoices, min_embeddings: int,
-                 status_every: float):
+    def __init__(
+        self, location: str, site, recordings: Path, choices: IngestChoices, min_embeddings: int, status_every: float
+    ):
         from common.settings import load_settings
         from reid_app.ingest_runner import prepare_ingest
         from reid_app.live_session import make_live_site
@@ -39,8 +40,9 @@ class WatchWorker:
         self.db = open_database(location)
         prepared = prepare_ingest(replace(choices), load_settings())
         # alerts: stored, audited, sent to the webhook; no console on a worker
-        self.live = make_live_site(self.db, site, recordings, prepared, lambda payload: None, min_embeddings,
-                                   status_every)
+        self.live = make_live_site(
+            self.db, site, recordings, prepared, lambda payload: None, min_embeddings, status_every
+        )
 
     def run(self):
         """Watch until :meth:`stop`; returns the :class:`pipelines.live.watch.WatchSummary`."""
@@ -104,9 +106,18 @@ def deal_cameras(cameras: list, workers: int) -> list[list]:
     return [cameras[i::workers] for i in range(workers)]
 
 
-def watch_on_cluster(address: str, location: str, site, recordings: Path, choices: IngestChoices,
-                     min_embeddings: int, stop: threading.Event, on_status: Callable[[list], None],
-                     status_every: float, on_ready: Callable[[], None] = lambda: None) -> list:
+def watch_on_cluster(
+    address: str,
+    location: str,
+    site,
+    recordings: Path,
+    choices: IngestChoices,
+    min_embeddings: int,
+    stop: threading.Event,
+    on_status: Callable[[list], None],
+    status_every: float,
+    on_ready: Callable[[], None] = lambda: None,
+) -> list:
     """Watch ``site`` on the Ray cluster at ``address`` until ``stop`` is set; returns one
     :class:`pipelines.live.watch.WatchSummary` per actor. ``on_ready`` is called once every actor has loaded its models
     and the watch begins.
@@ -122,11 +133,24 @@ def watch_on_cluster(address: str, location: str, site, recordings: Path, choice
         machines = len([n for n in ray.nodes() if n.get("Alive")])
         shares = deal_cameras(site.cameras, gpus if wants_gpu else machines)
         actor = ray.remote(WatchWorker).options(
-            num_cpus=1, num_gpus=1 if wants_gpu else 0, max_restarts=RESTARTS, max_task_retries=RESTARTS,
-            max_concurrency=4, scheduling_strategy="SPREAD")
-        workers = [actor.remote(location, replace(site, cameras=share, groups={},
-                                                  retention_s=site.retention_s if i == 0 else None),
-                                recordings, choices, min_embeddings, status_every) for i, share in enumerate(shares)]
+            num_cpus=1,
+            num_gpus=1 if wants_gpu else 0,
+            max_restarts=RESTARTS,
+            max_task_retries=RESTARTS,
+            max_concurrency=4,
+            scheduling_strategy="SPREAD",
+        )
+        workers = [
+            actor.remote(
+                location,
+                replace(site, cameras=share, groups={}, retention_s=site.retention_s if i == 0 else None),
+                recordings,
+                choices,
+                min_embeddings,
+                status_every,
+            )
+            for i, share in enumerate(shares)
+        ]
         _wait_until_ready(ray, workers, stop)
         runs = [w.run.remote() for w in workers]
         on_ready()
@@ -135,8 +159,7 @@ def watch_on_cluster(address: str, location: str, site, recordings: Path, choice
             if len(done) == len(runs):
                 break
             try:
-                on_status([s for share in ray.get([w.statuses.remote() for w in workers], timeout=30)
-                           for s in share])
+                on_status([s for share in ray.get([w.statuses.remote() for w in workers], timeout=30) for s in share])
             except (ray.exceptions.RayError, TimeoutError):  # an actor restarting: its line comes back later
                 pass
         for w in workers:

@@ -17,7 +17,8 @@ def _safe_console(**options):
         def _render_buffer(self, buffer):
             return super()._render_buffer(
                 segment if segment.control else Segment(terminal_text(segment.text), segment.style)
-                for segment in buffer)
+                for segment in buffer
+            )
 
     return SafeConsole(**options)
 

@@ -36,6 +36,7 @@ def _first_then_new(first, build):
             if spare:
                 return spare.pop()
         return build()
+
     return factory
 
 
@@ -69,8 +70,10 @@ def _build_pose_factory(spec: str, device: str, dirs, detector_gives_keypoints: 
         parts = spec.split(":")
         if len(parts) != 3:
             raise UsageError(f"--pose '{spec}' must be mmpose:CONFIG:CHECKPOINT")
+
         def build():
             return MMPoseEstimator(parts[1], parts[2], device)
+
         return _first_then_new(build(), build)  # built now so bad weights fail before any camera starts
     if detector_gives_keypoints and spec == "auto":
         return lambda tracker: DetectorKeypoints()
@@ -83,8 +86,11 @@ def _build_pose_factory(spec: str, device: str, dirs, detector_gives_keypoints: 
     except WeightsError:
         if spec != "auto":
             raise
-        log.warning("the default pose model %s could not be loaded (offline?): part boxes use fixed body ratios; "
-                    "pass --pose PATH to a YOLO pose model for pose-guided parts", DEFAULT_POSE)
+        log.warning(
+            "the default pose model %s could not be loaded (offline?): part boxes use fixed body ratios; "
+            "pass --pose PATH to a YOLO pose model for pose-guided parts",
+            DEFAULT_POSE,
+        )
         return lambda tracker: NoPose()
     shared = BatchingPose(first)  # one pose model for every camera: their people share the mosaics
     return lambda tracker: DetectorKeypoints() if tracker.gives_keypoints else shared
@@ -96,8 +102,16 @@ class PreparedIngest:
     Built by :func:`prepare_ingest`; loading happens there so bad weights fail before any camera starts.
     """
 
-    def __init__(self, choices: IngestChoices, device: str, encoder, make_tracker, make_pose,
-                 detector: str = "", pose: Optional[str] = None):
+    def __init__(
+        self,
+        choices: IngestChoices,
+        device: str,
+        encoder,
+        make_tracker,
+        make_pose,
+        detector: str = "",
+        pose: Optional[str] = None,
+    ):
         from pipelines.ingest.files import IngestOptions
         from pipelines.ingest.motion import MotionGateConfig
         from pipelines.ingest.quality import StaticTrackConfig
@@ -115,11 +129,15 @@ class PreparedIngest:
         self.pose = pose or choices.pose
         window = max(1.0, 1.0 / choices.crops_per_second)
         self.options = IngestOptions(
-            analysis_fps=choices.analysis_fps, batch_size=choices.batch_size, force=choices.force,
-            max_duration_s=choices.duration_s, static=StaticTrackConfig(min_duration_s=choices.static_after_s),
-            motion=MotionGateConfig(enabled=choices.motion_gate), pose_interval_s=choices.pose_interval_s,
-            sampling=SamplingConfig(crops_per_window=max(1, round(choices.crops_per_second * window)),
-                                    window_s=window))
+            analysis_fps=choices.analysis_fps,
+            batch_size=choices.batch_size,
+            force=choices.force,
+            max_duration_s=choices.duration_s,
+            static=StaticTrackConfig(min_duration_s=choices.static_after_s),
+            motion=MotionGateConfig(enabled=choices.motion_gate),
+            pose_interval_s=choices.pose_interval_s,
+            sampling=SamplingConfig(crops_per_window=max(1, round(choices.crops_per_second * window)), window_s=window),
+        )
 
     def run(self, db, jobs: Sequence, progress, stop: threading.Event) -> list:
         """Ingest ``jobs`` (``pipelines.ingest.files.IngestJob``) into ``db``; returns one ``CameraSummary`` per job.
@@ -132,8 +150,7 @@ class PreparedIngest:
 
         names = [j.camera for j in jobs]
         if len(set(names)) != len(names):
-            raise UsageError(f"two videos would get the same camera name ({', '.join(names)}); name them with "
-                             f"--camera")
+            raise UsageError(f"two videos would get the same camera name ({', '.join(names)}); name them with --camera")
         if self.detector:
             set_ingest_models(db, self.detector, self.pose)
         return ingest(db, list(jobs), self.encoder, self.make_tracker, self.make_pose, self.options, progress, stop)
@@ -162,8 +179,11 @@ def prepare_ingest(choices: IngestChoices, settings: Settings) -> PreparedIngest
     except WeightsError:
         if detector.path is not None:
             raise
-        raise WeightsError(detector.missing_message(
-            "detector", "--detector", extra=" and Ultralytics could not download it (offline?)")) from None
+        raise WeightsError(
+            detector.missing_message(
+                "detector", "--detector", extra=" and Ultralytics could not download it (offline?)"
+            )
+        ) from None
     # one detector for every camera: frames of all cameras are detected together; tracker state stays per camera
     shared = BatchingDetector(PersonDetector(weights, device=device, model=model, image_size=choices.detector_size))
     if choices.tiles > 1:
@@ -175,8 +195,15 @@ def prepare_ingest(choices: IngestChoices, settings: Settings) -> PreparedIngest
     def tracker_for():
         return PersonTracker(tracker=choices.tracker, detector=shared, encoder=encoder)
 
-    return PreparedIngest(choices, device, encoder, tracker_for, make_pose, str(weights),
-                          resolved_pose(choices.pose, settings.weights_dirs))
+    return PreparedIngest(
+        choices,
+        device,
+        encoder,
+        tracker_for,
+        make_pose,
+        str(weights),
+        resolved_pose(choices.pose, settings.weights_dirs),
+    )
 
 
 def load_query_encoder(db, settings: Settings, device: Optional[str] = None, reid: Optional[str] = None):

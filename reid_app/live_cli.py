@@ -33,9 +33,11 @@ def _open(db_path: Optional[str]):
 
 def status_line(status) -> str:
     """One camera's status (``pipelines.live.watch.CameraStatus``) as one line of text."""
-    line = (f"{status.camera:<12} {status.state:<12} {status.analysed_fps:4.1f} frames/s  lag {status.lag_s:5.2f} s  "
-            f"people {status.people:<3} tracks {status.tracks:<5} sightings {status.sightings:<6} "
-            f"segments {status.segments:<4} alerts {status.alerts}")
+    line = (
+        f"{status.camera:<12} {status.state:<12} {status.analysed_fps:4.1f} frames/s  lag {status.lag_s:5.2f} s  "
+        f"people {status.people:<3} tracks {status.tracks:<5} sightings {status.sightings:<6} "
+        f"segments {status.segments:<4} alerts {status.alerts}"
+    )
     if status.last_error and (status.state in ("connecting", "reconnecting", "stopped") or status.storing_paused):
         line += f"  ({status.last_error})"
     return line
@@ -43,8 +45,10 @@ def status_line(status) -> str:
 
 def alert_line(payload: dict) -> str:
     """An alert (``pipelines.live.watchlist.alert_payload``) as one console line."""
-    return (f"ALERT {payload['time']}  {payload['name']!r} on {payload['camera']} (track {payload['track_id']}, "
-            f"similarity {payload['similarity']:.2f}, alert {payload['alert_id']})")
+    return (
+        f"ALERT {payload['time']}  {payload['name']!r} on {payload['camera']} (track {payload['track_id']}, "
+        f"similarity {payload['similarity']:.2f}, alert {payload['alert_id']})"
+    )
 
 
 def _print_statuses(statuses) -> None:
@@ -54,32 +58,86 @@ def _print_statuses(statuses) -> None:
 
 
 @click.command()
-@click.option("--site", "site_path", required=True, metavar="FILE", help="The site file (TOML): cameras, URLs, "
-              "overlap groups, recording, retention and alert settings; see README 'Live cameras'.")
-@click.option("--db", "db_path", metavar="PATH", help="Database [default: the site file's db, else reid.db in your "
-              "user data folder, or $REID_APP_DB]. Created when missing.")
-@click.option("--recordings", "recordings_dir", default=None, metavar="DIR", help="Where the cameras are recorded "
-              "[default: the site file's recordings, else 'recordings' beside the database].")
+@click.option(
+    "--site",
+    "site_path",
+    required=True,
+    metavar="FILE",
+    help="The site file (TOML): cameras, URLs, "
+    "overlap groups, recording, retention and alert settings; see README 'Live cameras'.",
+)
+@click.option(
+    "--db",
+    "db_path",
+    metavar="PATH",
+    help="Database [default: the site file's db, else reid.db in your "
+    "user data folder, or $REID_APP_DB]. Created when missing.",
+)
+@click.option(
+    "--recordings",
+    "recordings_dir",
+    default=None,
+    metavar="DIR",
+    help="Where the cameras are recorded [default: the site file's recordings, else 'recordings' beside the database].",
+)
 @click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="Where the networks run [default: auto].")
 @click.option("--detector", default=None, metavar="WEIGHTS", help="YOLO person detector [default: as ingest].")
-@click.option("--detector-size", type=int, default=640, show_default=True, metavar="PIXELS",
-              help="Longest side of the detector's input (multiple of 32, 160-1920).")
+@click.option(
+    "--detector-size",
+    type=int,
+    default=640,
+    show_default=True,
+    metavar="PIXELS",
+    help="Longest side of the detector's input (multiple of 32, 160-1920).",
+)
 @click.option("--pose", default="auto", show_default=True, metavar="auto|none|WEIGHTS", help="Pose backend, as ingest.")
 @click.option("--reid", default=None, metavar="WEIGHTS", help="Re-id model [default: the shipped joint-loss model].")
-@click.option("--status-every", type=click.FloatRange(0.5, 3600), default=10.0, show_default=True, metavar="SECONDS",
-              help="Print every camera's status line this often.")
-@click.option("--stop-after", type=click.FloatRange(1, None), default=None, metavar="SECONDS",
-              help="Stop by itself after SECONDS (as on Ctrl-C) [default: run until stopped].")
-@click.option("--min-embeddings", type=click.IntRange(1, 100), default=2, show_default=True,
-              help="A live track is compared with the watchlist once its descriptor averages this many crops "
-              "(fewer: faster alerts, more false ones).")
-@click.option("--cluster", default=None, metavar="HOST:PORT",
-              help="Spread the cameras over the Ray cluster whose head is at HOST:PORT: one worker per machine (per "
-              "GPU when there are GPUs), each watching its share of the cameras into the shared --db (a PostgreSQL "
-              "URL) and recording into the same --recordings folder (shared storage). A worker that dies is "
-              "restarted and resumes its cameras.")
-def watch(site_path, db_path, recordings_dir, device, detector, detector_size, pose, reid, status_every, stop_after,
-          min_embeddings, cluster) -> None:
+@click.option(
+    "--status-every",
+    type=click.FloatRange(0.5, 3600),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Print every camera's status line this often.",
+)
+@click.option(
+    "--stop-after",
+    type=click.FloatRange(1, None),
+    default=None,
+    metavar="SECONDS",
+    help="Stop by itself after SECONDS (as on Ctrl-C) [default: run until stopped].",
+)
+@click.option(
+    "--min-embeddings",
+    type=click.IntRange(1, 100),
+    default=2,
+    show_default=True,
+    help="A live track is compared with the watchlist once its descriptor averages this many crops "
+    "(fewer: faster alerts, more false ones).",
+)
+@click.option(
+    "--cluster",
+    default=None,
+    metavar="HOST:PORT",
+    help="Spread the cameras over the Ray cluster whose head is at HOST:PORT: one worker per machine (per "
+    "GPU when there are GPUs), each watching its share of the cameras into the shared --db (a PostgreSQL "
+    "URL) and recording into the same --recordings folder (shared storage). A worker that dies is "
+    "restarted and resumes its cameras.",
+)
+def watch(
+    site_path,
+    db_path,
+    recordings_dir,
+    device,
+    detector,
+    detector_size,
+    pose,
+    reid,
+    status_every,
+    stop_after,
+    min_embeddings,
+    cluster,
+) -> None:
     """Watch live cameras until stopped: detect, track, encode and store people as they appear, record every
     camera as rolling MP4 segments, give new tracks identities, raise watchlist alerts, apply retention.
 
@@ -108,26 +166,45 @@ def watch(site_path, db_path, recordings_dir, device, detector, detector_size, p
         from reid_app.cluster_watch import watch_on_cluster
 
         if "://" not in str(location):
-            raise UsageError(f"--cluster needs a database every machine reaches: give --db postgresql://..., not "
-                             f"the file {location}")
+            raise UsageError(
+                f"--cluster needs a database every machine reaches: give --db postgresql://..., not the file {location}"
+            )
         open_database(location).close()  # made (or upgraded) once here, before the workers open it
-        _print(f"database: {redact_url(str(location))}\nrecordings: {recordings} (must be the same folder on every "
-               f"machine)\ncluster: {cluster}; watching {len(site.cameras)} camera(s)")
+        _print(
+            f"database: {redact_url(str(location))}\nrecordings: {recordings} (must be the same folder on every "
+            f"machine)\ncluster: {cluster}; watching {len(site.cameras)} camera(s)"
+        )
 
         def run():  # --stop-after counts from when every worker has loaded its models, as it does locally
-            return watch_on_cluster(cluster, str(location), site, recordings, choices, min_embeddings, stop,
-                                    _print_statuses, status_every, on_ready=start_timer)
+            return watch_on_cluster(
+                cluster,
+                str(location),
+                site,
+                recordings,
+                choices,
+                min_embeddings,
+                stop,
+                _print_statuses,
+                status_every,
+                on_ready=start_timer,
+            )
+
         db = None
     else:
         prepared = prepare_ingest(choices, settings)
         db = open_database(location)
-        _print(f"database: {db.location}\nrecordings: {recordings}\nwatching {len(site.cameras)} camera(s): "
-               + ", ".join(f"{c.name} ({c.shown_url})" for c in site.cameras))
-        live = make_live_site(db, site, recordings, prepared, lambda payload: _print(alert_line(payload)),
-                              min_embeddings, status_every)
+        _print(
+            f"database: {db.location}\nrecordings: {recordings}\nwatching {len(site.cameras)} camera(s): "
+            + ", ".join(f"{c.name} ({c.shown_url})" for c in site.cameras)
+        )
+        live = make_live_site(
+            db, site, recordings, prepared, lambda payload: _print(alert_line(payload)), min_embeddings, status_every
+        )
         if live.watchlist.entries:
-            _print(f"watchlist: {len(live.watchlist.entries)} person(s), alert at similarity >= "
-                   f"{live.watchlist.threshold:.2f}" + (f", webhook {redact_url(site.webhook)}" if site.webhook else ""))
+            _print(
+                f"watchlist: {len(live.watchlist.entries)} person(s), alert at similarity >= "
+                f"{live.watchlist.threshold:.2f}" + (f", webhook {redact_url(site.webhook)}" if site.webhook else "")
+            )
 
         def run():
             return [live.run(stop, _print_statuses)]
@@ -135,8 +212,11 @@ def watch(site_path, db_path, recordings_dir, device, detector, detector_size, p
     def on_signal(signum, _frame):
         if stop.is_set():
             raise KeyboardInterrupt
-        _print(f"reid-app: {signal.Signals(signum).name}: stopping - storing the last sightings and closing the "
-               f"recordings", err=True)
+        _print(
+            f"reid-app: {signal.Signals(signum).name}: stopping - storing the last sightings and closing the "
+            f"recordings",
+            err=True,
+        )
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -155,9 +235,11 @@ def watch(site_path, db_path, recordings_dir, device, detector, detector_size, p
     if db is not None:
         db.close()
     cameras = [c for summary in summaries for c in summary.cameras]
-    _print(f"watched {max(s.seconds for s in summaries):.0f} s: " + "; ".join(
-        f"{c.camera}: {c.tracks} tracks, {c.sightings} sightings, {c.segments} segments" for c in cameras)
-        + f"; {sum(s.alerts for s in summaries)} alert(s)")
+    _print(
+        f"watched {max(s.seconds for s in summaries):.0f} s: "
+        + "; ".join(f"{c.camera}: {c.tracks} tracks, {c.sightings} sightings, {c.segments} segments" for c in cameras)
+        + f"; {sum(s.alerts for s in summaries)} alert(s)"
+    )
 
 
 @click.group()
@@ -170,11 +252,15 @@ def watchlist() -> None:
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 @click.option("--identity", "identity_id", type=DB_ID, default=None, help="Watch for this identity (all its tracks).")
 @click.option("--track", "track_id", type=DB_ID, default=None, help="Watch for the person of this track.")
-@click.option("--image", "image_path", default=None, metavar="FILE", help="Watch for the person in this image (a "
-              "crop of one person).")
+@click.option(
+    "--image",
+    "image_path",
+    default=None,
+    metavar="FILE",
+    help="Watch for the person in this image (a crop of one person).",
+)
 @click.option("--note", default="", help="A note shown with the alerts.")
-@click.option("--reid", default=None, metavar="WEIGHTS", help="For --image: the re-id model [default: the "
-              "database's].")
+@click.option("--reid", default=None, metavar="WEIGHTS", help="For --image: the re-id model [default: the database's].")
 @click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="For --image: where to encode.")
 def watchlist_add(name, db_path, identity_id, track_id, image_path, note, reid, device) -> None:
     """Put a person on the watchlist as NAME: one of --identity, --track or --image."""
@@ -218,7 +304,9 @@ def watchlist_list(db_path) -> None:
     if not entries:
         _print("the watchlist is empty; add a person with 'reid-app watchlist add NAME --identity N'")
     for e in entries:
-        _print(f"{e.id:>4}  {e.name}  (from {e.kind} {e.source}, model {e.model_id})" + (f"  {e.note}" if e.note else ""))
+        _print(
+            f"{e.id:>4}  {e.name}  (from {e.kind} {e.source}, model {e.model_id})" + (f"  {e.note}" if e.note else "")
+        )
 
 
 @watchlist.command("remove")
@@ -253,8 +341,10 @@ def alerts(db_path, limit) -> None:
         _print("no alerts")
     for a in rows:
         where = f"track {a.track_id}" if a.track_id is not None else "footage purged"
-        _print(f"{a.id:>5}  {format_time(a.timestamp)}  {a.name!r} on {a.camera} ({where}, similarity "
-               f"{a.similarity:.2f})  delivered: {a.delivered or '-'}")
+        _print(
+            f"{a.id:>5}  {format_time(a.timestamp)}  {a.name!r} on {a.camera} ({where}, similarity "
+            f"{a.similarity:.2f})  delivered: {a.delivered or '-'}"
+        )
 
 
 COMMANDS = [watch, watchlist, alerts]

@@ -15,9 +15,17 @@ from reid_app.ingest_runner import IngestChoices, prepare_ingest
 log = logging.getLogger(__name__)
 
 
-def make_live_site(db, site, recordings: Path, prepared, on_alert: Optional[Callable[[dict], None]],
-                   min_embeddings: int = 2, status_every: float = 1.0):
-    """The :class:`pipelines.live.watch.LiveSite` of ``site``'s cameras (a ``pipelines.live.site.Site``) with its watchlist
+def make_live_site(
+    db,
+    site,
+    recordings: Path,
+    prepared,
+    on_alert: Optional[Callable[[dict], None]],
+    min_embeddings: int = 2,
+    status_every: float = 1.0,
+):
+    """The :class:`pipelines.live.watch.LiveSite` of ``site``'s cameras (a ``pipelines.live.site.Site``) with its
+    watchlist
     matcher and alert dispatcher (each alert's JSON payload given to ``on_alert``); shared by ``reid-app watch``,
     its Ray workers (``--cluster``) and the desktop app's live session.
 
@@ -31,10 +39,25 @@ def make_live_site(db, site, recordings: Path, prepared, on_alert: Optional[Call
 
     matcher = load_matcher(db, site.threshold, site.alert_repeat_s, min_embeddings)
     alerts = AlertDispatcher(db, site.webhook, on_alert=on_alert)
-    options = WatchOptions(ingest=prepared.options, segment_s=site.segment_s, retention_s=site.retention_s,
-                           retention_every_s=site.retention_every_s, status_every_s=status_every)
-    return LiveSite(db, site.cameras, site.groups, Path(recordings), prepared.encoder, prepared.make_tracker,
-                    prepared.make_pose, options, matcher, alerts)
+    options = WatchOptions(
+        ingest=prepared.options,
+        segment_s=site.segment_s,
+        retention_s=site.retention_s,
+        retention_every_s=site.retention_every_s,
+        status_every_s=status_every,
+    )
+    return LiveSite(
+        db,
+        site.cameras,
+        site.groups,
+        Path(recordings),
+        prepared.encoder,
+        prepared.make_tracker,
+        prepared.make_pose,
+        options,
+        matcher,
+        alerts,
+    )
 
 
 class LiveSession:
@@ -51,8 +74,14 @@ class LiveSession:
         UsageError: a bad site file. WeightsError: models cannot be loaded.
     """
 
-    def __init__(self, site_path: str, location: str, choices: IngestChoices, settings: Settings,
-                 on_alert: Optional[Callable[[dict], None]] = None):
+    def __init__(
+        self,
+        site_path: str,
+        location: str,
+        choices: IngestChoices,
+        settings: Settings,
+        on_alert: Optional[Callable[[dict], None]] = None,
+    ):
         from pipelines.live.site import load_site
         from storage.database import open_database
 

@@ -20,9 +20,25 @@ from reid_app.console import stderr_console, stdout_console
 
 log = logging.getLogger("reid_app")
 
-DATASET_CHOICES = ("market1501", "dukemtmc", "cuhk03", "cuhk03-labeled", "cuhk03-detected", "cuhk03-views", "cuhk01",
-                   "msmt17", "generic")
-ARCH_CHOICES = ("resnet50", "resnet34", "resnet18", "mobilenet_v2", "osnet-omz-0286", "osnet-omz-0277")  # models.backbones.BACKBONES (no torch import)
+DATASET_CHOICES = (
+    "market1501",
+    "dukemtmc",
+    "cuhk03",
+    "cuhk03-labeled",
+    "cuhk03-detected",
+    "cuhk03-views",
+    "cuhk01",
+    "msmt17",
+    "generic",
+)
+ARCH_CHOICES = (
+    "resnet50",
+    "resnet34",
+    "resnet18",
+    "mobilenet_v2",
+    "osnet-omz-0286",
+    "osnet-omz-0277",
+)  # models.backbones.BACKBONES (no torch import)
 
 
 def _parse_size(text: str) -> list[int]:
@@ -75,12 +91,23 @@ def _teacher_targets(specs: tuple[str, ...], samples, device: str, console):
     embeddings, names = [], []
     for spec in specs:
         encoder = _load_teacher(spec, device)
-        with Progress(TextColumn(f"teacher {encoder.name}"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=console, transient=True) as progress:
+        with Progress(
+            TextColumn(f"teacher {encoder.name}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
             task = progress.add_task("teacher", total=None)
-            embeddings.append(teacher_embeddings(
-                encoder, [s.path for s in samples], teacher_cache_file(folder, encoder.name, encoder.checkpoint_hash),
-                on_progress=lambda d, t: progress.update(task, completed=d, total=t)))
+            embeddings.append(
+                teacher_embeddings(
+                    encoder,
+                    [s.path for s in samples],
+                    teacher_cache_file(folder, encoder.name, encoder.checkpoint_hash),
+                    on_progress=lambda d, t: progress.update(task, completed=d, total=t),
+                )
+            )
         names.append(f"{encoder.name} ({encoder.checkpoint_hash[:12]})")
     return combine_teachers(embeddings), names
 
@@ -100,9 +127,11 @@ def _imagenet_weights(arch: str, explicit: Optional[str], pretrained: bool):
     found = find_imagenet_weights(arch, load_settings().weights_dirs)
     if found is None:
         spec = backbone_spec(arch)
-        raise WeightsError(f"--arch {arch} needs its {spec.pretrained_name} {spec.imagenet_file}: pass "
-                           f"--imagenet PATH, put it in a weights folder (REID_APP_WEIGHTS)"
-                           f"{'' if spec.preprocessing == 'bgr255' else ', or pass --no-pretrained'}")
+        raise WeightsError(
+            f"--arch {arch} needs its {spec.pretrained_name} {spec.imagenet_file}: pass "
+            f"--imagenet PATH, put it in a weights folder (REID_APP_WEIGHTS)"
+            f"{'' if spec.preprocessing == 'bgr255' else ', or pass --no-pretrained'}"
+        )
     return str(found)
 
 
@@ -119,8 +148,11 @@ def _crop_pose(spec: str, device: str):
     resolved = resolve_weights(name, settings.weights_dirs, allow_fetch_name=spec != "auto")
     if resolved.path is None and resolved.fetch_name is None:
         if spec == "auto":
-            log.warning("no pose model found (%s); part boxes use fixed body ratios. Pass --pose PATH to a YOLO "
-                        "pose model, or set REID_APP_WEIGHTS, for pose-guided parts", DEFAULT_POSE)
+            log.warning(
+                "no pose model found (%s); part boxes use fixed body ratios. Pass --pose PATH to a YOLO "
+                "pose model, or set REID_APP_WEIGHTS, for pose-guided parts",
+                DEFAULT_POSE,
+            )
             return None, None
         raise WeightsError(resolved.missing_message("pose", "--pose"))
     weights = resolved.path or resolved.fetch_name
@@ -137,12 +169,23 @@ def _keypoints(samples, root: Path, tag, estimate, console, what: str):
     from common.settings import user_cache_weights_dir
     from models.keypoint_cache import dataset_keypoints
 
-    with Progress(TextColumn(f"keypoints ({what})"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        TextColumn(f"keypoints ({what})"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task(what, total=None)
-        return dataset_keypoints([s.path for s in samples], root, tag, estimate,
-                                 fallback_dir=user_cache_weights_dir().parent / "keypoints",
-                                 on_progress=lambda d, t: progress.update(task, completed=d, total=t))
+        return dataset_keypoints(
+            [s.path for s in samples],
+            root,
+            tag,
+            estimate,
+            fallback_dir=user_cache_weights_dir().parent / "keypoints",
+            on_progress=lambda d, t: progress.update(task, completed=d, total=t),
+        )
 
 
 def _metrics_table(title: str, rows: list[tuple[str, dict]]):
@@ -153,8 +196,7 @@ def _metrics_table(title: str, rows: list[tuple[str, dict]]):
     for name in ("rank-1", "rank-5", "rank-10", "rank-20", "mAP"):
         table.add_column(name, justify="right")
     for label, m in rows:
-        table.add_row(label, *(f"{m.get(k, float('nan')):.2f}" for k in ("rank1", "rank5", "rank10", "rank20",
-                                                                          "mAP")))
+        table.add_row(label, *(f"{m.get(k, float('nan')):.2f}" for k in ("rank1", "rank5", "rank10", "rank20", "mAP")))
     return table
 
 
@@ -165,10 +207,14 @@ class _RichTrainProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console = console
-        self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}  "
-                                            "lr {task.fields[lr]:.1e}"),
-                                 TimeElapsedColumn(), console=console)
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}  lr {task.fields[lr]:.1e}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
         self.task = None
         self.sums = {"loss": 0.0, "accuracy": 0.0}
         self.count = 0
@@ -184,15 +230,21 @@ class _RichTrainProgress:
         if self.task is not None:
             self.progress.remove_task(self.task)
         self.sums, self.count = {"loss": 0.0, "accuracy": 0.0}, 0
-        self.task = self.progress.add_task("train", total=iterations, epoch=f"{epoch}/{epochs}", loss=0.0, acc=0.0,
-                                           lr=0.0)
+        self.task = self.progress.add_task(
+            "train", total=iterations, epoch=f"{epoch}/{epochs}", loss=0.0, acc=0.0, lr=0.0
+        )
 
     def on_iteration(self, stats):
         self.count += 1
         for key in self.sums:
             self.sums[key] += stats.get(key, 0.0)
-        self.progress.update(self.task, advance=1, loss=self.sums["loss"] / self.count,
-                             acc=self.sums["accuracy"] / self.count, lr=stats.get("lr", 0.0))
+        self.progress.update(
+            self.task,
+            advance=1,
+            loss=self.sums["loss"] / self.count,
+            acc=self.sums["accuracy"] / self.count,
+            lr=stats.get("lr", 0.0),
+        )
 
     def on_epoch_end(self, epoch, stats, metrics):
         line = f"epoch {epoch}: loss {stats.get('loss', 0):.4f}, id accuracy {stats.get('accuracy', 0):.1%}"
@@ -207,29 +259,64 @@ class _RichTrainProgress:
 
 
 @click.command()
-@click.option("--dataset", required=True, type=click.Choice(DATASET_CHOICES, case_sensitive=False),
-              help="Dataset layout (see README: Datasets).")
+@click.option(
+    "--dataset",
+    required=True,
+    type=click.Choice(DATASET_CHOICES, case_sensitive=False),
+    help="Dataset layout (see README: Datasets).",
+)
 @click.option("--root", required=True, metavar="DIR", help="Dataset folder.")
 @click.option("--out", required=True, metavar="CKPT", help="Checkpoint file, written after every epoch.")
-@click.option("--arch", default="resnet50", show_default=True, type=click.Choice(ARCH_CHOICES),
-              help="Trunk backbone. osnet-omz-0286 / osnet-omz-0277 start from Intel's pretrained re-id models "
-                   "(OpenVINO IR folders found in the weights folders; 256x128 input): the best start on a CPU. "
-                   "mobilenet_v2 or resnet18 for an ImageNet start.")
-@click.option("--extra-train", multiple=True, metavar="DATASET:DIR",
-              help="Another dataset whose train split joins --dataset's (repeatable), e.g. cuhk01:data/cuhk01.")
-@click.option("--teacher", multiple=True, metavar="MODEL",
-              help="Knowledge distillation from this re-id model (repeatable): an OpenVINO IR, ONNX or reid-app "
-                   "checkpoint. Its embeddings of the training images are computed once and cached.")
-@click.option("--distill-weight", type=float, default=1.0, show_default=True,
-              help="Weight of the distillation terms (with --teacher).")
-@click.option("--imagenet", "imagenet_path", default=None, metavar="PATH",
-              help="Local pretrained weights of the backbone: an ImageNet file, or the Open Model Zoo IR folder of "
-                   "an osnet-omz backbone [default: looked up in the weights folders].")
-@click.option("--freeze-early/--no-freeze-early", default=True, show_default=True,
-              help="Freeze the backbone's early layers (faster; pretrained features kept): the stride-4 stem of "
-                   "an ImageNet backbone, the stride-4 and stride-8 stages of an osnet-omz one.")
-@click.option("--preload/--no-preload", default=False, show_default=True,
-              help="Decode the training images once into memory at the input size.")
+@click.option(
+    "--arch",
+    default="resnet50",
+    show_default=True,
+    type=click.Choice(ARCH_CHOICES),
+    help="Trunk backbone. osnet-omz-0286 / osnet-omz-0277 start from Intel's pretrained re-id models "
+    "(OpenVINO IR folders found in the weights folders; 256x128 input): the best start on a CPU. "
+    "mobilenet_v2 or resnet18 for an ImageNet start.",
+)
+@click.option(
+    "--extra-train",
+    multiple=True,
+    metavar="DATASET:DIR",
+    help="Another dataset whose train split joins --dataset's (repeatable), e.g. cuhk01:data/cuhk01.",
+)
+@click.option(
+    "--teacher",
+    multiple=True,
+    metavar="MODEL",
+    help="Knowledge distillation from this re-id model (repeatable): an OpenVINO IR, ONNX or reid-app "
+    "checkpoint. Its embeddings of the training images are computed once and cached.",
+)
+@click.option(
+    "--distill-weight",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Weight of the distillation terms (with --teacher).",
+)
+@click.option(
+    "--imagenet",
+    "imagenet_path",
+    default=None,
+    metavar="PATH",
+    help="Local pretrained weights of the backbone: an ImageNet file, or the Open Model Zoo IR folder of "
+    "an osnet-omz backbone [default: looked up in the weights folders].",
+)
+@click.option(
+    "--freeze-early/--no-freeze-early",
+    default=True,
+    show_default=True,
+    help="Freeze the backbone's early layers (faster; pretrained features kept): the stride-4 stem of "
+    "an ImageNet backbone, the stride-4 and stride-8 stages of an osnet-omz one.",
+)
+@click.option(
+    "--preload/--no-preload",
+    default=False,
+    show_default=True,
+    help="Decode the training images once into memory at the input size.",
+)
 @click.option("--epochs", type=int, default=120, show_default=True, help="Training epochs.")
 @click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="Where to train [default: auto].")
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision on CUDA (bf16, else fp16).")
@@ -237,65 +324,178 @@ class _RichTrainProgress:
 @click.option("--batch-p", type=int, default=16, show_default=True, help="Identities per batch (PK sampler P).")
 @click.option("--batch-k", type=int, default=4, show_default=True, help="Images per identity (PK sampler K).")
 @click.option("--lr", type=float, default=3.5e-4, show_default=True, help="Base learning rate (Adam).")
-@click.option("--head-lr-factor", type=float, default=1.0, show_default=True,
-              help="Learning rate of the new layers (heads, part branches, classifiers) as a multiple of --lr, so "
-                   "a pretrained trunk moves slowly while they learn.")
+@click.option(
+    "--head-lr-factor",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Learning rate of the new layers (heads, part branches, classifiers) as a multiple of --lr, so "
+    "a pretrained trunk moves slowly while they learn.",
+)
 @click.option("--weight-decay", type=float, default=5e-4, show_default=True, help="Weight decay.")
-@click.option("--schedule", type=click.Choice(["step", "cosine"]), default="step", show_default=True,
-              help="After warm-up: x0.1 at --milestones (step) or cosine decay.")
+@click.option(
+    "--schedule",
+    type=click.Choice(["step", "cosine"]),
+    default="step",
+    show_default=True,
+    help="After warm-up: x0.1 at --milestones (step) or cosine decay.",
+)
 @click.option("--warmup-epochs", type=int, default=10, show_default=True, help="Linear warm-up from 10% of --lr.")
 @click.option("--milestones", default="40,70", show_default=True, metavar="E1,E2,...", help="Step-decay epochs.")
-@click.option("--eval-every", type=int, default=10, show_default=True,
-              help="Evaluate on query/gallery every N epochs (0: only at the end).")
-@click.option("--pose", default="auto", show_default=True, metavar="auto|none|WEIGHTS",
-              help="Pose model for the training images' keypoints (computed once, cached beside the dataset); "
-              "none uses fixed part boxes.")
-@click.option("--pretrained/--no-pretrained", default=True, show_default=True,
-              help="Start the trunk from torchvision's ImageNet weights (downloaded once when online).")
+@click.option(
+    "--eval-every",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Evaluate on query/gallery every N epochs (0: only at the end).",
+)
+@click.option(
+    "--pose",
+    default="auto",
+    show_default=True,
+    metavar="auto|none|WEIGHTS",
+    help="Pose model for the training images' keypoints (computed once, cached beside the dataset); "
+    "none uses fixed part boxes.",
+)
+@click.option(
+    "--pretrained/--no-pretrained",
+    default=True,
+    show_default=True,
+    help="Start the trunk from torchvision's ImageNet weights (downloaded once when online).",
+)
 @click.option("--input-size", default="256x128", show_default=True, metavar="HxW", help="Network input in pixels.")
-@click.option("--last-stride", type=click.Choice(["1", "2"]), default="1", show_default=True,
-              help="Stride of the trunk's last stage.")
-@click.option("--global-dim", type=int, default=None,
-              help="Global embedding size [default: 512; for an osnet-omz backbone its own 256-D embedding].")
-@click.option("--part-dim", type=int, default=None,
-              help="Embedding size per part [default: 128; 64 for an osnet-omz backbone].")
-@click.option("--wise-ft", "wise_alpha", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
-              help="After the last epoch, mix the fine-tuned backbone with its starting weights: (1-A) x start + A x "
-                   "fine-tuned (WiSE-FT). Below 1 it keeps more of what a pretrained re-id trunk knew about "
-                   "cameras the training set never saw.")
-@click.option("--part-weight", type=float, default=1.0, show_default=True,
-              help="Scale of the part embeddings in the descriptor relative to the global one (below 1: the global "
-                   "branch has more say in the cosine).")
-@click.option("--parts", "num_parts", type=int, default=4, show_default=True,
-              help="Body parts (2, 4 or 6 pose-guided; any count with --part-mode stripes).")
-@click.option("--part-mode", type=click.Choice(["pose", "stripes"]), default="pose", show_default=True,
-              help="Pose-guided part boxes or fixed horizontal stripes.")
+@click.option(
+    "--last-stride",
+    type=click.Choice(["1", "2"]),
+    default="1",
+    show_default=True,
+    help="Stride of the trunk's last stage.",
+)
+@click.option(
+    "--global-dim",
+    type=int,
+    default=None,
+    help="Global embedding size [default: 512; for an osnet-omz backbone its own 256-D embedding].",
+)
+@click.option(
+    "--part-dim", type=int, default=None, help="Embedding size per part [default: 128; 64 for an osnet-omz backbone]."
+)
+@click.option(
+    "--wise-ft",
+    "wise_alpha",
+    type=click.FloatRange(0.0, 1.0),
+    default=1.0,
+    show_default=True,
+    help="After the last epoch, mix the fine-tuned backbone with its starting weights: (1-A) x start + A x "
+    "fine-tuned (WiSE-FT). Below 1 it keeps more of what a pretrained re-id trunk knew about "
+    "cameras the training set never saw.",
+)
+@click.option(
+    "--part-weight",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Scale of the part embeddings in the descriptor relative to the global one (below 1: the global "
+    "branch has more say in the cosine).",
+)
+@click.option(
+    "--parts",
+    "num_parts",
+    type=int,
+    default=4,
+    show_default=True,
+    help="Body parts (2, 4 or 6 pose-guided; any count with --part-mode stripes).",
+)
+@click.option(
+    "--part-mode",
+    type=click.Choice(["pose", "stripes"]),
+    default="pose",
+    show_default=True,
+    help="Pose-guided part boxes or fixed horizontal stripes.",
+)
 @click.option("--no-global", is_flag=True, help="Ablation: local (part) branch only.")
 @click.option("--no-parts", is_flag=True, help="Ablation: global branch only.")
-@click.option("--loss-mode", type=click.Choice(["per-branch", "concat"]), default="per-branch", show_default=True,
-              help="One identity loss per branch (JLML) or one over the concatenated descriptor.")
+@click.option(
+    "--loss-mode",
+    type=click.Choice(["per-branch", "concat"]),
+    default="per-branch",
+    show_default=True,
+    help="One identity loss per branch (JLML) or one over the concatenated descriptor.",
+)
 @click.option("--id-weight", type=float, default=0.5, show_default=True, help="Weight of the identity losses.")
-@click.option("--triplet-weight", type=float, default=1.0, show_default=True,
-              help="Weight of the batch-hard triplet loss (0: no triplet).")
+@click.option(
+    "--triplet-weight",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Weight of the batch-hard triplet loss (0: no triplet).",
+)
 @click.option("--margin", type=float, default=0.3, show_default=True, help="Triplet margin.")
 @click.option("--soft-margin", is_flag=True, help="Soft-margin triplet loss instead of --margin.")
 @click.option("--label-smoothing", type=float, default=0.1, show_default=True, help="Identity-loss smoothing.")
-@click.option("--sparsity-weight", type=float, default=0.0, show_default=True,
-              help="Weight of the L2,1 group-sparsity regulariser (JLML); 0 disables it.")
+@click.option(
+    "--sparsity-weight",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Weight of the L2,1 group-sparsity regulariser (JLML); 0 disables it.",
+)
 @click.option("--workers", type=int, default=None, help="Data-loading processes [default: CPU cores, at most 8].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--iterations-per-epoch", type=int, default=None, help="Cap batches per epoch (quick trials).")
-@click.option("--name", default=None, help="Model name stored in the checkpoint and with every embedding "
-              "[default: jointloss-ARCH-DATASET].")
-def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Optional[str], amp: bool, resume: bool,
-          batch_p: int, batch_k: int, lr: float, weight_decay: float, schedule: str, warmup_epochs: int,
-          milestones: str, eval_every: int, pose: str, pretrained: bool, input_size: str, last_stride: str,
-          global_dim: Optional[int], part_dim: Optional[int], num_parts: int, part_mode: str, no_global: bool, no_parts: bool,
-          loss_mode: str, id_weight: float, triplet_weight: float, margin: float, soft_margin: bool,
-          label_smoothing: float, sparsity_weight: float, workers: Optional[int], seed: int,
-          iterations_per_epoch: Optional[int], name: Optional[str], extra_train: tuple[str, ...],
-          teacher: tuple[str, ...], distill_weight: float, imagenet_path: Optional[str], freeze_early: bool,
-          preload: bool, head_lr_factor: float, part_weight: float, wise_alpha: float) -> None:
+@click.option(
+    "--name",
+    default=None,
+    help="Model name stored in the checkpoint and with every embedding [default: jointloss-ARCH-DATASET].",
+)
+def train(
+    dataset: str,
+    root: str,
+    out: str,
+    arch: str,
+    epochs: int,
+    device: Optional[str],
+    amp: bool,
+    resume: bool,
+    batch_p: int,
+    batch_k: int,
+    lr: float,
+    weight_decay: float,
+    schedule: str,
+    warmup_epochs: int,
+    milestones: str,
+    eval_every: int,
+    pose: str,
+    pretrained: bool,
+    input_size: str,
+    last_stride: str,
+    global_dim: Optional[int],
+    part_dim: Optional[int],
+    num_parts: int,
+    part_mode: str,
+    no_global: bool,
+    no_parts: bool,
+    loss_mode: str,
+    id_weight: float,
+    triplet_weight: float,
+    margin: float,
+    soft_margin: bool,
+    label_smoothing: float,
+    sparsity_weight: float,
+    workers: Optional[int],
+    seed: int,
+    iterations_per_epoch: Optional[int],
+    name: Optional[str],
+    extra_train: tuple[str, ...],
+    teacher: tuple[str, ...],
+    distill_weight: float,
+    imagenet_path: Optional[str],
+    freeze_early: bool,
+    preload: bool,
+    head_lr_factor: float,
+    part_weight: float,
+    wise_alpha: float,
+) -> None:
     """Train the joint-loss re-id network on a dataset and write a checkpoint for 'reid-app ingest --reid'.
 
     Identity loss per branch with label smoothing plus batch-hard triplet loss (softmax:triplet = 0.5:1), PK
@@ -314,8 +514,10 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
     if epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {epochs}")
     if batch_p < 2 or batch_k < 2:
-        raise UsageError(f"--batch-p and --batch-k must be at least 2 (got {batch_p}, {batch_k}): the triplet loss "
-                         f"needs positives and negatives in every batch")
+        raise UsageError(
+            f"--batch-p and --batch-k must be at least 2 (got {batch_p}, {batch_k}): the triplet loss "
+            f"needs positives and negatives in every batch"
+        )
     if workers is None:
         workers = min(8, os.cpu_count() or 1)
     if workers < 0:
@@ -342,8 +544,11 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
     extras = _extra_datasets(extra_train)
     console = stderr_console()
     for part in [data] + extras:
-        table_rows = ", ".join(f"{split}: {ids} ids / {images} images / {cams} cameras"
-                               for split, ids, images, cams in part.summary() if images)
+        table_rows = ", ".join(
+            f"{split}: {ids} ids / {images} images / {cams} cameras"
+            for split, ids, images, cams in part.summary()
+            if images
+        )
         console.print(f"{part.name} at {part.root}: {table_rows}", markup=False, highlight=False, soft_wrap=True)
     if extras:
         data.train = combine_training_sets([data] + extras)
@@ -353,37 +558,71 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
 
     default_global, default_part = backbone_spec(arch).default_dims
     try:
-        config = JointLossConfig(backbone=arch, last_stride=int(last_stride), global_dim=global_dim or default_global,
-                                 part_dim=part_dim or default_part, num_parts=num_parts,
-                                 use_global=not no_global, use_parts=not no_parts, part_mode=part_mode,
-                                 loss_mode=loss_mode.replace("-", "_"), num_classes=len(pids),
-                                 input_size=_parse_size(input_size), part_weight=part_weight)
+        config = JointLossConfig(
+            backbone=arch,
+            last_stride=int(last_stride),
+            global_dim=global_dim or default_global,
+            part_dim=part_dim or default_part,
+            num_parts=num_parts,
+            use_global=not no_global,
+            use_parts=not no_parts,
+            part_mode=part_mode,
+            loss_mode=loss_mode.replace("-", "_"),
+            num_classes=len(pids),
+            input_size=_parse_size(input_size),
+            part_weight=part_weight,
+        )
         config.validate()
         if resume:  # an imported trunk is rebuilt from the run's own graph description, not the IR file
             from models.checkpoint import load_checkpoint
 
             config.trunk_graph = load_checkpoint(out_path)[1].get("config", {}).get("trunk_graph")
-        train_config = TrainConfig(epochs=epochs, p=batch_p, k=batch_k, lr=lr, weight_decay=weight_decay,
-                                   warmup_epochs=warmup_epochs, schedule=schedule, milestones=milestone_list,
-                                   amp=amp, eval_every=eval_every, workers=workers, seed=seed,
-                                   max_iterations=iterations_per_epoch, freeze_early=freeze_early, preload=preload,
-                                   head_lr_factor=head_lr_factor, wise_alpha=wise_alpha)
+        train_config = TrainConfig(
+            epochs=epochs,
+            p=batch_p,
+            k=batch_k,
+            lr=lr,
+            weight_decay=weight_decay,
+            warmup_epochs=warmup_epochs,
+            schedule=schedule,
+            milestones=milestone_list,
+            amp=amp,
+            eval_every=eval_every,
+            workers=workers,
+            seed=seed,
+            max_iterations=iterations_per_epoch,
+            freeze_early=freeze_early,
+            preload=preload,
+            head_lr_factor=head_lr_factor,
+            wise_alpha=wise_alpha,
+        )
         train_config.validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if len(pids) < batch_p:
         raise UsageError(f"--batch-p {batch_p} is more than the {len(pids)} training identities of {data.root}")
-    loss = JointLoss(LossConfig(id_weight=id_weight, triplet_weight=triplet_weight,
-                                triplet_margin=None if soft_margin else margin, label_smoothing=label_smoothing,
-                                sparsity_weight=sparsity_weight, distill_weight=distill_weight))
+    loss = JointLoss(
+        LossConfig(
+            id_weight=id_weight,
+            triplet_weight=triplet_weight,
+            triplet_margin=None if soft_margin else margin,
+            label_smoothing=label_smoothing,
+            sparsity_weight=sparsity_weight,
+            distill_weight=distill_weight,
+        )
+    )
     tag, estimate = _crop_pose(pose, device_name) if config.use_parts and part_mode == "pose" else (None, None)
     train_kp = _keypoints(data.train, data.root, tag, estimate, console, "train")
     query_kp = _keypoints(data.query, data.root, tag, estimate, console, "query")
     gallery_kp = _keypoints(data.gallery, data.root, tag, estimate, console, "gallery")
     targets, teacher_names = _teacher_targets(teacher, data.train, device_name, console)
     torch.manual_seed(seed)
-    net = JointLossNet(config, pretrained_trunk=_imagenet_weights(
-        arch, imagenet_path, pretrained and not (resume and config.trunk_graph is not None)))
+    net = JointLossNet(
+        config,
+        pretrained_trunk=_imagenet_weights(
+            arch, imagenet_path, pretrained and not (resume and config.trunk_graph is not None)
+        ),
+    )
     model_name = name or f"jointloss-{arch}-{data.name}"
 
     def evaluate(model):
@@ -391,45 +630,88 @@ def train(dataset: str, root: str, out: str, arch: str, epochs: int, device: Opt
         report = evaluate_encoder(encoder, data, query_kp, gallery_kp)
         return report.result.as_dict()
 
-    metadata = {"name": model_name, "dataset": data.name, "pose": tag or "none", "teachers": teacher_names,
-                "training_data": "; ".join(f"{d.name} train ({d.root})" for d in [data] + extras),
-                "command": "reid-app train " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else [])}
+    metadata = {
+        "name": model_name,
+        "dataset": data.name,
+        "pose": tag or "none",
+        "teachers": teacher_names,
+        "training_data": "; ".join(f"{d.name} train ({d.root})" for d in [data] + extras),
+        "command": "reid-app train " + " ".join(sys.argv[2:] if len(sys.argv) > 2 else []),
+    }
     try:
         with _RichTrainProgress(console) as progress:
-            result = run_training(net, data.train, [label_of[s.pid] for s in data.train], train_kp, train_config,
-                                  loss, out_path, metadata, device_name, resume, evaluate, progress,
-                                  teacher=targets)
+            result = run_training(
+                net,
+                data.train,
+                [label_of[s.pid] for s in data.train],
+                train_kp,
+                train_config,
+                loss,
+                out_path,
+                metadata,
+                device_name,
+                resume,
+                evaluate,
+                progress,
+                teacher=targets,
+            )
     except KeyboardInterrupt:
-        console.print(f"reid-app: interrupted; {out} holds the last finished epoch - run the same command with "
-                      f"--resume to continue", markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"reid-app: interrupted; {out} holds the last finished epoch - run the same command with "
+            f"--resume to continue",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(130)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     stdout = stdout_console()
     last = result.history[-1] if result.history else {}
-    stdout.print(f"trained {result.epochs_run} epoch(s) in {result.seconds:.0f} s on {device_name}; "
-                 f"final loss {last.get('loss', float('nan')):.4f}, id accuracy "
-                 f"{last.get('accuracy', float('nan')):.1%}; checkpoint: {out_path}", markup=False, highlight=False,
-                 soft_wrap=True)
+    stdout.print(
+        f"trained {result.epochs_run} epoch(s) in {result.seconds:.0f} s on {device_name}; "
+        f"final loss {last.get('loss', float('nan')):.4f}, id accuracy "
+        f"{last.get('accuracy', float('nan')):.1%}; checkpoint: {out_path}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     if result.metrics:
-        stdout.print(_metrics_table(f"{model_name} on {data.name} (epoch {last.get('epoch')})",
-                                    [("query/gallery", result.metrics)]))
+        stdout.print(
+            _metrics_table(
+                f"{model_name} on {data.name} (epoch {last.get('epoch')})", [("query/gallery", result.metrics)]
+            )
+        )
 
 
 @click.command()
-@click.option("--dataset", required=True, type=click.Choice(DATASET_CHOICES, case_sensitive=False),
-              help="Dataset layout (see README: Datasets).")
+@click.option(
+    "--dataset",
+    required=True,
+    type=click.Choice(DATASET_CHOICES, case_sensitive=False),
+    help="Dataset layout (see README: Datasets).",
+)
 @click.option("--root", required=True, metavar="DIR", help="Dataset folder.")
-@click.option("--weights", default=None, metavar="CKPT|ONNX|IR",
-              help="A reid-app checkpoint, an ONNX or an OpenVINO IR re-id model [default: the shipped model].")
+@click.option(
+    "--weights",
+    default=None,
+    metavar="CKPT|ONNX|IR",
+    help="A reid-app checkpoint, an ONNX or an OpenVINO IR re-id model [default: the shipped model].",
+)
 @click.option("--rerank", is_flag=True, help="Also report k-reciprocal re-ranking (Zhong et al. 2017).")
 @click.option("--flip", is_flag=True, help="Average each image's embedding with its mirror image's.")
 @click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="Where to run [default: auto].")
 @click.option("--batch-size", type=int, default=128, show_default=True, help="Images per forward pass.")
-@click.option("--pose", default="auto", show_default=True, metavar="auto|none|WEIGHTS",
-              help="Pose model for the part boxes of query/gallery images (cached beside the dataset).")
-def evaluate(dataset: str, root: str, weights: str, rerank: bool, flip: bool, device: Optional[str],
-             batch_size: int, pose: str) -> None:
+@click.option(
+    "--pose",
+    default="auto",
+    show_default=True,
+    metavar="auto|none|WEIGHTS",
+    help="Pose model for the part boxes of query/gallery images (cached beside the dataset).",
+)
+def evaluate(
+    dataset: str, root: str, weights: str, rerank: bool, flip: bool, device: Optional[str], batch_size: int, pose: str
+) -> None:
     """Evaluate a re-id model on a dataset's query/gallery split: CMC rank-1/5/10/20 and mAP.
 
     Standard protocol: gallery images with the query's identity and camera are excluded, Market-1501 junk images
@@ -457,29 +739,57 @@ def evaluate(dataset: str, root: str, weights: str, rerank: bool, flip: bool, de
     gallery_kp = _keypoints(data.gallery, data.root, tag, estimate, console, "gallery")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("embedding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("embed", total=len(data.query) + len(data.gallery))
-        report = evaluate_encoder(encoder, data, query_kp, gallery_kp, flip=flip, rerank=rerank,
-                                  on_progress=lambda d, t: progress.update(task, completed=d, total=t))
+        report = evaluate_encoder(
+            encoder,
+            data,
+            query_kp,
+            gallery_kp,
+            flip=flip,
+            rerank=rerank,
+            on_progress=lambda d, t: progress.update(task, completed=d, total=t),
+        )
     rows = [("plain" + (" + flip" if flip else ""), report.result.as_dict())]
     if report.reranked is not None:
         rows.append(("k-reciprocal re-ranked", report.reranked.as_dict()))
     stdout = stdout_console()
-    stdout.print(f"{report.num_query} queries ({report.result.num_queries} with a match), {report.num_gallery} "
-                 f"gallery images", markup=False, highlight=False)
+    stdout.print(
+        f"{report.num_query} queries ({report.result.num_queries} with a match), {report.num_gallery} gallery images",
+        markup=False,
+        highlight=False,
+    )
     stdout.print(_metrics_table(f"{encoder.name} on {data.name}", rows))
-    stdout.print(f"embedding took {report.seconds:.1f} s on {encoder.device} "
-                 f"({(report.num_query + report.num_gallery) / max(report.seconds, 1e-9):.0f} images/s)",
-                 markup=False, highlight=False)
+    stdout.print(
+        f"embedding took {report.seconds:.1f} s on {encoder.device} "
+        f"({(report.num_query + report.num_gallery) / max(report.seconds, 1e-9):.0f} images/s)",
+        markup=False,
+        highlight=False,
+    )
 
 
 @click.command("export")
-@click.option("--weights", default=None, metavar="CKPT",
-              help="A reid-app checkpoint ('reid-app train' output) [default: the shipped model].")
+@click.option(
+    "--weights",
+    default=None,
+    metavar="CKPT",
+    help="A reid-app checkpoint ('reid-app train' output) [default: the shipped model].",
+)
 @click.option("--onnx", "onnx_path", default=None, metavar="OUT.onnx", help="ONNX file to write.")
-@click.option("--ir", "ir_path", default=None, metavar="OUT.xml",
-              help="OpenVINO IR to write (FP16 weights; OUT.bin beside it): the fastest CPU inference.")
+@click.option(
+    "--ir",
+    "ir_path",
+    default=None,
+    metavar="OUT.xml",
+    help="OpenVINO IR to write (FP16 weights; OUT.bin beside it): the fastest CPU inference.",
+)
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (at least 16).")
 def export_command(weights: Optional[str], onnx_path: Optional[str], ir_path: Optional[str], opset: int) -> None:
     """Export a checkpoint to ONNX or to an OpenVINO IR (dynamic batch), checked to agree with PyTorch.
@@ -513,15 +823,19 @@ def export_command(weights: Optional[str], onnx_path: Optional[str], ir_path: Op
         from models.ir_export import export_ir
 
         ir = export_ir(encoder.net, out, encoder.name, encoder.clustering_threshold, encoder.checkpoint_hash)
-        click.echo(f"wrote {ir.xml} and {ir.xml.with_suffix('.bin').name} ({ir.size_bytes / 1e6:.1f} MB): "
-                   f"descriptor [N, {ir.dims}]; OpenVINO agrees with PyTorch to cosine {ir.min_cosine:.5f} "
-                   f"(batch {ir.check_batch})")
+        click.echo(
+            f"wrote {ir.xml} and {ir.xml.with_suffix('.bin').name} ({ir.size_bytes / 1e6:.1f} MB): "
+            f"descriptor [N, {ir.dims}]; OpenVINO agrees with PyTorch to cosine {ir.min_cosine:.5f} "
+            f"(batch {ir.check_batch})"
+        )
         return
     from models.export import export_onnx
 
     report = export_onnx(encoder.net, out, opset=opset)
-    click.echo(f"wrote {report.path}: inputs {', '.join(report.inputs)} -> descriptor [N, {report.dims}]; "
-               f"onnxruntime agrees with PyTorch to {report.max_abs_difference:.1e} (batch {report.check_batch})")
+    click.echo(
+        f"wrote {report.path}: inputs {', '.join(report.inputs)} -> descriptor [N, {report.dims}]; "
+        f"onnxruntime agrees with PyTorch to {report.max_abs_difference:.1e} (batch {report.check_batch})"
+    )
 
 
 COMMANDS = (train, evaluate, export_command)

@@ -45,8 +45,12 @@ def main() -> None:
     parser.add_argument("--out", default="screenshots", help="output folder")
     parser.add_argument("--track", type=int, help="query track (default: a track of a multi-camera identity)")
     parser.add_argument("--size", default="1600x1000", help="window size WIDTHxHEIGHT in pixels")
-    parser.add_argument("--export", action="store_true", help="also export the identity's evidence from the app "
-                        "(with clips) into OUT/evidence and screenshot its case report in headless chromium")
+    parser.add_argument(
+        "--export",
+        action="store_true",
+        help="also export the identity's evidence from the app "
+        "(with clips) into OUT/evidence and screenshot its case report in headless chromium",
+    )
     args = parser.parse_args()
 
     from PySide6.QtCore import QSettings
@@ -128,9 +132,21 @@ def _browser_screenshot(html: Path, png: Path) -> None:
         print("chromium is not installed: no screenshot of the case report")
         return
     with tempfile.TemporaryDirectory() as profile:
-        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                        f"--user-data-dir={profile}", "--window-size=1200,1400", f"--screenshot={png}",
-                        html.resolve().as_uri()], capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--window-size=1200,1400",
+                f"--screenshot={png}",
+                html.resolve().as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+        )
 
 
 if __name__ == "__main__":

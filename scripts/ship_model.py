@@ -23,11 +23,18 @@ BUDGET_BYTES = 12 * 1024 * 1024
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="checkpoint written by 'reid-app train'")
-    parser.add_argument("--threshold", type=float, required=True,
-                        help="identity-clustering threshold calibrated on the lab cameras (cosine)")
-    parser.add_argument("--part-weight", type=float, default=None,
-                        help="scale of the part embeddings in the descriptor (JointLossConfig.part_weight) "
-                             "[default: as trained]")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        required=True,
+        help="identity-clustering threshold calibrated on the lab cameras (cosine)",
+    )
+    parser.add_argument(
+        "--part-weight",
+        type=float,
+        default=None,
+        help="scale of the part embeddings in the descriptor (JointLossConfig.part_weight) [default: as trained]",
+    )
     parser.add_argument("--name", default=DEFAULT_MODEL_NAME, help="model name stored with every embedding")
     parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parents[1] / "models" / "pretrained"))
     args = parser.parse_args()
@@ -43,9 +50,11 @@ def main() -> None:
     encoder = build_jointloss_encoder(checkpoint)
     report = export_ir(encoder.net, out_dir / f"{args.name}.xml", args.name, args.threshold, file_sha256(checkpoint))
     total = checkpoint.stat().st_size + report.size_bytes
-    print(f"wrote {checkpoint} ({checkpoint.stat().st_size / 1e6:.1f} MB, {len(shipped)} tensors) and {report.xml} "
-          f"+ .bin ({report.size_bytes / 1e6:.1f} MB; OpenVINO agrees with PyTorch to cosine {report.min_cosine:.5f});"
-          f" {total / 1e6:.1f} MB in all, threshold {args.threshold}")
+    print(
+        f"wrote {checkpoint} ({checkpoint.stat().st_size / 1e6:.1f} MB, {len(shipped)} tensors) and {report.xml} "
+        f"+ .bin ({report.size_bytes / 1e6:.1f} MB; OpenVINO agrees with PyTorch to cosine {report.min_cosine:.5f});"
+        f" {total / 1e6:.1f} MB in all, threshold {args.threshold}"
+    )
     if total > BUDGET_BYTES:
         raise SystemExit(f"the model files take {total / 1e6:.1f} MB, over the {BUDGET_BYTES / 1e6:.1f} MB budget")
     print(json.dumps({k: metadata.get(k) for k in ("name", "training_data", "teachers", "metrics")}, indent=1))

@@ -99,9 +99,23 @@ def list_cameras(db: Database) -> list[CameraEntry]:
     with db.session() as session:
         cameras = {c.id: CameraEntry(c.id, c.name) for c in session.scalars(select(Camera).order_by(Camera.name))}
         for v in session.scalars(select(Video).order_by(Video.start_time, Video.id)):
-            cameras[v.camera_id].videos.append(VideoEntry(
-                v.id, v.camera_id, v.path, v.fps, v.frame_count, v.width, v.height, v.duration_s, v.start_time,
-                v.analysis_fps, v.frames_analysed, v.status, v.frames_lost or 0))
+            cameras[v.camera_id].videos.append(
+                VideoEntry(
+                    v.id,
+                    v.camera_id,
+                    v.path,
+                    v.fps,
+                    v.frame_count,
+                    v.width,
+                    v.height,
+                    v.duration_s,
+                    v.start_time,
+                    v.analysis_fps,
+                    v.frames_analysed,
+                    v.status,
+                    v.frames_lost or 0,
+                )
+            )
         for camera_id, count in session.execute(select(Track.camera_id, func.count()).group_by(Track.camera_id)):
             cameras[camera_id].tracks = count
     return list(cameras.values())
@@ -150,10 +164,21 @@ def video_sightings(db: Database, video_id: int) -> VideoSightings:
     with db.session() as session:
         video = session.get(Video, video_id)
         rows = session.execute(
-            select(Sighting.id, Sighting.track_id, Track.local_track_id, Sighting.frame_index, Sighting.x1,
-                   Sighting.y1, Sighting.x2, Sighting.y2, Sighting.keypoints)
-            .join(Track, Sighting.track_id == Track.id).where(Sighting.video_id == video_id)
-            .order_by(Sighting.frame_index, Sighting.id)).all()
+            select(
+                Sighting.id,
+                Sighting.track_id,
+                Track.local_track_id,
+                Sighting.frame_index,
+                Sighting.x1,
+                Sighting.y1,
+                Sighting.x2,
+                Sighting.y2,
+                Sighting.keypoints,
+            )
+            .join(Track, Sighting.track_id == Track.id)
+            .where(Sighting.video_id == video_id)
+            .order_by(Sighting.frame_index, Sighting.id)
+        ).all()
     n = len(rows)
     keypoints = np.zeros((n, NUM_KEYPOINTS, 3), np.float32)
     for i, row in enumerate(rows):
@@ -171,7 +196,9 @@ def video_sightings(db: Database, video_id: int) -> VideoSightings:
         local_track_ids=np.array([r.local_track_id for r in rows], np.int64),
         frame_indices=np.array([r.frame_index for r in rows], np.int64),
         boxes=np.array([[r.x1, r.y1, r.x2, r.y2] for r in rows], np.float32).reshape(n, 4),
-        keypoints=keypoints, hold_frames=hold)
+        keypoints=keypoints,
+        hold_frames=hold,
+    )
 
 
 def best_thumbnails(db: Database, track_ids: Sequence[int]) -> dict[int, tuple[int, bytes]]:
@@ -181,10 +208,14 @@ def best_thumbnails(db: Database, track_ids: Sequence[int]) -> dict[int, tuple[i
     if not ids:
         return {}
     rank = func.row_number().over(partition_by=Sighting.track_id, order_by=(Sighting.quality.desc(), Sighting.id))
-    ranked = (select(Sighting.track_id, Sighting.id, rank.label("rank"))
-              .where(Sighting.track_id.in_(ids), Sighting.thumbnail.is_not(None)).subquery())
+    ranked = (
+        select(Sighting.track_id, Sighting.id, rank.label("rank"))
+        .where(Sighting.track_id.in_(ids), Sighting.thumbnail.is_not(None))
+        .subquery()
+    )
     with db.session() as session:
         chosen = select(ranked.c.id).where(ranked.c.rank == 1)
-        rows = session.execute(select(Sighting.track_id, Sighting.id, Sighting.thumbnail)
-                               .where(Sighting.id.in_(chosen))).all()
+        rows = session.execute(
+            select(Sighting.track_id, Sighting.id, Sighting.thumbnail).where(Sighting.id.in_(chosen))
+        ).all()
     return {track_id: (sighting_id, thumbnail) for track_id, sighting_id, thumbnail in rows}

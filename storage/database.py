@@ -81,9 +81,15 @@ class Database:
             try:
                 with Session(bind=connection) as session:
                     lock_for_writing(session)
-                yield Database(engine=self.engine, location=self.location, path=self.path, url=self.url,
-                               sessions=sessionmaker(bind=connection, expire_on_commit=False,
-                                                     join_transaction_mode="rollback_only"))
+                yield Database(
+                    engine=self.engine,
+                    location=self.location,
+                    path=self.path,
+                    url=self.url,
+                    sessions=sessionmaker(
+                        bind=connection, expire_on_commit=False, join_transaction_mode="rollback_only"
+                    ),
+                )
             except BaseException:
                 transaction.rollback()
                 raise
@@ -107,14 +113,17 @@ def sqlite_path(location: Union[str, Path]) -> Optional[Path]:
         url = make_url(text_)
     except (ArgumentError, ValueError):
         # the parser's own words may quote a piece of the password (a bad port is often one): not shown
-        raise DatabaseError(f"--db {redact_url(text_)!r} is not a database URL; give a file path or a URL such as "
-                            f"sqlite:////abs/path/reid.db or postgresql://user:password@host:5432/db "
-                            f"(characters such as @ : / # in a password percent-encoded)") from None
+        raise DatabaseError(
+            f"--db {redact_url(text_)!r} is not a database URL; give a file path or a URL such as "
+            f"sqlite:////abs/path/reid.db or postgresql://user:password@host:5432/db "
+            f"(characters such as @ : / # in a password percent-encoded)"
+        ) from None
     if url.get_backend_name() != "sqlite":
         return None
     if not url.database or url.database == ":memory:":
-        raise DatabaseError(f"--db {redact_url(text_)!r} is an in-memory database, which keeps nothing; give a "
-                            f"file path")
+        raise DatabaseError(
+            f"--db {redact_url(text_)!r} is an in-memory database, which keeps nothing; give a file path"
+        )
     return Path(url.database).expanduser().absolute()
 
 
@@ -165,8 +174,9 @@ def inspect_sqlite(path: Path) -> str:
                 return "new"
             if "reid_meta" not in tables:
                 shown = ", ".join(sorted(tables)[:5])
-                raise DatabaseError(f"database {path} was written by another program (tables: {shown}); "
-                                    f"choose another --db path")
+                raise DatabaseError(
+                    f"database {path} was written by another program (tables: {shown}); choose another --db path"
+                )
             if _is_half_made(con, tables):
                 return "new"
             meta = dict(con.execute("SELECT key, value FROM reid_meta").fetchall())
@@ -175,28 +185,37 @@ def inspect_sqlite(path: Path) -> str:
                 if problems != ["ok"]:
                     raise DatabaseError(
                         f"database {path} is damaged ({'; '.join(problems)[:300]}); nothing was written to it. "
-                        f"Restore it from a backup, or see 'reid-app check --db {path}'")
+                        f"Restore it from a backup, or see 'reid-app check --db {path}'"
+                    )
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
         if "not a database" in str(exc) or "file is encrypted" in str(exc):
-            raise DatabaseError(f"database {path} is not a SQLite file (written by another program?); "
-                                f"choose another --db path") from None
-        raise DatabaseError(f"database {path} is damaged or not a SQLite database ({exc}); nothing was written "
-                            f"to it; choose another --db path or restore it from a backup") from None
+            raise DatabaseError(
+                f"database {path} is not a SQLite file (written by another program?); choose another --db path"
+            ) from None
+        raise DatabaseError(
+            f"database {path} is damaged or not a SQLite database ({exc}); nothing was written "
+            f"to it; choose another --db path or restore it from a backup"
+        ) from None
     if meta.get("app") != APP_ID:
-        raise DatabaseError(f"database {path} was written by another program (app={meta.get('app')!r}); "
-                            f"choose another --db path")
+        raise DatabaseError(
+            f"database {path} was written by another program (app={meta.get('app')!r}); choose another --db path"
+        )
     try:
         version = int(meta.get("schema_version", "0"))
     except ValueError:
         version = -1
     if version > SCHEMA_VERSION:
-        raise DatabaseError(f"database {path} has schema version {version}, newer than this reid-app understands "
-                            f"({SCHEMA_VERSION}); upgrade reid-app to open it")
+        raise DatabaseError(
+            f"database {path} has schema version {version}, newer than this reid-app understands "
+            f"({SCHEMA_VERSION}); upgrade reid-app to open it"
+        )
     if version != SCHEMA_VERSION and version not in UPGRADABLE_VERSIONS:
-        raise DatabaseError(f"database {path} has schema version {meta.get('schema_version')!r}, which this "
-                            f"reid-app cannot read (expected {SCHEMA_VERSION})")
+        raise DatabaseError(
+            f"database {path} has schema version {meta.get('schema_version')!r}, which this "
+            f"reid-app cannot read (expected {SCHEMA_VERSION})"
+        )
     return "ours"
 
 
@@ -219,8 +238,12 @@ def lock_for_writing(session: Union[Session, Connection]) -> None:
 
 def _problem_lines(rows) -> list[str]:
     """SQLite's check output as one problem per line, without its ``*** in database main ***`` headings."""
-    return [line.strip() for row in rows for line in str(row).splitlines()
-            if line.strip() and not line.startswith("*** in database")]
+    return [
+        line.strip()
+        for row in rows
+        for line in str(row).splitlines()
+        if line.strip() and not line.startswith("*** in database")
+    ]
 
 
 def integrity_problems(location: Union[str, Path], limit: int = 100) -> list[str]:
@@ -232,8 +255,9 @@ def integrity_problems(location: Union[str, Path], limit: int = 100) -> list[str
     """
     path = sqlite_path(location)
     if path is None:
-        raise DatabaseError(f"{redact_url(location)}: only SQLite files can be checked here; use the server's own "
-                            f"tools")
+        raise DatabaseError(
+            f"{redact_url(location)}: only SQLite files can be checked here; use the server's own tools"
+        )
     if not path.is_file():
         raise DatabaseError(f"database {path} does not exist")
     try:
@@ -241,8 +265,10 @@ def integrity_problems(location: Union[str, Path], limit: int = 100) -> list[str
         try:
             problems = _problem_lines(row[0] for row in con.execute(f"PRAGMA integrity_check({int(limit)})"))
             problems = [] if problems == ["ok"] else problems
-            problems += [f"row {row[1]} of {row[0]} refers to a missing {row[2]} row"
-                         for row in con.execute("PRAGMA foreign_key_check").fetchmany(limit)]
+            problems += [
+                f"row {row[1]} of {row[0]} refers to a missing {row[2]} row"
+                for row in con.execute("PRAGMA foreign_key_check").fetchmany(limit)
+            ]
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
@@ -325,12 +351,17 @@ def _initialise(engine: Engine, sessions: sessionmaker, location: str) -> None:
     with engine.begin() as connection:
         if engine.dialect.name != "sqlite" or inspect(connection).has_table("reid_meta"):
             lock_for_writing(connection)  # on SQLite a write to reid_meta; then look again, under the lock
-        meta = dict(connection.execute(select(Meta.key, Meta.value)).all()) \
-            if inspect(connection).has_table("reid_meta") else {}
+        meta = (
+            dict(connection.execute(select(Meta.key, Meta.value)).all())
+            if inspect(connection).has_table("reid_meta")
+            else {}
+        )
         if not meta:  # a new database (or one whose creation was cut short): today's schema, stamped as newest
             Base.metadata.create_all(connection)
-            connection.execute(Meta.__table__.insert(), [{"key": "app", "value": APP_ID},
-                                                         {"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+            connection.execute(
+                Meta.__table__.insert(),
+                [{"key": "app", "value": APP_ID}, {"key": "schema_version", "value": str(SCHEMA_VERSION)}],
+            )
             _alembic(connection, "stamp", HEAD_REVISION)
             return
         if meta.get("app") != APP_ID:
@@ -403,8 +434,12 @@ def storage_error_text(exc: BaseException, path: Optional[Path] = None) -> str:
     database file, tells a full disk from other I/O errors (SQLite reports some ENOSPC as "disk I/O error")."""
     message = str(getattr(exc, "orig", None) or exc).lower()
     errno_ = getattr(exc, "errno", None)
-    if "disk is full" in message or errno_ == 28 or "no space" in message or (
-            ("disk i/o" in message or errno_ == 5) and nearly_full(path)):
+    if (
+        "disk is full" in message
+        or errno_ == 28
+        or "no space" in message
+        or (("disk i/o" in message or errno_ == 5) and nearly_full(path))
+    ):
         return "the disk is full; free some space and run the same command again"
     if "malformed" in message or "not a database" in message:
         return "the database file is damaged; restore it from a backup (see 'reid-app check')"
@@ -421,12 +456,16 @@ def _open_read_only(path: Path, create: bool) -> Database:
     """A sound database on a read-only disk or folder, opened for reading (``create`` False: a command that only
     reads); a command that writes is told it is read-only, never that the file is damaged."""
     if create:
-        raise DatabaseError(f"database {path} is read-only (a read-only disk or mount, or its file or folder may not "
-                            f"be written); reid-app can only read it there: copy it to a writable folder to add to it")
+        raise DatabaseError(
+            f"database {path} is read-only (a read-only disk or mount, or its file or folder may not "
+            f"be written); reid-app can only read it there: copy it to a writable folder to add to it"
+        )
     wal = Path(f"{path}-wal")
     if wal.exists() and wal.stat().st_size > 0:  # immutable reads would silently miss what the log holds
-        raise DatabaseError(f"database {path} is read-only and its write-ahead log {wal.name} holds changes that "
-                            f"cannot be read there; copy both files to a writable folder and open the copy")
+        raise DatabaseError(
+            f"database {path} is read-only and its write-ahead log {wal.name} holds changes that "
+            f"cannot be read there; copy both files to a writable folder and open the copy"
+        )
     if inspect_sqlite(path) != "ours":
         raise DatabaseError(f"database {path} is read-only and empty; nothing to read")
     engine = _engine("sqlite:///" + _ro_uri(path).replace("file://", "file:", 1) + "&uri=true", read_only=True)
@@ -436,10 +475,17 @@ def _open_read_only(path: Path, create: bool) -> Database:
     except SQLAlchemyError as exc:
         raise DatabaseError(f"cannot open database {path}: {storage_error_text(exc, path)}") from None
     if revision != HEAD_REVISION:
-        raise DatabaseError(f"database {path} is of an older schema and read-only, so it cannot be upgraded; copy "
-                            f"it to a writable folder and open it there")
-    return Database(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False), location=str(path),
-                    path=path, url=str(path))
+        raise DatabaseError(
+            f"database {path} is of an older schema and read-only, so it cannot be upgraded; copy "
+            f"it to a writable folder and open it there"
+        )
+    return Database(
+        engine=engine,
+        sessions=sessionmaker(engine, expire_on_commit=False),
+        location=str(path),
+        path=path,
+        url=str(path),
+    )
 
 
 def open_database(location: Union[str, Path], create: bool = True) -> Database:
@@ -479,7 +525,9 @@ def open_database(location: Union[str, Path], create: bool = True) -> Database:
     except SQLAlchemyError as exc:
         raise DatabaseError(f"cannot open database {shown}: {storage_error_text(exc, path)}") from None
     except ImportError as exc:
-        raise DatabaseError(f"cannot open database {shown}: its driver is not installed ({exc.name or exc}); "
-                            f"install it, e.g. 'pip install \"psycopg[binary]\"' for postgresql:// (psycopg 3, "
-                            f"which reid-app uses)") from None
+        raise DatabaseError(
+            f"cannot open database {shown}: its driver is not installed ({exc.name or exc}); "
+            f"install it, e.g. 'pip install \"psycopg[binary]\"' for postgresql:// (psycopg 3, "
+            f"which reid-app uses)"
+        ) from None
     return Database(engine=engine, sessions=sessions, location=shown, path=path, url=text_)

@@ -23,8 +23,13 @@ class StoredIdentity:
     track_ids: list[int]
 
 
-def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Sequence[int], float]],
-                       threshold: float, replaced: Optional[Sequence[int]] = None) -> list[int]:
+def replace_identities(
+    db: Database,
+    model_id: int,
+    clusters: Sequence[tuple[Sequence[int], float]],
+    threshold: float,
+    replaced: Optional[Sequence[int]] = None,
+) -> list[int]:
     """Replace the model's identities by ``clusters`` (member track ids, confidence) in one transaction; with
     ``replaced``, only those identities (a re-clustering of the components a feedback action touched), the others
     staying as they are.
@@ -43,15 +48,19 @@ def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Seq
     with db.sessions.begin() as session:
         lock_for_writing(session)
         wanted = sorted({int(t) for members, _ in clusters for t in members})
-        existing = {t for start in range(0, len(wanted), 10000)
-                    for t in session.scalars(select(Track.id).where(Track.id.in_(wanted[start:start + 10000])))}
+        existing = {
+            t
+            for start in range(0, len(wanted), 10000)
+            for t in session.scalars(select(Track.id).where(Track.id.in_(wanted[start : start + 10000])))
+        }
         clusters = [([int(t) for t in members if int(t) in existing], confidence) for members, confidence in clusters]
         old = {}
         chosen = Identity.model_id == model_id
         if replaced is not None:
             chosen = chosen & Identity.id.in_([int(i) for i in replaced])
         for identity_id, track_id in session.execute(
-                select(IdentityTrack.identity_id, IdentityTrack.track_id).join(Identity).where(chosen)):
+            select(IdentityTrack.identity_id, IdentityTrack.track_id).join(Identity).where(chosen)
+        ):
             old[int(track_id)] = int(identity_id)
         overlaps = []
         for i, (members, _) in enumerate(clusters):
@@ -81,11 +90,23 @@ def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Seq
         # every id is known: two multi-row INSERTs (Core) instead of an ORM object and a flush per identity
         made = [i for i in range(len(clusters)) if ids[i]]
         if made:
-            session.execute(insert(Identity), [{"id": ids[i], "model_id": model_id,
-                                                "confidence": float(clusters[i][1]), "threshold": float(threshold),
-                                                "created_at": utcnow()} for i in made])
-            session.execute(insert(IdentityTrack), [{"identity_id": ids[i], "track_id": int(t)}
-                                                    for i in made for t in clusters[i][0]])
+            session.execute(
+                insert(Identity),
+                [
+                    {
+                        "id": ids[i],
+                        "model_id": model_id,
+                        "confidence": float(clusters[i][1]),
+                        "threshold": float(threshold),
+                        "created_at": utcnow(),
+                    }
+                    for i in made
+                ],
+            )
+            session.execute(
+                insert(IdentityTrack),
+                [{"identity_id": ids[i], "track_id": int(t)} for i in made for t in clusters[i][0]],
+            )
         session.merge(Meta(key=_NEXT_ID_KEY, value=str(next_id)))
         return ids
 
@@ -93,8 +114,9 @@ def replace_identities(db: Database, model_id: int, clusters: Sequence[tuple[Seq
 _NEXT_ID_KEY = "identities.next_id"
 
 
-def add_to_identities(db: Database, model_id: int, assignments: Sequence[tuple[Optional[int], Sequence[int], float]],
-                      threshold: float) -> list[int]:
+def add_to_identities(
+    db: Database, model_id: int, assignments: Sequence[tuple[Optional[int], Sequence[int], float]], threshold: float
+) -> list[int]:
     """Add tracks to the model's identities without touching the others' members (incremental matching), in one
     transaction.
 
@@ -147,9 +169,12 @@ def stored_threshold(db: Database, model_id: int) -> Optional[float]:
         return session.scalar(select(Identity.threshold).where(Identity.model_id == model_id).limit(1))
 
 
-def load_identities(db: Database, model_id: Optional[int] = None,
-                    identity_ids: Optional[Iterable[int]] = None, session: Optional[Session] = None
-                    ) -> list[StoredIdentity]:
+def load_identities(
+    db: Database,
+    model_id: Optional[int] = None,
+    identity_ids: Optional[Iterable[int]] = None,
+    session: Optional[Session] = None,
+) -> list[StoredIdentity]:
     """Stored identities (of one model, or the given ids), by id; read in ``session`` when given (e.g. one of
     :meth:`Database.snapshot`, so that other reads see the same state), else in a snapshot of its own."""
     query = select(Identity).order_by(Identity.id)
@@ -163,8 +188,10 @@ def load_identities(db: Database, model_id: Optional[int] = None,
     rows = list(session.scalars(query))
     members: dict[int, list[int]] = {r.id: [] for r in rows}
     for identity_id, track_id in session.execute(
-            select(IdentityTrack.identity_id, IdentityTrack.track_id)
-            .where(IdentityTrack.identity_id.in_(list(members))).order_by(IdentityTrack.track_id)):
+        select(IdentityTrack.identity_id, IdentityTrack.track_id)
+        .where(IdentityTrack.identity_id.in_(list(members)))
+        .order_by(IdentityTrack.track_id)
+    ):
         members[identity_id].append(track_id)
     return [StoredIdentity(r.id, r.model_id, r.confidence, r.threshold, members[r.id]) for r in rows]
 
@@ -173,8 +200,12 @@ def identities_of_tracks(db: Database, track_ids: Iterable[int]) -> dict[int, in
     """Track id -> identity id, for the tracks that belong to one."""
     ids = [int(t) for t in track_ids]
     with db.session() as session:
-        return {t: i for t, i in session.execute(select(IdentityTrack.track_id, IdentityTrack.identity_id)
-                                                 .where(IdentityTrack.track_id.in_(ids)))}
+        return {
+            t: i
+            for t, i in session.execute(
+                select(IdentityTrack.track_id, IdentityTrack.identity_id).where(IdentityTrack.track_id.in_(ids))
+            )
+        }
 
 
 def set_label(db: Database, identity_id: int, label: Optional[str], note: str = "") -> None:
@@ -200,12 +231,24 @@ def described_tracks(db: Database, model_id: int) -> int:
 
 def identity_counts(db: Database, model_id: int) -> tuple[int, int, int]:
     """(identities, identities seen by several cameras, member tracks) of the model, counted by the database."""
-    per_identity = (select(IdentityTrack.identity_id, func.count(func.distinct(Track.camera_id)).label("cameras"),
-                           func.count(Track.id).label("tracks"))
-                    .join(Track, Track.id == IdentityTrack.track_id).join(Identity)
-                    .where(Identity.model_id == model_id).group_by(IdentityTrack.identity_id).subquery())
+    per_identity = (
+        select(
+            IdentityTrack.identity_id,
+            func.count(func.distinct(Track.camera_id)).label("cameras"),
+            func.count(Track.id).label("tracks"),
+        )
+        .join(Track, Track.id == IdentityTrack.track_id)
+        .join(Identity)
+        .where(Identity.model_id == model_id)
+        .group_by(IdentityTrack.identity_id)
+        .subquery()
+    )
     with db.session() as session:
-        count, multi, total = session.execute(select(
-            func.count(), func.coalesce(func.sum(case((per_identity.c.cameras > 1, 1), else_=0)), 0),
-            func.coalesce(func.sum(per_identity.c.tracks), 0))).one()
+        count, multi, total = session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((per_identity.c.cameras > 1, 1), else_=0)), 0),
+                func.coalesce(func.sum(per_identity.c.tracks), 0),
+            )
+        ).one()
     return int(count), int(multi), int(total)

@@ -55,9 +55,10 @@ def block_checksums(rows: np.ndarray, known: Optional[dict] = None) -> dict:
     raw = np.ascontiguousarray(rows).reshape(-1).view(np.uint8)
     reuse = []
     if known and int(known.get("bytes", 0)) <= len(raw):
-        reuse = list(known.get("crc", []))[:int(known["bytes"]) // BLOCK_BYTES]
-    crcs = reuse + [zlib.crc32(raw[start:start + BLOCK_BYTES])
-                    for start in range(len(reuse) * BLOCK_BYTES, len(raw), BLOCK_BYTES)]
+        reuse = list(known.get("crc", []))[: int(known["bytes"]) // BLOCK_BYTES]
+    crcs = reuse + [
+        zlib.crc32(raw[start : start + BLOCK_BYTES]) for start in range(len(reuse) * BLOCK_BYTES, len(raw), BLOCK_BYTES)
+    ]
     return {"bytes": int(len(raw)), "crc": crcs}
 
 
@@ -175,8 +176,11 @@ class IndexFolder:
         """Delete data files not named in ``keep`` (older generations; a process still mapping one keeps its
         pages until it lets go)."""
         for entry in self.path.iterdir():
-            if entry.name not in keep and entry.name not in ("manifest.json", "lock") \
-                    and not entry.name.endswith(".tmp"):
+            if (
+                entry.name not in keep
+                and entry.name not in ("manifest.json", "lock")
+                and not entry.name.endswith(".tmp")
+            ):
                 entry.unlink(missing_ok=True)
 
     def _atomic_write(self, name: str, data: bytes) -> None:

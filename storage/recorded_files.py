@@ -28,8 +28,11 @@ def recorded_among(db: Database, paths: Iterable[str | Path]) -> set[str]:
     """The absolute forms of those of ``paths`` the recorder wrote."""
     keys = {_key(p) for p in paths}
     with db.session() as session:
-        return {p for (p,) in session.execute(select(RecordedFile.path).where(RecordedFile.path.in_(keys)))} \
-            if keys else set()
+        return (
+            {p for (p,) in session.execute(select(RecordedFile.path).where(RecordedFile.path.in_(keys)))}
+            if keys
+            else set()
+        )
 
 
 def forget_recorded(db: Database, paths: Iterable[str | Path]) -> None:

@@ -100,8 +100,9 @@ def get_or_create_model(db: Database, name: str, checkpoint_hash: str, dims: int
     """Id of the ``models`` row for (name, checkpoint_hash), created when new."""
     with db.sessions.begin() as session:
         lock_for_writing(session)  # processes on several machines may register the same model at once
-        row = session.scalar(select(ReidModel).where(ReidModel.name == name,
-                                                     ReidModel.checkpoint_hash == checkpoint_hash))
+        row = session.scalar(
+            select(ReidModel).where(ReidModel.name == name, ReidModel.checkpoint_hash == checkpoint_hash)
+        )
         if row is None:
             row = ReidModel(name=name, checkpoint_hash=checkpoint_hash, dims=dims, source=source)
             session.add(row)
@@ -163,13 +164,18 @@ def sighting_keypoints(db: Database, sighting_ids: Sequence[int]) -> dict[int, t
     if not len(sighting_ids):
         return {}
     with db.session() as session:
-        rows = session.execute(select(Sighting.id, Sighting.x1, Sighting.y1, Sighting.x2, Sighting.y2,
-                                      Sighting.keypoints).where(Sighting.id.in_([int(s) for s in sighting_ids]))).all()
+        rows = session.execute(
+            select(Sighting.id, Sighting.x1, Sighting.y1, Sighting.x2, Sighting.y2, Sighting.keypoints).where(
+                Sighting.id.in_([int(s) for s in sighting_ids])
+            )
+        ).all()
     out = {}
     for sid, x1, y1, x2, y2, kp in rows:
         values = None if kp is None else np.frombuffer(kp, dtype="<f4")
-        out[sid] = (np.array([x1, y1, x2, y2], np.float32),
-                    None if values is None or values.size != 51 else values.reshape(17, 3).copy())
+        out[sid] = (
+            np.array([x1, y1, x2, y2], np.float32),
+            None if values is None or values.size != 51 else values.reshape(17, 3).copy(),
+        )
     return out
 
 
@@ -191,8 +197,11 @@ def ingest_models(db: Database) -> dict[str, str]:
 def find_video(db: Database, fingerprint: str) -> Optional[Video]:
     """The video with this content fingerprint, a finished one (``complete``/``damaged``) first, or None."""
     with db.session() as session:
-        return session.scalar(select(Video).where(Video.fingerprint == fingerprint)
-                              .order_by(Video.status.in_(FINISHED_STATUSES).desc(), Video.id))
+        return session.scalar(
+            select(Video)
+            .where(Video.fingerprint == fingerprint)
+            .order_by(Video.status.in_(FINISHED_STATUSES).desc(), Video.id)
+        )
 
 
 def _abandoned_or_busy(session: Session, fingerprint: str) -> list[int]:
@@ -200,12 +209,16 @@ def _abandoned_or_busy(session: Session, fingerprint: str) -> list[int]:
     now = time.time()
     abandoned = []
     for video_id, owner, heartbeat_at in session.execute(
-            select(Video.id, Video.owner, Video.heartbeat_at)
-            .where(Video.fingerprint == fingerprint, Video.status.not_in(FINISHED_STATUSES))):
+        select(Video.id, Video.owner, Video.heartbeat_at).where(
+            Video.fingerprint == fingerprint, Video.status.not_in(FINISHED_STATUSES)
+        )
+    ):
         if owner_alive(owner, heartbeat_at, now):
             host, pid = _owner_parts(owner)
-            raise VideoBusyError(f"this video is being ingested right now by another reid-app process (pid {pid} "
-                                 f"on {host}); wait for it to finish, or stop it and run the command again")
+            raise VideoBusyError(
+                f"this video is being ingested right now by another reid-app process (pid {pid} "
+                f"on {host}); wait for it to finish, or stop it and run the command again"
+            )
         abandoned.append(video_id)
     return abandoned
 
@@ -231,8 +244,11 @@ def renew_leases(writers: Sequence["VideoWriter"]) -> None:
     """Renew the leases of the videos these writers are writing (heartbeat), one transaction per database."""
     for writer in writers:
         with writer.db.sessions.begin() as session:
-            session.execute(update(Video).where(Video.id == writer.video_id, Video.owner == writer.owner)
-                            .values(heartbeat_at=time.time()))
+            session.execute(
+                update(Video)
+                .where(Video.id == writer.video_id, Video.owner == writer.owner)
+                .values(heartbeat_at=time.time())
+            )
 
 
 def delete_video(db: Database, video_id: int) -> None:
@@ -284,11 +300,23 @@ def begin_video(db: Database, info: VideoInfo, model_id: int, owner: Optional[st
             camera = Camera(name=info.camera)
             session.add(camera)
             session.flush()
-        video = Video(camera_id=camera.id, path=info.path, fingerprint=info.fingerprint, fps=info.fps,
-                      frame_count=info.frame_count, width=info.width, height=info.height,
-                      duration_s=info.duration_s, start_time=info.start_time, analysis_fps=info.analysis_fps,
-                      status="ingesting", model_id=model_id, owner=owner or owner_token(), heartbeat_at=time.time(),
-                      analysed_until_s=info.analysed_until_s)
+        video = Video(
+            camera_id=camera.id,
+            path=info.path,
+            fingerprint=info.fingerprint,
+            fps=info.fps,
+            frame_count=info.frame_count,
+            width=info.width,
+            height=info.height,
+            duration_s=info.duration_s,
+            start_time=info.start_time,
+            analysis_fps=info.analysis_fps,
+            status="ingesting",
+            model_id=model_id,
+            owner=owner or owner_token(),
+            heartbeat_at=time.time(),
+            analysed_until_s=info.analysed_until_s,
+        )
         session.add(video)
         if info.recorded:
             note_recorded(session, info.path, info.camera)
@@ -323,7 +351,8 @@ class VideoWriter:
         self.start_time = start_time
         with db.session() as session:
             self.camera_id, stored_owner = session.execute(
-                select(Video.camera_id, Video.owner).where(Video.id == video_id)).first() or (None, None)
+                select(Video.camera_id, Video.owner).where(Video.id == video_id)
+            ).first() or (None, None)
         #: The lease this writer holds (given, else the row's own as :func:`begin_video` made it).
         self.owner = owner or stored_owner
         if self.camera_id is None:
@@ -340,8 +369,9 @@ class VideoWriter:
         """Number of tracks written so far."""
         return len(self._track_ids)
 
-    def write(self, observations: Sequence[Observation], embeddings: Optional[np.ndarray],
-              frames_analysed: int) -> list["TrackUpdate"]:
+    def write(
+        self, observations: Sequence[Observation], embeddings: Optional[np.ndarray], frames_analysed: int
+    ) -> list["TrackUpdate"]:
         """Write one batch in one transaction.
 
         Args:
@@ -364,11 +394,23 @@ class VideoWriter:
                 touched.add(track.id)
                 det = obs.detection
                 x1, y1, x2, y2 = (float(v) for v in det.box)
-                rows.append({"track_id": track.id, "video_id": self.video_id, "frame_index": obs.frame_index,
-                             "time_s": obs.time_s, "timestamp": self.start_time + obs.time_s, "x1": x1, "y1": y1,
-                             "x2": x2, "y2": y2, "score": float(det.score), "quality": float(obs.quality),
-                             "keypoints": None if det.keypoints is None else vector_to_bytes(det.keypoints),
-                             "thumbnail": obs.thumbnail if obs.selected else None})
+                rows.append(
+                    {
+                        "track_id": track.id,
+                        "video_id": self.video_id,
+                        "frame_index": obs.frame_index,
+                        "time_s": obs.time_s,
+                        "timestamp": self.start_time + obs.time_s,
+                        "x1": x1,
+                        "y1": y1,
+                        "x2": x2,
+                        "y2": y2,
+                        "score": float(det.score),
+                        "quality": float(obs.quality),
+                        "keypoints": None if det.keypoints is None else vector_to_bytes(det.keypoints),
+                        "thumbnail": obs.thumbnail if obs.selected else None,
+                    }
+                )
                 track.first_time_s = min(track.first_time_s, obs.time_s)
                 track.last_time_s = max(track.last_time_s, obs.time_s)
                 track.first_frame = min(track.first_frame, obs.frame_index)
@@ -376,8 +418,13 @@ class VideoWriter:
                 track.num_sightings += 1
             session.flush()  # the tracks' new values, before the Core statements below
             # one multi-row INSERT (Core, not an ORM object per row), ids returned in the rows' order
-            ids = session.execute(insert(Sighting).returning(Sighting.id, sort_by_parameter_order=True),
-                                  rows).scalars().all() if rows else []
+            ids = (
+                session.execute(insert(Sighting).returning(Sighting.id, sort_by_parameter_order=True), rows)
+                .scalars()
+                .all()
+                if rows
+                else []
+            )
             embedding_rows = []
             for i, sighting_id in enumerate(ids):
                 if i not in emb_of:
@@ -386,8 +433,14 @@ class VideoWriter:
                 if not usable_embedding(vec):
                     self.rejected_embeddings += 1
                     continue
-                embedding_rows.append({"sighting_id": sighting_id, "model_id": self.model_id,
-                                       "dims": int(vec.shape[0]), "vector": vector_to_bytes(vec)})
+                embedding_rows.append(
+                    {
+                        "sighting_id": sighting_id,
+                        "model_id": self.model_id,
+                        "dims": int(vec.shape[0]),
+                        "vector": vector_to_bytes(vec),
+                    }
+                )
                 track = session.get(Track, rows[i]["track_id"])
                 weight = max(float(observations[i].quality), 1e-3)
                 self._sums[track.id] = self._sums.get(track.id, 0.0) + weight * vec
@@ -411,8 +464,16 @@ class VideoWriter:
                     track.descriptor_model_id = self.model_id
                     if track_id in best:
                         i = best[track_id][1]
-                        updates.append(TrackUpdate(track_id, int(track.local_track_id), descriptor.astype(np.float32),
-                                                   track.num_embeddings, ids[i], rows[i]["timestamp"]))
+                        updates.append(
+                            TrackUpdate(
+                                track_id,
+                                int(track.local_track_id),
+                                descriptor.astype(np.float32),
+                                track.num_embeddings,
+                                ids[i],
+                                rows[i]["timestamp"],
+                            )
+                        )
             self.sightings += len(observations)
         return updates
 
@@ -430,27 +491,41 @@ class VideoWriter:
         """Give up the lease of an unfinished video (the ingest stopped): the next run, in this process or
         another, reclaims and redoes it at once."""
         with self.db.sessions.begin() as session:
-            session.execute(update(Video).where(Video.id == self.video_id, Video.owner == self.owner,
-                                                Video.status.not_in(FINISHED_STATUSES))
-                            .values(owner=None, heartbeat_at=None))
+            session.execute(
+                update(Video)
+                .where(Video.id == self.video_id, Video.owner == self.owner, Video.status.not_in(FINISHED_STATUSES))
+                .values(owner=None, heartbeat_at=None)
+            )
 
     def _renew(self, session: Session, frames_analysed: int, **values) -> None:
         """First statement of every write: renew the lease (taking SQLite's write lock) and make sure the row is
         still this process's."""
         values = {"frames_analysed": frames_analysed, "heartbeat_at": time.time(), **values}
-        changed = session.execute(update(Video).where(Video.id == self.video_id, Video.owner == self.owner)
-                                  .values(**values))
+        changed = session.execute(
+            update(Video).where(Video.id == self.video_id, Video.owner == self.owner).values(**values)
+        )
         if changed.rowcount != 1:
-            raise LeaseLostError(f"video {self.video_id} in {self.db.location} was taken over or deleted by "
-                                 f"another process; this ingest of it stopped")
+            raise LeaseLostError(
+                f"video {self.video_id} in {self.db.location} was taken over or deleted by "
+                f"another process; this ingest of it stopped"
+            )
 
     def _track(self, session: Session, obs: Observation) -> Track:
         local = int(obs.detection.track_id)
         if local in self._track_ids:
             return session.get(Track, self._track_ids[local])
-        track = Track(video_id=self.video_id, camera_id=self.camera_id, local_track_id=local,
-                      first_time_s=obs.time_s, last_time_s=obs.time_s, first_frame=obs.frame_index,
-                      last_frame=obs.frame_index, num_sightings=0, num_embeddings=0, quality_sum=0.0)
+        track = Track(
+            video_id=self.video_id,
+            camera_id=self.camera_id,
+            local_track_id=local,
+            first_time_s=obs.time_s,
+            last_time_s=obs.time_s,
+            first_frame=obs.frame_index,
+            last_frame=obs.frame_index,
+            num_sightings=0,
+            num_embeddings=0,
+            quality_sum=0.0,
+        )
         session.add(track)
         session.flush()
         self._track_ids[local] = track.id
@@ -470,8 +545,15 @@ class VideoWriter:
         """
         status = "damaged" if frames_total and frames_lost > DAMAGED_FRACTION * frames_total else "complete"
         with self.db.sessions.begin() as session:
-            self._renew(session, frames_analysed, status=status, frames_lost=int(frames_lost), owner=None,
-                        heartbeat_at=None, **facts)
+            self._renew(
+                session,
+                frames_analysed,
+                status=status,
+                frames_lost=int(frames_lost),
+                owner=None,
+                heartbeat_at=None,
+                **facts,
+            )
             fingerprint = session.scalar(select(Video.fingerprint).where(Video.id == self.video_id))
             session.execute(delete(Video).where(Video.fingerprint == fingerprint, Video.id != self.video_id))
         return status
@@ -480,8 +562,7 @@ class VideoWriter:
 def unencoded_tracks(db: Database, video_id: Optional[int] = None, short_s: float = 1.0) -> tuple[int, int]:
     """Tracks of a video (None: of the whole database; static ones aside) that got no descriptor, so they cannot
     be searched or clustered: ``(lasting under short_s seconds, lasting longer)``."""
-    query = select(Track.last_time_s - Track.first_time_s).where(Track.descriptor.is_(None),
-                                                                 Track.static.is_(False))
+    query = select(Track.last_time_s - Track.first_time_s).where(Track.descriptor.is_(None), Track.static.is_(False))
     if video_id is not None:
         query = query.where(Track.video_id == video_id)
     with db.session() as session:
@@ -490,9 +571,15 @@ def unencoded_tracks(db: Database, video_id: Optional[int] = None, short_s: floa
     return short, len(rows) - short
 
 
-def mark_static_tracks(db: Database, video_id: int, min_duration_s: float, max_motion: float,
-                       max_resize: float, low_score: float = 0.0, low_score_min_duration_s: float = 0.0
-                       ) -> list[int]:
+def mark_static_tracks(
+    db: Database,
+    video_id: int,
+    min_duration_s: float,
+    max_motion: float,
+    max_resize: float,
+    low_score: float = 0.0,
+    low_score_min_duration_s: float = 0.0,
+) -> list[int]:
     """Mark the video's tracks whose box did not move (``pipelines.ingest.quality.StaticTrackConfig`` gives the meaning
     of the thresholds: seconds, box heights, fraction of the mean size, detection score); returns their ids."""
     if min_duration_s <= 0:
@@ -502,19 +589,28 @@ def mark_static_tracks(db: Database, video_id: int, min_duration_s: float, max_m
     spread = [func.max(v) - func.min(v) for v in (Sighting.time_s, cx, cy, h, w)]
     shortest = min(min_duration_s, low_score_min_duration_s or min_duration_s)
     with db.sessions.begin() as session:
-        rows = session.execute(select(Sighting.track_id, *spread, func.avg(h), func.avg(w), func.avg(Sighting.score))
-                               .where(Sighting.video_id == video_id).group_by(Sighting.track_id))
-        ids = [track for track, duration, dx, dy, dh, dw, mean_h, mean_w, score in rows
-               if duration >= shortest and max(dx, dy) <= max_motion * mean_h
-               and dh <= max_resize * mean_h and dw <= max_resize * mean_w
-               and (duration >= min_duration_s or score < low_score)]
+        rows = session.execute(
+            select(Sighting.track_id, *spread, func.avg(h), func.avg(w), func.avg(Sighting.score))
+            .where(Sighting.video_id == video_id)
+            .group_by(Sighting.track_id)
+        )
+        ids = [
+            track
+            for track, duration, dx, dy, dh, dw, mean_h, mean_w, score in rows
+            if duration >= shortest
+            and max(dx, dy) <= max_motion * mean_h
+            and dh <= max_resize * mean_h
+            and dw <= max_resize * mean_w
+            and (duration >= min_duration_s or score < low_score)
+        ]
         if ids:
             session.execute(update(Track).where(Track.id.in_(ids)).values(static=True))
     return ids
 
 
-def skeletonless_tracks(db: Database, video_id: int, min_height: float, border_px: float,
-                        min_attempts: int) -> list[int]:
+def skeletonless_tracks(
+    db: Database, video_id: int, min_height: float, border_px: float, min_attempts: int
+) -> list[int]:
     """Ids of the video's tracks that are no person (a shadow, a reflection, a poster): at least ``min_attempts``
     of their sightings were due a pose estimate (box at least ``min_height`` pixels tall and more than
     ``border_px`` pixels inside the frame: ``pipelines.ingest.quality.wants_pose`` and ``box_can_pass``) and not one
@@ -526,12 +622,18 @@ def skeletonless_tracks(db: Database, video_id: int, min_height: float, border_p
         if size is None:
             return []
         width, height = size
-        due = and_(Sighting.y2 - Sighting.y1 >= min_height, Sighting.x1 > border_px, Sighting.y1 > border_px,
-                   Sighting.x2 < width - border_px, Sighting.y2 < height - border_px)
+        due = and_(
+            Sighting.y2 - Sighting.y1 >= min_height,
+            Sighting.x1 > border_px,
+            Sighting.y1 > border_px,
+            Sighting.x2 < width - border_px,
+            Sighting.y2 < height - border_px,
+        )
         rows = session.execute(
             select(Sighting.track_id, func.count(Sighting.id), func.count(Sighting.keypoints))
             .where(Sighting.video_id == video_id, or_(due, Sighting.keypoints.is_not(None)))
-            .group_by(Sighting.track_id))
+            .group_by(Sighting.track_id)
+        )
         return [track for track, attempts, posed in rows if attempts >= min_attempts and posed == 0]
 
 
@@ -588,12 +690,25 @@ def get_tracks(db: Database, track_ids: Sequence[int], session: Optional[Session
         with db.session() as own:
             return get_tracks(db, track_ids, own)
     rows = session.execute(
-        select(Track, Camera.name, Video.start_time).join(Video, Track.video_id == Video.id)
-        .join(Camera, Track.camera_id == Camera.id).where(Track.id.in_([int(t) for t in track_ids]))).all()
-    return {t.id: TrackInfo(t.id, t.camera_id, cam, t.local_track_id, start + t.first_time_s,
-                            start + t.last_time_s, t.num_sightings, t.descriptor_model_id,
-                            None if t.descriptor is None else bytes_to_vector(t.descriptor))
-            for t, cam, start in rows}
+        select(Track, Camera.name, Video.start_time)
+        .join(Video, Track.video_id == Video.id)
+        .join(Camera, Track.camera_id == Camera.id)
+        .where(Track.id.in_([int(t) for t in track_ids]))
+    ).all()
+    return {
+        t.id: TrackInfo(
+            t.id,
+            t.camera_id,
+            cam,
+            t.local_track_id,
+            start + t.first_time_s,
+            start + t.last_time_s,
+            t.num_sightings,
+            t.descriptor_model_id,
+            None if t.descriptor is None else bytes_to_vector(t.descriptor),
+        )
+        for t, cam, start in rows
+    }
 
 
 @dataclass
@@ -617,9 +732,12 @@ def get_sighting_embedding(db: Database, sighting_id: int) -> Optional[SightingE
         sighting = session.get(Sighting, sighting_id)
         if sighting is None:
             raise LookupError(sighting_id)
-        row = session.execute(select(Embedding, Track.camera_id).join(Sighting, Embedding.sighting_id == Sighting.id)
-                              .join(Track, Sighting.track_id == Track.id)
-                              .where(Embedding.sighting_id == sighting_id)).first()
+        row = session.execute(
+            select(Embedding, Track.camera_id)
+            .join(Sighting, Embedding.sighting_id == Sighting.id)
+            .join(Track, Sighting.track_id == Track.id)
+            .where(Embedding.sighting_id == sighting_id)
+        ).first()
     if row is None:
         return None
     emb, camera_id = row
@@ -638,9 +756,16 @@ def list_models(db: Database) -> list[ReidModel]:
 def count_rows(db: Database) -> dict[str, int]:
     """Row counts of the main tables (for summaries and tests)."""
     with db.session() as session:
-        return {name: session.scalar(select(func.count()).select_from(table)) for name, table in
-                (("cameras", Camera), ("videos", Video), ("tracks", Track), ("sightings", Sighting),
-                 ("embeddings", Embedding))}
+        return {
+            name: session.scalar(select(func.count()).select_from(table))
+            for name, table in (
+                ("cameras", Camera),
+                ("videos", Video),
+                ("tracks", Track),
+                ("sightings", Sighting),
+                ("embeddings", Embedding),
+            )
+        }
 
 
 @dataclass
@@ -676,11 +801,27 @@ def get_sightings(db: Database, sighting_ids: Sequence[int]) -> dict[int, Sighti
     with db.session() as session:
         rows = session.execute(
             select(Sighting, Video.camera_id, Camera.name, Video.path, Video.fps)
-            .join(Video, Sighting.video_id == Video.id).join(Camera, Video.camera_id == Camera.id)
-            .where(Sighting.id.in_([int(s) for s in sighting_ids]))).all()
-    return {s.id: SightingInfo(s.id, s.track_id, s.video_id, cam_id, cam, path, fps, s.frame_index, s.time_s,
-                               s.timestamp, np.array([s.x1, s.y1, s.x2, s.y2], np.float32), s.thumbnail)
-            for s, cam_id, cam, path, fps in rows}
+            .join(Video, Sighting.video_id == Video.id)
+            .join(Camera, Video.camera_id == Camera.id)
+            .where(Sighting.id.in_([int(s) for s in sighting_ids]))
+        ).all()
+    return {
+        s.id: SightingInfo(
+            s.id,
+            s.track_id,
+            s.video_id,
+            cam_id,
+            cam,
+            path,
+            fps,
+            s.frame_index,
+            s.time_s,
+            s.timestamp,
+            np.array([s.x1, s.y1, s.x2, s.y2], np.float32),
+            s.thumbnail,
+        )
+        for s, cam_id, cam, path, fps in rows
+    }
 
 
 def get_model(db: Database, model_id: int) -> Optional[ReidModel]:
@@ -699,8 +840,10 @@ def ensure_cameras(db: Database, names: Sequence[str]) -> dict[str, int]:
     """Camera name -> id for ``names``, creating the cameras that do not exist yet (one transaction)."""
     with db.sessions.begin() as session:
         lock_for_writing(session)
-        ids = {name: cid for cid, name in session.execute(select(Camera.id, Camera.name)
-                                                           .where(Camera.name.in_(list(names))))}
+        ids = {
+            name: cid
+            for cid, name in session.execute(select(Camera.id, Camera.name).where(Camera.name.in_(list(names))))
+        }
         for name in names:
             if name not in ids:
                 camera = Camera(name=name)
@@ -715,8 +858,11 @@ def abandoned_videos_under(db: Database, folder: str) -> list[tuple[int, str]]:
     killed live watch)."""
     prefix = folder.rstrip("/") + "/"
     with db.session() as session:
-        rows = session.execute(select(Video.id, Video.path, Video.owner, Video.heartbeat_at)
-                               .where(Video.status.not_in(FINISHED_STATUSES), Video.path.startswith(prefix))).all()
+        rows = session.execute(
+            select(Video.id, Video.path, Video.owner, Video.heartbeat_at).where(
+                Video.status.not_in(FINISHED_STATUSES), Video.path.startswith(prefix)
+            )
+        ).all()
     now = time.time()
     return [(vid, path) for vid, path, owner, beat in rows if not owner_alive(owner, beat, now)]
 
@@ -753,9 +899,18 @@ def recount_tracks(session: Session, which) -> None:
     """Set the time and frame range and the sighting and embedding counts of the tracks ``which`` selects (a
     condition on ``Track``) from the sightings they hold now (after sightings were moved or deleted)."""
     of_track = lambda column: select(column).where(Sighting.track_id == Track.id).scalar_subquery()  # noqa: E731
-    session.execute(update(Track).where(which).values(
-        first_time_s=of_track(func.min(Sighting.time_s)), last_time_s=of_track(func.max(Sighting.time_s)),
-        first_frame=of_track(func.min(Sighting.frame_index)), last_frame=of_track(func.max(Sighting.frame_index)),
-        num_sightings=of_track(func.count(Sighting.id)),
-        num_embeddings=select(func.count(Embedding.id)).join(Sighting, Sighting.id == Embedding.sighting_id)
-        .where(Sighting.track_id == Track.id).scalar_subquery()))
+    session.execute(
+        update(Track)
+        .where(which)
+        .values(
+            first_time_s=of_track(func.min(Sighting.time_s)),
+            last_time_s=of_track(func.max(Sighting.time_s)),
+            first_frame=of_track(func.min(Sighting.frame_index)),
+            last_frame=of_track(func.max(Sighting.frame_index)),
+            num_sightings=of_track(func.count(Sighting.id)),
+            num_embeddings=select(func.count(Embedding.id))
+            .join(Sighting, Sighting.id == Embedding.sighting_id)
+            .where(Sighting.track_id == Track.id)
+            .scalar_subquery(),
+        )
+    )

@@ -39,21 +39,28 @@ def purge_videos_before(db: Database, cutoff: float, dry_run: bool = False) -> P
     result = PurgeResult()
     with db.sessions.begin() as session:
         lock_for_writing(session)
-        old = select(Video.id).where(Video.start_time > 0, Video.status != "ingesting",
-                                     Video.start_time + Video.duration_s < cutoff)
-        result.videos = [(vid, path) for vid, path in session.execute(
-            select(Video.id, Video.path).where(Video.id.in_(old)).order_by(Video.id))]
+        old = select(Video.id).where(
+            Video.start_time > 0, Video.status != "ingesting", Video.start_time + Video.duration_s < cutoff
+        )
+        result.videos = [
+            (vid, path)
+            for vid, path in session.execute(select(Video.id, Video.path).where(Video.id.in_(old)).order_by(Video.id))
+        ]
         if not result.videos:
             return result
         ids = [vid for vid, _ in result.videos]
         tracks = select(Track.id).where(Track.video_id.in_(ids))
         result.tracks = session.scalar(select(func.count()).select_from(tracks.subquery()))
         result.sightings = session.scalar(select(func.count(Sighting.id)).where(Sighting.video_id.in_(ids)))
-        result.embeddings = session.scalar(select(func.count(Embedding.id)).join(
-            Sighting, Sighting.id == Embedding.sighting_id).where(Sighting.video_id.in_(ids)))
+        result.embeddings = session.scalar(
+            select(func.count(Embedding.id))
+            .join(Sighting, Sighting.id == Embedding.sighting_id)
+            .where(Sighting.video_id.in_(ids))
+        )
         emptied = select(Identity.id).where(
             exists().where(IdentityTrack.identity_id == Identity.id, IdentityTrack.track_id.in_(tracks)),
-            ~exists().where(IdentityTrack.identity_id == Identity.id, IdentityTrack.track_id.not_in(tracks)))
+            ~exists().where(IdentityTrack.identity_id == Identity.id, IdentityTrack.track_id.not_in(tracks)),
+        )
         emptied_ids = list(session.scalars(emptied))
         result.identities = len(emptied_ids)
         if dry_run:
@@ -62,7 +69,20 @@ def purge_videos_before(db: Database, cutoff: float, dry_run: bool = False) -> P
         session.execute(delete(Video).where(Video.id.in_(ids)))  # tracks, sightings, embeddings: ON DELETE CASCADE
         if emptied_ids:
             session.execute(delete(Identity).where(Identity.id.in_(emptied_ids)))
-        session.add(AuditEntry(action="retention", details=json.dumps({
-            "cutoff": cutoff, "videos": ids, "tracks": result.tracks, "sightings": result.sightings,
-            "embeddings": result.embeddings, "identities": result.identities}, sort_keys=True)))
+        session.add(
+            AuditEntry(
+                action="retention",
+                details=json.dumps(
+                    {
+                        "cutoff": cutoff,
+                        "videos": ids,
+                        "tracks": result.tracks,
+                        "sightings": result.sightings,
+                        "embeddings": result.embeddings,
+                        "identities": result.identities,
+                    },
+                    sort_keys=True,
+                ),
+            )
+        )
     return result

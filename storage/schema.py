@@ -3,7 +3,8 @@
 Tables: ``reid_meta`` (key/value, holds the schema version), ``models``, ``cameras``, ``videos``, ``tracks``,
 ``sightings``, ``embeddings``; cross-camera matching adds ``camera_overlaps``, ``identities``, ``identity_tracks``,
 ``pair_feedback`` and ``audit_log`` (schema 2); live sites add ``watchlist`` and ``alerts`` (schema 4), the files the
-recorder made (``recorded_files``) and the webhook outbox (``webhook_outbox``, schema 5). Deleting a video cascades to its tracks, sightings and embeddings,
+recorder made (``recorded_files``) and the webhook outbox (``webhook_outbox``, schema 5). Deleting a video cascades to
+its tracks, sightings and embeddings,
 and from the tracks to their identity memberships and feedback.
 
 Units: times in seconds (``*_time_s`` relative to the video start, ``timestamp``/``start_time`` wall-clock seconds
@@ -40,13 +41,32 @@ FINISHED_STATUSES = ("complete", "damaged")
 DAMAGED_FRACTION = 0.05
 
 #: The tables of schema 3, the schema of databases made before Alembic migrations (``storage/migrations``).
-SCHEMA3_TABLES = ("reid_meta", "models", "cameras", "videos", "tracks", "sightings", "embeddings", "camera_overlaps",
-                  "identities", "identity_tracks", "pair_feedback", "audit_log", "identity_labels")
+SCHEMA3_TABLES = (
+    "reid_meta",
+    "models",
+    "cameras",
+    "videos",
+    "tracks",
+    "sightings",
+    "embeddings",
+    "camera_overlaps",
+    "identities",
+    "identity_tracks",
+    "pair_feedback",
+    "audit_log",
+    "identity_labels",
+)
 
 #: Columns added to existing tables by each schema version (``ALTER TABLE ... ADD COLUMN``), for in-place upgrades.
-ADDED_COLUMNS = {3: [("videos", "owner", "VARCHAR(200)"), ("videos", "heartbeat_at", "FLOAT"),
-                     ("videos", "analysed_until_s", "FLOAT"), ("videos", "frames_lost", "INTEGER DEFAULT 0"),
-                     ("tracks", "static", "BOOLEAN DEFAULT 0")]}
+ADDED_COLUMNS = {
+    3: [
+        ("videos", "owner", "VARCHAR(200)"),
+        ("videos", "heartbeat_at", "FLOAT"),
+        ("videos", "analysed_until_s", "FLOAT"),
+        ("videos", "frames_lost", "INTEGER DEFAULT 0"),
+        ("tracks", "static", "BOOLEAN DEFAULT 0"),
+    ]
+}
 
 
 def utcnow() -> datetime:
@@ -122,8 +142,9 @@ class Video(Base):
     frames_lost: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
     camera: Mapped[Camera] = relationship(back_populates="videos")
-    tracks: Mapped[list["Track"]] = relationship(back_populates="video", cascade="all, delete-orphan",
-                                                 passive_deletes=True)
+    tracks: Mapped[list["Track"]] = relationship(
+        back_populates="video", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Track(Base):

@@ -16,7 +16,8 @@ re-ingest); nothing is read twice.
 With a folder (``storage.index_files``) the matrices live in files mapped into memory: opening an index of a
 million embeddings maps 2 GB without reading it, and a search touches only the rows it scores. Every process on
 the machine shares the folder: a refresh first adopts what another process already appended, under the folder's
-lock. Scoring (the matrix product, approximate search) lives in ``pipelines.matching.similarity``; this module only stores.
+lock. Scoring (the matrix product, approximate search) lives in ``pipelines.matching.similarity``; this module only
+stores.
 
 A folder is a cache, checked before it is trusted (``storage.index_files``: sizes and CRC-32 checks recorded in the
 manifest). A file that is missing, short, replaced or does not match is never read as rows: the folder is rebuilt
@@ -61,9 +62,11 @@ _SIGHTING_COUNT = text(
     "WHERE s.video_id IN :videos AND +e.model_id = :model GROUP BY s.video_id"
 ).bindparams(bindparam("videos", expanding=True))
 
-_MODEL_VIDEOS = ("FROM videos v WHERE v.status IN ('complete', 'damaged') AND (v.model_id = :model OR "
-                 "(v.model_id IS NULL AND EXISTS (SELECT 1 FROM tracks t WHERE t.video_id = v.id AND "
-                 "t.descriptor_model_id = :model)))")
+_MODEL_VIDEOS = (
+    "FROM videos v WHERE v.status IN ('complete', 'damaged') AND (v.model_id = :model OR "
+    "(v.model_id IS NULL AND EXISTS (SELECT 1 FROM tracks t WHERE t.video_id = v.id AND "
+    "t.descriptor_model_id = :model)))"
+)
 _COMPLETE_VIDEOS = text("SELECT v.id, v.ingested_at " + _MODEL_VIDEOS)
 #: One row that changes whenever a complete video is added, removed or replaced: checked before every search,
 #: so an unchanged database costs one aggregate instead of listing every video.
@@ -84,8 +87,9 @@ def database_id(db: Database) -> str:
     if value is None:
         try:
             with db.engine.begin() as con:
-                con.execute(text("INSERT INTO reid_meta (key, value) VALUES ('database_id', :v)"),
-                            {"v": uuid.uuid4().hex})
+                con.execute(
+                    text("INSERT INTO reid_meta (key, value) VALUES ('database_id', :v)"), {"v": uuid.uuid4().hex}
+                )
         except IntegrityError:  # another process made it first
             pass
         with db.engine.connect() as con:
@@ -190,11 +194,14 @@ class _Rows:
     def compact(self, runs: list[tuple[int, int]], kept: int, generation: int) -> None:
         """Keep only the row ranges ``runs`` (in order), ``kept`` rows in all: in place in memory, into a new
         generation's file in a folder (readers of the old file are undisturbed)."""
-        target = self.data if self.folder is None else \
-            self.folder.rows(self.file(generation), self.dtype, self.width, max(kept, 1024))
+        target = (
+            self.data
+            if self.folder is None
+            else self.folder.rows(self.file(generation), self.dtype, self.width, max(kept, 1024))
+        )
         at = 0
         for start, stop in runs:
-            target[at:at + stop - start] = self.data[start:stop]
+            target[at : at + stop - start] = self.data[start:stop]
             at += stop - start
         self.data = target
         if self.folder is not None:
@@ -257,9 +264,16 @@ class EmbeddingIndex:
         folder: the :class:`storage.index_files.IndexFolder` the index is persisted in, or None (memory only).
     """
 
-    def __init__(self, model_id: int, dims: int, dtype: np.dtype = np.float16, with_sightings: bool = True,
-                 copy_rows: Callable[[np.ndarray, np.ndarray], None] = np.copyto,
-                 folder: Optional[IndexFolder] = None, database: str = ""):
+    def __init__(
+        self,
+        model_id: int,
+        dims: int,
+        dtype: np.dtype = np.float16,
+        with_sightings: bool = True,
+        copy_rows: Callable[[np.ndarray, np.ndarray], None] = np.copyto,
+        folder: Optional[IndexFolder] = None,
+        database: str = "",
+    ):
         self.model_id = model_id
         self.copy_rows = copy_rows
         self.with_sightings = with_sightings
@@ -289,9 +303,16 @@ class EmbeddingIndex:
         self._warned = False
 
     @classmethod
-    def load(cls, db: Database, model_id: int, dims: int, dtype: np.dtype = np.float16,
-             with_sightings: bool = True, copy_rows: Callable[[np.ndarray, np.ndarray], None] = np.copyto,
-             folder: Optional[IndexFolder] = None) -> "EmbeddingIndex":
+    def load(
+        cls,
+        db: Database,
+        model_id: int,
+        dims: int,
+        dtype: np.dtype = np.float16,
+        with_sightings: bool = True,
+        copy_rows: Callable[[np.ndarray, np.ndarray], None] = np.copyto,
+        folder: Optional[IndexFolder] = None,
+    ) -> "EmbeddingIndex":
         """A new index holding every complete video's embeddings of ``model_id`` (``dims`` wide); with
         ``with_sightings=False`` only the track table (enough for clustering, far smaller). ``copy_rows(dst, src)``
         copies ``float32`` rows into the ``dtype`` matrix (numpy's conversion to float16 is slow; the search
@@ -314,37 +335,41 @@ class EmbeddingIndex:
 
     @property
     def matrix(self) -> np.ndarray:
-        return self._matrix.data[:self.size]
+        return self._matrix.data[: self.size]
 
     @property
     def ids(self) -> np.ndarray:
         """Each row's stable id (its sighting id), ``int64 [N]``."""
-        return self._meta.data[:self.size, 0]
+        return self._meta.data[: self.size, 0]
 
     @property
     def sighting_ids(self) -> np.ndarray:
-        return self._meta.data[:self.size, 0]
+        return self._meta.data[: self.size, 0]
 
     @property
     def track_ids(self) -> np.ndarray:
-        return self._meta.data[:self.size, 1]
+        return self._meta.data[: self.size, 1]
 
     @property
     def camera_ids(self) -> np.ndarray:
-        return self._meta.data[:self.size, 2]
+        return self._meta.data[: self.size, 2]
 
     @property
     def video_ids(self) -> np.ndarray:
-        return self._meta.data[:self.size, 3]
+        return self._meta.data[: self.size, 3]
 
     @property
     def timestamps(self) -> np.ndarray:
-        return self._times.data[:self.size, 0]
+        return self._times.data[: self.size, 0]
 
     def nbytes(self) -> int:
         """Bytes held by the rows in use (matrix, ids, times and track descriptors)."""
-        return (self.matrix.nbytes + self._meta.data[:self.size].nbytes + self.timestamps.nbytes
-                + self.tracks.descriptors.nbytes)
+        return (
+            self.matrix.nbytes
+            + self._meta.data[: self.size].nbytes
+            + self.timestamps.nbytes
+            + self.tracks.descriptors.nbytes
+        )
 
     # -- keeping up with the database -----------------------------------------------------------------------
 
@@ -357,8 +382,7 @@ class EmbeddingIndex:
         """
         with db.engine.connect() as con:
             signature = tuple(str(v) for v in con.execute(_VIDEOS_SIGNATURE, {"model": self.model_id}).one())
-            if signature == self._signature and self._manifest_stat() == self._seen_manifest \
-                    and self._files_intact():
+            if signature == self._signature and self._manifest_stat() == self._seen_manifest and self._files_intact():
                 return RefreshReport([], [], self.size)  # nothing changed, here or in the folder
             current = {int(r[0]): str(r[1]) for r in con.execute(_COMPLETE_VIDEOS, {"model": self.model_id})}
         if self.folder is None:
@@ -376,8 +400,10 @@ class EmbeddingIndex:
         with self.folder.locked():
             manifest = self.folder.read_manifest()
             if not self._files_intact():
-                self._let_go(self.folder, "files this process maps were deleted, replaced or truncated; "
-                                          "rebuilding it from the database")
+                self._let_go(
+                    self.folder,
+                    "files this process maps were deleted, replaced or truncated; rebuilding it from the database",
+                )
             if manifest is not None and manifest.get("version") != self._version:
                 adopted = False
                 if self._compatible(manifest):
@@ -432,10 +458,13 @@ class EmbeddingIndex:
         added = sorted(v for v in current if v not in self.videos)
         if added:
             with db.engine.connect() as con:
-                batches = [added[i:i + _VIDEOS_PER_QUERY] for i in range(0, len(added), _VIDEOS_PER_QUERY)]
+                batches = [added[i : i + _VIDEOS_PER_QUERY] for i in range(0, len(added), _VIDEOS_PER_QUERY)]
                 if self.with_sightings:  # sized once: regrowing a multi-GB matrix costs more than counting
-                    counts = {int(v): int(n) for b in batches
-                              for v, n in con.execute(_SIGHTING_COUNT, {"videos": b, "model": self.model_id})}
+                    counts = {
+                        int(v): int(n)
+                        for b in batches
+                        for v, n in con.execute(_SIGHTING_COUNT, {"videos": b, "model": self.model_id})
+                    }
                     self._reserve(self.size + sum(counts.values()))
                     batches = _split_by_rows(batches, counts)
                 for batch in batches:
@@ -452,8 +481,10 @@ class EmbeddingIndex:
 
     def _check_width(self, con, block: np.ndarray, n: int) -> None:
         if block.size != n * self.dims:
-            raise DatabaseError(f"database {con.engine.url.database}: embeddings of model {self.model_id} are not "
-                                f"all {self.dims}-dimensional; the database is damaged")
+            raise DatabaseError(
+                f"database {con.engine.url.database}: embeddings of model {self.model_id} are not "
+                f"all {self.dims}-dimensional; the database is damaged"
+            )
 
     def _append_sightings(self, con, video_ids: list[int]) -> None:
         start = self.size
@@ -489,7 +520,7 @@ class EmbeddingIndex:
         block = np.frombuffer(b"".join(r[5] for r in tracks), "<f4")
         self._check_width(con, block, n)
         self._descriptors.reserve(old + n, old, self.generation)
-        self._descriptors.data[old:old + n] = block.reshape(n, self.dims)
+        self._descriptors.data[old : old + n] = block.reshape(n, self.dims)
         ints = np.concatenate([self._track_ints(), np.array([r[:3] for r in tracks], np.int64)])
         times = np.concatenate([self._track_times(), np.array([r[3:5] for r in tracks], np.float64)])
         self.tracks = self._track_table(ints, times, old + n)
@@ -503,8 +534,7 @@ class EmbeddingIndex:
         return np.stack([t.first_timestamps, t.last_timestamps], axis=1)
 
     def _track_table(self, ints: np.ndarray, times: np.ndarray, count: int) -> TrackTable:
-        return TrackTable(ints[:, 0], ints[:, 1], ints[:, 2], times[:, 0], times[:, 1],
-                          self._descriptors.data[:count])
+        return TrackTable(ints[:, 0], ints[:, 1], ints[:, 2], times[:, 0], times[:, 1], self._descriptors.data[:count])
 
     def _reserve(self, rows: int) -> None:
         moved = [r.reserve(rows, self.size, self.generation) for r in (self._matrix, self._meta, self._times)]
@@ -542,16 +572,19 @@ class EmbeddingIndex:
         self.segment_positions = np.full(len(self.segment_tracks), -1, np.int64)
         if len(track_ids) and len(self.segment_tracks):
             order = np.argsort(track_ids, kind="stable")
-            candidate = order[np.minimum(np.searchsorted(track_ids, self.segment_tracks, sorter=order),
-                                         len(order) - 1)]
+            candidate = order[np.minimum(np.searchsorted(track_ids, self.segment_tracks, sorter=order), len(order) - 1)]
             found = track_ids[candidate] == self.segment_tracks
             self.segment_positions[found] = candidate[found]
 
     # -- the folder ------------------------------------------------------------------------------------------
 
     def _compatible(self, manifest: dict) -> bool:
-        return (manifest.get("database") == self.database and manifest.get("model") == self.model_id
-                and manifest.get("dims") == self.dims and manifest.get("dtype") == self.dtype.str)
+        return (
+            manifest.get("database") == self.database
+            and manifest.get("model") == self.model_id
+            and manifest.get("dims") == self.dims
+            and manifest.get("dtype") == self.dtype.str
+        )
 
     def _verify(self, rows: _Rows, used: int, checks: dict) -> None:
         """Check the first ``used`` rows of ``rows`` against the manifest's ``checks`` of its file (blocks this
@@ -621,23 +654,43 @@ class EmbeddingIndex:
         except (TypeError, ValueError):
             version = 1
         version = max(version, (self._version or 0) + 1)
-        arrays = {"track_ints": self.folder.save_array(f"track_ints-{version}.npy", self._track_ints()),
-                  "track_times": self.folder.save_array(f"track_times-{version}.npy", self._track_times())}
+        arrays = {
+            "track_ints": self.folder.save_array(f"track_ints-{version}.npy", self._track_ints()),
+            "track_times": self.folder.save_array(f"track_times-{version}.npy", self._track_times()),
+        }
         checks = {}
-        for rows, used in ((self._matrix, self.size), (self._meta, self.size), (self._times, self.size),
-                           (self._descriptors, len(self.tracks))):
+        for rows, used in (
+            (self._matrix, self.size),
+            (self._meta, self.size),
+            (self._times, self.size),
+            (self._descriptors, len(self.tracks)),
+        ):
             name = rows.file(self.generation)
             checks[name] = self._checks[name] = block_checksums(rows.data[:used], self._checks.get(name))
-        self.folder.write_manifest({
-            "database": self.database, "model": self.model_id, "dims": self.dims, "dtype": self.dtype.str,
-            "generation": self.generation, "version": version, "size": self.size,
-            "capacity": len(self._matrix.data), "tracks": len(self.tracks),
-            "track_capacity": len(self._descriptors.data), "videos": sorted(self.videos.items()),
-            "checks": checks, "arrays": arrays})
+        self.folder.write_manifest(
+            {
+                "database": self.database,
+                "model": self.model_id,
+                "dims": self.dims,
+                "dtype": self.dtype.str,
+                "generation": self.generation,
+                "version": version,
+                "size": self.size,
+                "capacity": len(self._matrix.data),
+                "tracks": len(self.tracks),
+                "track_capacity": len(self._descriptors.data),
+                "videos": sorted(self.videos.items()),
+                "checks": checks,
+                "arrays": arrays,
+            }
+        )
         self._version = version
         files = {r.file(self.generation) for r in (self._matrix, self._meta, self._times, self._descriptors)}
-        self.folder.remove_except(files | {f"track_ints-{version}.npy", f"track_times-{version}.npy"}
-                                  | {p.name for p in self.folder.path.glob("ann-*")})
+        self.folder.remove_except(
+            files
+            | {f"track_ints-{version}.npy", f"track_times-{version}.npy"}
+            | {p.name for p in self.folder.path.glob("ann-*")}
+        )
 
     def track_vectors(self) -> "TrackVectors":
         """The track descriptors as a vector set of their own (to rank tracks by descriptor)."""

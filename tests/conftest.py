@@ -141,8 +141,14 @@ def run_cli_process(*args: str, env: dict | None = None, timeout: float = 300) -
     the interpreter's exit, a process-wide resource limit)."""
     full_env = dict(os.environ, YOLO_VERBOSE="False", COLUMNS="200")
     full_env.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "reid_app.cli", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "reid_app.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -156,8 +162,7 @@ def lab_db(tmp_path_factory) -> Path:
     for p in (LAB / "cam0.mp4", LAB / "cam1.mp4", POSE_DETECTOR, OSNET):
         _require(p)
     db = tmp_path_factory.mktemp("lab") / "lab.db"
-    result = run_cli("ingest", LAB / "cam0.mp4", LAB / "cam1.mp4", "--db", db, "--duration", "4",
-                     *real_weights_args())
+    result = run_cli("ingest", LAB / "cam0.mp4", LAB / "cam1.mp4", "--db", db, "--duration", "4", *real_weights_args())
     assert result.code == 0, result.stderr
     return db
 
@@ -181,8 +186,9 @@ def lab_default_db(tmp_path_factory) -> Path:
     for p in (LAB / "cam0.mp4", LAB / "cam1.mp4", POSE_DETECTOR):
         _require(p)
     db = tmp_path_factory.mktemp("lab-default") / "lab-default.db"
-    result = run_cli("ingest", LAB / "cam0.mp4", LAB / "cam1.mp4", "--db", db, "--duration", "4", "--detector",
-                     POSE_DETECTOR)
+    result = run_cli(
+        "ingest", LAB / "cam0.mp4", LAB / "cam1.mp4", "--db", db, "--duration", "4", "--detector", POSE_DETECTOR
+    )
     assert result.code == 0, result.stderr
     return db
 
@@ -202,3 +208,8 @@ def copy_db(source: Path, target_dir: Path) -> Path:
         src.close()
         dst.close()
     return target
+
+
+# The RTSP server's fixtures, for the live, cluster, reliability and ui tests alike (imported last: tests.rtsp
+# imports this module's helpers).
+from tests.rtsp import cam1_live_clip, rtsp_server, short_gop_clip  # noqa: E402, F401

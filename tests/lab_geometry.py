@@ -36,8 +36,10 @@ def floor_positions(db_path: Path, lab_dir: Path) -> dict[int, tuple[str, dict[i
     """Track id -> (camera name, {frame index: floor position ``float64 [2]`` in metres})."""
     con = sqlite3.connect(db_path)
     try:
-        rows = con.execute("SELECT s.track_id, c.name, s.frame_index, s.x1, s.x2, s.y2 FROM sightings s "
-                           "JOIN tracks t ON t.id = s.track_id JOIN cameras c ON c.id = t.camera_id").fetchall()
+        rows = con.execute(
+            "SELECT s.track_id, c.name, s.frame_index, s.x1, s.x2, s.y2 FROM sightings s "
+            "JOIN tracks t ON t.id = s.track_id JOIN cameras c ON c.id = t.camera_id"
+        ).fetchall()
     finally:
         con.close()
     calib = {}
@@ -58,7 +60,7 @@ def same_person_pairs(db_path: Path, lab_dir: Path) -> dict[tuple[int, int], boo
     ids = sorted(tracks)
     labels = {}
     for i, a in enumerate(ids):
-        for b in ids[i + 1:]:
+        for b in ids[i + 1 :]:
             (cam_a, pos_a), (cam_b, pos_b) = tracks[a], tracks[b]
             common = sorted(set(pos_a) & set(pos_b))
             if cam_a == cam_b or len(common) < MIN_COMMON_FRAMES:

@@ -48,21 +48,45 @@ class PostgresServer:
         self.port = free_port()
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres", "postgres")
-        subprocess.run(_as_server_user([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "reid", "--auth=trust",
-                                        "-E", "UTF8", "--no-sync"]), check=True, capture_output=True)
-        self.options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off " \
-                       f"-c synchronous_commit=off -c full_page_writes=off"
+        subprocess.run(
+            _as_server_user(
+                [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "reid", "--auth=trust", "-E", "UTF8", "--no-sync"]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        self.options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-c synchronous_commit=off -c full_page_writes=off"
+        )
         self.resume()
 
     def pause(self) -> None:
         """Stop the server keeping its data (an outage); :meth:`resume` starts it again."""
-        subprocess.run(_as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
-                       check=True, capture_output=True)
+        subprocess.run(
+            _as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
+            check=True,
+            capture_output=True,
+        )
 
     def resume(self) -> None:
-        subprocess.run(_as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", self.options, "-w",
-                                        "-l", str(self.folder / "server.log"), "start"]), check=True,
-                       capture_output=True)
+        subprocess.run(
+            _as_server_user(
+                [
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-o",
+                    self.options,
+                    "-w",
+                    "-l",
+                    str(self.folder / "server.log"),
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
 
     def url(self, database: str) -> str:
         return f"postgresql://reid@127.0.0.1:{self.port}/{database}"
@@ -76,8 +100,10 @@ class PostgresServer:
         return self.url(name)
 
     def stop(self) -> None:
-        subprocess.run(_as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]),
-                       capture_output=True)
+        subprocess.run(
+            _as_server_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]),
+            capture_output=True,
+        )
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

@@ -25,12 +25,15 @@ def _imports(package: str) -> dict[str, set[str]]:
     return found
 
 
-@pytest.mark.parametrize("package,forbidden", [
-    ("ui", {"storage", "torch", "sqlalchemy"}),
-    ("storage", {"torch", "PySide6", "ui", "pipelines", "models"}),
-    ("pipelines", {"PySide6", "ui"}),
-    ("models", {"PySide6", "ui", "storage", "pipelines"}),
-])
+@pytest.mark.parametrize(
+    "package,forbidden",
+    [
+        ("ui", {"storage", "torch", "sqlalchemy"}),
+        ("storage", {"torch", "PySide6", "ui", "pipelines", "models"}),
+        ("pipelines", {"PySide6", "ui"}),
+        ("models", {"PySide6", "ui", "storage", "pipelines"}),
+    ],
+)
 def test_packages_import_only_what_their_layer_allows(package, forbidden):
     offenders = {f: sorted(names & forbidden) for f, names in _imports(package).items() if names & forbidden}
     assert offenders == {}
@@ -62,16 +65,19 @@ def _is_our_module(dotted: str) -> bool:
 def test_only_scripts_and_benchmarks_stand_on_the_top_floor(package):
     """``reid_app`` is the top floor (CLI, runners, cluster drivers): no layer below imports any of it, not even
     its version (read from the package metadata)."""
-    offenders = {f: sorted(t for t in targets if t.split(".")[0] == "reid_app")
-                 for f, targets in _module_imports(package).items()}
+    offenders = {
+        f: sorted(t for t in targets if t.split(".")[0] == "reid_app")
+        for f, targets in _module_imports(package).items()
+    }
     assert {f: t for f, t in offenders.items() if t} == {}
 
 
 def test_the_ground_floor_stands_on_nothing_of_ours():
     """``common`` (types, errors, settings, weights, time formatting, redaction, boxes) imports no other layer."""
     ours = {"reid_app", "models", "pipelines", "storage", "ui"}
-    offenders = {f: sorted(t for t in targets if t.split(".")[0] in ours)
-                 for f, targets in _module_imports("common").items()}
+    offenders = {
+        f: sorted(t for t in targets if t.split(".")[0] in ours) for f, targets in _module_imports("common").items()
+    }
     assert {f: t for f, t in offenders.items() if t} == {}
 
 
@@ -88,7 +94,7 @@ def test_no_import_cycles_between_modules():
         state[module] = "open"
         for target in sorted(graph[module]):
             if state.get(target) == "open":
-                cycles.append(path[path.index(target):] + [target])
+                cycles.append(path[path.index(target) :] + [target])
             elif target not in state:
                 visit(target, path + [target])
         state[module] = "done"

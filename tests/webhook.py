@@ -15,8 +15,13 @@ class WebhookReceiver:
     :attr:`received`, the request headers in :attr:`headers` and the arrival times in :attr:`times`; :meth:`close`
     stops it."""
 
-    def __init__(self, status: int = 200, statuses: Optional[Sequence[int]] = None, delay_s: float = 0.0,
-                 headers: Optional[dict] = None):
+    def __init__(
+        self,
+        status: int = 200,
+        statuses: Optional[Sequence[int]] = None,
+        delay_s: float = 0.0,
+        headers: Optional[dict] = None,
+    ):
         received, seen, times = self.received, self.headers, self.times = [], [], []
         answers = list(statuses or [status])
 

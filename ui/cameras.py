@@ -97,8 +97,9 @@ class IngestDialog(QDialog):
         row.addWidget(edit, 1)
         button = QToolButton(host)
         button.setText("…")
-        button.setToolTip("Choose a file" + (" (or an export folder: cancel, then choose the folder)" if folder
-                                             else ""))
+        button.setToolTip(
+            "Choose a file" + (" (or an export folder: cancel, then choose the folder)" if folder else "")
+        )
 
         def browse():
             path, _ = QFileDialog.getOpenFileName(self, "Choose weights", edit.text())
@@ -106,6 +107,7 @@ class IngestDialog(QDialog):
                 path = QFileDialog.getExistingDirectory(self, "Choose an export folder", edit.text())
             if path:
                 edit.setText(path)
+
         button.clicked.connect(browse)
         row.addWidget(button)
         return host
@@ -116,9 +118,13 @@ class IngestDialog(QDialog):
 
     def result_choices(self):
         """The choices made, as an ``IngestChoices``."""
-        return replace(self.choices, detector=self.detector.text().strip() or None,
-                       reid=self.reid.text().strip() or None, analysis_fps=self.fps.value(),
-                       duration_s=self.duration.value() or None)
+        return replace(
+            self.choices,
+            detector=self.detector.text().strip() or None,
+            reid=self.reid.text().strip() or None,
+            analysis_fps=self.fps.value(),
+            duration_s=self.duration.value() or None,
+        )
 
     def _accept(self) -> None:
         names = self.cameras()
@@ -145,8 +151,13 @@ class OverlapDialog(QDialog):
         marked = sorted({tuple(sorted((a, b))) for a, partners in overlaps.items() for b in partners})
         now = ", ".join(f"{a} + {b}" for a, b in marked) or "none"
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Tick two or more cameras that see a common area. Identities are made again.\n"
-                                f"Marked as overlapping now: {now}", self))
+        layout.addWidget(
+            QLabel(
+                "Tick two or more cameras that see a common area. Identities are made again.\n"
+                f"Marked as overlapping now: {now}",
+                self,
+            )
+        )
         for check in self.checks.values():
             layout.addWidget(check)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
@@ -268,8 +279,9 @@ class CamerasPanel(QWidget):
         for row in self.progress.values():
             for w in row.widgets():
                 w.deleteLater()
-        self.progress = {name: _CameraProgress(self.ingest_box, self.ingest_grid, i, name)
-                         for i, name in enumerate(cameras)}
+        self.progress = {
+            name: _CameraProgress(self.ingest_box, self.ingest_grid, i, name) for i, name in enumerate(cameras)
+        }
         self.ingest_status.setText("Starting…")
         self.set_ingesting(True)
 

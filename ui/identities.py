@@ -77,14 +77,21 @@ class ExportDialog(QDialog):
         self.clips.setChecked(True)
         self.redact = QCheckBox("Blur everyone else (bystanders) in the crops and clips", self)
         self.redact.setChecked(True)
-        self.redact.setToolTip("Off exports the source pixels, for a court that asks for the original; the "
-                               "manifest records which. The source footage is never changed.")
+        self.redact.setToolTip(
+            "Off exports the source pixels, for a court that asks for the original; the "
+            "manifest records which. The source footage is never changed."
+        )
         form = QFormLayout(self)
         form.addRow("Folder", row)
         form.addRow("", self.clips)
         form.addRow("", self.redact)
-        form.addRow(QLabel("Writes an HTML case report, crops, JSON/CSV and a manifest.json with the SHA-256 of "
-                           "every source video and exported file. Recorded in the audit log.", self))
+        form.addRow(
+            QLabel(
+                "Writes an HTML case report, crops, JSON/CSV and a manifest.json with the SHA-256 of "
+                "every source video and exported file. Recorded in the audit log.",
+                self,
+            )
+        )
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
         buttons.accepted.connect(self.accept)
@@ -159,14 +166,24 @@ class IdentitiesPanel(QWidget):
         self.caption = QLabel("No identities yet: they are made after each ingest.", self)
         self.caption.setWordWrap(True)
 
-        self.label_button = push_button(self, "Name…", "Name the selected identity (a person of interest) and "
-                                        "keep a note", self._label)
-        self.merge_button = push_button(self, "Merge", "Merge the two selected identities into one person "
-                                        "(Ctrl+click selects two)", self._merge)
-        self.split_button = push_button(self, "Split off selected tracks", "Make the selected thumbnails' tracks "
-                                        "an identity of their own", self._split)
-        self.export_button = push_button(self, "Export evidence…", "Write the case report, crops, clips and "
-                                         "manifest of the selected identity", self._export)
+        self.label_button = push_button(
+            self, "Name…", "Name the selected identity (a person of interest) and keep a note", self._label
+        )
+        self.merge_button = push_button(
+            self, "Merge", "Merge the two selected identities into one person (Ctrl+click selects two)", self._merge
+        )
+        self.split_button = push_button(
+            self,
+            "Split off selected tracks",
+            "Make the selected thumbnails' tracks an identity of their own",
+            self._split,
+        )
+        self.export_button = push_button(
+            self,
+            "Export evidence…",
+            "Write the case report, crops, clips and manifest of the selected identity",
+            self._export,
+        )
         buttons = QHBoxLayout()
         for b in (self.label_button, self.merge_button, self.split_button):
             buttons.addWidget(b)
@@ -196,9 +213,14 @@ class IdentitiesPanel(QWidget):
         layout.addWidget(splitter)
         self._update_buttons()
 
-    def set_identities(self, identities: Sequence, camera_ids: dict[str, int], time_range: tuple[float, float],
-                       labels: dict[int, tuple[str, str]] | None = None,
-                       coverage: dict[int, list[tuple[float, float]]] | None = None) -> None:
+    def set_identities(
+        self,
+        identities: Sequence,
+        camera_ids: dict[str, int],
+        time_range: tuple[float, float],
+        labels: dict[int, tuple[str, str]] | None = None,
+        coverage: dict[int, list[tuple[float, float]]] | None = None,
+    ) -> None:
         """Show ``identities`` (``IdentitySummary``) with their names (id -> (label, note)) over the cameras
         (name -> id), the footage's time range (seconds) and each camera's footage (id -> spans); the selected
         identity stays selected when it still exists."""
@@ -209,8 +231,11 @@ class IdentitiesPanel(QWidget):
         self.model.set_items(identities)
         self.timeline.set_coverage(coverage or {})
         multi = sum(len(i.cameras) > 1 for i in identities)
-        self.caption.setText(f"{len(identities)} identities, {multi} seen by several cameras. Select one."
-                             if identities else "No identities yet: they are made after each ingest.")
+        self.caption.setText(
+            f"{len(identities)} identities, {multi} seen by several cameras. Select one."
+            if identities
+            else "No identities yet: they are made after each ingest."
+        )
         if selected is None or not self.select_identity(selected.id):
             self.timeline.set_content([], [], *time_range)
             self.thumbnails.set_items([])
@@ -254,15 +279,21 @@ class IdentitiesPanel(QWidget):
         if identity is None:
             return
         cameras = sorted(self.camera_ids.items())
-        bars = [TimelineBar(self.camera_ids[name], name, start, end, tracks)
-                for name, ranges in identity.cameras.items() if name in self.camera_ids
-                for start, end, tracks in ranges]
+        bars = [
+            TimelineBar(self.camera_ids[name], name, start, end, tracks)
+            for name, ranges in identity.cameras.items()
+            if name in self.camera_ids
+            for start, end, tracks in ranges
+        ]
         self.timeline.set_content([(cid, name) for name, cid in cameras], bars, *self.time_range)
         name = self.model.label_of(identity.id)
-        self.caption.setText(f"Identity {identity.id}" + (f" “{name}”" if name else "")
-                             + f": {len(identity.track_ids)} tracks on {', '.join(identity.cameras)} (confidence "
-                             f"{confidence_text(identity.confidence, len(identity.track_ids))}). Click a bar to see "
-                             f"that moment; double-click a thumbnail to search for this person.")
+        self.caption.setText(
+            f"Identity {identity.id}"
+            + (f" “{name}”" if name else "")
+            + f": {len(identity.track_ids)} tracks on {', '.join(identity.cameras)} (confidence "
+            f"{confidence_text(identity.confidence, len(identity.track_ids))}). Click a bar to see "
+            f"that moment; double-click a thumbnail to search for this person."
+        )
         self.thumbnails.set_items([])
         self.thumbnailsWanted.emit(identity.id)
         self.identitySelected.emit(identity.id, list(identity.track_ids), bars)

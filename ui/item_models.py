@@ -22,8 +22,9 @@ def thumbnail_pixmap(jpeg: Optional[bytes], size: QSize = THUMBNAIL_SIZE) -> QPi
         pixmap = QPixmap(size)
         pixmap.fill(Qt.GlobalColor.darkGray)
         return pixmap
-    return QPixmap.fromImage(image).scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
-                                           Qt.TransformationMode.SmoothTransformation)
+    return QPixmap.fromImage(image).scaled(
+        size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+    )
 
 
 @dataclass
@@ -57,13 +58,24 @@ class ResultItem:
     def from_result(cls, result) -> "ResultItem":
         """Build from a ``pipelines.matching.search.SearchResult``."""
         best = result.best.sighting
-        return cls(result.track_id, result.camera_id, result.camera, best.id, best.timestamp,
-                   result.first_timestamp, result.last_timestamp, result.score, best.thumbnail,
-                   result.identity_id, result.confirmed,
-                   tuple((p.name, p.similarity) for p in getattr(result, "parts", ())))
+        return cls(
+            result.track_id,
+            result.camera_id,
+            result.camera,
+            best.id,
+            best.timestamp,
+            result.first_timestamp,
+            result.last_timestamp,
+            result.score,
+            best.thumbnail,
+            result.identity_id,
+            result.confirmed,
+            tuple((p.name, p.similarity) for p in getattr(result, "parts", ())),
+        )
 
     def parts_text(self) -> str:
-        """``"upper body 0.91, legs 0.62, head not visible"`` (``pipelines.matching.explain.describe_parts``; empty without
+        """``"upper body 0.91, legs 0.62, head not visible"`` (``pipelines.matching.explain.describe_parts``; empty
+        without
         parts)."""
         from pipelines.matching.explain import PartSimilarity, describe_parts
 
@@ -108,17 +120,21 @@ class ResultsModel(_PlainListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             mark = "  ✔ confirmed" if item.confirmed else ""
             identity = f"identity {item.identity_id}" if item.identity_id is not None else "no identity"
-            return (f"#{index.row() + 1}  score {item.score:.3f}{mark}\n{item.camera} · track {item.track_id} · "
-                    f"{identity}\n{format_time(item.timestamp)}")
+            return (
+                f"#{index.row() + 1}  score {item.score:.3f}{mark}\n{item.camera} · track {item.track_id} · "
+                f"{identity}\n{format_time(item.timestamp)}"
+            )
         if role == Qt.ItemDataRole.DecorationRole:
             return self._pixmap(index.row(), item.thumbnail)
         if role == Qt.ItemDataRole.ToolTipRole:
             identity = f", identity {item.identity_id}" if item.identity_id is not None else ""
-            return (f"track {item.track_id} on {item.camera}{identity}\nvisible {format_time(item.first_timestamp)}"
-                    f" – {format_time(item.last_timestamp)}\nscore {item.score:.3f}"
-                    + ("\nconfirmed as the same person" if item.confirmed else "")
-                    + (f"\nwhy: {item.parts_text()}" if item.parts else "")
-                    + "\ndouble-click: show in the player")
+            return (
+                f"track {item.track_id} on {item.camera}{identity}\nvisible {format_time(item.first_timestamp)}"
+                f" – {format_time(item.last_timestamp)}\nscore {item.score:.3f}"
+                + ("\nconfirmed as the same person" if item.confirmed else "")
+                + (f"\nwhy: {item.parts_text()}" if item.parts else "")
+                + "\ndouble-click: show in the player"
+            )
         if role == ItemRole:
             return item
         return None
@@ -186,8 +202,10 @@ class ThumbnailsModel(_PlainListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self._pixmap(index.row(), item.thumbnail)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return (f"track {item.track_id} on {item.camera}\ndouble-click: search every camera for this person; "
-                    f"select some and 'Split off selected tracks' to make them another person")
+            return (
+                f"track {item.track_id} on {item.camera}\ndouble-click: search every camera for this person; "
+                f"select some and 'Split off selected tracks' to make them another person"
+            )
         if role == ItemRole:
             return item
         return None
@@ -253,16 +271,26 @@ class CamerasModel(_PlainTableModel):
 
     def cell(self, camera, column: int) -> Any:
         minutes, seconds = divmod(camera.duration_s, 60)
-        return (camera.name, str(len(camera.videos)), f"{int(minutes)}:{seconds:04.1f}", str(camera.tracks),
-                camera.state)[column]
+        return (
+            camera.name,
+            str(len(camera.videos)),
+            f"{int(minutes)}:{seconds:04.1f}",
+            str(camera.tracks),
+            camera.state,
+        )[column]
 
     def tooltip(self, camera) -> str:
         lines = [f"{camera.name}: double-click to watch"]
         for v in camera.videos:
-            lines.append(f"{v.path} — {v.duration_s:.1f} s, {v.fps:.1f} fps, {v.width}×{v.height}, {v.status}"
-                         + (f" ({v.frames_lost} damaged frames skipped)" if v.frames_lost else "")
-                         + ("" if v.finished else
-                            f" ({v.frames_analysed} frames analysed; add the same file again to complete it)"))
+            lines.append(
+                f"{v.path} — {v.duration_s:.1f} s, {v.fps:.1f} fps, {v.width}×{v.height}, {v.status}"
+                + (f" ({v.frames_lost} damaged frames skipped)" if v.frames_lost else "")
+                + (
+                    ""
+                    if v.finished
+                    else f" ({v.frames_analysed} frames analysed; add the same file again to complete it)"
+                )
+            )
         return "\n".join(lines)
 
 
@@ -292,12 +320,21 @@ class IdentitiesModel(_PlainTableModel):
         return text
 
     def cell(self, identity, column: int) -> Any:
-        return (str(identity.id), self.label_of(identity.id), str(len(identity.cameras)),
-                str(len(identity.track_ids)), format_time(identity.first_timestamp),
-                format_time(identity.last_timestamp),
-                confidence_text(identity.confidence, len(identity.track_ids)))[column]
+        return (
+            str(identity.id),
+            self.label_of(identity.id),
+            str(len(identity.cameras)),
+            str(len(identity.track_ids)),
+            format_time(identity.first_timestamp),
+            format_time(identity.last_timestamp),
+            confidence_text(identity.confidence, len(identity.track_ids)),
+        )[column]
 
     def tooltip(self, identity) -> str:
         note = self.labels.get(identity.id, ("", ""))[1]
-        return ("seen by " + ", ".join(identity.cameras) + (f"\nnote: {note}" if note else "")
-                + "\nselect to see the timeline and thumbnails; Ctrl+click a second one to merge")
+        return (
+            "seen by "
+            + ", ".join(identity.cameras)
+            + (f"\nnote: {note}" if note else "")
+            + "\nselect to see the timeline and thumbnails; Ctrl+click a second one to merge"
+        )

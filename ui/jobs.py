@@ -19,8 +19,15 @@ from common.errors import ReidAppError
 log = logging.getLogger(__name__)
 
 
-_FIELDS = {"--detector": "Detector", "--reid": "Re-id model", "--pose": "Pose", "--fps": "Frames per second",
-           "--batch-size": "Batch size", "--duration": "Duration", "--crops-per-second": "Crops per second"}
+_FIELDS = {
+    "--detector": "Detector",
+    "--reid": "Re-id model",
+    "--pose": "Pose",
+    "--fps": "Frames per second",
+    "--batch-size": "Batch size",
+    "--duration": "Duration",
+    "--crops-per-second": "Crops per second",
+}
 
 
 def describe_error(exc: BaseException) -> str:
@@ -57,8 +64,13 @@ class JobRunner(QObject):
         """Jobs submitted whose callbacks have not run yet."""
         return len(self._callbacks)
 
-    def submit(self, fn: Callable[..., Any], *args, on_done: Optional[Callable[[Any], None]] = None,
-               on_error: Optional[Callable[[str], None]] = None) -> None:
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        *args,
+        on_done: Optional[Callable[[Any], None]] = None,
+        on_error: Optional[Callable[[str], None]] = None,
+    ) -> None:
         """Run ``fn(*args)`` on the worker thread; then ``on_done(result)`` or ``on_error(message)`` on the GUI
         thread."""
         job_id = next(self._ids)

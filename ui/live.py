@@ -38,8 +38,9 @@ def frame_pixmap(image: np.ndarray, boxes: np.ndarray, track_ids: np.ndarray, wi
     frame_height, frame_width = image.shape[:2]
     rgb = np.ascontiguousarray(image[:, :, ::-1])
     qimage = QImage(rgb.data, frame_width, frame_height, 3 * frame_width, QImage.Format.Format_RGB888).copy()
-    pixmap = QPixmap.fromImage(qimage).scaled(max(1, width), max(1, height), Qt.AspectRatioMode.KeepAspectRatio,
-                                              Qt.TransformationMode.SmoothTransformation)
+    pixmap = QPixmap.fromImage(qimage).scaled(
+        max(1, width), max(1, height), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+    )
     scale = pixmap.width() / max(frame_width, 1)
     painter = QPainter(pixmap)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -55,8 +56,10 @@ def frame_pixmap(image: np.ndarray, boxes: np.ndarray, track_ids: np.ndarray, wi
 
 def status_text(status) -> str:
     """A camera's status (``CameraStatus``) in a few words."""
-    text = (f"{status.camera}: {status.state}, {status.analysed_fps:.1f} frames/s, lag {status.lag_s:.2f} s, "
-            f"{status.people} people, {status.tracks} tracks, {status.alerts} alerts")
+    text = (
+        f"{status.camera}: {status.state}, {status.analysed_fps:.1f} frames/s, lag {status.lag_s:.2f} s, "
+        f"{status.people} people, {status.tracks} tracks, {status.alerts} alerts"
+    )
     if status.state in ("connecting", "reconnecting") and status.last_error:
         text += f" ({status.last_error})"
     return text
@@ -154,8 +157,9 @@ class LivePanel(QWidget):
             if frame is None or frame.timestamp == tile.shown_at:
                 continue
             tile.shown_at = frame.timestamp
-            tile.setPixmap(frame_pixmap(frame.image, frame.boxes, frame.track_ids, max(tile.width(), 160),
-                                        max(tile.height(), 90)))
+            tile.setPixmap(
+                frame_pixmap(frame.image, frame.boxes, frame.track_ids, max(tile.width(), 160), max(tile.height(), 90))
+            )
 
     def _tile_clicked(self, camera: str) -> None:
         shown = self.tiles[camera].shown_at
@@ -164,10 +168,12 @@ class LivePanel(QWidget):
 
     def _add_alert(self, payload: dict) -> None:
         when = datetime.fromtimestamp(payload["timestamp"], timezone.utc).astimezone().strftime("%H:%M:%S")
-        item = QListWidgetItem(f"{when}  {payload['name']} on {payload['camera']} "
-                               f"(similarity {payload['similarity']:.2f})")
-        item.setData(Qt.ItemDataRole.UserRole, (payload["camera"], float(payload["timestamp"]),
-                                                int(payload["track_id"])))
+        item = QListWidgetItem(
+            f"{when}  {payload['name']} on {payload['camera']} (similarity {payload['similarity']:.2f})"
+        )
+        item.setData(
+            Qt.ItemDataRole.UserRole, (payload["camera"], float(payload["timestamp"]), int(payload["track_id"]))
+        )
         item.setForeground(QColor("#d9534f"))
         self.alerts.insertItem(0, item)
 

@@ -64,6 +64,7 @@ class AppServices:
 
 # -- background work (no Qt) ---------------------------------------------------------------------------------
 
+
 def _open(path: str):
     from pipelines.matching.service import open_investigation
 
@@ -81,16 +82,23 @@ def _search(searcher, db, track_id: int):
 
     found = search_track(searcher, db, track_id, SEARCH_TOP_K)
     q = found.query
-    query = QueryInfo(track_id, q.camera, q.first_timestamp, q.last_timestamp, found.query_thumbnail,
-                      identities_of_tracks(db, [track_id]).get(track_id))
+    query = QueryInfo(
+        track_id,
+        q.camera,
+        q.first_timestamp,
+        q.last_timestamp,
+        found.query_thumbnail,
+        identities_of_tracks(db, [track_id]).get(track_id),
+    )
     return query, [ResultItem.from_result(r) for r in found.results], found.elapsed_ms
 
 
 def _identity_thumbnails(db, identity_id: int, track_ids):
     from pipelines.matching.service import identity_thumbnails
 
-    return identity_id, [ThumbnailItem(t.track_id, t.camera, t.timestamp, t.jpeg)
-                         for t in identity_thumbnails(db, track_ids)]
+    return identity_id, [
+        ThumbnailItem(t.track_id, t.camera, t.timestamp, t.jpeg) for t in identity_thumbnails(db, track_ids)
+    ]
 
 
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)"
@@ -223,8 +231,7 @@ class MainWindow(QMainWindow):
         self.identities_panel = IdentitiesPanel(self)
         self.results_panel.setMinimumWidth(280)
         self.results_dock = self._dock("Matches", self.results_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.identities_dock = self._dock("Identities", self.identities_panel,
-                                          Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.identities_dock = self._dock("Identities", self.identities_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         # the cameras share the bottom with the identities (a tab each): the player gets the window's whole width
         # and the cameras table room for every column
         self.cameras_dock = self._dock("Cameras", self.cameras_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -271,9 +278,13 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.db_label)
         self.statusBar().addPermanentWidget(self.device_label)
         for runner in (self.jobs, self.background):
-            runner.busyChanged.connect(lambda _busy: self.setCursor(
-                Qt.CursorShape.BusyCursor if self.jobs.pending or self.background.pending
-                else Qt.CursorShape.ArrowCursor))
+            runner.busyChanged.connect(
+                lambda _busy: self.setCursor(
+                    Qt.CursorShape.BusyCursor
+                    if self.jobs.pending or self.background.pending
+                    else Qt.CursorShape.ArrowCursor
+                )
+            )
         self.resize(1400, 900)
         # the player gets most of the window (a saved layout, restored later, wins)
         self.resizeDocks([self.results_dock], [380], Qt.Orientation.Horizontal)
@@ -300,29 +311,56 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file = bar.addMenu("&File")
-        self._action(file, "&New database…", self.new_database, QKeySequence.StandardKey.New,
-                     "Create an empty database")
-        self._action(file, "&Open database…", self.choose_database, QKeySequence.StandardKey.Open,
-                     "Open another reid-app database")
-        self.add_action = self._action(file, "&Add videos…", self.add_videos, "Ctrl+I",
-                                       "Ingest video files, one per camera")
-        self._action(file, "Search by &image…", self.choose_query_image, "Ctrl+Shift+F",
-                     "Search every camera for the person in an image file (a crop of one person)")
-        self.watch_action = self._action(file, "&Watch live cameras…", self.choose_site, "Ctrl+L",
-                                         "Open a site file (TOML) and watch its live cameras: live view, recording, "
-                                         "watchlist alerts")
-        self.stop_watch_action = self._action(file, "S&top watching", self.stop_watching, None,
-                                              "Stop the live cameras (the last sightings are stored)")
+        self._action(
+            file, "&New database…", self.new_database, QKeySequence.StandardKey.New, "Create an empty database"
+        )
+        self._action(
+            file,
+            "&Open database…",
+            self.choose_database,
+            QKeySequence.StandardKey.Open,
+            "Open another reid-app database",
+        )
+        self.add_action = self._action(
+            file, "&Add videos…", self.add_videos, "Ctrl+I", "Ingest video files, one per camera"
+        )
+        self._action(
+            file,
+            "Search by &image…",
+            self.choose_query_image,
+            "Ctrl+Shift+F",
+            "Search every camera for the person in an image file (a crop of one person)",
+        )
+        self.watch_action = self._action(
+            file,
+            "&Watch live cameras…",
+            self.choose_site,
+            "Ctrl+L",
+            "Open a site file (TOML) and watch its live cameras: live view, recording, watchlist alerts",
+        )
+        self.stop_watch_action = self._action(
+            file, "S&top watching", self.stop_watching, None, "Stop the live cameras (the last sightings are stored)"
+        )
         self.stop_watch_action.setEnabled(False)
         file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
         edit = bar.addMenu("&Edit")
-        self.undo_action = self._action(edit, "&Undo last feedback", self.undo_feedback, QKeySequence.StandardKey.Undo,
-                                        "Take back the newest confirm, reject, merge or split")
+        self.undo_action = self._action(
+            edit,
+            "&Undo last feedback",
+            self.undo_feedback,
+            QKeySequence.StandardKey.Undo,
+            "Take back the newest confirm, reject, merge or split",
+        )
         edit.addSeparator()
-        self._action(edit, "Mark &overlapping cameras…", self.edit_overlaps, None,
-                     "Say which cameras see a common area (one person may be in them at the same instant)")
+        self._action(
+            edit,
+            "Mark &overlapping cameras…",
+            self.edit_overlaps,
+            None,
+            "Say which cameras see a common area (one person may be in them at the same instant)",
+        )
 
         play = bar.addMenu("&Playback")
         self._action(play, "Play / pause", self.player.toggle_play, "Space")
@@ -334,11 +372,18 @@ class MainWindow(QMainWindow):
         self._action(play, "Go to end", lambda: self.player.seek(self.player.end), "End")
 
         view = bar.addMenu("&View")
-        self.grid_action = self._action(view, "All cameras in a grid", self.player.set_grid_mode, "G",
-                                        "Show every camera, or only the active one", checkable=True)
+        self.grid_action = self._action(
+            view,
+            "All cameras in a grid",
+            self.player.set_grid_mode,
+            "G",
+            "Show every camera, or only the active one",
+            checkable=True,
+        )
         self.grid_action.setChecked(True)
-        self.skeleton_action = self._action(view, "Skeletons", self.player.set_skeletons, "K",
-                                            "Draw COCO-17 keypoints over people", checkable=True)
+        self.skeleton_action = self._action(
+            view, "Skeletons", self.player.set_skeletons, "K", "Draw COCO-17 keypoints over people", checkable=True
+        )
         self.skeleton_action.setChecked(True)
         view.addSeparator()
         for dock in (self.cameras_dock, self.results_dock, self.identities_dock, self.live_dock):
@@ -382,9 +427,11 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.ingest_worker is not None:
-            answer = QMessageBox.question(self, "Ingest running",
-                                          "An ingest is running. Stop it and quit? Unfinished videos are completed "
-                                          "when you add them again.")
+            answer = QMessageBox.question(
+                self,
+                "Ingest running",
+                "An ingest is running. Stop it and quit? Unfinished videos are completed when you add them again.",
+            )
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
@@ -407,8 +454,12 @@ class MainWindow(QMainWindow):
             self._warn("An ingest is running; wait for it or cancel it before switching databases.")
             return
         self.statusBar().showMessage(f"Opening {path}…")
-        self.jobs.submit(_open, str(path), on_done=self._database_opened,
-                         on_error=lambda msg: self._warn(f"The database could not be opened: {msg}"))
+        self.jobs.submit(
+            _open,
+            str(path),
+            on_done=self._database_opened,
+            on_error=lambda msg: self._warn(f"The database could not be opened: {msg}"),
+        )
 
     def _database_opened(self, db) -> None:
         from pipelines.matching.service import make_searcher
@@ -450,8 +501,9 @@ class MainWindow(QMainWindow):
         videos = [v for c in cameras for v in c.videos]
         span = (min(v.start_time for v in videos), max(v.end_time for v in videos)) if videos else (0.0, 1.0)
         coverage = {c.id: [(v.start_time, v.end_time) for v in c.videos] for c in cameras}
-        self.identities_panel.set_identities(identities, {c.name: c.id for c in cameras}, span, overview.labels,
-                                             coverage)
+        self.identities_panel.set_identities(
+            identities, {c.name: c.id for c in cameras}, span, overview.labels, coverage
+        )
         if self.identities_panel.selected() is None:
             self.player.set_person_ranges([])
         if not cameras:
@@ -481,15 +533,22 @@ class MainWindow(QMainWindow):
         self.results_dock.raise_()
         self.results_panel.set_busy(f"Searching every camera for track {track_id}…")
         self.player.highlight_tracks([track_id])
-        self.jobs.submit(_search, self.searcher, self.db, track_id, on_done=self._show_results,
-                         on_error=lambda msg: self.results_panel.set_busy(f"Search failed: {msg}"))
+        self.jobs.submit(
+            _search,
+            self.searcher,
+            self.db,
+            track_id,
+            on_done=self._show_results,
+            on_error=lambda msg: self.results_panel.set_busy(f"Search failed: {msg}"),
+        )
 
     def _show_results(self, found) -> None:
         query, items, elapsed_ms = found
         self.results_panel.show_results(query, items, elapsed_ms)
         what = f"track {query.track_id}" if query.track_id is not None else f"image {query.camera}"
-        self.player.highlight_tracks(([query.track_id] if query.track_id is not None else [])
-                                     + [i.track_id for i in items if i.confirmed])
+        self.player.highlight_tracks(
+            ([query.track_id] if query.track_id is not None else []) + [i.track_id for i in items if i.confirmed]
+        )
         self.statusBar().showMessage(f"{len(items)} matches for {what} in {elapsed_ms:.0f} ms", 8000)
         self.searchFinished.emit(-1 if query.track_id is None else query.track_id, len(items))
 
@@ -508,9 +567,15 @@ class MainWindow(QMainWindow):
         self.results_dock.show()
         self.results_dock.raise_()
         self.results_panel.set_busy(f"Searching every camera for the person in {Path(image_path).name}…")
-        self.jobs.submit(_search_image, self.searcher, self.db, str(image_path), self._encoders,
-                         on_done=self._show_results,
-                         on_error=lambda msg: self.results_panel.set_busy(f"Search failed: {msg}"))
+        self.jobs.submit(
+            _search_image,
+            self.searcher,
+            self.db,
+            str(image_path),
+            self._encoders,
+            on_done=self._show_results,
+            on_error=lambda msg: self.results_panel.set_busy(f"Search failed: {msg}"),
+        )
 
     def _identity_selected(self, identity_id: int, track_ids: list, bars: list) -> None:
         self.player.highlight_tracks(track_ids)
@@ -521,8 +586,9 @@ class MainWindow(QMainWindow):
         self.player.highlight_tracks([track_id] + ([query.track_id] if query else []))
         self.player.show_moment(camera_id, timestamp)
 
-    def give_feedback(self, verdict: str, query_track: int, result_track: int, resolution: str = "",
-                      cameras=()) -> None:
+    def give_feedback(
+        self, verdict: str, query_track: int, result_track: int, resolution: str = "", cameras=()
+    ) -> None:
         """Record that two tracks are the same person (``same``) or not (``different``), then search again.
         A verdict that conflicts with an earlier one, or a confirmation of two tracks seen at one instant on two
         cameras, is asked about (:meth:`_ask_about`); ``resolution`` is the answer (``replace``/``overlap``)."""
@@ -532,14 +598,24 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Recording: track {result_track} is {word} track {query_track}…")
 
         def done(result):
-            if self._ask_about(result, lambda answer: self.give_feedback(verdict, query_track, result_track,
-                                                                          answer, result.cameras)):
+            if self._ask_about(
+                result, lambda answer: self.give_feedback(verdict, query_track, result_track, answer, result.cameras)
+            ):
                 return
             self._changed(result, f"track {result_track} is {word} track {query_track}")
             self.search(query_track)
-        self.background.submit(_feedback, self.db, verdict, query_track, result_track, resolution, tuple(cameras),
-                         on_done=done,
-                         on_error=lambda msg: self._warn(f"Not recorded: {msg}"))
+
+        self.background.submit(
+            _feedback,
+            self.db,
+            verdict,
+            query_track,
+            result_track,
+            resolution,
+            tuple(cameras),
+            on_done=done,
+            on_error=lambda msg: self._warn(f"Not recorded: {msg}"),
+        )
 
     def _ask_about(self, result, retry: Optional[Callable[[str], None]] = None) -> bool:
         """When ``result`` is a ``VerdictConflict``, ask the user what to do and run ``retry(answer)`` if they
@@ -554,24 +630,38 @@ class MainWindow(QMainWindow):
             return True
         if result.kind == "contradiction":
             earlier = "the same person" if result.earlier == "same" else "different people"
-            question = (f"Tracks {result.track_a} and {result.track_b} were marked as {earlier} earlier.\n\n"
-                        f"Replace that verdict? (Edit ▸ Undo takes it back.)")
+            question = (
+                f"Tracks {result.track_a} and {result.track_b} were marked as {earlier} earlier.\n\n"
+                f"Replace that verdict? (Edit ▸ Undo takes it back.)"
+            )
             answer = "replace"
         elif result.kind == "simultaneous" and result.cameras:
-            question = (f"Tracks {result.track_a} and {result.track_b} are seen at the same moment on "
-                        f"{result.cameras[0]} and {result.cameras[1]}. One person can be in both only if these "
-                        f"cameras see a common area.\n\nMark {result.cameras[0]} and {result.cameras[1]} as "
-                        f"overlapping and record it?")
+            question = (
+                f"Tracks {result.track_a} and {result.track_b} are seen at the same moment on "
+                f"{result.cameras[0]} and {result.cameras[1]}. One person can be in both only if these "
+                f"cameras see a common area.\n\nMark {result.cameras[0]} and {result.cameras[1]} as "
+                f"overlapping and record it?"
+            )
             answer = "overlap"
         else:
             self._warn(f"Not recorded: {result}")
             return True
-        box = QMessageBox(QMessageBox.Icon.Question, "reid-app: conflicting feedback", question,
-                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "reid-app: conflicting feedback",
+            question,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self,
+        )
         box.setDefaultButton(QMessageBox.StandardButton.No)
         box.setWindowModality(Qt.WindowModality.WindowModal)
-        box.finished.connect(lambda code: retry(answer) if code == QMessageBox.StandardButton.Yes else
-                             self.statusBar().showMessage("Nothing changed.", 5000))
+        box.finished.connect(
+            lambda code: (
+                retry(answer)
+                if code == QMessageBox.StandardButton.Yes
+                else self.statusBar().showMessage("Nothing changed.", 5000)
+            )
+        )
         self.conflict_box = box
         box.open()
         return True
@@ -583,8 +673,9 @@ class MainWindow(QMainWindow):
         text = f"Changed: {changes}" + (f". {identities} identities now." if identities is not None else ".")
         self.statusBar().showMessage(text, 15000)
         metrics = self.change_label.fontMetrics()
-        self.change_label.setText(metrics.elidedText(text, Qt.TextElideMode.ElideRight,
-                                                     self.change_label.maximumWidth()))
+        self.change_label.setText(
+            metrics.elidedText(text, Qt.TextElideMode.ElideRight, self.change_label.maximumWidth())
+        )
         self.change_label.setToolTip(text)
         self.changeMade.emit(text)
         self.refresh()
@@ -599,29 +690,49 @@ class MainWindow(QMainWindow):
             self._changed(report, "undone")
             if query is not None and query.track_id is not None:
                 self.search(query.track_id)
-        self.background.submit(_identity_action, "undo", self.db, on_done=done,
-                         on_error=lambda msg: self._warn(f"Nothing undone: {msg}"))
+
+        self.background.submit(
+            _identity_action, "undo", self.db, on_done=done, on_error=lambda msg: self._warn(f"Nothing undone: {msg}")
+        )
 
     def label_identity(self, identity_id: int, name: str, note: str) -> None:
         """Name identity ``identity_id`` ("" removes the name) with a note."""
         if self.db is not None:
-            self.background.submit(_label, self.db, identity_id, name, note,
-                             on_done=lambda line: self._changed(None, line),
-                             on_error=lambda msg: self._warn(f"Not named: {msg}"))
+            self.background.submit(
+                _label,
+                self.db,
+                identity_id,
+                name,
+                note,
+                on_done=lambda line: self._changed(None, line),
+                on_error=lambda msg: self._warn(f"Not named: {msg}"),
+            )
 
     def merge_identities(self, identity_a: int, identity_b: int) -> None:
         """Merge two identities into one person (their tracks confirmed as one)."""
         if self.db is not None:
-            self.background.submit(_identity_action, "merge", self.db, identity_a, identity_b,
-                             on_done=lambda r: self._ask_about(r) or self._changed(r, "merged"),
-                             on_error=lambda msg: self._warn(f"Not merged: {msg}"))
+            self.background.submit(
+                _identity_action,
+                "merge",
+                self.db,
+                identity_a,
+                identity_b,
+                on_done=lambda r: self._ask_about(r) or self._changed(r, "merged"),
+                on_error=lambda msg: self._warn(f"Not merged: {msg}"),
+            )
 
     def split_identity(self, identity_id: int, track_ids: list) -> None:
         """Split ``track_ids`` off identity ``identity_id`` into an identity of their own."""
         if self.db is not None:
-            self.background.submit(_identity_action, "split", self.db, identity_id, list(track_ids),
-                             on_done=lambda r: self._ask_about(r) or self._changed(r, "split"),
-                             on_error=lambda msg: self._warn(f"Not split: {msg}"))
+            self.background.submit(
+                _identity_action,
+                "split",
+                self.db,
+                identity_id,
+                list(track_ids),
+                on_done=lambda r: self._ask_about(r) or self._changed(r, "split"),
+                on_error=lambda msg: self._warn(f"Not split: {msg}"),
+            )
 
     def export_evidence(self, identity_id: int, folder: str, clips: bool, redact: bool = True) -> None:
         """Export identity ``identity_id``'s evidence into ``folder`` (case report, crops, manifest; clips;
@@ -632,19 +743,35 @@ class MainWindow(QMainWindow):
 
         def done(report):
             notes = f" ({'; '.join(report.notes)})" if report.notes else ""
-            self.statusBar().showMessage(f"Exported identity {identity_id}: case report {report.html_path}, "
-                                         f"{len(report.clips)} clips, manifest with SHA-256{notes}", 20000)
+            self.statusBar().showMessage(
+                f"Exported identity {identity_id}: case report {report.html_path}, "
+                f"{len(report.clips)} clips, manifest with SHA-256{notes}",
+                20000,
+            )
             if report.unconfirmed_warning:  # said where it cannot be missed, as the report's first page does
-                box = QMessageBox(QMessageBox.Icon.Warning, "reid-app",
-                                  f"Identity {identity_id} exported. {report.unconfirmed_warning}.",
-                                  QMessageBox.StandardButton.Ok, self)
+                box = QMessageBox(
+                    QMessageBox.Icon.Warning,
+                    "reid-app",
+                    f"Identity {identity_id} exported. {report.unconfirmed_warning}.",
+                    QMessageBox.StandardButton.Ok,
+                    self,
+                )
                 box.setWindowModality(Qt.WindowModality.WindowModal)
                 self.unconfirmed_box = box
                 box.open()
             self.exportFinished.emit(report)
-        self.background.submit(_export, self.db, identity_id, folder, clips, self._progress.emit, redact,
-                               on_done=done,
-                               on_error=lambda msg: self._warn(f"The evidence could not be exported: {msg}"))
+
+        self.background.submit(
+            _export,
+            self.db,
+            identity_id,
+            folder,
+            clips,
+            self._progress.emit,
+            redact,
+            on_done=done,
+            on_error=lambda msg: self._warn(f"The evidence could not be exported: {msg}"),
+        )
 
     def edit_overlaps(self) -> None:
         """Ask which cameras see a common area and store it."""
@@ -664,15 +791,28 @@ class MainWindow(QMainWindow):
         def done(result):
             report, self.overlaps = result
             self._changed(report, f"cameras {', '.join(cameras)} marked as {word}")
-        self.background.submit(_overlap, self.db, list(cameras), overlapping, on_done=done,
-                         on_error=lambda msg: self._warn(f"Not changed: {msg}"))
+
+        self.background.submit(
+            _overlap,
+            self.db,
+            list(cameras),
+            overlapping,
+            on_done=done,
+            on_error=lambda msg: self._warn(f"Not changed: {msg}"),
+        )
 
     def _load_identity_thumbnails(self, identity_id: int) -> None:
         identity = self.identities_panel.selected()
         if self.db is None or identity is None:
             return
-        self.jobs.submit(_identity_thumbnails, self.db, identity_id, list(identity.track_ids),
-                         on_done=lambda r: self.identities_panel.set_thumbnails(*r), on_error=self._warn)
+        self.jobs.submit(
+            _identity_thumbnails,
+            self.db,
+            identity_id,
+            list(identity.track_ids),
+            on_done=lambda r: self.identities_panel.set_thumbnails(*r),
+            on_error=self._warn,
+        )
 
     # -- ingest --------------------------------------------------------------------------------------------
 
@@ -769,10 +909,18 @@ class MainWindow(QMainWindow):
             return
         self.watch_action.setEnabled(False)
         self.statusBar().showMessage(f"Starting the live cameras of {site_path}…")
-        self.background.submit(self.services.start_watch, site_path, self.db.url, self._default_choices(),
-                         self.live_panel.alertRaised.emit, on_done=self._watching,
-                         on_error=lambda msg: (self.watch_action.setEnabled(True),
-                                               self._warn(f"The live cameras could not start: {msg}")))
+        self.background.submit(
+            self.services.start_watch,
+            site_path,
+            self.db.url,
+            self._default_choices(),
+            self.live_panel.alertRaised.emit,
+            on_done=self._watching,
+            on_error=lambda msg: (
+                self.watch_action.setEnabled(True),
+                self._warn(f"The live cameras could not start: {msg}"),
+            ),
+        )
 
     def _watching(self, session) -> None:
         self.live_session = session
@@ -803,8 +951,11 @@ class MainWindow(QMainWindow):
     def _alert_raised(self, payload: dict) -> None:
         from PySide6.QtWidgets import QApplication
 
-        self.statusBar().showMessage(f"ALERT: {payload['name']} on {payload['camera']} (similarity "
-                                     f"{payload['similarity']:.2f}); double-click it in Live to see it", 15000)
+        self.statusBar().showMessage(
+            f"ALERT: {payload['name']} on {payload['camera']} (similarity "
+            f"{payload['similarity']:.2f}); double-click it in Live to see it",
+            15000,
+        )
         self.live_dock.show()
         QApplication.alert(self)  # the taskbar's notification when the window is in the background
 
@@ -823,7 +974,10 @@ class MainWindow(QMainWindow):
             installed = version("reid-app")
         except PackageNotFoundError:  # run from a tree that was never installed
             installed = "(not installed)"
-        QMessageBox.about(self, "About reid-app",
-                          f"<b>reid-app {installed}</b><p>Multi-camera person re-identification: click a person, "
-                          f"see everywhere they appear.</p><p>Database: {self.db.location if self.db else 'none'}"
-                          f"<br>Device: {self.services.device}</p>")
+        QMessageBox.about(
+            self,
+            "About reid-app",
+            f"<b>reid-app {installed}</b><p>Multi-camera person re-identification: click a person, "
+            f"see everywhere they appear.</p><p>Database: {self.db.location if self.db else 'none'}"
+            f"<br>Device: {self.services.device}</p>",
+        )

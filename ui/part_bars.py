@@ -36,8 +36,9 @@ class PartBarsDelegate(QStyledItemDelegate):
             super().paint(painter, option, index)
             return
         text_option = QStyleOptionViewItem(option)
-        text_option.rect = QRect(option.rect.left(), option.rect.top(), option.rect.width() - BARS_WIDTH,
-                                 option.rect.height())
+        text_option.rect = QRect(
+            option.rect.left(), option.rect.top(), option.rect.width() - BARS_WIDTH, option.rect.height()
+        )
         super().paint(painter, text_option, index)
         painter.save()
         font = painter.font()
@@ -53,20 +54,30 @@ class PartBarsDelegate(QStyledItemDelegate):
             y = top + row * _ROW_HEIGHT
             name_rect = QRect(left, y, _NAME_WIDTH, _ROW_HEIGHT)
             painter.setPen(text if value is not None else grey)
-            painter.drawText(name_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                             metrics.elidedText(name, Qt.TextElideMode.ElideRight, _NAME_WIDTH))
+            painter.drawText(
+                name_rect,
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                metrics.elidedText(name, Qt.TextElideMode.ElideRight, _NAME_WIDTH),
+            )
             bar_left = left + _NAME_WIDTH + 4
             track = QRect(bar_left, y + 4, bar_width, _ROW_HEIGHT - 8)
             painter.fillRect(track, QColor(128, 128, 128, 60))
             if value is None:
-                painter.drawText(QRect(bar_left, y, bar_width + _VALUE_WIDTH + 4, _ROW_HEIGHT),
-                                 Qt.AlignmentFlag.AlignCenter, "not visible")
+                painter.drawText(
+                    QRect(bar_left, y, bar_width + _VALUE_WIDTH + 4, _ROW_HEIGHT),
+                    Qt.AlignmentFlag.AlignCenter,
+                    "not visible",
+                )
                 continue
-            filled = QRect(track.left(), track.top(), int(round(track.width() * max(0.0, min(1.0, value)))),
-                           track.height())
+            filled = QRect(
+                track.left(), track.top(), int(round(track.width() * max(0.0, min(1.0, value)))), track.height()
+            )
             painter.fillRect(filled, bar_colour(value))
-            painter.drawText(QRect(bar_left + bar_width + 4, y, _VALUE_WIDTH, _ROW_HEIGHT),
-                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{value:.2f}")
+            painter.drawText(
+                QRect(bar_left + bar_width + 4, y, _VALUE_WIDTH, _ROW_HEIGHT),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                f"{value:.2f}",
+            )
         painter.restore()
 
     def sizeHint(self, option: QStyleOptionViewItem, index) -> QSize:

@@ -34,8 +34,24 @@ from ui.timeline import TimelineBar, TimelineWidget
 
 #: COCO-17 limbs as keypoint index pairs (nose 0, eyes 1-2, ears 3-4, shoulders 5-6, elbows 7-8, wrists 9-10,
 #: hips 11-12, knees 13-14, ankles 15-16).
-COCO_LIMBS = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12),
-              (11, 12), (11, 13), (13, 15), (12, 14), (14, 16))
+COCO_LIMBS = (
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (5, 6),
+    (5, 7),
+    (7, 9),
+    (6, 8),
+    (8, 10),
+    (5, 11),
+    (6, 12),
+    (11, 12),
+    (11, 13),
+    (13, 15),
+    (12, 14),
+    (14, 16),
+)
 #: Keypoints below this confidence are not drawn.
 KEYPOINT_MIN_CONFIDENCE = 0.3
 #: A skeleton is drawn over a person shown at least this tall (screen pixels); over a smaller one its lines would
@@ -64,33 +80,37 @@ def best_columns(count: int, width: float, height: float, aspect: float, spacing
     return best
 
 
-def tile_rects(count: int, width: float, height: float, aspect: float, spacing: float = TILE_SPACING
-               ) -> list[QRectF]:
+def tile_rects(count: int, width: float, height: float, aspect: float, spacing: float = TILE_SPACING) -> list[QRectF]:
     """Tiles of the frames' aspect (width/height ``aspect``), as large as fit ``count`` of them in a ``width`` ×
     ``height`` pixel area (:func:`best_columns`), the block centred; row by row, in pixels."""
     if count <= 0 or width <= 0 or height <= 0:
         return []
     columns = best_columns(count, width, height, aspect, spacing)
     rows = math.ceil(count / columns)
-    tile_h = max(1.0, min((width - spacing * (columns - 1)) / columns / aspect,
-                          (height - spacing * (rows - 1)) / rows))
+    tile_h = max(1.0, min((width - spacing * (columns - 1)) / columns / aspect, (height - spacing * (rows - 1)) / rows))
     tile_w = tile_h * aspect
     left = (width - columns * tile_w - (columns - 1) * spacing) / 2
     top = (height - rows * tile_h - (rows - 1) * spacing) / 2
-    return [QRectF(left + (i % columns) * (tile_w + spacing), top + (i // columns) * (tile_h + spacing), tile_w,
-                   tile_h) for i in range(count)]
+    return [
+        QRectF(left + (i % columns) * (tile_w + spacing), top + (i // columns) * (tile_h + spacing), tile_w, tile_h)
+        for i in range(count)
+    ]
 
 
-def place_labels(boxes: Sequence[QRectF], sizes: Sequence[tuple[float, float]], bounds: QRectF,
-                 reserved: Sequence[QRectF] = ()) -> list[QRectF]:
+def place_labels(
+    boxes: Sequence[QRectF], sizes: Sequence[tuple[float, float]], bounds: QRectF, reserved: Sequence[QRectF] = ()
+) -> list[QRectF]:
     """Where to draw each box's label so that labels overlap neither each other nor ``reserved`` areas (the
     caption): above the box, else inside its top, else below it, else the first free slot further down; all
     inside ``bounds``. ``sizes`` are the labels' (width, height) in pixels; returns one rectangle per box."""
     placed: list[QRectF] = []
     taken = list(reserved)
     for box, (w, h) in zip(boxes, sizes):
-        candidates = [QRectF(box.left(), box.top() - h - 1, w, h), QRectF(box.left(), box.top() + 1, w, h),
-                      QRectF(box.left(), box.bottom() + 1, w, h)]
+        candidates = [
+            QRectF(box.left(), box.top() - h - 1, w, h),
+            QRectF(box.left(), box.top() + 1, w, h),
+            QRectF(box.left(), box.bottom() + 1, w, h),
+        ]
         candidates += [QRectF(box.left(), box.top() + 1 + k * (h + 1), w, h) for k in range(1, 12)]
         chosen = None
         for c in candidates:
@@ -281,8 +301,7 @@ class CameraView(QWidget):
         out = []
         for row in overlay.rows_at(frame):
             x1, y1, x2, y2 = (float(v) for v in overlay.boxes[row])
-            rect = QRectF(target.left() + x1 * scale, target.top() + y1 * scale, (x2 - x1) * scale,
-                          (y2 - y1) * scale)
+            rect = QRectF(target.left() + x1 * scale, target.top() + y1 * scale, (x2 - x1) * scale, (y2 - y1) * scale)
             out.append((int(overlay.track_ids[row]), int(overlay.sighting_ids[row]), rect))
         return out
 
@@ -329,8 +348,9 @@ class CameraView(QWidget):
 
     def _centre_text(self, painter: QPainter, text: str) -> None:
         painter.setPen(QColor(200, 200, 200))
-        painter.drawText(self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                         text)
+        painter.drawText(
+            self.rect().adjusted(8, 8, -8, -8), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text
+        )
 
     def caption_text(self) -> str:
         """The caption: camera, wall-clock date and time with the zone (or "time unknown"), frame number."""
@@ -345,15 +365,20 @@ class CameraView(QWidget):
     def caption_rect(self) -> QRectF:
         """Where the caption is drawn, widget pixels (kept free of people's labels)."""
         metrics = self.fontMetrics()
-        return QRectF(4, 4, min(metrics.horizontalAdvance(self.caption_text()) + 12, max(40, self.width() - 8)),
-                      metrics.height() + 6)
+        return QRectF(
+            4,
+            4,
+            min(metrics.horizontalAdvance(self.caption_text()) + 12, max(40, self.width() - 8)),
+            metrics.height() + 6,
+        )
 
     def _draw_caption(self, painter: QPainter) -> None:
         box = self.caption_rect()
         painter.fillRect(box, QColor(0, 0, 0, 170))
         painter.setPen(QColor(255, 255, 255))
-        text = painter.fontMetrics().elidedText(self.caption_text(), Qt.TextElideMode.ElideRight,
-                                                int(box.width()) - 8)  # a narrow tile: "…" instead of a cut
+        text = painter.fontMetrics().elidedText(
+            self.caption_text(), Qt.TextElideMode.ElideRight, int(box.width()) - 8
+        )  # a narrow tile: "…" instead of a cut
         painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
 
     def _draw_people(self, painter: QPainter, target: QRectF) -> None:
@@ -368,25 +393,26 @@ class CameraView(QWidget):
             highlighted = track_id in self.highlighted
             colour = HIGHLIGHT if highlighted else track_colour(track_id)
             x1, y1, x2, y2 = (float(v) for v in overlay.boxes[row])
-            rect = QRectF(target.left() + x1 * scale, target.top() + y1 * scale, (x2 - x1) * scale,
-                          (y2 - y1) * scale)
+            rect = QRectF(target.left() + x1 * scale, target.top() + y1 * scale, (x2 - x1) * scale, (y2 - y1) * scale)
             if self.show_skeletons and rect.height() >= SKELETON_MIN_HEIGHT:
                 self._draw_skeleton(painter, overlay.keypoints[row], target, scale, colour)
             painter.setPen(QPen(colour, 4 if highlighted else 2))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(rect)
             people.append((rect, f"track {track_id}", colour))
-        self.label_rects = place_labels([r for r, _, _ in people],
-                                        [(metrics.horizontalAdvance(t) + 8, metrics.height() + 2) for _, t, _ in people],
-                                        QRectF(self.rect()), [self.caption_rect()])
+        self.label_rects = place_labels(
+            [r for r, _, _ in people],
+            [(metrics.horizontalAdvance(t) + 8, metrics.height() + 2) for _, t, _ in people],
+            QRectF(self.rect()),
+            [self.caption_rect()],
+        )
         for (rect, label, colour), label_box in zip(people, self.label_rects):
             painter.fillRect(label_box, colour)
             painter.setPen(QColor(0, 0, 0))
             painter.drawText(label_box, Qt.AlignmentFlag.AlignCenter, label)
 
     @staticmethod
-    def _draw_skeleton(painter: QPainter, keypoints: np.ndarray, target: QRectF, scale: float,
-                       colour: QColor) -> None:
+    def _draw_skeleton(painter: QPainter, keypoints: np.ndarray, target: QRectF, scale: float, colour: QColor) -> None:
         def point(i):
             x, y, _ = keypoints[i]
             return QPointF(target.left() + float(x) * scale, target.top() + float(y) * scale)
@@ -513,8 +539,9 @@ class PlayerPanel(QWidget):
         if self.active_camera not in self.views:
             self.active_camera = cameras[0].id if cameras else None
         self.ruler.set_content([(c.id, c.name) for c in cameras], self.ruler.bars, self.start, self.end)
-        self.ruler.set_coverage({c.id: [(v.start_time, v.time_of(max(0, v.frame_count - 1))) for v in c.videos]
-                                 for c in cameras})
+        self.ruler.set_coverage(
+            {c.id: [(v.start_time, v.time_of(max(0, v.frame_count - 1))) for v in c.videos] for c in cameras}
+        )
         self._layout_views()
         self.seek(min(max(self.position, self.start), self.end) if self.end > self.start else self.start)
 
@@ -569,14 +596,19 @@ class PlayerPanel(QWidget):
 
     def _layout_views(self) -> None:
         shown = [v for cid, v in self.views.items() if self.grid_mode or cid == self.active_camera]
-        aspect = max((v.camera.videos[0].width / max(1, v.camera.videos[0].height) for v in shown
-                      if v.camera.videos and v.camera.videos[0].height > 0), default=16 / 9)
+        aspect = max(
+            (
+                v.camera.videos[0].width / max(1, v.camera.videos[0].height)
+                for v in shown
+                if v.camera.videos and v.camera.videos[0].height > 0
+            ),
+            default=16 / 9,
+        )
         for view in self.views.values():
             view.setVisible(view in shown)
         self._empty.setVisible(not shown)
         self._empty.setGeometry(self._grid_host.rect())
-        for view, rect in zip(shown, tile_rects(len(shown), self._grid_host.width(), self._grid_host.height(),
-                                                aspect)):
+        for view, rect in zip(shown, tile_rects(len(shown), self._grid_host.width(), self._grid_host.height(), aspect)):
             view.setGeometry(rect.toRect())
         for cid, view in self.views.items():
             view.set_active(cid == self.active_camera and len(shown) > 1)
@@ -656,8 +688,11 @@ class PlayerPanel(QWidget):
 
     def _update_controls(self) -> None:
         style = self.style()
-        self.play_button.setIcon(style.standardIcon(
-            QStyle.StandardPixmap.SP_MediaPause if self.playing else QStyle.StandardPixmap.SP_MediaPlay))
+        self.play_button.setIcon(
+            style.standardIcon(
+                QStyle.StandardPixmap.SP_MediaPause if self.playing else QStyle.StandardPixmap.SP_MediaPlay
+            )
+        )
         enabled = bool(self.views)
         for w in (self.play_button, self.back_button, self.forward_button, self.slider):
             w.setEnabled(enabled)

@@ -83,14 +83,24 @@ def display_problem(environ: MutableMapping[str, str] = os.environ, platform: st
 
 
 #: The libraries Qt's xcb platform plugin loads (Qt 6.5+) that a minimal Debian/Ubuntu lacks, with their packages.
-XCB_LIBRARIES = {"xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4", "xcb-image": "libxcb-image0",
-                 "xcb-keysyms": "libxcb-keysyms1", "xcb-randr": "libxcb-randr0",
-                 "xcb-render-util": "libxcb-render-util0", "xcb-shape": "libxcb-shape0", "xcb-xkb": "libxcb-xkb1",
-                 "xkbcommon-x11": "libxkbcommon-x11-0"}
+XCB_LIBRARIES = {
+    "xcb-cursor": "libxcb-cursor0",
+    "xcb-icccm": "libxcb-icccm4",
+    "xcb-image": "libxcb-image0",
+    "xcb-keysyms": "libxcb-keysyms1",
+    "xcb-randr": "libxcb-randr0",
+    "xcb-render-util": "libxcb-render-util0",
+    "xcb-shape": "libxcb-shape0",
+    "xcb-xkb": "libxcb-xkb1",
+    "xkbcommon-x11": "libxkbcommon-x11-0",
+}
 
 
-def xcb_library_problem(environ: MutableMapping[str, str] = os.environ, platform: str = sys.platform,
-                        find: Callable[[str], Optional[str]] = ctypes.util.find_library) -> Optional[str]:
+def xcb_library_problem(
+    environ: MutableMapping[str, str] = os.environ,
+    platform: str = sys.platform,
+    find: Callable[[str], Optional[str]] = ctypes.util.find_library,
+) -> Optional[str]:
     """Why Qt's xcb platform plugin would fail to load here (Qt then aborts with "Could not load the Qt platform
     plugin xcb"), naming the missing libraries and their Debian/Ubuntu packages; None when the app will not use
     xcb (another ``QT_QPA_PLATFORM``, a Wayland session, not Linux) or every library is found."""
@@ -102,13 +112,18 @@ def xcb_library_problem(environ: MutableMapping[str, str] = os.environ, platform
     missing = [package for library, package in XCB_LIBRARIES.items() if find(library) is None]
     if not missing:
         return None
-    return (f"the desktop app needs the X11 (xcb) libraries of Qt, and {', '.join(missing)} "
-            f"{'is' if len(missing) == 1 else 'are'} not installed: 'sudo apt-get install {' '.join(missing)}' "
-            f"(Debian/Ubuntu)")
+    return (
+        f"the desktop app needs the X11 (xcb) libraries of Qt, and {', '.join(missing)} "
+        f"{'is' if len(missing) == 1 else 'are'} not installed: 'sudo apt-get install {' '.join(missing)}' "
+        f"(Debian/Ubuntu)"
+    )
 
 
-def check_display(environ: MutableMapping[str, str] = os.environ, platform: str = sys.platform,
-                  find: Callable[[str], Optional[str]] = ctypes.util.find_library) -> None:
+def check_display(
+    environ: MutableMapping[str, str] = os.environ,
+    platform: str = sys.platform,
+    find: Callable[[str], Optional[str]] = ctypes.util.find_library,
+) -> None:
     """``find``: how a shared library is looked up (``ctypes.util.find_library``).
 
     Raises:
@@ -117,8 +132,9 @@ def check_display(environ: MutableMapping[str, str] = os.environ, platform: str 
     """
     problem = display_problem(environ, platform)
     if problem:
-        raise UsageError(f"{problem}: run it in a desktop session, over 'ssh -X', or use the command line "
-                         f"('reid-app --help')")
+        raise UsageError(
+            f"{problem}: run it in a desktop session, over 'ssh -X', or use the command line ('reid-app --help')"
+        )
     missing = xcb_library_problem(environ, platform, find)
     if missing:
         raise UsageError(missing)

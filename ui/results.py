@@ -129,12 +129,21 @@ class ResultsPanel(QWidget):
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.selectionModel().selectionChanged.connect(self._update_buttons)
 
-        self.confirm_button = push_button(self, "Same person", "Confirm the selected match as the query's person "
-                                          "(Ctrl+Y)", lambda: self.feedback_on_selected("same"))
-        self.reject_button = push_button(self, "Not this person", "Reject the selected match; it is never shown for "
-                                         "this person again (Ctrl+D)", lambda: self.feedback_on_selected("different"))
-        self.search_button = push_button(self, "Search from this", "Search every camera for the selected match's "
-                                         "person", self._search_selected)
+        self.confirm_button = push_button(
+            self,
+            "Same person",
+            "Confirm the selected match as the query's person (Ctrl+Y)",
+            lambda: self.feedback_on_selected("same"),
+        )
+        self.reject_button = push_button(
+            self,
+            "Not this person",
+            "Reject the selected match; it is never shown for this person again (Ctrl+D)",
+            lambda: self.feedback_on_selected("different"),
+        )
+        self.search_button = push_button(
+            self, "Search from this", "Search every camera for the selected match's person", self._search_selected
+        )
         buttons = QHBoxLayout()
         buttons.addWidget(self.confirm_button)
         buttons.addWidget(self.reject_button)
@@ -167,8 +176,10 @@ class ResultsPanel(QWidget):
             self.query_label.setText(f"<b>Image</b> {query.camera}")
         else:
             identity = f", identity {query.identity_id}" if query.identity_id is not None else ", in no identity"
-            self.query_label.setText(f"<b>Track {query.track_id}</b> on {query.camera}{identity}<br>"
-                                     f"{format_time(query.first_timestamp)} – {format_time(query.last_timestamp)}")
+            self.query_label.setText(
+                f"<b>Track {query.track_id}</b> on {query.camera}{identity}<br>"
+                f"{format_time(query.first_timestamp)} – {format_time(query.last_timestamp)}"
+            )
         self.model.set_items(items)
         cameras = sorted({i.camera for i in items})
         self.camera_filter.blockSignals(True)
@@ -192,8 +203,10 @@ class ResultsPanel(QWidget):
         self._apply_filters()
         other = sum(i.camera != query.camera for i in items)
         where = f" ({other} on other cameras)" if query.track_id is not None else ""
-        self.set_busy(f"{len(items)} matching tracks{where} in {elapsed_ms:.0f} ms. "
-                      f"Double-click one to see it; right-click for more.")
+        self.set_busy(
+            f"{len(items)} matching tracks{where} in {elapsed_ms:.0f} ms. "
+            f"Double-click one to see it; right-click for more."
+        )
         self._update_buttons()
 
     def items(self) -> list[ResultItem]:
@@ -205,8 +218,10 @@ class ResultsPanel(QWidget):
         self.proxy.set_cameras(None if camera in ("", ALL_CAMERAS) else [camera])
         if self.time_filter.isChecked():
             # QDateTimeEdit shows whole seconds: widen the window to the seconds shown.
-            self.proxy.set_time_window(self.after_edit.dateTime().toMSecsSinceEpoch() / 1000.0,
-                                       self.before_edit.dateTime().toMSecsSinceEpoch() / 1000.0 + 0.999)
+            self.proxy.set_time_window(
+                self.after_edit.dateTime().toMSecsSinceEpoch() / 1000.0,
+                self.before_edit.dateTime().toMSecsSinceEpoch() / 1000.0 + 0.999,
+            )
         else:
             self.proxy.set_time_window(None, None)
         for edit in (self.after_edit, self.before_edit):

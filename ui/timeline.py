@@ -19,8 +19,29 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from common.timefmt import KNOWN_TIME_FROM, format_time, zone_label
 
 #: Tick spacings a ruler may use, seconds (from 0.1 s to a day).
-TICK_STEPS_S = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
-                86400)
+TICK_STEPS_S = (
+    0.1,
+    0.2,
+    0.5,
+    1,
+    2,
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    10800,
+    21600,
+    43200,
+    86400,
+)
 PLAYHEAD = QColor(255, 80, 80)
 BAR = QColor(255, 200, 0)
 
@@ -80,8 +101,9 @@ class TimelineWidget(QWidget):
     LABEL_WIDTH = 90
     MARGIN = 6
 
-    def __init__(self, parent=None, seek_anywhere: bool = False, empty_text: str = "Select an identity to see "
-                 "its timeline"):
+    def __init__(
+        self, parent=None, seek_anywhere: bool = False, empty_text: str = "Select an identity to see its timeline"
+    ):
         super().__init__(parent)
         self.seek_anywhere = seek_anywhere
         self.empty_text = empty_text
@@ -93,12 +115,14 @@ class TimelineWidget(QWidget):
         self.end = 1.0
         self._dragging = False
         self.setMinimumHeight(self.AXIS_HEIGHT + 2 * self.MARGIN + self.ROW_HEIGHT)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed if seek_anywhere
-                           else QSizePolicy.Policy.Preferred)
+        self.setSizePolicy(
+            QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed if seek_anywhere else QSizePolicy.Policy.Preferred
+        )
         self.setMouseTracking(True)
 
-    def set_content(self, cameras: Sequence[tuple[int, str]], bars: Sequence[TimelineBar], start: float,
-                    end: float) -> None:
+    def set_content(
+        self, cameras: Sequence[tuple[int, str]], bars: Sequence[TimelineBar], start: float, end: float
+    ) -> None:
         """Rows for ``cameras`` (id, name), ``bars`` on them, over the time axis ``[start, end]`` (seconds)."""
         self.cameras = list(cameras)
         self.set_bars(bars)
@@ -145,8 +169,9 @@ class TimelineWidget(QWidget):
 
     def row_rect(self, row: int) -> QRectF:
         """The band of camera row ``row`` over the axis, in widget pixels."""
-        return QRectF(self.LABEL_WIDTH + self.MARGIN, self.MARGIN + row * self.ROW_HEIGHT, self._axis_width(),
-                      self.ROW_HEIGHT)
+        return QRectF(
+            self.LABEL_WIDTH + self.MARGIN, self.MARGIN + row * self.ROW_HEIGHT, self._axis_width(), self.ROW_HEIGHT
+        )
 
     def bar_rect(self, bar: TimelineBar) -> QRectF:
         """Where ``bar`` is drawn, in widget pixels (at least 4 pixels wide)."""
@@ -192,11 +217,12 @@ class TimelineWidget(QWidget):
             self._seek_to(event.position())
             return
         bar = self.bar_at(event.position())
-        self.setCursor(Qt.CursorShape.PointingHandCursor if bar or self.seek_anywhere else
-                       Qt.CursorShape.ArrowCursor)
+        self.setCursor(Qt.CursorShape.PointingHandCursor if bar or self.seek_anywhere else Qt.CursorShape.ArrowCursor)
         if bar is not None:
-            self.setToolTip(f"{bar.camera}: {format_time(bar.start)} – {format_time(bar.end)}, tracks "
-                            f"{', '.join(map(str, bar.track_ids))}\nclick to see this moment")
+            self.setToolTip(
+                f"{bar.camera}: {format_time(bar.start)} – {format_time(bar.end)}, tracks "
+                f"{', '.join(map(str, bar.track_ids))}\nclick to see this moment"
+            )
         elif self.seek_anywhere:
             self.setToolTip(f"{format_time(self.time_at(event.position().x()))}: click or drag to seek")
         else:
@@ -219,12 +245,16 @@ class TimelineWidget(QWidget):
             if i % 2:
                 painter.fillRect(QRectF(0, band.top(), self.width(), band.height()), palette.alternateBase())
             painter.setPen(text)
-            painter.drawText(QRectF(self.MARGIN, band.top(), self.LABEL_WIDTH - self.MARGIN, band.height()),
-                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, name)
+            painter.drawText(
+                QRectF(self.MARGIN, band.top(), self.LABEL_WIDTH - self.MARGIN, band.height()),
+                Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                name,
+            )
             for s, e in self.coverage.get(cid, []):
                 x1, x2 = self.x_of(max(s, self.start)), self.x_of(min(e, self.end))
-                painter.fillRect(QRectF(x1, band.top() + 7, max(1.0, x2 - x1), band.height() - 14),
-                                 QColor(120, 120, 130, 140))
+                painter.fillRect(
+                    QRectF(x1, band.top() + 7, max(1.0, x2 - x1), band.height() - 14), QColor(120, 120, 130, 140)
+                )
         painter.setPen(QPen(BAR.darker(150), 1))
         painter.setBrush(BAR)
         for bar in self.bars:
@@ -252,8 +282,11 @@ class TimelineWidget(QWidget):
                 last_right = left + width
         zone = zone_label() if self.start >= KNOWN_TIME_FROM else "from start"
         day = format_time(self.start).split(" ")[0] if self.start >= KNOWN_TIME_FROM else ""
-        painter.drawText(QRectF(self.MARGIN, axis_y + 2, self.LABEL_WIDTH, self.AXIS_HEIGHT),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, f"{day}\n{zone}" if day else zone)
+        painter.drawText(
+            QRectF(self.MARGIN, axis_y + 2, self.LABEL_WIDTH, self.AXIS_HEIGHT),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
+            f"{day}\n{zone}" if day else zone,
+        )
 
     def _paint_playhead(self, painter: QPainter) -> None:
         if self.playhead is None or not self.start <= self.playhead <= self.end:
@@ -264,5 +297,6 @@ class TimelineWidget(QWidget):
         for i in range(len(self.cameras)):
             band = self.row_rect(i)
             painter.drawLine(QPointF(x, band.top() + 1), QPointF(x, band.bottom() - 1))
-            painter.drawPolygon(QPolygonF([QPointF(x - 4, band.top()), QPointF(x + 4, band.top()),
-                                           QPointF(x, band.top() + 5)]))
+            painter.drawPolygon(
+                QPolygonF([QPointF(x - 4, band.top()), QPointF(x + 4, band.top()), QPointF(x, band.top() + 5)])
+            )

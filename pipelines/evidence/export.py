@@ -65,7 +65,6 @@ def _reid_app_version() -> str:
         return "unknown"
 
 
-
 @dataclass
 class EvidenceReport:
     """What an export wrote: the summaries, the case report, the manifest, crops and clips, and notes."""
@@ -90,9 +89,11 @@ class EvidenceReport:
         link, or the identity is one track)."""
         if not self.suggested:
             return None
-        return (f"{self.suggested} of the {self.tracks} tracks are linked to this identity by the machine's re-id "
-                f"suggestion only, not confirmed by an investigator: check them before presenting the export as "
-                f"one person (the report marks each link)")
+        return (
+            f"{self.suggested} of the {self.tracks} tracks are linked to this identity by the machine's re-id "
+            f"suggestion only, not confirmed by an investigator: check them before presenting the export as "
+            f"one person (the report marks each link)"
+        )
 
 
 def iso(timestamp: float) -> str:
@@ -117,13 +118,24 @@ def _time_fields(prefix: str, timestamp: float, video_start: float) -> dict:
     None when the video's start is unknown; ``<prefix>_timestamp`` (the stored value: seconds since the epoch, or
     seconds into the video when its start is unknown) and ``<prefix>_s_in_video`` always."""
     known = video_start >= KNOWN_TIME_FROM
-    return {prefix: iso(timestamp) if known else None, f"{prefix}_local": local_iso(timestamp) if known else None,
-            f"{prefix}_timestamp": timestamp, f"{prefix}_s_in_video": round(timestamp - video_start, 3)}
+    return {
+        prefix: iso(timestamp) if known else None,
+        f"{prefix}_local": local_iso(timestamp) if known else None,
+        f"{prefix}_timestamp": timestamp,
+        f"{prefix}_s_in_video": round(timestamp - video_start, 3),
+    }
 
 
-def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool = False, clip_margin_s: float = 1.0,
-                    join_gap_s: float = 2.0, on_progress: Optional[Callable[[str], None]] = None,
-                    redact: bool = True) -> EvidenceReport:
+def export_identity(
+    db: Database,
+    identity_id: int,
+    out_dir: Path,
+    clips: bool = False,
+    clip_margin_s: float = 1.0,
+    join_gap_s: float = 2.0,
+    on_progress: Optional[Callable[[str], None]] = None,
+    redact: bool = True,
+) -> EvidenceReport:
     """Write the evidence of identity ``identity_id`` into ``out_dir`` (layout in the module docstring).
 
     Args:
@@ -139,8 +151,9 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
     """
     found = load_identities(db, identity_ids=[identity_id])
     if not found:
-        raise UsageError(f"identity {identity_id} does not exist in {db.location}; list them with "
-                         f"'reid-app identities'")
+        raise UsageError(
+            f"identity {identity_id} does not exist in {db.location}; list them with 'reid-app identities'"
+        )
     identity = found[0]
     out_dir = Path(out_dir)
     _check_out_dir(db, out_dir)
@@ -154,16 +167,29 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
     with db.snapshot() as session:
         tracks = get_tracks(db, identity.track_ids, session)
         videos = {t: session.get(Video, session.get(Track, t).video_id) for t in tracks}
-        sightings = {t: session.execute(select(Sighting.id, Sighting.frame_index, Sighting.time_s,
-                                               Sighting.x1, Sighting.y1, Sighting.x2, Sighting.y2,
-                                               Sighting.thumbnail)
-                                        .where(Sighting.track_id == t).order_by(Sighting.frame_index)).all()
-                     for t in tracks}
+        sightings = {
+            t: session.execute(
+                select(
+                    Sighting.id,
+                    Sighting.frame_index,
+                    Sighting.time_s,
+                    Sighting.x1,
+                    Sighting.y1,
+                    Sighting.x2,
+                    Sighting.y2,
+                    Sighting.thumbnail,
+                )
+                .where(Sighting.track_id == t)
+                .order_by(Sighting.frame_index)
+            ).all()
+            for t in tracks
+        }
     model = get_model(db, identity.model_id)
     name, note = labels(db).get(identity_id, (None, None))
     stem = f"identity-{identity_id}"
-    report = EvidenceReport(out_dir / f"{stem}.json", out_dir / f"{stem}.csv", out_dir / "report.html",
-                            out_dir / "manifest.json")
+    report = EvidenceReport(
+        out_dir / f"{stem}.json", out_dir / f"{stem}.csv", out_dir / "report.html", out_dir / "manifest.json"
+    )
     cameras: dict[str, list[int]] = {}
     for t in sorted(tracks.values(), key=lambda t: (t.camera, t.first_timestamp)):
         cameras.setdefault(t.camera, []).append(t.id)
@@ -177,18 +203,25 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
     for camera, ids in cameras.items():
         for t in ids:
             track, video = tracks[t], videos[t]
-            encoded = [(sid, frame, time_s, (x1, y1, x2, y2), thumb)
-                       for sid, frame, time_s, x1, y1, x2, y2, thumb in sightings[t] if thumb is not None]
+            encoded = [
+                (sid, frame, time_s, (x1, y1, x2, y2), thumb)
+                for sid, frame, time_s, x1, y1, x2, y2, thumb in sightings[t]
+                if thumb is not None
+            ]
             progress(f"crops of track {t} ({camera})")
-            crops = full_crops(video.path, [SightingBox(sid, frame, box) for sid, frame, _, box, _ in encoded],
-                               bystanders.get(video.id))
+            crops = full_crops(
+                video.path,
+                [SightingBox(sid, frame, box) for sid, frame, _, box, _ in encoded],
+                bystanders.get(video.id),
+            )
             if len(crops) < len(encoded):
-                report.notes.append(f"track {t}: {len(encoded) - len(crops)} crops are the stored thumbnails (the "
-                                    f"source video {video.path} could not be read there)")
+                report.notes.append(
+                    f"track {t}: {len(encoded) - len(crops)} crops are the stored thumbnails (the "
+                    f"source video {video.path} could not be read there)"
+                )
             files, captions = [], []
             for sid, _frame, time_s, _box, thumb in encoded:
-                path = (out_dir / "crops" / file_safe_name(camera)
-                        / f"track{t}_{time_s:09.2f}s_sighting{sid}.jpg")
+                path = out_dir / "crops" / file_safe_name(camera) / f"track{t}_{time_s:09.2f}s_sighting{sid}.jpg"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(crops.get(sid, thumb))
                 report.written.append(path)
@@ -198,46 +231,73 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
             clip = None
             if clips:
                 progress(f"clip of track {t} ({camera})")
-                clip = _clip(video, track, identity_id, sightings[t],
-                             out_dir / "clips" / file_safe_name(camera) / f"track{t}.mp4", clip_margin_s, report,
-                             bystanders.get(video.id))
+                clip = _clip(
+                    video,
+                    track,
+                    identity_id,
+                    sightings[t],
+                    out_dir / "clips" / file_safe_name(camera) / f"track{t}.mp4",
+                    clip_margin_s,
+                    report,
+                    bystanders.get(video.id),
+                )
                 if clip is not None:
                     report.clips.append(clip)
                     report.written.append(clip)
             track_records[t] = {
-                "track_id": t, "local_track_id": track.local_track_id, "video": video.path,
+                "track_id": t,
+                "local_track_id": track.local_track_id,
+                "video": video.path,
                 **_time_fields("start", track.first_timestamp, video.start_time),
                 **_time_fields("end", track.last_timestamp, video.start_time),
-                "sightings": track.num_sightings, "thumbnails": files, "thumbnail_captions": captions,
+                "sightings": track.num_sightings,
+                "thumbnails": files,
+                "thumbnail_captions": captions,
                 "clip": str(clip.relative_to(out_dir)) if clip else None,
                 "match": matches.get(t),
-                "link": "reference" if (matches.get(t) or {}).get("reference") or len(tracks) == 1
-                else "confirmed" if t in confirmed else "suggested",
+                "link": "reference"
+                if (matches.get(t) or {}).get("reference") or len(tracks) == 1
+                else "confirmed"
+                if t in confirmed
+                else "suggested",
             }
 
     progress("hashing the source videos")
     sources = _hash_sources({videos[t].path: tracks[t].camera for t in tracks}, report)
     summary = {
-        "identity": identity_id, "label": name, "note": note,
-        "confidence": round(identity.confidence, 4), "threshold": identity.threshold,
-        "model": {"id": identity.model_id, "name": model.name if model else None,
-                  "checkpoint_hash": model.checkpoint_hash if model else None},
-        "database": db.location, "exported_at": iso(datetime.now(timezone.utc).timestamp()),
+        "identity": identity_id,
+        "label": name,
+        "note": note,
+        "confidence": round(identity.confidence, 4),
+        "threshold": identity.threshold,
+        "model": {
+            "id": identity.model_id,
+            "name": model.name if model else None,
+            "checkpoint_hash": model.checkpoint_hash if model else None,
+        },
+        "database": db.location,
+        "exported_at": iso(datetime.now(timezone.utc).timestamp()),
         "reid_app_version": _reid_app_version(),
         "time_zone": datetime.now().astimezone().strftime("%Z (UTC%z)")
-        if any(videos[t].start_time >= KNOWN_TIME_FROM for t in tracks) else
-        "time unknown (the footage has no start time: times are seconds into each video)",
-        "cameras": [{
-            "camera": camera,
-            "time_ranges": [{**_range_times(s, e, videos[ts[0]].start_time), "duration_s": round(e - s, 3),
-                             "tracks": ts}
-                            for s, e, ts in join_ranges([(tracks[t].first_timestamp, tracks[t].last_timestamp, t)
-                                                         for t in ids], join_gap_s)],
-            "tracks": [track_records[t] for t in ids],
-        } for camera, ids in cameras.items()],
+        if any(videos[t].start_time >= KNOWN_TIME_FROM for t in tracks)
+        else "time unknown (the footage has no start time: times are seconds into each video)",
+        "cameras": [
+            {
+                "camera": camera,
+                "time_ranges": [
+                    {**_range_times(s, e, videos[ts[0]].start_time), "duration_s": round(e - s, 3), "tracks": ts}
+                    for s, e, ts in join_ranges(
+                        [(tracks[t].first_timestamp, tracks[t].last_timestamp, t) for t in ids], join_gap_s
+                    )
+                ],
+                "tracks": [track_records[t] for t in ids],
+            }
+            for camera, ids in cameras.items()
+        ],
         "links": {"confirmed": len(tracks) - report.suggested, "suggested": report.suggested},
-        "redaction": {"bystanders_blurred": True, "method": REDACTION_METHOD} if redact else
-        {"bystanders_blurred": False, "method": "none: the source pixels, as asked (--no-redact)"},
+        "redaction": {"bystanders_blurred": True, "method": REDACTION_METHOD}
+        if redact
+        else {"bystanders_blurred": False, "method": "none: the source pixels, as asked (--no-redact)"},
         "unconfirmed_warning": report.unconfirmed_warning,
         "notes": report.notes,
     }
@@ -248,8 +308,15 @@ def export_identity(db: Database, identity_id: int, out_dir: Path, clips: bool =
     progress("hashing the exported files")
     manifest = _manifest(db, summary, sources, out_dir, report)
     report.manifest_path.write_text(json.dumps(manifest, indent=2))
-    record(db, "export", identity=identity_id, out=str(out_dir.absolute()), files=len(manifest["files"]),
-           clips=len(report.clips), manifest_sha256=sha256_file(report.manifest_path))
+    record(
+        db,
+        "export",
+        identity=identity_id,
+        out=str(out_dir.absolute()),
+        files=len(manifest["files"]),
+        clips=len(report.clips),
+        manifest_sha256=sha256_file(report.manifest_path),
+    )
     return report
 
 
@@ -305,13 +372,18 @@ def _why_linked(db: Database, model_id: int, tracks: dict, sightings: dict) -> d
         if t == reference:
             out[t] = {"reference": True, "similarity": 1.0, "parts": [], "explanation": "reference track"}
             continue
-        parts = explain_match(layout, tracks[reference].descriptor, tracks[t].descriptor, visible[reference],
-                              visible[t])
-        out[t] = {"reference": False, "reference_track": reference,
-                  "similarity": round(float(tracks[reference].descriptor @ tracks[t].descriptor), 4),
-                  "parts": [{"name": p.name, "similarity": None if p.similarity is None else round(p.similarity, 4)}
-                            for p in parts],
-                  "explanation": describe_parts(parts)}
+        parts = explain_match(
+            layout, tracks[reference].descriptor, tracks[t].descriptor, visible[reference], visible[t]
+        )
+        out[t] = {
+            "reference": False,
+            "reference_track": reference,
+            "similarity": round(float(tracks[reference].descriptor @ tracks[t].descriptor), 4),
+            "parts": [
+                {"name": p.name, "similarity": None if p.similarity is None else round(p.similarity, 4)} for p in parts
+            ],
+            "explanation": describe_parts(parts),
+        }
     return out
 
 
@@ -323,16 +395,48 @@ def _range_times(start: float, end: float, video_start: float) -> dict:
 def _write_csv(path: Path, identity_id: int, cameras: dict[str, list[int]], records: dict[int, dict]) -> None:
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["identity", "camera", "track_id", "local_track_id", "start_utc", "end_utc", "start_local",
-                         "end_local", "start_s_in_video", "end_s_in_video", "sightings", "video", "crops", "clip"])
+        writer.writerow(
+            [
+                "identity",
+                "camera",
+                "track_id",
+                "local_track_id",
+                "start_utc",
+                "end_utc",
+                "start_local",
+                "end_local",
+                "start_s_in_video",
+                "end_s_in_video",
+                "sightings",
+                "video",
+                "crops",
+                "clip",
+            ]
+        )
         for camera, ids in cameras.items():
             for t in ids:
                 r = records[t]
-                writer.writerow([csv_cell(v) for v in (
-                    identity_id, camera, t, r["local_track_id"], r["start"] or "time unknown",
-                    r["end"] or "time unknown", r["start_local"] or "time unknown", r["end_local"] or "time unknown",
-                    r["start_s_in_video"], r["end_s_in_video"], r["sightings"], r["video"], len(r["thumbnails"]),
-                    r["clip"] or "")])
+                writer.writerow(
+                    [
+                        csv_cell(v)
+                        for v in (
+                            identity_id,
+                            camera,
+                            t,
+                            r["local_track_id"],
+                            r["start"] or "time unknown",
+                            r["end"] or "time unknown",
+                            r["start_local"] or "time unknown",
+                            r["end_local"] or "time unknown",
+                            r["start_s_in_video"],
+                            r["end_s_in_video"],
+                            r["sightings"],
+                            r["video"],
+                            len(r["thumbnails"]),
+                            r["clip"] or "",
+                        )
+                    ]
+                )
 
 
 def _hash_sources(sources: dict[str, str], report: EvidenceReport) -> list[dict]:
@@ -340,8 +444,9 @@ def _hash_sources(sources: dict[str, str], report: EvidenceReport) -> list[dict]
     listed = []
     for path, camera in sorted(sources.items()):
         try:
-            listed.append({"camera": camera, "path": path, "bytes": Path(path).stat().st_size,
-                           "sha256": sha256_file(Path(path))})
+            listed.append(
+                {"camera": camera, "path": path, "bytes": Path(path).stat().st_size, "sha256": sha256_file(Path(path))}
+            )
         except OSError as exc:
             listed.append({"camera": camera, "path": path, "bytes": None, "sha256": None})
             report.notes.append(f"source video {path} could not be hashed ({exc.strerror or exc})")
@@ -356,19 +461,25 @@ def _check_out_dir(db: Database, out_dir: Path) -> None:
     if db.path is not None and out_dir.exists():
         folder, database = out_dir.resolve(), db.path.resolve()
         if database.is_relative_to(folder):
-            raise UsageError(f"--out {out_dir} holds the database {db.path}; give a folder of its own for the "
-                             f"export")
+            raise UsageError(f"--out {out_dir} holds the database {db.path}; give a folder of its own for the export")
 
 
 def _manifest(db: Database, summary: dict, sources: list[dict], out_dir: Path, report: EvidenceReport) -> dict:
     """The manifest: the export's facts, the source videos' hashes and the SHA-256 of every file written."""
     files = sorted(set(report.written))
-    return {"reid_app_version": summary["reid_app_version"], "created_at": summary["exported_at"],
-            "identity": summary["identity"],
-            "model": summary["model"], "database": {"location": db.location, "schema_version": SCHEMA_VERSION},
-            "sources": sources, "redaction": summary["redaction"], "notes": report.notes,
-            "files": [{"path": str(p.relative_to(out_dir)), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
-                      for p in files]}
+    return {
+        "reid_app_version": summary["reid_app_version"],
+        "created_at": summary["exported_at"],
+        "identity": summary["identity"],
+        "model": summary["model"],
+        "database": {"location": db.location, "schema_version": SCHEMA_VERSION},
+        "sources": sources,
+        "redaction": summary["redaction"],
+        "notes": report.notes,
+        "files": [
+            {"path": str(p.relative_to(out_dir)), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in files
+        ],
+    }
 
 
 def _bystanders(db: Database, videos: dict[int, Video], exported: list[int]) -> dict[int, BystanderBoxes]:
@@ -379,7 +490,8 @@ def _bystanders(db: Database, videos: dict[int, Video], exported: list[int]) -> 
             rows = session.execute(
                 select(Sighting.track_id, Sighting.frame_index, Sighting.x1, Sighting.y1, Sighting.x2, Sighting.y2)
                 .join(Track, Track.id == Sighting.track_id)
-                .where(Sighting.video_id == video_id, Sighting.track_id.not_in(exported), Track.static.is_(False)))
+                .where(Sighting.video_id == video_id, Sighting.track_id.not_in(exported), Track.static.is_(False))
+            )
             tracks: dict[int, list] = {}
             for track, frame, x1, y1, x2, y2 in rows:
                 tracks.setdefault(int(track), []).append((int(frame), (x1, y1, x2, y2)))
@@ -387,8 +499,16 @@ def _bystanders(db: Database, videos: dict[int, Video], exported: list[int]) -> 
     return out
 
 
-def _clip(video: Video, track, identity_id: int, sightings, path: Path, margin_s: float,
-          report: EvidenceReport, bystanders: Optional[BystanderBoxes] = None) -> Optional[Path]:
+def _clip(
+    video: Video,
+    track,
+    identity_id: int,
+    sightings,
+    path: Path,
+    margin_s: float,
+    report: EvidenceReport,
+    bystanders: Optional[BystanderBoxes] = None,
+) -> Optional[Path]:
     """Cut the track's time range plus ``margin_s`` to an H.264 clip with the facts burned in."""
     fps = video.fps or 25.0
     start_s, end_s = track.first_timestamp - video.start_time, track.last_timestamp - video.start_time
@@ -398,13 +518,18 @@ def _clip(video: Video, track, identity_id: int, sightings, path: Path, margin_s
 
     def caption(frame_index: int) -> list[str]:
         offset = frame_index / fps
-        when = local_iso(video.start_time + offset).replace("T", " ") if known else \
-            f"time unknown, {offset:.2f} s into the video"
+        when = (
+            local_iso(video.start_time + offset).replace("T", " ")
+            if known
+            else f"time unknown, {offset:.2f} s into the video"
+        )
         return [f"camera {track.camera}  {when}", f"identity {identity_id}  track {track.id}"]
 
     boxes = [SightingBox(sid, frame, (x1, y1, x2, y2)) for sid, frame, _t, x1, y1, x2, y2, _th in sightings]
     if not cut_clip(video.path, fps, video.frame_count, boxes, path, first, last, caption, bystanders):
-        report.notes.append(f"clip of {Path(video.path).name} skipped: the source video {video.path} cannot be "
-                            f"opened (moved or deleted?)")
+        report.notes.append(
+            f"clip of {Path(video.path).name} skipped: the source video {video.path} cannot be "
+            f"opened (moved or deleted?)"
+        )
         return None
     return path

@@ -62,8 +62,9 @@ class H264Writer:
     def write(self, bgr: np.ndarray) -> None:
         """Append one ``uint8 [H, W, 3]`` BGR frame."""
         if bgr.shape[:2] != (self.height, self.width):
-            bgr = cv2.copyMakeBorder(bgr, 0, self.height - bgr.shape[0], 0, self.width - bgr.shape[1],
-                                     cv2.BORDER_CONSTANT)
+            bgr = cv2.copyMakeBorder(
+                bgr, 0, self.height - bgr.shape[0], 0, self.width - bgr.shape[1], cv2.BORDER_CONSTANT
+            )
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(bgr), format="bgr24")
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
@@ -83,13 +84,30 @@ def burn_in(frame: np.ndarray, lines: Sequence[str]) -> None:
     for line in lines:
         (w, h), base = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, thickness)
         cv2.rectangle(frame, (0, y), (w + int(16 * scale), y + h + base + int(12 * scale)), (0, 0, 0), -1)
-        cv2.putText(frame, line, (int(8 * scale), y + h + int(6 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale,
-                    (255, 255, 255), thickness, cv2.LINE_AA)
+        cv2.putText(
+            frame,
+            line,
+            (int(8 * scale), y + h + int(6 * scale)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.8 * scale,
+            (255, 255, 255),
+            thickness,
+            cv2.LINE_AA,
+        )
         y += h + base + int(12 * scale)
 
 
-def cut_clip(video_path: str, fps: float, frame_count: int, sightings: Sequence[SightingBox], path: Path,
-             first_frame: int, last_frame: int, caption, bystanders: Optional[BystanderBoxes] = None) -> int:
+def cut_clip(
+    video_path: str,
+    fps: float,
+    frame_count: int,
+    sightings: Sequence[SightingBox],
+    path: Path,
+    first_frame: int,
+    last_frame: int,
+    caption,
+    bystanders: Optional[BystanderBoxes] = None,
+) -> int:
     """Cut frames ``first_frame..last_frame`` of a video to an H.264 MP4 with the person boxed and the facts
     burned in.
 
@@ -138,8 +156,9 @@ def cut_clip(video_path: str, fps: float, frame_count: int, sightings: Sequence[
     return written
 
 
-def full_crops(video_path: str, sightings: Sequence[SightingBox],
-               bystanders: Optional[BystanderBoxes] = None) -> dict[int, bytes]:
+def full_crops(
+    video_path: str, sightings: Sequence[SightingBox], bystanders: Optional[BystanderBoxes] = None
+) -> dict[int, bytes]:
     """JPEG crops of the sightings' boxes at the source video's full resolution, by sighting id (a sighting whose
     frame cannot be read is absent; an unopenable video gives ``{}``). With ``bystanders``, the other people's
     boxes that reach into a crop are blurred there, except over the middle of the person's own box (its inner

@@ -16,9 +16,11 @@ import cv2
 import numpy as np
 
 #: How an export's bystanders are redacted, as recorded in the manifest.
-METHOD = ("every other tracked person of the video: stored boxes, linearly interpolated between analysed frames and "
-          "held 0.5 s past each track's ends, padded by 15% of their size, pixelated to 6 blocks across and "
-          "blurred; the exported person's own box is left sharp")
+METHOD = (
+    "every other tracked person of the video: stored boxes, linearly interpolated between analysed frames and "
+    "held 0.5 s past each track's ends, padded by 15% of their size, pixelated to 6 blocks across and "
+    "blurred; the exported person's own box is left sharp"
+)
 
 
 @dataclass
@@ -72,8 +74,13 @@ class BystanderBoxes:
         return out
 
 
-def blur_bystanders(image: np.ndarray, boxes: Iterable[np.ndarray], keep: Optional[Sequence[float]] = None,
-                    pad: float = 0.15, cells: int = 6) -> int:
+def blur_bystanders(
+    image: np.ndarray,
+    boxes: Iterable[np.ndarray],
+    keep: Optional[Sequence[float]] = None,
+    pad: float = 0.15,
+    cells: int = 6,
+) -> int:
     """Pixelate and blur ``boxes`` in ``image`` (``uint8 [H, W, 3]``, in place), except inside ``keep`` (the
     exported person's box, pixels).
 
@@ -96,15 +103,20 @@ def blur_bystanders(image: np.ndarray, boxes: Iterable[np.ndarray], keep: Option
         region = image[iy1:iy2, ix1:ix2]
         across = max(1, cells)
         down = max(1, int(round(across * region.shape[0] / max(region.shape[1], 1))))
-        mosaic = cv2.resize(cv2.resize(region, (across, down), interpolation=cv2.INTER_AREA),
-                            (region.shape[1], region.shape[0]), interpolation=cv2.INTER_NEAREST)
+        mosaic = cv2.resize(
+            cv2.resize(region, (across, down), interpolation=cv2.INTER_AREA),
+            (region.shape[1], region.shape[0]),
+            interpolation=cv2.INTER_NEAREST,
+        )
         kernel = max(3, (min(region.shape[:2]) // 4) | 1)
         mosaic = cv2.GaussianBlur(mosaic, (kernel, kernel), 0)
         if keep is not None:  # the exported person stays sharp where a bystander overlaps them
             kx1, ky1 = max(ix1, int(keep[0])), max(iy1, int(keep[1]))
             kx2, ky2 = min(ix2, int(np.ceil(keep[2]))), min(iy2, int(np.ceil(keep[3])))
             if kx2 > kx1 and ky2 > ky1:
-                mosaic[ky1 - iy1:ky2 - iy1, kx1 - ix1:kx2 - ix1] = region[ky1 - iy1:ky2 - iy1, kx1 - ix1:kx2 - ix1]
+                mosaic[ky1 - iy1 : ky2 - iy1, kx1 - ix1 : kx2 - ix1] = region[
+                    ky1 - iy1 : ky2 - iy1, kx1 - ix1 : kx2 - ix1
+                ]
         image[iy1:iy2, ix1:ix2] = mosaic
         blurred += 1
     return blurred

@@ -42,8 +42,13 @@ def recordings_to_delete(db: Database, purged_paths: list[str], recordings_dir: 
     return [f for f in dict.fromkeys(files) if f in ours and Path(f).is_relative_to(root)]
 
 
-def apply_retention(db: Database, max_age_s: float, recordings_dir: Optional[Path], dry_run: bool = False,
-                    clock: Callable[[], float] = time.time) -> RetentionReport:
+def apply_retention(
+    db: Database,
+    max_age_s: float,
+    recordings_dir: Optional[Path],
+    dry_run: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> RetentionReport:
     """Remove what is older than ``max_age_s`` seconds (footage that ended before ``clock() - max_age_s``).
 
     Rows go first, in one transaction with an audit entry; then the purged videos' files that reid-app recorded

@@ -98,10 +98,19 @@ class CameraPipeline:
         duplicates: when a second box of one person in a frame is dropped (``pipelines.ingest.quality``).
     """
 
-    def __init__(self, camera: str, source: "VideoSource | StreamSource", tracker: PersonTracker, pose: PoseEstimator,
-                 quality: QualityConfig = QualityConfig(), sampling: SamplingConfig = SamplingConfig(),
-                 num_parts: int = 4, motion: MotionGateConfig = MotionGateConfig(), pose_interval_s: float = 0.0,
-                 duplicates: DuplicateConfig = DuplicateConfig()):
+    def __init__(
+        self,
+        camera: str,
+        source: "VideoSource | StreamSource",
+        tracker: PersonTracker,
+        pose: PoseEstimator,
+        quality: QualityConfig = QualityConfig(),
+        sampling: SamplingConfig = SamplingConfig(),
+        num_parts: int = 4,
+        motion: MotionGateConfig = MotionGateConfig(),
+        pose_interval_s: float = 0.0,
+        duplicates: DuplicateConfig = DuplicateConfig(),
+    ):
         self.camera = camera
         self.source = source
         self.tracker = tracker
@@ -130,9 +139,13 @@ class CameraPipeline:
         """Analysed frames that skipped detection because nothing moved."""
         return self.motion.skipped
 
-    def run(self, emit: Emit, should_stop: Callable[[], bool] = lambda: False,
-            on_frame: Optional[Callable[[Frame, list[Detection]], None]] = None, flush_on_stop: bool = False
-            ) -> StageTimes:
+    def run(
+        self,
+        emit: Emit,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_frame: Optional[Callable[[Frame, list[Detection]], None]] = None,
+        flush_on_stop: bool = False,
+    ) -> StageTimes:
         """Process the whole video or stream (or until ``should_stop()``), calling ``emit`` after every analysed
         frame and ``on_frame(frame, detections)`` (e.g. a live view) once its people are tracked and posed.
         ``flush_on_stop``: emit the observations still buffered when stopped too (a live camera's last seconds;
@@ -168,9 +181,14 @@ class CameraPipeline:
                     on_frame(frame, detections)
                 released: list[Observation] = []
                 for det in detections:
-                    obs = Observation(camera=self.camera, frame_index=frame.index, time_s=frame.time_s, detection=det,
-                                      quality=crop_quality(det, width, height, self.quality),
-                                      recorded=frame.recorded)
+                    obs = Observation(
+                        camera=self.camera,
+                        frame_index=frame.index,
+                        time_s=frame.time_s,
+                        detection=det,
+                        quality=crop_quality(det, width, height, self.quality),
+                        recorded=frame.recorded,
+                    )
                     if obs.quality == 0:
                         obs.fallback = fallback_quality(det, self.quality)
                     released += self.sampler.add(obs, lambda o, f=frame: make_crop(f, o, self.num_parts))
@@ -197,8 +215,9 @@ class CameraPipeline:
         due, posed = [], []  # posed: (detection, video time of its pose estimate)
         height, width = frame.image.shape[:2]
         for det in detections:
-            if det.keypoints is None and not (box_can_pass(det.box, width, height, self.quality)
-                                              and wants_pose(det.box, self.quality)):
+            if det.keypoints is None and not (
+                box_can_pass(det.box, width, height, self.quality) and wants_pose(det.box, self.quality)
+            ):
                 continue
             last = self._last_pose.get(det.track_id)
             if last is None or (moved and frame.time_s - last[2] >= self.pose_interval_s - 1e-6):

@@ -53,13 +53,14 @@ class IngestChoices:
 
     def check(self) -> None:
         """Raises:
-            UsageError: a value out of range, named as the CLI option that sets it.
+        UsageError: a value out of range, named as the CLI option that sets it.
         """
         if not self.analysis_fps > 0:
             raise UsageError(f"--fps must be greater than 0 frames/s, got {self.analysis_fps:g}")
         if not (160 <= self.detector_size <= 1920 and self.detector_size % 32 == 0):
-            raise UsageError(f"--detector-size must be a multiple of 32 from 160 to 1920 pixels, got "
-                             f"{self.detector_size}")
+            raise UsageError(
+                f"--detector-size must be a multiple of 32 from 160 to 1920 pixels, got {self.detector_size}"
+            )
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
         if not self.crops_per_second > 0:

@@ -43,20 +43,20 @@ log = logging.getLogger(__name__)
 @dataclass
 class IngestOptions:
     """Attributes:
-        analysis_fps: frames analysed per second of video (capped at the video's rate), > 0.
-        batch_size: crops per re-id forward pass (across cameras).
-        force: re-ingest videos already in the database, replacing their rows.
-        max_duration_s: analyse at most this many seconds of each video (None: all).
-        quality: quality gate thresholds.
-        sampling: per-track sampling bounds.
-        flush_observations: write a camera's pending observations once this many are waiting.
-        static: when a finished track counts as a static false positive (kept out of identities and search).
-        skeleton: when a finished track is no person (deleted; never for a camera without pose estimates).
-        duplicates: when a second box of a person already boxed in the frame is dropped.
-        motion: motion gating: analysed frames without motion skip detection (the last detections are tracked
-            again).
-        pose_interval_s: a tracked person's pose is estimated at most once per this many seconds; in between the
-            keypoints follow the box (``pipelines.ingest.camera.follow_box``). 0: every analysed frame.
+    analysis_fps: frames analysed per second of video (capped at the video's rate), > 0.
+    batch_size: crops per re-id forward pass (across cameras).
+    force: re-ingest videos already in the database, replacing their rows.
+    max_duration_s: analyse at most this many seconds of each video (None: all).
+    quality: quality gate thresholds.
+    sampling: per-track sampling bounds.
+    flush_observations: write a camera's pending observations once this many are waiting.
+    static: when a finished track counts as a static false positive (kept out of identities and search).
+    skeleton: when a finished track is no person (deleted; never for a camera without pose estimates).
+    duplicates: when a second box of a person already boxed in the frame is dropped.
+    motion: motion gating: analysed frames without motion skip detection (the last detections are tracked
+        again).
+    pose_interval_s: a tracked person's pose is estimated at most once per this many seconds; in between the
+        keypoints follow the box (``pipelines.ingest.camera.follow_box``). 0: every analysed frame.
     """
 
     analysis_fps: float = 5.0
@@ -77,13 +77,25 @@ TrackerFactory = Callable[[], PersonTracker]
 PoseFactory = Callable[[PersonTracker], PoseEstimator]
 
 
-def camera_pipeline(camera: str, source, make_tracker: TrackerFactory, make_pose: PoseFactory,
-                    options: IngestOptions, num_parts: int) -> CameraPipeline:
-    """A camera's pipeline over ``source`` (a ``pipelines.ingest.video.VideoSource`` or ``pipelines.live.stream.StreamSource``)
+def camera_pipeline(
+    camera: str, source, make_tracker: TrackerFactory, make_pose: PoseFactory, options: IngestOptions, num_parts: int
+) -> CameraPipeline:
+    """A camera's pipeline over ``source`` (a ``pipelines.ingest.video.VideoSource`` or
+    ``pipelines.live.stream.StreamSource``)
     with a new tracker and its pose backend, analysing as ``options`` says; made in the camera's thread."""
     tracker = make_tracker()
-    return CameraPipeline(camera, source, tracker, make_pose(tracker), options.quality, options.sampling, num_parts,
-                          options.motion, options.pose_interval_s, options.duplicates)
+    return CameraPipeline(
+        camera,
+        source,
+        tracker,
+        make_pose(tracker),
+        options.quality,
+        options.sampling,
+        num_parts,
+        options.motion,
+        options.pose_interval_s,
+        options.duplicates,
+    )
 
 
 def register_encoder(db: Database, encoder: ReIDEncoder) -> int:
@@ -174,9 +186,12 @@ class CameraChannel:
             except queue.Full:
                 continue
 
-    def run(self, build: Callable[[], CameraPipeline],
-            on_frame: Optional[Callable[[Frame, list[Detection]], None]] = None,
-            flush_on_stop: bool = False) -> Optional[Failed]:
+    def run(
+        self,
+        build: Callable[[], CameraPipeline],
+        on_frame: Optional[Callable[[Frame, list[Detection]], None]] = None,
+        flush_on_stop: bool = False,
+    ) -> Optional[Failed]:
         """Build this camera's pipeline and run it until its source ends or :meth:`stopped`, posting
         :class:`Observed` per batch and :class:`Analysed` at the end, or :class:`Failed` when building or running
         it raised (a failing camera must not stop the others).
@@ -193,16 +208,28 @@ class CameraChannel:
         unexpected = False
         try:
             pipeline = build()
-            times = pipeline.run(lambda obs, n: self.post(Observed(self.index, obs, n)), self.stopped, on_frame,
-                                 flush_on_stop=flush_on_stop)
+            times = pipeline.run(
+                lambda obs, n: self.post(Observed(self.index, obs, n)),
+                self.stopped,
+                on_frame,
+                flush_on_stop=flush_on_stop,
+            )
         except ReidAppError as exc:
             message = str(exc)
         except Exception as exc:  # noqa: BLE001 - a failing camera must not stop the others
             log.exception("camera %s failed", self.name)
             message, unexpected = f"processing failed ({type(exc).__name__}: {exc})", True
         else:
-            self.post(Analysed(self.index, times, pipeline.source.warning, pipeline.frames_skipped,
-                               pipeline.duplicates_dropped, pipeline.estimates_pose))
+            self.post(
+                Analysed(
+                    self.index,
+                    times,
+                    pipeline.source.warning,
+                    pipeline.frames_skipped,
+                    pipeline.duplicates_dropped,
+                    pipeline.estimates_pose,
+                )
+            )
             return None
         failed = Failed(self.index, message, unexpected)
         self.post(failed)
@@ -288,8 +315,9 @@ class CameraThreads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def encode_batches(encoder: ReIDEncoder, batches: Sequence[Sequence[Observation]]
-                   ) -> tuple[list[Optional[np.ndarray]], float]:
+def encode_batches(
+    encoder: ReIDEncoder, batches: Sequence[Sequence[Observation]]
+) -> tuple[list[Optional[np.ndarray]], float]:
     """Encode the selected crops of several cameras' observation batches in one encoder call.
 
     Args:
@@ -311,6 +339,6 @@ def encode_batches(encoder: ReIDEncoder, batches: Sequence[Sequence[Observation]
     out: list[Optional[np.ndarray]] = []
     offset = 0
     for count in counts:
-        out.append(embeddings[offset:offset + count] if count else None)
+        out.append(embeddings[offset : offset + count] if count else None)
         offset += count
     return out, seconds

@@ -129,14 +129,18 @@ def _prepare(job: IngestJob, options: IngestOptions, db: Database, progress: Ing
     covered = existing.analysed_until_s
     wanted = options.max_duration_s
     if covered is not None and covered < existing.duration_s - 1e-3 and (wanted is None or wanted > covered + 1e-3):
-        progress.on_message(f"{job.path}: analysed to {covered:g} s before; analysing it to "
-                            f"{'the end' if wanted is None else f'{wanted:g} s'} now (the shorter copy is replaced "
-                            f"when this one is finished)")
+        progress.on_message(
+            f"{job.path}: analysed to {covered:g} s before; analysing it to "
+            f"{'the end' if wanted is None else f'{wanted:g} s'} now (the shorter copy is replaced "
+            f"when this one is finished)"
+        )
         return cam
     cam.summary.status = "skipped"
-    cam.summary.message = (f"{job.path} is already ingested (camera {existing.camera_id}, video {existing.id}"
-                           + (f", {existing.status}" if existing.status != "complete" else "")
-                           + "); use --force to replace it")
+    cam.summary.message = (
+        f"{job.path} is already ingested (camera {existing.camera_id}, video {existing.id}"
+        + (f", {existing.status}" if existing.status != "complete" else "")
+        + "); use --force to replace it"
+    )
     return cam
 
 
@@ -145,10 +149,16 @@ def _analysed_until(source: VideoSource) -> Optional[float]:
     return None if limit is None or limit >= source.probe.duration_s else float(limit)
 
 
-def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_tracker: TrackerFactory,
-           make_pose: PoseFactory, options: IngestOptions = IngestOptions(),
-           progress: IngestProgress = IngestProgress(), stop: Optional[threading.Event] = None
-           ) -> list[CameraSummary]:
+def ingest(
+    db: Database,
+    jobs: list[IngestJob],
+    encoder: ReIDEncoder,
+    make_tracker: TrackerFactory,
+    make_pose: PoseFactory,
+    options: IngestOptions = IngestOptions(),
+    progress: IngestProgress = IngestProgress(),
+    stop: Optional[threading.Event] = None,
+) -> list[CameraSummary]:
     """Ingest videos into the database.
 
     Args:
@@ -187,10 +197,20 @@ def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_track
     for cam in runnable:
         probe = cam.source.probe
         start = cam.job.start_time if cam.job.start_time is not None else (probe.creation_time or 0.0)
-        info = VideoInfo(camera=cam.job.camera, path=str(probe.path), fingerprint=cam.fingerprint,
-                         fps=probe.fps, frame_count=probe.frame_count, width=probe.width, height=probe.height,
-                         duration_s=probe.duration_s, start_time=start, analysis_fps=cam.source.analysis_fps,
-                         analysed_until_s=_analysed_until(cam.source), recorded=cam.job.recorded)
+        info = VideoInfo(
+            camera=cam.job.camera,
+            path=str(probe.path),
+            fingerprint=cam.fingerprint,
+            fps=probe.fps,
+            frame_count=probe.frame_count,
+            width=probe.width,
+            height=probe.height,
+            duration_s=probe.duration_s,
+            start_time=start,
+            analysis_fps=cam.source.analysis_fps,
+            analysed_until_s=_analysed_until(cam.source),
+            recorded=cam.job.recorded,
+        )
         try:
             video_id = begin_video(db, info, model_id)
             cam.writer = VideoWriter(db, video_id, model_id, start)
@@ -203,17 +223,23 @@ def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_track
         cam.started = time.perf_counter()
         progress.on_start(cam.summary, cam.source.expected_frames)
         cam.index = len(started)
-        threads.start(cam.index, cam.job.camera,
-                      lambda channel, cam=cam: channel.run(lambda: camera_pipeline(
-                          cam.job.camera, cam.source, make_tracker, make_pose, options, encoder.num_parts)))
+        threads.start(
+            cam.index,
+            cam.job.camera,
+            lambda channel, cam=cam: channel.run(
+                lambda: camera_pipeline(cam.job.camera, cam.source, make_tracker, make_pose, options, encoder.num_parts)
+            ),
+        )
         started.append(cam)
     try:
         _consume(started, threads, encoder, options, progress, stop)
     except SQLAlchemyError as exc:
         stop.set()
         _interrupt(started, threads, progress)
-        raise DatabaseError(f"cannot write to database {db.location}: {storage_error_text(exc, db.path)}; the "
-                            f"unfinished videos are redone by the next run") from None
+        raise DatabaseError(
+            f"cannot write to database {db.location}: {storage_error_text(exc, db.path)}; the "
+            f"unfinished videos are redone by the next run"
+        ) from None
     except BaseException:
         stop.set()
         _interrupt(started, threads, progress)
@@ -224,8 +250,14 @@ def ingest(db: Database, jobs: list[IngestJob], encoder: ReIDEncoder, make_track
     return [c.summary for c in cameras]
 
 
-def _consume(cameras: list[_Camera], threads: CameraThreads, encoder: ReIDEncoder, options: IngestOptions,
-             progress: IngestProgress, stop: threading.Event) -> None:
+def _consume(
+    cameras: list[_Camera],
+    threads: CameraThreads,
+    encoder: ReIDEncoder,
+    options: IngestOptions,
+    progress: IngestProgress,
+    stop: threading.Event,
+) -> None:
     active = len(cameras)
     selected = 0  # selected crops waiting in all cameras' pending lists
     next_heartbeat = time.monotonic() + HEARTBEAT_S
@@ -255,24 +287,26 @@ def _consume(cameras: list[_Camera], threads: CameraThreads, encoder: ReIDEncode
                 selected -= sum(o.selected for o in cam.pending)
                 cam.pending.clear()
                 delete_video(cam.writer.db, cam.writer.video_id)
-                _fail(cam, threads, f"{cam.job.path}: {event.message}" if event.unexpected else event.message,
-                      progress)
+                _fail(cam, threads, f"{cam.job.path}: {event.message}" if event.unexpected else event.message, progress)
                 active -= 1
 
 
-def _finish_video(cam: _Camera, analysed: Analysed, options: IngestOptions, threads: CameraThreads,
-                  progress: IngestProgress) -> None:
+def _finish_video(
+    cam: _Camera, analysed: Analysed, options: IngestOptions, threads: CameraThreads, progress: IngestProgress
+) -> None:
     """Mark a camera's analysed video complete, clean up its tracks and word its summary."""
     cam.summary.times.add(analysed.times)
     t0 = time.perf_counter()
     try:
-        status = cam.writer.finish(cam.frames_analysed, cam.source.frames_lost,
-                                   cam.source.frames_decoded + cam.source.frames_lost)
+        status = cam.writer.finish(
+            cam.frames_analysed, cam.source.frames_lost, cam.source.frames_decoded + cam.source.frames_lost
+        )
     except LeaseLostError as exc:
         _fail(cam, threads, str(exc), progress)
         return
-    cleanup = clean_up_tracks(cam.writer.db, cam.writer.video_id, options.quality, options.skeleton,
-                              options.static, analysed.estimates_pose)
+    cleanup = clean_up_tracks(
+        cam.writer.db, cam.writer.video_id, options.quality, options.skeleton, options.static, analysed.estimates_pose
+    )
     cam.cleanup = cleanup
     cam.summary.times.store += time.perf_counter() - t0
     cam.summary.status = "done"
@@ -281,18 +315,23 @@ def _finish_video(cam: _Camera, analysed: Analysed, options: IngestOptions, thre
     if analysed.frames_skipped:
         notes.append(f"{analysed.frames_skipped} of {cam.frames_analysed} frames without motion skipped detection")
     if analysed.duplicates_dropped:
-        notes.append(f"{analysed.duplicates_dropped} duplicate box{'es' if analysed.duplicates_dropped > 1 else ''} "
-                     f"of a person already boxed in the same frame dropped")
+        notes.append(
+            f"{analysed.duplicates_dropped} duplicate box{'es' if analysed.duplicates_dropped > 1 else ''} "
+            f"of a person already boxed in the same frame dropped"
+        )
     notes += cleanup.notes()
     short, long_ = unencoded_tracks(cam.writer.db, cam.writer.video_id)
     if short or long_:
-        notes.append(f"{short + long_} track(s) without a descriptor, so not searchable "
-                     f"({unencoded_reasons(short, long_, options.quality)})")
+        notes.append(
+            f"{short + long_} track(s) without a descriptor, so not searchable "
+            f"({unencoded_reasons(short, long_, options.quality)})"
+        )
     if status != "complete":
         notes.append(f"stored as {status}")
     if cam.writer.rejected_embeddings:
-        notes.append(f"{cam.writer.rejected_embeddings} crops gave unusable embeddings (not finite or zero) "
-                     f"and were not stored")
+        notes.append(
+            f"{cam.writer.rejected_embeddings} crops gave unusable embeddings (not finite or zero) and were not stored"
+        )
     cam.summary.message = "; ".join(n for n in notes if n)
     _finish(cam, progress)
 

@@ -22,8 +22,7 @@ from common.boxes import box_overlaps
 FrameBoxes = list[tuple[int, tuple[float, float, float, float]]]
 
 
-def read_mot_ground_truth(path: str | Path, scale: float = 1.0, first_frame: int = 1
-                          ) -> dict[int, FrameBoxes]:
+def read_mot_ground_truth(path: str | Path, scale: float = 1.0, first_frame: int = 1) -> dict[int, FrameBoxes]:
     """MOTChallenge ``gt.txt`` as ``{0-based frame index: boxes}``: rows with ``conf`` 0 (ignored regions) and,
     in the 9-column MOT16+ form, classes other than pedestrian (1) are left out.
 
@@ -58,8 +57,9 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return box_overlaps(a, b)[0]
 
 
-def score_tracking(ground_truth: Mapping[int, FrameBoxes], hypotheses: Mapping[int, FrameBoxes],
-                   frames: Sequence[int]) -> dict[str, float]:
+def score_tracking(
+    ground_truth: Mapping[int, FrameBoxes], hypotheses: Mapping[int, FrameBoxes], frames: Sequence[int]
+) -> dict[str, float]:
     """MOTA, IDF1, HOTA and the rest of ``hypotheses`` (a tracker's boxes per frame) against ``ground_truth`` on
     ``frames`` (the frame indexes the tracker analysed, in order; frames without boxes count too), IoU >= 0.5 for
     CLEAR and IDF1.
@@ -79,18 +79,35 @@ def score_tracking(ground_truth: Mapping[int, FrameBoxes], hypotheses: Mapping[i
         gt_ids.append(np.array([gt_index.setdefault(oid, len(gt_index)) for oid, _ in gt], int))
         hyp_ids.append(np.array([hyp_index.setdefault(oid, len(hyp_index)) for oid, _ in hyp], int))
         similarity.append(box_iou(np.array([b for _, b in gt]), np.array([b for _, b in hyp])))
-    data = {"num_timesteps": len(frames), "num_gt_ids": len(gt_index), "num_tracker_ids": len(hyp_index),
-            "num_gt_dets": int(sum(len(g) for g in gt_ids)), "num_tracker_dets": int(sum(len(h) for h in hyp_ids)),
-            "gt_ids": gt_ids, "tracker_ids": hyp_ids, "similarity_scores": similarity}
+    data = {
+        "num_timesteps": len(frames),
+        "num_gt_ids": len(gt_index),
+        "num_tracker_ids": len(hyp_index),
+        "num_gt_dets": int(sum(len(g) for g in gt_ids)),
+        "num_tracker_dets": int(sum(len(h) for h in hyp_ids)),
+        "gt_ids": gt_ids,
+        "tracker_ids": hyp_ids,
+        "similarity_scores": similarity,
+    }
     quiet = {"PRINT_CONFIG": False}
     clear = CLEAR(quiet).eval_sequence(data)
     identity = Identity(quiet).eval_sequence(data)
     hota = HOTA(quiet).eval_sequence(data)
-    return {"MOTA": 100 * float(clear["MOTA"]), "IDF1": 100 * float(identity["IDF1"]),
-            "HOTA": 100 * float(np.mean(hota["HOTA"])), "DetA": 100 * float(np.mean(hota["DetA"])),
-            "AssA": 100 * float(np.mean(hota["AssA"])), "IDSW": int(clear["IDSW"]), "Frag": int(clear["Frag"]),
-            "recall": 100 * float(clear["CLR_Re"]), "precision": 100 * float(clear["CLR_Pr"]),
-            "MT": int(clear["MT"]), "ML": int(clear["ML"]), "gt_ids": len(gt_index), "tracker_ids": len(hyp_index)}
+    return {
+        "MOTA": 100 * float(clear["MOTA"]),
+        "IDF1": 100 * float(identity["IDF1"]),
+        "HOTA": 100 * float(np.mean(hota["HOTA"])),
+        "DetA": 100 * float(np.mean(hota["DetA"])),
+        "AssA": 100 * float(np.mean(hota["AssA"])),
+        "IDSW": int(clear["IDSW"]),
+        "Frag": int(clear["Frag"]),
+        "recall": 100 * float(clear["CLR_Re"]),
+        "precision": 100 * float(clear["CLR_Pr"]),
+        "MT": int(clear["MT"]),
+        "ML": int(clear["ML"]),
+        "gt_ids": len(gt_index),
+        "tracker_ids": len(hyp_index),
+    }
 
 
 def boxes_by_frame(rows: Iterable[tuple[int, int, float, float, float, float]]) -> dict[int, FrameBoxes]:

@@ -21,12 +21,12 @@ import numpy as np
 @dataclass(frozen=True)
 class MotionGateConfig:
     """Attributes:
-        enabled: False: every analysed frame is detected.
-        width: the frame is compared downscaled by the largest whole factor that keeps it at least this many
-            pixels wide (height keeps the aspect).
-        threshold: grey-level difference (0-255) that counts a pixel as changed.
-        min_changed: fraction of changed pixels that counts as motion; 0.0005 of a 160 x 90 image is 7 pixels,
-            about what a person 20 px tall at full resolution changes by moving a tenth of their height.
+    enabled: False: every analysed frame is detected.
+    width: the frame is compared downscaled by the largest whole factor that keeps it at least this many
+        pixels wide (height keeps the aspect).
+    threshold: grey-level difference (0-255) that counts a pixel as changed.
+    min_changed: fraction of changed pixels that counts as motion; 0.0005 of a 160 x 90 image is 7 pixels,
+        about what a person 20 px tall at full resolution changes by moving a tenth of their height.
     """
 
     enabled: bool = True
@@ -54,7 +54,7 @@ class MotionGate:
         h, w = image.shape[:2]
         factor = max(1, w // self.config.width)
         width, height = w // factor, max(1, h // factor)
-        cropped = image[:height * factor, :width * factor]
+        cropped = image[: height * factor, : width * factor]
         grey = cv2.cvtColor(cv2.resize(cropped, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
         return cv2.GaussianBlur(grey, (5, 5), 0)
 

@@ -74,8 +74,7 @@ class SkeletonCheckConfig:
     min_attempts: int = 5
 
 
-def box_can_pass(box: np.ndarray, frame_width: int, frame_height: int,
-                 config: QualityConfig = QualityConfig()) -> bool:
+def box_can_pass(box: np.ndarray, frame_width: int, frame_height: int, config: QualityConfig = QualityConfig()) -> bool:
     """The part of the quality gate that needs no keypoints: False when a ``float32 [4]`` xyxy box (frame pixels)
     is too small or cut by the frame border, so its crop is never encoded whatever its pose (the pipeline then
     spends no pose estimate on it)."""
@@ -91,8 +90,9 @@ def wants_pose(box: np.ndarray, config: QualityConfig = QualityConfig()) -> bool
     return float(box[3] - box[1]) >= config.pose_min_height
 
 
-def crop_quality(detection: Detection, frame_width: int, frame_height: int,
-                 config: QualityConfig = QualityConfig()) -> float:
+def crop_quality(
+    detection: Detection, frame_width: int, frame_height: int, config: QualityConfig = QualityConfig()
+) -> float:
     """Quality of a detection's crop: 0.0 when the gate rejects it, else a score in ``(0, 1]``.
 
     Args:
@@ -122,7 +122,8 @@ def _size_factor(box: np.ndarray, config: QualityConfig) -> float:
 
 def fallback_quality(detection: Detection, config: QualityConfig = QualityConfig()) -> float:
     """The quality a crop the gate rejected takes when its track shows no better one in a second or more (so that
-    every real track gets a descriptor, see ``pipelines.ingest.sampling``): 0 when the box is too small to encode at all,
+    every real track gets a descriptor, see ``pipelines.ingest.sampling``): 0 when the box is too small to encode at
+    all,
     else ``1e-4 x score x size factor``, below any accepted crop's (at least ``1e-3``) so that it counts for
     almost nothing beside one."""
     if not _big_enough(detection.box, config):
@@ -141,8 +142,9 @@ class DuplicateConfig:
     min_inside: float = 0.9
 
 
-def suppress_duplicates(detections: list[Detection], age: dict[int, int],
-                        config: DuplicateConfig = DuplicateConfig()) -> tuple[list[Detection], int]:
+def suppress_duplicates(
+    detections: list[Detection], age: dict[int, int], config: DuplicateConfig = DuplicateConfig()
+) -> tuple[list[Detection], int]:
     """Drop the second box of a person boxed twice in one frame (see :class:`DuplicateConfig`): of the two, the box
     whose track has been seen in fewer frames goes (the established track keeps the person; ties: the lower
     detection score goes).
@@ -158,8 +160,7 @@ def suppress_duplicates(detections: list[Detection], age: dict[int, int],
     if len(detections) < 2:
         return detections, 0
     iou, inside = box_overlaps(np.array([d.box for d in detections]), np.array([d.box for d in detections]))
-    rank = sorted(range(len(detections)), key=lambda i: (-age.get(detections[i].track_id, 0),
-                                                         -detections[i].score))
+    rank = sorted(range(len(detections)), key=lambda i: (-age.get(detections[i].track_id, 0), -detections[i].score))
     kept: list[int] = []
     for i in rank:
         if not any(iou[i, k] >= config.min_iou and inside[i, k] >= config.min_inside for k in kept):

@@ -26,8 +26,8 @@ from common.types import Observation
 @dataclass
 class SamplingConfig:
     """Attributes:
-        crops_per_window: ``k``, the most crops encoded per track per window.
-        window_s: window length in seconds of video time.
+    crops_per_window: ``k``, the most crops encoded per track per window.
+    window_s: window length in seconds of video time.
     """
 
     crops_per_window: int = 1
@@ -76,8 +76,11 @@ class TrackSampler:
         if obs.quality > 0:
             self._keep_best(window, obs, make_crop)
             window.fallback = _drop_crop(window.fallback)  # an accepted crop makes the fallback needless
-        elif obs.fallback > 0 and track not in self._encoded and not any(
-                o.crop is not None for o in window.observations if o is not window.fallback):
+        elif (
+            obs.fallback > 0
+            and track not in self._encoded
+            and not any(o.crop is not None for o in window.observations if o is not window.fallback)
+        ):
             if window.fallback is None or obs.fallback > window.fallback.fallback:
                 _drop_crop(window.fallback)
                 obs.crop, obs.part_boxes = make_crop(obs)
@@ -100,8 +103,9 @@ class TrackSampler:
         window = self._windows.pop(track)
         fallback = window.fallback
         if fallback is not None:
-            lasted = (seen_until if seen_until is not None else window.observations[-1].time_s) \
-                - self._first_seen[track]
+            lasted = (seen_until if seen_until is not None else window.observations[-1].time_s) - self._first_seen[
+                track
+            ]
             if lasted >= self.config.min_track_s - 1e-6:
                 fallback.quality = fallback.fallback
             else:
@@ -116,8 +120,7 @@ class TrackSampler:
     def release_stale(self, now_s: float) -> list[Observation]:
         """Close the windows of tracks not seen for a whole window before ``now_s`` (lost tracks)."""
         released: list[Observation] = []
-        for track in [t for t, w in self._windows.items()
-                      if w.observations[-1].time_s < now_s - self.config.window_s]:
+        for track in [t for t, w in self._windows.items() if w.observations[-1].time_s < now_s - self.config.window_s]:
             released += self._close(track)
         return released
 

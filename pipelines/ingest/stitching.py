@@ -121,8 +121,7 @@ def tracklets_from(tracks: dict[int, dict], motion_window: int = 5) -> list[Trac
         k = max(len(times) - motion_window, 0)
         span = times[-1] - times[k]
         velocity = (_centre(boxes[-1]) - _centre(boxes[k])) / span if span > 0 else np.zeros(2)
-        out.append(Tracklet(tid, float(times[0]), float(times[-1]), boxes[0], boxes[-1], velocity,
-                            info["descriptor"]))
+        out.append(Tracklet(tid, float(times[0]), float(times[-1]), boxes[0], boxes[-1], velocity, info["descriptor"]))
     return out
 
 

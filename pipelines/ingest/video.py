@@ -119,8 +119,10 @@ def _open(path: Path):
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise InputVideoError(f"{path} is not a readable video (truncated, corrupted or not a video file: "
-                              f"{getattr(exc, 'strerror', None) or exc})") from exc
+        raise InputVideoError(
+            f"{path} is not a readable video (truncated, corrupted or not a video file: "
+            f"{getattr(exc, 'strerror', None) or exc})"
+        ) from exc
     if not container.streams.video:
         container.close()
         raise InputVideoError(f"{path} has no video stream")
@@ -165,10 +167,17 @@ def probe_video(path: str | Path) -> VideoProbe:
         if variable:
             frame_count = _count_packets(path)
             fps = frame_count / duration if duration > 0 else (len(times) - 1) / (times[-1] - times[0])
-        return VideoProbe(path=path, fps=fps, frame_count=frame_count, width=int(first.width),
-                          height=int(first.height), duration_s=duration or frame_count / fps,
-                          creation_time=_parse_creation_time(tags), timestamps_reliable=reliable,
-                          variable_rate=variable)
+        return VideoProbe(
+            path=path,
+            fps=fps,
+            frame_count=frame_count,
+            width=int(first.width),
+            height=int(first.height),
+            duration_s=duration or frame_count / fps,
+            creation_time=_parse_creation_time(tags),
+            timestamps_reliable=reliable,
+            variable_rate=variable,
+        )
     finally:
         container.close()
 
@@ -247,8 +256,11 @@ class VideoSource:
                 index += 1 + self._pending_lost
                 self._pending_lost = 0
                 self.frames_decoded += 1
-                t = float(frame.time) if frame.time is not None and self.probe.timestamps_reliable \
+                t = (
+                    float(frame.time)
+                    if frame.time is not None and self.probe.timestamps_reliable
                     else index / self.probe.fps
+                )
                 if start_pts_time is None:
                     start_pts_time = t
                 t -= start_pts_time
@@ -287,13 +299,16 @@ class VideoSource:
     def _report(self) -> None:
         if self.frames_lost:
             many = self.frames_lost > 1
-            lost = (f"{self.frames_lost} damaged frame{'s' if many else ''} could not be decoded and "
-                    f"{'were' if many else 'was'} skipped")
+            lost = (
+                f"{self.frames_lost} damaged frame{'s' if many else ''} could not be decoded and "
+                f"{'were' if many else 'was'} skipped"
+            )
             self.warning = f"{lost}; {self.warning}" if self.warning else lost
-        if self.warning is None and self.max_duration_s is None and \
-                self.frames_decoded < 0.9 * self.probe.frame_count:
-            self.warning = (f"only {self.frames_decoded} of {self.probe.frame_count} frames could be decoded; "
-                            f"the file may be truncated")
+        if self.warning is None and self.max_duration_s is None and self.frames_decoded < 0.9 * self.probe.frame_count:
+            self.warning = (
+                f"only {self.frames_decoded} of {self.probe.frame_count} frames could be decoded; "
+                f"the file may be truncated"
+            )
 
 
 class FrameReader:

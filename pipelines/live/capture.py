@@ -34,10 +34,15 @@ class CameraRecording:
     reconnects: int = 0
 
 
-def record_cameras(cameras: list[tuple[str, str]], duration_s: float, folder: Path,
-                   options: StreamOptions = StreamOptions(give_up_after_s=30.0), segment_s: float = 300.0,
-                   should_stop: Callable[[], bool] = lambda: False,
-                   on_progress: Optional[Callable[[str, float], None]] = None) -> list[CameraRecording]:
+def record_cameras(
+    cameras: list[tuple[str, str]],
+    duration_s: float,
+    folder: Path,
+    options: StreamOptions = StreamOptions(give_up_after_s=30.0),
+    segment_s: float = 300.0,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_progress: Optional[Callable[[str, float], None]] = None,
+) -> list[CameraRecording]:
     """Record ``duration_s`` seconds of every ``(camera name, url)`` at once, into ``folder / camera``.
 
     Args:
@@ -68,7 +73,8 @@ def record_cameras(cameras: list[tuple[str, str]], duration_s: float, folder: Pa
             results[index].name = source.name
             try:
                 results[index].segments = source.record(
-                    duration_s, stopped, None if on_progress is None else lambda s: on_progress(camera, s))
+                    duration_s, stopped, None if on_progress is None else lambda s: on_progress(camera, s)
+                )
             except ReidAppError as exc:
                 results[index].error = str(exc)
             results[index].reconnects = source.reconnects
@@ -77,8 +83,10 @@ def record_cameras(cameras: list[tuple[str, str]], duration_s: float, folder: Pa
         finally:
             finished[index].set()
 
-    threads = [threading.Thread(target=record, args=(i, camera, url), name=f"record-{camera}", daemon=True)
-               for i, (camera, url) in enumerate(cameras)]
+    threads = [
+        threading.Thread(target=record, args=(i, camera, url), name=f"record-{camera}", daemon=True)
+        for i, (camera, url) in enumerate(cameras)
+    ]
     for thread in threads:
         thread.start()
     # waiting on events, not Thread.join: after Ctrl-C had interrupted a join, joining again returned before the

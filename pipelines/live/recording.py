@@ -80,8 +80,9 @@ class SegmentRecorder:
     Not thread-safe: one recorder per stream reader thread.
     """
 
-    def __init__(self, folder: Path, camera: str, segment_s: float = 60.0,
-                 on_segment: Optional[Callable[[Segment], None]] = None):
+    def __init__(
+        self, folder: Path, camera: str, segment_s: float = 60.0, on_segment: Optional[Callable[[Segment], None]] = None
+    ):
         if not segment_s > 0:
             raise ValueError(f"segment length must be > 0 seconds, got {segment_s}")
         self.folder = Path(folder)
@@ -124,8 +125,11 @@ class SegmentRecorder:
         keyframe, or no timestamp)."""
         if packet.pts is None or packet.size == 0:
             return None
-        if self._container is not None and packet.is_keyframe and \
-                arrival - self.segments[-1].start_time >= self.segment_s:
+        if (
+            self._container is not None
+            and packet.is_keyframe
+            and arrival - self.segments[-1].start_time >= self.segment_s
+        ):
             self.close()
         try:
             if self._container is None:
@@ -140,8 +144,7 @@ class SegmentRecorder:
         except (OSError, av.error.FFmpegError) as exc:
             if _disk_full(exc, self.folder):
                 self._stop_for(exc)
-            if not (packet.is_keyframe and self.segments and self.segments[-1].packets and
-                    self._container is not None):
+            if not (packet.is_keyframe and self.segments and self.segments[-1].packets and self._container is not None):
                 raise
             # the stream's parameters changed at this keyframe (a new picture size): the muxer refuses it, so the
             # segment ends here and the keyframe begins the next one, made from the stream as it is now
@@ -163,8 +166,7 @@ class SegmentRecorder:
         self._stream = self._container.add_stream_from_template(self._source)
         # base on the decode timestamp: the file's first dts is then 0 and presentation times stay >= 0
         base = packet.dts if packet.dts is not None else packet.pts
-        self.segments.append(Segment(path, arrival, base, packet.pts, float(self._source.time_base),
-                                     self._connection))
+        self.segments.append(Segment(path, arrival, base, packet.pts, float(self._source.time_base), self._connection))
         log.info("recording %s to %s", self.camera, path)
 
     def _stop_for(self, exc: BaseException) -> None:
@@ -182,8 +184,10 @@ class SegmentRecorder:
             segment.path.unlink(missing_ok=True)
         elif segment is not None and container is not None and self.on_segment is not None:
             self.on_segment(segment)  # playable up to its last whole fragment
-        raise RecordingStopped(f"recording of camera {self.camera} stopped: the disk of {self.folder} is full "
-                               f"({getattr(exc, 'strerror', None) or exc}); free some space and start it again")
+        raise RecordingStopped(
+            f"recording of camera {self.camera} stopped: the disk of {self.folder} is full "
+            f"({getattr(exc, 'strerror', None) or exc}); free some space and start it again"
+        )
 
     def close(self) -> None:
         """Finish the open segment (it becomes playable) and report it to ``on_segment``."""

@@ -43,8 +43,17 @@ else:  # pragma: no cover - Python 3.10
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_S = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_SITE_KEYS = {"db", "recordings", "fps", "segment", "retention", "retention_every", "webhook", "alert_repeat",
-              "threshold"}
+_SITE_KEYS = {
+    "db",
+    "recordings",
+    "fps",
+    "segment",
+    "retention",
+    "retention_every",
+    "webhook",
+    "alert_repeat",
+    "threshold",
+}
 _CAMERA_KEYS = {"name", "url", "group", "transport", "fps"}
 
 
@@ -190,12 +199,16 @@ def _camera(entry: Any, where: str, default_fps: float) -> SiteCamera:
         raise UsageError(f"{where} needs both name and url")
     name = _text(entry["name"], f"{where} name")
     if file_safe_name(name) != name:
-        raise UsageError(f"{where}: name {name!r} must be usable as a folder name (letters, digits, - _ .); "
-                         f"for example {file_safe_name(name)!r}")
+        raise UsageError(
+            f"{where}: name {name!r} must be usable as a folder name (letters, digits, - _ .); "
+            f"for example {file_safe_name(name)!r}"
+        )
     url = _text(entry["url"], f"{where} ({name}) url")
     if not is_stream(url):
-        raise UsageError(f"{where} ({name}): url {redact_url(url)} is not a live stream (rtsp://, rtsps://, "
-                         f"http(s)://, udp://, rtmp://, srt:// or /dev/videoN)")
+        raise UsageError(
+            f"{where} ({name}): url {redact_url(url)} is not a live stream (rtsp://, rtsps://, "
+            f"http(s)://, udp://, rtmp://, srt:// or /dev/videoN)"
+        )
     transport = entry.get("transport", "tcp")
     if transport not in ("tcp", "udp"):
         raise UsageError(f"{where} ({name}): transport must be tcp or udp, got {transport!r}")

@@ -89,9 +89,15 @@ class StreamSource:
         ValueError: ``analysis_fps`` is not > 0.
     """
 
-    def __init__(self, url: str, analysis_fps: float, max_duration_s: Optional[float] = None,
-                 options: StreamOptions = StreamOptions(), clock: Callable[[], float] = time.time,
-                 recorder: Optional[SegmentRecorder] = None):
+    def __init__(
+        self,
+        url: str,
+        analysis_fps: float,
+        max_duration_s: Optional[float] = None,
+        options: StreamOptions = StreamOptions(),
+        clock: Callable[[], float] = time.time,
+        recorder: Optional[SegmentRecorder] = None,
+    ):
         if not analysis_fps > 0:
             raise ValueError(f"analysis rate must be > 0 frames/s, got {analysis_fps}")
         self._url = str(url)
@@ -144,8 +150,11 @@ class StreamSource:
                 with self._cond:
                     while not should_stop():
                         candidate = self._latest
-                        if candidate is not None and candidate[2] != taken and (
-                                next_time is None or candidate[1] >= next_time - 0.25 * period):
+                        if (
+                            candidate is not None
+                            and candidate[2] != taken
+                            and (next_time is None or candidate[1] >= next_time - 0.25 * period)
+                        ):
                             latest = candidate
                             break
                         if self._reader_done.is_set() or self._past_duration():
@@ -159,8 +168,9 @@ class StreamSource:
                     break
                 self.frames_skipped += count - taken - 1
                 taken = count
-                next_time = arrival + period if next_time is None or next_time + period < arrival \
-                    else next_time + period
+                next_time = (
+                    arrival + period if next_time is None or next_time + period < arrival else next_time + period
+                )
                 self.lag_s = max(0.0, self.clock() - arrival)
                 self.frames_analysed += 1
                 yield Frame(image=frame.to_ndarray(format="bgr24"), index=count - 1, time_s=t, recorded=recorded)
@@ -171,11 +181,14 @@ class StreamSource:
 
     def _past_duration(self) -> bool:
         start = self.facts.start_time
-        return self.max_duration_s is not None and start is not None and \
-            self.clock() - start >= self.max_duration_s
+        return self.max_duration_s is not None and start is not None and self.clock() - start >= self.max_duration_s
 
-    def record(self, duration_s: float, should_stop: Callable[[], bool] = lambda: False,
-               on_progress: Optional[Callable[[float], None]] = None) -> list[Segment]:
+    def record(
+        self,
+        duration_s: float,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_progress: Optional[Callable[[float], None]] = None,
+    ) -> list[Segment]:
         """Record ``duration_s`` seconds of wall-clock time from the first recorded packet into :attr:`recorder`
         without decoding (remux only), reconnecting as :meth:`frames` does; returns the finished segments.
 
@@ -215,8 +228,9 @@ class StreamSource:
         if self._url.lower().startswith(("rtsp://", "rtsps://")):
             options["rtsp_transport"] = self.options.rtsp_transport
         fmt = "v4l2" if self._url.startswith("/dev/video") else None
-        return av.open(self._url, format=fmt, options=options,
-                       timeout=(self.options.open_timeout_s, self.options.read_timeout_s))
+        return av.open(
+            self._url, format=fmt, options=options, timeout=(self.options.open_timeout_s, self.options.read_timeout_s)
+        )
 
     def _read_forever(self) -> None:
         backoff = self.options.backoff_initial_s
@@ -238,8 +252,9 @@ class StreamSource:
                     return
                 give_up = self.options.give_up_after_s
                 if give_up is not None and time.monotonic() - last_frame_at >= give_up:
-                    log.warning("stream %s: giving up after %.0f s without a frame (%s)", self.name, give_up,
-                                self.last_error)
+                    log.warning(
+                        "stream %s: giving up after %.0f s without a frame (%s)", self.name, give_up, self.last_error
+                    )
                     return
                 self.reconnects += 1
                 log.info("stream %s: reconnecting in %.1f s (%s)", self.name, backoff, self.last_error)
@@ -272,8 +287,11 @@ class StreamSource:
                         frames = packet.decode()  # before recording it: the recorder rebases its timestamps
                     except av.error.InvalidDataError:  # a damaged packet, or one needing frames before the join
                         frames = []
-                if frames and self.facts.start_time is not None and \
-                        (frames[0].width, frames[0].height) != (self.facts.width, self.facts.height):
+                if (
+                    frames
+                    and self.facts.start_time is not None
+                    and (frames[0].width, frames[0].height) != (self.facts.width, self.facts.height)
+                ):
                     self._resized(frames[0])
                 if self.recorder is not None and self.recorder.write(packet, arrival) is not None:
                     got = self.connected = True
@@ -283,8 +301,11 @@ class StreamSource:
                     recorded = None
                     if self.recorder is not None:
                         segment = self.recorder.segment_of(frame.pts)
-                        if segment is not None and segment.width and \
-                                (segment.width, segment.height) != (frame.width, frame.height):
+                        if (
+                            segment is not None
+                            and segment.width
+                            and (segment.width, segment.height) != (frame.width, frame.height)
+                        ):
                             # the picture size changed inside this segment: its frames of the new size are not
                             # stored against it (crops would be cut from the wrong size); the next keyframe begins
                             # a segment of the new size
@@ -316,8 +337,14 @@ class StreamSource:
     def _resized(self, frame) -> None:
         """The stream's picture size changed: the facts follow (the recorder starts a new segment where the
         stream's parameters changed, and each segment records its own size)."""
-        log.warning("stream %s: the picture changed from %dx%d to %dx%d", self.name, self.facts.width,
-                    self.facts.height, frame.width, frame.height)
+        log.warning(
+            "stream %s: the picture changed from %dx%d to %dx%d",
+            self.name,
+            self.facts.width,
+            self.facts.height,
+            frame.width,
+            frame.height,
+        )
         self.facts = dataclasses.replace(self.facts, width=frame.width, height=frame.height)
 
     def _note_first(self, stream, arrival: float) -> None:

@@ -1,7 +1,8 @@
 """Watching a site of live cameras (``reid-app watch``): every camera is analysed as its frames arrive, recorded as
 rolling segments, stored, matched against the watchlist, and kept within the retention age, until stopped.
 
-Per camera, one thread runs a :class:`pipelines.ingest.camera.CameraPipeline` on a :class:`pipelines.live.stream.StreamSource`
+Per camera, one thread runs a :class:`pipelines.ingest.camera.CameraPipeline` on a
+:class:`pipelines.live.stream.StreamSource`
 whose :class:`pipelines.live.recording.SegmentRecorder` writes the footage. The calling thread collects the cameras'
 observations, encodes the selected crops of all cameras together, and writes them. Each recorded segment is one
 ``videos`` row from its first seconds on (status ``ingesting`` while written, its length updated every
@@ -17,7 +18,8 @@ identities (:func:`pipelines.matching.identities.assign_new_tracks`, no re-clust
 last observations are written (``segment_s`` plus a few seconds).
 
 Recordings left ``ingesting`` by a watch that was killed are finished with what they hold when the next watch
-starts (:func:`recover_abandoned`). A camera that cannot be reached or drops keeps being retried (exponential backoff up to 30 s) without stopping
+starts (:func:`recover_abandoned`). A camera that cannot be reached or drops keeps being retried (exponential backoff up
+to 30 s) without stopping
 the others; a camera whose analysis fails is restarted after :data:`RESTART_AFTER_S`.
 """
 
@@ -247,10 +249,19 @@ class LiveSite:
         alerts: stores and delivers the watchlist's alerts.
     """
 
-    def __init__(self, db: Database, cameras: list[SiteCamera], groups: dict[str, list[str]], recordings: Path,
-                 encoder: ReIDEncoder, make_tracker: TrackerFactory, make_pose: PoseFactory,
-                 options: WatchOptions = WatchOptions(), watchlist: Optional[WatchlistMatcher] = None,
-                 alerts: Optional[AlertDispatcher] = None):
+    def __init__(
+        self,
+        db: Database,
+        cameras: list[SiteCamera],
+        groups: dict[str, list[str]],
+        recordings: Path,
+        encoder: ReIDEncoder,
+        make_tracker: TrackerFactory,
+        make_pose: PoseFactory,
+        options: WatchOptions = WatchOptions(),
+        watchlist: Optional[WatchlistMatcher] = None,
+        alerts: Optional[AlertDispatcher] = None,
+    ):
         self.db = db
         self.groups = groups
         self.recordings = Path(recordings).expanduser().resolve()
@@ -264,8 +275,12 @@ class LiveSite:
         self._threads: Optional[CameraThreads] = None  # the engine's camera threads, while running
         self._cameras: list[_LiveCamera] = []
         for index, config in enumerate(cameras):
-            recorder = SegmentRecorder(self.recorder_folder(config.name), config.name, options.segment_s,
-                                       on_segment=lambda s, i=index: self._closed_segments.put((i, s)))
+            recorder = SegmentRecorder(
+                self.recorder_folder(config.name),
+                config.name,
+                options.segment_s,
+                on_segment=lambda s, i=index: self._closed_segments.put((i, s)),
+            )
             self._cameras.append(_LiveCamera(config, recorder, CameraStatus(config.name, config.shown_url)))
         self.model_id = 0
         self._retention_runs: list[RetentionReport] = []
@@ -296,8 +311,11 @@ class LiveSite:
                 cam.status.last_error = self._database_error or source.last_error or ""
                 cam.status.storing_paused = self._database_error is not None
                 if cam.status.state != "stopped":
-                    cam.status.state = "live" if source.connected else (
-                        "reconnecting" if source.frames_decoded or source.reconnects else "connecting")
+                    cam.status.state = (
+                        "live"
+                        if source.connected
+                        else ("reconnecting" if source.frames_decoded or source.reconnects else "connecting")
+                    )
             out.append(dataclasses.replace(cam.status))
         return out
 
@@ -308,8 +326,9 @@ class LiveSite:
                 return cam.latest
         return None
 
-    def run(self, stop: threading.Event, on_status: Optional[Callable[[list[CameraStatus]], None]] = None
-            ) -> WatchSummary:
+    def run(
+        self, stop: threading.Event, on_status: Optional[Callable[[list[CameraStatus]], None]] = None
+    ) -> WatchSummary:
         """Watch until ``stop`` is set (or Ctrl-C), then shut down cleanly: every camera's buffered observations
         are stored, its open segment closed (playable) and finished as a video, and new tracks get identities.
 
@@ -326,8 +345,10 @@ class LiveSite:
         record(self.db, "watch", cameras=[c.config.name for c in self._cameras], recordings=str(self.recordings))
         recovered = recover_abandoned(self.db, self.recordings)
         if recovered:
-            log.warning("%d recording(s) left unfinished by a watch that was killed were finished with what they "
-                        "hold", recovered)
+            log.warning(
+                "%d recording(s) left unfinished by a watch that was killed were finished with what they hold",
+                recovered,
+            )
         self._threads = CameraThreads(stop, queue_size=256)
         for index, cam in enumerate(self._cameras):
             self._threads.start(index, cam.config.name, self._watch_camera)
@@ -367,12 +388,14 @@ class LiveSite:
         statuses = self.statuses()
         if on_status is not None:
             on_status(statuses)
-        return WatchSummary(statuses, self.alerts.raised if self.alerts else 0, self._retention_runs,
-                            time.monotonic() - started)
+        return WatchSummary(
+            statuses, self.alerts.raised if self.alerts else 0, self._retention_runs, time.monotonic() - started
+        )
 
     def _hold_cameras(self) -> None:
         """Take each camera's recording lock (``<recordings>/<camera>/.watch.lock``, an exclusive OS lock held
-        while this process lives, its pid in ``.watch.pid``), so a second watch of the same cameras is refused instead of recording and
+        while this process lives, its pid in ``.watch.pid``), so a second watch of the same cameras is refused instead
+        of recording and
         storing everything twice.
 
         Raises:
@@ -391,8 +414,10 @@ class LiveSite:
                     holder = "?"
                 for other in self._locks:
                     other.release()
-                raise UsageError(f"camera {cam.config.name} is already watched by another reid-app (process "
-                                 f"{holder}) recording into {folder}; stop that one first") from None
+                raise UsageError(
+                    f"camera {cam.config.name} is already watched by another reid-app (process "
+                    f"{holder}) recording into {folder}; stop that one first"
+                ) from None
             (folder / ".watch.pid").write_text(str(os.getpid()))
             self._locks.append(lock)
 
@@ -403,8 +428,12 @@ class LiveSite:
         self._database_retry_at = time.monotonic() + self._database_backoff_s
         reason = storage_error_text(exc) if isinstance(exc, SQLAlchemyError) else str(exc)  # both redacted
         if self._database_error is None:
-            log.warning("the database cannot be written (%s); recording goes on and what was analysed is kept and "
-                        "stored when it is back (next try in %.0f s)", reason, self._database_backoff_s)
+            log.warning(
+                "the database cannot be written (%s); recording goes on and what was analysed is kept and "
+                "stored when it is back (next try in %.0f s)",
+                reason,
+                self._database_backoff_s,
+            )
         self._database_error = f"database unavailable ({reason}); recording goes on, storing retried"
 
     def _database_back(self) -> None:
@@ -422,8 +451,14 @@ class LiveSite:
 
         def build():
             cam.source = StreamSource(cam.config.url, cam.config.fps, options=options, recorder=cam.recorder)
-            pipeline = camera_pipeline(cam.config.name, cam.source, self.make_tracker, self.make_pose,
-                                       self.options.ingest, self.encoder.num_parts)
+            pipeline = camera_pipeline(
+                cam.config.name,
+                cam.source,
+                self.make_tracker,
+                self.make_pose,
+                self.options.ingest,
+                self.encoder.num_parts,
+            )
             cam.estimates_pose = pipeline.estimates_pose
             return pipeline
 
@@ -444,8 +479,9 @@ class LiveSite:
             cam.frames_in[frame.recorded[0]] = cam.frames_in.get(frame.recorded[0], 0) + 1
         start = cam.source.facts.start_time if cam.source is not None else None
         boxes = np.array([d.box for d in detections], np.float32).reshape(-1, 4)
-        cam.latest = LiveFrame(frame.image, boxes, np.array([d.track_id for d in detections], np.int64),
-                               (start or 0.0) + frame.time_s)
+        cam.latest = LiveFrame(
+            frame.image, boxes, np.array([d.track_id for d in detections], np.int64), (start or 0.0) + frame.time_s
+        )
 
     # --- the consumer ---------------------------------------------------------------------------------------
 
@@ -486,8 +522,10 @@ class LiveSite:
                 group[0].append(obs)
                 if vector is not None:
                     group[1].append(vector)
-            cam.unwritten += [(path, observations, np.stack(vecs) if vecs else None)
-                              for path, (observations, vecs) in by_segment.items()]
+            cam.unwritten += [
+                (path, observations, np.stack(vecs) if vecs else None)
+                for path, (observations, vecs) in by_segment.items()
+            ]
         for cam in self._cameras:
             self._write_unwritten(cam)
 
@@ -507,25 +545,37 @@ class LiveSite:
         if segment is None:
             return None
         facts = cam.source.facts if cam.source is not None else None
-        fps = (facts.fps if facts and facts.fps else cam.config.fps)
-        info = VideoInfo(camera=cam.config.name, path=str(segment.path), fingerprint=live_fingerprint(segment.path),
-                         fps=fps, frame_count=0, width=segment.width or (facts.width if facts else 0),
-                         height=segment.height or (facts.height if facts else 0), duration_s=0.0,
-                         start_time=segment.start_time,
-                         analysis_fps=cam.config.fps, recorded=True)
+        fps = facts.fps if facts and facts.fps else cam.config.fps
+        info = VideoInfo(
+            camera=cam.config.name,
+            path=str(segment.path),
+            fingerprint=live_fingerprint(segment.path),
+            fps=fps,
+            frame_count=0,
+            width=segment.width or (facts.width if facts else 0),
+            height=segment.height or (facts.height if facts else 0),
+            duration_s=0.0,
+            start_time=segment.start_time,
+            analysis_fps=cam.config.fps,
+            recorded=True,
+        )
         video_id = begin_video(self.db, info, self.model_id)
-        row = cam.rows[path] = _SegmentRow(segment, VideoWriter(self.db, video_id, self.model_id, segment.start_time),
-                                           fps)
+        row = cam.rows[path] = _SegmentRow(
+            segment, VideoWriter(self.db, video_id, self.model_id, segment.start_time), fps
+        )
         return row
 
-    def _write(self, cam: _LiveCamera, path: str, observations: list[Observation],
-               embeddings: Optional[np.ndarray]) -> None:
+    def _write(
+        self, cam: _LiveCamera, path: str, observations: list[Observation], embeddings: Optional[np.ndarray]
+    ) -> None:
         row = self._row(cam, path)
         if row is None or row.finished:
             cam.late += len(observations)
             return
-        placed = [dataclasses.replace(o, time_s=o.recorded[1], frame_index=int(round(o.recorded[1] * row.fps)))
-                  for o in observations]
+        placed = [
+            dataclasses.replace(o, time_s=o.recorded[1], frame_index=int(round(o.recorded[1] * row.fps)))
+            for o in observations
+        ]
         row.frames_analysed = cam.frames_in.get(path, 0)
         try:
             updates = row.writer.write(placed, embeddings, row.frames_analysed)
@@ -542,8 +592,9 @@ class LiveSite:
             try:  # the sightings are stored: a failure here must not store them again
                 cam.status.alerts += len(self.alerts.raise_alerts(hits))
             except (SQLAlchemyError, DatabaseError) as exc:
-                log.warning("camera %s: %d alert(s) could not be stored (%s)", cam.config.name, len(hits),
-                            redact_text(exc))
+                log.warning(
+                    "camera %s: %d alert(s) could not be stored (%s)", cam.config.name, len(hits), redact_text(exc)
+                )
             raised = time.time()
             self.alert_delays.extend(raised - h.update.timestamp for h in hits)
 
@@ -558,9 +609,11 @@ class LiveSite:
                 if row.finished:
                     continue
                 try:
-                    row.writer.update(cam.frames_in.get(path, row.frames_analysed),
-                                      duration_s=row.segment.duration_s + 1.0 / max(row.fps, 1e-3),
-                                      frame_count=row.segment.packets)
+                    row.writer.update(
+                        cam.frames_in.get(path, row.frames_analysed),
+                        duration_s=row.segment.duration_s + 1.0 / max(row.fps, 1e-3),
+                        frame_count=row.segment.packets,
+                    )
                 except LeaseLostError as exc:
                     log.warning("camera %s: %s", cam.config.name, exc)
                     row.finished = True
@@ -575,8 +628,11 @@ class LiveSite:
         grace = 2 * self.options.ingest.sampling.window_s + 3.0
         finished_any = False
         for index, cam in enumerate(self._cameras):
-            due = [s for s in cam.closed if final or not self._threads.is_running(index) or
-                   time.time() >= s.start_time + s.duration_s + grace]
+            due = [
+                s
+                for s in cam.closed
+                if final or not self._threads.is_running(index) or time.time() >= s.start_time + s.duration_s + grace
+            ]
             if not due:
                 continue
             if cam.pending:
@@ -589,8 +645,12 @@ class LiveSite:
         if finished_any:
             report = assign_new_tracks(self.db, self.model_id)
             if report.tracks:
-                log.info("incremental matching: %d new tracks, %d joined identities, %d new identities",
-                         report.tracks, report.joined, report.new_identities)
+                log.info(
+                    "incremental matching: %d new tracks, %d joined identities, %d new identities",
+                    report.tracks,
+                    report.joined,
+                    report.new_identities,
+                )
 
     def _finish_segment(self, cam: _LiveCamera, segment: Segment) -> None:
         row = self._row(cam, str(segment.path))
@@ -600,15 +660,15 @@ class LiveSite:
         row.frames_analysed = cam.frames_in.get(str(segment.path), row.frames_analysed)
         absorbed = 0
         try:
-            row.writer.finish(row.frames_analysed, duration_s=segment.duration_s + period,
-                              frame_count=segment.packets)
+            row.writer.finish(row.frames_analysed, duration_s=segment.duration_s + period, frame_count=segment.packets)
         except LeaseLostError as exc:
             log.warning("camera %s: %s", cam.config.name, exc)
         else:
             ingest = self.options.ingest
             # within the segment: the live sliding window
-            cleanup = clean_up_tracks(self.db, row.writer.video_id, ingest.quality, ingest.skeleton, ingest.static,
-                                      cam.estimates_pose)
+            cleanup = clean_up_tracks(
+                self.db, row.writer.video_id, ingest.quality, ingest.skeleton, ingest.static, cam.estimates_pose
+            )
             absorbed = cleanup.stitched + cleanup.no_skeleton
             cam.status.segments += 1
         row.finished = True
@@ -625,8 +685,9 @@ class LiveSite:
             return
         self._retention_runs.append(report)
         if report.purge.videos:
-            log.info("retention: %d recordings older than %.0f s purged", len(report.purge.videos),
-                     self.options.retention_s)
+            log.info(
+                "retention: %d recordings older than %.0f s purged", len(report.purge.videos), self.options.retention_s
+            )
 
     def _shutdown(self) -> None:
         """Wait for the camera threads (their last observations and closed segments), store everything, finish
@@ -647,13 +708,20 @@ class LiveSite:
                     if self.alerts is not None:
                         self.alerts.close()
                     kept = sum(len(o) for c in self._cameras for _, o, _ in c.unwritten)
-                    raise DatabaseError(f"the database could not be written at stop ({redact_text(exc)}); "
-                                        f"{kept} sighting(s) analysed meanwhile were not stored; the recordings "
-                                        f"are kept and the next watch finishes their rows") from None
-                time.sleep(2.0 ** attempt)
+                    raise DatabaseError(
+                        f"the database could not be written at stop ({redact_text(exc)}); "
+                        f"{kept} sighting(s) analysed meanwhile were not stored; the recordings "
+                        f"are kept and the next watch finishes their rows"
+                    ) from None
+                time.sleep(2.0**attempt)
         for cam in self._cameras:
             if cam.unrecorded or cam.late:
-                log.warning("camera %s: %d sightings before its first recorded keyframe and %d arriving after "
-                            "their segment was finished were not stored", cam.config.name, cam.unrecorded, cam.late)
+                log.warning(
+                    "camera %s: %d sightings before its first recorded keyframe and %d arriving after "
+                    "their segment was finished were not stored",
+                    cam.config.name,
+                    cam.unrecorded,
+                    cam.late,
+                )
         if self.alerts is not None:
             self.alerts.close()

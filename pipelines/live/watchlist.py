@@ -51,8 +51,11 @@ def watch_identity(db: Database, identity_id: int, name: str, note: str = "") ->
     if not found or not found[0].track_ids:
         raise UsageError(f"{db.location} has no identity {identity_id}; see 'reid-app identities'")
     identity = found[0]
-    descriptors = [t.descriptor for t in get_tracks(db, identity.track_ids).values()
-                   if t.descriptor is not None and t.descriptor_model_id == identity.model_id]
+    descriptors = [
+        t.descriptor
+        for t in get_tracks(db, identity.track_ids).values()
+        if t.descriptor is not None and t.descriptor_model_id == identity.model_id
+    ]
     if not descriptors:
         raise UsageError(f"identity {identity_id} has no encoded track to watch for")
     vector = np.mean(np.stack(descriptors), axis=0)
@@ -90,8 +93,9 @@ def watch_image(db: Database, image: Path, name: str, encoder, note: str = "") -
     boxes = stripe_boxes(crop.shape[0], crop.shape[1], fallback_stripes(encoder.num_parts))[None]
     vector = encoder.encode([crop], boxes)[0]
     if not usable_embedding(vector):
-        raise UsageError(f"re-id model {encoder.name} gave an unusable embedding for {image} (not finite or zero); "
-                         f"try another crop")
+        raise UsageError(
+            f"re-id model {encoder.name} gave an unusable embedding for {image} (not finite or zero); try another crop"
+        )
     model_id = register_encoder(db, encoder)
     return add_entry(db, name, "image", str(Path(image).resolve()), model_id, vector, note)
 
@@ -117,8 +121,14 @@ class WatchlistMatcher:
         alerted: ``(entry id, track id)`` pairs that already alerted (stored alerts).
     """
 
-    def __init__(self, entries: list[Watched], threshold: float, min_embeddings: int = 2, repeat_s: float = 60.0,
-                 alerted: Optional[set[tuple[int, int]]] = None):
+    def __init__(
+        self,
+        entries: list[Watched],
+        threshold: float,
+        min_embeddings: int = 2,
+        repeat_s: float = 60.0,
+        alerted: Optional[set[tuple[int, int]]] = None,
+    ):
         self.entries = list(entries)
         self.threshold = float(threshold)
         self.min_embeddings = int(min_embeddings)
@@ -153,10 +163,12 @@ class WatchlistMatcher:
         return hits
 
 
-def load_matcher(db: Database, threshold: Optional[float] = None, repeat_s: float = 60.0, min_embeddings: int = 2
-                 ) -> WatchlistMatcher:
+def load_matcher(
+    db: Database, threshold: Optional[float] = None, repeat_s: float = 60.0, min_embeddings: int = 2
+) -> WatchlistMatcher:
     """A matcher over the watchlist entries of the database's main model (the one with most embeddings; with
-    none yet, every entry), at ``threshold`` or else the model's own (``pipelines.matching.identities.current_threshold``)."""
+    none yet, every entry), at ``threshold`` or else the model's own
+    (``pipelines.matching.identities.current_threshold``)."""
     from pipelines.matching.identities import current_threshold
 
     models = list_models(db)
@@ -171,9 +183,18 @@ def alert_payload(alert_id: int, hit: WatchlistHit, thumbnail: Optional[bytes]) 
     """The JSON body of an alert (webhook and console): ids, names, times (epoch seconds and ISO 8601 UTC),
     similarity and, when known, the sighting's thumbnail as base64 JPEG."""
     when = datetime.fromtimestamp(hit.update.timestamp, timezone.utc).isoformat(timespec="milliseconds")
-    body = {"alert_id": alert_id, "watchlist_id": hit.entry.id, "name": hit.entry.name, "note": hit.entry.note,
-            "camera": hit.camera, "track_id": hit.update.track_id, "sighting_id": hit.update.sighting_id,
-            "timestamp": hit.update.timestamp, "time": when, "similarity": round(hit.similarity, 4)}
+    body = {
+        "alert_id": alert_id,
+        "watchlist_id": hit.entry.id,
+        "name": hit.entry.name,
+        "note": hit.entry.note,
+        "camera": hit.camera,
+        "track_id": hit.update.track_id,
+        "sighting_id": hit.update.sighting_id,
+        "timestamp": hit.update.timestamp,
+        "time": when,
+        "similarity": round(hit.similarity, 4),
+    }
     if thumbnail:
         body["thumbnail_jpeg_base64"] = base64.b64encode(thumbnail).decode("ascii")
     return body
@@ -203,9 +224,16 @@ class AlertDispatcher:
         UsageError: ``webhook`` is not an http(s) URL (shown redacted).
     """
 
-    def __init__(self, db: Database, webhook: Optional[str] = None,
-                 on_alert: Optional[Callable[[dict], None]] = None, timeout_s: float = 5.0, attempts: int = 5,
-                 backoff_s: float = 2.0, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        db: Database,
+        webhook: Optional[str] = None,
+        on_alert: Optional[Callable[[dict], None]] = None,
+        timeout_s: float = 5.0,
+        attempts: int = 5,
+        backoff_s: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ):
         self._target = webhook_target(webhook) if webhook is not None else None
         self.db = db
         self.webhook = webhook
@@ -219,8 +247,11 @@ class AlertDispatcher:
         self._stopping = threading.Event()
         self._poster: Optional[threading.Thread] = None
         if webhook is not None:
-            abandon_interrupted(db, "the process stopped while posting; not sent again (it may have arrived)",
-                                self._delivered("webhook unknown (interrupted)"))
+            abandon_interrupted(
+                db,
+                "the process stopped while posting; not sent again (it may have arrived)",
+                self._delivered("webhook unknown (interrupted)"),
+            )
             self._poster = threading.Thread(target=self._post_forever, name="alert-webhook", daemon=True)
             self._poster.start()
 
@@ -233,16 +264,34 @@ class AlertDispatcher:
         payloads = []
         if not hits:
             return payloads
-        thumbnails = {track_id: jpeg for track_id, (_, jpeg) in
-                      best_thumbnails(self.db, [h.update.track_id for h in hits]).items()}
+        thumbnails = {
+            track_id: jpeg
+            for track_id, (_, jpeg) in best_thumbnails(self.db, [h.update.track_id for h in hits]).items()
+        }
         for hit in hits:
             delivered = self._delivered("webhook queued" if self._poster is not None else "")
-            alert_id = add_alert(self.db, hit.entry.id, hit.camera, hit.update.track_id, hit.update.sighting_id,
-                                 hit.update.timestamp, hit.similarity, delivered)
+            alert_id = add_alert(
+                self.db,
+                hit.entry.id,
+                hit.camera,
+                hit.update.track_id,
+                hit.update.sighting_id,
+                hit.update.timestamp,
+                hit.similarity,
+                delivered,
+            )
             payload = alert_payload(alert_id, hit, thumbnails.get(hit.update.track_id))
-            record(self.db, "alert", alert_id=alert_id, watchlist_id=hit.entry.id, name=hit.entry.name,
-                   camera=hit.camera, track_id=hit.update.track_id, timestamp=hit.update.timestamp,
-                   similarity=round(hit.similarity, 4))
+            record(
+                self.db,
+                "alert",
+                alert_id=alert_id,
+                watchlist_id=hit.entry.id,
+                name=hit.entry.name,
+                camera=hit.camera,
+                track_id=hit.update.track_id,
+                timestamp=hit.update.timestamp,
+                similarity=round(hit.similarity, 4),
+            )
             self.raised += 1
             if self.on_alert is not None:
                 self.on_alert(payload)
@@ -268,8 +317,11 @@ class AlertDispatcher:
         self._poster.join(max(deadline - time.monotonic(), 0.0) + self.timeout_s + 1.0)
         count, _ = pending(self.db)
         if count:
-            log.warning("%d alert(s) not yet delivered to the webhook %s are kept and will be sent when watch runs "
-                        "again", count, redact_url(self.webhook))
+            log.warning(
+                "%d alert(s) not yet delivered to the webhook %s are kept and will be sent when watch runs again",
+                count,
+                redact_url(self.webhook),
+            )
         return count
 
     def _post_forever(self) -> None:
@@ -287,15 +339,22 @@ class AlertDispatcher:
             state, outcome, retry = self._attempt(item)
             next_at = 0.0
             if retry and item.attempts + 1 < self.attempts:
-                state, next_at = "queued", self.clock() + self.backoff_s * 2 ** item.attempts
+                state, next_at = "queued", self.clock() + self.backoff_s * 2**item.attempts
             elif retry:
                 state = "failed"
             try:
-                settle(self.db, item, state, outcome,
-                       self._delivered(f"webhook {outcome}" + (" (will retry)" if state == "queued" else "")), next_at)
+                settle(
+                    self.db,
+                    item,
+                    state,
+                    outcome,
+                    self._delivered(f"webhook {outcome}" + (" (will retry)" if state == "queued" else "")),
+                    next_at,
+                )
             except Exception as exc:
-                log.warning("alert webhook: could not record the delivery of alert %s (%s)", item.alert_id,
-                            redact_text(exc))
+                log.warning(
+                    "alert webhook: could not record the delivery of alert %s (%s)", item.alert_id, redact_text(exc)
+                )
             if state != "delivered":
                 log.warning("alert webhook %s, alert %s: %s", redact_url(self.webhook), item.alert_id, outcome)
 
@@ -308,14 +367,20 @@ class AlertDispatcher:
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             return "failed", f"failed (cannot connect: {redact_text(exc) or type(exc).__name__})", True
         except httpx.TransportError as exc:  # dropped after the request went out
-            return "unknown", (f"failed ({redact_text(exc) or type(exc).__name__}); not sent again "
-                               f"(it may have arrived)"), False
+            return (
+                "unknown",
+                (f"failed ({redact_text(exc) or type(exc).__name__}); not sent again (it may have arrived)"),
+                False,
+            )
         except Exception as exc:  # a URL httpx refuses, anything else: recorded, the poster lives on
             return "failed", f"failed ({type(exc).__name__}: {redact_text(exc)})", False
 
     async def _post(self, item: OutboxItem) -> tuple[str, str, bool]:
-        headers = {"Content-Type": "application/json", "User-Agent": "reid-app",
-                   "Idempotency-Key": f"reid-app-alert-{item.alert_id}"}
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "reid-app",
+            "Idempotency-Key": f"reid-app-alert-{item.alert_id}",
+        }
         async with httpx.AsyncClient(follow_redirects=False, timeout=self.timeout_s, trust_env=False) as client:
             url, auth = self._target
             response = await client.post(url, content=item.body.encode("utf-8"), headers=headers, auth=auth)
@@ -348,6 +413,8 @@ def webhook_target(webhook: str) -> tuple[httpx.URL, Optional[httpx.BasicAuth]]:
         if not url.host:
             raise ValueError("no host")
     except Exception as exc:
-        raise UsageError(f"webhook {redact_url(webhook)} is not a valid URL ({redact_text(exc)}); give "
-                         f"http(s)://[user:password@]host[:port]/path") from None
+        raise UsageError(
+            f"webhook {redact_url(webhook)} is not a valid URL ({redact_text(exc)}); give "
+            f"http(s)://[user:password@]host[:port]/path"
+        ) from None
     return url, auth

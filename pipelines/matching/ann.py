@@ -5,7 +5,8 @@ The index is an inverted file of ``nlist`` k-means cells whose centroids are fou
 each vector's residual compressed by product quantisation into ``M`` bytes (Jégou, Douze and Schmid, "Product
 quantization for nearest neighbor search", TPAMI 2011, sections III–IV; the HNSW coarse quantiser of Malkov and
 Yashunin, TPAMI 2018). A query scans the ``nprobe`` nearest cells and returns candidates, which the caller
-re-scores exactly from the stored vectors (``pipelines.matching.similarity``), so the compression costs recall only where
+re-scores exactly from the stored vectors (``pipelines.matching.similarity``), so the compression costs recall only
+where
 a true neighbour falls outside the candidates.
 
 Vectors are added under their stable ids (sighting or track ids), so rows compacted away by a deletion are
@@ -170,12 +171,15 @@ class IvfPqIndex:
         if new:
             rows = np.flatnonzero(np.isin(vectors.video_ids, new))
             for start in range(0, len(rows), 65536):
-                chunk = rows[start:start + 65536]
-                self.index.add_with_ids(np.ascontiguousarray(vectors.matrix[chunk], np.float32),
-                                        np.ascontiguousarray(vectors.ids[chunk], np.int64))
+                chunk = rows[start : start + 65536]
+                self.index.add_with_ids(
+                    np.ascontiguousarray(vectors.matrix[chunk], np.float32),
+                    np.ascontiguousarray(vectors.ids[chunk], np.int64),
+                )
             self.videos.update({v: vectors.videos[v] for v in new})
-        if vectors.folder is not None and (self.saved_rows == 0 or gone or
-                                          abs(self.index.ntotal - self.saved_rows) >= SAVE_EVERY):
+        if vectors.folder is not None and (
+            self.saved_rows == 0 or gone or abs(self.index.ntotal - self.saved_rows) >= SAVE_EVERY
+        ):
             self.save(vectors)
         return bool(gone or new)
 
@@ -190,16 +194,23 @@ class IvfPqIndex:
                 handle.write(data)
             os.replace(handle.name, path.with_suffix(".faiss"))
             with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as handle:
-                json.dump({"videos": sorted(self.videos.items()), "crc32": zlib.crc32(data),
-                           "ntotal": int(self.index.ntotal)}, handle)
+                json.dump(
+                    {
+                        "videos": sorted(self.videos.items()),
+                        "crc32": zlib.crc32(data),
+                        "ntotal": int(self.index.ntotal),
+                    },
+                    handle,
+                )
             os.replace(handle.name, path.with_suffix(".json"))
         except OSError:  # a full disk: the index stays in memory; a stale pair is refused by its checksum
             Path(handle.name).unlink(missing_ok=True)
             return
         self.saved_rows = int(self.index.ntotal)
 
-    def candidates(self, queries: np.ndarray, k: int, allowed: Optional[np.ndarray] = None,
-                   nprobe: Optional[int] = None) -> Candidates:
+    def candidates(
+        self, queries: np.ndarray, k: int, allowed: Optional[np.ndarray] = None, nprobe: Optional[int] = None
+    ) -> Candidates:
         """The ``k`` approximate nearest ids of each of ``queries`` (``float32 [Q, D]``); ``allowed`` is a
         ``bool`` array indexed by id (True: may be returned), or None for every id; ``nprobe`` None:
         :func:`probes_for` the index's size."""

@@ -47,8 +47,9 @@ def part_slices(layout: Optional[Sequence[dict]]) -> list[tuple[str, int, int]]:
     return [(p["name"], int(p["start"]), int(p["stop"])) for p in (layout or []) if p["name"] != "global"]
 
 
-def visible_parts(observations: Iterable[tuple[np.ndarray, Optional[np.ndarray]]], names: Sequence[str]
-                  ) -> dict[str, bool]:
+def visible_parts(
+    observations: Iterable[tuple[np.ndarray, Optional[np.ndarray]]], names: Sequence[str]
+) -> dict[str, bool]:
     """Which parts keypoints locate in a person's sightings.
 
     Args:
@@ -71,14 +72,17 @@ def visible_parts(observations: Iterable[tuple[np.ndarray, Optional[np.ndarray]]
         local = np.array(keypoints, np.float32, copy=True)
         local[:, 0] -= box[0]
         local[:, 1] -= box[1]
-        seen += part_boxes_from_keypoints(local, float(box[3] - box[1]), float(box[2] - box[0]),
-                                          num_parts=count)[1]
+        seen += part_boxes_from_keypoints(local, float(box[3] - box[1]), float(box[2] - box[0]), num_parts=count)[1]
     return {n: bool(seen[k] >= MIN_VISIBLE_FRACTION * len(observations)) for k, n in enumerate(names)}
 
 
-def explain_match(layout: Optional[Sequence[dict]], query: np.ndarray, match: np.ndarray,
-                  query_visible: Optional[dict[str, bool]] = None, match_visible: Optional[dict[str, bool]] = None
-                  ) -> list[PartSimilarity]:
+def explain_match(
+    layout: Optional[Sequence[dict]],
+    query: np.ndarray,
+    match: np.ndarray,
+    query_visible: Optional[dict[str, bool]] = None,
+    match_visible: Optional[dict[str, bool]] = None,
+) -> list[PartSimilarity]:
     """Part-by-part similarity of two descriptors.
 
     Args:

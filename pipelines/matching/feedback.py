@@ -85,8 +85,15 @@ class VerdictConflict(UsageError):
             it); else an empty tuple.
     """
 
-    def __init__(self, message: str, kind: str, track_a: int, track_b: int, earlier: Optional[str] = None,
-                 cameras: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        message: str,
+        kind: str,
+        track_a: int,
+        track_b: int,
+        earlier: Optional[str] = None,
+        cameras: tuple[str, ...] = (),
+    ):
         super().__init__(message)
         self.kind, self.track_a, self.track_b = kind, int(track_a), int(track_b)
         self.earlier, self.cameras = earlier, tuple(cameras)
@@ -96,8 +103,12 @@ def _when(created_at: datetime) -> str:
     return created_at.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _check_consistent(db: Database, same: Sequence[tuple[int, int]], different: Sequence[tuple[int, int]],
-                      forget: Sequence[tuple[int, int]] = ()) -> None:
+def _check_consistent(
+    db: Database,
+    same: Sequence[tuple[int, int]],
+    different: Sequence[tuple[int, int]],
+    forget: Sequence[tuple[int, int]] = (),
+) -> None:
     """Refuse verdicts that contradict stored ones on the same pair, or would confirm and reject the same people
     at once; pairs in ``forget`` (a split's explicit overrides) are not held against the new verdicts."""
     forgotten = {tuple(sorted(p)) for p in forget}
@@ -106,17 +117,28 @@ def _check_consistent(db: Database, same: Sequence[tuple[int, int]], different: 
     for v in verdicts:
         new = wanted.get((v.track_a, v.track_b))
         if new is not None and new != v.verdict:
-            raise VerdictConflict(f"tracks {v.track_a} and {v.track_b} were {_WORD[v.verdict]} on "
-                                  f"{_when(v.created_at)}; run 'reid-app feedback forget {v.track_a} {v.track_b}' "
-                                  f"first if that was wrong", "contradiction", v.track_a, v.track_b, v.verdict)
+            raise VerdictConflict(
+                f"tracks {v.track_a} and {v.track_b} were {_WORD[v.verdict]} on "
+                f"{_when(v.created_at)}; run 'reid-app feedback forget {v.track_a} {v.track_b}' "
+                f"first if that was wrong",
+                "contradiction",
+                v.track_a,
+                v.track_b,
+                v.verdict,
+            )
     same_pairs = [(v.track_a, v.track_b) for v in verdicts if v.verdict == SAME] + list(same)
     different_pairs = [(v.track_a, v.track_b) for v in verdicts if v.verdict == DIFFERENT] + list(different)
     component = _components(same_pairs)
     for a, b in different_pairs:
         if a in component and b in component and component[a] == component[b]:
-            raise VerdictConflict(f"tracks {a} and {b} would be both confirmed as one person (through other "
-                                  f"confirmations) and rejected; run 'reid-app feedback forget {a} {b}' or forget "
-                                  f"the confirmation that links them first", "linked", a, b)
+            raise VerdictConflict(
+                f"tracks {a} and {b} would be both confirmed as one person (through other "
+                f"confirmations) and rejected; run 'reid-app feedback forget {a} {b}' or forget "
+                f"the confirmation that links them first",
+                "linked",
+                a,
+                b,
+            )
     _check_possible(db, component)
 
 
@@ -132,19 +154,27 @@ def _check_possible(db: Database, component: dict[int, int]) -> None:
     for group in groups.values():
         known = sorted((t for t in group if t in info), key=lambda t: info[t].first_timestamp)
         for i, a in enumerate(known):
-            for b in known[i + 1:]:
+            for b in known[i + 1 :]:
                 ta, tb = info[a], info[b]
                 if tb.first_timestamp > ta.last_timestamp:
                     break
                 cams = tuple(sorted((ta.camera_id, tb.camera_id)))
                 if cams[0] != cams[1] and cams in overlaps:
                     continue
-                where = f"on camera {ta.camera}" if ta.camera_id == tb.camera_id else \
-                    f"on cameras {ta.camera} and {tb.camera} (not marked as overlapping)"
-                raise VerdictConflict(f"tracks {a} and {b} are seen at the same time {where}, from "
-                                      f"{format_time(max(ta.first_timestamp, tb.first_timestamp))}; one person "
-                                      f"cannot be both, so they are not confirmed as one", "simultaneous", a, b,
-                                      cameras=() if ta.camera_id == tb.camera_id else (ta.camera, tb.camera))
+                where = (
+                    f"on camera {ta.camera}"
+                    if ta.camera_id == tb.camera_id
+                    else f"on cameras {ta.camera} and {tb.camera} (not marked as overlapping)"
+                )
+                raise VerdictConflict(
+                    f"tracks {a} and {b} are seen at the same time {where}, from "
+                    f"{format_time(max(ta.first_timestamp, tb.first_timestamp))}; one person "
+                    f"cannot be both, so they are not confirmed as one",
+                    "simultaneous",
+                    a,
+                    b,
+                    cameras=() if ta.camera_id == tb.camera_id else (ta.camera, tb.camera),
+                )
 
 
 def _reported(report: ClusteringReport, lines: list[str]) -> ClusteringReport:
@@ -193,8 +223,14 @@ def _store_pair(db: Database, a: int, b: int, verdict: str) -> tuple[str, Option
     _check_consistent(db, same, different)
     before = _verdicts_of(db, pair)
     set_verdicts(db, same=same, different=different)
-    record(db, "confirm" if verdict == SAME else "reject", track_a=a, track_b=b, before=before,
-           after=_verdicts_of(db, pair))
+    record(
+        db,
+        "confirm" if verdict == SAME else "reject",
+        track_a=a,
+        track_b=b,
+        before=before,
+        after=_verdicts_of(db, pair),
+    )
     return f"tracks {pair[0][0]} and {pair[0][1]} {_WORD[verdict]}", before[0][2]
 
 
@@ -242,8 +278,9 @@ def _forget(db: Database, track_a: int, track_b: int) -> str:
 def _identity(db: Database, identity_id: int):
     found = load_identities(db, identity_ids=[identity_id])
     if not found:
-        raise UsageError(f"identity {identity_id} does not exist in {db.location}; list them with "
-                         f"'reid-app identities'")
+        raise UsageError(
+            f"identity {identity_id} does not exist in {db.location}; list them with 'reid-app identities'"
+        )
     return found[0]
 
 
@@ -270,12 +307,18 @@ def merge(db: Database, identity_a: int, identity_b: int) -> ClusteringReport:
         _check_consistent(tx, [(min(x, y), max(x, y)) for x in a.track_ids for y in b.track_ids], [])
         before = _verdicts_of(tx, same)
         set_verdicts(tx, same=same)
-        record(tx, "merge", identities=[identity_a, identity_b], tracks=tracks, before=before,
-               after=_verdicts_of(tx, same))
+        record(
+            tx, "merge", identities=[identity_a, identity_b], tracks=tracks, before=before, after=_verdicts_of(tx, same)
+        )
     report = cluster_identities(db, a.model_id, reason="feedback", around=tracks)
     report.subject_tracks = tracks
-    return _reported(report, [f"identities {identity_a} and {identity_b} merged: tracks {same[0][0]} and "
-                              f"{same[0][1]} confirmed as one person"])
+    return _reported(
+        report,
+        [
+            f"identities {identity_a} and {identity_b} merged: tracks {same[0][0]} and "
+            f"{same[0][1]} confirmed as one person"
+        ],
+    )
 
 
 def split(db: Database, identity_id: int, track_ids: Sequence[int]) -> ClusteringReport:
@@ -291,26 +334,33 @@ def split(db: Database, identity_id: int, track_ids: Sequence[int]) -> Clusterin
         moved = sorted({int(t) for t in track_ids})
         outside = [t for t in moved if t not in identity.track_ids]
         if outside:
-            raise UsageError(f"track {', '.join(map(str, outside))} is not in identity {identity_id} (its tracks: "
-                             f"{', '.join(map(str, identity.track_ids))})")
+            raise UsageError(
+                f"track {', '.join(map(str, outside))} is not in identity {identity_id} (its tracks: "
+                f"{', '.join(map(str, identity.track_ids))})"
+            )
         kept = [t for t in identity.track_ids if t not in moved]
         if not moved or not kept:
-            raise UsageError(f"split needs some but not all tracks of identity {identity_id} "
-                             f"({', '.join(map(str, identity.track_ids))})")
+            raise UsageError(
+                f"split needs some but not all tracks of identity {identity_id} "
+                f"({', '.join(map(str, identity.track_ids))})"
+            )
         across = [(min(x, y), max(x, y)) for x in moved for y in kept]
         _check_consistent(tx, [], across, forget=across)
-        overridden = [v for v in load_verdicts(tx, moved)
-                      if v.verdict == SAME and (v.track_a, v.track_b) in set(across)]
+        overridden = [
+            v for v in load_verdicts(tx, moved) if v.verdict == SAME and (v.track_a, v.track_b) in set(across)
+        ]
         before = _verdicts_of(tx, across)
         set_verdicts(tx, different=across)
-        record(tx, "split", identity=identity_id, moved=moved, kept=kept, before=before,
-               after=_verdicts_of(tx, across))
+        record(tx, "split", identity=identity_id, moved=moved, kept=kept, before=before, after=_verdicts_of(tx, across))
     report = cluster_identities(db, identity.model_id, reason="feedback", around=identity.track_ids)
-    lines = [f"track{'s' if len(moved) > 1 else ''} {', '.join(map(str, moved))} split off identity "
-             f"{identity_id}: {len(across)} pair{'s' if len(across) > 1 else ''} rejected across"]
+    lines = [
+        f"track{'s' if len(moved) > 1 else ''} {', '.join(map(str, moved))} split off identity "
+        f"{identity_id}: {len(across)} pair{'s' if len(across) > 1 else ''} rejected across"
+    ]
     if overridden:
-        lines.append("earlier confirmations replaced by rejections: " + ", ".join(
-            f"{v.track_a}-{v.track_b}" for v in overridden))
+        lines.append(
+            "earlier confirmations replaced by rejections: " + ", ".join(f"{v.track_a}-{v.track_b}" for v in overridden)
+        )
     return _reported(report, lines)
 
 
@@ -332,8 +382,10 @@ def undo(db: Database) -> ClusteringReport:
             raise UsageError("there is no feedback to undo")
         before, after = entry.details.get("before"), entry.details.get("after")
         if before is None or after is None:
-            raise UsageError(f"the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M} UTC was made by an older "
-                             f"reid-app that did not record what it changed; undo it by hand")
+            raise UsageError(
+                f"the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M} UTC was made by an older "
+                f"reid-app that did not record what it changed; undo it by hand"
+            )
         # pairs whose tracks retention removed since have nothing left to restore (their verdicts went with them)
         alive = existing_tracks(tx, {t for a, b, _ in before for t in (a, b)})
         gone = [f"{a}-{b}" for a, b, _ in before if a not in alive or b not in alive]
@@ -342,22 +394,38 @@ def undo(db: Database) -> ClusteringReport:
         now = _verdicts_of(tx, [(a, b) for a, b, _ in after])
         changed = [f"{a}-{b}" for (a, b, v), (_, _, w) in zip(after, now) if v != w]
         if changed:
-            raise UsageError(f"the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M} UTC cannot be undone: the "
-                             f"verdicts on tracks {', '.join(changed)} changed since")
+            raise UsageError(
+                f"the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M} UTC cannot be undone: the "
+                f"verdicts on tracks {', '.join(changed)} changed since"
+            )
         model_id = _check_tracks(tx, {t for a, b, _ in before for t in (a, b)}) if before else None
-        set_verdicts(tx, same=[(a, b) for a, b, v in before if v == SAME],
-                     different=[(a, b) for a, b, v in before if v == DIFFERENT],
-                     forget=[(a, b) for a, b, v in before if v is None])
-        record(tx, "undo", undoes=entry.id, action_undone=entry.action, before=after, after=before,
-               removed_pairs=gone)
+        set_verdicts(
+            tx,
+            same=[(a, b) for a, b, v in before if v == SAME],
+            different=[(a, b) for a, b, v in before if v == DIFFERENT],
+            forget=[(a, b) for a, b, v in before if v is None],
+        )
+        record(tx, "undo", undoes=entry.id, action_undone=entry.action, before=after, after=before, removed_pairs=gone)
     what = f"undid the {entry.action} of {entry.created_at:%Y-%m-%d %H:%M:%S} UTC (audit entry {entry.id})"
     if model_id is None:
-        return ClusteringReport(0, 0, 0, 0, 0.0, 0.0, changes=[
-            f"{what}: its tracks were removed by retention since, so nothing was left to restore"])
+        return ClusteringReport(
+            0,
+            0,
+            0,
+            0,
+            0.0,
+            0.0,
+            changes=[f"{what}: its tracks were removed by retention since, so nothing was left to restore"],
+        )
     touched = sorted({t for a, b, _ in before for t in (a, b)})
     report = cluster_identities(db, model_id, reason="feedback", around=touched)
-    return _reported(report, [f"{what}: {len(before)} pair{'s' if len(before) > 1 else ''} as before it"
-                              + (f" ({len(gone)} pair(s) whose tracks retention removed skipped)" if gone else "")])
+    return _reported(
+        report,
+        [
+            f"{what}: {len(before)} pair{'s' if len(before) > 1 else ''} as before it"
+            + (f" ({len(gone)} pair(s) whose tracks retention removed skipped)" if gone else "")
+        ],
+    )
 
 
 def label(db: Database, identity_id: int, name: Optional[str], note: str = "") -> str:

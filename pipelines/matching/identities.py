@@ -24,7 +24,8 @@ Confidence of an identity in ``[0, 1]``: for several tracks the mean pairwise si
 confirmed pair counts 1); for a single track, 1 minus its highest similarity to any track it could have joined
 (how clearly it stands alone).
 
-:func:`cluster_identities` runs it with ``pipelines.matching.linkage.cluster_sparse`` (a heap over a neighbour graph: every
+:func:`cluster_identities` runs it with ``pipelines.matching.linkage.cluster_sparse`` (a heap over a neighbour graph:
+every
 pair up to :data:`EXACT_TRACKS` tracks, each track's 30 nearest beyond; 100,000 tracks in about a minute on 2
 cores). :func:`cluster_tracks` is the dense reference implementation (``O(T^2)`` memory, ``O(T^2)`` per merge) the
 sparse one is tested against.
@@ -115,8 +116,9 @@ def cannot_link(tracks: TrackTable, overlaps: set[tuple[int, int]]) -> np.ndarra
     return forbidden
 
 
-def cluster_tracks(similarity: np.ndarray, forbidden: np.ndarray, must_link: Sequence[tuple[int, int]],
-                   threshold: float) -> list[tuple[list[int], float]]:
+def cluster_tracks(
+    similarity: np.ndarray, forbidden: np.ndarray, must_link: Sequence[tuple[int, int]], threshold: float
+) -> list[tuple[list[int], float]]:
     """Constrained average-linkage clustering (module docstring, steps 1 and 3).
 
     Args:
@@ -197,14 +199,25 @@ def _without(tracks: TrackTable, excluded: set[int]) -> TrackTable:
     keep = ~np.isin(tracks.track_ids, np.fromiter(excluded, np.int64, len(excluded)))
     if keep.all():
         return tracks
-    kept = TrackTable(tracks.track_ids[keep], tracks.camera_ids[keep], tracks.video_ids[keep],
-                      tracks.first_timestamps[keep], tracks.last_timestamps[keep], tracks.descriptors[keep])
+    kept = TrackTable(
+        tracks.track_ids[keep],
+        tracks.camera_ids[keep],
+        tracks.video_ids[keep],
+        tracks.first_timestamps[keep],
+        tracks.last_timestamps[keep],
+        tracks.descriptors[keep],
+    )
     kept.position = {int(t): i for i, t in enumerate(kept.track_ids)}
     return kept
 
 
-def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: Optional[float] = None,
-                       reason: str = "on demand", around: Optional[Sequence[int]] = None) -> ClusteringReport:
+def cluster_identities(
+    db: Database,
+    model_id: Optional[int] = None,
+    threshold: Optional[float] = None,
+    reason: str = "on demand",
+    around: Optional[Sequence[int]] = None,
+) -> ClusteringReport:
     """Cluster all tracks of a model into identities and store them (replacing the model's old identities).
 
     Args:
@@ -242,11 +255,18 @@ def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: 
     pairs = [(a, b, verdict) for a, b, verdict in pairs if a is not None and b is not None]
     # exact average linkage (a complete graph) up to EXACT_TRACKS tracks, a sparse neighbour graph beyond
     exact = len(tracks) <= EXACT_TRACKS
-    clusters = cluster_sparse(tracks.descriptors, tracks.first_timestamps, tracks.last_timestamps,
-                              tracks.camera_ids, load_overlaps(db), threshold,
-                              must_link=[(a, b) for a, b, verdict in pairs if verdict == SAME],
-                              rejected=[(a, b) for a, b, verdict in pairs if verdict == DIFFERENT],
-                              k=max(len(tracks) - 1, 1) if exact else 30, min_edge=-1.0 if exact else None)
+    clusters = cluster_sparse(
+        tracks.descriptors,
+        tracks.first_timestamps,
+        tracks.last_timestamps,
+        tracks.camera_ids,
+        load_overlaps(db),
+        threshold,
+        must_link=[(a, b) for a, b, verdict in pairs if verdict == SAME],
+        rejected=[(a, b) for a, b, verdict in pairs if verdict == DIFFERENT],
+        k=max(len(tracks) - 1, 1) if exact else 30,
+        min_edge=-1.0 if exact else None,
+    )
     stored = [([int(tracks.track_ids[i]) for i in members], confidence) for members, confidence in clusters]
     ids = replace_identities(db, model_id, stored, threshold, replaced)
     if replaced is None:
@@ -257,9 +277,17 @@ def cluster_identities(db: Database, model_id: Optional[int] = None, threshold: 
     report = ClusteringReport(model_id, count, multi, total, threshold, time.perf_counter() - started)
     if replaced is not None:
         report.identity_changes = identity_changes(before, {i: sorted(m) for i, (m, _) in zip(ids, stored) if i})
-    record(db, "cluster", reason=reason if replaced is None else f"{reason} (local)", model_id=model_id,
-           threshold=threshold, identities=count, multi_camera=multi, tracks=total,
-           **({} if replaced is None else {"reclustered_tracks": len(tracks)}))
+    record(
+        db,
+        "cluster",
+        reason=reason if replaced is None else f"{reason} (local)",
+        model_id=model_id,
+        threshold=threshold,
+        identities=count,
+        multi_camera=multi,
+        tracks=total,
+        **({} if replaced is None else {"reclustered_tracks": len(tracks)}),
+    )
     return report
 
 
@@ -270,20 +298,24 @@ def identity_changes(before: dict[int, list[int]], after: dict[int, list[int]]) 
     for ident, members in sorted(after.items()):
         old = before.get(ident)
         if old is None:
-            lines.append(f"new identity {ident}: track{'s' if len(members) > 1 else ''} "
-                         f"{', '.join(map(str, members))}")
+            lines.append(f"new identity {ident}: track{'s' if len(members) > 1 else ''} {', '.join(map(str, members))}")
         elif sorted(old) != members:
             left, joined = sorted(set(old) - set(members)), sorted(set(members) - set(old))
-            parts = ([f"left: {', '.join(map(str, left))}"] if left else []) + \
-                ([f"joined: {', '.join(map(str, joined))}"] if joined else [])
+            parts = ([f"left: {', '.join(map(str, left))}"] if left else []) + (
+                [f"joined: {', '.join(map(str, joined))}"] if joined else []
+            )
             lines.append(f"identity {ident}: {len(old)} -> {len(members)} tracks ({'; '.join(parts)})")
-    lines += [f"identity {ident} dissolved (its tracks {', '.join(map(str, old))} are in the identities above)"
-              for ident, old in sorted(before.items()) if ident not in after]
+    lines += [
+        f"identity {ident} dissolved (its tracks {', '.join(map(str, old))} are in the identities above)"
+        for ident, old in sorted(before.items())
+        if ident not in after
+    ]
     return lines
 
 
-def _touched_components(db: Database, model_id: int, around: Sequence[int]
-                        ) -> tuple[list[int], TrackTable, dict[int, list[int]]]:
+def _touched_components(
+    db: Database, model_id: int, around: Sequence[int]
+) -> tuple[list[int], TrackTable, dict[int, list[int]]]:
     """The identities holding any of ``around``, the table of their member tracks (and ``around`` itself), and
     their members as they are now."""
     with db.snapshot() as session:
@@ -293,11 +325,14 @@ def _touched_components(db: Database, model_id: int, around: Sequence[int]
         infos = get_tracks(db, ids, session)
     static = static_track_ids(db)
     rows = [infos[t] for t in ids if t in infos and infos[t].descriptor is not None and t not in static]
-    table = TrackTable(np.array([r.id for r in rows], np.int64), np.array([r.camera_id for r in rows], np.int64),
-                       np.zeros(len(rows), np.int64), np.array([r.first_timestamp for r in rows], np.float64),
-                       np.array([r.last_timestamp for r in rows], np.float64),
-                       np.stack([r.descriptor for r in rows]).astype(np.float32) if rows else
-                       np.zeros((0, 1), np.float32))
+    table = TrackTable(
+        np.array([r.id for r in rows], np.int64),
+        np.array([r.camera_id for r in rows], np.int64),
+        np.zeros(len(rows), np.int64),
+        np.array([r.first_timestamp for r in rows], np.float64),
+        np.array([r.last_timestamp for r in rows], np.float64),
+        np.stack([r.descriptor for r in rows]).astype(np.float32) if rows else np.zeros((0, 1), np.float32),
+    )
     table.position = {int(t): i for i, t in enumerate(table.track_ids)}
     return [i.id for i in identities], table, {i.id: sorted(i.track_ids) for i in identities}
 
@@ -313,8 +348,9 @@ class AssignmentReport:
     seconds: float
 
 
-def assign_new_tracks(db: Database, model_id: Optional[int] = None, threshold: Optional[float] = None
-                      ) -> AssignmentReport:
+def assign_new_tracks(
+    db: Database, model_id: Optional[int] = None, threshold: Optional[float] = None
+) -> AssignmentReport:
     """Incremental matching: give every track that has a descriptor but no identity yet one, without re-clustering
     the others (live footage, where a full clustering after every segment would cost ``O(T^3)``).
 
@@ -367,8 +403,9 @@ def assign_new_tracks(db: Database, model_id: Optional[int] = None, threshold: O
             if len(labels):
                 sums = np.bincount(inverse, weights=similarity[labelled], minlength=len(labels))
                 counts = np.bincount(inverse, minlength=len(labels))
-                blocked = np.bincount(inverse, weights=forbidden[labelled].astype(np.float64),
-                                      minlength=len(labels)) > 0
+                blocked = (
+                    np.bincount(inverse, weights=forbidden[labelled].astype(np.float64), minlength=len(labels)) > 0
+                )
                 linkage = np.where(blocked, -np.inf, sums / np.maximum(counts, 1))
                 best = int(np.argmax(linkage))
                 if linkage[best] >= threshold:
@@ -384,15 +421,26 @@ def assign_new_tracks(db: Database, model_id: Optional[int] = None, threshold: O
             joined += 1
             members = np.flatnonzero(label == chosen)
             block = descriptors[members] @ descriptors[members].T
-            confidences[chosen] = float(np.clip((block.sum() - np.trace(block)) / (len(members) * (len(members) - 1)),
-                                                0.0, 1.0))
+            confidences[chosen] = float(
+                np.clip((block.sum() - np.trace(block)) / (len(members) * (len(members) - 1)), 0.0, 1.0)
+            )
     keys = sorted({int(label[i]) for i in new})
-    assignments = [(key if key > 0 else None, [int(tracks.track_ids[i]) for i in new if label[i] == key],
-                    confidences[key]) for key in keys]
+    assignments = [
+        (key if key > 0 else None, [int(tracks.track_ids[i]) for i in new if label[i] == key], confidences[key])
+        for key in keys
+    ]
     add_to_identities(db, model_id, assignments, threshold)
     made = sum(key < 0 for key in keys)
-    record(db, "cluster", reason="incremental", model_id=model_id, threshold=threshold, tracks=len(new),
-           joined=joined, new_identities=made)
+    record(
+        db,
+        "cluster",
+        reason="incremental",
+        model_id=model_id,
+        threshold=threshold,
+        tracks=len(new),
+        joined=joined,
+        new_identities=made,
+    )
     return AssignmentReport(len(new), joined, made, time.perf_counter() - started)
 
 
@@ -409,20 +457,33 @@ def identities_after_ingest(db: Database) -> Optional[ClusteringReport]:
     assigned = assign_new_tracks(db, model_id)
     with db.snapshot() as session:
         identities = load_identities(db, model_id, session=session)
-        cameras = {t: info.camera_id for t, info in
-                   get_tracks(db, [t for i in identities for t in i.track_ids], session).items()}
+        cameras = {
+            t: info.camera_id
+            for t, info in get_tracks(db, [t for i in identities for t in i.track_ids], session).items()
+        }
     multi = sum(len({cameras[t] for t in i.track_ids if t in cameras}) > 1 for i in identities)
-    return ClusteringReport(model_id, len(identities), multi, sum(len(i.track_ids) for i in identities),
-                            current_threshold(db, model_id), time.perf_counter() - started,
-                            changes=[f"{assigned.tracks} new tracks: {assigned.joined} joined an identity, "
-                                     f"{assigned.new_identities} new identities"] if assigned.tracks else [])
+    return ClusteringReport(
+        model_id,
+        len(identities),
+        multi,
+        sum(len(i.track_ids) for i in identities),
+        current_threshold(db, model_id),
+        time.perf_counter() - started,
+        changes=[
+            f"{assigned.tracks} new tracks: {assigned.joined} joined an identity, "
+            f"{assigned.new_identities} new identities"
+        ]
+        if assigned.tracks
+        else [],
+    )
 
 
 def _cannot_link_row(tracks: TrackTable, i: int, overlaps: set[tuple[int, int]]) -> np.ndarray:
     """Row ``i`` of :func:`cannot_link`: ``bool [T]``."""
     cams = tracks.camera_ids
-    simultaneous = (tracks.first_timestamps <= tracks.last_timestamps[i]) & \
-        (tracks.first_timestamps[i] <= tracks.last_timestamps)
+    simultaneous = (tracks.first_timestamps <= tracks.last_timestamps[i]) & (
+        tracks.first_timestamps[i] <= tracks.last_timestamps
+    )
     allowed = np.zeros(len(tracks), bool)
     for a, b in overlaps:
         if cams[i] == a:
@@ -479,8 +540,9 @@ class IdentitySummary:
     last_timestamp: float
 
 
-def summarise_identities(db: Database, model_id: Optional[int] = None, join_gap_s: float = 2.0
-                         ) -> list[IdentitySummary]:
+def summarise_identities(
+    db: Database, model_id: Optional[int] = None, join_gap_s: float = 2.0
+) -> list[IdentitySummary]:
     """Every stored identity (of one model) with its cameras and time ranges, most cameras first. Identities and
     their tracks are read in one snapshot, so a re-clustering or re-ingest committed meanwhile is seen whole or
     not at all."""
@@ -497,6 +559,7 @@ def summarise_identities(db: Database, model_id: Optional[int] = None, join_gap_
         cameras = {c: join_ranges(r, join_gap_s) for c, r in sorted(per_camera.items())}
         times = [tracks[t].first_timestamp for t in identity.track_ids]
         ends = [tracks[t].last_timestamp for t in identity.track_ids]
-        out.append(IdentitySummary(identity.id, identity.confidence, identity.track_ids, cameras, min(times),
-                                   max(ends)))
+        out.append(
+            IdentitySummary(identity.id, identity.confidence, identity.track_ids, cameras, min(times), max(ends))
+        )
     return sorted(out, key=lambda s: (-len(s.cameras), -len(s.track_ids), s.id))

@@ -49,10 +49,10 @@ def knn_graph(descriptors: np.ndarray, k: int, min_edge: float) -> tuple[np.ndar
         neighbours = np.empty((n, k + 1), np.int64)
         sims = np.empty((n, k + 1), np.float32)
         for start in range(0, n, 2048):
-            block = x[start:start + 2048] @ x.T
-            top = np.argpartition(-block, k, axis=1)[:, :k + 1]
-            neighbours[start:start + 2048] = top
-            sims[start:start + 2048] = np.take_along_axis(block, top, axis=1)
+            block = x[start : start + 2048] @ x.T
+            top = np.argpartition(-block, k, axis=1)[:, : k + 1]
+            neighbours[start : start + 2048] = top
+            sims[start : start + 2048] = np.take_along_axis(block, top, axis=1)
     rows = np.repeat(np.arange(n, dtype=np.int64), neighbours.shape[1])
     cols, values = neighbours.ravel(), sims.ravel()
     keep = (cols >= 0) & (cols != rows) & (values >= min_edge)
@@ -127,10 +127,18 @@ class _Clusters:
         return a
 
 
-def cluster_sparse(descriptors: np.ndarray, first: np.ndarray, last: np.ndarray, cameras: np.ndarray,
-                   overlaps: set[tuple[int, int]], threshold: float, must_link: Sequence[tuple[int, int]] = (),
-                   rejected: Sequence[tuple[int, int]] = (), k: int = 30, min_edge: Optional[float] = None
-                   ) -> list[tuple[list[int], float]]:
+def cluster_sparse(
+    descriptors: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+    cameras: np.ndarray,
+    overlaps: set[tuple[int, int]],
+    threshold: float,
+    must_link: Sequence[tuple[int, int]] = (),
+    rejected: Sequence[tuple[int, int]] = (),
+    k: int = 30,
+    min_edge: Optional[float] = None,
+) -> list[tuple[list[int], float]]:
     """Constrained average-linkage clusters of tracks (module docstring).
 
     Args:
@@ -146,7 +154,8 @@ def cluster_sparse(descriptors: np.ndarray, first: np.ndarray, last: np.ndarray,
 
     Returns:
         ``(member indices, confidence)`` per cluster, largest first; confidence as in
-        ``pipelines.matching.identities.cluster_tracks`` (mean pairwise similarity of members; for a single track, 1 minus
+        ``pipelines.matching.identities.cluster_tracks`` (mean pairwise similarity of members; for a single track, 1
+        minus
         its highest similarity to a track it could have joined, from its graph edges).
     """
     n = len(descriptors)
@@ -200,8 +209,13 @@ def cluster_sparse(descriptors: np.ndarray, first: np.ndarray, last: np.ndarray,
         push(root)
     while heap:
         _, a, b, va, vb = heapq.heappop(heap)
-        if a not in clusters.members or b not in clusters.members or clusters.version[a] != va or \
-                clusters.version[b] != vb or b in clusters.blocked.get(a, ()):
+        if (
+            a not in clusters.members
+            or b not in clusters.members
+            or clusters.version[a] != va
+            or clusters.version[b] != vb
+            or b in clusters.blocked.get(a, ())
+        ):
             continue
         if forbidden(a, b):
             clusters.blocked.setdefault(a, set()).add(b)

@@ -122,7 +122,8 @@ class SearchResult:
         identity_id: the global identity the track belongs to, if any.
         confirmed: a user confirmed this track as the query's person.
         rerank_distance: the k-reciprocal distance that ordered the results, when re-ranked.
-        parts: why this match, part by part (``pipelines.matching.explain``: head, upper body, lower body, legs; a part not
+        parts: why this match, part by part (``pipelines.matching.explain``: head, upper body, lower body, legs; a part
+        not
             visible in the query or the match has no similarity); empty for models without part branches.
     """
 
@@ -186,8 +187,10 @@ def read_query_image(path: str | Path) -> np.ndarray:
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UsageError(f"image {path} could not be read ({exc}); give a JPEG or PNG crop of a person") from None
     if width * height > MAX_QUERY_PIXELS:
-        raise UsageError(f"image {path} is {width}x{height} pixels, too large for a person crop; crop the person "
-                         f"first (at most {MAX_QUERY_PIXELS} pixels)")
+        raise UsageError(
+            f"image {path} is {width}x{height} pixels, too large for a person crop; crop the person "
+            f"first (at most {MAX_QUERY_PIXELS} pixels)"
+        )
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise UsageError(f"image {path} could not be decoded (damaged, or a format OpenCV cannot read)")
@@ -200,7 +203,8 @@ class Searcher:
 
     Args:
         db: the open database.
-        scorer: the :class:`pipelines.matching.similarity.Scorer` (default: exact torch scoring on the CPU), used by every
+        scorer: the :class:`pipelines.matching.similarity.Scorer` (default: exact torch scoring on the CPU), used by
+        every
             search mode (sighting-level, ``max`` and ``mean`` track ranking).
         index_root: folder under which indexes are persisted (``storage.vector_index.index_folder``), so the next
             searcher opens them instead of reading every embedding; None keeps them in memory only.
@@ -221,15 +225,17 @@ class Searcher:
             if dims is None:
                 raise UsageError(f"{self.db.location} holds no embeddings of model {model_id}")
             index = self._indexes[model_id] = EmbeddingIndex.load(
-                self.db, model_id, dims, copy_rows=copy_rows, folder=index_folder(self.db, model_id, self.index_root))
+                self.db, model_id, dims, copy_rows=copy_rows, folder=index_folder(self.db, model_id, self.index_root)
+            )
         else:
             index.refresh(self.db)
         return index
 
     # -- queries ---------------------------------------------------------------------------------------------
 
-    def by_track(self, track_id: int, options: SearchOptions = SearchOptions(),
-                 filters: SearchFilters = SearchFilters()) -> list[SearchResult]:
+    def by_track(
+        self, track_id: int, options: SearchOptions = SearchOptions(), filters: SearchFilters = SearchFilters()
+    ) -> list[SearchResult]:
         """Tracks most like track ``track_id``.
 
         Raises:
@@ -239,8 +245,9 @@ class Searcher:
         if info is None:
             raise UsageError(f"track {track_id} does not exist in {self.db.location}")
         if info.descriptor is None:
-            raise UsageError(f"track {track_id} has no embedding (none of its crops passed the quality gate); "
-                             f"choose another track")
+            raise UsageError(
+                f"track {track_id} has no embedding (none of its crops passed the quality gate); choose another track"
+            )
         vectors = info.descriptor[None]
         if options.track_similarity == "max":
             index = self.index(info.descriptor_model_id)
@@ -250,8 +257,9 @@ class Searcher:
         query = _Query(vectors, info.descriptor_model_id, track_id, info.camera_id, f"track {track_id}")
         return self._search(query, options, filters)
 
-    def by_sighting(self, sighting_id: int, options: SearchOptions = SearchOptions(),
-                    filters: SearchFilters = SearchFilters()) -> list[SearchResult]:
+    def by_sighting(
+        self, sighting_id: int, options: SearchOptions = SearchOptions(), filters: SearchFilters = SearchFilters()
+    ) -> list[SearchResult]:
         """Tracks most like sighting ``sighting_id``'s embedding (its own track excluded).
 
         Raises:
@@ -262,40 +270,56 @@ class Searcher:
         except LookupError:
             raise UsageError(f"sighting {sighting_id} does not exist in {self.db.location}") from None
         if emb is None:
-            raise UsageError(f"sighting {sighting_id} has no embedding (it was not sampled for re-id); search by "
-                             f"its track instead")
+            raise UsageError(
+                f"sighting {sighting_id} has no embedding (it was not sampled for re-id); search by its track instead"
+            )
         query = _Query(emb.vector[None], emb.model_id, emb.track_id, emb.camera_id, f"sighting {sighting_id}")
         return self._search(query, options, filters)
 
-    def by_image(self, image_path: str | Path, encoder: ReIDEncoder, options: SearchOptions = SearchOptions(),
-                 filters: SearchFilters = SearchFilters()) -> list[SearchResult]:
+    def by_image(
+        self,
+        image_path: str | Path,
+        encoder: ReIDEncoder,
+        options: SearchOptions = SearchOptions(),
+        filters: SearchFilters = SearchFilters(),
+    ) -> list[SearchResult]:
         """Tracks most like a person image (a crop of one person, any size), encoded by ``encoder``.
 
         Raises:
             UsageError: unreadable image, or the database holds no embeddings of ``encoder``'s model.
         """
         image = read_query_image(image_path)
-        models = [m for m in list_models(self.db)
-                  if m.name == encoder.name and m.checkpoint_hash == encoder.checkpoint_hash]
+        models = [
+            m for m in list_models(self.db) if m.name == encoder.name and m.checkpoint_hash == encoder.checkpoint_hash
+        ]
         if not models:
-            raise UsageError(f"{self.db.location} holds no embeddings made by re-id model {encoder.name}; pass the "
-                             f"--reid weights that were used for ingest")
+            raise UsageError(
+                f"{self.db.location} holds no embeddings made by re-id model {encoder.name}; pass the "
+                f"--reid weights that were used for ingest"
+            )
         boxes = stripe_boxes(image.shape[0], image.shape[1], fallback_stripes(encoder.num_parts))[None]
         vector = encoder.encode([image], boxes)[0]
         if not usable_embedding(vector):
-            raise UsageError(f"re-id model {encoder.name} gave an unusable embedding for {image_path} (not finite "
-                             f"or zero); try another crop")
+            raise UsageError(
+                f"re-id model {encoder.name} gave an unusable embedding for {image_path} (not finite "
+                f"or zero); try another crop"
+            )
         return self.by_vector(vector, models[0].id, options, filters, text=f"image {image_path}")
 
-    def by_vector(self, vector: np.ndarray, model_id: int, options: SearchOptions = SearchOptions(),
-                  filters: SearchFilters = SearchFilters(), text: str = "vector") -> list[SearchResult]:
+    def by_vector(
+        self,
+        vector: np.ndarray,
+        model_id: int,
+        options: SearchOptions = SearchOptions(),
+        filters: SearchFilters = SearchFilters(),
+        text: str = "vector",
+    ) -> list[SearchResult]:
         """Tracks most like a ``float32 [D]`` query embedding of model ``model_id``.
 
         Raises:
             UsageError: the vector's dimension is not the model's.
         """
-        return self._search(_Query(np.asarray(vector, np.float32)[None], model_id, None, None, text), options,
-                            filters)
+        return self._search(_Query(np.asarray(vector, np.float32)[None], model_id, None, None, text), options, filters)
 
     # -- ranking ---------------------------------------------------------------------------------------------
 
@@ -303,13 +327,15 @@ class Searcher:
         if options.top_k < 1:
             raise UsageError(f"top_k must be at least 1, got {options.top_k}")
         if options.track_similarity not in TRACK_SIMILARITIES:
-            raise UsageError(f"track similarity must be one of {', '.join(TRACK_SIMILARITIES)}, "
-                             f"got {options.track_similarity!r}")
+            raise UsageError(
+                f"track similarity must be one of {', '.join(TRACK_SIMILARITIES)}, got {options.track_similarity!r}"
+            )
         started = time.perf_counter()
         index = self.index(query.model_id)
         if query.vectors.shape[1] != index.dims:
-            raise UsageError(f"query has {query.vectors.shape[1]} dimensions but the stored embeddings have "
-                             f"{index.dims}")
+            raise UsageError(
+                f"query has {query.vectors.shape[1]} dimensions but the stored embeddings have {index.dims}"
+            )
         vectors = _normalise(query.vectors)
         rejected, confirmed = self._verdicts(query.track_id)
         excluded = rejected if query.track_id is None else [query.track_id, *rejected]
@@ -327,16 +353,26 @@ class Searcher:
             else:
                 tracks, scores = self.scorer.top_tracks(index, vectors, valid, wanted)
             tracks, scores, distances = self._rerank(index, vectors, tracks, scores, options)
-            tracks, scores, distances = self._confirmed_first(index, vectors, valid, tracks, scores, distances,
-                                                              confirmed, options)
-            ranked = [(t, s, self._best_rows(index, vectors, valid, t, options.samples_per_track))
-                      for t, s in zip(tracks[:options.top_k], scores[:options.top_k])]
+            tracks, scores, distances = self._confirmed_first(
+                index, vectors, valid, tracks, scores, distances, confirmed, options
+            )
+            ranked = [
+                (t, s, self._best_rows(index, vectors, valid, t, options.samples_per_track))
+                for t, s in zip(tracks[: options.top_k], scores[: options.top_k])
+            ]
         results = self._results(index, ranked, distances, confirmed)
         self._explain(index, query, vectors, results, options.per_track)
         if options.audit:
-            record(self.db, "search", query=query.text, model_id=query.model_id,
-                   options={k: v for k, v in asdict(options).items() if k != "audit"}, filters=asdict(filters),
-                   results=[r.track_id for r in results], elapsed_ms=round((time.perf_counter() - started) * 1e3, 2))
+            record(
+                self.db,
+                "search",
+                query=query.text,
+                model_id=query.model_id,
+                options={k: v for k, v in asdict(options).items() if k != "audit"},
+                filters=asdict(filters),
+                results=[r.track_id for r in results],
+                elapsed_ms=round((time.perf_counter() - started) * 1e3, 2),
+            )
         return results
 
     def _verdicts(self, track_id: Optional[int]) -> tuple[list[int], set[int]]:
@@ -351,15 +387,16 @@ class Searcher:
                 confirmed.add(other)
         return rejected, confirmed
 
-    def _valid_rows(self, index: EmbeddingIndex, filters: SearchFilters, excluded_tracks: Sequence[int]
-                    ) -> np.ndarray:
+    def _valid_rows(self, index: EmbeddingIndex, filters: SearchFilters, excluded_tracks: Sequence[int]) -> np.ndarray:
         names = camera_ids_by_name(self.db) if filters.cameras is not None or filters.exclude_cameras else {}
 
         def ids_of(cameras):
             unknown = [c for c in cameras if c not in names]
             if unknown:
-                raise UsageError(f"no camera named {', '.join(unknown)} in {self.db.location}; cameras: "
-                                 f"{', '.join(sorted(names)) or 'none'}")
+                raise UsageError(
+                    f"no camera named {', '.join(unknown)} in {self.db.location}; cameras: "
+                    f"{', '.join(sorted(names)) or 'none'}"
+                )
             return [names[c] for c in cameras]
 
         valid = np.ones(index.size, bool)
@@ -395,8 +432,9 @@ class Searcher:
         query_gallery = (2 - 2 * scores)[None].astype(np.float64)
         gallery_gallery = np.maximum(2 - 2 * (gallery @ gallery.T), 0).astype(np.float64)
         k1 = min(20, len(tracks) - 1)
-        distances = k_reciprocal_rerank(query_gallery, np.zeros((1, 1)), gallery_gallery, k1=k1,
-                                        k2=min(6, k1), lambda_value=0.3)[0]
+        distances = k_reciprocal_rerank(
+            query_gallery, np.zeros((1, 1)), gallery_gallery, k1=k1, k2=min(6, k1), lambda_value=0.3
+        )[0]
         order = np.argsort(distances, kind="stable")
         return tracks[order], scores[order], distances[order]
 
@@ -426,9 +464,9 @@ class Searcher:
         order = np.argsort(-sims, kind="stable")[:count]
         return [(rows.start + int(i), float(sims[i])) for i in order if np.isfinite(sims[i])]
 
-    def _explain(self, index, query: _Query, vectors: np.ndarray, results: list[SearchResult], per_track: bool
-                 ) -> None:
-        """Fill each result's ``parts`` (``pipelines.matching.explain``): the query's and the match's part slices compared
+    def _explain(self, index, query: _Query, vectors: np.ndarray, results: list[SearchResult], per_track: bool) -> None:
+        """Fill each result's ``parts`` (``pipelines.matching.explain``): the query's and the match's part slices
+        compared
         where keypoints show the part in both (one read of the keypoints involved)."""
         layout = self._layouts.get(query.model_id)
         if layout is None:  # a model's layout never changes once recorded: read it once per searcher
@@ -441,23 +479,26 @@ class Searcher:
         query_rows: list[int] = []
         if query.track_id is not None:
             rows = index.rows_of(query.track_id)
-            query_rows = [int(index.sighting_ids[rows.start + i])
-                          for i in evenly_spaced(rows.stop - rows.start, EXPLAIN_QUERY_SAMPLES)]
+            query_rows = [
+                int(index.sighting_ids[rows.start + i])
+                for i in evenly_spaced(rows.stop - rows.start, EXPLAIN_QUERY_SAMPLES)
+            ]
         wanted = query_rows + [m.sighting.id for r in results for m in r.sightings]
         observed = sighting_keypoints(self.db, wanted)
-        query_visible = visible_parts([observed[i] for i in query_rows if i in observed], names) \
-            if query_rows else None
+        query_visible = visible_parts([observed[i] for i in query_rows if i in observed], names) if query_rows else None
         query_vector = _normalise(vectors.mean(axis=0, keepdims=True))[0]
         for result in results:
-            match_visible = visible_parts([observed[m.sighting.id] for m in result.sightings
-                                           if m.sighting.id in observed], names)
+            match_visible = visible_parts(
+                [observed[m.sighting.id] for m in result.sightings if m.sighting.id in observed], names
+            )
             if per_track:
                 match_vector = index.descriptor_of(result.track_id)
             else:
                 match_vector = self._sighting_vector(index, result.track_id, result.best.sighting.id)
             if match_vector is not None:
-                result.parts = explain_match(layout, query_vector, np.asarray(match_vector, np.float32),
-                                             query_visible, match_visible)
+                result.parts = explain_match(
+                    layout, query_vector, np.asarray(match_vector, np.float32), query_visible, match_visible
+                )
 
     @staticmethod
     def _sighting_vector(index, track_id: int, sighting_id: int) -> Optional[np.ndarray]:
@@ -480,8 +521,20 @@ class Searcher:
             if track is None:  # deleted (a re-ingest replaced its video) since the index was loaded
                 continue
             matches = [SightingMatch(s, sightings[sighting_of[r]]) for r, s in rows if sighting_of[r] in sightings]
-            results.append(SearchResult(
-                t, track.camera_id, track.camera, track.local_track_id, track.first_timestamp, track.last_timestamp,
-                track.num_sightings, float(score), matches, identities.get(t), t in confirmed,
-                None if distances is None or np.isnan(distances[i]) else float(distances[i])))
+            results.append(
+                SearchResult(
+                    t,
+                    track.camera_id,
+                    track.camera,
+                    track.local_track_id,
+                    track.first_timestamp,
+                    track.last_timestamp,
+                    track.num_sightings,
+                    float(score),
+                    matches,
+                    identities.get(t),
+                    t in confirmed,
+                    None if distances is None or np.isnan(distances[i]) else float(distances[i]),
+                )
+            )
         return results

@@ -50,12 +50,48 @@ from storage.repository import (
     unencoded_tracks,
 )
 
-__all__ = ["CameraEntry", "VideoEntry", "VideoSightings", "EvidenceReport", "IdentityDetail", "IdentityListing",
-           "Overview", "SearchFilters", "SearchOptions", "TrackSearch", "TrackThumbnail", "VerdictConflict",
-           "camera_overlaps", "cluster_after_ingest", "list_cameras", "confirm", "database_model", "export_identity", "forget",
-           "give_verdict", "identities_of_tracks", "integrity_problems", "read_log", "identity_detail", "identity_thumbnails", "label", "list_identities", "make_searcher",
-           "merge", "open_investigation", "overview", "reject", "replace_verdict", "run_search", "search_image",
-           "search_track", "set_camera_overlap", "split", "undo", "video_overlay"]
+__all__ = [
+    "CameraEntry",
+    "VideoEntry",
+    "VideoSightings",
+    "EvidenceReport",
+    "IdentityDetail",
+    "IdentityListing",
+    "Overview",
+    "SearchFilters",
+    "SearchOptions",
+    "TrackSearch",
+    "TrackThumbnail",
+    "VerdictConflict",
+    "camera_overlaps",
+    "cluster_after_ingest",
+    "list_cameras",
+    "confirm",
+    "database_model",
+    "export_identity",
+    "forget",
+    "give_verdict",
+    "identities_of_tracks",
+    "integrity_problems",
+    "read_log",
+    "identity_detail",
+    "identity_thumbnails",
+    "label",
+    "list_identities",
+    "make_searcher",
+    "merge",
+    "open_investigation",
+    "overview",
+    "reject",
+    "replace_verdict",
+    "run_search",
+    "search_image",
+    "search_track",
+    "set_camera_overlap",
+    "split",
+    "undo",
+    "video_overlay",
+]
 
 
 def open_investigation(location: str, create: bool = True) -> Database:
@@ -87,8 +123,14 @@ def overview(db: Database) -> Overview:
     """Cameras, identities and the model of ``db`` (the model with the most embeddings)."""
     models = list_models(db)
     identities = summarise_identities(db, models[0].id) if models else []
-    return Overview(list_cameras(db), identities, models[0].source if models else None, labels(db),
-                    ingest_models(db), camera_overlaps(db))
+    return Overview(
+        list_cameras(db),
+        identities,
+        models[0].source if models else None,
+        labels(db),
+        ingest_models(db),
+        camera_overlaps(db),
+    )
 
 
 def make_searcher(db: Database, scorer_kind: str = "auto", device: str = "cpu") -> Searcher:
@@ -137,12 +179,16 @@ def identity_thumbnails(db: Database, track_ids: Sequence[int]) -> list[TrackThu
     thumbs = best_thumbnails(db, track_ids)
     sightings = get_sightings(db, [s for s, _ in thumbs.values()])
     tracks = get_tracks(db, track_ids)
-    return [TrackThumbnail(t, tracks[t].camera, sightings[s].timestamp, jpeg) for t, (s, jpeg) in thumbs.items()
-            if s in sightings and t in tracks]
+    return [
+        TrackThumbnail(t, tracks[t].camera, sightings[s].timestamp, jpeg)
+        for t, (s, jpeg) in thumbs.items()
+        if s in sightings and t in tracks
+    ]
 
 
 def give_verdict(db: Database, verdict: str, track_a: int, track_b: int) -> ClusteringReport:
-    """Confirm (``same``) or reject (``different``) a pair of tracks and re-cluster (``pipelines.matching.feedback``)."""
+    """Confirm (``same``) or reject (``different``) a pair of tracks and re-cluster
+    (``pipelines.matching.feedback``)."""
     return (confirm if verdict == "same" else reject)(db, track_a, track_b)
 
 
@@ -157,7 +203,6 @@ def cluster_after_ingest(db: Database) -> Optional[ClusteringReport]:
     return identities_after_ingest(db)
 
 
-
 def database_model(db: Database) -> Optional[Path]:
     """The re-id weights the database's embeddings were made with (its newest model whose file still exists), so
     that an image query is encoded in the same vector space; None when no such file exists."""
@@ -167,9 +212,15 @@ def database_model(db: Database) -> Optional[Path]:
     return None
 
 
-def run_search(searcher: Searcher, options: SearchOptions, filters: SearchFilters, track_id: Optional[int] = None,
-               sighting_id: Optional[int] = None, image_path: Optional[str] = None, encoder=None
-               ) -> list[SearchResult]:
+def run_search(
+    searcher: Searcher,
+    options: SearchOptions,
+    filters: SearchFilters,
+    track_id: Optional[int] = None,
+    sighting_id: Optional[int] = None,
+    image_path: Optional[str] = None,
+    encoder=None,
+) -> list[SearchResult]:
     """Search by exactly one of a track, a sighting or a person image (``encoder``: a loaded
     ``models.encoders.ReIDEncoder`` of the database's model, for the image).
 
@@ -275,8 +326,10 @@ def set_camera_overlap(db: Database, cameras: Sequence[str], overlapping: bool) 
     chosen = list(dict.fromkeys(c.strip() for c in cameras if c.strip()))
     unknown = [c for c in chosen if c not in names]
     if unknown or len(chosen) < 2:
-        raise UsageError(f"give two or more camera names of {', '.join(sorted(names))}"
-                         + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+        raise UsageError(
+            f"give two or more camera names of {', '.join(sorted(names))}"
+            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+        )
     set_overlap(db, [names[c] for c in chosen], overlapping)
     record(db, "overlap", cameras=chosen, overlapping=overlapping)
     return cluster_identities(db, reason="camera overlap changed") if list_models(db) else None

@@ -33,8 +33,9 @@ def copy_rows(dst: np.ndarray, src: np.ndarray) -> None:
 class Scorer(Protocol):
     """Finds the rows of an index most similar to a set of query vectors."""
 
-    def top(self, index: EmbeddingIndex, queries: np.ndarray, valid: Optional[np.ndarray], m: int
-            ) -> tuple[np.ndarray, np.ndarray]:
+    def top(
+        self, index: EmbeddingIndex, queries: np.ndarray, valid: Optional[np.ndarray], m: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``m`` best rows by max-over-queries cosine similarity.
 
         Args:
@@ -49,8 +50,9 @@ class Scorer(Protocol):
     def scores(self, index: EmbeddingIndex, queries: np.ndarray, rows: slice) -> np.ndarray:
         """``float32 [R]`` max-over-queries similarity of the rows in ``rows`` (a track's rows)."""
 
-    def top_tracks(self, index: EmbeddingIndex, queries: np.ndarray, valid: np.ndarray, m: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
+    def top_tracks(
+        self, index: EmbeddingIndex, queries: np.ndarray, valid: np.ndarray, m: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``m`` tracks whose best valid row scores highest (max over queries and rows).
 
         Returns:
@@ -58,8 +60,9 @@ class Scorer(Protocol):
         """
 
 
-def top_tracks_by_rows(scorer, index: EmbeddingIndex, queries: np.ndarray, valid: np.ndarray, m: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def top_tracks_by_rows(
+    scorer, index: EmbeddingIndex, queries: np.ndarray, valid: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray]:
     """:meth:`Scorer.top_tracks` for any scorer with :meth:`Scorer.top`: asks for more rows until ``m`` distinct
     tracks are among them (exact: a track's best row comes before all its other rows)."""
     rows_wanted = max(64, 8 * m)
@@ -153,9 +156,11 @@ EXACT_BYTES = 1 << 30
 
 class AnnScorer:
     """Exact scoring (:class:`TorchScorer`) where it is fast, approximate beyond: on a CPU, a vector set larger
-    than ``exact_bytes`` is searched with FAISS IVF-PQ (``pipelines.matching.ann``), whose ``candidates`` best ids per query
+    than ``exact_bytes`` is searched with FAISS IVF-PQ (``pipelines.matching.ann``), whose ``candidates`` best ids per
+    query
     are then scored exactly, so scores are always exact cosines and only the choice of candidates is approximate.
-    ``nprobe`` and ``candidates`` None: chosen by the set's size (``pipelines.matching.ann.probes_for``, ``candidates_for``).
+    ``nprobe`` and ``candidates`` None: chosen by the set's size (``pipelines.matching.ann.probes_for``,
+    ``candidates_for``).
     A search whose filters leave few rows (at most ``exact_bytes`` of them) scans those rows exactly. The
     approximate index is loaded from, and saved into, the vector set's folder.
 
@@ -163,8 +168,13 @@ class AnnScorer:
         UsageError: faiss is not installed (when a set first needs it).
     """
 
-    def __init__(self, device: str = "cpu", exact_bytes: int = EXACT_BYTES, nprobe: Optional[int] = None,
-                 candidates: Optional[int] = None):
+    def __init__(
+        self,
+        device: str = "cpu",
+        exact_bytes: int = EXACT_BYTES,
+        nprobe: Optional[int] = None,
+        candidates: Optional[int] = None,
+    ):
         self.exact = TorchScorer(device)
         self.exact_bytes, self.nprobe, self.candidates = exact_bytes, nprobe, candidates
         self._ann: dict[str, tuple[int, int, int, IvfPqIndex]] = {}  # key -> (videos, generation, size, index)
@@ -230,8 +240,12 @@ class AnnScorer:
         if len(rows) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         q = np.ascontiguousarray(queries, np.float32)
-        scores = np.concatenate([(np.asarray(index.matrix[rows[i:i + 65536]], np.float32) @ q.T).max(axis=1)
-                                 for i in range(0, len(rows), 65536)])
+        scores = np.concatenate(
+            [
+                (np.asarray(index.matrix[rows[i : i + 65536]], np.float32) @ q.T).max(axis=1)
+                for i in range(0, len(rows), 65536)
+            ]
+        )
         best = np.argsort(-scores, kind="stable")[:m]
         return rows[best].astype(np.int64), scores[best].astype(np.float32)
 

@@ -28,12 +28,24 @@ def ray_cluster():
     env = dict(os.environ, YOLO_VERBOSE="False", RAY_USAGE_STATS_ENABLED="0")
     port = free_port()
     common = ["--num-cpus", "1", "--object-store-memory", str(200 * 1024 * 1024), "--disable-usage-stats"]
-    _ray("start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--temp-dir", temp,
-         "--include-dashboard=false", *common, env=env)
+    _ray(
+        "start",
+        "--head",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--temp-dir",
+        temp,
+        "--include-dashboard=false",
+        *common,
+        env=env,
+    )
     try:
         _ray("start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1", *common, env=env)
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([str(Path(sys.executable).with_name("ray")), "stop", "--force"], capture_output=True,
-                       env=env, timeout=120)
+        subprocess.run(
+            [str(Path(sys.executable).with_name("ray")), "stop", "--force"], capture_output=True, env=env, timeout=120
+        )
         shutil.rmtree(temp, ignore_errors=True)

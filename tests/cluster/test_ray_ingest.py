@@ -25,9 +25,13 @@ def _kill_first_worker_mid_video(url: str, stop: threading.Event, killed: list) 
         while not stop.is_set() and not killed:
             try:
                 with db.engine.connect() as con:
-                    row = con.execute(text(
-                        "SELECT v.id, v.owner FROM videos v WHERE v.status = 'ingesting' AND v.owner IS NOT NULL AND "
-                        "EXISTS (SELECT 1 FROM sightings s WHERE s.video_id = v.id) ORDER BY v.id LIMIT 1")).first()
+                    row = con.execute(
+                        text(
+                            "SELECT v.id, v.owner FROM videos v WHERE v.status = 'ingesting' "
+                            "AND v.owner IS NOT NULL AND EXISTS (SELECT 1 FROM sightings s WHERE s.video_id = v.id) "
+                            "ORDER BY v.id LIMIT 1"
+                        )
+                    ).first()
             except Exception:  # a busy moment of the database: poll again
                 row = None
             if row is not None:
@@ -42,24 +46,43 @@ def _per_camera(url_or_path) -> dict:
     db = open_database(url_or_path)
     try:
         with db.engine.connect() as con:
-            return {r[0]: tuple(r[1:]) for r in con.execute(text(
-                "SELECT c.name, count(DISTINCT v.id), count(DISTINCT t.id), count(s.id) FROM cameras c "
-                "JOIN videos v ON v.camera_id = c.id JOIN tracks t ON t.video_id = v.id "
-                "JOIN sightings s ON s.track_id = t.id GROUP BY c.name"))}
+            return {
+                r[0]: tuple(r[1:])
+                for r in con.execute(
+                    text(
+                        "SELECT c.name, count(DISTINCT v.id), count(DISTINCT t.id), count(s.id) FROM cameras c "
+                        "JOIN videos v ON v.camera_id = c.id JOIN tracks t ON t.video_id = v.id "
+                        "JOIN sightings s ON s.track_id = t.id GROUP BY c.name"
+                    )
+                )
+            }
     finally:
         db.close()
 
 
 def test_the_four_lab_cameras_ingested_on_a_ray_cluster_equal_a_local_ingest_despite_a_killed_worker(
-        ray_cluster, pg_url, lab4_db):
+    ray_cluster, pg_url, lab4_db
+):
     videos = [LAB / f"cam{i}.mp4" for i in range(4)]
     stop, killed = threading.Event(), []
     killer = threading.Thread(target=_kill_first_worker_mid_video, args=(pg_url, stop, killed), daemon=True)
     assert run_cli("cameras", "--db", pg_url).code == 0  # the schema exists before the killer polls
     killer.start()
     try:
-        result = run_cli_process("ingest", *videos, "--db", pg_url, "--duration", "15", "--cluster", ray_cluster,
-                                 "--batch-size", "8", *real_weights_args(), timeout=900)
+        result = run_cli_process(
+            "ingest",
+            *videos,
+            "--db",
+            pg_url,
+            "--duration",
+            "15",
+            "--cluster",
+            ray_cluster,
+            "--batch-size",
+            "8",
+            *real_weights_args(),
+            timeout=900,
+        )
     finally:
         stop.set()
         killer.join(timeout=10)
@@ -94,8 +117,7 @@ def test_a_ray_head_that_does_not_answer_is_one_line_within_seconds(pg_url):
     listener = socket.socket()  # a port that accepts nothing: bound, never listening
     listener.bind(("127.0.0.1", 0))
     started = time.monotonic()
-    refused = run_cli("ingest", LAB / "cam0.mp4", "--db", pg_url, "--cluster",
-                      f"127.0.0.1:{listener.getsockname()[1]}")
+    refused = run_cli("ingest", LAB / "cam0.mp4", "--db", pg_url, "--cluster", f"127.0.0.1:{listener.getsockname()[1]}")
     listener.close()
     assert refused.code == 2 and "no Ray cluster answers at 127.0.0.1" in refused.stderr
     assert len(refused.error_lines) == 1 and time.monotonic() - started < 20

@@ -28,7 +28,8 @@ def read_access_units(path: str) -> tuple[list[bytes], float]:
     """The file's H.264 access units (Annex B, SPS/PPS before every keyframe) and its frame rate (frames/s)."""
     pipeline = Gst.parse_launch(
         f'filesrc location="{path}" ! qtdemux ! h264parse config-interval=-1 ! '
-        "video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=sink sync=false emit-signals=false")
+        "video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=sink sync=false emit-signals=false"
+    )
     sink = pipeline.get_by_name("sink")
     pipeline.set_state(Gst.State.PLAYING)
     units, fps = [], 25.0
@@ -56,9 +57,11 @@ class LoopingFactory(GstRtspServer.RTSPMediaFactory):
         super().__init__()
         self.units, self.fps = units, fps
         self.set_shared(True)
-        self.set_launch("( appsrc name=src is-live=true format=time do-timestamp=true "
-                        "caps=video/x-h264,stream-format=byte-stream,alignment=au "
-                        "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )")
+        self.set_launch(
+            "( appsrc name=src is-live=true format=time do-timestamp=true "
+            "caps=video/x-h264,stream-format=byte-stream,alignment=au "
+            "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        )
         self.connect("media-configure", self._configure)
 
     def _configure(self, _factory, media):

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from pipelines.ingest.video import FrameReader
-from tests.conftest import real_weights_args, run_cli
-from tests.live.conftest import free_port
+from tests.conftest import free_port, real_weights_args, run_cli
 
 
 def _rows(db, sql):
@@ -33,24 +32,38 @@ def test_a_stream_without_duration_is_refused_in_one_line_without_its_password(t
 
 @pytest.mark.slow
 def test_two_live_cameras_one_unreachable_are_recorded_and_ingested_with_wall_clock_times(
-        rtsp_server, short_gop_clip, tmp_path):
+    rtsp_server, short_gop_clip, tmp_path
+):
     server = rtsp_server((), files={"cam0": short_gop_clip}, user="viewer", password="s3cret")
     db = tmp_path / "live.db"
     before = time.time()
-    result = run_cli("ingest", server.url("cam0", "viewer:s3cret@"),
-                     f"rtsp://viewer:s3cret@127.0.0.1:{free_port()}/door", "--duration", "5", "--db", db,
-                     "--stream-timeout", "3", *real_weights_args())
+    result = run_cli(
+        "ingest",
+        server.url("cam0", "viewer:s3cret@"),
+        f"rtsp://viewer:s3cret@127.0.0.1:{free_port()}/door",
+        "--duration",
+        "5",
+        "--db",
+        db,
+        "--stream-timeout",
+        "3",
+        *real_weights_args(),
+    )
     after = time.time()
     assert result.code == 1, result.stderr  # one camera failed, the other was ingested
     assert "s3cret" not in result.stdout + result.stderr and "rtsp://***@127.0.0.1" in result.stdout
-    videos = _rows(db, "SELECT c.name, v.path, v.status, v.start_time, v.duration_s, v.id FROM videos v "
-                       "JOIN cameras c ON c.id = v.camera_id")
+    videos = _rows(
+        db,
+        "SELECT c.name, v.path, v.status, v.start_time, v.duration_s, v.id FROM videos v "
+        "JOIN cameras c ON c.id = v.camera_id",
+    )
     assert [(name, status) for name, _, status, *_ in videos] == [("cam0", "complete")]
     _, path, _, start, duration, video_id = videos[0]
     assert path.startswith(str(tmp_path / "recordings" / "cam0")) and before <= start <= after
     assert 4.0 <= duration <= 6.5
-    sightings = _rows(db, f"SELECT frame_index, time_s, timestamp FROM sightings WHERE video_id = {video_id} "
-                          f"ORDER BY timestamp")
+    sightings = _rows(
+        db, f"SELECT frame_index, time_s, timestamp FROM sightings WHERE video_id = {video_id} ORDER BY timestamp"
+    )
     assert len(sightings) >= 10
     stamps = np.array([s[2] for s in sightings])
     assert start <= stamps.min() and stamps.max() <= start + duration + 0.5
@@ -62,8 +75,9 @@ def test_two_live_cameras_one_unreachable_are_recorded_and_ingested_with_wall_cl
 
 
 @pytest.mark.slow
-def test_a_server_that_dies_and_comes_back_gives_two_recordings_and_nothing_twice(rtsp_server, short_gop_clip,
-                                                                                   tmp_path):
+def test_a_server_that_dies_and_comes_back_gives_two_recordings_and_nothing_twice(
+    rtsp_server, short_gop_clip, tmp_path
+):
     server = rtsp_server((), files={"cam0": short_gop_clip})  # a keyframe every second, as cameras send
     db = tmp_path / "live.db"
 
@@ -77,8 +91,9 @@ def test_a_server_that_dies_and_comes_back_gives_two_recordings_and_nothing_twic
         server.start()
 
     threading.Thread(target=outage, daemon=True).start()
-    result = run_cli("ingest", server.url("cam0"), "--duration", "8", "--db", db, "--stream-timeout", "10",
-                     *real_weights_args())
+    result = run_cli(
+        "ingest", server.url("cam0"), "--duration", "8", "--db", db, "--stream-timeout", "10", *real_weights_args()
+    )
     assert result.code == 0, result.stderr
     assert re.search(r"recorded 2 segment\(s\) after \d+ reconnection", result.stderr), result.stderr
     videos = _rows(db, "SELECT v.start_time, v.duration_s, v.status, v.id FROM videos v ORDER BY v.start_time")
@@ -92,7 +107,8 @@ def test_a_server_that_dies_and_comes_back_gives_two_recordings_and_nothing_twic
 
 @pytest.mark.slow
 def test_ctrl_c_while_recording_leaves_playable_recordings_and_an_untouched_database(
-        rtsp_server, short_gop_clip, tmp_path):
+    rtsp_server, short_gop_clip, tmp_path
+):
     import os
     import signal
     import subprocess
@@ -102,9 +118,25 @@ def test_ctrl_c_while_recording_leaves_playable_recordings_and_an_untouched_data
 
     server = rtsp_server((), files={"cam0": short_gop_clip})
     db = tmp_path / "live.db"
-    proc = subprocess.Popen([sys.executable, "-m", "reid_app.cli", "ingest", server.url("cam0"), "--duration", "60",
-                             "--db", str(db), *map(str, real_weights_args())], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=dict(os.environ, YOLO_VERBOSE="False"))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reid_app.cli",
+            "ingest",
+            server.url("cam0"),
+            "--duration",
+            "60",
+            "--db",
+            str(db),
+            *map(str, real_weights_args()),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ, YOLO_VERBOSE="False"),
+    )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("recordings/cam0/*.mp4")) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -48,7 +48,8 @@ def test_segments_play_back_the_analysed_frames_at_their_recorded_times(rtsp_ser
 
 
 def test_a_killed_and_restarted_server_is_reconnected_into_a_new_segment_without_duplicates_or_going_back(
-        rtsp_server, short_gop_clip, tmp_path):
+    rtsp_server, short_gop_clip, tmp_path
+):
     import threading
     import time
 
@@ -56,8 +57,13 @@ def test_a_killed_and_restarted_server_is_reconnected_into_a_new_segment_without
 
     server = rtsp_server((), files={"gate": short_gop_clip})
     recorder = SegmentRecorder(tmp_path / "rec", "gate", segment_s=60.0)
-    source = StreamSource(server.url("gate"), analysis_fps=5, max_duration_s=7, recorder=recorder,
-                          options=StreamOptions(read_timeout_s=2, backoff_initial_s=0.2, backoff_max_s=1))
+    source = StreamSource(
+        server.url("gate"),
+        analysis_fps=5,
+        max_duration_s=7,
+        recorder=recorder,
+        options=StreamOptions(read_timeout_s=2, backoff_initial_s=0.2, backoff_max_s=1),
+    )
     analysed: list = []
     reader = threading.Thread(target=lambda: analysed.extend(source.frames()))
     reader.start()
@@ -139,8 +145,7 @@ def test_a_stream_that_changes_picture_size_starts_a_new_segment_of_that_size(tm
 
     recorder = SegmentRecorder(tmp_path / "rec", "cam", segment_s=60.0)
     once = StreamOptions(backoff_initial_s=60.0, give_up_after_s=None)  # a file: read it once, never reopened
-    source = StreamSource(str(_two_sizes_ts(tmp_path / "two.ts")), analysis_fps=1000.0, recorder=recorder,
-                          options=once)
+    source = StreamSource(str(_two_sizes_ts(tmp_path / "two.ts")), analysis_fps=1000.0, recorder=recorder, options=once)
     analysed = [f for f in source.frames(lambda: source.last_error == "the stream ended") if f.recorded is not None]
     assert len(recorder.segments) == 2 and (source.facts.width, source.facts.height) == (160, 120)
     sizes = {}
@@ -160,22 +165,26 @@ def test_a_stream_that_changes_picture_size_starts_a_new_segment_of_that_size(tm
         assert (frame.image.shape[1], frame.image.shape[0]) == (segment.width, segment.height)
 
 
-def test_a_full_recording_disk_stops_that_camera_with_one_message_and_leaves_no_empty_segment(short_gop_clip,
-                                                                                                tmp_path):
+def test_a_full_recording_disk_stops_that_camera_with_one_message_and_leaves_no_empty_segment(short_gop_clip, tmp_path):
     import subprocess
 
     folder = tmp_path / "small"
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(folder)], capture_output=True,
-                             text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'not root'})")
     try:
         from pipelines.live.stream import StreamOptions
 
         recorder = SegmentRecorder(folder / "rec", "cam", segment_s=1.0)
-        source = StreamSource(str(short_gop_clip), analysis_fps=1000.0, recorder=recorder,
-                              options=StreamOptions(backoff_initial_s=60.0, give_up_after_s=None))
+        source = StreamSource(
+            str(short_gop_clip),
+            analysis_fps=1000.0,
+            recorder=recorder,
+            options=StreamOptions(backoff_initial_s=60.0, give_up_after_s=None),
+        )
         frames = list(source.frames())
         assert source.stopped_because and "disk of" in source.stopped_because and "is full" in source.stopped_because
         assert source.reconnects == 0 and frames  # stopped once, not reconnecting into new empty files

@@ -16,8 +16,10 @@ from pipelines.live.stream import StreamOptions, StreamSource, is_stream
 
 
 def test_credentials_and_secret_query_values_are_redacted_and_the_rest_kept():
-    assert redact_url("rtsp://admin:s3cret@10.0.0.5:554/Streaming/101?token=abc&channel=1") == \
-        "rtsp://***@10.0.0.5:554/Streaming/101?token=***&channel=1"
+    assert (
+        redact_url("rtsp://admin:s3cret@10.0.0.5:554/Streaming/101?token=abc&channel=1")
+        == "rtsp://***@10.0.0.5:554/Streaming/101?token=***&channel=1"
+    )
     assert redact_url("http://cam.local/video.mjpg?user=bob&pwd=x") == "http://cam.local/video.mjpg?user=***&pwd=***"
     assert redact_url("udp://239.0.0.1:5000") == "udp://239.0.0.1:5000"
     text = redact_text("Server returned 401 Unauthorized for 'rtsp://admin:s3cret@host/x' (retrying)")
@@ -39,8 +41,9 @@ def _collect(source: StreamSource, frames: list, **kwargs) -> None:
 def test_a_live_camera_gives_frames_at_the_analysis_rate_with_wall_clock_times(rtsp_server, transport, seconds):
     server = rtsp_server(("cam0",))
     before = time.time()
-    source = StreamSource(server.url("cam0"), analysis_fps=5, max_duration_s=seconds,
-                          options=StreamOptions(rtsp_transport=transport))
+    source = StreamSource(
+        server.url("cam0"), analysis_fps=5, max_duration_s=seconds, options=StreamOptions(rtsp_transport=transport)
+    )
     frames: list = []
     _collect(source, frames)
     assert 5 * seconds - 3 <= len(frames) <= 5 * seconds + 2, len(frames)  # 5 frames/s
@@ -54,10 +57,13 @@ def test_a_live_camera_gives_frames_at_the_analysis_rate_with_wall_clock_times(r
 
 @pytest.mark.slow
 def test_an_unreachable_camera_gives_up_with_a_redacted_error_and_stops_its_thread():
-    from tests.live.conftest import free_port
+    from tests.conftest import free_port
 
-    source = StreamSource(f"rtsp://admin:s3cret@127.0.0.1:{free_port()}/cam0", analysis_fps=5,
-                          options=StreamOptions(open_timeout_s=1, backoff_initial_s=0.2, give_up_after_s=1.5))
+    source = StreamSource(
+        f"rtsp://admin:s3cret@127.0.0.1:{free_port()}/cam0",
+        analysis_fps=5,
+        options=StreamOptions(open_timeout_s=1, backoff_initial_s=0.2, give_up_after_s=1.5),
+    )
     with pytest.raises(InputVideoError) as error:
         list(source.frames())
     assert "s3cret" not in str(error.value) and "admin" not in str(error.value)
@@ -69,13 +75,18 @@ def test_an_unreachable_camera_gives_up_with_a_redacted_error_and_stops_its_thre
 @pytest.mark.slow
 def test_a_camera_with_a_password_is_read_and_the_password_never_shown(rtsp_server, caplog):
     server = rtsp_server(("cam1",), user="viewer", password="s3cret")
-    source = StreamSource(server.url("cam1", "viewer:s3cret@"), analysis_fps=5, max_duration_s=2,
-                          options=StreamOptions(give_up_after_s=20))
+    source = StreamSource(
+        server.url("cam1", "viewer:s3cret@"),
+        analysis_fps=5,
+        max_duration_s=2,
+        options=StreamOptions(give_up_after_s=20),
+    )
     frames: list = []
     _collect(source, frames)
     assert len(frames) >= 7 and "s3cret" not in source.name
-    wrong = StreamSource(server.url("cam1", "viewer:wrong@"), analysis_fps=5,
-                         options=StreamOptions(open_timeout_s=2, give_up_after_s=1))
+    wrong = StreamSource(
+        server.url("cam1", "viewer:wrong@"), analysis_fps=5, options=StreamOptions(open_timeout_s=2, give_up_after_s=1)
+    )
     with pytest.raises(InputVideoError) as error:
         list(wrong.frames())
     assert "wrong" not in str(error.value) and "viewer" not in str(error.value)
@@ -85,8 +96,12 @@ def test_a_camera_with_a_password_is_read_and_the_password_never_shown(rtsp_serv
 @pytest.mark.slow
 def test_a_camera_that_goes_down_for_good_ends_at_its_duration_not_never(rtsp_server):
     server = rtsp_server(("cam0",))
-    source = StreamSource(server.url("cam0"), analysis_fps=5, max_duration_s=4,
-                          options=StreamOptions(read_timeout_s=1, backoff_initial_s=0.2))  # never gives up
+    source = StreamSource(
+        server.url("cam0"),
+        analysis_fps=5,
+        max_duration_s=4,
+        options=StreamOptions(read_timeout_s=1, backoff_initial_s=0.2),
+    )  # never gives up
     frames = []
     for frame in source.frames():
         frames.append(frame.time_s)

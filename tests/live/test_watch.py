@@ -19,9 +19,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import LAB, OSNET, POSE_DETECTOR, _require, copy_db, run_cli
+from tests.conftest import LAB, OSNET, POSE_DETECTOR, _require, copy_db, free_port, run_cli
 from tests.lab_geometry import same_person_pairs
-from tests.live.conftest import free_port
 from tests.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.slow
@@ -33,8 +32,11 @@ def _watched_track(db_path: Path) -> tuple[int, int, list[int]]:
     with sqlite3.connect(db_path) as con:
         camera = dict(con.execute("SELECT t.id, c.name FROM tracks t JOIN cameras c ON c.id = t.camera_id"))
         embedded = {t for (t,) in con.execute("SELECT id FROM tracks WHERE num_embeddings >= 5")}
-    same = [(a, b) for (a, b), s in pairs.items() if s and camera[a] == "cam0" and camera[b] == "cam1"
-            and a in embedded and b in embedded]
+    same = [
+        (a, b)
+        for (a, b), s in pairs.items()
+        if s and camera[a] == "cam0" and camera[b] == "cam1" and a in embedded and b in embedded
+    ]
     assert same, "the lab footage shows one person in cam0 and cam1"
     watched, twin = same[0]
     others = [t for t in embedded if camera[t] == "cam1" and t != twin]
@@ -43,8 +45,12 @@ def _watched_track(db_path: Path) -> tuple[int, int, list[int]]:
 
 def _sightings(con, video_ids) -> list[tuple[int, int, np.ndarray]]:
     marks = ",".join("?" * len(video_ids))
-    return [(t, f, np.array(box)) for t, f, *box in con.execute(
-        f"SELECT track_id, frame_index, x1, y1, x2, y2 FROM sightings WHERE video_id IN ({marks})", video_ids)]
+    return [
+        (t, f, np.array(box))
+        for t, f, *box in con.execute(
+            f"SELECT track_id, frame_index, x1, y1, x2, y2 FROM sightings WHERE video_id IN ({marks})", video_ids
+        )
+    ]
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -80,11 +86,13 @@ def _offline_twins(con, live_videos, offline_video) -> dict[int, int]:
 
 
 def test_watch_alerts_for_the_watched_person_only_posts_the_webhook_and_stops_cleanly_on_sigterm(
-        rtsp_server, cam1_live_clip, lab4_db, tmp_path):
+    rtsp_server, cam1_live_clip, lab4_db, tmp_path
+):
     db_path = copy_db(lab4_db, tmp_path)
     watched, twin, others = _watched_track(db_path)
-    added = run_cli("watchlist", "add", "Person of interest", "--track", str(watched), "--db", db_path,
-                    "--note", "seen at the door")
+    added = run_cli(
+        "watchlist", "add", "Person of interest", "--track", str(watched), "--db", db_path, "--note", "seen at the door"
+    )
     assert added.code == 0, added.stderr
     server = rtsp_server((), files={"cam1": cam1_live_clip}, user="viewer", password="s3cret")
     hook = WebhookReceiver()
@@ -92,21 +100,40 @@ def test_watch_alerts_for_the_watched_person_only_posts_the_webhook_and_stops_cl
     site.write_text(f"""
 [site]
 segment = "60s"
-webhook = "{hook.url.replace('http://', 'http://hook:s3cret@')}"
+webhook = "{hook.url.replace("http://", "http://hook:s3cret@")}"
 
 [[camera]]
 name = "cam1"
-url = "{server.url('cam1', 'viewer:s3cret@')}"
+url = "{server.url("cam1", "viewer:s3cret@")}"
 
 [[camera]]
 name = "door"
 url = "rtsp://127.0.0.1:{free_port()}/user=viewer&password=s3cret&channel=1&stream=0.sdp"
 """)
     recordings = tmp_path / "recordings"
-    process = subprocess.Popen([sys.executable, "-m", "reid_app.cli", "watch", "--site", str(site), "--db",
-                                str(db_path), "--recordings", str(recordings), "--detector", str(_require(POSE_DETECTOR)),
-                                "--reid", str(_require(OSNET)), "--status-every", "1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reid_app.cli",
+            "watch",
+            "--site",
+            str(site),
+            "--db",
+            str(db_path),
+            "--recordings",
+            str(recordings),
+            "--detector",
+            str(_require(POSE_DETECTOR)),
+            "--reid",
+            str(_require(OSNET)),
+            "--status-every",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True).start()
     try:
@@ -134,19 +161,29 @@ url = "rtsp://127.0.0.1:{free_port()}/user=viewer&password=s3cret&channel=1&stre
             assert b"s3cret" not in blob
         live_videos = [v for (v,) in con.execute("SELECT id FROM videos WHERE path LIKE ?", (f"{recordings}%",))]
         assert live_videos
-        statuses = [s for (s,) in con.execute(
-            f"SELECT status FROM videos WHERE id IN ({','.join('?' * len(live_videos))})", live_videos)]
+        statuses = [
+            s
+            for (s,) in con.execute(
+                f"SELECT status FROM videos WHERE id IN ({','.join('?' * len(live_videos))})", live_videos
+            )
+        ]
         assert statuses == ["complete"] * len(live_videos)  # SIGTERM closed the open segment and finished its row
-        offline_cam1 = con.execute("SELECT v.id FROM videos v JOIN cameras c ON c.id = v.camera_id "
-                                   "WHERE c.name = 'cam1' AND v.path NOT LIKE ?", (f"{recordings}%",)).fetchone()[0]
+        offline_cam1 = con.execute(
+            "SELECT v.id FROM videos v JOIN cameras c ON c.id = v.camera_id "
+            "WHERE c.name = 'cam1' AND v.path NOT LIKE ?",
+            (f"{recordings}%",),
+        ).fetchone()[0]
         twins = _offline_twins(con, live_videos, offline_cam1)
-        alerts = con.execute("SELECT id, watchlist_id, camera, track_id, sighting_id, similarity, delivered "
-                             "FROM alerts").fetchall()
+        alerts = con.execute(
+            "SELECT id, watchlist_id, camera, track_id, sighting_id, similarity, delivered FROM alerts"
+        ).fetchall()
         assert alerts
         for _, _, camera, track, _, similarity, delivered in alerts:
             assert camera == "cam1" and similarity >= 0.75 and delivered == "console, webhook 200"
-            assert twins.get(track) == twin, f"alert for live track {track}, which shows offline track " \
-                                             f"{twins.get(track)}, not the watched person ({twin})"
+            assert twins.get(track) == twin, (
+                f"alert for live track {track}, which shows offline track "
+                f"{twins.get(track)}, not the watched person ({twin})"
+            )
         others_live = [t for t, o in twins.items() if o in others]
         assert others_live, "the other people were seen live too"
         assert not {a[3] for a in alerts} & set(others_live)
@@ -155,7 +192,9 @@ url = "rtsp://127.0.0.1:{free_port()}/user=viewer&password=s3cret&channel=1&stre
         assert identity_of.get(alerts[0][3]) == identity_of.get(twin)
         audit = [json.loads(d) for (d,) in con.execute("SELECT details FROM audit_log WHERE action = 'alert'")]
         assert [a["alert_id"] for a in audit] == [a[0] for a in alerts]
-        segment, duration = con.execute("SELECT path, duration_s FROM videos WHERE id = ?", (live_videos[0],)).fetchone()
+        segment, duration = con.execute(
+            "SELECT path, duration_s FROM videos WHERE id = ?", (live_videos[0],)
+        ).fetchone()
     finally:
         con.close()
     with av.open(segment) as container:  # the recording plays
@@ -167,8 +206,7 @@ url = "rtsp://127.0.0.1:{free_port()}/user=viewer&password=s3cret&channel=1&stre
     assert path == "/hooks/reid"
     assert body["name"] == "Person of interest" and body["note"] == "seen at the door" and body["camera"] == "cam1"
     assert body["alert_id"] == alerts[0][0] and body["track_id"] == alerts[0][3]
-    thumbnail = cv2.imdecode(np.frombuffer(base64.b64decode(body["thumbnail_jpeg_base64"]), np.uint8),
-                             cv2.IMREAD_COLOR)
+    thumbnail = cv2.imdecode(np.frombuffer(base64.b64decode(body["thumbnail_jpeg_base64"]), np.uint8), cv2.IMREAD_COLOR)
     assert thumbnail is not None and thumbnail.shape[0] == 128
 
     listed = run_cli("alerts", "--db", db_path)
@@ -184,16 +222,34 @@ def test_recordings_of_a_killed_watch_play_and_are_finished_by_the_next_one(rtsp
     site = tmp_path / "site.toml"
     site.write_text(f'[site]\nsegment = "60s"\n\n[[camera]]\nname = "cam1"\nurl = "{server.url("cam1")}"\n')
     db_path, recordings = tmp_path / "live.db", tmp_path / "recordings"
-    process = subprocess.Popen([sys.executable, "-m", "reid_app.cli", "watch", "--site", str(site), "--db",
-                                str(db_path), "--recordings", str(recordings), "--detector", str(_require(POSE_DETECTOR)),
-                                "--reid", str(_require(OSNET))], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reid_app.cli",
+            "watch",
+            "--site",
+            str(site),
+            "--db",
+            str(db_path),
+            "--recordings",
+            str(recordings),
+            "--detector",
+            str(_require(POSE_DETECTOR)),
+            "--reid",
+            str(_require(OSNET)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
     def stored() -> tuple[int, float]:
         if not db_path.exists():
             return 0, 0.0
         with sqlite3.connect(db_path) as con:
-            row = con.execute("SELECT count(s.id), max(v.duration_s) FROM videos v LEFT JOIN sightings s "
-                              "ON s.video_id = v.id").fetchone()
+            row = con.execute(
+                "SELECT count(s.id), max(v.duration_s) FROM videos v LEFT JOIN sightings s ON s.video_id = v.id"
+            ).fetchone()
         return row[0] or 0, row[1] or 0.0
 
     try:
@@ -205,7 +261,7 @@ def test_recordings_of_a_killed_watch_play_and_are_finished_by_the_next_one(rtsp
         process.kill()  # kill -9: no clean shutdown at all
         process.wait(30)
     with sqlite3.connect(db_path) as con:
-        (video_id, path, status, duration), = con.execute("SELECT id, path, status, duration_s FROM videos")
+        ((video_id, path, status, duration),) = con.execute("SELECT id, path, status, duration_s FROM videos")
         sighting_time = con.execute("SELECT max(time_s) FROM sightings WHERE video_id = ?", (video_id,)).fetchone()[0]
     assert status == "ingesting"
     reader = FrameReader(path)  # fragmented MP4: it plays although its writer was killed mid-segment
@@ -231,11 +287,27 @@ def test_recordings_of_a_killed_watch_play_and_are_finished_by_the_next_one(rtsp
 def test_retention_runs_on_its_schedule_while_watching(rtsp_server, cam1_live_clip, tmp_path):
     server = rtsp_server((), files={"cam1": cam1_live_clip})
     site = tmp_path / "site.toml"
-    site.write_text(f'[site]\nsegment = "3s"\nretention = "4s"\nretention_every = "2s"\n\n'
-                    f'[[camera]]\nname = "cam1"\nurl = "{server.url("cam1")}"\n')
+    site.write_text(
+        f'[site]\nsegment = "3s"\nretention = "4s"\nretention_every = "2s"\n\n'
+        f'[[camera]]\nname = "cam1"\nurl = "{server.url("cam1")}"\n'
+    )
     db_path, recordings = tmp_path / "live.db", tmp_path / "recordings"
-    result = run_cli("watch", "--site", site, "--db", db_path, "--recordings", recordings, "--stop-after", "16",
-                     "--detector", _require(POSE_DETECTOR), "--reid", _require(OSNET), timeout=120)
+    result = run_cli(
+        "watch",
+        "--site",
+        site,
+        "--db",
+        db_path,
+        "--recordings",
+        recordings,
+        "--stop-after",
+        "16",
+        "--detector",
+        _require(POSE_DETECTOR),
+        "--reid",
+        _require(OSNET),
+        timeout=120,
+    )
     assert result.code == 0, result.stderr
     with sqlite3.connect(db_path) as con:
         purges = [json.loads(d) for (d,) in con.execute("SELECT details FROM audit_log WHERE action = 'retention'")]
@@ -252,10 +324,22 @@ def test_a_second_watch_of_the_same_cameras_is_refused(rtsp_server, cam1_live_cl
     server = rtsp_server((), files={"cam1": cam1_live_clip})
     site = tmp_path / "site.toml"
     site.write_text(f'[site]\nsegment = "60s"\n\n[[camera]]\nname = "cam1"\nurl = "{server.url("cam1")}"\n')
-    args = ["watch", "--site", str(site), "--db", str(tmp_path / "live.db"), "--recordings", str(tmp_path / "rec"),
-            "--detector", str(_require(POSE_DETECTOR)), "--reid", str(_require(OSNET))]
-    first = subprocess.Popen([sys.executable, "-m", "reid_app.cli", *args], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+    args = [
+        "watch",
+        "--site",
+        str(site),
+        "--db",
+        str(tmp_path / "live.db"),
+        "--recordings",
+        str(tmp_path / "rec"),
+        "--detector",
+        str(_require(POSE_DETECTOR)),
+        "--reid",
+        str(_require(OSNET)),
+    ]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "reid_app.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 60
         while not (tmp_path / "rec" / "cam1" / ".watch.lock").exists():
@@ -271,18 +355,38 @@ def test_a_second_watch_of_the_same_cameras_is_refused(rtsp_server, cam1_live_cl
 
 
 @pytest.mark.slow
-def test_a_postgresql_outage_does_not_stop_the_watch_and_nothing_analysed_is_lost(rtsp_server, cam1_live_clip,
-                                                                                   postgres_server, tmp_path):
+def test_a_postgresql_outage_does_not_stop_the_watch_and_nothing_analysed_is_lost(
+    rtsp_server, cam1_live_clip, postgres_server, tmp_path
+):
     import psycopg
 
     url = postgres_server.new_database()
     server = rtsp_server((), files={"cam1": cam1_live_clip})
     site = tmp_path / "site.toml"
     site.write_text(f'[site]\nsegment = "8s"\n\n[[camera]]\nname = "cam1"\nurl = "{server.url("cam1")}"\n')
-    process = subprocess.Popen([sys.executable, "-m", "reid_app.cli", "watch", "--site", str(site), "--db", url,
-                                "--recordings", str(tmp_path / "rec"), "--detector", str(_require(POSE_DETECTOR)),
-                                "--reid", str(_require(OSNET)), "--status-every", "1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reid_app.cli",
+            "watch",
+            "--site",
+            str(site),
+            "--db",
+            url,
+            "--recordings",
+            str(tmp_path / "rec"),
+            "--detector",
+            str(_require(POSE_DETECTOR)),
+            "--reid",
+            str(_require(OSNET)),
+            "--status-every",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True).start()
 

@@ -42,8 +42,9 @@ def person_image(identity_seed: int, camera: int, rng: np.random.Generator, size
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def write_generic_dataset(root: Path, train_ids: int = 16, test_ids: int = 10, per_camera: int = 4,
-                          cameras: int = 2, seed: int = 0) -> Path:
+def write_generic_dataset(
+    root: Path, train_ids: int = 16, test_ids: int = 10, per_camera: int = 4, cameras: int = 2, seed: int = 0
+) -> Path:
     """Write ``<root>/{train,query,gallery}/<pid>/<camid>_<n>.jpg``.
 
     Train: ``train_ids`` identities x ``cameras`` x ``per_camera`` images. Test identities are disjoint from

@@ -23,15 +23,18 @@ def _track(tracker: PersonTracker, frames) -> dict:
 
 @pytest.mark.slow
 def test_appearance_keeps_identities_that_motion_alone_swaps():
-    frames = list(VideoSource(_require(VIDEOS / "pets2009_s2l1_view001.avi"), analysis_fps=5,
-                              max_duration_s=40).frames())
+    frames = list(
+        VideoSource(_require(VIDEOS / "pets2009_s2l1_view001.avi"), analysis_fps=5, max_duration_s=40).frames()
+    )
     truth = read_mot_ground_truth(_require(SHARED / "data" / "mot" / "PETS09-S2L1" / "gt.txt"), 0.625)
     indexes = [f.index for f in frames]
     encoder = load_encoder(_require(OSNET))
-    motion = score_tracking(truth, _track(PersonTracker(_require(PLAIN_DETECTOR), tracker="bytetrack"), frames),
-                            indexes)
-    appearance = score_tracking(truth, _track(PersonTracker(_require(PLAIN_DETECTOR), tracker="botsort-reid",
-                                                            encoder=encoder), frames), indexes)
+    motion = score_tracking(
+        truth, _track(PersonTracker(_require(PLAIN_DETECTOR), tracker="bytetrack"), frames), indexes
+    )
+    appearance = score_tracking(
+        truth, _track(PersonTracker(_require(PLAIN_DETECTOR), tracker="botsort-reid", encoder=encoder), frames), indexes
+    )
     assert appearance["IDSW"] < motion["IDSW"] and appearance["IDF1"] > motion["IDF1"] + 3, (motion, appearance)
 
 

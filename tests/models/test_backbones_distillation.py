@@ -88,8 +88,9 @@ def test_in_order_mapping_refuses_a_wrong_file():
 
 def test_freezing_the_stem_keeps_its_weights_and_batchnorm_statistics():
     torch.manual_seed(0)
-    net = JointLossNet(JointLossConfig(backbone="mobilenet_v2", num_classes=4, input_size=[64, 32],
-                                       global_dim=16, part_dim=8))
+    net = JointLossNet(
+        JointLossConfig(backbone="mobilenet_v2", num_classes=4, input_size=[64, 32], global_dim=16, part_dim=8)
+    )
     frozen = net.freeze_early_layers()
     assert frozen > 0
     net.train()
@@ -110,7 +111,7 @@ def test_distillation_losses_against_hand_computed_values():
     teacher = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 2.0]])
     # cosines: student s01 = 0, s02 = s12 = 1/sqrt2; teacher t01 = 1, t02 = t12 = 0; diagonals 1 and 1
     r = 1 / math.sqrt(2)
-    expected_sp = (2 * (0 - 1) ** 2 + 4 * r ** 2) / 9
+    expected_sp = (2 * (0 - 1) ** 2 + 4 * r**2) / 9
     assert float(similarity_preserving(student, teacher)) == pytest.approx(expected_sp, rel=1e-6)
     tau = 0.5
     s_cos = np.array([[1, 0, r], [0, 1, r], [r, r, 1]])
@@ -133,7 +134,8 @@ def test_joint_loss_adds_the_distillation_terms_with_their_weights():
     targets = torch.tensor([0, 0, 1, 1, 2, 2])
     base, _ = JointLoss(LossConfig(triplet_weight=1.0))(outputs, targets)
     total, stats = JointLoss(LossConfig(triplet_weight=1.0, distill_weight=2.0, similarity_weight=10.0))(
-        outputs, targets, teacher=teacher)
+        outputs, targets, teacher=teacher
+    )
     expected = float(base) + 2.0 * (10.0 * stats["kd_sp"] + stats["kd_pkt"])
     assert float(total) == pytest.approx(expected, rel=1e-5) and stats["kd_pkt"] > 0
 
@@ -179,8 +181,7 @@ def _require(path: Path) -> Path:
 
 def test_shared_cuhk_layouts_read_with_views_as_cameras_and_combine_without_clashing_ids():
     cuhk03 = load_dataset("cuhk03-views", _require(REID / "cuhk03"))
-    assert [row[:3] for row in cuhk03.summary()] == [("train", 743, 7239), ("query", 100, 451),
-                                                   ("gallery", 100, 487)]
+    assert [row[:3] for row in cuhk03.summary()] == [("train", 743, 7239), ("query", 100, 451), ("gallery", 100, 487)]
     assert {s.camid for s in cuhk03.query} == {0} and {s.camid for s in cuhk03.gallery} == {1}
     assert not {s.pid for s in cuhk03.train} & {s.pid for s in cuhk03.query}  # val ids are other people
     cuhk01 = load_dataset("cuhk01", _require(REID / "cuhk01"))

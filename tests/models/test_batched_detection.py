@@ -102,8 +102,9 @@ def test_a_small_fast_person_at_five_frames_per_second_keeps_one_track():
     ids = set()
     for step in range(10):
         x = 50 + 8 * step
-        out = tracker.update(PersonDetections(np.array([[x, 100, x + 15, 145]], np.float32),
-                                              np.array([0.4], np.float32)))
+        out = tracker.update(
+            PersonDetections(np.array([[x, 100, x + 15, 145]], np.float32), np.array([0.4], np.float32))
+        )
         ids.update(out.track_ids.tolist())
     assert len(ids) == 1
 
@@ -113,8 +114,9 @@ def test_person_tracker_uses_a_shared_detector():
         gives_keypoints = False
 
         def detect(self, images):
-            return [PersonDetections(np.array([[5, 5, 50, 150]], np.float32), np.array([0.9], np.float32))
-                    for _ in images]
+            return [
+                PersonDetections(np.array([[5, 5, 50, 150]], np.float32), np.array([0.9], np.float32)) for _ in images
+            ]
 
     tracker = PersonTracker(detector=Fixed())
     tracker.update(np.zeros((200, 200, 3), np.uint8))

@@ -35,8 +35,12 @@ def test_market1501_reader_gives_standard_splits_with_junk_and_distractors_in_th
 
 
 def test_dukemtmc_reader(tmp_path):
-    for split, name in (("bounding_box_train", "0001_c2_f0046182"), ("bounding_box_train", "0001_c5_f0051341"),
-                        ("query", "0005_c2_f0046985"), ("bounding_box_test", "0005_c5_f0051781")):
+    for split, name in (
+        ("bounding_box_train", "0001_c2_f0046182"),
+        ("bounding_box_train", "0001_c5_f0051341"),
+        ("query", "0005_c2_f0046985"),
+        ("bounding_box_test", "0005_c5_f0051781"),
+    ):
         _touch(tmp_path / split / f"{name}.jpg")
     data = load_dataset("dukemtmc", tmp_path)
     assert [(s.pid, s.camid) for s in data.train] == [(1, 2), (1, 5)]
@@ -58,10 +62,12 @@ def test_cuhk03_new_protocol_reader_picks_the_subset(tmp_path, subset):
 
 def test_msmt17_reader_uses_the_lists_and_merges_val_into_train(tmp_path):
     base = tmp_path / "MSMT17_V1"
-    lines = {"list_train.txt": ["0000/0000_000_01_0303morning_0015_0.jpg 0"],
-             "list_val.txt": ["0001/0001_004_07_0303morning_0020_1.jpg 1"],
-             "list_query.txt": ["0000/0000_001_05_0303noon_0100_0.jpg 0"],
-             "list_gallery.txt": ["0000/0000_002_12_0303noon_0200_1.jpg 0", ""]}
+    lines = {
+        "list_train.txt": ["0000/0000_000_01_0303morning_0015_0.jpg 0"],
+        "list_val.txt": ["0001/0001_004_07_0303morning_0020_1.jpg 1"],
+        "list_query.txt": ["0000/0000_001_05_0303noon_0100_0.jpg 0"],
+        "list_gallery.txt": ["0000/0000_002_12_0303noon_0200_1.jpg 0", ""],
+    }
     for name, rows in lines.items():
         base.mkdir(exist_ok=True)
         (base / name).write_text("\n".join(rows) + "\n")

@@ -57,6 +57,7 @@ def test_mmpose_backend(tmp_path):
 def test_mmpose_backend_without_mmpose_says_how_to_get_it():
     try:
         import mmpose.apis  # noqa: F401
+
         pytest.skip("mmpose is installed here; this checks the message when it is not")
     except Exception:
         pass

@@ -11,19 +11,24 @@ from models.parts import part_boxes_from_keypoints
 
 def _net(**switches):
     torch.manual_seed(0)
-    return JointLossNet(JointLossConfig(backbone="resnet18", input_size=[128, 64], global_dim=64, part_dim=32,
-                                        **switches)).eval()
+    return JointLossNet(
+        JointLossConfig(backbone="resnet18", input_size=[128, 64], global_dim=64, part_dim=32, **switches)
+    ).eval()
 
 
 def _crops_and_boxes(n=5):
     rng = np.random.default_rng(0)
-    crops = [rng.integers(0, 255, (int(rng.integers(100, 220)), int(rng.integers(40, 90)), 3), dtype=np.uint8)
-             for _ in range(n)]
+    crops = [
+        rng.integers(0, 255, (int(rng.integers(100, 220)), int(rng.integers(40, 90)), 3), dtype=np.uint8)
+        for _ in range(n)
+    ]
     boxes = []
     for crop in crops:
         h, w = crop.shape[:2]
         kp = np.zeros((17, 3), np.float32)
-        for i, frac in enumerate([.08, .06, .06, .07, .07, .2, .2, .35, .35, .45, .45, .5, .5, .72, .72, .93, .93]):
+        for i, frac in enumerate(
+            [0.08, 0.06, 0.06, 0.07, 0.07, 0.2, 0.2, 0.35, 0.35, 0.45, 0.45, 0.5, 0.5, 0.72, 0.72, 0.93, 0.93]
+        ):
             kp[i] = (w * (0.35 if i % 2 else 0.65), h * frac, 0.9)
         boxes.append(part_boxes_from_keypoints(kp, h, w)[0])
     return crops, np.stack(boxes)
@@ -52,8 +57,11 @@ def test_models_without_pose_guided_parts_export_a_single_input(tmp_path, switch
     report = export_onnx(_net(**switches), tmp_path / "m.onnx")
     assert report.inputs == ["images"]
     crops, _ = _crops_and_boxes(3)
-    np.testing.assert_allclose(OnnxEncoder(tmp_path / "m.onnx").encode(crops),
-                               JointLossEncoder(_net(**switches), "m", "h", "s").encode(crops), atol=1e-4)
+    np.testing.assert_allclose(
+        OnnxEncoder(tmp_path / "m.onnx").encode(crops),
+        JointLossEncoder(_net(**switches), "m", "h", "s").encode(crops),
+        atol=1e-4,
+    )
 
 
 @pytest.mark.slow

@@ -110,8 +110,7 @@ def _omz_net(num_classes: int = 0) -> JointLossNet:
 def test_joint_loss_network_on_the_0286_trunk_starts_from_0286_and_freezes_its_early_stages():
     net = _omz_net(num_classes=5)
     assert net.preprocessing == OPEN_MODEL_ZOO_BGR and net.config.dims == 256 + 4 * 64
-    assert [p["name"] for p in net.config.descriptor_layout()] == ["global", "head", "upper body", "lower body",
-                                                                  "legs"]
+    assert [p["name"] for p in net.config.descriptor_layout()] == ["global", "head", "upper body", "lower body", "legs"]
     crops = _crops()
     ours = JointLossEncoder(net, "omz", "h", "s").encode(crops)
     reference = OpenVinoEncoder(_ir("0286"), preprocessing=OPEN_MODEL_ZOO_BGR)
@@ -127,9 +126,11 @@ def test_joint_loss_network_on_the_0286_trunk_starts_from_0286_and_freezes_its_e
 
 def test_trained_network_exports_to_an_fp16_ir_that_openvino_runs_like_pytorch(tmp_path):
     net = _omz_net()
-    save_checkpoint(tmp_path / "ckpt.pt", net.state_dict(),
-                    {"architecture": "jointloss", "config": net.config.to_dict(), "name": "omz-test",
-                     "clustering_threshold": 0.6})
+    save_checkpoint(
+        tmp_path / "ckpt.pt",
+        net.state_dict(),
+        {"architecture": "jointloss", "config": net.config.to_dict(), "name": "omz-test", "clustering_threshold": 0.6},
+    )
     encoder = build_jointloss_encoder(tmp_path / "ckpt.pt")  # rebuilt from the checkpoint alone
     report = export_ir(encoder.net, tmp_path / "omz.xml", "omz-test", 0.6, "abc")
     assert report.min_cosine > 0.999 and report.dims == 512 and report.size_bytes < 6_000_000
@@ -139,8 +140,14 @@ def test_trained_network_exports_to_an_fp16_ir_that_openvino_runs_like_pytorch(t
     assert exported.preprocessing == OPEN_MODEL_ZOO_BGR
     assert exported.descriptor_layout == net.config.descriptor_layout()
     crops = _crops()
-    boxes = np.stack([np.array([[0, 0, w, 0.3 * h], [0, 0.2 * h, w, 0.6 * h], [0, 0.5 * h, w, 0.8 * h],
-                                [0, 0.7 * h, w, h]], np.float32) for h, w in (c.shape[:2] for c in crops)])
+    boxes = np.stack(
+        [
+            np.array(
+                [[0, 0, w, 0.3 * h], [0, 0.2 * h, w, 0.6 * h], [0, 0.5 * h, w, 0.8 * h], [0, 0.7 * h, w, h]], np.float32
+            )
+            for h, w in (c.shape[:2] for c in crops)
+        ]
+    )
     assert _cosines(exported.encode(crops, boxes), encoder.encode(crops, boxes)).min() > 0.99
 
 

@@ -11,17 +11,22 @@ from models.parts import fallback_stripes, stripe_boxes
 
 def _crops(n, seed=0):
     rng = np.random.default_rng(seed)
-    return [rng.integers(0, 255, (int(rng.integers(90, 300)), int(rng.integers(40, 120)), 3), dtype=np.uint8)
-            for _ in range(n)]
+    return [
+        rng.integers(0, 255, (int(rng.integers(90, 300)), int(rng.integers(40, 120)), 3), dtype=np.uint8)
+        for _ in range(n)
+    ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config,dims", [
-    (JointLossConfig(backbone="resnet18"), 512 + 4 * 128),
-    (JointLossConfig(backbone="resnet18", use_parts=False, global_dim=256), 256),
-    (JointLossConfig(backbone="resnet18", use_global=False, part_dim=64), 4 * 64),
-    (JointLossConfig(backbone="resnet34", last_stride=2), 1024),
-])
+@pytest.mark.parametrize(
+    "config,dims",
+    [
+        (JointLossConfig(backbone="resnet18"), 512 + 4 * 128),
+        (JointLossConfig(backbone="resnet18", use_parts=False, global_dim=256), 256),
+        (JointLossConfig(backbone="resnet18", use_global=False, part_dim=64), 4 * 64),
+        (JointLossConfig(backbone="resnet34", last_stride=2), 1024),
+    ],
+)
 def test_encoder_outputs_unit_norm_float32_of_the_configured_dims(config, dims):
     torch.manual_seed(0)
     encoder = JointLossEncoder(JointLossNet(config), "jointloss-test", "random", "test", batch_size=2)
@@ -57,9 +62,9 @@ def test_training_mode_returns_per_branch_features_and_logits():
 # (switches, descriptor dims, pre-BNNeck feature dims, number of classifiers)
 ABLATIONS = [
     (dict(), 512 + 4 * 128, [512] + [128] * 4, 5),
-    (dict(use_parts=False), 512, [512], 1),                                  # global only
-    (dict(use_global=False), 4 * 128, [128] * 4, 4),                         # local only
-    (dict(loss_mode="concat"), 512 + 4 * 128, [512] + [128] * 4, 1),         # one loss over the concatenation
+    (dict(use_parts=False), 512, [512], 1),  # global only
+    (dict(use_global=False), 4 * 128, [128] * 4, 4),  # local only
+    (dict(loss_mode="concat"), 512 + 4 * 128, [512] + [128] * 4, 1),  # one loss over the concatenation
     (dict(num_parts=2), 512 + 2 * 128, [512] + [128] * 2, 3),
     (dict(num_parts=6, part_dim=64), 512 + 6 * 64, [512] + [64] * 6, 7),
     (dict(part_mode="stripes", num_parts=3), 512 + 3 * 128, [512] + [128] * 3, 4),  # horizontal stripes
@@ -94,13 +99,16 @@ def test_stripes_mode_ignores_the_given_part_boxes():
         torch.testing.assert_close(net(images, top)["descriptor"], net(images)["descriptor"])
 
 
-@pytest.mark.parametrize("bad,match", [
-    (dict(use_global=False, use_parts=False), "at least one"),
-    (dict(num_parts=5), "pose-guided parts"),
-    (dict(loss_mode="sum"), "loss_mode"),
-    (dict(part_mode="grid"), "part_mode"),
-    (dict(backbone="vgg16"), "backbone"),
-])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (dict(use_global=False, use_parts=False), "at least one"),
+        (dict(num_parts=5), "pose-guided parts"),
+        (dict(loss_mode="sum"), "loss_mode"),
+        (dict(part_mode="grid"), "part_mode"),
+        (dict(backbone="vgg16"), "backbone"),
+    ],
+)
 def test_impossible_configurations_are_refused(bad, match):
     with pytest.raises(ValueError, match=match):
         JointLossNet(JointLossConfig(**bad))
@@ -112,9 +120,18 @@ def test_checkpoint_round_trip_gives_identical_embeddings(tmp_path):
     config = JointLossConfig(backbone="resnet18")
     net = JointLossNet(config)
     path = tmp_path / "reid.pt"
-    save_checkpoint(path, net.state_dict(), {"architecture": "jointloss", "config": config.to_dict(),
-                                             "input_size": config.input_size, "dims": config.dims,
-                                             "training_data": "none (random init)", "name": "jointloss-r18-test"})
+    save_checkpoint(
+        path,
+        net.state_dict(),
+        {
+            "architecture": "jointloss",
+            "config": config.to_dict(),
+            "input_size": config.input_size,
+            "dims": config.dims,
+            "training_data": "none (random init)",
+            "name": "jointloss-r18-test",
+        },
+    )
     state, meta = load_checkpoint(path)
     assert meta["dims"] == 1024 and set(state) == set(net.state_dict())
     loaded = load_encoder(path)
@@ -153,14 +170,18 @@ def test_without_weights_offline_the_imagenet_trunk_error_says_what_to_do(tmp_pa
 @pytest.mark.slow
 def test_part_rois_stay_float32_under_bf16_autocast_so_image_indices_above_256_are_exact():
     torch.manual_seed(0)
-    net = JointLossNet(JointLossConfig(backbone="resnet18", use_global=False, part_dim=16, input_size=[32, 16],
-                                       part_mode="pose")).eval()
+    net = JointLossNet(
+        JointLossConfig(backbone="resnet18", use_global=False, part_dim=16, input_size=[32, 16], part_mode="pose")
+    ).eval()
     images = torch.randn(300, 3, 32, 16)
-    boxes = torch.tensor([[0, 0, 16, 10], [0, 7, 16, 19], [0, 15, 16, 25], [0, 22, 16, 32]],
-                         dtype=torch.float32).expand(300, -1, -1).contiguous()
+    boxes = (
+        torch.tensor([[0, 0, 16, 10], [0, 7, 16, 19], [0, 15, 16, 25], [0, 22, 16, 32]], dtype=torch.float32)
+        .expand(300, -1, -1)
+        .contiguous()
+    )
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         batch = net(images, boxes)["descriptor"]
-        singles = torch.cat([net(images[i:i + 1], boxes[i:i + 1])["descriptor"] for i in (0, 255, 257, 299)])
+        singles = torch.cat([net(images[i : i + 1], boxes[i : i + 1])["descriptor"] for i in (0, 255, 257, 299)])
     similarity = singles @ batch.t()  # [4, 300]
     for row, index in enumerate((0, 255, 257, 299)):
         assert int(similarity[row].argmax()) == index

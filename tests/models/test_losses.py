@@ -21,7 +21,8 @@ def test_label_smoothed_cross_entropy_matches_the_hand_computed_value():
     assert cross_entropy_label_smoothing(logits, targets, eps).item() == pytest.approx(expected, rel=1e-6)
     # epsilon 0 is plain cross-entropy
     assert cross_entropy_label_smoothing(logits, targets, 0.0).item() == pytest.approx(
-        torch.nn.functional.cross_entropy(logits, targets).item(), rel=1e-6)
+        torch.nn.functional.cross_entropy(logits, targets).item(), rel=1e-6
+    )
 
 
 def test_batch_hard_triplet_matches_the_hand_computed_value():
@@ -52,8 +53,9 @@ def test_group_sparsity_sums_column_norms_of_each_branch():
 
 def test_joint_loss_weights_each_term_and_reports_accuracy():
     torch.manual_seed(0)
-    net = JointLossNet(JointLossConfig(backbone="resnet18", num_classes=3, global_dim=32, part_dim=8,
-                                       input_size=[64, 32])).train()
+    net = JointLossNet(
+        JointLossConfig(backbone="resnet18", num_classes=3, global_dim=32, part_dim=8, input_size=[64, 32])
+    ).train()
     images, targets = torch.randn(6, 3, 64, 32), torch.tensor([0, 0, 1, 1, 2, 2])
     out = net(images)
     config = LossConfig(id_weight=0.5, triplet_weight=1.0, sparsity_weight=1e-3)

@@ -12,9 +12,13 @@ def _hand_case():
     g_cams = np.array([1, 2, 2, 2, 3, 2])
     q_pids = np.array([1, 2, 3])
     q_cams = np.array([1, 1, 1])
-    d = np.array([[0.01, 0.2, 0.3, 0.05, 0.5, 0.4],  # kept order: g1(-) g2(+) g5(-) g4(+)
-                  [0.9, 0.1, 0.2, 0.3, 0.4, 0.5],    # g1 (+) first
-                  [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]])   # pid 3 has no match: skipped
+    d = np.array(
+        [
+            [0.01, 0.2, 0.3, 0.05, 0.5, 0.4],  # kept order: g1(-) g2(+) g5(-) g4(+)
+            [0.9, 0.1, 0.2, 0.3, 0.4, 0.5],  # g1 (+) first
+            [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+        ]
+    )  # pid 3 has no match: skipped
     return d, q_pids, g_pids, q_cams, g_cams
 
 
@@ -46,11 +50,15 @@ def _sq_dist(a, b):
 
 def test_k_reciprocal_rerank_promotes_the_reciprocal_neighbour():
     query = np.array([[0.0, 0.0]])
-    gallery = np.array([
-        [0.0, 0.9],   # g0: nearest to the query, but its own neighbours are the tight cluster g1-g3
-        [0.0, 1.3], [0.1, 1.35], [-0.1, 1.35],
-        [-1.0, 0.0],  # g4: slightly farther, but the query is its nearest neighbour (k-reciprocal)
-    ])
+    gallery = np.array(
+        [
+            [0.0, 0.9],  # g0: nearest to the query, but its own neighbours are the tight cluster g1-g3
+            [0.0, 1.3],
+            [0.1, 1.35],
+            [-0.1, 1.35],
+            [-1.0, 0.0],  # g4: slightly farther, but the query is its nearest neighbour (k-reciprocal)
+        ]
+    )
     qg, qq, gg = _sq_dist(query, gallery), _sq_dist(query, query), _sq_dist(gallery, gallery)
     assert np.argmin(qg[0]) == 0
     jaccard_only = k_reciprocal_rerank(qg, qq, gg, k1=2, k2=1, lambda_value=0.0)
@@ -60,8 +68,9 @@ def test_k_reciprocal_rerank_promotes_the_reciprocal_neighbour():
     assert np.argmin(k_reciprocal_rerank(qg, qq, gg, k1=2, k2=1, lambda_value=0.3)[0]) == 4
     # lambda = 1 gives back the original distances, each query row scaled by its own maximum over probe + gallery
     full = np.block([[qq, qg], [qg.T, gg]])
-    np.testing.assert_allclose(k_reciprocal_rerank(qg, qq, gg, k1=2, k2=1, lambda_value=1.0),
-                               qg / full.max(axis=1)[:1, None], rtol=1e-5)
+    np.testing.assert_allclose(
+        k_reciprocal_rerank(qg, qq, gg, k1=2, k2=1, lambda_value=1.0), qg / full.max(axis=1)[:1, None], rtol=1e-5
+    )
 
 
 def _reference_rerank(qg, qq, gg, k1, k2, lam):
@@ -73,7 +82,7 @@ def _reference_rerank(qg, qq, gg, k1, k2, lam):
     order = [list(np.argsort(d[i], kind="stable")) for i in range(n)]
 
     def knn(i, k):
-        return order[i][:k + 1]
+        return order[i][: k + 1]
 
     def reciprocal(i, k):
         return [j for j in knn(i, k) if i in knn(j, k)]

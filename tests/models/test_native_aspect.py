@@ -32,8 +32,9 @@ def test_input_keeps_the_frame_aspect_rounded_up_to_the_stride():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("weights,classes,keypoints", [(PLAIN_DETECTOR, 80, 0), (POSE_DETECTOR, 1, 17)],
-                         ids=["detect", "pose"])
+@pytest.mark.parametrize(
+    "weights,classes,keypoints", [(PLAIN_DETECTOR, 80, 0), (POSE_DETECTOR, 1, 17)], ids=["detect", "pose"]
+)
 def test_at_the_export_size_boxes_scores_and_keypoints_equal_ultralytics(weights, classes, keypoints):
     weights = _require(weights)
     ultralytics = PersonDetector(weights, native_aspect=False)
@@ -71,8 +72,11 @@ def test_at_the_native_aspect_the_same_people_are_found_from_fewer_pixels():
         reference, _, _ = square.detect([image], confidence=0.5)[0]
         xyxy, _, keypoints = native.detect([image], confidence=0.1)[0]
         assert keypoints is None
-        assert np.all(xyxy >= 0) and np.all(xyxy[:, [0, 2]] <= image.shape[1]) and np.all(xyxy[:, [1, 3]]
-                                                                                          <= image.shape[0])
+        assert (
+            np.all(xyxy >= 0)
+            and np.all(xyxy[:, [0, 2]] <= image.shape[1])
+            and np.all(xyxy[:, [1, 3]] <= image.shape[0])
+        )
         confident += len(reference)
         if len(reference) and len(xyxy):
             found += int((iou_matrix(reference, xyxy).max(1) >= 0.7).sum())
@@ -117,8 +121,10 @@ def test_top_down_pose_mosaics_hold_only_the_cells_needed_and_give_ultralytics_k
             height = mine.box[3] - mine.box[1]
             visible = (mine.keypoints[:, 2] > 0.5) & (theirs.keypoints[:, 2] > 0.5)
             # a one-person mosaic gives the network the same cell pixels, but less context around them
-            assert np.median(np.linalg.norm(mine.keypoints[visible, :2] - theirs.keypoints[visible, :2], axis=1)) \
+            assert (
+                np.median(np.linalg.norm(mine.keypoints[visible, :2] - theirs.keypoints[visible, :2], axis=1))
                 < 0.03 * height
+            )
             compared += 1
     assert compared >= 5
 
@@ -129,8 +135,10 @@ def test_ingest_detector_size_reaches_the_runner_and_a_larger_input_keeps_every_
     from reid_app.ingest_runner import IngestChoices, prepare_ingest
     from tests.conftest import OSNET
 
-    prepared = prepare_ingest(IngestChoices(detector=str(_require(PLAIN_DETECTOR)), reid=str(_require(OSNET)),
-                                            detector_size=960), load_settings())
+    prepared = prepare_ingest(
+        IngestChoices(detector=str(_require(PLAIN_DETECTOR)), reid=str(_require(OSNET)), detector_size=960),
+        load_settings(),
+    )
     large = prepared.make_tracker().detector.detector
     assert large.native.input_shape(728, 1288) == (544, 960)
     small = PersonDetector(_require(PLAIN_DETECTOR))

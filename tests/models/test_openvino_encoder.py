@@ -25,8 +25,10 @@ def ir_0286() -> Path:
 
 def _crops(n, seed=0):
     rng = np.random.default_rng(seed)
-    return [rng.integers(0, 255, (int(rng.integers(100, 300)), int(rng.integers(40, 120)), 3), dtype=np.uint8)
-            for _ in range(n)]
+    return [
+        rng.integers(0, 255, (int(rng.integers(100, 300)), int(rng.integers(40, 120)), 3), dtype=np.uint8)
+        for _ in range(n)
+    ]
 
 
 @pytest.mark.slow
@@ -79,13 +81,31 @@ def test_evaluate_reproduces_the_published_cuhk03_table_for_0286(ir_0286):
 @pytest.mark.slow
 def test_shipped_default_loads_from_an_installed_copy_of_the_package(tmp_path):
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(ROOT)], check=True, capture_output=True, timeout=600)
-    code = ("import models.default_model as d, models.encoders as e; p = d.default_checkpoint(); "
-            "enc = e.load_encoder(None); print(p); print(enc.name, enc.dims, enc.clustering_threshold)")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    code = (
+        "import models.default_model as d, models.encoders as e; p = d.default_checkpoint(); "
+        "enc = e.load_encoder(None); print(p); print(enc.name, enc.dims, enc.clustering_threshold)"
+    )
     env = dict(os.environ, PYTHONPATH=str(target))
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     path, description = out.stdout.strip().splitlines()
     files = [Path(path), Path(path).with_suffix(".xml"), Path(path).with_suffix(".bin")]

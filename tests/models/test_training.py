@@ -13,8 +13,16 @@ from tests.models.synthetic import write_generic_dataset
 
 def test_warm_up_then_step_or_cosine_schedule():
     step = TrainConfig(epochs=120, warmup_epochs=10, milestones=[40, 70])
-    assert [round(learning_rate_factor(e, step), 3) for e in (0, 5, 10, 39, 40, 69, 70, 119)] == \
-        [0.1, 0.55, 1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
+    assert [round(learning_rate_factor(e, step), 3) for e in (0, 5, 10, 39, 40, 69, 70, 119)] == [
+        0.1,
+        0.55,
+        1.0,
+        1.0,
+        0.1,
+        0.1,
+        0.01,
+        0.01,
+    ]
     cosine = TrainConfig(epochs=20, warmup_epochs=0, schedule="cosine")
     assert learning_rate_factor(0, cosine) == 1.0
     assert learning_rate_factor(10, cosine) == pytest.approx(0.5)
@@ -25,14 +33,16 @@ def test_warm_up_then_step_or_cosine_schedule():
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    return load_dataset("generic", write_generic_dataset(tmp_path_factory.mktemp("synthetic"), train_ids=8,
-                                                         test_ids=4, per_camera=2))
+    return load_dataset(
+        "generic", write_generic_dataset(tmp_path_factory.mktemp("synthetic"), train_ids=8, test_ids=4, per_camera=2)
+    )
 
 
 def _net(num_classes):
     torch.manual_seed(0)
-    return JointLossNet(JointLossConfig(backbone="resnet18", num_classes=num_classes, input_size=[64, 32],
-                                        global_dim=64, part_dim=16))
+    return JointLossNet(
+        JointLossConfig(backbone="resnet18", num_classes=num_classes, input_size=[64, 32], global_dim=64, part_dim=16)
+    )
 
 
 class _Counter(TrainProgress):
@@ -50,15 +60,35 @@ def test_checkpoint_each_epoch_resume_continues_and_the_result_loads_as_an_encod
     out = tmp_path / "model.pt"
     config = TrainConfig(epochs=3, p=4, k=2, warmup_epochs=1, workers=0, eval_every=0, max_iterations=1)
     counter = _Counter()
-    first = train(_net(len(pids)), synthetic.train, labels, None, config, JointLoss(), out, {"dataset": "synthetic"},
-                  progress=counter, stop=lambda: counter.iterations >= 1)
+    first = train(
+        _net(len(pids)),
+        synthetic.train,
+        labels,
+        None,
+        config,
+        JointLoss(),
+        out,
+        {"dataset": "synthetic"},
+        progress=counter,
+        stop=lambda: counter.iterations >= 1,
+    )
     assert first.epochs_run == 0  # stopped inside epoch 1: its checkpoint is written for resume
     _, meta, state = load_checkpoint(out, with_training_state=True)
     assert meta["epoch"] == 0 and state is not None and "optimizer" in state
 
     evaluations = []
-    resumed = train(_net(len(pids)), synthetic.train, labels, None, config, JointLoss(), out, {"dataset": "synthetic"},
-                    resume=True, evaluate=lambda net: evaluations.append(net.training) or {"rank1": 1.0, "mAP": 2.0})
+    resumed = train(
+        _net(len(pids)),
+        synthetic.train,
+        labels,
+        None,
+        config,
+        JointLoss(),
+        out,
+        {"dataset": "synthetic"},
+        resume=True,
+        evaluate=lambda net: evaluations.append(net.training) or {"rank1": 1.0, "mAP": 2.0},
+    )
     assert resumed.epochs_run == 3 and [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert evaluations == [False]  # once, after the last epoch, in eval mode
     state_dict, meta, state = load_checkpoint(out, with_training_state=True)
@@ -79,16 +109,36 @@ def test_wise_ft_mixes_the_backbone_with_its_starting_weights_across_a_resume(tm
     pids = sorted({s.pid for s in synthetic.train})
     labels = [pids.index(s.pid) for s in synthetic.train]
     out = tmp_path / "wise.pt"
-    config = TrainConfig(epochs=2, p=4, k=2, warmup_epochs=0, workers=0, eval_every=0, max_iterations=2, lr=1e-2,
-                         wise_alpha=0.25, head_lr_factor=3.0)
+    config = TrainConfig(
+        epochs=2,
+        p=4,
+        k=2,
+        warmup_epochs=0,
+        workers=0,
+        eval_every=0,
+        max_iterations=2,
+        lr=1e-2,
+        wise_alpha=0.25,
+        head_lr_factor=3.0,
+    )
     start = {k: v.clone() for k, v in _net(len(pids)).state_dict().items()}
     counter = _Counter()
-    train(_net(len(pids)), synthetic.train, labels, None, config, JointLoss(), out, {}, progress=counter,
-          stop=lambda: counter.iterations >= 3)  # stopped in epoch 2: the starting weights travel in the checkpoint
+    train(
+        _net(len(pids)),
+        synthetic.train,
+        labels,
+        None,
+        config,
+        JointLoss(),
+        out,
+        {},
+        progress=counter,
+        stop=lambda: counter.iterations >= 3,
+    )  # stopped in epoch 2: the starting weights travel in the checkpoint
     _, meta, state = load_checkpoint(out, with_training_state=True)
-    assert meta["epoch"] == 1 and set(state["start_state"]) == {k for k in start if k.startswith(("trunk.",
-                                                                                                  "layer4."))
-                                                                   and start[k].is_floating_point()}
+    assert meta["epoch"] == 1 and set(state["start_state"]) == {
+        k for k in start if k.startswith(("trunk.", "layer4.")) and start[k].is_floating_point()
+    }
     net = _net(len(pids))
     evaluated = []
 

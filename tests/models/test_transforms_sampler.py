@@ -50,8 +50,9 @@ def test_resize_and_pad_crop_move_the_keypoints_with_the_image():
 def test_without_keypoints_the_parts_are_fixed_stripes_and_stripes_mode_ignores_keypoints():
     image = person_image(1, 1, np.random.default_rng(0))
     _, boxes = TrainTransform((128, 64), padding=0)(image, None, np.random.default_rng(0), flip=False)
-    _, stripes = TrainTransform((128, 64), padding=0, part_mode="stripes")(image, _keypoints(),
-                                                                            np.random.default_rng(0), flip=False)
+    _, stripes = TrainTransform((128, 64), padding=0, part_mode="stripes")(
+        image, _keypoints(), np.random.default_rng(0), flip=False
+    )
     np.testing.assert_allclose(boxes, stripes)
 
 
@@ -62,7 +63,7 @@ def test_random_erasing_zeroes_one_rectangle_of_bounded_area():
     erased = np.all(image == 0.0, axis=0)
     assert 0.02 * 128 * 64 * 0.8 <= erased.sum() <= 0.4 * 128 * 64 * 1.2
     rows, cols = np.flatnonzero(erased.any(1)), np.flatnonzero(erased.any(0))
-    assert erased[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all()  # one rectangle
+    assert erased[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()  # one rectangle
     assert np.array_equal(image[:, ~erased], before[:, ~erased])
 
 

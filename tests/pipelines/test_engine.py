@@ -100,8 +100,9 @@ def test_stopping_the_engine_ends_every_camera_with_its_last_events():
     gate = threading.Event()
     threads = CameraThreads(stop)
     for i in range(2):
-        threads.start(i, f"cam{i}", lambda ch, i=i: ch.run(lambda: _FakePipeline(f"cam{i}", 1000, gate),
-                                                              flush_on_stop=True))
+        threads.start(
+            i, f"cam{i}", lambda ch, i=i: ch.run(lambda: _FakePipeline(f"cam{i}", 1000, gate), flush_on_stop=True)
+        )
     first = next(threads.events(timeout=2.0))
     stop.set()
     gate.set()
@@ -112,9 +113,11 @@ def test_stopping_the_engine_ends_every_camera_with_its_last_events():
 
 def test_the_selected_crops_of_every_camera_are_encoded_in_one_call_and_given_back_per_camera():
     encoder = _CountingEncoder()
-    batches = [[_observation("a", 1, True), _observation("a", 2, False), _observation("a", 3, True)],
-               [_observation("b", 4, False)],
-               [_observation("c", 5, True)]]
+    batches = [
+        [_observation("a", 1, True), _observation("a", 2, False), _observation("a", 3, True)],
+        [_observation("b", 4, False)],
+        [_observation("c", 5, True)],
+    ]
     vectors, seconds = encode_batches(encoder, batches)
     assert encoder.calls == 1 and seconds >= 0
     assert vectors[1] is None

@@ -46,14 +46,14 @@ def test_export_writes_per_camera_ranges_thumbnails_json_and_csv(db, tmp_path):
     image = cv2.imread(str(thumbs[0]))
     assert image is not None and image.shape[0] > image.shape[1]  # a person crop: taller than wide
     from storage.schema import Sighting
+
     sighting_id = int(thumbs[0].stem.rsplit("sighting", 1)[1])
     with db.session() as session:
         row = session.get(Sighting, sighting_id)
     box_h, box_w = row.y2 - row.y1, row.x2 - row.x1
     assert abs(image.shape[0] - box_h) <= 2 and abs(image.shape[1] - box_w) <= 2  # full resolution, not 128 px
     # the lab clips carry no start time: never a 1970 date, the seconds into the video instead
-    assert all(t["start"] is None and t["start_local"] is None and t["start_s_in_video"] >= 0
-               for t in exported_tracks)
+    assert all(t["start"] is None and t["start_local"] is None and t["start_s_in_video"] >= 0 for t in exported_tracks)
     assert "1970" not in report.json_path.read_text() and "1970" not in report.csv_path.read_text()
     with report.csv_path.open() as fh:
         rows = list(csv.DictReader(fh))
@@ -84,8 +84,10 @@ def _assert_manifest_matches(report, db):
 
 @pytest.mark.slow
 def test_clips_cover_each_track_with_a_margin_and_a_missing_video_is_a_note(db, tmp_path):
-    identity = min((i for i in load_identities(db)), key=lambda i: sum(
-        t.last_timestamp - t.first_timestamp for t in get_tracks(db, i.track_ids).values()))
+    identity = min(
+        (i for i in load_identities(db)),
+        key=lambda i: sum(t.last_timestamp - t.first_timestamp for t in get_tracks(db, i.track_ids).values()),
+    )
     track = get_tracks(db, identity.track_ids)[identity.track_ids[0]]
     report = export_identity(db, identity.id, tmp_path / "clips", clips=True, clip_margin_s=0.5)
     assert len(report.clips) == len(identity.track_ids)
@@ -104,6 +106,7 @@ def test_clips_cover_each_track_with_a_margin_and_a_missing_video_is_a_note(db, 
     from sqlalchemy import update
 
     from storage.schema import Video
+
     with db.sessions.begin() as s:
         s.execute(update(Video).values(path=str(tmp_path / "moved.mp4")))
     moved = export_identity(db, identity.id, tmp_path / "moved", clips=True)
@@ -132,24 +135,41 @@ def test_the_case_report_opens_in_a_real_browser(db, tmp_path):
         pytest.skip("chromium is not installed (Debian package chromium; .ci/run installs it when it can)")
     identity = max(load_identities(db), key=lambda i: len(i.track_ids))
     report = export_identity(db, identity.id, tmp_path / "case")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([browser, *flags, "--dump-dom", report.html_path.as_uri()], capture_output=True, text=True,
-                         timeout=120).stdout
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", report.html_path.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
     summary = json.loads(report.json_path.read_text())
     # a machine-made identity is never titled as one person: its first page says how many links are suggestions
     suggested = summary["links"]["suggested"]
-    assert suggested > 0 and f"Identity {identity.id}: where and when these tracks were seen ({suggested} of " \
-        f"{len(identity.track_ids)} linked by the machine's suggestion only)" in dom
+    assert (
+        suggested > 0
+        and f"Identity {identity.id}: where and when these tracks were seen ({suggested} of "
+        f"{len(identity.track_ids)} linked by the machine's suggestion only)"
+        in dom
+    )
     assert "not confirmed by an investigator" in dom.split("</p>")[0]
     for camera in summary["cameras"]:
         assert f"Camera {camera['camera']}" in dom
     assert dom.count("<img ") == report.thumbnails and dom.count("<rect ") == len(identity.track_ids)
     shot = tmp_path / "report.png"
-    subprocess.run([browser, *flags, "--window-size=1200,900", f"--screenshot={shot}", report.html_path.as_uri()],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [browser, *flags, "--window-size=1200,900", f"--screenshot={shot}", report.html_path.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
     import os
+
     if os.environ.get("REID_APP_KEEP_SCREENSHOTS"):  # to look at the rendered report by eye
         shutil.copy(shot, os.environ["REID_APP_KEEP_SCREENSHOTS"])
     image = cv2.imread(str(shot))
@@ -229,8 +249,11 @@ def test_exports_blur_every_bystander_and_an_unredacted_export_keeps_the_source_
     from tests.conftest import PLAIN_DETECTOR, _require
 
     # the person of a camera where others are seen at the same time
-    identity = next(i for i in sorted(load_identities(db), key=lambda i: len(i.track_ids))
-                    if any(t.camera in ("cam1", "cam2") for t in get_tracks(db, i.track_ids).values()))
+    identity = next(
+        i
+        for i in sorted(load_identities(db), key=lambda i: len(i.track_ids))
+        if any(t.camera in ("cam1", "cam2") for t in get_tracks(db, i.track_ids).values())
+    )
     report = export_identity(db, identity.id, tmp_path / "redacted", clips=True)
     summary = json.loads(report.json_path.read_text())
     manifest = json.loads(report.manifest_path.read_text())
@@ -248,10 +271,12 @@ def test_exports_blur_every_bystander_and_an_unredacted_export_keeps_the_source_
             clip = cv2.VideoCapture(str(tmp_path / "redacted" / track["clip"]))
             frames = int(clip.get(cv2.CAP_PROP_FRAME_COUNT))
             with db.session() as session:
-                own = {s.frame_index: (s.x1, s.y1, s.x2, s.y2) for s in session.query(Sighting)
-                       .filter(Sighting.track_id == track["track_id"])}
+                own = {
+                    s.frame_index: (s.x1, s.y1, s.x2, s.y2)
+                    for s in session.query(Sighting).filter(Sighting.track_id == track["track_id"])
+                }
             analysed = sorted(f - first for f in own if 0 <= f - first < frames)  # frames with the person's box
-            for offset in analysed[::max(1, len(analysed) // 20)]:
+            for offset in analysed[:: max(1, len(analysed) // 20)]:
                 clip.set(cv2.CAP_PROP_POS_FRAMES, offset)
                 source.set(cv2.CAP_PROP_POS_FRAMES, first + offset)
                 (ok_a, shown), (ok_b, original) = clip.read(), source.read()
@@ -281,5 +306,5 @@ def test_exports_blur_every_bystander_and_an_unredacted_export_keeps_the_source_
             ok, frame = capture.read()
             crop = cv2.imread(str(crop_path))
             x1, y1 = int(sighting.x1), int(sighting.y1)
-            original = frame[y1:y1 + crop.shape[0], x1:x1 + crop.shape[1]].astype(float)
+            original = frame[y1 : y1 + crop.shape[0], x1 : x1 + crop.shape[1]].astype(float)
             assert ok and abs(original - crop.astype(float)).mean() < 3.0  # the source pixels (JPEG 95)

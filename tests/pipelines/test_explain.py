@@ -4,17 +4,37 @@ import numpy as np
 
 from pipelines.matching.explain import PartSimilarity, describe_parts, explain_match, part_slices, visible_parts
 
-LAYOUT = [{"name": "global", "start": 0, "stop": 4}, {"name": "head", "start": 4, "stop": 6},
-          {"name": "upper body", "start": 6, "stop": 8}, {"name": "lower body", "start": 8, "stop": 10},
-          {"name": "legs", "start": 10, "stop": 12}]
+LAYOUT = [
+    {"name": "global", "start": 0, "stop": 4},
+    {"name": "head", "start": 4, "stop": 6},
+    {"name": "upper body", "start": 6, "stop": 8},
+    {"name": "lower body", "start": 8, "stop": 10},
+    {"name": "legs", "start": 10, "stop": 12},
+]
 NAMES = ["head", "upper body", "lower body", "legs"]
 
 
 def _standing_person(x0: float = 100.0, y0: float = 50.0) -> tuple[np.ndarray, np.ndarray]:
     """A 60x200 px person box in frame pixels and confident COCO-17 keypoints of a standing person in it."""
-    points = [(30, 15), (27, 12), (33, 12), (24, 14), (36, 14),  # nose, eyes, ears
-              (15, 45), (45, 45), (10, 75), (50, 75), (8, 100), (52, 100),  # shoulders, elbows, wrists
-              (20, 100), (40, 100), (20, 150), (40, 150), (20, 195), (40, 195)]  # hips, knees, ankles
+    points = [
+        (30, 15),
+        (27, 12),
+        (33, 12),
+        (24, 14),
+        (36, 14),  # nose, eyes, ears
+        (15, 45),
+        (45, 45),
+        (10, 75),
+        (50, 75),
+        (8, 100),
+        (52, 100),  # shoulders, elbows, wrists
+        (20, 100),
+        (40, 100),
+        (20, 150),
+        (40, 150),
+        (20, 195),
+        (40, 195),
+    ]  # hips, knees, ankles
     keypoints = np.array([(x0 + x, y0 + y, 0.9) for x, y in points], np.float32)
     return np.array([x0, y0, x0 + 60, y0 + 200], np.float32), keypoints
 

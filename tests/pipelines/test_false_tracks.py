@@ -70,19 +70,36 @@ def test_a_shadow_like_track_with_no_skeleton_is_dropped_and_the_person_beside_i
 
     db = open_database(tmp_path / "s.db")
     model = get_or_create_model(db, "m", "h", 3)
-    info = VideoInfo(camera="pets", path=str(PETS), fingerprint="s" * 64, fps=7.0, frame_count=795, width=480,
-                     height=360, duration_s=113.6, start_time=0.0, analysis_fps=5.0)
+    info = VideoInfo(
+        camera="pets",
+        path=str(PETS),
+        fingerprint="s" * 64,
+        fps=7.0,
+        frame_count=795,
+        width=480,
+        height=360,
+        duration_s=113.6,
+        start_time=0.0,
+        analysis_fps=5.0,
+    )
     video = begin_video(db, info, model)
     writer = VideoWriter(db, video, model, 0.0)
     for frame in range(6):  # the same pose result over 6 frames: a track of about a second each
-        writer.write([Observation("pets", frame, frame / 5, _det(d.track_id, d.box + 3 * frame, 0.7, d.keypoints),
-                                  0.0) for d in (person, shadow)], None, frame + 1)
+        writer.write(
+            [
+                Observation("pets", frame, frame / 5, _det(d.track_id, d.box + 3 * frame, 0.7, d.keypoints), 0.0)
+                for d in (person, shadow)
+            ],
+            None,
+            frame + 1,
+        )
     writer.finish(6)
     cleanup = clean_up_tracks(db, video, skeleton=SkeletonCheckConfig(min_attempts=5))
     assert cleanup.no_skeleton == 1 and cleanup.sightings_dropped == 6
     assert "1 track with no human skeleton" in cleanup.notes()[0]
     with db.session() as session:
         from sqlalchemy import text
+
         assert [r[0] for r in session.execute(text("SELECT local_track_id FROM tracks"))] == [1]
     db.close()
 
@@ -91,8 +108,18 @@ def _video(path):
     """A new database with one 640 x 480 video at 5 analysed frames/s: ``(db, video id, its writer)``."""
     db = open_database(path)
     model = get_or_create_model(db, "m", "h", 3)
-    info = VideoInfo(camera="c", path="/v/c.mp4", fingerprint="k" * 64, fps=5.0, frame_count=50, width=640,
-                     height=480, duration_s=10.0, start_time=0.0, analysis_fps=5.0)
+    info = VideoInfo(
+        camera="c",
+        path="/v/c.mp4",
+        fingerprint="k" * 64,
+        fps=5.0,
+        frame_count=50,
+        width=640,
+        height=480,
+        duration_s=10.0,
+        start_time=0.0,
+        analysis_fps=5.0,
+    )
     video = begin_video(db, info, model)
     return db, video, VideoWriter(db, video, model, 0.0)
 
@@ -100,10 +127,15 @@ def _video(path):
 def test_the_skeleton_check_needs_enough_pose_estimates_and_is_off_without_pose(tmp_path):
     db, video, writer = _video(tmp_path / "k.db")
     for frame in range(4):  # a tall blob seen 4 times and a 30 px one seen 8 times: neither was due 5 estimates
-        writer.write([Observation("c", frame, frame / 5, _det(1, [100, 100, 140, 220]), 0.0),
-                      Observation("c", frame, frame / 5, _det(2, [300, 100, 310, 130]), 0.0),
-                      Observation("c", frame + 4, (frame + 4) / 5, _det(2, [300, 100, 310, 130]), 0.0)],
-                     None, frame + 1)
+        writer.write(
+            [
+                Observation("c", frame, frame / 5, _det(1, [100, 100, 140, 220]), 0.0),
+                Observation("c", frame, frame / 5, _det(2, [300, 100, 310, 130]), 0.0),
+                Observation("c", frame + 4, (frame + 4) / 5, _det(2, [300, 100, 310, 130]), 0.0),
+            ],
+            None,
+            frame + 1,
+        )
     writer.finish(8)
     assert clean_up_tracks(db, video).no_skeleton == 0
     db.close()
@@ -120,14 +152,20 @@ def test_a_motionless_low_score_sign_is_static_sooner_than_a_confident_still_box
     db, video, writer = _video(tmp_path / "st.db")
     keypoints = np.ones((17, 3), np.float32)
     for frame in range(0, 35):  # 6.8 s, both motionless: only the sign scores under 0.35
-        writer.write([Observation("c", frame, frame / 5, _det(1, [100, 100, 112, 118], 0.15, keypoints), 0.0),
-                      Observation("c", frame, frame / 5, _det(2, [300, 100, 340, 220], 0.80, keypoints), 0.0)],
-                     None, frame + 1)
+        writer.write(
+            [
+                Observation("c", frame, frame / 5, _det(1, [100, 100, 112, 118], 0.15, keypoints), 0.0),
+                Observation("c", frame, frame / 5, _det(2, [300, 100, 340, 220], 0.80, keypoints), 0.0),
+            ],
+            None,
+            frame + 1,
+        )
     writer.finish(35)
     cleanup = clean_up_tracks(db, video, static=StaticTrackConfig())
     assert len(cleanup.static) == 1
     with db.session() as session:
         from sqlalchemy import text
+
         sign = session.execute(text("SELECT id FROM tracks WHERE local_track_id = 1")).scalar()
     assert static_track_ids(db) == {sign}
     db.close()
@@ -140,11 +178,17 @@ def test_tiles_add_the_people_only_a_tile_sees_and_never_a_part_or_a_second_copy
     assert len(grid) == 4 and grid[0][:2] == (0, 0) and grid[-1][2:] == (480, 360)
     x1, y1 = grid[3][:2]  # the bottom-right tile
     full = PersonDetections(np.array([[x1 + 50, y1 + 40, x1 + 80, y1 + 120]], np.float32), np.array([0.9], np.float32))
-    in_tile = PersonDetections(np.array([
-        [100, 100, 110, 125],  # a small person only this tile sees
-        [0, 40, 12, 80],       # cut by the tile's inner left edge: a part of someone
-        [52, 42, 79, 118],     # the full frame's person again
-    ], np.float32), np.array([0.5, 0.6, 0.95], np.float32))
+    in_tile = PersonDetections(
+        np.array(
+            [
+                [100, 100, 110, 125],  # a small person only this tile sees
+                [0, 40, 12, 80],  # cut by the tile's inner left edge: a part of someone
+                [52, 42, 79, 118],  # the full frame's person again
+            ],
+            np.float32,
+        ),
+        np.array([0.5, 0.6, 0.95], np.float32),
+    )
     merged = merge_tiles(full, [(grid[3], in_tile)], 360, 480)
     assert len(merged) == 2
     np.testing.assert_allclose(merged.xyxy[0], full.xyxy[0])

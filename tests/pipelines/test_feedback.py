@@ -51,16 +51,18 @@ def test_confirming_an_unclustered_pair_joins_it_and_lifts_it_in_search(db):
     results = Searcher(db).by_track(_largest(db).track_ids[0], SearchOptions(top_k=50, audit=False))
     query = _largest(db).track_ids[0]
     query_camera = get_tracks(db, [query])[query].camera_id  # a track of another camera: confirming it is allowed
-    outsider = next(r.track_id for r in reversed(results) if not _same_identity(db, query, r.track_id)
-                    and r.camera_id != query_camera)
+    outsider = next(
+        r.track_id
+        for r in reversed(results)
+        if not _same_identity(db, query, r.track_id) and r.camera_id != query_camera
+    )
     confirm(db, query, outsider)
     assert _same_identity(db, query, outsider)
     after = Searcher(db).by_track(query, SearchOptions(top_k=50, audit=False))
     assert after[0].track_id == outsider and after[0].confirmed
     third = next(r.track_id for r in after if r.track_id not in (query, outsider))
     confirm(db, outsider, third)
-    with pytest.raises(UsageError, match=f"tracks {min(query, third)} and {max(query, third)} would be both "
-                                         f"confirmed"):
+    with pytest.raises(UsageError, match=f"tracks {min(query, third)} and {max(query, third)} would be both confirmed"):
         reject(db, query, third)  # query and third are one person through outsider
     assert all(v.verdict == "same" for v in load_verdicts(db))
 
@@ -73,7 +75,7 @@ def _identity_tracks(db, track):
 def test_merge_and_split_identities(db):
     ids = sorted(load_identities(db), key=lambda i: -len(i.track_ids))
     refused = []
-    for first, second in ((a, b) for i, a in enumerate(ids) for b in ids[i + 1:]):
+    for first, second in ((a, b) for i, a in enumerate(ids) for b in ids[i + 1 :]):
         try:  # people seen at the same time cannot be merged: take the first pair that can
             report = merge(db, first.id, second.id)
             break
@@ -84,10 +86,15 @@ def test_merge_and_split_identities(db):
     assert set(first.track_ids) | set(second.track_ids) <= set(merged)
     # what the user said, and only that: one confirmation between the two identities
     (confirmed,) = load_verdicts(db)
-    assert confirmed.verdict == "same" and {confirmed.track_a, confirmed.track_b} & set(first.track_ids) \
+    assert (
+        confirmed.verdict == "same"
+        and {confirmed.track_a, confirmed.track_b} & set(first.track_ids)
         and {confirmed.track_a, confirmed.track_b} & set(second.track_ids)
-    assert report.changes[0] == (f"identities {first.id} and {second.id} merged: tracks {confirmed.track_a} and "
-                                 f"{confirmed.track_b} confirmed as one person")
+    )
+    assert report.changes[0] == (
+        f"identities {first.id} and {second.id} merged: tracks {confirmed.track_a} and "
+        f"{confirmed.track_b} confirmed as one person"
+    )
     survivor = identities_of_tracks(db, [first.track_ids[0]])[first.track_ids[0]]
     assert any(line.startswith(f"identity {survivor}: ") for line in report.changes[1:])
     split(db, survivor, second.track_ids)
@@ -103,8 +110,7 @@ def test_merge_and_split_identities(db):
 
 
 def test_a_split_records_only_that_the_tracks_split_off_are_not_the_rest(db):
-    identity = next(i for i in sorted(load_identities(db), key=lambda i: -len(i.track_ids))
-                    if len(i.track_ids) >= 3)
+    identity = next(i for i in sorted(load_identities(db), key=lambda i: -len(i.track_ids)) if len(i.track_ids) >= 3)
     moved, kept = identity.track_ids[:1], identity.track_ids[1:]
     split(db, identity.id, moved)
     verdicts = load_verdicts(db)
@@ -113,7 +119,8 @@ def test_a_split_records_only_that_the_tracks_split_off_are_not_the_rest(db):
     # so the investigator can still say two of the remaining tracks are different people (refused before)
     report = reject(db, kept[0], kept[1])
     assert not _same_identity(db, kept[0], kept[1]) and report.changes[0].startswith(
-        f"tracks {min(kept[:2])} and {max(kept[:2])}")
+        f"tracks {min(kept[:2])} and {max(kept[:2])}"
+    )
     results = Searcher(db).by_track(kept[0], SearchOptions(top_k=50, audit=False))
     assert not any(r.confirmed for r in results)  # nothing shown as confirmed that nobody confirmed
 
@@ -141,8 +148,13 @@ def test_confirming_two_people_seen_at_once_in_one_camera_is_refused(db):
     by_camera = {}
     for t in tracks.values():
         by_camera.setdefault(t.camera_id, []).append(t)
-    a, b = next((x, y) for group in by_camera.values() for i, x in enumerate(group) for y in group[i + 1:]
-                if x.first_timestamp <= y.last_timestamp and y.first_timestamp <= x.last_timestamp)
+    a, b = next(
+        (x, y)
+        for group in by_camera.values()
+        for i, x in enumerate(group)
+        for y in group[i + 1 :]
+        if x.first_timestamp <= y.last_timestamp and y.first_timestamp <= x.last_timestamp
+    )
     with pytest.raises(UsageError, match=f"seen at the same time on camera {a.camera}"):
         confirm(db, a.id, b.id)
     assert load_verdicts(db) == []
@@ -153,11 +165,11 @@ def test_bad_feedback_is_refused_with_a_reason(db):
     with pytest.raises(UsageError, match="given twice"):
         confirm(db, identity.track_ids[0], identity.track_ids[0])
     with pytest.raises(UsageError, match="does not exist"):
-        reject(db, identity.track_ids[0], 10 ** 8)
+        reject(db, identity.track_ids[0], 10**8)
     with pytest.raises(UsageError, match="does not exist"):
-        merge(db, identity.id, 10 ** 8)
+        merge(db, identity.id, 10**8)
     with pytest.raises(UsageError, match="not in identity"):
-        split(db, identity.id, [10 ** 8])
+        split(db, identity.id, [10**8])
     with pytest.raises(UsageError, match="some but not all"):
         split(db, identity.id, identity.track_ids)
     with pytest.raises(UsageError, match="nothing|no confirmation"):
@@ -206,19 +218,32 @@ def test_a_conflict_carries_the_pair_and_a_replacement_is_checked_before_the_old
     reject(db, a, b)
     with pytest.raises(VerdictConflict) as caught:
         confirm(db, b, a)
-    assert (caught.value.kind, caught.value.track_a, caught.value.track_b, caught.value.earlier) == \
-        ("contradiction", a, b, "different")
+    assert (caught.value.kind, caught.value.track_a, caught.value.track_b, caught.value.earlier) == (
+        "contradiction",
+        a,
+        b,
+        "different",
+    )
     report = replace_verdict(db, b, a, "same")
-    assert report.changes[:2] == [f"tracks {a} and {b} are no longer rejected as different people",
-                                  f"tracks {a} and {b} confirmed as the same person"]
+    assert report.changes[:2] == [
+        f"tracks {a} and {b} are no longer rejected as different people",
+        f"tracks {a} and {b} confirmed as the same person",
+    ]
     assert report.changes[2:] == report.identity_changes and report.identity_changes  # what became of them
     assert [(v.track_a, v.track_b, v.verdict) for v in load_verdicts(db)] == [(a, b, "same")]
     feedback_log = [e.action for e in read_log(db, limit=10) if e.action != "cluster"]
     assert feedback_log[:3] == ["confirm", "forget", "reject"]  # two audited actions: undo takes back the newer
 
     tracks = get_tracks(db, [t for i in load_identities(db) for t in i.track_ids])
-    x, y = next((p, q) for p in tracks.values() for q in tracks.values() if p.camera_id == q.camera_id
-                and p.id < q.id and p.first_timestamp <= q.last_timestamp and q.first_timestamp <= p.last_timestamp)
+    x, y = next(
+        (p, q)
+        for p in tracks.values()
+        for q in tracks.values()
+        if p.camera_id == q.camera_id
+        and p.id < q.id
+        and p.first_timestamp <= q.last_timestamp
+        and q.first_timestamp <= p.last_timestamp
+    )
     reject(db, x.id, y.id)
     with pytest.raises(VerdictConflict) as caught:
         replace_verdict(db, x.id, y.id, "same")  # impossible: both seen at once on one camera
@@ -258,8 +283,9 @@ def test_feedback_reclusters_only_the_identities_it_touched_and_says_what_change
     a, b = before[target][:2]
     changes = reject(db, a, b).changes
     after = {i.id: i.track_ids for i in load_identities(db)}
-    assert {i: m for i, m in after.items() if i in before and i != target} == \
-        {i: m for i, m in before.items() if i != target}  # every other identity kept, ids and members
+    assert {i: m for i, m in after.items() if i in before and i != target} == {
+        i: m for i, m in before.items() if i != target
+    }  # every other identity kept, ids and members
     holder = {t: i for i, members in after.items() for t in members}
     assert holder[a] != holder[b] and sorted(t for t in holder) == sorted(t for m in before.values() for t in m)
     moved_out = holder[b] if holder[a] == target else holder[a]
@@ -323,12 +349,22 @@ def test_two_confirmations_at_once_cannot_both_pass_a_check_that_each_passes_alo
     from pipelines.matching.feedback import _check_consistent
 
     tracks = get_tracks(db, [t for i in load_identities(db) for t in i.track_ids])
-    a, b = next((x, y) for x in tracks.values() for y in tracks.values() if x.id < y.id
-                and x.camera_id == y.camera_id and x.first_timestamp <= y.last_timestamp
-                and y.first_timestamp <= x.last_timestamp)
-    c = next(t for t in tracks.values() if t.camera_id != a.camera_id
-             and _ok(lambda: _check_consistent(db, [(a.id, t.id)], []))
-             and _ok(lambda: _check_consistent(db, [(b.id, t.id)], [])))
+    a, b = next(
+        (x, y)
+        for x in tracks.values()
+        for y in tracks.values()
+        if x.id < y.id
+        and x.camera_id == y.camera_id
+        and x.first_timestamp <= y.last_timestamp
+        and y.first_timestamp <= x.last_timestamp
+    )
+    c = next(
+        t
+        for t in tracks.values()
+        if t.camera_id != a.camera_id
+        and _ok(lambda: _check_consistent(db, [(a.id, t.id)], []))
+        and _ok(lambda: _check_consistent(db, [(b.id, t.id)], []))
+    )
     _slow_checks(monkeypatch)
     first, second = open_database(db.url), open_database(db.url)
     try:

@@ -21,9 +21,14 @@ from tests.lab_geometry import same_person_pairs
 
 def _tracks(cameras, ranges):
     n = len(cameras)
-    return TrackTable(np.arange(n, dtype=np.int64), np.array(cameras, np.int64), np.zeros(n, np.int64),
-                      np.array([r[0] for r in ranges], float), np.array([r[1] for r in ranges], float),
-                      np.zeros((n, 4), np.float32))
+    return TrackTable(
+        np.arange(n, dtype=np.int64),
+        np.array(cameras, np.int64),
+        np.zeros(n, np.int64),
+        np.array([r[0] for r in ranges], float),
+        np.array([r[1] for r in ranges], float),
+        np.zeros((n, 4), np.float32),
+    )
 
 
 def test_same_camera_tracks_overlapping_in_time_are_different_people():
@@ -44,14 +49,13 @@ def test_two_cameras_at_the_same_instant_only_when_marked_overlapping():
     assert cannot_link(t, {(1, 2)})[1, 2]  # the same camera stays constrained
     similar = np.full((3, 3), 0.9)
     assert sorted(map(sorted, (m for m, _ in cluster_tracks(similar, forbidden, [], 0.5)))) in (
-        [[0, 2], [1]], [[0], [1, 2]])  # 1-2 also overlap within camera 2
+        [[0, 2], [1]],
+        [[0], [1, 2]],
+    )  # 1-2 also overlap within camera 2
 
 
 def test_average_linkage_threshold_and_constraints_block_whole_clusters():
-    sim = np.array([[1.0, 0.9, 0.2, 0.85],
-                    [0.9, 1.0, 0.3, 0.2],
-                    [0.2, 0.3, 1.0, 0.1],
-                    [0.85, 0.2, 0.1, 1.0]])
+    sim = np.array([[1.0, 0.9, 0.2, 0.85], [0.9, 1.0, 0.3, 0.2], [0.2, 0.3, 1.0, 0.1], [0.85, 0.2, 0.1, 1.0]])
     none = np.zeros((4, 4), bool)
     clusters = cluster_tracks(sim, none, [], threshold=0.5)
     # 0-1 merge first (0.9); {0,1} with 3 averages (0.85 + 0.2) / 2 = 0.525 >= 0.5
@@ -80,7 +84,7 @@ def _violations(db, overlaps):
     for identity in load_identities(db):
         tracks = list(get_tracks(db, identity.track_ids).values())
         for i, a in enumerate(tracks):
-            for b in tracks[i + 1:]:
+            for b in tracks[i + 1 :]:
                 simultaneous = a.first_timestamp <= b.last_timestamp and b.first_timestamp <= a.last_timestamp
                 pair = tuple(sorted((a.camera_id, b.camera_id)))
                 if simultaneous and (a.camera_id == b.camera_id or pair not in overlaps):
@@ -111,8 +115,7 @@ def test_real_lab_identities_span_cameras_and_agree_with_the_calibration(lab4_db
     # the calibration says which cross-camera tracks are one person; the identities must agree
     labels = same_person_pairs(path, LAB)
     member = {t: i.id for i in identities for t in i.track_ids}
-    together = [same for (a, b), same in labels.items() if member.get(a) is not None and member.get(a) ==
-                member.get(b)]
+    together = [same for (a, b), same in labels.items() if member.get(a) is not None and member.get(a) == member.get(b)]
     true_pairs = [pair for pair, same in labels.items() if same]
     joined_true = sum(member.get(a) is not None and member.get(a) == member.get(b) for a, b in true_pairs)
     assert together and sum(together) / len(together) >= 0.9  # precision of co-membership
@@ -142,8 +145,10 @@ def test_incremental_matching_gives_new_tracks_identities_without_touching_the_o
     cluster_identities(db)
     full = {i.id: i.track_ids for i in load_identities(db)}
     with db.engine.begin() as con:  # cam2 and cam3 arrive later: their tracks have no identity yet
-        con.exec_driver_sql(f"DELETE FROM identity_tracks WHERE track_id IN (SELECT id FROM tracks WHERE camera_id "
-                            f"IN ({cameras['cam2']}, {cameras['cam3']}))")
+        con.exec_driver_sql(
+            f"DELETE FROM identity_tracks WHERE track_id IN (SELECT id FROM tracks WHERE camera_id "
+            f"IN ({cameras['cam2']}, {cameras['cam3']}))"
+        )
         con.exec_driver_sql("DELETE FROM identities WHERE id NOT IN (SELECT identity_id FROM identity_tracks)")
     before = {i.id: i.track_ids for i in load_identities(db)}
     report = assign_new_tracks(db)

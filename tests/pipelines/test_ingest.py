@@ -30,8 +30,16 @@ def _run(db, jobs, encoder, stop=None, progress=None, **options):
     from tests.conftest import POSE_DETECTOR
 
     opts = IngestOptions(analysis_fps=5, max_duration_s=DURATION, batch_size=8, **options)
-    return ingest(db, jobs, encoder, lambda: PersonTracker(POSE_DETECTOR), lambda t: DetectorKeypoints(), opts,
-                  progress or IngestProgress(), stop)
+    return ingest(
+        db,
+        jobs,
+        encoder,
+        lambda: PersonTracker(POSE_DETECTOR),
+        lambda t: DetectorKeypoints(),
+        opts,
+        progress or IngestProgress(),
+        stop,
+    )
 
 
 class Recorder(IngestProgress):
@@ -52,8 +60,9 @@ class Recorder(IngestProgress):
 def test_two_lab_cameras_end_to_end(tmp_path, encoder, lab_cam0, lab_cam1, pose_detector):
     db = open_database(tmp_path / "lab.db")
     progress = Recorder()
-    summaries = _run(db, [IngestJob(lab_cam0, start_time=1_750_000_000.0), IngestJob(lab_cam1)], encoder,
-                     progress=progress)
+    summaries = _run(
+        db, [IngestJob(lab_cam0, start_time=1_750_000_000.0), IngestJob(lab_cam1)], encoder, progress=progress
+    )
     assert [s.status for s in summaries] == ["done", "done"]
     assert sorted(progress.started) == [("cam0", 15), ("cam1", 15)]
     assert progress.advanced == {"cam0": 15, "cam1": 15}
@@ -72,8 +81,11 @@ def test_two_lab_cameras_end_to_end(tmp_path, encoder, lab_cam0, lab_cam1, pose_
             assert any(t.descriptor is not None for t in tracks)
             for t in tracks:
                 assert t.num_embeddings <= int(np.ceil(t.last_time_s - t.first_time_s + 1e-9)) + 1
-                assert np.linalg.norm(np.frombuffer(t.descriptor, "<f4")) == pytest.approx(1, abs=1e-5) \
-                    if t.descriptor else t.num_embeddings == 0
+                assert (
+                    np.linalg.norm(np.frombuffer(t.descriptor, "<f4")) == pytest.approx(1, abs=1e-5)
+                    if t.descriptor
+                    else t.num_embeddings == 0
+                )
         cam0_video = session.scalar(select(Video).where(Video.path.endswith("cam0.mp4")))
         assert cam0_video.start_time == 1_750_000_000.0
         sighting = session.scalar(select(Sighting).where(Sighting.thumbnail.is_not(None)).limit(1))
@@ -81,8 +93,12 @@ def test_two_lab_cameras_end_to_end(tmp_path, encoder, lab_cam0, lab_cam1, pose_
         assert thumb.shape[0] == 128 and thumb.shape[2] == 3
         assert np.frombuffer(sighting.keypoints, "<f4").shape == (51,)
         assert sighting.x2 > sighting.x1 and sighting.y2 > sighting.y1
-        assert session.scalar(select(func.count()).select_from(Embedding).join(Sighting)
-                              .where(Sighting.thumbnail.is_(None))) == 0
+        assert (
+            session.scalar(
+                select(func.count()).select_from(Embedding).join(Sighting).where(Sighting.thumbnail.is_(None))
+            )
+            == 0
+        )
     db.close()
 
 
@@ -105,7 +121,8 @@ def test_reingest_is_skipped_and_force_replaces_atomically(tmp_path, encoder, la
 
 @pytest.mark.slow
 def test_interrupted_ingest_leaves_a_consistent_database_and_the_next_run_completes(
-        tmp_path, encoder, lab_cam0, lab_cam1, pose_detector):
+    tmp_path, encoder, lab_cam0, lab_cam1, pose_detector
+):
     db = open_database(tmp_path / "stop.db")
     stop = threading.Event()
 
@@ -120,8 +137,7 @@ def test_interrupted_ingest_leaves_a_consistent_database_and_the_next_run_comple
         statuses = session.scalars(select(Video.status)).all()
         assert "ingesting" in statuses
         # whatever was written is whole: every embedding has its sighting, every sighting its track
-        orphans = session.scalar(select(func.count()).select_from(Sighting).outerjoin(Track)
-                                 .where(Track.id.is_(None)))
+        orphans = session.scalar(select(func.count()).select_from(Sighting).outerjoin(Track).where(Track.id.is_(None)))
         assert orphans == 0
     summaries = _run(db, [IngestJob(lab_cam0), IngestJob(lab_cam1)], encoder)
     statuses = {s.camera: s.status for s in summaries}
@@ -150,7 +166,8 @@ def test_a_bad_video_does_not_stop_the_others(tmp_path, encoder, lab_cam1, pose_
 
 @pytest.mark.slow
 def test_a_camera_that_crashes_midway_is_cleaned_up_while_the_other_finishes(
-        tmp_path, encoder, lab_cam0, lab_cam1, pose_detector):
+    tmp_path, encoder, lab_cam0, lab_cam1, pose_detector
+):
     from tests.conftest import POSE_DETECTOR
 
     class FlakyTracker(PersonTracker):
@@ -179,8 +196,9 @@ def test_a_camera_that_crashes_midway_is_cleaned_up_while_the_other_finishes(
 
     db = open_database(tmp_path / "crash.db")
     opts = IngestOptions(analysis_fps=5, max_duration_s=DURATION, batch_size=8)
-    summaries = ingest(db, [IngestJob(lab_cam0), IngestJob(lab_cam1)], encoder, make_tracker,
-                       lambda t: DetectorKeypoints(), opts)
+    summaries = ingest(
+        db, [IngestJob(lab_cam0), IngestJob(lab_cam1)], encoder, make_tracker, lambda t: DetectorKeypoints(), opts
+    )
     statuses = sorted(s.status for s in summaries)
     assert statuses == ["done", "failed"]
     failed = next(s for s in summaries if s.status == "failed")
@@ -208,7 +226,8 @@ class _RaisingEncoder:
 
 @pytest.mark.slow
 def test_a_failing_encoder_stops_every_camera_thread_and_decoder_and_the_next_run_completes(
-        tmp_path, encoder, lab_cam0, lab_cam1, pose_detector):
+    tmp_path, encoder, lab_cam0, lab_cam1, pose_detector
+):
     from pipelines.ingest.video import open_decoders
 
     db = open_database(tmp_path / "enc.db")
@@ -227,8 +246,9 @@ def test_a_failing_encoder_stops_every_camera_thread_and_decoder_and_the_next_ru
 
 
 @pytest.mark.slow
-def test_a_failing_database_stops_every_camera_thread_and_decoder(tmp_path, encoder, lab_cam0, lab_cam1,
-                                                                   pose_detector, monkeypatch):
+def test_a_failing_database_stops_every_camera_thread_and_decoder(
+    tmp_path, encoder, lab_cam0, lab_cam1, pose_detector, monkeypatch
+):
     from sqlalchemy.exc import OperationalError
 
     from common.errors import DatabaseError

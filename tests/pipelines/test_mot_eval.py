@@ -34,5 +34,6 @@ def test_iou_and_the_ground_truth_reader():
     truth = read_mot_ground_truth(path, scale=0.625)
     assert min(truth) == 0 and max(truth) == 794
     assert len({oid for boxes in truth.values() for oid, _ in boxes}) == 19
-    assert all(0 <= b[0] < b[2] <= 480 * 1.05 and 0 <= b[1] < b[3] <= 360 * 1.05 for boxes in truth.values()
-               for _, b in boxes)
+    assert all(
+        0 <= b[0] < b[2] <= 480 * 1.05 and 0 <= b[1] < b[3] <= 360 * 1.05 for boxes in truth.values() for _, b in boxes
+    )

@@ -13,7 +13,7 @@ def _scene(person_x=None, noise_seed=0):
     image[200:, :] = 80  # the ground
     image = np.clip(image.astype(np.int16) + rng.integers(-3, 4, image.shape), 0, 255).astype(np.uint8)
     if person_x is not None:
-        image[150:195, person_x:person_x + 15] = (30, 40, 200)  # a distant person, 15 x 45 px
+        image[150:195, person_x : person_x + 15] = (30, 40, 200)  # a distant person, 15 x 45 px
     return image
 
 
@@ -53,8 +53,17 @@ def _tracks(db):
     from storage.schema import Sighting
 
     with db.session() as session:
-        rows = session.execute(select(Sighting.track_id, Sighting.video_id, Sighting.frame_index, Sighting.x1,
-                                      Sighting.y1, Sighting.x2, Sighting.y2)).all()
+        rows = session.execute(
+            select(
+                Sighting.track_id,
+                Sighting.video_id,
+                Sighting.frame_index,
+                Sighting.x1,
+                Sighting.y1,
+                Sighting.x2,
+                Sighting.y2,
+            )
+        ).all()
     tracks = {}  # track -> {(video, frame): box}
     for track, video, frame, *box in rows:
         tracks.setdefault(track, {})[(video, frame)] = np.array(box)
@@ -66,8 +75,11 @@ def _iou(a, b) -> float:
     import torch
     from torchvision.ops import box_iou
 
-    return float(box_iou(torch.as_tensor(np.array([a]), dtype=torch.float32),
-                         torch.as_tensor(np.array([b]), dtype=torch.float32))[0, 0])
+    return float(
+        box_iou(
+            torch.as_tensor(np.array([a]), dtype=torch.float32), torch.as_tensor(np.array([b]), dtype=torch.float32)
+        )[0, 0]
+    )
 
 
 def _found_fraction(track, others) -> float:
@@ -104,21 +116,33 @@ def test_gating_keeps_every_track_of_the_ungated_run(tmp_path, encoder_onnx, cli
     from storage.database import open_database
     from tests.conftest import LAB, PLAIN_DETECTOR, _require
 
-    videos = [static_clip(tmp_path / "static.mp4", quiet_s=10, busy_s=10)] if clip == "static" else \
-        [_require(LAB / "cam0.mp4"), _require(LAB / "cam1.mp4")]
+    videos = (
+        [static_clip(tmp_path / "static.mp4", quiet_s=10, busy_s=10)]
+        if clip == "static"
+        else [_require(LAB / "cam0.mp4"), _require(LAB / "cam1.mp4")]
+    )
     shared = BatchingDetector(PersonDetector(_require(PLAIN_DETECTOR)))
     runs = {}
     for gated in (False, True):
         db = open_database(tmp_path / f"{clip}-{gated}.db")
         # duplicate-box suppression off: which of two boxes of one person goes depends on track ages, which
         # gating shifts by a frame; this compares the tracks gating keeps, not that choice
-        options = IngestOptions(analysis_fps=5, max_duration_s=None if clip == "static" else 12,
-                                motion=MotionGateConfig(enabled=gated), duplicates=DuplicateConfig(min_iou=1.01))
-        summaries = ingest(db, [IngestJob(v, f"c{i}") for i, v in enumerate(videos)], encoder_onnx,
-                           lambda: PersonTracker(detector=shared), lambda t: NoPose(), options)
+        options = IngestOptions(
+            analysis_fps=5,
+            max_duration_s=None if clip == "static" else 12,
+            motion=MotionGateConfig(enabled=gated),
+            duplicates=DuplicateConfig(min_iou=1.01),
+        )
+        summaries = ingest(
+            db,
+            [IngestJob(v, f"c{i}") for i, v in enumerate(videos)],
+            encoder_onnx,
+            lambda: PersonTracker(detector=shared),
+            lambda t: NoPose(),
+            options,
+        )
         assert all(s.status == "done" for s in summaries)
-        runs[gated] = (_tracks(db), sum(s.frames_skipped for s in summaries),
-                       sum(s.frames_analysed for s in summaries))
+        runs[gated] = (_tracks(db), sum(s.frames_skipped for s in summaries), sum(s.frames_analysed for s in summaries))
         db.close()
     ungated, gated = runs[False][0], runs[True][0]
     real = {t: boxes for t, boxes in ungated.items() if len(boxes) >= 3 and _moves(boxes)}

@@ -11,7 +11,7 @@ from pipelines.ingest.quality import QualityConfig
 def test_keypoints_keep_their_place_in_a_moved_and_scaled_box():
     keypoints = np.array([[15, 20, 0.9], [10, 60, 0.4]] + [[12, 40, 0.5]] * 15, np.float32)
     moved = follow_box(keypoints, np.array([10, 20, 20, 60], np.float32), np.array([110, 40, 130, 120], np.float32))
-    np.testing.assert_allclose(moved[0], [120, 40, 0.9])   # centre top stays centre top
+    np.testing.assert_allclose(moved[0], [120, 40, 0.9])  # centre top stays centre top
     np.testing.assert_allclose(moved[1], [110, 120, 0.4])  # bottom left corner stays there
 
 

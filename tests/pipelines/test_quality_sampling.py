@@ -62,8 +62,12 @@ def test_sampler_memory_is_bounded_by_live_tracks_not_video_length():
     total = 0
     for frame in range(2000):  # 200 s at 10 fps, 3 people
         for track in range(3):
-            total += len(sampler.add(_obs(track, frame / 10, 0.5 + 0.1 * track),
-                                     lambda o: (np.zeros((2, 2, 3), np.uint8), np.zeros((4, 4), np.float32))))
+            total += len(
+                sampler.add(
+                    _obs(track, frame / 10, 0.5 + 0.1 * track),
+                    lambda o: (np.zeros((2, 2, 3), np.uint8), np.zeros((4, 4), np.float32)),
+                )
+            )
         assert sampler.buffered <= 3 * 10
     total += len(sampler.release_all())
     assert total == 6000

@@ -27,10 +27,15 @@ def _count(db, sql) -> int:
 
 def _counts(db, camera) -> tuple[int, int, int]:
     where = f"FROM videos v JOIN cameras c ON c.id = v.camera_id WHERE c.name = '{camera}'"
-    return (_count(db, f"SELECT count(*) FROM tracks WHERE video_id IN (SELECT v.id {where})"),
-            _count(db, f"SELECT count(*) FROM sightings WHERE video_id IN (SELECT v.id {where})"),
-            _count(db, f"SELECT count(*) FROM embeddings e JOIN sightings s ON s.id = e.sighting_id "
-                       f"WHERE s.video_id IN (SELECT v.id {where})"))
+    return (
+        _count(db, f"SELECT count(*) FROM tracks WHERE video_id IN (SELECT v.id {where})"),
+        _count(db, f"SELECT count(*) FROM sightings WHERE video_id IN (SELECT v.id {where})"),
+        _count(
+            db,
+            f"SELECT count(*) FROM embeddings e JOIN sightings s ON s.id = e.sighting_id "
+            f"WHERE s.video_id IN (SELECT v.id {where})",
+        ),
+    )
 
 
 @pytest.fixture
@@ -41,12 +46,15 @@ def aged_db(lab_db, tmp_path):
     recording = tmp_path / "recordings" / "cam0" / "cam0-old.mp4"
     recording.parent.mkdir(parents=True)
     shutil.copyfile(LAB / "cam0.mp4", recording)
-    sqlite_execute(db, f"UPDATE videos SET start_time = {NOW - 40 * DAY}, path = '{recording}' WHERE camera_id = "
-                       f"(SELECT id FROM cameras WHERE name = 'cam0')",
-                   f"INSERT INTO recorded_files (path, camera, created_at) VALUES ('{recording}', 'cam0', "
-                   f"'2026-01-01')")  # as the recorder lists what it writes
-    sqlite_execute(db, f"UPDATE videos SET start_time = {NOW - DAY} WHERE camera_id = "
-                       f"(SELECT id FROM cameras WHERE name = 'cam1')")
+    sqlite_execute(
+        db,
+        f"UPDATE videos SET start_time = {NOW - 40 * DAY}, path = '{recording}' WHERE camera_id = "
+        f"(SELECT id FROM cameras WHERE name = 'cam0')",
+        f"INSERT INTO recorded_files (path, camera, created_at) VALUES ('{recording}', 'cam0', '2026-01-01')",
+    )  # as the recorder lists what it writes
+    sqlite_execute(
+        db, f"UPDATE videos SET start_time = {NOW - DAY} WHERE camera_id = (SELECT id FROM cameras WHERE name = 'cam1')"
+    )
     return db, recording
 
 
@@ -64,8 +72,14 @@ def test_old_footage_goes_with_what_was_found_in_it_and_the_rest_stays(aged_db, 
     assert (report.purge.tracks, report.purge.sightings, report.purge.embeddings) == old
     assert _counts(path, "cam0") == (0, 0, 0) and _counts(path, "cam1") == kept
     assert report.files_deleted == [str(recording)] and not recording.exists()
-    assert _count(path, "SELECT count(*) FROM identities i WHERE NOT EXISTS "
-                        "(SELECT 1 FROM identity_tracks t WHERE t.identity_id = i.id)") == 0
+    assert (
+        _count(
+            path,
+            "SELECT count(*) FROM identities i WHERE NOT EXISTS "
+            "(SELECT 1 FROM identity_tracks t WHERE t.identity_id = i.id)",
+        )
+        == 0
+    )
     assert _count(path, "SELECT count(*) FROM audit_log WHERE action = 'retention'") == 1
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -111,10 +125,14 @@ def test_footage_a_user_put_into_the_recordings_folder_is_never_deleted(aged_db,
     manual = tmp_path / "recordings" / "manual" / "cam1.mp4"
     manual.parent.mkdir(parents=True)
     shutil.copyfile(LAB / "cam1.mp4", manual)
-    sqlite_execute(path, f"UPDATE videos SET start_time = {NOW - 40 * DAY}, path = '{manual}' WHERE camera_id = "
-                         f"(SELECT id FROM cameras WHERE name = 'cam1')")
-    dry = run_cli("retention", "--db", path, "--older-than", "30d", "--dry-run", "--recordings",
-                  tmp_path / "recordings")
+    sqlite_execute(
+        path,
+        f"UPDATE videos SET start_time = {NOW - 40 * DAY}, path = '{manual}' WHERE camera_id = "
+        f"(SELECT id FROM cameras WHERE name = 'cam1')",
+    )
+    dry = run_cli(
+        "retention", "--db", path, "--older-than", "30d", "--dry-run", "--recordings", tmp_path / "recordings"
+    )
     assert dry.code == 0 and "would delete 1 recording file(s)" in dry.stdout and str(recording) in dry.stdout
     assert str(manual) not in dry.stdout
     done = run_cli("retention", "--db", path, "--older-than", "30d", "--recordings", tmp_path / "recordings")

@@ -23,8 +23,14 @@ def db(lab_db, tmp_path):
 
 def _tracks(db, camera):
     with db.session() as s:
-        return list(s.scalars(select(Track).join(Camera).where(Camera.name == camera, Track.descriptor.is_not(None))
-                              .order_by(Track.num_embeddings.desc())))
+        return list(
+            s.scalars(
+                select(Track)
+                .join(Camera)
+                .where(Camera.name == camera, Track.descriptor.is_not(None))
+                .order_by(Track.num_embeddings.desc())
+            )
+        )
 
 
 def _vectors(db, track_id):
@@ -45,8 +51,9 @@ def test_mean_track_search_scores_descriptors_and_excludes_only_the_query_track(
     q = np.frombuffer(query.descriptor, "<f4")
     with db.session() as s:
         for r in results:
-            assert r.score == pytest.approx(float(q @ np.frombuffer(s.get(Track, r.track_id).descriptor, "<f4")),
-                                            abs=1e-5)
+            assert r.score == pytest.approx(
+                float(q @ np.frombuffer(s.get(Track, r.track_id).descriptor, "<f4")), abs=1e-5
+            )
     best = results[0].best.sighting
     assert best.track_id == results[0].track_id and best.thumbnail.startswith(b"\xff\xd8")
     assert best.camera in ("cam0", "cam1") and best.box.shape == (4,)
@@ -83,8 +90,7 @@ def test_filters_limit_cameras_and_time(db):
 def test_results_per_sighting_and_expanded_tracks(db):
     query = _tracks(db, "cam0")[0]
     searcher = Searcher(db)
-    per_sighting = searcher.by_track(query.id, SearchOptions(top_k=8, per_track=False, track_similarity="max",
-                                                             **QUIET))
+    per_sighting = searcher.by_track(query.id, SearchOptions(top_k=8, per_track=False, track_similarity="max", **QUIET))
     assert len(per_sighting) == 8
     assert len({r.best.sighting.id for r in per_sighting}) == 8
     assert len({r.track_id for r in per_sighting}) < 8  # several sightings of one track
@@ -108,8 +114,13 @@ def test_reranking_keeps_the_candidates_and_reports_distances(db):
 def test_sighting_and_image_queries_and_errors(db, osnet, tmp_path):
     with db.session() as s:
         sighting_id, track_id, thumb = s.execute(
-            select(Sighting.id, Sighting.track_id, Sighting.thumbnail).join(Embedding).join(Track).join(Camera)
-            .where(Camera.name == "cam1").limit(1)).one()
+            select(Sighting.id, Sighting.track_id, Sighting.thumbnail)
+            .join(Embedding)
+            .join(Track)
+            .join(Camera)
+            .where(Camera.name == "cam1")
+            .limit(1)
+        ).one()
         unencoded = s.scalar(select(Sighting.id).outerjoin(Embedding).where(Embedding.id.is_(None)).limit(1))
     searcher = Searcher(db)
     results = searcher.by_sighting(sighting_id, SearchOptions(**QUIET))
@@ -121,9 +132,9 @@ def test_sighting_and_image_queries_and_errors(db, osnet, tmp_path):
     with pytest.raises(UsageError, match="no embedding"):
         searcher.by_sighting(unencoded)
     with pytest.raises(UsageError, match="does not exist"):
-        searcher.by_sighting(10 ** 9)
+        searcher.by_sighting(10**9)
     with pytest.raises(UsageError, match="does not exist"):
-        searcher.by_track(10 ** 9)
+        searcher.by_track(10**9)
     with pytest.raises(UsageError, match="does not exist"):
         searcher.by_image(tmp_path / "nothing.jpg", load_encoder(osnet))
     with pytest.raises(UsageError, match="dimensions"):
@@ -157,5 +168,6 @@ def test_index_follows_new_and_deleted_videos(db, lab_db):
     delete_video(db, cam1_video)
     index = searcher.index(model_id)
     assert 0 < index.size < full and set(np.unique(index.camera_ids)) == {_tracks(db, "cam0")[0].camera_id}
-    assert {r.camera for r in searcher.by_track(_tracks(db, "cam0")[0].id, SearchOptions(top_k=50, **QUIET))} \
-        <= {"cam0"}
+    assert {r.camera for r in searcher.by_track(_tracks(db, "cam0")[0].id, SearchOptions(top_k=50, **QUIET))} <= {
+        "cam0"
+    }

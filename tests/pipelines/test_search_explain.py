@@ -29,8 +29,9 @@ def db(lab_default_db, tmp_path):
 
 def _best_track(db) -> Track:
     with db.session() as s:
-        return s.scalars(select(Track).where(Track.descriptor.is_not(None)).order_by(Track.num_embeddings.desc())
-                         ).first()
+        return s.scalars(
+            select(Track).where(Track.descriptor.is_not(None)).order_by(Track.num_embeddings.desc())
+        ).first()
 
 
 @pytest.mark.slow
@@ -49,9 +50,8 @@ def test_search_results_carry_part_similarities_of_the_descriptor_slices(db):
             for part, spec in zip(r.parts, layout[1:]):
                 if part.similarity is None:
                     continue
-                a, b = q[spec["start"]:spec["stop"]], m[spec["start"]:spec["stop"]]
-                assert part.similarity == pytest.approx(float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)),
-                                                        abs=1e-4)
+                a, b = q[spec["start"] : spec["stop"]], m[spec["start"] : spec["stop"]]
+                assert part.similarity == pytest.approx(float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)), abs=1e-4)
                 compared += 1
     assert compared > 0  # people walking through the lab show their upper body at least
 

@@ -67,8 +67,9 @@ def test_ivf_pq_finds_the_exact_neighbours_on_clustered_embeddings_and_honours_m
     np.testing.assert_allclose(scores, stored, atol=1e-5)  # candidates are re-scored exactly (float32)
     few = np.zeros(index.size, bool)
     few[4000:4100] = True  # a narrow filter is scanned exactly
-    assert set(approx.top(index, vectors[4050][None], few, 5)[0]) == set(exact.top(index, vectors[4050][None], few,
-                                                                                    5)[0])
+    assert set(approx.top(index, vectors[4050][None], few, 5)[0]) == set(
+        exact.top(index, vectors[4050][None], few, 5)[0]
+    )
 
 
 def test_the_approximate_index_is_saved_and_follows_removed_and_added_videos(tmp_path):

@@ -52,23 +52,36 @@ def test_a_good_site_file_gives_cameras_groups_and_durations_in_seconds(tmp_path
     assert entrance.shown_url == "rtsp://***@10.0.0.5/stream1"
     assert site.groups == {"lobby": ["entrance", "lobby-east"]}
     assert site.db == str(tmp_path.resolve() / "site.db") and site.recordings == tmp_path.resolve() / "footage"
-    assert (site.segment_s, site.retention_s, site.retention_every_s, site.alert_repeat_s) == (120, 30 * 86400,
-                                                                                           6 * 3600, 90)
+    assert (site.segment_s, site.retention_s, site.retention_every_s, site.alert_repeat_s) == (
+        120,
+        30 * 86400,
+        6 * 3600,
+        90,
+    )
     assert site.threshold == 0.7 and site.webhook.endswith("token=abc")
 
 
-@pytest.mark.parametrize("change, message", [
-    (("fps = 4", "fps = 0"), "[site] fps must be a number from 0.1 to 60, got 0"),
-    (('segment = "2m"', 'segment = "soon"'), "[site] segment must be a duration such as 30s, 10m, 2h or 30d, got 'soon'"),
-    (("threshold = 0.7", "treshold = 0.7"), "unknown [site] setting(s) treshold"),
-    (('transport = "udp"', 'transport = "quic"'), "camera 1 (entrance): transport must be tcp or udp"),
-    (('name = "yard"', 'name = "entrance"'), "camera name(s) entrance used more than once"),
-    (('url = "/dev/video0"', 'url = "/videos/yard.mp4"'), "camera 3 (yard): url /videos/yard.mp4 is not a live stream"),
-    (('name = "yard"', 'name = "yard/north"'), "name 'yard/north' must be usable as a folder name"),
-    (('webhook = "https://alerts', 'webhook = "ftp://alerts'), "[site] webhook must be an http:// or https:// URL"),
-    (("[[camera]]\nname = \"lobby-east\"", "[[camera]]\nlabel = \"lobby-east\""), "camera 2: unknown setting(s) label"),
-    (("alert_repeat = 90", "alert_repeat = -5"), "[site] alert_repeat must be more than 0 seconds, got -5"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("fps = 4", "fps = 0"), "[site] fps must be a number from 0.1 to 60, got 0"),
+        (
+            ('segment = "2m"', 'segment = "soon"'),
+            "[site] segment must be a duration such as 30s, 10m, 2h or 30d, got 'soon'",
+        ),
+        (("threshold = 0.7", "treshold = 0.7"), "unknown [site] setting(s) treshold"),
+        (('transport = "udp"', 'transport = "quic"'), "camera 1 (entrance): transport must be tcp or udp"),
+        (('name = "yard"', 'name = "entrance"'), "camera name(s) entrance used more than once"),
+        (
+            ('url = "/dev/video0"', 'url = "/videos/yard.mp4"'),
+            "camera 3 (yard): url /videos/yard.mp4 is not a live stream",
+        ),
+        (('name = "yard"', 'name = "yard/north"'), "name 'yard/north' must be usable as a folder name"),
+        (('webhook = "https://alerts', 'webhook = "ftp://alerts'), "[site] webhook must be an http:// or https:// URL"),
+        (('[[camera]]\nname = "lobby-east"', '[[camera]]\nlabel = "lobby-east"'), "camera 2: unknown setting(s) label"),
+        (("alert_repeat = 90", "alert_repeat = -5"), "[site] alert_repeat must be more than 0 seconds, got -5"),
+    ],
+)
 def test_each_mistake_is_named_with_the_file_and_the_setting(tmp_path, change, message):
     path = _site(tmp_path, GOOD.replace(*change, 1))
     with pytest.raises(UsageError) as error:
@@ -94,8 +107,7 @@ def test_missing_invalid_and_empty_site_files(tmp_path):
 
 
 def test_durations():
-    assert [parse_duration(v, "x") for v in (90, "45s", "10m", "2h", "1.5d", " 7 ")] == [90, 45, 600, 7200,
-                                                                                          129600, 7]
+    assert [parse_duration(v, "x") for v in (90, "45s", "10m", "2h", "1.5d", " 7 ")] == [90, 45, 600, 7200, 129600, 7]
     for bad in ("", "5w", "-3m", 0, True, "inf"):
         with pytest.raises(UsageError, match="x must be"):
             parse_duration(bad, "x")
@@ -105,5 +117,6 @@ def test_watch_refuses_a_bad_site_file_in_one_line_before_loading_models(tmp_pat
     path = _site(tmp_path, GOOD.replace("fps = 4", "fps = 'fast'"))
     result = run_cli("watch", "--site", path, "--db", tmp_path / "x.db")
     assert result.code == 2 and result.error_lines == [
-        f"reid-app: error: site file {path}: [site] fps must be a number from 0.1 to 60, got 'fast'"]
+        f"reid-app: error: site file {path}: [site] fps must be a number from 0.1 to 60, got 'fast'"
+    ]
     assert not (tmp_path / "x.db").exists()

@@ -29,8 +29,11 @@ def chair_db(tmp_path_factory):
 def _motion(db, track_id):
     con = sqlite3.connect(db)
     try:
-        return con.execute("SELECT max(time_s) - min(time_s), max((x1 + x2) / 2) - min((x1 + x2) / 2), "
-                           "avg(y2 - y1) FROM sightings WHERE track_id = ?", (track_id,)).fetchone()
+        return con.execute(
+            "SELECT max(time_s) - min(time_s), max((x1 + x2) / 2) - min((x1 + x2) / 2), "
+            "avg(y2 - y1) FROM sightings WHERE track_id = ?",
+            (track_id,),
+        ).fetchone()
     finally:
         con.close()
 

@@ -49,8 +49,9 @@ def test_merging_keeps_every_sighting_and_recomputes_the_track(tmp_path):
     writer = VideoWriter(db, video, model, 1_700_000_000.0)
     for frame in range(0, 30, 5):
         track = 1 if frame < 15 else 2
-        writer.write([_obs(track, frame, 0.5, np.ones(3))], np.array([[1, 0, 0] if track == 1 else [0, 1, 0]],
-                                                                     np.float32), frame)
+        writer.write(
+            [_obs(track, frame, 0.5, np.ones(3))], np.array([[1, 0, 0] if track == 1 else [0, 1, 0]], np.float32), frame
+        )
     writer.finish(30)
     tracks = track_boxes(db, video)
     assert len(tracks) == 2
@@ -63,7 +64,8 @@ def test_merging_keeps_every_sighting_and_recomputes_the_track(tmp_path):
     assert list(merged) == [keep] and len(merged[keep]["times"]) == 6
     np.testing.assert_allclose(merged[keep]["descriptor"], _unit(1, 1, 0), atol=1e-5)
     with db.engine.connect() as con:
-        row = con.exec_driver_sql(f"SELECT first_time_s, last_time_s, num_sightings, num_embeddings FROM tracks "
-                                  f"WHERE id = {keep}").one()
+        row = con.exec_driver_sql(
+            f"SELECT first_time_s, last_time_s, num_sightings, num_embeddings FROM tracks WHERE id = {keep}"
+        ).one()
     assert tuple(row) == (0.0, 2.5, 6, 6)
     db.close()

@@ -133,7 +133,7 @@ def test_frame_reader_gives_the_same_frames_in_order_after_seeks_and_backwards(l
             assert image is not None and image.shape == reference[index].shape
             # PyAV and OpenCV decode the same stream; allow for colour-conversion rounding
             assert np.abs(image.astype(int) - reference[index].astype(int)).mean() < 2.0, index
-        assert reader.read(10 ** 7) is None
+        assert reader.read(10**7) is None
     finally:
         reader.close()
 

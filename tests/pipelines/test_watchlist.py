@@ -8,15 +8,16 @@ import sqlite3
 
 import numpy as np
 import pytest
-from sqlalchemy import text
 
 from common.errors import UsageError
 from pipelines.live.watchlist import AlertDispatcher, WatchlistMatcher, load_matcher, watch_identity, watch_track
 from storage.audit import read_log
 from storage.database import open_database
-from storage.repository import TrackUpdate, get_tracks
+from storage.repository import get_tracks
 from storage.watchlist import list_alerts, list_entries
 from tests.conftest import OSNET, _require, copy_db, run_cli
+from tests.factories import track_update as _update
+from tests.factories import two_people as _two_people
 from tests.webhook import WebhookReceiver
 
 
@@ -25,25 +26,6 @@ def db(lab4_db, tmp_path):
     database = open_database(copy_db(lab4_db, tmp_path))
     yield database
     database.close()
-
-
-def _update(db, track_id: int, timestamp: float, num_embeddings: int = 5) -> TrackUpdate:
-    track = get_tracks(db, [track_id])[track_id]
-    return TrackUpdate(track_id, track.local_track_id, track.descriptor, num_embeddings, 1, timestamp)
-
-
-def _two_people(db) -> tuple[int, int, int]:
-    """A watched track, the most alike track of another camera (the same person: lab tracks of one person score
-    0.80-0.95) and a track of someone else (below 0.65)."""
-    with db.session() as session:
-        ids = [t for (t,) in session.execute(text("SELECT id FROM tracks WHERE num_embeddings >= 5"))]
-    tracks = get_tracks(db, ids)
-    pairs = [(float(a.descriptor @ b.descriptor), a.id, b.id) for a in tracks.values() for b in tracks.values()
-             if a.camera != b.camera and a.id < b.id]
-    similarity, watched, same = max(pairs)
-    assert similarity > 0.85
-    other = next(t.id for t in tracks.values() if float(t.descriptor @ tracks[watched].descriptor) < 0.65)
-    return watched, same, other
 
 
 def test_a_watched_person_alerts_once_per_track_and_once_per_camera_within_the_repeat_time(db):
@@ -96,8 +78,7 @@ def test_alerts_are_stored_audited_printed_and_posted(db, status, delivered):
     watch_track(db, watched, "suspect", "red coat")
     receiver = WebhookReceiver(status)
     printed = []
-    dispatcher = AlertDispatcher(db, receiver.url, on_alert=printed.append, timeout_s=2.0, attempts=2,
-                                 backoff_s=0.05)
+    dispatcher = AlertDispatcher(db, receiver.url, on_alert=printed.append, timeout_s=2.0, attempts=2, backoff_s=0.05)
     payloads = dispatcher.raise_alerts(load_matcher(db, 0.75).check("cam1", [_update(db, same, 1000.0)]))
     dispatcher.close()
     receiver.close()
@@ -106,8 +87,12 @@ def test_alerts_are_stored_audited_printed_and_posted(db, status, delivered):
     assert got and all(body == payloads[0] for body in got)
     assert len(got) == (1 if status == 200 else 2)  # a server error is tried again
     (alert,) = list_alerts(db)
-    assert (alert.name, alert.camera, alert.track_id, alert.delivered) == ("suspect", "cam1", same,
-                                                                           f"console, {delivered}")
+    assert (alert.name, alert.camera, alert.track_id, alert.delivered) == (
+        "suspect",
+        "cam1",
+        same,
+        f"console, {delivered}",
+    )
     assert payloads[0]["note"] == "red coat" and payloads[0]["time"].startswith("1970-01-01T00:16:40")
     (audited,) = read_log(db, "alert")
     assert audited.details["alert_id"] == alert.id and audited.details["track_id"] == same
@@ -126,8 +111,9 @@ def test_an_unreachable_webhook_is_recorded_and_holds_nothing_up(db):
 def test_the_watchlist_commands(lab4_db, tmp_path):
     path = copy_db(lab4_db, tmp_path)
     with sqlite3.connect(path) as con:
-        track, jpeg = con.execute("SELECT track_id, thumbnail FROM sightings WHERE thumbnail IS NOT NULL "
-                                  "ORDER BY quality DESC LIMIT 1").fetchone()
+        track, jpeg = con.execute(
+            "SELECT track_id, thumbnail FROM sightings WHERE thumbnail IS NOT NULL ORDER BY quality DESC LIMIT 1"
+        ).fetchone()
     image = tmp_path / "person.jpg"
     image.write_bytes(jpeg)
     assert run_cli("watchlist", "add", "A", "--track", str(track), "--db", path).code == 0
@@ -140,8 +126,12 @@ def test_the_watchlist_commands(lab4_db, tmp_path):
     assert float(a.vector @ b.vector) > 0.75  # the image shows the person of the track
     db.close()
     both = run_cli("watchlist", "add", "C", "--track", str(track), "--identity", "1", "--db", path)
-    assert both.code == 2 and both.error_lines == ["reid-app: error: give exactly one of --identity, --track or --image"]
-    missing = run_cli("watchlist", "add", "D", "--image", tmp_path / "none.jpg", "--reid", _require(OSNET), "--db", path)
+    assert both.code == 2 and both.error_lines == [
+        "reid-app: error: give exactly one of --identity, --track or --image"
+    ]
+    missing = run_cli(
+        "watchlist", "add", "D", "--image", tmp_path / "none.jpg", "--reid", _require(OSNET), "--db", path
+    )
     assert missing.code == 2 and "does not exist" in missing.stderr
     assert run_cli("watchlist", "remove", str(a.id), "--db", path).code == 0
     gone = run_cli("watchlist", "remove", str(a.id), "--db", path)

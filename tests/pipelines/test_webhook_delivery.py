@@ -12,9 +12,21 @@ import pytest
 from sqlalchemy import text
 
 from pipelines.live.watchlist import AlertDispatcher, load_matcher, watch_track
+from storage.database import open_database
 from storage.watchlist import list_alerts
-from tests.pipelines.test_watchlist import _two_people, _update, db  # noqa: F401  (the db fixture)
+from tests.factories import build_site
+from tests.factories import track_update as _update
+from tests.factories import two_people as _two_people
 from tests.webhook import DripReceiver, WebhookReceiver
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A synthetic two-camera site of three people (no weights, no footage)."""
+    database = open_database(tmp_path / "site.db")
+    build_site(database, people=3, cameras=2)
+    yield database
+    database.close()
 
 
 def _alert(db, dispatcher, timestamp=1000.0):
@@ -124,8 +136,13 @@ def test_a_post_interrupted_by_a_dead_process_is_never_sent_again(db):
     _alert(db, AlertDispatcher(db))
     (alert,) = list_alerts(db)
     with db.engine.begin() as con:  # what a watch killed mid-POST leaves behind
-        con.execute(text("INSERT INTO webhook_outbox (alert_id, body, state, attempts, next_attempt_at, outcome) "
-                         "VALUES (:a, '{}', 'sending', 0, 0, '')"), {"a": alert.id})
+        con.execute(
+            text(
+                "INSERT INTO webhook_outbox (alert_id, body, state, attempts, next_attempt_at, outcome) "
+                "VALUES (:a, '{}', 'sending', 0, 0, '')"
+            ),
+            {"a": alert.id},
+        )
     restarted = AlertDispatcher(db, receiver.url, timeout_s=1.0)
     restarted.close(wait_s=1.0)
     receiver.close()

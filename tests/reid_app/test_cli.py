@@ -17,8 +17,9 @@ def _assert_one_clear_error(result, *words):
     assert result.code != 0, result.stdout
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
     assert len(result.error_lines) == 1, result.stderr
-    assert not [line for line in result.stderr.splitlines() if line.strip() and "reid-app:" not in line
-                and "━" not in line], f"stray stderr lines: {result.stderr}"
+    assert not [
+        line for line in result.stderr.splitlines() if line.strip() and "reid-app:" not in line and "━" not in line
+    ], f"stray stderr lines: {result.stderr}"
     for word in words:
         assert word in result.error_lines[0], result.stderr
 
@@ -30,8 +31,9 @@ def test_ingest_then_search_lists_tracks_of_the_other_camera(lab_db):
     from storage.schema import Camera, Track
 
     with db.session() as session:
-        cam0_track = session.scalar(select(Track.id).join(Camera).where(Camera.name == "cam0",
-                                                                        Track.descriptor.is_not(None)).limit(1))
+        cam0_track = session.scalar(
+            select(Track.id).join(Camera).where(Camera.name == "cam0", Track.descriptor.is_not(None)).limit(1)
+        )
     db.close()
     result = run_cli("search", "--db", lab_db, "--track", cam0_track, "--top-k", "3", "--other-cameras")
     assert result.code == 0, result.stderr
@@ -43,24 +45,25 @@ def test_ingest_then_search_lists_tracks_of_the_other_camera(lab_db):
 @pytest.mark.slow
 def test_summary_reports_every_camera(tmp_path, lab_cam0):
     db = tmp_path / "s.db"
-    result = run_cli("ingest", lab_cam0, "--camera", "entrance", "--db", db, "--duration", "1", "--fps", "2",
-                     *real_weights_args())
+    result = run_cli(
+        "ingest", lab_cam0, "--camera", "entrance", "--db", db, "--duration", "1", "--fps", "2", *real_weights_args()
+    )
     assert result.code == 0, result.stderr
     assert f"database: {db}" in result.stdout
     line = next(line for line in result.stdout.splitlines() if "entrance" in line)
     cells = [c.strip() for c in line.split("│") if c.strip()]
     assert cells[:3] == ["entrance", "done", "2"]
     assert int(cells[3]) >= 1 and int(cells[5]) >= 1  # tracks, embeddings
-    again = run_cli("ingest", lab_cam0, "--camera", "entrance", "--db", db, "--duration", "1", "--fps", "2",
-                    *real_weights_args())
+    again = run_cli(
+        "ingest", lab_cam0, "--camera", "entrance", "--db", db, "--duration", "1", "--fps", "2", *real_weights_args()
+    )
     assert again.code == 0 and "already ingested" in again.stderr and "skipped" in again.stdout
 
 
 @pytest.mark.slow
 def test_one_bad_video_among_good_ones_is_marked_and_the_rest_ingested(tmp_path, lab_cam1):
     db = tmp_path / "mixed.db"
-    result = run_cli("ingest", tmp_path / "nowhere.mp4", lab_cam1, "--db", db, "--duration", "1",
-                     *real_weights_args())
+    result = run_cli("ingest", tmp_path / "nowhere.mp4", lab_cam1, "--db", db, "--duration", "1", *real_weights_args())
     _assert_one_clear_error(result, "nowhere.mp4", "does not exist")
     assert result.code == 1
     table = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("│")}
@@ -68,12 +71,18 @@ def test_one_bad_video_among_good_ones_is_marked_and_the_rest_ingested(tmp_path,
     assert count_rows(open_database(db))["videos"] == 1
 
 
-@pytest.mark.parametrize("make_input,words", [
-    (lambda d: d / "missing.mp4", ["missing.mp4", "does not exist"]),
-    (lambda d: d, ["is a directory"]),
-    (lambda d: (d / "text.mp4").write_text("hello\n" * 50) and d / "text.mp4", ["text.mp4", "not a readable video"]),
-    (lambda d: (d / "empty.mp4").touch() or d / "empty.mp4", ["empty.mp4", "empty"]),
-])
+@pytest.mark.parametrize(
+    "make_input,words",
+    [
+        (lambda d: d / "missing.mp4", ["missing.mp4", "does not exist"]),
+        (lambda d: d, ["is a directory"]),
+        (
+            lambda d: (d / "text.mp4").write_text("hello\n" * 50) and d / "text.mp4",
+            ["text.mp4", "not a readable video"],
+        ),
+        (lambda d: (d / "empty.mp4").touch() or d / "empty.mp4", ["empty.mp4", "empty"]),
+    ],
+)
 def test_bad_video_inputs(tmp_path, make_input, words):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -108,13 +117,15 @@ def test_zero_frame_and_truncated_videos(tmp_path, lab_cam0):
 def test_bad_database_locations_and_files_are_refused_intact(tmp_path, lab_cam0):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    _assert_one_clear_error(run_cli("ingest", lab_cam0, "--db", blocker / "x.db", *real_weights_args()),
-                            "cannot create")
+    _assert_one_clear_error(
+        run_cli("ingest", lab_cam0, "--db", blocker / "x.db", *real_weights_args()), "cannot create"
+    )
     other = tmp_path / "other.db"
     sqlite_execute(other, "CREATE TABLE contacts (name TEXT)")
     before = _digest(other)
-    _assert_one_clear_error(run_cli("ingest", lab_cam0, "--db", other, *real_weights_args()), "other.db",
-                            "another program")
+    _assert_one_clear_error(
+        run_cli("ingest", lab_cam0, "--db", other, *real_weights_args()), "other.db", "another program"
+    )
     assert _digest(other) == before
     newer = tmp_path / "newer.db"
     open_database(newer).close()
@@ -126,27 +137,30 @@ def test_bad_database_locations_and_files_are_refused_intact(tmp_path, lab_cam0)
 
 def test_missing_and_corrupt_weights(tmp_path, lab_cam0):
     db = tmp_path / "w.db"
-    result = run_cli("ingest", lab_cam0, "--db", db, "--detector", tmp_path / "nope_openvino_model",
-                     "--reid", real_weights_args()[3])
+    result = run_cli(
+        "ingest", lab_cam0, "--db", db, "--detector", tmp_path / "nope_openvino_model", "--reid", real_weights_args()[3]
+    )
     _assert_one_clear_error(result, "nope_openvino_model", "does not exist")
     corrupt = tmp_path / "reid.onnx"
     corrupt.write_bytes(b"\x08\x01garbage")
     result = run_cli("ingest", lab_cam0, "--db", db, "--detector", real_weights_args()[1], "--reid", corrupt)
     _assert_one_clear_error(result, "reid.onnx", "corrupt")
     # a name found nowhere, offline: the message lists where it looked
-    result = run_cli("ingest", lab_cam0, "--db", db, "--reid", "my-reid-model",
-                     env={"REID_APP_WEIGHTS": str(tmp_path)})
+    result = run_cli("ingest", lab_cam0, "--db", db, "--reid", "my-reid-model", env={"REID_APP_WEIGHTS": str(tmp_path)})
     _assert_one_clear_error(result, "my-reid-model", str(tmp_path), "REID_APP_WEIGHTS")
     assert not db.exists() or count_rows(open_database(db))["videos"] == 0
 
 
-@pytest.mark.parametrize("args,words", [
-    (["--fps", "0"], ["--fps", "greater than 0"]),
-    (["--fps", "-3"], ["--fps"]),
-    (["--fps", "fast"], ["--fps", "not a number"]),
-    (["--device", "tpu"], ["tpu"]),
-    (["--start", "yesterday"], ["--start", "yesterday"]),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--fps", "0"], ["--fps", "greater than 0"]),
+        (["--fps", "-3"], ["--fps"]),
+        (["--fps", "fast"], ["--fps", "not a number"]),
+        (["--device", "tpu"], ["tpu"]),
+        (["--start", "yesterday"], ["--start", "yesterday"]),
+    ],
+)
 def test_bad_option_values(tmp_path, lab_cam0, args, words):
     result = run_cli("ingest", lab_cam0, "--db", tmp_path / "o.db", *args, *real_weights_args())
     _assert_one_clear_error(result, *words)
@@ -163,8 +177,18 @@ def test_search_errors_are_clear(tmp_path, lab_db):
 def test_help_explains_the_commands():
     result = run_cli("ingest", "--help")
     assert result.code == 0
-    for option in ("--db", "--camera", "--device", "--fps", "--detector", "--detector-size", "--reid",
-                   "--batch-size", "--start", "--force"):
+    for option in (
+        "--db",
+        "--camera",
+        "--device",
+        "--fps",
+        "--detector",
+        "--detector-size",
+        "--reid",
+        "--batch-size",
+        "--start",
+        "--force",
+    ):
         assert option in result.stdout
 
 
@@ -185,7 +209,8 @@ def test_every_help_prints_its_text_as_written():
 
 @pytest.mark.parametrize("size", ["100", "1000", "2048"])
 def test_a_detector_size_that_is_no_multiple_of_32_in_range_is_refused_before_anything_is_stored(
-        tmp_path, lab_cam0, size):
+    tmp_path, lab_cam0, size
+):
     result = run_cli("ingest", lab_cam0, "--db", tmp_path / "x.db", "--detector-size", size)
     _assert_one_clear_error(result, "--detector-size", size)
     assert not (tmp_path / "x.db").exists()
@@ -202,8 +227,19 @@ def test_the_pose_weights_are_recorded_absolute_like_the_detector(tmp_path, lab_
     monkeypatch.chdir(pose.parent)  # given relative to where the user stands, as a user types it
     db = tmp_path / "p.db"
     # The default detector is found by name in the weights folder (CI sets no REID_APP_WEIGHTS of its own).
-    result = run_cli("ingest", lab_cam0, "--db", db, "--duration", "1", "--fps", "2", "--pose", pose.name,
-                     env={"REID_APP_WEIGHTS": str(WEIGHTS)})
+    result = run_cli(
+        "ingest",
+        lab_cam0,
+        "--db",
+        db,
+        "--duration",
+        "1",
+        "--fps",
+        "2",
+        "--pose",
+        pose.name,
+        env={"REID_APP_WEIGHTS": str(WEIGHTS)},
+    )
     assert result.code == 0, result.stderr
     database = open_database(db)
     recorded = ingest_models(database)

@@ -15,8 +15,7 @@ def test_ingest_without_reid_uses_the_shipped_model_and_its_calibrated_threshold
     _, meta = load_checkpoint(default_checkpoint())
     threshold = meta["clustering_threshold"]
     db = tmp_path / "default.db"
-    result = run_cli("ingest", lab_cam0, lab_cam1, "--db", db, "--duration", "3", "--detector",
-                     _require(POSE_DETECTOR))
+    result = run_cli("ingest", lab_cam0, lab_cam1, "--db", db, "--duration", "3", "--detector", _require(POSE_DETECTOR))
     assert result.code == 0, result.stderr
     assert "warning" not in result.stderr.lower()
     assert f"threshold {threshold:.2f}" in result.stdout

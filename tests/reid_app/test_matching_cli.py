@@ -43,8 +43,9 @@ def test_overlapping_cameras_give_identities_across_cameras_and_their_evidence(d
 
 
 def test_search_options_feedback_and_audit(db):
-    first = run_cli("search", "--db", db, "--track", "1", "--top-k", "3", "--expand", "2", "--camera", "cam1",
-                    "--camera", "cam2")
+    first = run_cli(
+        "search", "--db", db, "--track", "1", "--top-k", "3", "--expand", "2", "--camera", "cam1", "--camera", "cam2"
+    )
     assert first.code == 0, first.stderr
     rows = _table_rows(first.stdout)
     ranked = [r for r in rows if r[0]]
@@ -60,20 +61,23 @@ def test_search_options_feedback_and_audit(db):
     assert actions[:4] == ["search", "cluster", "reject", "search"]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["search", "--track", "1", "--after", "noon"], ["--after", "noon"]),
-    (["search", "--track", "1", "--camera", "lobby"], ["lobby", "cam0"]),
-    (["search", "--track", "1", "--expand", "0"], ["--expand"]),
-    (["search", "--track", "1", "--after", "100", "--before", "50"], ["--after", "later"]),
-    (["identities", "--identity", "9999"], ["identity 9999"]),
-    (["identities", "--threshold", "0.5"], ["--recluster"]),
-    (["identities", "--recluster", "--threshold", "7"], ["threshold"]),
-    (["feedback", "confirm", "1", "1"], ["twice"]),
-    (["feedback", "merge", "1", "9999"], ["identity 9999"]),
-    (["cameras", "--overlap", "cam0"], ["two or more"]),
-    (["cameras", "--overlap", "cam0,lobby"], ["lobby"]),
-    (["export-identity", "--identity", "9999", "--out", "x"], ["identity 9999"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["search", "--track", "1", "--after", "noon"], ["--after", "noon"]),
+        (["search", "--track", "1", "--camera", "lobby"], ["lobby", "cam0"]),
+        (["search", "--track", "1", "--expand", "0"], ["--expand"]),
+        (["search", "--track", "1", "--after", "100", "--before", "50"], ["--after", "later"]),
+        (["identities", "--identity", "9999"], ["identity 9999"]),
+        (["identities", "--threshold", "0.5"], ["--recluster"]),
+        (["identities", "--recluster", "--threshold", "7"], ["threshold"]),
+        (["feedback", "confirm", "1", "1"], ["twice"]),
+        (["feedback", "merge", "1", "9999"], ["identity 9999"]),
+        (["cameras", "--overlap", "cam0"], ["two or more"]),
+        (["cameras", "--overlap", "cam0,lobby"], ["lobby"]),
+        (["export-identity", "--identity", "9999", "--out", "x"], ["identity 9999"]),
+    ],
+)
 def test_mistakes_get_one_clear_line(db, args, words):
     _assert_one_clear_error(run_cli(*args, "--db", db), *words)
 
@@ -106,8 +110,7 @@ def test_a_named_person_keeps_the_name_in_listings_and_evidence(db, tmp_path):
     assert named.code == 0 and "changed: identity 1 named 'Suspect A'" in named.stdout
     assert run_main("identities", "--recluster", "--db", db).code == 0  # the name follows the identity's id
     listing = run_main("identities", "--db", db)
-    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in listing.stdout.splitlines()
-            if line.startswith("│")]
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in listing.stdout.splitlines() if line.startswith("│")]
     assert next(r for r in rows if r[0] == "1")[-1] == "Suspect A"
     singles = [r for r in rows if r[0] and r[2] == "1"]
     assert singles and all(r[6] == "-" for r in singles)  # one track: no confidence to show, not 1.00
@@ -132,8 +135,14 @@ def test_escape_sequences_in_a_label_and_a_watchlist_name_never_reach_the_termin
     assert named.code == 0, named.stderr
     added = run_cli("watchlist", "add", evil, "--identity", "1", "--db", db)
     assert added.code == 0, added.stderr
-    outputs = [named, added, run_cli("identities", "--db", db), run_cli("identities", "--identity", "1", "--db", db),
-               run_cli("watchlist", "list", "--db", db), run_cli("audit", "--db", db)]
+    outputs = [
+        named,
+        added,
+        run_cli("identities", "--db", db),
+        run_cli("identities", "--identity", "1", "--db", db),
+        run_cli("watchlist", "list", "--db", db),
+        run_cli("audit", "--db", db),
+    ]
     for result in outputs:
         assert "\x1b" not in result.stdout + result.stderr
     assert any("\\x1b[2J" in r.stdout for r in outputs[2:])
@@ -143,13 +152,21 @@ def test_identities_says_how_many_tracks_have_no_descriptor_and_why(db):
     import sqlite3
 
     con = sqlite3.connect(db)
-    con.execute("UPDATE tracks SET descriptor = NULL, descriptor_model_id = NULL WHERE id IN (SELECT id FROM tracks "
-                "WHERE NOT static ORDER BY last_time_s - first_time_s DESC LIMIT 2)")  # as if never encoded
+    con.execute(
+        "UPDATE tracks SET descriptor = NULL, descriptor_model_id = NULL WHERE id IN (SELECT id FROM tracks "
+        "WHERE NOT static ORDER BY last_time_s - first_time_s DESC LIMIT 2)"
+    )  # as if never encoded
     con.commit()
-    short, long_ = con.execute("SELECT sum(last_time_s - first_time_s < 1), sum(last_time_s - first_time_s >= 1) "
-                               "FROM tracks WHERE descriptor IS NULL AND NOT static").fetchone()
+    short, long_ = con.execute(
+        "SELECT sum(last_time_s - first_time_s < 1), sum(last_time_s - first_time_s >= 1) "
+        "FROM tracks WHERE descriptor IS NULL AND NOT static"
+    ).fetchone()
     con.close()
     listed = run_cli("identities", "--recluster", "--db", db)
     assert listed.code == 0, listed.stderr
-    assert f"{short + long_} track(s) have no descriptor and are in no identity ({short} lasting under 1 s; " \
-           f"{long_} never showing a crop big enough to encode" in listed.stdout and long_ == 2
+    assert (
+        f"{short + long_} track(s) have no descriptor and are in no identity ({short} lasting under 1 s; "
+        f"{long_} never showing a crop big enough to encode"
+        in listed.stdout
+        and long_ == 2
+    )

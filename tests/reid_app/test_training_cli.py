@@ -9,8 +9,27 @@ from models.checkpoint import load_checkpoint
 from tests.conftest import POSE_DETECTOR, _require, run_cli
 from tests.models.synthetic import write_generic_dataset
 
-TRAIN_ARGS = ["--arch", "resnet18", "--no-pretrained", "--input-size", "64x32", "--batch-p", "8", "--batch-k", "4",
-              "--warmup-epochs", "1", "--lr", "1e-3", "--workers", "0", "--pose", "none", "--seed", "0"]
+TRAIN_ARGS = [
+    "--arch",
+    "resnet18",
+    "--no-pretrained",
+    "--input-size",
+    "64x32",
+    "--batch-p",
+    "8",
+    "--batch-k",
+    "4",
+    "--warmup-epochs",
+    "1",
+    "--lr",
+    "1e-3",
+    "--workers",
+    "0",
+    "--pose",
+    "none",
+    "--seed",
+    "0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +40,20 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("ckpt") / "model.pt"
-    result = run_cli("train", "--dataset", "generic", "--root", dataset, "--out", out, "--epochs", "8",
-                     "--eval-every", "4", *TRAIN_ARGS)
+    result = run_cli(
+        "train",
+        "--dataset",
+        "generic",
+        "--root",
+        dataset,
+        "--out",
+        out,
+        "--epochs",
+        "8",
+        "--eval-every",
+        "4",
+        *TRAIN_ARGS,
+    )
     assert result.code == 0, result.stderr
     return out, result
 
@@ -51,8 +82,9 @@ def test_training_lowers_the_loss_and_ranks_above_chance(trained):
 @pytest.mark.slow
 def test_evaluate_reports_cmc_and_map_with_rerank_and_flip(trained, dataset):
     out, _ = trained
-    result = run_cli("evaluate", "--dataset", "generic", "--root", dataset, "--weights", out, "--rerank", "--flip",
-                     "--pose", "none")
+    result = run_cli(
+        "evaluate", "--dataset", "generic", "--root", dataset, "--weights", out, "--rerank", "--flip", "--pose", "none"
+    )
     assert result.code == 0, result.stderr
     assert "20 queries (20 with a match), 160 gallery images" in result.stdout
     plain, reranked = _metrics(result.stdout, "plain + flip"), _metrics(result.stdout, "re-ranked")
@@ -69,8 +101,7 @@ def test_export_agrees_with_pytorch_and_the_onnx_model_evaluates_the_same(traine
     assert result.code == 0, result.stderr
     assert onnx_path.is_file() and "inputs images, part_boxes -> descriptor [N, 1024]" in result.stdout
     by_torch = run_cli("evaluate", "--dataset", "generic", "--root", dataset, "--weights", out, "--pose", "none")
-    by_onnx = run_cli("evaluate", "--dataset", "generic", "--root", dataset, "--weights", onnx_path,
-                      "--pose", "none")
+    by_onnx = run_cli("evaluate", "--dataset", "generic", "--root", dataset, "--weights", onnx_path, "--pose", "none")
     assert by_onnx.code == 0, by_onnx.stderr
     assert _metrics(by_onnx.stdout, "plain") == pytest.approx(_metrics(by_torch.stdout, "plain"), abs=0.01)
 
@@ -80,8 +111,21 @@ def test_resume_trains_on_from_the_last_epoch(trained, dataset, tmp_path):
     out, _ = trained
     copy = tmp_path / "more.pt"
     copy.write_bytes(out.read_bytes())
-    result = run_cli("train", "--dataset", "generic", "--root", dataset, "--out", copy, "--epochs", "9",
-                     "--eval-every", "0", "--resume", *TRAIN_ARGS)
+    result = run_cli(
+        "train",
+        "--dataset",
+        "generic",
+        "--root",
+        dataset,
+        "--out",
+        copy,
+        "--epochs",
+        "9",
+        "--eval-every",
+        "0",
+        "--resume",
+        *TRAIN_ARGS,
+    )
     assert result.code == 0, result.stderr
     assert "no optimizer state" in result.stderr  # a final checkpoint: continues with a fresh optimizer
     _, meta = load_checkpoint(copy)
@@ -97,8 +141,9 @@ def test_ingest_uses_the_trained_checkpoint_and_its_onnx_export(trained, tmp_pat
         weights = tmp_path / "model.onnx"
         assert run_cli("export", "--weights", out, "--onnx", weights).code == 0
     db = tmp_path / "lab.db"
-    result = run_cli("ingest", lab_cam0, "--db", db, "--duration", "2", "--detector", _require(POSE_DETECTOR),
-                     "--reid", weights)
+    result = run_cli(
+        "ingest", lab_cam0, "--db", db, "--duration", "2", "--detector", _require(POSE_DETECTOR), "--reid", weights
+    )
     assert result.code == 0, result.stderr
     con = sqlite3.connect(db)
     name, dims = con.execute("SELECT name, dims FROM models").fetchone()
@@ -109,28 +154,51 @@ def test_ingest_uses_the_trained_checkpoint_and_its_onnx_export(trained, tmp_pat
     assert count > 0 and sizes == {1024 * 4}
 
 
-@pytest.mark.parametrize("args,message", [
-    (["train", "--dataset", "generic", "--root", "{missing}", "--out", "{tmp}/m.pt"], "does not exist"),
-    (["train", "--dataset", "market1501", "--root", "{data}", "--out", "{tmp}/m.pt"], "not a Market-1501 folder"),
-    (["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}/m.pt", "--resume"], "start without"),
-    (["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}"], "is a folder"),
-    (["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}/m.pt", "--no-global", "--no-parts"],
-     "no branch"),
-    (["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}/m.pt", "--parts", "5"], "parts"),
-    (["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}/m.pt", "--batch-p", "40"],
-     "more than the 16 training identities"),
-    (["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}/m.pt", "--input-size", "250x100"],
-     "multiples of 16"),
-    (["evaluate", "--dataset", "generic", "--root", "{data}", "--weights", "{tmp}/none.pt"], "does not exist"),
-    (["export", "--weights", "{tmp}/none.pt", "--onnx", "{tmp}/x.onnx"], "does not exist"),
-    (["export", "--weights", "{tmp}/x.onnx", "--onnx", "{tmp}/y.onnx"], "already an exported model"),
-    (["export", "--weights", "{tmp}/garbage.pt", "--onnx", "{tmp}/y.onnx"], "could not be read"),
-    (["export", "--onnx", "{tmp}/y.onnx", "--ir", "{tmp}/y.xml"], "exactly one of"),
-    (["export", "--ir", "{tmp}/y.bin"], "must name the IR's .xml"),
-    (["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}/m.pt", "--arch", "osnet-omz-0286",
-      "--input-size", "128x64"], "256x128 inputs only"),
-    (["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}/m.pt", "--wise-ft", "1.5"], "1.5"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "--dataset", "generic", "--root", "{missing}", "--out", "{tmp}/m.pt"], "does not exist"),
+        (["train", "--dataset", "market1501", "--root", "{data}", "--out", "{tmp}/m.pt"], "not a Market-1501 folder"),
+        (["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}/m.pt", "--resume"], "start without"),
+        (["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}"], "is a folder"),
+        (
+            ["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}/m.pt", "--no-global", "--no-parts"],
+            "no branch",
+        ),
+        (["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}/m.pt", "--parts", "5"], "parts"),
+        (
+            ["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}/m.pt", "--batch-p", "40"],
+            "more than the 16 training identities",
+        ),
+        (
+            ["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}/m.pt", "--input-size", "250x100"],
+            "multiples of 16",
+        ),
+        (["evaluate", "--dataset", "generic", "--root", "{data}", "--weights", "{tmp}/none.pt"], "does not exist"),
+        (["export", "--weights", "{tmp}/none.pt", "--onnx", "{tmp}/x.onnx"], "does not exist"),
+        (["export", "--weights", "{tmp}/x.onnx", "--onnx", "{tmp}/y.onnx"], "already an exported model"),
+        (["export", "--weights", "{tmp}/garbage.pt", "--onnx", "{tmp}/y.onnx"], "could not be read"),
+        (["export", "--onnx", "{tmp}/y.onnx", "--ir", "{tmp}/y.xml"], "exactly one of"),
+        (["export", "--ir", "{tmp}/y.bin"], "must name the IR's .xml"),
+        (
+            [
+                "train",
+                "--dataset",
+                "generic",
+                "--root",
+                "{data}",
+                "--out",
+                "{tmp}/m.pt",
+                "--arch",
+                "osnet-omz-0286",
+                "--input-size",
+                "128x64",
+            ],
+            "256x128 inputs only",
+        ),
+        (["train", "--dataset", "generic", "--root", "{data}", "--out", "{tmp}/m.pt", "--wise-ft", "1.5"], "1.5"),
+    ],
+)
 def test_user_mistakes_give_one_clear_line(args, message, dataset, tmp_path):
     (tmp_path / "garbage.pt").write_bytes(b"garbage")
     existing = tmp_path / "m.pt"
@@ -153,8 +221,12 @@ def test_the_shipped_checkpoint_exports_to_an_ir_that_encodes_like_the_shipped_i
     assert result.code == 0, result.stderr
     assert "OpenVINO agrees with PyTorch" in result.stdout and out.with_suffix(".bin").is_file()
     shipped, again = load_encoder(default_model_ir()), load_encoder(out)
-    assert (again.name, again.dims, again.descriptor_layout, again.clustering_threshold) == \
-        (shipped.name, shipped.dims, shipped.descriptor_layout, shipped.clustering_threshold)
+    assert (again.name, again.dims, again.descriptor_layout, again.clustering_threshold) == (
+        shipped.name,
+        shipped.dims,
+        shipped.descriptor_layout,
+        shipped.clustering_threshold,
+    )
     crops = [np.random.default_rng(i).integers(0, 256, (200 + 10 * i, 90, 3), dtype=np.uint8) for i in range(4)]
     assert np.allclose(again.encode(crops), shipped.encode(crops), atol=1e-3)
 
@@ -168,17 +240,33 @@ def test_existing_checkpoint_is_not_overwritten_without_resume(dataset, tmp_path
 
 
 @pytest.mark.slow
-def test_distillation_from_a_real_teacher_on_two_datasets_caches_the_teacher_once(dataset, tmp_path,
-                                                                                  tmp_path_factory):
+def test_distillation_from_a_real_teacher_on_two_datasets_caches_the_teacher_once(dataset, tmp_path, tmp_path_factory):
     from tests.conftest import OSNET
 
     teacher = _require(OSNET)
     other = write_generic_dataset(tmp_path_factory.mktemp("other"), train_ids=6, test_ids=2, per_camera=2)
     out = tmp_path / "student.pt"
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
-    args = ["train", "--dataset", "generic", "--root", dataset, "--extra-train", f"generic:{other}", "--teacher",
-            teacher, "--distill-weight", "2", "--out", out, "--iterations-per-epoch", "2", "--eval-every", "0",
-            *TRAIN_ARGS]
+    args = [
+        "train",
+        "--dataset",
+        "generic",
+        "--root",
+        dataset,
+        "--extra-train",
+        f"generic:{other}",
+        "--teacher",
+        teacher,
+        "--distill-weight",
+        "2",
+        "--out",
+        out,
+        "--iterations-per-epoch",
+        "2",
+        "--eval-every",
+        "0",
+        *TRAIN_ARGS,
+    ]
     args[args.index("resnet18")] = "mobilenet_v2"
     first = run_cli(*args, "--epochs", "1", env=env)
     assert first.code == 0, first.stderr
@@ -198,6 +286,15 @@ def test_distillation_from_a_real_teacher_on_two_datasets_caches_the_teacher_onc
 def test_mobilenet_without_its_imagenet_file_says_where_to_put_it(dataset, tmp_path):
     args = [a for a in TRAIN_ARGS if a != "--no-pretrained"]
     args[args.index("resnet18")] = "mobilenet_v2"
-    result = run_cli("train", "--dataset", "generic", "--root", dataset, "--out", tmp_path / "m.pt", *args,
-                     env={"REID_APP_WEIGHTS": str(tmp_path)})
+    result = run_cli(
+        "train",
+        "--dataset",
+        "generic",
+        "--root",
+        dataset,
+        "--out",
+        tmp_path / "m.pt",
+        *args,
+        env={"REID_APP_WEIGHTS": str(tmp_path)},
+    )
     assert result.code == 2 and "mobilenet_v2_imagenet_features.pt" in result.error_lines[0], result.stderr

@@ -29,8 +29,11 @@ def assert_clean_outcome(result: CliResult, *codes: int) -> None:
     assert result.code in (codes or (0, 1, 2)), (result.code, result.stderr)
     for text in (result.stdout, result.stderr):
         assert "Traceback" not in text and "terminate called" not in text, text
-    stray = [line for line in result.stderr.splitlines()
-             if line.strip() and not line.startswith("reid-app") and "━" not in line and not line.startswith(" ")]
+    stray = [
+        line
+        for line in result.stderr.splitlines()
+        if line.strip() and not line.startswith("reid-app") and "━" not in line and not line.startswith(" ")
+    ]
     assert not stray, result.stderr
 
 

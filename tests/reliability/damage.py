@@ -79,6 +79,7 @@ def damage_database(source: Path, target: Path) -> Path:
 
 def huge_png(target: Path, width: int = 40000, height: int = 40000) -> Path:
     """A valid 1-bit greyscale PNG of ``width`` x ``height`` pixels (small on disk, gigabytes once decoded)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -104,16 +105,21 @@ def broken_reid_onnx(target: Path, kind: str, size: tuple[int, int] = (64, 32)) 
 
     height, width = (100000, 100000) if kind == "huge" else size
     rng = np.random.default_rng(0)
-    weight = helper.make_tensor("w", TensorProto.FLOAT, [3, 128], rng.normal(size=(3, 128)).astype(np.float32)
-                                .ravel().tolist())
-    nodes = [helper.make_node("ReduceMean", ["x"], ["pooled"], axes=[2, 3], keepdims=0),
-             helper.make_node("MatMul", ["pooled", "w"], ["features"])]
+    weight = helper.make_tensor(
+        "w", TensorProto.FLOAT, [3, 128], rng.normal(size=(3, 128)).astype(np.float32).ravel().tolist()
+    )
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["pooled"], axes=[2, 3], keepdims=0),
+        helper.make_node("MatMul", ["pooled", "w"], ["features"]),
+    ]
     initializers = [weight]
     out_shape = ["N", 128]
     if kind == "nan":
         initializers.append(helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]))
-        nodes += [helper.make_node("Mul", ["features", "zero"], ["zeroed"]),
-                  helper.make_node("Div", ["zeroed", "zeroed"], ["y"])]
+        nodes += [
+            helper.make_node("Mul", ["features", "zero"], ["zeroed"]),
+            helper.make_node("Div", ["zeroed", "zeroed"], ["y"]),
+        ]
     elif kind == "zeros":
         initializers.append(helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]))
         nodes.append(helper.make_node("Mul", ["features", "zero"], ["y"]))
@@ -123,9 +129,13 @@ def broken_reid_onnx(target: Path, kind: str, size: tuple[int, int] = (64, 32)) 
         out_shape = ["N", 128, 1, 1]
     else:
         nodes.append(helper.make_node("Identity", ["features"], ["y"]))
-    graph = helper.make_graph(nodes, "broken", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                                              ["N", 3, height, width])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], initializers)
+    graph = helper.make_graph(
+        nodes,
+        "broken",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, height, width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+        initializers,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, str(target))

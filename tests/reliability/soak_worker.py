@@ -20,8 +20,13 @@ def _cam1_tracks(db) -> list[int]:
     from storage.schema import Camera, Track
 
     with db.session() as session:
-        return list(session.scalars(select(Track.id).join(Camera, Track.camera_id == Camera.id)
-                                    .where(Camera.name == "cam1", Track.descriptor.is_not(None))))
+        return list(
+            session.scalars(
+                select(Track.id)
+                .join(Camera, Track.camera_id == Camera.id)
+                .where(Camera.name == "cam1", Track.descriptor.is_not(None))
+            )
+        )
 
 
 def _writer(path: str, video: str) -> None:
@@ -31,8 +36,10 @@ def _writer(path: str, video: str) -> None:
     from storage.database import open_database
     from tests.conftest import OSNET, POSE_DETECTOR
 
-    prepared = prepare_ingest(IngestChoices(detector=str(POSE_DETECTOR), reid=str(OSNET), analysis_fps=2,
-                                            duration_s=3, force=True), load_settings())
+    prepared = prepare_ingest(
+        IngestChoices(detector=str(POSE_DETECTOR), reid=str(OSNET), analysis_fps=2, duration_s=3, force=True),
+        load_settings(),
+    )
 
     def once() -> None:
         db = open_database(path)
@@ -42,6 +49,7 @@ def _writer(path: str, video: str) -> None:
                 raise RuntimeError(f"ingest {summary.status}: {summary.message}")
         finally:
             db.close()
+
     return once
 
 
@@ -55,6 +63,7 @@ def _on_reopened_db(path: str, action):
             action(db)
         finally:
             db.close()
+
     return once
 
 
@@ -68,6 +77,7 @@ def _searcher(path: str):
         if not results:
             raise RuntimeError("a search returned nothing")
         summarise_identities(db)
+
     return _on_reopened_db(path, search)
 
 
@@ -78,13 +88,17 @@ def _feedback(path: str):
         a, b = sorted(random.sample(_cam1_tracks(db), 2))
         reject(db, a, b)  # (a confirmation of two people seen at once in cam1 would be refused, rightly)
         forget(db, a, b)
+
     return _on_reopened_db(path, review)
 
 
 def main(argv: list[str]) -> None:
     mode, path, seconds = argv[0], argv[1], float(argv[2])
-    once = {"writer": lambda: _writer(path, argv[3]), "searcher": lambda: _searcher(path),
-            "feedback": lambda: _feedback(path)}[mode]()
+    once = {
+        "writer": lambda: _writer(path, argv[3]),
+        "searcher": lambda: _searcher(path),
+        "feedback": lambda: _feedback(path),
+    }[mode]()
     ok, errors = 0, []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -23,14 +23,17 @@ def _sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("value,words", [
-    ("1e300", ["outside 1970-2200"]),
-    ("1764670000000", ["looks like milliseconds"]),
-    ("nan", ["not a finite time"]),
-    ("-5", ["outside 1970-2200"]),
-    ("9999-12-31T23:59:59", ["outside 1970-2200"]),
-    ("yesterday", ["is not a time"]),
-])
+@pytest.mark.parametrize(
+    "value,words",
+    [
+        ("1e300", ["outside 1970-2200"]),
+        ("1764670000000", ["looks like milliseconds"]),
+        ("nan", ["not a finite time"]),
+        ("-5", ["outside 1970-2200"]),
+        ("9999-12-31T23:59:59", ["outside 1970-2200"]),
+        ("yesterday", ["is not a time"]),
+    ],
+)
 def test_start_times_out_of_range_are_refused_before_anything_is_stored(tmp_path, lab_cam0, value, words):
     result = run_main("ingest", lab_cam0, "--db", tmp_path / "x.db", "--start", value)
     assert_one_error(result, "--start", *words)
@@ -47,11 +50,20 @@ def test_a_far_future_time_stored_by_an_older_version_breaks_no_command(tmp_path
     assert_clean_outcome(run_main("export-identity", "--db", db, "--identity", "1", "--out", tmp_path / "e"), 0)
 
 
-@pytest.mark.parametrize("args", [
-    ["search", "--track", BIG], ["search", "--sighting", "-1"], ["feedback", "confirm", "1", BIG],
-    ["feedback", "split", BIG, "1"], ["export-identity", "--identity", BIG, "--out", "{tmp}/e"],
-    ["audit", "--limit", BIG], ["identities", "--identity", "0"], ["search", "--track", "1", "--top-k", "0"],
-], ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["search", "--track", BIG],
+        ["search", "--sighting", "-1"],
+        ["feedback", "confirm", "1", BIG],
+        ["feedback", "split", BIG, "1"],
+        ["export-identity", "--identity", BIG, "--out", "{tmp}/e"],
+        ["audit", "--limit", BIG],
+        ["identities", "--identity", "0"],
+        ["search", "--track", "1", "--top-k", "0"],
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
 def test_ids_and_counts_out_of_range_are_one_line(tmp_path, lab_db, args):
     db = copy_db(lab_db, tmp_path / "db")
     before = _sha(db)
@@ -62,15 +74,32 @@ def test_ids_and_counts_out_of_range_are_one_line(tmp_path, lab_db, args):
 
 @pytest.mark.parametrize("option,value", [("--clip-margin", "nan"), ("--clip-margin", "inf")])
 def test_non_finite_numbers_are_one_line(tmp_path, lab_db, option, value):
-    result = run_main("export-identity", "--db", copy_db(lab_db, tmp_path / "db"), "--identity", "1", "--out",
-                      tmp_path / "e", option, value)
+    result = run_main(
+        "export-identity",
+        "--db",
+        copy_db(lab_db, tmp_path / "db"),
+        "--identity",
+        "1",
+        "--out",
+        tmp_path / "e",
+        option,
+        value,
+    )
     assert_one_error(result, option, "finite")
 
 
-@pytest.mark.parametrize("args", [
-    ["identities"], ["search", "--track", "1"], ["feedback", "confirm", "1", "2"], ["cameras"], ["audit"],
-    ["export-identity", "--identity", "1", "--out", "{tmp}/e"],
-], ids=lambda a: a[0])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["identities"],
+        ["search", "--track", "1"],
+        ["feedback", "confirm", "1", "2"],
+        ["cameras"],
+        ["audit"],
+        ["export-identity", "--identity", "1", "--out", "{tmp}/e"],
+    ],
+    ids=lambda a: a[0],
+)
 def test_a_damaged_database_is_refused_by_every_command_and_left_as_it_was(tmp_path, lab_db, args):
     damaged = damage_database(lab_db, tmp_path / "damaged.db")
     before = _sha(damaged)
@@ -124,10 +153,12 @@ def test_special_files_are_refused_at_once(tmp_path, lab_db):
     os.mkfifo(fifo)
     done = _unblock_fifo_after(fifo, 60)
     try:
-        for code, args in ((2, ["search", "--db", copy_db(lab_db, tmp_path / "db"), "--image", fifo]),
-                           (2, ["cameras", "--db", fifo]),
-                           (1, ["ingest", "--db", tmp_path / "x.db", fifo]),  # 1: a bad video among the given
-                           (2, ["evaluate", "--dataset", "cuhk03-views", "--root", tmp_path, "--weights", fifo])):
+        for code, args in (
+            (2, ["search", "--db", copy_db(lab_db, tmp_path / "db"), "--image", fifo]),
+            (2, ["cameras", "--db", fifo]),
+            (1, ["ingest", "--db", tmp_path / "x.db", fifo]),  # 1: a bad video among the given
+            (2, ["evaluate", "--dataset", "cuhk03-views", "--root", tmp_path, "--weights", fifo]),
+        ):
             assert_one_error(run_main(*args), "not a regular file", code=code)
     finally:
         done.set()
@@ -153,9 +184,16 @@ def test_gui_with_an_unreachable_display_says_so_instead_of_aborting(tmp_path):
         env["DISPLAY"] = display
         if platform:
             env["QT_QPA_PLATFORM"] = platform
-        proc = subprocess.run([sys.executable, "-m", "reid_app.cli", "gui", "--db", str(tmp_path / "x.db")],
-                              capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+        proc = subprocess.run(
+            [sys.executable, "-m", "reid_app.cli", "gui", "--db", str(tmp_path / "x.db")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            cwd=ROOT,
+        )
         assert proc.returncode == 2, proc.stderr  # Qt's abort was 134
         assert proc.stderr.strip().splitlines() == [
             f"reid-app: error: cannot connect to the display DISPLAY={display} (no X server answers there): run it "
-            f"in a desktop session, over 'ssh -X', or use the command line ('reid-app --help')"]
+            f"in a desktop session, over 'ssh -X', or use the command line ('reid-app --help')"
+        ]

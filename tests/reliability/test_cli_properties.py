@@ -17,14 +17,36 @@ from tests.reliability.cli import assert_clean_outcome, run_main
 
 _TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=24)
 _VALUES = st.one_of(
-    st.integers(min_value=-2**70, max_value=2**70).map(str),
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.sampled_from(["nan", "inf", "-inf", "1e300", "-0", "0", "1", "3", "2026-11-21T09:30:00", "2026-13-40",
-                     "9999-12-31T23:59:59Z", "1764670000000", "", " ", "--db", "-h"]),
+    st.sampled_from(
+        [
+            "nan",
+            "inf",
+            "-inf",
+            "1e300",
+            "-0",
+            "0",
+            "1",
+            "3",
+            "2026-11-21T09:30:00",
+            "2026-13-40",
+            "9999-12-31T23:59:59Z",
+            "1764670000000",
+            "",
+            " ",
+            "--db",
+            "-h",
+        ]
+    ),
     _TEXT,
 )
-_PROPERTY = settings(max_examples=60, deadline=None, derandomize=True,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+_PROPERTY = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,23 +63,45 @@ def private_db(lab_db, tmp_path_factory):
 
 @pytest.mark.slow
 @_PROPERTY
-@given(option=st.sampled_from(["--fps", "--duration", "--start", "--batch-size", "--crops-per-second", "--camera",
-                               "--tracker", "--device", "--pose", "--detector-size"]), value=_VALUES)
+@given(
+    option=st.sampled_from(
+        [
+            "--fps",
+            "--duration",
+            "--start",
+            "--batch-size",
+            "--crops-per-second",
+            "--camera",
+            "--tracker",
+            "--device",
+            "--pose",
+            "--detector-size",
+        ]
+    ),
+    value=_VALUES,
+)
 def test_ingest_options(tmp_path, unreadable_video, option, value):
     result = run_main("ingest", unreadable_video, "--db", tmp_path / "x.db", f"{option}={value}")
     assert_clean_outcome(result, 1, 2)
 
 
 @_PROPERTY
-@given(track=_VALUES, option=st.sampled_from(["--top-k", "--after", "--before", "--camera", "--expand",
-                                              "--track-similarity", "--exclude-camera"]), value=_VALUES)
+@given(
+    track=_VALUES,
+    option=st.sampled_from(
+        ["--top-k", "--after", "--before", "--camera", "--expand", "--track-similarity", "--exclude-camera"]
+    ),
+    value=_VALUES,
+)
 def test_search_options(private_db, track, option, value):
     assert_clean_outcome(run_main("search", "--db", private_db, f"--track={track}", f"{option}={value}"))
 
 
 @_PROPERTY
-@given(verdict=st.sampled_from(["confirm", "reject", "forget", "merge", "split"]),
-       first=st.one_of(st.integers(min_value=1, max_value=20).map(str), _VALUES),
-       second=st.one_of(st.integers(min_value=1, max_value=20).map(str), _VALUES))
+@given(
+    verdict=st.sampled_from(["confirm", "reject", "forget", "merge", "split"]),
+    first=st.one_of(st.integers(min_value=1, max_value=20).map(str), _VALUES),
+    second=st.one_of(st.integers(min_value=1, max_value=20).map(str), _VALUES),
+)
 def test_feedback_arguments(private_db, verdict, first, second):
     assert_clean_outcome(run_main("feedback", verdict, "--db", private_db, "--", first, second))

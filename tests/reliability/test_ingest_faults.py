@@ -24,8 +24,12 @@ def _videos(db) -> list[dict]:
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in con.execute("SELECT v.*, c.name AS camera FROM videos v JOIN cameras c "
-                                             "ON c.id = v.camera_id ORDER BY v.id")]
+        return [
+            dict(r)
+            for r in con.execute(
+                "SELECT v.*, c.name AS camera FROM videos v JOIN cameras c ON c.id = v.camera_id ORDER BY v.id"
+            )
+        ]
     finally:
         con.close()
 
@@ -90,8 +94,14 @@ print(summary.status, summary.frames_analysed)
 def test_two_ingests_of_the_same_video_at_once_leave_the_first_alone(tmp_path, lab_cam0, lab_cam1):
     db = tmp_path / "x.db"
     env = dict(os.environ, YOLO_VERBOSE="False")
-    first = subprocess.Popen([sys.executable, "-c", _THROTTLED_INGEST, str(db), str(lab_cam0)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    first = subprocess.Popen(
+        [sys.executable, "-c", _THROTTLED_INGEST, str(db), str(lab_cam0)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (db.exists() and any(v["owner"] for v in _videos(db))):
         time.sleep(0.2)
@@ -110,11 +120,14 @@ def test_two_ingests_of_the_same_video_at_once_leave_the_first_alone(tmp_path, l
 def test_a_plain_rerun_removes_what_a_killed_forced_reingest_left(tmp_path, lab_db):
     db = copy_db(lab_db, tmp_path / "db")
     fingerprint = next(v["fingerprint"] for v in _videos(db) if v["camera"] == "cam0")
-    sqlite_execute(db, "INSERT INTO videos (camera_id, path, fingerprint, fps, frame_count, width, height, "
-                       "duration_s, start_time, analysis_fps, frames_analysed, status, owner, heartbeat_at, "
-                       f"ingested_at) SELECT camera_id, path, fingerprint, fps, frame_count, width, height, "
-                       f"duration_s, start_time, analysis_fps, 3, 'ingesting', '{dead_owner()}', {time.time()}, ingested_at "
-                       f"FROM videos WHERE fingerprint = '{fingerprint}'")
+    sqlite_execute(
+        db,
+        "INSERT INTO videos (camera_id, path, fingerprint, fps, frame_count, width, height, "
+        "duration_s, start_time, analysis_fps, frames_analysed, status, owner, heartbeat_at, "
+        f"ingested_at) SELECT camera_id, path, fingerprint, fps, frame_count, width, height, "
+        f"duration_s, start_time, analysis_fps, 3, 'ingesting', '{dead_owner()}', {time.time()}, ingested_at "
+        f"FROM videos WHERE fingerprint = '{fingerprint}'",
+    )
     assert len(_videos(db)) == 3
     result = run_cli("ingest", LAB / "cam0.mp4", "--db", db, "--duration", "4", *real_weights_args())
     assert_clean_outcome(result, 0)
@@ -134,8 +147,9 @@ def test_broken_reid_models_stop_the_ingest_before_anything_is_stored(tmp_path, 
 def test_a_garbage_detector_is_one_line(tmp_path, lab_cam0):
     garbage = tmp_path / "detector.onnx"
     garbage.write_bytes(b"not a model" * 100)
-    result = run_cli("ingest", lab_cam0, "--db", tmp_path / "x.db", "--detector", garbage,
-                     "--reid", real_weights_args()[3])
+    result = run_cli(
+        "ingest", lab_cam0, "--db", tmp_path / "x.db", "--detector", garbage, "--reid", real_weights_args()[3]
+    )
     assert_one_error(result, "detector.onnx", "could not be loaded")
 
 
@@ -151,16 +165,29 @@ def test_a_variable_frame_rate_mkv_is_stored_with_its_real_rate(tmp_path, lab_ca
 def _file_size_limit(limit_bytes: int):
     def apply():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
     return apply
 
 
 def test_a_write_failure_mid_ingest_is_one_line_and_a_clean_exit(tmp_path, lab_cam0, lab_cam1):
     db = tmp_path / "x.db"
-    cmd = [sys.executable, "-m", "reid_app.cli", "ingest", str(lab_cam0), str(lab_cam1), "--db", str(db),
-           "--duration", "10", *map(str, real_weights_args())]  # 10 s of both cameras: about 560 KiB
+    cmd = [
+        sys.executable,
+        "-m",
+        "reid_app.cli",
+        "ingest",
+        str(lab_cam0),
+        str(lab_cam1),
+        "--db",
+        str(db),
+        "--duration",
+        "10",
+        *map(str, real_weights_args()),
+    ]  # 10 s of both cameras: about 560 KiB
     env = dict(os.environ, YOLO_VERBOSE="False", COLUMNS="200")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
-                          preexec_fn=_file_size_limit(520 * 1024))  # the database may not grow past 520 KiB
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, preexec_fn=_file_size_limit(520 * 1024)
+    )  # the database may not grow past 520 KiB
     assert proc.returncode == 2, proc.stderr  # before: a SQLAlchemy traceback, then SIGABRT (134)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("reid-app: error:")]
     assert len(errors) == 1 and "cannot write to database" in errors[0] and "I/O error" in errors[0], proc.stderr
@@ -168,8 +195,9 @@ def test_a_write_failure_mid_ingest_is_one_line_and_a_clean_exit(tmp_path, lab_c
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
-    rerun = run_cli("ingest", lab_cam0, lab_cam1, "--db", db, "--duration", "10",
-                    *real_weights_args())  # room again: it completes
+    rerun = run_cli(
+        "ingest", lab_cam0, lab_cam1, "--db", db, "--duration", "10", *real_weights_args()
+    )  # room again: it completes
     assert_clean_outcome(rerun, 0)
     assert sorted(v["status"] for v in _videos(db)) == ["complete", "complete"]
 
@@ -179,8 +207,13 @@ def small_disk(tmp_path):
     """A 2 MiB tmpfs (needs root); skipped where it cannot be mounted."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                                                       capture_output=True).returncode != 0:
+    if (
+        shutil.which("mount") is None
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a small tmpfs here (needs root); the RLIMIT_FSIZE test covers write failures")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], capture_output=True)

@@ -61,8 +61,9 @@ def test_a_huge_query_image_is_refused_before_it_is_decoded(tmp_path):
     assert read_query_image(small).shape == (100, 40, 3)
 
 
-@pytest.mark.parametrize("kind,words", [("nan", "NaN or infinite"), ("zeros", "all-zero"),
-                                        ("huge", "100000x100000 pixel inputs")])
+@pytest.mark.parametrize(
+    "kind,words", [("nan", "NaN or infinite"), ("zeros", "all-zero"), ("huge", "100000x100000 pixel inputs")]
+)
 def test_broken_reid_models_are_refused_on_load(tmp_path, kind, words):
     model = broken_reid_onnx(tmp_path / f"{kind}.onnx", kind)
     with pytest.raises(WeightsError, match=words) as caught:

@@ -48,6 +48,7 @@ def _sha(path) -> str:
 
 # -- 4 and 13: one owner per in-progress video -------------------------------------------------------------
 
+
 def test_a_live_owners_video_is_never_touched_by_a_second_ingest(db):
     model = get_or_create_model(db, "m", "h", 3)
     first = begin_video(db, _info(), model)
@@ -96,8 +97,9 @@ def test_a_plain_rerun_removes_the_partial_copy_a_killed_forced_reingest_left(db
     done = begin_video(db, _info(), model)
     VideoWriter(db, done, model, 0.0).finish(0)
     partial = begin_video(db, _info(), model)  # --force: a second row while the complete one stays
-    VideoWriter(db, partial, model, 0.0).write([_obs(1, 0, 0.5, np.ones(3, np.float32))],
-                                               np.ones((1, 3), np.float32), 1)
+    VideoWriter(db, partial, model, 0.0).write(
+        [_obs(1, 0, 0.5, np.ones(3, np.float32))], np.ones((1, 3), np.float32), 1
+    )
     sqlite_execute(db.path, f"UPDATE videos SET owner = '{dead_owner()}' WHERE id = {partial}")
     assert reclaim_abandoned(db, "f" * 64) == 1
     assert find_video(db, "f" * 64).id == done and count_rows(db)["videos"] == 1
@@ -113,6 +115,7 @@ def test_heavily_damaged_videos_are_stored_as_damaged(db):
 
 
 # -- 6: unusable embeddings are never stored ---------------------------------------------------------------
+
 
 def test_nan_and_zero_embeddings_are_not_stored(db):
     model = get_or_create_model(db, "m", "h", 3)
@@ -137,8 +140,9 @@ print('locked' if l_type != fcntl.F_UNLCK else 'unlocked')
 
 
 def _locked_by_others(path) -> str:
-    return subprocess.run([sys.executable, "-c", _LOCK_PROBE, str(path)], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", _LOCK_PROBE, str(path)], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_reopening_a_database_keeps_the_locks_of_its_live_connections(tmp_path):
@@ -156,19 +160,24 @@ def test_reopening_a_database_keeps_the_locks_of_its_live_connections(tmp_path):
 
 # -- 5: creation is atomic; storage failures are one line -------------------------------------------------
 
+
 def _limited(limit_bytes: int):
     def apply():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
     return apply
 
 
 @pytest.mark.slow
 def test_a_failed_creation_leaves_no_half_made_file(tmp_path):
     path = tmp_path / "new.db"
-    code = ("from storage.database import open_database\nfrom common.errors import DatabaseError\n"
-            "try:\n    open_database(%r)\nexcept DatabaseError as exc:\n    print(exc)\n" % str(path))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                          preexec_fn=_limited(16 * 1024))
+    code = (
+        "from storage.database import open_database\nfrom common.errors import DatabaseError\n"
+        "try:\n    open_database(%r)\nexcept DatabaseError as exc:\n    print(exc)\n" % str(path)
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, preexec_fn=_limited(16 * 1024)
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"cannot create database {path}" in proc.stdout and "I/O error" in proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == []
@@ -199,6 +208,7 @@ def test_disk_full_during_writes_is_a_database_error_naming_the_cause(tmp_path):
 
 # -- 7: a damaged database is refused before anything is written --------------------------------------------
 
+
 def test_a_damaged_database_is_refused_intact_and_check_lists_the_problems(tmp_path, lab_db):
     damaged = damage_database(lab_db, tmp_path / "damaged.db")
     before = _sha(damaged)
@@ -210,6 +220,7 @@ def test_a_damaged_database_is_refused_intact_and_check_lists_the_problems(tmp_p
 
 
 # -- 8: URLs and paths kept apart --------------------------------------------------------------------------
+
 
 def test_a_sqlite_url_opens_the_file_it_names(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -231,6 +242,7 @@ def test_special_files_are_refused_as_databases(tmp_path):
 
 # -- 10: identities read in one snapshot -----------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_identities_read_during_reclustering_are_always_whole(tmp_path, lab_db):
     from pipelines.matching.identities import summarise_identities
@@ -240,6 +252,7 @@ def test_identities_read_during_reclustering_are_always_whole(tmp_path, lab_db):
     model = list_models(db)[0].id
     with db.session() as session:
         from storage.schema import Track
+
         tracks = [t for (t,) in session.execute(select(Track.id).where(Track.descriptor_model_id == model))]
     assert len(tracks) >= 4
     clusterings = [[([t], 1.0) for t in tracks], [(tracks[:2], 0.9), (tracks[2:], 0.8)]]
@@ -322,8 +335,10 @@ def test_a_recovered_recording_keeps_no_sighting_past_the_end_of_its_file(db):
     assert finish_abandoned(db, video, 4.0, 40)
     with db.engine.connect() as con:
         latest = con.exec_driver_sql(f"SELECT max(time_s) FROM sightings WHERE video_id = {video}").scalar()
-        tracks = con.exec_driver_sql(f"SELECT local_track_id, num_sightings, last_time_s FROM tracks "
-                                     f"WHERE video_id = {video}").all()
-        orphans = con.exec_driver_sql("SELECT count(*) FROM embeddings e LEFT JOIN sightings s "
-                                      "ON s.id = e.sighting_id WHERE s.id IS NULL").scalar()
+        tracks = con.exec_driver_sql(
+            f"SELECT local_track_id, num_sightings, last_time_s FROM tracks WHERE video_id = {video}"
+        ).all()
+        orphans = con.exec_driver_sql(
+            "SELECT count(*) FROM embeddings e LEFT JOIN sightings s ON s.id = e.sighting_id WHERE s.id IS NULL"
+        ).scalar()
     assert latest < 4.0 and [tuple(t) for t in tracks] == [(1, 8, 3.5)] and orphans == 0

@@ -40,8 +40,11 @@ def test_video_sightings_match_the_database_and_hold_for_one_analysis_period(db)
     video = list_cameras(db)[0].videos[0]
     sightings = video_sightings(db, video.id)
     with db.session() as session:
-        rows = session.execute(select(Sighting.id, Sighting.frame_index, Sighting.x1, Sighting.keypoints)
-                               .where(Sighting.video_id == video.id)).all()
+        rows = session.execute(
+            select(Sighting.id, Sighting.frame_index, Sighting.x1, Sighting.keypoints).where(
+                Sighting.video_id == video.id
+            )
+        ).all()
     assert len(sightings) == len(rows) > 0
     assert np.all(np.diff(sightings.frame_indices) >= 0)
     by_id = {r.id: r for r in rows}
@@ -57,14 +60,15 @@ def test_video_sightings_match_the_database_and_hold_for_one_analysis_period(db)
     assert list(sightings.rows_at(first + period - 1)) == list(at_first)  # analysed frames are a period apart
     last = int(sightings.frame_indices[-1])
     assert len(sightings.rows_at(last + period)) == 0
-    assert len(video_sightings(db, 10 ** 6)) == 0
+    assert len(video_sightings(db, 10**6)) == 0
 
 
 def test_best_thumbnails_are_the_highest_quality_encoded_sighting(db):
     with db.session() as session:
         track_ids = list(session.scalars(select(Track.id)))
-        rows = session.execute(select(Sighting.track_id, Sighting.id, Sighting.quality)
-                               .where(Sighting.thumbnail.is_not(None))).all()
+        rows = session.execute(
+            select(Sighting.track_id, Sighting.id, Sighting.quality).where(Sighting.thumbnail.is_not(None))
+        ).all()
     best = best_thumbnails(db, track_ids)
     assert best
     for track_id, (sighting_id, jpeg) in best.items():

@@ -25,8 +25,9 @@ def test_new_database_uses_wal_foreign_keys_and_records_schema(tmp_path):
 
 def test_database_of_another_program_is_refused_and_left_intact(tmp_path):
     path = tmp_path / "other.db"
-    sqlite_execute(path, "CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount REAL)",
-                   "INSERT INTO invoices VALUES (1, 9.5)")
+    sqlite_execute(
+        path, "CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount REAL)", "INSERT INTO invoices VALUES (1, 9.5)"
+    )
     before = _digest(path)
     with pytest.raises(DatabaseError, match="another program.*invoices"):
         open_database(path)
@@ -79,23 +80,34 @@ def test_older_schema_is_upgraded_in_place_keeping_its_rows(tmp_path, old_versio
     path = tmp_path / "old.db"
     open_database(path).close()
     dropped_tables = ("alembic_version", "webhook_outbox", "recorded_files", "alerts", "watchlist") + (
-        ("identity_tracks", "identities", "pair_feedback", "audit_log", "camera_overlaps") if old_version == 1 else ())
-    dropped_columns = [] if old_version == 3 else \
-        [f"ALTER TABLE videos DROP COLUMN {c}" for c in _SCHEMA_3_COLUMNS] + ["ALTER TABLE tracks DROP COLUMN static"]
-    sqlite_execute(path, *dropped_columns,
-                   "INSERT INTO cameras (id, name, created_at) VALUES (1, 'door', '2026-01-01')",
-                   "INSERT INTO videos (id, camera_id, path, fingerprint, fps, frame_count, width, height, duration_s,"
-                   " start_time, analysis_fps, frames_analysed, status, ingested_at) VALUES (1, 1, '/v.mp4', 'f', 10,"
-                   " 100, 64, 48, 10, 0, 5, 50, 'complete', '2026-01-01')",
-                   *[f"DROP TABLE {t}" for t in dropped_tables],
-                   f"UPDATE reid_meta SET value = '{old_version}' WHERE key = 'schema_version'")
+        ("identity_tracks", "identities", "pair_feedback", "audit_log", "camera_overlaps") if old_version == 1 else ()
+    )
+    dropped_columns = (
+        []
+        if old_version == 3
+        else [f"ALTER TABLE videos DROP COLUMN {c}" for c in _SCHEMA_3_COLUMNS]
+        + ["ALTER TABLE tracks DROP COLUMN static"]
+    )
+    sqlite_execute(
+        path,
+        *dropped_columns,
+        "INSERT INTO cameras (id, name, created_at) VALUES (1, 'door', '2026-01-01')",
+        "INSERT INTO videos (id, camera_id, path, fingerprint, fps, frame_count, width, height, duration_s,"
+        " start_time, analysis_fps, frames_analysed, status, ingested_at) VALUES (1, 1, '/v.mp4', 'f', 10,"
+        " 100, 64, 48, 10, 0, 5, 50, 'complete', '2026-01-01')",
+        *[f"DROP TABLE {t}" for t in dropped_tables],
+        f"UPDATE reid_meta SET value = '{old_version}' WHERE key = 'schema_version'",
+    )
     db = open_database(path, create=False)
     with db.engine.connect() as con:
-        assert con.exec_driver_sql("SELECT value FROM reid_meta WHERE key = 'schema_version'").scalar() == str(SCHEMA_VERSION)
+        assert con.exec_driver_sql("SELECT value FROM reid_meta WHERE key = 'schema_version'").scalar() == str(
+            SCHEMA_VERSION
+        )
         assert con.exec_driver_sql("SELECT name FROM cameras").scalar() == "door"
         assert con.exec_driver_sql("SELECT count(*) FROM identities").scalar() == 0
-        row = con.exec_driver_sql("SELECT status, frames_analysed, owner, analysed_until_s, frames_lost "
-                                  "FROM videos").one()
+        row = con.exec_driver_sql(
+            "SELECT status, frames_analysed, owner, analysed_until_s, frames_lost FROM videos"
+        ).one()
     assert tuple(row) == ("complete", 50, None, None, 0)
     with db.engine.connect() as con:
         assert "static" in {r[1] for r in con.exec_driver_sql("PRAGMA table_info(tracks)")}
@@ -131,7 +143,9 @@ def test_the_migrations_make_exactly_the_models_schema_on_sqlite(tmp_path):
 
 
 def test_the_migrations_make_exactly_the_models_schema_on_postgresql(pg_url):
-    assert _migrated_from_nothing_differs_from_the_models(pg_url.replace("postgresql://", "postgresql+psycopg://")) == []
+    assert (
+        _migrated_from_nothing_differs_from_the_models(pg_url.replace("postgresql://", "postgresql+psycopg://")) == []
+    )
 
 
 def test_the_migrations_go_back_down_to_nothing(tmp_path):
@@ -156,16 +170,22 @@ def test_upgrading_to_schema_5_lists_the_segments_an_older_watch_recorded(tmp_pa
     open_database(path).close()
     segment = str(tmp_path / "recordings" / "cam1" / "cam1-20260101T000000.000000Z.mp4")
     live = hashlib.sha256(f"live:{segment}".encode()).hexdigest()
-    columns = ("(id, camera_id, path, fingerprint, fps, frame_count, width, height, duration_s, start_time, "
-               "analysis_fps, frames_analysed, status, ingested_at)")
-    sqlite_execute(path, "DROP TABLE webhook_outbox", "DROP TABLE recorded_files",
-                   "UPDATE alembic_version SET version_num = '0002_watchlist_alerts'",
-                   "UPDATE reid_meta SET value = '4' WHERE key = 'schema_version'",
-                   "INSERT INTO cameras (id, name, created_at) VALUES (1, 'cam1', '2026-01-01')",
-                   f"INSERT INTO videos {columns} VALUES (1, 1, '{segment}', '{live}', 10, 100, 64, 48, 10, 1, 5, 50, "
-                   f"'complete', '2026-01-01')",
-                   f"INSERT INTO videos {columns} VALUES (2, 1, '{tmp_path}/recordings/manual/mine.mp4', 'abc', 10, "
-                   f"100, 64, 48, 10, 1, 5, 50, 'complete', '2026-01-01')")
+    columns = (
+        "(id, camera_id, path, fingerprint, fps, frame_count, width, height, duration_s, start_time, "
+        "analysis_fps, frames_analysed, status, ingested_at)"
+    )
+    sqlite_execute(
+        path,
+        "DROP TABLE webhook_outbox",
+        "DROP TABLE recorded_files",
+        "UPDATE alembic_version SET version_num = '0002_watchlist_alerts'",
+        "UPDATE reid_meta SET value = '4' WHERE key = 'schema_version'",
+        "INSERT INTO cameras (id, name, created_at) VALUES (1, 'cam1', '2026-01-01')",
+        f"INSERT INTO videos {columns} VALUES (1, 1, '{segment}', '{live}', 10, 100, 64, 48, 10, 1, 5, 50, "
+        f"'complete', '2026-01-01')",
+        f"INSERT INTO videos {columns} VALUES (2, 1, '{tmp_path}/recordings/manual/mine.mp4', 'abc', 10, "
+        f"100, 64, 48, 10, 1, 5, 50, 'complete', '2026-01-01')",
+    )
     db = open_database(path)
     with db.engine.connect() as con:
         listed = con.exec_driver_sql("SELECT path, camera FROM recorded_files").all()

@@ -21,12 +21,17 @@ def _contents(index: EmbeddingIndex) -> dict:
     """What a search reads, in an order that does not depend on how the rows were laid out."""
     order = np.lexsort((index.sighting_ids,))
     torder = np.argsort(index.tracks.track_ids)
-    return {"sightings": index.sighting_ids[order].tolist(), "tracks_of_rows": index.track_ids[order].tolist(),
-            "cameras": index.camera_ids[order].tolist(), "times": index.timestamps[order].tolist(),
-            "matrix": index.matrix[order].astype(np.float32).round(3).tolist(),
-            "track_ids": index.tracks.track_ids[torder].tolist(),
-            "descriptors": index.tracks.descriptors[torder].round(5).tolist(),
-            "track_times": index.tracks.first_timestamps[torder].tolist(), "videos": dict(index.videos)}
+    return {
+        "sightings": index.sighting_ids[order].tolist(),
+        "tracks_of_rows": index.track_ids[order].tolist(),
+        "cameras": index.camera_ids[order].tolist(),
+        "times": index.timestamps[order].tolist(),
+        "matrix": index.matrix[order].astype(np.float32).round(3).tolist(),
+        "track_ids": index.tracks.track_ids[torder].tolist(),
+        "descriptors": index.tracks.descriptors[torder].round(5).tolist(),
+        "track_times": index.tracks.first_timestamps[torder].tolist(),
+        "videos": dict(index.videos),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +65,16 @@ FILES = ["sightings", "meta", "times", "tracks", "track_ints", "track_times", "m
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(target=st.sampled_from(FILES), action=st.sampled_from(["delete", "truncate", "corrupt", "garbage"]),
-       where=st.floats(0.0, 0.99), data=st.binary(min_size=1, max_size=64), running=st.booleans())
-def test_a_damaged_index_folder_never_changes_what_is_found(site, tmp_path_factory, target, action, where, data,
-                                                             running):
+@given(
+    target=st.sampled_from(FILES),
+    action=st.sampled_from(["delete", "truncate", "corrupt", "garbage"]),
+    where=st.floats(0.0, 0.99),
+    data=st.binary(min_size=1, max_size=64),
+    running=st.booleans(),
+)
+def test_a_damaged_index_folder_never_changes_what_is_found(
+    site, tmp_path_factory, target, action, where, data, running
+):
     db, model, expected = site
     folder = index_folder(db, model, tmp_path_factory.mktemp("cache"))
     first = EmbeddingIndex.load(db, model, 3, folder=folder)
@@ -72,7 +83,7 @@ def test_a_damaged_index_folder_never_changes_what_is_found(site, tmp_path_facto
     before = path.read_bytes() if path.exists() else b""
     _damage(path, action, where, data)
     if running and action != "corrupt":  # the process that made the folder goes on searching (bytes overwritten
-        first.refresh(db)                  # in place under its mapping are seen by the next process, below)
+        first.refresh(db)  # in place under its mapping are seen by the next process, below)
         assert _contents(first) == expected
     reopened = EmbeddingIndex.load(db, model, 3, folder=folder)
     assert _contents(reopened) == expected, (target, action, before != path.read_bytes() if path.exists() else 0)

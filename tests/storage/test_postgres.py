@@ -37,8 +37,12 @@ def test_an_unreachable_server_is_one_line(postgres_server):
 
 def _tracks_by_name(db) -> dict[tuple[str, int], int]:
     with db.session() as session:
-        return {(cam, local): tid for tid, cam, local in session.execute(
-            select(Track.id, Camera.name, Track.local_track_id).join(Camera, Track.camera_id == Camera.id))}
+        return {
+            (cam, local): tid
+            for tid, cam, local in session.execute(
+                select(Track.id, Camera.name, Track.local_track_id).join(Camera, Track.camera_id == Camera.id)
+            )
+        }
 
 
 def _search(db_arg, track_id: int) -> list[tuple[str, str, str]]:
@@ -51,8 +55,9 @@ def _search(db_arg, track_id: int) -> list[tuple[str, str, str]]:
 @pytest.mark.slow
 def test_ingest_search_identities_and_feedback_on_postgresql_match_sqlite(pg_url, lab_db, tmp_path):
     lab_db = copy_db(lab_db, tmp_path)  # searches are audited: the session's shared database stays as made
-    ingested = run_cli("ingest", LAB / "cam0.mp4", LAB / "cam1.mp4", "--db", pg_url, "--duration", "4",
-                       *real_weights_args())
+    ingested = run_cli(
+        "ingest", LAB / "cam0.mp4", LAB / "cam1.mp4", "--db", pg_url, "--duration", "4", *real_weights_args()
+    )
     assert ingested.code == 0, ingested.stderr
     pg, lite = open_database(pg_url), open_database(lab_db)
     try:
@@ -72,6 +77,7 @@ def test_ingest_search_identities_and_feedback_on_postgresql_match_sqlite(pg_url
             for identity, track in rows:
                 groups.setdefault(identity, set()).add(by_id[track])
             return sorted(map(sorted, groups.values()))
+
         assert members(pg, pg_tracks) == members(lite, lite_tracks)
 
         again = run_cli("ingest", LAB / "cam0.mp4", "--db", pg_url, "--duration", "4", *real_weights_args())
@@ -118,13 +124,20 @@ def test_processes_opening_a_new_or_old_database_at_once_all_succeed(pg_url, tmp
         assert pool.map(_open_and_close, [pg_url] * 4) == ["ok"] * 4
     old = tmp_path / "old.db"
     open_database(old).close()
-    sqlite_execute(old, "DROP TABLE alembic_version", "DROP TABLE webhook_outbox", "DROP TABLE recorded_files",
-                   "DROP TABLE alerts", "DROP TABLE watchlist", "UPDATE reid_meta SET value = '3' WHERE key = "
-                   "'schema_version'")
+    sqlite_execute(
+        old,
+        "DROP TABLE alembic_version",
+        "DROP TABLE webhook_outbox",
+        "DROP TABLE recorded_files",
+        "DROP TABLE alerts",
+        "DROP TABLE watchlist",
+        "UPDATE reid_meta SET value = '3' WHERE key = 'schema_version'",
+    )
     with context.Pool(4) as pool:
         assert pool.map(_open_and_close, [str(old)] * 4) == ["ok"] * 4
     db = open_database(old)
     with db.engine.connect() as con:
-        assert con.exec_driver_sql("SELECT value FROM reid_meta WHERE key = 'schema_version'").scalar() == \
-            str(SCHEMA_VERSION)
+        assert con.exec_driver_sql("SELECT value FROM reid_meta WHERE key = 'schema_version'").scalar() == str(
+            SCHEMA_VERSION
+        )
     db.close()

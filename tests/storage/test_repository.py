@@ -21,15 +21,29 @@ from tests.conftest import dead_owner, sqlite_execute
 
 
 def _info(fingerprint="f" * 64, camera="cam0"):
-    return VideoInfo(camera=camera, path=f"/videos/{camera}.mp4", fingerprint=fingerprint, fps=10.0,
-                     frame_count=100, width=640, height=480, duration_s=10.0, start_time=1_700_000_000.0,
-                     analysis_fps=5.0)
+    return VideoInfo(
+        camera=camera,
+        path=f"/videos/{camera}.mp4",
+        fingerprint=fingerprint,
+        fps=10.0,
+        frame_count=100,
+        width=640,
+        height=480,
+        duration_s=10.0,
+        start_time=1_700_000_000.0,
+        analysis_fps=5.0,
+    )
 
 
 def _obs(track, frame, quality, vector=None):
     kp = np.random.default_rng(frame).random((17, 3)).astype(np.float32)
-    obs = Observation(camera="cam0", frame_index=frame, time_s=frame / 10.0,
-                      detection=Detection(track, np.array([10, 20, 60, 140], np.float32), 0.9, kp), quality=quality)
+    obs = Observation(
+        camera="cam0",
+        frame_index=frame,
+        time_s=frame / 10.0,
+        detection=Detection(track, np.array([10, 20, 60, 140], np.float32), 0.9, kp),
+        quality=quality,
+    )
     if vector is not None:
         obs.crop = np.zeros((120, 50, 3), np.uint8)
         obs.part_boxes = np.zeros((4, 4), np.float32)
@@ -89,8 +103,11 @@ def test_forced_replacement_keeps_old_rows_until_the_new_ingest_completes(db):
     assert find_video(db, "f" * 64).id == first  # the complete copy is found first
     assert count_rows(db)["videos"] == 2 and count_rows(db)["sightings"] == 1
     w2 = VideoWriter(db, second, model, 0.0)
-    w2.write([_obs(1, 0, 0.5, np.ones(3, np.float32)), _obs(2, 0, 0.5, np.ones(3, np.float32))],
-             np.ones((2, 3), np.float32), 1)
+    w2.write(
+        [_obs(1, 0, 0.5, np.ones(3, np.float32)), _obs(2, 0, 0.5, np.ones(3, np.float32))],
+        np.ones((2, 3), np.float32),
+        1,
+    )
     w2.finish(1)
     assert find_video(db, "f" * 64).id == second
     assert count_rows(db) == {"cameras": 1, "videos": 1, "tracks": 2, "sightings": 2, "embeddings": 2}

@@ -30,11 +30,14 @@ def make_window(qtbot, tmp_path):
 
     def make(db_path, wait: bool = True) -> MainWindow:
         settings = Settings(db=db_path)
-        services = AppServices(prepare_ingest=lambda c: prepare_ingest(c, settings),
-                               default_choices=real_choices(),
-                               load_query_encoder=lambda db: load_query_encoder(db, settings, "cpu"),
-                               start_watch=lambda site, location, choices, on_alert: LiveSession(
-                                   site, location, choices, settings, on_alert))
+        services = AppServices(
+            prepare_ingest=lambda c: prepare_ingest(c, settings),
+            default_choices=real_choices(),
+            load_query_encoder=lambda db: load_query_encoder(db, settings, "cpu"),
+            start_watch=lambda site, location, choices, on_alert: LiveSession(
+                site, location, choices, settings, on_alert
+            ),
+        )
         apply_theme(QApplication.instance())
         window = MainWindow(services, QSettings(str(settings_path), QSettings.Format.IniFormat))
         qtbot.addWidget(window)
@@ -43,6 +46,7 @@ def make_window(qtbot, tmp_path):
             with qtbot.waitSignal(window.overviewLoaded, timeout=30000):
                 window.open_database(db_path)
         return window
+
     return make
 
 

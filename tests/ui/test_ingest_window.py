@@ -92,12 +92,19 @@ def test_cancel_stops_the_ingest_and_keeps_the_database_consistent(qtbot, make_w
 
 def test_bad_weights_are_reported_without_a_traceback(qtbot, make_window, tmp_path):
     window = make_window(tmp_path / "weights.db")
-    window.start_ingest([_require(LAB / "cam0.mp4")], ["cam0"],
-                        IngestChoices(detector=str(tmp_path / "missing.pt"), reid=str(tmp_path / "x.onnx")))
+    window.start_ingest(
+        [_require(LAB / "cam0.mp4")],
+        ["cam0"],
+        IngestChoices(detector=str(tmp_path / "missing.pt"), reid=str(tmp_path / "x.onnx")),
+    )
     # the failure can come before a waitSignal would be connected: wait for what the window shows instead
-    qtbot.waitUntil(lambda: window.ingest_worker is None
-                    and window.cameras_panel.ingest_status.text().startswith("Ingest failed: "), timeout=60000)
-    message = window.cameras_panel.ingest_status.text()[len("Ingest failed: "):]
+    qtbot.waitUntil(
+        lambda: (
+            window.ingest_worker is None and window.cameras_panel.ingest_status.text().startswith("Ingest failed: ")
+        ),
+        timeout=60000,
+    )
+    message = window.cameras_panel.ingest_status.text()[len("Ingest failed: ") :]
     assert "missing.pt" in message or "x.onnx" in message
     assert "Traceback" not in message
     assert "--detector" not in message and "--reid" not in message  # the app's words, not the CLI's
@@ -113,4 +120,3 @@ def test_add_videos_defaults_to_the_detector_the_database_was_built_with(make_wi
     window.services.default_choices = IngestChoices(detector="yolov8n-pose", reid=None)  # the settings' default
     choices = window._default_choices()
     assert choices.detector == str(POSE_DETECTOR.resolve())  # recorded by the ingest that made lab_db
-

@@ -112,7 +112,7 @@ def test_tiles_are_landscape_and_labels_never_overlap(qtbot, lab_window):
         assert len(view.label_rects) == len(view.visible_people())
         for i, a in enumerate(rects):
             assert view.rect().contains(a.toRect())
-            for b in rects[i + 1:]:
+            for b in rects[i + 1 :]:
                 assert not a.intersects(b), f"labels overlap on {view.camera.name}"
 
 
@@ -165,8 +165,9 @@ def test_contradicting_feedback_is_asked_about_and_replaced_on_yes(qtbot, lab_wi
     assert [(v.track_a, v.track_b, v.verdict) for v in load_verdicts(window.db)] == [(a, b, DIFFERENT)]
 
     window.give_feedback("same", a, b)
-    qtbot.waitUntil(lambda: getattr(window, "conflict_box", None) is not None
-                    and window.conflict_box.isVisible(), timeout=30000)
+    qtbot.waitUntil(
+        lambda: getattr(window, "conflict_box", None) is not None and window.conflict_box.isVisible(), timeout=30000
+    )
     box = window.conflict_box
     assert f"Tracks {a} and {b} were marked as different people" in box.text()
     assert [(v.track_a, v.track_b, v.verdict) for v in load_verdicts(window.db)] == [(a, b, DIFFERENT)]

@@ -12,9 +12,17 @@ from ui.player import best_columns, place_labels, tile_rects
 from ui.timeline import tick_label, tick_times
 
 
-@pytest.mark.parametrize("count, width, height, columns", [
-    (1, 900, 800, 1), (2, 900, 800, 1), (2, 1600, 500, 2), (4, 1600, 900, 2), (3, 1800, 400, 3), (9, 1500, 900, 3),
-])
+@pytest.mark.parametrize(
+    "count, width, height, columns",
+    [
+        (1, 900, 800, 1),
+        (2, 900, 800, 1),
+        (2, 1600, 500, 2),
+        (4, 1600, 900, 2),
+        (3, 1800, 400, 3),
+        (9, 1500, 900, 3),
+    ],
+)
 def test_columns_give_the_largest_frames(count, width, height, columns):
     assert best_columns(count, width, height, 16 / 9) == columns
 
@@ -28,7 +36,7 @@ def test_tiles_keep_the_frame_aspect_fit_and_do_not_overlap():
             for i, t in enumerate(tiles):
                 assert t.width() / t.height() == pytest.approx(16 / 9)
                 assert area.contains(t)
-                for u in tiles[i + 1:]:
+                for u in tiles[i + 1 :]:
                     assert not t.intersects(u)
     assert tile_rects(0, 900, 500, 16 / 9) == [] and tile_rects(2, 0, 0, 16 / 9) == []
 
@@ -42,7 +50,7 @@ def test_labels_of_crowded_boxes_do_not_overlap_each_other_or_the_caption():
     assert len(labels) == len(boxes)
     for i, a in enumerate(labels):
         assert bounds.contains(a) and not a.intersects(caption)
-        for b in labels[i + 1:]:
+        for b in labels[i + 1 :]:
             assert not a.intersects(b)
     assert labels[3].bottom() <= boxes[3].top()  # room above: the label sits on its box
 
@@ -53,12 +61,10 @@ def test_ruler_ticks_are_round_times_of_day_spaced_for_the_width():
     assert len(ticks) >= 4 and all(start <= t <= start + 90 for t in ticks)
     steps = {round(b - a, 6) for a, b in zip(ticks, ticks[1:])}
     assert len(steps) == 1 and (steps.pop() / 90 * 800) >= 90
-    assert all(datetime.fromtimestamp(t).second % 5 == 0 and datetime.fromtimestamp(t).microsecond == 0
-               for t in ticks)
+    assert all(datetime.fromtimestamp(t).second % 5 == 0 and datetime.fromtimestamp(t).microsecond == 0 for t in ticks)
     assert tick_label(ticks[0], 15) == datetime.fromtimestamp(ticks[0]).strftime("%H:%M:%S")
     hours = tick_times(start, start + 3 * 3600, 800)
-    assert all(datetime.fromtimestamp(t).minute in (0, 30) and datetime.fromtimestamp(t).second == 0
-               for t in hours)
+    assert all(datetime.fromtimestamp(t).minute in (0, 30) and datetime.fromtimestamp(t).second == 0 for t in hours)
 
 
 def test_ruler_ticks_of_footage_without_a_clock_count_from_the_start():

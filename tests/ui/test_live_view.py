@@ -10,30 +10,35 @@ import pytest
 from PySide6.QtCore import Qt
 
 from tests.conftest import copy_db, run_cli
-from tests.live.conftest import cam1_live_clip, rtsp_server  # noqa: F401,F811 (the RTSP fixtures)
 
 pytestmark = pytest.mark.slow
 
 
-def test_the_live_view_shows_cameras_alerts_and_jumps_to_the_moment(make_window, qtbot, rtsp_server,
-                                                                    cam1_live_clip, lab4_db, tmp_path):
+def test_the_live_view_shows_cameras_alerts_and_jumps_to_the_moment(
+    make_window, qtbot, rtsp_server, cam1_live_clip, lab4_db, tmp_path
+):
     db_path = copy_db(lab4_db, tmp_path / "db")
     with sqlite3.connect(db_path) as con:  # the cam0 track most like a cam1 track: one person in both views
-        watched = con.execute("SELECT t.id FROM tracks t JOIN cameras c ON c.id = t.camera_id WHERE c.name = 'cam0' "
-                              "ORDER BY t.num_embeddings DESC LIMIT 1").fetchone()[0]
+        watched = con.execute(
+            "SELECT t.id FROM tracks t JOIN cameras c ON c.id = t.camera_id WHERE c.name = 'cam0' "
+            "ORDER BY t.num_embeddings DESC LIMIT 1"
+        ).fetchone()[0]
     assert run_cli("watchlist", "add", "Visitor", "--track", str(watched), "--db", db_path).code == 0
     server = rtsp_server((), files={"cam1": cam1_live_clip})
     site = tmp_path / "site.toml"
-    site.write_text(f'[site]\nsegment = "60s"\nrecordings = "rec"\n\n[[camera]]\nname = "cam1"\n'
-                    f'url = "{server.url("cam1")}"\n')
+    site.write_text(
+        f'[site]\nsegment = "60s"\nrecordings = "rec"\n\n[[camera]]\nname = "cam1"\nurl = "{server.url("cam1")}"\n'
+    )
     window = make_window(db_path)
     try:
         window.start_watching(str(site))
         qtbot.waitUntil(lambda: window.live_session is not None, timeout=60000)
         panel = window.live_panel
         assert window.live_dock.isVisible() and list(panel.tiles) == ["cam1"]
-        qtbot.waitUntil(lambda: panel.tiles["cam1"].pixmap() is not None and not panel.tiles["cam1"].pixmap().isNull(),
-                        timeout=30000)
+        qtbot.waitUntil(
+            lambda: panel.tiles["cam1"].pixmap() is not None and not panel.tiles["cam1"].pixmap().isNull(),
+            timeout=30000,
+        )
         qtbot.waitUntil(lambda: "cam1: live" in panel.status_labels["cam1"].text(), timeout=10000)
         qtbot.waitUntil(lambda: panel.alerts.count() > 0, timeout=40000)
         assert "Visitor on cam1" in panel.alerts.item(0).text()

@@ -19,8 +19,10 @@ def _camera_id(window, name: str) -> int:
 def _view_with_people(qtbot, window, camera: str):
     """The view of ``camera`` once its frame and boxes are drawn, and the people in it that can be searched."""
     view = window.player.views[_camera_id(window, camera)]
-    qtbot.waitUntil(lambda: view.image is not None and view.image_video == view.video.id
-                    and bool(view.visible_people()), timeout=20000)
+    qtbot.waitUntil(
+        lambda: view.image is not None and view.image_video == view.video.id and bool(view.visible_people()),
+        timeout=20000,
+    )
     people = view.visible_people()
     tracks = get_tracks(window.db, [t for t, _, _ in people])
     return view, [(t, s, r) for t, s, r in people if tracks[t].descriptor is not None]
@@ -88,9 +90,9 @@ def test_gallery_filters_by_camera_and_time(qtbot, lab_window):
     assert panel.items() == everything
 
     late = max(everything, key=lambda i: i.first_timestamp)
-    panel.after_edit.setDateTime(panel.after_edit.dateTime().addSecs(int(late.first_timestamp
-                                                                            - min(i.first_timestamp
-                                                                                  for i in everything))))
+    panel.after_edit.setDateTime(
+        panel.after_edit.dateTime().addSecs(int(late.first_timestamp - min(i.first_timestamp for i in everything)))
+    )
     panel.time_filter.setChecked(True)
     after = panel.after_edit.dateTime().toMSecsSinceEpoch() / 1000
     shown = panel.items()
@@ -107,8 +109,13 @@ def test_confirm_and_reject_buttons_record_feedback(qtbot, lab_window):
     items = panel.items()
     query_info = get_tracks(window.db, [query])[query]
     # one person cannot be two tracks of one camera at the same time
-    impossible = [r for r, i in enumerate(items) if i.camera == query_info.camera
-                  and i.first_timestamp <= query_info.last_timestamp and i.last_timestamp >= query_info.first_timestamp]
+    impossible = [
+        r
+        for r, i in enumerate(items)
+        if i.camera == query_info.camera
+        and i.first_timestamp <= query_info.last_timestamp
+        and i.last_timestamp >= query_info.first_timestamp
+    ]
     possible = [r for r in range(len(items)) if r not in impossible]
     assert possible and impossible
     panel.view.setCurrentIndex(panel.proxy.index(impossible[0], 0))

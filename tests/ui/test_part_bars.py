@@ -44,8 +44,7 @@ def test_result_rows_draw_one_bar_per_part_in_their_colour(qtbot):
     style.rect = image.rect()
     delegate.paint(painter, style, index)
     painter.end()
-    bars = [image.pixel(x, y) for x in range(image.width() - BARS_WIDTH, image.width())
-            for y in range(image.height())]
+    bars = [image.pixel(x, y) for x in range(image.width() - BARS_WIDTH, image.width()) for y in range(image.height())]
     green, red = bar_colour(0.91).rgb(), bar_colour(0.12).rgb()
     assert green in bars and red in bars  # upper body drawn green, legs red; the head has no bar colour
     assert bar_colour(0.5).rgb() not in bars

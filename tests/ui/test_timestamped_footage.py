@@ -78,8 +78,9 @@ def test_an_investigation_on_timestamped_footage(qtbot, make_window, home_db, tm
 
     ruler = player.ruler
     wanted = player.start + 0.25 * (player.end - player.start)
-    qtbot.mouseClick(ruler, Qt.MouseButton.LeftButton,
-                     pos=QPointF(ruler.x_of(wanted), ruler.row_rect(0).center().y()).toPoint())
+    qtbot.mouseClick(
+        ruler, Qt.MouseButton.LeftButton, pos=QPointF(ruler.x_of(wanted), ruler.row_rect(0).center().y()).toPoint()
+    )
     assert player.position == pytest.approx(wanted, abs=2 * (player.end - player.start) / ruler.width())
     assert ruler.playhead == pytest.approx(player.position)
 
@@ -87,8 +88,7 @@ def test_an_investigation_on_timestamped_footage(qtbot, make_window, home_db, tm
     identity = next(i for i in panel.model.items() if track in i.track_ids)
     assert panel.select_identity(identity.id)
     bar = panel.timeline.bars[0]
-    qtbot.mouseClick(panel.timeline, Qt.MouseButton.LeftButton,
-                     pos=panel.timeline.bar_rect(bar).center().toPoint())
+    qtbot.mouseClick(panel.timeline, Qt.MouseButton.LeftButton, pos=panel.timeline.bar_rect(bar).center().toPoint())
     assert bar.start - 1e-3 <= player.position <= bar.end + 1e-3 and player.active_camera == bar.camera_id
     assert panel.timeline.playhead == pytest.approx(player.position)
 

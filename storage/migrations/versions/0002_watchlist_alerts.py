@@ -23,19 +23,22 @@ def upgrade() -> None:
         sa.Column("note", sa.Text, nullable=False),
         sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id"), nullable=False, index=True),
         sa.Column("vector", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", sa.DateTime, nullable=False))
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
     op.create_table(
         "alerts",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("watchlist_id", sa.Integer, sa.ForeignKey("watchlist.id", ondelete="CASCADE"), nullable=False,
-                  index=True),
+        sa.Column(
+            "watchlist_id", sa.Integer, sa.ForeignKey("watchlist.id", ondelete="CASCADE"), nullable=False, index=True
+        ),
         sa.Column("camera", sa.String(200), nullable=False),
         sa.Column("track_id", sa.Integer, sa.ForeignKey("tracks.id", ondelete="SET NULL"), nullable=True, index=True),
         sa.Column("sighting_id", sa.Integer, sa.ForeignKey("sightings.id", ondelete="SET NULL"), nullable=True),
         sa.Column("timestamp", sa.Float, nullable=False),
         sa.Column("similarity", sa.Float, nullable=False),
         sa.Column("delivered", sa.Text, nullable=False),
-        sa.Column("created_at", sa.DateTime, nullable=False, index=True))
+        sa.Column("created_at", sa.DateTime, nullable=False, index=True),
+    )
 
 
 def downgrade() -> None:

@@ -1,4 +1,5 @@
-"""A real RTSP server (GStreamer's, under the system Python) publishing the lab clips in a loop on loopback."""
+"""A real RTSP server (GStreamer's, under the system Python) publishing the lab clips in a loop on loopback; its
+fixtures are registered for every test folder by ``tests/conftest.py``."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LAB, ROOT, _require, free_port  # noqa: F401 (free_port: used by the live tests)
+from tests.conftest import LAB, ROOT, _require, free_port
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER = ROOT / "tests" / "live" / "rtsp_server.py"
-_PACKAGES = ("gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good "
-             "gstreamer1.0-plugins-bad python3-gst-1.0")
+_PACKAGES = (
+    "gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good "
+    "gstreamer1.0-plugins-bad python3-gst-1.0"
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -22,8 +25,15 @@ def _server_available() -> str | None:
     """None when the RTSP server can run here, else why not."""
     if not Path(SYSTEM_PYTHON).exists():
         return f"{SYSTEM_PYTHON} is absent"
-    check = subprocess.run([SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
-                            "from gi.repository import GstRtspServer"], capture_output=True, text=True)
+    check = subprocess.run(
+        [
+            SYSTEM_PYTHON,
+            "-c",
+            "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if check.returncode != 0:
         return f"GStreamer's RTSP server is not installed (Debian: apt-get install {_PACKAGES}; .ci/run does)"
     return None
