@@ -10,13 +10,24 @@ from storage.database import open_database
 from storage.feedback import set_verdicts
 from storage.schema import Camera, Embedding, Sighting, Track
 from tests.conftest import copy_db
+from tests.factories import build_site
 
 QUIET = dict(audit=False)
 
 
 @pytest.fixture
-def db(lab_db, tmp_path):
+def lab(lab_db, tmp_path):
+    """The real two-camera lab ingest (real thumbnails, unencoded sightings, the OSNet space)."""
     database = open_database(copy_db(lab_db, tmp_path))
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A synthetic two-camera site of four people, five sightings per track (no weights, no footage)."""
+    database = open_database(tmp_path / "site.db")
+    build_site(database, people=4, cameras=2)
     yield database
     database.close()
 
@@ -40,7 +51,8 @@ def _vectors(db, track_id):
 
 
 @pytest.mark.slow
-def test_mean_track_search_scores_descriptors_and_excludes_only_the_query_track(db):
+def test_mean_track_search_scores_descriptors_and_excludes_only_the_query_track(lab):
+    db = lab
     query = _tracks(db, "cam0")[0]
     results = Searcher(db).by_track(query.id, SearchOptions(top_k=50, **QUIET))
     assert query.id not in [r.track_id for r in results]
@@ -111,7 +123,8 @@ def test_reranking_keeps_the_candidates_and_reports_distances(db):
     assert all(d is not None for d in distances) and distances == sorted(distances)
 
 
-def test_sighting_and_image_queries_and_errors(db, osnet, tmp_path):
+def test_sighting_and_image_queries_and_errors(lab, osnet, tmp_path):
+    db = lab
     with db.session() as s:
         sighting_id, track_id, thumb = s.execute(
             select(Sighting.id, Sighting.track_id, Sighting.thumbnail)
@@ -156,7 +169,7 @@ def test_feedback_removes_rejected_and_lifts_confirmed_tracks_and_searches_are_a
     assert log[0].created_at >= log[1].created_at
 
 
-def test_index_follows_new_and_deleted_videos(db, lab_db):
+def test_index_follows_new_and_deleted_videos(db):
     from storage.repository import delete_video
     from storage.schema import Video
 

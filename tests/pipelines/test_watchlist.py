@@ -1,5 +1,6 @@
-"""The watchlist on the real lab database: entries from an identity, a track or an image; which live track updates
-alert and which repeats are suppressed; alerts stored, audited and POSTed (and a failing webhook recorded)."""
+"""The watchlist on a synthetic site (its commands on the real lab database): entries from an identity, a track or
+an image; which live track updates alert and which repeats are suppressed; alerts stored, audited and POSTed (and a
+failing webhook recorded)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,17 @@ from storage.database import open_database
 from storage.repository import get_tracks
 from storage.watchlist import list_alerts, list_entries
 from tests.conftest import OSNET, _require, copy_db, run_cli
+from tests.factories import build_site
 from tests.factories import track_update as _update
 from tests.factories import two_people as _two_people
 from tests.webhook import WebhookReceiver
 
 
 @pytest.fixture
-def db(lab4_db, tmp_path):
-    database = open_database(copy_db(lab4_db, tmp_path))
+def db(tmp_path):
+    """A synthetic two-camera site of four people (no weights, no footage); the commands run on the real lab."""
+    database = open_database(tmp_path / "site.db")
+    build_site(database, people=4, cameras=2)
     yield database
     database.close()
 

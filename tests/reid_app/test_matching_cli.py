@@ -5,11 +5,28 @@ import json
 import pytest
 
 from tests.conftest import copy_db, run_cli
+from tests.factories import build_site
 from tests.reid_app.test_cli import _assert_one_clear_error
 
 
 @pytest.fixture
-def db(lab4_db, tmp_path):
+def db(tmp_path):
+    """A synthetic four-camera site of five people walking from camera to camera, clustered as ingest leaves it, as
+    a database file (no weights, no footage)."""
+    from pipelines.matching.identities import cluster_identities
+    from storage.database import open_database
+
+    path = tmp_path / "site.db"
+    database = open_database(path)
+    build_site(database, people=5, cameras=4, walk_s=30.0)
+    cluster_identities(database)
+    database.close()
+    return path
+
+
+@pytest.fixture
+def lab(lab4_db, tmp_path):
+    """A copy of the real four-camera lab ingest."""
     return copy_db(lab4_db, tmp_path)
 
 
@@ -18,7 +35,8 @@ def _table_rows(text):
 
 
 @pytest.mark.slow
-def test_overlapping_cameras_give_identities_across_cameras_and_their_evidence(db, tmp_path):
+def test_overlapping_cameras_give_identities_across_cameras_and_their_evidence(lab, tmp_path):
+    db = lab
     result = run_cli("cameras", "--db", db, "--overlap", "cam0,cam1,cam2,cam3")
     assert result.code == 0, result.stderr
     rows = _table_rows(result.stdout)
@@ -103,7 +121,8 @@ def test_feedback_says_what_it_changed_and_undo_takes_it_back(db):
 
 
 @pytest.mark.slow
-def test_a_named_person_keeps_the_name_in_listings_and_evidence(db, tmp_path):
+def test_a_named_person_keeps_the_name_in_listings_and_evidence(lab, tmp_path):
+    db = lab
     from tests.reliability.cli import run_main
 
     named = run_main("feedback", "label", "1", "Suspect A", "--note", "red jacket, seen at the door", "--db", db)
