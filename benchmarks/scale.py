@@ -11,7 +11,7 @@ Synthetic tracks with the similarity structure measured on the lab cameras (trac
 of different people about 0.47; 1024-dimensional descriptors, as the shipped model gives), four tracks per person,
 spread over 7 days on 100 cameras. Prints, per size: seconds of ``pipelines.matching.linkage.cluster_sparse`` as
 ``cluster_identities`` runs it (every pair up to 500 tracks, 30 nearest beyond), of the dense reference
-``pipelines.matching.identities.cluster_tracks`` where it fits, how alike the two partitions are (adjusted Rand index, 1
+``tests.reference_clustering.cluster_tracks`` where it fits, how alike the two partitions are (adjusted Rand index, 1
 = identical) and how alike the sparse one
 is to the true people. It does not pass or fail (target: 100,000 tracks in at most 60 s).
 """
@@ -189,9 +189,11 @@ def feedback_latency(total: int) -> None:
 
 
 def main() -> None:
-    from pipelines.matching.identities import EXACT_TRACKS, cannot_link, cluster_tracks
+    from pipelines.matching.constraints import cannot_link
+    from pipelines.matching.identities import EXACT_TRACKS
     from pipelines.matching.linkage import cluster_sparse
     from storage.vector_index import TrackTable
+    from tests.reference_clustering import cluster_tracks
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tracks", default="1000,2000,4000,20000,100000")

@@ -17,8 +17,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Optional, Sequence
 
+import numpy as np
+from scipy.cluster.hierarchy import DisjointSet
+
 from common.errors import UsageError
 from common.timefmt import format_time
+from pipelines.matching.constraints import confirmed_groups, seen_apart
 from pipelines.matching.identities import ClusteringReport, cluster_identities
 from storage.audit import record
 from storage.database import Database
@@ -41,21 +45,6 @@ def _check_tracks(db: Database, track_ids: Iterable[int]) -> int:
     if len(models) > 1:
         raise UsageError(f"tracks {', '.join(map(str, ids))} were encoded by different re-id models")
     return models.pop()
-
-
-def _components(same_pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in same_pairs:
-        parent[find(a)] = find(b)
-    return {x: find(x) for x in list(parent)}
 
 
 #: Feedback actions that ``undo`` can take back (newest first).
@@ -128,9 +117,9 @@ def _check_consistent(
             )
     same_pairs = [(v.track_a, v.track_b) for v in verdicts if v.verdict == SAME] + list(same)
     different_pairs = [(v.track_a, v.track_b) for v in verdicts if v.verdict == DIFFERENT] + list(different)
-    component = _components(same_pairs)
+    groups = confirmed_groups(same_pairs)
     for a, b in different_pairs:
-        if a in component and b in component and component[a] == component[b]:
+        if a in groups and b in groups and groups.connected(a, b):
             raise VerdictConflict(
                 f"tracks {a} and {b} would be both confirmed as one person (through other "
                 f"confirmations) and rejected; run 'reid-app feedback forget {a} {b}' or forget "
@@ -139,42 +128,38 @@ def _check_consistent(
                 a,
                 b,
             )
-    _check_possible(db, component)
+    _check_possible(db, groups)
 
 
-def _check_possible(db: Database, component: dict[int, int]) -> None:
+def _check_possible(db: Database, groups: DisjointSet) -> None:
     """Refuse confirmations that put one person in two places at once: two tracks of one group seen at the same
-    time in one camera, or in two cameras not marked as overlapping."""
-    groups: dict[int, list[int]] = {}
-    for track, root in component.items():
-        groups.setdefault(root, []).append(track)
-    members = [t for g in groups.values() if len(g) > 1 for t in g]
-    info = get_tracks(db, members)
+    time in one camera, or in two cameras not marked as overlapping (``pipelines.matching.constraints``)."""
+    subsets = [sorted(g) for g in groups.subsets() if len(g) > 1]
+    info = get_tracks(db, [t for g in subsets for t in g])
     overlaps = load_overlaps(db)
-    for group in groups.values():
-        known = sorted((t for t in group if t in info), key=lambda t: info[t].first_timestamp)
-        for i, a in enumerate(known):
-            for b in known[i + 1 :]:
-                ta, tb = info[a], info[b]
-                if tb.first_timestamp > ta.last_timestamp:
-                    break
-                cams = tuple(sorted((ta.camera_id, tb.camera_id)))
-                if cams[0] != cams[1] and cams in overlaps:
-                    continue
-                where = (
-                    f"on camera {ta.camera}"
-                    if ta.camera_id == tb.camera_id
-                    else f"on cameras {ta.camera} and {tb.camera} (not marked as overlapping)"
-                )
-                raise VerdictConflict(
-                    f"tracks {a} and {b} are seen at the same time {where}, from "
-                    f"{format_time(max(ta.first_timestamp, tb.first_timestamp))}; one person "
-                    f"cannot be both, so they are not confirmed as one",
-                    "simultaneous",
-                    a,
-                    b,
-                    cameras=() if ta.camera_id == tb.camera_id else (ta.camera, tb.camera),
-                )
+    for group in subsets:
+        known = sorted((t for t in group if t in info), key=lambda t: (info[t].first_timestamp, t))
+        first = np.array([info[t].first_timestamp for t in known])
+        last = np.array([info[t].last_timestamp for t in known])
+        cameras = np.array([info[t].camera_id for t in known])
+        clashes = np.argwhere(np.triu(seen_apart(first, last, cameras, first, last, cameras, overlaps), 1))
+        if not len(clashes):
+            continue
+        ta, tb = info[known[clashes[0][0]]], info[known[clashes[0][1]]]
+        where = (
+            f"on camera {ta.camera}"
+            if ta.camera_id == tb.camera_id
+            else f"on cameras {ta.camera} and {tb.camera} (not marked as overlapping)"
+        )
+        raise VerdictConflict(
+            f"tracks {ta.id} and {tb.id} are seen at the same time {where}, from "
+            f"{format_time(max(ta.first_timestamp, tb.first_timestamp))}; one person "
+            f"cannot be both, so they are not confirmed as one",
+            "simultaneous",
+            ta.id,
+            tb.id,
+            cameras=() if ta.camera_id == tb.camera_id else (ta.camera, tb.camera),
+        )
 
 
 def _reported(report: ClusteringReport, lines: list[str]) -> ClusteringReport:

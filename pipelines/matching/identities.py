@@ -22,13 +22,13 @@ identity and reused by re-clustering after feedback.
 
 Confidence of an identity in ``[0, 1]``: for several tracks the mean pairwise similarity of its members (a
 confirmed pair counts 1); for a single track, 1 minus its highest similarity to any track it could have joined
-(how clearly it stands alone).
+(how clearly it stands alone). The constraints and the confidence are written once, in
+``pipelines.matching.constraints``.
 
-:func:`cluster_identities` runs it with ``pipelines.matching.linkage.cluster_sparse`` (a heap over a neighbour graph:
-every
-pair up to :data:`EXACT_TRACKS` tracks, each track's 30 nearest beyond; 100,000 tracks in about a minute on 2
-cores). :func:`cluster_tracks` is the dense reference implementation (``O(T^2)`` memory, ``O(T^2)`` per merge) the
-sparse one is tested against.
+:func:`cluster_identities` runs it with ``pipelines.matching.linkage.cluster_sparse`` (a heap over a neighbour
+graph: every pair up to :data:`EXACT_TRACKS` tracks, each track's 30 nearest beyond; 100,000 tracks in about a
+minute on 2 cores). The dense reference implementation (``O(T^2)`` memory, ``O(T^2)`` per merge) it is tested
+against lives with the tests (``tests/reference_clustering.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from common.errors import UsageError
+from pipelines.matching.constraints import cannot_link_row, cohesion, standing_alone
 from pipelines.matching.linkage import cluster_sparse
 from storage.audit import record
 from storage.database import Database
@@ -79,110 +80,6 @@ class ClusteringReport:
     #: How a feedback re-clustering changed the identities it touched, one line each (``identity 7: 4 -> 2 tracks
     #: (left: 9, 12)``, ``new identity 31: tracks 9, 12``); every other identity is unchanged.
     identity_changes: list[str] = field(default_factory=list)
-
-
-class _UnionFind:
-    def __init__(self, n: int):
-        self.parent = list(range(n))
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, a: int, b: int) -> None:
-        self.parent[self.find(a)] = self.find(b)
-
-
-def cannot_link(tracks: TrackTable, overlaps: set[tuple[int, int]]) -> np.ndarray:
-    """Automatic cannot-link constraints between tracks (module docstring, step 2).
-
-    Args:
-        tracks: the tracks (camera ids and wall-clock time ranges).
-        overlaps: camera id pairs ``(a, b)``, ``a < b``, marked as overlapping.
-
-    Returns:
-        ``bool [T, T]``, symmetric, False on the diagonal.
-    """
-    first, last, cams = tracks.first_timestamps, tracks.last_timestamps, tracks.camera_ids
-    simultaneous = (first[:, None] <= last[None, :]) & (first[None, :] <= last[:, None])
-    allowed = np.zeros_like(simultaneous)
-    for a, b in overlaps:
-        pair = ((cams[:, None] == a) & (cams[None, :] == b)) | ((cams[:, None] == b) & (cams[None, :] == a))
-        allowed |= pair
-    forbidden = simultaneous & ~allowed
-    np.fill_diagonal(forbidden, False)
-    return forbidden
-
-
-def cluster_tracks(
-    similarity: np.ndarray, forbidden: np.ndarray, must_link: Sequence[tuple[int, int]], threshold: float
-) -> list[tuple[list[int], float]]:
-    """Constrained average-linkage clustering (module docstring, steps 1 and 3).
-
-    Args:
-        similarity: ``float [T, T]`` cosine similarities of the tracks.
-        forbidden: ``bool [T, T]`` cannot-link pairs (automatic and rejected).
-        must_link: index pairs that must share a cluster (confirmed).
-        threshold: the lowest average linkage that still merges.
-
-    Returns:
-        ``(member indices, confidence)`` per cluster, largest first.
-    """
-    n = len(similarity)
-    if n == 0:
-        return []
-    sim = similarity.astype(np.float64)
-    confirmed = np.zeros((n, n), bool)
-    union = _UnionFind(n)
-    for a, b in must_link:
-        union.union(a, b)
-        confirmed[a, b] = confirmed[b, a] = True
-    roots = sorted({union.find(i) for i in range(n)})
-    members = {r: [i for i in range(n) if union.find(i) == r] for r in roots}
-    k = len(roots)
-    groups = [members[r] for r in roots]
-    membership = np.zeros((k, n))
-    for c, g in enumerate(groups):
-        membership[c, g] = 1.0
-    sums = membership @ sim @ membership.T
-    blocked = (membership @ forbidden.astype(np.float64) @ membership.T) > 0
-    np.fill_diagonal(sums, 0.0)
-    np.fill_diagonal(blocked, False)
-    sizes = membership.sum(axis=1)
-    alive = np.ones(k, bool)
-    while True:
-        linkage = sums / np.outer(sizes, sizes)
-        usable = ~blocked & alive[:, None] & alive[None, :]
-        np.fill_diagonal(usable, False)
-        if not usable.any():
-            break
-        flat = np.where(usable, linkage, -np.inf)
-        i, j = np.unravel_index(np.argmax(flat), flat.shape)
-        if flat[i, j] < threshold:
-            break
-        groups[i] += groups[j]
-        sums[i, :] += sums[j, :]
-        sums[:, i] += sums[:, j]
-        sums[i, i] = 0.0
-        blocked[i, :] |= blocked[j, :]
-        blocked[:, i] |= blocked[:, j]
-        sizes[i] += sizes[j]
-        alive[j] = False
-    out = []
-    for c in np.flatnonzero(alive):
-        g = sorted(groups[c])
-        if len(g) > 1:
-            block = np.where(confirmed[np.ix_(g, g)], 1.0, sim[np.ix_(g, g)])
-            confidence = (block.sum() - np.trace(block)) / (len(g) * (len(g) - 1))
-        else:
-            others = np.where(forbidden[g[0]], -np.inf, sim[g[0]])
-            others[g[0]] = -np.inf
-            best = float(others.max()) if n > 1 else -np.inf
-            confidence = 1.0 - max(0.0, best) if np.isfinite(best) else 1.0
-        out.append((g, float(np.clip(confidence, 0.0, 1.0))))
-    return sorted(out, key=lambda c: (-len(c[0]), c[0][0]))
 
 
 def current_threshold(db: Database, model_id: int) -> float:
@@ -356,10 +253,10 @@ def assign_new_tracks(
 
     New tracks are taken in time order. A track confirmed by a user as the same person as a member joins that
     member's identity. Otherwise it joins the identity of highest average linkage (mean cosine similarity to its
-    members, the criterion of :func:`cluster_tracks`) that has no cannot-link member (module docstring, step 2:
+    members, the criterion of the full clustering) that has no cannot-link member (module docstring, step 2:
     simultaneous in one camera, simultaneous in two cameras not marked overlapping, or rejected by a user), when
     that linkage is at least ``threshold``; else it starts a new identity, which later new tracks may join.
-    Confidences: as in :func:`cluster_tracks`. A later full :func:`cluster_identities` may regroup them.
+    Confidences: ``pipelines.matching.constraints``. A later full :func:`cluster_identities` may regroup them.
 
     Args:
         model_id: the re-id model (default: the one with the most embeddings).
@@ -393,7 +290,7 @@ def assign_new_tracks(
     confidences: dict[int, float] = {}
     for i in new:
         similarity = descriptors @ descriptors[i]
-        forbidden = _cannot_link_row(tracks, i, overlaps)
+        forbidden = cannot_link_row(tracks, i, overlaps)
         same, different = _verdict_partners(tracks, int(tracks.track_ids[i]), verdicts)
         forbidden[different] = True
         chosen = next((int(label[j]) for j in same if label[j] != -1), None)
@@ -414,16 +311,12 @@ def assign_new_tracks(
             label[i], next_key = next_key, next_key - 1
             others = np.where(forbidden, -np.inf, similarity)
             others[i] = -np.inf
-            top = float(others.max()) if len(others) > 1 else -np.inf
-            confidences[int(label[i])] = float(np.clip(1.0 - max(0.0, top), 0.0, 1.0)) if np.isfinite(top) else 1.0
+            confidences[int(label[i])] = standing_alone(float(others.max()) if len(others) > 1 else -np.inf)
         else:
             label[i] = chosen
             joined += 1
             members = np.flatnonzero(label == chosen)
-            block = descriptors[members] @ descriptors[members].T
-            confidences[chosen] = float(
-                np.clip((block.sum() - np.trace(block)) / (len(members) * (len(members) - 1)), 0.0, 1.0)
-            )
+            confidences[chosen] = cohesion(descriptors[members] @ descriptors[members].T)
     keys = sorted({int(label[i]) for i in new})
     assignments = [
         (key if key > 0 else None, [int(tracks.track_ids[i]) for i in new if label[i] == key], confidences[key])
@@ -476,23 +369,6 @@ def identities_after_ingest(db: Database) -> Optional[ClusteringReport]:
         if assigned.tracks
         else [],
     )
-
-
-def _cannot_link_row(tracks: TrackTable, i: int, overlaps: set[tuple[int, int]]) -> np.ndarray:
-    """Row ``i`` of :func:`cannot_link`: ``bool [T]``."""
-    cams = tracks.camera_ids
-    simultaneous = (tracks.first_timestamps <= tracks.last_timestamps[i]) & (
-        tracks.first_timestamps[i] <= tracks.last_timestamps
-    )
-    allowed = np.zeros(len(tracks), bool)
-    for a, b in overlaps:
-        if cams[i] == a:
-            allowed |= cams == b
-        elif cams[i] == b:
-            allowed |= cams == a
-    forbidden = simultaneous & ~allowed
-    forbidden[i] = False
-    return forbidden
 
 
 def _verdict_partners(tracks: TrackTable, track_id: int, verdicts) -> tuple[list[int], list[int]]:

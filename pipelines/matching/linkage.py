@@ -1,5 +1,5 @@
 """Constrained average-linkage clustering that scales: a sparse k-nearest-neighbour graph, a heap of candidate
-merges and one union-find, instead of dense ``T x T`` matrices (``pipelines.matching.identities.cluster_tracks``).
+merges and one disjoint set, instead of dense ``T x T`` matrices (``tests/reference_clustering.py``).
 
 Algorithm (average linkage, as in ``pipelines.matching.identities``; graph-based agglomeration after Sibson's and the
 "sparse average linkage" of Loewenstein et al., 2008):
@@ -7,7 +7,7 @@ Algorithm (average linkage, as in ``pipelines.matching.identities``; graph-based
 1. Each track's ``k`` most similar tracks (cosine of descriptors) whose similarity is at least ``min_edge`` are its
    graph edges; a pair that is in neither's neighbour list counts as similarity 0 in the averages (an
    underestimate: the sparse result merges at most what the dense one merges).
-2. Confirmed pairs (must-link) start in one cluster (union-find).
+2. Confirmed pairs (must-link) start in one cluster (a disjoint set).
 3. Every pair of clusters joined by an edge is a candidate with linkage ``sum of edge similarities / (|A| |B|)``,
    kept in a max-heap. The best candidate is popped; stale entries (a cluster changed since) are skipped. The two
    clusters merge when their linkage is at least ``threshold`` and no pair of their members is cannot-linked
@@ -26,6 +26,9 @@ import heapq
 from typing import Optional, Sequence
 
 import numpy as np
+from scipy.cluster.hierarchy import DisjointSet
+
+from pipelines.matching.constraints import cohesion, seen_apart, standing_alone
 
 #: Up to this many tracks the neighbour search is exact.
 EXACT_KNN_LIMIT = 50_000
@@ -84,28 +87,24 @@ def _faiss_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Clusters:
-    """Union-find over tracks with, per root, its members and its edge sums to other roots."""
+    """A disjoint set over tracks (``scipy.cluster.hierarchy.DisjointSet``) with, per root, its members and its
+    edge sums to other roots."""
 
     def __init__(self, n: int):
-        self.parent = np.arange(n)
+        self.sets = DisjointSet(range(n))
         self.members: dict[int, list[int]] = {i: [i] for i in range(n)}
         self.edges: dict[int, dict[int, float]] = {i: {} for i in range(n)}
         self.version = np.zeros(n, np.int64)
         self.blocked: dict[int, set[int]] = {}
 
     def find(self, i: int) -> int:
-        root = i
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[i] != root:
-            self.parent[i], i = root, self.parent[i]
-        return int(root)
+        return int(self.sets[i])
 
     def merge(self, a: int, b: int) -> int:
-        """Merge roots ``a`` and ``b``; returns the surviving root."""
-        if len(self.members[a]) < len(self.members[b]):
+        """Merge roots ``a`` and ``b``; returns the surviving root (the disjoint set's choice)."""
+        self.sets.merge(a, b)
+        if self.sets[a] != a:
             a, b = b, a
-        self.parent[b] = a
         self.members[a] += self.members.pop(b)
         edges_a, edges_b = self.edges[a], self.edges.pop(b)
         edges_a.pop(b, None)
@@ -154,9 +153,7 @@ def cluster_sparse(
 
     Returns:
         ``(member indices, confidence)`` per cluster, largest first; confidence as in
-        ``pipelines.matching.identities.cluster_tracks`` (mean pairwise similarity of members; for a single track, 1
-        minus
-        its highest similarity to a track it could have joined, from its graph edges).
+        ``pipelines.matching.constraints`` (for a single track from its graph edges).
     """
     n = len(descriptors)
     if n == 0:
@@ -175,20 +172,13 @@ def cluster_sparse(
         if ra != rb:
             clusters.edges[ra][rb] = clusters.edges[ra].get(rb, 0.0) + s
             clusters.edges[rb][ra] = clusters.edges[rb].get(ra, 0.0) + s
-    allowed = np.zeros((0, 2), np.int64) if not overlaps else np.array(sorted(overlaps), np.int64)
 
     def forbidden(a: int, b: int) -> bool:
         ma, mb = np.array(clusters.members[a]), np.array(clusters.members[b])
-        simultaneous = (first[ma][:, None] <= last[mb][None, :]) & (first[mb][None, :] <= last[ma][:, None])
-        if simultaneous.any():
-            ca, cb = cameras[ma][:, None], cameras[mb][None, :]
-            ok = np.zeros_like(simultaneous)
-            for x, y in allowed:
-                ok |= ((ca == x) & (cb == y)) | ((ca == y) & (cb == x))
-            # a confirmation overrides the automatic constraints between the tracks it joined
-            clash = simultaneous & ~ok & (component[ma][:, None] != component[mb][None, :])
-            if clash.any():
-                return True
+        clash = seen_apart(first[ma], last[ma], cameras[ma], first[mb], last[mb], cameras[mb], overlaps)
+        # a confirmation overrides the automatic constraints between the tracks it joined
+        if (clash & (component[ma][:, None] != component[mb][None, :])).any():
+            return True
         if rejected_set:
             sa, sb = set(ma.tolist()), set(mb.tolist())
             return any((i in sa and j in sb) or (i in sb and j in sa) for i, j in rejected_set)
@@ -233,14 +223,14 @@ def _with_confidence(clusters: _Clusters, descriptors, rows, cols, sims, confirm
     for members in clusters.members.values():
         members = sorted(members)
         if len(members) > 1:
-            block = descriptors[members].astype(np.float64) @ descriptors[members].astype(np.float64).T
+            vectors = descriptors[members].astype(np.float64)
+            pairs = np.zeros((len(members), len(members)), bool)
             for a, b in confirmed:
                 if a in members and b in members:
                     i, j = members.index(a), members.index(b)
-                    block[i, j] = block[j, i] = 1.0
-            confidence = (block.sum() - np.trace(block)) / (len(members) * (len(members) - 1))
+                    pairs[i, j] = pairs[j, i] = True
+            confidence = cohesion(vectors @ vectors.T, pairs)
         else:
-            top = best[members[0]]
-            confidence = 1.0 - max(0.0, float(top)) if np.isfinite(top) else 1.0
-        out.append((members, float(np.clip(confidence, 0.0, 1.0))))
+            confidence = standing_alone(float(best[members[0]]))
+        out.append((members, confidence))
     return sorted(out, key=lambda c: (-len(c[0]), c[0][0]))

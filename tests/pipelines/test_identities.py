@@ -3,13 +3,8 @@
 import numpy as np
 import pytest
 
-from pipelines.matching.identities import (
-    DEFAULT_THRESHOLD,
-    cannot_link,
-    cluster_identities,
-    cluster_tracks,
-    join_ranges,
-)
+from pipelines.matching.constraints import cannot_link
+from pipelines.matching.identities import DEFAULT_THRESHOLD, cluster_identities, join_ranges
 from storage.database import open_database
 from storage.feedback import set_overlap
 from storage.identities import load_identities
@@ -17,6 +12,7 @@ from storage.repository import camera_ids_by_name, get_tracks
 from storage.vector_index import TrackTable
 from tests.conftest import LAB, copy_db
 from tests.lab_geometry import same_person_pairs
+from tests.reference_clustering import cluster_tracks
 
 
 def _tracks(cameras, ranges):
