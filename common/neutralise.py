@@ -23,3 +23,9 @@ def csv_cell(value):
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks shown as ``\\n`` and ``\\r`` (an error's one line on stderr stays one
+    line even when it quotes a value holding a newline)."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n")

@@ -33,7 +33,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from common.errors import WeightsError
+from common.errors import WeightsError, setting
 
 #: The stride of every trunk's output map (the part branches' RoI scale).
 MID_STRIDE = 16
@@ -104,8 +104,9 @@ def _resnet(name: str, last_stride: int, imagenet) -> Trunk:
         except Exception as exc:  # URLError, HTTPError, socket errors, corrupt cache
             raise WeightsError(
                 f"the ImageNet weights of {name} could not be fetched ({type(exc).__name__}); offline, place "
-                f"{weights_enum.url.rsplit('/', 1)[-1]} in $TORCH_HOME/hub/checkpoints, choose --arch mobilenet_v2 "
-                f"(ImageNet weights from a local file), or pass --reid PATH to a trained re-id model"
+                f"{weights_enum.url.rsplit('/', 1)[-1]} in $TORCH_HOME/hub/checkpoints, choose "
+                f"{setting('arch')} mobilenet_v2 "
+                f"(ImageNet weights from a local file), or set {setting('reid')} to a trained re-id model"
             ) from exc
     if last_stride == 1:
         block = resnet.layer4[0]
@@ -171,7 +172,7 @@ def _mobilenet_v2(last_stride: int, imagenet) -> Trunk:
         features.load_state_dict(map_state_dict_in_order(_read_state_dict(path), features.state_dict(), path.name))
     elif imagenet:
         raise WeightsError(
-            f"MobileNetV2's ImageNet weights come from a local file: pass --imagenet PATH or put "
+            f"MobileNetV2's ImageNet weights come from a local file: pass {setting('imagenet')} PATH or put "
             f"{MOBILENET_V2_IMAGENET_FILE} in a weights folder"
         )
     if last_stride == 1:

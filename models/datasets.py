@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from common.errors import DatasetError
+from common.errors import DatasetError, setting
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 SPLITS = ("train", "query", "gallery")
@@ -109,7 +109,8 @@ def _named_samples(
         match = pattern.match(path.name)
         if match is None:
             raise DatasetError(
-                f"{path} does not follow the dataset's file naming (expected e.g. {example}); is --dataset right?"
+                f"{path} does not follow the dataset's file naming (expected e.g. {example}); is "
+                f"{setting('dataset')} right?"
             )
         samples.append(ReidSample(path, int(match.group(1)) + pid_offset, camera(int(match.group(2)))))
     return samples

@@ -19,7 +19,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from common.errors import WeightsError
+from common.errors import WeightsError, setting
 
 DEFAULT_MODEL_NAME = "jointloss-osnet0286-cuhk"
 
@@ -28,7 +28,8 @@ def _shipped(suffix: str) -> Path:
     path = Path(str(resources.files("models").joinpath("pretrained", DEFAULT_MODEL_NAME + suffix)))
     if not path.is_file():
         raise WeightsError(
-            f"the shipped re-id model {path} is missing from this installation; reinstall reid-app or pass --reid PATH"
+            f"the shipped re-id model {path} is missing from this installation; reinstall reid-app or set "
+            f"{setting('reid')} to a re-id model file"
         )
     return path
 

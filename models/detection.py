@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from common.errors import WeightsError
+from common.errors import WeightsError, setting
 
 
 def _task_from_metadata(path: Path) -> Optional[str]:
@@ -72,7 +72,7 @@ def load_yolo(weights: str | Path, what: str = "detector"):
         if not path.exists():
             raise WeightsError(
                 f"{what} weights '{weights}' could not be downloaded ({type(exc).__name__}: {exc}); "
-                f"you may be offline: pass --detector PATH to a local model file or folder"
+                f"you may be offline: set {setting('detector')} to a local model file or folder"
             ) from exc
         raise WeightsError(
             f"{what} weights {weights} could not be loaded ({type(exc).__name__}: "

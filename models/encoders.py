@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from common.errors import DeviceError, WeightsError
+from common.errors import DeviceError, WeightsError, setting
 from models.ir_files import openvino_xml
 from models.parts import fallback_stripes, parse_descriptor_layout, stripe_boxes
 from models.transforms import IMAGENET_RGB, OPEN_MODEL_ZOO_BGR, Preprocessing  # noqa: F401 (re-exported)
@@ -169,7 +169,9 @@ def resolve_device(spec: str) -> str:
             except ValueError:
                 raise DeviceError(f"device '{spec}' is not valid; use auto, cpu, cuda or cuda:N") from None
         if not torch.cuda.is_available():
-            raise DeviceError(f"device '{spec}' requested but CUDA is not available on this machine; use --device cpu")
+            raise DeviceError(
+                f"device '{spec}' requested but CUDA is not available on this machine; use {setting('device')} cpu"
+            )
         if index >= torch.cuda.device_count():
             raise DeviceError(
                 f"device '{spec}' does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)"

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from common.errors import WeightsError
+from common.errors import WeightsError, setting
 from common.types import Detection
 
 
@@ -262,7 +262,7 @@ class MMPoseEstimator(PoseEstimator):
         except Exception as exc:  # ImportError, or mmcv's compiled ops failing to load
             raise WeightsError(
                 f"the mmpose pose backend needs mmpose with a compiled mmcv "
-                f"({type(exc).__name__}: {exc}); install them (see README) or use --pose auto"
+                f"({type(exc).__name__}: {exc}); install them (see README) or use {setting('pose')} auto"
             ) from exc
         try:
             self.model = init_model(config, checkpoint, device=device)

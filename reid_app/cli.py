@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 import click
 
 from common.errors import ReidAppError, UsageError
+from common.neutralise import one_line
 from common.redaction import RedactingFilter, display_text
 from common.settings import load_settings
 from reid_app import __version__
@@ -385,7 +386,7 @@ def ingest(
     try:
         rate = float(fps)
     except ValueError:
-        raise UsageError(f"--fps '{fps}' is not a number") from None
+        raise UsageError(f"--fps {fps!r} is not a number") from None
     finite_option(rate, "--fps")
     finite_option(crops_per_second, "--crops-per-second")
     finite_option(pose_interval, "--pose-interval")
@@ -598,14 +599,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="reid-app", standalone_mode=False)
     except ReidAppError as exc:
-        click.echo(f"reid-app: error: {display_text(exc)}", err=True)
+        click.echo(f"reid-app: error: {one_line(display_text(exc))}", err=True)
         sys.exit(EXIT_ERROR)
     except click.exceptions.Abort:
         click.echo("reid-app: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         click.echo(
-            f"reid-app: error: {display_text(exc.format_message())} (see 'reid-app {' '.join(sys.argv[1:2])} --help')",
+            f"reid-app: error: {one_line(display_text(exc.format_message()))} "
+            f"(see 'reid-app {' '.join(sys.argv[1:2])} --help')",
             err=True,
         )
         sys.exit(exc.exit_code)

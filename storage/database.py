@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from common.errors import DatabaseError
+from common.errors import DatabaseError, setting
 from common.redaction import redact_text, redact_url
 from storage.schema import ADDED_COLUMNS, APP_ID, SCHEMA3_TABLES, SCHEMA_VERSION, UPGRADABLE_VERSIONS, Base, Meta
 
@@ -114,7 +114,7 @@ def sqlite_path(location: Union[str, Path]) -> Optional[Path]:
     except (ArgumentError, ValueError):
         # the parser's own words may quote a piece of the password (a bad port is often one): not shown
         raise DatabaseError(
-            f"--db {redact_url(text_)!r} is not a database URL; give a file path or a URL such as "
+            f"{setting('db')} {redact_url(text_)!r} is not a database URL; give a file path or a URL such as "
             f"sqlite:////abs/path/reid.db or postgresql://user:password@host:5432/db "
             f"(characters such as @ : / # in a password percent-encoded)"
         ) from None
@@ -122,7 +122,7 @@ def sqlite_path(location: Union[str, Path]) -> Optional[Path]:
         return None
     if not url.database or url.database == ":memory:":
         raise DatabaseError(
-            f"--db {redact_url(text_)!r} is an in-memory database, which keeps nothing; give a file path"
+            f"{setting('db')} {redact_url(text_)!r} is an in-memory database, which keeps nothing; give a file path"
         )
     return Path(url.database).expanduser().absolute()
 
@@ -175,7 +175,8 @@ def inspect_sqlite(path: Path) -> str:
             if "reid_meta" not in tables:
                 shown = ", ".join(sorted(tables)[:5])
                 raise DatabaseError(
-                    f"database {path} was written by another program (tables: {shown}); choose another --db path"
+                    f"database {path} was written by another program (tables: {shown}); choose another "
+                    f"{setting('db')} path"
                 )
             if _is_half_made(con, tables):
                 return "new"
@@ -192,15 +193,17 @@ def inspect_sqlite(path: Path) -> str:
     except sqlite3.DatabaseError as exc:
         if "not a database" in str(exc) or "file is encrypted" in str(exc):
             raise DatabaseError(
-                f"database {path} is not a SQLite file (written by another program?); choose another --db path"
+                f"database {path} is not a SQLite file (written by another program?); choose another "
+                f"{setting('db')} path"
             ) from None
         raise DatabaseError(
             f"database {path} is damaged or not a SQLite database ({exc}); nothing was written "
-            f"to it; choose another --db path or restore it from a backup"
+            f"to it; choose another {setting('db')} path or restore it from a backup"
         ) from None
     if meta.get("app") != APP_ID:
         raise DatabaseError(
-            f"database {path} was written by another program (app={meta.get('app')!r}); choose another --db path"
+            f"database {path} was written by another program (app={meta.get('app')!r}); choose another "
+            f"{setting('db')} path"
         )
     try:
         version = int(meta.get("schema_version", "0"))

@@ -14,30 +14,32 @@ from typing import Any, Callable, Optional, Sequence
 
 from PySide6.QtCore import QObject, QThread, QThreadPool, Signal, Slot
 
-from common.errors import ReidAppError
+from common.errors import ReidAppError, cli_option
 
 log = logging.getLogger(__name__)
 
 
-_FIELDS = {
-    "--detector": "Detector",
-    "--reid": "Re-id model",
-    "--pose": "Pose",
-    "--fps": "Frames per second",
-    "--batch-size": "Batch size",
-    "--duration": "Duration",
-    "--crops-per-second": "Crops per second",
+#: The app's words for the settings error messages name (``common.errors.setting``); the rest keep the CLI's.
+_APP_NAMES = {
+    "detector": "the Detector field",
+    "reid": "the Re-id model field",
+    "pose": "the Pose field",
+    "fps": "the Frames per second field",
+    "batch_size": "the Batch size field",
+    "duration": "the Duration field",
+    "crops_per_second": "the Crops per second field",
+    "detector_size": "the detector size",
+    "db": "database",
+    "out": "the export folder",
 }
 
 
 def describe_error(exc: BaseException) -> str:
-    """The message shown to the user for an exception raised by background work."""
+    """The message shown to the user for an exception raised by background work: a
+    :class:`~common.errors.ReidAppError` worded with the app's names for its settings, anything else as its type
+    and text (the traceback goes to the log)."""
     if isinstance(exc, ReidAppError):
-        text = str(exc)
-        for option, field_name in _FIELDS.items():  # the messages name CLI options; the app has fields
-            text = text.replace(f"pass {option} ", f"set the {field_name} field to ")
-            text = text.replace(option, f"the {field_name} field")
-        return text
+        return exc.worded(lambda name: _APP_NAMES.get(name, cli_option(name)))
     return f"unexpected error: {type(exc).__name__}: {exc} (details are in the log)"
 
 

@@ -929,7 +929,8 @@ class MainWindow(QMainWindow):
         self.live_dock.raise_()
         self.resizeDocks([self.live_dock], [max(360, self.height() // 2)], Qt.Orientation.Vertical)
         self.stop_watch_action.setEnabled(True)
-        self.statusBar().showMessage(f"Watching {len(session.cameras)} live camera(s)", 5000)
+        if not self.live_panel.alerts.count():  # an alert raised while the models loaded keeps the status bar
+            self.statusBar().showMessage(f"Watching {len(session.cameras)} live camera(s)", 5000)
 
     def stop_watching(self) -> None:
         """Stop the live cameras (their last sightings are stored, their recordings closed)."""

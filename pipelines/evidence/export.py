@@ -36,7 +36,7 @@ from typing import Callable, Optional
 import numpy as np
 from sqlalchemy import select
 
-from common.errors import UsageError
+from common.errors import UsageError, setting
 from common.neutralise import csv_cell
 from common.timefmt import KNOWN_TIME_FROM
 from pipelines.evidence.case_report import write_case_report
@@ -160,7 +160,7 @@ def export_identity(
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise UsageError(f"--out {out_dir} is a file; give a folder") from None
+        raise UsageError(f"{setting('out')} {out_dir} is a file; give a folder") from None
     except OSError as exc:
         raise UsageError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
     progress = on_progress or (lambda _text: None)
@@ -457,11 +457,15 @@ def _check_out_dir(db: Database, out_dir: Path) -> None:
     """Refuse an output folder that holds another export (its manifest would be overwritten and its files left
     uncertified) or the database (whose files change under the hashes)."""
     if (out_dir / "manifest.json").exists():
-        raise UsageError(f"--out {out_dir} already holds an export (manifest.json); give a new or empty folder")
+        raise UsageError(
+            f"{setting('out')} {out_dir} already holds an export (manifest.json); give a new or empty folder"
+        )
     if db.path is not None and out_dir.exists():
         folder, database = out_dir.resolve(), db.path.resolve()
         if database.is_relative_to(folder):
-            raise UsageError(f"--out {out_dir} holds the database {db.path}; give a folder of its own for the export")
+            raise UsageError(
+                f"{setting('out')} {out_dir} holds the database {db.path}; give a folder of its own for the export"
+            )
 
 
 def _manifest(db: Database, summary: dict, sources: list[dict], out_dir: Path, report: EvidenceReport) -> dict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from common.errors import UsageError
+from common.errors import UsageError, setting
 
 
 @dataclass
@@ -56,22 +56,22 @@ class IngestChoices:
         UsageError: a value out of range, named as the CLI option that sets it.
         """
         if not self.analysis_fps > 0:
-            raise UsageError(f"--fps must be greater than 0 frames/s, got {self.analysis_fps:g}")
+            raise UsageError(f"{setting('fps')} must be greater than 0 frames/s, got {self.analysis_fps:g}")
         if not (160 <= self.detector_size <= 1920 and self.detector_size % 32 == 0):
             raise UsageError(
-                f"--detector-size must be a multiple of 32 from 160 to 1920 pixels, got {self.detector_size}"
+                f"{setting('detector_size')} must be a multiple of 32 from 160 to 1920 pixels, got {self.detector_size}"
             )
         if self.batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1, got {self.batch_size}")
+            raise UsageError(f"{setting('batch_size')} must be at least 1, got {self.batch_size}")
         if not self.crops_per_second > 0:
-            raise UsageError(f"--crops-per-second must be greater than 0, got {self.crops_per_second:g}")
+            raise UsageError(f"{setting('crops_per_second')} must be greater than 0, got {self.crops_per_second:g}")
         if self.duration_s is not None and not self.duration_s > 0:
-            raise UsageError(f"--duration must be greater than 0 seconds, got {self.duration_s:g}")
+            raise UsageError(f"{setting('duration')} must be greater than 0 seconds, got {self.duration_s:g}")
         if not self.static_after_s >= 0 or self.static_after_s == float("inf"):
-            raise UsageError(f"--static-after must be 0 or more seconds, got {self.static_after_s:g}")
+            raise UsageError(f"{setting('static_after')} must be 0 or more seconds, got {self.static_after_s:g}")
         if not self.pose_interval_s >= 0 or self.pose_interval_s == float("inf"):
-            raise UsageError(f"--pose-interval must be 0 or more seconds, got {self.pose_interval_s:g}")
+            raise UsageError(f"{setting('pose_interval')} must be 0 or more seconds, got {self.pose_interval_s:g}")
         if not 1 <= self.tiles <= 4:
-            raise UsageError(f"--tiles must be from 1 (whole frames only) to 4, got {self.tiles}")
+            raise UsageError(f"{setting('tiles')} must be from 1 (whole frames only) to 4, got {self.tiles}")
         if self.tracker not in ("bytetrack", "botsort", "botsort-reid"):
             raise UsageError(f"tracker '{self.tracker}' is not bytetrack, botsort or botsort-reid")

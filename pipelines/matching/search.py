@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from common.errors import UsageError
+from common.errors import UsageError, setting
 from models.encoders import ReIDEncoder
 from models.parts import fallback_stripes, stripe_boxes
 from models.reranking import k_reciprocal_rerank
@@ -295,7 +295,7 @@ class Searcher:
         if not models:
             raise UsageError(
                 f"{self.db.location} holds no embeddings made by re-id model {encoder.name}; pass the "
-                f"--reid weights that were used for ingest"
+                f"{setting('reid')} weights that were used for ingest"
             )
         boxes = stripe_boxes(image.shape[0], image.shape[1], fallback_stripes(encoder.num_parts))[None]
         vector = encoder.encode([image], boxes)[0]

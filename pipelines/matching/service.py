@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from common.errors import UsageError
+from common.errors import UsageError, setting
 from pipelines.evidence.export import EvidenceReport, export_identity
 from pipelines.matching.feedback import (
     VerdictConflict,
@@ -228,7 +228,9 @@ def run_search(
         UsageError: not exactly one query, or the query's errors (see :class:`pipelines.matching.search.Searcher`).
     """
     if sum(x is not None for x in (track_id, sighting_id, image_path)) != 1:
-        raise UsageError("give exactly one of --track ID, --sighting ID or --image FILE")
+        raise UsageError(
+            f"give exactly one of {setting('track')} ID, {setting('sighting')} ID or {setting('image')} FILE"
+        )
     if track_id is not None:
         return searcher.by_track(track_id, options, filters)
     if sighting_id is not None:

@@ -245,3 +245,9 @@ def test_the_pose_weights_are_recorded_absolute_like_the_detector(tmp_path, lab_
     recorded = ingest_models(database)
     database.close()
     assert recorded["pose"] == str(pose.absolute()) and Path(recorded["detector"]).is_absolute()
+
+
+def test_an_error_quoting_a_value_with_a_line_break_stays_one_line(tmp_path):
+    result = run_cli("ingest", tmp_path / "x.mp4", "--fps", "5\nfps", "--db", tmp_path / "x.db")
+    assert result.code == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "'5\\nfps' is not a number" in result.stderr and not (tmp_path / "x.db").exists()
