@@ -18,6 +18,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import platformdirs
 
@@ -43,12 +44,48 @@ def user_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
-def recordings_dir_for(db_location: str) -> Path:
+@dataclass(frozen=True)
+class DatabaseLocation:
+    """Where a database lives, told apart once: a URL (``sqlite:///...``, ``postgresql://...``), kept verbatim and
+    never turned into a path, or a file path, with ``~`` expanded. ``str()`` gives it as the driver takes it (a URL
+    may hold a password: show it through ``common.redaction.redact_url``)."""
+
+    value: str
+
+    @classmethod
+    def of(cls, location: "str | Path | DatabaseLocation") -> "DatabaseLocation":
+        """The location ``location`` names (a location given twice is the same object)."""
+        if isinstance(location, DatabaseLocation):
+            return location
+        text = str(location)
+        return cls(text if "://" in text else str(Path(text).expanduser()))
+
+    @property
+    def is_url(self) -> bool:
+        """True for a URL (a server, or SQLite named by URL); False for a plain file path."""
+        return "://" in self.value
+
+    @property
+    def file(self) -> Optional[Path]:
+        """The file of a plain path (None for a URL)."""
+        return None if self.is_url else Path(self.value)
+
+    def beside(self, base: Path) -> "DatabaseLocation":
+        """This location read from a file in folder ``base``: a relative path is taken from ``base``; a URL and an
+        absolute path stay as they are."""
+        return self if self.is_url else DatabaseLocation(str(Path(base) / self.value))
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def recordings_dir_for(db_location: "str | Path | DatabaseLocation") -> Path:
     """Where live cameras are recorded by default: ``recordings`` beside a database file, else (a database URL)
     in the user data folder."""
-    if "://" in str(db_location):
+    location = DatabaseLocation.of(db_location)
+    if location.file is None:
         return user_data_dir() / "recordings"
-    return Path(db_location).expanduser().resolve().parent / "recordings"
+    return location.file.resolve().parent / "recordings"
 
 
 def compiled_model_cache_dir() -> Path:
@@ -82,7 +119,7 @@ class Settings:
     """Resolved settings (before command-line overrides).
 
     Attributes:
-        db: default database location: a file path or a URL (kept as a string; see :func:`database_location`).
+        db: default database location: a file path or a URL (kept as a string; see :class:`DatabaseLocation`).
         weights_dirs: folders searched for weight files, in order (environment, settings file, user cache).
         detector: default detector weights name or path.
         reid: default re-id weights name or path.
@@ -96,12 +133,6 @@ class Settings:
     reid: str = DEFAULT_REID
     device: str = "auto"
     source: list[str] = field(default_factory=list)
-
-
-def database_location(value: str) -> str:
-    """A database location as given: a URL (``sqlite:///...``, ``postgresql://...``) is kept verbatim, never
-    turned into a path; a path has ``~`` expanded."""
-    return value if "://" in value else str(Path(value).expanduser())
 
 
 def _read_settings_file(path: Path) -> dict:
@@ -139,7 +170,7 @@ def load_settings() -> Settings:
         if key in data:
             setattr(settings, key, str(data[key]))
     if "db" in data:
-        settings.db = database_location(str(data["db"]))
+        settings.db = str(DatabaseLocation.of(str(data["db"])))
     if os.environ.get("REID_APP_DB"):
-        settings.db = database_location(os.environ["REID_APP_DB"])
+        settings.db = str(DatabaseLocation.of(os.environ["REID_APP_DB"]))
     return settings

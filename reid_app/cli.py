@@ -19,9 +19,9 @@ import click
 from common.errors import ReidAppError, UsageError
 from common.neutralise import one_line
 from common.redaction import RedactingFilter, display_text
-from common.settings import load_settings
+from common.settings import DatabaseLocation
 from reid_app import __version__
-from reid_app.cli_helpers import cluster_after_ingest, finite_option, parse_start_time
+from reid_app.cli_helpers import cluster_after_ingest, command_settings, finite_option, parse_start_time
 from reid_app.console import stderr_console, stdout_console
 from reid_app.ingest_runner import IngestChoices, prepare_ingest
 from reid_app.live_cli import COMMANDS as LIVE_COMMANDS
@@ -382,7 +382,7 @@ def ingest(
     /dev/videoN): with --duration S it is recorded for S seconds (into --recordings) and the recording ingested,
     with wall-clock times.
     """
-    settings = load_settings()
+    settings = command_settings()
     try:
         rate = float(fps)
     except ValueError:
@@ -453,7 +453,8 @@ def ingest(
     resolve_device(choices.device or settings.device)  # cheap checks first: device, an existing database, models
     # an existing database (a damaged or foreign file) is opened before seconds of model loading; a new one only
     # after the models loaded, so that a failure there creates no file
-    db = open_database(location) if "://" not in str(location) and Path(location).exists() else None
+    file = DatabaseLocation.of(location).file
+    db = open_database(location) if file is not None and file.exists() else None
     try:
         prepared = prepare_ingest(choices, settings)
     except BaseException:
@@ -515,7 +516,7 @@ def _ingest_on_cluster(address: str, location: str, jobs, streams, choices, unre
     from reid_app.cluster_ingest import ingest_on_cluster
     from storage.database import open_database
 
-    if "://" not in location:
+    if not DatabaseLocation.of(location).is_url:
         raise UsageError(
             f"--cluster needs a database every machine reaches: give --db postgresql://..., not the file {location}"
         )
@@ -572,7 +573,7 @@ def _open_gui(db_path: Optional[str], device: Optional[str]) -> None:
     from reid_app.live_session import LiveSession
     from ui.app import AppServices, run_app
 
-    settings = load_settings()
+    settings = command_settings()
     services = AppServices(
         prepare_ingest=lambda choices: prepare_ingest(choices, settings),
         device=resolve_device(device or settings.device),

@@ -10,6 +10,7 @@ from typing import Optional
 import click
 
 from common.errors import UsageError, WeightsError
+from common.settings import Settings, load_settings
 from common.timefmt import format_time  # noqa: F401  (the CLI's tables and the app use it from here)
 
 #: Latest wall-clock time accepted (2200-01-01T00:00:00Z, seconds since the epoch): later values are mistakes
@@ -84,3 +85,20 @@ def cluster_after_ingest(db, console) -> None:
         highlight=False,
         soft_wrap=True,
     )
+
+
+def command_settings() -> Settings:
+    """The user's settings, read once per command: the first call in a command loads them
+    (``common.settings.load_settings``) and keeps them on the command's click context; outside a command (a Ray
+    worker) they are loaded afresh.
+
+    Raises:
+        UsageError: the settings file is not valid TOML.
+    """
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return load_settings()
+    meta = context.find_root().meta
+    if "reid_app.settings" not in meta:
+        meta["reid_app.settings"] = load_settings()
+    return meta["reid_app.settings"]

@@ -12,8 +12,8 @@ from typing import Optional
 import click
 
 from common.errors import UsageError
-from common.settings import load_settings
-from reid_app.cli_helpers import DB_ID, format_time
+from common.settings import DatabaseLocation
+from reid_app.cli_helpers import DB_ID, command_settings, format_time
 from reid_app.console import stderr_console, stdout_console
 from reid_app.ingest_runner import IngestChoices, prepare_ingest
 from reid_app.live_session import make_live_site
@@ -28,7 +28,7 @@ def _print(text: str, err: bool = False) -> None:
 def _open(db_path: Optional[str]):
     from pipelines.matching.service import open_investigation
 
-    return open_investigation(db_path or load_settings().db, create=False)
+    return open_investigation(db_path or command_settings().db, create=False)
 
 
 def status_line(status) -> str:
@@ -150,7 +150,7 @@ def watch(
     from storage.database import open_database
 
     site = load_site(site_path)
-    settings = load_settings()
+    settings = command_settings()
     choices = IngestChoices(detector=detector, detector_size=detector_size, pose=pose, reid=reid, device=device)
     choices.check()
     location = db_path or site.db or settings.db
@@ -165,7 +165,7 @@ def watch(
     if cluster is not None:
         from reid_app.cluster_watch import watch_on_cluster
 
-        if "://" not in str(location):
+        if not DatabaseLocation.of(location).is_url:
             raise UsageError(
                 f"--cluster needs a database every machine reaches: give --db postgresql://..., not the file {location}"
             )
@@ -283,7 +283,7 @@ def watchlist_add(name, db_path, identity_id, track_id, image_path, note, reid, 
         else:
             from reid_app.ingest_runner import load_query_encoder
 
-            encoder = load_query_encoder(db, load_settings(), device, reid)
+            encoder = load_query_encoder(db, command_settings(), device, reid)
             entry = watch_image(db, Path(image_path), name.strip(), encoder, note)
             source = f"image {image_path}"
         record(db, "watchlist", change="add", watchlist_id=entry, name=name.strip(), source=source)

@@ -8,9 +8,8 @@ from typing import Optional, Sequence
 import click
 
 from common.errors import UsageError
-from common.settings import load_settings
 from common.timefmt import confidence_text, zone_label
-from reid_app.cli_helpers import DB_ID, finite_option, format_time, parse_start_time
+from reid_app.cli_helpers import DB_ID, command_settings, finite_option, format_time, parse_start_time
 from reid_app.console import stderr_console, stdout_console
 
 _DB_HELP = "Database file [default: reid.db in your user data folder, or $REID_APP_DB]."
@@ -19,7 +18,7 @@ _DB_HELP = "Database file [default: reid.db in your user data folder, or $REID_A
 def _open(db_path: Optional[str]):
     from pipelines.matching.service import open_investigation
 
-    return open_investigation(db_path or load_settings().db, create=False)
+    return open_investigation(db_path or command_settings().db, create=False)
 
 
 def _print(text: str) -> None:
@@ -125,7 +124,7 @@ def search(
     ]
     if window[0] is not None and window[1] is not None and window[0] > window[1]:
         raise UsageError(f"--after {after} is later than --before {before}")
-    settings = load_settings()
+    settings = command_settings()
     db = _open(db_path)
     device_name = resolve_device(device or settings.device)
     searcher = service.make_searcher(db, index_kind, device_name)
@@ -566,7 +565,7 @@ def check(db_path) -> None:
     from common.redaction import redact_url
     from pipelines.matching.service import integrity_problems
 
-    location = db_path or load_settings().db
+    location = db_path or command_settings().db
     problems = integrity_problems(location)
     for problem in problems:
         stderr_console().print(f"reid-app: {problem}", markup=False, highlight=False, soft_wrap=True)
@@ -610,7 +609,7 @@ def retention(db_path, older_than, recordings_dir, dry_run) -> None:
     from pipelines.live.site import parse_duration
 
     age = parse_duration(older_than, "--older-than")
-    location = db_path or load_settings().db
+    location = db_path or command_settings().db
     db = _open(db_path)
     folder = Path(recordings_dir) if recordings_dir else recordings_dir_for(location)
     report = apply_retention(db, age, folder, dry_run)

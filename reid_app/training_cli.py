@@ -15,7 +15,7 @@ from typing import Optional
 import click
 
 from common.errors import UsageError, WeightsError
-from common.settings import load_settings
+from reid_app.cli_helpers import command_settings
 from reid_app.console import stderr_console, stdout_console
 
 log = logging.getLogger("reid_app")
@@ -72,7 +72,7 @@ def _load_teacher(spec: str, device: str):
     from common.weights import resolve_weights
     from models.encoders import load_encoder
 
-    resolved = resolve_weights(spec, load_settings().weights_dirs)
+    resolved = resolve_weights(spec, command_settings().weights_dirs)
     if resolved.path is None:
         raise WeightsError(resolved.missing_message("teacher", "--teacher"))
     return load_encoder(resolved.path, device, 64)
@@ -124,7 +124,7 @@ def _imagenet_weights(arch: str, explicit: Optional[str], pretrained: bool):
         return explicit
     if backbone_spec(arch).imagenet_file is None:
         return True
-    found = find_imagenet_weights(arch, load_settings().weights_dirs)
+    found = find_imagenet_weights(arch, command_settings().weights_dirs)
     if found is None:
         spec = backbone_spec(arch)
         raise WeightsError(
@@ -143,7 +143,7 @@ def _crop_pose(spec: str, device: str):
 
     if spec == "none":
         return None, None
-    settings = load_settings()
+    settings = command_settings()
     name = DEFAULT_POSE if spec == "auto" else spec
     resolved = resolve_weights(name, settings.weights_dirs, allow_fetch_name=spec != "auto")
     if resolved.path is None and resolved.fetch_name is None:
@@ -537,7 +537,7 @@ def train(
         raise UsageError(f"--resume: {out} does not exist yet; start without --resume")
     if out_path.exists() and not resume:
         raise UsageError(f"{out} already exists; pass --resume to continue that run or choose another --out")
-    device_name = resolve_device(device or load_settings().device)
+    device_name = resolve_device(device or command_settings().device)
     from models.datasets import combine_training_sets
 
     data = _load_dataset(dataset, root)
@@ -723,7 +723,7 @@ def evaluate(
 
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    settings = load_settings()
+    settings = command_settings()
     weights_path = None
     if weights is not None:
         resolved = resolve_weights(weights, settings.weights_dirs)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.errors import DatabaseError, setting
 from common.redaction import redact_text, redact_url
+from common.settings import DatabaseLocation
 from storage.schema import ADDED_COLUMNS, APP_ID, SCHEMA3_TABLES, SCHEMA_VERSION, UPGRADABLE_VERSIONS, Base, Meta
 
 
@@ -106,9 +107,10 @@ def sqlite_path(location: Union[str, Path]) -> Optional[Path]:
     Raises:
         DatabaseError: a malformed URL, or an in-memory SQLite URL (nothing would be kept).
     """
-    text_ = str(location)
-    if "://" not in text_:
-        return Path(text_).expanduser().absolute()
+    given = DatabaseLocation.of(location)
+    if given.file is not None:
+        return given.file.absolute()
+    text_ = given.value
     try:
         url = make_url(text_)
     except (ArgumentError, ValueError):

@@ -33,6 +33,7 @@ from typing import Any, Optional
 
 from common.errors import UsageError
 from common.redaction import redact_url
+from common.settings import DatabaseLocation
 from pipelines.ingest.video import file_safe_name
 from pipelines.live.stream import is_stream
 
@@ -158,7 +159,7 @@ def load_site(path: str | Path) -> Site:
     site = Site(path=path, cameras=[])
     if "db" in settings:
         db = _text(settings["db"], f"{where}: [site] db")
-        site.db = db if "://" in db else str(base / db)
+        site.db = str(DatabaseLocation.of(db).beside(base))
     if "recordings" in settings:
         site.recordings = base / _text(settings["recordings"], f"{where}: [site] recordings")
     if "segment" in settings:

@@ -163,7 +163,7 @@ def test_without_weights_offline_the_imagenet_trunk_error_says_what_to_do(tmp_pa
         raise OSError("network unreachable")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(WeightsError, match="--reid PATH"):
+    with pytest.raises(WeightsError, match="set --reid to a trained re-id model"):
         build_jointloss_encoder(None, backbone="resnet18")
 
 
