@@ -143,7 +143,7 @@ def probabilistic_transfer(student: torch.Tensor, teacher: torch.Tensor, tau: fl
     return (log_p_t.exp() * (log_p_t - log_p_s)).masked_fill(eye, 0.0).sum(dim=1).mean()
 
 
-@dataclass
+@dataclass(frozen=True)
 class LossConfig:
     """Weights and switches of :class:`JointLoss`; stored in checkpoints as a plain dict.
 

@@ -227,7 +227,7 @@ def train(
     device: str = "cpu",
     resume: bool = False,
     evaluate: Optional[Callable[[JointLossNet], dict[str, float]]] = None,
-    progress: TrainProgress = TrainProgress(),
+    progress: Optional[TrainProgress] = None,
     stop: Callable[[], bool] = lambda: False,
     teacher: Optional[np.ndarray] = None,
 ) -> TrainResult:
@@ -258,6 +258,7 @@ def train(
     Raises:
         ValueError: invalid config, or a resumed checkpoint of a different architecture.
     """
+    progress = progress or TrainProgress()
     config.validate()
     t_start = time.perf_counter()
     torch.manual_seed(config.seed)

@@ -113,12 +113,7 @@ def search(
     from models.encoders import resolve_device
     from pipelines.matching import service
 
-    if sum(x is not None for x in (track_id, sighting_id, image_path)) != 1:
-        raise UsageError("give exactly one of --track ID, --sighting ID or --image FILE")
-    if top_k < 1:
-        raise UsageError(f"--top-k must be at least 1, got {top_k}")
-    if expand < 1:
-        raise UsageError(f"--expand must be at least 1, got {expand}")
+    query = service.SearchQuery(track_id, sighting_id, image_path)  # exactly one, checked before any work
     window = [
         parse_start_time(t, opt) if t is not None else None for t, opt in ((after, "--after"), (before, "--before"))
     ]
@@ -148,7 +143,7 @@ def search(
         from reid_app.ingest_runner import load_query_encoder
 
         encoder = load_query_encoder(db, settings, device_name, reid)
-    results = service.run_search(searcher, options, filters, track_id, sighting_id, image_path, encoder)
+    results = service.run_search(searcher, query, options, filters, encoder)
     query = (
         f"track {track_id}"
         if track_id is not None

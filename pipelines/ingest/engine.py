@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from common.errors import ReidAppError
+from common.errors import ReidAppError, UsageError, setting
 from common.types import Detection, Frame, Observation, StageTimes
 from models.encoders import ReIDEncoder
 from models.pose import PoseEstimator
@@ -57,6 +57,9 @@ class IngestOptions:
         again).
     pose_interval_s: a tracked person's pose is estimated at most once per this many seconds; in between the
         keypoints follow the box (``pipelines.ingest.camera.follow_box``). 0: every analysed frame.
+
+    Raises:
+        UsageError: ``analysis_fps`` not above 0 or ``batch_size`` below 1 (checked once, when made).
     """
 
     analysis_fps: float = 5.0
@@ -71,6 +74,12 @@ class IngestOptions:
     duplicates: DuplicateConfig = field(default_factory=DuplicateConfig)
     motion: MotionGateConfig = field(default_factory=MotionGateConfig)
     pose_interval_s: float = 0.0
+
+    def __post_init__(self):
+        if not self.analysis_fps > 0:
+            raise UsageError(f"{setting('fps')} must be greater than 0 frames/s, got {self.analysis_fps:g}")
+        if self.batch_size < 1:
+            raise UsageError(f"{setting('batch_size')} must be at least 1, got {self.batch_size}")
 
 
 TrackerFactory = Callable[[], PersonTracker]

@@ -155,8 +155,8 @@ def ingest(
     encoder: ReIDEncoder,
     make_tracker: TrackerFactory,
     make_pose: PoseFactory,
-    options: IngestOptions = IngestOptions(),
-    progress: IngestProgress = IngestProgress(),
+    options: Optional[IngestOptions] = None,
+    progress: Optional[IngestProgress] = None,
     stop: Optional[threading.Event] = None,
 ) -> list[CameraSummary]:
     """Ingest videos into the database.
@@ -181,9 +181,9 @@ def ingest(
         DatabaseError: the database cannot be written (disk full, I/O error, damaged): raised after the camera
             threads stopped; the unfinished videos stay ``ingesting`` and are redone by the next run.
     """
-    if not options.analysis_fps > 0:
-        raise ValueError(f"analysis rate must be > 0 frames/s, got {options.analysis_fps}")
     stop = stop or threading.Event()
+    options = options or IngestOptions()
+    progress = progress or IngestProgress()
     cameras = [_prepare(job, options, db, progress) for job in jobs]
     for cam in cameras:
         if cam.summary.status in ("failed", "skipped"):

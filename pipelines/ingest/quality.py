@@ -19,7 +19,7 @@ from common.boxes import box_overlaps
 from common.types import Detection
 
 
-@dataclass
+@dataclass(frozen=True)
 class QualityConfig:
     """Thresholds of the quality gate.
 
@@ -43,7 +43,7 @@ class QualityConfig:
     keypoint_confidence: float = 0.3
 
 
-@dataclass
+@dataclass(frozen=True)
 class StaticTrackConfig:
     """When a track counts as a static false positive (an empty chair): over at least ``min_duration_s`` seconds
     its box centre moved less than ``max_motion`` box heights and its width and height changed by less than
@@ -62,7 +62,7 @@ class StaticTrackConfig:
     low_score_min_duration_s: float = 5.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class SkeletonCheckConfig:
     """When a track is no person (a shadow, a reflection, a poster): at least ``min_attempts`` of its sightings
     were due a pose estimate (tall enough and inside the frame, see :func:`wants_pose` and :func:`box_can_pass`)
@@ -131,7 +131,7 @@ def fallback_quality(detection: Detection, config: QualityConfig = QualityConfig
     return max(1e-6, 1e-4 * float(detection.score) * _size_factor(detection.box, config))
 
 
-@dataclass
+@dataclass(frozen=True)
 class DuplicateConfig:
     """When two tracked boxes of one frame are one person boxed twice (a half-body box inside the full one, or two
     near-identical boxes the detector's NMS kept): their IoU is at least ``min_iou`` and at least ``min_inside`` of

@@ -23,7 +23,7 @@ import numpy as np
 from common.types import Observation
 
 
-@dataclass
+@dataclass(frozen=True)
 class SamplingConfig:
     """Attributes:
     crops_per_window: ``k``, the most crops encoded per track per window.

@@ -258,7 +258,7 @@ class LiveSite:
         encoder: ReIDEncoder,
         make_tracker: TrackerFactory,
         make_pose: PoseFactory,
-        options: WatchOptions = WatchOptions(),
+        options: Optional[WatchOptions] = None,
         watchlist: Optional[WatchlistMatcher] = None,
         alerts: Optional[AlertDispatcher] = None,
     ):
@@ -268,7 +268,7 @@ class LiveSite:
         self.encoder = encoder
         self.make_tracker = make_tracker
         self.make_pose = make_pose
-        self.options = options
+        self.options = options or WatchOptions()
         self.watchlist = watchlist
         self.alerts = alerts
         self._closed_segments: "queue.Queue[tuple[int, Segment]]" = queue.Queue()
@@ -278,7 +278,7 @@ class LiveSite:
             recorder = SegmentRecorder(
                 self.recorder_folder(config.name),
                 config.name,
-                options.segment_s,
+                self.options.segment_s,
                 on_segment=lambda s, i=index: self._closed_segments.put((i, s)),
             )
             self._cameras.append(_LiveCamera(config, recorder, CameraStatus(config.name, config.shown_url)))

@@ -60,7 +60,7 @@ RERANK_CANDIDATES = 100
 EXPLAIN_QUERY_SAMPLES = 8
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchFilters:
     """Which gallery sightings may match.
 
@@ -80,7 +80,7 @@ class SearchFilters:
     include_static: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchOptions:
     """How to search.
 

@@ -60,6 +60,7 @@ __all__ = [
     "Overview",
     "SearchFilters",
     "SearchOptions",
+    "SearchQuery",
     "TrackSearch",
     "TrackThumbnail",
     "VerdictConflict",
@@ -212,30 +213,39 @@ def database_model(db: Database) -> Optional[Path]:
     return None
 
 
-def run_search(
-    searcher: Searcher,
-    options: SearchOptions,
-    filters: SearchFilters,
-    track_id: Optional[int] = None,
-    sighting_id: Optional[int] = None,
-    image_path: Optional[str] = None,
-    encoder=None,
-) -> list[SearchResult]:
-    """Search by exactly one of a track, a sighting or a person image (``encoder``: a loaded
-    ``models.encoders.ReIDEncoder`` of the database's model, for the image).
+@dataclass(frozen=True)
+class SearchQuery:
+    """What a search starts from: exactly one of a track id, a sighting id or a person image file.
 
     Raises:
-        UsageError: not exactly one query, or the query's errors (see :class:`pipelines.matching.search.Searcher`).
+        UsageError: none or several of them given.
     """
-    if sum(x is not None for x in (track_id, sighting_id, image_path)) != 1:
-        raise UsageError(
-            f"give exactly one of {setting('track')} ID, {setting('sighting')} ID or {setting('image')} FILE"
-        )
-    if track_id is not None:
-        return searcher.by_track(track_id, options, filters)
-    if sighting_id is not None:
-        return searcher.by_sighting(sighting_id, options, filters)
-    return searcher.by_image(image_path, encoder, options, filters)
+
+    track_id: Optional[int] = None
+    sighting_id: Optional[int] = None
+    image_path: Optional[str] = None
+
+    def __post_init__(self):
+        if sum(x is not None for x in (self.track_id, self.sighting_id, self.image_path)) != 1:
+            raise UsageError(
+                f"give exactly one of {setting('track')} ID, {setting('sighting')} ID or {setting('image')} FILE"
+            )
+
+
+def run_search(
+    searcher: Searcher, query: SearchQuery, options: SearchOptions, filters: SearchFilters, encoder=None
+) -> list[SearchResult]:
+    """Search from ``query`` (``encoder``: a loaded ``models.encoders.ReIDEncoder`` of the database's model, for
+    an image).
+
+    Raises:
+        UsageError: the query's errors (see :class:`pipelines.matching.search.Searcher`).
+    """
+    if query.track_id is not None:
+        return searcher.by_track(query.track_id, options, filters)
+    if query.sighting_id is not None:
+        return searcher.by_sighting(query.sighting_id, options, filters)
+    return searcher.by_image(query.image_path, encoder, options, filters)
 
 
 @dataclass
