@@ -13,13 +13,14 @@ waits behind it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable, Optional
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
+from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
 from pipelines.ingest.choices import IngestChoices
 from ui.cameras import VIDEO_FILTER, CamerasPanel, IngestDialog, OverlapDialog
@@ -828,7 +829,6 @@ class MainWindow(QMainWindow):
             self.start_ingest([Path(p) for p in paths], dialog.cameras(), dialog.result_choices())
 
     def _default_choices(self):
-        from dataclasses import replace
 
         choices = self.services.default_choices
         if self.model_source and Path(self.model_source).exists() and choices.reid is None:
@@ -950,7 +950,6 @@ class MainWindow(QMainWindow):
         self.refresh()
 
     def _alert_raised(self, payload: dict) -> None:
-        from PySide6.QtWidgets import QApplication
 
         self.statusBar().showMessage(
             f"ALERT: {payload['name']} on {payload['camera']} (similarity "
@@ -969,7 +968,6 @@ class MainWindow(QMainWindow):
         box.open()  # not exec(): never blocks the event loop (or a test)
 
     def _about(self) -> None:
-        from importlib.metadata import PackageNotFoundError, version
 
         try:
             installed = version("reid-app")

@@ -19,6 +19,8 @@ from typing import Optional
 
 import numpy as np
 
+from storage.track_merge import merge_tracks, track_boxes
+
 
 @dataclass
 class Tracklet:
@@ -127,7 +129,6 @@ def tracklets_from(tracks: dict[int, dict], motion_window: int = 5) -> list[Trac
 
 def stitch_video(db, video_id: int, config: StitchConfig = StitchConfig()) -> int:
     """Stitch the fragments of one stored video (``storage.track_merge``); returns the tracks absorbed."""
-    from storage.track_merge import merge_tracks, track_boxes
 
     chains = stitch(tracklets_from(track_boxes(db, video_id)), config)
     return merge_tracks(db, chains) if chains else 0

@@ -30,12 +30,16 @@ import numpy as np
 
 from common.errors import UsageError
 from common.redaction import redact_text, redact_url, split_userinfo
+from models.parts import fallback_stripes, stripe_boxes
+from pipelines.ingest.engine import register_encoder
+from pipelines.matching.identities import current_threshold
+from pipelines.matching.search import read_query_image
 from storage.audit import record
 from storage.catalog import best_thumbnails
 from storage.database import Database
 from storage.identities import load_identities
 from storage.outbox import OutboxItem, abandon_interrupted, claim_due, enqueue, pending, settle
-from storage.repository import TrackUpdate, get_tracks, list_models
+from storage.repository import TrackUpdate, get_tracks, list_models, usable_embedding
 from storage.watchlist import Watched, add_alert, add_entry, alerted_tracks, list_entries
 
 log = logging.getLogger(__name__)
@@ -84,10 +88,6 @@ def watch_image(db: Database, image: Path, name: str, encoder, note: str = "") -
     Raises:
         UsageError: the image cannot be read.
     """
-    from models.parts import fallback_stripes, stripe_boxes
-    from pipelines.ingest.files import register_encoder
-    from pipelines.matching.search import read_query_image
-    from storage.repository import usable_embedding
 
     crop = read_query_image(image)
     boxes = stripe_boxes(crop.shape[0], crop.shape[1], fallback_stripes(encoder.num_parts))[None]
@@ -169,7 +169,6 @@ def load_matcher(
     """A matcher over the watchlist entries of the database's main model (the one with most embeddings; with
     none yet, every entry), at ``threshold`` or else the model's own
     (``pipelines.matching.identities.current_threshold``)."""
-    from pipelines.matching.identities import current_threshold
 
     models = list_models(db)
     entries = list_entries(db, models[0].id if models else None)

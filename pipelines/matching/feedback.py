@@ -24,10 +24,10 @@ from common.errors import UsageError
 from common.timefmt import format_time
 from pipelines.matching.constraints import confirmed_groups, seen_apart
 from pipelines.matching.identities import ClusteringReport, cluster_identities
-from storage.audit import record
+from storage.audit import read_log, record
 from storage.database import Database
 from storage.feedback import DIFFERENT, SAME, forget_verdict, load_overlaps, load_verdicts, set_verdicts
-from storage.identities import load_identities
+from storage.identities import labels, load_identities, set_label
 from storage.repository import existing_tracks, get_tracks
 
 
@@ -357,7 +357,6 @@ def undo(db: Database) -> ClusteringReport:
         UsageError: nothing to undo, an action of an older reid-app (no record of what it changed), or the
             verdicts it touched changed since (the message names the pair).
     """
-    from storage.audit import read_log
 
     with db.exclusive() as tx:  # two undos at once take back two entries, never the same one twice
         log = read_log(tx, limit=10**9)
@@ -420,7 +419,6 @@ def label(db: Database, identity_id: int, name: Optional[str], note: str = "") -
     Raises:
         UsageError: unknown identity, or an empty or over-long name (200 characters at most).
     """
-    from storage.identities import labels, set_label
 
     _identity(db, identity_id)
     old = labels(db).get(identity_id)

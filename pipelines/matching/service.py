@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from common.errors import UsageError, setting
+from common.settings import vector_index_dir
 from pipelines.evidence.export import EvidenceReport, export_identity
 from pipelines.matching.feedback import (
     VerdictConflict,
@@ -137,7 +138,6 @@ def overview(db: Database) -> Overview:
 def make_searcher(db: Database, scorer_kind: str = "auto", device: str = "cpu") -> Searcher:
     """A searcher over ``db`` scoring with ``scorer_kind`` (``auto``/``exact``/``ann``) on ``device``, its index
     persisted in :func:`common.settings.vector_index_dir`."""
-    from common.settings import vector_index_dir
 
     return Searcher(db, make_scorer(scorer_kind, device), index_root=vector_index_dir())
 
