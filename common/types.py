@@ -8,6 +8,7 @@ seconds since the Unix epoch (the video's start time plus ``time_s``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Optional
 
 import numpy as np
@@ -132,13 +133,44 @@ class StageTimes:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
+class _TextEnum(str, Enum):
+    """An enumeration whose members are their text: they compare equal to it, print as it, and go into JSON and
+    tables as it."""
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str.__format__(str(self), spec)
+
+
+class IngestStatus(_TextEnum):
+    """Where the ingest of one video stands (``CameraSummary.status``)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class CameraState(_TextEnum):
+    """Where a live camera stands (``pipelines.live.watch.CameraStatus.state``)."""
+
+    CONNECTING = "connecting"
+    LIVE = "live"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"
+
+
 @dataclass
 class CameraSummary:
     """What ingest did for one video; one row of the summary table."""
 
     camera: str
     video: str
-    status: str = "pending"  # pending | running | done | skipped | failed | interrupted
+    status: IngestStatus = IngestStatus.PENDING
     message: str = ""
     frames_analysed: int = 0
     #: Analysed frames on which detection was skipped because nothing moved (motion gating).

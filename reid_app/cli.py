@@ -20,6 +20,7 @@ from common.errors import ReidAppError, UsageError
 from common.neutralise import one_line
 from common.redaction import RedactingFilter, display_text
 from common.settings import DatabaseLocation
+from common.types import CameraSummary, IngestStatus
 from reid_app import __version__
 from reid_app.cli_helpers import cluster_after_ingest, command_settings, finite_option, parse_start_time
 from reid_app.console import stderr_console, stdout_console
@@ -129,7 +130,6 @@ def _summary_table(summaries):
 def _record_streams(streams, duration: float, folder: Path, timeout: float, stop: threading.Event, console):
     """Record every ``(camera, url)`` for ``duration`` seconds at once; returns the ingest jobs in rounds (the
     first segment of every camera, then the second...) and a ``failed`` summary per camera recorded nothing."""
-    from common.types import CameraSummary
     from pipelines.ingest.files import IngestJob
     from pipelines.live.capture import record_cameras
     from pipelines.live.stream import StreamOptions
@@ -146,7 +146,9 @@ def _record_streams(streams, duration: float, folder: Path, timeout: float, stop
     failed = []
     for result in results:
         if result.error:
-            failed.append(CameraSummary(camera=result.camera, video=result.name, status="failed", message=result.error))
+            failed.append(
+                CameraSummary(camera=result.camera, video=result.name, status=IngestStatus.FAILED, message=result.error)
+            )
             continue
         note = f" after {result.reconnects} reconnection(s)" if result.reconnects else ""
         console.print(
@@ -164,7 +166,6 @@ def _record_streams(streams, duration: float, folder: Path, timeout: float, stop
 
 def _unreadable_videos(jobs) -> dict:
     """Job index -> a ``failed`` :class:`CameraSummary` for each video that cannot be opened and decoded."""
-    from common.types import CameraSummary
     from pipelines.ingest.video import probe_video
 
     failed = {}
@@ -172,7 +173,9 @@ def _unreadable_videos(jobs) -> dict:
         try:
             probe_video(job.path)
         except ReidAppError as exc:
-            failed[i] = CameraSummary(camera=job.camera, video=str(job.path), status="failed", message=str(exc))
+            failed[i] = CameraSummary(
+                camera=job.camera, video=str(job.path), status=IngestStatus.FAILED, message=str(exc)
+            )
     return failed
 
 

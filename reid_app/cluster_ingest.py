@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Callable, Optional, Sequence
 
 from common.errors import ReidAppError, UsageError
-from common.types import CameraSummary
+from common.types import CameraSummary, IngestStatus
 from reid_app.ingest_runner import IngestChoices
 
 #: Times Ray runs a video's task again after its worker died.
@@ -77,7 +77,7 @@ def ingest_video_task(location: str, job, choices: IngestChoices) -> CameraSumma
         try:
             _wait_for_lease(db, job.path, LEASE_TIMEOUT_S + 10)
         except ReidAppError as exc:
-            return CameraSummary(camera=job.camera, video=str(job.path), status="failed", message=str(exc))
+            return CameraSummary(camera=job.camera, video=str(job.path), status=IngestStatus.FAILED, message=str(exc))
         return _prepared[key].run(db, [job], _QuietProgress(), threading.Event())[0]
     finally:
         db.close()
@@ -174,7 +174,7 @@ def _collect(ray, pending: dict, jobs: Sequence, summaries: list, on_done) -> No
                 summaries[i] = CameraSummary(
                     camera=jobs[i].camera,
                     video=str(jobs[i].path),
-                    status="failed",
+                    status=IngestStatus.FAILED,
                     message=f"on the cluster: {message}",
                 )
             on_done(summaries[i])

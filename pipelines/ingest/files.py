@@ -19,7 +19,7 @@ from typing import Optional
 from sqlalchemy.exc import SQLAlchemyError
 
 from common.errors import DatabaseError, ReidAppError
-from common.types import CameraSummary, Observation
+from common.types import CameraSummary, IngestStatus, Observation
 from models.encoders import ReIDEncoder
 from pipelines.ingest.engine import (
     Analysed,
@@ -114,14 +114,14 @@ def _prepare(job: IngestJob, options: IngestOptions, db: Database, progress: Ing
     try:
         cam.source = VideoSource(job.path, options.analysis_fps, options.max_duration_s)
     except ReidAppError as exc:
-        cam.summary.status, cam.summary.message = "failed", str(exc)
+        cam.summary.status, cam.summary.message = IngestStatus.FAILED, str(exc)
         return cam
     cam.fingerprint = fingerprint(cam.source.path)
     try:
         if reclaim_abandoned(db, cam.fingerprint):
             progress.on_message(f"{job.path}: the previous ingest was interrupted; ingesting it again")
     except ReidAppError as exc:
-        cam.summary.status, cam.summary.message = "failed", f"{job.path}: {exc}"
+        cam.summary.status, cam.summary.message = IngestStatus.FAILED, f"{job.path}: {exc}"
         return cam
     existing = find_video(db, cam.fingerprint)
     if existing is None or options.force:
@@ -135,7 +135,7 @@ def _prepare(job: IngestJob, options: IngestOptions, db: Database, progress: Ing
             f"when this one is finished)"
         )
         return cam
-    cam.summary.status = "skipped"
+    cam.summary.status = IngestStatus.SKIPPED
     cam.summary.message = (
         f"{job.path} is already ingested (camera {existing.camera_id}, video {existing.id}"
         + (f", {existing.status}" if existing.status != "complete" else "")
@@ -186,9 +186,9 @@ def ingest(
     progress = progress or IngestProgress()
     cameras = [_prepare(job, options, db, progress) for job in jobs]
     for cam in cameras:
-        if cam.summary.status in ("failed", "skipped"):
+        if cam.summary.status in (IngestStatus.FAILED, IngestStatus.SKIPPED):
             progress.on_finish(cam.summary)
-    runnable = [c for c in cameras if c.summary.status == "pending"]
+    runnable = [c for c in cameras if c.summary.status == IngestStatus.PENDING]
     if not runnable:
         return [c.summary for c in cameras]
     model_id = register_encoder(db, encoder)
@@ -215,11 +215,11 @@ def ingest(
             video_id = begin_video(db, info, model_id)
             cam.writer = VideoWriter(db, video_id, model_id, start)
         except ReidAppError as exc:
-            cam.summary.status, cam.summary.message = "failed", f"{cam.job.path}: {exc}"
+            cam.summary.status, cam.summary.message = IngestStatus.FAILED, f"{cam.job.path}: {exc}"
             cam.done = True
             progress.on_finish(cam.summary)
             continue
-        cam.summary.status = "running"
+        cam.summary.status = IngestStatus.RUNNING
         cam.started = time.perf_counter()
         progress.on_start(cam.summary, cam.source.expected_frames)
         cam.index = len(started)
@@ -309,7 +309,7 @@ def _finish_video(
     )
     cam.cleanup = cleanup
     cam.summary.times.store += time.perf_counter() - t0
-    cam.summary.status = "done"
+    cam.summary.status = IngestStatus.DONE
     cam.summary.frames_skipped = analysed.frames_skipped
     notes = [analysed.warning or ""]
     if analysed.frames_skipped:
@@ -339,7 +339,7 @@ def _finish_video(
 def _fail(cam: _Camera, threads: CameraThreads, message: str, progress: IngestProgress) -> None:
     threads.cancel(cam.index)
     cam.pending = []
-    cam.summary.status, cam.summary.message = "failed", message
+    cam.summary.status, cam.summary.message = IngestStatus.FAILED, message
     _finish(cam, progress)
 
 
@@ -371,7 +371,7 @@ def _finish(cam: _Camera, progress: IngestProgress) -> None:
     s = cam.summary
     s.frames_analysed = cam.frames_analysed
     s.seconds = time.perf_counter() - cam.started
-    if cam.writer is not None and s.status == "done":
+    if cam.writer is not None and s.status == IngestStatus.DONE:
         gone = cam.cleanup or TrackCleanup()
         s.tracks = cam.writer.tracks - gone.stitched - gone.no_skeleton
         s.sightings = cam.writer.sightings - gone.sightings_dropped
@@ -389,6 +389,6 @@ def _interrupt(cameras: list[_Camera], threads: CameraThreads, progress: IngestP
                 log.warning("could not release the lease of video %s", cam.writer.video_id)
     for cam in cameras:
         if not cam.done:
-            cam.summary.status = "interrupted"
+            cam.summary.status = IngestStatus.INTERRUPTED
             cam.summary.message = "interrupted; run the same command again to complete this video"
             _finish(cam, progress)

@@ -44,7 +44,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from common.errors import DatabaseError, ReidAppError, UsageError
 from common.redaction import redact_text
-from common.types import Detection, Frame, Observation
+from common.types import CameraState, Detection, Frame, Observation
 from models.encoders import ReIDEncoder
 from pipelines.evidence.retention import RetentionReport, apply_retention
 from pipelines.ingest.engine import (
@@ -145,7 +145,7 @@ class CameraStatus:
 
     camera: str
     url: str
-    state: str = "connecting"
+    state: CameraState = CameraState.CONNECTING
     analysed_fps: float = 0.0
     lag_s: float = 0.0
     people: int = 0
@@ -310,11 +310,15 @@ class LiveSite:
                 cam.status.reconnects = source.reconnects
                 cam.status.last_error = self._database_error or source.last_error or ""
                 cam.status.storing_paused = self._database_error is not None
-                if cam.status.state != "stopped":
+                if cam.status.state != CameraState.STOPPED:
                     cam.status.state = (
-                        "live"
+                        CameraState.LIVE
                         if source.connected
-                        else ("reconnecting" if source.frames_decoded or source.reconnects else "connecting")
+                        else (
+                            CameraState.RECONNECTING
+                            if source.frames_decoded or source.reconnects
+                            else CameraState.CONNECTING
+                        )
                     )
             out.append(dataclasses.replace(cam.status))
         return out
@@ -384,7 +388,7 @@ class LiveSite:
                 for lock in self._locks:
                     lock.release()
         for cam in self._cameras:
-            cam.status.state = "stopped"
+            cam.status.state = CameraState.STOPPED
         statuses = self.statuses()
         if on_status is not None:
             on_status(statuses)
@@ -467,7 +471,7 @@ class LiveSite:
             if failed is not None:
                 cam.status.last_error = failed.message + ("; restarting" if failed.unexpected else "")
             if cam.source is not None and cam.source.stopped_because:  # the recording disk is full
-                cam.status.state, cam.status.last_error = "stopped", cam.source.stopped_because
+                cam.status.state, cam.status.last_error = CameraState.STOPPED, cam.source.stopped_because
                 return
             channel.wait(RESTART_AFTER_S)
 
