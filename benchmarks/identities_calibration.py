@@ -46,7 +46,7 @@ def main() -> None:
     from pipelines.matching.identities import cluster_identities
     from storage.database import open_database
     from storage.feedback import set_overlap
-    from storage.repository import camera_ids_by_name
+    from storage.videos import camera_ids_by_name
     from tests.lab_geometry import same_person_pairs
 
     db_path = Path(args.db) if args.db else Path(tempfile.mkdtemp()) / "lab4.db"

@@ -73,8 +73,8 @@ def synthetic_database(path: Path, total: int) -> None:
     from sqlalchemy import insert
 
     from storage.database import open_database
-    from storage.repository import vector_to_bytes
     from storage.schema import Camera, Embedding, ReidModel, Sighting, Track, Video
+    from storage.vectors import vector_to_bytes
 
     x, first, last, cameras, _ = synthetic_tracks(total // 4)
     db = open_database(path)

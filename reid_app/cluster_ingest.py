@@ -4,7 +4,7 @@ on any node with a free CPU (a GPU when the cluster has one), writing into the s
 A task loads the models once per worker process and ingests its video exactly as a local ingest does
 (``reid_app.ingest_runner``). A worker that dies (machine lost, process killed) has its task retried by Ray on
 another worker; the retry first reclaims the dead worker's half-written video (its lease: at once when the dead
-process was on the same machine, after ``storage.repository.LEASE_TIMEOUT_S`` when it was on another), so a video is
+process was on the same machine, after ``storage.leases.LEASE_TIMEOUT_S`` when it was on another), so a video is
 stored exactly once. Video paths must be readable at the same path on every node (shared storage).
 """
 
@@ -44,7 +44,8 @@ class _QuietProgress:
 def _wait_for_lease(db, path, deadline_s: float) -> None:
     """Reclaim a dead worker's half-written copy of the video, waiting while its lease may still be renewed."""
     from pipelines.ingest.video import fingerprint
-    from storage.repository import VideoBusyError, reclaim_abandoned
+    from storage.leases import VideoBusyError
+    from storage.videos import reclaim_abandoned
 
     started = time.monotonic()
     while True:
@@ -66,7 +67,7 @@ def ingest_video_task(location: str, job, choices: IngestChoices) -> CameraSumma
     from common.settings import load_settings
     from reid_app.ingest_runner import prepare_ingest
     from storage.database import open_database
-    from storage.repository import LEASE_TIMEOUT_S
+    from storage.leases import LEASE_TIMEOUT_S
 
     key = repr(choices)
     if key not in _prepared:

@@ -68,7 +68,7 @@ def _prepare_site(location: str, site) -> None:
     (a group may span workers)."""
     from storage.database import open_database
     from storage.feedback import set_overlap
-    from storage.repository import ensure_cameras
+    from storage.videos import ensure_cameras
 
     db = open_database(location)
     try:

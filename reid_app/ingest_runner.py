@@ -146,7 +146,7 @@ class PreparedIngest:
             UsageError: two jobs would get the same camera name.
         """
         from pipelines.ingest.files import ingest
-        from storage.repository import set_ingest_models
+        from storage.model_registry import set_ingest_models
 
         names = [j.camera for j in jobs]
         if len(set(names)) != len(names):

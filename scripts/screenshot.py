@@ -89,7 +89,7 @@ def main() -> None:
         start = next(s for s, _, t in ranges if track in t)
         window.player.show_moment(next(c.id for c in window.cameras if c.name == camera), start + 0.5)
     else:
-        from storage.repository import get_tracks
+        from storage.reads import get_tracks
 
         info = get_tracks(window.db, [track]).get(track)
         if info is None:

@@ -9,8 +9,9 @@ import numpy as np
 from sqlalchemy import delete, select, update
 
 from storage.database import Database, lock_for_writing
-from storage.repository import bytes_to_vector, recount_tracks, vector_to_bytes
 from storage.schema import Alert, Embedding, Sighting, Track
+from storage.vectors import bytes_to_vector, vector_to_bytes
+from storage.writer import recount_tracks
 
 
 def track_boxes(db: Database, video_id: int) -> dict[int, dict]:
@@ -41,7 +42,7 @@ def track_boxes(db: Database, video_id: int) -> dict[int, dict]:
 def merge_tracks(db: Database, chains: Sequence[Sequence[int]]) -> int:
     """Join each chain of track ids into its first track, in one transaction: sightings move to it, its time and
     frame range, counts and quality sum cover them all, its descriptor becomes the quality-weighted mean of all
-    their embeddings (``storage.repository.VideoWriter``'s rule), alerts raised for the others point to it, and the
+    their embeddings (``storage.writer.VideoWriter``'s rule), alerts raised for the others point to it, and the
     others are deleted. Returns the tracks absorbed."""
     absorbed = 0
     with db.sessions.begin() as session:

@@ -11,8 +11,8 @@ import numpy as np
 from sqlalchemy import delete, select
 
 from storage.database import Database
-from storage.repository import bytes_to_vector, vector_to_bytes
 from storage.schema import Alert, WatchlistEntry
+from storage.vectors import bytes_to_vector, vector_to_bytes
 
 WATCHLIST_KINDS = ("identity", "track", "image")
 

@@ -210,6 +210,18 @@ def copy_db(source: Path, target_dir: Path) -> Path:
     return target
 
 
+def assert_one_clear_error(result, *words):
+    """A user mistake: a non-zero exit, no traceback, exactly one error line on stderr, holding every word."""
+    assert result.code != 0, result.stdout
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    assert len(result.error_lines) == 1, result.stderr
+    assert not [
+        line for line in result.stderr.splitlines() if line.strip() and "reid-app:" not in line and "━" not in line
+    ], f"stray stderr lines: {result.stderr}"
+    for word in words:
+        assert word in result.error_lines[0], result.stderr
+
+
 # The RTSP server's fixtures, for the live, cluster, reliability and ui tests alike (imported last: tests.rtsp
 # imports this module's helpers).
 from tests.rtsp import cam1_live_clip, rtsp_server, short_gop_clip  # noqa: E402, F401

@@ -1,5 +1,5 @@
 """Synthetic databases for domain tests: cameras, videos, tracks, sightings and embeddings written through the real
-storage code (``storage.repository.VideoWriter``), with no video, no network and no weights from ``../shared``.
+storage code (``storage.writer.VideoWriter``), with no video, no network and no weights from ``../shared``.
 
 :func:`build_site` makes a small multi-camera site whose ground truth is known: each person has a unit "appearance"
 vector, and every track of that person carries embeddings near it (cosine about 0.9 to it), while different people
@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import av
 import numpy as np
 from sqlalchemy import select, text
 
 from common.types import Detection, Observation
 from storage.database import Database
-from storage.repository import TrackUpdate, VideoInfo, VideoWriter, begin_video, get_or_create_model, get_tracks
+from storage.model_registry import get_or_create_model
+from storage.reads import get_tracks
 from storage.schema import Track
+from storage.videos import VideoInfo, begin_video
+from storage.writer import TrackUpdate, VideoWriter
 
 #: When the synthetic site's videos start (seconds since the epoch: 2023-11-14 22:13:20 UTC).
 SITE_START = 1_700_000_000.0
@@ -178,3 +182,27 @@ def two_people(db: Database) -> tuple[int, int, int]:
     assert similarity > 0.85
     other = next(t.id for t in tracks.values() if float(t.descriptor @ tracks[watched].descriptor) < 0.65)
     return watched, same, other
+
+
+def make_zero_frame_video(path):
+    """An MP4 container with a video stream but no frames."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+    return path
+
+
+def make_truncated_streamable_copy(src, path):
+    """First half of ``src`` remuxed with its index at the front, as a recorder cut off mid-write leaves it."""
+    full = path.with_name("full_" + path.name)
+    with av.open(str(src)) as inp, av.open(str(full), "w", options={"movflags": "faststart"}) as out:
+        s_in = inp.streams.video[0]
+        s_out = out.add_stream_from_template(s_in)
+        for packet in inp.demux(s_in):
+            if packet.dts is None:
+                continue
+            packet.stream = s_out
+            out.mux(packet)
+    data = full.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path

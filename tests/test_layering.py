@@ -103,3 +103,13 @@ def test_no_import_cycles_between_modules():
         if module not in state:
             visit(module, [module])
     assert cycles == []
+
+
+def test_test_modules_share_helpers_through_conftest_and_factories_not_each_other():
+    """Shared fixtures live in conftest.py and shared builders in tests/factories.py (and the few helper modules
+    beside them); no test module imports another test module's privates."""
+    offenders = {
+        f: sorted(t for t in targets if t.split(".")[-1].startswith("test_"))
+        for f, targets in _module_imports("tests").items()
+    }
+    assert {f: t for f, t in offenders.items() if t} == {}

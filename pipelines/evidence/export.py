@@ -51,7 +51,8 @@ from storage.audit import record
 from storage.database import Database
 from storage.feedback import SAME, load_verdicts
 from storage.identities import labels, load_identities
-from storage.repository import get_model, get_tracks, model_layout, sighting_keypoints
+from storage.model_registry import get_model, model_layout
+from storage.reads import get_tracks, sighting_keypoints
 from storage.schema import SCHEMA_VERSION, Sighting, Track, Video
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from pipelines.ingest.motion import MotionGateConfig
 from pipelines.ingest.quality import DuplicateConfig, QualityConfig, SkeletonCheckConfig, StaticTrackConfig
 from pipelines.ingest.sampling import SamplingConfig
 from storage.database import Database
-from storage.repository import get_or_create_model, set_model_layout, set_model_threshold
+from storage.model_registry import get_or_create_model, set_model_layout, set_model_threshold
 
 log = logging.getLogger(__name__)
 

@@ -37,18 +37,10 @@ from pipelines.ingest.engine import (
 from pipelines.ingest.track_cleanup import TrackCleanup, clean_up_tracks, unencoded_reasons
 from pipelines.ingest.video import VideoSource, fingerprint
 from storage.database import Database, storage_error_text
-from storage.repository import (
-    HEARTBEAT_S,
-    LeaseLostError,
-    VideoInfo,
-    VideoWriter,
-    begin_video,
-    delete_video,
-    find_video,
-    reclaim_abandoned,
-    renew_leases,
-    unencoded_tracks,
-)
+from storage.leases import HEARTBEAT_S, LeaseLostError
+from storage.track_checks import unencoded_tracks
+from storage.videos import VideoInfo, begin_video, delete_video, find_video, reclaim_abandoned, renew_leases
+from storage.writer import VideoWriter
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pipelines.ingest.quality import QualityConfig, SkeletonCheckConfig, StaticTrackConfig
 from pipelines.ingest.stitching import stitch_video
 from storage.database import Database
-from storage.repository import delete_tracks, mark_static_tracks, skeletonless_tracks
+from storage.track_checks import delete_tracks, mark_static_tracks, skeletonless_tracks
 
 
 @dataclass
@@ -57,7 +57,7 @@ class TrackCleanup:
 
 def unencoded_reasons(short: int, long_: int, quality: QualityConfig = QualityConfig()) -> str:
     """Why tracks have no descriptor, in the words of the ingest summary and ``identities``, from the counts of
-    ``storage.repository.unencoded_tracks``."""
+    ``storage.track_checks.unencoded_tracks``."""
     return (
         f"{short} lasting under 1 s; {long_} never showing a crop big enough to encode: under "
         f"{quality.min_height:g} px tall or {quality.min_width:g} px wide"

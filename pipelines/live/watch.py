@@ -68,16 +68,16 @@ from pipelines.matching.identities import assign_new_tracks
 from storage.audit import record
 from storage.database import Database, storage_error_text
 from storage.feedback import set_overlap
-from storage.repository import (
-    LeaseLostError,
+from storage.leases import LeaseLostError
+from storage.videos import (
     VideoInfo,
-    VideoWriter,
     abandoned_videos_under,
     begin_video,
     delete_video,
     ensure_cameras,
     finish_abandoned,
 )
+from storage.writer import VideoWriter
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 An entry's descriptor comes from an identity (the normalised mean of its member tracks' descriptors), a track
 (its descriptor), or a person image (encoded by the re-id model the database's embeddings were made with). A live
 track alerts when the cosine similarity of its running descriptor (the quality-weighted mean of its embeddings,
-``storage.repository.VideoWriter``) to an entry reaches the threshold, once it has ``min_embeddings`` embeddings.
+``storage.writer.VideoWriter``) to an entry reaches the threshold, once it has ``min_embeddings`` embeddings.
 Repeats are suppressed: one alert per (entry, track), and none for the same entry on the same camera within
 ``repeat_s`` seconds of the last (a person whose track is cut in two, e.g. at a recording segment boundary).
 
@@ -38,9 +38,12 @@ from storage.audit import record
 from storage.catalog import best_thumbnails
 from storage.database import Database
 from storage.identities import load_identities
+from storage.model_registry import list_models
 from storage.outbox import OutboxItem, abandon_interrupted, claim_due, enqueue, pending, settle
-from storage.repository import TrackUpdate, get_tracks, list_models, usable_embedding
+from storage.reads import get_tracks
+from storage.vectors import usable_embedding
 from storage.watchlist import Watched, add_alert, add_entry, alerted_tracks, list_entries
+from storage.writer import TrackUpdate
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from storage.audit import read_log, record
 from storage.database import Database
 from storage.feedback import DIFFERENT, SAME, forget_verdict, load_overlaps, load_verdicts, set_verdicts
 from storage.identities import labels, load_identities, set_label
-from storage.repository import existing_tracks, get_tracks
+from storage.reads import existing_tracks, get_tracks
 
 
 def _check_tracks(db: Database, track_ids: Iterable[int]) -> int:

@@ -53,7 +53,9 @@ from storage.identities import (
     replace_identities,
     stored_threshold,
 )
-from storage.repository import get_tracks, list_models, model_threshold, static_track_ids
+from storage.model_registry import list_models, model_threshold
+from storage.reads import get_tracks
+from storage.track_checks import static_track_ids
 from storage.vector_index import EmbeddingIndex, TrackTable
 
 DEFAULT_THRESHOLD = 0.75

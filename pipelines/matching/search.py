@@ -35,19 +35,12 @@ from storage.audit import record
 from storage.database import Database
 from storage.feedback import DIFFERENT, load_verdicts
 from storage.identities import identities_of_tracks
-from storage.repository import (
-    SightingInfo,
-    camera_ids_by_name,
-    get_sighting_embedding,
-    get_sightings,
-    get_tracks,
-    list_models,
-    model_layout,
-    sighting_keypoints,
-    static_track_ids,
-    usable_embedding,
-)
+from storage.model_registry import list_models, model_layout
+from storage.reads import SightingInfo, get_sighting_embedding, get_sightings, get_tracks, sighting_keypoints
+from storage.track_checks import static_track_ids
 from storage.vector_index import EmbeddingIndex, index_folder
+from storage.vectors import usable_embedding
+from storage.videos import camera_ids_by_name
 
 TRACK_SIMILARITIES = ("mean", "max")
 #: Chosen on the four lab cameras against ground truth from their calibration (see README, "Search").

@@ -40,16 +40,10 @@ from storage.catalog import CameraEntry, VideoEntry, VideoSightings, best_thumbn
 from storage.database import Database, integrity_problems, open_database
 from storage.feedback import load_overlaps, set_overlap
 from storage.identities import identities_of_tracks, labels
-from storage.repository import (
-    TrackInfo,
-    camera_ids_by_name,
-    get_sightings,
-    get_tracks,
-    ingest_models,
-    list_models,
-    static_track_ids,
-    unencoded_tracks,
-)
+from storage.model_registry import ingest_models, list_models
+from storage.reads import TrackInfo, get_sightings, get_tracks
+from storage.track_checks import static_track_ids, unencoded_tracks
+from storage.videos import camera_ids_by_name
 
 __all__ = [
     "CameraEntry",

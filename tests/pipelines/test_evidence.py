@@ -12,7 +12,8 @@ from pipelines.matching.identities import cluster_identities
 from storage.database import open_database
 from storage.feedback import set_overlap
 from storage.identities import load_identities
-from storage.repository import camera_ids_by_name, get_tracks
+from storage.reads import get_tracks
+from storage.videos import camera_ids_by_name
 from tests.conftest import copy_db
 
 

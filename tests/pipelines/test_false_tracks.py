@@ -16,7 +16,10 @@ from pipelines.ingest.quality import DuplicateConfig, SkeletonCheckConfig, Stati
 from pipelines.ingest.track_cleanup import clean_up_tracks
 from pipelines.ingest.video import VideoSource
 from storage.database import open_database
-from storage.repository import VideoInfo, VideoWriter, begin_video, get_or_create_model, static_track_ids
+from storage.model_registry import get_or_create_model
+from storage.track_checks import static_track_ids
+from storage.videos import VideoInfo, begin_video
+from storage.writer import VideoWriter
 from tests.conftest import PLAIN_DETECTOR, SHARED, VIDEOS, _require
 
 PETS = VIDEOS / "pets2009_s2l1_view001.avi"

@@ -12,7 +12,8 @@ from storage.audit import read_log
 from storage.database import open_database
 from storage.feedback import load_verdicts, set_overlap
 from storage.identities import identities_of_tracks, load_identities
-from storage.repository import camera_ids_by_name, get_tracks
+from storage.reads import get_tracks
+from storage.videos import camera_ids_by_name
 from tests.conftest import copy_db
 from tests.factories import build_site
 
@@ -300,7 +301,7 @@ def test_feedback_reclusters_only_the_identities_it_touched_and_says_what_change
     from storage.audit import read_log
     from storage.feedback import set_overlap
     from storage.identities import load_identities
-    from storage.repository import camera_ids_by_name
+    from storage.videos import camera_ids_by_name
 
     db = open_database(copy_db(lab4_db, tmp_path))
     set_overlap(db, sorted(camera_ids_by_name(db).values()))
@@ -414,7 +415,7 @@ def _ok(check) -> bool:
 
 def test_two_undos_at_once_take_back_two_entries_and_undo_survives_retention(db, monkeypatch):
     from pipelines.matching.feedback import undo
-    from storage.repository import delete_video
+    from storage.videos import delete_video
 
     identity = _largest(db)
     a, b, c = identity.track_ids[:3]

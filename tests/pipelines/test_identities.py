@@ -8,8 +8,9 @@ from pipelines.matching.identities import DEFAULT_THRESHOLD, cluster_identities,
 from storage.database import open_database
 from storage.feedback import set_overlap
 from storage.identities import load_identities
-from storage.repository import camera_ids_by_name, get_tracks
+from storage.reads import get_tracks
 from storage.vector_index import TrackTable
+from storage.videos import camera_ids_by_name
 from tests.conftest import LAB, copy_db
 from tests.lab_geometry import same_person_pairs
 from tests.reference_clustering import cluster_tracks

@@ -13,7 +13,7 @@ from models.pose import DetectorKeypoints
 from models.tracking import PersonTracker
 from pipelines.ingest.files import IngestJob, IngestOptions, IngestProgress, ingest
 from storage.database import open_database
-from storage.repository import count_rows
+from storage.reads import count_rows
 from storage.schema import Embedding, Sighting, Track, Video
 
 DURATION = 3.0
@@ -253,7 +253,7 @@ def test_a_failing_database_stops_every_camera_thread_and_decoder(
 
     from common.errors import DatabaseError
     from pipelines.ingest.video import open_decoders
-    from storage.repository import VideoWriter
+    from storage.writer import VideoWriter
 
     def full_disk(self, *args, **kwargs):
         raise OperationalError("INSERT INTO sightings", {}, Exception("database or disk is full"))

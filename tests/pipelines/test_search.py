@@ -170,8 +170,8 @@ def test_feedback_removes_rejected_and_lifts_confirmed_tracks_and_searches_are_a
 
 
 def test_index_follows_new_and_deleted_videos(db):
-    from storage.repository import delete_video
     from storage.schema import Video
+    from storage.videos import delete_video
 
     searcher = Searcher(db)
     model_id = _tracks(db, "cam0")[0].descriptor_model_id

@@ -13,8 +13,9 @@ from pipelines.matching.search import Searcher, SearchOptions
 from storage.database import open_database
 from storage.feedback import set_overlap
 from storage.identities import load_identities
-from storage.repository import camera_ids_by_name, model_layout
+from storage.model_registry import model_layout
 from storage.schema import Track
+from storage.videos import camera_ids_by_name
 from tests.conftest import copy_db, run_cli
 
 PART_NAMES = ["head", "upper body", "lower body", "legs"]

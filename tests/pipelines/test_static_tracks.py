@@ -11,7 +11,7 @@ from pipelines.matching.identities import summarise_identities
 from pipelines.matching.search import Searcher, SearchFilters, SearchOptions
 from pipelines.matching.similarity import make_scorer
 from storage.database import open_database
-from storage.repository import static_track_ids
+from storage.track_checks import static_track_ids
 from tests.conftest import LAB, _require, real_weights_args, run_cli
 
 pytestmark = pytest.mark.slow

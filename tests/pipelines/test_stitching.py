@@ -6,10 +6,13 @@ import numpy as np
 
 from pipelines.ingest.stitching import StitchConfig, Tracklet, stitch
 from storage.database import open_database
-from storage.repository import VideoWriter, begin_video, get_or_create_model
+from storage.model_registry import get_or_create_model
 from storage.track_merge import merge_tracks, track_boxes
+from storage.videos import begin_video
 from storage.watchlist import add_alert, add_entry, list_alerts
-from tests.storage.test_repository import _info, _obs
+from storage.writer import VideoWriter
+from tests.factories import observation as _obs
+from tests.factories import video_info as _info
 
 
 def _unit(*values):

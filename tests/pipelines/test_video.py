@@ -1,9 +1,9 @@
-import av
 import numpy as np
 import pytest
 
 from common.errors import InputVideoError
 from pipelines.ingest.video import VideoSource, fingerprint, probe_video
+from tests.factories import make_truncated_streamable_copy, make_zero_frame_video
 
 
 def test_probe_reads_the_real_lab_clip(lab_cam0):
@@ -59,14 +59,6 @@ def test_missing_directory_empty_and_non_video_inputs(tmp_path):
         probe_video(text)
 
 
-def make_zero_frame_video(path):
-    """An MP4 container with a video stream but no frames."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-    return path
-
-
 def test_zero_frame_video(tmp_path):
     with pytest.raises(InputVideoError, match=r"zero\.mp4"):
         probe_video(make_zero_frame_video(tmp_path / "zero.mp4"))
@@ -83,22 +75,6 @@ def test_truncated_real_clip_is_refused_or_decoded_with_a_warning(lab_cam0, tmp_
         return
     frames = list(source.frames())
     assert len(frames) < 134 and source.warning and "truncated" in source.warning
-
-
-def make_truncated_streamable_copy(src, path):
-    """First half of ``src`` remuxed with its index at the front, as a recorder cut off mid-write leaves it."""
-    full = path.with_name("full_" + path.name)
-    with av.open(str(src)) as inp, av.open(str(full), "w", options={"movflags": "faststart"}) as out:
-        s_in = inp.streams.video[0]
-        s_out = out.add_stream_from_template(s_in)
-        for packet in inp.demux(s_in):
-            if packet.dts is None:
-                continue
-            packet.stream = s_out
-            out.mux(packet)
-    data = full.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    return path
 
 
 @pytest.mark.slow

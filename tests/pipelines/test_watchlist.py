@@ -14,7 +14,7 @@ from common.errors import UsageError
 from pipelines.live.watchlist import AlertDispatcher, WatchlistMatcher, load_matcher, watch_identity, watch_track
 from storage.audit import read_log
 from storage.database import open_database
-from storage.repository import get_tracks
+from storage.reads import get_tracks
 from storage.watchlist import list_alerts, list_entries
 from tests.conftest import OSNET, _require, copy_db, run_cli
 from tests.factories import build_site

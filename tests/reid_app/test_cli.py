@@ -5,23 +5,12 @@ import hashlib
 import pytest
 
 from storage.database import open_database
-from storage.repository import count_rows
-from tests.conftest import real_weights_args, run_cli, sqlite_execute
+from storage.reads import count_rows
+from tests.conftest import assert_one_clear_error, real_weights_args, run_cli, sqlite_execute
 
 
 def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _assert_one_clear_error(result, *words):
-    assert result.code != 0, result.stdout
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
-    assert len(result.error_lines) == 1, result.stderr
-    assert not [
-        line for line in result.stderr.splitlines() if line.strip() and "reid-app:" not in line and "━" not in line
-    ], f"stray stderr lines: {result.stderr}"
-    for word in words:
-        assert word in result.error_lines[0], result.stderr
 
 
 def test_ingest_then_search_lists_tracks_of_the_other_camera(lab_db):
@@ -64,7 +53,7 @@ def test_summary_reports_every_camera(tmp_path, lab_cam0):
 def test_one_bad_video_among_good_ones_is_marked_and_the_rest_ingested(tmp_path, lab_cam1):
     db = tmp_path / "mixed.db"
     result = run_cli("ingest", tmp_path / "nowhere.mp4", lab_cam1, "--db", db, "--duration", "1", *real_weights_args())
-    _assert_one_clear_error(result, "nowhere.mp4", "does not exist")
+    assert_one_clear_error(result, "nowhere.mp4", "does not exist")
     assert result.code == 1
     table = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("│")}
     assert "failed" in table["nowhere"] and "done" in table["cam1"]
@@ -89,22 +78,22 @@ def test_bad_video_inputs(tmp_path, make_input, words):
     db = tmp_path / "db.sqlite"
     open_database(db).close()
     result = run_cli("ingest", make_input(folder), "--db", db, *real_weights_args())
-    _assert_one_clear_error(result, *words)
+    assert_one_clear_error(result, *words)
     assert count_rows(open_database(db))["videos"] == 0
 
 
 @pytest.mark.slow
 def test_zero_frame_and_truncated_videos(tmp_path, lab_cam0):
-    from tests.pipelines.test_video import make_truncated_streamable_copy, make_zero_frame_video
+    from tests.factories import make_truncated_streamable_copy, make_zero_frame_video
 
     zero = make_zero_frame_video(tmp_path / "zero.mp4")
     result = run_cli("ingest", zero, "--db", tmp_path / "z.db", *real_weights_args())
-    _assert_one_clear_error(result, "zero.mp4")
+    assert_one_clear_error(result, "zero.mp4")
     half = tmp_path / "half.mp4"
     data = lab_cam0.read_bytes()
     half.write_bytes(data[: len(data) // 2])  # index at the end: nothing is decodable
     result = run_cli("ingest", half, "--db", tmp_path / "h.db", *real_weights_args())
-    _assert_one_clear_error(result, "half.mp4", "truncated")
+    assert_one_clear_error(result, "half.mp4", "truncated")
     assert result.code == 1
     # index at the front: the decodable half is ingested and the summary says the file was cut short
     cut = make_truncated_streamable_copy(lab_cam0, tmp_path / "cut.mp4")
@@ -117,13 +106,11 @@ def test_zero_frame_and_truncated_videos(tmp_path, lab_cam0):
 def test_bad_database_locations_and_files_are_refused_intact(tmp_path, lab_cam0):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    _assert_one_clear_error(
-        run_cli("ingest", lab_cam0, "--db", blocker / "x.db", *real_weights_args()), "cannot create"
-    )
+    assert_one_clear_error(run_cli("ingest", lab_cam0, "--db", blocker / "x.db", *real_weights_args()), "cannot create")
     other = tmp_path / "other.db"
     sqlite_execute(other, "CREATE TABLE contacts (name TEXT)")
     before = _digest(other)
-    _assert_one_clear_error(
+    assert_one_clear_error(
         run_cli("ingest", lab_cam0, "--db", other, *real_weights_args()), "other.db", "another program"
     )
     assert _digest(other) == before
@@ -131,7 +118,7 @@ def test_bad_database_locations_and_files_are_refused_intact(tmp_path, lab_cam0)
     open_database(newer).close()
     sqlite_execute(newer, "UPDATE reid_meta SET value = '99' WHERE key = 'schema_version'")
     before = _digest(newer)
-    _assert_one_clear_error(run_cli("ingest", lab_cam0, "--db", newer, *real_weights_args()), "newer")
+    assert_one_clear_error(run_cli("ingest", lab_cam0, "--db", newer, *real_weights_args()), "newer")
     assert _digest(newer) == before
 
 
@@ -140,14 +127,14 @@ def test_missing_and_corrupt_weights(tmp_path, lab_cam0):
     result = run_cli(
         "ingest", lab_cam0, "--db", db, "--detector", tmp_path / "nope_openvino_model", "--reid", real_weights_args()[3]
     )
-    _assert_one_clear_error(result, "nope_openvino_model", "does not exist")
+    assert_one_clear_error(result, "nope_openvino_model", "does not exist")
     corrupt = tmp_path / "reid.onnx"
     corrupt.write_bytes(b"\x08\x01garbage")
     result = run_cli("ingest", lab_cam0, "--db", db, "--detector", real_weights_args()[1], "--reid", corrupt)
-    _assert_one_clear_error(result, "reid.onnx", "corrupt")
+    assert_one_clear_error(result, "reid.onnx", "corrupt")
     # a name found nowhere, offline: the message lists where it looked
     result = run_cli("ingest", lab_cam0, "--db", db, "--reid", "my-reid-model", env={"REID_APP_WEIGHTS": str(tmp_path)})
-    _assert_one_clear_error(result, "my-reid-model", str(tmp_path), "REID_APP_WEIGHTS")
+    assert_one_clear_error(result, "my-reid-model", str(tmp_path), "REID_APP_WEIGHTS")
     assert not db.exists() or count_rows(open_database(db))["videos"] == 0
 
 
@@ -163,15 +150,15 @@ def test_missing_and_corrupt_weights(tmp_path, lab_cam0):
 )
 def test_bad_option_values(tmp_path, lab_cam0, args, words):
     result = run_cli("ingest", lab_cam0, "--db", tmp_path / "o.db", *args, *real_weights_args())
-    _assert_one_clear_error(result, *words)
+    assert_one_clear_error(result, *words)
     assert not (tmp_path / "o.db").exists()
 
 
 def test_search_errors_are_clear(tmp_path, lab_db):
-    _assert_one_clear_error(run_cli("search", "--db", tmp_path / "none.db", "--track", "1"), "does not exist")
-    _assert_one_clear_error(run_cli("search", "--db", lab_db, "--track", "99999"), "track 99999")
-    _assert_one_clear_error(run_cli("search", "--db", lab_db), "exactly one")
-    _assert_one_clear_error(run_cli("search", "--db", lab_db, "--track", "x"), "x")
+    assert_one_clear_error(run_cli("search", "--db", tmp_path / "none.db", "--track", "1"), "does not exist")
+    assert_one_clear_error(run_cli("search", "--db", lab_db, "--track", "99999"), "track 99999")
+    assert_one_clear_error(run_cli("search", "--db", lab_db), "exactly one")
+    assert_one_clear_error(run_cli("search", "--db", lab_db, "--track", "x"), "x")
 
 
 def test_help_explains_the_commands():
@@ -212,7 +199,7 @@ def test_a_detector_size_that_is_no_multiple_of_32_in_range_is_refused_before_an
     tmp_path, lab_cam0, size
 ):
     result = run_cli("ingest", lab_cam0, "--db", tmp_path / "x.db", "--detector-size", size)
-    _assert_one_clear_error(result, "--detector-size", size)
+    assert_one_clear_error(result, "--detector-size", size)
     assert not (tmp_path / "x.db").exists()
 
 
@@ -220,7 +207,7 @@ def test_a_detector_size_that_is_no_multiple_of_32_in_range_is_refused_before_an
 def test_the_pose_weights_are_recorded_absolute_like_the_detector(tmp_path, lab_cam0, monkeypatch):
     from pathlib import Path
 
-    from storage.repository import ingest_models
+    from storage.model_registry import ingest_models
     from tests.conftest import POSE_DETECTOR, WEIGHTS, _require
 
     pose = _require(POSE_DETECTOR)

@@ -4,9 +4,8 @@ import json
 
 import pytest
 
-from tests.conftest import copy_db, run_cli
+from tests.conftest import assert_one_clear_error, copy_db, run_cli
 from tests.factories import build_site
-from tests.reid_app.test_cli import _assert_one_clear_error
 
 
 @pytest.fixture
@@ -97,7 +96,7 @@ def test_search_options_feedback_and_audit(db):
     ],
 )
 def test_mistakes_get_one_clear_line(db, args, words):
-    _assert_one_clear_error(run_cli(*args, "--db", db), *words)
+    assert_one_clear_error(run_cli(*args, "--db", db), *words)
 
 
 def test_feedback_says_what_it_changed_and_undo_takes_it_back(db):

@@ -19,20 +19,16 @@ from sqlalchemy import select, update
 from common.errors import DatabaseError
 from storage.database import integrity_problems, open_database
 from storage.identities import replace_identities
-from storage.repository import (
-    LeaseLostError,
-    VideoBusyError,
-    VideoWriter,
-    begin_video,
-    count_rows,
-    find_video,
-    get_or_create_model,
-    reclaim_abandoned,
-)
+from storage.leases import LeaseLostError, VideoBusyError
+from storage.model_registry import get_or_create_model
+from storage.reads import count_rows
 from storage.schema import Video
+from storage.videos import begin_video, find_video, reclaim_abandoned
+from storage.writer import VideoWriter
 from tests.conftest import ROOT, copy_db, dead_owner, sqlite_execute
+from tests.factories import observation as _obs
+from tests.factories import video_info as _info
 from tests.reliability.damage import damage_database
-from tests.storage.test_repository import _info, _obs
 
 
 @pytest.fixture
@@ -246,7 +242,7 @@ def test_special_files_are_refused_as_databases(tmp_path):
 @pytest.mark.slow
 def test_identities_read_during_reclustering_are_always_whole(tmp_path, lab_db):
     from pipelines.matching.identities import summarise_identities
-    from storage.repository import list_models
+    from storage.model_registry import list_models
 
     db = open_database(copy_db(lab_db, tmp_path))
     model = list_models(db)[0].id
@@ -322,7 +318,7 @@ def test_a_healthy_database_on_a_read_only_mount_is_read_and_writes_say_read_onl
 def test_a_recovered_recording_keeps_no_sighting_past_the_end_of_its_file(db):
     """A watch killed mid-segment: sightings stored for frames the file never got are dropped when the row is
     finished with the file's real length, and a track left with none goes."""
-    from storage.repository import finish_abandoned
+    from storage.videos import finish_abandoned
 
     model = get_or_create_model(db, "m", "h", 3)
     video = begin_video(db, _info(), model)

@@ -6,8 +6,11 @@ import numpy as np
 
 from storage.database import open_database
 from storage.identities import load_identities, replace_identities
-from storage.repository import VideoWriter, begin_video, get_or_create_model
-from tests.storage.test_repository import _info, _obs
+from storage.model_registry import get_or_create_model
+from storage.videos import begin_video
+from storage.writer import VideoWriter
+from tests.factories import observation as _obs
+from tests.factories import video_info as _info
 
 
 def test_an_id_that_meant_one_person_never_comes_back_meaning_another(tmp_path):

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storage.database import open_database
-from storage.repository import get_or_create_model
+from storage.model_registry import get_or_create_model
 from storage.vector_index import EmbeddingIndex, index_folder
-from tests.storage.test_vector_index import _ingest
+from tests.factories import ingest_tracks as _ingest
 
 
 def _contents(index: EmbeddingIndex) -> dict:

@@ -2,7 +2,7 @@
 
 from pipelines.matching.identities import DEFAULT_THRESHOLD, current_threshold
 from storage.database import open_database
-from storage.repository import get_or_create_model, model_threshold, set_model_threshold
+from storage.model_registry import get_or_create_model, model_threshold, set_model_threshold
 
 
 def test_clustering_threshold_comes_from_the_model_when_no_identities_exist(tmp_path):

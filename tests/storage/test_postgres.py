@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from storage.database import open_database
-from storage.repository import count_rows
+from storage.reads import count_rows
 from storage.schema import SCHEMA_VERSION, Camera, Track
 from tests.conftest import LAB, copy_db, real_weights_args, run_cli
 

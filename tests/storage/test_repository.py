@@ -2,53 +2,17 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from common.types import Detection, Observation
 from storage.database import open_database
-from storage.repository import (
-    VideoInfo,
-    VideoWriter,
-    begin_video,
-    bytes_to_vector,
-    count_rows,
-    find_video,
-    get_or_create_model,
-    get_sighting_embedding,
-    get_tracks,
-)
+from storage.model_registry import get_or_create_model
+from storage.reads import count_rows, get_sighting_embedding, get_tracks
 from storage.schema import Sighting, Video
 from storage.vector_index import EmbeddingIndex
+from storage.vectors import bytes_to_vector
+from storage.videos import begin_video, find_video
+from storage.writer import VideoWriter
 from tests.conftest import dead_owner, sqlite_execute
-
-
-def _info(fingerprint="f" * 64, camera="cam0"):
-    return VideoInfo(
-        camera=camera,
-        path=f"/videos/{camera}.mp4",
-        fingerprint=fingerprint,
-        fps=10.0,
-        frame_count=100,
-        width=640,
-        height=480,
-        duration_s=10.0,
-        start_time=1_700_000_000.0,
-        analysis_fps=5.0,
-    )
-
-
-def _obs(track, frame, quality, vector=None):
-    kp = np.random.default_rng(frame).random((17, 3)).astype(np.float32)
-    obs = Observation(
-        camera="cam0",
-        frame_index=frame,
-        time_s=frame / 10.0,
-        detection=Detection(track, np.array([10, 20, 60, 140], np.float32), 0.9, kp),
-        quality=quality,
-    )
-    if vector is not None:
-        obs.crop = np.zeros((120, 50, 3), np.uint8)
-        obs.part_boxes = np.zeros((4, 4), np.float32)
-        obs.thumbnail = b"\xff\xd8jpeg"
-    return obs
+from tests.factories import observation as _obs
+from tests.factories import video_info as _info
 
 
 @pytest.fixture

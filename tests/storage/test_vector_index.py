@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from storage.database import open_database
-from storage.repository import VideoWriter, begin_video, delete_video, get_or_create_model
+from storage.model_registry import get_or_create_model
 from storage.vector_index import EmbeddingIndex
-from tests.storage.test_repository import _info, _obs
+from storage.videos import delete_video
+from tests.factories import ingest_tracks as _ingest
 
 
 @pytest.fixture
@@ -14,20 +15,6 @@ def db(tmp_path):
     database = open_database(tmp_path / "i.db")
     yield database
     database.close()
-
-
-def _ingest(db, model, fingerprint, camera, tracks, finish=True):
-    video = begin_video(db, _info(fingerprint * 64, camera), model)
-    writer = VideoWriter(db, video, model, start_time=1_700_000_000.0)
-    rng = np.random.default_rng(len(fingerprint) + ord(fingerprint[0]))
-    for frame in range(3):
-        obs = [_obs(t, frame, 0.5, np.ones(3)) for t in tracks]
-        vectors = rng.standard_normal((len(tracks), 3)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        writer.write(obs, vectors, frame + 1)
-    if finish:
-        writer.finish(3)
-    return video
 
 
 def test_refresh_loads_complete_videos_then_only_what_changed(db):

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, QTimer
 
 from reid_app.ingest_runner import IngestChoices
 from storage.catalog import list_cameras
-from storage.repository import count_rows
+from storage.reads import count_rows
 from tests.conftest import LAB, _require
 from tests.ui.conftest import real_choices
 

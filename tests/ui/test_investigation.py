@@ -13,7 +13,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from storage.feedback import DIFFERENT, SAME, load_overlaps, load_verdicts
-from storage.repository import get_tracks
+from storage.reads import get_tracks
 from ui.cameras import OverlapDialog
 from ui.identities import LabelDialog
 

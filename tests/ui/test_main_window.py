@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from storage.feedback import DIFFERENT, SAME, load_verdicts, set_overlap
-from storage.repository import get_tracks
+from storage.reads import get_tracks
 
 pytestmark = pytest.mark.slow
 

@@ -57,7 +57,7 @@ def test_an_investigation_on_timestamped_footage(qtbot, make_window, home_db, tm
     window = make_window(copy_db(home_db, tmp_path / "db"))
     player = window.player
     track = min(window.identities_panel.model.items(), key=lambda i: i.first_timestamp).track_ids[0]
-    from storage.repository import get_tracks
+    from storage.reads import get_tracks
 
     info = get_tracks(window.db, [track])[track]
     camera_id = next(c.id for c in window.cameras if c.name == info.camera)
