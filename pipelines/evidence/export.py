@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-from sqlalchemy import select
 
 from common.errors import UsageError, setting
 from common.neutralise import csv_cell
@@ -49,11 +48,18 @@ from pipelines.matching.explain import describe_parts, explain_match, part_slice
 from pipelines.matching.identities import join_ranges
 from storage.audit import record
 from storage.database import Database
+from storage.evidence_reads import (
+    TrackSighting,
+    VideoFacts,
+    bystander_boxes,
+    sightings_of_tracks,
+    videos_of_tracks,
+)
 from storage.feedback import SAME, load_verdicts
 from storage.identities import labels, load_identities
 from storage.model_registry import get_model, model_layout
 from storage.reads import get_tracks, sighting_keypoints
-from storage.schema import SCHEMA_VERSION, Sighting, Track, Video
+from storage.schema import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -165,26 +171,9 @@ def export_identity(
     except OSError as exc:
         raise UsageError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
     progress = on_progress or (lambda _text: None)
-    with db.snapshot() as session:
-        tracks = get_tracks(db, identity.track_ids, session)
-        videos = {t: session.get(Video, session.get(Track, t).video_id) for t in tracks}
-        sightings = {
-            t: session.execute(
-                select(
-                    Sighting.id,
-                    Sighting.frame_index,
-                    Sighting.time_s,
-                    Sighting.x1,
-                    Sighting.y1,
-                    Sighting.x2,
-                    Sighting.y2,
-                    Sighting.thumbnail,
-                )
-                .where(Sighting.track_id == t)
-                .order_by(Sighting.frame_index)
-            ).all()
-            for t in tracks
-        }
+    tracks = get_tracks(db, identity.track_ids)
+    videos = videos_of_tracks(db, list(tracks))
+    sightings = sightings_of_tracks(db, list(tracks))
     model = get_model(db, identity.model_id)
     name, note = labels(db).get(identity_id, (None, None))
     stem = f"identity-{identity_id}"
@@ -203,69 +192,69 @@ def export_identity(
     track_records = {}
     for camera, ids in cameras.items():
         for t in ids:
-            track, video = tracks[t], videos[t]
-            encoded = [
-                (sid, frame, time_s, (x1, y1, x2, y2), thumb)
-                for sid, frame, time_s, x1, y1, x2, y2, thumb in sightings[t]
-                if thumb is not None
-            ]
-            progress(f"crops of track {t} ({camera})")
-            crops = full_crops(
-                video.path,
-                [SightingBox(sid, frame, box) for sid, frame, _, box, _ in encoded],
-                bystanders.get(video.id),
-            )
-            if len(crops) < len(encoded):
-                report.notes.append(
-                    f"track {t}: {len(encoded) - len(crops)} crops are the stored thumbnails (the "
-                    f"source video {video.path} could not be read there)"
-                )
-            files, captions = [], []
-            for sid, _frame, time_s, _box, thumb in encoded:
-                path = out_dir / "crops" / file_safe_name(camera) / f"track{t}_{time_s:09.2f}s_sighting{sid}.jpg"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(crops.get(sid, thumb))
-                report.written.append(path)
-                files.append(str(path.relative_to(out_dir)))
-                captions.append(_caption(t, video.start_time, time_s))
-                report.thumbnails += 1
-            clip = None
-            if clips:
-                progress(f"clip of track {t} ({camera})")
-                clip = _clip(
-                    video,
-                    track,
-                    identity_id,
-                    sightings[t],
-                    out_dir / "clips" / file_safe_name(camera) / f"track{t}.mp4",
-                    clip_margin_s,
-                    report,
-                    bystanders.get(video.id),
-                )
-                if clip is not None:
-                    report.clips.append(clip)
-                    report.written.append(clip)
-            track_records[t] = {
-                "track_id": t,
-                "local_track_id": track.local_track_id,
-                "video": video.path,
-                **_time_fields("start", track.first_timestamp, video.start_time),
-                **_time_fields("end", track.last_timestamp, video.start_time),
-                "sightings": track.num_sightings,
-                "thumbnails": files,
-                "thumbnail_captions": captions,
-                "clip": str(clip.relative_to(out_dir)) if clip else None,
-                "match": matches.get(t),
-                "link": "reference"
+            link = (
+                "reference"
                 if (matches.get(t) or {}).get("reference") or len(tracks) == 1
                 else "confirmed"
                 if t in confirmed
-                else "suggested",
-            }
+                else "suggested"
+            )
+            track_records[t] = _export_track(
+                tracks[t],
+                videos[t],
+                sightings[t],
+                identity_id,
+                out_dir,
+                report,
+                bystanders.get(videos[t].id),
+                clip_margin_s if clips else None,
+                matches.get(t),
+                link,
+                progress,
+            )
 
     progress("hashing the source videos")
     sources = _hash_sources({videos[t].path: tracks[t].camera for t in tracks}, report)
-    summary = {
+    summary = _summary(
+        db, identity, name, note, model, tracks, videos, cameras, track_records, join_gap_s, redact, report
+    )
+    report.json_path.write_text(json.dumps(summary, indent=2))
+    _write_csv(report.csv_path, identity_id, cameras, track_records)
+    write_case_report(report.html_path, summary)
+    report.written += [report.json_path, report.csv_path, report.html_path]
+    progress("hashing the exported files")
+    manifest = _manifest(db, summary, sources, out_dir, report)
+    report.manifest_path.write_text(json.dumps(manifest, indent=2))
+    record(
+        db,
+        "export",
+        identity=identity_id,
+        out=str(out_dir.absolute()),
+        files=len(manifest["files"]),
+        clips=len(report.clips),
+        manifest_sha256=sha256_file(report.manifest_path),
+    )
+    return report
+
+
+def _summary(
+    db: Database,
+    identity,
+    name: Optional[str],
+    note: Optional[str],
+    model,
+    tracks: dict,
+    videos: dict[int, VideoFacts],
+    cameras: dict[str, list[int]],
+    track_records: dict[int, dict],
+    join_gap_s: float,
+    redact: bool,
+    report: EvidenceReport,
+) -> dict:
+    """The export's JSON summary (also what the case report shows): the identity, the model, each camera's time
+    ranges and tracks, how the tracks are linked, the redaction and the notes."""
+    identity_id = identity.id
+    return {
         "identity": identity_id,
         "label": name,
         "note": note,
@@ -302,23 +291,62 @@ def export_identity(
         "unconfirmed_warning": report.unconfirmed_warning,
         "notes": report.notes,
     }
-    report.json_path.write_text(json.dumps(summary, indent=2))
-    _write_csv(report.csv_path, identity_id, cameras, track_records)
-    write_case_report(report.html_path, summary)
-    report.written += [report.json_path, report.csv_path, report.html_path]
-    progress("hashing the exported files")
-    manifest = _manifest(db, summary, sources, out_dir, report)
-    report.manifest_path.write_text(json.dumps(manifest, indent=2))
-    record(
-        db,
-        "export",
-        identity=identity_id,
-        out=str(out_dir.absolute()),
-        files=len(manifest["files"]),
-        clips=len(report.clips),
-        manifest_sha256=sha256_file(report.manifest_path),
-    )
-    return report
+
+
+def _export_track(
+    track,
+    video: VideoFacts,
+    sightings: list[TrackSighting],
+    identity_id: int,
+    out_dir: Path,
+    report: EvidenceReport,
+    bystanders: Optional[BystanderBoxes],
+    clip_margin_s: Optional[float],
+    match: Optional[dict],
+    link: str,
+    progress: Callable[[str], None],
+) -> dict:
+    """Write one track's crops (full resolution from the source video, else the stored thumbnails) and, with a
+    ``clip_margin_s``, its clip; returns its record for the JSON and CSV."""
+    t, camera = track.id, track.camera
+    encoded = [s for s in sightings if s.thumbnail is not None]
+    progress(f"crops of track {t} ({camera})")
+    crops = full_crops(video.path, [SightingBox(s.id, s.frame_index, s.box) for s in encoded], bystanders)
+    if len(crops) < len(encoded):
+        report.notes.append(
+            f"track {t}: {len(encoded) - len(crops)} crops are the stored thumbnails (the "
+            f"source video {video.path} could not be read there)"
+        )
+    files, captions = [], []
+    for s in encoded:
+        path = out_dir / "crops" / file_safe_name(camera) / f"track{t}_{s.time_s:09.2f}s_sighting{s.id}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(crops.get(s.id, s.thumbnail))
+        report.written.append(path)
+        files.append(str(path.relative_to(out_dir)))
+        captions.append(_caption(t, video.start_time, s.time_s))
+        report.thumbnails += 1
+    clip = None
+    if clip_margin_s is not None:
+        progress(f"clip of track {t} ({camera})")
+        target = out_dir / "clips" / file_safe_name(camera) / f"track{t}.mp4"
+        clip = _clip(video, track, identity_id, sightings, target, clip_margin_s, report, bystanders)
+        if clip is not None:
+            report.clips.append(clip)
+            report.written.append(clip)
+    return {
+        "track_id": t,
+        "local_track_id": track.local_track_id,
+        "video": video.path,
+        **_time_fields("start", track.first_timestamp, video.start_time),
+        **_time_fields("end", track.last_timestamp, video.start_time),
+        "sightings": track.num_sightings,
+        "thumbnails": files,
+        "thumbnail_captions": captions,
+        "clip": str(clip.relative_to(out_dir)) if clip else None,
+        "match": match,
+        "link": link,
+    }
 
 
 #: Sightings per track whose keypoints decide which body parts are visible in the explanation.
@@ -364,7 +392,7 @@ def _why_linked(db: Database, model_id: int, tracks: dict, sightings: dict) -> d
     names = [name for name, _, _ in part_slices(layout)]
     picked = {}
     for t in with_descriptor:
-        ids = [row[0] for row in sightings[t] if row[-1] is not None] or [row[0] for row in sightings[t]]
+        ids = [s.id for s in sightings[t] if s.thumbnail is not None] or [s.id for s in sightings[t]]
         picked[t] = [ids[i] for i in evenly_spaced(len(ids), EXPLAIN_SAMPLES)]
     observed = sighting_keypoints(db, [s for ids in picked.values() for s in ids]) if names else {}
     visible = {t: visible_parts([observed[s] for s in picked[t] if s in observed], names) for t in with_descriptor}
@@ -487,28 +515,19 @@ def _manifest(db: Database, summary: dict, sources: list[dict], out_dir: Path, r
     }
 
 
-def _bystanders(db: Database, videos: dict[int, Video], exported: list[int]) -> dict[int, BystanderBoxes]:
+def _bystanders(db: Database, videos: dict[int, VideoFacts], exported: list[int]) -> dict[int, BystanderBoxes]:
     """Per video: where the people other than the exported identity's tracks are (static tracks left out)."""
-    out = {}
-    with db.snapshot() as session:
-        for video_id, video in videos.items():
-            rows = session.execute(
-                select(Sighting.track_id, Sighting.frame_index, Sighting.x1, Sighting.y1, Sighting.x2, Sighting.y2)
-                .join(Track, Track.id == Sighting.track_id)
-                .where(Sighting.video_id == video_id, Sighting.track_id.not_in(exported), Track.static.is_(False))
-            )
-            tracks: dict[int, list] = {}
-            for track, frame, x1, y1, x2, y2 in rows:
-                tracks.setdefault(int(track), []).append((int(frame), (x1, y1, x2, y2)))
-            out[video_id] = BystanderBoxes(tracks, video.fps or 25.0)
-    return out
+    return {
+        video_id: BystanderBoxes(bystander_boxes(db, video_id, exported), video.fps or 25.0)
+        for video_id, video in videos.items()
+    }
 
 
 def _clip(
-    video: Video,
+    video: VideoFacts,
     track,
     identity_id: int,
-    sightings,
+    sightings: list[TrackSighting],
     path: Path,
     margin_s: float,
     report: EvidenceReport,
@@ -530,7 +549,7 @@ def _clip(
         )
         return [f"camera {track.camera}  {when}", f"identity {identity_id}  track {track.id}"]
 
-    boxes = [SightingBox(sid, frame, (x1, y1, x2, y2)) for sid, frame, _t, x1, y1, x2, y2, _th in sightings]
+    boxes = [SightingBox(s.id, s.frame_index, s.box) for s in sightings]
     if not cut_clip(video.path, fps, video.frame_count, boxes, path, first, last, caption, bystanders):
         report.notes.append(
             f"clip of {Path(video.path).name} skipped: the source video {video.path} cannot be "
