@@ -91,8 +91,9 @@ def main() -> None:
     import numpy as np
     import torch
 
+    from models.configs import JointLossConfig
     from models.encoders import JointLossEncoder, build_jointloss_encoder, preprocess, resolve_device
-    from models.jointloss import JointLossConfig, JointLossNet
+    from models.jointloss import JointLossNet
 
     device = resolve_device(args.device)
     on_cuda = device.startswith("cuda")

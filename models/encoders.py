@@ -530,7 +530,8 @@ def build_jointloss_encoder(
         WeightsError: unreadable checkpoint, mismatching weights, or ImageNet weights unavailable offline.
     """
     from models.checkpoint import file_sha256, load_checkpoint
-    from models.jointloss import JointLossConfig, JointLossNet
+    from models.configs import JointLossConfig
+    from models.jointloss import JointLossNet
 
     if checkpoint is None:
         log.warning(

@@ -23,7 +23,6 @@ parts versus fixed horizontal stripes (``part_mode``). Losses live in ``models.l
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -32,117 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_align
 
-from models.backbones import BACKBONES, MID_STRIDE, backbone_spec, early_layers
-from models.parts import PART_COUNTS, fallback_stripes, part_names, stripe_boxes
+from models.backbones import MID_STRIDE, backbone_spec, early_layers
+from models.configs import JointLossConfig
+from models.parts import fallback_stripes, stripe_boxes
 from models.transforms import PREPROCESSINGS
-
-LOSS_MODES = ("per_branch", "concat")
-PART_MODES = ("pose", "stripes")
-
-
-@dataclass
-class JointLossConfig:
-    """Architecture of a :class:`JointLossNet`; stored in checkpoints as a plain dict.
-
-    Attributes:
-        backbone: a key of ``models.backbones.BACKBONES``: ``resnet50`` (default), ``resnet34``, ``resnet18`` or
-            ``mobilenet_v2`` (lightest; the shipped model's).
-        last_stride: stride of ``layer4`` (1 keeps a 16x8 map at 256x128 input; 2 is torchvision's default).
-        global_dim: global embedding size.
-        part_dim: embedding size of each part stream.
-        num_parts: number of part streams (4: head+shoulder, upper body, upper leg, lower leg; 2 or 6 with
-            ``part_mode="pose"``, any count with ``stripes``).
-        use_global / use_parts: enable each branch (at least one).
-        part_mode: ``pose`` (part boxes from keypoints, fallback stripes) or ``stripes`` (always fixed stripes).
-        loss_mode: ``per_branch`` (one identity classifier per branch/stream, JLML) or ``concat`` (one classifier
-            over the concatenated BNNeck features; JLML's "one loss" ablation).
-        roi_size: ``[h, w]`` of each part's RoI-aligned feature map.
-        num_classes: identities of the training set (0: no classifiers, inference only).
-        input_size: ``[height, width]`` of the network input in pixels.
-        trunk_graph: an imported IR backbone's graph description (``models.ir_import.IRNetwork.spec``), filled in
-            when the network is built from the IR, so the checkpoint rebuilds without it; None otherwise.
-        part_weight: scale of the part embeddings in the descriptor relative to the global one (1: the plain
-            concatenation). Below 1, a strong pretrained global branch keeps more say in the cosine than part
-            branches trained on few identities; part-level explanations are unaffected (a slice's cosine does not
-            depend on its scale).
-    """
-
-    backbone: str = "resnet50"
-    last_stride: int = 1
-    global_dim: int = 512
-    part_dim: int = 128
-    num_parts: int = 4
-    use_global: bool = True
-    use_parts: bool = True
-    part_mode: str = "pose"
-    loss_mode: str = "per_branch"
-    roi_size: list = field(default_factory=lambda: [4, 4])
-    num_classes: int = 0
-    input_size: list = field(default_factory=lambda: [256, 128])
-    trunk_graph: Optional[dict] = None
-    part_weight: float = 1.0
-
-    @property
-    def dims(self) -> int:
-        """Length of the descriptor."""
-        return (self.global_dim if self.use_global else 0) + (self.num_parts * self.part_dim if self.use_parts else 0)
-
-    def descriptor_layout(self) -> list[dict]:
-        """Which columns of the descriptor each branch fills: ``[{"name", "start", "stop"}]`` in order, ``global``
-        first, then each part by its readable name (``models.parts.part_names``), so a match can be explained part
-        by part (cosine of each slice)."""
-        layout, start = [], 0
-        if self.use_global:
-            layout.append({"name": "global", "start": 0, "stop": self.global_dim})
-            start = self.global_dim
-        if self.use_parts:
-            for name in part_names(self.num_parts, self.part_mode):
-                layout.append({"name": name, "start": start, "stop": start + self.part_dim})
-                start += self.part_dim
-        return layout
-
-    def to_dict(self) -> dict:
-        """Plain dict for checkpoint metadata."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "JointLossConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are ignored.
-
-        Raises:
-            ValueError: an invalid backbone or no branch enabled.
-        """
-        config = cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` for an impossible configuration."""
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {self.backbone!r}; choose one of {tuple(BACKBONES)}")
-        if not (self.use_global or self.use_parts):
-            raise ValueError("at least one of use_global and use_parts must be enabled")
-        if self.last_stride not in (1, 2):
-            raise ValueError("last_stride must be 1 or 2")
-        if self.part_mode not in PART_MODES:
-            raise ValueError(f"unknown part_mode {self.part_mode!r}; choose one of {PART_MODES}")
-        if self.loss_mode not in LOSS_MODES:
-            raise ValueError(f"unknown loss_mode {self.loss_mode!r}; choose one of {LOSS_MODES}")
-        if self.use_parts and self.part_mode == "pose" and self.num_parts not in PART_COUNTS:
-            raise ValueError(
-                f"pose-guided parts are defined for {PART_COUNTS} parts, not {self.num_parts}; "
-                f"use part_mode='stripes' for other counts"
-            )
-        if self.use_parts and self.num_parts < 1:
-            raise ValueError("num_parts must be at least 1")
-        if not self.part_weight > 0:
-            raise ValueError(f"part_weight must be positive, got {self.part_weight}")
-        fixed = backbone_spec(self.backbone).input_size
-        if fixed is not None and tuple(self.input_size) != tuple(fixed):
-            raise ValueError(
-                f"backbone {self.backbone} takes {fixed[0]}x{fixed[1]} inputs only, not "
-                f"{self.input_size[0]}x{self.input_size[1]}"
-            )
 
 
 class _EmbeddingHead(nn.Module):

@@ -22,11 +22,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+
+from models.configs import LossConfig
 
 
 def cross_entropy_label_smoothing(logits: torch.Tensor, targets: torch.Tensor, epsilon: float = 0.1) -> torch.Tensor:
@@ -141,41 +142,6 @@ def probabilistic_transfer(student: torch.Tensor, teacher: torch.Tensor, tau: fl
     log_p_s = F.log_softmax((s @ s.t() / tau).masked_fill(eye, -1e4), dim=1)
     log_p_t = F.log_softmax((t @ t.t() / tau).masked_fill(eye, -1e4), dim=1)
     return (log_p_t.exp() * (log_p_t - log_p_s)).masked_fill(eye, 0.0).sum(dim=1).mean()
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Weights and switches of :class:`JointLoss`; stored in checkpoints as a plain dict.
-
-    Attributes:
-        id_weight: weight of the identity losses (mean over branches).
-        triplet_weight: weight of the batch-hard triplet loss (0 disables it: "without triplet" ablation).
-        triplet_margin: margin of the triplet loss; None for soft-margin.
-        label_smoothing: epsilon of the identity loss.
-        sparsity_weight: weight of the L2,1 group-sparsity term (0 disables it).
-        distill_weight: weight of the distillation terms (used when teacher embeddings are given).
-        distill_tau: temperature of :func:`probabilistic_transfer`.
-        similarity_weight: ``w_s``, the weight of :func:`similarity_preserving` within the distillation term
-            (its squared cosine differences are about 10x smaller than the KL term).
-    """
-
-    id_weight: float = 0.5
-    triplet_weight: float = 1.0
-    triplet_margin: float | None = 0.3
-    label_smoothing: float = 0.1
-    sparsity_weight: float = 0.0
-    distill_weight: float = 1.0
-    distill_tau: float = 0.1
-    similarity_weight: float = 10.0
-
-    def to_dict(self) -> dict:
-        """Plain dict for checkpoint metadata."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "LossConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 class JointLoss:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -20,78 +20,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from models.checkpoint import load_checkpoint, save_checkpoint
+from models.configs import TrainConfig
 from models.datasets import ReidSample
 from models.jointloss import JointLossNet
 from models.keypoint_cache import as_optional, read_image
 from models.losses import JointLoss
 from models.sampler import PKSampler
 from models.transforms import TrainTransform
-
-SCHEDULES = ("step", "cosine")
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings; stored in checkpoint metadata.
-
-    Attributes:
-        epochs: passes over the identities (one PK batch covers P of them).
-        p, k: identities per batch, images per identity.
-        lr: base learning rate (Adam).
-        weight_decay: L2 weight decay.
-        warmup_epochs: linear warm-up from 10% of ``lr``.
-        schedule: ``step`` (x ``gamma`` at each of ``milestones``) or ``cosine``.
-        milestones: epochs of the step decays.
-        gamma: step decay factor.
-        amp: mixed precision on CUDA (bf16 where supported, else fp16 with loss scaling); ignored on CPU.
-        eval_every: evaluate every N epochs (0: only after the last epoch).
-        workers: data-loading processes.
-        seed: random seed.
-        max_iterations: cap on iterations per epoch (None: one pass over the identities).
-        freeze_early: freeze the backbone's low-level stem (``JointLossNet.freeze_early_layers``).
-        preload: decode every training image once, resized to the input size, and keep it in memory (saves the
-            JPEG/PNG decoding of every epoch; about ``N * H * W * 3`` bytes).
-        head_lr_factor: learning rate of the layers outside the pretrained backbone (embedding heads, BNNecks,
-            part branches, classifiers) as a multiple of ``lr``: new layers learn faster while a pretrained trunk
-            moves slowly (1: one rate for all).
-        wise_alpha: weight-space ensembling of the fine-tuned backbone with its starting weights after the last
-            epoch (WiSE-FT, Wortsman et al., "Robust fine-tuning of zero-shot models", CVPR 2022, Eq. 1):
-            ``theta = (1 - alpha) * theta_0 + alpha * theta_ft`` for every backbone tensor (trunk and its last stage
-            or head); 1 keeps the fine-tuned weights. Trades a little in-domain accuracy for accuracy on cameras
-            the training set never saw.
-    """
-
-    epochs: int = 120
-    p: int = 16
-    k: int = 4
-    lr: float = 3.5e-4
-    weight_decay: float = 5e-4
-    warmup_epochs: int = 10
-    schedule: str = "step"
-    milestones: list = field(default_factory=lambda: [40, 70])
-    gamma: float = 0.1
-    amp: bool = True
-    eval_every: int = 10
-    workers: int = 2
-    seed: int = 0
-    max_iterations: Optional[int] = None
-    freeze_early: bool = False
-    preload: bool = False
-    head_lr_factor: float = 1.0
-    wise_alpha: float = 1.0
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` for impossible settings."""
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.lr <= 0:
-            raise ValueError(f"the learning rate must be positive, got {self.lr}")
-        if not 0.0 <= self.wise_alpha <= 1.0:
-            raise ValueError(f"the WiSE-FT weight must be in [0, 1], got {self.wise_alpha}")
-        if self.head_lr_factor <= 0:
-            raise ValueError(f"the head learning-rate factor must be positive, got {self.head_lr_factor}")
 
 
 def learning_rate_factor(epoch: int, config: TrainConfig) -> float:

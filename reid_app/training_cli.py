@@ -15,6 +15,7 @@ from typing import Optional
 import click
 
 from common.errors import UsageError, WeightsError
+from models.configs import JointLossConfig, LossConfig, TrainConfig
 from reid_app.cli_helpers import command_settings
 from reid_app.console import stderr_console, stdout_console
 
@@ -258,6 +259,10 @@ class _RichTrainProgress:
         self.progress.console.print(f"reid-app: {text}", markup=False, highlight=False, soft_wrap=True)
 
 
+#: The defaults ``reid-app train`` shows and uses are the configs' own (torch-free: ``models.configs``).
+_TRAIN, _NET, _LOSS = TrainConfig(), JointLossConfig(), LossConfig()
+
+
 @click.command()
 @click.option(
     "--dataset",
@@ -292,7 +297,7 @@ class _RichTrainProgress:
 @click.option(
     "--distill-weight",
     type=float,
-    default=1.0,
+    default=_LOSS.distill_weight,
     show_default=True,
     help="Weight of the distillation terms (with --teacher).",
 )
@@ -317,35 +322,49 @@ class _RichTrainProgress:
     show_default=True,
     help="Decode the training images once into memory at the input size.",
 )
-@click.option("--epochs", type=int, default=120, show_default=True, help="Training epochs.")
+@click.option("--epochs", type=int, default=_TRAIN.epochs, show_default=True, help="Training epochs.")
 @click.option("--device", default=None, metavar="auto|cpu|cuda[:N]", help="Where to train [default: auto].")
-@click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision on CUDA (bf16, else fp16).")
+@click.option(
+    "--amp/--no-amp", default=_TRAIN.amp, show_default=True, help="Mixed precision on CUDA (bf16, else fp16)."
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from --out (same settings).")
-@click.option("--batch-p", type=int, default=16, show_default=True, help="Identities per batch (PK sampler P).")
-@click.option("--batch-k", type=int, default=4, show_default=True, help="Images per identity (PK sampler K).")
-@click.option("--lr", type=float, default=3.5e-4, show_default=True, help="Base learning rate (Adam).")
+@click.option("--batch-p", type=int, default=_TRAIN.p, show_default=True, help="Identities per batch (PK sampler P).")
+@click.option("--batch-k", type=int, default=_TRAIN.k, show_default=True, help="Images per identity (PK sampler K).")
+@click.option("--lr", type=float, default=_TRAIN.lr, show_default=True, help="Base learning rate (Adam).")
 @click.option(
     "--head-lr-factor",
     type=float,
-    default=1.0,
+    default=_TRAIN.head_lr_factor,
     show_default=True,
     help="Learning rate of the new layers (heads, part branches, classifiers) as a multiple of --lr, so "
     "a pretrained trunk moves slowly while they learn.",
 )
-@click.option("--weight-decay", type=float, default=5e-4, show_default=True, help="Weight decay.")
+@click.option("--weight-decay", type=float, default=_TRAIN.weight_decay, show_default=True, help="Weight decay.")
 @click.option(
     "--schedule",
     type=click.Choice(["step", "cosine"]),
-    default="step",
+    default=_TRAIN.schedule,
     show_default=True,
     help="After warm-up: x0.1 at --milestones (step) or cosine decay.",
 )
-@click.option("--warmup-epochs", type=int, default=10, show_default=True, help="Linear warm-up from 10% of --lr.")
-@click.option("--milestones", default="40,70", show_default=True, metavar="E1,E2,...", help="Step-decay epochs.")
+@click.option(
+    "--warmup-epochs",
+    type=int,
+    default=_TRAIN.warmup_epochs,
+    show_default=True,
+    help="Linear warm-up from 10% of --lr.",
+)
+@click.option(
+    "--milestones",
+    default=",".join(map(str, _TRAIN.milestones)),
+    show_default=True,
+    metavar="E1,E2,...",
+    help="Step-decay epochs.",
+)
 @click.option(
     "--eval-every",
     type=int,
-    default=10,
+    default=_TRAIN.eval_every,
     show_default=True,
     help="Evaluate on query/gallery every N epochs (0: only at the end).",
 )
@@ -363,11 +382,17 @@ class _RichTrainProgress:
     show_default=True,
     help="Start the trunk from torchvision's ImageNet weights (downloaded once when online).",
 )
-@click.option("--input-size", default="256x128", show_default=True, metavar="HxW", help="Network input in pixels.")
+@click.option(
+    "--input-size",
+    default="x".join(map(str, _NET.input_size)),
+    show_default=True,
+    metavar="HxW",
+    help="Network input in pixels.",
+)
 @click.option(
     "--last-stride",
     type=click.Choice(["1", "2"]),
-    default="1",
+    default=str(_NET.last_stride),
     show_default=True,
     help="Stride of the trunk's last stage.",
 )
@@ -384,7 +409,7 @@ class _RichTrainProgress:
     "--wise-ft",
     "wise_alpha",
     type=click.FloatRange(0.0, 1.0),
-    default=1.0,
+    default=_TRAIN.wise_alpha,
     show_default=True,
     help="After the last epoch, mix the fine-tuned backbone with its starting weights: (1-A) x start + A x "
     "fine-tuned (WiSE-FT). Below 1 it keeps more of what a pretrained re-id trunk knew about "
@@ -393,7 +418,7 @@ class _RichTrainProgress:
 @click.option(
     "--part-weight",
     type=float,
-    default=1.0,
+    default=_NET.part_weight,
     show_default=True,
     help="Scale of the part embeddings in the descriptor relative to the global one (below 1: the global "
     "branch has more say in the cosine).",
@@ -409,7 +434,7 @@ class _RichTrainProgress:
 @click.option(
     "--part-mode",
     type=click.Choice(["pose", "stripes"]),
-    default="pose",
+    default=_NET.part_mode,
     show_default=True,
     help="Pose-guided part boxes or fixed horizontal stripes.",
 )
@@ -418,30 +443,34 @@ class _RichTrainProgress:
 @click.option(
     "--loss-mode",
     type=click.Choice(["per-branch", "concat"]),
-    default="per-branch",
+    default=_NET.loss_mode.replace("_", "-"),
     show_default=True,
     help="One identity loss per branch (JLML) or one over the concatenated descriptor.",
 )
-@click.option("--id-weight", type=float, default=0.5, show_default=True, help="Weight of the identity losses.")
+@click.option(
+    "--id-weight", type=float, default=_LOSS.id_weight, show_default=True, help="Weight of the identity losses."
+)
 @click.option(
     "--triplet-weight",
     type=float,
-    default=1.0,
+    default=_LOSS.triplet_weight,
     show_default=True,
     help="Weight of the batch-hard triplet loss (0: no triplet).",
 )
-@click.option("--margin", type=float, default=0.3, show_default=True, help="Triplet margin.")
+@click.option("--margin", type=float, default=_LOSS.triplet_margin, show_default=True, help="Triplet margin.")
 @click.option("--soft-margin", is_flag=True, help="Soft-margin triplet loss instead of --margin.")
-@click.option("--label-smoothing", type=float, default=0.1, show_default=True, help="Identity-loss smoothing.")
+@click.option(
+    "--label-smoothing", type=float, default=_LOSS.label_smoothing, show_default=True, help="Identity-loss smoothing."
+)
 @click.option(
     "--sparsity-weight",
     type=float,
-    default=0.0,
+    default=_LOSS.sparsity_weight,
     show_default=True,
     help="Weight of the L2,1 group-sparsity regulariser (JLML); 0 disables it.",
 )
 @click.option("--workers", type=int, default=None, help="Data-loading processes [default: CPU cores, at most 8].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--seed", type=int, default=_TRAIN.seed, show_default=True, help="Random seed.")
 @click.option("--iterations-per-epoch", type=int, default=None, help="Cap batches per epoch (quick trials).")
 @click.option(
     "--name",
@@ -504,11 +533,11 @@ def train(
     """
     import torch
 
+    from models.configs import JointLossConfig, LossConfig, TrainConfig
     from models.encoders import JointLossEncoder, resolve_device
     from models.evaluation import evaluate_encoder
-    from models.jointloss import JointLossConfig, JointLossNet
-    from models.losses import JointLoss, LossConfig
-    from models.training import TrainConfig
+    from models.jointloss import JointLossNet
+    from models.losses import JointLoss
     from models.training import train as run_training
 
     if epochs < 1:

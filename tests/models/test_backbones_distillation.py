@@ -9,9 +9,10 @@ import torch
 
 from common.errors import DatasetError, WeightsError
 from models.backbones import BACKBONES, MID_STRIDE, backbone_spec, find_imagenet_weights, map_state_dict_in_order
+from models.configs import JointLossConfig, LossConfig
 from models.datasets import combine_training_sets, load_dataset
-from models.jointloss import JointLossConfig, JointLossNet
-from models.losses import JointLoss, LossConfig, probabilistic_transfer, similarity_preserving
+from models.jointloss import JointLossNet
+from models.losses import JointLoss, probabilistic_transfer, similarity_preserving
 from models.teacher_cache import combine_teachers, teacher_cache_file, teacher_embeddings
 from tests.conftest import SHARED, WEIGHTS
 

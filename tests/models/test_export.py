@@ -3,9 +3,10 @@ import pytest
 import torch
 
 from common.errors import WeightsError
+from models.configs import JointLossConfig
 from models.encoders import JointLossEncoder, OnnxEncoder
 from models.export import export_onnx
-from models.jointloss import JointLossConfig, JointLossNet
+from models.jointloss import JointLossNet
 from models.parts import part_boxes_from_keypoints
 
 

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from models.checkpoint import load_checkpoint, save_checkpoint
+from models.configs import JointLossConfig
 from models.encoders import JointLossEncoder, OnnxEncoder, OpenVinoEncoder, build_jointloss_encoder, load_encoder
 from models.ir_export import export_ir
 from models.ir_import import IRNetwork, UnsupportedIRError, import_ir
-from models.jointloss import JointLossConfig, JointLossNet
+from models.jointloss import JointLossNet
 from models.transforms import OPEN_MODEL_ZOO_BGR
 from tests.conftest import SHARED, WEIGHTS, _require
 

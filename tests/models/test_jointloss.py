@@ -4,8 +4,9 @@ import torch
 
 from common.errors import WeightsError
 from models.checkpoint import load_checkpoint, save_checkpoint
+from models.configs import JointLossConfig
 from models.encoders import JointLossEncoder, build_jointloss_encoder, load_encoder
-from models.jointloss import JointLossConfig, JointLossNet
+from models.jointloss import JointLossNet
 from models.parts import fallback_stripes, stripe_boxes
 
 

@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
-from models.jointloss import JointLossConfig, JointLossNet
-from models.losses import JointLoss, LossConfig, batch_hard_triplet, cross_entropy_label_smoothing, group_sparsity
+from models.configs import JointLossConfig, LossConfig
+from models.jointloss import JointLossNet
+from models.losses import JointLoss, batch_hard_triplet, cross_entropy_label_smoothing, group_sparsity
 
 
 def test_label_smoothed_cross_entropy_matches_the_hand_computed_value():

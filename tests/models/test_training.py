@@ -3,11 +3,12 @@ import pytest
 import torch
 
 from models.checkpoint import load_checkpoint
+from models.configs import JointLossConfig, TrainConfig
 from models.datasets import load_dataset
 from models.encoders import load_encoder
-from models.jointloss import JointLossConfig, JointLossNet
+from models.jointloss import JointLossNet
 from models.losses import JointLoss
-from models.training import TrainConfig, TrainProgress, learning_rate_factor, train
+from models.training import TrainProgress, learning_rate_factor, train
 from tests.models.synthetic import write_generic_dataset
 
 
