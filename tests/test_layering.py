@@ -113,3 +113,28 @@ def test_test_modules_share_helpers_through_conftest_and_factories_not_each_othe
         for f, targets in _module_imports("tests").items()
     }
     assert {f: t for f, t in offenders.items() if t} == {}
+
+
+@pytest.mark.parametrize("package", ["pipelines", "models", "ui", "reid_app", "common"])
+def test_sql_is_built_only_in_storage(package):
+    """Outside ``storage/`` nothing builds a query or touches the schema's tables: the pipelines catch
+    ``sqlalchemy.exc`` errors, and that is all of SQLAlchemy they see."""
+    offenders = {
+        f: sorted(t for t in targets if (t.startswith("sqlalchemy") and not t.startswith("sqlalchemy.exc")))
+        for f, targets in _all_imports(package).items()
+    }
+    assert {f: t for f, t in offenders.items() if t} == {}
+
+
+def _all_imports(package: str) -> dict[str, set[str]]:
+    """Per module of ``package``: every module it imports (dotted names, ours and third parties')."""
+    found = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets.add(node.module)
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+        found[str(path.relative_to(ROOT))] = targets
+    return found
