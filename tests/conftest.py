@@ -210,6 +210,17 @@ def copy_db(source: Path, target_dir: Path) -> Path:
     return target
 
 
+@pytest.fixture
+def db(tmp_path):
+    """An empty reid-app database in the test's folder (a test module that needs another one defines its own
+    ``db``: a synthetic site, a copy of the lab ingest)."""
+    from storage.database import open_database
+
+    database = open_database(tmp_path / "t.db")
+    yield database
+    database.close()
+
+
 def assert_one_clear_error(result, *words):
     """A user mistake: a non-zero exit, no traceback, exactly one error line on stderr, holding every word."""
     assert result.code != 0, result.stdout

@@ -31,13 +31,6 @@ from tests.factories import video_info as _info
 from tests.reliability.damage import damage_database
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(tmp_path / "t.db")
-    yield database
-    database.close()
-
-
 def _sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from storage.database import open_database
 from storage.model_registry import get_or_create_model
 from storage.reads import count_rows, get_sighting_embedding, get_tracks
 from storage.schema import Sighting, Video
@@ -13,13 +12,6 @@ from storage.writer import VideoWriter
 from tests.conftest import dead_owner, sqlite_execute
 from tests.factories import observation as _obs
 from tests.factories import video_info as _info
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(tmp_path / "t.db")
-    yield database
-    database.close()
 
 
 def test_round_trip_of_sightings_embeddings_and_descriptor(db):

@@ -1,20 +1,12 @@
 """The in-memory index follows the database: complete videos only, appends new ones, drops deleted ones."""
 
 import numpy as np
-import pytest
 
 from storage.database import open_database
 from storage.model_registry import get_or_create_model
 from storage.vector_index import EmbeddingIndex
 from storage.videos import delete_video
 from tests.factories import ingest_tracks as _ingest
-
-
-@pytest.fixture
-def db(tmp_path):
-    database = open_database(tmp_path / "i.db")
-    yield database
-    database.close()
 
 
 def test_refresh_loads_complete_videos_then_only_what_changed(db):
