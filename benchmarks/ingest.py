@@ -30,6 +30,7 @@ STAGES = ("decode", "detect_track", "pose", "crop", "encode", "store")
 def _measure(args: argparse.Namespace) -> dict:
     """Ingest the videos in this process and return timings and peak RSS (run via --child)."""
     os.environ.setdefault("YOLO_VERBOSE", "False")
+    from common.errors import word_settings
     from models.encoders import load_encoder, resolve_device
     from models.pose import DetectorKeypoints, NoPose
     from models.tracking import PersonTracker
@@ -53,7 +54,7 @@ def _measure(args: argparse.Namespace) -> dict:
         )
         wall = time.perf_counter() - t0
         db.close()
-    failed = [s.message for s in summaries if s.status != "done"]
+    failed = [word_settings(s.message) for s in summaries if s.status != "done"]
     if failed:
         raise SystemExit(f"ingest failed: {failed}")
     stages = {k: sum(s.times.as_dict()[k] for s in summaries) for k in STAGES}

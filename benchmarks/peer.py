@@ -101,6 +101,7 @@ def run_peer(videos: list[Path], detector: Path, reid: Path, fps: float, duratio
 
 def run_reid_app(videos: list[Path], reid: Path, fps: float, duration: float | None, motion: bool) -> dict:
     """``reid-app ingest`` in this process with the default detector and pose; returns totals and stage times."""
+    from common.errors import word_settings
     from common.settings import load_settings
     from pipelines.ingest.files import IngestJob, IngestProgress
     from pipelines.ingest.motion import MotionGateConfig
@@ -118,7 +119,7 @@ def run_reid_app(videos: list[Path], reid: Path, fps: float, duration: float | N
         summaries = prepared.run(db, jobs, IngestProgress(), threading.Event())
         wall = time.perf_counter() - t0
         db.close()
-    failed = [s.message for s in summaries if s.status != "done"]
+    failed = [word_settings(s.message) for s in summaries if s.status != "done"]
     if failed:
         raise SystemExit(f"reid-app ingest failed: {failed}")
     probe = prepared.make_tracker()  # a new camera's tracker: it shares the run's detector and pose model

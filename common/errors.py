@@ -31,6 +31,12 @@ def cli_option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def word_settings(text: str, name_of: Callable[[str], str] = cli_option) -> str:
+    """``text`` (an error message or a summary note) with each :func:`setting` placeholder worded by ``name_of``
+    (default: as the CLI's options)."""
+    return _SETTING.sub(lambda m: name_of(m.group(1)), str(text))
+
+
 class ReidAppError(Exception):
     """Base class for errors caused by user input or the environment, reported without a traceback.
 
@@ -45,8 +51,7 @@ class ReidAppError(Exception):
 
     def worded(self, name_of: Callable[[str], str]) -> str:
         """The message with each setting worded by ``name_of`` (a setting's name -> the words for it)."""
-        text = str(self.args[0]) if len(self.args) == 1 else super().__str__()
-        return _SETTING.sub(lambda m: name_of(m.group(1)), text)
+        return word_settings(str(self.args[0]) if len(self.args) == 1 else super().__str__(), name_of)
 
     def __str__(self) -> str:
         return self.worded(cli_option)

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 import click
 
-from common.errors import ReidAppError, UsageError
+from common.errors import ReidAppError, UsageError, word_settings
 from common.neutralise import one_line
 from common.redaction import RedactingFilter, display_text
 from common.settings import DatabaseLocation
@@ -87,10 +87,12 @@ class _RichProgress:
             self.progress.update(task, total=summary.frames_analysed, completed=summary.frames_analysed)
         if summary.status == "failed":
             self.progress.console.print(
-                f"reid-app: error: {summary.message}", markup=False, highlight=False, soft_wrap=True
+                f"reid-app: error: {word_settings(summary.message)}", markup=False, highlight=False, soft_wrap=True
             )
         elif summary.status == "skipped":
-            self.progress.console.print(f"reid-app: {summary.message}", markup=False, highlight=False, soft_wrap=True)
+            self.progress.console.print(
+                f"reid-app: {word_settings(summary.message)}", markup=False, highlight=False, soft_wrap=True
+            )
 
     def on_message(self, text):
         self.progress.console.print(f"reid-app: {text}", markup=False, highlight=False, soft_wrap=True)
@@ -122,7 +124,7 @@ def _summary_table(summaries):
             str(s.embeddings),
             f"{s.seconds:.1f}",
             f"{s.frames_per_second:.1f}",
-            s.message,
+            word_settings(s.message),
         )
     return table
 
@@ -444,7 +446,7 @@ def ingest(
     unreadable = _unreadable_videos(jobs)
     if not streams and len(unreadable) == len(jobs):  # nothing to do: say so before seconds of model loading
         for summary in unreadable.values():
-            click.echo(f"reid-app: error: {summary.message}", err=True)
+            click.echo(f"reid-app: error: {word_settings(summary.message)}", err=True)
         stdout_console().print(_summary_table(list(unreadable.values())))
         sys.exit(EXIT_FAILED_VIDEOS)
     location = db_path or settings.db
@@ -533,7 +535,8 @@ def _ingest_on_cluster(address: str, location: str, jobs, streams, choices, unre
 
     def done(summary):
         stdout.print(
-            f"  {summary.camera}: {summary.status}" + (f" ({summary.message})" if summary.message else ""),
+            f"  {summary.camera}: {summary.status}"
+            + (f" ({word_settings(summary.message)})" if summary.message else ""),
             markup=False,
             highlight=False,
             soft_wrap=True,

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from PySide6.QtCore import QObject, QThread, QThreadPool, Signal, Slot
 
-from common.errors import ReidAppError, cli_option
+from common.errors import ReidAppError, cli_option, word_settings
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,17 @@ _APP_NAMES = {
     "detector_size": "the detector size",
     "db": "database",
     "out": "the export folder",
+    "force": "'reid-app ingest --force' (the command line)",
 }
+
+
+def _app_name(setting_name: str) -> str:
+    return _APP_NAMES.get(setting_name, cli_option(setting_name))
+
+
+def app_words(text: str) -> str:
+    """A summary note with its settings (``common.errors.setting``) worded as the app names them."""
+    return word_settings(text, _app_name)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -39,7 +49,7 @@ def describe_error(exc: BaseException) -> str:
     :class:`~common.errors.ReidAppError` worded with the app's names for its settings, anything else as its type
     and text (the traceback goes to the log)."""
     if isinstance(exc, ReidAppError):
-        return exc.worded(lambda name: _APP_NAMES.get(name, cli_option(name)))
+        return exc.worded(_app_name)
     return f"unexpected error: {type(exc).__name__}: {exc} (details are in the log)"
 
 
@@ -125,7 +135,7 @@ class _ProgressBridge:
         self.worker.cameraAdvanced.emit(camera, int(frames_analysed))
 
     def on_finish(self, summary):
-        self.worker.cameraFinished.emit(summary.camera, summary.status, summary.message or "")
+        self.worker.cameraFinished.emit(summary.camera, summary.status, app_words(summary.message or ""))
 
     def on_message(self, text):
         self.worker.message.emit(text)

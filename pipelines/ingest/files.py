@@ -18,7 +18,7 @@ from typing import Optional
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from common.errors import DatabaseError, ReidAppError
+from common.errors import DatabaseError, ReidAppError, setting
 from common.types import CameraSummary, IngestStatus, Observation
 from models.encoders import ReIDEncoder
 from pipelines.ingest.engine import (
@@ -131,7 +131,7 @@ def _prepare(job: IngestJob, options: IngestOptions, db: Database, progress: Ing
     cam.summary.message = (
         f"{job.path} is already ingested (camera {existing.camera_id}, video {existing.id}"
         + (f", {existing.status}" if existing.status != "complete" else "")
-        + "); use --force to replace it"
+        + f"); use {setting('force')} to replace it"
     )
     return cam
 

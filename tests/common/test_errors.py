@@ -26,3 +26,11 @@ def test_a_validated_choice_names_the_setting_it_refuses():
     with pytest.raises(UsageError) as caught:
         IngestChoices(analysis_fps=0).check()
     assert caught.value.settings == ["fps"] and str(caught.value).startswith("--fps must be greater than 0")
+
+
+def test_a_summary_note_is_worded_like_an_error():
+    from common.errors import word_settings
+
+    note = f"already ingested; use {setting('force')} to replace it"
+    assert word_settings(note) == "already ingested; use --force to replace it"
+    assert word_settings(note, str.upper) == "already ingested; use FORCE to replace it"

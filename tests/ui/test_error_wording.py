@@ -18,3 +18,10 @@ def test_a_missing_detector_says_which_field_to_set_and_a_bug_is_not_dressed_as_
     error = WeightsError(f"detector weights 'x.pt' not found; set {setting('detector')} to a local model file")
     assert describe_error(error) == "detector weights 'x.pt' not found; set the Detector field to a local model file"
     assert describe_error(KeyError("k")).startswith("unexpected error: KeyError")
+
+
+def test_a_summary_note_names_what_the_app_cannot_do_as_the_command_line():
+    from ui.jobs import app_words
+
+    note = f"cam0.mp4 is already ingested (camera 1, video 1); use {setting('force')} to replace it"
+    assert app_words(note).endswith("use 'reid-app ingest --force' (the command line) to replace it")
