@@ -1,0 +1,142 @@
+"""Site self-adaptation measured on CUHK01 treated as an unlabelled two-camera site (issue 31).
+
+Each person's two images in one camera are one tracklet; identities are hidden from training, which sees only the
+tracklets, their cameras, and (with ``--confirmed N``) N cross-camera pairs an investigator confirmed. The starting
+model must not have seen CUHK01: the shipped model was trained on it, so start from the CUHK03-only guard run
+(README, "Generalisation guard"). Before and after, rank-1 and mAP on CUHK01 (query camera A, gallery camera B, all
+971 people), scored at the shipped part weight.
+
+    python benchmarks/adapt_cuhk01.py --weights runs/guard.pt --root ../shared/data/reid/cuhk01 --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    import torch
+
+    from models.adaptation import TrackletAssociationLoss, associate_tracklets, pseudo_identities, tracklet_features
+    from models.checkpoint import load_checkpoint
+    from models.configs import JointLossConfig, LossConfig, TrainConfig
+    from models.datasets import read_cuhk01
+    from models.encoders import JointLossEncoder
+    from models.evaluation import evaluate_encoder, extract_features
+    from models.jointloss import JointLossNet
+    from models.training import train
+    from reid_app.console import stderr_console
+    from reid_app.training_cli import _crop_pose, _keypoints
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", required=True, help="the starting reid-app checkpoint (.pt)")
+    parser.add_argument("--root", default=str(ROOT.parent / "shared/data/reid/cuhk01"))
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--threshold", type=float, default=0.6, help="lowest cosine that associates tracklets")
+    parser.add_argument("--confirmed", type=int, default=0, help="cross-camera pairs given as confirmed")
+    parser.add_argument("--part-weight", type=float, default=0.25, help="part weight at evaluation (shipped: 0.25)")
+    parser.add_argument("--id-weight", type=float, default=0.5)
+    parser.add_argument("--triplet-weight", type=float, default=1.0)
+    parser.add_argument("--distill-weight", type=float, default=1.0)
+    parser.add_argument("--iterations", type=int, default=None, help="cap on batches per epoch")
+    parser.add_argument("--out", default=str(ROOT / "runs/adapt-cuhk01.pt"))
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    console = stderr_console()
+    data = read_cuhk01(args.root)
+    tag, estimate = _crop_pose("auto", "cpu")
+    keypoints = _keypoints(data.train, data.root, tag, estimate, console, "cuhk01")
+    position = {s.path: i for i, s in enumerate(data.train)}
+    query_kp = None if keypoints is None else keypoints[[position[s.path] for s in data.query]]
+    gallery_kp = None if keypoints is None else keypoints[[position[s.path] for s in data.gallery]]
+
+    tracklet_keys = sorted({(s.pid, s.camid) for s in data.train})
+    tracklet_of = {key: n for n, key in enumerate(tracklet_keys)}
+    image_tracklet = np.array([tracklet_of[(s.pid, s.camid)] for s in data.train], np.int64)
+    tracklet_camera = np.array([cam for _, cam in tracklet_keys], np.int64)
+    tracklet_person = np.array([pid for pid, _ in tracklet_keys], np.int64)  # for scoring only, never trained on
+
+    state, meta = load_checkpoint(args.weights)
+    config = JointLossConfig.from_dict(meta["config"])
+    config.num_classes = len(tracklet_keys)
+    net = JointLossNet(config, pretrained_trunk=False)
+    kept = {k: v for k, v in state.items() if "classifier" not in k}
+    net.load_state_dict(kept, strict=False)
+
+    def score(model, label):
+        model.config.part_weight, trained_weight = args.part_weight, model.config.part_weight
+        encoder = JointLossEncoder(model, label, "bench", args.weights, "cpu", batch_size=128)
+        result = evaluate_encoder(encoder, data, query_kp, gallery_kp).result.as_dict()
+        model.config.part_weight = trained_weight
+        return result
+
+    t0 = time.perf_counter()
+    before = score(net, "start")
+    print(f"start:   rank-1 {before['rank1']:.2f}  mAP {before['mAP']:.2f}  ({time.perf_counter() - t0:.0f} s)")
+    encoder = JointLossEncoder(net, "start", "bench", args.weights, "cpu", batch_size=128)
+    embeddings = extract_features(encoder, data.train, keypoints)
+    features = tracklet_features(embeddings, image_tracklet, len(tracklet_keys))
+    pairs = associate_tracklets(features, tracklet_camera, args.threshold)
+    right = sum(tracklet_person[a] == tracklet_person[b] for a, b in pairs)
+    print(
+        f"associations: {len(pairs)} of {len(set(tracklet_person))} people, {right} right "
+        f"({100 * right / max(len(pairs), 1):.1f}% precision)"
+    )
+    rng = np.random.default_rng(0)
+    confirmed = []
+    if args.confirmed:
+        for pid in rng.choice(sorted(set(tracklet_person)), args.confirmed, replace=False):
+            a, b = (tracklet_of[(pid, 0)], tracklet_of[(pid, 1)])
+            confirmed.append((min(a, b), max(a, b)))
+    identities = pseudo_identities(len(tracklet_keys), pairs + confirmed)
+    loss = TrackletAssociationLoss(
+        LossConfig(id_weight=args.id_weight, triplet_weight=args.triplet_weight, distill_weight=args.distill_weight),
+        tracklet_camera,
+        identities,
+    )
+    train_config = TrainConfig(
+        epochs=args.epochs,
+        p=16,
+        k=4,
+        lr=args.lr,
+        warmup_epochs=0,
+        schedule="cosine",
+        eval_every=0,
+        workers=0,
+        freeze_early=True,
+        preload=True,
+        max_iterations=args.iterations,
+    )
+    t1 = time.perf_counter()
+    train(
+        net,
+        data.train,
+        image_tracklet.tolist(),
+        keypoints,
+        train_config,
+        loss,
+        Path(args.out),
+        {"name": "adapted-cuhk01", "dataset": "cuhk01 (as an unlabelled site)"},
+        "cpu",
+        teacher=embeddings,
+        groups=identities[image_tracklet].tolist(),
+    )
+    adapted = time.perf_counter() - t1
+    after = score(net, "adapted")
+    print(
+        f"adapted: rank-1 {after['rank1']:.2f}  mAP {after['mAP']:.2f}  (training {adapted:.0f} s, "
+        f"{args.epochs} epochs, {len(confirmed)} confirmed pairs)"
+    )
+
+
+if __name__ == "__main__":
+    main()

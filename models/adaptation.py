@@ -1,0 +1,164 @@
+"""Site self-adaptation of the joint-loss network without labels, after Li, Zhu and Gong, "Unsupervised Person
+Re-identification by Deep Learning Tracklet Association" (ECCV 2018) and "Unsupervised Tracklet Person
+Re-Identification" (TPAMI 2019, UTAL).
+
+- **Per-camera tracklet discrimination** (UTAL Sec. 3.1, Eq. 1): every tracklet is a class of its own camera's
+  classifier. One classifier over all tracklets would push apart one person's tracklets of two cameras; so the
+  softmax of an image spans only its camera's tracklets (:func:`camera_masked_cross_entropy`).
+- **Cross-camera tracklet association** (UTAL Sec. 3.2, Eq. 4-6, cyclic ranking consistency): a tracklet and the
+  most similar tracklet of another camera are taken as one person when each is the other's nearest there and their
+  similarity reaches a threshold (:func:`associate_tracklets`); confirmed pairs of investigators join them, and
+  known negatives (seen at once, rejected) never do. Associated tracklets share a pseudo identity, which the
+  batch-hard triplet loss (Hermans et al. 2017) pulls together and which the PK sampler keeps in one batch.
+- **Distillation from the starting model** (ours, as in ``models.losses``: similarity-preserving and probabilistic
+  knowledge transfer on the descriptor) keeps the network near what it knew, so a few minutes on one site do not
+  undo what it learnt from many people.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.cluster.hierarchy import DisjointSet
+
+from models.configs import LossConfig
+from models.losses import JointLoss, batch_hard_triplet, probabilistic_transfer, similarity_preserving
+
+
+def tracklet_features(embeddings: np.ndarray, tracklet_of_image: np.ndarray, tracklets: int) -> np.ndarray:
+    """The mean of each tracklet's image embeddings, L2-normalised.
+
+    Args:
+        embeddings: ``float32 [N, D]`` image embeddings (L2-normalised).
+        tracklet_of_image: ``int64 [N]`` tracklet index of each image, in ``[0, tracklets)``.
+        tracklets: number of tracklets ``T``.
+
+    Returns:
+        ``float32 [T, D]`` (a tracklet without images: zeros).
+    """
+    sums = np.zeros((tracklets, embeddings.shape[1]), np.float64)
+    np.add.at(sums, tracklet_of_image, embeddings.astype(np.float64))
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def associate_tracklets(
+    features: np.ndarray,
+    cameras: np.ndarray,
+    threshold: float,
+    negatives: Iterable[tuple[int, int]] = (),
+) -> list[tuple[int, int]]:
+    """Cross-camera associations by cyclic ranking consistency (UTAL Sec. 3.2): ``(i, j)``, ``i < j``, when
+    ``j`` is ``i``'s most similar tracklet in ``j``'s camera, ``i`` is ``j``'s most similar in ``i``'s camera, their
+    cosine is at least ``threshold``, and the pair is not a known negative.
+
+    Args:
+        features: ``float32 [T, D]`` L2-normalised tracklet features.
+        cameras: ``int64 [T]`` camera of each tracklet.
+        threshold: the lowest cosine that associates.
+        negatives: index pairs that are not one person.
+    """
+    forbidden = {(min(a, b), max(a, b)) for a, b in negatives}
+    sims = features @ features.T
+    pairs = set()
+    for camera in np.unique(cameras):
+        inside = np.flatnonzero(cameras == camera)
+        for other in np.unique(cameras):
+            if other == camera:
+                continue
+            there = np.flatnonzero(cameras == other)
+            block = sims[np.ix_(inside, there)]
+            best_there = there[np.argmax(block, axis=1)]
+            best_back = inside[np.argmax(block, axis=0)]  # for each tracklet there, its nearest here
+            back = dict(zip(there.tolist(), best_back.tolist()))
+            for i, j in zip(inside.tolist(), best_there.tolist()):
+                pair = (min(i, j), max(i, j))
+                if back[j] == i and sims[i, j] >= threshold and pair not in forbidden:
+                    pairs.add(pair)
+    return sorted(pairs)
+
+
+def pseudo_identities(tracklets: int, pairs: Iterable[tuple[int, int]]) -> np.ndarray:
+    """``int64 [T]``: one label per group of tracklets joined by ``pairs`` (associations and confirmations), in
+    ``[0, groups)``, numbered by each group's smallest tracklet."""
+    groups = DisjointSet(range(tracklets))
+    for a, b in pairs:
+        groups.merge(a, b)
+    label = np.zeros(tracklets, np.int64)
+    for n, members in enumerate(sorted(groups.subsets(), key=min)):
+        label[list(members)] = n
+    return label
+
+
+def camera_masked_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, allowed: torch.Tensor, smoothing: float = 0.0
+) -> torch.Tensor:
+    """Cross-entropy over the classes of each image's own camera only (UTAL Eq. 1), with label smoothing spread
+    over those classes.
+
+    Args:
+        logits: ``float [B, C]`` over all tracklets. targets: ``int64 [B]`` tracklet of each image.
+        allowed: ``bool [B, C]``: the tracklets of each image's camera.
+        smoothing: label-smoothing epsilon.
+    """
+    masked = logits.float().masked_fill(~allowed, -1e4)
+    log_p = F.log_softmax(masked, dim=1)
+    nll = -log_p.gather(1, targets[:, None]).squeeze(1)
+    smooth = -(log_p * allowed).sum(dim=1) / allowed.sum(dim=1).clamp(min=1)
+    return ((1.0 - smoothing) * nll + smoothing * smooth).mean()
+
+
+class TrackletAssociationLoss(JointLoss):
+    """The adaptation loss: per-camera tracklet identity loss + batch-hard triplet over pseudo identities +
+    distillation from the starting model's embeddings (module docstring).
+
+    Args:
+        config: weights (``id_weight``, ``triplet_weight``, ``triplet_margin``, ``label_smoothing``,
+            ``distill_weight``...).
+        class_cameras: ``int64 [C]`` camera of each tracklet class.
+        identities: ``int64 [C]`` pseudo identity of each tracklet class (:func:`pseudo_identities`).
+    """
+
+    def __init__(self, config: LossConfig, class_cameras: Sequence[int], identities: Sequence[int]):
+        super().__init__(config)
+        self.class_cameras = torch.as_tensor(np.asarray(class_cameras), dtype=torch.long)
+        self.identities = torch.as_tensor(np.asarray(identities), dtype=torch.long)
+
+    def __call__(
+        self,
+        outputs: dict,
+        targets: torch.Tensor,
+        embedding_weights: Sequence[torch.Tensor] = (),
+        teacher: Optional[torch.Tensor] = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """As :meth:`models.losses.JointLoss.__call__`, with ``targets`` the tracklet of each image."""
+        c = self.config
+        device = targets.device
+        cameras, identities = self.class_cameras.to(device), self.identities.to(device)
+        total = torch.zeros((), device=device)
+        stats: dict[str, float] = {}
+        logits = outputs.get("logits") or []
+        if logits and c.id_weight > 0:
+            allowed = cameras[None, :] == cameras[targets][:, None]
+            id_loss = torch.stack(
+                [camera_masked_cross_entropy(lg, targets, allowed, c.label_smoothing) for lg in logits]
+            ).mean()
+            total = total + c.id_weight * id_loss
+            stats["id"] = float(id_loss.detach())
+            masked = logits[0].detach().masked_fill(~allowed, -1e4)
+            stats["accuracy"] = float((masked.argmax(dim=1) == targets).float().mean())
+        if c.triplet_weight > 0:
+            descriptor = torch.cat(outputs["features"], dim=1)
+            tri, ok = batch_hard_triplet(descriptor, identities[targets], c.triplet_margin)
+            total = total + c.triplet_weight * tri
+            stats["triplet"], stats["triplet_ok"] = float(tri.detach()), float(ok)
+        if teacher is not None and c.distill_weight > 0:
+            sp = similarity_preserving(outputs["descriptor"], teacher)
+            pkt = probabilistic_transfer(outputs["descriptor"], teacher, c.distill_tau)
+            total = total + c.distill_weight * (c.similarity_weight * sp + pkt)
+            stats["kd_sp"], stats["kd_pkt"] = float(sp.detach()), float(pkt.detach())
+        stats["loss"] = float(total.detach())
+        return total, stats
