@@ -17,7 +17,7 @@ Re-Identification" (TPAMI 2019, UTAL).
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from scipy.cluster.hierarchy import DisjointSet
 
 from models.configs import LossConfig
-from models.losses import JointLoss, batch_hard_triplet, probabilistic_transfer, similarity_preserving
+from models.losses import JointLoss
 
 
 def tracklet_features(embeddings: np.ndarray, tracklet_of_image: np.ndarray, tracklets: int) -> np.ndarray:
@@ -127,38 +127,18 @@ class TrackletAssociationLoss(JointLoss):
         self.class_cameras = torch.as_tensor(np.asarray(class_cameras), dtype=torch.long)
         self.identities = torch.as_tensor(np.asarray(identities), dtype=torch.long)
 
-    def __call__(
-        self,
-        outputs: dict,
-        targets: torch.Tensor,
-        embedding_weights: Sequence[torch.Tensor] = (),
-        teacher: Optional[torch.Tensor] = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """As :meth:`models.losses.JointLoss.__call__`, with ``targets`` the tracklet of each image."""
-        c = self.config
-        device = targets.device
-        cameras, identities = self.class_cameras.to(device), self.identities.to(device)
-        total = torch.zeros((), device=device)
-        stats: dict[str, float] = {}
-        logits = outputs.get("logits") or []
-        if logits and c.id_weight > 0:
-            allowed = cameras[None, :] == cameras[targets][:, None]
-            id_loss = torch.stack(
-                [camera_masked_cross_entropy(lg, targets, allowed, c.label_smoothing) for lg in logits]
-            ).mean()
-            total = total + c.id_weight * id_loss
-            stats["id"] = float(id_loss.detach())
-            masked = logits[0].detach().masked_fill(~allowed, -1e4)
-            stats["accuracy"] = float((masked.argmax(dim=1) == targets).float().mean())
-        if c.triplet_weight > 0:
-            descriptor = torch.cat(outputs["features"], dim=1)
-            tri, ok = batch_hard_triplet(descriptor, identities[targets], c.triplet_margin)
-            total = total + c.triplet_weight * tri
-            stats["triplet"], stats["triplet_ok"] = float(tri.detach()), float(ok)
-        if teacher is not None and c.distill_weight > 0:
-            sp = similarity_preserving(outputs["descriptor"], teacher)
-            pkt = probabilistic_transfer(outputs["descriptor"], teacher, c.distill_tau)
-            total = total + c.distill_weight * (c.similarity_weight * sp + pkt)
-            stats["kd_sp"], stats["kd_pkt"] = float(sp.detach()), float(pkt.detach())
-        stats["loss"] = float(total.detach())
-        return total, stats
+    def _allowed(self, targets: torch.Tensor) -> torch.Tensor:
+        cameras = self.class_cameras.to(targets.device)
+        return cameras[None, :] == cameras[targets][:, None]
+
+    def identity_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-camera tracklet discrimination: the softmax spans the image's own camera's tracklets."""
+        return camera_masked_cross_entropy(logits, targets, self._allowed(targets), self.config.label_smoothing)
+
+    def predicted(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The tracklet of the image's own camera it is given."""
+        return logits.masked_fill(~self._allowed(targets), -1e4).argmax(dim=1)
+
+    def triplet_labels(self, targets: torch.Tensor) -> torch.Tensor:
+        """Associated and confirmed tracklets are one person: their pseudo identity."""
+        return self.identities.to(targets.device)[targets]

@@ -179,16 +179,14 @@ class JointLoss:
         stats: dict[str, float] = {}
         logits = outputs.get("logits") or []
         if logits and c.id_weight > 0:
-            id_loss = torch.stack(
-                [cross_entropy_label_smoothing(lg, targets, c.label_smoothing) for lg in logits]
-            ).mean()
+            id_loss = torch.stack([self.identity_loss(lg, targets) for lg in logits]).mean()
             total = total + c.id_weight * id_loss
             stats["id"] = float(id_loss.detach())
         if logits:
-            stats["accuracy"] = float((logits[0].argmax(dim=1) == targets).float().mean())
+            stats["accuracy"] = float((self.predicted(logits[0].detach(), targets) == targets).float().mean())
         if c.triplet_weight > 0:
             descriptor = torch.cat(outputs["features"], dim=1)
-            tri, ok = batch_hard_triplet(descriptor, targets, c.triplet_margin)
+            tri, ok = batch_hard_triplet(descriptor, self.triplet_labels(targets), c.triplet_margin)
             total = total + c.triplet_weight * tri
             stats["triplet"], stats["triplet_ok"] = float(tri.detach()), float(ok)
         if c.sparsity_weight > 0 and embedding_weights:
@@ -202,3 +200,15 @@ class JointLoss:
             stats["kd_sp"], stats["kd_pkt"] = float(sp.detach()), float(pkt.detach())
         stats["loss"] = float(total.detach())
         return total, stats
+
+    def identity_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """One branch's identity loss: cross-entropy with label smoothing over every class."""
+        return cross_entropy_label_smoothing(logits, targets, self.config.label_smoothing)
+
+    def predicted(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``int64 [N]``: the class each image is given (for the accuracy statistic)."""
+        return logits.argmax(dim=1)
+
+    def triplet_labels(self, targets: torch.Tensor) -> torch.Tensor:
+        """The labels the triplet loss takes as one person: the identity labels themselves."""
+        return targets
