@@ -30,8 +30,9 @@ def main() -> None:
     from models.configs import JointLossConfig, LossConfig, TrainConfig
     from models.datasets import read_cuhk01
     from models.encoders import JointLossEncoder
-    from models.evaluation import evaluate_encoder, extract_features
+    from models.evaluation import cosine_distances, extract_features
     from models.jointloss import JointLossNet
+    from models.metrics import evaluate_ranking
     from models.training import train
     from reid_app.console import stderr_console
     from reid_app.training_cli import _crop_pose, _keypoints
@@ -56,8 +57,6 @@ def main() -> None:
     tag, estimate = _crop_pose("auto", "cpu")
     keypoints = _keypoints(data.train, data.root, tag, estimate, console, "cuhk01")
     position = {s.path: i for i, s in enumerate(data.train)}
-    query_kp = None if keypoints is None else keypoints[[position[s.path] for s in data.query]]
-    gallery_kp = None if keypoints is None else keypoints[[position[s.path] for s in data.gallery]]
 
     tracklet_keys = sorted({(s.pid, s.camid) for s in data.train})
     tracklet_of = {key: n for n, key in enumerate(tracklet_keys)}
@@ -72,18 +71,27 @@ def main() -> None:
     kept = {k: v for k, v in state.items() if "classifier" not in k}
     net.load_state_dict(kept, strict=False)
 
-    def score(model, label):
-        model.config.part_weight, trained_weight = args.part_weight, model.config.part_weight
+    net.config.part_weight = args.part_weight  # trained and scored at the shipped part weight
+    query_rows = np.array([position[s.path] for s in data.query])
+    gallery_rows = np.array([position[s.path] for s in data.gallery])
+
+    def embed_and_score(model, label):
+        """Every image's descriptor (one pass: the query and gallery are camera A and B of the same images)."""
         encoder = JointLossEncoder(model, label, "bench", args.weights, "cpu", batch_size=128)
-        result = evaluate_encoder(encoder, data, query_kp, gallery_kp).result.as_dict()
-        model.config.part_weight = trained_weight
-        return result
+        features = extract_features(encoder, data.train, keypoints)
+        result = evaluate_ranking(
+            cosine_distances(features[query_rows], features[gallery_rows]),
+            np.array([s.pid for s in data.query]),
+            np.array([s.pid for s in data.gallery]),
+            np.array([s.camid for s in data.query]),
+            np.array([s.camid for s in data.gallery]),
+            20,
+        ).as_dict()
+        return features, result
 
     t0 = time.perf_counter()
-    before = score(net, "start")
+    embeddings, before = embed_and_score(net, "start")
     print(f"start:   rank-1 {before['rank1']:.2f}  mAP {before['mAP']:.2f}  ({time.perf_counter() - t0:.0f} s)")
-    encoder = JointLossEncoder(net, "start", "bench", args.weights, "cpu", batch_size=128)
-    embeddings = extract_features(encoder, data.train, keypoints)
     features = tracklet_features(embeddings, image_tracklet, len(tracklet_keys))
     pairs = associate_tracklets(features, tracklet_camera, args.threshold)
     right = sum(tracklet_person[a] == tracklet_person[b] for a, b in pairs)
@@ -128,10 +136,10 @@ def main() -> None:
         {"name": "adapted-cuhk01", "dataset": "cuhk01 (as an unlabelled site)"},
         "cpu",
         teacher=embeddings,
-        groups=identities[image_tracklet].tolist(),
+        sample_groups=identities[image_tracklet].tolist(),
     )
     adapted = time.perf_counter() - t1
-    after = score(net, "adapted")
+    _, after = embed_and_score(net, "adapted")
     print(
         f"adapted: rank-1 {after['rank1']:.2f}  mAP {after['mAP']:.2f}  (training {adapted:.0f} s, "
         f"{args.epochs} epochs, {len(confirmed)} confirmed pairs)"

@@ -165,7 +165,7 @@ def train(
     progress: Optional[TrainProgress] = None,
     stop: Callable[[], bool] = lambda: False,
     teacher: Optional[np.ndarray] = None,
-    groups: Optional[Sequence[int]] = None,
+    sample_groups: Optional[Sequence[int]] = None,
 ) -> TrainResult:
     """Train ``net`` and write a checkpoint to ``out`` after every epoch.
 
@@ -187,7 +187,7 @@ def train(
             training returns early (resume continues).
         teacher: ``float32 [N, D_t]`` cached teacher embeddings of ``samples`` (``models.teacher_cache``) for the
             loss's distillation terms, or None.
-        groups: ``int [N]``: what the PK sampler draws P of per batch (default: ``labels``); site adaptation
+        sample_groups: ``int [N]``: what the PK sampler draws P of per batch (default: ``labels``); site adaptation
             draws pseudo identities (``models.adaptation``), so associated tracklets share a batch.
 
     Returns:
@@ -251,7 +251,9 @@ def train(
         progress.on_message(f"decoding {len(samples)} training images into memory")
     dataset = TrainingImages(samples, labels, keypoints, transform, config.preload)
     teacher_t = None if teacher is None else torch.from_numpy(np.ascontiguousarray(teacher, np.float32))
-    sampler = PKSampler(labels if groups is None else groups, config.p, config.k, seed=config.seed + start_epoch)
+    sampler = PKSampler(
+        labels if sample_groups is None else sample_groups, config.p, config.k, seed=config.seed + start_epoch
+    )
     loader = DataLoader(
         dataset,
         batch_sampler=sampler,
