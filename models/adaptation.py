@@ -142,3 +142,9 @@ class TrackletAssociationLoss(JointLoss):
     def triplet_labels(self, targets: torch.Tensor) -> torch.Tensor:
         """Associated and confirmed tracklets are one person: their pseudo identity."""
         return self.identities.to(targets.device)[targets]
+
+    def triplet_negatives(self, targets: torch.Tensor) -> torch.Tensor:
+        """Only what is known to be two people is pushed apart: two tracklets of one camera (UTAL's premise). Two
+        tracklets of different cameras that were not associated may still be one person, so they are left out."""
+        cameras = self.class_cameras.to(targets.device)[targets]
+        return (cameras[:, None] == cameras[None, :]) & (targets[:, None] != targets[None, :])

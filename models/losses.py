@@ -60,7 +60,10 @@ def pairwise_euclidean(x: torch.Tensor) -> torch.Tensor:
 
 
 def batch_hard_triplet(
-    features: torch.Tensor, targets: torch.Tensor, margin: float | None = 0.3
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    margin: float | None = 0.3,
+    allowed_negatives: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch-hard triplet loss (Hermans et al. 2017; ``margin=None`` gives their soft-margin variant).
 
@@ -72,6 +75,8 @@ def batch_hard_triplet(
         features: ``float [N, D]`` (the pre-BNNeck descriptor, where Bag of Tricks applies the triplet loss).
         targets: ``int64 [N]`` identity labels.
         margin: the margin in feature units, or None for soft-margin.
+        allowed_negatives: ``bool [N, N]``: the pairs that may serve as negatives (default: every pair of
+            different labels); pairs whose relation is unknown are left out.
 
     Returns:
         ``(loss, fraction)``: scalar loss, and the fraction of anchors whose hardest negative is farther than the
@@ -81,6 +86,8 @@ def batch_hard_triplet(
     same = targets[:, None] == targets[None, :]
     eye = torch.eye(len(targets), dtype=torch.bool, device=targets.device)
     positives, negatives = same & ~eye, ~same
+    if allowed_negatives is not None:
+        negatives = negatives & allowed_negatives
     valid = positives.any(dim=1) & negatives.any(dim=1)
     if not valid.any():
         zero = features.sum() * 0.0
@@ -186,7 +193,9 @@ class JointLoss:
             stats["accuracy"] = float((self.predicted(logits[0].detach(), targets) == targets).float().mean())
         if c.triplet_weight > 0:
             descriptor = torch.cat(outputs["features"], dim=1)
-            tri, ok = batch_hard_triplet(descriptor, self.triplet_labels(targets), c.triplet_margin)
+            tri, ok = batch_hard_triplet(
+                descriptor, self.triplet_labels(targets), c.triplet_margin, self.triplet_negatives(targets)
+            )
             total = total + c.triplet_weight * tri
             stats["triplet"], stats["triplet_ok"] = float(tri.detach()), float(ok)
         if c.sparsity_weight > 0 and embedding_weights:
@@ -212,3 +221,7 @@ class JointLoss:
     def triplet_labels(self, targets: torch.Tensor) -> torch.Tensor:
         """The labels the triplet loss takes as one person: the identity labels themselves."""
         return targets
+
+    def triplet_negatives(self, targets: torch.Tensor) -> Optional[torch.Tensor]:
+        """``bool [N, N]`` pairs the triplet loss may push apart, or None: every pair of different labels."""
+        return None

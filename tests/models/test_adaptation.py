@@ -73,3 +73,17 @@ def test_every_association_crosses_cameras(threshold):
     cameras = np.repeat([0, 1, 2], 10)
     for a, b in associate_tracklets(features, cameras, threshold):
         assert cameras[a] != cameras[b] and a < b
+
+
+def test_unassociated_tracklets_of_two_cameras_are_never_pushed_apart():
+    # tracklets 0, 1 on camera 0 and 2 on camera 1; 0 and 2 look the same but were not associated
+    features = torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.0, 0.0], [0.05, 0.0], [3.0, 0.0], [3.1, 0.0]])
+    targets = torch.tensor([0, 0, 2, 2, 1, 1])
+    loss = TrackletAssociationLoss(LossConfig(), class_cameras=[0, 0, 1], identities=[0, 1, 2])
+    allowed = loss.triplet_negatives(targets)
+    assert not allowed[0, 2] and not allowed[2, 0] and allowed[0, 4] and not allowed[0, 1]
+    from models.losses import batch_hard_triplet
+
+    everything, _ = batch_hard_triplet(features, loss.triplet_labels(targets), 0.3)
+    known_only, _ = batch_hard_triplet(features, loss.triplet_labels(targets), 0.3, allowed)
+    assert known_only < 0.05 < everything  # only the look-alike across cameras made the loss
