@@ -212,7 +212,8 @@ class CameraChannel:
                 has no end; a file's unfinished video is redone instead).
 
         Returns:
-            None when the source was analysed, else the :class:`Failed` it posted.
+            None when the source was analysed (or the camera was stopped first: then no :class:`Analysed` is
+            posted), else the :class:`Failed` it posted.
         """
         unexpected = False
         try:
@@ -229,6 +230,8 @@ class CameraChannel:
             log.exception("camera %s failed", self.name)
             message, unexpected = f"processing failed ({type(exc).__name__}: {exc})", True
         else:
+            if self.stopped():  # stopped before the source's end: not analysed (an interrupted file is redone)
+                return None
             self.post(
                 Analysed(
                     self.index,

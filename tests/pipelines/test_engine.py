@@ -108,7 +108,9 @@ def test_stopping_the_engine_ends_every_camera_with_its_last_events():
     gate.set()
     events = [first] + _all_events(threads)
     assert sorted(e.camera for e in events if isinstance(e, Ended)) == [0, 1]
-    assert all(isinstance(e, (Observed, Analysed, Ended)) for e in events)
+    # a camera stopped before its source's end is never reported as analysed (ingest would mark the video
+    # complete; it must stay unfinished and be redone)
+    assert all(isinstance(e, (Observed, Ended)) for e in events)
 
 
 def test_the_selected_crops_of_every_camera_are_encoded_in_one_call_and_given_back_per_camera():
