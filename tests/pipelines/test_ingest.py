@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from common.errors import word_settings
 from models.encoders import load_encoder
 from models.pose import DetectorKeypoints
 from models.tracking import PersonTracker
@@ -111,7 +112,7 @@ def test_reingest_is_skipped_and_force_replaces_atomically(tmp_path, encoder, la
     copy = tmp_path / "copy_of_cam1.mp4"
     shutil.copy(lab_cam1, copy)
     again = _run(db, [IngestJob(copy)], encoder)[0]
-    assert again.status == "skipped" and "--force" in again.message
+    assert again.status == "skipped" and "--force" in word_settings(again.message)  # the CLI's words for it
     assert count_rows(db) == before
     forced = _run(db, [IngestJob(lab_cam1)], encoder, force=True)[0]
     assert forced.status == "done" and forced.sightings == first.sightings

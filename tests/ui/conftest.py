@@ -40,7 +40,7 @@ def make_window(qtbot, tmp_path):
         )
         apply_theme(QApplication.instance())
         window = MainWindow(services, QSettings(str(settings_path), QSettings.Format.IniFormat))
-        qtbot.addWidget(window)
+        qtbot.addWidget(window, before_close_func=_stop_ingest)
         window.show()
         if wait:
             with qtbot.waitSignal(window.overviewLoaded, timeout=30000):
@@ -48,6 +48,16 @@ def make_window(qtbot, tmp_path):
         return window
 
     return make
+
+
+def _stop_ingest(window: MainWindow) -> None:
+    """Before the window closes at the end of a test: an ingest a failed test left running is cancelled and
+    waited for, so that closing asks nothing (a modal question would hang the run offscreen)."""
+    worker = window.ingest_worker
+    if worker is not None:
+        worker.cancel()
+        worker.wait()
+        window.ingest_worker = None
 
 
 @pytest.fixture
