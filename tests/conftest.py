@@ -221,6 +221,19 @@ def db(tmp_path):
     database.close()
 
 
+@pytest.fixture
+def site_db(tmp_path):
+    """A synthetic two-camera site of four people seen by both cameras at once, twelve sightings per track
+    (``tests.factories.build_site``: no weights, no footage)."""
+    from storage.database import open_database
+    from tests.factories import build_site
+
+    database = open_database(tmp_path / "site.db")
+    build_site(database, people=4, cameras=2)
+    yield database
+    database.close()
+
+
 def assert_one_clear_error(result, *words):
     """A user mistake: a non-zero exit, no traceback, exactly one error line on stderr, holding every word."""
     assert result.code != 0, result.stdout

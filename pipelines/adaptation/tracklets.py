@@ -12,6 +12,7 @@ over its life, whose crops are read from the source footage at the stored boxes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -59,7 +60,12 @@ class TrackletSet:
 
     def index_of(self, track_id: int) -> int:
         """The position of track ``track_id`` in :attr:`tracklets` (``KeyError`` when it is not one)."""
-        return {t.track_id: i for i, t in enumerate(self.tracklets)}[track_id]
+        return self.positions[track_id]
+
+    @cached_property
+    def positions(self) -> dict[int, int]:
+        """Track id -> position in :attr:`tracklets` (made once, when first asked)."""
+        return {t.track_id: i for i, t in enumerate(self.tracklets)}
 
 
 def site_tracklets(db: Database, model_id: int | None = None, samples: int = 8, min_sightings: int = 2) -> TrackletSet:
@@ -106,7 +112,7 @@ def site_tracklets(db: Database, model_id: int | None = None, samples: int = 8, 
         return out
     forbidden = np.triu(cannot_link(_subtable(table, order), load_overlaps(db)), 1)
     out.negatives = {(int(a), int(b)) for a, b in zip(*np.nonzero(forbidden))}
-    position = {t.track_id: n for n, t in enumerate(out.tracklets)}
+    position = out.positions
     for verdict in load_verdicts(db, list(position)):
         a, b = position.get(verdict.track_a), position.get(verdict.track_b)
         if a is None or b is None:

@@ -10,7 +10,6 @@ from storage.database import open_database
 from storage.feedback import set_verdicts
 from storage.schema import Camera, Embedding, Sighting, Track
 from tests.conftest import copy_db
-from tests.factories import build_site
 
 QUIET = dict(audit=False)
 
@@ -24,12 +23,9 @@ def lab(lab_db, tmp_path):
 
 
 @pytest.fixture
-def db(tmp_path):
-    """A synthetic two-camera site of four people, five sightings per track (no weights, no footage)."""
-    database = open_database(tmp_path / "site.db")
-    build_site(database, people=4, cameras=2)
-    yield database
-    database.close()
+def db(site_db):
+    """The synthetic two-camera site (``site_db``)."""
+    return site_db
 
 
 def _tracks(db, camera):

@@ -17,19 +17,15 @@ from storage.database import open_database
 from storage.reads import get_tracks
 from storage.watchlist import list_alerts, list_entries
 from tests.conftest import OSNET, _require, copy_db, run_cli
-from tests.factories import build_site
 from tests.factories import track_update as _update
 from tests.factories import two_people as _two_people
 from tests.webhook import WebhookReceiver
 
 
 @pytest.fixture
-def db(tmp_path):
-    """A synthetic two-camera site of four people (no weights, no footage); the commands run on the real lab."""
-    database = open_database(tmp_path / "site.db")
-    build_site(database, people=4, cameras=2)
-    yield database
-    database.close()
+def db(site_db):
+    """The synthetic two-camera site (``site_db``); the commands run on the real lab."""
+    return site_db
 
 
 def test_a_watched_person_alerts_once_per_track_and_once_per_camera_within_the_repeat_time(db):

@@ -12,21 +12,16 @@ import pytest
 from sqlalchemy import text
 
 from pipelines.live.watchlist import AlertDispatcher, load_matcher, watch_track
-from storage.database import open_database
 from storage.watchlist import list_alerts
-from tests.factories import build_site
 from tests.factories import track_update as _update
 from tests.factories import two_people as _two_people
 from tests.webhook import DripReceiver, WebhookReceiver
 
 
 @pytest.fixture
-def db(tmp_path):
-    """A synthetic two-camera site of three people (no weights, no footage)."""
-    database = open_database(tmp_path / "site.db")
-    build_site(database, people=3, cameras=2)
-    yield database
-    database.close()
+def db(site_db):
+    """The synthetic two-camera site (``site_db``)."""
+    return site_db
 
 
 def _alert(db, dispatcher, timestamp=1000.0):
