@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--id-weight", type=float, default=0.5)
     parser.add_argument("--triplet-weight", type=float, default=1.0)
     parser.add_argument("--distill-weight", type=float, default=1.0)
+    parser.add_argument("--wise-ft", type=float, default=1.0, help="WiSE-FT weight of the adapted backbone (1: none)")
     parser.add_argument("--iterations", type=int, default=None, help="cap on batches per epoch")
     parser.add_argument("--out", default=str(ROOT / "runs/adapt-cuhk01.pt"))
     args = parser.parse_args()
@@ -123,6 +124,7 @@ def main() -> None:
         freeze_early=True,
         preload=True,
         max_iterations=args.iterations,
+        wise_alpha=args.wise_ft,
     )
     t1 = time.perf_counter()
     train(

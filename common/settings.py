@@ -88,6 +88,16 @@ def recordings_dir_for(db_location: "str | Path | DatabaseLocation") -> Path:
     return location.file.resolve().parent / "recordings"
 
 
+def site_models_dir_for(db_location: "str | Path | DatabaseLocation", database_id: str) -> Path:
+    """Where ``reid-app adapt`` keeps a database's adapted model versions and its work in progress:
+    ``<database stem>-models`` beside a database file, else (a database URL) ``models/<database id>`` in the user
+    data folder (the id, never the URL: a URL may hold a password)."""
+    location = DatabaseLocation.of(db_location)
+    if location.file is None:
+        return user_data_dir() / "models" / database_id
+    return location.file.resolve().parent / f"{location.file.stem}-models"
+
+
 def compiled_model_cache_dir() -> Path:
     """Where OpenVINO keeps the models it compiled for this machine (``~/.cache/reid-app/openvino`` on Linux), so
     that later runs load them instead of compiling again (about 0.8 s per model and input size on 2 cores)."""

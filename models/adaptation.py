@@ -120,12 +120,30 @@ class TrackletAssociationLoss(JointLoss):
             ``distill_weight``...).
         class_cameras: ``int64 [C]`` camera of each tracklet class.
         identities: ``int64 [C]`` pseudo identity of each tracklet class (:func:`pseudo_identities`).
+        known_negatives: ``(i, j)`` class pairs known to be two people across cameras (seen at once on cameras that
+            do not overlap, rejected by an investigator); the triplet loss may push them apart too.
     """
 
-    def __init__(self, config: LossConfig, class_cameras: Sequence[int], identities: Sequence[int]):
+    def __init__(
+        self,
+        config: LossConfig,
+        class_cameras: Sequence[int],
+        identities: Sequence[int],
+        known_negatives: Iterable[tuple[int, int]] = (),
+    ):
         super().__init__(config)
         self.class_cameras = torch.as_tensor(np.asarray(class_cameras), dtype=torch.long)
         self.identities = torch.as_tensor(np.asarray(identities), dtype=torch.long)
+        pairs = np.asarray(sorted(known_negatives), np.int64).reshape(-1, 2)
+        # sparse: a site has thousands of tracklets and few known negatives per batch
+        self._negative_keys = torch.as_tensor(
+            np.unique(
+                np.concatenate(
+                    [pairs[:, 0] * len(self.identities) + pairs[:, 1], pairs[:, 1] * len(self.identities) + pairs[:, 0]]
+                )
+            ),
+            dtype=torch.long,
+        )
 
     def _allowed(self, targets: torch.Tensor) -> torch.Tensor:
         cameras = self.class_cameras.to(targets.device)
@@ -144,7 +162,13 @@ class TrackletAssociationLoss(JointLoss):
         return self.identities.to(targets.device)[targets]
 
     def triplet_negatives(self, targets: torch.Tensor) -> torch.Tensor:
-        """Only what is known to be two people is pushed apart: two tracklets of one camera (UTAL's premise). Two
-        tracklets of different cameras that were not associated may still be one person, so they are left out."""
+        """Only what is known to be two people is pushed apart: two tracklets of one camera (UTAL's premise) and the
+        known negatives. Other tracklets of different cameras that were not associated may still be one person, so
+        they are left out."""
         cameras = self.class_cameras.to(targets.device)[targets]
-        return (cameras[:, None] == cameras[None, :]) & (targets[:, None] != targets[None, :])
+        same_camera = (cameras[:, None] == cameras[None, :]) & (targets[:, None] != targets[None, :])
+        if not len(self._negative_keys):
+            return same_camera
+        keys = targets[:, None] * len(self.identities) + targets[None, :]
+        known = torch.isin(keys, self._negative_keys.to(targets.device))
+        return same_camera | known

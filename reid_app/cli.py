@@ -22,9 +22,10 @@ from common.redaction import RedactingFilter, display_text
 from common.settings import DatabaseLocation
 from common.types import CameraSummary, IngestStatus
 from reid_app import __version__
+from reid_app.adapt_cli import ADAPT_COMMANDS
 from reid_app.cli_helpers import cluster_after_ingest, command_settings, finite_option, parse_start_time
 from reid_app.console import stderr_console, stdout_console
-from reid_app.ingest_runner import IngestChoices, prepare_ingest
+from reid_app.ingest_runner import IngestChoices, prepare_ingest, with_site_model
 from reid_app.live_cli import COMMANDS as LIVE_COMMANDS
 from reid_app.matching_cli import COMMANDS as MATCHING_COMMANDS
 from reid_app.training_cli import COMMANDS as TRAINING_COMMANDS
@@ -461,7 +462,7 @@ def ingest(
     file = DatabaseLocation.of(location).file
     db = open_database(location) if file is not None and file.exists() else None
     try:
-        prepared = prepare_ingest(choices, settings)
+        prepared = prepare_ingest(with_site_model(choices, db), settings)
     except BaseException:
         if db is not None:
             db.close()
@@ -592,7 +593,7 @@ def _open_gui(db_path: Optional[str], device: Optional[str]) -> None:
     sys.exit(run_app(db_path or settings.db, services))
 
 
-for _command in (*MATCHING_COMMANDS, *LIVE_COMMANDS, *TRAINING_COMMANDS):
+for _command in (*MATCHING_COMMANDS, *LIVE_COMMANDS, *TRAINING_COMMANDS, *ADAPT_COMMANDS):
     cli.add_command(_command)
 
 

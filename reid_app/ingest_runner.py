@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from typing import Optional, Sequence
 
 from common.errors import UsageError, WeightsError
@@ -204,6 +205,18 @@ def prepare_ingest(choices: IngestChoices, settings: Settings) -> PreparedIngest
         str(weights),
         resolved_pose(choices.pose, settings.weights_dirs),
     )
+
+
+def with_site_model(choices: IngestChoices, db) -> IngestChoices:
+    """``choices`` with ``reid`` set to the database's adapted model version when it has one current and no re-id
+    model was chosen (``pipelines.adaptation.versions.adapted_model_file``): new footage must be encoded by the
+    model the site searches with, or it cannot be matched."""
+    if choices.reid is not None or db is None:
+        return choices
+    from pipelines.adaptation.versions import adapted_model_file
+
+    path = adapted_model_file(db)
+    return choices if path is None else replace(choices, reid=str(path))
 
 
 def load_query_encoder(db, settings: Settings, device: Optional[str] = None, reid: Optional[str] = None):

@@ -15,7 +15,7 @@ from common.errors import UsageError
 from common.settings import DatabaseLocation
 from reid_app.cli_helpers import DB_ID, command_settings, format_time
 from reid_app.console import stderr_console, stdout_console
-from reid_app.ingest_runner import IngestChoices, prepare_ingest
+from reid_app.ingest_runner import IngestChoices, prepare_ingest, with_site_model
 from reid_app.live_session import make_live_site
 
 _DB_HELP = "Database file [default: reid.db in your user data folder, or $REID_APP_DB]."
@@ -191,8 +191,8 @@ def watch(
 
         db = None
     else:
-        prepared = prepare_ingest(choices, settings)
         db = open_database(location)
+        prepared = prepare_ingest(with_site_model(choices, db), settings)
         _print(
             f"database: {db.location}\nrecordings: {recordings}\nwatching {len(site.cameras)} camera(s): "
             + ", ".join(f"{c.name} ({c.shown_url})" for c in site.cameras)

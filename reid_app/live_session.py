@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from common.settings import Settings, recordings_dir_for
-from reid_app.ingest_runner import IngestChoices, prepare_ingest
+from reid_app.ingest_runner import IngestChoices, prepare_ingest, with_site_model
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ class LiveSession:
         from storage.database import open_database
 
         site = load_site(site_path)
-        prepared = prepare_ingest(choices, settings)
         self.db = open_database(location)
+        prepared = prepare_ingest(with_site_model(choices, self.db), settings)
         recordings = site.recordings or recordings_dir_for(location)
         self.cameras = [c.name for c in site.cameras]
         self.site = make_live_site(self.db, site, Path(recordings), prepared, on_alert)

@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 from sqlalchemy import func, select
 
 from storage.database import Database, lock_for_writing
+from storage.model_versions import current_model_id
 from storage.schema import (
     Embedding,
     Meta,
@@ -94,12 +95,14 @@ def ingest_models(db: Database) -> dict[str, str]:
 
 
 def list_models(db: Database) -> list[ReidModel]:
-    """Every re-id model that has embeddings in this database, most embeddings first."""
+    """Every re-id model that has embeddings in this database: the current one first
+    (``storage.model_versions.current_model_id``), then most embeddings first."""
+    current = current_model_id(db)
     with db.session() as session:
         counts = session.execute(select(Embedding.model_id, func.count()).group_by(Embedding.model_id)).all()
         order = {mid: n for mid, n in counts}
         models = [m for m in session.scalars(select(ReidModel)) if m.id in order]
-    return sorted(models, key=lambda m: -order[m.id])
+    return sorted(models, key=lambda m: (m.id != current, -order[m.id], m.id))
 
 
 def get_model(db: Database, model_id: int) -> Optional[ReidModel]:

@@ -206,3 +206,64 @@ def make_truncated_streamable_copy(src, path):
     data = full.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     return path
+
+
+#: BGR colour each synthetic person wears in :func:`write_site_footage` (index = person).
+PERSON_COLOURS = np.array(
+    [[40, 40, 220], [40, 200, 40], [220, 60, 40], [30, 210, 230], [200, 40, 200], [230, 230, 40], [120, 60, 20]],
+    np.uint8,
+)
+
+
+def write_site_footage(db: Database, folder, people: int) -> list[str]:
+    """Real footage for a :func:`build_site` site (no ``together`` groups): one MPEG-4 file per camera video, where
+    person ``p`` stands in the stored box (x 10-60, y 20-140) in ``PERSON_COLOURS[p]`` during their slot and the
+    frame is grey otherwise; the videos' stored paths are pointed at the files. Returns the paths."""
+    from storage.schema import Video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    with db.sessions.begin() as session:
+        for video in session.scalars(select(Video).order_by(Video.id)):
+            path = folder / f"video{video.id}.mp4"
+            with av.open(str(path), "w") as out:
+                stream = out.add_stream("mpeg4", rate=10)
+                stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
+                stream.options = {"qscale": "2"}
+                for frame_index in range(video.frame_count):
+                    image = np.full((480, 640, 3), 128, np.uint8)
+                    person, offset = divmod(frame_index, 20)
+                    if person < people and offset < 12:
+                        image[20:140, 10:60] = PERSON_COLOURS[person]
+                    for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                        out.mux(packet)
+                for packet in stream.encode():
+                    out.mux(packet)
+            video.path = str(path)
+            written.append(str(path))
+    return written
+
+
+class ColourEncoder:
+    """A stand-in re-id model for re-encoding tests: a crop's embedding is a fixed random projection of its mean
+    colour (``float32 [dims]``, L2-normalised), so two crops of one synthetic person agree and the crop's place in
+    the frame is checked (a crop cut in the wrong place is grey). Counts the crops it encoded."""
+
+    def __init__(self, name: str = "colour", dims: int = 32, seed: int = 7):
+        self.name, self.checkpoint_hash, self.source, self.dims = name, f"{name}-{seed}".ljust(64, "0"), "", dims
+        self.num_parts, self.clustering_threshold, self.descriptor_layout = 4, None, None
+        self.projection = np.random.default_rng(seed).standard_normal((3, dims)).astype(np.float32)
+        self.encoded = 0
+
+    def vector_of(self, bgr) -> np.ndarray:
+        """The embedding of a crop whose mean colour is ``bgr`` (``float [3]``, 0-255)."""
+        v = (np.asarray(bgr, np.float32) / 255.0 - 0.5) @ self.projection
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+    def encode(self, crops, part_boxes=None) -> np.ndarray:
+        self.encoded += len(crops)
+        return (
+            np.stack([self.vector_of(c.reshape(-1, 3).mean(axis=0)) for c in crops])
+            if len(crops)
+            else np.zeros((0, self.dims), np.float32)
+        )

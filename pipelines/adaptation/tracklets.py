@@ -19,9 +19,10 @@ import numpy as np
 from pipelines.ingest.sampling import evenly_spaced
 from pipelines.matching.constraints import cannot_link
 from storage.database import Database
-from storage.evidence_reads import TrackSighting, sightings_of_tracks, videos_of_tracks
+from storage.evidence_reads import videos_of_tracks
 from storage.feedback import DIFFERENT, SAME, load_overlaps, load_verdicts
 from storage.model_registry import list_models
+from storage.model_versions import PendingSighting, encoded_sightings
 from storage.track_checks import static_track_ids
 from storage.vector_index import EmbeddingIndex
 
@@ -37,7 +38,7 @@ class Tracklet:
     first_timestamp: float
     last_timestamp: float
     video_path: str
-    sightings: tuple[TrackSighting, ...]
+    sightings: tuple[PendingSighting, ...]
 
 
 @dataclass
@@ -50,6 +51,7 @@ class TrackletSet:
         classes: camera id -> number of classes of its classifier (its tracklets).
         negatives: index pairs ``(i, j)``, ``i < j``, of tracklets that are not one person.
         positives: index pairs ``(i, j)``, ``i < j``, an investigator confirmed as one person.
+        rejected: the pairs of :attr:`negatives` an investigator rejected (the rest the site's rules gave).
     """
 
     model_id: int
@@ -57,6 +59,7 @@ class TrackletSet:
     classes: dict[int, int] = field(default_factory=dict)
     negatives: set[tuple[int, int]] = field(default_factory=set)
     positives: set[tuple[int, int]] = field(default_factory=set)
+    rejected: set[tuple[int, int]] = field(default_factory=set)
 
     def index_of(self, track_id: int) -> int:
         """The position of track ``track_id`` in :attr:`tracklets` (``KeyError`` when it is not one)."""
@@ -86,8 +89,7 @@ def site_tracklets(db: Database, model_id: int | None = None, samples: int = 8, 
         return TrackletSet(int(model_id))
     table = EmbeddingIndex.load(db, model.id, model.dims, with_sightings=False).tracks
     static = static_track_ids(db)
-    sightings = sightings_of_tracks(db, [int(t) for t in table.track_ids if int(t) not in static])
-    encoded = {t: [s for s in rows if s.thumbnail is not None] for t, rows in sightings.items()}
+    encoded = encoded_sightings(db, model.id, [int(t) for t in table.track_ids if int(t) not in static])
     keep = np.array([int(t) in encoded and len(encoded[int(t)]) >= min_sightings for t in table.track_ids], bool)
     order = sorted(np.flatnonzero(keep), key=lambda i: (int(table.camera_ids[i]), int(table.track_ids[i])))
     videos = videos_of_tracks(db, [int(table.track_ids[i]) for i in order])
@@ -120,6 +122,7 @@ def site_tracklets(db: Database, model_id: int | None = None, samples: int = 8, 
         pair = (min(a, b), max(a, b))
         if verdict.verdict == DIFFERENT:
             out.negatives.add(pair)
+            out.rejected.add(pair)
         elif verdict.verdict == SAME:
             out.positives.add(pair)
     out.negatives -= out.positives  # a confirmation overrides the automatic rule (never a rejection: not both)

@@ -17,7 +17,7 @@ def test_each_tracklet_is_a_class_of_its_camera_and_people_seen_together_are_neg
         assert sorted(t.camera_class for t in tracklets.tracklets if t.camera_id == camera) == [0, 1, 2, 3]
     assert all(len(t.sightings) == 5 for t in tracklets.tracklets)  # 12 encoded, 5 kept, spread over its life
     first = tracklets.tracklets[0].sightings
-    assert first[0].frame_index < first[-1].frame_index and first[0].thumbnail is not None
+    assert first[0].frame_index < first[-1].frame_index and first[0].box[2] > first[0].box[0]
     # people 0 and 1 walk together: in each camera their tracklets overlap in time; nobody else does
     together = {frozenset(site.tracks_of(0)[c : c + 1] + site.tracks_of(1)[c : c + 1]) for c in range(2)}
     found = {
