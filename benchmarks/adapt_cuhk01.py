@@ -91,7 +91,15 @@ def main() -> None:
         return features, result
 
     t0 = time.perf_counter()
-    embeddings, before = embed_and_score(net, "start")
+    from models.checkpoint import file_sha256
+
+    cache = Path(args.out).with_name(f"cuhk01-start-{file_sha256(args.weights)[:16]}-{args.part_weight}.npz")
+    if cache.is_file():  # the starting model's pass is the same for every run from these weights
+        saved = np.load(cache)
+        embeddings, before = saved["features"], {"rank1": float(saved["rank1"]), "mAP": float(saved["mAP"])}
+    else:
+        embeddings, before = embed_and_score(net, "start")
+        np.savez(cache, features=embeddings, rank1=before["rank1"], mAP=before["mAP"])
     print(f"start:   rank-1 {before['rank1']:.2f}  mAP {before['mAP']:.2f}  ({time.perf_counter() - t0:.0f} s)")
     features = tracklet_features(embeddings, image_tracklet, len(tracklet_keys))
     pairs = associate_tracklets(features, tracklet_camera, args.threshold)

@@ -218,8 +218,8 @@ def _list_versions(db_path) -> None:
     finally:
         db.close()
     table = Table(show_lines=False)
-    for column in ("id", "name", "current", "embeddings", "adapted from", "created", "check (held out)", "state"):
-        table.add_column(column)
+    for column in ("id", "name", "current", "embeddings", "adapted from", "created (UTC)", "check (held out)", "state"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("name", "created (UTC)"))
     for v in versions:
         after = v.info.get("check_after") or {}
         before = v.info.get("check_before") or {}
@@ -240,7 +240,7 @@ def _list_versions(db_path) -> None:
             "yes" if v.current else "",
             str(v.embeddings),
             str(v.info.get("adapted_from", "")),
-            str(v.info.get("created", "")),
+            str(v.info.get("created", ""))[:16].replace("T", " "),
             check,
             str(v.info.get("state", "")),
         )

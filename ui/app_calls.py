@@ -119,3 +119,28 @@ def search_image(searcher, db, image_path: str, encoders: EncoderCache):
         picture = None
     query = QueryInfo(None, Path(image_path).name, 0.0, 0.0, picture)
     return query, [ResultItem.from_result(r) for r in found.results], found.elapsed_ms
+
+
+def adapt_site(db, minutes: float, make_current: bool, progress, stop):
+    """``pipelines.adaptation.adapt.adapt_site`` with the app's options (``progress``: an ``AdaptProgress``)."""
+    from dataclasses import replace
+
+    from pipelines.adaptation.adapt import AdaptOptions, adapt_site
+
+    return adapt_site(db, replace(AdaptOptions(), minutes=float(minutes)), progress, stop, False, make_current)
+
+
+def model_versions(db):
+    """The database's re-id model versions (``pipelines.adaptation.versions.list_versions``)."""
+    from pipelines.adaptation.versions import list_versions
+
+    return list_versions(db)
+
+
+def make_model_current(db, model_id, progress, stop):
+    """Re-encode as needed and make ``model_id`` current; ``model_id`` None: roll back
+    (``pipelines.adaptation.versions``)."""
+    from pipelines.adaptation.versions import make_current, rollback_target
+
+    target = rollback_target(db) if model_id is None else int(model_id)
+    return make_current(db, target, progress=lambda done, total: progress.advance(done, {"total": total}), stop=stop)

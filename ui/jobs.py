@@ -198,3 +198,64 @@ class IngestWorker(QThread):
             self.failed.emit(describe_error(exc))
             return
         self.completed.emit(summaries, report)
+
+
+class _AdaptBridge:
+    """``pipelines.adaptation.adapt.AdaptProgress`` forwarding each call as a signal of the worker."""
+
+    def __init__(self, worker: "SiteModelWorker"):
+        self.worker = worker
+
+    def stage(self, text, total=None):
+        self.worker.stage.emit(text, int(total or 0))
+
+    def advance(self, done, fields=None):
+        fields = fields or {}
+        note = []
+        if "loss" in fields:
+            note.append(f"loss {fields['loss']:.3f}")
+        if "associated" in fields:
+            note.append(f"{fields['associated']:.0%} of tracklets associated across cameras")
+        self.worker.advanced.emit(int(done), int(fields.get("total") or 0), ", ".join(note))
+
+    def message(self, text):
+        self.worker.message.emit(text)
+
+
+class SiteModelWorker(QThread):
+    """Adapts the site's model, or makes a model version current, on its own thread.
+
+    Args:
+        work: ``(progress, stop) -> result``: ``ui.app_calls.adapt_site`` or ``make_model_current`` bound to the
+            database and the user's choices; ``progress`` is an ``AdaptProgress``, ``stop`` a callable polled
+            between batches.
+
+    Signals:
+        stage(text, total): a stage begins (total 0: unknown). advanced(done, total, note): progress (total 0: as
+        the stage said). message(text): a notice. failed(text): it could not run. completed(result): the report.
+    """
+
+    stage = Signal(str, int)
+    advanced = Signal(int, int, str)
+    message = Signal(str)
+    failed = Signal(str)
+    completed = Signal(object)
+
+    def __init__(self, work: Callable, parent: Optional[QObject] = None):
+        super().__init__(parent)
+        self.work = work
+        self.stop_event = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop after the current batch (training and re-encoding resume later)."""
+        self.stop_event.set()
+
+    def run(self) -> None:
+        try:
+            result = self.work(_AdaptBridge(self), self.stop_event.is_set)
+        except Exception as exc:  # shown in the window as one message
+            if not isinstance(exc, ReidAppError):
+                log.exception("site model work failed")
+            self.failed.emit(describe_error(exc))
+            return
+        self.completed.emit(result)

@@ -28,6 +28,7 @@ from ui.feedback_actions import FeedbackActions
 from ui.ingest_actions import IngestActions
 from ui.jobs import IngestWorker, JobRunner
 from ui.live_actions import LiveActions
+from ui.site_model_actions import SiteModelActions
 from ui.window_layout import WindowLayout
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class AppServices:
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)"
 
 
-class MainWindow(WindowLayout, FeedbackActions, IngestActions, LiveActions, QMainWindow):
+class MainWindow(WindowLayout, FeedbackActions, IngestActions, LiveActions, SiteModelActions, QMainWindow):
     """The reid-app main window.
 
     Args:
@@ -89,6 +90,7 @@ class MainWindow(WindowLayout, FeedbackActions, IngestActions, LiveActions, QMai
         self.cameras = []
         self.model_source: Optional[str] = None
         self.ingest_worker: Optional[IngestWorker] = None
+        self.site_worker = None  # adapting the model or switching versions (ui.site_model_actions)
         self.last_summaries: list = []
         self.overlaps: dict[str, list[str]] = {}
         self.labels: dict[int, tuple[str, str]] = {}
@@ -106,6 +108,9 @@ class MainWindow(WindowLayout, FeedbackActions, IngestActions, LiveActions, QMai
     # -- layout memory -------------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.site_worker is not None:
+            self.site_worker.cancel()  # training and re-encoding resume later
+            self.site_worker.wait()
         if self.ingest_worker is not None:
             answer = QMessageBox.question(
                 self,

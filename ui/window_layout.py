@@ -160,6 +160,18 @@ class WindowLayout:
             "Say which cameras see a common area (one person may be in them at the same instant)",
         )
 
+        site = bar.addMenu("&Site")
+        self.adapt_action = self._action(
+            site,
+            "&Adapt model…",
+            self.adapt_model,
+            None,
+            "Fine-tune the re-id model on this site's own footage, without labels (a new, checked model version)",
+        )
+        self._action(
+            site, "Model &versions…", self.show_model_versions, None, "The re-id model versions; switch or roll back"
+        )
+
         play = bar.addMenu("&Playback")
         self._action(play, "Play / pause", self.player.toggle_play, "Space")
         self._action(play, "Next frame", lambda: self.player.step(1), [QKeySequence("Right"), QKeySequence(".")])

@@ -57,6 +57,8 @@ class AdaptOptions:
     Attributes:
         minutes: time budget of the whole adaptation before re-encoding (wall-clock minutes).
         samples: sightings per tracklet trained on. min_sightings: fewer encoded sightings and a track is left out.
+        max_crops: crops trained on at most: past it, fewer sightings per tracklet (2 at least), then only the
+            tracklets with the most encoded sightings, so that a large site's encoding passes fit the budget.
         threshold: lowest cosine that associates two cameras' tracklets (UTAL's cyclic ranking consistency).
         iterations: training batches at most.
         lr: Adam learning rate. id_weight / triplet_weight / distill_weight: loss weights.
@@ -67,6 +69,7 @@ class AdaptOptions:
     minutes: float = 30.0
     samples: int = 8
     min_sightings: int = 2
+    max_crops: int = 4000
     threshold: float = 0.6
     iterations: int = 150
     lr: float = 5e-5
@@ -95,6 +98,7 @@ class AdaptOptions:
             for k in (
                 "samples",
                 "min_sightings",
+                "max_crops",
                 "threshold",
                 "iterations",
                 "lr",
@@ -224,7 +228,10 @@ def adapt_site(
     report = AdaptReport(start_id)
 
     progress.stage("reading the site's tracklets")
-    tracklets = site_tracklets(db, start_id, options.samples, options.min_sightings)
+    tracklets = site_tracklets(db, start_id, options.samples, options.min_sightings, options.max_crops // 2)
+    if len(tracklets.tracklets) * options.samples > options.max_crops:
+        samples = max(2, options.max_crops // max(len(tracklets.tracklets), 1))
+        tracklets = site_tracklets(db, start_id, samples, options.min_sightings, options.max_crops // 2)
     if len(tracklets.tracklets) < 4:
         raise UsageError(
             f"{db.location} has {len(tracklets.tracklets)} tracks with {options.min_sightings}+ encoded sightings; "
@@ -341,7 +348,8 @@ def adapt_site(
         identities,
         known_negatives=negatives_train,
     )
-    reserve = 1.2 * encode_seconds + 60.0  # the check's encoding, the export and the registration
+    # the check's encoding, the export and the registration; at most half of what is left of a short budget
+    reserve = min(1.2 * encode_seconds + 20.0, 0.5 * max(deadline - time.monotonic(), 0.0))
     timed_out = []
 
     def stop_training() -> bool:
@@ -367,6 +375,8 @@ def adapt_site(
             )
 
         def on_message(self, text):
+            if timed_out and text.startswith("stopped during epoch"):
+                text = f"the time budget is reached after {report.iterations} batches; finishing with them"
             progress.message(text)
 
     train_file = work / "train.pt"
@@ -391,6 +401,11 @@ def adapt_site(
         report.stopped = True
         progress.message("stopped; run 'reid-app adapt --resume' to continue")
         return report
+    if report.iterations == 0 and not result.history:
+        raise UsageError(
+            f"the time budget ({options.minutes:g} min) ended before training began (reading the site took "
+            f"{(time.monotonic() - started) / 60:.1f} min); give {setting('minutes')} more, or --resume"
+        )
     net.eval()
     adapted = encode(net, "checking the adapted model")
     features_after = tracklet_features(adapted, image_tracklet, len(tracklets.tracklets))

@@ -71,12 +71,19 @@ class TrackletSet:
         return {t.track_id: i for i, t in enumerate(self.tracklets)}
 
 
-def site_tracklets(db: Database, model_id: int | None = None, samples: int = 8, min_sightings: int = 2) -> TrackletSet:
+def site_tracklets(
+    db: Database,
+    model_id: int | None = None,
+    samples: int = 8,
+    min_sightings: int = 2,
+    max_tracklets: int | None = None,
+) -> TrackletSet:
     """The tracklets of ``db`` encoded by ``model_id`` (default: the model with the most embeddings).
 
     Args:
         samples: encoded sightings kept per tracklet, evenly spaced over its life.
         min_sightings: fewer encoded sightings than this and a track is left out (too little to learn from).
+        max_tracklets: keep at most this many, those with the most encoded sightings (None: all).
 
     Returns:
         The :class:`TrackletSet` (empty when the database holds no embeddings).
@@ -91,6 +98,10 @@ def site_tracklets(db: Database, model_id: int | None = None, samples: int = 8, 
     static = static_track_ids(db)
     encoded = encoded_sightings(db, model.id, [int(t) for t in table.track_ids if int(t) not in static])
     keep = np.array([int(t) in encoded and len(encoded[int(t)]) >= min_sightings for t in table.track_ids], bool)
+    if max_tracklets is not None and keep.sum() > max_tracklets:
+        richest = sorted(np.flatnonzero(keep), key=lambda i: (-len(encoded[int(table.track_ids[i])]), i))
+        keep[:] = False
+        keep[richest[:max_tracklets]] = True
     order = sorted(np.flatnonzero(keep), key=lambda i: (int(table.camera_ids[i]), int(table.track_ids[i])))
     videos = videos_of_tracks(db, [int(table.track_ids[i]) for i in order])
     out = TrackletSet(model.id)
