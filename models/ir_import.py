@@ -206,7 +206,7 @@ class IRSegment(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Run the segment on ``x`` (``float32``; ``[N, 3, H, W]`` BGR 0-255 for a whole model's trunk)."""
         values: dict[tuple, Any] = {self.input_key: x}
-        for step in self.steps:
+        for index, step in enumerate(self.steps):
             args = []
             for kind, ref in step.inputs:
                 args.append(values[ref] if kind == "value" else self._tensor(ref) if kind == "param" else ref)
@@ -214,7 +214,25 @@ class IRSegment(nn.Module):
             outs = out if isinstance(out, tuple) else (out,)
             for key, value in zip(step.outputs, outs):
                 values[key] = value
+            for key in self._released_after()[index]:  # keeping every activation took ~100 MB per crop
+                values.pop(key, None)
         return values[self.output_key]
+
+    def _released_after(self) -> list[list[tuple]]:
+        """Per step, the values no later step reads (made once): freed as soon as they are used up."""
+        released = getattr(self, "_released", None)
+        if released is None:
+            last: dict[tuple, int] = {}
+            for index, step in enumerate(self.steps):
+                for kind, ref in step.inputs:
+                    if kind == "value":
+                        last[ref] = index
+            released = [[] for _ in self.steps]
+            for key, index in last.items():
+                if key != self.output_key:
+                    released[index].append(key)
+            self._released = released
+        return released
 
 
 def _as_list(value) -> list:

@@ -91,6 +91,11 @@ def _check_line(label: str, check) -> str:
     return f"{label}: " + "; ".join(parts)
 
 
+def _watchlist_lines(made, model_id) -> None:
+    for line in made.watchlist_lost:
+        _print(f"{line} could not be carried over to model {model_id}: add it to the watchlist again")
+
+
 @click.command()
 @click.option("--db", "db_path", metavar="PATH", help=_DB_HELP)
 @click.option(
@@ -188,6 +193,7 @@ def adapt(db_path, minutes, resume, iterations, samples, threshold, no_switch, d
             f"track descriptors rebuilt, {clustering.identities if clustering else 0} identities "
             f"('reid-app models rollback' goes back)"
         )
+        _watchlist_lines(switch, report.version_model)
     else:
         _print(f"model {report.version_model} was not made current: {report.not_current_because}")
     _print(f"done in {report.seconds / 60:.1f} min")
@@ -279,6 +285,7 @@ def _switch(db_path, model_id: int, what: str) -> None:
         f"{report.switch.tracks} track descriptors rebuilt, "
         f"{report.clustering.identities if report.clustering else 0} identities"
     )
+    _watchlist_lines(report, model_id)
 
 
 @models.command("use")

@@ -66,9 +66,13 @@ def adapt_summary(report) -> str:
             f"Model {report.version_model} is now current; Site ▸ Model versions… rolls back "
             f"({report.made_current.clustering.identities if report.made_current.clustering else 0} identities)."
         )
+        lines += [
+            f"{line.capitalize()} could not be carried over: add it again."
+            for line in report.made_current.watchlist_lost
+        ]
     else:
         lines.append(f"Model {report.version_model} was not made current: {report.not_current_because}.")
-    return "\n".join(lines)
+    return "\n\n".join(lines)
 
 
 class SiteModelActions:
@@ -148,6 +152,8 @@ class SiteModelActions:
                 item.setData(Qt.ItemDataRole.UserRole, v.id)
                 table.setItem(row, column, item)
         table.resizeColumnsToContents()
+        table.verticalHeader().setVisible(False)
+        table.horizontalHeader().setStretchLastSection(True)
         layout.addWidget(table)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         use = QPushButton("Make current", dialog)

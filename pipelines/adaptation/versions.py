@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 from common.errors import UsageError
 from pipelines.adaptation.reencode import ReencodeReport, reencode_site
+from pipelines.live.watchlist import carry_entries
 from pipelines.matching.identities import ClusteringReport, cluster_identities
 from storage.database import Database
 from storage.model_registry import get_model
@@ -28,6 +29,7 @@ from storage.model_versions import (
     videos_being_ingested,
     videos_to_encode,
 )
+from storage.watchlist import list_entries
 
 
 @dataclass(frozen=True)
@@ -71,12 +73,14 @@ def list_versions(db: Database) -> list[ModelVersion]:
 @dataclass
 class MakeCurrentReport:
     """What :func:`make_current` did: the re-encoding (None when nothing was missing), the switch and the
-    re-clustering (None when it stopped before them: :attr:`reencode` says why)."""
+    re-clustering (None when it stopped before them: :attr:`reencode` says why), and the watchlist entries that
+    could not be carried over to the new model (``pipelines.live.watchlist.carry_entries``)."""
 
     model_id: int
     reencode: Optional[ReencodeReport] = None
     switch: Optional[SwitchReport] = None
     clustering: Optional[ClusteringReport] = None
+    watchlist_lost: list[str] = field(default_factory=list)
 
 
 def make_current(
@@ -135,6 +139,13 @@ def make_current(
     if current is not None:
         set_version_info(db, current, {"state": "replaced"})
     report.clustering = cluster_identities(db, model_id, reason=f"model {model_id} made current")
+    if current is not None:
+        if encoder is None and any(e.kind == "image" for e in list_entries(db, current)):
+            try:
+                encoder = _load_encoder(target, device)
+            except UsageError:
+                encoder = None  # its image entries are reported as not carried
+        report.watchlist_lost = carry_entries(db, current, model_id, encoder)
     return report
 
 

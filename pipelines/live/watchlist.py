@@ -103,6 +103,46 @@ def watch_image(db: Database, image: Path, name: str, encoder, note: str = "") -
     return add_entry(db, name, "image", str(Path(image).resolve()), model_id, vector, note)
 
 
+def carry_entries(db: Database, old_model: int, new_model: int, encoder=None) -> list[str]:
+    """Give every watchlist entry of ``old_model`` a twin for ``new_model`` (a model version made current:
+    ``pipelines.adaptation.versions``), so live matching keeps watching for everyone: an identity's or a track's
+    descriptor is taken again from the new model's track descriptors, an image is encoded again by ``encoder``
+    (the new model). The old entries stay, for a rollback; an entry that already has its twin is left alone.
+
+    Returns:
+        One line per entry that could not be carried (its track or identity is gone, its image is missing or no
+        encoder was given), to tell the user to add it again.
+    """
+    have = {(e.kind, e.source, e.name) for e in list_entries(db, new_model)}
+    lost = []
+    for entry in list_entries(db, old_model):
+        if (entry.kind, entry.source, entry.name) in have:
+            continue
+        vector = None
+        if entry.kind == "track":
+            track = get_tracks(db, [int(entry.source)]).get(int(entry.source))
+            if track is not None and track.descriptor_model_id == new_model:
+                vector = track.descriptor
+        elif entry.kind == "identity":
+            found = load_identities(db, new_model, identity_ids=[int(entry.source)])
+            tracks = get_tracks(db, found[0].track_ids).values() if found else []
+            descriptors = [t.descriptor for t in tracks if t.descriptor_model_id == new_model]
+            vector = np.mean(np.stack(descriptors), axis=0) if descriptors else None
+        elif encoder is not None and Path(entry.source).is_file():
+            try:
+                crop = read_query_image(Path(entry.source))
+            except UsageError:
+                crop = None
+            if crop is not None:
+                boxes = stripe_boxes(crop.shape[0], crop.shape[1], fallback_stripes(encoder.num_parts))[None]
+                vector = encoder.encode([crop], boxes)[0]
+        if vector is None or not usable_embedding(np.asarray(vector, np.float32)):
+            lost.append(f"watchlist entry {entry.id} ({entry.name}, {entry.kind} {entry.source})")
+            continue
+        add_entry(db, entry.name, entry.kind, entry.source, new_model, vector, entry.note)
+    return lost
+
+
 @dataclass
 class WatchlistHit:
     """A live track matching a watchlist entry."""

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from sqlalchemy import func, select
@@ -19,6 +20,7 @@ from pipelines.adaptation.check import agreement, got_worse, split_held_out
 from pipelines.adaptation.reencode import reencode_site
 from pipelines.adaptation.versions import list_versions, make_current, rollback_target
 from pipelines.ingest.engine import register_encoder
+from pipelines.live.watchlist import load_matcher, watch_identity, watch_track
 from pipelines.matching.feedback import confirm
 from pipelines.matching.identities import cluster_identities
 from storage.database import open_database
@@ -27,6 +29,7 @@ from storage.model_registry import list_models
 from storage.model_versions import IncompleteVersionError, current_model_id, switch_model
 from storage.reads import get_tracks
 from storage.schema import Embedding, Sighting, Video
+from storage.watchlist import add_entry, list_entries
 from tests.factories import PERSON_COLOURS, ColourEncoder, build_site, write_site_footage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,13 +78,19 @@ def test_reencoding_cuts_every_sighting_from_its_footage_at_the_stored_box(foota
     assert again.encoded == 0 and again.already == report.total and again.complete
 
 
-def test_a_version_becomes_current_keeping_identities_names_and_verdicts_and_rollback_restores(footage_site):
+def test_a_version_becomes_current_keeping_identities_names_and_verdicts_and_rollback_restores(footage_site, tmp_path):
     db, site = footage_site
     start = site.model_id
     person0 = site.tracks_of(0)
     confirm(db, person0[0], person0[1])
     identity = next(i for i in load_identities(db) if person0[0] in i.track_ids)
     set_label(db, identity.id, "courier")
+    watch_track(db, person0[0], "by track")
+    watch_identity(db, identity.id, "by identity")
+    image = tmp_path / "person0.png"
+    cv2.imwrite(str(image), np.tile(PERSON_COLOURS[0], (120, 50, 1)))
+    add_entry(db, "by image", "image", str(image), start, site.appearance[0])
+    add_entry(db, "by a lost image", "image", str(tmp_path / "gone.png"), start, site.appearance[1])
     before = {t.id: t.descriptor.copy() for t in get_tracks(db, list(site.person_of)).values()}
 
     encoder = ColourEncoder()
@@ -98,6 +107,12 @@ def test_a_version_becomes_current_keeping_identities_names_and_verdicts_and_rol
     kept = next(i for i in identities if person0[0] in i.track_ids)
     assert kept.id == identity.id and person0[1] in kept.track_ids and labels(db)[kept.id][0] == "courier"
     assert [v.id for v in list_versions(db) if v.current] == [version]
+    carried = {e.name: e for e in list_entries(db, version)}  # the watchlist keeps watching, in the new space
+    assert set(carried) == {"by track", "by identity", "by image"}
+    assert report.watchlist_lost == [f"watchlist entry 4 (by a lost image, image {tmp_path / 'gone.png'})"]
+    expected = encoder.vector_of(PERSON_COLOURS[0])
+    assert all(float(e.vector @ expected) > 0.99 for e in carried.values())
+    assert {e.name for e in load_matcher(db).entries} == set(carried)
 
     assert rollback_target(db) == start
     back = make_current(db, start)
