@@ -133,7 +133,7 @@ def _autocast(device: str, amp: bool):
     return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
 
 
-def _backbone_state(net: JointLossNet) -> dict[str, torch.Tensor]:
+def backbone_state(net: JointLossNet) -> dict[str, torch.Tensor]:
     """Copies of the backbone's tensors (``trunk.*`` and ``layer4.*``: the pretrained layers), on the CPU."""
     return {
         k: v.detach().cpu().clone()
@@ -142,7 +142,7 @@ def _backbone_state(net: JointLossNet) -> dict[str, torch.Tensor]:
     }
 
 
-def _interpolate_backbone(net: JointLossNet, start: dict[str, torch.Tensor], alpha: float) -> None:
+def interpolate_backbone(net: JointLossNet, start: dict[str, torch.Tensor], alpha: float) -> None:
     """WiSE-FT (``TrainConfig.wise_alpha``): ``(1 - alpha) * start + alpha * current`` for every backbone tensor."""
     state = net.state_dict()
     with torch.no_grad():
@@ -214,7 +214,7 @@ def train(
     optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
     history: list[dict] = []
     start_epoch = 0
-    start_state = _backbone_state(net) if config.wise_alpha < 1.0 and not resume else None
+    start_state = backbone_state(net) if config.wise_alpha < 1.0 and not resume else None
     if resume:
         state_dict, previous, training_state = load_checkpoint(out, with_training_state=True)
         if previous.get("config") != net.config.to_dict():
@@ -340,7 +340,7 @@ def train(
                 net.eval()
                 with torch.no_grad():
                     entry["metrics_before_wise_ft"] = evaluate(net)
-            _interpolate_backbone(net, start_state, config.wise_alpha)
+            interpolate_backbone(net, start_state, config.wise_alpha)
             entry["wise_ft_alpha"] = config.wise_alpha
             progress.on_message(
                 f"WiSE-FT: backbone weights = {1 - config.wise_alpha:.2f} x start + "

@@ -69,3 +69,23 @@ def test_models_lists_versions_and_rollback_goes_back_to_the_model_replaced(tmp_
     assert _current(path) == site.model_id
     unknown = run_cli("models", "use", "99", "--db", path)
     assert_one_clear_error(unknown, "no re-id model 99", "reid-app models")
+
+
+def test_new_footage_is_encoded_by_the_current_adapted_version_unless_a_model_is_chosen(tmp_path):
+    from pipelines.adaptation.versions import make_current
+    from reid_app.ingest_runner import IngestChoices, with_site_model
+
+    path, db, site = _site(tmp_path)
+    assert with_site_model(IngestChoices(), db).reid is None  # the site's model is not an adapted version
+    weights = tmp_path / "site-models" / "adapted.xml"
+    weights.parent.mkdir()
+    weights.write_text("<net/>")
+    encoder = ColourEncoder()
+    encoder.source = str(weights)
+    version = register_encoder(db, encoder)
+    set_version_info(db, version, {"adapted_from": site.model_id})
+    assert with_site_model(IngestChoices(), db).reid is None  # registered, but not current yet
+    make_current(db, version, encoder)
+    assert with_site_model(IngestChoices(), db).reid == str(weights)
+    assert with_site_model(IngestChoices(reid="mine.onnx"), db).reid == "mine.onnx"
+    db.close()
