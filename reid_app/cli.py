@@ -543,6 +543,7 @@ def _ingest_on_cluster(address: str, location: str, jobs, streams, choices, unre
             soft_wrap=True,
         )
 
+    choices = with_site_model(choices, db)  # the workers encode with the site's current adapted version, if any
     summaries = list(unreadable.values()) + ingest_on_cluster(address, location, readable, choices, done)
     _finish_ingest(db, summaries, stdout)
 

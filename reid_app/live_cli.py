@@ -169,7 +169,9 @@ def watch(
             raise UsageError(
                 f"--cluster needs a database every machine reaches: give --db postgresql://..., not the file {location}"
             )
-        open_database(location).close()  # made (or upgraded) once here, before the workers open it
+        db = open_database(location)  # made (or upgraded) once here, before the workers open it
+        choices = with_site_model(choices, db)  # the site's current adapted version, if any
+        db.close()
         _print(
             f"database: {redact_url(str(location))}\nrecordings: {recordings} (must be the same folder on every "
             f"machine)\ncluster: {cluster}; watching {len(site.cameras)} camera(s)"

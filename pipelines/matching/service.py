@@ -199,9 +199,11 @@ def cluster_after_ingest(db: Database) -> Optional[ClusteringReport]:
 
 
 def database_model(db: Database) -> Optional[Path]:
-    """The re-id weights the database's embeddings were made with (its newest model whose file still exists), so
-    that an image query is encoded in the same vector space; None when no such file exists."""
-    for model in sorted(list_models(db), key=lambda m: m.id, reverse=True):
+    """The re-id weights the database's embeddings were made with (its current model, else its newest model whose
+    file still exists), so that an image query is encoded in the vector space searched; None when no such file
+    exists."""
+    models = list_models(db)  # the current model first
+    for model in models[:1] + sorted(models[1:], key=lambda m: m.id, reverse=True):
         if model.source and Path(model.source).exists():
             return Path(model.source)
     return None

@@ -89,3 +89,25 @@ def test_new_footage_is_encoded_by_the_current_adapted_version_unless_a_model_is
     assert with_site_model(IngestChoices(), db).reid == str(weights)
     assert with_site_model(IngestChoices(reid="mine.onnx"), db).reid == "mine.onnx"
     db.close()
+
+
+def test_image_queries_are_encoded_by_the_current_model_after_a_rollback(tmp_path):
+    from pipelines.adaptation.versions import make_current
+    from pipelines.matching.service import database_model
+    from storage.model_registry import get_or_create_model
+
+    path, db, site = _site(tmp_path)
+    start_file = tmp_path / "start.onnx"
+    start_file.write_bytes(b"onnx")
+    get_or_create_model(db, "synthetic", f"{0:064x}", site.dims, str(start_file))  # the start model's file
+    adapted = tmp_path / "adapted.xml"
+    adapted.write_text("<net/>")
+    encoder = ColourEncoder()
+    encoder.source = str(adapted)
+    version = register_encoder(db, encoder)
+    set_version_info(db, version, {"adapted_from": site.model_id})
+    make_current(db, version, encoder)
+    assert database_model(db) == adapted
+    make_current(db, site.model_id)  # rolled back: the newer model's file still exists, but is not searched
+    assert database_model(db) == start_file
+    db.close()
