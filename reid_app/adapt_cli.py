@@ -55,8 +55,7 @@ class _RichAdaptProgress:
         self.progress.stop()
 
     def stage(self, text, total=None):
-        if self.task is not None:
-            self.progress.update(self.task, completed=self.progress.tasks[-1].total or 0)
+        if self.task is not None:  # left as it ended: training cut short by the budget shows how far it got
             self.progress.stop_task(self.task)
         self.task = self.progress.add_task(text, total=total, note="")
 
