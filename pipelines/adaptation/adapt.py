@@ -215,11 +215,10 @@ def adapt_site(
     """
 
     from models.adaptation import TrackletAssociationLoss, associate_tracklets, pseudo_identities, tracklet_features
-    from models.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+    from models.checkpoint import load_checkpoint
     from models.configs import JointLossConfig, LossConfig, TrainConfig
     from models.datasets import ReidSample
     from models.encoders import JointLossEncoder, load_encoder
-    from models.ir_export import export_ir
     from models.jointloss import JointLossNet
     from models.training import TrainProgress, backbone_state, interpolate_backbone, train
 
@@ -273,21 +272,9 @@ def adapt_site(
     cameras = np.array([t.camera_id for t in tracklets.tracklets], np.int64)
     report.tracklets, report.cameras, report.images = len(kept), len(set(cameras[kept].tolist())), len(images)
 
-    cross = [(a, b) for a, b in sorted(tracklets.negatives - tracklets.rejected) if cameras[a] != cameras[b]]
-    same_camera = [(a, b) for a, b in sorted(tracklets.negatives - tracklets.rejected) if cameras[a] == cameras[b]]
-    confirmed_train, confirmed_held = split_held_out(sorted(tracklets.positives), options.held_out_every)
-    rejected_train, rejected_held = split_held_out(sorted(tracklets.rejected), options.held_out_every)
-    cross_train, cross_held = split_held_out(cross, options.negatives_held_out_every)
-    present = set(kept.tolist())
-
-    def usable(pairs):
-        return [(a, b) for a, b in pairs if a in present and b in present]
-
-    confirmed_train, confirmed_held = usable(confirmed_train), usable(confirmed_held)
-    negatives_held = usable(rejected_held + cross_held)
-    negatives_train = usable(rejected_train + cross_train)
-    report.confirmed_used, report.negatives_used = len(confirmed_train), len(negatives_train)
-    report.held_out = len(confirmed_held) + len(negatives_held)
+    pairs = split_pairs(tracklets, cameras, set(kept.tolist()), options)
+    report.confirmed_used, report.negatives_used = len(pairs.confirmed_train), len(pairs.negatives_train)
+    report.held_out = len(pairs.confirmed_held) + len(pairs.negatives_held)
 
     state, metadata = load_checkpoint(checkpoint)
     config = JointLossConfig.from_dict(metadata["config"])
@@ -318,14 +305,14 @@ def adapt_site(
         np.save(teacher_file, teacher)
     encode_seconds = time.monotonic() - encode_started
     features_before = tracklet_features(teacher, image_tracklet, len(tracklets.tracklets))
-    report.before = agreement(features_before, cameras, confirmed_held, negatives_held)
+    report.before = agreement(features_before, cameras, pairs.confirmed_held, pairs.negatives_held)
 
-    excluded = set(negatives_train) | set(same_camera)  # never the held-out pairs: the check must not leak in
+    excluded = set(pairs.negatives_train) | set(pairs.same_camera)  # never the held-out pairs: no leak
     sub = kept  # tracklets with crops only: associate among them
     pairs_local = associate_tracklets(features_before[sub], cameras[sub], options.threshold, _local(excluded, sub))
     associations = [(int(sub[a]), int(sub[b])) for a, b in pairs_local]
     report.associated = len({t for pair in associations for t in pair})
-    identities = pseudo_identities(len(tracklets.tracklets), associations + confirmed_train)
+    identities = pseudo_identities(len(tracklets.tracklets), associations + pairs.confirmed_train)
     groups = len(set(identities[image_tracklet].tolist()))
     report.pseudo_identities = groups
     if groups < 2:
@@ -356,7 +343,7 @@ def adapt_site(
         ),
         cameras,
         identities,
-        known_negatives=negatives_train,
+        known_negatives=pairs.negatives_train,
     )
     # the check's encoding, the export and the registration; at most half of what is left of a short budget
     reserve = min(1.2 * encode_seconds + 20.0, 0.5 * max(deadline - time.monotonic(), 0.0))
@@ -421,20 +408,10 @@ def adapt_site(
         interpolate_backbone(net, start_backbone, options.wise_alpha)
     adapted = encode(net, "checking the adapted model")
     features_after = tracklet_features(adapted, image_tracklet, len(tracklets.tracklets))
-    report.after = agreement(features_after, cameras, confirmed_held, negatives_held)
+    report.after = agreement(features_after, cameras, pairs.confirmed_held, pairs.negatives_held)
     report.worse = got_worse(report.before, report.after)
 
     progress.stage("saving the new model version")
-    number = 1 + sum(1 for m in all_models(db) if "-site" in m.name)
-    root = start.name.split("-site")[0]
-    name = f"{root}-site{number}"
-    folder.mkdir(parents=True, exist_ok=True)
-    threshold = metadata.get("clustering_threshold")
-    shipped = {  # float16 like the shipped checkpoint, without the site's tracklet classifiers
-        k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
-        for k, v in net.state_dict().items()
-        if "classifier" not in k
-    }
     facts = {
         "tracklets": report.tracklets,
         "cameras": report.cameras,
@@ -445,19 +422,7 @@ def adapt_site(
         "check_before": report.before.as_dict(),
         "check_after": report.after.as_dict(),
     }
-    version_meta = dict(
-        metadata,
-        name=name,
-        config=dict(net.config.to_dict(), num_classes=0),
-        clustering_threshold=threshold,
-        storage="float16",
-        adapted_from={"name": start.name, "checkpoint_hash": start.checkpoint_hash},
-        adaptation=dict(facts, options=options.training_key()),
-    )
-    pt = folder / f"{name}.pt"
-    save_checkpoint(pt, shipped, version_meta)
-    xml = folder / f"{name}.xml"
-    export_ir(net, xml, name, threshold, file_sha256(pt))
+    pt, xml = _save_version(db, net, start, metadata, folder, dict(facts, options=options.training_key()))
     report.files = [str(pt), str(xml)]
     encoder = load_encoder(xml, options.device)
     version = register_encoder(db, encoder)
@@ -494,6 +459,81 @@ def adapt_site(
             report.not_current_because = "re-encoding was stopped; 'reid-app models use {version}' finishes it"
     report.seconds = time.monotonic() - started
     return report
+
+
+@dataclass(frozen=True)
+class PairSplit:
+    """The pairs a site knows, split between training and the check (tracklet index pairs ``(i, j)``, ``i < j``).
+
+    Attributes:
+        confirmed_train / confirmed_held: investigators' confirmations.
+        negatives_train / negatives_held: rejections and cross-camera pairs the site's rules give.
+        same_camera: pairs seen at once on one camera (always trained on: the per-camera premise).
+    """
+
+    confirmed_train: list
+    confirmed_held: list
+    negatives_train: list
+    negatives_held: list
+    same_camera: list
+
+
+def split_pairs(tracklets: TrackletSet, cameras: np.ndarray, present: set, options: AdaptOptions) -> PairSplit:
+    """Hold out every ``held_out_every``-th confirmed and rejected pair and every ``negatives_held_out_every``-th
+    cross-camera rule pair (``pipelines.adaptation.check.split_held_out``); pairs of tracklets not in ``present``
+    (no crops could be cut) are dropped."""
+    rules = sorted(tracklets.negatives - tracklets.rejected)
+    cross = [(a, b) for a, b in rules if cameras[a] != cameras[b]]
+    confirmed_train, confirmed_held = split_held_out(sorted(tracklets.positives), options.held_out_every)
+    rejected_train, rejected_held = split_held_out(sorted(tracklets.rejected), options.held_out_every)
+    cross_train, cross_held = split_held_out(cross, options.negatives_held_out_every)
+
+    def usable(pairs):
+        return [(a, b) for a, b in pairs if a in present and b in present]
+
+    return PairSplit(
+        usable(confirmed_train),
+        usable(confirmed_held),
+        usable(rejected_train + cross_train),
+        usable(rejected_held + cross_held),
+        [(a, b) for a, b in rules if cameras[a] == cameras[b]],
+    )
+
+
+def _save_version(db: Database, net, start, metadata: dict, folder: Path, facts: dict) -> tuple[Path, Path]:
+    """Write the adapted network as ``<root>-site<N>``: a reid-app checkpoint (float16, no tracklet classifiers,
+    the starting model's metadata and clustering threshold, what adaptation did) and its OpenVINO IR, in
+    ``folder``. Returns ``(checkpoint, IR .xml)``.
+
+    Raises:
+        common.errors.WeightsError: the IR disagrees with PyTorch (``models.ir_export.export_ir``).
+    """
+    from models.checkpoint import file_sha256, save_checkpoint
+    from models.ir_export import export_ir
+
+    number = 1 + sum(1 for m in all_models(db) if "-site" in m.name)
+    name = f"{start.name.split('-site')[0]}-site{number}"
+    folder.mkdir(parents=True, exist_ok=True)
+    threshold = metadata.get("clustering_threshold")
+    shipped = {  # float16 like the shipped checkpoint, without the site's tracklet classifiers
+        k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
+        for k, v in net.state_dict().items()
+        if "classifier" not in k
+    }
+    version_meta = dict(
+        metadata,
+        name=name,
+        config=dict(net.config.to_dict(), num_classes=0),
+        clustering_threshold=threshold,
+        storage="float16",
+        adapted_from={"name": start.name, "checkpoint_hash": start.checkpoint_hash},
+        adaptation=facts,
+    )
+    pt = folder / f"{name}.pt"
+    save_checkpoint(pt, shipped, version_meta)
+    xml = folder / f"{name}.xml"
+    export_ir(net, xml, name, threshold, file_sha256(pt))
+    return pt, xml
 
 
 def _prepare_work(work: Path, plan_text: str, resume: bool) -> None:
