@@ -36,7 +36,7 @@ import numpy as np
 
 from common.errors import UsageError, setting
 from common.settings import site_models_dir_for
-from pipelines.adaptation.check import AgreementCheck, agreement, carried_threshold, got_worse, split_held_out
+from pipelines.adaptation.check import AgreementCheck, agreement, got_worse, split_held_out
 from pipelines.adaptation.crops import cut_crops
 from pipelines.adaptation.tracklets import TrackletSet, site_tracklets
 from pipelines.adaptation.versions import MakeCurrentReport, make_current
@@ -73,8 +73,8 @@ class AdaptOptions:
     samples: int = 8
     min_sightings: int = 2
     max_crops: int = 4000
-    threshold: float = 0.4
-    iterations: int = 300
+    threshold: float = 0.5
+    iterations: int = 200
     lr: float = 1e-4
     id_weight: float = 0.0
     triplet_weight: float = 1.0
@@ -422,11 +422,7 @@ def adapt_site(
         "check_before": report.before.as_dict(),
         "check_after": report.after.as_dict(),
     }
-    threshold = metadata.get("clustering_threshold")
-    if threshold is not None:
-        threshold = carried_threshold(features_before, features_after, cameras, kept, float(threshold))
-        facts["clustering_threshold"] = {"start": metadata.get("clustering_threshold"), "adapted": threshold}
-    pt, xml = _save_version(db, net, start, metadata, folder, dict(facts, options=options.training_key()), threshold)
+    pt, xml = _save_version(db, net, start, metadata, folder, dict(facts, options=options.training_key()))
     report.files = [str(pt), str(xml)]
     encoder = load_encoder(xml, options.device)
     version = register_encoder(db, encoder)
@@ -504,12 +500,10 @@ def split_pairs(tracklets: TrackletSet, cameras: np.ndarray, present: set, optio
     )
 
 
-def _save_version(
-    db: Database, net, start, metadata: dict, folder: Path, facts: dict, threshold: Optional[float]
-) -> tuple[Path, Path]:
+def _save_version(db: Database, net, start, metadata: dict, folder: Path, facts: dict) -> tuple[Path, Path]:
     """Write the adapted network as ``<root>-site<N>``: a reid-app checkpoint (float16, no tracklet classifiers,
-    the starting model's metadata, the clustering ``threshold`` carried over to it, what adaptation did) and its
-    OpenVINO IR, in ``folder``. Returns ``(checkpoint, IR .xml)``.
+    the starting model's metadata and clustering threshold, what adaptation did) and its OpenVINO IR, in
+    ``folder``. Returns ``(checkpoint, IR .xml)``.
 
     Raises:
         common.errors.WeightsError: the IR disagrees with PyTorch (``models.ir_export.export_ir``).
@@ -520,6 +514,7 @@ def _save_version(
     number = 1 + sum(1 for m in all_models(db) if "-site" in m.name)
     name = f"{start.name.split('-site')[0]}-site{number}"
     folder.mkdir(parents=True, exist_ok=True)
+    threshold = metadata.get("clustering_threshold")
     shipped = {  # float16 like the shipped checkpoint, without the site's tracklet classifiers
         k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
         for k, v in net.state_dict().items()

@@ -109,38 +109,3 @@ def split_held_out(pairs: Sequence[tuple[int, int]], every: int) -> tuple[list[t
     held = ordered[::every]
     kept = [p for i, p in enumerate(ordered) if i % every]
     return kept, held
-
-
-def carried_threshold(
-    before: np.ndarray, after: np.ndarray, cameras: np.ndarray, tracklets: Sequence[int], threshold: float
-) -> float:
-    """The identity-clustering threshold of an adapted model that links as many of the site's tracklet pairs as the
-    starting model's calibrated ``threshold`` did: the same count of pairs above it, the threshold in the middle of
-    the gap (over the cross-camera pairs, or every pair on a one-camera site). Adaptation spreads the embeddings,
-    so the old cosine would split people apart; the share of pairs that are one person does not change with the
-    model, so neither should the share linked.
-
-    Args:
-        before, after: ``float32 [T, D]`` L2-normalised tracklet features of the starting and the adapted model.
-        cameras: ``int64 [T]``. tracklets: the indices to use (those with crops).
-        threshold: the starting model's cosine threshold.
-
-    Returns:
-        The adapted model's cosine threshold (``threshold`` itself when there are no pairs).
-    """
-    index = np.asarray(sorted(tracklets), np.int64)
-    if len(index) < 2:
-        return float(threshold)
-    rows, cols = np.triu_indices(len(index), 1)
-    sim_before = (before[index] @ before[index].T)[rows, cols]
-    sim_after = (after[index] @ after[index].T)[rows, cols]
-    cross = cameras[index][rows] != cameras[index][cols]
-    if cross.any():
-        sim_before, sim_after = sim_before[cross], sim_after[cross]
-    below = int(np.sum(sim_before <= threshold))  # pairs left apart by the start: as many are left apart after
-    ordered = np.sort(sim_after)
-    if below == 0:
-        return float(min(threshold, ordered[0] - 1e-3))
-    if below == len(ordered):
-        return float(max(threshold, ordered[-1]))
-    return float((ordered[below - 1] + ordered[below]) / 2)  # the middle of the gap, not its edge

@@ -16,7 +16,7 @@ from pipelines.adaptation.reencode import ReencodeReport, reencode_site
 from pipelines.live.watchlist import carry_entries
 from pipelines.matching.identities import ClusteringReport, cluster_identities
 from storage.database import Database
-from storage.model_registry import get_model, model_threshold
+from storage.model_registry import get_model
 from storage.model_versions import (
     IncompleteVersionError,
     SwitchReport,
@@ -138,10 +138,7 @@ def make_current(
     set_version_info(db, model_id, {"state": "current", "previous": current})
     if current is not None:
         set_version_info(db, current, {"state": "replaced"})
-    # at the model's own threshold (an adapted version's is carried over from its start: pipelines.adaptation.check)
-    report.clustering = cluster_identities(
-        db, model_id, threshold=model_threshold(db, model_id), reason=f"model {model_id} made current"
-    )
+    report.clustering = cluster_identities(db, model_id, reason=f"model {model_id} made current")
     if current is not None:
         if encoder is None and any(e.kind == "image" for e in list_entries(db, current)):
             try:
