@@ -30,18 +30,20 @@ def main() -> None:
 
     from models.adaptation import TrackletAssociationLoss, associate_tracklets, pseudo_identities, tracklet_features
     from models.checkpoint import load_checkpoint
-    from models.configs import JointLossConfig, LossConfig, TrainConfig
+    from models.configs import JointLossConfig
     from models.datasets import read_cuhk01
     from models.encoders import JointLossEncoder
     from models.evaluation import cosine_distances, extract_features
     from models.jointloss import JointLossNet
     from models.metrics import evaluate_ranking
     from models.training import train
-    from pipelines.adaptation.adapt import AdaptOptions
+    from pipelines.adaptation.options import AdaptOptions
     from reid_app.console import stderr_console
     from reid_app.training_cli import _crop_pose, _keypoints
 
     site = AdaptOptions()  # the same settings as 'reid-app adapt' unless told otherwise
+    from dataclasses import replace
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", required=True, help="the starting reid-app checkpoint (.pt)")
     parser.add_argument("--root", default=str(ROOT.parent / "shared/data/reid/cuhk01"))
@@ -57,6 +59,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=None, help="cap on batches per epoch")
     parser.add_argument("--out", default=str(ROOT / "runs/adapt-cuhk01.pt"))
     args = parser.parse_args()
+    options = replace(
+        site,
+        lr=args.lr,
+        id_weight=args.id_weight,
+        triplet_weight=args.triplet_weight,
+        distill_weight=args.distill_weight,
+    )
     torch.set_num_threads(2)
     console = stderr_console()
     data = read_cuhk01(args.root)
@@ -121,23 +130,12 @@ def main() -> None:
             confirmed.append((min(a, b), max(a, b)))
     identities = pseudo_identities(len(tracklet_keys), pairs + confirmed)
     loss = TrackletAssociationLoss(
-        LossConfig(id_weight=args.id_weight, triplet_weight=args.triplet_weight, distill_weight=args.distill_weight),
+        options.loss_config(),
         tracklet_camera,
         identities,
     )
-    train_config = TrainConfig(
-        epochs=args.epochs,
-        p=16,
-        k=4,
-        lr=args.lr,
-        warmup_epochs=0,
-        schedule="cosine",
-        eval_every=0,
-        workers=0,
-        freeze_early=True,
-        preload=True,
-        max_iterations=args.iterations,
-        wise_alpha=args.wise_ft,
+    train_config = replace(
+        options.train_config(args.epochs, 16), max_iterations=args.iterations, wise_alpha=args.wise_ft
     )
     t1 = time.perf_counter()
     train(

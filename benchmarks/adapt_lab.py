@@ -31,7 +31,8 @@ LAB = ROOT.parent / "shared" / "data" / "videos" / "lab_4cam"
 
 def main() -> None:
     from benchmarks.identities_calibration import co_membership
-    from pipelines.adaptation.adapt import AdaptOptions, AdaptProgress, adapt_site
+    from pipelines.adaptation.adapt import adapt_site
+    from pipelines.adaptation.options import AdaptOptions, AdaptProgress
     from pipelines.adaptation.versions import make_current
     from pipelines.matching.feedback import confirm, reject
     from pipelines.matching.identities import cluster_identities

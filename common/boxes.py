@@ -1,4 +1,5 @@
-"""Overlap of axis-aligned boxes, the one geometry the detector, tracker, tiling and tracking metrics share."""
+"""Geometry of axis-aligned boxes: their overlap (the detector, tracker, tiling and tracking metrics) and the pixels a
+box covers in a frame (every crop: ingest, evidence, site adaptation)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,11 @@ def box_overlaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
     inside = np.where(smaller > 0, inter / np.maximum(smaller, 1e-12), 0.0)
     return iou, inside
+
+
+def pixel_bounds(box, width: int, height: int) -> tuple[int, int, int, int]:
+    """The whole pixels ``(x1, y1, x2, y2)`` a box ``(x1, y1, x2, y2)`` (float pixels) covers in a ``width`` x
+    ``height`` frame: outward to whole pixels, clipped to the frame (empty when ``x2 <= x1`` or ``y2 <= y1``)."""
+    x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x2, y2 = min(int(width), int(np.ceil(box[2]))), min(int(height), int(np.ceil(box[3])))
+    return x1, y1, x2, y2

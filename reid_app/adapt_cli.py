@@ -4,26 +4,19 @@ rollback)."""
 from __future__ import annotations
 
 import threading
-from typing import Optional
 
 import click
 
-from reid_app.cli_helpers import DB_ID, command_settings
+from reid_app.cli_helpers import DB_ID, command_settings, open_command_db
 from reid_app.console import stderr_console, stdout_console
 
 _DB_HELP = "Database file [default: reid.db in your user data folder, or $REID_APP_DB]."
 
 
 def _defaults():
-    from pipelines.adaptation.adapt import AdaptOptions
+    from pipelines.adaptation.options import AdaptOptions
 
     return AdaptOptions()
-
-
-def _open(db_path: Optional[str]):
-    from pipelines.matching.service import open_investigation
-
-    return open_investigation(db_path or command_settings().db, create=False)
 
 
 def _print(text: str) -> None:
@@ -60,14 +53,12 @@ class _RichAdaptProgress:
         self.task = self.progress.add_task(text, total=total, note="")
 
     def advance(self, done, fields=None):
-        fields = fields or {}
-        note = []
-        if "loss" in fields:
-            note.append(f"loss {fields['loss']:.3f}")
-        if "associated" in fields:
-            note.append(f"associated {fields['associated']:.0%}")
-        total = fields.get("total")
-        self.progress.update(self.task, completed=done, note="  ".join(note), **({"total": total} if total else {}))
+        from pipelines.adaptation.options import progress_note
+
+        total = (fields or {}).get("total")
+        self.progress.update(
+            self.task, completed=done, note=progress_note(fields), **({"total": total} if total else {})
+        )
 
     def message(self, text):
         self.progress.console.print(f"reid-app: {text}", markup=False, highlight=False, soft_wrap=True)
@@ -159,7 +150,7 @@ def adapt(db_path, minutes, resume, iterations, samples, threshold, no_switch, d
         threshold=threshold,
         device=resolve_device(device or command_settings().device),
     )
-    db = _open(db_path)
+    db = open_command_db(db_path)
     console = stderr_console()
     stopping = threading.Event()
     try:
@@ -217,7 +208,7 @@ def _list_versions(db_path) -> None:
 
     from pipelines.adaptation.versions import list_versions
 
-    db = _open(db_path)
+    db = open_command_db(db_path)
     try:
         versions = list_versions(db)
     finally:
@@ -255,7 +246,7 @@ def _list_versions(db_path) -> None:
 def _switch(db_path, model_id: int, what: str) -> None:
     from pipelines.adaptation.versions import make_current
 
-    db = _open(db_path)
+    db = open_command_db(db_path)
     console = stderr_console()
     try:
         with _RichAdaptProgress(console) as progress:
@@ -305,7 +296,7 @@ def rollback_command(ctx, db_path) -> None:
     from pipelines.adaptation.versions import rollback_target
 
     path = db_path or ctx.obj.get("db_path")
-    db = _open(path)
+    db = open_command_db(path)
     try:
         target = rollback_target(db)
     finally:

@@ -102,3 +102,11 @@ def command_settings() -> Settings:
     if "reid_app.settings" not in meta:
         meta["reid_app.settings"] = load_settings()
     return meta["reid_app.settings"]
+
+
+def open_command_db(db_path: Optional[str]):
+    """The investigation database a command names (``--db``, else the settings'), which must exist
+    (``pipelines.matching.service.open_investigation``)."""
+    from pipelines.matching.service import open_investigation
+
+    return open_investigation(db_path or command_settings().db, create=False)

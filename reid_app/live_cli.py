@@ -7,13 +7,12 @@ import signal
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
 
 import click
 
 from common.errors import UsageError
 from common.settings import DatabaseLocation
-from reid_app.cli_helpers import DB_ID, command_settings, format_time
+from reid_app.cli_helpers import DB_ID, command_settings, format_time, open_command_db
 from reid_app.console import stderr_console, stdout_console
 from reid_app.ingest_runner import IngestChoices, prepare_ingest, with_site_model
 from reid_app.live_session import make_live_site
@@ -23,12 +22,6 @@ _DB_HELP = "Database file [default: reid.db in your user data folder, or $REID_A
 
 def _print(text: str, err: bool = False) -> None:
     (stderr_console() if err else stdout_console()).print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-def _open(db_path: Optional[str]):
-    from pipelines.matching.service import open_investigation
-
-    return open_investigation(db_path or command_settings().db, create=False)
 
 
 def status_line(status) -> str:
@@ -274,7 +267,7 @@ def watchlist_add(name, db_path, identity_id, track_id, image_path, note, reid, 
         raise UsageError("give exactly one of --identity, --track or --image")
     if not name.strip():
         raise UsageError("NAME must not be empty")
-    db = _open(db_path)
+    db = open_command_db(db_path)
     try:
         if identity_id is not None:
             entry = watch_identity(db, identity_id, name.strip(), note)
@@ -300,7 +293,7 @@ def watchlist_list(db_path) -> None:
     """List the watchlist."""
     from storage.watchlist import list_entries
 
-    db = _open(db_path)
+    db = open_command_db(db_path)
     entries = list_entries(db)
     db.close()
     if not entries:
@@ -319,7 +312,7 @@ def watchlist_remove(entry_id, db_path) -> None:
     from storage.audit import record
     from storage.watchlist import remove_entry
 
-    db = _open(db_path)
+    db = open_command_db(db_path)
     try:
         if not remove_entry(db, entry_id):
             raise UsageError(f"the watchlist has no entry {entry_id}; see 'reid-app watchlist list'")
@@ -336,7 +329,7 @@ def alerts(db_path, limit) -> None:
     """List the watchlist alerts raised by 'reid-app watch', newest first."""
     from storage.watchlist import list_alerts
 
-    db = _open(db_path)
+    db = open_command_db(db_path)
     rows = list_alerts(db, limit)
     db.close()
     if not rows:

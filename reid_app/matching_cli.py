@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import click
 
 from common.errors import UsageError
 from common.timefmt import confidence_text, zone_label
-from reid_app.cli_helpers import DB_ID, command_settings, finite_option, format_time, parse_start_time
+from reid_app.cli_helpers import DB_ID, command_settings, finite_option, format_time, open_command_db, parse_start_time
 from reid_app.console import stderr_console, stdout_console
 
 _DB_HELP = "Database file [default: reid.db in your user data folder, or $REID_APP_DB]."
-
-
-def _open(db_path: Optional[str]):
-    from pipelines.matching.service import open_investigation
-
-    return open_investigation(db_path or command_settings().db, create=False)
 
 
 def _print(text: str) -> None:
@@ -120,7 +114,7 @@ def search(
     if window[0] is not None and window[1] is not None and window[0] > window[1]:
         raise UsageError(f"--after {after} is later than --before {before}")
     settings = command_settings()
-    db = _open(db_path)
+    db = open_command_db(db_path)
     device_name = resolve_device(device or settings.device)
     searcher = service.make_searcher(db, index_kind, device_name)
     options = service.SearchOptions(
@@ -244,7 +238,7 @@ def identities(db_path, recluster, threshold, min_cameras, identity_id) -> None:
         raise UsageError("--threshold applies to --recluster; add --recluster")
     if threshold is not None and not -1 <= finite_option(threshold, "--threshold", -1.0) <= 1:
         raise UsageError(f"--threshold is a cosine similarity between -1 and 1, got {threshold}")
-    db = _open(db_path)
+    db = open_command_db(db_path)
     listing = list_identities(db, recluster, threshold)
     report, summaries, names = listing.report, listing.identities, listing.labels
     if report is not None:
@@ -359,7 +353,7 @@ def _pair_command(name: str, summary: str):
     def command(track_a, track_b, db_path) -> None:
         from pipelines.matching import service as actions
 
-        db = _open(db_path)
+        db = open_command_db(db_path)
         _after_feedback(getattr(actions, name)(db, track_a, track_b), db, [track_a, track_b])
 
     return command
@@ -382,7 +376,7 @@ def label_command(identity_id, name, note, clear, db_path) -> None:
 
     if clear == (name is not None):
         raise UsageError("give a NAME, or --clear to remove the name")
-    db = _open(db_path)
+    db = open_command_db(db_path)
     _print(f"changed: {label(db, identity_id, None if clear else name, note)}")
     db.close()
 
@@ -393,7 +387,7 @@ def undo_command(db_path) -> None:
     """Take back the newest confirm, reject, forget, merge or split not yet undone (repeat to go further back)."""
     from pipelines.matching.service import undo
 
-    db = _open(db_path)
+    db = open_command_db(db_path)
     _after_feedback(undo(db), db)
 
 
@@ -405,7 +399,7 @@ def merge(identity_a, identity_b, db_path) -> None:
     """Merge identities IDENTITY_A and IDENTITY_B into one person."""
     from pipelines.matching.service import merge as run
 
-    db = _open(db_path)
+    db = open_command_db(db_path)
     report = run(db, identity_a, identity_b)
     _after_feedback(report, db, report.subject_tracks[:1])
 
@@ -418,7 +412,7 @@ def split(identity_id, tracks, db_path) -> None:
     """Split TRACKS off identity IDENTITY_ID into a new identity."""
     from pipelines.matching.service import split as run
 
-    db = _open(db_path)
+    db = open_command_db(db_path)
     _after_feedback(run(db, identity_id, tracks), db, list(tracks[:1]))
 
 
@@ -440,7 +434,7 @@ def cameras(db_path, overlap, no_overlap) -> None:
 
     from pipelines.matching.service import camera_overlaps, list_cameras, set_camera_overlap
 
-    db = _open(db_path)
+    db = open_command_db(db_path)
     for spec, value in ((overlap, True), (no_overlap, False)):
         if spec is not None:
             try:
@@ -493,7 +487,7 @@ def export_identity(db_path, identity_id, out_dir, clips, clip_margin, redact) -
     from pipelines.matching.service import export_identity as run
 
     finite_option(clip_margin, "--clip-margin")
-    db = _open(db_path)
+    db = open_command_db(db_path)
     err = stderr_console()
     report = run(
         db,
@@ -533,7 +527,7 @@ def audit(db_path, action, limit) -> None:
 
     from pipelines.matching.service import read_log
 
-    db = _open(db_path)
+    db = open_command_db(db_path)
     table = Table(title=f"Audit log of {db.location}")
     for name in ("id", "time (UTC)", "action", "details"):
         table.add_column(name, overflow="fold")
@@ -605,7 +599,7 @@ def retention(db_path, older_than, recordings_dir, dry_run) -> None:
 
     age = parse_duration(older_than, "--older-than")
     location = db_path or command_settings().db
-    db = _open(db_path)
+    db = open_command_db(db_path)
     folder = Path(recordings_dir) if recordings_dir else recordings_dir_for(location)
     report = apply_retention(db, age, folder, dry_run)
     db.close()

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from typing import Optional, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from storage.database import Database, lock_for_writing
-from storage.model_versions import current_model_id
+from storage.model_versions import current_model_id, embedding_counts
 from storage.schema import (
-    Embedding,
     Meta,
     ReidModel,
 )
@@ -97,10 +96,9 @@ def ingest_models(db: Database) -> dict[str, str]:
 def list_models(db: Database) -> list[ReidModel]:
     """Every re-id model that has embeddings in this database: the current one first
     (``storage.model_versions.current_model_id``), then most embeddings first."""
-    current = current_model_id(db)
+    order = embedding_counts(db)
+    current = current_model_id(db, order)
     with db.session() as session:
-        counts = session.execute(select(Embedding.model_id, func.count()).group_by(Embedding.model_id)).all()
-        order = {mid: n for mid, n in counts}
         models = [m for m in session.scalars(select(ReidModel)) if m.id in order]
     return sorted(models, key=lambda m: (m.id != current, -order[m.id], m.id))
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from storage.database import Database, lock_for_writing
 from storage.leases import owner_alive
 from storage.schema import Embedding, Identity, Meta, ReidModel, Sighting, Track, Video
-from storage.vectors import bytes_to_vector, usable_embedding, vector_to_bytes
+from storage.vectors import bytes_to_keypoints, bytes_to_vector, usable_embedding, vector_to_bytes
 
 CURRENT_KEY = "models.current"
 
@@ -31,20 +31,13 @@ def _info_key(model_id: int) -> str:
 def embedding_counts(db: Database) -> dict[int, int]:
     """Model id -> number of stored embeddings (models without any are absent)."""
     with db.session() as session:
-        return {
-            int(m): int(n)
-            for m, n in session.execute(select(Embedding.model_id, func.count()).group_by(Embedding.model_id))
-        }
+        return _counts_in(session)
 
 
 def recorded_current_model(db: Database) -> Optional[int]:
     """The model id recorded as current by :func:`switch_model`, or None (never switched, or unreadable)."""
     with db.session() as session:
-        value = session.scalar(select(Meta.value).where(Meta.key == CURRENT_KEY))
-    try:
-        return None if value is None else int(value)
-    except ValueError:
-        return None
+        return _recorded_in(session)
 
 
 def set_version_info(db: Database, model_id: int, info: dict) -> None:
@@ -120,21 +113,25 @@ def videos_to_encode(db: Database, source_model: int, target_model: int) -> list
     return [VideoToEncode(int(v), int(c), str(p), int(n), int(done.get(v, 0))) for v, c, p, n in rows]
 
 
+#: What :class:`PendingSighting` is read from, in :func:`_pending`'s order.
+_PENDING_COLUMNS = (
+    Sighting.id,
+    Sighting.track_id,
+    Sighting.frame_index,
+    Sighting.x1,
+    Sighting.y1,
+    Sighting.x2,
+    Sighting.y2,
+    Sighting.keypoints,
+)
+
+
 def pending_sightings(db: Database, video_id: int, source_model: int, target_model: int) -> list[PendingSighting]:
     """The sightings of a video that ``source_model`` encoded and ``target_model`` has not, in frame order."""
     encoded = select(Embedding.sighting_id).where(Embedding.model_id == target_model)
     with db.session() as session:
         rows = session.execute(
-            select(
-                Sighting.id,
-                Sighting.track_id,
-                Sighting.frame_index,
-                Sighting.x1,
-                Sighting.y1,
-                Sighting.x2,
-                Sighting.y2,
-                Sighting.keypoints,
-            )
+            select(*_PENDING_COLUMNS)
             .join(Embedding, Embedding.sighting_id == Sighting.id)
             .where(
                 Sighting.video_id == video_id,
@@ -153,16 +150,7 @@ def encoded_sightings(db: Database, model_id: int, track_ids: Sequence[int]) -> 
     with db.session() as session:
         for start in range(0, len(ids), 5000):
             rows = session.execute(
-                select(
-                    Sighting.id,
-                    Sighting.track_id,
-                    Sighting.frame_index,
-                    Sighting.x1,
-                    Sighting.y1,
-                    Sighting.x2,
-                    Sighting.y2,
-                    Sighting.keypoints,
-                )
+                select(*_PENDING_COLUMNS)
                 .join(Embedding, Embedding.sighting_id == Sighting.id)
                 .where(Embedding.model_id == model_id, Sighting.track_id.in_(ids[start : start + 5000]))
                 .order_by(Sighting.track_id, Sighting.frame_index, Sighting.id)
@@ -175,9 +163,9 @@ def encoded_sightings(db: Database, model_id: int, track_ids: Sequence[int]) -> 
 
 def _pending(row) -> PendingSighting:
     sid, tid, frame, x1, y1, x2, y2, kp = row
-    values = None if kp is None else np.frombuffer(kp, dtype="<f4")
-    keypoints = None if values is None or values.size != 51 else values.reshape(17, 3).copy()
-    return PendingSighting(int(sid), int(tid), int(frame), (float(x1), float(y1), float(x2), float(y2)), keypoints)
+    return PendingSighting(
+        int(sid), int(tid), int(frame), (float(x1), float(y1), float(x2), float(y2)), bytes_to_keypoints(kp)
+    )
 
 
 def add_embeddings(db: Database, model_id: int, rows: Sequence[tuple[int, np.ndarray]]) -> int:
@@ -312,28 +300,38 @@ def switch_model(db: Database, model_id: int) -> SwitchReport:
 
 
 def _current_in(session) -> Optional[int]:
+    """:func:`current_model_id` read in ``session`` (inside the switch's transaction)."""
+    return _pick_current(_recorded_in(session), _counts_in(session))
+
+
+def _recorded_in(session) -> Optional[int]:
     value = session.scalar(select(Meta.value).where(Meta.key == CURRENT_KEY))
-    if value is not None:
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    counts = session.execute(select(Embedding.model_id, func.count()).group_by(Embedding.model_id)).all()
-    return max(counts, key=lambda mn: (mn[1], -mn[0]))[0] if counts else None
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
 
 
-def current_model_id(db: Database) -> Optional[int]:
-    """The current model (module docstring): the one recorded by :func:`switch_model` when it still has
-    embeddings, else the model with the most embeddings; None when the database holds no embeddings."""
-    with db.session() as session:
-        current = _current_in(session)
-        if current is None:
-            return None
-        has = session.scalar(select(Embedding.id).where(Embedding.model_id == current).limit(1))
-    if has is not None:
-        return current
-    counts = embedding_counts(db)
+def _counts_in(session) -> dict[int, int]:
+    rows = session.execute(select(Embedding.model_id, func.count()).group_by(Embedding.model_id))
+    return {int(m): int(n) for m, n in rows}
+
+
+def _pick_current(recorded: Optional[int], counts: dict[int, int]) -> Optional[int]:
+    if recorded is not None and counts.get(recorded):
+        return recorded
     return max(counts, key=lambda m: (counts[m], -m)) if counts else None
+
+
+def current_model_id(db: Database, counts: Optional[dict[int, int]] = None) -> Optional[int]:
+    """The current model (module docstring): the one recorded by :func:`switch_model` when it still has
+    embeddings, else the model with the most embeddings; None when the database holds no embeddings.
+
+    Args:
+        counts: :func:`embedding_counts` when the caller has them already (they are one aggregate over every
+            embedding: not worth reading twice).
+    """
+    return _pick_current(recorded_current_model(db), embedding_counts(db) if counts is None else counts)
 
 
 def videos_being_ingested(db: Database) -> list[str]:

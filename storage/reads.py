@@ -18,7 +18,7 @@ from storage.schema import (
     Track,
     Video,
 )
-from storage.vectors import bytes_to_vector
+from storage.vectors import bytes_to_keypoints, bytes_to_vector
 
 
 def sighting_keypoints(db: Database, sighting_ids: Sequence[int]) -> dict[int, tuple[np.ndarray, Optional[np.ndarray]]]:
@@ -34,11 +34,7 @@ def sighting_keypoints(db: Database, sighting_ids: Sequence[int]) -> dict[int, t
         ).all()
     out = {}
     for sid, x1, y1, x2, y2, kp in rows:
-        values = None if kp is None else np.frombuffer(kp, dtype="<f4")
-        out[sid] = (
-            np.array([x1, y1, x2, y2], np.float32),
-            None if values is None or values.size != 51 else values.reshape(17, 3).copy(),
-        )
+        out[sid] = (np.array([x1, y1, x2, y2], np.float32), bytes_to_keypoints(kp))
     return out
 
 

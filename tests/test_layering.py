@@ -138,3 +138,14 @@ def _all_imports(package: str) -> dict[str, set[str]]:
                 targets |= {a.name for a in node.names}
         found[str(path.relative_to(ROOT))] = targets
     return found
+
+
+def test_the_cli_starts_without_torch():
+    """Every command's --help and argument checks come before any model loads (torch takes seconds)."""
+    import subprocess
+    import sys
+
+    code = "import sys, reid_app.cli; print(sorted(m for m in ('torch', 'ultralytics') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -125,7 +125,8 @@ def adapt_site(db, minutes: float, make_current: bool, progress, stop):
     """``pipelines.adaptation.adapt.adapt_site`` with the app's options (``progress``: an ``AdaptProgress``)."""
     from dataclasses import replace
 
-    from pipelines.adaptation.adapt import AdaptOptions, adapt_site
+    from pipelines.adaptation.adapt import adapt_site
+    from pipelines.adaptation.options import AdaptOptions
 
     return adapt_site(db, replace(AdaptOptions(), minutes=float(minutes)), progress, stop, False, make_current)
 

@@ -210,13 +210,9 @@ class _AdaptBridge:
         self.worker.stage.emit(text, int(total or 0))
 
     def advance(self, done, fields=None):
-        fields = fields or {}
-        note = []
-        if "loss" in fields:
-            note.append(f"loss {fields['loss']:.3f}")
-        if "associated" in fields:
-            note.append(f"{fields['associated']:.0%} of tracklets associated across cameras")
-        self.worker.advanced.emit(int(done), int(fields.get("total") or 0), ", ".join(note))
+        from pipelines.adaptation.options import progress_note
+
+        self.worker.advanced.emit(int(done), int((fields or {}).get("total") or 0), progress_note(fields))
 
     def message(self, text):
         self.worker.message.emit(text)

@@ -78,8 +78,6 @@ def adapt_summary(report) -> str:
 class SiteModelActions:
     """Part of :class:`ui.main_window.MainWindow` (a mixin of its methods; the window holds the state)."""
 
-    site_worker = None
-
     def adapt_model(self) -> None:
         """Ask for the time budget, then adapt the site's model on a worker thread."""
         if self.db is None or self._site_busy():

@@ -38,6 +38,7 @@ from common.errors import UsageError, setting
 from common.settings import site_models_dir_for
 from pipelines.adaptation.check import AgreementCheck, agreement, got_worse, split_held_out
 from pipelines.adaptation.crops import cut_crops
+from pipelines.adaptation.options import AdaptOptions, AdaptProgress
 from pipelines.adaptation.tracklets import TrackletSet, site_tracklets
 from pipelines.adaptation.versions import MakeCurrentReport, make_current
 from pipelines.ingest.engine import register_encoder
@@ -48,87 +49,6 @@ from storage.vector_index import database_id
 
 #: Marks a work folder as made by ``reid-app adapt`` (only such a folder is ever deleted).
 PLAN_FILE = "plan.json"
-
-
-@dataclass(frozen=True)
-class AdaptOptions:
-    """Settings of :func:`adapt_site`.
-
-    Attributes:
-        minutes: time budget of the whole adaptation before re-encoding (wall-clock minutes).
-        samples: sightings per tracklet trained on. min_sightings: fewer encoded sightings and a track is left out.
-        max_crops: crops trained on at most: past it, fewer sightings per tracklet (2 at least), then only the
-            tracklets with the most encoded sightings, so that a large site's encoding passes fit the budget.
-        threshold: lowest cosine that associates two cameras' tracklets (UTAL's cyclic ranking consistency).
-        iterations: training batches at most.
-        lr: Adam learning rate. id_weight / triplet_weight / distill_weight: loss weights (the per-camera tracklet
-            identity loss is off by default: on CUHK01 as a site it cost rank-1 at every weight tried, README).
-        wise_alpha: WiSE-FT (Wortsman et al., CVPR 2022): the adapted backbone is ``(1 - alpha) * start + alpha *
-            adapted``, applied also when the time budget ends training early.
-        held_out_every / negatives_held_out_every: hold-out rates of verdicts and of automatic negatives.
-        device: ``cpu`` or ``cuda[:N]``.
-    """
-
-    minutes: float = 30.0
-    samples: int = 8
-    min_sightings: int = 2
-    max_crops: int = 4000
-    threshold: float = 0.5
-    iterations: int = 200
-    lr: float = 1e-4
-    id_weight: float = 0.0
-    triplet_weight: float = 1.0
-    distill_weight: float = 1.0
-    wise_alpha: float = 0.7
-    held_out_every: int = 2
-    negatives_held_out_every: int = 4
-    device: str = "cpu"
-
-    def check(self) -> None:
-        """Raises UsageError naming the setting out of range."""
-        if not self.minutes > 0:
-            raise UsageError(f"{setting('minutes')} must be above 0, got {self.minutes}")
-        if self.samples < 2:
-            raise UsageError(f"{setting('samples')} must be at least 2, got {self.samples}")
-        if not -1.0 <= self.threshold <= 1.0:
-            raise UsageError(f"{setting('threshold')} must be a cosine between -1 and 1, got {self.threshold}")
-        if not 0.0 <= self.wise_alpha <= 1.0:
-            raise UsageError(f"the WiSE-FT weight must be in [0, 1], got {self.wise_alpha}")
-        if self.iterations < 1:
-            raise UsageError(f"{setting('iterations')} must be at least 1, got {self.iterations}")
-
-    def training_key(self) -> dict:
-        """The settings a resumed run must share with the interrupted one."""
-        return {
-            k: getattr(self, k)
-            for k in (
-                "samples",
-                "min_sightings",
-                "max_crops",
-                "threshold",
-                "iterations",
-                "lr",
-                "id_weight",
-                "triplet_weight",
-                "distill_weight",
-                "wise_alpha",
-                "held_out_every",
-                "negatives_held_out_every",
-            )
-        }
-
-
-class AdaptProgress:
-    """Callbacks of :func:`adapt_site`; the default does nothing (the CLI and the app draw progress)."""
-
-    def stage(self, text: str, total: Optional[int] = None) -> None:
-        """A stage begins (``total`` steps, None: unknown)."""
-
-    def advance(self, done: int, fields: Optional[dict] = None) -> None:
-        """``done`` steps of the stage are done; ``fields`` (``loss``, ``associated``...) to show."""
-
-    def message(self, text: str) -> None:
-        """A note for the user."""
 
 
 @dataclass
@@ -216,7 +136,7 @@ def adapt_site(
 
     from models.adaptation import TrackletAssociationLoss, associate_tracklets, pseudo_identities, tracklet_features
     from models.checkpoint import load_checkpoint
-    from models.configs import JointLossConfig, LossConfig, TrainConfig
+    from models.configs import JointLossConfig
     from models.datasets import ReidSample
     from models.encoders import JointLossEncoder, load_encoder
     from models.jointloss import JointLossNet
@@ -324,23 +244,9 @@ def adapt_site(
 
     p = min(16, groups)
     per_epoch = max(1, groups // p)
-    train_config = TrainConfig(
-        epochs=max(1, math.ceil(options.iterations / per_epoch)),
-        p=p,
-        k=4,
-        lr=options.lr,
-        warmup_epochs=0,
-        schedule="cosine",
-        eval_every=0,
-        workers=0,
-        freeze_early=True,
-        preload=True,
-        amp=options.device.startswith("cuda"),
-    )
+    train_config = options.train_config(max(1, math.ceil(options.iterations / per_epoch)), p)
     loss = TrackletAssociationLoss(
-        LossConfig(
-            id_weight=options.id_weight, triplet_weight=options.triplet_weight, distill_weight=options.distill_weight
-        ),
+        options.loss_config(),
         cameras,
         identities,
         known_negatives=pairs.negatives_train,

@@ -9,6 +9,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
+from common.boxes import pixel_bounds
 from models.parts import part_boxes_from_keypoints
 from pipelines.ingest.video import FrameReader
 from storage.model_versions import PendingSighting
@@ -50,8 +51,7 @@ def cut_crops(video_path: str, sightings: Sequence[PendingSighting]) -> Iterator
             if frame is None:
                 continue
             h, w = frame.shape[:2]
-            x1, y1 = max(0, int(np.floor(s.box[0]))), max(0, int(np.floor(s.box[1])))
-            x2, y2 = min(w, int(np.ceil(s.box[2]))), min(h, int(np.ceil(s.box[3])))
+            x1, y1, x2, y2 = pixel_bounds(s.box, w, h)
             if x2 - x1 < 2 or y2 - y1 < 2:
                 continue
             keypoints = None

@@ -13,6 +13,7 @@ import av
 import cv2
 import numpy as np
 
+from common.boxes import pixel_bounds
 from common.errors import InputVideoError
 from pipelines.evidence.redaction import BystanderBoxes, blur_bystanders
 from pipelines.ingest.video import FrameReader
@@ -177,8 +178,7 @@ def full_crops(
             if frame is None:
                 continue
             h, w = frame.shape[:2]
-            x1, y1 = max(0, int(np.floor(s.box[0]))), max(0, int(np.floor(s.box[1])))
-            x2, y2 = min(w, int(np.ceil(s.box[2]))), min(h, int(np.ceil(s.box[3])))
+            x1, y1, x2, y2 = pixel_bounds(s.box, w, h)
             if x2 <= x1 or y2 <= y1:
                 continue
             if bystanders is not None:

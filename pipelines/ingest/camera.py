@@ -12,6 +12,7 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
+from common.boxes import pixel_bounds
 from common.types import Detection, Frame, Observation, StageTimes
 from models.parts import part_boxes_from_keypoints
 from models.pose import PoseEstimator
@@ -49,8 +50,7 @@ def make_crop(frame: Frame, obs: Observation, num_parts: int = 4) -> tuple[np.nd
     """
     h, w = frame.image.shape[:2]
     x1, y1, x2, y2 = obs.detection.box
-    ix1, iy1 = int(max(0, np.floor(x1))), int(max(0, np.floor(y1)))
-    ix2, iy2 = int(min(w, np.ceil(x2))), int(min(h, np.ceil(y2)))
+    ix1, iy1, ix2, iy2 = pixel_bounds((x1, y1, x2, y2), w, h)
     crop = frame.image[iy1:iy2, ix1:ix2].copy()
     keypoints = None
     if obs.detection.keypoints is not None:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from common.errors import UsageError
-from pipelines.adaptation.adapt import AdaptOptions, AdaptProgress, adapt_site
+from pipelines.adaptation.adapt import adapt_site
+from pipelines.adaptation.options import AdaptOptions, AdaptProgress
 from pipelines.adaptation.versions import list_versions
 from storage.database import open_database
 from tests.conftest import copy_db
