@@ -6,10 +6,10 @@ model must not have seen CUHK01: the shipped model was trained on it, so start f
 (README, "Generalisation guard"). Before and after, rank-1 and mAP on CUHK01 (query camera A, gallery camera B, all
 971 people), scored at the shipped part weight.
 
-    python benchmarks/adapt_cuhk01.py --weights runs/guard.pt --root ../shared/data/reid/cuhk01 --epochs 3
+    python benchmarks/adapt_cuhk01.py --weights runs/guard.pt --root ../shared/data/reid/cuhk01 --epochs 4
 
 The loss, learning rate, association threshold and WiSE-FT weight default to ``reid-app adapt``'s
-(``pipelines.adaptation.adapt.AdaptOptions``); 3 epochs here are about 210 batches, near its 200.
+(``pipelines.adaptation.options.AdaptOptions``); 4 epochs here are about 270 batches, near its 300.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", required=True, help="the starting reid-app checkpoint (.pt)")
     parser.add_argument("--root", default=str(ROOT.parent / "shared/data/reid/cuhk01"))
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--lr", type=float, default=site.lr)
     parser.add_argument("--threshold", type=float, default=site.threshold, help="lowest cosine that associates")
     parser.add_argument("--confirmed", type=int, default=0, help="cross-camera pairs given as confirmed")

@@ -33,8 +33,8 @@ class AdaptOptions:
     samples: int = 8
     min_sightings: int = 2
     max_crops: int = 4000
-    threshold: float = 0.5
-    iterations: int = 200
+    threshold: float = 0.4
+    iterations: int = 300
     lr: float = 1e-4
     id_weight: float = 0.0
     triplet_weight: float = 1.0
